@@ -1,0 +1,87 @@
+"""Settings: LIEBIAN_* environment variables, then an optional liebian.toml, then defaults.
+
+One data directory holds all state by default: the SQLite operational store, the DuckDB
+warehouse, the key file, import rejects and exports.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("LIEBIAN_CONFIG", "liebian.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIEBIAN_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("liebian-data"), description="where all state lives")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    warehouse_path: Path | None = Field(default=None, description="DuckDB file; default in data_dir")
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    spark_master: str = "local[2]"
+    timezone: str = Field(default="Asia/Shanghai", description="zone for naive input times and display")
+    # extra channel aliases, e.g. {"天猫": "tmall"}; canonical names not listed in
+    # ingest.normalize.CHANNELS must be added to extra_channels to be accepted
+    channel_aliases: dict[str, str] = Field(default_factory=dict)
+    extra_channels: list[str] = Field(default_factory=list)
+    hmac_key: str | None = Field(default=None, description="hex key for identifier HMACs")
+    encryption_key: str | None = Field(default=None, description="hex AES-256 key for PII ciphertext")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str | None = None
+    quality_error_target: float = 0.003
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()),
+        )
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'liebian.db').resolve()}"
+
+    @property
+    def warehouse_file(self) -> Path:
+        return self.warehouse_path or self.data_dir / "warehouse.duckdb"
+
+    @property
+    def public_url(self) -> str:
+        return self.base_url or f"http://{self.host}:{self.port}"
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.ensure_dirs()
+    return settings
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests and the CLI's --data-dir change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,52 @@
+"""Alembic, driven from code: `liebian db upgrade`, the server's start-up and the tests use this."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+import liebian
+from liebian.config import get_settings
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def import_all_models() -> None:
+    """Import every domain's models.py so that Base.metadata knows every table."""
+    for module in pkgutil.iter_modules(liebian.__path__):
+        if module.ispkg:
+            try:
+                importlib.import_module(f"liebian.{module.name}.models")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"liebian.{module.name}.models":
+                    raise
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", (url or get_settings().sqlalchemy_url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str | None = None) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    from liebian.db.session import get_engine
+
+    with get_engine(url).connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -1,0 +1,49 @@
+"""The analytics engine seam: analyses are Ibis expressions; this module hands them a backend.
+
+DuckDB (embedded, default) reads the warehouse file. Spark (scale-out, `LIEBIAN_ENGINE=spark`)
+reads the same tables as Parquet, exported by `export_parquet` or written by a pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import ibis
+
+from liebian.config import get_settings
+from liebian.engine import warehouse
+
+
+def parquet_dir() -> Path:
+    return get_settings().data_dir / "parquet"
+
+
+def export_parquet(target: Path | None = None) -> dict[str, Path]:
+    """Write every warehouse table as Parquet (the form both DuckDB and Spark read)."""
+    target = target or parquet_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    written = {}
+    with warehouse.connect(read_only=True) as con:
+        for table in warehouse.TABLES:
+            out = target / f"{table}.parquet"
+            con.execute(f"COPY {table} TO '{out}' (FORMAT parquet)")
+            written[table] = out
+    return written
+
+
+@contextmanager
+def analytics_backend(engine: str | None = None) -> Iterator[ibis.BaseBackend]:
+    """An Ibis backend whose tables are events, orders, messages, referral_edges, identity_map."""
+    engine = engine or get_settings().engine
+    if engine == "duckdb":
+        with warehouse.connect(read_only=True) as con:
+            yield ibis.duckdb.from_connection(con)
+    elif engine == "spark":
+        from liebian.engine.spark import spark_backend
+
+        with spark_backend(parquet_dir()) as backend:
+            yield backend
+    else:  # pragma: no cover - settings validation prevents it
+        raise ValueError(f"unknown analytics engine {engine!r}")

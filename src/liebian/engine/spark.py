@@ -1,0 +1,40 @@
+"""PySpark (local mode in tests, a cluster in production) behind Ibis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+import ibis
+
+from liebian.config import get_settings
+from liebian.engine import warehouse
+
+
+@lru_cache(maxsize=1)
+def spark_session():
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("the Spark engine needs `pip install liebian[spark]` and Java 17") from exc
+    return (
+        SparkSession.builder.master(get_settings().spark_master)
+        .appName("liebian")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+@contextmanager
+def spark_backend(parquet_dir: Path) -> Iterator[ibis.BaseBackend]:
+    session = spark_session()
+    backend = ibis.pyspark.connect(session)
+    for table in warehouse.TABLES:
+        path = parquet_dir / f"{table}.parquet"
+        if path.exists():
+            backend.read_parquet(str(path), table_name=table)
+    yield backend

@@ -1,0 +1,186 @@
+"""The analytics warehouse: one DuckDB file holding behaviour, transaction and social data.
+
+DuckDB allows one writing process per file, so every unit of work opens the file, does its work
+and closes it again; a process that finds the file locked by another retries until
+`LOCK_WAIT_SECONDS` pass. Times are naive UTC; money is integer fen; direct identifiers (phones)
+arrive here only as HMACs.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from liebian.config import get_settings
+
+LOCK_WAIT_SECONDS = 60.0
+
+# "behaviour – transaction – social": events and orders, identities, referral edges, messages.
+SCHEMA = [
+    """
+    CREATE TABLE IF NOT EXISTS events (
+        event_id VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        person_id BIGINT NOT NULL,
+        id_type VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        event VARCHAR NOT NULL,
+        channel VARCHAR NOT NULL,
+        campaign_id VARCHAR,
+        invite_code VARCHAR,
+        referrer_person_id BIGINT,
+        device_id VARCHAR,
+        ip VARCHAR,
+        props VARCHAR,
+        batch_id VARCHAR NOT NULL,
+        ingested_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS orders (
+        order_id VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        person_id BIGINT NOT NULL,
+        id_type VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        amount_fen BIGINT NOT NULL,
+        currency VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,
+        channel VARCHAR NOT NULL,
+        campaign_id VARCHAR,
+        status_ts TIMESTAMP NOT NULL,
+        props VARCHAR,
+        batch_id VARCHAR NOT NULL,
+        ingested_at TIMESTAMP NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS messages (
+        message_id VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        group_id VARCHAR NOT NULL,
+        person_id BIGINT NOT NULL,
+        id_type VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        text VARCHAR,
+        channel VARCHAR NOT NULL,
+        props VARCHAR,
+        batch_id VARCHAR NOT NULL,
+        ingested_at TIMESTAMP NOT NULL
+    )
+    """,
+    # One row per invitee and campaign: who brought whom (the first inviter seen wins here;
+    # the campaign engine applies its own first/last-touch rule to rewards).
+    """
+    CREATE TABLE IF NOT EXISTS referral_edges (
+        inviter_person_id BIGINT NOT NULL,
+        invitee_person_id BIGINT NOT NULL,
+        campaign_id VARCHAR,
+        channel VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL,
+        event_id VARCHAR NOT NULL
+    )
+    """,
+    # Replica of the operational OneID registry, so analyses can map identifiers to persons.
+    """
+    CREATE TABLE IF NOT EXISTS identity_map (
+        id_type VARCHAR NOT NULL,
+        id_value VARCHAR NOT NULL,
+        person_id BIGINT NOT NULL
+    )
+    """,
+    # Person merges already applied to the warehouse tables (watermark for the merge log).
+    """
+    CREATE TABLE IF NOT EXISTS applied_merges (
+        merge_id BIGINT NOT NULL,
+        applied_at TIMESTAMP NOT NULL
+    )
+    """,
+    # Each loaded import batch; re-running a batch is a no-op thanks to id anti-joins.
+    """
+    CREATE TABLE IF NOT EXISTS import_batches (
+        batch_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        rows_read BIGINT NOT NULL,
+        rows_loaded BIGINT NOT NULL,
+        rows_duplicate BIGINT NOT NULL,
+        rows_rejected BIGINT NOT NULL,
+        finished_at TIMESTAMP NOT NULL
+    )
+    """,
+    # Rows that could not be loaded, kept visible (quarantine) besides the rejects file.
+    """
+    CREATE TABLE IF NOT EXISTS rejects (
+        batch_id VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        source VARCHAR NOT NULL,
+        line BIGINT,
+        field VARCHAR,
+        reason VARCHAR NOT NULL,
+        raw VARCHAR,
+        rejected_at TIMESTAMP NOT NULL
+    )
+    """,
+]
+
+TABLES = ("events", "orders", "messages", "referral_edges", "identity_map")
+
+
+class WarehouseLocked(RuntimeError):
+    """Another process kept the warehouse file locked for longer than we wait."""
+
+
+def warehouse_path() -> Path:
+    return get_settings().warehouse_file
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc)
+    return "lock" in text.lower() or "Conflicting" in text
+
+
+@contextmanager
+def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse for one unit of work; create the schema on first use."""
+    path = Path(path or warehouse_path())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if read_only and not path.exists():
+        read_only = False  # nothing to read yet: create it
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    delay = 0.01
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() > deadline:
+                if _is_lock_error(exc):
+                    raise WarehouseLocked(
+                        f"the warehouse {path} is held by another process for over "
+                        f"{LOCK_WAIT_SECONDS:.0f} s: {exc}"
+                    ) from exc
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            ensure_schema(con)
+        yield con
+    finally:
+        con.close()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for ddl in SCHEMA:
+        con.execute(ddl)
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}

@@ -1,0 +1,397 @@
+"""OneID: resolve identifiers to persons, link identifiers by evidence, merge persons consistently.
+
+Rules
+- An identifier seen for the first time founds a new person whose id derives from it.
+- A link (two identifiers of one human) merges their persons unless the merged person would hold
+  two different values of a singular identifier type (two unionids, two app accounts, …): that
+  evidence is kept with the outcome ``conflict`` and merges nothing.
+- Links of one batch are applied in a fixed order (observed time, then the identifiers), and the
+  survivor of a merge is the smaller person id, so the same evidence always gives the same persons.
+- Every merge is logged; `sync_warehouse` replays the log onto the warehouse tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from liebian.db.base import utcnow
+from liebian.identity.keys import (
+    DIRECT_TYPES,
+    SINGULAR_TYPES,
+    check_id_type,
+    display_value,
+    person_id_for,
+    stored_value,
+)
+from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
+from liebian.privacy.crypto import encrypt
+
+Key = tuple[str, str]  # (id_type, stored value)
+CHUNK = 900
+
+# Other domains keep person ids in the operational store too; they register here to follow merges.
+MergeHook = Callable[[Session, dict[int, int]], None]
+MERGE_HOOKS: list[MergeHook] = []
+
+
+def _insert(session: Session, model):
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
+
+
+def _chunks(seq: Sequence, size: int = CHUNK):
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+@dataclass
+class RawIdentifier:
+    """An identifier as a channel sent it, before hashing."""
+
+    id_type: str
+    raw: str
+
+    @property
+    def key(self) -> Key:
+        return (self.id_type, stored_value(self.id_type, self.raw))
+
+
+def key_of(id_type: str, raw: str) -> Key:
+    id_type = check_id_type(id_type)
+    return (id_type, stored_value(id_type, raw))
+
+
+def lookup(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
+    """Person ids of the identifiers already registered (unknown ones are absent)."""
+    by_type: dict[str, list[str]] = {}
+    for id_type, value in set(keys):
+        by_type.setdefault(id_type, []).append(value)
+    found: dict[Key, int] = {}
+    for id_type, values in by_type.items():
+        for chunk in _chunks(values):
+            rows = session.execute(
+                select(Identifier.id_value, Identifier.person_id).where(
+                    Identifier.id_type == id_type, Identifier.id_value.in_(chunk)
+                )
+            )
+            found.update({(id_type, v): p for v, p in rows})
+    return found
+
+
+def resolve(
+    session: Session,
+    identifiers: Iterable[RawIdentifier | Key],
+    source: str = "",
+    seen_at: datetime | None = None,
+) -> dict[Key, int]:
+    """Map identifiers to person ids, founding a person for each identifier never seen before.
+
+    Accepts raw identifiers (hashed here) or keys already in stored form (bulk importers hash
+    vectorised). Safe under concurrency: inserts ignore conflicts and the result is re-read.
+    """
+    raw_by_key: dict[Key, str] = {}
+    keys: set[Key] = set()
+    for item in identifiers:
+        if isinstance(item, RawIdentifier):
+            raw_by_key[item.key] = item.raw
+            keys.add(item.key)
+        else:
+            keys.add(item)
+    found = lookup(session, keys)
+    new = sorted(keys - found.keys())
+    if new:
+        _found_persons(session, new, raw_by_key, source, seen_at or utcnow())
+        found.update(lookup(session, new))
+    return found
+
+
+def _found_persons(
+    session: Session, new: list[Key], raw_by_key: dict[Key, str], source: str, seen_at: datetime
+) -> None:
+    wanted = {key: person_id_for(*key) for key in new}
+    # A person id can only be taken already by a hash collision or by a deleted person's
+    # tombstone; such identifiers get a salted id instead.
+    taken = set()
+    for chunk in _chunks(list(wanted.values())):
+        taken.update(session.scalars(select(Person.id).where(Person.id.in_(chunk))))
+    for key, pid in wanted.items():
+        salt = 0
+        while pid in taken:
+            salt += 1
+            pid = person_id_for(key[0], f"{key[1]}#{salt}")
+        wanted[key] = pid
+        taken.add(pid)
+    persons = [{"id": pid, "created_at": seen_at} for pid in wanted.values()]
+    idents = []
+    for key, pid in wanted.items():
+        raw = raw_by_key.get(key)
+        id_type, value = key
+        idents.append(
+            {
+                "id_type": id_type,
+                "id_value": value,
+                "person_id": pid,
+                "encrypted_value": encrypt(raw) if raw is not None and id_type in DIRECT_TYPES else None,
+                "display": display_value(id_type, raw) if raw is not None else _display_of_key(key),
+                "source": source[:64],
+                "first_seen_at": seen_at,
+            }
+        )
+    for chunk in _chunks(persons, 5000):
+        session.execute(_insert(session, Person).values(chunk).on_conflict_do_nothing())
+    for chunk in _chunks(idents, 2000):
+        session.execute(_insert(session, Identifier).values(chunk).on_conflict_do_nothing())
+
+
+def _display_of_key(key: Key) -> str:
+    id_type, value = key
+    if id_type in DIRECT_TYPES:
+        return f"{id_type}:{value[:8]}…"  # only the HMAC is known here
+    return display_value(id_type, value)
+
+
+@dataclass
+class LinkEvidence:
+    a: RawIdentifier | Key
+    b: RawIdentifier | Key
+    source: str = ""
+    observed_at: datetime | None = None
+
+
+@dataclass
+class LinkReport:
+    merged: int = 0
+    already_same: int = 0
+    conflicts: list[str] = field(default_factory=list)
+    merges: dict[int, int] = field(default_factory=dict)  # merged person -> final survivor
+
+
+def _key(item: RawIdentifier | Key) -> Key:
+    return item.key if isinstance(item, RawIdentifier) else item
+
+
+def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
+    """Apply identity evidence in a deterministic order; merge, keep as-is, or record a conflict."""
+    ordered = sorted(
+        evidence,
+        key=lambda e: (e.observed_at or datetime.min, *_key(e.a), *_key(e.b)),
+    )
+    persons = resolve(session, [x for e in ordered for x in (e.a, e.b)], source="link")
+    involved = sorted(set(persons.values()))
+    singular: dict[int, dict[str, set[str]]] = {p: {} for p in involved}
+    for chunk in _chunks(involved):
+        rows = session.execute(
+            select(Identifier.person_id, Identifier.id_type, Identifier.id_value).where(
+                Identifier.person_id.in_(chunk), Identifier.id_type.in_(SINGULAR_TYPES)
+            )
+        )
+        for pid, id_type, value in rows:
+            singular[pid].setdefault(id_type, set()).add(value)
+
+    parent: dict[int, int] = {p: p for p in involved}
+
+    def find(p: int) -> int:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    report = LinkReport()
+    link_rows, merge_rows = [], []
+    for index, ev in enumerate(ordered):
+        ka, kb = _key(ev.a), _key(ev.b)
+        ra, rb = find(persons[ka]), find(persons[kb])
+        outcome, detail = "merged", ""
+        if ra == rb:
+            outcome = "already_same"
+            report.already_same += 1
+        else:
+            clash = [
+                t
+                for t in sorted(SINGULAR_TYPES)
+                if singular[ra].get(t) and singular[rb].get(t) and singular[ra][t] != singular[rb][t]
+            ]
+            if clash:
+                outcome = "conflict"
+                detail = f"both persons already hold a different {', '.join(clash)}"
+                report.conflicts.append(f"{ka[0]}~{kb[0]}: {detail}")
+            else:
+                survivor, merged = min(ra, rb), max(ra, rb)
+                parent[merged] = survivor
+                for t, values in singular[merged].items():
+                    singular[survivor].setdefault(t, set()).update(values)
+                merge_rows.append((index, survivor, merged))
+                report.merged += 1
+        link_rows.append(
+            {
+                "id_type_a": ka[0],
+                "id_value_a": ka[1],
+                "id_type_b": kb[0],
+                "id_value_b": kb[1],
+                "source": ev.source[:64],
+                "observed_at": ev.observed_at or utcnow(),
+                "outcome": outcome,
+                "detail": detail,
+            }
+        )
+    link_ids = []
+    for row in link_rows:
+        link_ids.append(
+            session.execute(
+                _insert(session, IdentityLink).values(row).returning(IdentityLink.id)
+            ).scalar_one()
+        )
+    final = {p: find(p) for p in involved if find(p) != p}
+    _apply_merges(session, [(s, m, link_ids[i]) for i, s, m in merge_rows], final)
+    report.merges = final
+    return report
+
+
+def merge(session: Session, survivor_hint: int, other: int, link_id: int | None = None) -> int:
+    """Merge two persons directly (an operator's decision); the smaller id survives."""
+    survivor, merged = min(survivor_hint, other), max(survivor_hint, other)
+    _apply_merges(session, [(survivor, merged, link_id)], {merged: survivor})
+    return survivor
+
+
+def _apply_merges(session: Session, log: list[tuple[int, int, int | None]], final: dict[int, int]) -> None:
+    if not log:
+        return
+    now = utcnow()
+    session.execute(
+        PersonMerge.__table__.insert(),
+        [{"survivor_id": s, "merged_id": m, "link_id": lid, "merged_at": now} for s, m, lid in log],
+    )
+    for merged, survivor in final.items():
+        session.execute(update(Identifier).where(Identifier.person_id == merged).values(person_id=survivor))
+        session.execute(
+            update(Person)
+            .where((Person.id == merged) | (Person.merged_into == merged))
+            .values(merged_into=survivor)
+        )
+    for hook in MERGE_HOOKS:
+        hook(session, final)
+
+
+def current_person(session: Session, person_id: int) -> int | None:
+    """Follow a (possibly merged) person id to the person that now holds its identifiers."""
+    person = session.get(Person, person_id)
+    if person is None:
+        return None
+    return person.merged_into or person.id
+
+
+@dataclass
+class PersonView:
+    person_id: int
+    created_at: datetime
+    merged_from: list[int]
+    identifiers: list[dict]
+
+
+def person_view(session: Session, person_id: int) -> PersonView | None:
+    pid = current_person(session, person_id)
+    if pid is None:
+        return None
+    person = session.get(Person, pid)
+    merged_from = list(
+        session.scalars(select(Person.id).where(Person.merged_into == pid).order_by(Person.id))
+    )
+    idents = session.execute(
+        select(Identifier.id_type, Identifier.display, Identifier.source, Identifier.first_seen_at)
+        .where(Identifier.person_id == pid)
+        .order_by(Identifier.id_type, Identifier.first_seen_at)
+    )
+    return PersonView(
+        person_id=pid,
+        created_at=person.created_at,
+        merged_from=merged_from,
+        identifiers=[
+            {"id_type": t, "value": d, "source": s, "first_seen_at": f.isoformat()} for t, d, s, f in idents
+        ],
+    )
+
+
+def find_person(session: Session, id_type: str, raw: str) -> int | None:
+    key = key_of(id_type, raw)
+    return lookup(session, [key]).get(key)
+
+
+def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Bring the warehouse's identity_map and person ids up to date with the registry.
+
+    New identifiers are copied by id watermark; logged merges above the warehouse's watermark are
+    replayed onto every person-id column, in one UPDATE per column.
+    """
+    con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
+    last = con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchone()[0]
+    rows = session.execute(
+        select(Identifier.id, Identifier.id_type, Identifier.id_value, Identifier.person_id)
+        .where(Identifier.id > last)
+        .order_by(Identifier.id)
+    ).all()
+    added = 0
+    if rows:
+        frame = pd.DataFrame(rows, columns=["identifier_id", "id_type", "id_value", "person_id"])
+        con.register("new_identifiers", frame)
+        con.execute(
+            """
+            INSERT INTO identity_map
+            SELECT n.id_type, n.id_value, n.person_id FROM new_identifiers n
+            ANTI JOIN identity_map m ON m.id_type = n.id_type AND m.id_value = n.id_value
+            """
+        )
+        con.unregister("new_identifiers")
+        con.execute("INSERT INTO identity_sync VALUES (?)", [int(frame.identifier_id.max())])
+        added = len(frame)
+
+    applied = con.execute("SELECT coalesce(max(merge_id), 0) FROM applied_merges").fetchone()[0]
+    merges = session.execute(
+        select(PersonMerge.id, PersonMerge.survivor_id, PersonMerge.merged_id)
+        .where(PersonMerge.id > applied)
+        .order_by(PersonMerge.id)
+    ).all()
+    if merges:
+        root: dict[int, int] = {}
+        for _, survivor, merged in merges:
+            root[merged] = survivor
+
+        def final(p: int) -> int:
+            while p in root:
+                p = root[p]
+            return p
+
+        mapping = pd.DataFrame({"merged": list(root), "root": [final(p) for p in root]})
+        con.register("merge_map", mapping)
+        for table, column in PERSON_COLUMNS:
+            con.execute(
+                f"UPDATE {table} SET {column} = merge_map.root FROM merge_map "
+                f"WHERE {table}.{column} = merge_map.merged"
+            )
+        con.unregister("merge_map")
+        con.execute("INSERT INTO applied_merges VALUES (?, now())", [int(merges[-1][0])])
+    return {"identifiers_added": added, "merges_applied": len(merges)}
+
+
+PERSON_COLUMNS = (
+    ("events", "person_id"),
+    ("events", "referrer_person_id"),
+    ("orders", "person_id"),
+    ("messages", "person_id"),
+    ("referral_edges", "inviter_person_id"),
+    ("referral_edges", "invitee_person_id"),
+    ("identity_map", "person_id"),
+)
+
+
+def identifier_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Identifier)) or 0

@@ -1,0 +1,66 @@
+"""Print results as a Rich table, JSON or CSV — every CLI command that outputs data uses this."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+def emit(
+    rows: Sequence[Mapping[str, Any]] | Mapping[str, Any], fmt: Format = Format.table, title: str = ""
+) -> None:
+    """Rows (a list of dicts) or one record (a dict, shown as field/value pairs)."""
+    if isinstance(rows, Mapping):
+        if fmt is Format.json:
+            sys.stdout.write(
+                json.dumps({k: _plain(v) for k, v in rows.items()}, ensure_ascii=False, default=str) + "\n"
+            )
+            return
+        rows = [{"field": k, "value": v} for k, v in rows.items()]
+    rows = [{k: _plain(v) for k, v in r.items()} for r in rows]
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, default=str) + "\n")
+    elif fmt is Format.csv:
+        buffer = io.StringIO()
+        columns = list(rows[0].keys()) if rows else []
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(buffer.getvalue())
+    else:
+        table = Table(title=title or None)
+        columns = list(rows[0].keys()) if rows else []
+        for column in columns:
+            table.add_column(str(column))
+        for row in rows:
+            table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        console.print(table)

@@ -1,0 +1,69 @@
+"""FastAPI application: the HTTP API under /api/v1 and the console, assembled from the domains."""
+
+from __future__ import annotations
+
+import importlib
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from liebian import __version__
+from liebian.db import migrate
+
+# Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
+ROUTERS = [
+    "liebian.ingest.api",
+    "liebian.identity.api",
+    "liebian.quality.api",
+    "liebian.campaigns.api",
+    "liebian.rewards.api",
+    "liebian.fraud.api",
+    "liebian.analytics.api",
+    "liebian.predict.api",
+    "liebian.monitor.api",
+    "liebian.community.api",
+    "liebian.automation.api",
+    "liebian.reports.api",
+    "liebian.privacy.api",
+    "liebian.auth.api",
+    "liebian.web.console",
+]
+
+
+def _include_routers(app: FastAPI) -> None:
+    for module_name in ROUTERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        app.include_router(module.router)
+
+
+def create_app(run_migrations: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        if run_migrations:
+            migrate.upgrade()
+        yield
+
+    app = FastAPI(title="liebian 裂变", version=__version__, lifespan=lifespan)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name the field and the reason, in the shape every liebian error has.
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "reason": err["msg"]}
+            for err in exc.errors()
+        ]
+        return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": problems})
+
+    @app.get("/api/v1/health", tags=["system"])
+    def health() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    _include_routers(app)
+    return app

@@ -1,0 +1,126 @@
+"""Shared fixtures: an isolated data directory and operational store per test.
+
+PostgreSQL tests run when LIEBIAN_TEST_POSTGRES_URL is set (CI sets it); each such test gets a
+schema of its own. Without it they skip, saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+
+from liebian.config import get_settings, reset_settings_cache
+from liebian.db import migrate
+from liebian.db.session import dispose_engines, session_scope
+
+PG_URL = os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
+ENV_KEYS = ("LIEBIAN_DATA_DIR", "LIEBIAN_DATABASE_URL", "LIEBIAN_WAREHOUSE_PATH", "LIEBIAN_ENGINE")
+
+
+def _postgres_schema_url(base: str, schema: str) -> str:
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data directory (SQLite store + DuckDB warehouse) for one test."""
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LIEBIAN_DATA_DIR", str(tmp_path / "data"))
+    reset_settings_cache()
+    dispose_engines()
+    yield tmp_path / "data"
+    dispose_engines()
+    reset_settings_cache()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The operational store, migrated: once on SQLite and once on PostgreSQL."""
+    schema = None
+    if request.param == "postgres":
+        if not PG_URL:
+            pytest.skip("PostgreSQL tests need LIEBIAN_TEST_POSTGRES_URL (CI sets it)")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        monkeypatch.setenv("LIEBIAN_DATABASE_URL", _postgres_schema_url(PG_URL, schema))
+        reset_settings_cache()
+    migrate.upgrade()
+    yield request.param
+    dispose_engines()
+    if schema:
+        _drop_schema(PG_URL, schema)
+
+
+@pytest.fixture
+def sqlite_store(data_dir: Path) -> str:
+    """The operational store on SQLite only, migrated (for tests that do not touch SQL dialects)."""
+    migrate.upgrade()
+    return "sqlite"
+
+
+@pytest.fixture
+def session(store: str):
+    with session_scope() as s:
+        yield s
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(store: str) -> Iterator[str]:
+    """The real server (uvicorn in a child process) on a loopback port, against this test's stores."""
+    port = free_port()
+    settings = get_settings()
+    env = dict(os.environ)
+    env["LIEBIAN_DATA_DIR"] = str(settings.data_dir)
+    if settings.database_url:
+        env["LIEBIAN_DATABASE_URL"] = settings.database_url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "liebian.web.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning"],
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("the server did not start")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
