@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 10:51:47.075130
+Create Date: 2026-11-22 10:52:22.308915
 """
 
 from __future__ import annotations
