@@ -21,6 +21,8 @@ from liebian.config import get_settings
 LOCK_WAIT_SECONDS = 60.0
 
 # "behaviour – transaction – social": events and orders, identities, referral edges, messages.
+# received_at: when the channel's collector got the row (optional input; timeliness is measured
+# from it, falling back to ingested_at, the time liebian loaded it).
 SCHEMA = [
     """
     CREATE TABLE IF NOT EXISTS events (
@@ -37,6 +39,7 @@ SCHEMA = [
         device_id VARCHAR,
         ip VARCHAR,
         props VARCHAR,
+        received_at TIMESTAMP,
         batch_id VARCHAR NOT NULL,
         ingested_at TIMESTAMP NOT NULL
     )
@@ -55,6 +58,7 @@ SCHEMA = [
         campaign_id VARCHAR,
         status_ts TIMESTAMP NOT NULL,
         props VARCHAR,
+        received_at TIMESTAMP,
         batch_id VARCHAR NOT NULL,
         ingested_at TIMESTAMP NOT NULL
     )
