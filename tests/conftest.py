@@ -24,7 +24,7 @@ from liebian.db import migrate
 from liebian.db.session import dispose_engines, session_scope
 
 PG_URL = os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
-ENV_KEYS = ("LIEBIAN_DATA_DIR", "LIEBIAN_DATABASE_URL", "LIEBIAN_WAREHOUSE_PATH", "LIEBIAN_ENGINE")
+ENV_KEYS = ("LIEBIAN_DATA_DIR", "LIEBIAN_DATABASE_URL", "LIEBIAN_WAREHOUSE_PATH", "LIEBIAN_ENGINE", "LIEBIAN_CONFIG")
 
 
 def _postgres_schema_url(base: str, schema: str) -> str:
@@ -49,6 +49,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for key in ENV_KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LIEBIAN_DATA_DIR", str(tmp_path / "data"))
+    # Jobs are run explicitly by the tests that need them, not by a background thread.
+    monkeypatch.setenv("LIEBIAN_SCHEDULER_ENABLED", "0")
     reset_settings_cache()
     dispose_engines()
     yield tmp_path / "data"

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     port: int = 8000
     base_url: str | None = None
     quality_error_target: float = 0.003
+    scheduler_enabled: bool = Field(default=True, description="run scheduled jobs inside the server")
 
     @classmethod
     def settings_customise_sources(

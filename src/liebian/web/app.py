@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from liebian import __version__
+from liebian.config import get_settings
 from liebian.db import migrate
+from liebian.jobs import Scheduler
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
 ROUTERS = [
@@ -45,10 +47,15 @@ def _include_routers(app: FastAPI) -> None:
 
 def create_app(run_migrations: bool = True) -> FastAPI:
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(app: FastAPI):
         if run_migrations:
             migrate.upgrade()
+        scheduler = Scheduler()
+        app.state.scheduler = scheduler
+        if get_settings().scheduler_enabled:
+            scheduler.start()
         yield
+        scheduler.stop()
 
     app = FastAPI(title="liebian 裂变", version=__version__, lifespan=lifespan)
 
