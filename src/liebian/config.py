@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     base_url: str | None = None
     quality_error_target: float = 0.003
     scheduler_enabled: bool = Field(default=True, description="run scheduled jobs inside the server")
+    # anti-fraud: phone prefixes of virtual operators (虚拟运营商), held for review by the inline check
+    fraud_virtual_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
 
     @classmethod
     def settings_customise_sources(

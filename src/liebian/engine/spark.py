@@ -19,18 +19,26 @@ def spark_session():
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError("the Spark engine needs `pip install liebian[spark]` and Java 17") from exc
-    return (
+    session = (
         SparkSession.builder.master(get_settings().spark_master)
         .appName("liebian")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 @contextmanager
 def spark_backend(parquet_dir: Path) -> Iterator[ibis.BaseBackend]:
+    if not (parquet_dir / "events.parquet").exists():
+        raise FileNotFoundError(
+            f"the Spark engine reads Parquet from {parquet_dir}, which has no events.parquet: "
+            "run `liebian analyze export-parquet` (or write the tables there) first"
+        )
     session = spark_session()
     backend = ibis.pyspark.connect(session)
     for table in warehouse.TABLES:

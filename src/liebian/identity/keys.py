@@ -38,13 +38,33 @@ def check_id_type(id_type: str, field: str = "id_type") -> str:
     return id_type
 
 
+# Stored values live in VARCHAR(128) columns; an HMAC is 64 hex characters.
+MAX_VALUE_LENGTH = 128
+# E.164 allows at most 15 digits; the same 7–15 bounds as the importers (ingest.normalize).
+PHONE_MIN_DIGITS, PHONE_MAX_DIGITS = 7, 15
+
+
 def stored_value(id_type: str, raw: str) -> str:
-    """The value kept in every table: an HMAC for direct identifiers, else the trimmed raw value."""
-    raw = raw.strip()
+    """The value kept in every table: an HMAC for direct identifiers, else the trimmed raw value.
+
+    Raises IdentifierError for an empty value (it would join every row that lacks the identifier
+    into one person), an over-long one, or a phone that has no plausible number of digits.
+    """
+    raw = (raw or "").strip() if isinstance(raw, str) else str(raw).strip()
+    if not raw:
+        raise IdentifierError(id_type, "empty identifier value")
     if id_type == "phone":
-        return identifier_hmac(normalize_phone(raw))
+        digits = normalize_phone(raw)
+        if not PHONE_MIN_DIGITS <= len(digits) <= PHONE_MAX_DIGITS:
+            raise IdentifierError(
+                id_type,
+                f"not a phone number: {len(digits)} digits (expected {PHONE_MIN_DIGITS}–{PHONE_MAX_DIGITS})",
+            )
+        return identifier_hmac(digits)
     if id_type in DIRECT_TYPES:
         return identifier_hmac(raw)
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise IdentifierError(id_type, f"identifier longer than {MAX_VALUE_LENGTH} characters")
     return raw
 
 

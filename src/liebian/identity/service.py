@@ -60,6 +60,10 @@ class RawIdentifier:
     id_type: str
     raw: str
 
+    def __post_init__(self) -> None:
+        # "Phone" and "phone " must hash the same way; an unknown type must not store a clear value.
+        self.id_type = check_id_type(self.id_type)
+
     @property
     def key(self) -> Key:
         return (self.id_type, stored_value(self.id_type, self.raw))
@@ -123,6 +127,12 @@ def _found_persons(
     taken = set()
     for chunk in _chunks(list(wanted.values())):
         taken.update(session.scalars(select(Person.id).where(Person.id.in_(chunk))))
+    if taken:
+        # Another transaction may have founded the same identifiers since our lookup; their ids
+        # are then taken by the very same key, which is no collision. Read after `taken` so that a
+        # person committed before that read is seen here with its identifier.
+        for key in lookup(session, [k for k, pid in wanted.items() if pid in taken]):
+            del wanted[key]
     for key, pid in wanted.items():
         salt = 0
         while pid in taken:
@@ -146,10 +156,11 @@ def _found_persons(
                 "first_seen_at": seen_at,
             }
         )
-    for chunk in _chunks(persons, 5000):
-        session.execute(_insert(session, Person).values(chunk).on_conflict_do_nothing())
-    for chunk in _chunks(idents, 2000):
-        session.execute(_insert(session, Identifier).values(chunk).on_conflict_do_nothing())
+    # executemany of one compiled statement: compiling a multi-row VALUES per chunk cost ~1 ms a row
+    if persons:
+        session.execute(_insert(session, Person.__table__).on_conflict_do_nothing(), persons)
+    if idents:
+        session.execute(_insert(session, Identifier.__table__).on_conflict_do_nothing(), idents)
 
 
 def _display_of_key(key: Key) -> str:
@@ -179,13 +190,41 @@ def _key(item: RawIdentifier | Key) -> Key:
     return item.key if isinstance(item, RawIdentifier) else item
 
 
+def _lock_persons(session: Session, ids: Sequence[int]) -> None:
+    """Hold the persons a merge reads until the transaction ends, so concurrent merges serialise."""
+    if not ids:
+        return
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has one writer per database: a no-op write takes that lock now (reads before the
+        # first write run outside any transaction and could be stale by the time we merge).
+        session.execute(update(Person).where(Person.id == ids[0]).values(merged_into=Person.merged_into))
+        return
+    for chunk in _chunks(sorted(ids)):  # one lock order everywhere: no deadlock between two merges
+        session.execute(select(Person.id).where(Person.id.in_(chunk)).order_by(Person.id).with_for_update())
+
+
+def _resolve_locked(session: Session, items: list[RawIdentifier | Key], source: str) -> dict[Key, int]:
+    """resolve(), then lock the persons found and re-read until no concurrent merge moved them."""
+    persons = resolve(session, items, source=source)
+    keys = list(persons)
+    while True:
+        _lock_persons(session, sorted(set(persons.values())))
+        fresh = lookup(session, keys)
+        if fresh == persons:
+            return persons
+        persons = fresh
+
+
+def _evidence_order(e: LinkEvidence) -> tuple:
+    # Normalise the pair too, so (a, b) and (b, a) sort the same.
+    pair = sorted((_key(e.a), _key(e.b)))
+    return (e.observed_at or datetime.min, *pair[0], *pair[1], e.source)
+
+
 def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
     """Apply identity evidence in a deterministic order; merge, keep as-is, or record a conflict."""
-    ordered = sorted(
-        evidence,
-        key=lambda e: (e.observed_at or datetime.min, *_key(e.a), *_key(e.b)),
-    )
-    persons = resolve(session, [x for e in ordered for x in (e.a, e.b)], source="link")
+    ordered = sorted(evidence, key=_evidence_order)
+    persons = _resolve_locked(session, [x for e in ordered for x in (e.a, e.b)], source="link")
     involved = sorted(set(persons.values()))
     singular: dict[int, dict[str, set[str]]] = {p: {} for p in involved}
     for chunk in _chunks(involved):
@@ -218,7 +257,7 @@ def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
             clash = [
                 t
                 for t in sorted(SINGULAR_TYPES)
-                if singular[ra].get(t) and singular[rb].get(t) and singular[ra][t] != singular[rb][t]
+                if len(singular[ra].get(t, set()) | singular[rb].get(t, set())) > 1
             ]
             if clash:
                 outcome = "conflict"
@@ -257,8 +296,20 @@ def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
 
 
 def merge(session: Session, survivor_hint: int, other: int, link_id: int | None = None) -> int:
-    """Merge two persons directly (an operator's decision); the smaller id survives."""
-    survivor, merged = min(survivor_hint, other), max(survivor_hint, other)
+    """Merge two persons directly (an operator's decision); the smaller id survives.
+
+    Either id may be an old (already merged) one: the persons that now hold them are merged.
+    """
+    _lock_persons(session, sorted({survivor_hint, other}))
+    current = [current_person(session, p) for p in (survivor_hint, other)]
+    if None in current:
+        missing = [p for p, c in zip((survivor_hint, other), current, strict=True) if c is None]
+        raise LookupError(f"no person {missing[0]}")
+    _lock_persons(session, sorted(set(current)))
+    a, b = current
+    if a == b:
+        return a
+    survivor, merged = min(a, b), max(a, b)
     _apply_merges(session, [(survivor, merged, link_id)], {merged: survivor})
     return survivor
 
@@ -333,7 +384,8 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
     replayed onto every person-id column, in one UPDATE per column.
     """
     con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
-    last = con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchone()[0]
+    # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
+    last = con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
     rows = session.execute(
         select(Identifier.id, Identifier.id_type, Identifier.id_value, Identifier.person_id)
         .where(Identifier.id > last)
@@ -354,23 +406,20 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
         con.execute("INSERT INTO identity_sync VALUES (?)", [int(frame.identifier_id.max())])
         added = len(frame)
 
-    applied = con.execute("SELECT coalesce(max(merge_id), 0) FROM applied_merges").fetchone()[0]
+    applied = con.execute("SELECT coalesce(max(merge_id), 0) FROM applied_merges").fetchall()[0][0]
     merges = session.execute(
         select(PersonMerge.id, PersonMerge.survivor_id, PersonMerge.merged_id)
         .where(PersonMerge.id > applied)
         .order_by(PersonMerge.id)
     ).all()
     if merges:
-        root: dict[int, int] = {}
-        for _, survivor, merged in merges:
-            root[merged] = survivor
-
-        def final(p: int) -> int:
-            while p in root:
-                p = root[p]
-            return p
-
-        mapping = pd.DataFrame({"merged": list(root), "root": [final(p) for p in root]})
+        # Every tombstone points at the person holding its identifiers now (merges re-point older
+        # tombstones too), so the whole map is replayed: a row loaded with an id that was merged
+        # before the last sync is corrected as well, not only rows of the newly logged merges.
+        tombstones = session.execute(
+            select(Person.id, Person.merged_into).where(Person.merged_into.is_not(None))
+        ).all()
+        mapping = pd.DataFrame(tombstones, columns=["merged", "root"]).astype("int64")
         con.register("merge_map", mapping)
         for table, column in PERSON_COLUMNS:
             con.execute(
@@ -395,3 +444,38 @@ PERSON_COLUMNS = (
 
 def identifier_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Identifier)) or 0
+
+
+@dataclass
+class PairLink:
+    """The result of one piece of evidence, as the API and CLI report it."""
+
+    outcome: str  # merged | already_same | conflict
+    person_id: int | None
+    person_id_b: int | None
+    detail: str
+    merges: dict[int, int]
+
+
+def link_pair(
+    session: Session,
+    a: RawIdentifier,
+    b: RawIdentifier,
+    source: str = "",
+    observed_at: datetime | None = None,
+) -> PairLink:
+    """link() for a single pair, saying what happened and which persons hold the two identifiers."""
+    report = link(session, [LinkEvidence(a, b, source, observed_at)])
+    found = lookup(session, [a.key, b.key])
+    outcome = "merged" if report.merged else "already_same" if report.already_same else "conflict"
+    return PairLink(outcome, found.get(a.key), found.get(b.key), "; ".join(report.conflicts), report.merges)
+
+
+def conflict_count(session: Session, start: datetime | None = None, end: datetime | None = None) -> int:
+    """Pieces of identity evidence that contradicted each other (outcome conflict) in [start, end)."""
+    query = select(func.count()).select_from(IdentityLink).where(IdentityLink.outcome == "conflict")
+    if start is not None:
+        query = query.where(IdentityLink.observed_at >= start)
+    if end is not None:
+        query = query.where(IdentityLink.observed_at < end)
+    return session.scalar(query) or 0

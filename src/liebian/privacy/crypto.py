@@ -12,6 +12,7 @@ import hmac
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,9 +38,19 @@ def _keys_for(data_dir: str, hmac_hex: str | None, enc_hex: str | None) -> Keys:
     else:
         os.makedirs(data_dir, exist_ok=True)
         stored = {"hmac_key": os.urandom(32).hex(), "encryption_key": os.urandom(32).hex()}
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Write a private temp file, then link it into place: the key file appears complete or not
+        # at all, and when two threads/processes race the loser reads the winner's keys.
+        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(stored, fh)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            with open(path, encoding="utf-8") as fh:
+                stored = json.load(fh)
+        finally:
+            os.unlink(tmp)
     return Keys(
         bytes.fromhex(hmac_hex or stored["hmac_key"]),
         bytes.fromhex(enc_hex or stored["encryption_key"]),

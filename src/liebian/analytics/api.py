@@ -1,0 +1,119 @@
+"""HTTP endpoints under /api/v1/analytics: the same analyses and filters as the CLI."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from liebian.analytics import service
+from liebian.analytics.common import AnalyticsError, Filters
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+
+
+def _bad(field: str, exc: Exception) -> JSONResponse:
+    return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": [{"field": field, "reason": str(exc)}]})
+
+
+def filters_dep(
+    start: Annotated[str | None, Query(description="first day YYYY-MM-DD (display zone)")] = None,
+    end: Annotated[str | None, Query(description="last day, inclusive")] = None,
+    channel: Annotated[list[str], Query(description="channel filter, repeatable")] = [],  # noqa: B006
+    campaign: Annotated[list[str], Query(description="campaign filter, repeatable")] = [],  # noqa: B006
+    segment: Annotated[str | None, Query(description="comma-separated person ids")] = None,
+) -> Filters | JSONResponse:
+    try:
+        return service.make_filters(start, end, channel, campaign, segment.split(",") if segment is not None else None)
+    except AnalyticsError as exc:
+        return _bad("filters", exc)
+
+
+FiltersDep = Annotated[Filters | JSONResponse, Depends(filters_dep)]
+
+
+def _run(filters, fn, *args, **kwargs):
+    if isinstance(filters, JSONResponse):
+        return filters
+    try:
+        return fn(filters, *args, **kwargs)
+    except AnalyticsError as exc:
+        return _bad("query", exc)
+
+
+@router.get("/kpis")
+def kpis(
+    filters: FiltersDep, reward_cost_fen: int | None = Query(None, ge=0), other_cost_fen: int = Query(0, ge=0)
+) -> dict:
+    return _run(filters, service.run_kpis, reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)
+
+
+@router.get("/funnel")
+def funnel(
+    filters: FiltersDep,
+    steps: str | None = Query(None, description="comma list of events or name=event; order_paid = paid order"),
+    window_days: float = Query(14, gt=0),
+    breakdown: str | None = Query(None, pattern="^(channel|campaign)$"),
+) -> dict:
+    return _run(filters, service.run_funnel, steps, window_days, breakdown)
+
+
+@router.get("/funnel/dropped")
+def dropped(
+    filters: FiltersDep, at_step: int = Query(..., ge=2), steps: str | None = None, window_days: float = Query(14, gt=0)
+) -> list[dict]:
+    return _run(filters, service.run_dropped, at_step, steps, window_days)
+
+
+@router.get("/retention")
+def retention(
+    filters: FiltersDep,
+    unit: str = Query("week", pattern="^(day|week|month)$"),
+    cohort_by: str = Query("first_event", pattern="^(first_event|referral)$"),
+    periods: int = Query(12, ge=1, le=120),
+    cohorts: int = Query(12, ge=1, le=120),
+) -> dict:
+    return _run(filters, service.run_retention, unit, cohort_by, periods, cohorts)
+
+
+@router.get("/revenue")
+def revenue(
+    filters: FiltersDep,
+    unit: str = Query("month", pattern="^(day|week|month)$"),
+    cohort_by: str = Query("first_event", pattern="^(first_event|referral)$"),
+    periods: int = Query(12, ge=1, le=120),
+    cohorts: int = Query(12, ge=1, le=120),
+) -> dict:
+    return _run(filters, service.run_revenue, unit, cohort_by, periods, cohorts)
+
+
+@router.get("/referral-tree")
+def referral_tree(
+    filters: FiltersDep, top: int = Query(20, ge=1, le=1000), max_graph_nodes: int = Query(500, ge=1, le=20000)
+) -> dict:
+    return _run(filters, service.run_referral_tree, top, max_graph_nodes)
+
+
+@router.get("/channels")
+def channels(filters: FiltersDep) -> list[dict]:
+    return _run(filters, service.run_channels)
+
+
+@router.get("/scorecard")
+def scorecard(
+    filters: FiltersDep,
+    stage: str = Query("mature", pattern="^(launch|growth|mature)$"),
+    weights: str | None = Query(None, description='JSON, e.g. {"scale":20,"activity":30,"conversion":50}'),
+) -> dict:
+    try:
+        parsed = json.loads(weights) if weights else None
+    except json.JSONDecodeError as exc:
+        return _bad("weights", exc)
+    return _run(filters, service.run_scorecard, stage, parsed)
+
+
+@router.get("/benchmarks")
+def benchmarks(filters: FiltersDep, sector: str = Query(...)) -> dict:
+    return _run(filters, service.run_benchmarks, sector)

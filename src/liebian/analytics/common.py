@@ -1,0 +1,226 @@
+"""What every analysis shares: filters, the metric configuration, day arithmetic in the display zone.
+
+Every analysis is an Ibis expression over the warehouse tables, executed on whichever backend it
+is given (DuckDB embedded, PySpark scale-out). To keep one code path that gives identical answers
+on both, times are turned into integer day numbers with `epoch_seconds` arithmetic (both backends
+floor it the same way) instead of backend-specific time-zone functions, and only exact aggregates
+are used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from liebian.config import get_settings
+
+EPOCH = date(1970, 1, 1)
+DAY = 86400
+
+
+class AnalyticsError(ValueError):
+    """Bad analysis input; the message names the parameter and the reason."""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filters every analysis takes. Dates are calendar days in the display zone, inclusive."""
+
+    start: date | None = None
+    end: date | None = None
+    channels: tuple[str, ...] = ()
+    campaigns: tuple[str, ...] = ()
+    # A segment is a set of person ids (None = everyone). The tags domain will name segments.
+    segment: frozenset[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.start and self.end and self.start > self.end:
+            raise AnalyticsError(f"start {self.start} is after end {self.end}")
+        object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "campaigns", tuple(self.campaigns))
+        if self.segment is not None:
+            object.__setattr__(self, "segment", frozenset(int(p) for p in self.segment))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "channels": list(self.channels),
+            "campaigns": list(self.campaigns),
+            "segment_size": None if self.segment is None else len(self.segment),
+        }
+
+
+@dataclass(frozen=True)
+class EventNames:
+    """Which event names mean what (the demo brand's names are the defaults)."""
+
+    exposure: str = "exposure"
+    page_view: str = "page_view"
+    join: str = "join_campaign"
+    invite_share: str = "invite_share"
+    invite_click: str = "invite_click"
+    signup: str = "signup"
+    invite_accept: str = "invite_accept"
+    share: str = "share"
+    # Events a person does not choose (an ad or feed impression): they reach but do not make active.
+    passive: tuple[str, ...] = ("exposure",)
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    events: EventNames = field(default_factory=EventNames)
+    timezone: str = ""
+    silent_days: int = 30  # no activity for this many days before the period = silent
+    retention_days: tuple[int, ...] = (1, 7, 30)
+
+    @property
+    def zone(self) -> str:
+        return self.timezone or get_settings().timezone
+
+
+def zone_offset_seconds(zone: str) -> int:
+    """The zone's fixed UTC offset. Zones with daylight saving are refused: day numbers are computed
+    with one offset so that DuckDB and Spark agree without time-zone functions (Asia/Shanghai has
+    had no DST since 1991)."""
+    try:
+        tz = ZoneInfo(zone)
+    except Exception as exc:  # ZoneInfoNotFoundError, ValueError
+        raise AnalyticsError(f"timezone {zone!r} is not a known IANA zone") from exc
+    year = datetime.now(UTC).year
+    offsets = {datetime(y, m, 15, tzinfo=tz).utcoffset() for y in (year - 1, year) for m in (1, 7)}
+    if len(offsets) != 1:
+        raise AnalyticsError(f"timezone {zone!r} has daylight saving time; analytics needs a fixed-offset zone")
+    return int(offsets.pop().total_seconds())
+
+
+class Frame:
+    """One analysis run: the backend's tables, the filters and the zone, with the helpers to use them."""
+
+    def __init__(self, backend: ibis.BaseBackend, filters: Filters | None = None, config: MetricConfig | None = None):
+        self.backend = backend
+        self.filters = filters or Filters()
+        self.config = config or MetricConfig()
+        self.ev = self.config.events
+        self.offset = zone_offset_seconds(self.config.zone)
+
+    # --- time ---------------------------------------------------------------------------------
+    def day_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        """Local calendar day as an integer (days since 1970-01-01 in the display zone)."""
+        return ((ts.epoch_seconds() + self.offset) // DAY).cast("int64")
+
+    @staticmethod
+    def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
+        """Whole epoch seconds (floored the same way on both backends)."""
+        return ts.epoch_seconds().floor().cast("int64")
+
+    def week_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        # 1970-01-01 was a Thursday: +3 makes weeks start on Monday.
+        return ((self.day_of(ts) + 3) // 7).cast("int64")
+
+    def month_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        local = ts + ibis.interval(seconds=self.offset)
+        return (local.year() * 12 + local.month() - 1).cast("int64")
+
+    def utc_bound(self, day: date) -> datetime:
+        """Naive UTC instant at which local `day` begins."""
+        return datetime(day.year, day.month, day.day) - timedelta(seconds=self.offset)
+
+    @staticmethod
+    def day_number(day: date) -> int:
+        return (day - EPOCH).days
+
+    @staticmethod
+    def day_date(number: int) -> date:
+        return EPOCH + timedelta(days=int(number))
+
+    # --- tables ---------------------------------------------------------------------------------
+    def table(self, name: str) -> ir.Table:
+        try:
+            return self.backend.table(name)
+        except Exception as exc:
+            raise AnalyticsError(f"the analytics backend has no table {name!r}: {exc}") from exc
+
+    def in_period(self, t: ir.Table, column: str = "ts") -> ir.Table:
+        f = self.filters
+        if f.start:
+            t = t.filter(t[column] >= self.utc_bound(f.start))
+        if f.end:
+            t = t.filter(t[column] < self.utc_bound(f.end + timedelta(days=1)))
+        return t
+
+    def in_segment(self, t: ir.Table, column: str = "person_id") -> ir.Table:
+        seg = self.filters.segment
+        if seg is None:
+            return t
+        if len(seg) <= 1000:
+            return t.filter(t[column].isin(sorted(seg)) if seg else ibis.literal(False))
+        ids = ibis.memtable(pd.DataFrame({"segment_person_id": sorted(seg)}, dtype="int64"))
+        return t.semi_join(ids, t[column] == ids.segment_person_id)
+
+    def with_dims(self, t: ir.Table, person: str = "person_id") -> ir.Table:
+        f = self.filters
+        if f.channels:
+            t = t.filter(t.channel.isin(list(f.channels)))
+        if f.campaigns:
+            t = t.filter(t.campaign_id.isin(list(f.campaigns)))
+        return self.in_segment(t, person)
+
+    def events(self, period: bool = True, dims: bool = True) -> ir.Table:
+        t = self.table("events")
+        if dims:
+            t = self.with_dims(t)
+        return self.in_period(t) if period else t
+
+    def orders(self, period: bool = True, dims: bool = True, paid: bool = True) -> ir.Table:
+        t = self.table("orders")
+        if paid:
+            t = t.filter(t.status == "paid")
+        if dims:
+            t = self.with_dims(t)
+        return self.in_period(t) if period else t
+
+    def edges(self, period: bool = True, dims: bool = True) -> ir.Table:
+        t = self.table("referral_edges")
+        if dims:
+            t = self.with_dims(t, person="inviter_person_id")
+        return self.in_period(t) if period else t
+
+    def execute(self, expr: ir.Expr) -> pd.DataFrame:
+        return self.backend.execute(expr)
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    """num/den, or None when the base is empty (shown as n/a, never as 0)."""
+    if num is None or den is None or den == 0 or _nan(num) or _nan(den):
+        return None
+    return float(num) / float(den)
+
+
+def _nan(value: Any) -> bool:
+    try:
+        return math.isnan(value)
+    except TypeError:
+        return False
+
+
+def clean(value: Any) -> Any:
+    """Plain Python values (numpy scalars, NaN → None) so JSON and comparisons behave."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]

@@ -1,0 +1,221 @@
+"""The fission funnel (裂变漏斗): ordered steps within a conversion window, written join-style.
+
+Semantics (docs/metrics.md, "Funnel"):
+- A person enters at their FIRST step-1 event inside the period (and matching the channel/campaign
+  filters); the conversion window starts there.
+- Each later step is the earliest matching event at or after the previous step's time and no later
+  than entry + window; later steps may fall after the period end and in any channel/campaign (OneID
+  joins the journey across channels). Equal timestamps count as in order; when two consecutive steps
+  are the same event name the later one must be strictly later, so one event never fills two steps.
+- Repeating a step does not count twice: each person counts once per step.
+- A breakdown takes the value of the entry event (first step-1 event); several entry events at the
+  same instant resolve to the smallest value.
+- Conversion (the virtual step `order_paid`) is a paid order; refunded or cancelled orders do not count.
+
+One person-level table is built by a chain of LEFT joins (a person who stops at step k has nulls from
+there on), so the chain is computed once and every per-step figure is an aggregate over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from liebian.analytics.common import AnalyticsError, Frame, clean, ratio
+
+ORDER_PAID = "order_paid"
+NONE_LABEL = "(none)"
+BREAKDOWNS = ("channel", "campaign", "segment")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    event: str
+
+
+DEFAULT_STEPS: tuple[Step, ...] = (
+    Step("触达 reach", "exposure"),
+    Step("兴趣 interest", "page_view"),
+    Step("参与 participate", "join_campaign"),
+    Step("转化 convert", ORDER_PAID),
+)
+
+
+def parse_steps(spec: str | Sequence[str] | None) -> tuple[Step, ...]:
+    """Steps from 'exposure,page_view,...' or 'name=event,...'; None gives the default four."""
+    if spec is None or spec == "" or spec == []:
+        return DEFAULT_STEPS
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
+    steps = []
+    for i, item in enumerate(items, 1):
+        if not item:
+            raise AnalyticsError(f"steps: step {i} is empty")
+        name, _, event = item.rpartition("=")
+        steps.append(Step(name.strip() or event.strip(), event.strip()))
+    if len(steps) < 2:
+        raise AnalyticsError("steps: a funnel needs at least 2 steps")
+    return tuple(steps)
+
+
+@dataclass
+class FunnelResult:
+    steps: pd.DataFrame  # one row per (breakdown value,) step
+    median_seconds_to_convert: dict[str, float | None]
+    window_days: float
+    breakdown: str | None
+
+    def rows(self) -> list[dict]:
+        return [{k: clean(v) for k, v in r.items()} for r in self.steps.to_dict(orient="records")]
+
+
+def _step_rows(fr: Frame, step: Step, first: bool) -> ir.Table:
+    """person_id, ts, channel, campaign_id of one step's rows."""
+    if step.event == ORDER_PAID:
+        t = fr.table("orders")
+        t = t.filter(t.status == "paid")
+    else:
+        t = fr.table("events")
+        t = t.filter(t.event == step.event)
+    if first:
+        t = fr.in_period(fr.with_dims(t))
+    else:
+        t = fr.in_segment(t)
+    return t.select("person_id", "ts", "channel", "campaign_id")
+
+
+def person_table(fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None = None) -> ir.Table:
+    """person_id, [bd], t0 … t{n-1} (null from the first step not reached)."""
+    if breakdown not in (None, "channel", "campaign"):
+        raise AnalyticsError(f"breakdown must be one of {', '.join(BREAKDOWNS)}; got {breakdown!r}")
+    entry = _step_rows(fr, steps[0], first=True)
+    people = entry.group_by("person_id").aggregate(t0=entry.ts.min())
+    if breakdown:
+        col = "channel" if breakdown == "channel" else "campaign_id"
+        hit = entry.join(people, [entry.person_id == people.person_id, entry.ts == people.t0])
+        label = hit.group_by(hit.person_id).aggregate(bd=hit[col].min())
+        people = people.join(label, "person_id").mutate(bd=lambda t: t.bd.fill_null(NONE_LABEL))
+    f = fr.filters
+    end_bound = fr.utc_bound(f.end + timedelta(days=1)) + window if f.end else None
+    for k in range(1, len(steps)):
+        x = _step_rows(fr, steps[k], first=False)
+        if f.start:  # later steps cannot precede the period
+            x = x.filter(x.ts >= fr.utc_bound(f.start))
+        if end_bound:
+            x = x.filter(x.ts <= end_bound)
+        prev = people[f"t{k - 1}"]
+        after = x.ts > prev if steps[k].event == steps[k - 1].event else x.ts >= prev
+        cond = [people.person_id == x.person_id, after, x.ts <= people.t0 + ibis.interval(seconds=int(window.total_seconds()))]
+        joined = people.left_join(x, cond)
+        keys = [c for c in people.columns]
+        people = joined.group_by([joined[c] for c in keys]).aggregate(**{f"t{k}": joined.ts.min()})
+    return people
+
+
+def funnel(
+    fr: Frame,
+    steps: Sequence[Step] = DEFAULT_STEPS,
+    window: timedelta = timedelta(days=14),
+    breakdown: str | None = None,
+    segments: Mapping[str, Sequence[int]] | None = None,
+) -> FunnelResult:
+    """Per step: persons, conversion from the previous step and from the start, drop-off, and the
+    median seconds from the previous step and from entry. `breakdown="segment"` needs `segments`
+    (name → person ids) and runs the funnel once per segment."""
+    steps = tuple(steps)
+    if len(steps) < 2:
+        raise AnalyticsError("steps: a funnel needs at least 2 steps")
+    if window <= timedelta(0):
+        raise AnalyticsError("window: the conversion window must be positive")
+    if breakdown == "segment":
+        if not segments:
+            raise AnalyticsError("breakdown=segment needs segments (name → person ids)")
+        frames = []
+        for name, ids in segments.items():
+            sub = Frame(fr.backend, replace(fr.filters, segment=frozenset(ids)), fr.config)
+            part = _aggregate(sub, steps, window, None)
+            part.insert(0, "breakdown", name)
+            frames.append(part)
+        table = pd.concat(frames, ignore_index=True)
+    else:
+        table = _aggregate(fr, steps, window, breakdown)
+    last = table[table.step == len(steps)]
+    key = table["breakdown"] if "breakdown" in table else None
+    medians = (
+        {str(b): clean(v) for b, v in zip(last.breakdown, last.median_seconds_from_start, strict=True)}
+        if key is not None
+        else {"all": clean(last.median_seconds_from_start.iloc[0])}
+    )
+    return FunnelResult(table, medians, window.total_seconds() / 86400, breakdown)
+
+
+def _aggregate(fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None) -> pd.DataFrame:
+    people = person_table(fr, steps, window, breakdown)
+    group = ["bd"] if breakdown else []
+    parts = []
+    for k in range(len(steps)):
+        t = people
+        reached = t[f"t{k}"].notnull()
+        metrics = {"persons": t.person_id.count(where=reached)}
+        if k:
+            step_secs = fr.seconds(t[f"t{k}"]) - fr.seconds(t[f"t{k - 1}"])
+            total_secs = fr.seconds(t[f"t{k}"]) - fr.seconds(t.t0)
+            metrics["median_seconds_from_prev"] = step_secs.median(where=reached).cast("float64")
+            metrics["median_seconds_from_start"] = total_secs.median(where=reached).cast("float64")
+        else:
+            metrics["median_seconds_from_prev"] = ibis.literal(None, "float64")
+            metrics["median_seconds_from_start"] = ibis.literal(None, "float64")
+        agg = t.group_by(group).aggregate(**metrics) if group else t.aggregate(**metrics)
+        parts.append(agg.mutate(step=ibis.literal(k + 1, "int64")))
+    df = fr.execute(ibis.union(*parts))
+    labels = sorted(df.bd.unique()) if breakdown else [None]
+    out = []
+    for label in labels:
+        sub = df[df.bd == label] if breakdown else df
+        by_step = {int(r.step): r for r in sub.itertuples()}
+        first = int(by_step[1].persons) if 1 in by_step else 0
+        prev = None
+        for k, step in enumerate(steps, 1):
+            r = by_step.get(k)
+            persons = int(r.persons) if r is not None else 0
+            row = {"breakdown": label} if breakdown else {}
+            row.update(
+                step=k,
+                name=step.name,
+                event=step.event,
+                persons=persons,
+                conversion_from_prev=None if k == 1 else ratio(persons, prev),
+                conversion_from_start=ratio(persons, first),
+                dropped=0 if k == 1 else prev - persons,
+                drop_off_rate=None if k == 1 else ratio(prev - persons, prev),
+                median_seconds_from_prev=clean(r.median_seconds_from_prev) if r is not None and k > 1 else None,
+                median_seconds_from_start=clean(r.median_seconds_from_start) if r is not None and k > 1 else None,
+            )
+            out.append(row)
+            prev = persons
+    return pd.DataFrame(out)
+
+
+def dropped_persons(
+    fr: Frame,
+    at_step: int,
+    steps: Sequence[Step] = DEFAULT_STEPS,
+    window: timedelta = timedelta(days=14),
+) -> pd.DataFrame:
+    """Persons who reached step `at_step - 1` but not step `at_step` (1-based): person_id, the time
+    they reached the last step they made, and their entry channel and campaign (for follow-up)."""
+    steps = tuple(steps)
+    if not 2 <= at_step <= len(steps):
+        raise AnalyticsError(f"at_step must be between 2 and {len(steps)}; got {at_step}")
+    people = person_table(fr, steps, window)
+    k = at_step - 1
+    lost = people.filter(people[f"t{k - 1}"].notnull() & people[f"t{k}"].isnull())
+    lost = lost.select("person_id", "t0", last_step_ts=lost[f"t{k - 1}"])
+    df = fr.execute(lost.order_by("person_id"))
+    return df.rename(columns={"t0": "entered_at"}).reset_index(drop=True)
+

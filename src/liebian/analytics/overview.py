@@ -1,0 +1,150 @@
+"""The KPI overview: the handful of numbers a growth team reads first (the demo prints them).
+
+Ibis expressions over the warehouse tables, run on whichever backend `analytics_backend()` gives
+(DuckDB or PySpark): only exact distinct counts, no ordered aggregates, and calendar days computed
+as integer day numbers from `epoch_seconds` in the display zone, which both backends floor alike.
+
+Definitions
+- persons: distinct persons with an event or an order.
+- orders: distinct orders not cancelled; GMV: their amounts (refunded ones included: GMV is gross);
+  refund rate: refunded orders / orders; AOV: GMV / orders.
+- reached: persons with any campaign event; participants: persons who joined a campaign;
+  participation = participants / reached.
+- new persons: persons with a sign-up; referred: new persons with an accepted invite from another
+  person; referral share = referred / new; K-factor = referred / participants (new users each
+  participant brought).
+- D1 retention: of the persons who signed up on day d (d before the last day of data), the share with
+  any event on day d+1.
+- LTV multiplier: paid (not refunded) revenue per referred new person / per other new person.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import ibis
+import ibis.expr.types as ir
+
+from liebian.config import get_settings
+
+DAY = 86_400
+
+LABELS = {
+    "persons": "用户数 persons",
+    "events": "事件数 events",
+    "orders": "订单数 orders",
+    "gmv_yuan": "GMV ¥",
+    "aov_yuan": "客单价 AOV ¥",
+    "refund_rate": "退款率 refund rate",
+    "reached": "触达 reached",
+    "participants": "参与 participants",
+    "participation": "参与率 participation",
+    "new_persons": "新增 new persons",
+    "referred_persons": "裂变新增 referred",
+    "referral_share": "裂变占比 referral share",
+    "k_factor": "K 因子 K-factor",
+    "d1_retention": "次日留存 D1 retention",
+    "ltv_multiplier": "LTV 倍数 LTV multiplier",
+}
+RATIOS = {"refund_rate", "participation", "referral_share", "d1_retention"}
+
+
+def _offset_seconds(tz: str) -> int:
+    offset = datetime.now(ZoneInfo(tz)).utcoffset()
+    return int(offset.total_seconds()) if offset else 0
+
+
+def _ratio(num: float, den: float, digits: int = 4) -> float | None:
+    return round(num / den, digits) if den else None
+
+
+def _scalar(expr: ir.Scalar) -> int:
+    value = expr.execute()
+    return 0 if value is None or value != value else int(value)  # NaN/None from empty tables
+
+
+def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]:
+    """The KPI overview of everything in the warehouse (see the module docstring for definitions)."""
+    offset = _offset_seconds(tz or get_settings().timezone)
+    events = backend.table("events")
+    orders = backend.table("orders")
+    out: dict[str, Any] = {}
+
+    out["persons"] = _scalar(
+        ibis.union(events.select("person_id"), orders.select("person_id"), distinct=True).count()
+    )
+    out["events"] = _scalar(events.count())
+
+    placed = orders.filter(orders.status != "cancelled")
+    per_order = placed.group_by("order_id").aggregate(
+        amount=placed.amount_fen.max(),
+        refunded=(placed.status == "refunded").cast("int64").max(),
+    )
+    money = per_order.aggregate(n=per_order.count(), gmv=per_order.amount.sum(), refunded=per_order.refunded.sum())
+    row = money.execute().iloc[0]
+    n_orders = int(row["n"])
+    gmv_fen = 0 if n_orders == 0 else int(row["gmv"])
+    out["orders"] = n_orders
+    out["gmv_yuan"] = round(gmv_fen / 100, 2)
+    out["aov_yuan"] = round(gmv_fen / 100 / n_orders, 2) if n_orders else None
+    out["refund_rate"] = _ratio(0 if n_orders == 0 else int(row["refunded"]), n_orders)
+
+    out["reached"] = _scalar(events.filter(events.campaign_id.notnull()).person_id.nunique())
+    out["participants"] = _scalar(events.filter(events.event == "join_campaign").person_id.nunique())
+    out["participation"] = _ratio(out["participants"], out["reached"])
+
+    signups = events.filter(events.event == "signup")
+    out["new_persons"] = _scalar(signups.person_id.nunique())
+    accepted = events.filter(
+        (events.event == "invite_accept")
+        & events.referrer_person_id.notnull()
+        & (events.referrer_person_id != events.person_id)
+    )
+    referred = accepted.select("person_id").distinct()
+    out["referred_persons"] = _scalar(referred.count())
+    out["referral_share"] = _ratio(out["referred_persons"], out["new_persons"])
+    out["k_factor"] = _ratio(out["referred_persons"], out["participants"], 3)
+
+    day = ((events.ts.epoch_seconds() + offset) // DAY).cast("int64")
+    active = events.select(person_id=events.person_id, day=day).distinct()
+    last_day = active.day.max()
+    cohort = signups.group_by("person_id").aggregate(
+        d0=((signups.ts.epoch_seconds() + offset) // DAY).cast("int64").min()
+    )
+    cohort = cohort.filter(cohort.d0 < last_day)
+    back = cohort.join(active, (cohort.person_id == active.person_id) & (active.day == cohort.d0 + 1))
+    base = _scalar(cohort.count())
+    out["d1_retention"] = _ratio(_scalar(back.count()), base)
+
+    paid = orders.filter(orders.status == "paid")
+    revenue = paid.group_by("person_id").aggregate(revenue=paid.amount_fen.sum())
+    new = signups.select("person_id").distinct()
+    flagged = new.left_join(referred.mutate(is_referred=ibis.literal(1)), "person_id").select(
+        "person_id", is_referred=ibis.coalesce(ibis._.is_referred, 0)
+    )
+    with_rev = flagged.left_join(revenue, "person_id").select(
+        "is_referred", revenue=ibis.coalesce(ibis._.revenue, 0)
+    )
+    ltv = with_rev.group_by("is_referred").aggregate(n=with_rev.count(), revenue=with_rev.revenue.sum()).execute()
+    per = {int(r.is_referred): (int(r.revenue) / int(r.n) if int(r.n) else 0.0) for r in ltv.itertuples()}
+    out["ltv_multiplier"] = round(per[1] / per[0], 3) if per.get(0) and 1 in per else None
+    return out
+
+
+def overview_rows(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The overview as label/value rows for a table, ratios as percentages."""
+    rows = []
+    for key, label in LABELS.items():
+        value = values.get(key)
+        if value is None:
+            shown = "—"
+        elif key in RATIOS:
+            shown = f"{value:.1%}"
+        elif isinstance(value, float):
+            shown = f"{value:,.2f}"
+        else:
+            shown = f"{value:,}"
+        rows.append({"metric": label, "value": shown})
+    return rows

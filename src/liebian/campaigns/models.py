@@ -1,0 +1,199 @@
+"""Campaign tables: definitions and their versions, invites, referrals, orders, caps, groups, audit.
+
+Every cap (per inviter, device, IP; budget; stock) is a counter row changed by one conditional
+UPDATE, so that concurrent requests on SQLite and PostgreSQL can never overshoot it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from liebian.db.base import Base, utcnow
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(String(200))
+    # draft | scheduled | live | paused | ended (scheduled/live turn live/ended by the clock)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    budget_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_used_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    stock: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stock_used: Mapped[int] = mapped_column(Integer, default=0)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    launched_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CampaignVersion(Base):
+    """The rules in force from `created_at` on; a referral keeps the version it was accepted under."""
+
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Invite(Base):
+    """An inviter's code for one campaign and channel (渠道); the code is `token` + its HMAC."""
+
+    __tablename__ = "campaign_invites"
+    __table_args__ = (Index("ix_campaign_invites_owner", "campaign_id", "inviter_person_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"))
+    inviter_person_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(64), default="share")
+    nickname: Mapped[str] = mapped_column(String(64), default="")
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Referral(Base):
+    """Who brought whom in a campaign: one row per friend and campaign (attribution target)."""
+
+    __tablename__ = "campaign_referrals"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "friend_person_id"),
+        Index("ix_campaign_referrals_inviter", "campaign_id", "inviter_person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    invite_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaign_invites.id"))
+    inviter_person_id: Mapped[int] = mapped_column(BigInteger)
+    friend_person_id: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(64))
+    parent_referral_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # accepted | held | blocked | refunded | duplicate (after a OneID merge)
+    state: Mapped[str] = mapped_column(String(16))
+    risk_score: Mapped[int] = mapped_column(Integer, default=0)
+    risk_signals: Mapped[str] = mapped_column(Text, default="[]")
+    device_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    accepted_at: Mapped[datetime] = mapped_column(DateTime)
+    qualified_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    qualifying_order: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    counted: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class CampaignOrder(Base):
+    """A reported conversion (order or custom event); the order id makes reports idempotent."""
+
+    __tablename__ = "campaign_orders"
+    __table_args__ = (UniqueConstraint("campaign_id", "order_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"))
+    order_id: Mapped[str] = mapped_column(String(128))
+    person_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    referral_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    event: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    # qualified | not_qualifying | unattributed | out_of_scope | blocked | refunded
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    store: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    refunded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CapCounter(Base):
+    """A capped counter (scope inviter/device/ip/assist…); raised only by a conditional UPDATE."""
+
+    __tablename__ = "campaign_counters"
+    __table_args__ = (UniqueConstraint("campaign_id", "scope", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(128))
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Group(Base):
+    """A group-buy (拼团) opened by an initiator; completes once when `size - 1` joiners qualify."""
+
+    __tablename__ = "campaign_groups"
+    __table_args__ = (UniqueConstraint("campaign_id", "initiator_person_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64))
+    initiator_person_id: Mapped[int] = mapped_column(BigInteger)
+    opened_at: Mapped[datetime] = mapped_column(DateTime)
+    deadline: Mapped[datetime] = mapped_column(DateTime)
+    members_done: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | complete
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Reservation(Base):
+    """Budget and stock reserved for one reward before it is granted; released once if it ends badly."""
+
+    __tablename__ = "campaign_reservations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    value_fen: Mapped[int] = mapped_column(BigInteger)
+    reward_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    released: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CampaignAudit(Base):
+    """Every state change of a campaign, invite, referral, order or reservation (until auth has one)."""
+
+    __tablename__ = "campaign_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(48))
+    campaign_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    entity: Mapped[str] = mapped_column(String(32), default="campaign")
+    entity_id: Mapped[str] = mapped_column(String(128), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Outbox(Base):
+    """Warehouse rows written with the request's transaction and moved to DuckDB in the background."""
+
+    __tablename__ = "campaign_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # event | edge
+    payload: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,222 @@
+"""Campaign rules and request/response shapes at the edges.
+
+`CampaignRules` is the whole definition of one campaign version. It is validated on create and
+on every edit; contradictory rules are reported together, each naming its field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CAMPAIGN_TYPES = ("invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard")
+
+
+class RulesError(ValueError):
+    """Contradictory or incomplete rules: a list of (field, reason)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{f}: {r}" for f, r in problems))
+        self.problems = problems
+
+
+class Reward(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=64, description="reward/coupon code in the brand's system")
+    value_fen: int = Field(ge=0, description="the reward's value in fen (disclosed to participants)")
+    name: str = ""
+
+
+class Tier(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    threshold: int = Field(ge=1, description="qualified friends needed")
+    reward: Reward
+
+
+class QualifyingEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["signup", "first_order", "order_min_amount", "custom"] = "first_order"
+    min_amount_fen: int = Field(0, ge=0)
+    event_name: str | None = None
+
+
+class GroupRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(ge=2, description="members including the initiator")
+    window_hours: float = Field(24, gt=0)
+    initiator_reward: Reward | None = None
+    joiner_reward: Reward | None = None
+    bringer_reward: Reward | None = None
+
+
+class AssistRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    required: int = Field(ge=1, description="assists that unlock the reward")
+    reward: Reward
+
+
+class LeaderboardRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    top_n: int = Field(ge=1)
+    rewards: list[Reward] = Field(description="one per rank, best first; the last repeats")
+
+
+class RiskPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hold_at: int = Field(50, ge=1, description="total risk score from which rewards are held for review")
+    block_at: int = Field(100, ge=1, description="total risk score from which the referral is blocked")
+
+
+class CampaignRules(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard"]
+    title: str = Field(min_length=1, max_length=200)
+    rules_text: str = ""
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    attribution: Literal["first_touch", "last_touch"] = "first_touch"
+    claim_window_days: float = Field(7, gt=0, description="invite → qualifying event")
+    invite_ttl_days: float = Field(30, gt=0)
+    qualifying_event: QualifyingEvent = Field(default_factory=QualifyingEvent)
+    require_new_friend: bool = True
+    referrer_min_spend_fen: int = Field(0, ge=0)
+    per_inviter_cap: int | None = Field(None, ge=0)
+    per_device_cap: int | None = Field(None, ge=1)
+    per_ip_cap: int | None = Field(None, ge=1)
+    budget_fen: int | None = Field(None, ge=0)
+    stock: int | None = Field(None, ge=0)
+    hold_days: float = Field(7, ge=0, description="pending before approval; set it to the refund window")
+    regions: list[str] | None = None
+    stores: list[str] | None = None
+    tiers: list[Tier] = Field(default_factory=list)
+    inviter_reward: Reward | None = None
+    friend_reward: Reward | None = None
+    shares_required: int = Field(1, ge=1, description="share_coupon: clicks on the link before claiming")
+    group: GroupRules | None = None
+    assist: AssistRules | None = None
+    leaderboard: LeaderboardRules | None = None
+    risk_policy: RiskPolicy = Field(default_factory=RiskPolicy)
+    landing_url: str | None = Field(None, description="front-end page a clicked link redirects to")
+    poster_template: str = "classic"
+    # compliance inputs
+    collects: list[str] = Field(default_factory=list, description="personal data the campaign collects")
+    consent_step: bool = False
+    reward_value_disclosed: bool = True
+    forced_sharing: bool = False
+
+    def rewards(self) -> list[Reward]:
+        out = [t.reward for t in self.tiers]
+        out += [r for r in (self.inviter_reward, self.friend_reward) if r]
+        if self.group:
+            out += [
+                r
+                for r in (self.group.initiator_reward, self.group.joiner_reward, self.group.bringer_reward)
+                if r
+            ]
+        if self.assist:
+            out.append(self.assist.reward)
+        if self.leaderboard:
+            out += self.leaderboard.rewards
+        return out
+
+
+def rule_problems(r: CampaignRules) -> list[tuple[str, str]]:
+    p: list[tuple[str, str]] = []
+    if r.start_at and r.end_at and r.end_at <= r.start_at:
+        p.append(("end_at", "the window ends before it starts"))
+    for i in range(1, len(r.tiers)):
+        if r.tiers[i].threshold <= r.tiers[i - 1].threshold:
+            p.append((f"tiers.{i}.threshold", "tier thresholds must increase"))
+        if r.tiers[i].reward.value_fen < r.tiers[i - 1].reward.value_fen:
+            p.append((f"tiers.{i}.reward.value_fen", "a higher tier must not be worth less"))
+    rewards = r.rewards()
+    if r.per_inviter_cap == 0 and rewards:
+        p.append(("per_inviter_cap", "a cap of 0 allows no reward although rewards are defined"))
+    if r.per_inviter_cap and r.tiers and r.tiers[-1].threshold > r.per_inviter_cap:
+        p.append(
+            (
+                "tiers",
+                f"the top tier needs {r.tiers[-1].threshold} friends but the cap is {r.per_inviter_cap}",
+            )
+        )
+    smallest = min((w.value_fen for w in rewards if w.value_fen > 0), default=None)
+    if r.budget_fen is not None and smallest is not None and r.budget_fen < smallest:
+        p.append(("budget_fen", f"the budget {r.budget_fen} is smaller than one reward ({smallest} fen)"))
+    if r.stock == 0 and rewards:
+        p.append(("stock", "a stock of 0 allows no reward although rewards are defined"))
+    q = r.qualifying_event
+    if q.kind == "order_min_amount" and q.min_amount_fen <= 0:
+        p.append(("qualifying_event.min_amount_fen", "order_min_amount needs a positive amount"))
+    if q.kind == "custom" and not q.event_name:
+        p.append(("qualifying_event.event_name", "a custom qualifying event needs its name"))
+    need = {
+        "invite_task": ("tiers", bool(r.tiers)),
+        "double_sided": ("inviter_reward", bool(r.inviter_reward and r.friend_reward)),
+        "group_buy": ("group", r.group is not None),
+        "assist": ("assist", r.assist is not None),
+        "share_coupon": ("inviter_reward", r.inviter_reward is not None),
+        "leaderboard": ("leaderboard", r.leaderboard is not None),
+    }[r.type]
+    if not need[1]:
+        what = "inviter_reward and friend_reward" if r.type == "double_sided" else need[0]
+        p.append((need[0], f"a {r.type} campaign needs {what}"))
+    if r.leaderboard and not r.leaderboard.rewards:
+        p.append(("leaderboard.rewards", "at least one reward is needed"))
+    if r.risk_policy.block_at < r.risk_policy.hold_at:
+        p.append(("risk_policy.block_at", "block_at must not be below hold_at"))
+    return p
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$", description="optional slug")
+    rules: dict
+
+
+class CampaignEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: dict
+    note: str = ""
+
+
+class Participant(BaseModel):
+    """Who is acting: the identifiers the front end knows for this person (OneID resolves them)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id_type: str = Field(description="unionid, openid, phone, external_userid, device_id …")
+    id: str = Field(min_length=1, max_length=256)
+    other_ids: dict[str, str] = Field(default_factory=dict, description="more identifiers {id_type: id}")
+    nickname: str | None = Field(None, max_length=64)
+
+
+class InviteRequest(Participant):
+    channel: str = Field("share", max_length=64, description="渠道: share, poster, wecom_group, store …")
+
+
+class AcceptRequest(Participant):
+    code: str = Field(min_length=1, max_length=64)
+    device_id: str | None = Field(None, max_length=128)
+    ip: str | None = Field(None, max_length=64)
+    user_agent: str | None = Field(None, max_length=512)
+
+
+class ConversionRequest(Participant):
+    order_id: str = Field(min_length=1, max_length=128)
+    event: str = Field("order", max_length=64, description="order, or a custom event name")
+    amount_fen: int = Field(0, ge=0)
+    ts: datetime | None = None
+    region: str | None = None
+    store: str | None = None
+    device_id: str | None = Field(None, max_length=128)
+    ip: str | None = Field(None, max_length=64)
+    user_agent: str | None = Field(None, max_length=512)
+    payment_account: str | None = Field(None, max_length=128)
+
+
+class RefundRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(min_length=1, max_length=128)
+    note: str = ""

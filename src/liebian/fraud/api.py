@@ -1,0 +1,122 @@
+"""Fraud API: the review queue (list, get, approve, reject, bulk), fraud rate, reasons, scan."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from liebian.db.session import session_scope
+from liebian.engine import warehouse
+from liebian.fraud import graph, schemas, service
+from liebian.fraud.reasons import REASONS
+from liebian.fraud.service import FraudError
+from liebian.rewards.service import LedgerError
+
+
+class _FraudRoute(APIRoute):
+    """Answer a FraudError / LedgerError with its status and code instead of a 500."""
+
+    def get_route_handler(self):
+        original = super().get_route_handler()
+
+        async def handler(request):
+            try:
+                return await original(request)
+            except FraudError as exc:
+                return JSONResponse(status_code=exc.status, content=exc.as_dict())
+            except LedgerError as exc:
+                return JSONResponse(status_code=exc.status, content=exc.as_dict())
+
+        return handler
+
+
+router = APIRouter(prefix="/api/v1/fraud", tags=["fraud"], route_class=_FraudRoute)
+
+
+@router.get("/cases")
+def list_cases(
+    status: Literal["open", "approved", "rejected", "all"] = "open",
+    campaign_id: str | None = None,
+    pattern: str | None = None,
+    min_score: float = Query(0.0, ge=0, le=100),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    lang: Literal["zh-CN", "en"] = "zh-CN",
+) -> list[dict]:
+    with session_scope() as session:
+        return service.list_cases(
+            session, status=None if status == "all" else status, campaign_id=campaign_id, pattern=pattern,
+            min_score=min_score, limit=limit, offset=offset, lang=lang,
+        )  # fmt: skip
+
+
+@router.get("/cases/{case_id}")
+def get_case(case_id: int, lang: Literal["zh-CN", "en"] = "zh-CN") -> dict:
+    with session_scope() as session:
+        return service.get_case(session, case_id, lang)
+
+
+def _decide(case_id: int, action: str, body: schemas.Decision, header_key: str | None) -> dict:
+    with session_scope() as session:
+        return service.decide(
+            session, case_id, action, actor=body.reviewer, note=body.note,
+            idempotency_key=body.idempotency_key or header_key,
+        )  # fmt: skip
+
+
+@router.post("/cases/{case_id}/approve")
+def approve(case_id: int, body: schemas.Decision, idempotency_key: str | None = Header(None)) -> dict:
+    """Not fraud: the referral's rewards leave the review hold."""
+    return _decide(case_id, "approve", body, idempotency_key)
+
+
+@router.post("/cases/{case_id}/reject")
+def reject(case_id: int, body: schemas.Decision, idempotency_key: str | None = Header(None)) -> dict:
+    """Fraud: the referral's rewards are rejected (issued ones revoked)."""
+    return _decide(case_id, "reject", body, idempotency_key)
+
+
+@router.post("/cases/bulk")
+def bulk(body: schemas.BulkDecision, idempotency_key: str | None = Header(None)) -> list[dict]:
+    with session_scope() as session:
+        return service.bulk_decide(
+            session, body.case_ids, body.action, actor=body.reviewer, note=body.note,
+            idempotency_key=body.idempotency_key or idempotency_key,
+        )  # fmt: skip
+
+
+@router.get("/rate")
+def fraud_rate(by: Literal["campaign", "channel"] = "campaign") -> list[dict]:
+    """Rejected referrals / all referrals (the plan's reference point: 0.5%)."""
+    with session_scope() as session:
+        return service.fraud_rate(session, by)
+
+
+@router.get("/reasons")
+def reasons() -> list[dict]:
+    return [
+        {"code": r.code, "weight": r.weight, "pattern": r.pattern, "zh": r.zh, "en": r.en}
+        for r in REASONS.values()
+    ]
+
+
+@router.get("/persons/{person_id}")
+def person_risk(person_id: int) -> dict:
+    """The last graph scan's score and reasons for one person (score 0 when nothing was found)."""
+    with warehouse.connect(read_only=True) as con:
+        row = graph.person_risk(con, person_id=person_id)
+    if row.empty:
+        return {"person_id": person_id, "score": 0.0, "reasons": [], "details": []}
+    r = row.iloc[0]
+    return {"person_id": person_id, "score": float(r.score), "reasons": list(r.reasons), "details": list(r.details),
+            "pattern": r.pattern}  # fmt: skip
+
+
+@router.post("/scan")
+def scan() -> dict:
+    """Run the graph scan now (the scheduler also runs it hourly) and refresh the review queue."""
+    with session_scope() as session, warehouse.connect() as con:
+        return service.run_scan(session, con).as_dict()

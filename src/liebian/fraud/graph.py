@@ -1,0 +1,479 @@
+"""Graph analysis over the warehouse: rings, farms, star inviters and cycles → a 0–100 risk score.
+
+The graph has one node per person. Persons are linked by referrals (directed, inviter → invitee)
+and by identifiers they share: a device id, an IP address together with a user agent, a payment
+account. An identifier shared by more than `max_share` persons is infrastructure (a carrier NAT,
+a shop's tablet), not evidence, and is left out.
+
+Detectors (each yields stable reason codes, see reasons.py):
+- DEVICE_FARM / FARM_INVITER: in one component of the shared-identifier graph, one inviter has
+  many invitees that crowd onto few devices, or that signed up in a burst and then did nothing.
+- STAR_CHURN / STAR_CHURN_INVITEE: an inviter whose invitees (old enough to judge) nearly all
+  churn the same day or never order again after their first order.
+- CYCLE: strongly connected components of the referral graph (A→B→A, A→B→C→A).
+- CROWDED_DEVICE, SHARED_* (invitee shares an identifier with its inviter), SAME_PERSON.
+- VIRTUAL_PHONE: persons the caller marks (phones are HMACs in the warehouse; the job reads the
+  prefix from the operational store).
+- ANOMALY: Isolation Forest over per-inviter features; worth at most 30 points alone, so it only
+  tips cases that other evidence already makes suspicious.
+
+All heavy work is DuckDB SQL plus vectorised numpy/scipy; nothing loops over persons in Python.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from sklearn.ensemble import IsolationForest
+
+from liebian.fraud.reasons import REASONS
+
+PERSON_TABLE = "fraud_person_risk"
+REFERRAL_TABLE = "fraud_referral_risk"
+
+
+@dataclass
+class GraphParams:
+    max_share: int = 200  # identifiers shared by more persons are infrastructure, not evidence
+    ipua_min_events: int = 2  # events a person needs on one IP+UA before it links them
+    crowded_device: int = 5  # persons on one device before it counts as crowded
+    farm_min_invitees: int = 5  # invitees of one inviter inside one identifier component
+    farm_device_ratio: float = 3.0  # invitees per distinct device that make a farm
+    burst_minutes: int = 120  # a farm's sign-ups fall inside this span …
+    burst_share: float = 0.8  # … for at least this share of its invitees
+    dud_share: float = 0.8  # share of invitees that did nothing after a minimal first order
+    star_min_invitees: int = 5
+    star_churn_share: float = 0.8
+    churn_min_age_days: float = 2.0  # referrals younger than this are not judged for churn
+    anomaly_min_invitees: int = 3
+    anomaly_seed: int = 7
+    flag_threshold: float = 50.0  # score from which a person/referral is reported as flagged
+
+
+@dataclass
+class ScanResult:
+    persons: int
+    referrals: int
+    shared_links: int
+    components: int
+    flagged_persons: int
+    flagged_referrals: int
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ua_expr() -> str:
+    # The user agent travels in the event's props; channels spell the key differently.
+    return (
+        "coalesce(json_extract_string(props, '$.user_agent'), json_extract_string(props, '$.ua'), "
+        "json_extract_string(props, '$.userAgent'))"
+    )
+
+
+def _components(src: np.ndarray, dst: np.ndarray, directed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Component label per node for edges src→dst (node ids arbitrary int64). Returns (nodes, labels)."""
+    nodes, inverse = np.unique(np.concatenate([src, dst]), return_inverse=True)
+    n = len(nodes)
+    if n == 0:
+        return nodes, np.empty(0, dtype=np.int64)
+    a, b = inverse[: len(src)], inverse[len(src) :]
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    _, labels = connected_components(graph, directed=directed, connection="strong")
+    return nodes, labels.astype(np.int64)
+
+
+def scan(
+    con: duckdb.DuckDBPyConnection,
+    params: GraphParams | None = None,
+    virtual_phone_persons: np.ndarray | list[int] | None = None,
+    as_of: datetime | None = None,
+) -> ScanResult:
+    """Score every person and referral in the warehouse; (re)write fraud_person_risk / _referral_risk."""
+    p = params or GraphParams()
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, start: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - start, 3)
+        return now
+
+    t = t0
+    if as_of is None:
+        as_of = con.execute(
+            "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders), "
+            "(SELECT max(ts) FROM referral_edges))"
+        ).fetchone()[0]
+    as_of = as_of or datetime(1970, 1, 1)
+
+    # Referrals: one row per (inviter, invitee, campaign).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fr_edges AS
+        SELECT inviter_person_id AS inviter, invitee_person_id AS invitee, campaign_id, channel, min(ts) AS ts
+        FROM referral_edges GROUP BY ALL
+        """
+    )
+    # Identifier links per person, then only identifiers that 2..max_share persons share.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_links AS
+        SELECT DISTINCT person_id, kind, value FROM (
+            SELECT person_id, 'device' AS kind, device_id AS value FROM events
+            WHERE device_id IS NOT NULL AND device_id <> ''
+            UNION ALL
+            SELECT person_id, 'ipua' AS kind, ip || '|' || ua AS value FROM (
+                SELECT person_id, ip, {_ua_expr()} AS ua FROM events
+                WHERE ip IS NOT NULL AND ip <> '' AND props IS NOT NULL
+            ) WHERE ua IS NOT NULL AND ua <> ''
+            -- a carrier NAT hands out a new address per session: only an address+UA a person
+            -- came back with (home, office, farm) is theirs
+            GROUP BY ALL HAVING count(*) >= {int(p.ipua_min_events)}
+            UNION ALL
+            SELECT person_id, CASE WHEN id_type = 'device_id' THEN 'device' ELSE id_type END, id_value
+            FROM identity_map WHERE id_type IN ('device_id', 'payment_account')
+        )
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_shared AS
+        SELECT l.person_id, l.kind, l.value, c.n
+        FROM fr_links l
+        JOIN (SELECT kind, value, count(*) AS n FROM fr_links GROUP BY ALL
+              HAVING count(*) BETWEEN 2 AND {int(p.max_share)}) c USING (kind, value)
+        """
+    )
+    t = lap("links", t)
+
+    # Components of the shared-identifier graph (bipartite person–identifier, undirected).
+    arrays = con.execute(
+        "SELECT person_id, (hash(kind || ':' || value) >> 1)::BIGINT AS link FROM fr_shared"
+    ).fetchnumpy()
+    persons_col = np.asarray(arrays["person_id"], dtype=np.int64)
+    links_col = np.asarray(arrays["link"], dtype=np.int64)
+    n_shared = len(persons_col)
+    # Offset link ids into their own range so that they cannot collide with person ids.
+    person_nodes, person_idx = np.unique(persons_col, return_inverse=True)
+    link_nodes, link_idx = np.unique(links_col, return_inverse=True)
+    n_p, n_l = len(person_nodes), len(link_nodes)
+    if n_shared:
+        graph = coo_matrix(
+            (np.ones(n_shared, dtype=np.int8), (person_idx, n_p + link_idx)), shape=(n_p + n_l, n_p + n_l)
+        ).tocsr()
+        n_comp, labels = connected_components(graph, directed=False)
+        comp = pd.DataFrame({"person_id": person_nodes, "comp": labels[:n_p].astype(np.int64)})
+    else:
+        n_comp, comp = 0, pd.DataFrame({"person_id": np.empty(0, np.int64), "comp": np.empty(0, np.int64)})
+    con.register("fr_comp_df", comp)
+    con.execute("CREATE OR REPLACE TEMP TABLE fr_comp AS SELECT * FROM fr_comp_df")
+    con.unregister("fr_comp_df")
+    t = lap("components", t)
+
+    # Cycles: strongly connected components of the directed referral graph.
+    edge_arrays = con.execute("SELECT inviter, invitee FROM fr_edges WHERE inviter <> invitee").fetchnumpy()
+    src = np.asarray(edge_arrays["inviter"], dtype=np.int64)
+    dst = np.asarray(edge_arrays["invitee"], dtype=np.int64)
+    nodes, scc = _components(src, dst, directed=True)
+    if len(nodes):
+        sizes = np.bincount(scc)
+        in_cycle = sizes[scc] > 1
+        cyc = pd.DataFrame({"person_id": nodes[in_cycle], "scc": scc[in_cycle], "size": sizes[scc][in_cycle]})
+    else:
+        cyc = pd.DataFrame({"person_id": np.empty(0, np.int64), "scc": np.empty(0, np.int64), "size": []})
+    con.register("fr_cycle_df", cyc)
+    con.execute("CREATE OR REPLACE TEMP TABLE fr_cycle AS SELECT * FROM fr_cycle_df")
+    con.unregister("fr_cycle_df")
+    t = lap("cycles", t)
+
+    # Per-invitee activity: last activity and paid orders, for churn and "one order then nothing".
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fr_invitee AS
+        WITH inv AS (SELECT DISTINCT invitee AS person_id FROM fr_edges),
+        ev AS (SELECT e.person_id, max(e.ts) AS last_ev FROM events e SEMI JOIN inv USING (person_id) GROUP BY 1),
+        od AS (SELECT o.person_id, max(o.ts) AS last_od, count(*) AS n_orders
+               FROM orders o SEMI JOIN inv USING (person_id)
+               WHERE o.status NOT IN ('cancelled', 'refunded') GROUP BY 1)
+        SELECT inv.person_id, greatest(ev.last_ev, od.last_od) AS last_active, coalesce(od.n_orders, 0) AS n_orders
+        FROM inv LEFT JOIN ev USING (person_id) LEFT JOIN od USING (person_id)
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_edge_x AS
+        SELECT e.*, ci.comp AS comp,
+               coalesce(i.last_active, e.ts) < e.ts + INTERVAL 1 DAY AS churned,
+               coalesce(i.n_orders, 0) <= 1 AND coalesce(i.last_active, e.ts) < e.ts + INTERVAL 2 DAY AS dud,
+               e.ts <= TIMESTAMP '{as_of}' - to_seconds({float(p.churn_min_age_days) * 86400}) AS judged
+        FROM fr_edges e LEFT JOIN fr_comp ci ON ci.person_id = e.invitee
+        LEFT JOIN fr_invitee i ON i.person_id = e.invitee
+        WHERE e.inviter <> e.invitee
+        """
+    )
+    t = lap("activity", t)
+
+    # Farms: per (inviter, component) the invitees, their distinct devices and the sign-up span.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_farm AS
+        WITH g AS (
+            SELECT inviter, comp, count(DISTINCT invitee) AS n_inv,
+                   avg(dud::INT) AS dud_share, list(DISTINCT invitee) AS members,
+                   quantile_cont(epoch(ts), 0.1) AS t10, quantile_cont(epoch(ts), 0.9) AS t90
+            FROM fr_edge_x WHERE comp IS NOT NULL GROUP BY ALL HAVING count(DISTINCT invitee) >= {int(p.farm_min_invitees)}
+        ), d AS (
+            SELECT g.inviter, g.comp, count(DISTINCT l.value) AS n_dev
+            FROM g, unnest(g.members) AS m(person_id) JOIN fr_links l ON l.person_id = m.person_id AND l.kind = 'device'
+            GROUP BY ALL
+        )
+        SELECT g.inviter, g.comp, g.n_inv, coalesce(d.n_dev, 0) AS n_dev, g.dud_share, g.members,
+               (g.t90 - g.t10) / 60 AS span80_minutes
+        FROM g LEFT JOIN d USING (inviter, comp)
+        WHERE g.n_inv >= {float(p.farm_device_ratio)} * greatest(coalesce(d.n_dev, 0), 1)
+           OR ((g.t90 - g.t10) / 60 <= {int(p.burst_minutes)} AND g.dud_share >= {float(p.dud_share)})
+        """
+    )
+    # Star inviters: invitees old enough to judge, nearly all churned / one order then nothing.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_star AS
+        SELECT inviter, count(*) AS n_inv, avg(churned::INT) AS churn_share, avg(dud::INT) AS dud_share
+        FROM fr_edge_x WHERE judged GROUP BY 1
+        HAVING count(*) >= {int(p.star_min_invitees)}
+           AND greatest(avg(churned::INT), avg(dud::INT)) >= {float(p.star_churn_share)}
+        """
+    )
+    t = lap("farms_stars", t)
+
+    # Isolation Forest over per-inviter features.
+    feats = con.execute(
+        f"""
+        WITH dev AS (
+            SELECT e.inviter, count(DISTINCT l.value) AS n_dev
+            FROM fr_edges e JOIN fr_links l ON l.person_id = e.invitee AND l.kind = 'device' GROUP BY 1
+        )
+        SELECT x.inviter, count(*) AS n_inv, avg(x.churned::INT) AS churn_share, avg(x.dud::INT) AS dud_share,
+               count(*) / greatest(coalesce(any_value(dev.n_dev), 0), 1) AS inv_per_device,
+               count(*) / (1 + (epoch(max(x.ts)) - epoch(min(x.ts))) / 3600) AS per_hour
+        FROM fr_edge_x x LEFT JOIN dev USING (inviter)
+        GROUP BY 1 HAVING count(*) >= {int(p.anomaly_min_invitees)}
+        """
+    ).df()
+    anomalies = pd.DataFrame({"inviter": np.empty(0, np.int64), "strength": np.empty(0)})
+    if len(feats) >= 20:
+        matrix = np.column_stack(
+            [
+                np.log1p(feats.n_inv.to_numpy(float)),
+                feats.churn_share.to_numpy(float),
+                feats.dud_share.to_numpy(float),
+                np.log1p(feats.inv_per_device.to_numpy(float)),
+                np.log1p(feats.per_hour.to_numpy(float)),
+            ]
+        )
+        forest = IsolationForest(n_estimators=50, max_samples=256, random_state=p.anomaly_seed, n_jobs=1)
+        forest.fit(matrix)
+        s = -forest.score_samples(matrix)  # 0.5 ≈ ordinary, → 1 anomalous
+        strength = np.clip((s - 0.55) / 0.15, 0.0, 1.0)
+        keep = strength > 0
+        anomalies = pd.DataFrame({"inviter": feats.inviter.to_numpy()[keep], "strength": strength[keep]})
+    con.register("fr_anom_df", anomalies)
+    con.execute("CREATE OR REPLACE TEMP TABLE fr_anom AS SELECT * FROM fr_anom_df")
+    con.unregister("fr_anom_df")
+    vp = np.asarray(list(virtual_phone_persons) if virtual_phone_persons is not None else [], dtype=np.int64)
+    con.register("fr_vp_df", pd.DataFrame({"person_id": vp}))
+    con.execute("CREATE OR REPLACE TEMP TABLE fr_vp AS SELECT DISTINCT person_id FROM fr_vp_df")
+    con.unregister("fr_vp_df")
+    t = lap("anomaly", t)
+
+    # Reasons per person: (person_id, code, strength, detail).
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_reasons AS
+        SELECT DISTINCT ON (person_id, code) person_id, code, strength, detail FROM (
+            SELECT m.person_id, 'DEVICE_FARM' AS code, 1.0 AS strength,
+                   format('{{}} invitees of {{}} on {{}} devices', f.n_inv, f.inviter, f.n_dev) AS detail
+            FROM fr_farm f, unnest(f.members) AS m(person_id)
+            UNION ALL
+            SELECT inviter, 'FARM_INVITER', 1.0, format('{{}} invitees on {{}} devices', n_inv, n_dev) FROM fr_farm
+            UNION ALL
+            SELECT inviter, 'STAR_CHURN', 1.0,
+                   format('{{}} invitees, {{}}% churned same day', n_inv, round(100 * churn_share)) FROM fr_star
+            UNION ALL
+            SELECT x.invitee, 'STAR_CHURN_INVITEE', 1.0, format('inviter {{}}', x.inviter)
+            FROM fr_edge_x x JOIN fr_star s USING (inviter) WHERE x.judged AND (x.churned OR x.dud)
+            UNION ALL
+            SELECT person_id, 'CYCLE', 1.0, format('cycle of {{}} persons', size) FROM fr_cycle
+            UNION ALL
+            SELECT person_id, 'CROWDED_DEVICE', 1.0, format('device shared by {{}} persons', max(n))
+            FROM fr_shared WHERE kind = 'device' AND n >= {int(p.crowded_device)} GROUP BY 1
+            UNION ALL
+            SELECT inviter, 'ANOMALY', strength, format('strength {{}}', round(strength, 2)) FROM fr_anom
+            UNION ALL
+            SELECT person_id, 'VIRTUAL_PHONE', 1.0, '' FROM fr_vp
+        ) ORDER BY person_id, code, strength DESC
+        """
+    )
+    _register_weights(con)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {PERSON_TABLE} AS
+        SELECT r.person_id,
+               round(100 * (1 - exp(sum(ln(greatest(1e-12, 1 - w.weight / 100 * r.strength))))), 1) AS score,
+               list(r.code ORDER BY w.weight * r.strength DESC, r.code) AS reasons,
+               list(r.detail ORDER BY w.weight * r.strength DESC, r.code) AS details,
+               arg_max(w.pattern, w.weight * r.strength) AS pattern,
+               TIMESTAMP '{as_of}' AS as_of
+        FROM fr_reasons r JOIN fr_weights w USING (code)
+        GROUP BY 1
+        """
+    )
+    # Referral reasons: the invitee's own reasons (not the inviter-role ones) plus edge evidence.
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fr_edge_reasons AS
+        SELECT DISTINCT ON (inviter, invitee, campaign_id, code) * FROM (
+            SELECT e.inviter, e.invitee, e.campaign_id, r.code, r.strength, r.detail
+            FROM fr_edges e JOIN fr_reasons r ON r.person_id = e.invitee
+            WHERE r.code NOT IN ('FARM_INVITER', 'STAR_CHURN', 'ANOMALY')
+            UNION ALL
+            SELECT e.inviter, e.invitee, e.campaign_id, r.code, r.strength, r.detail
+            FROM fr_edges e JOIN fr_reasons r ON r.person_id = e.inviter
+            WHERE r.code = 'ANOMALY'
+            UNION ALL
+            SELECT inviter, invitee, campaign_id, 'SAME_PERSON', 1.0, '' FROM fr_edges WHERE inviter = invitee
+            UNION ALL
+            SELECT e.inviter, e.invitee, e.campaign_id,
+                   CASE a.kind WHEN 'device' THEN 'SHARED_DEVICE' WHEN 'payment_account' THEN 'SHARED_PAYMENT'
+                               ELSE 'SHARED_IP_UA' END, 1.0, ''
+            FROM fr_edges e JOIN fr_shared a ON a.person_id = e.inviter
+            JOIN fr_shared b ON b.person_id = e.invitee AND b.kind = a.kind AND b.value = a.value
+            WHERE e.inviter <> e.invitee
+            UNION ALL
+            SELECT e.inviter, e.invitee, e.campaign_id, 'CIRCULAR', 1.0, format('cycle of {} persons', a.size)
+            FROM fr_edges e JOIN fr_cycle a ON a.person_id = e.inviter JOIN fr_cycle b ON b.person_id = e.invitee
+            WHERE a.scc = b.scc
+        )
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {REFERRAL_TABLE} AS
+        SELECT r.inviter AS inviter_person_id, r.invitee AS invitee_person_id, r.campaign_id,
+               any_value(e.channel) AS channel, any_value(e.ts) AS ts,
+               round(100 * (1 - exp(sum(ln(greatest(1e-12, 1 - w.weight / 100 * r.strength))))), 1) AS score,
+               list(r.code ORDER BY w.weight * r.strength DESC, r.code) AS reasons,
+               list(r.detail ORDER BY w.weight * r.strength DESC, r.code) AS details,
+               arg_max(w.pattern, w.weight * r.strength) AS pattern,
+               TIMESTAMP '{as_of}' AS as_of
+        FROM fr_edge_reasons r JOIN fr_weights w USING (code)
+        JOIN fr_edges e ON e.inviter = r.inviter AND e.invitee = r.invitee
+             AND e.campaign_id IS NOT DISTINCT FROM r.campaign_id
+        GROUP BY 1, 2, 3
+        """
+    )
+    t = lap("score", t)
+
+    counts = con.execute(
+        f"""
+        SELECT (SELECT count(DISTINCT person_id) FROM fr_links),
+               (SELECT count(*) FROM fr_edges),
+               (SELECT count(*) FROM {PERSON_TABLE} WHERE score >= {float(p.flag_threshold)}),
+               (SELECT count(*) FROM {REFERRAL_TABLE} WHERE score >= {float(p.flag_threshold)})
+        """
+    ).fetchone()
+    for temp in (
+        "fr_links",
+        "fr_shared",
+        "fr_comp",
+        "fr_cycle",
+        "fr_invitee",
+        "fr_edge_x",
+        "fr_farm",
+        "fr_star",
+        "fr_anom",
+        "fr_vp",
+        "fr_reasons",
+        "fr_edge_reasons",
+        "fr_edges",
+        "fr_weights",
+    ):
+        con.execute(f"DROP TABLE IF EXISTS {temp}")
+    return ScanResult(
+        persons=int(counts[0]),
+        referrals=int(counts[1]),
+        shared_links=n_shared,
+        components=int(n_comp),
+        flagged_persons=int(counts[2]),
+        flagged_referrals=int(counts[3]),
+        seconds=round(time.perf_counter() - t0, 3),
+        timings=timings,
+    )
+
+
+def _register_weights(con: duckdb.DuckDBPyConnection) -> None:
+    frame = pd.DataFrame(
+        [{"code": r.code, "weight": float(r.weight), "pattern": r.pattern} for r in REASONS.values()]
+    )
+    con.register("fr_weights_df", frame)
+    con.execute("CREATE OR REPLACE TEMP TABLE fr_weights AS SELECT * FROM fr_weights_df")
+    con.unregister("fr_weights_df")
+
+
+def person_risk(
+    con: duckdb.DuckDBPyConnection,
+    min_score: float = 0.0,
+    limit: int | None = None,
+    person_id: int | None = None,
+) -> pd.DataFrame:
+    """The last scan's person scores (empty before the first scan)."""
+    if not _exists(con, PERSON_TABLE):
+        return pd.DataFrame(columns=["person_id", "score", "reasons", "details", "pattern", "as_of"])
+    sql = f"SELECT * FROM {PERSON_TABLE} WHERE score >= ?"
+    args: list = [min_score]
+    if person_id is not None:
+        sql += " AND person_id = ?"
+        args.append(int(person_id))
+    sql += " ORDER BY score DESC, person_id"
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return con.execute(sql, args).df()
+
+
+def referral_risk(con: duckdb.DuckDBPyConnection, min_score: float = 0.0) -> pd.DataFrame:
+    if not _exists(con, REFERRAL_TABLE):
+        return pd.DataFrame(
+            columns=[
+                "inviter_person_id",
+                "invitee_person_id",
+                "campaign_id",
+                "channel",
+                "ts",
+                "score",
+                "reasons",
+                "details",
+                "pattern",
+                "as_of",
+            ]
+        )
+    return con.execute(
+        f"SELECT * FROM {REFERRAL_TABLE} WHERE score >= ? ORDER BY score DESC, invitee_person_id", [min_score]
+    ).df()
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+        ).fetchone()[0]
+    )

@@ -1,0 +1,531 @@
+"""Anti-fraud service: graph scan → review cases; review decisions → reward ledger; fraud rate; evaluation.
+
+Cases
+- One case per suspicious referral (`referral:<campaign>:<inviter>:<friend>`). A scan opens a case
+  for every referral scoring at least the case threshold, updates the score of a case still open,
+  and never touches a decided one. Referrals the campaign engine held inline get a case too
+  (`sync_held_referrals`), so the queue holds everything waiting for a human.
+- approve → the case's rewards leave the review hold (the ledger releases them when due);
+  reject → its pending/approved rewards become `rejected`, issued ones are revoked (clawback).
+- Every open, rescore and decision writes a `fraud_audit` row. A decision repeated with the same
+  idempotency key returns the first outcome; the same decision again without a key is a no-op;
+  the opposite decision on a decided case is refused (409) — a rejected reward cannot come back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from liebian.campaigns.models import Referral
+from liebian.db.base import utcnow
+from liebian.fraud import graph
+from liebian.fraud.inline import is_virtual_phone
+from liebian.fraud.models import FraudAudit, FraudCase
+from liebian.fraud.reasons import REASONS, describe
+from liebian.identity.keys import IdentifierError, stored_value
+from liebian.identity.models import Identifier
+from liebian.privacy.crypto import decrypt
+from liebian.rewards import service as ledger
+
+CASE_THRESHOLD = 50.0
+STATUSES = ("open", "approved", "rejected")
+ACTIONS = {"approve": "approved", "reject": "rejected"}
+
+
+class FraudError(Exception):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "detail": self.message, "field": self.field}
+
+
+# ------------------------------------------------------------------ scan → cases
+
+
+def virtual_phone_persons(session: Session, prefixes: list[str] | None = None) -> np.ndarray:
+    """Persons holding a virtual-operator phone. Phones are HMACs in the warehouse, so the prefix is
+    read from the registry's ciphertext; the clear number lives only inside this loop."""
+    found = []
+    rows = session.execute(
+        select(Identifier.person_id, Identifier.encrypted_value).where(
+            Identifier.id_type == "phone", Identifier.encrypted_value.is_not(None)
+        )
+    )
+    for person_id, token in rows:
+        try:
+            if is_virtual_phone(decrypt(token), prefixes):
+                found.append(person_id)
+        except Exception:  # a ciphertext under a rotated key cannot be judged; it is skipped
+            continue
+    return np.asarray(found, dtype=np.int64)
+
+
+@dataclass
+class ScanReport:
+    scan: dict
+    cases_opened: int
+    cases_updated: int
+    held_synced: int
+
+    def as_dict(self) -> dict:
+        return {**self.scan, "cases_opened": self.cases_opened, "cases_updated": self.cases_updated,
+                "held_synced": self.held_synced}  # fmt: skip
+
+
+def run_scan(
+    session: Session,
+    con: duckdb.DuckDBPyConnection,
+    params: graph.GraphParams | None = None,
+    case_threshold: float = CASE_THRESHOLD,
+    actor: str = "system:fraud-scan",
+) -> ScanReport:
+    """Graph scan over the warehouse, then open/refresh review cases for the risky referrals."""
+    result = graph.scan(con, params, virtual_phone_persons=virtual_phone_persons(session))
+    risky = graph.referral_risk(con, min_score=case_threshold)
+    opened, updated = upsert_cases(session, risky, source="graph", actor=actor)
+    held = sync_held_referrals(session, actor=actor)
+    return ScanReport(result.as_dict(), opened, updated, held)
+
+
+def _case_key(campaign_id: str | None, inviter: int | None, person: int) -> str:
+    return f"referral:{campaign_id or '-'}:{inviter if inviter is not None else '-'}:{person}"
+
+
+def _audit(session: Session, case: FraudCase, action: str, actor: str, from_status: str | None, note: str = "",
+           effects: dict | None = None, key: str | None = None) -> FraudAudit:  # fmt: skip
+    row = FraudAudit(
+        case_id=case.id, action=action, actor=actor, from_status=from_status, to_status=case.status,
+        note=note, effects=json.dumps(effects or {}, ensure_ascii=False), idempotency_key=key, ts=utcnow(),
+    )  # fmt: skip
+    session.add(row)
+    return row
+
+
+def upsert_cases(session: Session, risky: pd.DataFrame, *, source: str, actor: str) -> tuple[int, int]:
+    """Open a case per risky referral row; refresh open ones whose score changed. Returns (opened, updated)."""
+    if risky.empty:
+        return 0, 0
+    keys = [
+        _case_key(c, int(i), int(p))
+        for c, i, p in zip(risky.campaign_id, risky.inviter_person_id, risky.invitee_person_id, strict=True)
+    ]
+    existing: dict[str, FraudCase] = {}
+    for start in range(0, len(keys), 500):
+        for case in session.scalars(
+            select(FraudCase).where(FraudCase.case_key.in_(keys[start : start + 500]))
+        ):
+            existing[case.case_key] = case
+    referral_ids = _referral_ids(session, risky)
+    opened = updated = 0
+    now = utcnow()
+    for key, row in zip(keys, risky.itertuples(index=False), strict=True):
+        reasons = [str(x) for x in row.reasons]
+        details = [str(x) for x in row.details]
+        case = existing.get(key)
+        if case is None:
+            case = FraudCase(
+                case_key=key, subject="referral", campaign_id=row.campaign_id, channel=row.channel,
+                person_id=int(row.invitee_person_id), inviter_person_id=int(row.inviter_person_id),
+                referral_id=referral_ids.get((row.campaign_id, int(row.invitee_person_id))),
+                source=source, score=float(row.score), reasons=json.dumps(reasons), details=json.dumps(details),
+                pattern=row.pattern or "", status="open", created_at=now, updated_at=now,
+            )  # fmt: skip
+            session.add(case)
+            session.flush()
+            _audit(session, case, "open", actor, None, note=f"score {row.score}: {', '.join(reasons)}")
+            opened += 1
+        elif case.status == "open" and (
+            abs(case.score - float(row.score)) > 0.05 or json.loads(case.reasons) != reasons
+        ):
+            old = case.score
+            case.score, case.reasons, case.details = (
+                float(row.score),
+                json.dumps(reasons),
+                json.dumps(details),
+            )
+            case.pattern, case.updated_at = row.pattern or "", now
+            _audit(session, case, "rescore", actor, "open", note=f"score {old} → {row.score}")
+            updated += 1
+    session.flush()
+    return opened, updated
+
+
+def _referral_ids(session: Session, risky: pd.DataFrame) -> dict[tuple[str, int], int]:
+    """The campaign engine's referral ids for (campaign, friend) pairs, where the engine knows them."""
+    out: dict[tuple[str, int], int] = {}
+    friends = sorted({int(p) for p in risky.invitee_person_id})
+    for start in range(0, len(friends), 500):
+        rows = session.execute(
+            select(Referral.id, Referral.campaign_id, Referral.friend_person_id).where(
+                Referral.friend_person_id.in_(friends[start : start + 500])
+            )
+        )
+        for rid, cid, friend in rows:
+            out[(cid, friend)] = rid
+    return out
+
+
+def sync_held_referrals(session: Session, actor: str = "system:fraud-scan") -> int:
+    """Open a case for every referral the campaign engine held inline that has none yet."""
+    held = (
+        session.execute(select(Referral).where(Referral.state == "held").order_by(Referral.id))
+        .scalars()
+        .all()
+    )
+    opened = 0
+    for ref in held:
+        key = _case_key(ref.campaign_id, ref.inviter_person_id, ref.friend_person_id)
+        if session.scalar(select(FraudCase.id).where(FraudCase.case_key == key)) is not None:
+            continue
+        try:
+            signals = json.loads(ref.risk_signals or "[]")
+        except json.JSONDecodeError:
+            signals = []
+        now = utcnow()
+        case = FraudCase(
+            case_key=key, subject="referral", campaign_id=ref.campaign_id, channel=ref.channel,
+            person_id=ref.friend_person_id, inviter_person_id=ref.inviter_person_id, referral_id=ref.id,
+            source="inline", score=float(min(100, ref.risk_score or 0)),
+            reasons=json.dumps([s.get("code", "") for s in signals]),
+            details=json.dumps([s.get("detail", "") for s in signals], ensure_ascii=False),
+            pattern=next((REASONS[s["code"]].pattern for s in signals if s.get("code") in REASONS), ""),
+            status="open", created_at=now, updated_at=now,
+        )  # fmt: skip
+        session.add(case)
+        session.flush()
+        _audit(session, case, "open", actor, None, note=f"held inline, score {ref.risk_score}")
+        opened += 1
+    return opened
+
+
+# ------------------------------------------------------------------ queue
+
+
+def case_view(case: FraudCase, lang: str = "zh-CN") -> dict:
+    reasons = json.loads(case.reasons or "[]")
+    details = json.loads(case.details or "[]")
+    return {
+        "id": case.id,
+        "case_key": case.case_key,
+        "subject": case.subject,
+        "campaign_id": case.campaign_id,
+        "channel": case.channel,
+        "person_id": case.person_id,
+        "inviter_person_id": case.inviter_person_id,
+        "referral_id": case.referral_id,
+        "source": case.source,
+        "score": case.score,
+        "pattern": case.pattern,
+        "reasons": [
+            {"code": c, "text": describe(c, lang), "detail": details[i] if i < len(details) else ""}
+            for i, c in enumerate(reasons)
+        ],
+        "status": case.status,
+        "reviewer": case.reviewer,
+        "note": case.note,
+        "decided_at": case.decided_at,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+    }
+
+
+def list_cases(
+    session: Session,
+    *,
+    status: str | None = "open",
+    campaign_id: str | None = None,
+    pattern: str | None = None,
+    min_score: float = 0.0,
+    limit: int = 100,
+    offset: int = 0,
+    lang: str = "zh-CN",
+) -> list[dict]:
+    if status is not None and status not in STATUSES:
+        raise FraudError(422, "invalid", f"status: {status!r} is not one of {', '.join(STATUSES)}", "status")
+    q = select(FraudCase).where(FraudCase.score >= min_score)
+    if status:
+        q = q.where(FraudCase.status == status)
+    if campaign_id:
+        q = q.where(FraudCase.campaign_id == campaign_id)
+    if pattern:
+        q = q.where(FraudCase.pattern == pattern)
+    q = (
+        q.order_by(FraudCase.score.desc(), FraudCase.id)
+        .limit(max(1, min(limit, 1000)))
+        .offset(max(0, offset))
+    )
+    return [case_view(c, lang) for c in session.scalars(q)]
+
+
+def _load(session: Session, case_id: int) -> FraudCase:
+    case = session.get(FraudCase, case_id)
+    if case is None:
+        raise FraudError(404, "not_found", f"case_id: no fraud case {case_id}", "case_id")
+    return case
+
+
+def get_case(session: Session, case_id: int, lang: str = "zh-CN") -> dict:
+    case = _load(session, case_id)
+    audit = session.scalars(select(FraudAudit).where(FraudAudit.case_id == case_id).order_by(FraudAudit.id))
+    return {
+        **case_view(case, lang),
+        "audit": [
+            {
+                "action": a.action,
+                "actor": a.actor,
+                "from_status": a.from_status,
+                "to_status": a.to_status,
+                "note": a.note,
+                "effects": json.loads(a.effects or "{}"),
+                "ts": a.ts,
+            }  # fmt: skip
+            for a in audit
+        ],
+    }
+
+
+# ------------------------------------------------------------------ decisions
+
+
+def _case_rewards(session: Session, case: FraudCase) -> list[int]:
+    """Reward ids earned by the case's referral: by the referral itself or by its qualifying order."""
+    refs = []
+    if case.referral_id is not None:
+        refs.append(f"referral:{case.campaign_id}:{case.referral_id}")
+        ref = session.get(Referral, case.referral_id)
+        if ref is not None and ref.qualifying_order:
+            refs.append(f"order:{case.campaign_id}:{ref.qualifying_order}")
+    ids: set[int] = set()
+    for source_ref in refs:
+        for view in ledger.list_rewards(session, source_ref=source_ref, limit=1000):
+            ids.add(view.id)
+    return sorted(ids)
+
+
+def decide(
+    session: Session,
+    case_id: int,
+    action: str,
+    *,
+    actor: str,
+    note: str = "",
+    idempotency_key: str | None = None,
+) -> dict:
+    """Approve or reject one case; flows into the ledger. Idempotent (see the module docstring)."""
+    if action not in ACTIONS:
+        raise FraudError(422, "invalid", f"action: {action!r} is not approve or reject", "action")
+    if not actor or not actor.strip():
+        raise FraudError(422, "invalid", "actor: must name the reviewer", "actor")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 200):
+        raise FraudError(422, "invalid", "idempotency_key: 1–200 characters", "idempotency_key")
+    if idempotency_key:
+        prior = session.scalar(select(FraudAudit).where(FraudAudit.idempotency_key == idempotency_key))
+        if prior is not None:
+            if prior.case_id != case_id or prior.to_status != ACTIONS[action]:
+                raise FraudError(
+                    409, "idempotency_conflict",
+                    f"idempotency_key: already used for case {prior.case_id} → {prior.to_status}", "idempotency_key",
+                )  # fmt: skip
+            return {
+                **get_case(session, case_id),
+                "changed": False,
+                "effects": json.loads(prior.effects or "{}"),
+            }
+    # Lock the case row: two reviewers deciding at once serialise here (SQLite: the UPDATE takes
+    # the database's write lock; PostgreSQL: the row lock).
+    session.execute(update(FraudCase).where(FraudCase.id == case_id).values(updated_at=FraudCase.updated_at))
+    case = _load(session, case_id)
+    session.refresh(case)
+    target = ACTIONS[action]
+    if case.status == target:
+        return {**get_case(session, case_id), "changed": False, "effects": {}}
+    if case.status != "open":
+        raise FraudError(409, "already_decided", f"case {case_id} is already {case.status}", "case_id")
+    effects = _apply_to_ledger(session, case, target, actor=actor, note=note)
+    case.status, case.reviewer, case.note = target, actor, note
+    case.decided_at = case.updated_at = utcnow()
+    _audit(session, case, action, actor, "open", note=note, effects=effects, key=idempotency_key)
+    session.flush()
+    return {**get_case(session, case_id), "changed": True, "effects": effects}
+
+
+def _apply_to_ledger(session: Session, case: FraudCase, target: str, *, actor: str, note: str) -> dict:
+    effects: dict[str, list] = {"released": [], "rejected": [], "revoked": [], "untouched": []}
+    reviewer = f"fraud-review:{actor}"
+    for reward_id in _case_rewards(session, case):
+        view = ledger.get_reward(session, reward_id)
+        if target == "approved":
+            if view.state in ledger.FINAL:
+                effects["untouched"].append({"reward_id": reward_id, "state": view.state})
+            elif view.held_for_review:
+                ledger.set_review_hold(
+                    session, reward_id, False, actor=reviewer, note=note or "fraud review approved"
+                )
+                effects["released"].append(reward_id)
+            continue
+        key = f"fraud-case:{case.id}:{reward_id}"
+        if view.state in (ledger.PENDING, ledger.APPROVED):
+            ledger.transition(session, reward_id, ledger.REJECTED, idempotency_key=key, actor=reviewer,
+                              note=note or "fraud review rejected")  # fmt: skip
+            effects["rejected"].append(reward_id)
+        elif view.state == ledger.ISSUED:
+            ledger.transition(session, reward_id, ledger.REVOKED, idempotency_key=key, actor=reviewer,
+                              note=note or "fraud review rejected: clawback")  # fmt: skip
+            effects["revoked"].append(reward_id)
+        else:
+            effects["untouched"].append({"reward_id": reward_id, "state": view.state})
+    return effects
+
+
+def bulk_decide(
+    session: Session, case_ids: Iterable[int], action: str, *, actor: str, note: str = "",
+    idempotency_key: str | None = None,
+) -> list[dict]:  # fmt: skip
+    """Decide many cases; each gets its own key (`<key>:<case id>`) and its own outcome row."""
+    out = []
+    for case_id in dict.fromkeys(int(c) for c in case_ids):
+        key = f"{idempotency_key}:{case_id}" if idempotency_key else None
+        try:
+            with session.begin_nested():
+                result = decide(session, case_id, action, actor=actor, note=note, idempotency_key=key)
+            out.append(
+                {"case_id": case_id, "status": result["status"], "changed": result["changed"], "error": None}
+            )
+        except FraudError as exc:
+            out.append({"case_id": case_id, "status": None, "changed": False, "error": exc.message})
+    return out
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def fraud_rate(session: Session, by: str = "campaign") -> list[dict]:
+    """Rejected referrals / all referrals, per campaign or per campaign and channel (plan: 0.5%)."""
+    if by not in ("campaign", "channel"):
+        raise FraudError(422, "invalid", f"by: {by!r} is not campaign or channel", "by")
+    keys = [Referral.campaign_id] + ([Referral.channel] if by == "channel" else [])
+    totals = session.execute(select(*keys, func.count()).group_by(*keys)).all()
+    case_keys = [FraudCase.campaign_id] + ([FraudCase.channel] if by == "channel" else [])
+    rejected = dict(
+        (tuple(r[:-1]), r[-1])
+        for r in session.execute(
+            select(*case_keys, func.count())
+            .where(FraudCase.status == "rejected", FraudCase.subject == "referral")
+            .group_by(*case_keys)
+        ).all()
+    )
+    out = []
+    for row in totals:
+        group, total = tuple(row[:-1]), row[-1]
+        n_rej = int(rejected.get(group, 0))
+        item = {"campaign_id": group[0]}
+        if by == "channel":
+            item["channel"] = group[1]
+        item.update(
+            {
+                "referrals": int(total),
+                "rejected": n_rej,
+                "fraud_rate": round(n_rej / total, 5) if total else 0.0,
+            }
+        )
+        out.append(item)
+    return sorted(out, key=lambda r: (r["campaign_id"], r.get("channel", "")))
+
+
+# ------------------------------------------------------------------ evaluation
+
+PATTERN_ALIASES = {  # the demo's names → ours
+    "device_farm": "device_farm",
+    "star_inviter": "star_churn",
+    "star_churn": "star_churn",
+    "circular_referral": "circular",
+    "circular": "circular",
+    "virtual_phone": "virtual_phone",
+}
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
+
+
+def evaluate(
+    con: duckdb.DuckDBPyConnection, ground_truth: dict | Path, threshold: float = CASE_THRESHOLD
+) -> dict:
+    """Precision / recall / F1 of the last scan's flagged referrals against injected fraud.
+
+    The unit is the referral (inviter → invitee): the demo's truth lists each fraudulent invitee with
+    its inviter, by identifiers; these are mapped to persons through the warehouse's identity map.
+    Per pattern, recall counts that pattern's referrals flagged for any reason, and precision
+    counts the flagged referrals whose strongest reason belongs to that pattern.
+    """
+    if isinstance(ground_truth, Path | str):
+        ground_truth = json.loads(Path(ground_truth).read_text(encoding="utf-8"))
+    rows = ground_truth.get("fraud", {}).get("invitees")
+    if rows is None:
+        raise FraudError(422, "invalid", "ground truth: no fraud.invitees list", "fraud.invitees")
+    keys, problems = [], []
+    for i, r in enumerate(rows):
+        try:
+            keys.append((i, r["id_type"], stored_value(r["id_type"], r["id"]), r["inviter_id_type"],
+                         stored_value(r["inviter_id_type"], r["inviter_id"]), PATTERN_ALIASES.get(r["pattern"], r["pattern"]),
+                         r.get("campaign_id")))  # fmt: skip
+        except (KeyError, IdentifierError) as exc:
+            problems.append(f"fraud.invitees[{i}]: {exc}")
+    if problems:
+        raise FraudError(422, "invalid", "; ".join(problems[:5]), "fraud.invitees")
+    truth = pd.DataFrame(keys, columns=["row", "t", "v", "it", "iv", "pattern", "campaign_id"])
+    con.register("fr_truth", truth)
+    mapped = con.execute(
+        """
+        SELECT t.row, t.pattern, t.campaign_id, a.person_id AS invitee, b.person_id AS inviter
+        FROM fr_truth t
+        LEFT JOIN identity_map a ON a.id_type = t.t AND a.id_value = t.v
+        LEFT JOIN identity_map b ON b.id_type = t.it AND b.id_value = t.iv
+        """
+    ).df()
+    con.unregister("fr_truth")
+    unmapped = int(mapped.invitee.isna().sum())
+    mapped = mapped.dropna(subset=["invitee"])
+    referrals = graph.referral_risk(con, min_score=0.0)
+    flagged = referrals[referrals.score >= threshold]
+    # Referral key: (invitee, campaign); the truth's inviter is informative only (merges can move it).
+    flagged_keys = {(int(p), c): pat for p, c, pat in zip(flagged.invitee_person_id, flagged.campaign_id,
+                                                         flagged.pattern, strict=True)}  # fmt: skip
+    truth_keys = {
+        (int(p), c): pat for p, c, pat in zip(mapped.invitee, mapped.campaign_id, mapped.pattern, strict=True)
+    }
+    patterns = sorted(set(truth_keys.values()))
+    out = {"threshold": threshold, "truth_referrals": len(rows), "unmapped": unmapped,
+           "flagged_referrals": len(flagged_keys), "patterns": {}}  # fmt: skip
+    for pat in patterns:
+        t = {k for k, v in truth_keys.items() if v == pat}
+        claimed = {k for k, v in flagged_keys.items() if v == pat}
+        tp_recall = len(t & flagged_keys.keys())
+        # precision: flagged-as-this-pattern that are fraud of any pattern (overlaps are still fraud)
+        tp_prec = len(claimed & truth_keys.keys())
+        m = _prf(tp_recall, len(claimed) - tp_prec, len(t) - tp_recall)
+        m["precision"] = round(tp_prec / len(claimed), 4) if claimed else 0.0
+        m["f1"] = (
+            round(2 * m["precision"] * m["recall"] / (m["precision"] + m["recall"]), 4)
+            if m["precision"] + m["recall"]
+            else 0.0
+        )
+        m["claimed"] = len(claimed)
+        out["patterns"][pat] = m
+    tp = len(truth_keys.keys() & flagged_keys.keys())
+    out["overall"] = _prf(tp, len(flagged_keys) - tp, len(truth_keys) - tp + unmapped)
+    return out

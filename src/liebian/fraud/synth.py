@@ -1,0 +1,224 @@
+"""Synthetic warehouse data with labelled fraud, for the benchmark and the graph tests.
+
+Vectorised numpy: 1M persons take a few seconds. Legitimate persons form referral trees, use their
+own device, order a few times over weeks; injected patterns follow the demo brand's description:
+device farms (one inviter, 15–40 invitees on 2–3 devices and one IP+UA, burst sign-ups, one minimum
+order then nothing), star inviters whose invitees churn the same day, circular referrals, and the
+legitimate look-alikes (coworkers on one office IP with different devices; a family on one device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+START = datetime(2026, 9, 1)
+UAS = np.array([f"Mozilla/5.0 (Phone {i}) MicroMessenger/8.0.{i}" for i in range(40)])
+FARM_UA = "Mozilla/5.0 (Linux; Android 9; SM-G9650) MicroMessenger/8.0.1"
+
+
+@dataclass
+class Synthetic:
+    truth: dict[str, set[int]] = field(default_factory=dict)  # pattern -> person ids
+    lookalikes: dict[str, set[int]] = field(default_factory=dict)
+    persons: int = 0
+    referrals: int = 0
+    events: int = 0
+
+
+def generate(
+    con: duckdb.DuckDBPyConnection,
+    persons: int = 5000,
+    edges_per_person: float = 0.9,
+    farms: int = 4,
+    stars: int = 4,
+    cycles: int = 4,
+    coworkers: int = 3,
+    families: int = 6,
+    days: int = 60,
+    seed: int = 1,
+) -> Synthetic:
+    """Append synthetic events, orders and referral edges to the warehouse behind `con`."""
+    rng = np.random.default_rng(seed)
+    out = Synthetic()
+    base = 10**12
+    pid = base + np.arange(persons, dtype=np.int64)
+    # Legit: sign-up times spread over the period; inviter = an earlier person (roots have none).
+    signup = np.sort(rng.uniform(0, days * 86400 * 0.9, persons))
+    device = np.array([f"d{i}" for i in range(persons)], dtype=object)
+    ip = rng.integers(0, max(persons // 3, 10), persons)
+    ua = UAS[rng.integers(0, len(UAS), persons)]
+    n_edges = int(persons * min(edges_per_person, 0.95))
+    invitees = rng.choice(np.arange(1, persons), size=min(n_edges, persons - 1), replace=False)
+    inviters = (rng.random(len(invitees)) * invitees).astype(np.int64)  # an earlier person
+    ev_rows = [_frame(pid, signup, device, ip, ua, "signup")]
+    # Active persons come back: 1–6 further events and 0–5 orders over the following weeks.
+    visits = rng.integers(0, 7, persons)
+    rep = np.repeat(np.arange(persons), visits)
+    later = signup[rep] + rng.uniform(86400 * 1.5, 86400 * 30, len(rep))
+    ev_rows.append(_frame(pid[rep], later, device[rep], ip[rep], ua[rep], "visit"))
+    n_ord = rng.integers(0, 6, persons)
+    orep = np.repeat(np.arange(persons), n_ord)
+    ots = signup[orep] + rng.uniform(3600, 86400 * 30, len(orep))
+    ord_rows = [
+        pd.DataFrame({"person_id": pid[orep], "ts": ots, "amount_fen": rng.integers(990, 8000, len(orep))})
+    ]
+    edge_rows = [pd.DataFrame({"inviter": pid[inviters], "invitee": pid[invitees], "ts": signup[invitees]})]
+
+    next_id = base + persons
+    truth: dict[str, set[int]] = {"device_farm": set(), "star_churn": set(), "circular": set()}
+    look: dict[str, set[int]] = {"coworkers": set(), "family": set()}
+
+    def new_ids(n: int) -> np.ndarray:
+        nonlocal next_id
+        ids = np.arange(next_id, next_id + n, dtype=np.int64)
+        next_id += n
+        return ids
+
+    for f in range(farms):
+        inviter = pid[rng.integers(0, persons)]
+        n = int(rng.integers(15, 41))
+        members = new_ids(n)
+        t0 = rng.uniform(86400 * 5, days * 86400 * 0.7)
+        ts = t0 + np.sort(rng.uniform(0, 3600, n))  # burst within an hour
+        devs = np.array([f"farm{f}-{k}" for k in rng.integers(0, int(rng.integers(2, 4)), n)], dtype=object)
+        fip = np.full(n, 9_000_000 + f)
+        ev_rows.append(_frame(members, ts, devs, fip, np.full(n, FARM_UA, dtype=object), "signup"))
+        ord_rows.append(pd.DataFrame({"person_id": members, "ts": ts + 300, "amount_fen": np.full(n, 990)}))
+        edge_rows.append(pd.DataFrame({"inviter": np.full(n, inviter), "invitee": members, "ts": ts}))
+        truth["device_farm"].update(members.tolist())
+        truth["device_farm"].add(int(inviter))
+    for _s in range(stars):
+        inviter = new_ids(1)
+        n = int(rng.integers(8, 21))
+        members = new_ids(n)
+        t_inv = rng.uniform(0, days * 86400 * 0.3)
+        ts = rng.uniform(t_inv + 86400, days * 86400 * 0.8, n)
+        ev_rows.append(
+            _frame(
+                inviter,
+                np.array([t_inv]),
+                np.array([f"sd{inviter[0]}"], dtype=object),
+                np.array([int(rng.integers(0, 10**6))]),
+                UAS[:1],
+                "signup",
+            )
+        )
+        ev_rows.append(
+            _frame(
+                members,
+                ts,
+                np.array([f"sm{m}" for m in members], dtype=object),
+                rng.integers(0, 10**6, n),
+                UAS[rng.integers(0, len(UAS), n)],
+                "signup",
+            )
+        )
+        ord_rows.append(pd.DataFrame({"person_id": members, "ts": ts + 600, "amount_fen": np.full(n, 990)}))
+        edge_rows.append(pd.DataFrame({"inviter": np.full(n, inviter[0]), "invitee": members, "ts": ts}))
+        truth["star_churn"].update([int(inviter[0]), *members.tolist()])
+    for _c in range(cycles):
+        a, b = new_ids(2)
+        ta = rng.uniform(0, days * 86400 * 0.8)
+        ev_rows.append(
+            _frame(
+                np.array([a, b]),
+                np.array([ta, ta + 600]),
+                np.array([f"ca{a}", f"cb{b}"], dtype=object),
+                rng.integers(0, 10**6, 2),
+                UAS[:2],
+                "signup",
+            )
+        )
+        edge_rows.append(pd.DataFrame({"inviter": [a, b], "invitee": [b, a], "ts": [ta + 600, ta + 1200]}))
+        truth["circular"].update([int(a), int(b)])
+    for w in range(coworkers):
+        staff = new_ids(8)
+        ts = np.sort(rng.uniform(86400, days * 86400 * 0.7, 8))
+        office = np.full(8, 8_000_000 + w)
+        ev_rows.append(
+            _frame(
+                staff,
+                ts,
+                np.array([f"w{s}" for s in staff], dtype=object),
+                office,
+                np.full(8, UAS[3], dtype=object),
+                "signup",
+            )
+        )
+        rep2 = np.repeat(np.arange(8), 4)
+        ev_rows.append(
+            _frame(
+                staff[rep2],
+                ts[rep2] + rng.uniform(2 * 86400, 20 * 86400, len(rep2)),
+                np.array([f"w{s}" for s in staff[rep2]], dtype=object),
+                office[rep2],
+                np.full(len(rep2), UAS[3], dtype=object),
+                "visit",
+            )
+        )
+        ord_rows.append(
+            pd.DataFrame(
+                {"person_id": staff[rep2], "ts": ts[rep2] + 86400 * 3, "amount_fen": np.full(len(rep2), 2500)}
+            )
+        )
+        edge_rows.append(pd.DataFrame({"inviter": np.full(7, staff[0]), "invitee": staff[1:], "ts": ts[1:]}))
+        look["coworkers"].update(staff.tolist())
+    for _f in range(families):
+        fam = new_ids(3)
+        ts = np.sort(rng.uniform(86400, days * 86400 * 0.7, 3))
+        dev = np.full(3, f"fam{fam[0]}", dtype=object)
+        ev_rows.append(_frame(fam, ts, dev, np.full(3, int(rng.integers(0, 10**6))), UAS[:3], "signup"))
+        ev_rows.append(_frame(fam, ts + 5 * 86400, dev, np.full(3, 5), UAS[:3], "visit"))
+        edge_rows.append(pd.DataFrame({"inviter": [fam[0], fam[0]], "invitee": fam[1:], "ts": ts[1:]}))
+        look["family"].update(fam.tolist())
+
+    events = pd.concat(ev_rows, ignore_index=True)
+    orders = pd.concat(ord_rows, ignore_index=True)
+    edges = pd.concat(edge_rows, ignore_index=True)
+    con.register("syn_events", events)
+    con.register("syn_orders", orders)
+    con.register("syn_edges", edges)
+    start = f"TIMESTAMP '{START.isoformat(sep=' ')}'"
+    con.execute(
+        f"""
+        INSERT INTO events (event_id, ts, person_id, id_type, user_id, event, channel, device_id, ip, props,
+                            batch_id, ingested_at)
+        SELECT 'e' || row_number() OVER (), {start} + to_seconds(ts::BIGINT), person_id, 'app_user',
+               person_id::VARCHAR, event, 'miniprogram', device_id, '10.' || (ip // 65536 % 256) || '.'
+               || (ip // 256 % 256) || '.' || (ip % 256), json_object('user_agent', ua), 'synthetic', now()
+        FROM syn_events
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO orders (order_id, ts, person_id, id_type, user_id, amount_fen, currency, status, channel,
+                            status_ts, batch_id, ingested_at)
+        SELECT 'o' || row_number() OVER (), {start} + to_seconds(ts::BIGINT), person_id, 'app_user',
+               person_id::VARCHAR, amount_fen, 'CNY', 'paid', 'miniprogram',
+               {start} + to_seconds(ts::BIGINT), 'synthetic', now()
+        FROM syn_orders
+        """
+    )
+    con.execute(
+        f"""
+        INSERT INTO referral_edges
+        SELECT inviter, invitee, 'c_syn', 'miniprogram', {start} + to_seconds(ts::BIGINT), 'r' || row_number() OVER ()
+        FROM syn_edges
+        """
+    )
+    for name in ("syn_events", "syn_orders", "syn_edges"):
+        con.unregister(name)
+    out.truth, out.lookalikes = truth, look
+    out.persons, out.referrals, out.events = int(next_id - base), len(edges), len(events)
+    return out
+
+
+def _frame(person, ts, device, ip, ua, event: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"person_id": person, "ts": ts, "device_id": device, "ip": ip, "ua": ua, "event": event}
+    )

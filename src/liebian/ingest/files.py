@@ -1,0 +1,312 @@
+"""Read an export file into a DuckDB table of text columns plus `_line`, whatever its format.
+
+CSV goes straight through DuckDB's parallel reader (GBK/GB18030 files are first transcoded to a
+temporary UTF-8 file: DuckDB reads only UTF-8 offline). XLSX is read with python-calamine, JSONL
+line by line (so a broken line is reported by number), Parquet by DuckDB.
+
+Line numbers are what a user sees in an editor: for CSV and XLSX the header is line 1 and the
+first data row line 2; for JSONL the physical line; for Parquet the 1-based row number.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import datetime as dt
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from liebian.ingest.normalize import q
+
+FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".xls": "xlsx",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+CHUNK = 16 * 1024 * 1024
+RAW_LIMIT = 2000  # characters of a broken line kept in the rejects
+
+
+class FileImportError(Exception):
+    """The file cannot be read at all (missing, unknown format or encoding, no header…)."""
+
+
+@dataclass
+class RawFile:
+    """What a reader produced: the temp table `raw`, its headers and the rows it could not parse."""
+
+    format: str
+    encoding: str | None
+    headers: list[str]
+    rows_read: int
+    # (line, field, reason, raw text) of records the reader itself could not parse
+    parse_rejects: list[tuple[int, str, str, str]] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise FileImportError(
+            f"{path.name}: unknown file type {path.suffix!r}; expected one of {', '.join(sorted(FORMATS))}"
+        )
+    return fmt
+
+
+def detect_encoding(path: Path) -> str:
+    """utf-8, utf-8-sig or gb18030 (a superset of GBK); anything else is an error."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if head.startswith(codecs.BOM_UTF8):
+            encoding = "utf-8-sig"
+        elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise FileImportError(f"{path.name}: UTF-16 text is not supported; save the file as UTF-8 or GBK")
+        else:
+            encoding = "utf-8"
+        if _decodes(path, encoding):
+            return encoding
+    if _decodes(path, "gb18030"):
+        return "gb18030"
+    raise FileImportError(
+        f"{path.name}: the file is neither UTF-8 (with or without BOM) nor GBK/GB18030 text; "
+        "re-export it in one of those encodings"
+    )
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(CHUNK):
+                if b"\x00" in chunk:
+                    return False  # binary data or UTF-16 without BOM
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _transcode(path: Path, encoding: str, target: Path) -> None:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        while chunk := src.read(CHUNK):
+            dst.write(decoder.decode(chunk))
+        dst.write(decoder.decode(b"", final=True))
+
+
+@contextlib.contextmanager
+def read_into(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path) -> Iterator[RawFile]:
+    """Create the temp table `raw` on `con` from `path`; temporary files live in `workdir`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileImportError(f"{path}: no such file")
+    fmt = detect_format(path)
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="import-") as tmp:
+        if fmt == "csv":
+            yield _read_csv(con, path, Path(tmp))
+        elif fmt == "xlsx":
+            yield _read_xlsx(con, path)
+        elif fmt == "jsonl":
+            yield _read_jsonl(con, path)
+        else:
+            yield _read_parquet(con, path)
+
+
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
+    encoding = detect_encoding(path)
+    source = path
+    if encoding == "gb18030":
+        source = tmp / "utf8.csv"
+        _transcode(path, encoding, source)
+    options = "all_varchar = true, header = true, store_rejects = true, normalize_names = false"
+    if path.suffix.lower() == ".tsv":
+        options += ", delim = '\t'"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM read_csv({q(str(source))}, {options})")
+    except duckdb.Error as exc:
+        raise FileImportError(f"{path.name}: not a readable CSV file: {exc}") from exc
+    headers = [row[0] for row in con.execute("DESCRIBE raw0").fetchall()]
+    broken = con.execute(
+        "SELECT line, coalesce(column_name, ''), error_type, error_message, csv_line FROM reject_errors ORDER BY line"
+    ).fetchall()
+    parse_rejects = []
+    for line, column, error_type, message, raw in broken:
+        reason = {
+            "MISSING COLUMNS": "too few columns",
+            "TOO MANY COLUMNS": "too many columns",
+            "UNQUOTED VALUE": "malformed quoting",
+            "INVALID UNICODE": "invalid characters",
+        }.get(error_type, error_type.lower())
+        parse_rejects.append((int(line), column or "row", f"{reason}: {message}", (raw or "")[:RAW_LIMIT]))
+    con.execute("DROP TABLE IF EXISTS reject_errors")
+    con.execute("DROP TABLE IF EXISTS reject_scans")
+    good = con.execute("SELECT count(*) FROM raw0").fetchone()[0]
+    if parse_rejects:
+        # Good record r (0-based) sits after every rejected record whose "good rows before it" is
+        # at most r: shift its line by that many.
+        lines = sorted({line for line, *_ in parse_rejects})
+        shifts = pa.table({"q": [line - 2 - j for j, line in enumerate(lines)]})
+        con.register("line_shifts", shifts)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 2 + "
+            "(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, * FROM raw0"
+        )
+        con.unregister("line_shifts")
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 2 AS _line, * FROM raw0")
+    con.execute("DROP TABLE raw0")
+    return RawFile("csv", encoding, headers, good + len(parse_rejects), parse_rejects)
+
+
+def cell_text(value: object) -> str | None:
+    """A spreadsheet or JSON value as the text the normaliser reads."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # Excel stores every number as a float: 13800138000.0 is the id 13800138000.
+        return str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _register_rows(con: duckdb.DuckDBPyConnection, headers: list[str], lines: list[int], columns: list[list]) -> None:
+    arrays = {"_line": pa.array(lines, pa.int64())}
+    for header, values in zip(headers, columns, strict=True):
+        arrays[header] = pa.array(values, pa.string())
+    table = pa.table(arrays) if lines else pa.table({k: pa.array([], v.type) for k, v in arrays.items()})
+    con.register("raw_arrow", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
+    con.unregister("raw_arrow")
+
+
+def _unique_headers(raw_headers: list[object], path: Path) -> list[str]:
+    headers: list[str] = []
+    for i, h in enumerate(raw_headers):
+        name = (cell_text(h) or "").strip() or f"column{i + 1}"
+        base, n = name, 1
+        while name in headers:
+            n += 1
+            name = f"{base}_{n}"
+        headers.append(name)
+    if not headers:
+        raise FileImportError(f"{path.name}: no header row")
+    return headers
+
+
+def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine raises its own error types for every broken workbook
+        raise FileImportError(f"{path.name}: not a readable Excel workbook: {exc}") from exc
+    if not sheet:
+        raise FileImportError(f"{path.name}: the first sheet is empty")
+    headers = _unique_headers(sheet[0], path)
+    columns: list[list] = [[] for _ in headers]
+    lines: list[int] = []
+    for number, row in enumerate(sheet[1:], start=2):
+        if all(v is None or v == "" for v in row):
+            continue
+        lines.append(number)
+        for i in range(len(headers)):
+            columns[i].append(cell_text(row[i]) if i < len(row) else None)
+    _register_rows(con, headers, lines, columns)
+    return RawFile("xlsx", None, headers, len(lines))
+
+
+def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
+    encoding = detect_encoding(path)
+    records: list[tuple[int, dict]] = []
+    rejects: list[tuple[int, str, str, str]] = []
+    with path.open(encoding=encoding) as fh:
+        text = fh.read()
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        # A JSON array file: "line" is the 1-based position of the item.
+        try:
+            items = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise FileImportError(f"{path.name}: broken JSON array: {exc}") from exc
+        numbered = list(enumerate(items, start=1))
+    else:
+        numbered = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                numbered.append((number, orjson.loads(line)))
+            except orjson.JSONDecodeError as exc:
+                rejects.append((number, "json", f"broken JSON: {exc}", line[:RAW_LIMIT]))
+    for number, item in numbered:
+        if isinstance(item, dict):
+            records.append((number, item))
+        else:
+            rejects.append((number, "json", "not a JSON object", orjson.dumps(item).decode()[:RAW_LIMIT]))
+    headers: list[str] = []
+    seen: set[str] = set()
+    for _, item in records:
+        for key in item:
+            if key not in seen:
+                seen.add(key)
+                headers.append(key)
+    columns = [[cell_text(item.get(h)) for _, item in records] for h in headers]
+    _register_rows(con, headers, [n for n, _ in records], columns)
+    return RawFile("jsonl", encoding, headers, len(records) + len(rejects), rejects)
+
+
+def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM read_parquet({q(str(path))})")
+    except duckdb.Error as exc:
+        raise FileImportError(f"{path.name}: not a readable Parquet file: {exc}") from exc
+    headers = [row[0] for row in con.execute("DESCRIBE raw0").fetchall()]
+    con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 1 AS _line, * FROM raw0")
+    con.execute("DROP TABLE raw0")
+    rows = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+    return RawFile("parquet", None, headers, rows)
+
+
+def records_into(con: duckdb.DuckDBPyConnection, items: list) -> RawFile:
+    """The HTTP collector's batch as the same `raw` table (line = 0-based item index)."""
+    headers: list[str] = []
+    seen: set[str] = set()
+    rejects: list[tuple[int, str, str, str]] = []
+    records: list[tuple[int, dict]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejects.append((index, "item", "not a JSON object", orjson.dumps(item).decode()[:RAW_LIMIT]))
+            continue
+        records.append((index, item))
+        for key in item:
+            if key not in seen:
+                seen.add(key)
+                headers.append(key)
+    columns = [[cell_text(item.get(h)) for _, item in records] for h in headers]
+    _register_rows(con, headers, [n for n, _ in records], columns)
+    return RawFile("api", None, headers, len(items), rejects)

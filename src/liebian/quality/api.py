@@ -1,0 +1,44 @@
+"""The data-quality report over HTTP."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from liebian.db.session import session_scope
+from liebian.engine import warehouse
+from liebian.quality import service
+from liebian.quality.schemas import QualityReport
+
+router = APIRouter(prefix="/api/v1/quality", tags=["quality"])
+
+
+@router.get("/report", response_model=QualityReport)
+def quality_report(
+    start: datetime | None = Query(None, description="first time included (UTC)"),
+    end: datetime | None = Query(None, description="first time excluded (UTC)"),
+    late_hours: float = Query(24.0, gt=0, description="arrival later than this after ts is late"),
+    max_amount_yuan: float = Query(100_000.0, gt=0, description="order amounts above this are out of range"),
+):
+    """Scores 0–100, the error rate against the 0.3 % target, and every finding."""
+    start, end = _utc(start), _utc(end)
+    if start is not None and end is not None and start >= end:
+        return JSONResponse(
+            status_code=422,
+            content={
+                "detail": "invalid request",
+                "errors": [{"field": "end", "reason": "end must be after start"}],
+            },
+        )
+    config = service.QualityConfig(late_hours=late_hours, max_amount_fen=round(max_amount_yuan * 100))
+    with warehouse.connect() as con, session_scope() as session:
+        return service.quality_report(con, start=start, end=end, session=session, config=config)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """Aware times (…+08:00) become the naive UTC used inside liebian; naive ones are UTC already."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)

@@ -1,0 +1,261 @@
+"""Rewards API: rewards and their transitions, the ledger, payouts and webhooks (thin over services)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from liebian.db.base import utcnow
+from liebian.db.session import session_scope
+from liebian.rewards import payouts, schemas, service, webhooks
+from liebian.rewards.service import LedgerError
+
+
+class _LedgerRoute(APIRoute):
+    """Answer a LedgerError with its status and code instead of a 500."""
+
+    def get_route_handler(self):
+        original = super().get_route_handler()
+
+        async def handler(request):
+            try:
+                return await original(request)
+            except LedgerError as exc:
+                return JSONResponse(status_code=exc.status, content=exc.as_dict())
+
+        return handler
+
+
+router = APIRouter(prefix="/api/v1", tags=["rewards"], route_class=_LedgerRoute)
+
+ACTIONS = {
+    "approve": service.APPROVED,
+    "issue": service.ISSUED,
+    "redeem": service.REDEEMED,
+    "reject": service.REJECTED,
+    "revoke": service.REVOKED,
+}
+
+
+def _key(body_key: str | None, header_key: str | None) -> str:
+    key = body_key or header_key
+    if not key:
+        raise LedgerError(
+            "invalid", "idempotency_key: required (in the body or the Idempotency-Key header)", 422
+        )
+    return key
+
+
+@router.get("/rewards", response_model=list[schemas.Reward])
+def list_rewards(
+    state: str | None = None,
+    campaign_id: str | None = None,
+    person_id: int | None = None,
+    source_ref: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+):
+    with session_scope() as s:
+        rows = service.list_rewards(
+            s,
+            state=state,
+            campaign_id=campaign_id,
+            person_id=person_id,
+            source_ref=source_ref,
+            limit=limit,
+            offset=offset,
+        )
+        return [r.as_dict() for r in rows]
+
+
+@router.get("/rewards/{reward_id}", response_model=schemas.RewardDetail)
+def get_reward(reward_id: int):
+    with session_scope() as s:
+        return {
+            **service.get_reward(s, reward_id).as_dict(),
+            "entries": service.entries(s, reward_id=reward_id),
+        }
+
+
+def _make_transition(action: str, to_state: str):
+    def endpoint(
+        reward_id: int,
+        body: schemas.TransitionRequest,
+        idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    ):
+        key = _key(body.idempotency_key, idempotency_key)
+        with session_scope() as s:
+            view = service.transition(
+                s, reward_id, to_state, idempotency_key=key, actor=body.actor, note=body.note
+            )
+            return view.as_dict()
+
+    endpoint.__name__ = f"{action}_reward"
+    endpoint.__doc__ = f"Move a reward to {to_state} (idempotent by key; 409 if the move is not allowed)."
+    return endpoint
+
+
+for _action, _to in ACTIONS.items():
+    router.add_api_route(
+        f"/rewards/{{reward_id}}/{_action}",
+        _make_transition(_action, _to),
+        methods=["POST"],
+        response_model=schemas.Reward,
+    )
+
+
+@router.post("/rewards/{reward_id}/review-hold", response_model=schemas.Reward)
+def review_hold(reward_id: int, body: schemas.ReviewHoldRequest):
+    """Hold a reward for fraud review, or clear the hold."""
+    with session_scope() as s:
+        return service.set_review_hold(s, reward_id, body.held, actor=body.actor, note=body.note).as_dict()
+
+
+@router.get("/my/rewards")
+def my_rewards(person_id: int):
+    """A participant's rewards and balances (the auth layer binds person_id to the caller)."""
+    with session_scope() as s:
+        return {
+            "rewards": [r.as_dict() for r in service.rewards_for(s, person_id)],
+            "balances": [
+                {"state": b["state"], "value_fen": b["value_fen"], "rewards": b["rewards"]}
+                for b in service.balances(s, "person", person_id)
+            ],
+        }
+
+
+@router.get("/ledger/verify", response_model=schemas.VerifyResult)
+def verify():
+    """Replay the hash chain; `first_bad_seq` names the first edited, deleted, inserted or moved entry."""
+    with session_scope() as s:
+        return service.verify_chain(s).as_dict()
+
+
+@router.get("/ledger/entries", response_model=list[schemas.Entry])
+def ledger_entries(
+    reward_id: int | None = None, after_seq: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
+):
+    with session_scope() as s:
+        return service.entries(s, reward_id=reward_id, after_seq=after_seq, limit=limit)
+
+
+@router.get("/ledger/balances", response_model=list[schemas.Balance])
+def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | None = None):
+    with session_scope() as s:
+        return [
+            {"key": str(b[by]), "state": b["state"], "value_fen": b["value_fen"], "rewards": b["rewards"]}
+            for b in service.balances(s, by, key)
+        ]
+
+
+@router.post("/ledger/release")
+def release():
+    """Approve pending rewards whose hold period is over (the background worker also does this)."""
+    with session_scope() as s:
+        return {"released": service.release_due(s, utcnow())}
+
+
+@router.get("/payouts/export")
+def export_payouts(
+    state: str = "approved", format: Literal["csv", "xlsx"] = "csv", campaign_id: str | None = None
+):
+    """Rewards ready to issue as a CSV or XLSX file (ids and amounts; no personal data)."""
+    with session_scope() as s:
+        data = payouts.export_bytes(payouts.payable(s, state, campaign_id), format)
+    media = (
+        "text/csv; charset=utf-8"
+        if format == "csv"
+        else ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    )
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S")
+    return Response(
+        data,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="payouts-{state}-{stamp}.{format}"'},
+    )
+
+
+@router.post("/payouts/issue", response_model=schemas.Batch)
+def issue_payouts(
+    body: schemas.IssueBatchRequest,
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+):
+    """Mark the given (or all payable approved) rewards issued in one idempotent batch."""
+    key = _key(body.idempotency_key, idempotency_key)
+    with session_scope() as s:
+        return payouts.issue_batch(
+            s, idempotency_key=key, actor=body.actor, reward_ids=body.reward_ids, campaign_id=body.campaign_id
+        ).as_dict()
+
+
+@router.post("/webhooks/endpoints", response_model=schemas.EndpointCreated, status_code=201)
+def create_endpoint(body: schemas.EndpointCreate):
+    with session_scope() as s:
+        view, secret = webhooks.create_endpoint(
+            s, body.url, body.event_types, secret=body.secret, description=body.description
+        )
+        return {**view.as_dict(), "secret": secret}
+
+
+@router.get("/webhooks/endpoints", response_model=list[schemas.Endpoint])
+def list_endpoints():
+    with session_scope() as s:
+        return [e.as_dict() for e in webhooks.list_endpoints(s)]
+
+
+@router.get("/webhooks/endpoints/{endpoint_id}", response_model=schemas.Endpoint)
+def get_endpoint(endpoint_id: int):
+    with session_scope() as s:
+        return webhooks.get_endpoint(s, endpoint_id).as_dict()
+
+
+@router.patch("/webhooks/endpoints/{endpoint_id}", response_model=schemas.Endpoint)
+def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
+    with session_scope() as s:
+        return webhooks.update_endpoint(
+            s,
+            endpoint_id,
+            url=body.url,
+            event_types=body.event_types,
+            active=body.active,
+            description=body.description,
+        ).as_dict()
+
+
+@router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204)
+def delete_endpoint(endpoint_id: int):
+    with session_scope() as s:
+        webhooks.delete_endpoint(s, endpoint_id)
+    return Response(status_code=204)
+
+
+@router.get("/webhooks/deliveries", response_model=list[schemas.Delivery])
+def list_deliveries(
+    status: str | None = None, endpoint_id: int | None = None, limit: int = Query(100, ge=1, le=1000)
+):
+    with session_scope() as s:
+        return webhooks.list_deliveries(s, status=status, endpoint_id=endpoint_id, limit=limit)
+
+
+@router.get("/webhooks/deliveries/{delivery_id}", response_model=schemas.DeliveryDetail)
+def get_delivery(delivery_id: int):
+    with session_scope() as s:
+        return webhooks.get_delivery(s, delivery_id)
+
+
+@router.post("/webhooks/deliveries/{delivery_id}/replay", response_model=schemas.Delivery)
+def replay_delivery(delivery_id: int):
+    """Send a delivery again (same id and body) on the worker's next round."""
+    with session_scope() as s:
+        return webhooks.replay(s, delivery_id)
+
+
+@router.post("/webhooks/deliver")
+def deliver_now():
+    """Run one delivery round now (the background worker and `liebian ledger deliver` do the same)."""
+    with session_scope() as s, httpx.Client(timeout=webhooks.TIMEOUT_S) as client:
+        return {"attempted": webhooks.deliver_due(s, utcnow(), client)}

@@ -1,0 +1,226 @@
+"""Payouts: export the rewards ready to issue (CSV/XLSX) and issue them in one idempotent batch.
+
+The intended flow: export approved rewards → pay them in the reward system → issue exactly the
+exported ids with one batch key (`liebian ledger issue --ids-file export.csv --key …`). A repeated
+batch key returns the first batch and writes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from openpyxl import Workbook
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from liebian.db.base import utcnow
+from liebian.rewards.models import PayoutBatch, Reward
+from liebian.rewards.service import (
+    APPROVED,
+    ISSUED,
+    STATES,
+    LedgerError,
+    RewardView,
+    _check_key,
+    _lock_head,
+    _transition_locked,
+    _view,
+)
+
+COLUMNS = [
+    "reward_id",
+    "campaign_id",
+    "person_id",
+    "reward_code",
+    "value_fen",
+    "value_yuan",
+    "state",
+    "source_ref",
+    "created_at",
+]
+
+
+@dataclass
+class BatchView:
+    id: int
+    idempotency_key: str
+    actor: str
+    created_at: datetime
+    reward_count: int
+    total_fen: int
+    reward_ids: list[int]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def payable(session: Session, state: str = APPROVED, campaign_id: str | None = None) -> list[RewardView]:
+    """Rewards in `state` that are not held for review, oldest first."""
+    if state not in STATES:
+        raise LedgerError("invalid", f"state: {state!r} is not one of {', '.join(STATES)}", 422)
+    query = select(Reward).where(Reward.state == state, Reward.held_for_review.is_(False)).order_by(Reward.id)
+    if campaign_id:
+        query = query.where(Reward.campaign_id == campaign_id)
+    return [_view(r) for r in session.execute(query).scalars()]
+
+
+def _rows(rewards: list[RewardView]) -> list[list]:
+    return [
+        [
+            r.id,
+            r.campaign_id,
+            r.person_id,
+            r.reward_code,
+            r.value_fen,
+            f"{r.value_fen / 100:.2f}",
+            r.state,
+            r.source_ref,
+            r.created_at.isoformat(timespec="seconds"),
+        ]
+        for r in rewards
+    ]
+
+
+def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
+    """CSV (UTF-8 with BOM so Excel shows Chinese right) or XLSX; money in fen and in yuan."""
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        writer.writerows(_rows(rewards))
+        return buffer.getvalue().encode("utf-8-sig")
+    if fmt == "xlsx":
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "payouts"
+        ws.append(COLUMNS)
+        for row in _rows(rewards):
+            # person ids exceed Excel's 15 significant digits: keep them as text
+            row[2] = str(row[2])
+            row[5] = float(row[5])
+            ws.append(row)
+        out = io.BytesIO()
+        wb.save(out)
+        return out.getvalue()
+    raise LedgerError("invalid", f"format: {fmt!r} is not csv or xlsx", 422)
+
+
+def export(
+    session: Session, out: Path, fmt: str, state: str = APPROVED, campaign_id: str | None = None
+) -> int:
+    rewards = payable(session, state, campaign_id)
+    data = export_bytes(rewards, fmt)
+    Path(out).write_bytes(data)
+    return len(rewards)
+
+
+def read_ids(path: Path) -> list[int]:
+    """Reward ids from an export file (CSV or XLSX, the reward_id column)."""
+    path = Path(path)
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import load_workbook
+
+        ws = load_workbook(path, read_only=True).active
+        rows = list(ws.iter_rows(values_only=True))
+        header, body = list(rows[0]), rows[1:]
+    else:
+        lines = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+        header, body = lines[0], lines[1:]
+    if "reward_id" not in header:
+        raise LedgerError("invalid", f"{path.name}: no reward_id column", 422)
+    col = header.index("reward_id")
+    ids = []
+    for line_no, row in enumerate(body, start=2):
+        try:
+            ids.append(int(row[col]))
+        except (TypeError, ValueError, IndexError):
+            raise LedgerError(
+                "invalid",
+                f"{path.name} row {line_no}: reward_id {row[col] if len(row) > col else ''!r} "
+                "is not an integer",
+                422,
+            ) from None
+    return ids
+
+
+def _batch_view(b: PayoutBatch) -> BatchView:
+    return BatchView(
+        b.id, b.idempotency_key, b.actor, b.created_at, b.reward_count, b.total_fen, json.loads(b.reward_ids)
+    )
+
+
+def issue_batch(
+    session: Session,
+    *,
+    idempotency_key: str,
+    actor: str,
+    reward_ids: list[int] | None = None,
+    campaign_id: str | None = None,
+) -> BatchView:
+    """Mark rewards issued in one batch: the given ids, or every payable approved reward.
+
+    All or nothing: if any given reward is not approved (or is held for review) the batch is refused,
+    naming each such reward, and nothing is written.
+    """
+    _check_key(idempotency_key)
+    if not actor:
+        raise LedgerError("invalid", "actor: must name who issues the batch", 422)
+    _lock_head(session)
+    existing = session.execute(
+        select(PayoutBatch).where(PayoutBatch.idempotency_key == idempotency_key)
+    ).scalar_one_or_none()
+    if existing is not None:
+        view = _batch_view(existing)
+        if reward_ids is not None and sorted(set(reward_ids)) != sorted(view.reward_ids):
+            raise LedgerError(
+                "idempotency_conflict",
+                f"batch key {idempotency_key!r} was used for other rewards (batch {view.id})",
+            )
+        return view
+    if reward_ids is None:
+        ids = [r.id for r in payable(session, APPROVED, campaign_id)]
+    else:
+        ids = sorted(set(reward_ids))
+        found = (
+            {r.id: r for r in session.execute(select(Reward).where(Reward.id.in_(ids))).scalars()}
+            if ids
+            else {}
+        )
+        problems = []
+        for rid in ids:
+            r = found.get(rid)
+            if r is None:
+                problems.append(f"reward {rid} does not exist")
+            elif r.state != APPROVED:
+                problems.append(f"reward {rid} is {r.state}, not approved")
+            elif r.held_for_review:
+                problems.append(f"reward {rid} is held for review")
+        if problems:
+            raise LedgerError("not_payable", "batch refused: " + "; ".join(problems))
+    total = 0
+    for rid in ids:
+        view, _ = _transition_locked(
+            session,
+            rid,
+            ISSUED,
+            idempotency_key=f"{idempotency_key}:{rid}",
+            actor=actor,
+            note=f"payout batch {idempotency_key}",
+        )
+        total += view.value_fen
+    batch = PayoutBatch(
+        idempotency_key=idempotency_key,
+        actor=actor,
+        created_at=utcnow(),
+        reward_count=len(ids),
+        total_fen=total,
+        reward_ids=json.dumps(ids),
+    )
+    session.add(batch)
+    session.flush()
+    return _batch_view(batch)

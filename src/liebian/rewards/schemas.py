@@ -1,0 +1,138 @@
+"""Request and response shapes of the rewards API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class Reward(BaseModel):
+    id: int
+    campaign_id: str
+    person_id: int
+    reward_code: str
+    value_fen: int
+    state: str
+    source_ref: str
+    created_at: datetime
+    reason: str = ""
+    hold_until: datetime | None = None
+    held_for_review: bool = False
+    updated_at: datetime | None = None
+
+
+class Entry(BaseModel):
+    seq: int
+    reward_id: int
+    kind: str
+    from_state: str | None
+    to_state: str
+    amount_fen: int
+    campaign_id: str
+    person_id: int
+    actor: str
+    note: str
+    ts: datetime
+    idempotency_key: str
+    prev_hash: str
+    hash: str
+
+
+class RewardDetail(Reward):
+    entries: list[Entry]
+
+
+class TransitionRequest(BaseModel):
+    # Or the Idempotency-Key header; one of the two is required.
+    idempotency_key: str | None = Field(default=None, max_length=160)
+    actor: str = Field(default="operator", min_length=1, max_length=128)
+    note: str = Field(default="", max_length=2000)
+
+
+class ReviewHoldRequest(BaseModel):
+    held: bool
+    actor: str = Field(default="reviewer", min_length=1, max_length=128)
+    note: str = Field(default="", max_length=2000)
+
+
+class VerifyResult(BaseModel):
+    ok: bool
+    entries_checked: int
+    head_seq: int
+    first_bad_seq: int | None
+    reason: str
+    projection_mismatches: list[dict]
+
+
+class Balance(BaseModel):
+    key: str
+    state: str
+    value_fen: int
+    rewards: int
+
+
+class IssueBatchRequest(BaseModel):
+    idempotency_key: str | None = Field(default=None, max_length=160)
+    actor: str = Field(default="operator", min_length=1, max_length=128)
+    # The exported reward ids to issue; omit to issue every payable approved reward.
+    reward_ids: list[int] | None = None
+    campaign_id: str | None = None
+
+
+class Batch(BaseModel):
+    id: int
+    idempotency_key: str
+    actor: str
+    created_at: datetime
+    reward_count: int
+    total_fen: int
+    reward_ids: list[int]
+
+
+class EndpointCreate(BaseModel):
+    url: str = Field(max_length=500)
+    event_types: list[str] = Field(default_factory=lambda: ["*"])
+    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    description: str = Field(default="", max_length=200)
+
+
+class EndpointUpdate(BaseModel):
+    url: str | None = Field(default=None, max_length=500)
+    event_types: list[str] | None = None
+    active: bool | None = None
+    description: str | None = Field(default=None, max_length=200)
+
+
+class Endpoint(BaseModel):
+    id: int
+    url: str
+    event_types: list[str]
+    active: bool
+    description: str
+    created_at: datetime
+
+
+class EndpointCreated(Endpoint):
+    # Shown once, at creation; stored encrypted.
+    secret: str
+
+
+class Delivery(BaseModel):
+    id: int
+    delivery_uid: str
+    endpoint_id: int
+    event_type: str
+    ledger_seq: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryDetail(Delivery):
+    payload: dict
+    log: list[dict]

@@ -1,0 +1,697 @@
+"""The reward ledger: a state machine per reward, recorded as a hash-chained, append-only log.
+
+States: pending → approved → issued → redeemed; rejected (from pending/approved); revoked
+(clawback from pending/approved/issued). redeemed, rejected and revoked are final.
+
+Exactly once
+- Every write first locks the single `ledger_head` row (`SELECT … FOR UPDATE` on PostgreSQL; on
+  SQLite the first statement is an UPDATE, which takes the database's one write lock). Everything
+  after that — the idempotency look-up, the state check, the append — runs serialised, so 50
+  duplicates of one transition produce one entry. Unique constraints on the idempotency keys and a
+  conditional `UPDATE … WHERE state = :from` are the second line of defence.
+- A repeated idempotency key returns the result of the first call and writes nothing; the same key
+  used for a different operation is an error (`idempotency_conflict`), never silently accepted.
+
+Hash chain
+- entry.hash = HMAC-SHA256(chain key, canonical JSON of the entry including prev_hash). The chain
+  key is derived from the data directory's HMAC key (LIEBIAN_HMAC_KEY or keys.json), which does not
+  live in the database: someone who can write the database but not read the key cannot re-compute
+  the chain after editing it. `verify_chain` replays every entry and also checks the `rewards`
+  table (a projection of the entries) against the replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from liebian.db.base import utcnow
+from liebian.privacy.crypto import keys
+from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
+
+PENDING, APPROVED, ISSUED, REDEEMED, REJECTED, REVOKED = (
+    "pending",
+    "approved",
+    "issued",
+    "redeemed",
+    "rejected",
+    "revoked",
+)
+STATES = (PENDING, APPROVED, ISSUED, REDEEMED, REJECTED, REVOKED)
+TRANSITIONS: dict[str, frozenset[str]] = {
+    PENDING: frozenset({APPROVED, REJECTED, REVOKED}),
+    APPROVED: frozenset({ISSUED, REJECTED, REVOKED}),
+    ISSUED: frozenset({REDEEMED, REVOKED}),
+    REDEEMED: frozenset(),
+    REJECTED: frozenset({APPROVED}),
+    REVOKED: frozenset(),
+}
+FINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
+# Moves that pay out; a reward held for review cannot make them until the hold is cleared.
+FORWARD = frozenset({APPROVED, ISSUED, REDEEMED})
+GENESIS = "0" * 64
+MAX_KEY = 160
+
+
+class LedgerError(Exception):
+    """A refused ledger operation. `status` is the HTTP status the API answers with."""
+
+    def __init__(self, code: str, message: str, status: int = 409):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+    def as_dict(self) -> dict:
+        return {"detail": self.message, "code": self.code}
+
+
+@dataclass(frozen=True)
+class RewardView:
+    id: int
+    campaign_id: str
+    person_id: int
+    reward_code: str
+    value_fen: int
+    state: str
+    source_ref: str
+    created_at: datetime
+    reason: str = ""
+    hold_until: datetime | None = None
+    held_for_review: bool = False
+    updated_at: datetime | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    entries_checked: int
+    head_seq: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    # rewards rows that disagree with the replay of the entries (the projection was edited)
+    projection_mismatches: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _view(r: Reward) -> RewardView:
+    return RewardView(
+        id=r.id,
+        campaign_id=r.campaign_id,
+        person_id=r.person_id,
+        reward_code=r.reward_code,
+        value_fen=r.value_fen,
+        state=r.state,
+        source_ref=r.source_ref,
+        created_at=r.created_at,
+        reason=r.reason,
+        hold_until=r.hold_until,
+        held_for_review=r.held_for_review,
+        updated_at=r.updated_at,
+    )
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@lru_cache(maxsize=4)
+def _derive_chain_key(hmac_key: bytes) -> bytes:
+    # Domain separation: the identifier-HMAC key is never used directly for the chain.
+    return hmac.new(hmac_key, b"liebian/ledger-chain/v1", hashlib.sha256).digest()
+
+
+def chain_key() -> bytes:
+    return _derive_chain_key(keys().hmac_key)
+
+
+def canonical(entry: dict) -> bytes:
+    """The bytes the hash covers: every field of the entry but the hash, as sorted compact JSON."""
+    ts = entry["ts"]
+    body = {
+        "seq": int(entry["seq"]),
+        "reward_id": int(entry["reward_id"]),
+        "kind": entry["kind"],
+        "from_state": entry["from_state"],
+        "to_state": entry["to_state"],
+        "amount_fen": int(entry["amount_fen"]),
+        "campaign_id": entry["campaign_id"],
+        "person_id": int(entry["person_id"]),
+        "actor": entry["actor"],
+        "note": entry["note"],
+        "ts": ts.isoformat(timespec="microseconds") if isinstance(ts, datetime) else str(ts),
+        "idempotency_key": entry["idempotency_key"],
+        "prev_hash": entry["prev_hash"],
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(entry: dict, key: bytes | None = None) -> str:
+    return hmac.new(key or chain_key(), canonical(entry), hashlib.sha256).hexdigest()
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """Serialise ledger writers; returns the head (seq, hash). Creates the head on first use."""
+    for _ in range(2):
+        if _is_pg(session):
+            row = session.execute(
+                select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1).with_for_update()
+            ).first()
+        else:
+            # A write as the first statement: pysqlite opens the transaction here and SQLite hands
+            # out its single write lock (waiting on busy_timeout), so later reads see the newest data.
+            locked = session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=LedgerHead.seq))
+            row = (
+                session.execute(select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)).first()
+                if locked.rowcount
+                else None
+            )
+        if row is not None:
+            return int(row[0]), row[1]
+        insert = pg_insert if _is_pg(session) else sqlite_insert
+        session.execute(insert(LedgerHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+    raise RuntimeError("could not create the ledger head")  # pragma: no cover
+
+
+def _append(
+    session: Session,
+    reward: Reward,
+    *,
+    kind: str,
+    from_state: str | None,
+    to_state: str,
+    amount_fen: int,
+    actor: str,
+    note: str,
+    idempotency_key: str,
+) -> dict:
+    """Append one entry after the head (the caller holds the head lock) and announce it."""
+    seq, prev_hash = session.execute(select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)).one()
+    entry = {
+        "seq": seq + 1,
+        "reward_id": reward.id,
+        "kind": kind,
+        "from_state": from_state,
+        "to_state": to_state,
+        "amount_fen": amount_fen,
+        "campaign_id": reward.campaign_id,
+        "person_id": reward.person_id,
+        "actor": actor[:128],
+        "note": note,
+        "ts": utcnow(),
+        "idempotency_key": idempotency_key,
+        "prev_hash": prev_hash,
+    }
+    entry["hash"] = entry_hash(entry)
+    session.execute(LedgerEntry.__table__.insert().values(**entry))
+    session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=entry["seq"], hash=entry["hash"]))
+    from liebian.rewards import webhooks  # the outbox shares this transaction
+
+    webhooks.enqueue_for_entry(session, entry, reward)
+    return entry
+
+
+def _load(session: Session, reward_id: int) -> Reward:
+    reward = session.execute(
+        select(Reward).where(Reward.id == reward_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if reward is None:
+        raise LedgerError("not_found", f"reward {reward_id} does not exist", 404)
+    return reward
+
+
+def _check_key(idempotency_key: str) -> str:
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        raise LedgerError("invalid", "idempotency_key: must be a non-empty string", 422)
+    if len(idempotency_key) > MAX_KEY:
+        raise LedgerError("invalid", f"idempotency_key: longer than {MAX_KEY} characters", 422)
+    return idempotency_key
+
+
+def _entry_by_key(session: Session, key: str) -> LedgerEntry | None:
+    return session.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).scalar_one_or_none()
+
+
+# --- the seam ----------------------------------------------------------------------------------
+
+
+def grant(
+    session: Session,
+    *,
+    campaign_id: str,
+    person_id: int,
+    reward_code: str,
+    value_fen: int,
+    reason: str,
+    source_ref: str,
+    idempotency_key: str,
+    hold_until: datetime | None,
+    held_for_review: bool = False,
+) -> RewardView:
+    """Create a pending reward. The same idempotency_key returns the same reward and writes nothing.
+
+    hold_until None means no hold period: the next `release_due` approves it (unless held).
+    """
+    _check_key(idempotency_key)
+    problems = []
+    if not isinstance(campaign_id, str) or not campaign_id or len(campaign_id) > 64:
+        problems.append("campaign_id: must be a non-empty string of at most 64 characters")
+    if not isinstance(person_id, int) or isinstance(person_id, bool):
+        problems.append("person_id: must be an integer")
+    if not isinstance(reward_code, str) or not reward_code or len(reward_code) > 64:
+        problems.append("reward_code: must be a non-empty string of at most 64 characters")
+    if not isinstance(value_fen, int) or isinstance(value_fen, bool) or value_fen < 0:
+        problems.append("value_fen: must be an integer number of fen ≥ 0")
+    if not isinstance(source_ref, str) or not source_ref or len(source_ref) > 128:
+        problems.append("source_ref: must be a non-empty string of at most 128 characters")
+    if hold_until is not None and (not isinstance(hold_until, datetime) or hold_until.tzinfo is not None):
+        problems.append("hold_until: must be a naive UTC datetime or None")
+    if problems:
+        raise LedgerError("invalid", "; ".join(problems), 422)
+
+    _lock_head(session)
+    existing = session.execute(
+        select(Reward)
+        .where(Reward.idempotency_key == idempotency_key)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if existing is not None:
+        same = (
+            existing.campaign_id,
+            existing.person_id,
+            existing.reward_code,
+            existing.value_fen,
+            existing.source_ref,
+        )
+        if same != (campaign_id, person_id, reward_code, value_fen, source_ref):
+            raise LedgerError(
+                "idempotency_conflict",
+                f"idempotency_key {idempotency_key!r} was used for reward {existing.id} with other values",
+            )
+        return _view(existing)
+    if _entry_by_key(session, idempotency_key) is not None:
+        raise LedgerError(
+            "idempotency_conflict",
+            f"idempotency_key {idempotency_key!r} was already used by another operation",
+        )
+    now = utcnow()
+    reward = Reward(
+        campaign_id=campaign_id,
+        person_id=person_id,
+        reward_code=reward_code,
+        value_fen=value_fen,
+        state=PENDING,
+        reason=reason or "",
+        source_ref=source_ref,
+        hold_until=hold_until,
+        held_for_review=bool(held_for_review),
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(reward)
+    session.flush()
+    _append(
+        session,
+        reward,
+        kind="grant",
+        from_state=None,
+        to_state=PENDING,
+        amount_fen=value_fen,
+        actor="system:grant",
+        note=reason or "",
+        idempotency_key=idempotency_key,
+    )
+    if held_for_review:
+        _append(
+            session,
+            reward,
+            kind="hold",
+            from_state=PENDING,
+            to_state=PENDING,
+            amount_fen=0,
+            actor="system:grant",
+            note="held for review at grant",
+            idempotency_key=f"{idempotency_key}:hold",
+        )
+    return _view(reward)
+
+
+def _transition_locked(
+    session: Session, reward_id: int, to_state: str, *, idempotency_key: str, actor: str, note: str
+) -> tuple[RewardView, bool]:
+    """The transition, with the head lock already held. Returns (view, whether an entry was written)."""
+    done = _entry_by_key(session, idempotency_key)
+    if done is not None:
+        if done.reward_id != reward_id or done.to_state != to_state or done.kind != "transition":
+            raise LedgerError(
+                "idempotency_conflict",
+                f"idempotency_key {idempotency_key!r} was already used for another operation "
+                f"(reward {done.reward_id}, {done.kind} to {done.to_state})",
+            )
+        return _view(_load(session, reward_id)), False
+    reward = _load(session, reward_id)
+    from_state = reward.state
+    if to_state not in TRANSITIONS[from_state]:
+        allowed = ", ".join(sorted(TRANSITIONS[from_state])) or "none (final state)"
+        raise LedgerError(
+            "illegal_transition",
+            f"reward {reward_id} is {from_state}; it cannot become {to_state} (allowed: {allowed})",
+        )
+    if to_state in FORWARD and reward.held_for_review:
+        raise LedgerError(
+            "held_for_review", f"reward {reward_id} is held for review; clear the hold before {to_state}"
+        )
+    now = utcnow()
+    changed = session.execute(
+        update(Reward)
+        .where(Reward.id == reward_id, Reward.state == from_state)
+        .values(state=to_state, updated_at=now)
+    ).rowcount
+    if changed != 1:  # pragma: no cover - the head lock makes this unreachable; kept as a guard
+        raise LedgerError("concurrent_change", f"reward {reward_id} changed while being moved to {to_state}")
+    reward.state, reward.updated_at = to_state, now
+    _append(
+        session,
+        reward,
+        kind="transition",
+        from_state=from_state,
+        to_state=to_state,
+        amount_fen=reward.value_fen,
+        actor=actor,
+        note=note,
+        idempotency_key=idempotency_key,
+    )
+    return _view(reward), True
+
+
+def transition(
+    session: Session, reward_id: int, to_state: str, *, idempotency_key: str, actor: str, note: str = ""
+) -> RewardView:
+    """Move a reward to approved|issued|redeemed|rejected|revoked, exactly once per idempotency key."""
+    _check_key(idempotency_key)
+    if to_state not in STATES or to_state == PENDING:
+        raise LedgerError(
+            "invalid",
+            f"to_state: {to_state!r} is not one of approved, issued, redeemed, rejected, revoked",
+            422,
+        )
+    if not actor:
+        raise LedgerError("invalid", "actor: must name who makes the change", 422)
+    _lock_head(session)
+    view, _ = _transition_locked(
+        session, reward_id, to_state, idempotency_key=idempotency_key, actor=actor, note=note
+    )
+    return view
+
+
+def revoke_for_source(
+    session: Session, source_ref: str, *, idempotency_key: str, actor: str, note: str
+) -> list[RewardView]:
+    """Claw back every reward earned by this order/referral that is not final yet.
+
+    Redeemed rewards are spent and stay as they are (the caller can see they are not in the list).
+    A repeated call with the same key returns the same rewards and writes nothing.
+    """
+    _check_key(idempotency_key)
+    _lock_head(session)
+    rewards = session.execute(
+        select(Reward.id, Reward.state).where(Reward.source_ref == source_ref).order_by(Reward.id)
+    ).all()
+    revoked = []
+    for reward_id, state in rewards:
+        key = f"{idempotency_key}:{reward_id}"
+        if state in (PENDING, APPROVED, ISSUED) or _entry_by_key(session, key) is not None:
+            view, _ = _transition_locked(
+                session, reward_id, REVOKED, idempotency_key=key, actor=actor, note=note
+            )
+            revoked.append(view)
+    return revoked
+
+
+def release_due(session: Session, now: datetime) -> int:
+    """Approve pending rewards whose hold period is over and that are not held for review."""
+    _lock_head(session)
+    due = (
+        session.execute(
+            select(Reward.id)
+            .where(
+                Reward.state == PENDING,
+                Reward.held_for_review.is_(False),
+                or_(Reward.hold_until.is_(None), Reward.hold_until <= now),
+            )
+            .order_by(Reward.id)
+        )
+        .scalars()
+        .all()
+    )
+    released = 0
+    for reward_id in due:
+        _, written = _transition_locked(
+            session,
+            reward_id,
+            APPROVED,
+            idempotency_key=f"release:{reward_id}",
+            actor="system:release",
+            note="hold period over",
+        )
+        released += written
+    return released
+
+
+def set_review_hold(session: Session, reward_id: int, held: bool, *, actor: str, note: str) -> RewardView:
+    """Hold a reward for fraud review (it cannot be approved, issued or redeemed) or clear the hold."""
+    if not actor:
+        raise LedgerError("invalid", "actor: must name who makes the change", 422)
+    _lock_head(session)
+    reward = _load(session, reward_id)
+    if bool(reward.held_for_review) == bool(held):
+        return _view(reward)  # already so: nothing to record
+    if reward.state in FINAL:
+        raise LedgerError(
+            "illegal_transition", f"reward {reward_id} is {reward.state}; a review hold no longer applies"
+        )
+    now = utcnow()
+    session.execute(
+        update(Reward).where(Reward.id == reward_id).values(held_for_review=bool(held), updated_at=now)
+    )
+    reward.held_for_review, reward.updated_at = bool(held), now
+    seq = session.execute(select(LedgerHead.seq).where(LedgerHead.id == 1)).scalar_one()
+    _append(
+        session,
+        reward,
+        kind="hold" if held else "unhold",
+        from_state=reward.state,
+        to_state=reward.state,
+        amount_fen=0,
+        actor=actor,
+        note=note,
+        idempotency_key=f"review:{reward_id}:{seq + 1}",
+    )
+    return _view(reward)
+
+
+def get_reward(session: Session, reward_id: int) -> RewardView:
+    return _view(_load(session, reward_id))
+
+
+def rewards_for(session: Session, person_id: int) -> list[RewardView]:
+    rows = session.execute(
+        select(Reward).where(Reward.person_id == person_id).order_by(Reward.created_at, Reward.id)
+    ).scalars()
+    return [_view(r) for r in rows]
+
+
+def list_rewards(
+    session: Session,
+    *,
+    state: str | None = None,
+    campaign_id: str | None = None,
+    person_id: int | None = None,
+    source_ref: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[RewardView]:
+    query = select(Reward).order_by(Reward.id)
+    if state:
+        if state not in STATES:
+            raise LedgerError("invalid", f"state: {state!r} is not one of {', '.join(STATES)}", 422)
+        query = query.where(Reward.state == state)
+    if campaign_id:
+        query = query.where(Reward.campaign_id == campaign_id)
+    if person_id is not None:
+        query = query.where(Reward.person_id == person_id)
+    if source_ref:
+        query = query.where(Reward.source_ref == source_ref)
+    return [_view(r) for r in session.execute(query.limit(limit).offset(offset)).scalars()]
+
+
+def entries(
+    session: Session, *, reward_id: int | None = None, after_seq: int = 0, limit: int = 500
+) -> list[dict]:
+    query = select(LedgerEntry).where(LedgerEntry.seq > after_seq).order_by(LedgerEntry.seq).limit(limit)
+    if reward_id is not None:
+        query = query.where(LedgerEntry.reward_id == reward_id)
+    return [_entry_dict(e) for e in session.execute(query).scalars()]
+
+
+def _entry_dict(e: LedgerEntry) -> dict:
+    return {
+        "seq": e.seq,
+        "reward_id": e.reward_id,
+        "kind": e.kind,
+        "from_state": e.from_state,
+        "to_state": e.to_state,
+        "amount_fen": e.amount_fen,
+        "campaign_id": e.campaign_id,
+        "person_id": e.person_id,
+        "actor": e.actor,
+        "note": e.note,
+        "ts": e.ts,
+        "idempotency_key": e.idempotency_key,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+def balances(session: Session, by: str = "person", key: str | int | None = None) -> list[dict]:
+    """Value and count of rewards per state, per person or campaign, computed from the entries.
+
+    Each grant/transition entry moves amount_fen (and one reward) from from_state to to_state.
+    """
+    if by not in ("person", "campaign"):
+        raise LedgerError("invalid", "by: must be person or campaign", 422)
+    column = LedgerEntry.person_id if by == "person" else LedgerEntry.campaign_id
+    query = select(column, LedgerEntry.from_state, LedgerEntry.to_state, LedgerEntry.amount_fen).where(
+        LedgerEntry.kind.in_(("grant", "transition"))
+    )
+    if key is not None:
+        query = query.where(column == (int(key) if by == "person" else str(key)))
+    totals: dict[tuple, list[int]] = {}
+    for group, from_state, to_state, amount in session.execute(query):
+        totals.setdefault((group, to_state), [0, 0])
+        totals[(group, to_state)][0] += amount
+        totals[(group, to_state)][1] += 1
+        if from_state is not None:
+            totals.setdefault((group, from_state), [0, 0])
+            totals[(group, from_state)][0] -= amount
+            totals[(group, from_state)][1] -= 1
+    return [
+        {by: group, "state": state, "value_fen": value, "rewards": count}
+        for (group, state), (value, count) in sorted(
+            totals.items(), key=lambda kv: (str(kv[0][0]), STATES.index(kv[0][1]))
+        )
+        if count
+    ]
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+def verify_chain(session: Session) -> VerifyResult:
+    """Replay the chain: sequence, links, HMACs, legal moves; then compare the rewards table."""
+    key = chain_key()
+    head = session.execute(select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)).first()
+    head_seq = int(head[0]) if head else 0
+    prev, expected, checked = GENESIS, 1, 0
+    replay: dict[int, dict] = {}
+
+    def bad(seq: int, reason: str) -> VerifyResult:
+        return VerifyResult(False, checked, head_seq, seq, reason)
+
+    rows = session.execute(select(LedgerEntry).order_by(LedgerEntry.seq).execution_options(yield_per=2000))
+    for e in rows.scalars():
+        d = _entry_dict(e)
+        if e.seq != expected:
+            return bad(expected, f"entry {expected} is missing: the next entry found is {e.seq} (deleted)")
+        if e.prev_hash != prev:
+            return bad(
+                e.seq, f"entry {e.seq} does not link to entry {e.seq - 1} (inserted, deleted or reordered)"
+            )
+        if not hmac.compare_digest(entry_hash(d, key), e.hash):
+            return bad(e.seq, f"entry {e.seq}: hash does not match its content (edited or forged)")
+        state = replay.get(e.reward_id)
+        if e.kind == "grant":
+            if state is not None:
+                return bad(e.seq, f"entry {e.seq}: reward {e.reward_id} granted twice")
+            replay[e.reward_id] = {
+                "state": e.to_state,
+                "value_fen": e.amount_fen,
+                "person_id": e.person_id,
+                "campaign_id": e.campaign_id,
+                "held_for_review": False,
+            }
+        elif state is None:
+            return bad(e.seq, f"entry {e.seq}: reward {e.reward_id} has no grant before it")
+        elif e.kind == "transition":
+            if e.from_state != state["state"] or e.to_state not in TRANSITIONS[state["state"]]:
+                return bad(
+                    e.seq,
+                    f"entry {e.seq}: {e.from_state} → {e.to_state} is not a legal move from {state['state']}",
+                )
+            state["state"] = e.to_state
+        elif e.kind in ("hold", "unhold"):
+            state["held_for_review"] = e.kind == "hold"
+        else:
+            return bad(e.seq, f"entry {e.seq}: unknown kind {e.kind!r}")
+        prev, expected, checked = e.hash, expected + 1, checked + 1
+
+    if head_seq > checked:
+        return bad(
+            checked + 1,
+            f"entries {checked + 1}…{head_seq} are missing: the head is at {head_seq} (chain truncated)",
+        )
+    if head_seq < checked:
+        return bad(
+            head_seq + 1,
+            f"entry {head_seq + 1} lies beyond the ledger head ({head_seq}): appended outside the ledger",
+        )
+    if head is not None and head[1] != prev:
+        return bad(head_seq, f"the ledger head's hash does not match entry {head_seq}")
+
+    result = VerifyResult(True, checked, head_seq)
+    fields = ("state", "value_fen", "person_id", "campaign_id", "held_for_review")
+    seen = set()
+    for r in session.execute(select(Reward).execution_options(yield_per=2000)).scalars():
+        seen.add(r.id)
+        expected_row = replay.get(r.id)
+        if expected_row is None:
+            result.projection_mismatches.append(
+                {"reward_id": r.id, "field": "*", "expected": None, "found": "row without a grant entry"}
+            )
+            continue
+        for name in fields:
+            found = bool(getattr(r, name)) if name == "held_for_review" else getattr(r, name)
+            if found != expected_row[name]:
+                result.projection_mismatches.append(
+                    {"reward_id": r.id, "field": name, "expected": expected_row[name], "found": found}
+                )
+    for reward_id in sorted(set(replay) - seen):
+        result.projection_mismatches.append(
+            {"reward_id": reward_id, "field": "*", "expected": "row", "found": None}
+        )
+    if result.projection_mismatches:
+        result.ok = False
+        first = result.projection_mismatches[0]
+        result.reason = (
+            f"rewards table disagrees with the ledger: reward {first['reward_id']} "
+            f"{first['field']} is {first['found']!r}, the entries say {first['expected']!r}"
+        )
+    return result
