@@ -24,7 +24,13 @@ from liebian.db import migrate
 from liebian.db.session import dispose_engines, session_scope
 
 PG_URL = os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
-ENV_KEYS = ("LIEBIAN_DATA_DIR", "LIEBIAN_DATABASE_URL", "LIEBIAN_WAREHOUSE_PATH", "LIEBIAN_ENGINE", "LIEBIAN_CONFIG")
+ENV_KEYS = (
+    "LIEBIAN_DATA_DIR",
+    "LIEBIAN_DATABASE_URL",
+    "LIEBIAN_WAREHOUSE_PATH",
+    "LIEBIAN_ENGINE",
+    "LIEBIAN_CONFIG",
+)
 
 
 def _postgres_schema_url(base: str, schema: str) -> str:
@@ -104,8 +110,18 @@ def live_server(store: str) -> Iterator[str]:
     if settings.database_url:
         env["LIEBIAN_DATABASE_URL"] = settings.database_url
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "liebian.web.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "liebian.web.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         env=env,
     )
     url = f"http://127.0.0.1:{port}"

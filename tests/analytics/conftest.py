@@ -7,6 +7,7 @@ created once per test session (engine/spark.py caches it) since it takes seconds
 from __future__ import annotations
 
 import itertools
+import random
 import os
 import shutil
 from datetime import datetime, timedelta
@@ -36,7 +37,9 @@ class Rows:
         self.edges: list[dict] = []
         self._ids = itertools.count(1)
 
-    def event(self, person: int, when: str, event: str, channel: str = "wecom", campaign: str | None = "c1", **extra):
+    def event(
+        self, person: int, when: str, event: str, channel: str = "wecom", campaign: str | None = "c1", **extra
+    ):
         n = next(self._ids)
         self.events.append(
             {"event_id": f"e{n}", "local": local(when), "person_id": person, "event": event, "channel": channel,
@@ -51,7 +54,9 @@ class Rows:
              "status": status, "channel": channel, "campaign_id": campaign}
         )  # fmt: skip
 
-    def edge(self, inviter: int, invitee: int, when: str, channel: str = "wecom", campaign: str | None = "c1"):
+    def edge(
+        self, inviter: int, invitee: int, when: str, channel: str = "wecom", campaign: str | None = "c1"
+    ):
         n = next(self._ids)
         self.edges.append(
             {"inviter_person_id": inviter, "invitee_person_id": invitee, "local": local(when), "channel": channel,
@@ -180,6 +185,29 @@ def fill_scenario(r: Rows) -> None:
     r.edge(1, 3, "2026-03-02 10:00:00")
     r.edge(3, 4, "2026-03-04 08:00:00")
     r.edge(1, 8, "2026-03-04 09:30:00", channel="douyin", campaign="c2")
+
+
+def random_rows(rows: Rows, seed: int) -> None:
+    rng = random.Random(seed)
+    names = ["exposure", "page_view", "join_campaign", "app_open"]
+    base = datetime(2026, 2, 27)
+    for p in range(1, 61):
+        for _ in range(rng.randint(3, 14)):
+            # half-hour resolution over 11 days: many equal timestamps and some outside the period
+            when = base + timedelta(minutes=rng.randrange(11 * 24 * 60) // 30 * 30)
+            rows.event(p, when.isoformat(sep=" "), rng.choice(names), channel=rng.choice(["wecom", "douyin"]))
+        for _ in range(rng.randint(1, 6)):
+            when = base + timedelta(minutes=rng.randrange(11 * 24 * 60) // 30 * 30)
+            rows.order(
+                p, when.isoformat(sep=" "), rng.randint(1, 9) * 1000, rng.choice(["paid", "paid", "refunded"])
+            )
+
+
+@pytest.fixture
+def random_data(rows: Rows) -> Rows:
+    """60 persons with random events and orders on a half-hour grid (equal timestamps are common)."""
+    random_rows(rows, seed=11)
+    return rows
 
 
 @pytest.fixture

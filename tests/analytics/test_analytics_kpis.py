@@ -80,7 +80,9 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
     out["cac_fen"] = r(cost, len(new)) if cost else None
     out["ltv_cac"] = None if out["ltv_fen"] is None or not out["cac_fen"] else out["ltv_fen"] / out["cac_fen"]
     out["roi"] = (revenue - cost) / cost if cost else None
-    back_events = [e for e in rows.events if e["event"] not in PASSIVE and (segment is None or e["person_id"] in segment)]
+    back_events = [
+        e for e in rows.events if e["event"] not in PASSIVE and (segment is None or e["person_id"] in segment)
+    ]
     for n in (1, 7, 30):
         eligible = [p for p in new if first[p].date() + timedelta(days=n) <= as_of]
         back = [
@@ -89,7 +91,11 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
         ]  # fmt: skip
         out[f"retention_d{n}"] = r(len(back), len(eligible))
     window = {end - timedelta(days=i) for i in range(30)}
-    person_days = {(e["person_id"], e["local"].date()) for e in E if e["event"] not in PASSIVE and e["local"].date() in window}
+    person_days = {
+        (e["person_id"], e["local"].date())
+        for e in E
+        if e["event"] not in PASSIVE and e["local"].date() in window
+    }
     mau = {p for p, _ in person_days}
     out["dau_mau"] = r(len(person_days) / 30, len(mau))
     act_before = {}
@@ -111,7 +117,9 @@ def check(got: dict, want: dict) -> None:
 
 def test_kpis_match_reference_on_scenario(scenario, load, engine):
     load(engine)
-    got = service.run_kpis(service.make_filters(START, END), engine, reward_cost_fen=6000, other_cost_fen=3000)
+    got = service.run_kpis(
+        service.make_filters(START, END), engine, reward_cost_fen=6000, other_cost_fen=3000
+    )
     check(got, ref_kpis(scenario, START, END, reward=6000, other=3000))
     # Known answers, worked out by hand from the scenario's story:
     assert got["reached"] == 8  # persons 1-8; 9 is after the period and 10 before it
@@ -135,7 +143,9 @@ def test_kpis_with_channel_campaign_and_segment_filters(scenario, load, engine):
         {"channels": ["wecom", "miniprogram"], "campaigns": ["c1"]},
         {"segment": [1, 3, 4]},
     ):
-        f = service.make_filters(START, END, kwargs.get("channels", ()), kwargs.get("campaigns", ()), kwargs.get("segment"))
+        f = service.make_filters(
+            START, END, kwargs.get("channels", ()), kwargs.get("campaigns", ()), kwargs.get("segment")
+        )
         got = service.run_kpis(f, engine)
         seg = set(kwargs["segment"]) if "segment" in kwargs else None
         want = ref_kpis(scenario, START, END, kwargs.get("channels", ()), kwargs.get("campaigns", ()), seg)

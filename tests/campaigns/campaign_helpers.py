@@ -59,7 +59,10 @@ TYPE_RULES: dict[str, dict[str, Any]] = {
     "leaderboard": {
         "type": "leaderboard",
         "per_inviter_cap": 10,
-        "leaderboard": {"top_n": 2, "rewards": [{"code": "GOLD", "value_fen": 5000}, {"code": "SILVER", "value_fen": 2000}]},
+        "leaderboard": {
+            "top_n": 2,
+            "rewards": [{"code": "GOLD", "value_fen": 5000}, {"code": "SILVER", "value_fen": 2000}],
+        },
     },
 }
 
@@ -87,7 +90,8 @@ class Api:
 
     def invite(self, cid: str, uid: str, channel: str = "share", nickname: str = "小红") -> dict:
         r = self.c.post(
-            f"/api/v1/campaigns/{cid}/invites", json={"id_type": "unionid", "id": uid, "channel": channel, "nickname": nickname}
+            f"/api/v1/campaigns/{cid}/invites",
+            json={"id_type": "unionid", "id": uid, "channel": channel, "nickname": nickname},
         )
         assert r.status_code == 200, r.text
         return r.json()
@@ -96,10 +100,20 @@ class Api:
         return self.c.get(f"/i/{code}", follow_redirects=False)
 
     def accept(self, code: str, uid: str, **extra: Any) -> httpx.Response:
-        return self.c.post("/api/v1/invites/accept", json={"code": code, "id_type": "unionid", "id": uid, **extra})
+        return self.c.post(
+            "/api/v1/invites/accept", json={"code": code, "id_type": "unionid", "id": uid, **extra}
+        )
 
-    def order(self, cid: str, uid: str, order_id: str, amount_fen: int = 9900, **extra: Any) -> httpx.Response:
-        body = {"id_type": "unionid", "id": uid, "order_id": order_id, "amount_fen": amount_fen, "region": "east"}
+    def order(
+        self, cid: str, uid: str, order_id: str, amount_fen: int = 9900, **extra: Any
+    ) -> httpx.Response:
+        body = {
+            "id_type": "unionid",
+            "id": uid,
+            "order_id": order_id,
+            "amount_fen": amount_fen,
+            "region": "east",
+        }
         body.update(extra)
         return self.c.post(f"/api/v1/campaigns/{cid}/conversions", json=body)
 

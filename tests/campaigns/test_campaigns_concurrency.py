@@ -60,7 +60,10 @@ def test_100_claims_on_a_budget_of_10_give_exactly_10(client: httpx.Client) -> N
     for i in range(100):
         assert api.click(api.invite("budget", f"sharer{i}")["code"]).status_code == 302
     responses = burst(
-        100, lambda i: client.post("/api/v1/campaigns/budget/claims", json={"id_type": "unionid", "id": f"sharer{i}"})
+        100,
+        lambda i: client.post(
+            "/api/v1/campaigns/budget/claims", json={"id_type": "unionid", "id": f"sharer{i}"}
+        ),
     )
     codes = Counter(r.status_code for r in responses)
     assert codes == {200: 10, 409: 90}
@@ -74,7 +77,9 @@ def test_100_claims_on_a_budget_of_10_give_exactly_10(client: httpx.Client) -> N
 def test_per_inviter_cap_of_3_holds(client: httpx.Client) -> None:
     api = Api(client)
     # a lenient risk policy: the fraud domain's velocity checks would otherwise hold 12 quick friends
-    api.create(rules("double_sided", per_inviter_cap=3, risk_policy={"hold_at": 900, "block_at": 1000}), "cap")
+    api.create(
+        rules("double_sided", per_inviter_cap=3, risk_policy={"hold_at": 900, "block_at": 1000}), "cap"
+    )
     code = api.invite("cap", "alice")["code"]
     for i in range(12):
         assert api.accept(code, f"friend{i}").status_code == 201

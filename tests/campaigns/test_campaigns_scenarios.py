@@ -57,7 +57,9 @@ def held(cid: str) -> Counter:
     return Counter((r.person_id, r.reward_code, r.state) for r in ledger(cid))
 
 
-def friend_joins(api: Api, code: str, uid: str, cid: str, order_id: str | None = None, amount: int = 9900) -> dict:
+def friend_joins(
+    api: Api, code: str, uid: str, cid: str, order_id: str | None = None, amount: int = 9900
+) -> dict:
     assert api.click(code).status_code == 302
     r = api.accept(code, uid)
     assert r.status_code == 201, r.text
@@ -86,7 +88,9 @@ def settle(api: Api, cid: str, receiver: Receiver, secret: str) -> list[rewards.
     delivered = {}
     for req in receiver.requests:
         h = {k.lower(): v for k, v in req["headers"].items()}
-        assert webhooks.verify_signature(secret, h["x-liebian-timestamp"], req["body"], h["x-liebian-signature"])
+        assert webhooks.verify_signature(
+            secret, h["x-liebian-timestamp"], req["body"], h["x-liebian-signature"]
+        )
         event = json.loads(req["body"])
         if event["type"] == "reward.issued":
             delivered[event["data"]["reward_id"]] = event["data"]
@@ -117,7 +121,9 @@ def test_invite_task_with_tiers(api: Api, receiver: Receiver, hook: str) -> None
     assert api.progress("tiers", "alice")["qualified"] == 2
 
     final = settle(api, "tiers", receiver, hook)
-    assert Counter((r.reward_code, r.state) for r in final) == Counter({("T1", "issued"): 1, ("T3", "revoked"): 1})
+    assert Counter((r.reward_code, r.state) for r in final) == Counter(
+        {("T1", "issued"): 1, ("T3", "revoked"): 1}
+    )
 
 
 def test_double_sided(api: Api, receiver: Receiver, hook: str) -> None:
@@ -140,11 +146,15 @@ def test_double_sided(api: Api, receiver: Receiver, hook: str) -> None:
     with session_scope() as s:
         assert campaigns.flush_warehouse(s) >= 0
     with warehouse.connect() as con:
-        clicks = con.execute("SELECT count(*) FROM events WHERE event = 'invite_click' AND campaign_id = 'ds'").fetchone()
+        clicks = con.execute(
+            "SELECT count(*) FROM events WHERE event = 'invite_click' AND campaign_id = 'ds'"
+        ).fetchone()
         accepts = con.execute(
             "SELECT person_id, referrer_person_id, channel FROM events WHERE event = 'invite_accept' ORDER BY person_id"
         ).fetchall()
-        edges = con.execute("SELECT inviter_person_id, invitee_person_id FROM referral_edges ORDER BY 2").fetchall()
+        edges = con.execute(
+            "SELECT inviter_person_id, invitee_person_id FROM referral_edges ORDER BY 2"
+        ).fetchall()
     assert clicks == (2,)
     assert sorted(accepts) == sorted([(bob, alice, "wecom_group"), (carl, alice, "wecom_group")])
     assert sorted(edges) == sorted([(alice, bob), (alice, carl)])
@@ -214,7 +224,9 @@ def test_share_for_coupon(api: Api, receiver: Receiver, hook: str) -> None:
     again = api.c.post("/api/v1/campaigns/coupon/claims", json=claim)
     assert first.status_code == again.status_code == 200
     assert first.json()["reward_id"] == again.json()["reward_id"]  # claiming twice gives one coupon
-    assert held("coupon") == Counter({(pid("alice"), "SHARE", "pending"): 1, (pid("bob"), "WELCOME", "pending"): 1})
+    assert held("coupon") == Counter(
+        {(pid("alice"), "SHARE", "pending"): 1, (pid("bob"), "WELCOME", "pending"): 1}
+    )
     final = settle(api, "coupon", receiver, hook)
     assert {(r.reward_code, r.state) for r in final} == {("SHARE", "issued"), ("WELCOME", "issued")}
 
@@ -228,7 +240,11 @@ def test_leaderboard(api: Api, receiver: Receiver, hook: str) -> None:
             n += 1
             friend_joins(api, code, f"f{n}", "lb", f"o{n}")
     board = api.c.get("/api/v1/campaigns/lb/leaderboard").json()
-    assert [(b["person_id"], b["qualified"]) for b in board] == [(pid("alice"), 3), (pid("bob"), 2), (pid("carl"), 1)]
+    assert [(b["person_id"], b["qualified"]) for b in board] == [
+        (pid("alice"), 3),
+        (pid("bob"), 2),
+        (pid("carl"), 1),
+    ]
     assert board[0]["nickname"] == "alice酱"
     assert api.refund("lb", "o1").json()["status"] == "refunded"  # alice falls to 2, reached before bob
     board = api.c.get("/api/v1/campaigns/lb/leaderboard").json()

@@ -93,16 +93,26 @@ def test_identifier_shared_with_inviter(session, field: str, id_type: str, value
     assert codes(inline.rule_shared_with_inviter(session, ctx(inviter, friend, **{field: value}))) == [code]
     # negative: an identifier of nobody / of someone else
     other = person(session, "u-other", **{id_type: value.replace("1", "9")})
-    assert inline.rule_shared_with_inviter(session, ctx(inviter, friend, **{field: value.replace("1", "7")})) == []
-    assert inline.rule_shared_with_inviter(session, ctx(inviter, other, **{field: value.replace("1", "9")})) == []
+    assert (
+        inline.rule_shared_with_inviter(session, ctx(inviter, friend, **{field: value.replace("1", "7")}))
+        == []
+    )
+    assert (
+        inline.rule_shared_with_inviter(session, ctx(inviter, other, **{field: value.replace("1", "9")}))
+        == []
+    )
 
 
 def test_device_seen_with_the_inviter_in_an_earlier_sighting(session) -> None:
     inviter, friend = person(session, "u-i"), person(session, "u-f")
     x = person(session, "u-x")
     # the inviter once converted from DEV-9 (not registered in OneID: conversions carry no device link)
-    inline.inline_check(session, ctx(x, inviter, stage="conversion", device_id="DEV-9", ts=T0 - timedelta(days=3)))
-    assert codes(inline.rule_shared_with_inviter(session, ctx(inviter, friend, device_id="DEV-9"))) == ["SHARED_DEVICE"]
+    inline.inline_check(
+        session, ctx(x, inviter, stage="conversion", device_id="DEV-9", ts=T0 - timedelta(days=3))
+    )
+    assert codes(inline.rule_shared_with_inviter(session, ctx(inviter, friend, device_id="DEV-9"))) == [
+        "SHARED_DEVICE"
+    ]
     assert inline.rule_shared_with_inviter(session, ctx(inviter, friend, device_id="DEV-10")) == []
 
 
@@ -110,9 +120,14 @@ def test_ip_with_user_agent_but_not_ip_alone(session) -> None:
     boss, colleague, stranger = person(session, "u-boss"), person(session, "u-col"), person(session, "u-str")
     root = person(session, "u-root")
     # the inviter was seen on the office IP with UA_A
-    inline.inline_check(session, ctx(root, boss, ip=OFFICE_IP, user_agent=UA_A, device_id="D-boss", ts=T0 - timedelta(days=5)))
+    inline.inline_check(
+        session, ctx(root, boss, ip=OFFICE_IP, user_agent=UA_A, device_id="D-boss", ts=T0 - timedelta(days=5))
+    )
     # a coworker on the same office IP, another phone (other UA): nothing
-    assert inline.rule_ip_ua(session, ctx(boss, colleague, ip=OFFICE_IP, user_agent=UA_B, device_id="D-col")) == []
+    assert (
+        inline.rule_ip_ua(session, ctx(boss, colleague, ip=OFFICE_IP, user_agent=UA_B, device_id="D-col"))
+        == []
+    )
     # same IP and same UA: the signal, worth less than the hold threshold alone
     signals = inline.rule_ip_ua(session, ctx(boss, stranger, ip=OFFICE_IP, user_agent=UA_A))
     assert codes(signals) == ["SHARED_IP_UA"]
@@ -138,22 +153,36 @@ def test_device_burst_and_ip_burst(session) -> None:
     inviter = person(session, "u-burst")
     farm = [person(session, f"u-farm{i}") for i in range(12)]
     for i, f in enumerate(farm[:3]):
-        out = inline.inline_check(session, ctx(inviter, f, device_id="FARM-DEV", ts=T0 + timedelta(minutes=i)))
+        out = inline.inline_check(
+            session, ctx(inviter, f, device_id="FARM-DEV", ts=T0 + timedelta(minutes=i))
+        )
         assert "DEVICE_BURST" not in codes(out)
-    out = inline.rule_bursts(session, ctx(inviter, farm[3], device_id="FARM-DEV", ts=T0 + timedelta(minutes=5)))
+    out = inline.rule_bursts(
+        session, ctx(inviter, farm[3], device_id="FARM-DEV", ts=T0 + timedelta(minutes=5))
+    )
     assert codes(out) == ["DEVICE_BURST"]
     # a family: three accounts on one handset is not a burst; a fourth a week later neither
-    assert inline.rule_bursts(session, ctx(inviter, farm[3], device_id="FARM-DEV", ts=T0 + timedelta(days=7))) == []
+    assert (
+        inline.rule_bursts(session, ctx(inviter, farm[3], device_id="FARM-DEV", ts=T0 + timedelta(days=7)))
+        == []
+    )
     # IP: ten new accounts in an hour is normal for an office; the eleventh is a burst
     for i, f in enumerate(farm[:10]):
-        inline.inline_check(session, ctx(inviter, f, campaign="c2", ip="47.96.1.2", ts=T0 + timedelta(minutes=i)))
-    assert codes(inline.rule_bursts(session, ctx(inviter, farm[10], ip="47.96.1.2", ts=T0 + timedelta(minutes=20)))) == [
-        "IP_BURST"
-    ]
-    assert inline.rule_bursts(session, ctx(inviter, farm[10], ip="47.96.1.3", ts=T0 + timedelta(minutes=20))) == []
+        inline.inline_check(
+            session, ctx(inviter, f, campaign="c2", ip="47.96.1.2", ts=T0 + timedelta(minutes=i))
+        )
+    assert codes(
+        inline.rule_bursts(session, ctx(inviter, farm[10], ip="47.96.1.2", ts=T0 + timedelta(minutes=20)))
+    ) == ["IP_BURST"]
+    assert (
+        inline.rule_bursts(session, ctx(inviter, farm[10], ip="47.96.1.3", ts=T0 + timedelta(minutes=20)))
+        == []
+    )
 
 
-@pytest.mark.parametrize("phone", ["16212345678", "+86 170-1234-5678", "17112345678", "16712345678", "16512345678"])
+@pytest.mark.parametrize(
+    "phone", ["16212345678", "+86 170-1234-5678", "17112345678", "16712345678", "16512345678"]
+)
 def test_virtual_operator_phone(session, phone: str) -> None:
     assert codes(inline.rule_virtual_phone(session, ctx(1, 2, phone=phone))) == ["VIRTUAL_PHONE"]
 
@@ -174,17 +203,29 @@ def test_virtual_prefixes_are_configurable(session, monkeypatch) -> None:
 
 
 def test_new_device_requirement(session) -> None:
-    inviter, friend, neighbour = person(session, "u-nd-i"), person(session, "u-nd-f"), person(session, "u-nd-n")
+    inviter, friend, neighbour = (
+        person(session, "u-nd-i"),
+        person(session, "u-nd-f"),
+        person(session, "u-nd-n"),
+    )
     # a device another account used before (seen at that account's conversion)
-    inline.inline_check(session, ctx(inviter, neighbour, stage="conversion", device_id="OLD-DEV", ts=T0 - timedelta(days=2)))
-    assert codes(inline.rule_new_device(session, ctx(inviter, friend, device_id="OLD-DEV"))) == ["DEVICE_NOT_NEW"]
+    inline.inline_check(
+        session, ctx(inviter, neighbour, stage="conversion", device_id="OLD-DEV", ts=T0 - timedelta(days=2))
+    )
+    assert codes(inline.rule_new_device(session, ctx(inviter, friend, device_id="OLD-DEV"))) == [
+        "DEVICE_NOT_NEW"
+    ]
     # a device registered in OneID to someone else
     person(session, "u-owner", device_id="OWNED-DEV")
-    assert codes(inline.rule_new_device(session, ctx(inviter, friend, device_id="OWNED-DEV"))) == ["DEVICE_NOT_NEW"]
+    assert codes(inline.rule_new_device(session, ctx(inviter, friend, device_id="OWNED-DEV"))) == [
+        "DEVICE_NOT_NEW"
+    ]
     # a brand-new device, or a campaign that does not ask for new users: nothing
     assert inline.rule_new_device(session, ctx(inviter, friend, device_id="NEW-DEV")) == []
     lax = rules(require_new_friend=False)
-    assert inline.rule_new_device(session, ctx(inviter, friend, device_id="OLD-DEV", campaign_rules=lax)) == []
+    assert (
+        inline.rule_new_device(session, ctx(inviter, friend, device_id="OLD-DEV", campaign_rules=lax)) == []
+    )
 
 
 def test_cap_hit(session) -> None:
@@ -203,7 +244,9 @@ def test_cap_hit(session) -> None:
 def test_circular_referral_across_campaigns(session) -> None:
     a, b, c = person(session, "u-ca"), person(session, "u-cb"), person(session, "u-cc")
     inline.inline_check(session, ctx(a, b, campaign="c_one", ts=T0))
-    assert codes(inline.rule_circular(session, ctx(b, a, campaign="c_two", ts=T0 + timedelta(hours=1)))) == ["CIRCULAR"]
+    assert codes(inline.rule_circular(session, ctx(b, a, campaign="c_two", ts=T0 + timedelta(hours=1)))) == [
+        "CIRCULAR"
+    ]
     assert inline.rule_circular(session, ctx(b, c, campaign="c_two")) == []
 
 
@@ -255,9 +298,16 @@ def test_coworkers_on_one_office_ip_with_different_devices_are_not_held(api) -> 
     code = _invite(api, cid, "boss")
     states = []
     for i in range(4):
-        out = _accept(api, code, f"colleague{i}", device_id=f"PHONE-{i}", ip=OFFICE_IP, user_agent=[UA_A, UA_B][i % 2])
+        out = _accept(
+            api, code, f"colleague{i}", device_id=f"PHONE-{i}", ip=OFFICE_IP, user_agent=[UA_A, UA_B][i % 2]
+        )
         states.append(out["state"])
-        assert not {s["code"] for s in out["signals"]} & {"SHARED_DEVICE", "DEVICE_BURST", "IP_BURST", "DEVICE_NOT_NEW"}
+        assert not {s["code"] for s in out["signals"]} & {
+            "SHARED_DEVICE",
+            "DEVICE_BURST",
+            "IP_BURST",
+            "DEVICE_NOT_NEW",
+        }
     assert states == ["accepted"] * 4
 
 
@@ -266,7 +316,10 @@ def test_a_farm_bursting_from_one_ip_and_user_agent_is_held_through_the_seam(api
     # rotates device ids: the burst from one address and the velocity on one inviter remain.
     cid = _campaign(api, "c_farm", require_new_friend=False)
     code = _invite(api, cid, "farmer")
-    outs = [_accept(api, code, f"bot{i}", device_id=f"EMU-{i}", ip="47.96.3.4", user_agent=UA_B) for i in range(12)]
+    outs = [
+        _accept(api, code, f"bot{i}", device_id=f"EMU-{i}", ip="47.96.3.4", user_agent=UA_B)
+        for i in range(12)
+    ]
     states = [o["state"] for o in outs]
     assert states[:10] == ["accepted"] * 10  # velocity alone (40) stays under the hold threshold (50)
     assert {s["code"] for s in outs[5]["signals"]} == {"VELOCITY"}
@@ -274,4 +327,7 @@ def test_a_farm_bursting_from_one_ip_and_user_agent_is_held_through_the_seam(api
     assert {s["code"] for s in outs[10]["signals"]} == {"VELOCITY", "IP_BURST"}
     assert outs[10]["risk_score"] == inline.CONFIG.scores["VELOCITY"] + inline.CONFIG.scores["IP_BURST"]
     with session_scope() as s:
-        assert s.scalar(select(func.count()).select_from(FraudSighting).where(FraudSighting.campaign_id == cid)) == 12
+        assert (
+            s.scalar(select(func.count()).select_from(FraudSighting).where(FraudSighting.campaign_id == cid))
+            == 12
+        )

@@ -151,3 +151,9 @@ def test_cli_link_reports_a_conflict(store):
     assert result.exit_code == 0
     out = json.loads(result.stdout)
     assert out["outcome"] == "conflict" and out["persons_merged"] == 0
+
+
+def test_cli_on_a_store_never_migrated_says_what_to_do(data_dir):
+    result = runner.invoke(cli_app, ["identity", "show", "--id-type", "phone", "--id", PHONE])
+    assert result.exit_code == 2
+    assert "run `liebian db upgrade` first" in " ".join(result.stderr.split())

@@ -165,8 +165,9 @@ def _aggregate(fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: s
         if k:
             step_secs = fr.seconds(t[f"t{k}"]) - fr.seconds(t[f"t{k - 1}"])
             total_secs = fr.seconds(t[f"t{k}"]) - fr.seconds(t.t0)
-            metrics["median_seconds_from_prev"] = step_secs.median(where=reached).cast("float64")
-            metrics["median_seconds_from_start"] = total_secs.median(where=reached).cast("float64")
+            # (no `where=`: Spark rejects a conditional percentile; unreached rows are null anyway)
+            metrics["median_seconds_from_prev"] = step_secs.median().cast("float64")
+            metrics["median_seconds_from_start"] = total_secs.median().cast("float64")
         else:
             metrics["median_seconds_from_prev"] = ibis.literal(None, "float64")
             metrics["median_seconds_from_start"] = ibis.literal(None, "float64")

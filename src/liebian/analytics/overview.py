@@ -82,7 +82,9 @@ def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]
         amount=placed.amount_fen.max(),
         refunded=(placed.status == "refunded").cast("int64").max(),
     )
-    money = per_order.aggregate(n=per_order.count(), gmv=per_order.amount.sum(), refunded=per_order.refunded.sum())
+    money = per_order.aggregate(
+        n=per_order.count(), gmv=per_order.amount.sum(), refunded=per_order.refunded.sum()
+    )
     row = money.execute().iloc[0]
     n_orders = int(row["n"])
     gmv_fen = 0 if n_orders == 0 else int(row["gmv"])
@@ -127,7 +129,11 @@ def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]
     with_rev = flagged.left_join(revenue, "person_id").select(
         "is_referred", revenue=ibis.coalesce(ibis._.revenue, 0)
     )
-    ltv = with_rev.group_by("is_referred").aggregate(n=with_rev.count(), revenue=with_rev.revenue.sum()).execute()
+    ltv = (
+        with_rev.group_by("is_referred")
+        .aggregate(n=with_rev.count(), revenue=with_rev.revenue.sum())
+        .execute()
+    )
     per = {int(r.is_referred): (int(r.revenue) / int(r.n) if int(r.n) else 0.0) for r in ltv.itertuples()}
     out["ltv_multiplier"] = round(per[1] / per[0], 3) if per.get(0) and 1 in per else None
     return out

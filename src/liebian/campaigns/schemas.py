@@ -162,7 +162,7 @@ def rule_problems(r: CampaignRules) -> list[tuple[str, str]]:
     }[r.type]
     if not need[1]:
         what = "inviter_reward and friend_reward" if r.type == "double_sided" else need[0]
-        p.append((need[0], f"a {r.type} campaign needs {what}"))
+        p.append((need[0], f"{r.type} campaigns need {what}"))
     if r.leaderboard and not r.leaderboard.rewards:
         p.append(("leaderboard.rewards", "at least one reward is needed"))
     if r.risk_policy.block_at < r.risk_policy.hold_at:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -88,18 +88,32 @@ def _audit(
     entity: str = "campaign",
     entity_id: str | int = "",
 ) -> None:
-    """One audit row per state change. `liebian.auth` has no audit service yet: this table stands in."""
-    session.execute(
-        CampaignAudit.__table__.insert().values(
-            ts=utcnow(),
-            actor=actor[:64],
-            action=action,
-            campaign_id=campaign_id,
-            entity=entity,
-            entity_id=str(entity_id),
-            detail=_json(detail or {}),
-        )
+    """One audit row per state change, written at the transaction's commit (one INSERT for all rows
+    of a request) and dropped with its rollback. `liebian.auth` has no audit service yet: the table
+    campaign_audit stands in."""
+    session.info.setdefault("campaign_audit", []).append(
+        {
+            "ts": utcnow(),
+            "actor": actor[:64],
+            "action": action,
+            "campaign_id": campaign_id,
+            "entity": entity,
+            "entity_id": str(entity_id),
+            "detail": _json(detail or {}),
+        }
     )
+
+
+@event.listens_for(Session, "before_commit")
+def _write_audit(session: Session) -> None:
+    rows = session.info.pop("campaign_audit", None)
+    if rows:
+        session.execute(CampaignAudit.__table__.insert(), rows)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_audit(session: Session) -> None:
+    session.info.pop("campaign_audit", None)
 
 
 def audit_log(session: Session, campaign_id: str | None = None, limit: int = 200) -> list[dict]:
@@ -903,10 +917,22 @@ def _event_schema():
     ts, text, big = pa.timestamp("us"), pa.string(), pa.int64()
     return pa.schema(
         [
-            ("event_id", text), ("ts", ts), ("person_id", big), ("id_type", text), ("user_id", text),
-            ("event", text), ("channel", text), ("campaign_id", text), ("invite_code", text),
-            ("referrer_person_id", big), ("device_id", text), ("ip", text), ("props", text),
-            ("received_at", ts), ("batch_id", text), ("ingested_at", ts),
+            ("event_id", text),
+            ("ts", ts),
+            ("person_id", big),
+            ("id_type", text),
+            ("user_id", text),
+            ("event", text),
+            ("channel", text),
+            ("campaign_id", text),
+            ("invite_code", text),
+            ("referrer_person_id", big),
+            ("device_id", text),
+            ("ip", text),
+            ("props", text),
+            ("received_at", ts),
+            ("batch_id", text),
+            ("ingested_at", ts),
         ]
     )
 
@@ -1521,9 +1547,18 @@ def report_conversion(session: Session, campaign_id: str, req, *, now: datetime 
         entity="order",
         entity_id=order_pk,
     )
-    order = session.get(CampaignOrder, order_pk)
-    session.refresh(order)
-    return {**_order_view(order), "duplicate": False, "grants": grants}
+    view = {
+        "order_id": req.order_id,
+        "campaign_id": c.id,
+        "person_id": person,
+        "referral_id": ref.id if ref else None,
+        "event": req.event,
+        "amount_fen": req.amount_fen,
+        "status": status,
+        "reason": reason,
+        "ts": ts,
+    }
+    return {**view, "duplicate": False, "grants": grants}
 
 
 def _judge(rules: CampaignRules, ref: Referral, req, ts: datetime) -> tuple[str, str]:

@@ -8,7 +8,16 @@ from __future__ import annotations
 BRAND = {"name": "茶语 TeaWords", "sector": "新式茶饮 + 烘焙 (tea drinks and bakery)", "currency": "CNY"}
 
 CHANNELS = ("wecom", "miniprogram", "douyin", "xiaohongshu", "app", "store")
-ID_TYPES = ("unionid", "openid", "external_userid", "phone", "douyin_openid", "xhs_id", "device_id", "app_user")
+ID_TYPES = (
+    "unionid",
+    "openid",
+    "external_userid",
+    "phone",
+    "douyin_openid",
+    "xhs_id",
+    "device_id",
+    "app_user",
+)
 # The identifier a channel's own export carries for its users.
 NATIVE_ID = {
     "wecom": "external_userid",
@@ -37,7 +46,11 @@ CAMPAIGNS = (
         "campaign_id": "c_invite",
         "name": "老带新·邀请有礼",
         "mechanism": "tiered_invite",
-        "rules": {"tiers": [1, 3, 5], "reward": "邀请1人得5元券, 3人得礼盒, 5人得月卡", "min_order_yuan": 9.9},
+        "rules": {
+            "tiers": [1, 3, 5],
+            "reward": "邀请1人得5元券, 3人得礼盒, 5人得月卡",
+            "min_order_yuan": 9.9,
+        },
         "window": (0.15, 0.75),
         "offspring_mean": 0.85,
         "invitee_channels": (0.10, 0.62, 0.08, 0.03, 0.15, 0.02),
@@ -66,8 +79,38 @@ CAMPAIGNS = (
 )
 
 # Mainland mobile prefixes; the virtual-operator (虚拟运营商) ranges are used only by fraud.
-PHONE_PREFIXES = (130, 131, 132, 133, 135, 136, 137, 138, 139, 150, 151, 152, 155, 156, 157, 158, 159,
-                  177, 178, 180, 181, 182, 185, 186, 187, 188, 189, 191, 198, 199)
+PHONE_PREFIXES = (
+    130,
+    131,
+    132,
+    133,
+    135,
+    136,
+    137,
+    138,
+    139,
+    150,
+    151,
+    152,
+    155,
+    156,
+    157,
+    158,
+    159,
+    177,
+    178,
+    180,
+    181,
+    182,
+    185,
+    186,
+    187,
+    188,
+    189,
+    191,
+    198,
+    199,
+)
 VIRTUAL_PREFIXES = (162, 165, 167, 170, 171)
 
 USER_AGENTS = (
@@ -85,32 +128,78 @@ USER_AGENTS = (
     "POS/2.8 (TeaWords store terminal)",
 )
 # Shared by every account of a device farm: an emulator build.
-FARM_USER_AGENT = "Mozilla/5.0 (Linux; Android 9; SM-G9650 Build/PPR1.180610.011) AppleWebKit/537.36 MicroMessenger/8.0.1"
+FARM_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 9; SM-G9650 Build/PPR1.180610.011) AppleWebKit/537.36 MicroMessenger/8.0.1"
+)
 
-STORES = ("茶语·徐汇店", "茶语·静安寺店", "茶语·五角场店", "茶语·西湖银泰店", "茶语·春熙路店", "茶语·解放碑店",
-          "茶语·天河城店", "茶语·南京西路店")
+STORES = (
+    "茶语·徐汇店",
+    "茶语·静安寺店",
+    "茶语·五角场店",
+    "茶语·西湖银泰店",
+    "茶语·春熙路店",
+    "茶语·解放碑店",
+    "茶语·天河城店",
+    "茶语·南京西路店",
+)
 
-PRODUCTS = ("招牌茉莉奶绿", "芝士葡萄", "杨枝甘露", "抹茶千层", "桂花乌龙", "黄油可颂", "生椰拿铁", "草莓波波",
-            "伯爵红茶蛋糕", "栗子蒙布朗")
+PRODUCTS = (
+    "招牌茉莉奶绿",
+    "芝士葡萄",
+    "杨枝甘露",
+    "抹茶千层",
+    "桂花乌龙",
+    "黄油可颂",
+    "生椰拿铁",
+    "草莓波波",
+    "伯爵红茶蛋糕",
+    "栗子蒙布朗",
+)
 
 # Community messages by sentiment class; {p} is a product, {n} a small number.
 MESSAGE_TEMPLATES = {
     "positive": (
-        "{p}真的太好喝了！", "今天的{p}绝了👍", "{p}yyds，已经回购{n}次了", "店员小姐姐服务超好",
-        "拼团成功啦，{p}好划算", "谢谢群主的券，{p}很赞", "新品{p}强烈推荐！", "包装很用心，好评",
-        "邀请了{n}个朋友都说好喝", "会员日福利太香了",
+        "{p}真的太好喝了！",
+        "今天的{p}绝了👍",
+        "{p}yyds，已经回购{n}次了",
+        "店员小姐姐服务超好",
+        "拼团成功啦，{p}好划算",
+        "谢谢群主的券，{p}很赞",
+        "新品{p}强烈推荐！",
+        "包装很用心，好评",
+        "邀请了{n}个朋友都说好喝",
+        "会员日福利太香了",
     ),
     "question": (
-        "请问{p}还有吗？", "优惠券怎么领呀？", "拼团还差{n}个人，有人一起吗？", "会员积分怎么兑换？",
-        "{p}是常温还是冰的？", "周末门店几点关门？", "邀请有礼的奖励什么时候到账？", "助力活动怎么参加？",
+        "请问{p}还有吗？",
+        "优惠券怎么领呀？",
+        "拼团还差{n}个人，有人一起吗？",
+        "会员积分怎么兑换？",
+        "{p}是常温还是冰的？",
+        "周末门店几点关门？",
+        "邀请有礼的奖励什么时候到账？",
+        "助力活动怎么参加？",
     ),
     "neutral": (
-        "早上好～", "打卡第{n}天", "收到", "今天下雨了", "大家周末愉快", "已下单", "哈哈哈",
-        "我在{p}和奶茶之间纠结", "路过门店看到排队了", "好的谢谢",
+        "早上好～",
+        "打卡第{n}天",
+        "收到",
+        "今天下雨了",
+        "大家周末愉快",
+        "已下单",
+        "哈哈哈",
+        "我在{p}和奶茶之间纠结",
+        "路过门店看到排队了",
+        "好的谢谢",
     ),
     "complaint": (
-        "配送太慢了，等了一个多小时", "优惠券用不了，一直提示失败", "{p}今天太甜了，不太满意",
-        "退款怎么还没到账？", "客服一直不回复", "拼团失败了也不通知一下", "外卖洒了，很失望",
+        "配送太慢了，等了一个多小时",
+        "优惠券用不了，一直提示失败",
+        "{p}今天太甜了，不太满意",
+        "退款怎么还没到账？",
+        "客服一直不回复",
+        "拼团失败了也不通知一下",
+        "外卖洒了，很失望",
         "{p}分量比以前少了",
     ),
 }

@@ -19,10 +19,14 @@ def demo(
     persons: int = typer.Option(50_000, help="Persons to generate (at least 500)."),
     days: int = typer.Option(120, help="Days of history (at least 28)."),
     end_date: datetime = typer.Option(
-        datetime.combine(DEFAULT_END_DATE, datetime.min.time()), formats=["%Y-%m-%d"], help="Last day of the data."
+        datetime.combine(DEFAULT_END_DATE, datetime.min.time()),
+        formats=["%Y-%m-%d"],
+        help="Last day of the data.",
     ),
     serve: bool = typer.Option(False, "--serve/--no-serve", help="Serve the API and console afterwards."),
-    force: bool = typer.Option(False, "--force", help="Regenerate and reload, resetting this data directory."),
+    force: bool = typer.Option(
+        False, "--force", help="Regenerate and reload, resetting this data directory."
+    ),
     fmt: Format = typer.Option(Format.table, "--format", help="Output of the KPI summary."),
 ) -> None:
     """Generate the demo brand 茶语 TeaWords, import it and print its KPI summary."""

@@ -33,9 +33,19 @@ ISO_LOCAL = "iso"  # 2026-11-11T20:15:00+08:00
 NAIVE_LOCAL = "naive"  # 2026-11-11 20:15:00, as store POS exports write it
 
 EVENTS = (
-    "exposure", "page_view", "join_campaign", "invite_share", "invite_click", "signup", "invite_accept",
-    "app_open", "login", "checkin", "coupon_claim", "share",
-)  # fmt: skip
+    "exposure",
+    "page_view",
+    "join_campaign",
+    "invite_share",
+    "invite_click",
+    "signup",
+    "invite_accept",
+    "app_open",
+    "login",
+    "checkin",
+    "coupon_claim",
+    "share",
+)
 EV = {name: i for i, name in enumerate(EVENTS)}
 CH = {name: i for i, name in enumerate(brand.CHANNELS)}
 IDT = {name: i for i, name in enumerate(brand.ID_TYPES)}
@@ -49,7 +59,9 @@ EXISTING, ORGANIC, REFERRED, FRAUD_INVITEE, FRAUD_INVITER = 0, 1, 2, 3, 4
 KIND_NAMES = ("existing_member", "organic_new", "referred", "fraud_invitee", "fraud_inviter")
 
 # activity mix per channel over (page_view, app_open, login, checkin, coupon_claim, share)
-ACTIVITY = np.array([EV["page_view"], EV["app_open"], EV["login"], EV["checkin"], EV["coupon_claim"], EV["share"]])
+ACTIVITY = np.array(
+    [EV["page_view"], EV["app_open"], EV["login"], EV["checkin"], EV["coupon_claim"], EV["share"]]
+)
 ACTIVITY_MIX = np.array(
     [
         [0.40, 0.00, 0.10, 0.25, 0.12, 0.13],  # wecom: articles, group check-ins
@@ -63,11 +75,33 @@ ACTIVITY_MIX = np.array(
 HOUR_WEIGHTS = np.array([3, 5, 6, 8, 10, 8, 6, 5, 5, 6, 8, 10, 11, 9, 6, 3], dtype=float)  # 08..23 local
 
 EVENT_COLUMNS = (
-    "event_id", "ts", "user_id", "id_type", "event", "channel", "campaign_id", "invite_code", "referrer_id",
-    "referrer_id_type", "device_id", "ip", "received_at", "user_agent",
-)  # fmt: skip
-ORDER_COLUMNS = ("order_id", "ts", "user_id", "id_type", "amount", "currency", "status", "channel",
-                 "campaign_id", "received_at")  # fmt: skip
+    "event_id",
+    "ts",
+    "user_id",
+    "id_type",
+    "event",
+    "channel",
+    "campaign_id",
+    "invite_code",
+    "referrer_id",
+    "referrer_id_type",
+    "device_id",
+    "ip",
+    "received_at",
+    "user_agent",
+)
+ORDER_COLUMNS = (
+    "order_id",
+    "ts",
+    "user_id",
+    "id_type",
+    "amount",
+    "currency",
+    "status",
+    "channel",
+    "campaign_id",
+    "received_at",
+)
 IDENTITY_COLUMNS = ("id_type_a", "id_a", "id_type_b", "id_b", "ts", "source")
 
 # identity evidence a channel system really provides, and how often it is present in the export
@@ -93,7 +127,9 @@ class DemoSpec:
 
     def __post_init__(self) -> None:
         if self.persons < 500:
-            raise ValueError(f"persons must be at least 500 (got {self.persons}): every injected pattern needs room")
+            raise ValueError(
+                f"persons must be at least 500 (got {self.persons}): every injected pattern needs room"
+            )
         if self.days < 28:
             raise ValueError(f"days must be at least 28 (got {self.days}): campaigns and D30 need a window")
 
@@ -168,12 +204,12 @@ def _ts_strings(ts: np.ndarray, fmt: str) -> pa.Array:
     sep, suffix = ("T", "+08:00") if fmt == ISO_LOCAL else (" ", "")
     dates = [(date(1970, 1, 1) + timedelta(days=int(d))).isoformat() + sep for d in uniq]
     if fmt not in _CLOCK:
-        _CLOCK[fmt] = [f"{h:02d}:{m:02d}:{x:02d}{suffix}" for h in range(24) for m in range(60) for x in range(60)]
+        _CLOCK[fmt] = [
+            f"{h:02d}:{m:02d}:{x:02d}{suffix}" for h in range(24) for m in range(60) for x in range(60)
+        ]
     date_part = _dict_strings(inv, dates).cast(pa.string())
     clock_part = _dict_strings(secs, _CLOCK[fmt]).cast(pa.string())
     return pc.binary_join_element_wise(date_part, clock_part, "")
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,7 +299,8 @@ class _Generator:
         candidates = [
             d
             for d in range(int(lo * self.D), int(hi * self.D))
-            if self.dates[d].weekday() < 4 and not (self.dates[d].month == 11 and 8 <= self.dates[d].day <= 14)
+            if self.dates[d].weekday() < 4
+            and not (self.dates[d].month == 11 and 8 <= self.dates[d].day <= 14)
         ]
         order = self.rng.permutation(len(candidates))
         for i in order:
@@ -328,7 +365,6 @@ class _Generator:
 
     # ---- campaigns and referral cascades ------------------------------------------------------
     def campaigns(self) -> None:
-        rng = self.rng
         self.campaign_windows = []
         for c in brand.CAMPAIGNS:
             s = int(c["window"][0] * self.D)
@@ -391,9 +427,9 @@ class _Generator:
         root = [np.arange(s)]
         joined_t = [t_seed.astype(np.int64)]  # seeds are participants already
         joined = [np.ones(s, bool)]
-        n_super = max(1, round(s * 0.004)) if s else 0
+        n_super = max(1, round(s * 0.0025)) if s else 0
         supers = rng.choice(s, n_super, replace=False) if s else np.zeros(0, np.int64)
-        base, level = 0, 0
+        level = 0
         frontier = np.arange(s)
         while len(frontier):
             off = rng.negative_binomial(k, k / (k + m), len(frontier))
@@ -431,10 +467,18 @@ class _Generator:
         person[kids] = self._alloc(len(kids), REFERRED)
         # the sub-trees arrive generation by generation (kids are in generation order already)
         inviter = person[parent[kids]]
-        self._referred(person[kids], inviter, t_node[kids], ci, gen[kids],
-                       rng.choice(6, len(kids), p=c["invitee_channels"]))  # fmt: skip
+        self._referred(
+            person[kids],
+            inviter,
+            t_node[kids],
+            ci,
+            gen[kids],
+            rng.choice(6, len(kids), p=c["invitee_channels"]),
+        )
         part = kids[joined[kids]]
-        self.rows.add(person[part], joined_t[part] - rng.integers(10, 50, len(part)), EV["page_view"], FUNNEL, ci)
+        self.rows.add(
+            person[part], joined_t[part] - rng.integers(10, 50, len(part)), EV["page_view"], FUNNEL, ci
+        )
         self.rows.add(person[part], joined_t[part], EV["join_campaign"], FUNNEL, ci)
         self.participants[ci].update(person[part].tolist())
         offspring = np.bincount(parent[kids], minlength=len(root))[np.concatenate([np.arange(s), part])]
@@ -467,15 +511,23 @@ class _Generator:
         self.rows.add(inviter, t_share, EV["invite_share"], FUNNEL, ci, inviter)
         self.rows.add(kids, t_click, EV["invite_click"], PRIMARY, ci, inviter)
         self.rows.add(kids, t_child, EV["signup"], PRIMARY, ci)
-        self.rows.add(kids, t_child + rng.integers(2, 60, len(kids)), EV["invite_accept"], PRIMARY, ci, inviter)
+        self.rows.add(
+            kids, t_child + rng.integers(2, 60, len(kids)), EV["invite_accept"], PRIMARY, ci, inviter
+        )
         # friends who click a share and do not sign up (existing members)
         n_more = rng.poisson(0.6 * len(kids))
         if n_more:
             src = rng.integers(0, len(kids), n_more)
             members = np.flatnonzero(self.kind[: self.next_person] == EXISTING)
             clicker = members[rng.integers(0, len(members), n_more)]
-            self.rows.add(clicker, t_share[src] + rng.integers(60, 7200, n_more), EV["invite_click"], PRIMARY, ci,
-                          inviter[src])  # fmt: skip
+            self.rows.add(
+                clicker,
+                t_share[src] + rng.integers(60, 7200, n_more),
+                EV["invite_click"],
+                PRIMARY,
+                ci,
+                inviter[src],
+            )
 
     # ---- fraud ------------------------------------------------------------------------------
     def fraud(self) -> None:
@@ -504,18 +556,34 @@ class _Generator:
             self.farm_of[kids] = g
             self.fraud_devices.append([int(x) for x in rng.integers(2, 4, 1)])  # device count
             for kid in kids:
-                self.fraud_rows.append({"person": int(kid), "inviter": int(boss[0]), "pattern": "device_farm",
-                                        "campaign": ci, "group": f"farm_{g + 1}"})  # fmt: skip
+                self.fraud_rows.append(
+                    {
+                        "person": int(kid),
+                        "inviter": int(boss[0]),
+                        "pattern": "device_farm",
+                        "campaign": ci,
+                        "group": f"farm_{g + 1}",
+                    }
+                )
         for g, size in enumerate(self.fraud_plan["star_inviter"]):
             boss = self._alloc(1, FRAUD_INVITER)
             t0 = window_time(0, 6)
             self._fraud_inviter(boss, t0, 0)
             kids = self._alloc(size, FRAUD_INVITEE)
             t = t0 + 3600 + np.sort(rng.integers(0, 5 * DAY, size))
-            self._referred(kids, np.repeat(boss, size), t, 0, 1, rng.choice([CH["miniprogram"], CH["app"]], size))
+            self._referred(
+                kids, np.repeat(boss, size), t, 0, 1, rng.choice([CH["miniprogram"], CH["app"]], size)
+            )
             for kid in kids:
-                self.fraud_rows.append({"person": int(kid), "inviter": int(boss[0]), "pattern": "star_inviter",
-                                        "campaign": 0, "group": f"star_{g + 1}"})  # fmt: skip
+                self.fraud_rows.append(
+                    {
+                        "person": int(kid),
+                        "inviter": int(boss[0]),
+                        "pattern": "star_inviter",
+                        "campaign": 0,
+                        "group": f"star_{g + 1}",
+                    }
+                )
         for g, size in enumerate(self.fraud_plan["circular_referral"]):
             ring = self._alloc(size, FRAUD_INVITEE)
             t0 = window_time(2)
@@ -524,8 +592,15 @@ class _Generator:
             self._referred(ring, inviter, t, 2, 1, np.full(size, CH["miniprogram"]))
             self.rows.add(ring, t + 600, EV["join_campaign"], FUNNEL, 2)
             for kid, inv in zip(ring, inviter, strict=True):
-                self.fraud_rows.append({"person": int(kid), "inviter": int(inv), "pattern": "circular_referral",
-                                        "campaign": 2, "group": f"ring_{g + 1}"})  # fmt: skip
+                self.fraud_rows.append(
+                    {
+                        "person": int(kid),
+                        "inviter": int(inv),
+                        "pattern": "circular_referral",
+                        "campaign": 2,
+                        "group": f"ring_{g + 1}",
+                    }
+                )
         k = self.fraud_plan["virtual_phone"]
         kids = self._alloc(k, FRAUD_INVITEE)
         legit = np.array(sorted(self.participants[0]))
@@ -535,8 +610,15 @@ class _Generator:
         self._referred(kids, inviters, t, 0, 1, np.full(k, CH["app"]))
         self.virtual_phone[kids] = True
         for kid, inv in zip(kids, inviters, strict=True):
-            self.fraud_rows.append({"person": int(kid), "inviter": int(inv), "pattern": "virtual_phone",
-                                    "campaign": 0, "group": ""})  # fmt: skip
+            self.fraud_rows.append(
+                {
+                    "person": int(kid),
+                    "inviter": int(inv),
+                    "pattern": "virtual_phone",
+                    "campaign": 0,
+                    "group": "",
+                }
+            )
         assert self.next_person == self.n
 
     def _fraud_inviter(self, boss: np.ndarray, t0: int, ci: int) -> None:
@@ -579,7 +661,9 @@ class _Generator:
         values["unionid"] = _prefixed("o", _rand_str(rng, counts[IDT["unionid"]], 27, ALNUM + "-_"))
         values["openid"] = _prefixed("oTW", _rand_str(rng, counts[IDT["openid"]], 25, ALNUM + "-_"))
         values["external_userid"] = _prefixed("wm", _rand_str(rng, counts[IDT["external_userid"]], 30, ALNUM))
-        values["douyin_openid"] = _prefixed("_000", _rand_str(rng, counts[IDT["douyin_openid"]], 32, ALNUM + "-"))
+        values["douyin_openid"] = _prefixed(
+            "_000", _rand_str(rng, counts[IDT["douyin_openid"]], 32, ALNUM + "-")
+        )
         values["xhs_id"] = list(_rand_str(rng, counts[IDT["xhs_id"]], 24, HEX))
         app_ids = rng.choice(9 * 10**8, counts[IDT["app_user"]], replace=False) + 10**8
         values["app_user"] = [f"tw{x}" for x in app_ids.tolist()]
@@ -589,7 +673,9 @@ class _Generator:
         prefixes = np.array(brand.PHONE_PREFIXES)[nums // 10**8]
         vmask = self.virtual_phone[phone_owners]
         prefixes[vmask] = rng.choice(brand.VIRTUAL_PREFIXES, vmask.sum())
-        values["phone"] = [f"{p}{r:08d}" for p, r in zip(prefixes.tolist(), (nums % 10**8).tolist(), strict=True)]
+        values["phone"] = [
+            f"{p}{r:08d}" for p, r in zip(prefixes.tolist(), (nums % 10**8).tolist(), strict=True)
+        ]
         dev = _rand_str(rng, counts[IDT["device_id"]], 32, "0123456789ABCDEF")
         values["device_id"] = [f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}" for d in dev.tolist()]
 
@@ -609,7 +695,9 @@ class _Generator:
     def devices_and_addresses(self) -> None:
         rng, n = self.rng, self.n
         # every person browses from a handset; app users' device id is also an identifier
-        self.device_values = list(self.id_value[i] for i in self.ident[self.has[:, IDT["device_id"]], IDT["device_id"]])
+        self.device_values = list(
+            self.id_value[i] for i in self.ident[self.has[:, IDT["device_id"]], IDT["device_id"]]
+        )
         n_other = n - len(self.device_values)
         other = _rand_str(rng, n_other, 32, "0123456789ABCDEF")
         self.device_values += [f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}" for d in other.tolist()]
@@ -617,8 +705,22 @@ class _Generator:
         app = self.has[:, IDT["device_id"]]
         self.device[app] = np.arange(app.sum())
         self.device[~app] = app.sum() + np.arange(n_other)
-        blocks = np.array([[117, 136], [223, 104], [112, 96], [120, 229], [183, 192], [36, 112], [39, 144],
-                           [111, 30], [124, 64], [58, 246], [221, 178], [114, 84]])  # fmt: skip
+        blocks = np.array(
+            [
+                [117, 136],
+                [223, 104],
+                [112, 96],
+                [120, 229],
+                [183, 192],
+                [36, 112],
+                [39, 144],
+                [111, 30],
+                [124, 64],
+                [58, 246],
+                [221, 178],
+                [114, 84],
+            ]
+        )
         pool = n // 3 + 50
 
         def ips(count: int) -> list[str]:
@@ -668,7 +770,9 @@ class _Generator:
             ip = f"101.{230 + g % 20}.{int(rng.integers(0, 256))}.{int(rng.integers(2, 255))}"
             self.ip_values.append(ip)
             self.office_hours_ip[members] = len(self.ip_values) - 1
-            self.lookalikes["office_shared_ip"].append({"ip": ip, "inviter": int(boss), "members": members.tolist()})
+            self.lookalikes["office_shared_ip"].append(
+                {"ip": ip, "inviter": int(boss), "members": members.tolist()}
+            )
         # families: 2-4 app users on one handset who never invite each other
         app_people = np.flatnonzero(self.has[:, IDT["app_user"]] & (self.kind <= ORGANIC))
         n_fam = max(2, round(10 * scale))
@@ -715,13 +819,18 @@ class _Generator:
         funnel_rows = sum(len(c["person"]) for c in self.rows.chunks)
         target = max(0.0, self.spec.events_per_person * n - funnel_rows - 0.03 * n * 40)
         lam = max(0.2, target / max(1, len(person)) - 1)
-        size = 1 + rng.poisson(lam * np.clip(self.eng[person], 0.4, 2.0) / np.clip(self.eng[person], 0.4, 2.0).mean(),
-                               len(person))  # fmt: skip
-        size[self.kind[person] == FRAUD_INVITEE] = rng.integers(1, 3, (self.kind[person] == FRAUD_INVITEE).sum())
+        size = 1 + rng.poisson(
+            lam * np.clip(self.eng[person], 0.4, 2.0) / np.clip(self.eng[person], 0.4, 2.0).mean(),
+            len(person),
+        )
+        size[self.kind[person] == FRAUD_INVITEE] = rng.integers(
+            1, 3, (self.kind[person] == FRAUD_INVITEE).sum()
+        )
         rank = _group_ranks(size)
         rp = np.repeat(np.arange(len(person)), size)
+        # a session that would run past midnight starts earlier instead (one calendar day each)
+        start = np.minimum(start, self.T0 + (day + 1) * DAY - 1 - size * 50)
         ts = start[rp] + rank * 50 + rng.integers(0, 50, len(rp))
-        ts = np.minimum(ts, self.T0 + (day[rp] + 1) * DAY - 1)
         rch = ch[rp]
         u = rng.random(len(rp))
         cum = np.cumsum(ACTIVITY_MIX, axis=1)[rch]
@@ -752,7 +861,9 @@ class _Generator:
         repeat = rng.poisson(rate * self.eng[buyer])
         person = np.concatenate([buyer, np.repeat(buyer, repeat)])
         ft = first_t[buyer]
-        rep_t = np.repeat(ft, repeat) + (rng.random(repeat.sum()) * (self.T_END - 3600 - np.repeat(ft, repeat)))
+        rep_t = np.repeat(ft, repeat) + (
+            rng.random(repeat.sum()) * (self.T_END - 3600 - np.repeat(ft, repeat))
+        )
         ts = np.concatenate([ft, rep_t.astype(np.int64)])
         is_first = np.concatenate([np.ones(len(buyer), bool), np.zeros(repeat.sum(), bool)])
         # log-normal baskets, AOV about ¥90; the 双11 basket is bigger
@@ -761,7 +872,9 @@ class _Generator:
         # fraud accounts: one minimum order right after sign-up, then nothing
         fr = np.flatnonzero(np.isin(kind, [FRAUD_INVITEE]))
         farm_like = fr[(self.farm_of[fr] >= 0) | (rng.random(len(fr)) < 0.4)]
-        farm_like = farm_like[~np.isin(farm_like, [r["person"] for r in self.fraud_rows if r["pattern"] == "star_inviter"])]
+        farm_like = farm_like[
+            ~np.isin(farm_like, [r["person"] for r in self.fraud_rows if r["pattern"] == "star_inviter"])
+        ]
         mins = np.array([int(round(c["rules"]["min_order_yuan"] * 100)) or 990 for c in brand.CAMPAIGNS])
         person = np.concatenate([person, farm_like])
         ts = np.concatenate([ts, self.arrival[farm_like] + rng.integers(120, 3000, len(farm_like))])
@@ -780,12 +893,21 @@ class _Generator:
         amount = np.concatenate([amount, np.round(rng.lognormal(np.log(72), 0.6, extra) * 10) * 10])
         camp = np.concatenate([camp, np.full(extra, -1)])
         amount = amount.astype(np.int64)
-        amount[self.day_of(ts) == self._day_of_date(11, 11)] = (amount[self.day_of(ts) == self._day_of_date(11, 11)] * 1.4).astype(np.int64)
+        amount[self.day_of(ts) == self._day_of_date(11, 11)] = (
+            amount[self.day_of(ts) == self._day_of_date(11, 11)] * 1.4
+        ).astype(np.int64)
         order = np.argsort(ts, kind="stable")
-        self.o_person, self.o_ts, self.o_amount, self.o_camp = person[order], ts[order], amount[order], camp[order]
+        self.o_person, self.o_ts, self.o_amount, self.o_camp = (
+            person[order],
+            ts[order],
+            amount[order],
+            camp[order],
+        )
         m = len(self.o_person)
         u = rng.random(m)
-        self.o_status = np.where(u < 0.025, 2, np.where(u < 0.025 + 0.05, 1, 0))  # 0 paid, 1 refunded, 2 cancelled
+        self.o_status = np.where(
+            u < 0.025, 2, np.where(u < 0.025 + 0.05, 1, 0)
+        )  # 0 paid, 1 refunded, 2 cancelled
         self.o_status[self.kind[self.o_person] == FRAUD_INVITEE] = 0
         self.o_refund_ts = self.o_ts + rng.integers(3600, 7 * DAY, m)
         self.o_channel = ORDER_CH[self.primary[self.o_person]]
@@ -793,8 +915,12 @@ class _Generator:
         need = NATIVE[self.o_channel]
         lacking = self.ident[self.o_person, need] < 0
         self.o_channel[lacking] = self.primary[self.o_person[lacking]]
-        self.orders_spike = {"metric": "orders", "channel": "app", "date": self.date_str(self.orders_spike_day),
-                             "factor": round((base + extra) / max(1, base), 2)}  # fmt: skip
+        self.orders_spike = {
+            "metric": "orders",
+            "channel": "app",
+            "date": self.date_str(self.orders_spike_day),
+            "factor": round((base + extra) / max(1, base), 2),
+        }
 
     def _day_of_date(self, month: int, day: int) -> int:
         for i, d in enumerate(self.dates):
@@ -816,7 +942,7 @@ class _Generator:
         first = np.maximum(self.arrival_day[person], 0)
         day = first + (rng.random(len(person)) * (self.D - first)).astype(np.int64)
         cats = ("positive", "question", "neutral", "complaint")
-        cat = rng.choice(4, len(person), p=[0.30, 0.22, 0.445, 0.035])
+        cat = rng.choice(4, len(person), p=[0.31, 0.22, 0.458, 0.012])
         # complaint storms: a few groups on one day each (a delivery failure, a broken coupon)
         storms = []
         storm_days = self._pick_days(0.3, 0.9, max(2, min(4, n_groups // 8)), set())
@@ -839,8 +965,9 @@ class _Generator:
         num = rng.integers(2, 30, len(person))
         tails = ("", "", "", "～", "！", "😂", "👍", "[捂脸]", "[呲牙]")
         tail = rng.integers(0, len(tails), len(person))
-        for c, u, pr, nu, ta in zip(cat.tolist(), tpl_idx.tolist(), prod.tolist(), num.tolist(), tail.tolist(),
-                                    strict=True):  # fmt: skip
+        for c, u, pr, nu, ta in zip(
+            cat.tolist(), tpl_idx.tolist(), prod.tolist(), num.tolist(), tail.tolist(), strict=True
+        ):
             tpls = brand.MESSAGE_TEMPLATES[cats[c]]
             texts.append(tpls[int(u * len(tpls))].format(p=brand.PRODUCTS[pr], n=nu) + tails[ta])
         self.m_person, self.m_group, self.m_ts, self.m_cat, self.m_text = person, g, ts, cat, texts
@@ -850,9 +977,13 @@ class _Generator:
         neg = np.bincount(gd, weights=(cat == 3), minlength=n_groups * self.D)
         hot = np.flatnonzero((tot >= 10) & (neg / np.maximum(tot, 1) > 0.05))
         self.negative_days = [
-            {"group_id": self.group_id(int(x // self.D)), "date": self.date_str(int(x % self.D)),
-             "messages": int(tot[x]), "negative_share": round(float(neg[x] / tot[x]), 4),
-             "injected": (int(x // self.D), int(x % self.D)) in storms}  # fmt: skip
+            {
+                "group_id": self.group_id(int(x // self.D)),
+                "date": self.date_str(int(x % self.D)),
+                "messages": int(tot[x]),
+                "negative_share": round(float(neg[x] / tot[x]), 4),
+                "injected": (int(x // self.D), int(x % self.D)) in storms,
+            }
             for x in hot
         ]
 
@@ -872,11 +1003,16 @@ class _Generator:
         # volume anomalies: a douyin outage day, a xiaohongshu spike day
         outage, spike = self._pick_days(0.25, 0.85, 2, {self.collapse_day, self.orders_spike_day})
         day = self.day_of(ev["ts"])
-        drop = (ch == CH["douyin"]) & (day == outage) & (rng.random(len(ch)) >= 0.15)
+        # the outage hits the channel's tracking (behaviour beacons); server-side referral records
+        # (share, click, sign-up, accepted invite, join) survive, so the referral truth still holds
+        beacon = np.isin(ev["event"], [EV["exposure"], EV["page_view"], *ACTIVITY.tolist()])
+        drop = (ch == CH["douyin"]) & (day == outage) & beacon & (rng.random(len(ch)) >= 0.15)
         keep = ~drop
         ev = {c: v[keep] for c, v in ev.items()}
         day = day[keep]
-        sp = np.flatnonzero((ev["channel"] == CH["xiaohongshu"]) & (day == spike) & (ev["event"] >= EV["app_open"]))
+        sp = np.flatnonzero(
+            (ev["channel"] == CH["xiaohongshu"]) & (day == spike) & (ev["event"] >= EV["app_open"])
+        )
         copies = np.concatenate([sp, sp])
         add = {c: v[copies] for c, v in ev.items()}
         add["ts"] = self.T0 + spike * DAY + self.tod(len(copies))
@@ -885,8 +1021,21 @@ class _Generator:
             {"channel": "douyin", "date": self.date_str(outage), "factor": 0.15},
             {"channel": "xiaohongshu", "date": self.date_str(spike), "factor": 3.0},
         ]
-        order = np.lexsort((ev["event"], ev["person"], ev["ts"]))
+        order = np.lexsort((ev["event"], ev["channel"], ev["person"], ev["ts"]))
         ev = {c: v[order] for c, v in ev.items()}
+        # the only same-content duplicates must be the injected ones: nudge accidental twins by 1 s
+        for _ in range(20):
+            twin = np.flatnonzero(
+                (np.diff(ev["ts"]) == 0)
+                & (np.diff(ev["person"]) == 0)
+                & (np.diff(ev["event"]) == 0)
+                & (np.diff(ev["channel"]) == 0)
+            )
+            if len(twin) == 0:
+                break
+            ev["ts"][twin + 1] += 1
+            order = np.lexsort((ev["event"], ev["channel"], ev["person"], ev["ts"]))
+            ev = {c: v[order] for c, v in ev.items()}
         m = len(ev["ts"])
         # received_at: seconds to minutes after the event; a few arrive days late
         delay = rng.exponential(40, m).astype(np.int64) + 1
@@ -899,7 +1048,9 @@ class _Generator:
         dev = np.where(self.fixed_device[p] >= 0, self.fixed_device[p], self.device[p])
         ip = np.where(rng.random(m) < 0.65, self.home_ip[p], rng.integers(self.pool_lo, self.pool_hi, m))
         local = (ev["ts"] - self.T0) % DAY
-        weekday = np.array([d.weekday() < 5 for d in self.dates])[np.clip(self.day_of(ev["ts"]), 0, self.D - 1)]
+        weekday = np.array([d.weekday() < 5 for d in self.dates])[
+            np.clip(self.day_of(ev["ts"]), 0, self.D - 1)
+        ]
         office = (self.office_hours_ip[p] >= 0) & weekday & (local >= 9 * 3600) & (local < 18 * 3600)
         ip = np.where(office, self.office_hours_ip[p], ip)
         ip = np.where(self.fixed_ip[p] >= 0, self.fixed_ip[p], ip)
@@ -944,17 +1095,21 @@ class _Generator:
             "id_type": _dict_strings(self.id_type_of[id_idx[sel]], brand.ID_TYPES),
             "event": _dict_strings(ev["event"][sel], EVENTS),
             "channel": _dict_strings(ch[sel], brand.CHANNELS),
-            "campaign_id": _dict_strings(np.where(ev["campaign"][sel] >= 0, ev["campaign"][sel], -1), camp_names),
+            "campaign_id": _dict_strings(
+                np.where(ev["campaign"][sel] >= 0, ev["campaign"][sel], -1), camp_names
+            ),
             "invite_code": _dict_strings(code_idx[sel], codes),
             "referrer_id": _dict_strings(ref_idx[sel], ids_table),
-            "referrer_id_type": _dict_strings(np.where(ref_idx[sel] >= 0, self.id_type_of[np.maximum(ref_idx[sel], 0)], -1),
-                                              brand.ID_TYPES),  # fmt: skip
+            "referrer_id_type": _dict_strings(
+                np.where(ref_idx[sel] >= 0, self.id_type_of[np.maximum(ref_idx[sel], 0)], -1), brand.ID_TYPES
+            ),
             "device_id": _dict_strings(ev["device"][sel], self.device_values),
             "ip": _dict_strings(ev["ip"][sel], self.ip_values),
             "received_at": _ts_strings(ev["received"][sel], ISO_LOCAL),
             # the user agent is captured by the H5 pages of campaigns and sign-up, not by every event
-            "user_agent": _dict_strings(np.where(ev["event"][sel] < EV["app_open"], self.ua[p[sel]], -1),
-                                        self.ua_values),  # fmt: skip
+            "user_agent": _dict_strings(
+                np.where(ev["event"][sel] < EV["app_open"], self.ua[p[sel]], -1), self.ua_values
+            ),
         }
         table = pa.table(cols)
         sel_ch = ch[sel]
@@ -967,17 +1122,23 @@ class _Generator:
         # the store POS export: GBK, naive local times, a store name column
         st = table.filter(pa.array(store))
         st = st.set_column(1, "ts", _ts_strings(ev["ts"][sel][store], NAIVE_LOCAL))
-        st = st.set_column(st.schema.get_field_index("received_at"), "received_at",
-                           _ts_strings(ev["received"][sel][store], NAIVE_LOCAL))  # fmt: skip
+        st = st.set_column(
+            st.schema.get_field_index("received_at"),
+            "received_at",
+            _ts_strings(ev["received"][sel][store], NAIVE_LOCAL),
+        )
         st = st.append_column("store_name", _dict_strings(p[sel][store] % len(brand.STORES), brand.STORES))
         files["events_store_gbk"] = self._write_csv(files_dir / "events_store_gbk.csv", st, "gbk", bad=True)
         # the WeCom export: UTF-8 with BOM, and an overlapping re-export (same event ids twice)
         wc = table.filter(pa.array(wecom))
         overlap = min(wc.num_rows, max(5, wc.num_rows // 200))
         wc = pa.concat_tables([wc, wc.slice(0, overlap)])
-        files["events_wecom_bom"] = self._write_csv(files_dir / "events_wecom_bom.csv", wc, "utf-8-sig", bad=True,
-                                                    duplicate_ids=overlap)  # fmt: skip
-        files["events"] = self._write_csv(files_dir / "events.csv", table.filter(pa.array(online)), "utf-8", bad=True)
+        files["events_wecom_bom"] = self._write_csv(
+            files_dir / "events_wecom_bom.csv", wc, "utf-8-sig", bad=True, duplicate_ids=overlap
+        )
+        files["events"] = self._write_csv(
+            files_dir / "events.csv", table.filter(pa.array(online)), "utf-8", bad=True
+        )
         self.quality = {
             "bad_rows": self.bad_rows,
             "duplicate_content_events": int(len(dup)),
@@ -1023,8 +1184,15 @@ class _Generator:
         pieces.append(table.slice(prev))
         return pa.concat_tables(pieces), bad.num_rows
 
-    def _write_csv(self, path: Path, table: pa.Table, encoding: str, bad: bool = False,
-                   duplicate_ids: int = 0, kinds=("bad_timestamp", "missing_id", "unknown_channel")) -> Path:  # fmt: skip
+    def _write_csv(
+        self,
+        path: Path,
+        table: pa.Table,
+        encoding: str,
+        bad: bool = False,
+        duplicate_ids: int = 0,
+        kinds=("bad_timestamp", "missing_id", "unknown_channel"),
+    ) -> Path:
         clean = table.num_rows - duplicate_ids
         n_bad = 0
         if bad:
@@ -1064,14 +1232,18 @@ class _Generator:
         camp = np.concatenate([self.o_camp, self.o_camp[refunded]])
         chan = np.concatenate([self.o_channel, self.o_channel[refunded]])
         order = np.lexsort((status, ts))
-        person, ts, status, oid, amt, camp, chan = (x[order] for x in (person, ts, status, oid, amt, camp, chan))
+        person, ts, status, oid, amt, camp, chan = (
+            x[order] for x in (person, ts, status, oid, amt, camp, chan)
+        )
         id_idx = self.ident[person, NATIVE[chan]]
         cents = _dict_strings(np.abs(amt) % 100, [f".{c:02d}" for c in range(100)]).cast(pa.string())
         amount_str = pc.binary_join_element_wise(pc.cast(pa.array(amt // 100), pa.string()), cents, "")
         received = ts + rng.integers(1, 120, len(ts))
         table = pa.table(
             {
-                "order_id": pc.binary_join_element_wise("TW", pc.cast(pa.array(oid + 20_000_000), pa.string()), ""),
+                "order_id": pc.binary_join_element_wise(
+                    "TW", pc.cast(pa.array(oid + 20_000_000), pa.string()), ""
+                ),
                 "ts": _ts_strings(ts, ISO_LOCAL),
                 "user_id": _dict_strings(id_idx, self.id_value),
                 "id_type": _dict_strings(self.id_type_of[id_idx], brand.ID_TYPES),
@@ -1083,8 +1255,13 @@ class _Generator:
                 "received_at": _ts_strings(received, ISO_LOCAL),
             }
         )
-        self.orders_truth = {"orders": m, "rows": len(ts), "paid": int((self.o_status == 0).sum()),
-                             "refunded": int(len(refunded)), "cancelled": int((self.o_status == 2).sum())}  # fmt: skip
+        self.orders_truth = {
+            "orders": m,
+            "rows": len(ts),
+            "paid": int((self.o_status == 0).sum()),
+            "refunded": int(len(refunded)),
+            "cancelled": int((self.o_status == 2).sum()),
+        }
         self._order_rows = (person, status, oid, amt)
         self._absurd = absurd
         return self._write_csv(path, table, "utf-8", bad=True, kinds=("negative_amount",))
@@ -1092,7 +1269,7 @@ class _Generator:
     def _write_identities(self, path: Path) -> Path:
         rng = self.rng
         a_all, b_all, src_all = [], [], []
-        for ta, tb, prob, source in LINKS:
+        for ta, tb, prob, _source in LINKS:
             both = np.flatnonzero((self.ident[:, IDT[ta]] >= 0) & (self.ident[:, IDT[tb]] >= 0))
             present = both[rng.random(len(both)) < prob]
             if ta == "app_user" and tb == "phone":
@@ -1113,7 +1290,9 @@ class _Generator:
         b = np.concatenate([b, fam_b]).astype(np.int64)
         src = np.concatenate([src, np.full(len(fam_a), 4)])  # app_login
         owner = self.id_person[a]
-        seen = np.where(self.arrival[owner] > 0, self.arrival[owner], self.T0) + rng.integers(0, 3 * DAY, len(a))
+        seen = np.where(self.arrival[owner] > 0, self.arrival[owner], self.T0) + rng.integers(
+            0, 3 * DAY, len(a)
+        )
         seen = np.minimum(seen, self.T_END - 1)
         order = np.lexsort((b, a, seen))
         a, b, src, seen = a[order], b[order], src[order], seen[order]
@@ -1134,23 +1313,39 @@ class _Generator:
         ext = self.ident[self.m_person, IDT["external_userid"]]
         ts = _ts_strings(self.m_ts, ISO_LOCAL).to_pylist()
         lines = []
-        for i, (g, e, t, text) in enumerate(zip(self.m_group.tolist(), ext.tolist(), ts, self.m_text, strict=True)):
+        for i, (g, e, t, text) in enumerate(
+            zip(self.m_group.tolist(), ext.tolist(), ts, self.m_text, strict=True)
+        ):
             lines.append(
                 json.dumps(
-                    {"message_id": f"msg{i + 1:08d}", "ts": t, "group_id": self.group_id(g),
-                     "user_id": self.id_value[e], "id_type": "external_userid", "text": text, "channel": "wecom"},
+                    {
+                        "message_id": f"msg{i + 1:08d}",
+                        "ts": t,
+                        "group_id": self.group_id(g),
+                        "user_id": self.id_value[e],
+                        "id_type": "external_userid",
+                        "text": text,
+                        "channel": "wecom",
+                    },
                     ensure_ascii=False,
-                )  # fmt: skip
+                )
             )
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        self.file_truth[path.name] = {"encoding": "utf-8", "rows": len(lines), "bad_rows": 0, "duplicate_ids": 0,
-                                      "valid_rows": len(lines)}  # fmt: skip
+        self.file_truth[path.name] = {
+            "encoding": "utf-8",
+            "rows": len(lines),
+            "bad_rows": 0,
+            "duplicate_ids": 0,
+            "valid_rows": len(lines),
+        }
         return path
 
     # ---- ground truth -------------------------------------------------------------------------
-    def ident_of(self, person: int, id_type: str | None = None) -> dict:
-        """An identifier that names a person in the files (their funnel channel's native id)."""
-        t = IDT[id_type] if id_type else NATIVE[self.funnel_ch[person]]
+    def ident_of(self, person: int, id_type: str | None = None, primary: bool = False) -> dict:
+        """An identifier that names a person in the files: the native id of the channel they invite
+        and are invited through (as in referrer_id), or of their primary channel."""
+        native = NATIVE[self.primary[person] if primary else self.funnel_ch[person]]
+        t = IDT[id_type] if id_type else native
         i = self.ident[person, t]
         return {"id_type": brand.ID_TYPES[t], "id": self.id_value[i]}
 
@@ -1162,9 +1357,16 @@ class _Generator:
         for r in self.fraud_rows:
             inv = self.ident_of(r["inviter"])
             me = self.ident_of(r["person"])
-            row = {"pattern": r["pattern"], "group": r["group"], "campaign_id": camp_ids[r["campaign"]],
-                   "id_type": me["id_type"], "id": me["id"], "inviter_id_type": inv["id_type"],
-                   "inviter_id": inv["id"], "phone": ""}  # fmt: skip
+            row = {
+                "pattern": r["pattern"],
+                "group": r["group"],
+                "campaign_id": camp_ids[r["campaign"]],
+                "id_type": me["id_type"],
+                "id": me["id"],
+                "inviter_id_type": inv["id_type"],
+                "inviter_id": inv["id"],
+                "phone": "",
+            }
             if self.virtual_phone[r["person"]]:
                 row["phone"] = self.ident_of(r["person"], "phone")["id"]
             fraud.append(row)
@@ -1200,10 +1402,14 @@ class _Generator:
             truth_dir / "referrals.parquet",
         )
         pq.write_table(
-            pa.table({"message_id": [f"msg{i + 1:08d}" for i in range(len(self.m_cat))],
-                      "sentiment": _dict_strings(self.m_cat, ("positive", "question", "neutral", "complaint"))}),
+            pa.table(
+                {
+                    "message_id": [f"msg{i + 1:08d}" for i in range(len(self.m_cat))],
+                    "sentiment": _dict_strings(self.m_cat, ("positive", "question", "neutral", "complaint")),
+                }
+            ),
             truth_dir / "message_labels.parquet",
-        )  # fmt: skip
+        )
         kpis = self._true_kpis()
         return {
             "brand": brand.BRAND,
@@ -1212,13 +1418,21 @@ class _Generator:
             "timezone": "Asia/Shanghai",
             "channels": list(brand.CHANNELS),
             "campaigns": [
-                {"campaign_id": c["campaign_id"], "name": c["name"], "mechanism": c["mechanism"], "rules": c["rules"],
-                 "start": self.date_str(s), "end": self.date_str(e)}
+                {
+                    "campaign_id": c["campaign_id"],
+                    "name": c["name"],
+                    "mechanism": c["mechanism"],
+                    "rules": c["rules"],
+                    "start": self.date_str(s),
+                    "end": self.date_str(e),
+                }
                 for c, (s, e) in zip(brand.CAMPAIGNS, self.campaign_windows, strict=True)
-            ],  # fmt: skip
+            ],
             "sizes": {
                 "persons": self.n,
-                "persons_by_kind": {KIND_NAMES[k]: int((self.kind == k).sum()) for k in range(len(KIND_NAMES))},
+                "persons_by_kind": {
+                    KIND_NAMES[k]: int((self.kind == k).sum()) for k in range(len(KIND_NAMES))
+                },
                 "identifiers": len(self.id_value),
                 "identity_links": len(self.links[0]),
                 "events": self.events_clean,
@@ -1244,31 +1458,46 @@ class _Generator:
             },
             "lookalikes": {
                 "office_shared_ip": [
-                    {"ip": o["ip"], "inviter": self.ident_of(o["inviter"]), "members": [self.ident_of(m) for m in o["members"]]}
+                    {
+                        "ip": o["ip"],
+                        "inviter": self.ident_of(o["inviter"]),
+                        "members": [self.ident_of(m, primary=True) for m in o["members"]],
+                    }
                     for o in self.lookalikes["office_shared_ip"]
                 ],
                 "family_shared_device": [
-                    {"device_id": f["device_id"], "members": [self.ident_of(m) for m in f["members"]]}
+                    {
+                        "device_id": f["device_id"],
+                        "members": [self.ident_of(m, primary=True) for m in f["members"]],
+                    }
                     for f in self.lookalikes["family_shared_device"]
                 ],
-            },  # fmt: skip
+            },
             "quality": self.quality,
             "metric_anomalies": [
-                {"metric": "participation", "campaign_id": "c_groupbuy", "date": self.date_str(self.collapse_day),
-                 "factor": 0.15},
+                {
+                    "metric": "participation",
+                    "campaign_id": "c_groupbuy",
+                    "date": self.date_str(self.collapse_day),
+                    "factor": 0.15,
+                },
                 self.orders_spike,
-            ],  # fmt: skip
+            ],
             "seasonality": {"weekend_factor": 1.3, "peak": {"date": "11-11", "factor": 2.6}},
             "community": {"negative_group_days": self.negative_days},
             "kpis": kpis,
-            "truth_files": ["truth/fraud_invitees.csv", "truth/identifiers.parquet", "truth/referrals.parquet",
-                            "truth/message_labels.parquet"],  # fmt: skip
+            "truth_files": [
+                "truth/fraud_invitees.csv",
+                "truth/identifiers.parquet",
+                "truth/referrals.parquet",
+                "truth/message_labels.parquet",
+            ],
         }
 
     def _true_kpis(self) -> dict:
         """KPIs by true person (before OneID): what a perfect pipeline would report."""
         ev, sel = self._ev_for_truth
-        p, ts, e = ev["person"], ev["ts"], ev["event"]
+        p, ts = ev["person"], ev["ts"]
         day = self.day_of(ts)
         active = np.zeros((self.n, self.D + 7), bool)
         active[p, np.clip(day, 0, self.D + 6)] = True

@@ -111,15 +111,34 @@ def build(
         if progress:
             progress(f"导入 importing {name}")
         res = import_file(out / "files" / name, kind, preset="generic", progress=import_progress)
-        row = {"file": name, "kind": kind, **{k: getattr(res, k) for k in (
-            "batch_id", "rows_read", "rows_loaded", "rows_duplicate", "rows_rejected", "rejects_path",
-            "seconds", "rows_per_second")}}  # fmt: skip
+        row = {
+            "file": name,
+            "kind": kind,
+            **{
+                k: getattr(res, k)
+                for k in (
+                    "batch_id",
+                    "rows_read",
+                    "rows_loaded",
+                    "rows_duplicate",
+                    "rows_rejected",
+                    "rejects_path",
+                    "seconds",
+                    "rows_per_second",
+                )
+            },
+        }
         row["reasons"] = dict(getattr(res, "reasons", {}) or {})
         imports.append(row)
         seconds += res.seconds
     marker.write_text(
-        json.dumps({"spec": spec.as_dict(), "imports": imports, "generation_seconds": round(result.seconds, 2)},
-                   ensure_ascii=False, indent=1),
+        json.dumps(
+            {"spec": spec.as_dict(), "imports": imports, "generation_seconds": round(result.seconds, 2)},
+            ensure_ascii=False,
+            indent=1,
+        ),
         encoding="utf-8",
-    )  # fmt: skip
-    return DemoBuild(spec, out, False, result.ground_truth, imports, round(result.seconds, 2), round(seconds, 2))
+    )
+    return DemoBuild(
+        spec, out, False, result.ground_truth, imports, round(result.seconds, 2), round(seconds, 2)
+    )

@@ -49,7 +49,7 @@ class GraphParams:
     burst_minutes: int = 120  # a farm's sign-ups fall inside this span …
     burst_share: float = 0.8  # … for at least this share of its invitees
     dud_share: float = 0.8  # share of invitees that did nothing after a minimal first order
-    star_min_invitees: int = 5
+    star_min_invitees: int = 8  # a handful of churned friends is ordinary; a star has many
     star_churn_share: float = 0.8
     churn_min_age_days: float = 2.0  # referrals younger than this are not judged for churn
     anomaly_min_invitees: int = 3
@@ -281,7 +281,9 @@ def scan(
                 np.log1p(feats.per_hour.to_numpy(float)),
             ]
         )
-        forest = IsolationForest(n_estimators=50, max_samples=256, random_state=p.anomaly_seed, n_jobs=1)
+        forest = IsolationForest(
+            n_estimators=50, max_samples=min(256, len(feats)), random_state=p.anomaly_seed, n_jobs=1
+        )
         forest.fit(matrix)
         s = -forest.score_samples(matrix)  # 0.5 ≈ ordinary, → 1 anomalous
         strength = np.clip((s - 0.55) / 0.15, 0.0, 1.0)

@@ -4,7 +4,8 @@ Vectorised numpy: 1M persons take a few seconds. Legitimate persons form referra
 own device, order a few times over weeks; injected patterns follow the demo brand's description:
 device farms (one inviter, 15–40 invitees on 2–3 devices and one IP+UA, burst sign-ups, one minimum
 order then nothing), star inviters whose invitees churn the same day, circular referrals, and the
-legitimate look-alikes (coworkers on one office IP with different devices; a family on one device).
+legitimate look-alikes (coworkers on one office IP with different devices, one inviting the
+others; a family on one device).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def generate(
     families: int = 6,
     days: int = 60,
     seed: int = 1,
+    ip_pool: int | None = None,
+    ua_count: int = len(UAS),
 ) -> Synthetic:
     """Append synthetic events, orders and referral edges to the warehouse behind `con`."""
     rng = np.random.default_rng(seed)
@@ -50,8 +53,9 @@ def generate(
     # Legit: sign-up times spread over the period; inviter = an earlier person (roots have none).
     signup = np.sort(rng.uniform(0, days * 86400 * 0.9, persons))
     device = np.array([f"d{i}" for i in range(persons)], dtype=object)
-    ip = rng.integers(0, max(persons // 3, 10), persons)
-    ua = UAS[rng.integers(0, len(UAS), persons)]
+    # households share an address; a smaller pool gives more shared IP+UA links
+    ip = rng.integers(0, ip_pool or max(persons // 3, 10), persons)
+    ua = UAS[rng.integers(0, min(ua_count, len(UAS)), persons)]
     n_edges = int(persons * min(edges_per_person, 0.95))
     invitees = rng.choice(np.arange(1, persons), size=min(n_edges, persons - 1), replace=False)
     inviters = (rng.random(len(invitees)) * invitees).astype(np.int64)  # an earlier person
@@ -174,7 +178,7 @@ def generate(
         dev = np.full(3, f"fam{fam[0]}", dtype=object)
         ev_rows.append(_frame(fam, ts, dev, np.full(3, int(rng.integers(0, 10**6))), UAS[:3], "signup"))
         ev_rows.append(_frame(fam, ts + 5 * 86400, dev, np.full(3, 5), UAS[:3], "visit"))
-        edge_rows.append(pd.DataFrame({"inviter": [fam[0], fam[0]], "invitee": fam[1:], "ts": ts[1:]}))
+        # like the demo's families they share a handset but do not invite each other
         look["family"].update(fam.tolist())
 
     events = pd.concat(ev_rows, ignore_index=True)

@@ -69,4 +69,5 @@ def link_identities(body: LinkIn, session: Session = Depends(get_session)):
         except IdentifierError as exc:
             return _invalid(f"{side}.id", exc.reason)
     result = service.link_pair(session, sides["a"], sides["b"], body.source, body.observed_at)
+    session.commit()  # durable before the client hears "merged"
     return LinkOut(**result.__dict__)

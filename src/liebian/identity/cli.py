@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -16,6 +17,18 @@ app = typer.Typer(no_args_is_help=True)
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code)
+
+
+@app.callback()
+def _store_ready() -> None:
+    """Every command here needs the OneID tables: say how to create them instead of a stack trace."""
+    try:
+        with session_scope() as session:
+            service.identifier_count(session)
+    except (OperationalError, ProgrammingError) as exc:
+        raise _fail(
+            f"the operational store is not ready ({exc.orig}); run `liebian db upgrade` first"
+        ) from None
 
 
 @app.command()
@@ -69,7 +82,10 @@ def link_cmd(
     with session_scope() as session:
         result = service.link_pair(session, sides[0], sides[1], source=source)
     # a conflict is a normal outcome (the evidence is kept, nothing merged), not a failure
-    emit({k: v for k, v in result.__dict__.items() if k != "merges"} | {"persons_merged": len(result.merges)}, fmt)
+    emit(
+        {k: v for k, v in result.__dict__.items() if k != "merges"} | {"persons_merged": len(result.merges)},
+        fmt,
+    )
 
 
 @app.command()

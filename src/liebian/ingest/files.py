@@ -132,29 +132,36 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
     if encoding == "gb18030":
         source = tmp / "utf8.csv"
         _transcode(path, encoding, source)
-    options = "all_varchar = true, header = true, store_rejects = true, normalize_names = false"
-    if path.suffix.lower() == ".tsv":
-        options += ", delim = '\t'"
+    headers, delim = _csv_header(source, path)
+    # The header is read here, not sniffed: DuckDB's sniffer gives up on small files with a broken row.
+    columns = "{" + ", ".join(f"{q(h)}: 'VARCHAR'" for h in headers) + "}"
+    options = (
+        f"columns = {columns}, header = true, auto_detect = false, delim = {q(delim)}, quote = '\"', "
+        "escape = '\"', store_rejects = true, encoding = 'utf-8'"
+    )
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM read_csv({q(str(source))}, {options})")
     except duckdb.Error as exc:
         raise FileImportError(f"{path.name}: not a readable CSV file: {exc}") from exc
-    headers = [row[0] for row in con.execute("DESCRIBE raw0").fetchall()]
     broken = con.execute(
         "SELECT line, coalesce(column_name, ''), error_type, error_message, csv_line FROM reject_errors ORDER BY line"
     ).fetchall()
     parse_rejects = []
+    seen_lines: set[int] = set()
     for line, column, error_type, message, raw in broken:
+        if line in seen_lines:  # DuckDB reports a short row once per missing column
+            continue
+        seen_lines.add(line)
         reason = {
             "MISSING COLUMNS": "too few columns",
             "TOO MANY COLUMNS": "too many columns",
             "UNQUOTED VALUE": "malformed quoting",
             "INVALID UNICODE": "invalid characters",
         }.get(error_type, error_type.lower())
-        parse_rejects.append((int(line), column or "row", f"{reason}: {message}", (raw or "")[:RAW_LIMIT]))
+        parse_rejects.append((int(line), "row", f"{reason}: {message}", (raw or "").strip("\r\n")[:RAW_LIMIT]))
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
-    good = con.execute("SELECT count(*) FROM raw0").fetchone()[0]
+    good = con.execute("SELECT count(*) FROM raw0").fetchall()[0][0]
     if parse_rejects:
         # Good record r (0-based) sits after every rejected record whose "good rows before it" is
         # at most r: shift its line by that many.
@@ -170,6 +177,19 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
         con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 2 AS _line, * FROM raw0")
     con.execute("DROP TABLE raw0")
     return RawFile("csv", encoding, headers, good + len(parse_rejects), parse_rejects)
+
+
+def _csv_header(source: Path, path: Path) -> tuple[list[str], str]:
+    """The header row and the delimiter (the most frequent of , tab ; | in the header line)."""
+    import csv
+
+    with source.open(encoding="utf-8-sig", newline="") as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise FileImportError(f"{path.name}: the first line is empty; expected a header row")
+    delim = "\t" if path.suffix.lower() == ".tsv" else max(",\t;|", key=first.count)
+    header = next(csv.reader([first], delimiter=delim))
+    return _unique_headers(header, path), delim
 
 
 def cell_text(value: object) -> str | None:
@@ -288,7 +308,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
     headers = [row[0] for row in con.execute("DESCRIBE raw0").fetchall()]
     con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 1 AS _line, * FROM raw0")
     con.execute("DROP TABLE raw0")
-    rows = con.execute("SELECT count(*) FROM raw").fetchone()[0]
+    rows = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
     return RawFile("parquet", None, headers, rows)
 
 

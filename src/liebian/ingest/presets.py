@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from liebian.ingest.normalize import GENERIC_COLUMNS, generic_columns, ident, q
+from liebian.ingest.normalize import GENERIC_COLUMNS, clean_sql, generic_columns, ident, q
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -207,13 +207,13 @@ def mapping_sql(preset: Preset, kind: str, headers: list[str], raw: str = "raw")
     prop_headers = [h for h in headers if h not in used and header_key(h) not in dropped and h != "_line"]
     # Preset columns outside the generic format (e.g. the WeCom staff member) are properties too.
     extra_props = {col: render(t)[0] for col, t in preset.columns.items() if col not in select}
-    entries = [f"{{'k': {q(h)}, 'v': {text(h)}}}" for h in prop_headers]
+    entries = [f"{{'k': {q(h)}, 'v': {clean_sql(text(h))}}}" for h in prop_headers]
     entries += [f"{{'k': {q(col)}, 'v': {sql}}}" for col, sql in extra_props.items()]
     if entries:
         props = (
             "nullif(to_json(map_from_entries(list_filter(["
             + ", ".join(entries)
-            + "], lambda e: nullif(trim(e.v), '') IS NOT NULL)))::VARCHAR, '{}')"
+            + "], lambda e: e.v IS NOT NULL)))::VARCHAR, '{}')"
         )
     else:
         props = "NULL::VARCHAR"

@@ -47,6 +47,7 @@ __all__ = [
 # One writer per process at a time: DuckDB allows one writing connection per file, and the
 # collector's threads must not interleave their anti-join and insert.
 WRITE_LOCK = threading.RLock()
+CONFLICT_RETRIES = 5
 STATUS_RANK = "CASE status WHEN 'paid' THEN 0 ELSE 1 END"
 
 
@@ -118,9 +119,12 @@ class _Steps:
             self.progress.start()
             self.task = self.progress.add_task(label, total=total)
 
-    def close(self) -> None:
+    def close(self, ok: bool = True) -> None:
         if self.progress is not None:
-            self.progress.update(self.task, completed=self.total, description=f"{self.label}: done")
+            if ok:
+                self.progress.update(self.task, completed=self.total, description=f"{self.label}: done")
+            else:
+                self.progress.update(self.task, description=f"{self.label}: failed")
             self.progress.stop()
 
     @contextlib.contextmanager
@@ -186,12 +190,14 @@ def import_file(
     workdir.mkdir(parents=True, exist_ok=True)
     with WRITE_LOCK, warehouse.connect() as con:
         steps = _Steps(con, progress, 6, f"import {kind} {path.name}")
+        ok = False
         try:
             with steps.step("reading"), read_into(con, path, workdir) as raw_file:
                 pass
             result = _pipeline(con, kind, preset_obj, raw_file, source, batch_id, steps)
+            ok = True
         finally:
-            steps.close()
+            steps.close(ok)
         _drop_temp(con)
     rejects_path = None
     if result.rejects:
@@ -229,10 +235,19 @@ def ingest_items(kind: str, items: list, source: str = "api") -> tuple[ImportRes
     started = time.perf_counter()
     batch_id = new_batch_id(kind)
     preset_obj = get_preset("generic", kind)
-    with WRITE_LOCK, warehouse.connect() as con:
-        raw_file = records_into(con, items)
-        result = _pipeline(con, kind, preset_obj, raw_file, source, batch_id, _Steps(con, False, 0, ""))
-        _drop_temp(con)
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            with WRITE_LOCK, warehouse.connect() as con:
+                raw_file = records_into(con, items)
+                result = _pipeline(con, kind, preset_obj, raw_file, source, batch_id, _Steps(con, False, 0, ""))
+                _drop_temp(con)
+            break
+        except duckdb.TransactionException:
+            # Another thread of this process (a scheduled job) wrote the same table at the same
+            # moment; the pipeline is idempotent, so running it again is safe.
+            if attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
     errors: dict[int, list[dict[str, str]]] = {}
     for line, fld, reason, _raw in result.rejects:
         errors.setdefault(line, []).append({"field": fld, "reason": reason})
@@ -368,7 +383,7 @@ def _hash_direct_identifiers(con: duckdb.DuckDBPyConnection, kind: str) -> None:
 
 def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> str:
     """Valid staged rows with identifiers in stored form (user_id, referrer_id)."""
-    has_direct = con.execute("SELECT count(*) FROM hashed").fetchone()[0] > 0
+    has_direct = con.execute("SELECT count(*) FROM hashed").fetchall()[0][0] > 0
     ref = kind == "events"
     if not has_direct:
         cols = "s.* EXCLUDE (_errors), s.user_raw AS user_id"
@@ -519,9 +534,9 @@ JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.user_id
 
 
 def _load_rows(con: duckdb.DuckDBPyConnection, kind: str, batch_id: str, now: datetime) -> int:
-    expected = con.execute("SELECT count(*) FROM to_load").fetchone()[0]
+    expected = con.execute("SELECT count(*) FROM to_load").fetchall()[0][0]
     sql = EVENT_INSERT if kind == "events" else MESSAGE_INSERT
-    inserted = con.execute(sql, {"batch": batch_id, "now": now}).fetchone()[0]
+    inserted = con.execute(sql, {"batch": batch_id, "now": now}).fetchall()[0][0]
     if inserted != expected:  # never drop a row silently
         raise RuntimeError(f"{kind}: {expected - inserted} rows found no person in identity_map")
     if kind == "events":
@@ -541,7 +556,7 @@ def _load_orders(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -
         LEFT JOIN orders o ON o.order_id = g.order_id
         """
     )
-    expected = con.execute("SELECT count(*) FROM order_plan WHERE is_new").fetchone()[0]
+    expected = con.execute("SELECT count(*) FROM order_plan WHERE is_new").fetchall()[0][0]
     inserted = con.execute(
         """
         INSERT INTO orders
@@ -553,7 +568,7 @@ def _load_orders(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -
         WHERE p.is_new
         """,
         {"batch": batch_id, "now": now},
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if inserted != expected:
         raise RuntimeError(f"orders: {expected - inserted} rows found no person in identity_map")
     # A known order moves on only to a later or stronger state (paid -> refunded/cancelled).
@@ -572,7 +587,7 @@ def _load_orders(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -
         UPDATE orders SET status = u.final.status, status_ts = u.final.ts
         FROM order_updates u WHERE orders.order_id = u.order_id
         """
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE loaded_lines AS
@@ -581,7 +596,7 @@ def _load_orders(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -
         UNION SELECT final.line FROM order_updates
         """
     )
-    loaded = con.execute("SELECT count(*) FROM loaded_lines").fetchone()[0]
+    loaded = con.execute("SELECT count(*) FROM loaded_lines").fetchall()[0][0]
     con.execute("DROP TABLE order_plan")
     con.execute("DROP TABLE order_updates")
     return loaded, updated

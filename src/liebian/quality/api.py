@@ -21,6 +21,9 @@ def quality_report(
     end: datetime | None = Query(None, description="first time excluded (UTC)"),
     late_hours: float = Query(24.0, gt=0, description="arrival later than this after ts is late"),
     max_amount_yuan: float = Query(100_000.0, gt=0, description="order amounts above this are out of range"),
+    outlier_factor: float = Query(
+        100.0, ge=0, description="amounts this many times off the median order (0: off)"
+    ),
 ):
     """Scores 0–100, the error rate against the 0.3 % target, and every finding."""
     start, end = _utc(start), _utc(end)
@@ -32,7 +35,11 @@ def quality_report(
                 "errors": [{"field": "end", "reason": "end must be after start"}],
             },
         )
-    config = service.QualityConfig(late_hours=late_hours, max_amount_fen=round(max_amount_yuan * 100))
+    config = service.QualityConfig(
+        late_hours=late_hours,
+        max_amount_fen=round(max_amount_yuan * 100),
+        amount_outlier_factor=outlier_factor,
+    )
     with warehouse.connect() as con, session_scope() as session:
         return service.quality_report(con, start=start, end=end, session=session, config=config)
 

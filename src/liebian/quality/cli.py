@@ -7,6 +7,7 @@ import sys
 from datetime import datetime
 
 import typer
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -22,22 +23,40 @@ def report(
     end: datetime | None = typer.Option(None, help="First time excluded (UTC)."),
     late_hours: float = typer.Option(24.0, help="Rows arriving later than this after their time are late."),
     max_amount_yuan: float = typer.Option(100_000.0, help="Order amounts above this are out of range."),
+    outlier_factor: float = typer.Option(
+        100.0, help="Amounts this many times above or below the median order are out of range (0: off)."
+    ),
     with_store: bool = typer.Option(
         True, "--with-store/--warehouse-only", help="Also count OneID conflicts in the operational store."
     ),
     fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv."),
 ) -> None:
     """Completeness, consistency and timeliness scores, error rate against the 0.3 % target, anomalies."""
-    if late_hours <= 0 or max_amount_yuan <= 0:
-        err_console.print("[red]error:[/red] --late-hours and --max-amount-yuan must be positive")
+    if late_hours <= 0 or max_amount_yuan <= 0 or outlier_factor < 0:
+        err_console.print(
+            "[red]error:[/red] --late-hours and --max-amount-yuan must be positive, --outlier-factor ≥ 0"
+        )
         raise typer.Exit(2)
-    config = service.QualityConfig(late_hours=late_hours, max_amount_fen=round(max_amount_yuan * 100))
+    config = service.QualityConfig(
+        late_hours=late_hours,
+        max_amount_fen=round(max_amount_yuan * 100),
+        amount_outlier_factor=outlier_factor,
+    )
     try:
         with warehouse.connect() as con:
+            result = None
             if with_store:
-                with session_scope() as session:
-                    result = service.quality_report(con, start=start, end=end, session=session, config=config)
-            else:
+                try:
+                    with session_scope() as session:
+                        result = service.quality_report(
+                            con, start=start, end=end, session=session, config=config
+                        )
+                except (OperationalError, ProgrammingError) as exc:
+                    err_console.print(
+                        f"[yellow]warning:[/yellow] identity conflicts not counted, the operational store is "
+                        f"not ready ({exc.orig}); run `liebian db upgrade`"
+                    )
+            if result is None:
                 result = service.quality_report(con, start=start, end=end, config=config)
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {exc}")

@@ -33,7 +33,9 @@ class Consistency(BaseModel):
         description="same person, event, channel within 1 s of the previous"
     )
     duplicate_order_ids: int = Field(description="rows beyond the first of one order_id")
-    out_of_range_amounts: int = Field(description="orders with amount_fen ≤ 0 or above the maximum")
+    out_of_range_amounts: int = Field(
+        description="orders with amount_fen ≤ 0, above the maximum, or 100× off the median order"
+    )
     future_timestamps: int
     too_old_timestamps: int
     refunds_without_payment: int = Field(description="refunded orders whose refund precedes their payment")
@@ -70,7 +72,7 @@ class VolumeAnomaly(BaseModel):
     date: date
     observed: int
     expected: float = Field(description="median of the same weekday in the surrounding weeks")
-    z: float = Field(description="robust z-score (x − median) / (1.4826 · MAD)")
+    z: float = Field(description="robust z-score of log(observed / expected) against the channel's MAD")
     ratio: float | None = Field(description="observed / expected")
 
 

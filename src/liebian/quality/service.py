@@ -12,6 +12,7 @@ no trustworthy ts and are bounded by `rejected_at`. Days of the volume series ar
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -78,10 +79,13 @@ class QualityConfig:
     late_hours: float = 24.0
     # ¥100,000 for one consumer order is out of range for the brands liebian serves.
     max_amount_fen: int = 10_000_000
+    # Amounts two orders of magnitude from the median order are typos or test orders (¥0.01, a
+    # price keyed in fen as yuan), whatever the brand's price level; 0 switches the check off.
+    amount_outlier_factor: float = 100.0
     min_ts: datetime = datetime(2015, 1, 1)
     duplicate_seconds: float = 1.0
     z_threshold: float = 3.5  # Iglewicz & Hoaglin's cut-off for the robust z-score
-    weeks: int = 4  # same weekday this many weeks before and after
+    weeks: int = 3  # same weekday this many weeks before and after
     min_reference_days: int = 3
     min_daily_volume: int = 5  # a channel with fewer rows a day is too small to judge
 
@@ -178,6 +182,7 @@ def consistency(
     identity_conflicts: int | None,
 ) -> _Checked:
     future, old = f"ts > {_ts(now)}", f"ts < {_ts(cfg.min_ts)}"
+    factor = float(cfg.amount_outlier_factor)
     events = _one(
         con,
         f"""
@@ -200,12 +205,16 @@ def consistency(
         WITH o AS (
             SELECT *, row_number() OVER (PARTITION BY order_id ORDER BY ts, status_ts, batch_id) > 1 AS dup_id
             FROM orders WHERE {_window("ts", start, end)}
-        ), active AS (SELECT DISTINCT person_id FROM events), f AS (
-            SELECT dup_id, amount_fen <= 0 OR amount_fen > {int(cfg.max_amount_fen)} AS amount_bad,
+        ), active AS (SELECT DISTINCT person_id FROM events),
+        typical AS (SELECT coalesce(median(amount_fen) FILTER (WHERE amount_fen > 0), 0) AS m FROM o),
+        f AS (
+            SELECT dup_id,
+                   amount_fen <= 0 OR amount_fen > {int(cfg.max_amount_fen)}
+                   OR ({factor} > 0 AND (amount_fen * {factor} < m OR amount_fen > m * {factor})) AS amount_bad,
                    {future} AS future, {old} AS old,
                    status = 'refunded' AND status_ts < ts AS refund_first,
                    active.person_id IS NULL AS orphan
-            FROM o LEFT JOIN active USING (person_id)
+            FROM o LEFT JOIN active USING (person_id) CROSS JOIN typical
         )
         SELECT count(*) AS n, count(*) FILTER (WHERE dup_id) AS dup_id,
                count(*) FILTER (WHERE amount_bad) AS amount_bad, count(*) FILTER (WHERE future) AS future,
@@ -350,8 +359,13 @@ def volume_anomalies(
 
     Each (table, channel) series is completed with zero days between its first and last day (a
     silent day is the strongest anomaly); those two edge days are not judged, being usually partial.
-    The scale is 1.4826·MAD, floored at √median (the Poisson noise of a count), so a perfectly
-    regular history does not turn every small wobble into an anomaly.
+    A day's expectation is the median of the same weekday up to `weeks` weeks before and after; at
+    least one must lie before (a growing channel's first weeks are not judged against its later
+    level), the latest days are judged on history alone. The residual is
+    log((observed + 1) / (expected + 1)): outages and spikes are multiplicative. Its scale is the
+    channel's own 1.4826·MAD of residuals over the whole series, not the spread of the few reference
+    days, which a trend inflates (a growing channel hid an 85 % outage that way); it is floored at
+    1/√expected, the Poisson noise of a count, so a perfectly regular history stays quiet.
     """
     found: list[VolumeAnomaly] = []
     for (table, channel), group in daily.groupby(["tbl", "channel"], sort=True):
@@ -359,25 +373,32 @@ def volume_anomalies(
         days = sorted(counts)
         first, last = days[0], days[-1]
         series = {first + timedelta(days=i): 0 for i in range((last - first).days + 1)} | counts
+        judged: list[tuple[date, int, float, float]] = []
         for day, observed in series.items():
             if day in (first, last):
                 continue
-            if (first_day and day < first_day) or (last_day and day > last_day):
+            before, after = (
+                [
+                    series[other]
+                    for k in range(1, cfg.weeks + 1)
+                    if (other := day + sign * timedelta(weeks=k)) in series and other not in (first, last)
+                ]
+                for sign in (-1, 1)
+            )
+            if not before or len(before) + len(after) < cfg.min_reference_days:
                 continue
-            reference = [
-                series[other]
-                for k in range(1, cfg.weeks + 1)
-                for other in (day - timedelta(weeks=k), day + timedelta(weeks=k))
-                if other in series and other not in (first, last)
-            ]
-            if len(reference) < cfg.min_reference_days:
-                continue
-            expected = statistics.median(reference)
+            expected = statistics.median(before + after)
             if max(expected, observed) < cfg.min_daily_volume:
                 continue
-            mad = statistics.median(abs(x - expected) for x in reference)
-            scale = max(1.4826 * mad, expected**0.5, 1.0)
-            z = (observed - expected) / scale
+            judged.append((day, observed, expected, math.log((observed + 1) / (expected + 1))))
+        if len(judged) < cfg.min_reference_days:
+            continue
+        centre = statistics.median(r for *_, r in judged)
+        spread = 1.4826 * statistics.median(abs(r - centre) for *_, r in judged)
+        for day, observed, expected, residual in judged:
+            if (first_day and day < first_day) or (last_day and day > last_day):
+                continue
+            z = residual / max(spread, 1 / math.sqrt(expected + 1))
             if abs(z) > cfg.z_threshold:
                 found.append(
                     VolumeAnomaly(
@@ -546,7 +567,7 @@ def _findings(
             "out_of_range_amounts",
             "orders",
             c.out_of_range_amounts,
-            f"amount_fen ≤ 0 or above {cfg.max_amount_fen:,} fen",
+            f"amount ≤ 0, above {cfg.max_amount_fen:,} fen or {cfg.amount_outlier_factor:g}× off the median order",
         ),
         ("future_timestamps", None, c.future_timestamps, "ts later than now"),
         ("too_old_timestamps", None, c.too_old_timestamps, f"ts before {cfg.min_ts.date()}"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
@@ -119,11 +120,16 @@ def review_hold(reward_id: int, body: schemas.ReviewHoldRequest):
 def my_rewards(person_id: int):
     """A participant's rewards and balances (the auth layer binds person_id to the caller)."""
     with session_scope() as s:
+        totals: dict[str, list[int]] = {}
+        for b in service.balances(s, "person", service.person_ids(s, person_id)):
+            totals.setdefault(b["state"], [0, 0])
+            totals[b["state"]][0] += b["value_fen"]
+            totals[b["state"]][1] += b["rewards"]
         return {
             "rewards": [r.as_dict() for r in service.rewards_for(s, person_id)],
             "balances": [
-                {"state": b["state"], "value_fen": b["value_fen"], "rewards": b["rewards"]}
-                for b in service.balances(s, "person", person_id)
+                {"state": state, "value_fen": value, "rewards": count}
+                for state, (value, count) in sorted(totals.items(), key=lambda kv: service.STATES.index(kv[0]))
             ],
         }
 
@@ -153,10 +159,15 @@ def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | N
 
 
 @router.post("/ledger/release")
-def release():
-    """Approve pending rewards whose hold period is over (the background worker also does this)."""
+def release(as_of: datetime | None = None):
+    """Approve pending rewards whose hold period is over (the background worker also does this).
+
+    `as_of` (naive UTC, default now) lets an operator or a test run the release for a given time.
+    """
+    if as_of is not None and as_of.tzinfo is not None:
+        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
     with session_scope() as s:
-        return {"released": service.release_due(s, utcnow())}
+        return {"released": service.release_due(s, as_of or utcnow())}
 
 
 @router.get("/payouts/export")

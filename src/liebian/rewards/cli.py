@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -105,10 +106,12 @@ def issue(
 
 
 @app.command()
-def release() -> None:
+def release(
+    as_of: datetime | None = typer.Option(None, "--as-of", help="run as of this UTC time (default now)"),
+) -> None:
     """Approve pending rewards whose hold period is over (for cron)."""
     with session_scope() as s:
-        n = service.release_due(s, utcnow())
+        n = service.release_due(s, as_of or utcnow())
     console.print(f"{n} rewards approved")
 
 
@@ -153,7 +156,7 @@ def webhooks_add(
     except LedgerError as exc:
         _fail(exc)
     console.print(f"endpoint {view.id}: {view.url} ({', '.join(view.event_types)})")
-    console.print(f"signing secret (shown once): {secret}")
+    typer.echo(f"signing secret (shown once): {secret}")
 
 
 @webhooks_app.command("list")

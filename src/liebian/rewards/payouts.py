@@ -32,6 +32,7 @@ from liebian.rewards.service import (
     _view,
 )
 
+_R = Reward.__table__
 COLUMNS = [
     "reward_id",
     "campaign_id",
@@ -63,10 +64,10 @@ def payable(session: Session, state: str = APPROVED, campaign_id: str | None = N
     """Rewards in `state` that are not held for review, oldest first."""
     if state not in STATES:
         raise LedgerError("invalid", f"state: {state!r} is not one of {', '.join(STATES)}", 422)
-    query = select(Reward).where(Reward.state == state, Reward.held_for_review.is_(False)).order_by(Reward.id)
+    query = select(_R).where(_R.c.state == state, _R.c.held_for_review.is_(False)).order_by(_R.c.id)
     if campaign_id:
-        query = query.where(Reward.campaign_id == campaign_id)
-    return [_view(r) for r in session.execute(query).scalars()]
+        query = query.where(_R.c.campaign_id == campaign_id)
+    return [_view(r) for r in session.execute(query).mappings()]
 
 
 def _rows(rewards: list[RewardView]) -> list[list]:
@@ -170,7 +171,7 @@ def issue_batch(
     _check_key(idempotency_key)
     if not actor:
         raise LedgerError("invalid", "actor: must name who issues the batch", 422)
-    _lock_head(session)
+    head = _lock_head(session)
     existing = session.execute(
         select(PayoutBatch).where(PayoutBatch.idempotency_key == idempotency_key)
     ).scalar_one_or_none()
@@ -187,7 +188,12 @@ def issue_batch(
     else:
         ids = sorted(set(reward_ids))
         found = (
-            {r.id: r for r in session.execute(select(Reward).where(Reward.id.in_(ids))).scalars()}
+            {
+                r.id: r
+                for r in session.execute(
+                    select(_R.c.id, _R.c.state, _R.c.held_for_review).where(_R.c.id.in_(ids))
+                )
+            }
             if ids
             else {}
         )
@@ -206,6 +212,7 @@ def issue_batch(
     for rid in ids:
         view, _ = _transition_locked(
             session,
+            head,
             rid,
             ISSUED,
             idempotency_key=f"{idempotency_key}:{rid}",

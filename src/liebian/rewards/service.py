@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -52,7 +52,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     APPROVED: frozenset({ISSUED, REJECTED, REVOKED}),
     ISSUED: frozenset({REDEEMED, REVOKED}),
     REDEEMED: frozenset(),
-    REJECTED: frozenset({APPROVED}),
+    REJECTED: frozenset(),
     REVOKED: frozenset(),
 }
 FINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
@@ -111,20 +111,21 @@ class VerifyResult:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _view(r: Reward) -> RewardView:
+def _view(r) -> RewardView:
+    """From a rewards row (a mapping)."""
     return RewardView(
-        id=r.id,
-        campaign_id=r.campaign_id,
-        person_id=r.person_id,
-        reward_code=r.reward_code,
-        value_fen=r.value_fen,
-        state=r.state,
-        source_ref=r.source_ref,
-        created_at=r.created_at,
-        reason=r.reason,
-        hold_until=r.hold_until,
-        held_for_review=r.held_for_review,
-        updated_at=r.updated_at,
+        id=r["id"],
+        campaign_id=r["campaign_id"],
+        person_id=r["person_id"],
+        reward_code=r["reward_code"],
+        value_fen=r["value_fen"],
+        state=r["state"],
+        source_ref=r["source_ref"],
+        created_at=r["created_at"],
+        reason=r["reason"],
+        hold_until=r["hold_until"],
+        held_for_review=bool(r["held_for_review"]),
+        updated_at=r["updated_at"],
     )
 
 
@@ -167,32 +168,55 @@ def entry_hash(entry: dict, key: bytes | None = None) -> str:
     return hmac.new(key or chain_key(), canonical(entry), hashlib.sha256).hexdigest()
 
 
-def _lock_head(session: Session) -> tuple[int, str]:
-    """Serialise ledger writers; returns the head (seq, hash). Creates the head on first use."""
+# Statements built once: constructing SQLAlchemy expressions costs more than running them here.
+_R, _E, _H = Reward.__table__, LedgerEntry.__table__, LedgerHead.__table__
+_HEAD = select(_H.c.seq, _H.c.hash).where(_H.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
+_HEAD_TOUCH = _H.update().where(_H.c.id == 1).values(seq=_H.c.seq).returning(_H.c.seq, _H.c.hash)
+_HEAD_SET = _H.update().where(_H.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
+_ENTRY_BY_KEY = select(_E.c.reward_id, _E.c.kind, _E.c.to_state).where(
+    _E.c.idempotency_key == bindparam("b_key")
+)
+_INSERT_ENTRY = _E.insert()
+_REWARD_BY_ID = select(_R).where(_R.c.id == bindparam("b_id"))
+_REWARD_BY_KEY = select(_R).where(_R.c.idempotency_key == bindparam("b_key"))
+_INSERT_REWARD = _R.insert().returning(_R.c.id)
+_MOVE = (
+    _R.update()
+    .where(_R.c.id == bindparam("b_id"), _R.c.state == bindparam("b_from"))
+    .values(state=bindparam("b_to"), updated_at=bindparam("b_now"))
+)
+_SET_HOLD = (
+    _R.update()
+    .where(_R.c.id == bindparam("b_id"))
+    .values(held_for_review=bindparam("b_held"), updated_at=bindparam("b_now"))
+)
+
+
+@dataclass
+class _Head:
+    seq: int
+    hash: str
+
+
+def _lock_head(session: Session) -> _Head:
+    """Serialise ledger writers; returns the head. Creates the head row on first use."""
+    pg = _is_pg(session)
     for _ in range(2):
-        if _is_pg(session):
-            row = session.execute(
-                select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1).with_for_update()
-            ).first()
-        else:
-            # A write as the first statement: pysqlite opens the transaction here and SQLite hands
-            # out its single write lock (waiting on busy_timeout), so later reads see the newest data.
-            locked = session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=LedgerHead.seq))
-            row = (
-                session.execute(select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)).first()
-                if locked.rowcount
-                else None
-            )
+        # SQLite: a write as the first statement — pysqlite opens the transaction here and SQLite hands
+        # out its single write lock (waiting on busy_timeout), so every later read sees the newest data.
+        row = session.execute(_HEAD_FOR_UPDATE if pg else _HEAD_TOUCH).first()
         if row is not None:
-            return int(row[0]), row[1]
-        insert = pg_insert if _is_pg(session) else sqlite_insert
+            return _Head(int(row[0]), row[1])
+        insert = pg_insert if pg else sqlite_insert
         session.execute(insert(LedgerHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
     raise RuntimeError("could not create the ledger head")  # pragma: no cover
 
 
 def _append(
     session: Session,
-    reward: Reward,
+    head: _Head,
+    reward: dict,
     *,
     kind: str,
     from_state: str | None,
@@ -203,38 +227,36 @@ def _append(
     idempotency_key: str,
 ) -> dict:
     """Append one entry after the head (the caller holds the head lock) and announce it."""
-    seq, prev_hash = session.execute(select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)).one()
     entry = {
-        "seq": seq + 1,
-        "reward_id": reward.id,
+        "seq": head.seq + 1,
+        "reward_id": reward["id"],
         "kind": kind,
         "from_state": from_state,
         "to_state": to_state,
         "amount_fen": amount_fen,
-        "campaign_id": reward.campaign_id,
-        "person_id": reward.person_id,
+        "campaign_id": reward["campaign_id"],
+        "person_id": reward["person_id"],
         "actor": actor[:128],
         "note": note,
         "ts": utcnow(),
         "idempotency_key": idempotency_key,
-        "prev_hash": prev_hash,
+        "prev_hash": head.hash,
     }
     entry["hash"] = entry_hash(entry)
-    session.execute(LedgerEntry.__table__.insert().values(**entry))
-    session.execute(update(LedgerHead).where(LedgerHead.id == 1).values(seq=entry["seq"], hash=entry["hash"]))
+    session.execute(_INSERT_ENTRY, entry)
+    session.execute(_HEAD_SET, {"b_seq": entry["seq"], "b_hash": entry["hash"]})
+    head.seq, head.hash = entry["seq"], entry["hash"]
     from liebian.rewards import webhooks  # the outbox shares this transaction
 
     webhooks.enqueue_for_entry(session, entry, reward)
     return entry
 
 
-def _load(session: Session, reward_id: int) -> Reward:
-    reward = session.execute(
-        select(Reward).where(Reward.id == reward_id).execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if reward is None:
+def _load(session: Session, reward_id: int) -> dict:
+    row = session.execute(_REWARD_BY_ID, {"b_id": reward_id}).mappings().first()
+    if row is None:
         raise LedgerError("not_found", f"reward {reward_id} does not exist", 404)
-    return reward
+    return dict(row)
 
 
 def _check_key(idempotency_key: str) -> str:
@@ -245,8 +267,8 @@ def _check_key(idempotency_key: str) -> str:
     return idempotency_key
 
 
-def _entry_by_key(session: Session, key: str) -> LedgerEntry | None:
-    return session.execute(select(LedgerEntry).where(LedgerEntry.idempotency_key == key)).scalar_one_or_none()
+def _entry_by_key(session: Session, key: str):
+    return session.execute(_ENTRY_BY_KEY, {"b_key": key}).first()
 
 
 # --- the seam ----------------------------------------------------------------------------------
@@ -286,24 +308,16 @@ def grant(
     if problems:
         raise LedgerError("invalid", "; ".join(problems), 422)
 
-    _lock_head(session)
-    existing = session.execute(
-        select(Reward)
-        .where(Reward.idempotency_key == idempotency_key)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    head = _lock_head(session)
+    existing = session.execute(_REWARD_BY_KEY, {"b_key": idempotency_key}).mappings().first()
     if existing is not None:
-        same = (
-            existing.campaign_id,
-            existing.person_id,
-            existing.reward_code,
-            existing.value_fen,
-            existing.source_ref,
+        same = tuple(
+            existing[k] for k in ("campaign_id", "person_id", "reward_code", "value_fen", "source_ref")
         )
         if same != (campaign_id, person_id, reward_code, value_fen, source_ref):
             raise LedgerError(
                 "idempotency_conflict",
-                f"idempotency_key {idempotency_key!r} was used for reward {existing.id} with other values",
+                f"idempotency_key {idempotency_key!r} was used for reward {existing['id']} with other values",
             )
         return _view(existing)
     if _entry_by_key(session, idempotency_key) is not None:
@@ -312,24 +326,24 @@ def grant(
             f"idempotency_key {idempotency_key!r} was already used by another operation",
         )
     now = utcnow()
-    reward = Reward(
-        campaign_id=campaign_id,
-        person_id=person_id,
-        reward_code=reward_code,
-        value_fen=value_fen,
-        state=PENDING,
-        reason=reason or "",
-        source_ref=source_ref,
-        hold_until=hold_until,
-        held_for_review=bool(held_for_review),
-        idempotency_key=idempotency_key,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(reward)
-    session.flush()
+    reward = {
+        "campaign_id": campaign_id,
+        "person_id": person_id,
+        "reward_code": reward_code,
+        "value_fen": value_fen,
+        "state": PENDING,
+        "reason": reason or "",
+        "source_ref": source_ref,
+        "hold_until": hold_until,
+        "held_for_review": bool(held_for_review),
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "updated_at": now,
+    }
+    reward["id"] = session.execute(_INSERT_REWARD, reward).scalar_one()
     _append(
         session,
+        head,
         reward,
         kind="grant",
         from_state=None,
@@ -342,6 +356,7 @@ def grant(
     if held_for_review:
         _append(
             session,
+            head,
             reward,
             kind="hold",
             from_state=PENDING,
@@ -355,7 +370,14 @@ def grant(
 
 
 def _transition_locked(
-    session: Session, reward_id: int, to_state: str, *, idempotency_key: str, actor: str, note: str
+    session: Session,
+    head: _Head,
+    reward_id: int,
+    to_state: str,
+    *,
+    idempotency_key: str,
+    actor: str,
+    note: str,
 ) -> tuple[RewardView, bool]:
     """The transition, with the head lock already held. Returns (view, whether an entry was written)."""
     done = _entry_by_key(session, idempotency_key)
@@ -368,33 +390,32 @@ def _transition_locked(
             )
         return _view(_load(session, reward_id)), False
     reward = _load(session, reward_id)
-    from_state = reward.state
+    from_state = reward["state"]
     if to_state not in TRANSITIONS[from_state]:
         allowed = ", ".join(sorted(TRANSITIONS[from_state])) or "none (final state)"
         raise LedgerError(
             "illegal_transition",
             f"reward {reward_id} is {from_state}; it cannot become {to_state} (allowed: {allowed})",
         )
-    if to_state in FORWARD and reward.held_for_review:
+    if to_state in FORWARD and reward["held_for_review"]:
         raise LedgerError(
             "held_for_review", f"reward {reward_id} is held for review; clear the hold before {to_state}"
         )
     now = utcnow()
     changed = session.execute(
-        update(Reward)
-        .where(Reward.id == reward_id, Reward.state == from_state)
-        .values(state=to_state, updated_at=now)
+        _MOVE, {"b_id": reward_id, "b_from": from_state, "b_to": to_state, "b_now": now}
     ).rowcount
     if changed != 1:  # pragma: no cover - the head lock makes this unreachable; kept as a guard
         raise LedgerError("concurrent_change", f"reward {reward_id} changed while being moved to {to_state}")
-    reward.state, reward.updated_at = to_state, now
+    reward["state"], reward["updated_at"] = to_state, now
     _append(
         session,
+        head,
         reward,
         kind="transition",
         from_state=from_state,
         to_state=to_state,
-        amount_fen=reward.value_fen,
+        amount_fen=reward["value_fen"],
         actor=actor,
         note=note,
         idempotency_key=idempotency_key,
@@ -415,9 +436,9 @@ def transition(
         )
     if not actor:
         raise LedgerError("invalid", "actor: must name who makes the change", 422)
-    _lock_head(session)
+    head = _lock_head(session)
     view, _ = _transition_locked(
-        session, reward_id, to_state, idempotency_key=idempotency_key, actor=actor, note=note
+        session, head, reward_id, to_state, idempotency_key=idempotency_key, actor=actor, note=note
     )
     return view
 
@@ -431,16 +452,16 @@ def revoke_for_source(
     A repeated call with the same key returns the same rewards and writes nothing.
     """
     _check_key(idempotency_key)
-    _lock_head(session)
+    head = _lock_head(session)
     rewards = session.execute(
-        select(Reward.id, Reward.state).where(Reward.source_ref == source_ref).order_by(Reward.id)
+        select(_R.c.id, _R.c.state).where(_R.c.source_ref == source_ref).order_by(_R.c.id)
     ).all()
     revoked = []
     for reward_id, state in rewards:
         key = f"{idempotency_key}:{reward_id}"
         if state in (PENDING, APPROVED, ISSUED) or _entry_by_key(session, key) is not None:
             view, _ = _transition_locked(
-                session, reward_id, REVOKED, idempotency_key=key, actor=actor, note=note
+                session, head, reward_id, REVOKED, idempotency_key=key, actor=actor, note=note
             )
             revoked.append(view)
     return revoked
@@ -448,16 +469,16 @@ def revoke_for_source(
 
 def release_due(session: Session, now: datetime) -> int:
     """Approve pending rewards whose hold period is over and that are not held for review."""
-    _lock_head(session)
+    head = _lock_head(session)
     due = (
         session.execute(
-            select(Reward.id)
+            select(_R.c.id)
             .where(
-                Reward.state == PENDING,
-                Reward.held_for_review.is_(False),
-                or_(Reward.hold_until.is_(None), Reward.hold_until <= now),
+                _R.c.state == PENDING,
+                _R.c.held_for_review.is_(False),
+                or_(_R.c.hold_until.is_(None), _R.c.hold_until <= now),
             )
-            .order_by(Reward.id)
+            .order_by(_R.c.id)
         )
         .scalars()
         .all()
@@ -466,6 +487,7 @@ def release_due(session: Session, now: datetime) -> int:
     for reward_id in due:
         _, written = _transition_locked(
             session,
+            head,
             reward_id,
             APPROVED,
             idempotency_key=f"release:{reward_id}",
@@ -480,30 +502,28 @@ def set_review_hold(session: Session, reward_id: int, held: bool, *, actor: str,
     """Hold a reward for fraud review (it cannot be approved, issued or redeemed) or clear the hold."""
     if not actor:
         raise LedgerError("invalid", "actor: must name who makes the change", 422)
-    _lock_head(session)
+    head = _lock_head(session)
     reward = _load(session, reward_id)
-    if bool(reward.held_for_review) == bool(held):
+    if bool(reward["held_for_review"]) == bool(held):
         return _view(reward)  # already so: nothing to record
-    if reward.state in FINAL:
+    if reward["state"] in FINAL:
         raise LedgerError(
-            "illegal_transition", f"reward {reward_id} is {reward.state}; a review hold no longer applies"
+            "illegal_transition", f"reward {reward_id} is {reward['state']}; a review hold no longer applies"
         )
     now = utcnow()
-    session.execute(
-        update(Reward).where(Reward.id == reward_id).values(held_for_review=bool(held), updated_at=now)
-    )
-    reward.held_for_review, reward.updated_at = bool(held), now
-    seq = session.execute(select(LedgerHead.seq).where(LedgerHead.id == 1)).scalar_one()
+    session.execute(_SET_HOLD, {"b_id": reward_id, "b_held": bool(held), "b_now": now})
+    reward["held_for_review"], reward["updated_at"] = bool(held), now
     _append(
         session,
+        head,
         reward,
         kind="hold" if held else "unhold",
-        from_state=reward.state,
-        to_state=reward.state,
+        from_state=reward["state"],
+        to_state=reward["state"],
         amount_fen=0,
         actor=actor,
         note=note,
-        idempotency_key=f"review:{reward_id}:{seq + 1}",
+        idempotency_key=f"review:{reward_id}:{head.seq + 1}",
     )
     return _view(reward)
 
@@ -512,10 +532,22 @@ def get_reward(session: Session, reward_id: int) -> RewardView:
     return _view(_load(session, reward_id))
 
 
+def person_ids(session: Session, person_id: int) -> list[int]:
+    """The person and every person id merged into it (OneID): rewards stay on the id they were
+    granted to — the chain is never rewritten — and reads gather them."""
+    from liebian.identity import service as identity
+
+    view = identity.person_view(session, person_id)
+    if view is None:
+        return [person_id]
+    return sorted({person_id, view.person_id, *view.merged_from})
+
+
 def rewards_for(session: Session, person_id: int) -> list[RewardView]:
+    """A person's rewards, including those granted under person ids since merged into theirs."""
     rows = session.execute(
-        select(Reward).where(Reward.person_id == person_id).order_by(Reward.created_at, Reward.id)
-    ).scalars()
+        select(_R).where(_R.c.person_id.in_(person_ids(session, person_id))).order_by(_R.c.created_at, _R.c.id)
+    ).mappings()
     return [_view(r) for r in rows]
 
 
@@ -529,49 +561,32 @@ def list_rewards(
     limit: int = 100,
     offset: int = 0,
 ) -> list[RewardView]:
-    query = select(Reward).order_by(Reward.id)
+    query = select(_R).order_by(_R.c.id)
     if state:
         if state not in STATES:
             raise LedgerError("invalid", f"state: {state!r} is not one of {', '.join(STATES)}", 422)
-        query = query.where(Reward.state == state)
+        query = query.where(_R.c.state == state)
     if campaign_id:
-        query = query.where(Reward.campaign_id == campaign_id)
+        query = query.where(_R.c.campaign_id == campaign_id)
     if person_id is not None:
-        query = query.where(Reward.person_id == person_id)
+        query = query.where(_R.c.person_id == person_id)
     if source_ref:
-        query = query.where(Reward.source_ref == source_ref)
-    return [_view(r) for r in session.execute(query.limit(limit).offset(offset)).scalars()]
+        query = query.where(_R.c.source_ref == source_ref)
+    return [_view(r) for r in session.execute(query.limit(limit).offset(offset)).mappings()]
 
 
 def entries(
     session: Session, *, reward_id: int | None = None, after_seq: int = 0, limit: int = 500
 ) -> list[dict]:
-    query = select(LedgerEntry).where(LedgerEntry.seq > after_seq).order_by(LedgerEntry.seq).limit(limit)
+    query = select(_E).where(_E.c.seq > after_seq).order_by(_E.c.seq).limit(limit)
     if reward_id is not None:
-        query = query.where(LedgerEntry.reward_id == reward_id)
-    return [_entry_dict(e) for e in session.execute(query).scalars()]
+        query = query.where(_E.c.reward_id == reward_id)
+    return [dict(e) for e in session.execute(query).mappings()]
 
 
-def _entry_dict(e: LedgerEntry) -> dict:
-    return {
-        "seq": e.seq,
-        "reward_id": e.reward_id,
-        "kind": e.kind,
-        "from_state": e.from_state,
-        "to_state": e.to_state,
-        "amount_fen": e.amount_fen,
-        "campaign_id": e.campaign_id,
-        "person_id": e.person_id,
-        "actor": e.actor,
-        "note": e.note,
-        "ts": e.ts,
-        "idempotency_key": e.idempotency_key,
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }
-
-
-def balances(session: Session, by: str = "person", key: str | int | None = None) -> list[dict]:
+def balances(
+    session: Session, by: str = "person", key: str | int | list | None = None
+) -> list[dict]:
     """Value and count of rewards per state, per person or campaign, computed from the entries.
 
     Each grant/transition entry moves amount_fen (and one reward) from from_state to to_state.
@@ -582,7 +597,9 @@ def balances(session: Session, by: str = "person", key: str | int | None = None)
     query = select(column, LedgerEntry.from_state, LedgerEntry.to_state, LedgerEntry.amount_fen).where(
         LedgerEntry.kind.in_(("grant", "transition"))
     )
-    if key is not None:
+    if isinstance(key, list | tuple | set):
+        query = query.where(column.in_([int(k) for k in key] if by == "person" else [str(k) for k in key]))
+    elif key is not None:
         query = query.where(column == (int(key) if by == "person" else str(key)))
     totals: dict[tuple, list[int]] = {}
     for group, from_state, to_state, amount in session.execute(query):
@@ -608,7 +625,7 @@ def balances(session: Session, by: str = "person", key: str | int | None = None)
 def verify_chain(session: Session) -> VerifyResult:
     """Replay the chain: sequence, links, HMACs, legal moves; then compare the rewards table."""
     key = chain_key()
-    head = session.execute(select(LedgerHead.seq, LedgerHead.hash).where(LedgerHead.id == 1)).first()
+    head = session.execute(_HEAD).first()
     head_seq = int(head[0]) if head else 0
     prev, expected, checked = GENESIS, 1, 0
     replay: dict[int, dict] = {}
@@ -616,42 +633,40 @@ def verify_chain(session: Session) -> VerifyResult:
     def bad(seq: int, reason: str) -> VerifyResult:
         return VerifyResult(False, checked, head_seq, seq, reason)
 
-    rows = session.execute(select(LedgerEntry).order_by(LedgerEntry.seq).execution_options(yield_per=2000))
-    for e in rows.scalars():
-        d = _entry_dict(e)
-        if e.seq != expected:
-            return bad(expected, f"entry {expected} is missing: the next entry found is {e.seq} (deleted)")
-        if e.prev_hash != prev:
-            return bad(
-                e.seq, f"entry {e.seq} does not link to entry {e.seq - 1} (inserted, deleted or reordered)"
-            )
-        if not hmac.compare_digest(entry_hash(d, key), e.hash):
-            return bad(e.seq, f"entry {e.seq}: hash does not match its content (edited or forged)")
-        state = replay.get(e.reward_id)
-        if e.kind == "grant":
+    rows = session.execute(select(_E).order_by(_E.c.seq).execution_options(yield_per=5000)).mappings()
+    for e in rows:
+        seq, kind, rid = e["seq"], e["kind"], e["reward_id"]
+        if seq != expected:
+            return bad(expected, f"entry {expected} is missing: the next entry found is {seq} (deleted)")
+        if e["prev_hash"] != prev:
+            return bad(seq, f"entry {seq} does not link to entry {seq - 1} (inserted, deleted or reordered)")
+        if not hmac.compare_digest(entry_hash(e, key), e["hash"]):
+            return bad(seq, f"entry {seq}: hash does not match its content (edited or forged)")
+        state = replay.get(rid)
+        if kind == "grant":
             if state is not None:
-                return bad(e.seq, f"entry {e.seq}: reward {e.reward_id} granted twice")
-            replay[e.reward_id] = {
-                "state": e.to_state,
-                "value_fen": e.amount_fen,
-                "person_id": e.person_id,
-                "campaign_id": e.campaign_id,
+                return bad(seq, f"entry {seq}: reward {rid} granted twice")
+            replay[rid] = {
+                "state": e["to_state"],
+                "value_fen": e["amount_fen"],
+                "person_id": e["person_id"],
+                "campaign_id": e["campaign_id"],
                 "held_for_review": False,
             }
         elif state is None:
-            return bad(e.seq, f"entry {e.seq}: reward {e.reward_id} has no grant before it")
-        elif e.kind == "transition":
-            if e.from_state != state["state"] or e.to_state not in TRANSITIONS[state["state"]]:
+            return bad(seq, f"entry {seq}: reward {rid} has no grant before it")
+        elif kind == "transition":
+            if e["from_state"] != state["state"] or e["to_state"] not in TRANSITIONS[state["state"]]:
                 return bad(
-                    e.seq,
-                    f"entry {e.seq}: {e.from_state} → {e.to_state} is not a legal move from {state['state']}",
+                    seq,
+                    f"entry {seq}: {e['from_state']} → {e['to_state']} is not a legal move from {state['state']}",
                 )
-            state["state"] = e.to_state
-        elif e.kind in ("hold", "unhold"):
-            state["held_for_review"] = e.kind == "hold"
+            state["state"] = e["to_state"]
+        elif kind in ("hold", "unhold"):
+            state["held_for_review"] = kind == "hold"
         else:
-            return bad(e.seq, f"entry {e.seq}: unknown kind {e.kind!r}")
-        prev, expected, checked = e.hash, expected + 1, checked + 1
+            return bad(seq, f"entry {seq}: unknown kind {kind!r}")
+        prev, expected, checked = e["hash"], expected + 1, checked + 1
 
     if head_seq > checked:
         return bad(
@@ -669,19 +684,19 @@ def verify_chain(session: Session) -> VerifyResult:
     result = VerifyResult(True, checked, head_seq)
     fields = ("state", "value_fen", "person_id", "campaign_id", "held_for_review")
     seen = set()
-    for r in session.execute(select(Reward).execution_options(yield_per=2000)).scalars():
-        seen.add(r.id)
-        expected_row = replay.get(r.id)
+    for r in session.execute(select(_R).execution_options(yield_per=5000)).mappings():
+        seen.add(r["id"])
+        expected_row = replay.get(r["id"])
         if expected_row is None:
             result.projection_mismatches.append(
-                {"reward_id": r.id, "field": "*", "expected": None, "found": "row without a grant entry"}
+                {"reward_id": r["id"], "field": "*", "expected": None, "found": "row without a grant entry"}
             )
             continue
         for name in fields:
-            found = bool(getattr(r, name)) if name == "held_for_review" else getattr(r, name)
+            found = bool(r[name]) if name == "held_for_review" else r[name]
             if found != expected_row[name]:
                 result.projection_mismatches.append(
-                    {"reward_id": r.id, "field": name, "expected": expected_row[name], "found": found}
+                    {"reward_id": r["id"], "field": name, "expected": expected_row[name], "found": found}
                 )
     for reward_id in sorted(set(replay) - seen):
         result.projection_mismatches.append(

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
 from liebian.privacy.crypto import decrypt, encrypt
-from liebian.rewards.models import Reward, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from liebian.rewards.service import LedgerError
 
 EVENT_TYPES = (
@@ -177,13 +177,14 @@ def delete_endpoint(session: Session, endpoint_id: int) -> None:
 # --- the outbox --------------------------------------------------------------------------------
 
 
-def enqueue_for_entry(session: Session, entry: dict, reward: Reward) -> int:
+_W = WebhookEndpoint.__table__
+_ACTIVE_ENDPOINTS = select(_W.c.id, _W.c.event_types).where(_W.c.active.is_(True), _W.c.deleted_at.is_(None))
+_INSERT_DELIVERY = WebhookDelivery.__table__.insert()
+
+
+def enqueue_for_entry(session: Session, entry: dict, reward: dict) -> int:
     """Queue one delivery per active endpoint subscribed to this entry's event (same transaction)."""
-    endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.active.is_(True), WebhookEndpoint.deleted_at.is_(None)
-        )
-    ).all()
+    endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
     event_type = event_type_for(entry)
     targets = [eid for eid, types in endpoints if types == "*" or event_type in types.split(",")]
     if not targets:
@@ -195,15 +196,15 @@ def enqueue_for_entry(session: Session, entry: dict, reward: Reward) -> int:
             "type": event_type,
             "created_at": ts.isoformat(timespec="seconds") + "Z",
             "data": {
-                "reward_id": reward.id,
-                "campaign_id": reward.campaign_id,
-                "person_id": reward.person_id,
-                "reward_code": reward.reward_code,
-                "value_fen": reward.value_fen,
+                "reward_id": reward["id"],
+                "campaign_id": reward["campaign_id"],
+                "person_id": reward["person_id"],
+                "reward_code": reward["reward_code"],
+                "value_fen": reward["value_fen"],
                 "from_state": entry["from_state"],
                 "state": entry["to_state"],
-                "held_for_review": bool(reward.held_for_review),
-                "source_ref": reward.source_ref,
+                "held_for_review": bool(reward["held_for_review"]),
+                "source_ref": reward["source_ref"],
                 "ledger_seq": entry["seq"],
                 "entry_hash": entry["hash"],
             },
@@ -213,7 +214,7 @@ def enqueue_for_entry(session: Session, entry: dict, reward: Reward) -> int:
         sort_keys=True,
     )
     session.execute(
-        WebhookDelivery.__table__.insert(),
+        _INSERT_DELIVERY,
         [
             {
                 "delivery_uid": "dlv_" + uuid.uuid4().hex,
