@@ -3,6 +3,8 @@ identifier links), fixed seed. Target: ≤ 10 s on the 2-core machines."""
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 
 from benchmarks.common import Report, peak_rss_mib, timed
@@ -30,12 +32,17 @@ def run(scale: str = "") -> Report:
             coworkers=20,
             families=60,
             seed=42,
-            ip_pool=persons // 15,
+            ip_pool=persons // 50,
             ua_count=8,
-        )  # fmt: skip
+            min_visits=1,
+        )
     )
     graph.scan(con)  # warm-up: the first run pays for imports and DuckDB's JSON extension
     seconds, result = timed(lambda: graph.scan(con), repeat=2)
+    # CPU seconds of one more run: on a shared machine the wall time also measures the neighbours
+    cpu0 = time.process_time()
+    graph.scan(con)
+    cpu = time.process_time() - cpu0
     flagged = set(graph.person_risk(con, min_score=50).person_id.astype("int64"))
     fraud = set().union(*data.truth.values())
     tp = len(flagged & fraud)
@@ -49,6 +56,7 @@ def run(scale: str = "") -> Report:
             "graph edges",
             "events",
             "scan s",
+            "scan CPU s",
             "flagged persons",
             "precision",
             "recall",
@@ -57,12 +65,14 @@ def run(scale: str = "") -> Report:
     )
     report.add(
         data.persons, result.referrals, result.shared_links, result.referrals + result.shared_links, data.events,
-        round(seconds, 2), len(flagged), round(tp / max(1, len(flagged)), 3), round(tp / max(1, len(fraud)), 3),
+        round(seconds, 2), round(cpu, 2), len(flagged), round(tp / max(1, len(flagged)), 3), round(tp / max(1, len(fraud)), 3),
         round(peak_rss_mib()),
     )  # fmt: skip
     report.notes.append(
         "Stages of the last run (s): " + ", ".join(f"{k} {v}" for k, v in result.timings.items())
         + f". Synthetic data generated in {gen_s:.1f} s (not counted): legitimate referral trees and households "
-        "plus injected device farms, star inviters and cycles (liebian.fraud.synth, seed 42). Target ≤ 10 s."
+        "plus injected device farms, star inviters and cycles (liebian.fraud.synth, seed 42). Target ≤ 10 s. "
+        "scan s is the best of two wall-clock runs; scan CPU s the process CPU time of one run (DuckDB uses both "
+        "cores, so CPU s ≥ wall s on an idle machine) — the machine is shared, check the load before comparing."
     )  # fmt: skip
     return report

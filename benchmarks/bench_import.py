@@ -76,10 +76,26 @@ def run(scale: str = "") -> Report:
             scale=scale,
             columns=["run", "rows", "file MiB", "seconds", "rows/s", "loaded", "duplicate", "rejected"],
         )
-        report.add("first import", rows, round(size_mib, 1), first.seconds, first.rows_per_second,
-                   first.rows_loaded, first.rows_duplicate, first.rows_rejected)
-        report.add("re-import (all duplicates)", rows, round(size_mib, 1), again.seconds,
-                   again.rows_per_second, again.rows_loaded, again.rows_duplicate, again.rows_rejected)
+        report.add(
+            "first import",
+            rows,
+            round(size_mib, 1),
+            first.seconds,
+            first.rows_per_second,
+            first.rows_loaded,
+            first.rows_duplicate,
+            first.rows_rejected,
+        )
+        report.add(
+            "re-import (all duplicates)",
+            rows,
+            round(size_mib, 1),
+            again.seconds,
+            again.rows_per_second,
+            again.rows_loaded,
+            again.rows_duplicate,
+            again.rows_rejected,
+        )
         report.notes.append(
             f"~{rows // 10:,} distinct users registered with OneID (SQLite store). "
             f"Generating the file took {gen_seconds:.1f} s. Peak memory of the process: "

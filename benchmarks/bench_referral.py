@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from benchmarks.common import Report
 
 CONNECTIONS = 50
+RATE = 20  # req/s of the open-loop latency phase
 SCALES = {"": 600, "small": 600, "full": 3000}
 
 minimal_app = FastAPI()
@@ -41,7 +42,8 @@ def ping(body: dict) -> dict:
 # ---------------------------------------------------------------- the load generator (2nd process)
 
 
-async def _load(url: str, path: str, bodies: list[dict], connections: int) -> dict:
+async def _load(url: str, path: str, bodies: list[dict], connections: int, rate: float = 0) -> dict:
+    """Closed loop (rate 0: `connections` requests always in flight) or open loop at `rate` req/s."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     queue = iter(bodies)
@@ -49,15 +51,25 @@ async def _load(url: str, path: str, bodies: list[dict], connections: int) -> di
 
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
 
+        async def one(body: dict) -> None:
+            start = time.perf_counter()
+            r = await client.post(path, json=body)
+            latencies.append(time.perf_counter() - start)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
         async def worker() -> None:
             for body in queue:
-                start = time.perf_counter()
-                r = await client.post(path, json=body)
-                latencies.append(time.perf_counter() - start)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                await one(body)
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        if rate:
+            tasks = []
+            for i, body in enumerate(bodies):
+                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
+                tasks.append(asyncio.create_task(one(body)))
+            await asyncio.gather(*tasks)
+        else:
+            await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - began
     latencies.sort()
 
@@ -74,11 +86,21 @@ async def _load(url: str, path: str, bodies: list[dict], connections: int) -> di
     }
 
 
-def _run_load(url: str, path: str, bodies: list[dict], workdir: Path) -> dict:
+def _run_load(url: str, path: str, bodies: list[dict], workdir: Path, rate: float = 0) -> dict:
     file = workdir / f"bodies{time.monotonic_ns()}.jsonl"
     file.write_text("\n".join(json.dumps(b) for b in bodies), encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_referral", "load", url, path, str(file), str(CONNECTIONS)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_referral",
+            "load",
+            url,
+            path,
+            str(file),
+            str(CONNECTIONS),
+            str(rate),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -134,6 +156,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def run(scale: str) -> Report:
     n = SCALES.get(scale, SCALES[""])
+    load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="bench-referral-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIEBIAN_")}
     env["LIEBIAN_DATA_DIR"] = str(workdir / "data")
@@ -187,10 +210,26 @@ def run(scale: str) -> Report:
             for i in range(n)
         ]
         conv = _run_load(url, "/api/v1/campaigns/bench/conversions", orders, workdir)
+        # Latency when the server is not saturated: open loop at RATE req/s, up to 50 in flight.
+        k = RATE * 10
+        extra = [{"code": codes[i % len(codes)], "id_type": "unionid", "id": f"late{i}"} for i in range(k)]
+        acc_open = _run_load(url, "/api/v1/invites/accept", extra, workdir, rate=RATE)
+        late_orders = [
+            {"id_type": "unionid", "id": f"late{i}", "order_id": f"late{i}", "amount_fen": 9900}
+            for i in range(k)
+        ]
+        conv_open = _run_load(url, "/api/v1/campaigns/bench/conversions", late_orders, workdir, rate=RATE)
     finally:
         _stop(server)
+    load_after = os.getloadavg()[0]
 
-    for name, m in (("minimal FastAPI POST", base), ("accept invite", acc), ("report conversion", conv)):
+    for name, m in (
+        ("minimal FastAPI POST", base),
+        ("accept invite", acc),
+        ("report conversion", conv),
+        (f"accept invite, open loop {RATE}/s", acc_open),
+        (f"report conversion, open loop {RATE}/s", conv_open),
+    ):
         report.add(
             name,
             m["requests"],
@@ -207,12 +246,14 @@ def run(scale: str) -> Report:
         f"accept {'met' if ok_acc else 'NOT met'}, conversion {'met' if ok_conv else 'NOT met'}. "
         "One uvicorn worker each, SQLite store; each conversion here grants two rewards (double-sided) "
         "through the hash-chained ledger; warehouse events are queued and flushed in the background. "
-        "Closed loop: latency ≈ 50 / throughput."
+        "Closed loop: latency ≈ 50 / throughput; the open-loop rows show the latency of one request "
+        f"when the server is not saturated. Load average of the (shared, 2-core) machine: "
+        f"{load_before:.1f} before, {load_after:.1f} after the run."
     )
     return report
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "load":
-    _url, _path, _file, _conns = sys.argv[2:6]
+    _url, _path, _file, _conns, _rate = sys.argv[2:7]
     _bodies = [json.loads(line) for line in Path(_file).read_text(encoding="utf-8").splitlines() if line]
-    print(json.dumps(asyncio.run(_load(_url, _path, _bodies, int(_conns)))))
+    print(json.dumps(asyncio.run(_load(_url, _path, _bodies, int(_conns), float(_rate)))))

@@ -7,8 +7,8 @@ created once per test session (engine/spark.py caches it) since it takes seconds
 from __future__ import annotations
 
 import itertools
-import random
 import os
+import random
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path

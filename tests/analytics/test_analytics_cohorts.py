@@ -32,13 +32,17 @@ def label(d: date, unit: str) -> str:
     return d.strftime("%Y-%m") if unit == "month" else d.isoformat()
 
 
-def ref_retention(rows, unit, start, end, periods, cohorts=12):
+def ref_retention(rows, unit, start, end, periods, cohorts=12, channels=()):
     first = {}
     for e in rows.events:
+        if channels and e["channel"] not in channels:
+            continue
         first[e["person_id"]] = min(first.get(e["person_id"], e["local"]), e["local"])
     members = {p: unit_of(t.date(), unit) for p, t in first.items() if start <= t.date() <= end}
     as_of = unit_of(max(e["local"] for e in rows.events).date(), unit)
-    act = {(e["person_id"], unit_of(e["local"].date(), unit)) for e in rows.events if e["event"] not in PASSIVE}
+    act = {
+        (e["person_id"], unit_of(e["local"].date(), unit)) for e in rows.events if e["event"] not in PASSIVE
+    }
     paid = [o for o in rows.orders if o["status"] == "paid"]
     keys = sorted(set(members.values()))[-cohorts:]
     out, money = {}, {}
@@ -71,6 +75,14 @@ def test_retention_and_ltv_match_reference(random_data, load, engine):
     got = service.run_revenue(f, unit="week", periods=3, engine=engine)
     _, money = ref_retention(random_data, "week", date(2026, 2, 27), date(2026, 3, 9), 3)
     assert {(c["cohort"], c["offset"]): c["ltv_fen"] for c in got["cells"]} == pytest.approx(money)
+
+
+def test_channel_filter_chooses_the_cohort_and_returns_count_anywhere(random_data, load):
+    load()
+    f = service.make_filters("2026-02-27", "2026-03-09", channels=["douyin"])
+    got = service.run_retention(f, unit="day", periods=5)
+    want, _ = ref_retention(random_data, "day", date(2026, 2, 27), date(2026, 3, 9), 5, channels=("douyin",))
+    assert {(c["cohort"], c["offset"]): c["rate"] for c in got["cells"]} == pytest.approx(want)
 
 
 def test_day_cohorts_split_at_shanghai_midnight_and_future_cells_are_none(rows, load):

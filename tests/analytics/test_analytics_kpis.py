@@ -135,8 +135,8 @@ def test_kpis_match_reference_on_scenario(scenario, load, engine):
     assert got["reactivation_rate"] == 1.0 and got["silent_users"] == 1  # person 5
 
 
-def test_kpis_with_channel_campaign_and_segment_filters(scenario, load, engine):
-    load(engine)
+def test_kpis_with_channel_campaign_and_segment_filters(scenario, load):
+    engine = load()
     for kwargs in (
         {"channels": ["douyin"]},
         {"campaigns": ["c2"]},
@@ -180,3 +180,13 @@ def test_bad_filters_name_the_field(data_dir):
         service.make_filters("2026-03-02", "2026-03-01")
     with pytest.raises(ValueError, match=r"item 2 \('x'\) is not a person id"):
         service.make_filters(segment=["1", "x"])
+
+
+def test_large_segments_filter_like_small_ones(scenario, load):
+    load()
+    small = service.run_kpis(service.make_filters(START, END, segment=[1, 3, 4]))
+    # over 1000 ids go through a joined id table instead of an IN list
+    big = service.run_kpis(service.make_filters(START, END, segment=[1, 3, 4, *range(10_000, 12_000)]))
+    assert big.pop("segment_size") == 2003 and small.pop("segment_size") == 3
+    assert big == small
+    assert small["participants"] == 2  # 1 and 3

@@ -247,3 +247,18 @@ def test_risk_policy_holds_and_blocks(api: Api, monkeypatch: pytest.MonkeyPatch)
     assert "circular_referral" in [s["code"] for s in blocked.json()["signals"]]
     tree = api.c.get("/api/v1/campaigns/risk/referrals").json()
     assert [r["state"] for r in tree] == ["held", "blocked"]
+
+
+def test_close_due_ends_and_settles_a_leaderboard_past_its_end(api: Api) -> None:
+    api.create(rules("leaderboard", end_at="2099-01-01T00:00:00"), "lbend")
+    code = api.invite("lbend", "alice")["code"]
+    api.accept(code, "bob")
+    api.order("lbend", "bob", "o1")
+    with session_scope() as s:
+        assert campaigns.close_due(s) == []  # not yet over
+    with session_scope() as s:
+        assert campaigns.close_due(s, now=campaigns.datetime(2099, 1, 2)) == ["lbend"]
+    with session_scope() as s:
+        assert campaigns.close_due(s, now=campaigns.datetime(2099, 1, 3)) == []
+    assert [(r.person_id, r.reward_code) for r in ledger("lbend")] == [(pid("alice"), "GOLD")]
+    assert api.c.get("/api/v1/campaigns/lbend").json()["status"] == "ended"

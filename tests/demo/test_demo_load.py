@@ -104,6 +104,7 @@ def test_overview_after_the_load_is_close_to_the_truth(loaded) -> None:
     assert truth["persons"] < got["persons"] < 1.5 * truth["persons"]
     assert got["referred_persons"] == pytest.approx(truth["referred_persons"], rel=0.1)
     assert got["d1_retention"] == pytest.approx(truth["d1_retention"], abs=0.06)
+    assert got["ltv_multiplier"] > 1  # referred users are worth more, through OneID as in truth
 
 
 def test_rerun_reuses_the_load_and_a_different_spec_needs_force(loaded) -> None:
@@ -151,3 +152,30 @@ def test_rejects_options_it_cannot_honour(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "d"), "demo", "--days", "3"])
     assert res.exit_code != 0 and "days must be at least 28" in res.output
     assert not (tmp_path / "d" / "demo").exists()
+
+
+def test_force_replaces_the_demo_with_a_fresh_load(loaded) -> None:
+    """Last in the module: it replaces the shared demo with another seed through the CLI."""
+    from liebian.cli import app
+
+    data, _result = loaded
+    args = [
+        "--data-dir",
+        str(data),
+        "demo",
+        "--seed",
+        "12",
+        "--persons",
+        "600",
+        "--force",
+        "--format",
+        "json",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    truth = json.loads((data / "demo" / "ground_truth.json").read_text(encoding="utf-8"))
+    assert truth["spec"]["seed"] == 12
+    with warehouse.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM import_batches").fetchone()[0] == 6  # the old load is gone
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == truth["sizes"]["events"]
+    assert json.loads(res.stdout.strip().splitlines()[-1])["events"] == truth["sizes"]["events"]

@@ -362,3 +362,18 @@ def test_founding_an_identifier_another_transaction_just_founded_adds_no_person(
     service._found_persons(session, [item.key], {}, "late", datetime(2026, 1, 1))
     assert service.lookup(session, [item.key]) == first
     assert session.scalar(select(func.count()).select_from(Person)) == 1
+
+
+def test_every_merge_is_logged_with_the_evidence_that_caused_it(session):
+    service.link(session, chain_evidence() + [chain_evidence()[0]])  # one piece of evidence twice
+    merges = session.execute(
+        select(PersonMerge.link_id, PersonMerge.survivor_id, PersonMerge.merged_id)
+    ).all()
+    assert len(merges) == 5
+    links = {row.id: row for row in session.scalars(select(IdentityLink))}
+    assert sorted(row.outcome for row in links.values()) == ["already_same"] + ["merged"] * 5
+    assert len({link_id for link_id, _, _ in merges}) == 5
+    for link_id, survivor, merged in merges:
+        evidence = links[link_id]
+        assert evidence.outcome == "merged"
+        assert survivor < merged

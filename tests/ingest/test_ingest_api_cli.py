@@ -34,8 +34,14 @@ def client(store, monkeypatch: pytest.MonkeyPatch):
 
 
 def _event(i: int, **over) -> dict:
-    item = {"event_id": f"api-{i}", "ts": 1793000000 + i, "user_id": f"o_{i % 3}", "id_type": "openid",
-            "event": "view", "channel": "小程序"}
+    item = {
+        "event_id": f"api-{i}",
+        "ts": 1793000000 + i,
+        "user_id": f"o_{i % 3}",
+        "id_type": "openid",
+        "event": "view",
+        "channel": "小程序",
+    }
     item.update(over)
     return item
 
@@ -53,17 +59,24 @@ def test_events_batch_per_item_results_and_idempotency(client: TestClient) -> No
     assert response.status_code == 200
     body = response.json()
     assert [(i["index"], i["status"]) for i in body["items"]] == [
-        (0, "accepted"), (1, "rejected"), (2, "rejected"), (3, "accepted"), (4, "duplicate"), (5, "rejected"),
+        (0, "accepted"),
+        (1, "rejected"),
+        (2, "rejected"),
+        (3, "accepted"),
+        (4, "duplicate"),
+        (5, "rejected"),
     ]
     assert body["items"][1]["errors"] == [{"field": "ts", "reason": "unreadable timestamp someday"}]
     assert sorted((e["field"], e["reason"]) for e in body["items"][2]["errors"]) == [
-        ("channel", "unknown channel 火星"), ("event_id", "missing event_id"),
+        ("channel", "unknown channel 火星"),
+        ("event_id", "missing event_id"),
     ]
     assert body["items"][5]["errors"] == [{"field": "item", "reason": "not a JSON object"}]
     assert (body["accepted"], body["duplicate"], body["rejected"]) == (2, 1, 3)
     # durable once the response is back: a fresh connection sees the rows
     assert rows("SELECT event_id, channel, props FROM events ORDER BY event_id") == [
-        ("api-0", "miniprogram", '{"page":"home"}'), ("api-3", "miniprogram", None),
+        ("api-0", "miniprogram", '{"page":"home"}'),
+        ("api-3", "miniprogram", None),
     ]
     assert scalar("SELECT count(*) FROM rejects WHERE source = 'api'") == 4
     again = client.post("/api/v1/events/batch", json={"items": [_event(0), _event(3)]}).json()
@@ -72,9 +85,17 @@ def test_events_batch_per_item_results_and_idempotency(client: TestClient) -> No
 
 
 def test_orders_batch_updates_status_and_rejects_negative_amounts(client: TestClient) -> None:
-    order = {"order_id": "O1", "ts": "2026-11-03T10:00:00+08:00", "user_id": "13800138000", "id_type": "phone",
-             "amount": 12.5, "channel": "抖音"}
-    body = client.post("/api/v1/orders/batch", json={"items": [order, {**order, "order_id": "O2", "amount": -1}]}).json()
+    order = {
+        "order_id": "O1",
+        "ts": "2026-11-03T10:00:00+08:00",
+        "user_id": "13800138000",
+        "id_type": "phone",
+        "amount": 12.5,
+        "channel": "抖音",
+    }
+    body = client.post(
+        "/api/v1/orders/batch", json={"items": [order, {**order, "order_id": "O2", "amount": -1}]}
+    ).json()
     assert [i["status"] for i in body["items"]] == ["accepted", "rejected"]
     assert body["items"][1]["errors"] == [{"field": "amount", "reason": "negative amount"}]
     refund = {**order, "status": "refunded", "ts": "2026-11-04T10:00:00+08:00"}
@@ -83,7 +104,10 @@ def test_orders_batch_updates_status_and_rejects_negative_amounts(client: TestCl
     assert rows("SELECT order_id, amount_fen, status, status_ts FROM orders") == [
         ("O1", 1250, "refunded", __import__("datetime").datetime(2026, 11, 4, 2, 0)),
     ]
-    assert client.post("/api/v1/orders/batch", json={"items": [refund]}).json()["items"][0]["status"] == "duplicate"
+    assert (
+        client.post("/api/v1/orders/batch", json={"items": [refund]}).json()["items"][0]["status"]
+        == "duplicate"
+    )
 
 
 def test_batch_limits(client: TestClient) -> None:
@@ -161,7 +185,9 @@ def test_failure_inside_the_load_step_leaves_nothing_and_a_rerun_loads_all_once(
 
 
 @pytest.mark.slow
-def test_killed_cli_import_rerun_ends_with_every_row_once(sqlite_store, data_dir: Path, tmp_path: Path) -> None:
+def test_killed_cli_import_rerun_ends_with_every_row_once(
+    sqlite_store, data_dir: Path, tmp_path: Path
+) -> None:
     n, users = 300_000, 30_000
     path = _big_file(tmp_path / "big.csv", n, users)
     env = {**os.environ, "LIEBIAN_DATA_DIR": str(data_dir)}
@@ -169,7 +195,9 @@ def test_killed_cli_import_rerun_ends_with_every_row_once(sqlite_store, data_dir
     for delay in (0.5, 3.0):
         proc = subprocess.Popen(
             [sys.executable, "-m", "liebian.cli", "import", "events", str(path), "--no-progress"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 60
         while not (data_dir / "tmp").exists() and proc.poll() is None and time.monotonic() < deadline:

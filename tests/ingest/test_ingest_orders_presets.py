@@ -34,7 +34,15 @@ def test_orders_one_row_per_order_and_later_states_update_it(store, tmp_path: Pa
         tmp_path / "day2.csv",
         ORDER_HEADER,
         [
-            ["A1", "2026-11-05 09:00", "13800138000", "phone", "1299", "已退款", "小程序"],  # refund of a known order
+            [
+                "A1",
+                "2026-11-05 09:00",
+                "13800138000",
+                "phone",
+                "1299",
+                "已退款",
+                "小程序",
+            ],  # refund of a known order
             ["A2", "2026-11-03 11:00", "o_b", "openid", "89.90", "paid", "app"],  # the same state again
             ["A3", "2026-11-04 08:00", "o_c", "openid", "10", "cancelled", "app"],
             ["A3", "2026-11-06 08:00", "o_c", "openid", "10", "paid", "app"],  # paid never undoes a cancel
@@ -63,9 +71,7 @@ def test_wecom_contacts_preset(sqlite_store) -> None:
     result = import_file(FIXTURES / "wecom_contacts.csv", "events", "wecom_contacts")
     assert result.encoding == "utf-8-sig"
     assert (result.rows_read, result.rows_loaded, result.rows_rejected) == (5, 3, 2)
-    got = rows(
-        "SELECT user_id, id_type, event, channel, ts, invite_code, props FROM events ORDER BY user_id"
-    )
+    got = rows("SELECT user_id, id_type, event, channel, ts, invite_code, props FROM events ORDER BY user_id")
     assert [g[:5] for g in got] == [
         ("wmAAA001", "external_userid", "add_external_contact", "wecom", datetime(2026, 11, 3, 1, 15)),
         ("wmAAA002", "external_userid", "add_external_contact", "wecom", datetime(2026, 11, 3, 2, 20)),
@@ -76,7 +82,10 @@ def test_wecom_contacts_preset(sqlite_store) -> None:
     # names and the phone in the remark are personal data the preset does not keep
     dump = json.dumps(rows("SELECT * FROM events"), default=str, ensure_ascii=False)
     assert "张三" not in dump and "138 0013 8000" not in dump
-    assert [(r["line"], r["field"]) for r in read_rejects(result.rejects_path)] == [("5", "user_id"), ("6", "ts")]
+    assert [(r["line"], r["field"]) for r in read_rejects(result.rejects_path)] == [
+        ("5", "user_id"),
+        ("6", "ts"),
+    ]
     # no event id in the export: the derived one makes a re-import a no-op
     assert import_file(FIXTURES / "wecom_contacts.csv", "events", "wecom_contacts").rows_loaded == 0
 

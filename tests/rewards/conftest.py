@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 from rewards_helpers import grant
 
+from liebian.config import reset_settings_cache
 from liebian.db.session import session_scope
 from liebian.rewards import service
+
+
+@pytest.fixture(autouse=True)
+def _no_scheduler(monkeypatch):
+    """The server's job scheduler would release and deliver behind the tests' backs."""
+    monkeypatch.setenv("LIEBIAN_SCHEDULER_ENABLED", "false")
+    reset_settings_cache()
 
 
 @pytest.fixture

@@ -15,7 +15,10 @@ router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
 
 def _bad(field: str, exc: Exception) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": [{"field": field, "reason": str(exc)}]})
+    return JSONResponse(
+        status_code=422,
+        content={"detail": "invalid request", "errors": [{"field": field, "reason": str(exc)}]},
+    )
 
 
 def filters_dep(
@@ -26,7 +29,9 @@ def filters_dep(
     segment: Annotated[str | None, Query(description="comma-separated person ids")] = None,
 ) -> Filters | JSONResponse:
     try:
-        return service.make_filters(start, end, channel, campaign, segment.split(",") if segment is not None else None)
+        return service.make_filters(
+            start, end, channel, campaign, segment.split(",") if segment is not None else None
+        )
     except AnalyticsError as exc:
         return _bad("filters", exc)
 
@@ -53,7 +58,9 @@ def kpis(
 @router.get("/funnel")
 def funnel(
     filters: FiltersDep,
-    steps: str | None = Query(None, description="comma list of events or name=event; order_paid = paid order"),
+    steps: str | None = Query(
+        None, description="comma list of events or name=event; order_paid = paid order"
+    ),
     window_days: float = Query(14, gt=0),
     breakdown: str | None = Query(None, pattern="^(channel|campaign)$"),
 ) -> dict:
@@ -62,7 +69,10 @@ def funnel(
 
 @router.get("/funnel/dropped")
 def dropped(
-    filters: FiltersDep, at_step: int = Query(..., ge=2), steps: str | None = None, window_days: float = Query(14, gt=0)
+    filters: FiltersDep,
+    at_step: int = Query(..., ge=2),
+    steps: str | None = None,
+    window_days: float = Query(14, gt=0),
 ) -> list[dict]:
     return _run(filters, service.run_dropped, at_step, steps, window_days)
 
@@ -91,7 +101,9 @@ def revenue(
 
 @router.get("/referral-tree")
 def referral_tree(
-    filters: FiltersDep, top: int = Query(20, ge=1, le=1000), max_graph_nodes: int = Query(500, ge=1, le=20000)
+    filters: FiltersDep,
+    top: int = Query(20, ge=1, le=1000),
+    max_graph_nodes: int = Query(500, ge=1, le=20000),
 ) -> dict:
     return _run(filters, service.run_referral_tree, top, max_graph_nodes)
 

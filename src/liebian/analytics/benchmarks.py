@@ -18,12 +18,48 @@ CORE = ("participation_rate", "conversion_rate", "k_factor", "retention_d7", "lt
 
 # sector → indicator → reference value (rates as fractions, LTV in fen)
 DEFAULT_REFERENCE: dict[str, dict[str, float]] = {
-    "food_service": {"participation_rate": 0.20, "conversion_rate": 0.08, "k_factor": 0.35, "retention_d7": 0.25, "ltv_fen": 15000},
-    "education": {"participation_rate": 0.15, "conversion_rate": 0.04, "k_factor": 0.30, "retention_d7": 0.30, "ltv_fen": 150000},
-    "ecommerce": {"participation_rate": 0.12, "conversion_rate": 0.05, "k_factor": 0.25, "retention_d7": 0.20, "ltv_fen": 30000},
-    "beauty": {"participation_rate": 0.18, "conversion_rate": 0.06, "k_factor": 0.40, "retention_d7": 0.22, "ltv_fen": 45000},
-    "fmcg": {"participation_rate": 0.15, "conversion_rate": 0.07, "k_factor": 0.30, "retention_d7": 0.18, "ltv_fen": 12000},
-    "maternal_baby": {"participation_rate": 0.22, "conversion_rate": 0.06, "k_factor": 0.45, "retention_d7": 0.32, "ltv_fen": 60000},
+    "food_service": {
+        "participation_rate": 0.20,
+        "conversion_rate": 0.08,
+        "k_factor": 0.35,
+        "retention_d7": 0.25,
+        "ltv_fen": 15000,
+    },
+    "education": {
+        "participation_rate": 0.15,
+        "conversion_rate": 0.04,
+        "k_factor": 0.30,
+        "retention_d7": 0.30,
+        "ltv_fen": 150000,
+    },
+    "ecommerce": {
+        "participation_rate": 0.12,
+        "conversion_rate": 0.05,
+        "k_factor": 0.25,
+        "retention_d7": 0.20,
+        "ltv_fen": 30000,
+    },
+    "beauty": {
+        "participation_rate": 0.18,
+        "conversion_rate": 0.06,
+        "k_factor": 0.40,
+        "retention_d7": 0.22,
+        "ltv_fen": 45000,
+    },
+    "fmcg": {
+        "participation_rate": 0.15,
+        "conversion_rate": 0.07,
+        "k_factor": 0.30,
+        "retention_d7": 0.18,
+        "ltv_fen": 12000,
+    },
+    "maternal_baby": {
+        "participation_rate": 0.22,
+        "conversion_rate": 0.06,
+        "k_factor": 0.45,
+        "retention_d7": 0.32,
+        "ltv_fen": 60000,
+    },
 }
 SECTOR_NAMES = {
     "food_service": "餐饮 food service",
@@ -55,7 +91,9 @@ def validate_reference(data: Any) -> dict[str, dict[str, float]]:
             if key not in CORE:
                 raise AnalyticsError(f"reference.{sector}.{key}: unknown indicator (use {', '.join(CORE)})")
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise AnalyticsError(f"reference.{sector}.{key}: must be a non-negative number, got {value!r}")
+                raise AnalyticsError(
+                    f"reference.{sector}.{key}: must be a non-negative number, got {value!r}"
+                )
     return data
 
 

@@ -23,7 +23,9 @@ def channel_names(fr: Frame) -> list[str]:
     return sorted(str(c) for c in fr.execute(e.select("channel").distinct()).channel)
 
 
-def channel_radar(fr: Frame, channels: list[str] | None = None, costs: Costs | None = None) -> list[dict[str, Any]]:
+def channel_radar(
+    fr: Frame, channels: list[str] | None = None, costs: Costs | None = None
+) -> list[dict[str, Any]]:
     names = channels or list(fr.filters.channels) or channel_names(fr)
     rows = []
     for name in names:

@@ -11,7 +11,9 @@ from liebian.analytics import service
 from liebian.analytics.common import AnalyticsError
 from liebian.output import Format, emit, err_console
 
-app = typer.Typer(help="Growth analytics: KPIs, funnel, cohorts, referral tree, channels, scorecard, benchmarks.")
+app = typer.Typer(
+    help="Growth analytics: KPIs, funnel, cohorts, referral tree, channels, scorecard, benchmarks."
+)
 
 START = typer.Option(None, "--start", help="First day (YYYY-MM-DD, display zone).")
 END = typer.Option(None, "--end", help="Last day, inclusive.")
@@ -41,7 +43,9 @@ def kpis_cmd(
 ) -> None:  # fmt: skip
     """The KPI sheet (definitions: docs/metrics.md)."""
     try:
-        result = service.run_kpis(_filters(start, end, channel, campaign, segment_file), engine, reward_cost, other_cost)
+        result = service.run_kpis(
+            _filters(start, end, channel, campaign, segment_file), engine, reward_cost, other_cost
+        )
     except AnalyticsError as exc:
         _fail(exc)
     emit(result, fmt, title="KPIs")
@@ -58,7 +62,11 @@ def funnel_cmd(
     """Fission funnel: persons, conversion and drop-off per step."""
     try:
         result = service.run_funnel(
-            _filters(start, end, channel, campaign, segment_file), steps, window_days, breakdown, engine=engine
+            _filters(start, end, channel, campaign, segment_file),
+            steps,
+            window_days,
+            breakdown,
+            engine=engine,
         )
     except AnalyticsError as exc:
         _fail(exc)
@@ -74,7 +82,9 @@ def dropped_cmd(
 ) -> None:  # fmt: skip
     """Export the persons who dropped before a funnel step."""
     try:
-        rows = service.run_dropped(_filters(start, end, channel, campaign, segment_file), at_step, steps, window_days, engine)
+        rows = service.run_dropped(
+            _filters(start, end, channel, campaign, segment_file), at_step, steps, window_days, engine
+        )
     except AnalyticsError as exc:
         _fail(exc)
     emit(rows, fmt, title=f"Dropped before step {at_step}")
@@ -90,7 +100,9 @@ def retention_cmd(
 ) -> None:  # fmt: skip
     """Retention matrix (rates per cohort and period)."""
     try:
-        r = service.run_retention(_filters(start, end, channel, campaign, segment_file), unit, cohort_by, periods, cohorts, engine)
+        r = service.run_retention(
+            _filters(start, end, channel, campaign, segment_file), unit, cohort_by, periods, cohorts, engine
+        )
     except AnalyticsError as exc:
         _fail(exc)
     emit(r["matrix"], fmt, title=f"Retention by {unit}")
@@ -105,7 +117,9 @@ def revenue_cmd(
 ) -> None:  # fmt: skip
     """Revenue per cohort: cumulative revenue per member (observed LTV curves, fen)."""
     try:
-        r = service.run_revenue(_filters(start, end, channel, campaign, segment_file), unit, cohort_by, periods, cohorts, engine)
+        r = service.run_revenue(
+            _filters(start, end, channel, campaign, segment_file), unit, cohort_by, periods, cohorts, engine
+        )
     except AnalyticsError as exc:
         _fail(exc)
     emit(r["ltv_curves"], fmt, title=f"LTV (fen) by {unit}")
@@ -125,7 +139,9 @@ def tree_cmd(
     if part not in TREE_PARTS:
         _fail(AnalyticsError(f"--part must be one of {', '.join(TREE_PARTS)}"))
     try:
-        r = service.run_referral_tree(_filters(start, end, channel, campaign, segment_file), top, engine=engine)
+        r = service.run_referral_tree(
+            _filters(start, end, channel, campaign, segment_file), top, engine=engine
+        )
     except AnalyticsError as exc:
         _fail(exc)
     pick = {
@@ -163,7 +179,9 @@ def scorecard_cmd(
     except json.JSONDecodeError as exc:
         _fail(AnalyticsError(f"--weights: not JSON ({exc})"))
     try:
-        r = service.run_scorecard(_filters(start, end, channel, campaign, segment_file), stage, parsed, engine)
+        r = service.run_scorecard(
+            _filters(start, end, channel, campaign, segment_file), stage, parsed, engine
+        )
     except AnalyticsError as exc:
         _fail(exc)
     if fmt is Format.json:
@@ -185,7 +203,9 @@ def benchmarks_cmd(
 
     try:
         table = bench.load_reference(reference) if reference else None
-        r = service.run_benchmarks(_filters(start, end, channel, campaign, segment_file), sector, table, engine)
+        r = service.run_benchmarks(
+            _filters(start, end, channel, campaign, segment_file), sector, table, engine
+        )
     except AnalyticsError as exc:
         _fail(exc)
     emit(r["comparison"], fmt, title=f"Benchmarks: {sector}")

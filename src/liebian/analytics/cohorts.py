@@ -10,6 +10,7 @@ have not fully happened yet (after the last data period) are None, not 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -73,22 +74,47 @@ def cohort_members(fr: Frame, cohort_by: str = "first_event") -> ir.Table:
     return fr.in_period(start, "start_ts")
 
 
-def _frame(fr: Frame, unit: str, cohort_by: str, periods: int, cohorts: int):
+def _person_periods(fr: Frame, unit_of) -> ir.Table:
+    """One pass over all events: person_id, p (period), first_ts in it, active (a non-passive event)."""
+    ev = fr.table("events")
+    return ev.group_by("person_id", p=unit_of(ev.ts)).aggregate(
+        first_ts=ev.ts.min(), active=(~ev.event.isin(list(fr.ev.passive))).any()
+    )
+
+
+def _cohorts(fr: Frame, g: ir.Table, unit_of, cohort_by: str, periods: int, cohorts: int):
     if periods < 1 or cohorts < 1:
         raise AnalyticsError("periods and cohorts must be at least 1")
-    unit_of = _unit_fn(fr, unit)
-    members = cohort_members(fr, cohort_by)
+    f = fr.filters
+    if cohort_by == "first_event" and not (f.channels or f.campaigns):
+        # Same answer as cohort_members(), read from the one pass instead of a second scan.
+        start = g.group_by("person_id").aggregate(start_ts=g.first_ts.min())
+        members = fr.in_segment(fr.in_period(start, "start_ts"))
+    else:
+        members = cohort_members(fr, cohort_by)
     members = members.mutate(cohort=unit_of(members.start_ts))
     sizes = members.group_by("cohort").aggregate(size=members.person_id.count())
-    # The most recent `cohorts` cohorts; the semi-join keeps the later joins small.
-    sizes = sizes.order_by(sizes.cohort.desc()).limit(cohorts)
+    sizes = sizes.order_by(sizes.cohort.desc()).limit(cohorts)  # the most recent cohorts
     members = members.semi_join(sizes, "cohort")
-    everything = fr.table("events")
-    as_of = everything.aggregate(as_of=unit_of(everything.ts.max()))
-    return unit_of, members, sizes, as_of
+    as_of = g.aggregate(as_of=g.p.max())
+    return members, sizes, as_of
 
 
-def _finish(df: pd.DataFrame, sizes: pd.DataFrame, as_of: int, unit: str, periods: int, value_cols) -> pd.DataFrame:
+def _fetch(
+    fr: Frame, sizes: ir.Table, values: ir.Table, as_of: ir.Table
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """One query: every cohort's size (also cohorts without any value) with its values and as_of."""
+    joined = sizes.left_join(values, sizes.cohort == values.cohort).cross_join(as_of)
+    df = fr.execute(joined.drop("cohort_right"))
+    if df.empty:
+        return df, df, 0
+    size_df = df[["cohort", "size"]].drop_duplicates()
+    return df[df.offset.notna()].astype({"offset": "int64"}), size_df, int(df.as_of.iloc[0])
+
+
+def _finish(
+    df: pd.DataFrame, sizes: pd.DataFrame, as_of: int, unit: str, periods: int, value_cols
+) -> pd.DataFrame:
     rows = []
     lookup = {(int(r.cohort), int(r.offset)): r for r in df.itertuples()}
     for s in sizes.sort_values("cohort").itertuples():
@@ -107,16 +133,15 @@ def retention(
     fr: Frame, unit: str = "week", cohort_by: str = "first_event", periods: int = 12, cohorts: int = 12
 ) -> CohortResult:
     """Retention matrix: for each cohort and offset k, persons active in period cohort+k / cohort size."""
-    unit_of, members, sizes, as_of = _frame(fr, unit, cohort_by, periods, cohorts)
-    ev = fr.table("events")
-    act = ev.filter(~ev.event.isin(list(fr.ev.passive)))
-    act = act.semi_join(members, "person_id")
-    act = act.select("person_id", p=unit_of(act.ts)).distinct()
-    j = members.join(act, [members.person_id == act.person_id, act.p > members.cohort, act.p < members.cohort + periods])
+    unit_of = _unit_fn(fr, unit)
+    g = _person_periods(fr, unit_of)
+    members, sizes, as_of = _cohorts(fr, g, unit_of, cohort_by, periods, cohorts)
+    act = g.filter(g.active)
+    j = members.join(
+        act, [members.person_id == act.person_id, act.p > members.cohort, act.p < members.cohort + periods]
+    )
     counts = j.group_by(j.cohort, offset=j.p - j.cohort).aggregate(persons=j.person_id.count())
-    df = fr.execute(counts)
-    size_df = fr.execute(sizes.cross_join(as_of))
-    asof = int(size_df.as_of.iloc[0]) if len(size_df) else 0
+    df, size_df, asof = _fetch(fr, sizes, counts, as_of)
 
     def persons(r, size, k):
         return size if k == 0 else (int(r.persons) if r is not None else 0)
@@ -133,16 +158,18 @@ def revenue(
 ) -> CohortResult:
     """Revenue per cohort: paid revenue (fen) in period cohort+k, cumulative, and per cohort member
     (the observed LTV curve). Orders before a person's cohort start are not counted."""
-    unit_of, members, sizes, as_of = _frame(fr, unit, cohort_by, periods, cohorts)
+    unit_of = _unit_fn(fr, unit)
+    g = _person_periods(fr, unit_of)
+    members, sizes, as_of = _cohorts(fr, g, unit_of, cohort_by, periods, cohorts)
     o = fr.table("orders")
     o = o.filter(o.status == "paid")
     j = members.join(o, [members.person_id == o.person_id, o.ts >= members.start_ts])
     j = j.mutate(offset=unit_of(j.ts) - j.cohort)
     j = j.filter(j.offset < periods)
-    sums = j.group_by("cohort", "offset").aggregate(revenue_fen=j.amount_fen.sum(), buyers=j.person_id.nunique())
-    df = fr.execute(sums)
-    size_df = fr.execute(sizes.cross_join(as_of))
-    asof = int(size_df.as_of.iloc[0]) if len(size_df) else 0
+    sums = j.group_by("cohort", "offset").aggregate(
+        revenue_fen=j.amount_fen.sum(), buyers=j.person_id.nunique()
+    )
+    df, size_df, asof = _fetch(fr, sizes, sums, as_of)
     rows = []
     lookup = {(int(r.cohort), int(r.offset)): r for r in df.itertuples()}
     for s in size_df.sort_values("cohort").itertuples():
@@ -165,4 +192,3 @@ def revenue(
                 }
             )
     return CohortResult(unit, cohort_by, pd.DataFrame(rows))
-

@@ -97,14 +97,18 @@ def zone_offset_seconds(zone: str) -> int:
     year = datetime.now(UTC).year
     offsets = {datetime(y, m, 15, tzinfo=tz).utcoffset() for y in (year - 1, year) for m in (1, 7)}
     if len(offsets) != 1:
-        raise AnalyticsError(f"timezone {zone!r} has daylight saving time; analytics needs a fixed-offset zone")
+        raise AnalyticsError(
+            f"timezone {zone!r} has daylight saving time; analytics needs a fixed-offset zone"
+        )
     return int(offsets.pop().total_seconds())
 
 
 class Frame:
     """One analysis run: the backend's tables, the filters and the zone, with the helpers to use them."""
 
-    def __init__(self, backend: ibis.BaseBackend, filters: Filters | None = None, config: MetricConfig | None = None):
+    def __init__(
+        self, backend: ibis.BaseBackend, filters: Filters | None = None, config: MetricConfig | None = None
+    ):
         self.backend = backend
         self.filters = filters or Filters()
         self.config = config or MetricConfig()

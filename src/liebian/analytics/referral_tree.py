@@ -33,7 +33,9 @@ def tree_edges(fr: Frame) -> pd.DataFrame:
     e = fr.edges()
     first = e.group_by("invitee_person_id").aggregate(ts=e.ts.min())
     hit = e.join(first, [e.invitee_person_id == first.invitee_person_id, e.ts == first.ts])
-    parent = hit.group_by(invitee=hit.invitee_person_id).aggregate(inviter=hit.inviter_person_id.min(), ts=hit.ts.min())
+    parent = hit.group_by(invitee=hit.invitee_person_id).aggregate(
+        inviter=hit.inviter_person_id.min(), ts=hit.ts.min()
+    )
     parent = parent.filter(parent.inviter != parent.invitee)
     return fr.execute(parent.order_by("invitee"))
 
@@ -51,7 +53,9 @@ def _buyers(fr: Frame, persons: list[int]) -> set[int]:
 def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeResult:
     edges = tree_edges(fr)
     if edges.empty:
-        return TreeResult([], [], [], [], {"nodes": [], "edges": []}, {"edges": 0, "roots": 0, "max_depth": 0})
+        return TreeResult(
+            [], [], [], [], {"nodes": [], "edges": []}, {"edges": 0, "roots": 0, "max_depth": 0}
+        )
     parent = dict(zip(edges.invitee.astype("int64"), edges.inviter.astype("int64"), strict=True))
     children: dict[int, list[int]] = {}
     for child, par in parent.items():
@@ -117,9 +121,13 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
     tree_depth = nodes[nodes.generation == 0].height
     depth = [{"depth": int(d), "trees": int(c)} for d, c in tree_depth.value_counts().sort_index().items()]
     inv = nodes[nodes.direct > 0].direct
-    breadth = [{"direct_invitees": int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()]
+    breadth = [
+        {"direct_invitees": int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()
+    ]
 
-    spreaders = nodes[nodes.direct > 0].sort_values(["descendants", "direct", "person_id"], ascending=[False, False, True])
+    spreaders = nodes[nodes.direct > 0].sort_values(
+        ["descendants", "direct", "person_id"], ascending=[False, False, True]
+    )
     spreaders = spreaders.head(top)
     kid_ids = [c for p in spreaders.person_id for c in children.get(int(p), ())]
     buyers = _buyers(fr, kid_ids)
@@ -139,7 +147,11 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
 
     # Graph view: the largest trees first, whole trees until the node budget is used.
     keep: set[int] = set()
-    for root in nodes[nodes.generation == 0].sort_values(["descendants", "person_id"], ascending=[False, True]).person_id:
+    for root in (
+        nodes[nodes.generation == 0]
+        .sort_values(["descendants", "person_id"], ascending=[False, True])
+        .person_id
+    ):
         size = 1 + descendants[int(root)]
         if keep and len(keep) + size > max_graph_nodes:
             continue
@@ -147,7 +159,12 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
         if len(keep) >= max_graph_nodes:
             break
     graph_nodes = [
-        {"id": int(r.person_id), "generation": int(r.generation), "direct": int(r.direct), "descendants": int(r.descendants)}
+        {
+            "id": int(r.person_id),
+            "generation": int(r.generation),
+            "direct": int(r.direct),
+            "descendants": int(r.descendants),
+        }
         for r in nodes[nodes.person_id.isin(keep)].sort_values(["generation", "person_id"]).itertuples()
     ]
     graph_edges = [

@@ -44,20 +44,31 @@ class Indicator:
 
 INDICATORS: tuple[Indicator, ...] = (
     Indicator("new_user_growth", "新增用户环比 new-user growth", "user_growth", "scale", -0.2, 0.5),
-    Indicator("referred_share_of_new", "裂变新客占比 referred share of new", "user_growth", "scale", 0.05, 0.5),
+    Indicator(
+        "referred_share_of_new", "裂变新客占比 referred share of new", "user_growth", "scale", 0.05, 0.5
+    ),
     Indicator("k_factor", "K 因子 K-factor", "user_growth", "scale", 0.05, 1.0),
     Indicator("referral_rate", "推荐率 referral rate", "user_growth", "scale", 0.01, 0.2),
     Indicator("reach_growth", "触达人数环比 reach growth", "brand_voice", "scale", -0.2, 0.5),
     Indicator("shares_per_active", "人均分享 shares per active user", "brand_voice", "activity", 0.05, 1.0),
     Indicator("participation_rate", "参与率 participation rate", "brand_voice", "activity", 0.05, 0.3),
-    Indicator("invites_per_participant", "人均邀请 invites per participant", "brand_voice", "activity", 0.5, 3.0),
+    Indicator(
+        "invites_per_participant", "人均邀请 invites per participant", "brand_voice", "activity", 0.5, 3.0
+    ),
     Indicator("retention_d7", "7日留存 D7 retention", "brand_voice", "activity", 0.05, 0.4),
     Indicator("dau_mau", "DAU/MAU", "brand_voice", "activity", 0.05, 0.3),
     Indicator("aov_change", "客单价环比 AOV change", "aov_lift", "conversion", -0.1, 0.2),
     Indicator("conversion_rate", "转化率 conversion rate", "aov_lift", "conversion", 0.01, 0.15),
     Indicator("invite_conversion", "邀请转化率 invite conversion", "aov_lift", "conversion", 0.05, 0.4),
     Indicator("repurchase_rate", "复购率 repurchase rate", "repurchase_change", "conversion", 0.05, 0.35),
-    Indicator("repurchase_change", "复购率变化 repurchase change (pp)", "repurchase_change", "conversion", -0.05, 0.05),
+    Indicator(
+        "repurchase_change",
+        "复购率变化 repurchase change (pp)",
+        "repurchase_change",
+        "conversion",
+        -0.05,
+        0.05,
+    ),
 )
 
 

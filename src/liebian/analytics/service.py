@@ -82,7 +82,9 @@ def make_filters(
 
 
 @contextmanager
-def frame(filters: Filters | None = None, engine: str | None = None, config: MetricConfig | None = None) -> Iterator[Frame]:
+def frame(
+    filters: Filters | None = None, engine: str | None = None, config: MetricConfig | None = None
+) -> Iterator[Frame]:
     with analytics_backend(engine) as backend:
         yield Frame(backend, filters or Filters(), config)
 
@@ -95,7 +97,9 @@ def costs_for(filters: Filters, reward_cost_fen: int | None = None, other_cost_f
     return Costs(reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)
 
 
-def run_kpis(filters: Filters, engine: str | None = None, reward_cost_fen: int | None = None, other_cost_fen: int = 0) -> dict:
+def run_kpis(
+    filters: Filters, engine: str | None = None, reward_cost_fen: int | None = None, other_cost_fen: int = 0
+) -> dict:
     costs = costs_for(filters, reward_cost_fen, other_cost_fen)
     with frame(filters, engine) as fr:
         return kpis_mod.kpis(fr, costs)
@@ -122,7 +126,11 @@ def run_funnel(
 
 
 def run_dropped(
-    filters: Filters, at_step: int, steps: str | Sequence[str] | None = None, window_days: float = 14, engine: str | None = None
+    filters: Filters,
+    at_step: int,
+    steps: str | Sequence[str] | None = None,
+    window_days: float = 14,
+    engine: str | None = None,
 ) -> list[dict]:
     parsed = funnel_mod.parse_steps(steps)
     with frame(filters, engine) as fr:
@@ -144,10 +152,17 @@ def run_revenue(
 ) -> dict:  # fmt: skip
     with frame(filters, engine) as fr:
         result = cohorts_mod.revenue(fr, unit, cohort_by, periods, cohorts)
-    return {"unit": unit, "cohort_by": cohort_by, "ltv_curves": result.matrix("ltv_fen"), "cells": result.rows()}
+    return {
+        "unit": unit,
+        "cohort_by": cohort_by,
+        "ltv_curves": result.matrix("ltv_fen"),
+        "cells": result.rows(),
+    }
 
 
-def run_referral_tree(filters: Filters, top: int = 20, max_graph_nodes: int = 500, engine: str | None = None) -> dict:
+def run_referral_tree(
+    filters: Filters, top: int = 20, max_graph_nodes: int = 500, engine: str | None = None
+) -> dict:
     with frame(filters, engine) as fr:
         return asdict(tree_mod.referral_tree(fr, top, max_graph_nodes))
 
@@ -158,7 +173,10 @@ def run_channels(filters: Filters, engine: str | None = None) -> list[dict]:
 
 
 def run_scorecard(
-    filters: Filters, stage: str = "mature", weights: dict[str, float] | None = None, engine: str | None = None
+    filters: Filters,
+    stage: str = "mature",
+    weights: dict[str, float] | None = None,
+    engine: str | None = None,
 ) -> dict:
     with frame(filters, engine) as fr:
         return score_mod.scorecard(fr, stage, weights, costs_for(filters))
@@ -177,4 +195,14 @@ def run_benchmarks(
     return {"sector": sector, "filters": filters.describe(), "comparison": bench.compare(kpi, sector, table)}
 
 
-ANALYSES = ("kpis", "funnel", "dropped", "retention", "revenue", "referral-tree", "channels", "scorecard", "benchmarks")
+ANALYSES = (
+    "kpis",
+    "funnel",
+    "dropped",
+    "retention",
+    "revenue",
+    "referral-tree",
+    "channels",
+    "scorecard",
+    "benchmarks",
+)

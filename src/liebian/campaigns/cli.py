@@ -141,6 +141,13 @@ def leaderboard(campaign_id: str, limit: int = typer.Option(20, min=1), fmt: For
     emit(_call(service.leaderboard, campaign_id, limit), fmt, title=f"{campaign_id} leaderboard")
 
 
+@app.command("close-due")
+def close_due() -> None:
+    """End campaigns past their end date (leaderboards grant their rank rewards); for cron."""
+    closed = _call(service.close_due)
+    console.print(f"{len(closed)} campaign(s) ended: {', '.join(closed)}" if closed else "nothing to close")
+
+
 @app.command()
 def flush() -> None:
     """Move queued invite events and referral edges to the warehouse now (the server does it every second)."""

@@ -435,9 +435,9 @@ def pause(session: Session, campaign_id: str, *, actor: str = "operator") -> dic
     return campaign_view(session, c, now)
 
 
-def end(session: Session, campaign_id: str, *, actor: str = "operator") -> dict:
+def end(session: Session, campaign_id: str, *, actor: str = "operator", now: datetime | None = None) -> dict:
     """End the campaign; a leaderboard campaign grants its rank rewards once."""
-    now = utcnow()
+    now = now or utcnow()
     c = _campaign(session, campaign_id, lock=True)
     if c.status == "ended" and c.settled:
         return campaign_view(session, c, now)
@@ -449,6 +449,22 @@ def end(session: Session, campaign_id: str, *, actor: str = "operator") -> dict:
     c.settled = True
     session.flush()
     return campaign_view(session, c, now)
+
+
+def close_due(session: Session, now: datetime | None = None) -> list[str]:
+    """Persist `ended` for launched campaigns past their end date; leaderboards grant their ranks.
+
+    Run by the server's background thread and by `liebian campaign close-due` (cron)."""
+    now = now or utcnow()
+    closed = []
+    for c in session.scalars(
+        select(Campaign).where(Campaign.status.in_(("scheduled", "live", "paused")))
+    ).all():
+        rules = rules_of(session, c.id, c.version)
+        if rules.end_at and now > rules.end_at:
+            end(session, c.id, actor="system:close_due", now=now)
+            closed.append(c.id)
+    return closed
 
 
 # ---------------------------------------------------------------- participants
@@ -657,6 +673,7 @@ class RiskContext:
     payment_account: str | None = None
     ts: datetime = field(default_factory=utcnow)
     referral_id: int | None = None
+    friend_is_new: bool = False  # founded by this request: no history in OneID
 
 
 @dataclass
@@ -685,7 +702,7 @@ def check_device_ip_caps(session: Session, ctx: RiskContext) -> list[RiskSignal]
 
 def check_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     """The friend already brought the inviter (directly or further up the chain): a circular referral."""
-    if ctx.stage != "accept" or ctx.inviter is None or ctx.friend is None:
+    if ctx.stage != "accept" or ctx.inviter is None or ctx.friend is None or ctx.friend_is_new:
         return []
     person, seen = ctx.inviter, set()
     while person is not None and person not in seen:
@@ -1032,8 +1049,21 @@ class WarehouseFlusher:
         self._thread.start()
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.wait(self.interval):
             self.flush_once()
+            rounds += 1
+            if rounds % 30 == 0:
+                self.close_once()
+
+    def close_once(self) -> None:
+        from liebian.db.session import session_scope
+
+        try:
+            with session_scope() as s:
+                close_due(s)
+        except Exception:
+            log.exception("closing campaigns past their end date failed")
 
     def flush_once(self) -> None:
         from liebian.db.session import session_scope
@@ -1129,6 +1159,7 @@ def accept_invite(session: Session, req, *, now: datetime | None = None) -> Acce
         user_agent=req.user_agent,
         phone=req.id if req.id_type == "phone" else req.other_ids.get("phone"),
         ts=now,
+        friend_is_new=not known,
     )
     decision, score, signals = _assess(session, ctx)
     state = {"allow": "accepted", "hold": "held", "block": "blocked"}[decision]
@@ -1349,7 +1380,7 @@ def _qualify(
                 )
             )
 
-    give(friend, rules.friend_reward, "friend", f"friend:{ref.id}")
+    # Lock order everywhere: referral → inviter counter → campaign row (budget) → ledger head.
     count = None
     if rules.type != "group_buy":
         if not _inviter_spend_ok(session, rules, inviter):
@@ -1360,6 +1391,7 @@ def _qualify(
                 notes.append({"role": "inviter", "state": "inviter_cap_reached"})
             else:
                 session.execute(update(Referral).where(Referral.id == ref.id).values(counted=True))
+    give(friend, rules.friend_reward, "friend", f"friend:{ref.id}")
     if count is not None:
         if rules.type == "invite_task":
             for tier in rules.tiers:
@@ -1627,6 +1659,16 @@ def refund(
         rules = rules_of(session, c.id, ref.version)
         within = ref.qualified_at is not None and now <= ref.qualified_at + timedelta(days=rules.hold_days)
         if within:
+            # Lock order as in _qualify: referral → inviter counter → campaign row → ledger head.
+            uncounted = session.execute(
+                update(Referral)
+                .where(Referral.id == ref.id, Referral.counted.is_(True))
+                .values(counted=False)
+            ).rowcount
+            session.execute(update(Referral).where(Referral.id == ref.id).values(state="refunded"))
+            if uncounted:
+                _unbump(session, c.id, "inviter", str(ref.inviter_person_id))
+            _campaign(session, c.id, lock=True)
             views = _rewards().revoke_for_source(
                 session,
                 _order_ref(c.id, order_id),
@@ -1637,11 +1679,6 @@ def refund(
             for v in views:
                 on_reward_final(session, v)
             revoked = [v.id for v in views]
-            if ref.counted:
-                _unbump(session, c.id, "inviter", str(ref.inviter_person_id))
-            session.execute(
-                update(Referral).where(Referral.id == ref.id).values(state="refunded", counted=False)
-            )
     _audit(
         session,
         "order.refund",

@@ -1219,7 +1219,9 @@ class _Generator:
         m = len(self.o_person)
         amount = self.o_amount.copy()
         # absurd but well-formed amounts: a typo'd price, a test order of one fen
-        absurd = rng.choice(m, max(2, m // 5000), replace=False)
+        # (on existing members' orders only, so they skew GMV a little but not the new-user LTV story)
+        members = np.flatnonzero((self.kind[self.o_person] == EXISTING) & (self.o_status != 2))
+        absurd = np.sort(rng.choice(members, max(2, m // 5000), replace=False))
         amount[absurd] = np.where(np.arange(len(absurd)) % 2 == 0, 8_888_800, 1)
         self.quality["out_of_range_amounts"] = int(len(absurd))
         refunded = np.flatnonzero(self.o_status == 1)

@@ -132,13 +132,16 @@ def scan(
             SELECT person_id, 'device' AS kind, device_id AS value FROM events
             WHERE device_id IS NOT NULL AND device_id <> ''
             UNION ALL
+            -- props repeat per person and address: parse each distinct one once
             SELECT person_id, 'ipua' AS kind, ip || '|' || ua AS value FROM (
-                SELECT person_id, ip, {_ua_expr()} AS ua FROM events
-                WHERE ip IS NOT NULL AND ip <> '' AND props IS NOT NULL
+                SELECT person_id, ip, {_ua_expr()} AS ua, n FROM (
+                    SELECT person_id, ip, props, count(*) AS n FROM events
+                    WHERE ip IS NOT NULL AND ip <> '' AND props IS NOT NULL GROUP BY ALL
+                )
             ) WHERE ua IS NOT NULL AND ua <> ''
             -- a carrier NAT hands out a new address per session: only an address+UA a person
             -- came back with (home, office, farm) is theirs
-            GROUP BY ALL HAVING count(*) >= {int(p.ipua_min_events)}
+            GROUP BY ALL HAVING sum(n) >= {int(p.ipua_min_events)}
             UNION ALL
             SELECT person_id, CASE WHEN id_type = 'device_id' THEN 'device' ELSE id_type END, id_value
             FROM identity_map WHERE id_type IN ('device_id', 'payment_account')

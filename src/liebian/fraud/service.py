@@ -404,6 +404,8 @@ def bulk_decide(
             )
         except FraudError as exc:
             out.append({"case_id": case_id, "status": None, "changed": False, "error": exc.message})
+        except ledger.LedgerError as exc:  # one reward the ledger refuses must not sink the batch
+            out.append({"case_id": case_id, "status": None, "changed": False, "error": str(exc)})
     return out
 
 

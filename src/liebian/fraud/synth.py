@@ -44,6 +44,7 @@ def generate(
     seed: int = 1,
     ip_pool: int | None = None,
     ua_count: int = len(UAS),
+    min_visits: int = 0,
 ) -> Synthetic:
     """Append synthetic events, orders and referral edges to the warehouse behind `con`."""
     rng = np.random.default_rng(seed)
@@ -61,7 +62,7 @@ def generate(
     inviters = (rng.random(len(invitees)) * invitees).astype(np.int64)  # an earlier person
     ev_rows = [_frame(pid, signup, device, ip, ua, "signup")]
     # Active persons come back: 1–6 further events and 0–5 orders over the following weeks.
-    visits = rng.integers(0, 7, persons)
+    visits = rng.integers(min_visits, 7, persons)
     rep = np.repeat(np.arange(persons), visits)
     later = signup[rep] + rng.uniform(86400 * 1.5, 86400 * 30, len(rep))
     ev_rows.append(_frame(pid[rep], later, device[rep], ip[rep], ua[rep], "visit"))

@@ -62,7 +62,9 @@ def _command(kind: str):
     ) -> None:
         _run(kind, file, preset, fmt, progress)
 
-    command.__doc__ = f"Import {kind} from a file; rejected rows go to a rejects file with line, field and reason."
+    command.__doc__ = (
+        f"Import {kind} from a file; rejected rows go to a rejects file with line, field and reason."
+    )
     return command
 
 

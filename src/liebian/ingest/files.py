@@ -140,7 +140,9 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
         "escape = '\"', store_rejects = true, encoding = 'utf-8'"
     )
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM read_csv({q(str(source))}, {options})")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM read_csv({q(str(source))}, {options})"
+        )
     except duckdb.Error as exc:
         raise FileImportError(f"{path.name}: not a readable CSV file: {exc}") from exc
     broken = con.execute(
@@ -148,7 +150,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
     ).fetchall()
     parse_rejects = []
     seen_lines: set[int] = set()
-    for line, column, error_type, message, raw in broken:
+    for line, _column, error_type, message, raw in broken:
         if line in seen_lines:  # DuckDB reports a short row once per missing column
             continue
         seen_lines.add(line)
@@ -158,7 +160,9 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
             "UNQUOTED VALUE": "malformed quoting",
             "INVALID UNICODE": "invalid characters",
         }.get(error_type, error_type.lower())
-        parse_rejects.append((int(line), "row", f"{reason}: {message}", (raw or "").strip("\r\n")[:RAW_LIMIT]))
+        parse_rejects.append(
+            (int(line), "row", f"{reason}: {message}", (raw or "").strip("\r\n")[:RAW_LIMIT])
+        )
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
     good = con.execute("SELECT count(*) FROM raw0").fetchall()[0][0]
@@ -214,7 +218,9 @@ def cell_text(value: object) -> str | None:
     return str(value)
 
 
-def _register_rows(con: duckdb.DuckDBPyConnection, headers: list[str], lines: list[int], columns: list[list]) -> None:
+def _register_rows(
+    con: duckdb.DuckDBPyConnection, headers: list[str], lines: list[int], columns: list[list]
+) -> None:
     arrays = {"_line": pa.array(lines, pa.int64())}
     for header, values in zip(headers, columns, strict=True):
         arrays[header] = pa.array(values, pa.string())

@@ -163,18 +163,13 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _map_literal(mapping: dict[str, str]) -> str:
-    return "MAP {" + ", ".join(f"{q(k)}: {q(v)}" for k, v in sorted(mapping.items())) + "}"
-
-
 def clean_sql(expr: str) -> str:
     """Trim surrounding whitespace (exports pad ids with tabs to keep Excel off them); '' -> NULL.
 
     The LIKE guards are cheap; trimming every value costs several times more at 10M rows.
     """
-    guards = " OR ".join(
-        f"{expr} LIKE {q(p)}" for p in (" %", "% ", "\t%", "%\t", "%\r", "\n%", "%\n", "\u3000%", "%\u3000")
-    )
+    # prefix/suffix LIKEs and contains() are cheap byte tests; the trim itself is not
+    guards = f"{expr} LIKE ' %' OR {expr} LIKE '% ' OR contains({expr}, '\t') OR contains({expr}, '\u3000')"
     return f"(CASE WHEN {expr} = '' THEN NULL WHEN {guards} THEN nullif(trim({expr}, ' \t\r\n\u3000'), '') ELSE {expr} END)"
 
 
@@ -185,7 +180,9 @@ def _fixed_offset_since_1992(tz: str) -> int | None:
 
     zone = ZoneInfo(tz)
     offsets = {
-        _dt(year, month, 15, 12, tzinfo=zone).utcoffset() for year in range(1992, 2040) for month in (1, 4, 7, 10)
+        _dt(year, month, 15, 12, tzinfo=zone).utcoffset()
+        for year in range(1992, 2040)
+        for month in (1, 4, 7, 10)
     }
     if len(offsets) == 1:
         return int(offsets.pop().total_seconds())
@@ -199,7 +196,9 @@ def local_to_utc_sql(expr: str, tz: str) -> str:
     if offset is None:
         return icu
     # Fixed-offset zones skip the per-row ICU lookup (the slowest step at 10M rows).
-    return f"(CASE WHEN {expr} >= TIMESTAMP '1992-01-01' THEN {expr} - INTERVAL {offset} SECOND ELSE {icu} END)"
+    return (
+        f"(CASE WHEN {expr} >= TIMESTAMP '1992-01-01' THEN {expr} - INTERVAL {offset} SECOND ELSE {icu} END)"
+    )
 
 
 def ts_sql(expr: str, tz: str, as_cast: str | None = None) -> str:
@@ -265,6 +264,13 @@ class _Builder:
         self.kind = kind
         self.values: dict[str, str] = {}  # output column -> expression over the cleaned layer
         self.errors: list[str] = []  # error expressions over cleaned columns and n_* values
+        self.conditions: list[str] = []
+        self.lookups: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def lookup(self, name: str, key_expr: str, mapping: dict[str, str]) -> str:
+        """Translate `key_expr` through `mapping` with a hash join (a MAP literal is a linear scan)."""
+        self.lookups[name] = (key_expr, mapping)
+        return ident(f"__lk_{name}")
 
     def value(self, name: str, expr: str) -> str:
         self.values[name] = expr
@@ -272,24 +278,44 @@ class _Builder:
 
     def error(self, condition: str, field: str, reason_sql: str) -> None:
         self.errors.append(f"CASE WHEN {condition} THEN {{'field': {q(field)}, 'reason': {reason_sql}}} END")
+        self.conditions.append(f"coalesce({condition}, false)")
 
     def sql(self, source: str) -> NormalizedQuery:
         cols = generic_columns(self.kind)
         cleaned = ", ".join(f"{clean_sql(ident(c))} AS {ident(c)}" for c in cols)
         computed = ", ".join(f"{expr} AS {ident('n_' + name)}" for name, expr in self.values.items())
         outputs = ", ".join(f"{ident('n_' + name)} AS {ident(name)}" for name in self.values)
-        errors = "list_filter([" + ", ".join(self.errors) + "], lambda x: x IS NOT NULL)"
+        # Building the list of problems costs more than the rest of the row: only bad rows pay it.
+        bad = " OR ".join(self.conditions)
+        errors = (
+            f"CASE WHEN {bad} THEN list_filter([" + ", ".join(self.errors) + "], lambda x: x IS NOT NULL)"
+            " ELSE []::STRUCT(field VARCHAR, reason VARCHAR)[] END"
+        )
         extra = ", try_cast(ts AS TIMESTAMP) AS __ts_cast" if "ts" in cols else ""
+        joins, lk_cols = "", ""
+        for name, (key_expr, mapping) in self.lookups.items():
+            extra += f", {key_expr} AS {ident('__key_' + name)}"
+            values = ", ".join(f"({q(k)}, {q(v)})" for k, v in sorted(mapping.items()))
+            joins += (
+                f" LEFT JOIN (VALUES {values}) AS {ident('lk_' + name)}(k, v)"
+                f" ON {ident('lk_' + name)}.k = i.{ident('__key_' + name)}"
+            )
+            lk_cols += f", {ident('lk_' + name)}.v AS {ident('__lk_' + name)}"
         sql = (
             f"SELECT _line, _props, {outputs}, {errors} AS _errors FROM (\n"
             f"  SELECT *, {computed} FROM (\n"
-            f"    SELECT *{extra} FROM (SELECT _line, _props, {cleaned} FROM {source})\n"
+            f"    SELECT i.*{lk_cols} FROM (\n"
+            f"      SELECT *{extra} FROM (SELECT _line, _props, {cleaned} FROM {source})\n"
+            f"    ) i{joins}\n"
             "  )\n)"
         )
         return NormalizedQuery(sql=sql, columns=tuple(self.values))
 
 
-def _identifier_checks(b: _Builder, type_col: str, value_col: str, field_type: str, field_value: str) -> None:
+def _identifier_checks(
+    b: _Builder, type_col: str, value_col: str, field_type: str, field_value: str, digits: str
+) -> None:
+    """`digits` names the n_* column holding the phone digits (_raw_value_sql)."""
     t, v = ident(type_col), ident(value_col)
     b.error(f"{v} IS NULL", field_value, q(f"missing {field_value}"))
     b.error(f"{t} IS NULL", field_type, q(f"missing {field_type}"))
@@ -298,8 +324,10 @@ def _identifier_checks(b: _Builder, type_col: str, value_col: str, field_type: s
         field_type,
         f"'unknown id_type ' || {t}",
     )
+    # CASE, not AND: only CASE skips the regex for rows that are no phones (AND evaluates both sides).
     b.error(
-        f"lower({t}) = 'phone' AND {v} IS NOT NULL AND NOT regexp_full_match({phone_digits_sql(v)}, '\\d{{7,15}}')",
+        f"CASE WHEN lower({t}) = 'phone' AND {v} IS NOT NULL"
+        f" THEN NOT regexp_full_match({ident(digits)}, '\\d{{7,15}}') ELSE false END",
         field_value,
         q("not a phone number"),
     )
@@ -341,13 +369,14 @@ def normalize_query(kind: str, source: str, settings: Settings | None = None) ->
             t = ident(f"id_type_{side}")
             b.value(f"id_type_{side}", f"lower({t})")
             b.value(f"raw_{side}", _raw_value_sql(f"lower({t})", f"id_{side}"))
-            _identifier_checks(b, f"id_type_{side}", f"id_{side}", f"id_type_{side}", f"id_{side}")
+            _identifier_checks(
+                b, f"id_type_{side}", f"id_{side}", f"id_type_{side}", f"id_{side}", f"n_raw_{side}"
+            )
         b.value("ts", ts_sql('"ts"', tz, as_cast="__ts_cast"))
         _ts_checks(b, "ts", required=False)
         b.value("source", '"source"')
         return b.sql(source)
 
-    channels = _map_literal(channel_map(settings))
     id_col = ID_COLUMN[kind]
     idc = ident(id_col)
     b.value(id_col, idc)
@@ -360,13 +389,17 @@ def normalize_query(kind: str, source: str, settings: Settings | None = None) ->
     # Identifiers: the type is checked; phones become digits here and an HMAC later (per distinct value).
     b.value("id_type", 'lower("id_type")')
     b.value("user_raw", _raw_value_sql('lower("id_type")', "user_id"))
-    _identifier_checks(b, "id_type", "user_id", "id_type", "user_id")
+    _identifier_checks(b, "id_type", "user_id", "id_type", "user_id", "n_user_raw")
 
     channel_text = "coalesce(\"channel\", 'wecom')" if kind == "messages" else '"channel"'
     if kind != "messages":
         b.error('"channel" IS NULL', "channel", q("missing channel"))
-    n_channel = b.value("channel", f"{channels}[lower({channel_text})]")
-    b.error(f"{channel_text} IS NOT NULL AND {n_channel} IS NULL", "channel", f"'unknown channel ' || {channel_text}")
+    n_channel = b.value("channel", b.lookup("channel", f"lower({channel_text})", channel_map(settings)))
+    b.error(
+        f"{channel_text} IS NOT NULL AND {n_channel} IS NULL",
+        "channel",
+        f"'unknown channel ' || {channel_text}",
+    )
 
     if kind == "events":
         b.value("event", '"event"')
@@ -382,8 +415,8 @@ def normalize_query(kind: str, source: str, settings: Settings | None = None) ->
             f"'unknown id_type ' || coalesce({ref_type}, '')",
         )
         b.error(
-            f'"referrer_id" IS NOT NULL AND {ref_type} = \'phone\''
-            f' AND NOT regexp_full_match({phone_digits_sql(chr(34) + "referrer_id" + chr(34))}, \'\\d{{7,15}}\')',
+            f"CASE WHEN \"referrer_id\" IS NOT NULL AND {ref_type} = 'phone'"
+            " THEN NOT regexp_full_match(\"n_referrer_raw\", '\\d{7,15}') ELSE false END",
             "referrer_id",
             q("not a phone number"),
         )
@@ -419,9 +452,11 @@ def normalize_query(kind: str, source: str, settings: Settings | None = None) ->
             "currency",
             "'not an ISO currency code: ' || \"currency\"",
         )
-        statuses = _map_literal(STATUS_ALIASES)
-        n_status = b.value("status", f"CASE WHEN \"status\" IS NULL THEN 'paid' ELSE {statuses}[lower(\"status\")] END")
-        b.error(f'"status" IS NOT NULL AND {n_status} IS NULL', "status", "'unknown order status ' || \"status\"")
+        status = b.lookup("status", 'lower("status")', STATUS_ALIASES)
+        n_status = b.value("status", f"CASE WHEN \"status\" IS NULL THEN 'paid' ELSE {status} END")
+        b.error(
+            f'"status" IS NOT NULL AND {n_status} IS NULL', "status", "'unknown order status ' || \"status\""
+        )
         b.value("campaign_id", '"campaign_id"')
 
     if kind == "messages":

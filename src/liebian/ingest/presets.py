@@ -103,7 +103,17 @@ MINIPROGRAM_ORDERS = Preset(
         "channel": "'miniprogram'",
         "campaign_id": "{campaign}",
     },
-    drop=("收货人", "收货人姓名", "收货人手机号", "联系电话", "手机号", "收货地址", "详细地址", "昵称", "用户昵称"),
+    drop=(
+        "收货人",
+        "收货人姓名",
+        "收货人手机号",
+        "联系电话",
+        "手机号",
+        "收货地址",
+        "详细地址",
+        "昵称",
+        "用户昵称",
+    ),
 )
 
 DOUYIN_ORDERS = Preset(
@@ -127,7 +137,17 @@ DOUYIN_ORDERS = Preset(
         "currency": "'CNY'",
         "channel": "'douyin'",
     },
-    drop=("收件人", "收件人姓名", "收件人手机号", "收货人", "收货人手机号", "手机号", "详细地址", "收货地址", "买家昵称"),
+    drop=(
+        "收件人",
+        "收件人姓名",
+        "收件人手机号",
+        "收货人",
+        "收货人手机号",
+        "手机号",
+        "详细地址",
+        "收货地址",
+        "买家昵称",
+    ),
 )
 
 NAMED = {p.name: p for p in (WECOM_CONTACTS, MINIPROGRAM_ORDERS, DOUYIN_ORDERS)}
@@ -172,7 +192,9 @@ def mapping_sql(preset: Preset, kind: str, headers: list[str], raw: str = "raw")
     def render(template: str) -> tuple[str, bool]:
         names = PLACEHOLDER.findall(template)
         present = [n for n in names if n in found]
-        sql = PLACEHOLDER.sub(lambda m: text(found[m.group(1)]) if m.group(1) in found else "NULL::VARCHAR", template)
+        sql = PLACEHOLDER.sub(
+            lambda m: text(found[m.group(1)]) if m.group(1) in found else "NULL::VARCHAR", template
+        )
         return sql, (not names) or bool(present)
 
     required, optional = GENERIC_COLUMNS[kind]
@@ -191,12 +213,14 @@ def mapping_sql(preset: Preset, kind: str, headers: list[str], raw: str = "raw")
                 missing.append(col)
     if kind == "orders" and select["amount"] == "NULL::VARCHAR" and select["amount_fen"] == "NULL::VARCHAR":
         missing.append("amount or amount_fen")
-    if missing:
+    if missing and headers:  # no headers at all: nothing but unparseable records, rejected on their own
         wanted = []
         for col in missing:
             template = preset.columns.get(col, "")
             spellings = [s for n in PLACEHOLDER.findall(template) for s in preset.sources.get(n, ())]
-            wanted.append(f"{col} ({' / '.join(spellings)})" if spellings and preset.name != "generic" else col)
+            wanted.append(
+                f"{col} ({' / '.join(spellings)})" if spellings and preset.name != "generic" else col
+            )
         raise PresetError(
             f"the file lacks column(s) the {preset.name} preset needs for {kind}: {', '.join(wanted)}; "
             f"found columns: {', '.join(headers)}"

@@ -239,7 +239,8 @@ def ingest_items(kind: str, items: list, source: str = "api") -> tuple[ImportRes
         try:
             with WRITE_LOCK, warehouse.connect() as con:
                 raw_file = records_into(con, items)
-                result = _pipeline(con, kind, preset_obj, raw_file, source, batch_id, _Steps(con, False, 0, ""))
+                steps = _Steps(con, False, 0, "")
+                result = _pipeline(con, kind, preset_obj, raw_file, source, batch_id, steps, want_lines=True)
                 _drop_temp(con)
             break
         except duckdb.TransactionException:
@@ -294,7 +295,7 @@ class _Outcome:
     details: dict[str, int] = field(default_factory=dict)
 
 
-TEMP_TABLES = ("raw", "staged", "batch_rejects", "hashed", "to_load", "loaded_lines", "order_groups")
+TEMP_TABLES = ("raw", "staged", "batch_rejects", "hashed", "keyed", "to_load", "loaded_lines", "order_groups")
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
@@ -311,6 +312,7 @@ def _pipeline(
     source: str,
     batch_id: str,
     steps: _Steps,
+    want_lines: bool = False,
 ) -> _Outcome:
     mapping = mapping_sql(preset, kind, raw_file.headers)
     with steps.step("normalising"):
@@ -318,6 +320,7 @@ def _pipeline(
         query = normalize_query(kind, "mapped")
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {query.sql}")
         _collect_rejects(con, raw_file)
+        con.execute("DROP TABLE raw")  # rejects carry their raw rows now; free the memory
     with steps.step("hashing identifiers"):
         _hash_direct_identifiers(con, kind)
     if kind == "identities":
@@ -327,10 +330,11 @@ def _pipeline(
             _orders_candidates(con)
         else:
             _candidates(con, kind)
+        con.execute("DROP TABLE staged")
     with steps.step("resolving identities"):
         _register_identities(con, kind, source)
     with steps.step("loading"):
-        outcome = _load(con, kind, source, batch_id, raw_file)
+        outcome = _load(con, kind, source, batch_id, raw_file, want_lines)
     return outcome
 
 
@@ -401,16 +405,17 @@ def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> str:
 def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     """Events/messages to load: the first row per id in the batch, unknown to the warehouse."""
     id_col = ID_COLUMN[kind]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE keyed AS {_keyed_select(con, kind)}")
+    # min(_line) per id: a hash aggregate, cheaper than a window over the whole batch
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE to_load AS
-        SELECT k.* FROM (
-            {_keyed_select(con, kind)}
-            QUALIFY row_number() OVER (PARTITION BY s.{id_col} ORDER BY s._line) = 1
-        ) k
+        SELECT k.* FROM keyed k
+        SEMI JOIN (SELECT min(_line) AS first_line FROM keyed GROUP BY {id_col}) f ON f.first_line = k._line
         ANTI JOIN {kind} w ON w.{id_col} = k.{id_col}
         """
     )
+    con.execute("DROP TABLE keyed")
 
 
 def _orders_candidates(con: duckdb.DuckDBPyConnection) -> None:
@@ -454,7 +459,8 @@ def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str)
         return
     # Direct identifiers go in raw so the registry keeps their ciphertext and masked display.
     wanted = [
-        identity.RawIdentifier(t, raw) if t in DIRECT_TYPES and raw is not None else (t, v) for t, v, raw in new
+        identity.RawIdentifier(t, raw) if t in DIRECT_TYPES and raw is not None else (t, v)
+        for t, v, raw in new
     ]
     with session_scope() as session:
         identity.resolve(session, wanted, source=source[:64])
@@ -462,7 +468,9 @@ def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str)
         identity.sync_warehouse(session, con)
 
 
-def _load(con: duckdb.DuckDBPyConnection, kind: str, source: str, batch_id: str, raw_file: RawFile) -> _Outcome:
+def _load(
+    con: duckdb.DuckDBPyConnection, kind: str, source: str, batch_id: str, raw_file: RawFile, want_lines: bool
+) -> _Outcome:
     now = _now()
     con.execute("BEGIN TRANSACTION")
     try:
@@ -470,7 +478,9 @@ def _load(con: duckdb.DuckDBPyConnection, kind: str, source: str, batch_id: str,
             loaded, updated = _load_orders(con, batch_id, now)
         else:
             loaded, updated = _load_rows(con, kind, batch_id, now), 0
-        rejects = con.execute("SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field").fetchall()
+        rejects = con.execute(
+            "SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field"
+        ).fetchall()
         rejected_rows = len({line for line, *_ in rejects})
         valid = raw_file.rows_read - rejected_rows
         duplicate = valid - loaded
@@ -486,9 +496,12 @@ def _load(con: duckdb.DuckDBPyConnection, kind: str, source: str, batch_id: str,
     except BaseException:
         con.execute("ROLLBACK")
         raise
-    with session_scope() as session:
-        identity.sync_warehouse(session, con)  # replay merges other writers made meanwhile
-    lines = {r[0] for r in con.execute("SELECT line FROM loaded_lines").fetchall()} if source == "api" else set()
+    try:
+        with session_scope() as session:
+            identity.sync_warehouse(session, con)  # replay merges other writers made meanwhile
+    except duckdb.TransactionException:
+        pass  # the rows are committed; the next import or sync replays the merges
+    lines = {r[0] for r in con.execute("SELECT line FROM loaded_lines").fetchall()} if want_lines else set()
     reasons = Counter(reason_key(reason) for _line, _f, reason, _raw in rejects)
     return _Outcome(loaded, duplicate, rejected_rows, updated, dict(reasons), rejects, lines)
 
@@ -634,7 +647,9 @@ def _identities(
                 report = identity.link(session, evidence)
         with session_scope() as session:
             identity.sync_warehouse(session, con)
-    rejects = con.execute("SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field").fetchall()
+    rejects = con.execute(
+        "SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field"
+    ).fetchall()
     rejected_rows = len({line for line, *_ in rejects})
     already = report.already_same if report else 0
     loaded = len(evidence) - already

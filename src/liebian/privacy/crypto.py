@@ -59,7 +59,8 @@ def _keys_for(data_dir: str, hmac_hex: str | None, enc_hex: str | None) -> Keys:
 
 def keys() -> Keys:
     s = get_settings()
-    return _keys_for(str(s.data_dir.resolve()), s.hmac_key, s.encryption_key)
+    # abspath, not resolve(): this runs for every HMAC and resolve() walks the file system each time
+    return _keys_for(os.path.abspath(s.data_dir), s.hmac_key, s.encryption_key)
 
 
 PHONE_DIGITS = re.compile(r"\D")

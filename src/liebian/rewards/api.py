@@ -129,7 +129,9 @@ def my_rewards(person_id: int):
             "rewards": [r.as_dict() for r in service.rewards_for(s, person_id)],
             "balances": [
                 {"state": state, "value_fen": value, "rewards": count}
-                for state, (value, count) in sorted(totals.items(), key=lambda kv: service.STATES.index(kv[0]))
+                for state, (value, count) in sorted(
+                    totals.items(), key=lambda kv: service.STATES.index(kv[0])
+                )
             ],
         }
 

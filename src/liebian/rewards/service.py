@@ -546,7 +546,9 @@ def person_ids(session: Session, person_id: int) -> list[int]:
 def rewards_for(session: Session, person_id: int) -> list[RewardView]:
     """A person's rewards, including those granted under person ids since merged into theirs."""
     rows = session.execute(
-        select(_R).where(_R.c.person_id.in_(person_ids(session, person_id))).order_by(_R.c.created_at, _R.c.id)
+        select(_R)
+        .where(_R.c.person_id.in_(person_ids(session, person_id)))
+        .order_by(_R.c.created_at, _R.c.id)
     ).mappings()
     return [_view(r) for r in rows]
 
@@ -584,9 +586,7 @@ def entries(
     return [dict(e) for e in session.execute(query).mappings()]
 
 
-def balances(
-    session: Session, by: str = "person", key: str | int | list | None = None
-) -> list[dict]:
+def balances(session: Session, by: str = "person", key: str | int | list | None = None) -> list[dict]:
     """Value and count of rewards per state, per person or campaign, computed from the entries.
 
     Each grant/transition entry moves amount_fen (and one reward) from from_state to to_state.

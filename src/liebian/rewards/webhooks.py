@@ -249,12 +249,16 @@ def backoff(tries: int) -> timedelta:
     return timedelta(seconds=min(BACKOFF_BASE_S * 2 ** max(tries - 1, 0), BACKOFF_MAX_S))
 
 
-def deliver_due(session: Session, now: datetime, client: httpx.Client, limit: int = 100) -> int:
+def deliver_due(
+    session: Session, now: datetime, client: httpx.Client, limit: int = 100, max_seconds: float | None = None
+) -> int:
     """Post every due delivery once; returns the number of HTTP attempts made.
 
     Commits as it goes: a delivery is claimed (leased) and committed before the HTTP call, so no
     database lock is held while waiting on a receiver, and two workers never post the same one.
+    `max_seconds` stops claiming new deliveries after that long (the rest wait for the next round).
     """
+    started = time.monotonic()
     due = (
         session.execute(
             select(WebhookDelivery.id)
@@ -268,6 +272,8 @@ def deliver_due(session: Session, now: datetime, client: httpx.Client, limit: in
     session.commit()
     attempts = 0
     for delivery_id in due:
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            break
         claimed = session.execute(
             update(WebhookDelivery)
             .where(
@@ -301,23 +307,31 @@ def _attempt(
 ) -> None:
     body = delivery.payload.encode("utf-8")
     timestamp = str(int(now.replace(tzinfo=UTC).timestamp()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "liebian-webhooks/1",
-        "X-Liebian-Timestamp": timestamp,
-        "X-Liebian-Delivery": delivery.delivery_uid,
-        "X-Liebian-Event": delivery.event_type,
-        "X-Liebian-Signature": sign(decrypt(endpoint.secret_encrypted), timestamp, body),
-    }
     started = time.perf_counter()
     status_code, error = None, ""
     try:
-        response = client.post(endpoint.url, content=body, headers=headers)
-        status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}: {response.text[:200]}"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+        secret = decrypt(endpoint.secret_encrypted)
+    except Exception as exc:  # a changed encryption key must show in the log, not stop the worker
+        secret, error = (
+            None,
+            f"cannot decrypt the endpoint's secret ({type(exc).__name__}); re-create the endpoint",
+        )
+    if secret is not None:
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "liebian-webhooks/1",
+            "X-Liebian-Timestamp": timestamp,
+            "X-Liebian-Delivery": delivery.delivery_uid,
+            "X-Liebian-Event": delivery.event_type,
+            "X-Liebian-Signature": sign(secret, timestamp, body),
+        }
+        try:
+            response = client.post(endpoint.url, content=body, headers=headers)
+            status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}: {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
     duration_ms = int((time.perf_counter() - started) * 1000)
     delivery.attempts += 1
     delivery.tries_in_round += 1
