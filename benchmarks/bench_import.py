@@ -96,6 +96,8 @@ def run(scale: str = "") -> Report:
             again.rows_duplicate,
             again.rows_rejected,
         )
+        steps = ", ".join(f"{name} {sec:.1f} s" for name, sec in first.timings.items())
+        report.notes.append(f"First import by step: {steps}.")
         report.notes.append(
             f"~{rows // 10:,} distinct users registered with OneID (SQLite store). "
             f"Generating the file took {gen_seconds:.1f} s. Peak memory of the process: "

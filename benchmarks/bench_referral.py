@@ -234,7 +234,7 @@ def run(scale: str) -> Report:
             name,
             m["requests"],
             m["rps"],
-            f"{m['rps'] / base['rps']:.0%}",
+            "—" if "open loop" in name else f"{m['rps'] / base['rps']:.0%}",
             m["p50_ms"],
             m["p99_ms"],
             ", ".join(f"{k}: {v}" for k, v in sorted(m["statuses"].items())),

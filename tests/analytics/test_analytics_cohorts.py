@@ -68,7 +68,8 @@ def ref_retention(rows, unit, start, end, periods, cohorts=12, channels=()):
 def test_retention_and_ltv_match_reference(random_data, load, engine):
     load(engine)
     f = service.make_filters("2026-02-27", "2026-03-09")
-    for unit, periods in (("day", 6), ("week", 3)):
+    # (Spark is slow to plan these: the day matrix is compared across engines in test_analytics_interfaces)
+    for unit, periods in (("day", 6), ("week", 3)) if engine == "duckdb" else (("week", 3),):
         got = service.run_retention(f, unit=unit, periods=periods, engine=engine)
         want, _ = ref_retention(random_data, unit, date(2026, 2, 27), date(2026, 3, 9), periods)
         assert {(c["cohort"], c["offset"]): c["rate"] for c in got["cells"]} == pytest.approx(want)

@@ -178,3 +178,13 @@ def test_funnel_matches_reference_on_random_data(random_data, load, engine):
         assert got["median_seconds_to_convert"]["all"] == median_total
         if not channels:
             assert counts[0] > 20 and counts[-1] >= 2, counts  # the data exercise every step
+
+
+def test_empty_warehouse_gives_zero_counts_not_errors(data_dir):
+    plain = service.run_funnel(P)
+    assert persons(plain) == [0, 0, 0, 0] and plain["median_seconds_to_convert"] == {"all": None}
+    assert plain["steps"][1]["conversion_from_prev"] is None
+    assert service.run_funnel(P, breakdown="channel")["steps"] == []
+    assert service.run_kpis(P)["reached"] == 0
+    assert service.run_retention(P)["matrix"] == []
+    assert service.run_referral_tree(P)["summary"]["edges"] == 0

@@ -262,3 +262,19 @@ def test_close_due_ends_and_settles_a_leaderboard_past_its_end(api: Api) -> None
         assert campaigns.close_due(s, now=campaigns.datetime(2099, 1, 3)) == []
     assert [(r.person_id, r.reward_code) for r in ledger("lbend")] == [(pid("alice"), "GOLD")]
     assert api.c.get("/api/v1/campaigns/lbend").json()["status"] == "ended"
+
+
+def test_a_reward_rejected_in_the_ledger_gives_its_budget_back(api: Api) -> None:
+    api.create(rules("double_sided"), "rej")
+    code = api.invite("rej", "alice")["code"]
+    api.accept(code, "bob")
+    api.order("rej", "bob", "o1")
+    assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1500
+    friend_reward = next(r for r in ledger("rej") if r.reward_code == "NEW")
+    with session_scope() as s:  # an operator rejects it through the ledger, not through the campaign
+        rewards.transition(s, friend_reward.id, "rejected", idempotency_key="review-1", actor="ops")
+    with session_scope() as s:
+        assert campaigns.reconcile_reservations(s) == 1
+    with session_scope() as s:
+        assert campaigns.reconcile_reservations(s) == 0
+    assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1000

@@ -201,3 +201,36 @@ def test_scan_is_registered_as_a_job(data_dir, sqlite_store) -> None:
     assert "fraud-scan" in jobs.registry()
     out = jobs.run_job("fraud-scan")
     assert out["referrals"] == 0 and out["cases_opened"] == 0
+
+
+def test_farm_of_single_visit_accounts_split_over_devices_but_on_one_ip_and_ua(data_dir) -> None:
+    """12 accounts on 3 handsets (4 each: under the per-component minimum of 5), each seen once,
+    all from one address with one emulator UA within 20 minutes, one minimum order each."""
+    with warehouse.connect() as con:
+        add_event(con, 700, T0 - timedelta(days=3))
+        for i in range(12):
+            kid = 701 + i
+            ts = T0 + timedelta(minutes=i)
+            add_event(
+                con, kid, ts, device=f"EMU-{i % 3}", ip="47.96.1.2", ua="Android 9 SM-G9650", event="signup"
+            )
+            add_edge(con, 700, kid, ts)
+            add_order(con, kid, ts + timedelta(minutes=5))
+        # an office: 8 colleagues on one IP, each their own phone and UA, joining over weeks, active
+        for i in range(8):
+            mate = 800 + i
+            ts = T0 + timedelta(days=2 * i)
+            for k in range(3):
+                add_event(
+                    con, mate, ts + timedelta(days=k), device=f"PHONE-{mate}", ip="101.230.1.1", ua=f"UA-{i}"
+                )
+            add_order(con, mate, ts + timedelta(days=1), 3500)
+            if i:
+                add_edge(con, 800, mate, ts)
+        add_event(con, 1, T0 + timedelta(days=30))
+        graph.scan(con)
+        reasons = person_reasons(con)
+        flagged = set(graph.person_risk(con, min_score=50).person_id.astype("int64"))
+    assert all("DEVICE_FARM" in reasons[701 + i] for i in range(12))
+    assert "FARM_INVITER" in reasons[700]
+    assert flagged == {700, *range(701, 713)}

@@ -245,7 +245,9 @@ def test_review_cli(client) -> None:
     assert out.exit_code == 0, out.output
     assert json.loads(out.stdout)["held_synced"] == 2
     queue = json.loads(runner.invoke(cli_app, ["fraud", "queue", "--format", "json"]).stdout)
-    assert len(queue) == 2 and all("虚拟运营商" in q["reasons"] for q in queue)
+    assert len(queue) == 2 and all(
+        q["reasons"] == "VIRTUAL_PHONE" and "虚拟运营商" in q["texts"] for q in queue
+    )
     ids = [str(q["id"]) for q in queue]
     rej = runner.invoke(
         cli_app, ["fraud", "reject", *ids, "--reviewer", "li", "--note", "批量", "--format", "json"]

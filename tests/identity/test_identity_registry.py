@@ -192,6 +192,8 @@ def test_bad_identifiers_are_rejected_naming_the_field(session):
         service.resolve(session, [RawIdentifier("phone", "n/a")])
     with pytest.raises(IdentifierError, match="openid: empty identifier value"):
         service.resolve(session, [RawIdentifier("openid", "   ")])
+    with pytest.raises(IdentifierError, match="unionid: empty identifier value"):
+        service.key_of("unionid", None)
     with pytest.raises(IdentifierError, match="longer than 128"):
         service.key_of("openid", "x" * 129)
     assert session.scalar(select(func.count()).select_from(Person)) == 0
@@ -377,3 +379,17 @@ def test_every_merge_is_logged_with_the_evidence_that_caused_it(session):
         evidence = links[link_id]
         assert evidence.outcome == "merged"
         assert survivor < merged
+
+
+def test_sync_recovers_an_identifier_that_fell_below_the_watermark(session):
+    items = [RawIdentifier("openid", f"o-wm-{n}") for n in range(3)]
+    found = service.resolve(session, items)
+    with warehouse.connect() as con:
+        assert service.sync_warehouse(session, con)["identifiers_added"] == 3
+        # as if the middle identifier had committed late, after the watermark passed it
+        con.execute("DELETE FROM identity_map WHERE id_value = 'o-wm-1'")
+        assert service.sync_warehouse(session, con)["identifiers_added"] == 1
+        assert dict(con.execute("SELECT id_value, person_id FROM identity_map").fetchall()) == {
+            i.raw: found[i.key] for i in items
+        }
+        assert service.sync_warehouse(session, con)["identifiers_added"] == 0

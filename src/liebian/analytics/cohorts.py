@@ -74,29 +74,18 @@ def cohort_members(fr: Frame, cohort_by: str = "first_event") -> ir.Table:
     return fr.in_period(start, "start_ts")
 
 
-def _person_periods(fr: Frame, unit_of) -> ir.Table:
-    """One pass over all events: person_id, p (period), first_ts in it, active (a non-passive event)."""
-    ev = fr.table("events")
-    return ev.group_by("person_id", p=unit_of(ev.ts)).aggregate(
-        first_ts=ev.ts.min(), active=(~ev.event.isin(list(fr.ev.passive))).any()
-    )
-
-
-def _cohorts(fr: Frame, g: ir.Table, unit_of, cohort_by: str, periods: int, cohorts: int):
+def _cohorts(fr: Frame, unit_of, cohort_by: str, periods: int, cohorts: int):
+    """members (person_id, start_ts, cohort) of the most recent cohorts, their sizes, and as_of
+    (the last period with any data)."""
     if periods < 1 or cohorts < 1:
         raise AnalyticsError("periods and cohorts must be at least 1")
-    f = fr.filters
-    if cohort_by == "first_event" and not (f.channels or f.campaigns):
-        # Same answer as cohort_members(), read from the one pass instead of a second scan.
-        start = g.group_by("person_id").aggregate(start_ts=g.first_ts.min())
-        members = fr.in_segment(fr.in_period(start, "start_ts"))
-    else:
-        members = cohort_members(fr, cohort_by)
+    members = cohort_members(fr, cohort_by)
     members = members.mutate(cohort=unit_of(members.start_ts))
     sizes = members.group_by("cohort").aggregate(size=members.person_id.count())
-    sizes = sizes.order_by(sizes.cohort.desc()).limit(cohorts)  # the most recent cohorts
+    sizes = sizes.order_by(sizes.cohort.desc()).limit(cohorts)
     members = members.semi_join(sizes, "cohort")
-    as_of = g.aggregate(as_of=g.p.max())
+    ev = fr.table("events")
+    as_of = ev.aggregate(as_of=unit_of(ev.ts.max()))
     return members, sizes, as_of
 
 
@@ -112,45 +101,45 @@ def _fetch(
     return df[df.offset.notna()].astype({"offset": "int64"}), size_df, int(df.as_of.iloc[0])
 
 
-def _finish(
-    df: pd.DataFrame, sizes: pd.DataFrame, as_of: int, unit: str, periods: int, value_cols
-) -> pd.DataFrame:
-    rows = []
-    lookup = {(int(r.cohort), int(r.offset)): r for r in df.itertuples()}
-    for s in sizes.sort_values("cohort").itertuples():
-        cohort, size = int(s.cohort), int(s.size)
-        for k in range(periods):
-            complete = cohort + k <= as_of
-            r = lookup.get((cohort, k))
-            row = {"cohort": label(unit, cohort), "size": size, "offset": k}
-            for col, fn in value_cols.items():
-                row[col] = fn(r, size, k) if complete else None
-            rows.append(row)
-    return pd.DataFrame(rows, columns=["cohort", "size", "offset", *value_cols])
-
-
 def retention(
     fr: Frame, unit: str = "week", cohort_by: str = "first_event", periods: int = 12, cohorts: int = 12
 ) -> CohortResult:
     """Retention matrix: for each cohort and offset k, persons active in period cohort+k / cohort size."""
     unit_of = _unit_fn(fr, unit)
-    g = _person_periods(fr, unit_of)
-    members, sizes, as_of = _cohorts(fr, g, unit_of, cohort_by, periods, cohorts)
-    act = g.filter(g.active)
-    j = members.join(
-        act, [members.person_id == act.person_id, act.p > members.cohort, act.p < members.cohort + periods]
+    members, sizes, as_of = _cohorts(fr, unit_of, cohort_by, periods, cohorts)
+    ev = fr.table("events")
+    act = ev.filter(~ev.event.isin(list(fr.ev.passive)))
+    j = act.join(members, "person_id")
+    j = j.mutate(offset=unit_of(j.ts) - j.cohort)
+    j = j.filter((j.offset > 0) & (j.offset < periods))
+    # One row per person with a flag per offset, then sums per cohort: a group-by on the person
+    # (like a distinct count) instead of a distinct over (person, period) pairs, which is far larger.
+    offsets = range(1, periods)
+    if offsets:
+        per = j.group_by("person_id").aggregate(
+            cohort=j.cohort.max(), **{f"k{k}": (j.offset == k).any() for k in offsets}
+        )
+        counts = per.group_by("cohort").aggregate(
+            **{f"k{k}": per[f"k{k}"].cast("int64").sum() for k in offsets}
+        )
+        joined = sizes.left_join(counts, sizes.cohort == counts.cohort).drop("cohort_right")
+    else:
+        joined = sizes
+    df = fr.execute(joined.cross_join(as_of))
+    asof = int(df.as_of.iloc[0]) if len(df) else 0
+    cells = []
+    for r in df.sort_values("cohort").to_dict(orient="records"):
+        cohort, size = int(r["cohort"]), int(r["size"])
+        for k in range(periods):
+            n = size if k == 0 else int(r.get(f"k{k}") or 0)
+            complete = cohort + k <= asof
+            cells.append(
+                {"cohort": label(unit, cohort), "size": size, "offset": k,
+                 "persons": n if complete else None, "rate": n / size if complete else None}
+            )  # fmt: skip
+    return CohortResult(
+        unit, cohort_by, pd.DataFrame(cells, columns=["cohort", "size", "offset", "persons", "rate"])
     )
-    counts = j.group_by(j.cohort, offset=j.p - j.cohort).aggregate(persons=j.person_id.count())
-    df, size_df, asof = _fetch(fr, sizes, counts, as_of)
-
-    def persons(r, size, k):
-        return size if k == 0 else (int(r.persons) if r is not None else 0)
-
-    table = _finish(
-        df, size_df, asof, unit, periods,
-        {"persons": persons, "rate": lambda r, size, k: persons(r, size, k) / size},
-    )  # fmt: skip
-    return CohortResult(unit, cohort_by, table)
 
 
 def revenue(
@@ -159,8 +148,7 @@ def revenue(
     """Revenue per cohort: paid revenue (fen) in period cohort+k, cumulative, and per cohort member
     (the observed LTV curve). Orders before a person's cohort start are not counted."""
     unit_of = _unit_fn(fr, unit)
-    g = _person_periods(fr, unit_of)
-    members, sizes, as_of = _cohorts(fr, g, unit_of, cohort_by, periods, cohorts)
+    members, sizes, as_of = _cohorts(fr, unit_of, cohort_by, periods, cohorts)
     o = fr.table("orders")
     o = o.filter(o.status == "paid")
     j = members.join(o, [members.person_id == o.person_id, o.ts >= members.start_ts])

@@ -150,6 +150,8 @@ def funnel(
         table = pd.concat(frames, ignore_index=True)
     else:
         table = _aggregate(fr, steps, window, breakdown)
+    if table.empty:  # a breakdown over no entries
+        return FunnelResult(table, {}, window.total_seconds() / 86400, breakdown)
     last = table[table.step == len(steps)]
     medians = (
         {str(b): clean(v) for b, v in zip(last.breakdown, last.median_seconds_from_start, strict=True)}

@@ -143,9 +143,13 @@ def leaderboard(campaign_id: str, limit: int = typer.Option(20, min=1), fmt: For
 
 @app.command("close-due")
 def close_due() -> None:
-    """End campaigns past their end date (leaderboards grant their rank rewards); for cron."""
+    """End campaigns past their end date (leaderboards grant their rank rewards) and give back the
+    budget of rewards rejected or revoked in the ledger; for cron (the server does it every 30 s)."""
     closed = _call(service.close_due)
-    console.print(f"{len(closed)} campaign(s) ended: {', '.join(closed)}" if closed else "nothing to close")
+    released = _call(service.reconcile_reservations)
+    console.print(
+        f"{len(closed)} campaign(s) ended{': ' + ', '.join(closed) if closed else ''}; {released} reservation(s) released"
+    )
 
 
 @app.command()

@@ -106,6 +106,7 @@ def _audit(
 
 @event.listens_for(Session, "before_commit")
 def _write_audit(session: Session) -> None:
+    session.info.pop("campaign_refs", None)
     rows = session.info.pop("campaign_audit", None)
     if rows:
         session.execute(CampaignAudit.__table__.insert(), rows)
@@ -114,6 +115,7 @@ def _write_audit(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_audit(session: Session) -> None:
     session.info.pop("campaign_audit", None)
+    session.info.pop("campaign_refs", None)
 
 
 def audit_log(session: Session, campaign_id: str | None = None, limit: int = 200) -> list[dict]:
@@ -180,10 +182,11 @@ def rules_of(session: Session, campaign_id: str, version: int, *, cache: bool = 
 
 
 def _campaign(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
-    q = select(Campaign).where(Campaign.id == campaign_id)
     if lock:
-        q = q.with_for_update()
-    c = session.scalar(q)
+        q = select(Campaign).where(Campaign.id == campaign_id).with_for_update()
+        c = session.scalar(q.execution_options(populate_existing=True))
+    else:  # sessions live for one request: the identity map (filled by verify_code) is fresh
+        c = session.get(Campaign, campaign_id)
     if c is None:
         raise CampaignError(404, "unknown_campaign", f"no campaign {campaign_id!r}", field="campaign_id")
     return c
@@ -448,6 +451,7 @@ def end(session: Session, campaign_id: str, *, actor: str = "operator", now: dat
         settle_leaderboard(session, c, rules, now)
     c.settled = True
     session.flush()
+    session.refresh(c)  # the grants moved the budget columns by UPDATE
     return campaign_view(session, c, now)
 
 
@@ -551,7 +555,15 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
     code = (code or "").strip().lower()
     if not CODE_RE.match(code):
         raise CampaignError(400, "malformed_code", "the invite code is malformed", field="code")
-    inv = session.scalar(select(Invite).where(Invite.token == code[:13]))
+    # The campaign comes in the same query and stays in the identity map for _campaign().
+    row = session.execute(
+        select(Invite, Campaign)
+        .join(Campaign, Campaign.id == Invite.campaign_id)
+        .where(Invite.token == code[:13])
+    ).first()
+    inv = row[0] if row else None
+    if row:  # the identity map holds objects weakly: keep the campaign for this session
+        session.info.setdefault("campaign_refs", []).append(row[1])
     if inv is None:
         raise CampaignError(404, "unknown_code", "no such invite code", field="code")
     expected = _code_mac(inv.token, inv.campaign_id, inv.inviter_person_id)
@@ -890,6 +902,35 @@ def on_reward_final(session: Session, reward: Any) -> bool:
     return True
 
 
+def reconcile_reservations(session: Session, campaign_id: str | None = None) -> int:
+    """Release the budget of rewards rejected or revoked through the ledger directly (operator review),
+    in case the ledger did not call `on_reward_final`. Idempotent; run with close_due."""
+    open_ids = set(
+        session.scalars(
+            select(Reservation.reward_id).where(
+                Reservation.released.is_(False),
+                Reservation.reward_id.is_not(None),
+                *([Reservation.campaign_id == campaign_id] if campaign_id else []),
+            )
+        )
+    )
+    released = 0
+    for state in ("rejected", "revoked"):
+        offset = 0
+        while open_ids:
+            page = _rewards().list_rewards(
+                session, state=state, campaign_id=campaign_id, limit=1000, offset=offset
+            )
+            for reward in page:
+                if reward.id in open_ids and on_reward_final(session, reward):
+                    open_ids.discard(reward.id)
+                    released += 1
+            if len(page) < 1000:
+                break
+            offset += 1000
+    return released
+
+
 # ---------------------------------------------------------------- warehouse outbox
 
 
@@ -1062,6 +1103,7 @@ class WarehouseFlusher:
         try:
             with session_scope() as s:
                 close_due(s)
+                reconcile_reservations(s)
         except Exception:
             log.exception("closing campaigns past their end date failed")
 
@@ -1350,10 +1392,11 @@ def _qualify(
     """The friend met the qualifying event: count it once and grant what the version's rules give."""
     if now - ref.accepted_at > timedelta(days=rules.claim_window_days):
         return False, [{"role": "friend", "state": "outside_claim_window"}]
+    counts = rules.type != "group_buy"
     won = session.execute(
         update(Referral)
         .where(Referral.id == ref.id, Referral.qualified_at.is_(None))
-        .values(qualified_at=now, qualifying_order=order_id)
+        .values(qualified_at=now, qualifying_order=order_id, counted=counts)
     ).rowcount
     if not won:
         return False, []
@@ -1382,15 +1425,15 @@ def _qualify(
 
     # Lock order everywhere: referral → inviter counter → campaign row (budget) → ledger head.
     count = None
-    if rules.type != "group_buy":
+    if counts:  # counted=True was set optimistically above; undone when the inviter does not count
         if not _inviter_spend_ok(session, rules, inviter):
             notes.append({"role": "inviter", "state": "referrer_spend_below_threshold"})
         else:
             count = _bump(session, cid, "inviter", str(inviter), rules.per_inviter_cap)
             if count is None:
                 notes.append({"role": "inviter", "state": "inviter_cap_reached"})
-            else:
-                session.execute(update(Referral).where(Referral.id == ref.id).values(counted=True))
+        if count is None:
+            session.execute(update(Referral).where(Referral.id == ref.id).values(counted=False))
     give(friend, rules.friend_reward, "friend", f"friend:{ref.id}")
     if count is not None:
         if rules.type == "invite_task":

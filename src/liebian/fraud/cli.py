@@ -99,23 +99,16 @@ def queue_command(
             )  # fmt: skip
     except FraudError as exc:
         _fail(exc)
-    emit(
-        [
-            {
-                "id": c["id"],
-                "score": c["score"],
-                "status": c["status"],
-                "campaign": c["campaign_id"],
-                "channel": c["channel"],
-                "inviter": c["inviter_person_id"],
-                "friend": c["person_id"],
-                "pattern": c["pattern"],
-                "reasons": "; ".join(r["text"] for r in c["reasons"]),
-            }  # fmt: skip
-            for c in cases
-        ],
-        fmt,
-    )
+    rows = []
+    for c in cases:
+        row = {"id": c["id"], "score": c["score"], "status": c["status"], "campaign": c["campaign_id"],
+               "friend": c["person_id"], "pattern": c["pattern"],
+               "reasons": ",".join(r["code"] for r in c["reasons"])}  # fmt: skip
+        if fmt is not Format.table:  # the table stays narrow; files get the texts and the inviter
+            row.update(channel=c["channel"], inviter=c["inviter_person_id"],
+                       texts="; ".join(r["text"] for r in c["reasons"]))  # fmt: skip
+        rows.append(row)
+    emit(rows, fmt)
 
 
 @app.command("show")

@@ -6,8 +6,9 @@ account. An identifier shared by more than `max_share` persons is infrastructure
 a shop's tablet), not evidence, and is left out.
 
 Detectors (each yields stable reason codes, see reasons.py):
-- DEVICE_FARM / FARM_INVITER: in one component of the shared-identifier graph, one inviter has
-  many invitees that crowd onto few devices, or that signed up in a burst and then did nothing.
+- DEVICE_FARM / FARM_INVITER: in one component of the shared-identifier graph (or on one
+  address+UA, counting single visits there), one inviter has many invitees that crowd onto few
+  devices, or that signed up in a burst and then did nothing after one order.
 - STAR_CHURN / STAR_CHURN_INVITEE: an inviter whose invitees (old enough to judge) nearly all
   churn the same day or never order again after their first order.
 - CYCLE: strongly connected components of the referral graph (A→B→A, A→B→C→A).
@@ -125,6 +126,18 @@ def scan(
         """
     )
     # Identifier links per person, then only identifiers that 2..max_share persons share.
+    # props repeat per person and address: parse each distinct one once
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_ipua AS
+        SELECT person_id, ip || '|' || ua AS value, sum(n) AS n FROM (
+            SELECT person_id, ip, {_ua_expr()} AS ua, n FROM (
+                SELECT person_id, ip, props, count(*) AS n FROM events
+                WHERE ip IS NOT NULL AND ip <> '' AND props IS NOT NULL GROUP BY ALL
+            )
+        ) WHERE ua IS NOT NULL AND ua <> '' GROUP BY ALL
+        """
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fr_links AS
@@ -132,20 +145,23 @@ def scan(
             SELECT person_id, 'device' AS kind, device_id AS value FROM events
             WHERE device_id IS NOT NULL AND device_id <> ''
             UNION ALL
-            -- props repeat per person and address: parse each distinct one once
-            SELECT person_id, 'ipua' AS kind, ip || '|' || ua AS value FROM (
-                SELECT person_id, ip, {_ua_expr()} AS ua, n FROM (
-                    SELECT person_id, ip, props, count(*) AS n FROM events
-                    WHERE ip IS NOT NULL AND ip <> '' AND props IS NOT NULL GROUP BY ALL
-                )
-            ) WHERE ua IS NOT NULL AND ua <> ''
             -- a carrier NAT hands out a new address per session: only an address+UA a person
-            -- came back with (home, office, farm) is theirs
-            GROUP BY ALL HAVING sum(n) >= {int(p.ipua_min_events)}
+            -- came back with (home, office, farm) links them to others
+            SELECT person_id, 'ipua', value FROM fr_ipua WHERE n >= {int(p.ipua_min_events)}
             UNION ALL
             SELECT person_id, CASE WHEN id_type = 'device_id' THEN 'device' ELSE id_type END, id_value
             FROM identity_map WHERE id_type IN ('device_id', 'payment_account')
         )
+        """
+    )
+    # Farm accounts may visit once: for the farm test (one inviter's invitees crowding on one
+    # address+UA) single visits count too, on addresses that enough persons share.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_ipua_crowd AS
+        SELECT person_id, value FROM fr_ipua
+        WHERE value IN (SELECT value FROM fr_ipua GROUP BY 1
+                        HAVING count(*) BETWEEN {int(p.farm_min_invitees)} AND {int(p.max_share)})
         """
     )
     con.execute(
@@ -204,10 +220,10 @@ def scan(
         """
         CREATE OR REPLACE TEMP TABLE fr_invitee AS
         WITH inv AS (SELECT DISTINCT invitee AS person_id FROM fr_edges),
-        ev AS (SELECT e.person_id, max(e.ts) AS last_ev FROM events e SEMI JOIN inv USING (person_id) GROUP BY 1),
+        -- aggregate first, join after: cheaper than a semi-join over every event
+        ev AS (SELECT person_id, max(ts) AS last_ev FROM events GROUP BY 1),
         od AS (SELECT o.person_id, max(o.ts) AS last_od, count(*) AS n_orders
-               FROM orders o SEMI JOIN inv USING (person_id)
-               WHERE o.status NOT IN ('cancelled', 'refunded') GROUP BY 1)
+               FROM orders o WHERE o.status NOT IN ('cancelled', 'refunded') GROUP BY 1)
         SELECT inv.person_id, greatest(ev.last_ev, od.last_od) AS last_active, coalesce(od.n_orders, 0) AS n_orders
         FROM inv LEFT JOIN ev USING (person_id) LEFT JOIN od USING (person_id)
         """
@@ -226,24 +242,36 @@ def scan(
     )
     t = lap("activity", t)
 
+    lo = round((1.0 - float(p.burst_share)) / 2, 4)  # the central burst_share of sign-up times
     # Farms: per (inviter, component) the invitees, their distinct devices and the sign-up span.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fr_farm AS
-        WITH g AS (
-            SELECT inviter, comp, count(DISTINCT invitee) AS n_inv,
+        WITH big AS (
+            -- only inviters with enough invitees can run a farm: most inviters drop out here
+            SELECT x.* FROM fr_edge_x x
+            SEMI JOIN (SELECT inviter FROM fr_edge_x GROUP BY 1 HAVING count(*) >= {int(p.farm_min_invitees)}) USING (inviter)
+        ), grouped AS (
+            -- a group: one inviter's invitees in one identifier component, or on one address+UA
+            SELECT inviter, invitee, ts, dud, 'c' || comp AS grp FROM big WHERE comp IS NOT NULL
+            UNION ALL
+            SELECT x.inviter, x.invitee, x.ts, x.dud, 'a' || c.value FROM big x
+            JOIN fr_ipua_crowd c ON c.person_id = x.invitee
+        ), g AS (
+            SELECT inviter, grp, count(DISTINCT invitee) AS n_inv,
                    avg(dud::INT) AS dud_share, list(DISTINCT invitee) AS members,
-                   quantile_cont(epoch(ts), 0.1) AS t10, quantile_cont(epoch(ts), 0.9) AS t90
-            FROM fr_edge_x WHERE comp IS NOT NULL GROUP BY ALL HAVING count(DISTINCT invitee) >= {int(p.farm_min_invitees)}
+                   quantile_cont(epoch(ts), {lo}) AS t10, quantile_cont(epoch(ts), {1 - lo}) AS t90
+            FROM grouped GROUP BY ALL HAVING count(DISTINCT invitee) >= {int(p.farm_min_invitees)}
         ), d AS (
-            SELECT g.inviter, g.comp, count(DISTINCT l.value) AS n_dev
+            SELECT g.inviter, g.grp, count(DISTINCT l.value) AS n_dev
             FROM g, unnest(g.members) AS m(person_id) JOIN fr_links l ON l.person_id = m.person_id AND l.kind = 'device'
             GROUP BY ALL
         )
-        SELECT g.inviter, g.comp, g.n_inv, coalesce(d.n_dev, 0) AS n_dev, g.dud_share, g.members,
+        SELECT g.inviter, g.grp, g.n_inv, coalesce(d.n_dev, 0) AS n_dev, g.dud_share, g.members,
                (g.t90 - g.t10) / 60 AS span80_minutes
-        FROM g LEFT JOIN d USING (inviter, comp)
-        WHERE g.n_inv >= {float(p.farm_device_ratio)} * greatest(coalesce(d.n_dev, 0), 1)
+        FROM g LEFT JOIN d USING (inviter, grp)
+        -- crowding needs known devices: without any, only the burst-then-nothing shape counts
+        WHERE (coalesce(d.n_dev, 0) > 0 AND g.n_inv >= {float(p.farm_device_ratio)} * d.n_dev)
            OR ((g.t90 - g.t10) / 60 <= {int(p.burst_minutes)} AND g.dud_share >= {float(p.dud_share)})
         """
     )
@@ -398,6 +426,8 @@ def scan(
         """
     ).fetchone()
     for temp in (
+        "fr_ipua",
+        "fr_ipua_crowd",
         "fr_links",
         "fr_shared",
         "fr_comp",

@@ -50,7 +50,7 @@ def stored_value(id_type: str, raw: str) -> str:
     Raises IdentifierError for an empty value (it would join every row that lacks the identifier
     into one person), an over-long one, or a phone that has no plausible number of digits.
     """
-    raw = (raw or "").strip() if isinstance(raw, str) else str(raw).strip()
+    raw = "" if raw is None else str(raw).strip()
     if not raw:
         raise IdentifierError(id_type, "empty identifier value")
     if id_type == "phone":

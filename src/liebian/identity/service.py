@@ -419,6 +419,12 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
     con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
     # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
     last = con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
+    if last:
+        below = session.scalar(select(func.count()).select_from(Identifier).where(Identifier.id <= last)) or 0
+        if below > con.execute("SELECT count(*) FROM identity_map").fetchall()[0][0]:
+            # An identifier committed after a later one was synced (concurrent imports on PostgreSQL
+            # commit ids out of order) sits below the watermark: copy all the warehouse lacks.
+            last = 0
     rows = session.execute(
         select(Identifier.id, Identifier.id_type, Identifier.id_value, Identifier.person_id)
         .where(Identifier.id > last)
@@ -428,16 +434,15 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
     if rows:
         frame = pd.DataFrame(rows, columns=["identifier_id", "id_type", "id_value", "person_id"])
         con.register("new_identifiers", frame)
-        con.execute(
+        added = con.execute(
             """
             INSERT INTO identity_map
             SELECT n.id_type, n.id_value, n.person_id FROM new_identifiers n
             ANTI JOIN identity_map m ON m.id_type = n.id_type AND m.id_value = n.id_value
             """
-        )
+        ).fetchall()[0][0]
         con.unregister("new_identifiers")
         con.execute("INSERT INTO identity_sync VALUES (?)", [int(frame.identifier_id.max())])
-        added = len(frame)
 
     applied = con.execute("SELECT coalesce(max(merge_id), 0) FROM applied_merges").fetchall()[0][0]
     merges = session.execute(
@@ -512,3 +517,7 @@ def conflict_count(session: Session, start: datetime | None = None, end: datetim
     if end is not None:
         query = query.where(IdentityLink.observed_at < end)
     return session.scalar(query) or 0
+
+
+# Set-based resolve() for file imports (ingestion); defined in bulk.py to keep this module readable.
+from liebian.identity.bulk import resolve_bulk  # noqa: E402, F401

@@ -171,15 +171,16 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
         # at most r: shift its line by that many.
         lines = sorted({line for line, *_ in parse_rejects})
         shifts = pa.table({"q": [line - 2 - j for j, line in enumerate(lines)]})
-        con.register("line_shifts", shifts)
+        con.register("line_shifts_arrow", shifts)
+        con.execute("CREATE OR REPLACE TEMP TABLE line_shifts AS SELECT * FROM line_shifts_arrow")
+        con.unregister("line_shifts_arrow")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 2 + "
+            "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 + "
             "(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, * FROM raw0"
         )
-        con.unregister("line_shifts")
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 2 AS _line, * FROM raw0")
-    con.execute("DROP TABLE raw0")
+        # A view, not a copy: rowid follows the file's order (insertion order is preserved).
+        con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 AS _line, * FROM raw0")
     return RawFile("csv", encoding, headers, good + len(parse_rejects), parse_rejects)
 
 
@@ -226,7 +227,8 @@ def _register_rows(
         arrays[header] = pa.array(values, pa.string())
     table = pa.table(arrays) if lines else pa.table({k: pa.array([], v.type) for k, v in arrays.items()})
     con.register("raw_arrow", table)
-    con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM raw_arrow")
+    con.execute("CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM raw_arrow")
+    con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM raw0")
     con.unregister("raw_arrow")
 
 
@@ -312,8 +314,7 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
     except duckdb.Error as exc:
         raise FileImportError(f"{path.name}: not a readable Parquet file: {exc}") from exc
     headers = [row[0] for row in con.execute("DESCRIBE raw0").fetchall()]
-    con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT rowid + 1 AS _line, * FROM raw0")
-    con.execute("DROP TABLE raw0")
+    con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 1 AS _line, * FROM raw0")
     rows = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
     return RawFile("parquet", None, headers, rows)
 

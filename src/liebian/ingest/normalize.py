@@ -166,9 +166,8 @@ def ident(name: str) -> str:
 def clean_sql(expr: str) -> str:
     """Trim surrounding whitespace (exports pad ids with tabs to keep Excel off them); '' -> NULL.
 
-    The LIKE guards are cheap; trimming every value costs several times more at 10M rows.
+    Prefix/suffix LIKEs and contains() are cheap byte tests; trimming every value is not.
     """
-    # prefix/suffix LIKEs and contains() are cheap byte tests; the trim itself is not
     guards = f"{expr} LIKE ' %' OR {expr} LIKE '% ' OR contains({expr}, '\t') OR contains({expr}, '\u3000')"
     return f"(CASE WHEN {expr} = '' THEN NULL WHEN {guards} THEN nullif(trim({expr}, ' \t\r\n\u3000'), '') ELSE {expr} END)"
 
@@ -211,7 +210,9 @@ def ts_sql(expr: str, tz: str, as_cast: str | None = None) -> str:
     # The cast reads ISO forms with or without offset (dropping the offset): find the offset.
     has_offset = (
         f"(contains({expr}, '+') OR ends_with({expr}, 'Z') OR ends_with({expr}, 'z')"
-        rf" OR (length({expr}) > 19 AND regexp_matches({expr}, '[T ]\d{{1,2}}:\d{{2}}.*-\d{{2}}(:?\d{{2}})?$')))"
+        # CASE, not AND: a projection's AND evaluates both sides on every row
+        rf" OR CASE WHEN length({expr}) > 19 THEN regexp_matches({expr}, '[T ]\d{{1,2}}:\d{{2}}.*-\d{{2}}(:?\d{{2}})?$')"
+        " ELSE false END)"
     )
     return (
         "(CASE"
@@ -243,10 +244,6 @@ def phone_digits_sql(expr: str) -> str:
 
 ID_TYPES_SQL = "[" + ", ".join(q(t) for t in ID_TYPES) + "]"
 DIRECT_TYPES_SQL = "[" + ", ".join(q(t) for t in sorted(DIRECT_TYPES)) + "]"
-
-
-def _err(condition: str, field: str, reason_sql: str) -> str:
-    return f"CASE WHEN {condition} THEN {{'field': {q(field)}, 'reason': {reason_sql}}} END"
 
 
 @dataclass

@@ -295,13 +295,24 @@ class _Outcome:
     details: dict[str, int] = field(default_factory=dict)
 
 
-TEMP_TABLES = ("raw", "staged", "batch_rejects", "hashed", "keyed", "to_load", "loaded_lines", "order_groups")
+TEMP_VIEWS = ("mapped", "keyed", "raw")
+TEMP_TABLES = (
+    "raw0",
+    "line_shifts",
+    "staged",
+    "batch_rejects",
+    "hashed",
+    "to_load",
+    "loaded_lines",
+    "order_groups",
+)
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
+    for view in TEMP_VIEWS:
+        con.execute(f"DROP VIEW IF EXISTS {view}")
     for table in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute("DROP VIEW IF EXISTS mapped")
 
 
 def _pipeline(
@@ -320,7 +331,11 @@ def _pipeline(
         query = normalize_query(kind, "mapped")
         con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {query.sql}")
         _collect_rejects(con, raw_file)
-        con.execute("DROP TABLE raw")  # rejects carry their raw rows now; free the memory
+        # rejects carry their raw rows now; free the memory
+        con.execute("DROP VIEW mapped")
+        con.execute("DROP VIEW raw")
+        con.execute("DROP TABLE raw0")
+        con.execute("DROP TABLE IF EXISTS line_shifts")
     with steps.step("hashing identifiers"):
         _hash_direct_identifiers(con, kind)
     if kind == "identities":
@@ -405,7 +420,7 @@ def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> str:
 def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     """Events/messages to load: the first row per id in the batch, unknown to the warehouse."""
     id_col = ID_COLUMN[kind]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE keyed AS {_keyed_select(con, kind)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW keyed AS {_keyed_select(con, kind)}")
     # min(_line) per id: a hash aggregate, cheaper than a window over the whole batch
     con.execute(
         f"""
@@ -415,7 +430,7 @@ def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         ANTI JOIN {kind} w ON w.{id_col} = k.{id_col}
         """
     )
-    con.execute("DROP TABLE keyed")
+    con.execute("DROP VIEW keyed")
 
 
 def _orders_candidates(con: duckdb.DuckDBPyConnection) -> None:
@@ -463,7 +478,7 @@ def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str)
         for t, v, raw in new
     ]
     with session_scope() as session:
-        identity.resolve(session, wanted, source=source[:64])
+        identity.resolve_bulk(session, wanted, source=source[:64])
     with session_scope() as session:
         identity.sync_warehouse(session, con)
 

@@ -79,6 +79,8 @@ def report(
         emit(findings, fmt, title="findings")
     else:
         console.print("no findings: the data is clean")
-    fields = [f.model_dump() for f in result.completeness.fields if f.missing]
+    fields = [
+        f.model_dump() | {"null_rate": f"{f.null_rate:.2%}"} for f in result.completeness.fields if f.missing
+    ]
     if fields:
         emit(fields, fmt, title="missing values per field")
