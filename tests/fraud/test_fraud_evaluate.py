@@ -17,7 +17,7 @@ from liebian.ingest.service import import_file
 
 
 def test_evaluate_on_a_small_demo_brand(data_dir, sqlite_store) -> None:
-    demo = generate(DemoSpec(persons=3000, seed=11), data_dir / "demo")
+    demo = generate(DemoSpec(persons=2000, seed=11), data_dir / "demo")
     for kind in ("identities", "events", "orders"):
         for name, path in demo.files.items():
             if name.startswith(kind):
