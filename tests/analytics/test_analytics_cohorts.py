@@ -118,3 +118,15 @@ def test_referral_cohorts_and_month_units(rows, load):
     assert money["ltv_curves"] == [{"cohort": "2026-02", "size": 2, "m0": 500.0, "m1": 2000.0}]
     with pytest.raises(ValueError, match="unit must be one of day, week, month"):
         service.run_retention(f, unit="year")
+
+
+def test_cohort_without_any_return_shows_zeros(rows, load):
+    rows.event(1, "2026-03-01 10:00:00", "app_open")
+    rows.event(2, "2026-03-02 10:00:00", "app_open")
+    rows.event(2, "2026-03-03 10:00:00", "app_open")
+    load()
+    got = service.run_retention(service.make_filters("2026-03-01", "2026-03-02"), unit="day", periods=3)
+    assert got["matrix"] == [
+        {"cohort": "2026-03-01", "size": 1, "d0": 1.0, "d1": 0.0, "d2": 0.0},
+        {"cohort": "2026-03-02", "size": 1, "d0": 1.0, "d1": 1.0, "d2": None},
+    ]

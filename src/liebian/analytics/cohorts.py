@@ -131,7 +131,7 @@ def retention(
     for r in df.sort_values("cohort").to_dict(orient="records"):
         cohort, size = int(r["cohort"]), int(r["size"])
         for k in range(periods):
-            n = size if k == 0 else int(r.get(f"k{k}") or 0)
+            n = size if k == 0 else int(clean(r.get(f"k{k}")) or 0)
             complete = cohort + k <= asof
             cells.append(
                 {"cohort": label(unit, cohort), "size": size, "offset": k,
