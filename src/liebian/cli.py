@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 
 import typer
 
 from liebian.config import reset_settings_cache
+from liebian.db import migrate
 
 app = typer.Typer(
     help="liebian 裂变 — fission campaigns, anti-fraud and growth analytics.",
@@ -39,13 +41,21 @@ DOMAINS = [
 ]
 
 
+# Commands that must not touch the operational store before they run.
+NO_AUTO_MIGRATE = {"db", None}
+
+
 @app.callback()
 def main(
+    ctx: typer.Context,
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where liebian keeps its state."),
 ) -> None:
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
+    if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
+        # A fresh data directory works without a separate `liebian db upgrade` first.
+        migrate.ensure_current()
 
 
 def _register() -> None:

@@ -1921,7 +1921,12 @@ def referral_tree(session: Session, campaign_id: str) -> list[dict]:
 
 def _follow_merges(session: Session, final: dict[int, int]) -> None:
     """Person ids in campaign tables follow OneID merges (registered in identity.MERGE_HOOKS)."""
+    # Most merges (bulk identity imports) touch persons who never took part in a campaign: find
+    # the few that did with a handful of set-based queries, then rewrite only those.
+    involved = _campaign_participants(session, list(final))
     for merged, survivor in final.items():
+        if merged not in involved:
+            continue
         session.execute(
             update(Invite).where(Invite.inviter_person_id == merged).values(inviter_person_id=survivor)
         )
@@ -1957,6 +1962,28 @@ def _follow_merges(session: Session, final: dict[int, int]) -> None:
             _bump(session, counter.campaign_id, "inviter", str(survivor), None, counter.used)
             session.delete(counter)
     session.flush()
+
+
+def _campaign_participants(session: Session, person_ids: list[int]) -> set[int]:
+    columns = (
+        Invite.inviter_person_id,
+        Referral.inviter_person_id,
+        Referral.friend_person_id,
+        CampaignOrder.person_id,
+        Group.initiator_person_id,
+    )
+    found: set[int] = set()
+    for start in range(0, len(person_ids), 500):
+        chunk = person_ids[start : start + 500]
+        for column in columns:
+            found.update(session.scalars(select(column).where(column.in_(chunk)).distinct()))
+        keys = session.scalars(
+            select(CapCounter.key).where(
+                CapCounter.scope == "inviter", CapCounter.key.in_([str(p) for p in chunk])
+            )
+        )
+        found.update(int(k) for k in keys)
+    return found
 
 
 if _follow_merges not in identity.MERGE_HOOKS:

@@ -37,6 +37,12 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def ensure_current(url: str | None = None) -> None:
+    """Upgrade only when the store is behind (a cheap check on every CLI start)."""
+    if current_revision(url) != head_revision():
+        upgrade(url)
+
+
 def current_revision(url: str | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -57,6 +57,10 @@ def resolve_bulk(
     # SQLAlchemy keeps SQLite datetimes as text in this form; PostgreSQL takes the object.
     stamp = seen_at.strftime("%Y-%m-%d %H:%M:%S.%f") if dialect == "sqlite" else seen_at
 
+    if dialect == "sqlite":
+        # The default 2 MB page cache thrashes once the identifier indexes outgrow it.
+        conn.exec_driver_sql("PRAGMA cache_size = -262144")
+
     def many(sql: str, rows: list) -> None:
         for batch in _batches(rows):
             conn.exec_driver_sql(sql, batch)
@@ -101,7 +105,7 @@ def resolve_bulk(
         conflict = "ON CONFLICT DO NOTHING"
         many(
             f"INSERT INTO persons (id, created_at) VALUES ({mark}, {mark}) {conflict}",
-            [(pid, stamp) for pid in wanted.values()],
+            [(pid, stamp) for pid in sorted(wanted.values())],  # primary-key order: sequential pages
         )
         idents = []
         for key, pid in wanted.items():
