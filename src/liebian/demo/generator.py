@@ -1013,13 +1013,14 @@ class _Generator:
         sp = np.flatnonzero(
             (ev["channel"] == CH["xiaohongshu"]) & (day == spike) & (ev["event"] >= EV["app_open"])
         )
-        copies = np.concatenate([sp, sp])
+        # activity ×6 on that day: enough to lift the whole channel-day well past its normal swing
+        copies = np.tile(sp, 5)
         add = {c: v[copies] for c, v in ev.items()}
         add["ts"] = self.T0 + spike * DAY + self.tod(len(copies))
         ev = {c: np.concatenate([ev[c], add[c]]) for c in ev}
         self.volume_anomalies = [
             {"channel": "douyin", "date": self.date_str(outage), "factor": 0.15},
-            {"channel": "xiaohongshu", "date": self.date_str(spike), "factor": 3.0},
+            {"channel": "xiaohongshu", "date": self.date_str(spike), "factor": 6.0},
         ]
         order = np.lexsort((ev["event"], ev["channel"], ev["person"], ev["ts"]))
         ev = {c: v[order] for c, v in ev.items()}
