@@ -101,13 +101,13 @@ def pandas_funnel(events: pd.DataFrame, orders: pd.DataFrame, window: pd.Timedel
 def run(scale: str = "") -> Report:
     from liebian.analytics.cohorts import retention
     from liebian.analytics.common import Frame, MetricConfig
-    from liebian.analytics.funnel import DEFAULT_STEPS, funnel, levels
+    from liebian.analytics.funnel import DEFAULT_STEPS, funnel
 
     scale = scale or "1M"
     if scale not in SCALES:
         raise SystemExit(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     n = SCALES[scale]
-    repeat = 3 if n <= 3_000_000 else 2
+    repeat = 5 if n <= 3_000_000 else 3
     report = Report(
         title="Analytics engine: funnel and retention beside a full scan (DuckDB)",
         scale=scale,
@@ -122,21 +122,14 @@ def run(scale: str = "") -> Report:
         events = backend.table("events")
         scan_expr = events.aggregate(n=events.count(), persons=events.person_id.nunique())
         window = timedelta(days=14)
-        funnel_expr = ibis.union(
-            *[
-                lv.aggregate(n=lv.count()).mutate(k=ibis.literal(i))
-                for i, lv in enumerate(levels(fr, DEFAULT_STEPS, window))
-            ]
-        )
 
         backend.execute(scan_expr)  # warm the file cache once for all three
         scan_s, scan = timed(lambda: backend.execute(scan_expr), repeat)
-        funnel_s, counts = timed(lambda: backend.execute(funnel_expr), repeat)
-        full_s, _ = timed(lambda: funnel(fr), repeat)
+        funnel_s, result = timed(lambda: funnel(fr, DEFAULT_STEPS, window), repeat)
         ret_s, ret = timed(lambda: retention(fr, unit="week", periods=12, cohorts=12), repeat)
         peak_engine = peak_rss_mib()
 
-        funnel_counts = [int(n) for n in counts.sort_values("k").n]
+        funnel_counts = [int(n) for n in result.steps.persons]
         ev_pd = con.execute("SELECT person_id, ts, event FROM events").df()
         or_pd = con.execute("SELECT person_id, ts, status FROM orders").df()
         pandas_s, pandas_counts = timed(lambda: pandas_funnel(ev_pd, or_pd, pd.Timedelta(window)), 1)
@@ -149,22 +142,26 @@ def run(scale: str = "") -> Report:
     report.add("generate + load (not timed against)", gen_s, "", f"{rows:,} events, {persons:,} persons")
     report.add("scan: count(*), count(distinct person)", scan_s, 1.0, f"{rows:,} / {persons:,}")
     report.add(
-        "funnel, 4 steps (persons per step)",
+        "funnel, 4 steps, 14-day window (counts, drop-off, medians)",
         funnel_s,
         funnel_s / scan_s,
         " → ".join(f"{c:,}" for c in funnel_counts),
     )
-    report.add("funnel, full analysis (medians, drop-off)", full_s, full_s / scan_s, "")
     report.add("retention matrix, weekly, 12 cohorts × 12", ret_s, ret_s / scan_s, f"{cohorts} cohorts")
     report.add(
         "pandas funnel (same answer)",
         pandas_s,
         pandas_s / scan_s,
-        f"{pandas_s / funnel_s:.0f}× slower than Ibis/DuckDB",
+        f"pandas takes {pandas_s / funnel_s:.1f}× the Ibis/DuckDB funnel time",
     )
     report.notes.append(
         f"Peak RSS: {peak_engine:,.0f} MiB after generating, scanning, funnel and retention; "
         f"{peak_all:,.0f} MiB after the pandas comparison loaded the events into pandas."
+    )
+    report.notes.append(
+        "The pandas baseline is vectorised (merges and group-bys on frames already in memory, loading "
+        "not timed), not a per-person loop: against it the 20× target is not met; the engine's gain is "
+        "in memory (pandas needs the events in RAM) and in running unchanged on Spark."
     )
     report.notes.append(
         "Targets: funnel ≤ 2× scan, retention ≤ 2× scan, ≥ 20× faster than pandas, peak ≤ 2 GiB at 10M. "

@@ -234,3 +234,41 @@ def test_farm_of_single_visit_accounts_split_over_devices_but_on_one_ip_and_ua(d
     assert all("DEVICE_FARM" in reasons[701 + i] for i in range(12))
     assert "FARM_INVITER" in reasons[700]
     assert flagged == {700, *range(701, 713)}
+
+
+def test_crowded_device_alone_stays_below_the_flag(data_dir) -> None:
+    with warehouse.connect() as con:
+        for p in range(900, 906):  # six accounts on one shop tablet
+            add_event(con, p, T0 + timedelta(hours=p - 900), device="SHOP-TABLET")
+        for p in range(910, 913):  # a family of three on one phone
+            add_event(con, p, T0 + timedelta(hours=p - 910), device="FAMILY-PHONE")
+        graph.scan(con)
+        reasons = person_reasons(con)
+        frame = graph.person_risk(con)
+    assert all(reasons[p] == ["CROWDED_DEVICE"] for p in range(900, 906))
+    assert not any(p in reasons for p in range(910, 913))
+    assert frame.score.max() == REASONS["CROWDED_DEVICE"].weight < 50
+
+
+def test_isolation_forest_marks_the_odd_inviter_and_alone_cannot_flag(data_dir) -> None:
+    with warehouse.connect() as con:
+        kid = 10_000
+        for inviter in range(1000, 1040):  # ordinary inviters: 4 friends over weeks, who stay
+            for k in range(4):
+                kid += 1
+                ts = T0 + timedelta(days=5 * k, hours=inviter - 1000)
+                add_edge(con, inviter, kid, ts)
+                add_event(con, kid, ts, device=f"P-{kid}")
+                add_event(con, kid, ts + timedelta(days=3), device=f"P-{kid}")
+        for k in range(7):  # the odd one: 7 friends within minutes, each gone the same day
+            kid += 1
+            add_edge(con, 2000, kid, T0 + timedelta(minutes=k))
+            add_event(con, kid, T0 + timedelta(minutes=k), device=f"P-{kid}")
+        add_event(con, 1, T0 + timedelta(days=40))
+        graph.scan(con)
+        reasons = person_reasons(con)
+        frame = graph.person_risk(con)
+    assert "ANOMALY" in reasons[2000]
+    assert sum("ANOMALY" in reasons.get(i, []) for i in range(1000, 1040)) <= 4  # a few ordinary ones at most
+    only_anomaly = frame[frame.reasons.apply(list) == ["ANOMALY"]]
+    assert (only_anomaly.score <= REASONS["ANOMALY"].weight).all()

@@ -260,3 +260,24 @@ def test_review_cli(client) -> None:
     assert rate == [{"campaign_id": "c6", "referrals": 2, "rejected": 2, "fraud_rate": 1.0}]
     missing = runner.invoke(cli_app, ["fraud", "evaluate", "--ground-truth", "/nonexistent/gt.json"])
     assert missing.exit_code == 2 and "--ground-truth" in missing.output
+
+
+def test_scan_and_person_risk_api(client) -> None:
+    make_campaign(client, "c7")
+    join(client, "c7", "mona", "nick", NORMAL, "o-7")
+    with session_scope() as s:
+        campaigns.flush_warehouse(s)
+        mona = identity.find_person(s, "unionid", "mona")
+        nick = identity.find_person(s, "unionid", "nick")
+    with warehouse.connect() as con:
+        con.execute(
+            "INSERT INTO referral_edges VALUES (?, ?, 'c_x', 'wecom', now()::TIMESTAMP, 'imp-7')",
+            [nick, mona],
+        )
+    scan = client.post("/api/v1/fraud/scan")
+    assert scan.status_code == 200 and scan.json()["cases_opened"] == 2 and scan.json()["referrals"] == 2
+    risk = client.get(f"/api/v1/fraud/persons/{mona}").json()
+    assert risk["reasons"] == ["CYCLE"] and risk["score"] == 90.0
+    assert client.get("/api/v1/fraud/persons/12345").json() == {
+        "person_id": 12345, "score": 0.0, "reasons": [], "details": []
+    }  # fmt: skip

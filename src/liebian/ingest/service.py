@@ -326,6 +326,8 @@ def _pipeline(
     want_lines: bool = False,
 ) -> _Outcome:
     mapping = mapping_sql(preset, kind, raw_file.headers)
+    # Row order matters only for reading (rowid = line); from here every row carries its _line.
+    con.execute("SET preserve_insertion_order = false")
     with steps.step("normalising"):
         con.execute(f"CREATE OR REPLACE TEMP VIEW mapped AS {mapping.sql}")
         query = normalize_query(kind, "mapped")
