@@ -115,6 +115,12 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def spark_required() -> None:
+    if not SPARK_ENABLED:
+        pytest.skip(SPARK_SKIP)
+
+
+@pytest.fixture
 def rows(data_dir: Path) -> Rows:
     return Rows()
 

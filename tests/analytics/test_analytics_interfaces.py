@@ -142,11 +142,7 @@ def test_http_endpoints_and_errors(scenario, load):
 
 
 @pytest.mark.spark
-def test_duckdb_and_spark_give_identical_results(scenario, load):
-    from conftest import SPARK_ENABLED, SPARK_SKIP
-
-    if not SPARK_ENABLED:
-        pytest.skip(SPARK_SKIP)
+def test_duckdb_and_spark_give_identical_results(scenario, load, spark_required):
     load("spark")  # writes the warehouse and exports Parquet
     f = service.make_filters(*P, campaigns=["c1", "c2"])
     runs = {}

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import liebian.fraud  # noqa: F401 - registers the inline checks
 from liebian.campaigns import service as campaigns
+from liebian.campaigns.models import Referral
 from liebian.cli import app as cli_app
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
@@ -98,6 +99,11 @@ def test_held_referral_is_queued_and_rejecting_rejects_its_rewards(client) -> No
     assert out["changed"] and out["status"] == "rejected"
     assert sorted(out["effects"]["rejected"]) == sorted(r.id for r in held)
     assert {r.state for r in campaign_rewards("c1")} == {"rejected"}
+    # the referral itself leaves the held state: blocked, no longer counted for the inviter
+    assert out["effects"]["referral_state"] == "blocked"
+    with session_scope() as s:
+        referral = s.get(Referral, accepted["referral_id"])
+        assert referral.state == "blocked" and not referral.counted
     n_audit = audit_count(case["id"])
 
     # the same request again (same key) or the same decision again: no new writes
@@ -131,6 +137,7 @@ def test_approving_releases_the_review_hold(client) -> None:
     with session_scope() as s:
         out = service.decide(s, case["id"], "approve", actor="reviewer-li", note="真实用户，已电话核实")
     assert out["status"] == "approved" and len(out["effects"]["released"]) == 2
+    assert out["effects"]["referral_state"] == "accepted"
     after = campaign_rewards("c2")
     assert all(not r.held_for_review and r.state == "pending" for r in after)
     # released: once the hold period is over the ledger approves them as usual

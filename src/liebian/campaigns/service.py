@@ -1964,6 +1964,36 @@ def _follow_merges(session: Session, final: dict[int, int]) -> None:
     session.flush()
 
 
+def review_referral(session: Session, referral_id: int, approved: bool, *, actor: str, note: str = "") -> str:
+    """Apply a fraud reviewer's decision to a held referral and return its state afterwards.
+
+    Approved → accepted (rewards it earns from now on are not held); rejected → blocked and no
+    longer counted towards the inviter's tiers. Referrals not held are left as they are.
+    """
+    target = "accepted" if approved else "blocked"
+    values: dict = {"state": target, "note": note or f"fraud review: {target}"}
+    if not approved:
+        values["counted"] = False
+    changed = session.execute(
+        update(Referral).where(Referral.id == referral_id, Referral.state == "held").values(**values)
+    ).rowcount
+    ref = session.get(Referral, referral_id)
+    if ref is None:
+        raise CampaignError(404, "not_found", f"referral {referral_id} does not exist", "referral_id")
+    session.refresh(ref)
+    if changed:
+        _audit(
+            session,
+            "referral_reviewed",
+            ref.campaign_id,
+            {"from": "held", "to": target, "note": note},
+            actor=actor,
+            entity="referral",
+            entity_id=referral_id,
+        )
+    return ref.state
+
+
 def _campaign_participants(session: Session, person_ids: list[int]) -> set[int]:
     columns = (
         Invite.inviter_person_id,

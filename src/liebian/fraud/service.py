@@ -25,6 +25,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from liebian.campaigns import service as campaigns
 from liebian.campaigns.models import Referral
 from liebian.db.base import utcnow
 from liebian.fraud import graph
@@ -353,6 +354,10 @@ def decide(
     if case.status != "open":
         raise FraudError(409, "already_decided", f"case {case_id} is already {case.status}", "case_id")
     effects = _apply_to_ledger(session, case, target, actor=actor, note=note)
+    if case.referral_id is not None:
+        effects["referral_state"] = campaigns.review_referral(
+            session, case.referral_id, target == "approved", actor=f"fraud-review:{actor}", note=note
+        )
     case.status, case.reviewer, case.note = target, actor, note
     case.decided_at = case.updated_at = utcnow()
     _audit(session, case, action, actor, "open", note=note, effects=effects, key=idempotency_key)

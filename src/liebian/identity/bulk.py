@@ -60,6 +60,7 @@ def resolve_bulk(
     if dialect == "sqlite":
         # The default 2 MB page cache thrashes once the identifier indexes outgrow it.
         conn.exec_driver_sql("PRAGMA cache_size = -262144")
+        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # bulk_keys/bulk_ids need no file
 
     def many(sql: str, rows: list) -> None:
         for batch in _batches(rows):
