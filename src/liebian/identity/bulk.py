@@ -62,16 +62,20 @@ def resolve_bulk(
         conn.exec_driver_sql("PRAGMA cache_size = -262144")
         conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # bulk_keys/bulk_ids need no file
 
-    def many(sql: str, rows: list) -> None:
+    def many(sql: str, rows: list) -> int:
+        """executemany in batches; the rows it changed (-1 when the driver cannot tell)."""
+        changed = 0
         for batch in _batches(rows):
-            conn.exec_driver_sql(sql, batch)
+            count = conn.exec_driver_sql(sql, batch).rowcount
+            changed = -1 if count is None or count < 0 or changed < 0 else changed + count
+        return changed
 
     # Temporary tables live with the connection (pooled ones keep theirs: emptied before use).
     conn.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS bulk_keys (id_type VARCHAR(32), id_value VARCHAR(128))"
     )
     conn.exec_driver_sql("DELETE FROM bulk_keys")
-    many(f"INSERT INTO bulk_keys (id_type, id_value) VALUES ({mark}, {mark})", sorted(keys))
+    many(f"INSERT INTO bulk_keys (id_type, id_value) VALUES ({mark}, {mark})", list(keys))
 
     def known() -> dict[tuple[str, str], int]:
         rows = conn.exec_driver_sql(
@@ -123,11 +127,14 @@ def resolve_bulk(
                     stamp,
                 )
             )
-        many(
+        inserted = many(
             "INSERT INTO identifiers (id_type, id_value, person_id, encrypted_value, display, source, "
             f"first_seen_at) VALUES ({', '.join([mark] * 7)}) {conflict}",
             idents,
         )
-        found = known()
+        if inserted == len(idents):
+            found.update(wanted)  # every new identifier is ours: no need to read them back
+        else:
+            found = known()  # a concurrent writer registered some of them first: its ids win
     conn.exec_driver_sql("DELETE FROM bulk_keys")
     return found

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from liebian.web.i18n import format_money_fen, format_number, locale_of, translator
+from liebian.web.i18n import format_money_yuan, format_number, format_percent, locale_of, translator
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -28,11 +28,18 @@ def _overview() -> dict | None:
 def index(request: Request) -> HTMLResponse:
     locale = locale_of(request)
     data = _overview()
+    from liebian.analytics.overview import LABELS, RATIOS
+
     cards = []
-    for key, value in (data or {}).items():
-        if isinstance(value, int | float):
-            text = format_money_fen(value, locale) if key.endswith("_fen") else format_number(value, locale)
-            cards.append({"key": key, "value": text})
+    for key in LABELS:
+        value = (data or {}).get(key)
+        if key in RATIOS:
+            text = format_percent(value)
+        elif key.endswith("_yuan"):
+            text = format_money_yuan(value, locale)
+        else:
+            text = format_number(value, locale)
+        cards.append({"key": key, "value": text})
     response = TEMPLATES.TemplateResponse(
         request,
         "overview.html",

@@ -19,6 +19,21 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "quality.heading": {"zh-CN": "数据质量报告", "en": "Data-quality report"},
     "lang.switch": {"zh-CN": "English", "en": "中文"},
+    "kpi.persons": {"zh-CN": "用户数", "en": "Persons"},
+    "kpi.events": {"zh-CN": "事件数", "en": "Events"},
+    "kpi.orders": {"zh-CN": "订单数", "en": "Orders"},
+    "kpi.gmv_yuan": {"zh-CN": "成交额 GMV", "en": "GMV"},
+    "kpi.aov_yuan": {"zh-CN": "客单价", "en": "Average order value"},
+    "kpi.refund_rate": {"zh-CN": "退款率", "en": "Refund rate"},
+    "kpi.reached": {"zh-CN": "触达人数", "en": "Reached"},
+    "kpi.participants": {"zh-CN": "参与人数", "en": "Participants"},
+    "kpi.participation": {"zh-CN": "参与率", "en": "Participation"},
+    "kpi.new_persons": {"zh-CN": "新增用户", "en": "New persons"},
+    "kpi.referred_persons": {"zh-CN": "裂变新增", "en": "Referred persons"},
+    "kpi.referral_share": {"zh-CN": "裂变占比", "en": "Referral share"},
+    "kpi.k_factor": {"zh-CN": "K 因子", "en": "K-factor"},
+    "kpi.d1_retention": {"zh-CN": "次日留存", "en": "D1 retention"},
+    "kpi.ltv_multiplier": {"zh-CN": "LTV 倍数", "en": "LTV multiplier"},
 }
 
 
@@ -44,6 +59,14 @@ def format_number(value: float | int | None, locale: str) -> str:
     if locale == "zh-CN" and abs(value) >= 10_000:
         return f"{value / 10_000:.1f}万"
     return f"{value:,.0f}"
+
+
+def format_percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def format_money_yuan(yuan: float | None, locale: str) -> str:
+    return "—" if yuan is None else format_money_fen(round(yuan * 100), locale)
 
 
 def format_money_fen(fen: int | None, locale: str) -> str:

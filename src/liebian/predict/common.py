@@ -1,0 +1,81 @@
+"""Shared pieces of the predictive models: the error type, progress display, data snapshots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import duckdb
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from liebian.output import err_console
+
+
+class PredictError(ValueError):
+    """Bad input to a model (the message names the field and the reason); HTTP 422, CLI exit 2."""
+
+
+class _Steps:
+    def __init__(self, progress: Progress | None, task: Any) -> None:
+        self._progress, self._task = progress, task
+
+    def step(self, label: str) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, advance=1, description=label)
+
+
+@contextmanager
+def fit_progress(title: str, total: int, show: bool = True) -> Iterator[_Steps]:
+    """A Rich progress bar on stderr for one fit (`show=False` for the API and tests)."""
+    if not show:
+        yield _Steps(None, None)
+        return
+    with Progress(
+        TextColumn(f"[bold]{title}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} {task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("", total=total)
+        yield _Steps(progress, task)
+
+
+def data_snapshot(con: duckdb.DuckDBPyConnection) -> dict:
+    """What a model was fitted on: row counts, max event time and a content hash of the ids.
+
+    The hash folds every event/order id (and order status/amount) with bit_xor, so it does not
+    depend on row order and changes when any row is added, removed or altered.
+    """
+    counts, max_ts, parts = {}, {}, []
+    for table, id_expr in (
+        ("events", "event_id"),
+        ("orders", "order_id || status || CAST(amount_fen AS VARCHAR)"),
+        ("referral_edges", "CAST(inviter_person_id AS VARCHAR) || '>' || CAST(invitee_person_id AS VARCHAR)"),
+    ):
+        n, ts, h = con.execute(f"SELECT count(*), max(ts), coalesce(bit_xor(hash({id_expr})), 0) FROM {table}").fetchone()
+        counts[table] = int(n)
+        max_ts[table] = ts.isoformat() if isinstance(ts, datetime) else None
+        parts.append(f"{table}:{n}:{h}")
+    digest = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return {"rows": counts, "max_ts": max_ts, "hash": digest}
+
+
+def jsonable(value: Any) -> Any:
+    """Numpy/pandas scalars and containers as plain JSON values (NaN → None)."""
+    return json.loads(json.dumps(value, default=_default, allow_nan=True).replace("NaN", "null"))
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
