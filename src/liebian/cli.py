@@ -37,6 +37,7 @@ DOMAINS = [
     ("liebian.reports.cli", "report", "Operating reports."),
     ("liebian.privacy.cli", "privacy", "Consent, data-subject requests, retention."),
     ("liebian.auth.cli", "auth", "Users, roles, API keys, audit."),
+    ("liebian.wecom.cli", "wecom", "WeCom (企业微信) contact ways and callbacks."),
     ("liebian.jobs", "job", "Run a scheduled job once (for cron)."),
 ]
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -46,6 +46,23 @@ class Settings(BaseSettings):
     scheduler_enabled: bool = Field(default=True, description="run scheduled jobs inside the server")
     # anti-fraud: phone prefixes of virtual operators (虚拟运营商), held for review by the inline check
     fraud_virtual_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
+    # security (auth/, privacy/): request body cap, per-client rate limit of public and anonymous
+    # calls, the session cookie's Secure flag (default: on when base_url is https), retention in days
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, description="largest accepted request body")
+    rate_limit_per_minute: int = Field(default=600, description="public/anonymous requests per client and route")
+    cookie_secure: bool | None = None
+    retention_days: dict[str, int] = Field(
+        default_factory=lambda: {"events": 730, "messages": 365, "rejects": 90},
+        description="days raw warehouse rows are kept (0 = forever)",
+    )
+    # WeCom (企业微信) self-built app: corp id, the 客户联系 secret, and the callback token / EncodingAESKey.
+    # Secrets are SecretStr so that they never show in reprs or logs.
+    wecom_corp_id: str | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_encoding_aes_key: SecretStr | None = None
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_replay_window_seconds: int = Field(default=300, ge=1, description="callback timestamp tolerance")
 
     @classmethod
     def settings_customise_sources(

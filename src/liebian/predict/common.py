@@ -58,7 +58,9 @@ def data_snapshot(con: duckdb.DuckDBPyConnection) -> dict:
         ("orders", "order_id || status || CAST(amount_fen AS VARCHAR)"),
         ("referral_edges", "CAST(inviter_person_id AS VARCHAR) || '>' || CAST(invitee_person_id AS VARCHAR)"),
     ):
-        n, ts, h = con.execute(f"SELECT count(*), max(ts), coalesce(bit_xor(hash({id_expr})), 0) FROM {table}").fetchone()
+        n, ts, h = con.execute(
+            f"SELECT count(*), max(ts), coalesce(bit_xor(hash({id_expr})), 0) FROM {table}"
+        ).fetchone()
         counts[table] = int(n)
         max_ts[table] = ts.isoformat() if isinstance(ts, datetime) else None
         parts.append(f"{table}:{n}:{h}")

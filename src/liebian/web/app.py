@@ -30,6 +30,7 @@ ROUTERS = [
     "liebian.reports.api",
     "liebian.privacy.api",
     "liebian.auth.api",
+    "liebian.wecom.api",
     "liebian.web.console",
 ]
 

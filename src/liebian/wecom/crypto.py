@@ -67,7 +67,9 @@ class MsgCrypt:
     def verify_signature(self, msg_signature: str, timestamp: str, nonce: str, encrypt: str) -> None:
         expected = signature(self.token, timestamp, nonce, encrypt)
         if not hmac.compare_digest(expected, (msg_signature or "").lower()):
-            raise CryptoError("bad_signature", "msg_signature does not match token, timestamp, nonce and ciphertext")
+            raise CryptoError(
+                "bad_signature", "msg_signature does not match token, timestamp, nonce and ciphertext"
+            )
 
     # -------------------------------------------------------------- AES
 

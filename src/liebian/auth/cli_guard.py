@@ -1,0 +1,137 @@
+"""Authorisation of CLI commands: every command's callback is wrapped, once, by `install(app)` in
+liebian/cli.py; the wrapper finds who is acting and checks auth.policy.COMMANDS before it runs.
+
+Who is acting:
+- `LIEBIAN_API_KEY` — an API key, verified like the HTTP API's (for cron and remote automation);
+- `--user NAME` / `LIEBIAN_USER` — a console user, acting with its role. This is attribution and
+  least privilege for people who already hold a shell on the server (they can read the key file and
+  the store anyway), not a barrier against them; the audit log names them;
+- neither, on a store without users — the local bootstrap admin of a fresh install, so that
+  `liebian auth create-user NAME --role admin` can create the first admin. Once a user exists, a
+  command without an identity is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+
+import typer
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from liebian.auth import policy
+from liebian.output import err_console
+
+EXIT_DENIED = 3
+
+
+def _name_of(info) -> str:
+    if info.name:
+        return info.name
+    return info.callback.__name__.lower().replace("_", "-")
+
+
+def iter_commands(app: typer.Typer, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
+    """(command path, CommandInfo) for every command of a Typer app, sub-apps included."""
+    for info in app.registered_commands:
+        yield " ".join((*prefix, _name_of(info))), info
+    for group in app.registered_groups:
+        name = group.name or group.typer_instance.info.name
+        yield from iter_commands(group.typer_instance, (*prefix, name))
+
+
+def current_principal():
+    """The CLI's principal (see the module docstring); raises AuthError when it cannot be established."""
+    from liebian.auth import service
+    from liebian.db.session import session_scope
+
+    api_key = os.environ.get("LIEBIAN_API_KEY")
+    username = os.environ.get("LIEBIAN_USER")
+    try:
+        with session_scope() as s:
+            if api_key:
+                found = service.key_principal(s, api_key)
+                if found is None:
+                    raise service.AuthError("unauthorized", "LIEBIAN_API_KEY: invalid, revoked or expired key", 401)
+                return found
+            if username:
+                return service.user_principal(s, username)
+            if not service.has_users(s):
+                return service.LOCAL_BOOTSTRAP
+    except (OperationalError, ProgrammingError):
+        return service.LOCAL_BOOTSTRAP  # no auth tables yet: a store that is not migrated has no users
+    raise service.AuthError(
+        "unauthorized",
+        "this store has users: say who you are with --user NAME (or LIEBIAN_USER), or set LIEBIAN_API_KEY",
+        401,
+    )
+
+
+def check(path: str) -> object:
+    """Authorise one command path; exits with code 3 and a message when refused."""
+    from liebian.auth import service
+
+    permission = policy.command_permission(path)
+    if permission == policy.ANONYMOUS:
+        return service.ANONYMOUS_PRINCIPAL
+    try:
+        principal = current_principal()
+    except service.AuthError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(EXIT_DENIED) from exc
+    if not principal.can(permission):
+        _audit(principal.name, "access.denied", f"cli:{path}", {"needs": permission})
+        err_console.print(
+            f"[red]forbidden: `liebian {path}` needs the permission {permission or 'admin'}; "
+            f"{principal.name} ({principal.role or principal.kind}) does not hold it[/red]"
+        )
+        raise typer.Exit(EXIT_DENIED)
+    return principal
+
+
+def _audit(actor: str, action: str, target: str, detail: dict) -> None:
+    from liebian.auth import service
+    from liebian.db.session import session_scope
+
+    try:
+        with session_scope() as s:
+            service.audit(s, actor, action, target, detail, "cli")
+    except (OperationalError, ProgrammingError):
+        pass  # store not migrated yet (db upgrade): nothing to write to
+
+
+_ACTING: list = []
+
+
+def acting():
+    """The principal of the command being run (for commands that audit their own actions)."""
+    from liebian.auth import service
+
+    return _ACTING[-1] if _ACTING else service.LOCAL_BOOTSTRAP
+
+
+def guarded(path: str, callback: Callable) -> Callable:
+    if getattr(callback, "__liebian_guarded__", False):
+        return callback
+
+    @functools.wraps(callback)
+    def wrapper(*args, **kwargs):
+        principal = check(path)
+        permission = policy.command_permission(path)
+        if permission not in policy.PUBLIC_SCOPES and permission != policy.ANONYMOUS:
+            # parameter names only: values can be identifiers (a phone to look up)
+            _audit(principal.name, "cli.run", f"cli:{path}", {"params": sorted(kwargs)})
+        _ACTING.append(principal)
+        try:
+            return callback(*args, **kwargs)
+        finally:
+            _ACTING.pop()
+
+    wrapper.__liebian_guarded__ = True
+    return wrapper
+
+
+def install(app: typer.Typer) -> None:
+    for path, info in iter_commands(app):
+        info.callback = guarded(path, info.callback)

@@ -1,0 +1,292 @@
+"""The authorisation policy: roles → permissions, and every route and CLI command → one permission.
+
+This table is the single place that says who may do what. `auth.deps.authorize` enforces ROUTES for
+every HTTP request (installed once in web/app.py); `auth.cli_guard` enforces COMMANDS for every CLI
+command. A route or command missing here is refused to everyone but admin at run time, and fails
+the test suite (tests/auth/test_auth_matrix.py walks `app.routes` and the Typer tree).
+"""
+
+from __future__ import annotations
+
+# Special permission: no credential needed (health, the short link a WeChat user taps, docs).
+ANONYMOUS = "anonymous"
+
+PERMISSIONS: dict[str, str] = {
+    "ingest:write": "send events and orders (front ends, collectors)",
+    "frontend": "front-end flows: invites, accept, conversions, progress, leaderboard, my rewards",
+    "consent:record": "record a person's consent or withdrawal (front ends)",
+    "console:view": "open the console",
+    "identity:read": "look up persons (identifiers shown masked)",
+    "identity:write": "link identifiers",
+    "quality:read": "data-quality report",
+    "campaign:read": "read campaigns, referrals, compliance reports, campaign audit",
+    "campaign:write": "create, edit, launch, pause, end campaigns; refunds and claims",
+    "rewards:read": "read rewards, the ledger, payouts, webhooks",
+    "rewards:write": "move rewards, payouts, webhook endpoints",
+    "fraud:read": "read fraud cases and rates",
+    "fraud:review": "decide fraud cases, hold rewards for review, run scans",
+    "analytics:read": "aggregated analytics",
+    "privacy:read": "privacy notices, consent state, data inventory",
+    "privacy:admin": "publish privacy notices",
+    "privacy:dsr": "data-subject requests: export, delete; key rotation",
+    "pii:reveal": "reveal a decrypted identifier (audited)",
+    "auth:admin": "users, roles and API keys",
+    "audit:read": "read, verify and export the audit log",
+}
+
+PUBLIC_SCOPES = frozenset({"ingest:write", "frontend", "consent:record"})
+ROLES = ("admin", "operator", "analyst", "reviewer", "auditor", "viewer")
+
+# Least privilege: each role gets what its job needs. Admin has everything but the audit log, which
+# only auditors read (separation of duties: whoever administers cannot read or export the trail of
+# their own actions without a second person holding the auditor role).
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset(set(PERMISSIONS) - {"audit:read"}),
+    "operator": frozenset(
+        {
+            "ingest:write",
+            "frontend",
+            "consent:record",
+            "console:view",
+            "identity:read",
+            "identity:write",
+            "quality:read",
+            "campaign:read",
+            "campaign:write",
+            "rewards:read",
+            "rewards:write",
+            "fraud:read",
+            "analytics:read",
+            "privacy:read",
+        }
+    ),
+    "analyst": frozenset({"console:view", "analytics:read", "quality:read", "campaign:read"}),
+    "reviewer": frozenset({"console:view", "fraud:read", "fraud:review", "rewards:read", "campaign:read"}),
+    "auditor": frozenset(
+        {"console:view", "audit:read", "campaign:read", "rewards:read", "fraud:read", "privacy:read", "quality:read"}
+    ),
+    "viewer": frozenset({"console:view", "analytics:read"}),
+}
+
+# (method, path template) → permission. Every route of the app, docs included.
+ROUTES: dict[tuple[str, str], str] = {
+    # system and docs
+    ("GET", "/api/v1/health"): ANONYMOUS,
+    ("GET", "/openapi.json"): ANONYMOUS,
+    ("GET", "/docs"): ANONYMOUS,
+    ("GET", "/docs/oauth2-redirect"): ANONYMOUS,
+    ("GET", "/redoc"): ANONYMOUS,
+    # console
+    ("GET", "/"): "console:view",
+    ("GET", "/login"): ANONYMOUS,
+    ("POST", "/login"): ANONYMOUS,
+    ("POST", "/logout"): ANONYMOUS,
+    # ingestion
+    ("POST", "/api/v1/events/batch"): "ingest:write",
+    ("POST", "/api/v1/orders/batch"): "ingest:write",
+    # identity
+    ("GET", "/api/v1/persons/lookup"): "identity:read",
+    ("GET", "/api/v1/persons/{person_id}"): "identity:read",
+    ("POST", "/api/v1/identities/link"): "identity:write",
+    # quality
+    ("GET", "/api/v1/quality/report"): "quality:read",
+    # campaigns (operators)
+    ("POST", "/api/v1/campaigns"): "campaign:write",
+    ("GET", "/api/v1/campaigns"): "campaign:read",
+    ("GET", "/api/v1/campaigns/{campaign_id}"): "campaign:read",
+    ("PUT", "/api/v1/campaigns/{campaign_id}"): "campaign:write",
+    ("GET", "/api/v1/campaigns/{campaign_id}/versions"): "campaign:read",
+    ("POST", "/api/v1/campaigns/{campaign_id}/launch"): "campaign:write",
+    ("POST", "/api/v1/campaigns/{campaign_id}/pause"): "campaign:write",
+    ("POST", "/api/v1/campaigns/{campaign_id}/end"): "campaign:write",
+    ("GET", "/api/v1/campaigns/{campaign_id}/compliance"): "campaign:read",
+    ("GET", "/api/v1/campaigns/{campaign_id}/audit"): "campaign:read",
+    ("GET", "/api/v1/campaigns/{campaign_id}/referrals"): "campaign:read",
+    ("POST", "/api/v1/campaigns/{campaign_id}/refunds"): "campaign:write",
+    ("POST", "/api/v1/campaigns/{campaign_id}/claims"): "campaign:write",
+    # campaigns (front ends: the public key)
+    ("POST", "/api/v1/campaigns/{campaign_id}/invites"): "frontend",
+    ("GET", "/api/v1/invites/{code}"): "frontend",
+    ("GET", "/api/v1/invites/{code}/poster.png"): "frontend",
+    # a tapped link carries no header: anonymous, rate-limited per client
+    ("GET", "/i/{code}"): ANONYMOUS,
+    ("POST", "/api/v1/invites/accept"): "frontend",
+    ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "frontend",
+    ("GET", "/api/v1/campaigns/{campaign_id}/progress"): "frontend",
+    ("GET", "/api/v1/campaigns/{campaign_id}/leaderboard"): "frontend",
+    ("GET", "/api/v1/my/rewards"): "frontend",
+    # rewards, ledger, payouts, webhooks
+    ("GET", "/api/v1/rewards"): "rewards:read",
+    ("GET", "/api/v1/rewards/{reward_id}"): "rewards:read",
+    ("POST", "/api/v1/rewards/{reward_id}/approve"): "rewards:write",
+    ("POST", "/api/v1/rewards/{reward_id}/issue"): "rewards:write",
+    ("POST", "/api/v1/rewards/{reward_id}/redeem"): "rewards:write",
+    ("POST", "/api/v1/rewards/{reward_id}/reject"): "rewards:write",
+    ("POST", "/api/v1/rewards/{reward_id}/revoke"): "rewards:write",
+    ("POST", "/api/v1/rewards/{reward_id}/review-hold"): "fraud:review",
+    ("GET", "/api/v1/ledger/verify"): "rewards:read",
+    ("GET", "/api/v1/ledger/entries"): "rewards:read",
+    ("GET", "/api/v1/ledger/balances"): "rewards:read",
+    ("POST", "/api/v1/ledger/release"): "rewards:write",
+    ("GET", "/api/v1/payouts/export"): "rewards:write",
+    ("POST", "/api/v1/payouts/issue"): "rewards:write",
+    ("POST", "/api/v1/webhooks/endpoints"): "rewards:write",
+    ("GET", "/api/v1/webhooks/endpoints"): "rewards:read",
+    ("GET", "/api/v1/webhooks/endpoints/{endpoint_id}"): "rewards:read",
+    ("PATCH", "/api/v1/webhooks/endpoints/{endpoint_id}"): "rewards:write",
+    ("DELETE", "/api/v1/webhooks/endpoints/{endpoint_id}"): "rewards:write",
+    ("GET", "/api/v1/webhooks/deliveries"): "rewards:read",
+    ("GET", "/api/v1/webhooks/deliveries/{delivery_id}"): "rewards:read",
+    ("POST", "/api/v1/webhooks/deliveries/{delivery_id}/replay"): "rewards:write",
+    ("POST", "/api/v1/webhooks/deliver"): "rewards:write",
+    # fraud
+    ("GET", "/api/v1/fraud/cases"): "fraud:read",
+    ("GET", "/api/v1/fraud/cases/{case_id}"): "fraud:read",
+    ("POST", "/api/v1/fraud/cases/{case_id}/approve"): "fraud:review",
+    ("POST", "/api/v1/fraud/cases/{case_id}/reject"): "fraud:review",
+    ("POST", "/api/v1/fraud/cases/bulk"): "fraud:review",
+    ("GET", "/api/v1/fraud/rate"): "fraud:read",
+    ("GET", "/api/v1/fraud/reasons"): "fraud:read",
+    ("GET", "/api/v1/fraud/persons/{person_id}"): "fraud:read",
+    ("POST", "/api/v1/fraud/scan"): "fraud:review",
+    # analytics (aggregates)
+    ("GET", "/api/v1/analytics/kpis"): "analytics:read",
+    ("GET", "/api/v1/analytics/funnel"): "analytics:read",
+    ("GET", "/api/v1/analytics/funnel/dropped"): "identity:read",  # lists persons, not an aggregate
+    ("GET", "/api/v1/analytics/retention"): "analytics:read",
+    ("GET", "/api/v1/analytics/revenue"): "analytics:read",
+    ("GET", "/api/v1/analytics/referral-tree"): "analytics:read",
+    ("GET", "/api/v1/analytics/channels"): "analytics:read",
+    ("GET", "/api/v1/analytics/scorecard"): "analytics:read",
+    ("GET", "/api/v1/analytics/benchmarks"): "analytics:read",
+    # privacy
+    ("GET", "/api/v1/privacy/notices"): "privacy:read",
+    ("GET", "/api/v1/privacy/notices/current"): "frontend",
+    ("POST", "/api/v1/privacy/notices"): "privacy:admin",
+    ("POST", "/api/v1/privacy/consents"): "consent:record",
+    ("GET", "/api/v1/privacy/consents/{person_id}"): "privacy:read",
+    ("GET", "/api/v1/privacy/inventory"): "privacy:read",
+    ("POST", "/api/v1/privacy/requests/export"): "privacy:dsr",
+    ("POST", "/api/v1/privacy/requests/delete"): "privacy:dsr",
+    ("GET", "/api/v1/privacy/requests"): "privacy:dsr",
+    ("POST", "/api/v1/privacy/persons/{person_id}/reveal"): "pii:reveal",
+    # auth
+    ("POST", "/api/v1/auth/login"): ANONYMOUS,
+    ("POST", "/api/v1/auth/logout"): ANONYMOUS,
+    ("GET", "/api/v1/auth/me"): "console:view",
+    ("GET", "/api/v1/auth/users"): "auth:admin",
+    ("POST", "/api/v1/auth/users"): "auth:admin",
+    ("PATCH", "/api/v1/auth/users/{username}"): "auth:admin",
+    ("GET", "/api/v1/auth/keys"): "auth:admin",
+    ("POST", "/api/v1/auth/keys"): "auth:admin",
+    ("DELETE", "/api/v1/auth/keys/{key_id}"): "auth:admin",
+    ("GET", "/api/v1/auth/policy"): "auth:admin",
+    ("GET", "/api/v1/auth/audit"): "audit:read",
+    ("GET", "/api/v1/auth/audit/verify"): "audit:read",
+    ("GET", "/api/v1/auth/audit/export"): "audit:read",
+}
+
+# CLI command paths (as typed, without options) → permission. `liebian auth …` for users and keys.
+COMMANDS: dict[str, str] = {
+    "db upgrade": "auth:admin",
+    "db current": "auth:admin",
+    "import events": "ingest:write",
+    "import orders": "ingest:write",
+    "import identities": "identity:write",
+    "import messages": "ingest:write",
+    "identity show": "identity:read",
+    "identity link": "identity:write",
+    "identity sync": "identity:write",
+    "quality report": "quality:read",
+    "demo": "auth:admin",  # generates and may reset a data directory
+    "serve": "auth:admin",
+    "campaign create": "campaign:write",
+    "campaign edit": "campaign:write",
+    "campaign launch": "campaign:write",
+    "campaign pause": "campaign:write",
+    "campaign end": "campaign:write",
+    "campaign list": "campaign:read",
+    "campaign show": "campaign:read",
+    "campaign compliance": "campaign:read",
+    "campaign poster": "frontend",
+    "campaign leaderboard": "campaign:read",
+    "campaign close-due": "campaign:write",
+    "campaign flush": "campaign:write",
+    "ledger verify": "rewards:read",
+    "ledger balances": "rewards:read",
+    "ledger export": "rewards:write",
+    "ledger issue": "rewards:write",
+    "ledger release": "rewards:write",
+    "ledger deliver": "rewards:write",
+    "ledger replay": "rewards:write",
+    "ledger webhooks add": "rewards:write",
+    "ledger webhooks list": "rewards:read",
+    "ledger webhooks deliveries": "rewards:read",
+    "fraud scan": "fraud:review",
+    "fraud evaluate": "fraud:review",
+    "fraud queue": "fraud:read",
+    "fraud show": "fraud:read",
+    "fraud approve": "fraud:review",
+    "fraud reject": "fraud:review",
+    "fraud rate": "fraud:read",
+    "fraud reasons": "fraud:read",
+    "analyze kpis": "analytics:read",
+    "analyze funnel": "analytics:read",
+    "analyze dropped": "identity:read",  # lists persons, not an aggregate
+    "analyze retention": "analytics:read",
+    "analyze revenue": "analytics:read",
+    "analyze referral-tree": "analytics:read",
+    "analyze channels": "analytics:read",
+    "analyze scorecard": "analytics:read",
+    "analyze benchmarks": "analytics:read",
+    "analyze export-parquet": "identity:read",  # person-level rows
+    "privacy notice publish": "privacy:admin",
+    "privacy notice list": "privacy:read",
+    "privacy consent record": "consent:record",
+    "privacy consent show": "privacy:read",
+    "privacy inventory": "privacy:read",
+    "privacy export": "privacy:dsr",
+    "privacy delete": "privacy:dsr",
+    "privacy requests": "privacy:dsr",
+    "privacy reveal": "pii:reveal",
+    "privacy rotate-key": "privacy:dsr",
+    "privacy reencrypt": "privacy:dsr",
+    "privacy retention": "privacy:dsr",
+    "auth create-user": "auth:admin",
+    "auth users": "auth:admin",
+    "auth set-role": "auth:admin",
+    "auth deactivate": "auth:admin",
+    "auth reset-password": "auth:admin",
+    "auth create-key": "auth:admin",
+    "auth keys": "auth:admin",
+    "auth revoke-key": "auth:admin",
+    "auth policy": "auth:admin",
+    "auth whoami": ANONYMOUS,
+    "auth audit list": "audit:read",
+    "auth audit verify": "audit:read",
+    "auth audit export": "audit:read",
+    "job run": "auth:admin",
+    "job list": "console:view",
+}
+
+
+def permissions_of(role: str | None) -> frozenset[str]:
+    return ROLE_PERMISSIONS.get(role or "", frozenset())
+
+
+def route_permission(method: str, path: str) -> str | None:
+    method = "GET" if method == "HEAD" else method
+    return ROUTES.get((method, path))
+
+
+def command_permission(path: str) -> str | None:
+    return COMMANDS.get(" ".join(path.split()))
+
+
+def allowed(granted: frozenset[str] | set[str], permission: str | None, is_admin: bool = False) -> bool:
+    """Deny by default: an unmapped route/command is for admin only (and fails the tests)."""
+    if permission == ANONYMOUS:
+        return True
+    if permission is None:
+        return is_admin
+    return permission in granted

@@ -1,0 +1,183 @@
+"""A/B tests of mechanisms: deterministic assignment, readouts, SRM, power, and a fixed horizon.
+
+Peeking guard: an experiment is planned with a minimum sample size per variant (from the power
+calculation); a readout before every variant reaches it is reported as `status: "running"` with no
+decision, so a result is never called early. (A fixed horizon, not a sequential test: simple to
+explain to operators and exact for the z/t tests used.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.power import NormalIndPower, TTestIndPower
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    proportion_effectsize,
+    proportions_ztest,
+)
+
+from liebian.predict.common import PredictError
+
+SRM_ALPHA = 0.001  # the usual threshold for a sample-ratio mismatch alarm
+
+
+def assign(
+    experiment: str, unit_id: str, variants: Sequence[str], weights: Sequence[float] | None = None
+) -> str:
+    """The variant of one unit: sha256(experiment:unit) mapped into the cumulative weights.
+
+    Deterministic (the same person always sees the same variant) and independent across experiments.
+    """
+    if len(variants) < 2:
+        raise PredictError(f"variants: an experiment needs at least two (got {list(variants)})")
+    weights = list(weights) if weights is not None else [1.0] * len(variants)
+    if len(weights) != len(variants) or any(w <= 0 for w in weights):
+        raise PredictError(f"weights: need one positive weight per variant (got {weights})")
+    digest = hashlib.sha256(f"{experiment}:{unit_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    edges = np.cumsum(weights) / sum(weights)
+    return variants[int(np.searchsorted(edges, u, side="right"))]
+
+
+def sample_size_proportions(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Units per variant to detect an absolute lift `mde` over `baseline` (two-sided z-test)."""
+    if not 0 < baseline < 1 or not 0 < baseline + mde < 1 or mde == 0:
+        raise PredictError(
+            f"baseline/mde: need 0 < baseline < 1 and 0 < baseline+mde < 1 (got {baseline}, {mde})"
+        )
+    es = proportion_effectsize(baseline + mde, baseline)
+    return math.ceil(NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0))
+
+
+def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Units per variant to detect a difference `mde` in means with standard deviation `sd` (t-test)."""
+    if sd <= 0 or mde == 0:
+        raise PredictError(f"sd/mde: need sd > 0 and mde != 0 (got {sd}, {mde})")
+    return math.ceil(
+        TTestIndPower().solve_power(effect_size=abs(mde) / sd, alpha=alpha, power=power, ratio=1.0)
+    )
+
+
+def srm_check(counts: Sequence[int], weights: Sequence[float] | None = None) -> dict:
+    """Chi-square goodness of fit of the observed split against the planned weights."""
+    counts = np.asarray(counts, float)
+    weights = np.asarray(weights if weights is not None else [1.0] * len(counts), float)
+    expected = counts.sum() * weights / weights.sum()
+    chi2, p = stats.chisquare(counts, expected)
+    return {"chi2": float(chi2), "p_value": float(p), "mismatch": bool(p < SRM_ALPHA)}
+
+
+def readout(
+    control: dict,
+    treatment: dict,
+    alpha: float = 0.05,
+    planned_n: int | None = None,
+    weights: Sequence[float] | None = None,
+) -> dict:
+    """Compare two variants.
+
+    Each side: {"name", "units", "conversions"} and optionally "revenue" (a list of per-unit revenue,
+    zeros included). Conversion: two-proportion z-test, chi-square and a Newcombe CI of the
+    difference; revenue: Welch's t-test with its CI.
+    """
+    for side, label in ((control, "control"), (treatment, "treatment")):
+        for key in ("units", "conversions"):
+            if key not in side:
+                raise PredictError(f"{label}.{key}: missing")
+        if side["units"] <= 0 or not 0 <= side["conversions"] <= side["units"]:
+            raise PredictError(
+                f"{label}: need units > 0 and 0 <= conversions <= units (got {side['units']}, {side['conversions']})"
+            )
+    n = np.array([treatment["units"], control["units"]])
+    x = np.array([treatment["conversions"], control["conversions"]])
+    z, p_z = proportions_ztest(x, n)
+    table = np.array([x, n - x])
+    chi2, p_chi2, _, _ = stats.chi2_contingency(table, correction=False)
+    lo, hi = confint_proportions_2indep(x[0], n[0], x[1], n[1], method="newcomb", alpha=alpha)
+    rates = x / n
+    out = {
+        "control": control.get("name", "control"),
+        "treatment": treatment.get("name", "treatment"),
+        "units": {"control": int(n[1]), "treatment": int(n[0])},
+        "conversion_rate": {"control": float(rates[1]), "treatment": float(rates[0])},
+        "diff": float(rates[0] - rates[1]),
+        "diff_ci": [float(lo), float(hi)],
+        "relative_lift": float(rates[0] / rates[1] - 1) if rates[1] else None,
+        "z": float(z),
+        "p_value_z": float(p_z),
+        "chi2": float(chi2),
+        "p_value_chi2": float(p_chi2),
+        "srm": srm_check([n[1], n[0]], weights),
+        "alpha": alpha,
+    }
+    if "revenue" in control and "revenue" in treatment:
+        a, b = np.asarray(treatment["revenue"], float), np.asarray(control["revenue"], float)
+        res = stats.ttest_ind(a, b, equal_var=False)
+        ci = res.confidence_interval(confidence_level=1 - alpha)
+        out["revenue"] = {
+            "mean_control": float(b.mean()),
+            "mean_treatment": float(a.mean()),
+            "diff": float(a.mean() - b.mean()),
+            "diff_ci": [float(ci.low), float(ci.high)],
+            "t": float(res.statistic),
+            "df": float(res.df),
+            "p_value": float(res.pvalue),
+        }
+    reached = planned_n is None or min(n) >= planned_n
+    out["planned_n_per_variant"] = planned_n
+    if out["srm"]["mismatch"]:
+        out["status"], out["decision"] = (
+            "invalid",
+            "样本比例失衡 sample-ratio mismatch: fix assignment before reading",
+        )
+    elif not reached:
+        out["status"], out["decision"] = (
+            "running",
+            f"未达样本量 wait until every variant has {planned_n} units",
+        )
+    elif p_z < alpha:
+        out["status"] = "final"
+        out["decision"] = f"{out['treatment']} wins" if out["diff"] > 0 else f"{out['control']} wins"
+    else:
+        out["status"], out["decision"] = "final", "no significant difference"
+    return out
+
+
+def summarise_units(rows: Sequence[dict], variants: Sequence[str] | None = None) -> dict[str, dict]:
+    """Per-variant units, conversions and revenue from unit rows {unit_id, variant, converted, revenue_fen}.
+
+    Bad rows are errors naming the row number and field; a unit listed twice is an error too.
+    """
+    seen: set[str] = set()
+    out: dict[str, dict] = {}
+    for i, row in enumerate(rows, 1):
+        unit = str(row.get("unit_id", "")).strip()
+        variant = str(row.get("variant", "")).strip()
+        if not unit:
+            raise PredictError(f"row {i}: unit_id is empty")
+        if not variant:
+            raise PredictError(f"row {i}: variant is empty")
+        if unit in seen:
+            raise PredictError(f"row {i}: unit_id {unit!r} appears twice")
+        seen.add(unit)
+        conv_raw = str(row.get("converted", "")).strip().lower()
+        if conv_raw not in ("0", "1", "true", "false"):
+            raise PredictError(f"row {i}: converted must be 0/1/true/false (got {row.get('converted')!r})")
+        try:
+            revenue = float(row.get("revenue_fen") or 0)
+        except ValueError as exc:
+            raise PredictError(f"row {i}: revenue_fen {row.get('revenue_fen')!r} is not a number") from exc
+        side = out.setdefault(variant, {"name": variant, "units": 0, "conversions": 0, "revenue": []})
+        side["units"] += 1
+        side["conversions"] += conv_raw in ("1", "true")
+        side["revenue"].append(revenue)
+    if variants:
+        missing = [v for v in variants if v not in out]
+        if missing:
+            raise PredictError(f"variant: no rows for {missing}; found {sorted(out)}")
+    return out

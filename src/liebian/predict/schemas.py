@@ -1,0 +1,43 @@
+"""Request bodies of the predict API."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+
+class Variant(BaseModel):
+    name: str
+    units: int = Field(gt=0)
+    conversions: int = Field(ge=0)
+    revenue: list[float] | None = Field(default=None, description="per-unit revenue (fen), zeros included")
+
+
+class ReadoutRequest(BaseModel):
+    control: Variant
+    treatment: Variant
+    alpha: float = Field(0.05, gt=0, lt=1)
+    planned_n: int | None = Field(None, gt=0, description="units per variant planned (fixed horizon)")
+    weights: list[float] | None = None
+
+
+class AssignRequest(BaseModel):
+    experiment: str = Field(min_length=1)
+    units: list[str] = Field(min_length=1)
+    variants: list[str] = Field(default_factory=lambda: ["限时优惠", "抽奖"], min_length=2)
+    weights: list[float] | None = None
+
+
+class SimulateRequest(BaseModel):
+    seed_users: int = Field(1000, ge=1)
+    k_per_participant: float = Field(2.0, ge=0)
+    participation: float = Field(0.3, ge=0, le=1)
+    churn: float = Field(0.1, ge=0, le=1)
+    cycle_days: float = Field(7.0, gt=0)
+    cost_per_user_fen: int = Field(500, ge=0)
+    budget_fen: int | None = Field(None, ge=0)
+    cycles: int = Field(10, ge=1, le=200)
+    start: date | None = None
+    calibrate_campaign: str | None = None
+    runs: int = Field(1000, ge=1, le=20000)

@@ -1,0 +1,353 @@
+"""Predict service: open the warehouse, fit, store the model with its snapshot and metrics.
+
+Every `fit_*` shows Rich progress when `progress=True` (the CLI) and returns a JSON-ready dict with
+the stored model's manifest entry. Other domains (tags, automation, reports) call these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from liebian.engine import warehouse
+from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
+from liebian.predict import store as model_store
+from liebian.predict.common import PredictError, data_snapshot, fit_progress, jsonable
+
+__all__ = [
+    "PredictError",
+    "fit_ltv",
+    "fit_lifecycle",
+    "fit_churn",
+    "churn_risk",
+    "fit_segments",
+    "attribution_report",
+    "touch_paths",
+    "calibrate_growth",
+    "growth_projection",
+]
+
+
+def _new_persons(con, new_after_days: float) -> pd.DataFrame:
+    """Persons acquired during the data, and whether by referral.
+
+    Acquired = has a `signup` event; without sign-up events in the data, first seen at least
+    `new_after_days` after the data starts (existing members are active from the start).
+    """
+    has_signups = con.execute("SELECT count(*) FROM events WHERE event = 'signup'").fetchone()[0] > 0
+    acquired = (
+        "SELECT DISTINCT person_id FROM events WHERE event = 'signup'"
+        if has_signups
+        else """
+        SELECT person_id FROM (
+            SELECT person_id, min(ts) AS first_ts FROM (
+                SELECT person_id, ts FROM events UNION ALL SELECT person_id, ts FROM orders
+            ) GROUP BY person_id
+        ) WHERE first_ts >= (SELECT min(ts) FROM events) + to_seconds(CAST($days * 86400 AS BIGINT))
+        """
+    )
+    return con.execute(
+        f"""
+        SELECT person_id, person_id IN (SELECT invitee_person_id FROM referral_edges) AS referred
+        FROM ({acquired}) ORDER BY person_id
+        """,
+        {"days": new_after_days} if not has_signups else {},
+    ).df()
+
+
+def fit_ltv(
+    horizon_days: int = 180,
+    discount_rate_annual: float = 0.10,
+    unit_days: float = 7.0,
+    new_after_days: float = 7.0,
+    progress: bool = False,
+    store: bool = True,
+) -> dict:
+    """BG/NBD + Gamma-Gamma on the warehouse's paid orders; per-person CLV; the LTV multiplier.
+
+    The multiplier compares users acquired by referral with other users acquired over the same
+    time (existing members are left out): mean value per person (paid so far + predicted for the horizon, 0 for non-buyers),
+    with a bootstrap 95 % interval.
+    """
+    if horizon_days < unit_days:
+        raise PredictError(f"horizon_days: must be at least one unit ({unit_days} days) (got {horizon_days})")
+    if not 0 <= discount_rate_annual < 10:
+        raise PredictError(f"discount_rate_annual: must be in [0, 10) (got {discount_rate_annual})")
+    with (
+        fit_progress("LTV BG/NBD + Gamma-Gamma", 4, progress) as steps,
+        warehouse.connect(read_only=True) as con,
+    ):
+        snap = data_snapshot(con)
+        summary = ltv.rfm_summary(con, unit_days=unit_days)
+        new = _new_persons(con, new_after_days)
+        steps.step("RFM summary")
+        bg, bg_se = ltv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
+        steps.step("BG/NBD")
+        try:
+            gg = ltv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
+        except PredictError:
+            gg = None  # too few repeat buyers: the mean spend stands in
+        steps.step("Gamma-Gamma")
+        per_unit = (1 + discount_rate_annual) ** (unit_days / 365.0) - 1
+        horizon = max(1, round(horizon_days / unit_days))
+        fallback = float(summary["total_fen"].sum() / max(1, (summary["frequency"] + 1).sum()))
+        values = ltv.clv(bg, gg, summary, horizon, per_unit, fallback)
+        merged = new.merge(values, on="person_id", how="left").fillna(
+            {"clv_fen": 0.0, "historical_fen": 0.0, "expected_purchases": 0.0}
+        )
+        merged["value_fen"] = merged["clv_fen"] + merged["historical_fen"]
+        ref = merged["referred"].astype(bool)
+        multiplier = ltv.ratio_ci(
+            merged.loc[ref, "value_fen"].to_numpy(), merged.loc[~ref, "value_fen"].to_numpy()
+        )
+        steps.step("CLV")
+    params = {
+        "bgnbd": bg,
+        "gamma_gamma": gg,
+        "unit_days": unit_days,
+        "horizon_units": horizon,
+        "discount_rate_per_unit": per_unit,
+        "fallback_spend_fen": fallback,
+    }
+    metrics = {
+        "customers": len(summary),
+        "repeat_customers": int((summary["frequency"] > 0).sum()),
+        "bgnbd_se": bg_se,
+        "mean_clv_fen": float(values["clv_fen"].mean()),
+        "ltv_multiplier": multiplier,
+    }
+    entry = model_store.save_model("ltv", params, metrics, snap, artefact=values) if store else None
+    return jsonable({"model": entry, "params": params, "metrics": metrics}) | {"per_person": values}
+
+
+def fit_lifecycle(
+    period_days: int = 14,
+    loyal_orders: int = 2,
+    loyal_periods: int = 3,
+    churn_periods: int = 3,
+    periods: int = 6,
+    discount_rate: float = 0.0,
+    progress: bool = False,
+    store: bool = True,
+) -> dict:
+    cfg = lifecycle.LifecycleConfig(period_days, loyal_orders, loyal_periods, churn_periods)
+    with (
+        fit_progress("Lifecycle Markov chain", 2, progress) as steps,
+        warehouse.connect(read_only=True) as con,
+    ):
+        snap = data_snapshot(con)
+        steps.step("states")
+        result = lifecycle.fit_lifecycle(con, cfg, periods, discount_rate)
+        steps.step("transitions")
+    states = result.pop("person_states")
+    metrics = {
+        "persons": len(states),
+        "current": result["current"],
+        "periods_observed": result["periods_observed"],
+    }
+    entry = model_store.save_model("lifecycle", result, metrics, snap) if store else None
+    return jsonable({"model": entry, **result})
+
+
+def fit_churn(window_days: int = 30, seed: int = 0, progress: bool = False, store: bool = True) -> dict:
+    """Fit, validate on a later slice, store; the stored artefact scores persons later."""
+    with (
+        fit_progress("Churn risk (gradient boosting)", 4, progress) as steps,
+        warehouse.connect(read_only=True) as con,
+    ):
+        snap = data_snapshot(con)
+        result = churn.fit_churn(con, window_days, seed, steps)
+    params = {
+        "window_days": window_days,
+        "features": list(churn.FEATURES),
+        "scoring_cutoff": result["scoring_cutoff"],
+    }
+    artefact = {"model": result["model"], "reference": result["reference"]}
+    entry = (
+        model_store.save_model("churn", params, result["metrics"], snap, artefact=artefact) if store else None
+    )
+    return jsonable({"model": entry, "params": params, "metrics": result["metrics"]})
+
+
+def churn_risk(
+    model_id: str | None = None,
+    person_ids: Sequence[int] | None = None,
+    at: datetime | None = None,
+    top: int = 3,
+) -> list[dict]:
+    """Risk per person (highest first) with its main reasons, from a stored churn model."""
+    entry = model_store.get_model(model_id, kind="churn")
+    art = model_store.load_artefact(entry)
+    with warehouse.connect(read_only=True) as con:
+        feats = churn.features(con, at or churn.data_end(con))
+    if person_ids is not None:
+        wanted = set(int(p) for p in person_ids)
+        unknown = wanted - set(feats["person_id"].tolist())
+        if unknown:
+            raise PredictError(f"person_id: {sorted(unknown)[:5]} not found in the warehouse")
+        feats = feats[feats["person_id"].isin(wanted)]
+    risk = churn.risk_with_reasons(art["model"], art["reference"], feats, top).sort_values(
+        "risk", ascending=False
+    )
+    return jsonable([{**r, "model_id": entry["id"]} for r in risk.to_dict("records")])
+
+
+def fit_segments(
+    columns: Sequence[str] = ("recency_days", "orders_total", "spend_total_fen", "events_30d", "invites_90d"),
+    k_min: int = 2,
+    k_max: int = 8,
+    allow_small: bool = False,
+    export: Path | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    store: bool = True,
+) -> dict:
+    """RFM scores + K-Means profiles (k by silhouette) on the churn feature set at the latest time."""
+    if k_min < 2 or k_max < k_min:
+        raise PredictError(f"k range: need 2 <= k_min <= k_max (got {k_min}..{k_max})")
+    with (
+        fit_progress("Segmentation (RFM + K-Means)", 3, progress) as steps,
+        warehouse.connect(read_only=True) as con,
+    ):
+        snap = data_snapshot(con)
+        feats = churn.features(con, churn.data_end(con))
+        steps.step("features")
+    rfm = segment.rfm_scores(feats)
+    result = segment.kmeans_profiles(feats, list(columns), range(k_min, k_max + 1), seed, allow_small)
+    steps.step("k-means")
+    table = rfm.merge(result["assignments"], on="person_id")
+    names = {p["cluster"]: p["name"] for p in result["profiles"]}
+    table["cluster_name"] = table["cluster"].map(names)
+    if export is not None:
+        export = Path(export)
+        export.parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(
+            export, index=False, quoting=csv.QUOTE_MINIMAL, encoding="utf-8-sig"
+        )  # Excel reads BOM UTF-8
+    steps.step("profiles")
+    params = {"columns": list(columns), "k": result["k"], "seed": seed}
+    metrics = {
+        "silhouette": result["silhouette"],
+        "profiles": result["profiles"],
+        "warning": result["warning"],
+    }
+    entry = model_store.save_model("segments", params, metrics, snap, artefact=table) if store else None
+    return jsonable(
+        {"model": entry, "params": params, **metrics, "export": str(export) if export else None}
+    ) | {"assignments": table}
+
+
+def touch_paths(
+    con,
+    by: str = "channel",
+    lookback_days: int = 30,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[attribution.Path]:
+    """Touchpoint paths: events before each person's first paid order (within the lookback) or all events."""
+    if by not in ("channel", "campaign"):
+        raise PredictError(f"by: must be 'channel' or 'campaign' (got {by!r})")
+    col = "channel" if by == "channel" else "coalesce(campaign_id, '(none)')"
+    df = con.execute(
+        f"""
+        WITH conv AS (
+            SELECT person_id, min(ts) AS conv_ts, arg_min(amount_fen, ts) AS revenue
+            FROM orders WHERE status = 'paid' AND ts >= coalesce(CAST(? AS TIMESTAMP), ts)
+              AND ts <= coalesce(CAST(? AS TIMESTAMP), ts)
+            GROUP BY person_id
+        ), ends AS (
+            SELECT person_id, max(ts) AS end_ts FROM events GROUP BY person_id
+        )
+        SELECT e.person_id, {col} AS touch, e.ts, c.conv_ts, c.revenue, n.end_ts
+        FROM events e JOIN ends n USING (person_id) LEFT JOIN conv c USING (person_id)
+        WHERE e.event NOT IN ('signup', 'login')
+          AND e.ts <= coalesce(c.conv_ts, n.end_ts)
+          AND e.ts >= coalesce(c.conv_ts, n.end_ts) - to_days(CAST(? AS INTEGER))
+        ORDER BY e.person_id, e.ts, e.event_id
+        """,
+        [start, end, lookback_days],
+    ).df()
+    paths = []
+    for _pid, g in df.groupby("person_id", sort=False):
+        touches = g["touch"].tolist()
+        # consecutive repeats of the same touchpoint are one touch (one visit, many page views)
+        keep = [0] + [i for i in range(1, len(touches)) if touches[i] != touches[i - 1]]
+        converted = pd.notna(g["conv_ts"].iloc[0])
+        ref_ts = g["conv_ts"].iloc[0] if converted else g["end_ts"].iloc[0]
+        ages = ((ref_ts - g["ts"].iloc[keep]).dt.total_seconds() / 3600).tolist()
+        paths.append(
+            attribution.Path(
+                [touches[i] for i in keep],
+                bool(converted),
+                float(g["revenue"].iloc[0]) if converted else 0.0,
+                ages,
+            )
+        )
+    return paths
+
+
+def attribution_report(by: str = "channel", lookback_days: int = 30, half_life_hours: float = 72.0) -> dict:
+    with warehouse.connect(read_only=True) as con:
+        paths = touch_paths(con, by, lookback_days)
+    if not any(p.converted for p in paths):
+        raise PredictError("orders: no paid order follows a touchpoint; nothing to attribute")
+    rows = attribution.attribute(paths, half_life_hours)
+    return jsonable(
+        {"by": by, "paths": len(paths), "conversions": sum(p.converted for p in paths),
+         "revenue_fen": sum(p.revenue for p in paths), "half_life_hours": half_life_hours, "rows": rows}
+    )  # fmt: skip
+
+
+def calibrate_growth(campaign_id: str) -> dict:
+    """Observed K-factor, participation and cycle time of a running campaign (warehouse data).
+
+    participation = participants (join/share in the campaign) / persons reached by it;
+    k_per_participant = referred persons / participants; cycle = median hours from an inviter's
+    first campaign action to their invitees' arrival.
+    """
+    with warehouse.connect(read_only=True) as con:
+        row = con.execute(
+            """
+            WITH c AS (SELECT * FROM events WHERE campaign_id = ?),
+            reached AS (SELECT count(DISTINCT person_id) AS n FROM c),
+            part AS (
+                SELECT person_id, min(ts) AS t FROM c WHERE event IN ('join_campaign', 'invite_share') GROUP BY 1
+            ),
+            edges AS (SELECT * FROM referral_edges WHERE campaign_id = ?)
+            SELECT (SELECT n FROM reached), (SELECT count(*) FROM part), (SELECT count(DISTINCT invitee_person_id) FROM edges),
+                   (SELECT median(date_diff('second', p.t, e.ts)) / 86400.0 FROM edges e JOIN part p
+                      ON p.person_id = e.inviter_person_id WHERE e.ts >= p.t)
+            """,
+            [campaign_id, campaign_id],
+        ).fetchone()
+    reached, participants, referred, cycle_days = row
+    if not reached:
+        raise PredictError(f"campaign_id: no events of campaign {campaign_id!r} in the warehouse")
+    if not participants:
+        raise PredictError(
+            f"campaign {campaign_id!r}: nobody joined or shared yet; nothing to calibrate from"
+        )
+    return {
+        "campaign_id": campaign_id,
+        "reached": int(reached),
+        "participants": int(participants),
+        "referred": int(referred),
+        "participation": participants / reached,
+        "k_per_participant": referred / participants,
+        "cycle_days": float(cycle_days) if cycle_days is not None else None,
+    }
+
+
+def growth_projection(params: simulate.GrowthParams, runs: int = 1000, seed: int = 0) -> dict:
+    result = simulate.project(params, runs, seed)
+    result["participation_sweep"] = simulate.participation_sweep(params)
+    return jsonable(result)
+
+
+def lifecycle_config_defaults() -> dict:
+    return asdict(lifecycle.LifecycleConfig())
