@@ -57,6 +57,8 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("LIEBIAN_DATA_DIR", str(tmp_path / "data"))
     # Jobs are run explicitly by the tests that need them, not by a background thread.
     monkeypatch.setenv("LIEBIAN_SCHEDULER_ENABLED", "0")
+    # No first admin on server start: tests create the principals they need (admin_headers below).
+    monkeypatch.setenv("LIEBIAN_BOOTSTRAP_ADMIN", "0")
     reset_settings_cache()
     dispose_engines()
     yield tmp_path / "data"
@@ -92,6 +94,38 @@ def sqlite_store(data_dir: Path) -> str:
 def session(store: str):
     with session_scope() as s:
         yield s
+
+
+def _migrated_store(request: pytest.FixtureRequest) -> None:
+    # Use the store the test already asked for (SQLite or PostgreSQL), else SQLite.
+    for name in ("store", "sqlite_store"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+            return
+    request.getfixturevalue("sqlite_store")
+
+
+def make_api_key(kind: str = "service", role: str | None = "admin", scopes: list[str] | None = None) -> str:
+    """An API key in the current store (see auth.service.create_api_key); returns the key."""
+    from liebian.auth.service import create_api_key
+
+    with session_scope() as s:
+        key, _ = create_api_key(s, name=f"test {kind} {role or ''}", actor="test", kind=kind, role=role, scopes=scopes)
+    return key
+
+
+@pytest.fixture
+def admin_headers(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, str]:
+    """Headers of an admin API key in this test's store (every domain's HTTP tests use them)."""
+    _migrated_store(request)
+    return {"Authorization": f"Bearer {make_api_key('service', 'admin')}"}
+
+
+@pytest.fixture
+def public_headers(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, str]:
+    """Headers of the public write-only front-end key."""
+    _migrated_store(request)
+    return {"X-API-Key": make_api_key("public", None)}
 
 
 def free_port() -> int:

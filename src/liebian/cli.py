@@ -31,6 +31,7 @@ DOMAINS = [
     ("liebian.fraud.cli", "fraud", "Anti-fraud rules, graph scan and review queue."),
     ("liebian.analytics.cli", "analyze", "Growth analytics."),
     ("liebian.predict.cli", "predict", "Predictive models and experiments."),
+    ("liebian.tags.cli", "tags", "Tags, the rule language and the health score."),
     ("liebian.monitor.cli", "alerts", "Monitoring and alerts."),
     ("liebian.community.cli", "community", "Community health."),
     ("liebian.automation.cli", "journey", "Marketing automation."),
@@ -50,7 +51,16 @@ NO_AUTO_MIGRATE = {"db", None}
 def main(
     ctx: typer.Context,
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where liebian keeps its state."),
+    user: str | None = typer.Option(
+        None, "--user", envvar="LIEBIAN_USER", help="Act as this console user (or set LIEBIAN_API_KEY)."
+    ),
 ) -> None:
+    from liebian.privacy import logfilter
+
+    logfilter.install()  # no phone, e-mail or ID-card number in any log line
+    from liebian.auth import cli_guard
+
+    cli_guard.CLI_USER = user  # read when the command runs (per invocation, never left in the env)
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
@@ -73,6 +83,9 @@ def _register() -> None:
                 app.registered_commands.append(command)
         else:
             app.add_typer(sub, name=name, help=help_text)
+    from liebian.auth.cli_guard import install
+
+    install(app)  # every command checks auth.policy.COMMANDS before it runs
 
 
 _register()

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, description="largest accepted request body")
     rate_limit_per_minute: int = Field(default=600, description="public/anonymous requests per client and route")
     cookie_secure: bool | None = None
+    bootstrap_admin: bool = Field(default=True, description="create 'admin' with a one-time password on a store without users")
     retention_days: dict[str, int] = Field(
         default_factory=lambda: {"events": 730, "messages": 365, "rejects": 90},
         description="days raw warehouse rows are kept (0 = forever)",

@@ -25,6 +25,7 @@ JOB_MODULES = [
     "liebian.rewards.jobs",
     "liebian.campaigns.jobs",
     "liebian.fraud.jobs",
+    "liebian.tags.jobs",
     "liebian.monitor.jobs",
     "liebian.reports.jobs",
     "liebian.automation.jobs",

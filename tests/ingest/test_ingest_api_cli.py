@@ -30,7 +30,21 @@ def client(store, monkeypatch: pytest.MonkeyPatch):
     from liebian.web.app import create_app
 
     with TestClient(create_app()) as c:
+        c.headers["X-API-Key"] = _ingest_key()
         yield c
+
+
+def _ingest_key() -> str:
+    """A collector's key: the public kind with the ingest:write scope (when auth is installed)."""
+    try:
+        from liebian.auth import service as auth
+    except ModuleNotFoundError:
+        return ""
+    with session_scope() as session:
+        key, _record = auth.create_api_key(
+            session, name="collector", actor="test", kind="public", scopes=["ingest:write"]
+        )
+    return key
 
 
 def _event(i: int, **over) -> dict:

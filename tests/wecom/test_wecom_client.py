@@ -31,14 +31,23 @@ def test_contact_way_lifecycle_with_documented_shapes(fake: FakeWecom):
     client, _ = make(fake)
     made = client.add_contact_way(state="lbinviter01", users=["zhangsan"], remark="春季裂变")
     assert made["config_id"] == "cfg0001" and made["qr_code"].startswith("https://")
-    (query, body), = fake.api_calls("externalcontact/add_contact_way")
+    ((query, body),) = fake.api_calls("externalcontact/add_contact_way")
     assert query["access_token"].startswith("tok-")
-    assert body == {"type": 1, "scene": 2, "remark": "春季裂变", "skip_verify": True, "state": "lbinviter01", "user": ["zhangsan"]}
+    assert body == {
+        "type": 1,
+        "scene": 2,
+        "remark": "春季裂变",
+        "skip_verify": True,
+        "state": "lbinviter01",
+        "user": ["zhangsan"],
+    }
     # several staff members: type 2
     client.add_contact_way(state="lbchannel02", users=["zhangsan", "lisi"])
     assert fake.api_calls("externalcontact/add_contact_way")[1][1]["type"] == 2
     client.update_contact_way("cfg0001", users=["lisi"], remark="换人")
-    assert fake.contact_ways["cfg0001"]["user"] == ["lisi"] and fake.contact_ways["cfg0001"]["remark"] == "换人"
+    assert (
+        fake.contact_ways["cfg0001"]["user"] == ["lisi"] and fake.contact_ways["cfg0001"]["remark"] == "换人"
+    )
     client.del_contact_way("cfg0001")
     assert "cfg0001" not in fake.contact_ways
     with pytest.raises(WecomApiError) as exc:
@@ -74,7 +83,9 @@ def test_token_refresh_that_keeps_failing_is_reported(fake: FakeWecom, monkeypat
     client, _ = make(fake)
     client.add_contact_way(state="s1", users=["u"])
     # every new token is immediately invalid: refresh once, then give up with a clear message
-    monkeypatch.setattr(fake, "valid_tokens", type("Never", (set,), {"__contains__": lambda self, x: False})())
+    monkeypatch.setattr(
+        fake, "valid_tokens", type("Never", (set,), {"__contains__": lambda self, x: False})()
+    )
     with pytest.raises(WecomApiError) as exc:
         client.add_contact_way(state="s2", users=["u"])
     assert exc.value.errcode == 42001 and "expired" in str(exc.value)
@@ -114,7 +125,12 @@ def test_bad_credentials_name_the_setting(fake: FakeWecom):
 
 
 def test_external_contact_details(fake: FakeWecom):
-    fake.contacts["woFRIEND1"] = {"external_userid": "woFRIEND1", "name": "小明", "type": 1, "unionid": "oUNION1"}
+    fake.contacts["woFRIEND1"] = {
+        "external_userid": "woFRIEND1",
+        "name": "小明",
+        "type": 1,
+        "unionid": "oUNION1",
+    }
     client, _ = make(fake)
     assert client.get_external_contact("woFRIEND1")["external_contact"]["unionid"] == "oUNION1"
     with pytest.raises(WecomApiError) as exc:

@@ -32,7 +32,11 @@ REQ_ENCRYPT = (
 )
 
 # sbzhu/weworkapi_python callback/Sample.py
-PY_TOKEN, PY_KEY, PY_CORP = "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo", "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt", "ww1436e0e65a779aee"
+PY_TOKEN, PY_KEY, PY_CORP = (
+    "hJqcu3uJ9Tn2gXPmxx2w9kkCkCE2EPYo",
+    "6qkdMrq68nTKduznJYO1A37W2oEgpkMUvkttRToqhUt",
+    "ww1436e0e65a779aee",
+)
 PY_VERIFY = (
     "012bc692d0a58dd4b10f8dfe5c4ac00ae211ebeb",
     "1476416373",
@@ -57,7 +61,10 @@ def sample() -> MsgCrypt:
 
 def test_published_signatures_are_sha1_of_the_sorted_parts():
     # The published msg_signature values, recomputed from the documented formula.
-    assert signature(SAMPLE_TOKEN, VERIFY["timestamp"], VERIFY["nonce"], VERIFY["echostr"]) == VERIFY["msg_signature"]
+    assert (
+        signature(SAMPLE_TOKEN, VERIFY["timestamp"], VERIFY["nonce"], VERIFY["echostr"])
+        == VERIFY["msg_signature"]
+    )
     assert signature(SAMPLE_TOKEN, REQ_TS, REQ_NONCE, REQ_ENCRYPT) == REQ_SIG
     joined = "".join(sorted([PY_TOKEN, *PY_REQ[1:]]))
     assert hashlib.sha1(joined.encode()).hexdigest() == PY_REQ[0]
@@ -114,7 +121,10 @@ def test_envelope_round_trip(sample: MsgCrypt):
     import xml.etree.ElementTree as ET
 
     env = ET.fromstring(sample.encrypt_msg("<xml>hi</xml>", "1700000000", "42"))
-    assert sample.decrypt_msg(env.findtext("MsgSignature"), "1700000000", "42", env.findtext("Encrypt")) == "<xml>hi</xml>"
+    assert (
+        sample.decrypt_msg(env.findtext("MsgSignature"), "1700000000", "42", env.findtext("Encrypt"))
+        == "<xml>hi</xml>"
+    )
 
 
 @pytest.mark.parametrize("part", ["signature", "timestamp", "nonce"])

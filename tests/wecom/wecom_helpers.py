@@ -153,7 +153,9 @@ class FakeWecom:
 _nonces = itertools.count(int(time.time()) % 100000 * 1000)
 
 
-def event_xml(change_type: str, *, event: str = "change_external_contact", ts: int | None = None, **fields) -> str:
+def event_xml(
+    change_type: str, *, event: str = "change_external_contact", ts: int | None = None, **fields
+) -> str:
     created = ts or int(datetime.now(UTC).timestamp())
     parts = [
         f"<ToUserName><![CDATA[{SAMPLE_CORP_ID}]]></ToUserName>",
@@ -165,7 +167,11 @@ def event_xml(change_type: str, *, event: str = "change_external_contact", ts: i
     ]
     for key, value in fields.items():
         if key == "MemChangeList":
-            parts.append("<MemChangeList>" + "".join(f"<Item><![CDATA[{m}]]></Item>" for m in value) + "</MemChangeList>")
+            parts.append(
+                "<MemChangeList>"
+                + "".join(f"<Item><![CDATA[{m}]]></Item>" for m in value)
+                + "</MemChangeList>"
+            )
         else:
             parts.append(f"<{key}><![CDATA[{value}]]></{key}>")
     return "<xml>" + "".join(parts) + "</xml>"

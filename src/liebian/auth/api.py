@@ -60,7 +60,9 @@ def _set_session_cookie(response: Response, token: str) -> None:
     )
 
 
-@router.post("/api/v1/auth/login", response_model=LoginResponse, responses={401: {"description": "wrong credentials"}})
+@router.post(
+    "/api/v1/auth/login", response_model=LoginResponse, responses={401: {"description": "wrong credentials"}}
+)
 def login(body: LoginRequest, request: Request):
     """Log in to the console: sets the session cookie; send the returned csrf_token as X-CSRF-Token."""
     error = None
@@ -110,7 +112,12 @@ def users() -> list[dict]:
         return service.list_users(s)
 
 
-@router.post("/api/v1/auth/users", response_model=UserCreated, status_code=201, responses={**ERRORS, 409: {"description": "exists"}})
+@router.post(
+    "/api/v1/auth/users",
+    response_model=UserCreated,
+    status_code=201,
+    responses={**ERRORS, 409: {"description": "exists"}},
+)
 def create_user(body: UserCreate, request: Request):
     """Create a console user; without a password a one-time password is returned (change on first login)."""
     password = body.password or service.generate_password()
@@ -132,7 +139,11 @@ def create_user(body: UserCreate, request: Request):
     return JSONResponse(status_code=201, content=json.loads(json.dumps(out, default=str)))
 
 
-@router.patch("/api/v1/auth/users/{username}", response_model=UserOut, responses={**ERRORS, 404: {"description": "no such user"}})
+@router.patch(
+    "/api/v1/auth/users/{username}",
+    response_model=UserOut,
+    responses={**ERRORS, 404: {"description": "no such user"}},
+)
 def update_user(username: str, body: UserUpdate, request: Request):
     actor, ip = principal_of(request).name, client_ip(request)
     try:
@@ -155,7 +166,12 @@ def keys() -> list[dict]:
         return service.list_api_keys(s)
 
 
-@router.post("/api/v1/auth/keys", response_model=KeyCreated, status_code=201, responses={**ERRORS, 404: {"description": "no such user"}})
+@router.post(
+    "/api/v1/auth/keys",
+    response_model=KeyCreated,
+    status_code=201,
+    responses={**ERRORS, 404: {"description": "no such user"}},
+)
 def create_key(body: KeyCreate, request: Request):
     """Create an API key. The key is in this response only; liebian keeps a hash."""
     try:
@@ -178,11 +194,17 @@ def create_key(body: KeyCreate, request: Request):
     return JSONResponse(status_code=201, content=json.loads(json.dumps(out, default=str)))
 
 
-@router.delete("/api/v1/auth/keys/{key_id}", response_model=KeyOut, responses={**ERRORS, 404: {"description": "no such key"}})
+@router.delete(
+    "/api/v1/auth/keys/{key_id}",
+    response_model=KeyOut,
+    responses={**ERRORS, 404: {"description": "no such key"}},
+)
 def revoke_key(key_id: str, request: Request):
     try:
         with session_scope() as s:
-            record = service.revoke_api_key(s, key_id, actor=principal_of(request).name, ip=client_ip(request))
+            record = service.revoke_api_key(
+                s, key_id, actor=principal_of(request).name, ip=client_ip(request)
+            )
             return service.key_view(record)
     except service.AuthError as exc:
         return _error(exc)
@@ -194,7 +216,9 @@ def policy_table() -> dict:
     return {
         "roles": {r: sorted(policy.permissions_of(r)) for r in policy.ROLES},
         "public_key_scopes": sorted(policy.PUBLIC_SCOPES),
-        "routes": [{"method": m, "path": p, "permission": perm} for (m, p), perm in sorted(policy.ROUTES.items())],
+        "routes": [
+            {"method": m, "path": p, "permission": perm} for (m, p), perm in sorted(policy.ROUTES.items())
+        ],
     }
 
 
@@ -208,7 +232,9 @@ def audit_log(
 ) -> list[dict]:
     """The audit log (auditors only)."""
     with session_scope() as s:
-        return service.audit_entries(s, actor=actor, action=action, since=_naive(since), until=_naive(until), limit=limit)
+        return service.audit_entries(
+            s, actor=actor, action=action, since=_naive(since), until=_naive(until), limit=limit
+        )
 
 
 @router.get("/api/v1/auth/audit/verify", response_model=AuditVerify, responses=ERRORS)
@@ -217,7 +243,10 @@ def audit_verify() -> dict:
         return service.verify_audit(s)
 
 
-@router.get("/api/v1/auth/audit/export", responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+@router.get(
+    "/api/v1/auth/audit/export",
+    responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+)
 def audit_export(fmt: str = Query("csv", pattern="^(csv|jsonl)$")) -> Response:
     """The whole audit log as CSV or JSON lines, with the hashes (verifiable offline with the key)."""
     with session_scope() as s:

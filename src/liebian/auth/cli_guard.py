@@ -24,6 +24,7 @@ from liebian.auth import policy
 from liebian.output import err_console
 
 EXIT_DENIED = 3
+CLI_USER: str | None = None  # set by the root callback from --user / LIEBIAN_USER
 
 
 def _name_of(info) -> str:
@@ -47,13 +48,15 @@ def current_principal():
     from liebian.db.session import session_scope
 
     api_key = os.environ.get("LIEBIAN_API_KEY")
-    username = os.environ.get("LIEBIAN_USER")
+    username = CLI_USER or os.environ.get("LIEBIAN_USER")
     try:
         with session_scope() as s:
             if api_key:
                 found = service.key_principal(s, api_key)
                 if found is None:
-                    raise service.AuthError("unauthorized", "LIEBIAN_API_KEY: invalid, revoked or expired key", 401)
+                    raise service.AuthError(
+                        "unauthorized", "LIEBIAN_API_KEY: invalid, revoked or expired key", 401
+                    )
                 return found
             if username:
                 return service.user_principal(s, username)

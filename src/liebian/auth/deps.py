@@ -56,7 +56,9 @@ def principal_of(request: Request) -> Principal:
         with session_scope() as s:
             found = service.key_principal(s, key)
         if found is None:
-            raise HTTPException(401, "invalid, revoked or expired API key", headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                401, "invalid, revoked or expired API key", headers={"WWW-Authenticate": "Bearer"}
+            )
         principal = found
     elif request.cookies.get(SESSION_COOKIE):
         with session_scope() as s:
@@ -117,15 +119,21 @@ def authorize(
     if principal.kind in ("public", "anonymous") and not limiter.allow(
         ip, f"{method} {template}", get_settings().rate_limit_per_minute
     ):
-        raise HTTPException(429, "too many requests from this client; slow down", headers={"Retry-After": "10"})
+        raise HTTPException(
+            429, "too many requests from this client; slow down", headers={"Retry-After": "10"}
+        )
     if not principal.can(permission):
         if principal.kind == "anonymous":
             if method == "GET" and template == "/":
                 raise HTTPException(303, "login required", headers={"Location": "/login"})
             raise HTTPException(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
         with session_scope() as s:
-            service.audit(s, principal.name, "access.denied", f"{method} {request.url.path}", {"needs": permission}, ip)
-        raise HTTPException(403, f"forbidden: {method} {template} needs the permission {permission or 'admin'}")
+            service.audit(
+                s, principal.name, "access.denied", f"{method} {request.url.path}", {"needs": permission}, ip
+            )
+        raise HTTPException(
+            403, f"forbidden: {method} {template} needs the permission {permission or 'admin'}"
+        )
     if principal.kind == "session" and method in UNSAFE and permission != policy.ANONYMOUS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not principal.csrf_token or not _same(sent, principal.csrf_token):

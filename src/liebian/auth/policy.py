@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, str] = {
     "fraud:read": "read fraud cases and rates",
     "fraud:review": "decide fraud cases, hold rewards for review, run scans",
     "analytics:read": "aggregated analytics",
+    "models:write": "fit predictive models, define and recompute tags",
+    "segments:read": "person-level scores and tag members (pseudonymous person ids)",
     "privacy:read": "privacy notices, consent state, data inventory",
     "privacy:admin": "publish privacy notices",
     "privacy:dsr": "data-subject requests: export, delete; key rotation",
@@ -57,13 +59,25 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "rewards:write",
             "fraud:read",
             "analytics:read",
+            "models:write",
+            "segments:read",
             "privacy:read",
         }
     ),
-    "analyst": frozenset({"console:view", "analytics:read", "quality:read", "campaign:read"}),
+    "analyst": frozenset(
+        {"console:view", "analytics:read", "quality:read", "campaign:read", "models:write", "segments:read"}
+    ),
     "reviewer": frozenset({"console:view", "fraud:read", "fraud:review", "rewards:read", "campaign:read"}),
     "auditor": frozenset(
-        {"console:view", "audit:read", "campaign:read", "rewards:read", "fraud:read", "privacy:read", "quality:read"}
+        {
+            "console:view",
+            "audit:read",
+            "campaign:read",
+            "rewards:read",
+            "fraud:read",
+            "privacy:read",
+            "quality:read",
+        }
     ),
     "viewer": frozenset({"console:view", "analytics:read"}),
 }
@@ -159,6 +173,30 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/analytics/channels"): "analytics:read",
     ("GET", "/api/v1/analytics/scorecard"): "analytics:read",
     ("GET", "/api/v1/analytics/benchmarks"): "analytics:read",
+    # predictive models and experiments
+    ("POST", "/api/v1/predict/ltv"): "models:write",
+    ("POST", "/api/v1/predict/lifecycle"): "models:write",
+    ("POST", "/api/v1/predict/churn"): "models:write",
+    ("GET", "/api/v1/predict/churn/risk"): "segments:read",
+    ("POST", "/api/v1/predict/segments"): "models:write",
+    ("GET", "/api/v1/predict/attribution"): "analytics:read",
+    ("GET", "/api/v1/predict/models"): "analytics:read",
+    ("POST", "/api/v1/predict/experiments/assign"): "analytics:read",  # a pure hash, stores nothing
+    ("GET", "/api/v1/predict/experiments/plan"): "analytics:read",
+    ("POST", "/api/v1/predict/experiments/readout"): "analytics:read",
+    ("POST", "/api/v1/predict/simulate"): "analytics:read",
+    # tags
+    ("GET", "/api/v1/tags/features"): "analytics:read",
+    ("POST", "/api/v1/tags/validate"): "analytics:read",
+    ("GET", "/api/v1/tags"): "analytics:read",
+    ("POST", "/api/v1/tags"): "models:write",
+    ("POST", "/api/v1/tags/defaults"): "models:write",
+    ("POST", "/api/v1/tags/recompute"): "models:write",
+    ("GET", "/api/v1/tags/runs"): "analytics:read",
+    ("GET", "/api/v1/tags/persons/{person_id}"): "segments:read",
+    ("GET", "/api/v1/tags/history"): "analytics:read",
+    ("GET", "/api/v1/tags/{name}/members"): "segments:read",
+    ("DELETE", "/api/v1/tags/{name}"): "models:write",
     # privacy
     ("GET", "/api/v1/privacy/notices"): "privacy:read",
     ("GET", "/api/v1/privacy/notices/current"): "frontend",
@@ -184,6 +222,18 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/auth/audit"): "audit:read",
     ("GET", "/api/v1/auth/audit/verify"): "audit:read",
     ("GET", "/api/v1/auth/audit/export"): "audit:read",
+    # WeCom: WeCom itself calls the callback; its authentication is the msg_signature (wecom.crypto),
+    # checked with the replay window and nonce store in wecom.service — no operator login.
+    ("GET", "/api/v1/wecom/callback"): ANONYMOUS,
+    ("POST", "/api/v1/wecom/callback"): ANONYMOUS,
+    ("POST", "/api/v1/wecom/contact-ways"): "campaign:write",
+    ("GET", "/api/v1/wecom/contact-ways"): "campaign:read",
+    ("GET", "/api/v1/wecom/contact-ways/{state}"): "campaign:read",
+    ("PUT", "/api/v1/wecom/contact-ways/{state}"): "campaign:write",
+    ("DELETE", "/api/v1/wecom/contact-ways/{state}"): "campaign:write",
+    ("GET", "/api/v1/wecom/follows"): "identity:read",  # person-level
+    ("GET", "/api/v1/wecom/groups/{chat_id}/members"): "identity:read",  # person-level
+    ("GET", "/api/v1/wecom/callbacks"): "identity:read",  # carries external_userids
 }
 
 # CLI command paths (as typed, without options) → permission. `liebian auth …` for users and keys.
@@ -240,6 +290,27 @@ COMMANDS: dict[str, str] = {
     "analyze scorecard": "analytics:read",
     "analyze benchmarks": "analytics:read",
     "analyze export-parquet": "identity:read",  # person-level rows
+    "predict ltv": "models:write",
+    "predict lifecycle": "models:write",
+    "predict churn": "models:write",
+    "predict risk": "segments:read",
+    "predict segments": "models:write",
+    "predict attribution": "analytics:read",
+    "predict models": "analytics:read",
+    "predict ab-assign": "analytics:read",
+    "predict ab-plan": "analytics:read",
+    "predict ab-readout": "analytics:read",
+    "predict simulate": "analytics:read",
+    "tags features": "analytics:read",
+    "tags check": "analytics:read",
+    "tags define": "models:write",
+    "tags retire": "models:write",
+    "tags list": "analytics:read",
+    "tags init": "models:write",
+    "tags recompute": "models:write",
+    "tags members": "segments:read",
+    "tags history": "analytics:read",
+    "tags person": "segments:read",
     "privacy notice publish": "privacy:admin",
     "privacy notice list": "privacy:read",
     "privacy consent record": "consent:record",
@@ -265,6 +336,9 @@ COMMANDS: dict[str, str] = {
     "auth audit list": "audit:read",
     "auth audit verify": "audit:read",
     "auth audit export": "audit:read",
+    "wecom flush": "campaign:write",
+    "wecom contact-ways": "campaign:read",
+    "wecom callbacks": "identity:read",
     "job run": "auth:admin",
     "job list": "console:view",
 }

@@ -25,7 +25,9 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=64)
     role: Literal["admin", "operator", "analyst", "reviewer", "auditor", "viewer"]
-    password: str | None = Field(default=None, min_length=10, max_length=1024, description="omit for a one-time password")
+    password: str | None = Field(
+        default=None, min_length=10, max_length=1024, description="omit for a one-time password"
+    )
 
 
 class UserUpdate(BaseModel):

@@ -88,7 +88,9 @@ def _sha256(value: str) -> str:
 
 def _check_role(role: str) -> str:
     if role not in policy.ROLES:
-        raise AuthError("invalid", f"role: unknown role {role!r}; expected one of {', '.join(policy.ROLES)}", 422)
+        raise AuthError(
+            "invalid", f"role: unknown role {role!r}; expected one of {', '.join(policy.ROLES)}", 422
+        )
     return role
 
 
@@ -178,6 +180,10 @@ def reset_password(session: Session, username: str, password: str, *, actor: str
     user.failed_logins = 0
     user.locked_until = None
     audit(session, actor, "user.password", f"user:{username}", {}, ip)
+    from liebian.auth.bootstrap import forget_initial_password
+
+    if username == "admin":
+        forget_initial_password()
     return user
 
 
@@ -209,7 +215,14 @@ def authenticate(session: Session, username: str, password: str, ip: str = "") -
     now = utcnow()
     if user is None:
         _hasher.hash(password or "x")  # spend the same time as a real check: no user enumeration
-        audit(session, f"user:{username}"[:128], "login.failed", f"user:{username}"[:255], {"reason": "unknown"}, ip)
+        audit(
+            session,
+            f"user:{username}"[:128],
+            "login.failed",
+            f"user:{username}"[:255],
+            {"reason": "unknown"},
+            ip,
+        )
         raise AuthError("unauthorized", "wrong username or password", 401)
     if user.locked_until and user.locked_until > now:
         audit(session, f"user:{username}", "login.failed", f"user:{username}", {"reason": "locked"}, ip)
@@ -319,7 +332,11 @@ def create_api_key(
     if kind == "public":
         bad = [s for s in scopes if s not in policy.PUBLIC_SCOPES]
         if bad:
-            raise AuthError("invalid", f"scopes: a public key may only hold {', '.join(sorted(policy.PUBLIC_SCOPES))}", 422)
+            raise AuthError(
+                "invalid",
+                f"scopes: a public key may only hold {', '.join(sorted(policy.PUBLIC_SCOPES))}",
+                422,
+            )
         scopes = scopes or sorted(policy.PUBLIC_SCOPES)
         role = None
     elif kind == "user":
@@ -329,7 +346,9 @@ def create_api_key(
         user_id, role = user.id, None
         extra = [s for s in scopes if s not in policy.permissions_of(user.role)]
         if extra:
-            raise AuthError("invalid", f"scopes: {username} ({user.role}) does not hold {', '.join(extra)}", 422)
+            raise AuthError(
+                "invalid", f"scopes: {username} ({user.role}) does not hold {', '.join(extra)}", 422
+            )
     elif kind == "service":
         _check_role(role or "")
         extra = [s for s in scopes if s not in policy.permissions_of(role)]
@@ -427,7 +446,9 @@ def key_view(record: ApiKey, owner: str | None = None) -> dict:
 
 
 def list_api_keys(session: Session) -> list[dict]:
-    rows = session.execute(select(ApiKey, User.username).outerjoin(User, User.id == ApiKey.user_id).order_by(ApiKey.id))
+    rows = session.execute(
+        select(ApiKey, User.username).outerjoin(User, User.id == ApiKey.user_id).order_by(ApiKey.id)
+    )
     return [key_view(k, owner) for k, owner in rows]
 
 
@@ -547,15 +568,32 @@ def verify_audit(session: Session) -> dict:
     """Replay the chain: every hash, every link, no gap, and the head at the last entry."""
     prev, expected_seq, count = GENESIS, 1, 0
     for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).yield_per(1000):
-        entry = {c: getattr(e, c) for c in ("seq", "ts", "actor", "action", "target", "detail", "ip", "prev_hash")}
+        entry = {
+            c: getattr(e, c) for c in ("seq", "ts", "actor", "action", "target", "detail", "ip", "prev_hash")
+        }
         if e.seq != expected_seq:
-            return {"ok": False, "entries": count, "bad_seq": e.seq, "reason": f"gap: expected seq {expected_seq}"}
+            return {
+                "ok": False,
+                "entries": count,
+                "bad_seq": e.seq,
+                "reason": f"gap: expected seq {expected_seq}",
+            }
         if e.prev_hash != prev:
             return {"ok": False, "entries": count, "bad_seq": e.seq, "reason": "prev_hash does not link"}
         if not hmac.compare_digest(_entry_hash(entry), e.hash):
-            return {"ok": False, "entries": count, "bad_seq": e.seq, "reason": "hash does not match the entry"}
+            return {
+                "ok": False,
+                "entries": count,
+                "bad_seq": e.seq,
+                "reason": "hash does not match the entry",
+            }
         prev, expected_seq, count = e.hash, expected_seq + 1, count + 1
     head = session.execute(select(_H.c.seq, _H.c.hash).where(_H.c.id == 1)).first()
     if count and (head is None or int(head[0]) != count or head[1] != prev):
-        return {"ok": False, "entries": count, "bad_seq": None, "reason": "head does not match the last entry"}
+        return {
+            "ok": False,
+            "entries": count,
+            "bad_seq": None,
+            "reason": "head does not match the last entry",
+        }
     return {"ok": True, "entries": count, "bad_seq": None, "reason": "", "head": prev}

@@ -9,6 +9,7 @@ arrive here only as HMACs.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -181,9 +182,15 @@ def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckd
         con.close()
 
 
+_schema_lock = threading.Lock()
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for ddl in SCHEMA:
-        con.execute(ddl)
+    """Create missing tables. Serialised within the process: two threads creating the same
+    tables at once hit a DuckDB write-write conflict (other processes wait on the file lock)."""
+    with _schema_lock:
+        for ddl in SCHEMA:
+            con.execute(ddl)
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -17,18 +16,6 @@ app = typer.Typer(no_args_is_help=True)
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err_console.print(f"[red]error:[/red] {message}")
     return typer.Exit(code)
-
-
-@app.callback()
-def _store_ready() -> None:
-    """Every command here needs the OneID tables: say how to create them instead of a stack trace."""
-    try:
-        with session_scope() as session:
-            service.identifier_count(session)
-    except (OperationalError, ProgrammingError) as exc:
-        raise _fail(
-            f"the operational store is not ready ({exc.orig}); run `liebian db upgrade` first"
-        ) from None
 
 
 @app.command()

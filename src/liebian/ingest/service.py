@@ -534,11 +534,12 @@ def reason_key(reason: str) -> str:
 EVENT_INSERT = """
 INSERT INTO events
 SELECT t.event_id, t.ts, m.person_id, t.id_type, t.user_id, t.event, t.channel, t.campaign_id,
-       t.invite_code, r.person_id, t.device_id, t.ip, t._props, t.received_at, $batch, $now
+       t.invite_code, {referrer}, t.device_id, t.ip, t._props, t.received_at, $batch, $now
 FROM to_load t
 JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.user_id
-LEFT JOIN identity_map r ON r.id_type = t.referrer_id_type AND r.id_value = t.referrer_id
+{referrer_join}
 """
+REFERRER_JOIN = "LEFT JOIN identity_map r ON r.id_type = t.referrer_id_type AND r.id_value = t.referrer_id"
 
 EDGE_INSERT = """
 INSERT INTO referral_edges
@@ -566,10 +567,14 @@ JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.user_id
 def _load_rows(con: duckdb.DuckDBPyConnection, kind: str, batch_id: str, now: datetime) -> int:
     counts = "count(*), count(referrer_id)" if kind == "events" else "count(*), 0"
     expected, referred = con.execute(f"SELECT {counts} FROM to_load").fetchall()[0]
-    sql = EVENT_INSERT if kind == "events" else MESSAGE_INSERT
-    if kind == "events" and not referred:
-        # No referrers in this batch: skip probing identity_map a second time for every row.
-        sql = sql.replace("r.person_id,", "NULL,").split("LEFT JOIN identity_map r")[0]
+    if kind == "events":
+        # Without referrers in the batch, skip probing identity_map a second time for every row.
+        sql = EVENT_INSERT.format(
+            referrer="r.person_id" if referred else "NULL",
+            referrer_join=REFERRER_JOIN if referred else "",
+        )
+    else:
+        sql = MESSAGE_INSERT
     inserted = con.execute(sql, {"batch": batch_id, "now": now}).fetchall()[0][0]
     if inserted != expected:  # never drop a row silently
         raise RuntimeError(f"{kind}: {expected - inserted} rows found no person in identity_map")

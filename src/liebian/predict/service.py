@@ -30,6 +30,7 @@ __all__ = [
     "touch_paths",
     "calibrate_growth",
     "growth_projection",
+    "person_features",
 ]
 
 
@@ -351,3 +352,25 @@ def growth_projection(params: simulate.GrowthParams, runs: int = 1000, seed: int
 
 def lifecycle_config_defaults() -> dict:
     return asdict(lifecycle.LifecycleConfig())
+
+
+def person_features(at: datetime | None = None) -> pd.DataFrame:
+    """Behaviour + RFM features per person at `at` (default: the latest data), plus primary channel.
+
+    The same features as the churn model (rows with ts <= at only); `channel` is the channel with
+    most of the person's events (ties: alphabetical). Tags and automation read this.
+    """
+    with warehouse.connect(read_only=True) as con:
+        at = at or churn.data_end(con)
+        feats = churn.features(con, at)
+        channel = con.execute(
+            """
+            SELECT person_id, channel FROM events WHERE ts <= ? GROUP BY person_id, channel
+            QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY count(*) DESC, channel) = 1
+            """,
+            [at],
+        ).df()
+    out = feats.merge(channel, on="person_id", how="left")
+    out["channel"] = out["channel"].fillna("(none)")
+    out.attrs["at"] = at
+    return out

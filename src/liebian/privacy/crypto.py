@@ -108,7 +108,9 @@ def _keys_for(data_dir: str, hmac_hex: str | None, enc_hex: str | None) -> Keys:
     if enc_hex:
         active, enc_keys = parse_encryption_env(enc_hex)
     else:
-        enc_keys = {kid: _aes_key(h, f"keys.json key {kid}") for kid, h in stored.get("encryption_keys", {}).items()}
+        enc_keys = {
+            kid: _aes_key(h, f"keys.json key {kid}") for kid, h in stored.get("encryption_keys", {}).items()
+        }
         enc_keys.setdefault(LEGACY_KID, _aes_key(stored["encryption_key"], "keys.json encryption_key"))
         active = stored.get("active_encryption_key", LEGACY_KID)
     return Keys(

@@ -16,7 +16,9 @@ from liebian.privacy.crypto import mask_email, mask_id_card, mask_phone
 
 # Mainland mobile numbers, optionally +86/0086 and spaces/dashes (138 1234 5678, +86-138-1234-5678);
 # not part of a longer digit run (order ids, timestamps, HMAC hex).
-PHONE_RE = re.compile(r"(?<![0-9A-Za-z])(?:(?:\+|00)86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?![0-9A-Za-z])")
+PHONE_RE = re.compile(
+    r"(?<![0-9A-Za-z])(?:(?:\+|00)86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?![0-9A-Za-z])"
+)
 EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Resident identity card: 6-digit region, birth date 18/19/20yy mmdd, 3 digits, check digit/X.
 ID_CARD_RE = re.compile(

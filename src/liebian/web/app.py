@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -24,6 +24,7 @@ ROUTERS = [
     "liebian.fraud.api",
     "liebian.analytics.api",
     "liebian.predict.api",
+    "liebian.tags.api",
     "liebian.monitor.api",
     "liebian.community.api",
     "liebian.automation.api",
@@ -51,6 +52,10 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI):
         if run_migrations:
             migrate.upgrade()
+            if get_settings().bootstrap_admin:
+                from liebian.auth.bootstrap import ensure_first_admin
+
+                ensure_first_admin()
         scheduler = Scheduler()
         app.state.scheduler = scheduler
         if get_settings().scheduler_enabled:
@@ -58,7 +63,19 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         yield
         scheduler.stop()
 
-    app = FastAPI(title="liebian 裂变", version=__version__, lifespan=lifespan)
+    from liebian.auth.deps import SecurityHeadersMiddleware, authorize
+    from liebian.privacy import logfilter
+
+    logfilter.install()  # no phone, e-mail or ID-card number in any log line
+    # One gate for every route (auth.policy); a body cap for every request.
+    app = FastAPI(
+        title="liebian 裂变",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(authorize)],
+        max_body_size=get_settings().max_request_bytes,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -104,7 +104,7 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
 @router.post("/api/v1/wecom/contact-ways", status_code=201)
 def create_contact_way(body: ContactWayCreate):
     """A 联系我 code whose state maps to an inviter's invite or to a channel (created in WeCom unless
-    `register` is false)."""
+    `create_in_wecom` is false)."""
     return _run(service.create_contact_way, body, service.get_client(), status=201)
 
 

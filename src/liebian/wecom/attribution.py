@@ -34,7 +34,13 @@ def counts_only_staying(session: Session, campaign_id: str, version: int) -> boo
 
 
 def attribute_add(
-    session: Session, *, invite_code: str, external_userid: str, unionid: str | None = None
+    session: Session,
+    *,
+    invite_code: str,
+    external_userid: str,
+    unionid: str | None = None,
+    region: str | None = None,
+    store: str | None = None,
 ) -> dict:
     """The friend added a staff member through an invite's 联系我 code: accept the invite and, where
     the campaign qualifies by the WeCom add, report that add as the qualifying conversion.
@@ -74,6 +80,8 @@ def attribute_add(
                         other_ids=other,
                         order_id=stay_order_id(external_userid),
                         event=WECOM_QUALIFYING_EVENT,
+                        region=region,
+                        store=store,
                     ),
                 )
             out["qualified"] = conv["status"] == "qualified"

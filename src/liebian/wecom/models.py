@@ -25,6 +25,9 @@ class WecomState(Base):
     invite_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     inviter_person_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     channel: Mapped[str] = mapped_column(String(64), default="wecom")
+    # a store's or region's code: passed with the conversion so campaign region/store scoping applies
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    store: Mapped[str | None] = mapped_column(String(64), nullable=True)
     config_id: Mapped[str | None] = mapped_column(String(128), nullable=True)  # WeCom's contact-way id
     qr_code: Mapped[str | None] = mapped_column(Text, nullable=True)
     staff: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of staff userids (wecom_staff)

@@ -19,17 +19,21 @@ class ContactWayCreate(BaseModel):
     campaign_id: str | None = Field(None, description="the campaign; required with an inviter")
     inviter: Participant | None = Field(None, description="the participant who shares this code")
     channel: str = Field("wecom", max_length=64, description="渠道: the campaign channel of the code")
+    region: str | None = Field(None, max_length=64, description="region of the code (campaign scoping)")
+    store: str | None = Field(None, max_length=64, description="store of the code (campaign scoping)")
     state: str | None = Field(None, pattern=STATE_PATTERN, description="≤ 30 characters; generated if absent")
     users: list[str] = Field(default_factory=list, description="staff userids (跟进成员) the code adds")
     remark: str = Field("", max_length=30)
     skip_verify: bool = True
-    register: bool = Field(True, description="create the code in WeCom (false: only store the mapping)")
+    create_in_wecom: bool = Field(
+        True, description="create the code in WeCom (false: only store the mapping)"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ContactWayCreate:
         if self.inviter is not None and not self.campaign_id:
             raise ValueError("campaign_id is required when an inviter is given")
-        if self.register and not self.users:
+        if self.create_in_wecom and not self.users:
             raise ValueError("users: at least one staff userid is needed to create the code in WeCom")
         return self
 

@@ -354,7 +354,12 @@ def _on_add(session: Session, msg: Message, now: datetime) -> dict:
     attributed: dict = {}
     if st is not None and st.kind == "invite" and st.invite_code:
         attributed = attribution.attribute_add(
-            session, invite_code=st.invite_code, external_userid=ext, unionid=msg.unionid
+            session,
+            invite_code=st.invite_code,
+            external_userid=ext,
+            unionid=msg.unionid,
+            region=st.region,
+            store=st.store,
         )
         result.update(attributed)
     person = _person(session, ext, msg.unionid)  # registers/links when the engine did not
@@ -602,6 +607,8 @@ def _state_view(st: WecomState) -> dict:
         "invite_code": st.invite_code,
         "inviter_person_id": st.inviter_person_id,
         "channel": st.channel,
+        "region": st.region,
+        "store": st.store,
         "config_id": st.config_id,
         "qr_code": st.qr_code,
         "users": json.loads(st.staff),
@@ -623,7 +630,7 @@ def _need_client(client: WecomClient | None) -> WecomClient:
 
 def create_contact_way(session: Session, req: ContactWayCreate, client: WecomClient | None = None) -> dict:
     """A state for an inviter's invite (campaign + inviter) or a channel, and — unless
-    `register` is false — the 联系我 code in WeCom that carries it."""
+    `create_in_wecom` is false — the 联系我 code in WeCom that carries it."""
     state = req.state or new_state()
     if session.scalar(select(WecomState.id).where(WecomState.state == state)) is not None:
         raise WecomError(409, "state_exists", f"state {state!r} is taken", field="state")
@@ -634,6 +641,8 @@ def create_contact_way(session: Session, req: ContactWayCreate, client: WecomCli
         kind="invite" if req.inviter else "channel",
         campaign_id=req.campaign_id,
         channel=req.channel,
+        region=req.region,
+        store=req.store,
         staff=json.dumps(req.users),
         remark=req.remark,
         created_at=utcnow(),
@@ -643,7 +652,7 @@ def create_contact_way(session: Session, req: ContactWayCreate, client: WecomCli
         st.invite_code, st.inviter_person_id = inv["code"], inv["inviter_person_id"]
     session.add(st)
     session.flush()
-    if req.register:
+    if req.create_in_wecom:
         made = _need_client(client).add_contact_way(
             state=state, users=req.users, remark=req.remark, skip_verify=req.skip_verify
         )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 11:52:11.720542
+Create Date: 2026-11-22 11:55:10.457040
 """
 
 from __future__ import annotations
@@ -144,6 +144,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_campaigns")),
     )
     op.create_table(
+        "consent_records",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("purpose", sa.String(length=32), nullable=False),
+        sa.Column("granted", sa.Boolean(), nullable=False),
+        sa.Column("notice_version", sa.Integer(), nullable=False),
+        sa.Column("source", sa.String(length=64), nullable=False),
+        sa.Column("recorded_by", sa.String(length=128), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_records")),
+    )
+    with op.batch_alter_table("consent_records", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_consent_records_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_consent_records_recorded_at"), ["recorded_at"], unique=False)
+
+    op.create_table(
         "fraud_cases",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_key", sa.String(length=200), nullable=False),
@@ -261,6 +277,36 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_persons_merged_into"), ["merged_into"], unique=False)
 
     op.create_table(
+        "privacy_notices",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("purposes", sa.String(length=200), nullable=False),
+        sa.Column("reconsent_purposes", sa.String(length=200), nullable=False),
+        sa.Column("published_by", sa.String(length=128), nullable=False),
+        sa.Column("published_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_notices")),
+        sa.UniqueConstraint("version", name=op.f("uq_privacy_notices_version")),
+    )
+    op.create_table(
+        "privacy_requests",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("requested_by", sa.String(length=128), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("record", sa.Text(), nullable=False),
+        sa.Column("record_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("completed_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_privacy_requests")),
+    )
+    with op.batch_alter_table("privacy_requests", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_privacy_requests_person_id"), ["person_id"], unique=False)
+
+    op.create_table(
         "rewards",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("campaign_id", sa.String(length=64), nullable=False),
@@ -285,6 +331,48 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_rewards_source_ref"), ["source_ref"], unique=False)
         batch_op.create_index(batch_op.f("ix_rewards_state"), ["state"], unique=False)
 
+    op.create_table(
+        "tag_assignments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("tag_name", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("assigned_at", sa.DateTime(), nullable=False),
+        sa.Column("removed_at", sa.DateTime(), nullable=True),
+        sa.Column("run_id", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tag_assignments")),
+    )
+    with op.batch_alter_table("tag_assignments", schema=None) as batch_op:
+        batch_op.create_index("ix_tag_assignments_person", ["person_id", "removed_at"], unique=False)
+        batch_op.create_index("ix_tag_assignments_tag_open", ["tag_name", "removed_at"], unique=False)
+
+    op.create_table(
+        "tag_definitions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("level", sa.String(length=16), nullable=False),
+        sa.Column("rule", sa.Text(), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("created_by", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("retired_at", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tag_definitions")),
+        sa.UniqueConstraint("name", "version", name=op.f("uq_tag_definitions_name_version")),
+    )
+    with op.batch_alter_table("tag_definitions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_tag_definitions_name"), ["name"], unique=False)
+
+    op.create_table(
+        "tag_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("finished_at", sa.DateTime(), nullable=True),
+        sa.Column("data_at", sa.DateTime(), nullable=True),
+        sa.Column("persons", sa.Integer(), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tag_runs")),
+    )
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -381,6 +469,8 @@ def upgrade() -> None:
         sa.Column("invite_code", sa.String(length=64), nullable=True),
         sa.Column("inviter_person_id", sa.BigInteger(), nullable=True),
         sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("region", sa.String(length=64), nullable=True),
+        sa.Column("store", sa.String(length=64), nullable=True),
         sa.Column("config_id", sa.String(length=128), nullable=True),
         sa.Column("qr_code", sa.Text(), nullable=True),
         sa.Column("staff", sa.Text(), nullable=False),
@@ -709,6 +799,16 @@ def downgrade() -> None:
     op.drop_table("wecom_follows")
     op.drop_table("wecom_callbacks")
     op.drop_table("webhook_endpoints")
+    op.drop_table("tag_runs")
+    with op.batch_alter_table("tag_definitions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_tag_definitions_name"))
+
+    op.drop_table("tag_definitions")
+    with op.batch_alter_table("tag_assignments", schema=None) as batch_op:
+        batch_op.drop_index("ix_tag_assignments_tag_open")
+        batch_op.drop_index("ix_tag_assignments_person")
+
+    op.drop_table("tag_assignments")
     with op.batch_alter_table("rewards", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_rewards_state"))
         batch_op.drop_index(batch_op.f("ix_rewards_source_ref"))
@@ -716,6 +816,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rewards_campaign_id"))
 
     op.drop_table("rewards")
+    with op.batch_alter_table("privacy_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_privacy_requests_person_id"))
+
+    op.drop_table("privacy_requests")
+    op.drop_table("privacy_notices")
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_persons_merged_into"))
 
@@ -743,6 +848,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_fraud_cases_campaign")
 
     op.drop_table("fraud_cases")
+    with op.batch_alter_table("consent_records", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consent_records_recorded_at"))
+        batch_op.drop_index(batch_op.f("ix_consent_records_person_id"))
+
+    op.drop_table("consent_records")
     op.drop_table("campaigns")
     with op.batch_alter_table("campaign_reservations", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_campaign_reservations_reward_id"))

@@ -1,0 +1,152 @@
+"""HTTP API of privacy: notices, consent, data-subject requests, reveal, the data inventory.
+Who may call what is decided by auth.policy (enforced centrally), not here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from liebian.auth.deps import client_ip, principal_of
+from liebian.db.session import session_scope
+from liebian.privacy import service
+from liebian.privacy.schemas import (
+    ConsentIn,
+    ConsentOut,
+    ConsentState,
+    DeletionRecord,
+    InventoryRow,
+    NoticeCreate,
+    NoticeOut,
+    RequestOut,
+    RevealOut,
+    RevealRequest,
+    SubjectRequest,
+)
+
+router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
+ERRORS = {401: {"description": "not authenticated"}, 403: {"description": "forbidden"}}
+NOT_FOUND = {**ERRORS, 404: {"description": "no such person"}}
+
+
+def _run(fn, *args, status: int = 200, **kwargs):
+    try:
+        with session_scope() as s:
+            result = fn(s, *args, **kwargs)
+    except service.PrivacyError as exc:
+        return JSONResponse(status_code=exc.status, content=exc.as_dict())
+    return JSONResponse(status_code=status, content=jsonable_encoder(result))
+
+
+@router.get("/notices", response_model=list[NoticeOut], responses=ERRORS)
+def notices():
+    return _run(service.list_notices)
+
+
+@router.get(
+    "/notices/current", response_model=NoticeOut, responses={**ERRORS, 404: {"description": "none yet"}}
+)
+def notice_current():
+    """The notice a front end shows before asking for consent."""
+    with session_scope() as s:
+        current = service.current_notice(s)
+    if current is None:
+        return JSONResponse(status_code=404, content={"detail": "no privacy notice has been published"})
+    return JSONResponse(jsonable_encoder(current))
+
+
+@router.post(
+    "/notices",
+    response_model=NoticeOut,
+    status_code=201,
+    responses={**ERRORS, 422: {"description": "invalid"}},
+)
+def publish(body: NoticeCreate, request: Request):
+    return _run(
+        service.publish_notice,
+        title=body.title,
+        body=body.body,
+        purposes=list(body.purposes),
+        reconsent_purposes=list(body.reconsent_purposes),
+        actor=principal_of(request).name,
+        ip=client_ip(request),
+        status=201,
+    )
+
+
+@router.post(
+    "/consents",
+    response_model=ConsentOut,
+    status_code=201,
+    responses={**NOT_FOUND, 422: {"description": "invalid"}},
+)
+def consent(body: ConsentIn, request: Request):
+    """Record a grant or a withdrawal; a withdrawal counts from this moment."""
+    return _run(
+        service.record_consent,
+        body.person_id,
+        body.purpose,
+        body.granted,
+        notice_version=body.notice_version,
+        source=body.source,
+        actor=principal_of(request).name,
+        status=201,
+    )
+
+
+@router.get("/consents/{person_id}", response_model=list[ConsentState], responses=NOT_FOUND)
+def consent_state(person_id: int):
+    return _run(service.consent_state, person_id)
+
+
+@router.get("/inventory", response_model=list[InventoryRow], responses=ERRORS)
+def inventory() -> list[dict]:
+    """Which personal data liebian holds, for which purpose, protected how, kept how long."""
+    return service.data_inventory()
+
+
+@router.post("/requests/export", responses=NOT_FOUND)
+def export(body: SubjectRequest, request: Request) -> dict:
+    """Everything about a person across both stores (JSON). Audited."""
+    return _run(
+        service.export_person,
+        body.person_id,
+        actor=principal_of(request).name,
+        ip=client_ip(request),
+        reason=body.reason,
+    )
+
+
+@router.post("/requests/delete", response_model=DeletionRecord, responses=NOT_FOUND)
+def delete(body: SubjectRequest, request: Request):
+    """Erase a person's identifiers from both stores; returns the verifiable record."""
+    return _run(
+        service.delete_person,
+        body.person_id,
+        actor=principal_of(request).name,
+        ip=client_ip(request),
+        reason=body.reason,
+    )
+
+
+@router.get("/requests", response_model=list[RequestOut], responses=ERRORS)
+def requests():
+    return _run(service.list_requests)
+
+
+@router.post("/persons/{person_id}/reveal", response_model=RevealOut, responses=NOT_FOUND)
+def reveal(person_id: int, body: RevealRequest, request: Request):
+    """Decrypt a person's phone (or payment account). Audited with the reason given."""
+    try:
+        with session_scope() as s:
+            values = service.reveal(
+                s,
+                person_id,
+                body.id_type,
+                actor=principal_of(request).name,
+                ip=client_ip(request),
+                reason=body.reason,
+            )
+    except service.PrivacyError as exc:
+        return JSONResponse(status_code=exc.status, content=exc.as_dict())
+    return {"person_id": person_id, "id_type": body.id_type, "values": values}

@@ -1,0 +1,16 @@
+"""Tag recomputation as a scheduled job (`liebian job run tags-recompute`, or `liebian tags recompute`)."""
+
+from __future__ import annotations
+
+from liebian.db.session import session_scope
+from liebian.jobs import job
+from liebian.tags import service
+
+
+@job("tags-recompute", every_seconds=24 * 3600)
+def tags_recompute() -> dict:
+    """Recompute every tag and the health score from the warehouse; record the tag history."""
+    with session_scope() as session:
+        service.install_defaults(session)
+        result = service.recompute(session)
+    return {"run_id": result["run_id"], "persons": result["persons"], "tags": len(result["tags"])}
