@@ -110,7 +110,9 @@ def make_api_key(kind: str = "service", role: str | None = "admin", scopes: list
     from liebian.auth.service import create_api_key
 
     with session_scope() as s:
-        key, _ = create_api_key(s, name=f"test {kind} {role or ''}", actor="test", kind=kind, role=role, scopes=scopes)
+        key, _ = create_api_key(
+            s, name=f"test {kind} {role or ''}", actor="test", kind=kind, role=role, scopes=scopes
+        )
     return key
 
 

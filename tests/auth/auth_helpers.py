@@ -6,9 +6,13 @@ from liebian.auth.service import create_api_key, create_user
 from liebian.db.session import session_scope
 
 
-def make_api_key(kind: str = "service", role: str | None = "admin", scopes: list[str] | None = None, **kw) -> str:
+def make_api_key(
+    kind: str = "service", role: str | None = "admin", scopes: list[str] | None = None, **kw
+) -> str:
     with session_scope() as s:
-        key, _ = create_api_key(s, name=f"test {kind} {role or ''}", actor="test", kind=kind, role=role, scopes=scopes, **kw)
+        key, _ = create_api_key(
+            s, name=f"test {kind} {role or ''}", actor="test", kind=kind, role=role, scopes=scopes, **kw
+        )
     return key
 
 

@@ -100,9 +100,16 @@ def test_every_route_for_every_principal(clients):
     for method, path, has_body in route_table(app):
         permission = policy.ROUTES[(method, path)]
         for who in PRINCIPALS:
-            granted = policy.PUBLIC_SCOPES if who == "public" else policy.permissions_of(who if who in policy.ROLES else None)
+            granted = (
+                policy.PUBLIC_SCOPES
+                if who == "public"
+                else policy.permissions_of(who if who in policy.ROLES else None)
+            )
             allowed = policy.allowed(granted, permission, who == "admin")
-            kwargs = {"headers": {**headers[who], "content-type": "application/json"}, "follow_redirects": False}
+            kwargs = {
+                "headers": {**headers[who], "content-type": "application/json"},
+                "follow_redirects": False,
+            }
             if has_body:
                 kwargs["content"] = b"{}"  # an allowed call mostly stops at validation (422)
             if path in ("/login", "/logout"):
@@ -131,7 +138,10 @@ def test_cli_matrix_every_command_for_every_role():
         permission = policy.command_permission(path)
         for role in policy.ROLES:
             expected = permission == policy.ANONYMOUS or permission in policy.permissions_of(role)
-            assert policy.allowed(policy.permissions_of(role), permission, role == "admin") is expected, (path, role)
+            assert policy.allowed(policy.permissions_of(role), permission, role == "admin") is expected, (
+                path,
+                role,
+            )
 
 
 def test_cli_enforces_roles_for_real(sqlite_store, monkeypatch):

@@ -56,7 +56,9 @@ def test_wrong_passwords_lock_the_account_and_are_audited(store):
     make_user("ann", "analyst", "the right password")
     client = _client()
     for _ in range(service.MAX_FAILED_LOGINS):
-        assert client.post("/api/v1/auth/login", json={"username": "ann", "password": "nope"}).status_code == 401
+        assert (
+            client.post("/api/v1/auth/login", json={"username": "ann", "password": "nope"}).status_code == 401
+        )
     r = client.post("/api/v1/auth/login", json={"username": "ann", "password": "the right password"})
     assert r.status_code == 429 and "locked" in r.json()["detail"]
     # an unknown user gets the same answer as a wrong password
@@ -73,7 +75,11 @@ def test_api_keys_are_hashed_scoped_revocable_and_expiring(store):
     make_user("op", "operator")
     admin = bearer(make_api_key("service", "admin"))
     client = _client()
-    r = client.post("/api/v1/auth/keys", json={"name": "bi", "kind": "user", "username": "op", "scopes": ["campaign:read"]}, headers=admin)
+    r = client.post(
+        "/api/v1/auth/keys",
+        json={"name": "bi", "kind": "user", "username": "op", "scopes": ["campaign:read"]},
+        headers=admin,
+    )
     assert r.status_code == 201, r.text
     key, key_id = r.json()["key"], r.json()["key_id"]
     with session_scope() as s:
@@ -88,7 +94,9 @@ def test_api_keys_are_hashed_scoped_revocable_and_expiring(store):
     # scoped to campaign:read although the owner (operator) could write
     assert client.post("/api/v1/campaigns", json={}, headers=bearer(key)).status_code == 403
     # a scope the owner does not hold cannot be granted
-    r = client.post("/api/v1/auth/keys", json={"kind": "user", "username": "op", "scopes": ["auth:admin"]}, headers=admin)
+    r = client.post(
+        "/api/v1/auth/keys", json={"kind": "user", "username": "op", "scopes": ["auth:admin"]}, headers=admin
+    )
     assert r.status_code == 422 and "does not hold" in r.json()["detail"]
 
     # revocation is immediate
@@ -100,8 +108,11 @@ def test_api_keys_are_hashed_scoped_revocable_and_expiring(store):
     key2 = make_api_key("service", "viewer", expires_days=1)
     assert client.get("/api/v1/analytics/kpis", headers={"X-API-Key": key2}).status_code != 401
     with session_scope() as s:
-        s.execute(update(ApiKey).where(ApiKey.key_hash == hashlib.sha256(key2.encode()).hexdigest()).values(
-            expires_at=service.utcnow() - timedelta(seconds=1)))
+        s.execute(
+            update(ApiKey)
+            .where(ApiKey.key_hash == hashlib.sha256(key2.encode()).hexdigest())
+            .values(expires_at=service.utcnow() - timedelta(seconds=1))
+        )
     assert client.get("/api/v1/analytics/kpis", headers={"X-API-Key": key2}).status_code == 401
 
     # a deactivated owner's keys stop at once
@@ -115,7 +126,10 @@ def test_public_key_only_reaches_front_end_endpoints(store):
     client = _client()
     public = {"X-API-Key": make_api_key("public", None)}
     assert client.get("/api/v1/campaigns", headers=public).status_code == 403
-    assert client.get("/api/v1/persons/lookup?id_type=phone&value=13800000000", headers=public).status_code == 403
+    assert (
+        client.get("/api/v1/persons/lookup?id_type=phone&value=13800000000", headers=public).status_code
+        == 403
+    )
     # ingestion and invite acceptance are reachable (they then validate the body)
     assert client.post("/api/v1/events/batch", json={}, headers=public).status_code == 422
     assert client.post("/api/v1/invites/accept", json={}, headers=public).status_code == 422
@@ -163,7 +177,11 @@ def test_security_headers_body_limit_and_rate_limit(sqlite_store, monkeypatch):
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert r.headers["cache-control"] == "no-store"
     admin = bearer(make_api_key("service", "admin"))
-    r = client.post("/api/v1/events/batch", content=b'{"events": [' + b" " * 4096 + b"]}", headers={**admin, "content-type": "application/json"})
+    r = client.post(
+        "/api/v1/events/batch",
+        content=b'{"events": [' + b" " * 4096 + b"]}",
+        headers={**admin, "content-type": "application/json"},
+    )
     assert r.status_code == 413
     # anonymous clients of the short link are rate-limited per client and route
     codes = [client.get("/i/nosuchcode", follow_redirects=False).status_code for _ in range(7)]

@@ -33,7 +33,10 @@ def test_markov_removal_effects_match_the_hand_calculation():
 
 
 def test_rule_based_models_by_hand():
-    conv = lambda model, **kw: {k: v["conversions"] for k, v in attribution.rule_based(PATHS, model, **kw).items() if v["conversions"]}  # noqa: E731
+    def conv(model, **kw):
+        got = attribution.rule_based(PATHS, model, **kw)
+        return {k: v["conversions"] for k, v in got.items() if v["conversions"]}
+
     assert conv("first") == {"A": 1, "B": 1}
     assert conv("last") == {"B": 2}
     assert conv("linear") == {"A": 0.5, "B": 1.5}
@@ -52,7 +55,11 @@ def test_position_based_gives_forty_percent_to_each_end():
 
 @pytest.mark.parametrize("model", ["first", "last", "linear", "position", "time_decay"])
 def test_credits_sum_to_the_conversions(model):
-    paths = [Path(list("ABCA"), True, 10.0, [9, 5, 2, 0]), Path(list("CB"), True, 30.0, [1, 0]), Path(["A"], False)]
+    paths = [
+        Path(list("ABCA"), True, 10.0, [9, 5, 2, 0]),
+        Path(list("CB"), True, 30.0, [1, 0]),
+        Path(["A"], False),
+    ]
     got = attribution.rule_based(paths, model)
     assert sum(v["conversions"] for v in got.values()) == pytest.approx(2)
     assert sum(v["revenue"] for v in got.values()) == pytest.approx(40)

@@ -30,7 +30,13 @@ SPEC = DemoSpec(seed=5, persons=2000)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     data = tmp_path_factory.mktemp("predict_demo") / "data"
-    keys = ("LIEBIAN_DATA_DIR", "LIEBIAN_DATABASE_URL", "LIEBIAN_WAREHOUSE_PATH", "LIEBIAN_ENGINE", "LIEBIAN_SCHEDULER_ENABLED")
+    keys = (
+        "LIEBIAN_DATA_DIR",
+        "LIEBIAN_DATABASE_URL",
+        "LIEBIAN_WAREHOUSE_PATH",
+        "LIEBIAN_ENGINE",
+        "LIEBIAN_SCHEDULER_ENABLED",
+    )
     saved = {k: os.environ.get(k) for k in keys}
     for key in keys:
         os.environ.pop(key, None)
@@ -93,7 +99,9 @@ def test_churn_features_use_only_data_before_the_cutoff(demo, tmp_path):
             "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', 99999, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?)",
             [f"late-o{i}", ts, p, ts, ts],
         )
-        con.execute("INSERT INTO referral_edges VALUES (?, ?, NULL, 'app', ?, ?)", [persons[0], p, ts, f"late-x{i}"])
+        con.execute(
+            "INSERT INTO referral_edges VALUES (?, ?, NULL, 'app', ?, ?)", [persons[0], p, ts, f"late-x{i}"]
+        )
     after = churn.features(con, cutoff)
     assert after.equals(before)
     # …while the label window does see them: those persons are now all retained
@@ -120,7 +128,10 @@ def test_ltv_multiplier_of_referred_users_matches_the_demo(demo):
     result = service.fit_ltv(horizon_days=90)
     m = result["metrics"]["ltv_multiplier"]
     assert m["ci_low"] > 1.0  # referred users are worth more, beyond doubt
-    assert m["ci_low"] <= truth["kpis"]["ltv_multiplier"] * 1.15 and m["ci_high"] >= truth["kpis"]["ltv_multiplier"] * 0.85
+    assert (
+        m["ci_low"] <= truth["kpis"]["ltv_multiplier"] * 1.15
+        and m["ci_high"] >= truth["kpis"]["ltv_multiplier"] * 0.85
+    )
     per = result["per_person"]
     assert (per["clv_fen"] >= 0).all() and len(per) == result["metrics"]["customers"]
     assert result["model"]["kind"] == "ltv"
@@ -134,7 +145,9 @@ def test_snapshot_hash_changes_with_the_data(demo, tmp_path):
     con = duckdb.connect(str(copy))
     first = data_snapshot(con)
     assert data_snapshot(con) == first
-    con.execute("UPDATE orders SET amount_fen = amount_fen + 1 WHERE order_id = (SELECT min(order_id) FROM orders)")
+    con.execute(
+        "UPDATE orders SET amount_fen = amount_fen + 1 WHERE order_id = (SELECT min(order_id) FROM orders)"
+    )
     changed = data_snapshot(con)
     assert changed["hash"] != first["hash"] and changed["rows"] == first["rows"]
     con.close()
@@ -158,9 +171,20 @@ def test_cli_json_outputs(demo, churn_fit):
     r = runner.invoke(cli_app, ["predict", "simulate", "--calibrate", "c_invite", "--format", "json"])
     assert r.exit_code == 0, r.output
     sim = json.loads(r.stdout)
-    assert 0 < sim["calibration"]["participation"] < 1 and sim["params"]["participation"] == sim["calibration"]["participation"]
+    assert (
+        0 < sim["calibration"]["participation"] < 1
+        and sim["params"]["participation"] == sim["calibration"]["participation"]
+    )
     r = runner.invoke(cli_app, ["predict", "simulate", "--calibrate", "nope"])
     assert r.exit_code == 2 and "no events of campaign 'nope'" in r.output
+    r = runner.invoke(cli_app, ["predict", "segments", "--k-max", "4", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert 2 <= json.loads(r.stdout)["k"] <= 4
+    r = runner.invoke(cli_app, ["predict", "ltv", "--top", "2", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    ltv_out = json.loads(r.stdout)
+    assert ltv_out["metrics"]["ltv_multiplier"]["multiplier"] > 1
+    assert [type(x["person_id"]) for x in ltv_out["top"]] == [int, int]
     r = runner.invoke(cli_app, ["predict", "models", "--format", "json"])
     kinds = {e["kind"] for e in json.loads(r.stdout)}
     assert {"churn", "lifecycle"} <= kinds
@@ -169,14 +193,26 @@ def test_cli_json_outputs(demo, churn_fit):
 def test_segments_export(demo, tmp_path):
     out = tmp_path / "segments.csv"
     result = service.fit_segments(export=out)
-    assert result["k"] in result["silhouette"] or str(result["k"]) in result["silhouette"]
+    assert result["silhouette"][str(result["k"])] == max(result["silhouette"].values())
+    assert sum(p["size"] for p in result["profiles"]) == len(result["assignments"])
     text = out.read_text(encoding="utf-8-sig").splitlines()
     assert text[0].split(",")[:5] == ["person_id", "r_score", "f_score", "m_score", "rfm"]
     assert len(text) - 1 == len(result["assignments"])
 
 
+def _admin_headers() -> dict[str, str]:
+    from liebian.auth.service import create_api_key
+    from liebian.db.session import session_scope
+
+    with session_scope() as s:
+        key, _ = create_api_key(
+            s, name="predict tests", actor="test", kind="service", role="admin", scopes=None
+        )
+    return {"Authorization": f"Bearer {key}"}
+
+
 def test_http_endpoints(demo, churn_fit):
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=_admin_headers()) as client:
         r = client.get("/api/v1/predict/churn/risk", params={"limit": 5})
         assert r.status_code == 200, r.text
         assert len(r.json()) == 5
@@ -191,5 +227,29 @@ def test_http_endpoints(demo, churn_fit):
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "participation"
         r = client.get("/api/v1/predict/attribution", params={"by": "channel"})
         assert r.status_code == 200 and r.json()["conversions"] > 0
+        r = client.post("/api/v1/predict/ltv", params={"top": 3, "horizon_days": 90})
+        assert r.status_code == 200, r.text
+        top = r.json()["top"]
+        assert len(top) == 3 and isinstance(top[0]["person_id"], int)
+        assert top[0]["clv_fen"] >= top[1]["clv_fen"] >= top[2]["clv_fen"]
+        r = client.post("/api/v1/predict/lifecycle", params={"period_days": 0})
+        assert r.status_code == 422
+        r = client.post("/api/v1/predict/segments", params={"k_max": 3})
+        assert r.status_code == 200 and r.json()["k"] in (2, 3)
+        r = client.get("/api/v1/predict/experiments/plan", params={"baseline": 0.1, "mde": 0.02})
+        assert r.status_code == 200 and r.json()["n_per_variant"] > 3000
         r = client.get("/api/v1/predict/models", params={"kind": "churn"})
         assert r.status_code == 200 and r.json()[-1]["metrics"]["auc"] > 0.7
+
+
+def test_churn_risk_feeds_the_tags(demo, churn_fit):
+    from liebian.db.session import session_scope
+    from liebian.tags import service as tags
+
+    with session_scope() as s:
+        tags.install_defaults(s)
+        result = tags.recompute(s)
+        flagged = set(tags.members(s, "流失预警", limit=100_000))
+    risk = {r["person_id"]: r["risk"] for r in service.churn_risk()}
+    assert flagged == {p for p, r in risk.items() if r >= 0.6}
+    assert result["tags"]["流失预警"]["members"] == len(flagged) > 0

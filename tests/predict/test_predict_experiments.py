@@ -18,8 +18,18 @@ def _sides(seed=0):
     rng = np.random.default_rng(seed)
     rev_c = np.where(rng.random(5000) < 0.10, rng.gamma(2, 5000, 5000), 0)
     rev_t = np.where(rng.random(5200) < 0.12, rng.gamma(2, 5000, 5200), 0)
-    control = {"name": "抽奖", "units": 5000, "conversions": int((rev_c > 0).sum()), "revenue": rev_c.tolist()}
-    treatment = {"name": "限时优惠", "units": 5200, "conversions": int((rev_t > 0).sum()), "revenue": rev_t.tolist()}
+    control = {
+        "name": "抽奖",
+        "units": 5000,
+        "conversions": int((rev_c > 0).sum()),
+        "revenue": rev_c.tolist(),
+    }
+    treatment = {
+        "name": "限时优惠",
+        "units": 5200,
+        "conversions": int((rev_t > 0).sum()),
+        "revenue": rev_t.tolist(),
+    }
     return control, treatment, rev_c, rev_t
 
 
@@ -60,7 +70,9 @@ def test_sample_ratio_mismatch_invalidates_the_readout():
 
 
 def test_peeking_guard_holds_the_decision_until_the_planned_sample():
-    early = experiments.readout({"units": 300, "conversions": 20}, {"units": 300, "conversions": 45}, planned_n=3000)
+    early = experiments.readout(
+        {"units": 300, "conversions": 20}, {"units": 300, "conversions": 45}, planned_n=3000
+    )
     assert early["p_value_z"] < 0.05  # would be "significant" if read early
     assert early["status"] == "running" and "3000" in early["decision"]
 
@@ -104,3 +116,47 @@ def test_unit_rows_with_problems_name_the_row():
         experiments.summarise_units(ok, ["a", "c"])
     with pytest.raises(PredictError, match="control: need units"):
         experiments.readout({"units": 10, "conversions": 11}, {"units": 10, "conversions": 1})
+
+
+def test_cli_readout_plan_and_assign(data_dir, tmp_path):
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from liebian.cli import app as cli_app
+
+    path = tmp_path / "units.csv"
+    rows = [(f"u{i}", "抽奖", int(i % 10 == 0), 1000 if i % 10 == 0 else 0) for i in range(2000)]
+    rows += [(f"v{i}", "限时优惠", int(i % 7 == 0), 900 if i % 7 == 0 else 0) for i in range(2000)]
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:  # Excel-style BOM
+        w = csv.writer(fh)
+        w.writerow(["unit_id", "variant", "converted", "revenue_fen"])
+        w.writerows(rows)
+    runner = CliRunner()
+    r = runner.invoke(cli_app, ["predict", "ab-readout", str(path), "--control", "抽奖", "--treatment", "限时优惠",
+                                "--planned-n", "1500", "--format", "json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    z, p = proportions_ztest([286, 200], [2000, 2000])
+    assert out["z"] == pytest.approx(z) and out["p_value_z"] == pytest.approx(p)
+    assert out["status"] == "final" and out["decision"] == "限时优惠 wins"
+    with path.open("a", encoding="utf-8", newline="") as fh:
+        fh.write("u5,抽奖,maybe,0\n")
+    r = runner.invoke(
+        cli_app, ["predict", "ab-readout", str(path), "--control", "抽奖", "--treatment", "限时优惠"]
+    )
+    assert r.exit_code == 2 and "units.csv: line 4002: unit_id 'u5' appears twice" in " ".join(
+        r.output.split()
+    )
+    r = runner.invoke(
+        cli_app, ["predict", "ab-plan", "--baseline", "0.1", "--mde", "0.02", "--format", "json"]
+    )
+    assert json.loads(r.stdout)["n_per_variant"] == experiments.sample_size_proportions(0.1, 0.02)
+    r = runner.invoke(
+        cli_app,
+        ["predict", "ab-assign", "--experiment", "e1", "--unit", "a", "--unit", "b", "--format", "json"],
+    )
+    assert [x["variant"] for x in json.loads(r.stdout)] == [
+        experiments.assign("e1", u, ["限时优惠", "抽奖"]) for u in "ab"
+    ]

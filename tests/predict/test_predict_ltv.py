@@ -113,7 +113,16 @@ def test_clv_is_expected_purchases_times_spend_discounted_per_period():
 
 
 def test_bad_inputs_are_named():
-    summary = pd.DataFrame({"person_id": [1], "frequency": [0], "recency": [0.0], "T": [1.0], "monetary_value": [0.0], "total_fen": [1]})
+    summary = pd.DataFrame(
+        {
+            "person_id": [1],
+            "frequency": [0],
+            "recency": [0.0],
+            "T": [1.0],
+            "monetary_value": [0.0],
+            "total_fen": [1],
+        }
+    )
     with pytest.raises(PredictError, match="discount_rate"):
         ltv.clv({"r": 1, "alpha": 1, "a": 1, "b": 1}, None, summary, 3, 1.5)
     with pytest.raises(PredictError, match="horizon"):

@@ -21,6 +21,7 @@ from liebian.auth import policy, service
 from liebian.auth.service import ANONYMOUS_PRINCIPAL, Principal
 from liebian.config import get_settings
 from liebian.db.session import session_scope
+from liebian.privacy.crypto import mask_identifier
 
 SESSION_COOKIE = "liebian_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -147,7 +148,8 @@ def authorize(
                 principal.name,
                 f"http.{method.lower()}",
                 request.url.path,
-                {"route": template, "query": dict(request.query_params)},
+                # values masked: a query can carry an identifier (a phone to look up)
+                {"route": template, "query": {k: mask_identifier(v) for k, v in request.query_params.items()}},
                 ip,
             )
 

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from liebian.predict import experiments, service, simulate
 from liebian.predict import store as model_store
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, jsonable
 from liebian.predict.schemas import AssignRequest, ReadoutRequest, SimulateRequest
 
 router = APIRouter(prefix="/api/v1/predict", tags=["predict"])
@@ -36,7 +36,7 @@ def fit_ltv(
     if isinstance(result, JSONResponse):
         return result
     per_person = result.pop("per_person")
-    result["top"] = per_person.sort_values("clv_fen", ascending=False).head(top).to_dict("records")
+    result["top"] = jsonable(per_person.sort_values("clv_fen", ascending=False).head(top).to_dict("records"))
     return result
 
 

@@ -17,6 +17,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from liebian.predict.common import PredictError
 
@@ -148,7 +149,12 @@ def data_end(con: duckdb.DuckDBPyConnection) -> datetime:
 def _model(seed: int) -> HistGradientBoostingClassifier:
     # shallow, regularised trees: a few thousand persons per slice, and probabilities must stay calibrated
     return HistGradientBoostingClassifier(
-        max_iter=150, learning_rate=0.03, max_depth=3, min_samples_leaf=50, l2_regularization=1.0, random_state=seed
+        max_iter=150,
+        learning_rate=0.03,
+        max_depth=3,
+        min_samples_leaf=50,
+        l2_regularization=1.0,
+        random_state=seed,
     )
 
 
@@ -176,12 +182,13 @@ def fit_churn(con: duckdb.DuckDBPyConnection, window_days: int = 30, seed: int =
                 f"{name}: needs at least 50 persons with both churned and retained ones (got {len(y)} persons, "
                 f"{int(y.sum())} churned); use a shorter window_days or more data"
             )
-    model = _model(seed).fit(train[list(FEATURES)], y_train)
+    X_train, X_test = train[list(FEATURES)].to_numpy(), test[list(FEATURES)].to_numpy()
+    model = _model(seed).fit(X_train, y_train)
     say("fit")
-    p_test = model.predict_proba(test[list(FEATURES)])[:, 1]
-    imp = permutation_importance(
-        model, test[list(FEATURES)], y_test, scoring="roc_auc", n_repeats=3, random_state=seed
-    )
+    p_test = model.predict_proba(X_test)[:, 1]
+    # many small predictions: one thread avoids OpenMP start-up costs on shared cores
+    with threadpool_limits(limits=1):
+        imp = permutation_importance(model, X_test, y_test, scoring="roc_auc", n_repeats=3, random_state=seed)
     say("validate")
     metrics = {
         "auc": float(roc_auc_score(y_test, p_test)),
@@ -205,7 +212,7 @@ def fit_churn(con: duckdb.DuckDBPyConnection, window_days: int = 30, seed: int =
         ),
     }
     # the scoring model learns from the most recent labelled slice
-    final = _model(seed).fit(test[list(FEATURES)], y_test)
+    final = _model(seed).fit(X_test, y_test)
     reference = test[list(FEATURES)].median().to_dict()
     say("refit")
     return {"model": final, "reference": reference, "metrics": metrics, "scoring_cutoff": end}
@@ -217,17 +224,18 @@ def risk_with_reasons(model, reference: dict, feats: pd.DataFrame, top: int = 3)
     A feature's contribution is the drop in predicted risk when that one value is replaced by the
     population median: what this person's value adds compared with a typical person.
     """
-    X = feats[list(FEATURES)]
-    risk = model.predict_proba(X)[:, 1]
-    contrib = np.zeros((len(X), len(FEATURES)))
-    for j, name in enumerate(FEATURES):
-        Xj = X.copy()
-        Xj[name] = reference[name]
-        contrib[:, j] = risk - model.predict_proba(Xj)[:, 1]
+    X = feats[list(FEATURES)].to_numpy(dtype=float)
+    with threadpool_limits(limits=1):
+        risk = model.predict_proba(X)[:, 1]
+        contrib = np.zeros((len(X), len(FEATURES)))
+        for j, name in enumerate(FEATURES):
+            Xj = X.copy()
+            Xj[:, j] = reference[name]
+            contrib[:, j] = risk - model.predict_proba(Xj)[:, 1]
     order = np.argsort(-contrib, axis=1)[:, :top]
     reasons = [
         [
-            {"feature": FEATURES[j], "label": FEATURE_LABELS[FEATURES[j]], "value": float(X.iat[i, j]),
+            {"feature": FEATURES[j], "label": FEATURE_LABELS[FEATURES[j]], "value": float(X[i, j]),
              "contribution": round(float(contrib[i, j]), 4)}
             for j in order[i] if contrib[i, j] > 0
         ]

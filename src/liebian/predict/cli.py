@@ -11,7 +11,7 @@ import typer
 from liebian.output import Format, emit, err_console
 from liebian.predict import experiments, service, simulate
 from liebian.predict import store as model_store
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, jsonable
 
 app = typer.Typer(no_args_is_help=True)
 FMT = typer.Option(Format.table, "--format")
@@ -46,7 +46,7 @@ def ltv_cmd(
     except PredictError as exc:
         _fail(exc)
     per_person = result.pop("per_person").sort_values("clv_fen", ascending=False).head(top)
-    result["top"] = per_person.to_dict("records")
+    result["top"] = jsonable(per_person.to_dict("records"))
     m = result["metrics"]["ltv_multiplier"]
     rows = [
         {"field": "model", "value": result["model"]["id"]},
@@ -218,7 +218,7 @@ def ab_readout_cmd(
     """Readout: z-test, chi-square, Welch's t-test on revenue, CIs, SRM, fixed-horizon status."""
     try:
         with file.open(encoding="utf-8-sig", newline="") as fh:
-            sides = experiments.summarise_units(list(csv.DictReader(fh)), [control, treatment])
+            sides = experiments.summarise_units(list(csv.DictReader(fh)), [control, treatment], "line", 2)
         result = experiments.readout(sides[control], sides[treatment], alpha, planned_n)
     except OSError as exc:
         _fail(PredictError(f"{file}: {exc.strerror}"))

@@ -148,30 +148,37 @@ def readout(
     return out
 
 
-def summarise_units(rows: Sequence[dict], variants: Sequence[str] | None = None) -> dict[str, dict]:
+def summarise_units(
+    rows: Sequence[dict], variants: Sequence[str] | None = None, label: str = "row", start: int = 1
+) -> dict[str, dict]:
     """Per-variant units, conversions and revenue from unit rows {unit_id, variant, converted, revenue_fen}.
 
-    Bad rows are errors naming the row number and field; a unit listed twice is an error too.
+    Bad rows are errors naming the row number (`label` `start`…, e.g. "line 2" after a CSV header)
+    and the field; a unit listed twice is an error too.
     """
     seen: set[str] = set()
     out: dict[str, dict] = {}
-    for i, row in enumerate(rows, 1):
+    for i, row in enumerate(rows, start):
         unit = str(row.get("unit_id", "")).strip()
         variant = str(row.get("variant", "")).strip()
         if not unit:
-            raise PredictError(f"row {i}: unit_id is empty")
+            raise PredictError(f"{label} {i}: unit_id is empty")
         if not variant:
-            raise PredictError(f"row {i}: variant is empty")
+            raise PredictError(f"{label} {i}: variant is empty")
         if unit in seen:
-            raise PredictError(f"row {i}: unit_id {unit!r} appears twice")
+            raise PredictError(f"{label} {i}: unit_id {unit!r} appears twice")
         seen.add(unit)
         conv_raw = str(row.get("converted", "")).strip().lower()
         if conv_raw not in ("0", "1", "true", "false"):
-            raise PredictError(f"row {i}: converted must be 0/1/true/false (got {row.get('converted')!r})")
+            raise PredictError(
+                f"{label} {i}: converted must be 0/1/true/false (got {row.get('converted')!r})"
+            )
         try:
             revenue = float(row.get("revenue_fen") or 0)
         except ValueError as exc:
-            raise PredictError(f"row {i}: revenue_fen {row.get('revenue_fen')!r} is not a number") from exc
+            raise PredictError(
+                f"{label} {i}: revenue_fen {row.get('revenue_fen')!r} is not a number"
+            ) from exc
         side = out.setdefault(variant, {"name": variant, "units": 0, "conversions": 0, "revenue": []})
         side["units"] += 1
         side["conversions"] += conv_raw in ("1", "true")

@@ -31,6 +31,7 @@ __all__ = [
     "calibrate_growth",
     "growth_projection",
     "person_features",
+    "churn_scores",
 ]
 
 
@@ -239,7 +240,13 @@ def fit_segments(
     }
     entry = model_store.save_model("segments", params, metrics, snap, artefact=table) if store else None
     return jsonable(
-        {"model": entry, "params": params, **metrics, "export": str(export) if export else None}
+        {
+            "model": entry,
+            "params": params,
+            "k": result["k"],
+            **metrics,
+            "export": str(export) if export else None,
+        }
     ) | {"assignments": table}
 
 
@@ -374,3 +381,15 @@ def person_features(at: datetime | None = None) -> pd.DataFrame:
     out["channel"] = out["channel"].fillna("(none)")
     out.attrs["at"] = at
     return out
+
+
+def churn_scores(feats: pd.DataFrame, model_id: str | None = None) -> pd.Series | None:
+    """Risk per row of `feats` (person_features) from the newest stored churn model; None without one."""
+    try:
+        entry = model_store.get_model(model_id, kind="churn")
+    except PredictError:
+        return None
+    art = model_store.load_artefact(entry)
+    return pd.Series(
+        art["model"].predict_proba(feats[list(churn.FEATURES)].to_numpy(float))[:, 1], index=feats.index
+    )

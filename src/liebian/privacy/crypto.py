@@ -102,16 +102,18 @@ def parse_encryption_env(value: str) -> tuple[str, dict[str, bytes]]:
     return active, found
 
 
+def _listed(stored: dict) -> dict[str, str]:
+    # "encryption_keys" appears with the first rotation; before it the one key is key "1"
+    return dict(stored.get("encryption_keys") or {LEGACY_KID: stored["encryption_key"]})
+
+
 @lru_cache(maxsize=4)
 def _keys_for(data_dir: str, hmac_hex: str | None, enc_hex: str | None) -> Keys:
     stored = {} if (hmac_hex and enc_hex) else _read_key_file(data_dir)
     if enc_hex:
         active, enc_keys = parse_encryption_env(enc_hex)
     else:
-        enc_keys = {
-            kid: _aes_key(h, f"keys.json key {kid}") for kid, h in stored.get("encryption_keys", {}).items()
-        }
-        enc_keys.setdefault(LEGACY_KID, _aes_key(stored["encryption_key"], "keys.json encryption_key"))
+        enc_keys = {kid: _aes_key(h, f"keys.json key {kid}") for kid, h in _listed(stored).items()}
         active = stored.get("active_encryption_key", LEGACY_KID)
     return Keys(
         hmac_key=bytes.fromhex(hmac_hex or stored["hmac_key"]),
@@ -141,8 +143,7 @@ def rotate_encryption_key() -> str:
         )
     data_dir = os.path.abspath(s.data_dir)
     stored = _read_key_file(data_dir)
-    enc = dict(stored.get("encryption_keys", {}))
-    enc.setdefault(LEGACY_KID, stored["encryption_key"])
+    enc = _listed(stored)
     new_kid = str(max(int(k) for k in enc if k.isdigit()) + 1)
     enc[new_kid] = os.urandom(32).hex()
     stored["encryption_keys"] = enc
@@ -159,8 +160,7 @@ def retire_encryption_key(kid: str) -> None:
     stored = _read_key_file(data_dir)
     if kid == stored.get("active_encryption_key", LEGACY_KID):
         raise KeyError_(f"key {kid} is the active key and cannot be retired")
-    enc = dict(stored.get("encryption_keys", {}))
-    enc.setdefault(LEGACY_KID, stored["encryption_key"])
+    enc = _listed(stored)
     enc.pop(kid, None)
     stored["encryption_keys"] = enc
     _write_private(_key_file(data_dir), stored, replace=True)

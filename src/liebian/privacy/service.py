@@ -32,7 +32,7 @@ from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
-from liebian.identity.models import Identifier, IdentityLink, Person
+from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
 from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys
 from liebian.privacy.models import ConsentRecord, DataSubjectRequest, PrivacyNotice
 
@@ -497,6 +497,9 @@ def delete_person(session: Session, person_id: int, *, actor: str, ip: str = "",
         session.query(Identifier).filter(Identifier.person_id.in_(pids)).delete(synchronize_session=False)
     )
     if stored:
+        links = select(IdentityLink.id).where(IdentityLink.id_value_a.in_(stored) | IdentityLink.id_value_b.in_(stored))
+        # the merge log keeps the merge (person ids only) but loses its pointer to the evidence
+        session.execute(update(PersonMerge).where(PersonMerge.link_id.in_(links)).values(link_id=None))
         op_counts["identity_links"] = (
             session.query(IdentityLink)
             .filter(IdentityLink.id_value_a.in_(stored) | IdentityLink.id_value_b.in_(stored))

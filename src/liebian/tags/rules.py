@@ -230,6 +230,10 @@ def _eval(node: ast.AST, frame: pd.DataFrame) -> np.ndarray:
                     ast.Gt: lambda a, b: a > b,
                     ast.GtE: lambda a, b: a >= b,
                 }[type(op)](left, right)
+            # a missing value (NaN, e.g. no churn model yet) satisfies no comparison, not even !=
+            for side in (left, right):
+                if isinstance(side, np.ndarray) and side.dtype.kind == "f":
+                    part = np.asarray(part, dtype=bool) & ~np.isnan(side)
         result &= np.broadcast_to(np.asarray(part, dtype=bool), (n,))
         left = right
     return result

@@ -51,6 +51,10 @@ FEATURES: dict[str, tuple[str, str]] = {
     "channel": ("string", "the channel with most of the person's events"),
     "health_score": ("number", "user health score 0–100"),
     "value_tier": ("string", "新手 / 活跃 / 高价值 / 沉默"),
+    "churn_risk": (
+        "number",
+        "churn probability 0–1 from the newest stored churn model (no model: matches nothing)",
+    ),
 }
 FEATURE_TYPES = {k: v[0] for k, v in FEATURES.items()}
 
@@ -71,6 +75,7 @@ DEFAULT_TAGS = (
     ("活跃", "value", 'value_tier == "活跃"', "活跃用户 active"),
     ("高价值", "value", 'value_tier == "高价值"', "高价值用户 high value: exclusive benefits"),
     ("沉默", "value", 'value_tier == "沉默"', "沉默用户 silent: wake-up plan"),
+    ("流失预警", "behaviour", "churn_risk >= 0.6", "流失风险高 high churn risk: intervention"),
 )
 
 
@@ -149,6 +154,9 @@ def tag_features(at: datetime | None = None) -> pd.DataFrame:
     health = health_scores(feats)
     out = feats.merge(health[["person_id", "health_score", "health_band"]], on="person_id")
     out["value_tier"] = value_tiers(out)
+    # the churn model feeds tags (and through them automation); NaN compares false in every rule
+    risk = predict_service.churn_scores(out)
+    out["churn_risk"] = risk if risk is not None else np.nan
     out.attrs["at"] = feats.attrs.get("at")
     return out
 

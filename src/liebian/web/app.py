@@ -91,4 +91,36 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     _include_routers(app)
+    _document_validation_errors(app)
     return app
+
+
+def _document_validation_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document describe the 422 body the handler above really sends."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = {
+                    "title": "HTTPValidationError",
+                    "type": "object",
+                    "required": ["detail", "errors"],
+                    "properties": {
+                        "detail": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["field", "reason"],
+                                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+                            },
+                        },
+                    },
+                }
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi

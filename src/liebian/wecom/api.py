@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -25,7 +26,19 @@ from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["wecom"])
+
+@asynccontextmanager
+async def _lifespan(_app):
+    # Pipeline events are handed to the collector in batches, off the callback's request path.
+    flusher = service.OutboxFlusher()
+    flusher.start()
+    try:
+        yield
+    finally:
+        flusher.stop()
+
+
+router = APIRouter(tags=["wecom"], lifespan=_lifespan)
 
 # (method, path) authenticated by WeCom's msg_signature instead of an operator session.
 PUBLIC_ROUTES = [("GET", "/api/v1/wecom/callback"), ("POST", "/api/v1/wecom/callback")]
@@ -78,10 +91,6 @@ def _handle_event(request: Request, msg_signature, timestamp, nonce, body: bytes
     except service.CallbackRejected as exc:
         return _reject(exc, request)
     log.info("WeCom %s/%s: %s", result.get("event"), result.get("change_type"), result.get("outcome"))
-    try:
-        service.flush_outbox()
-    except Exception:  # the events stay queued for the next callback or `liebian wecom flush`
-        log.exception("handing WeCom events to the collector failed; they stay queued")
     return PlainTextResponse("success")
 
 

@@ -12,9 +12,10 @@ A callback goes through three steps:
    then attribution, follow relations, group membership and OneID links are written, and the
    pipeline events are queued in `wecom_outbox`. Either all of it commits or none of it.
 
-After the commit `flush_outbox` hands the queued events to the ingest collector
-(`liebian.ingest.service.ingest_items`, the function behind `POST /api/v1/events/batch`); rows that
-cannot be loaded now stay queued for the next callback or `liebian wecom flush`.
+`flush_outbox` hands the queued events to the ingest collector (`liebian.ingest.service.ingest_items`,
+the function behind `POST /api/v1/events/batch`) in batches, from the server's background thread
+(`OutboxFlusher`, about a second after the callback) or `liebian wecom flush`; rows that cannot be
+loaded now stay queued for the next round.
 """
 
 from __future__ import annotations
@@ -581,6 +582,34 @@ def flush_outbox(limit: int = 1000) -> int:
             done += len(rows)
             if len(rows) < limit:
                 return done
+
+
+class OutboxFlusher:
+    """A background thread handing queued events to the collector every `interval` seconds, in
+    batches, off the callback's request path (one per server process)."""
+
+    def __init__(self, interval: float = 1.0):
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wecom-outbox-flush", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush_once()
+
+    def flush_once(self) -> None:
+        try:
+            flush_outbox()
+        except Exception:  # keep serving; the events stay queued for the next round
+            log.exception("handing WeCom events to the collector failed; they stay queued")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.flush_once()
 
 
 def pending_events(session: Session) -> int:
