@@ -178,3 +178,47 @@ def live_server(store: str) -> Iterator[str]:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+DEMO_SPEC_SEED, DEMO_SPEC_PERSONS = 11, 5000
+
+
+@pytest.fixture(scope="session")
+def demo_brand_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 5,000-person demo brand built once per test session (about 10–20 s); read-mostly."""
+    from liebian.demo.generator import DemoSpec
+    from liebian.demo.service import build
+
+    data = tmp_path_factory.mktemp("demo_brand") / "data"
+    saved = {key: os.environ.get(key) for key in (*ENV_KEYS, "LIEBIAN_SCHEDULER_ENABLED")}
+    for key in saved:
+        os.environ.pop(key, None)
+    os.environ["LIEBIAN_DATA_DIR"] = str(data)
+    os.environ["LIEBIAN_SCHEDULER_ENABLED"] = "0"
+    reset_settings_cache()
+    dispose_engines()
+    try:
+        build(DemoSpec(seed=DEMO_SPEC_SEED, persons=DEMO_SPEC_PERSONS))
+    finally:
+        dispose_engines()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        reset_settings_cache()
+    return data
+
+
+@pytest.fixture
+def demo_brand(demo_brand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Point this test at the session's demo brand (its SQLite store and warehouse)."""
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("LIEBIAN_DATA_DIR", str(demo_brand_dir))
+    monkeypatch.setenv("LIEBIAN_SCHEDULER_ENABLED", "0")
+    reset_settings_cache()
+    dispose_engines()
+    yield demo_brand_dir
+    dispose_engines()
+    reset_settings_cache()

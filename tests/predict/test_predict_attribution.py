@@ -73,3 +73,49 @@ def test_attribute_table_and_errors():
         attribution.rule_based(PATHS, "lasts")
     with pytest.raises(PredictError, match="half_life_hours"):
         attribution.rule_based(PATHS, "time_decay", half_life_hours=0)
+
+
+def test_paths_are_built_from_the_warehouse():
+    from datetime import datetime, timedelta
+
+    import duckdb
+
+    from liebian.engine.warehouse import ensure_schema
+    from liebian.predict.service import touch_paths
+
+    con = duckdb.connect()
+    ensure_schema(con)
+    t0 = datetime(2026, 3, 1, 12)
+
+    def ev(eid, person, hours, event, channel, campaign=None):
+        ts = t0 + timedelta(hours=hours)
+        con.execute(
+            "INSERT INTO events (event_id, ts, person_id, id_type, user_id, event, channel, campaign_id, batch_id,"
+            " ingested_at) VALUES (?, ?, ?, 'app', 'u', ?, ?, ?, 'b', ?)",
+            [eid, ts, person, event, channel, campaign, ts],
+        )
+
+    ev("a", 1, -24 * 40, "page_view", "store")  # outside the 30-day lookback
+    ev("b", 1, 0, "page_view", "wecom", "c1")
+    ev("c", 1, 1, "page_view", "wecom", "c1")  # a repeat: one touch
+    ev("d", 1, 2, "login", "app")  # not a touchpoint
+    ev("e", 1, 3, "exposure", "douyin")
+    ev("f", 1, 10, "app_open", "app")  # after the conversion
+    ev("g", 2, 0, "exposure", "douyin")
+    ev("h", 2, 5, "page_view", "wecom")
+    conv = t0 + timedelta(hours=4)
+    con.execute(
+        "INSERT INTO orders VALUES ('o1', ?, 1, 'app', 'u', 5000, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?)",
+        [conv, conv, conv],
+    )
+    paths = touch_paths(con, "channel", lookback_days=30)
+    assert [(p.touches, p.converted, p.revenue) for p in paths] == [
+        (["wecom", "douyin"], True, 5000.0),
+        (["douyin", "wecom"], False, 0.0),
+    ]
+    assert paths[0].ages_hours == pytest.approx([4.0, 1.0])  # first touch of the wecom visit, 4 h before
+    assert paths[1].ages_hours == pytest.approx([5.0, 0.0])  # non-converters: age from their last event
+    by_campaign = touch_paths(con, "campaign", lookback_days=30)
+    assert by_campaign[0].touches == ["c1", "(none)"]
+    with pytest.raises(PredictError, match="by: must be"):
+        touch_paths(con, "city")

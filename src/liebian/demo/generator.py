@@ -1024,19 +1024,22 @@ class _Generator:
         ]
         order = np.lexsort((ev["event"], ev["channel"], ev["person"], ev["ts"]))
         ev = {c: v[order] for c, v in ev.items()}
-        # the only same-content duplicates must be the injected ones: nudge accidental twins by 1 s
+        # the only same-content duplicates must be the injected ones: accidental twins (same
+        # person, event and channel within the quality report's 1 s window) are moved 2 s apart
         for _ in range(20):
+            order = np.lexsort((ev["ts"], ev["channel"], ev["event"], ev["person"]))
+            ev = {c: v[order] for c, v in ev.items()}
             twin = np.flatnonzero(
-                (np.diff(ev["ts"]) == 0)
+                (np.diff(ev["ts"]) <= 1)
                 & (np.diff(ev["person"]) == 0)
                 & (np.diff(ev["event"]) == 0)
                 & (np.diff(ev["channel"]) == 0)
             )
             if len(twin) == 0:
                 break
-            ev["ts"][twin + 1] += 1
-            order = np.lexsort((ev["event"], ev["channel"], ev["person"], ev["ts"]))
-            ev = {c: v[order] for c, v in ev.items()}
+            ev["ts"][twin + 1] += 2
+        order = np.lexsort((ev["event"], ev["channel"], ev["person"], ev["ts"]))
+        ev = {c: v[order] for c, v in ev.items()}
         m = len(ev["ts"])
         # received_at: seconds to minutes after the event; a few arrive days late
         delay = rng.exponential(40, m).astype(np.int64) + 1

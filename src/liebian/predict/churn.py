@@ -17,9 +17,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, roc_auc_score
-from threadpoolctl import threadpool_limits
 
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, single_thread
 
 FEATURES = (
     "recency_days",
@@ -186,8 +185,7 @@ def fit_churn(con: duckdb.DuckDBPyConnection, window_days: int = 30, seed: int =
     model = _model(seed).fit(X_train, y_train)
     say("fit")
     p_test = model.predict_proba(X_test)[:, 1]
-    # many small predictions: one thread avoids OpenMP start-up costs on shared cores
-    with threadpool_limits(limits=1):
+    with single_thread():
         imp = permutation_importance(model, X_test, y_test, scoring="roc_auc", n_repeats=3, random_state=seed)
     say("validate")
     metrics = {
@@ -225,7 +223,7 @@ def risk_with_reasons(model, reference: dict, feats: pd.DataFrame, top: int = 3)
     population median: what this person's value adds compared with a typical person.
     """
     X = feats[list(FEATURES)].to_numpy(dtype=float)
-    with threadpool_limits(limits=1):
+    with single_thread():
         risk = model.predict_proba(X)[:, 1]
         contrib = np.zeros((len(X), len(FEATURES)))
         for j, name in enumerate(FEATURES):

@@ -11,6 +11,7 @@ from typing import Any
 
 import duckdb
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from threadpoolctl import threadpool_limits
 
 from liebian.output import err_console
 
@@ -44,6 +45,15 @@ def fit_progress(title: str, total: int, show: bool = True) -> Iterator[_Steps]:
     ) as progress:
         task = progress.add_task("", total=total)
         yield _Steps(progress, task)
+
+
+def single_thread():
+    """Run scikit-learn's OpenMP/BLAS code on one thread.
+
+    The fits here are small (thousands of rows): on shared cores OpenMP's spinning threads made
+    the churn fit 4× and K-Means 6× slower than one thread (measured, 2 busy cores).
+    """
+    return threadpool_limits(limits=1)
 
 
 def data_snapshot(con: duckdb.DuckDBPyConnection) -> dict:

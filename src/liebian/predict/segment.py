@@ -10,7 +10,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, single_thread
 
 MIN_SAMPLES = 1000  # the source plan: K-Means on at least 1000 users (001 §2.2.3)
 SILHOUETTE_SAMPLE = 5000  # silhouette is O(n²): score a fixed random sample beyond this
@@ -47,7 +47,8 @@ def choose_k(X: np.ndarray, k_range=range(2, 9), seed: int = 0, allow_small: boo
     sample = rng.choice(n, SILHOUETTE_SAMPLE, replace=False) if n > SILHOUETTE_SAMPLE else np.arange(n)
     scores, models = {}, {}
     for k in ks:
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
+        with single_thread():
+            km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
         labels = km.labels_
         if len(np.unique(labels[sample])) < 2:
             continue

@@ -12,12 +12,13 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from liebian.engine import warehouse
 from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
 from liebian.predict import store as model_store
-from liebian.predict.common import PredictError, data_snapshot, fit_progress, jsonable
+from liebian.predict.common import PredictError, data_snapshot, fit_progress, jsonable, single_thread
 
 __all__ = [
     "PredictError",
@@ -163,7 +164,8 @@ def fit_churn(window_days: int = 30, seed: int = 0, progress: bool = False, stor
         warehouse.connect(read_only=True) as con,
     ):
         snap = data_snapshot(con)
-        result = churn.fit_churn(con, window_days, seed, steps)
+        with single_thread():
+            result = churn.fit_churn(con, window_days, seed, steps)
     params = {
         "window_days": window_days,
         "features": list(churn.FEATURES),
@@ -280,22 +282,31 @@ def touch_paths(
         """,
         [start, end, lookback_days],
     ).df()
+    if df.empty:
+        return []
+    pid = df["person_id"].to_numpy()
+    touch = df["touch"].to_numpy(dtype=object)
+    ts = df["ts"].to_numpy(dtype="datetime64[us]")
+    converted = df["conv_ts"].notna().to_numpy()
+    ref_ts = np.where(
+        converted,
+        df["conv_ts"].to_numpy(dtype="datetime64[us]"),
+        df["end_ts"].to_numpy(dtype="datetime64[us]"),
+    )
+    revenue = df["revenue"].fillna(0).to_numpy(dtype=float)
+    age_hours = (ref_ts - ts) / np.timedelta64(1, "h")
+    starts = np.r_[0, np.flatnonzero(pid[1:] != pid[:-1]) + 1]
+    # consecutive repeats of the same touchpoint are one touch (one visit, many page views)
+    keep = np.r_[True, (touch[1:] != touch[:-1]) | (pid[1:] != pid[:-1])]
     paths = []
-    for _pid, g in df.groupby("person_id", sort=False):
-        touches = g["touch"].tolist()
-        # consecutive repeats of the same touchpoint are one touch (one visit, many page views)
-        keep = [0] + [i for i in range(1, len(touches)) if touches[i] != touches[i - 1]]
-        converted = pd.notna(g["conv_ts"].iloc[0])
-        ref_ts = g["conv_ts"].iloc[0] if converted else g["end_ts"].iloc[0]
-        ages = ((ref_ts - g["ts"].iloc[keep]).dt.total_seconds() / 3600).tolist()
+    for a, b in zip(starts, np.r_[starts[1:], len(pid)], strict=True):
+        k = keep[a:b]
         paths.append(
             attribution.Path(
-                [touches[i] for i in keep],
-                bool(converted),
-                float(g["revenue"].iloc[0]) if converted else 0.0,
-                ages,
+                touch[a:b][k].tolist(), bool(converted[a]), float(revenue[a]) if converted[a] else 0.0,
+                age_hours[a:b][k].tolist(),
             )
-        )
+        )  # fmt: skip
     return paths
 
 
