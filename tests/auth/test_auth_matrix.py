@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from auth_helpers import make_api_key
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -17,7 +18,6 @@ from typer.testing import CliRunner
 from liebian.auth import policy
 from liebian.auth.cli_guard import iter_commands
 from liebian.web.app import create_app
-from auth_helpers import make_api_key
 
 
 def route_table(app) -> list[tuple[str, str, bool]]:
@@ -58,7 +58,7 @@ def test_roles_follow_least_privilege():
     # viewer and analyst see aggregates, never persons
     assert "identity:read" not in perms["viewer"] | perms["analyst"]
     assert perms["viewer"] < perms["analyst"]
-    assert policy.PUBLIC_SCOPES == {"ingest:write", "frontend", "consent:record"}
+    assert {"ingest:write", "frontend", "consent:record"} == policy.PUBLIC_SCOPES
 
 
 def _fill(path: str) -> str:

@@ -49,7 +49,10 @@ def captured():
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
-    quiet = [logging.getLogger(n) for n in ("sqlalchemy.engine", "sqlalchemy.pool", "httpcore", "hpack", "PIL", "asyncio")]
+    quiet = [
+        logging.getLogger(n)
+        for n in ("sqlalchemy.engine", "sqlalchemy.pool", "httpcore", "hpack", "PIL", "asyncio")
+    ]
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.WARNING)
@@ -71,7 +74,9 @@ def test_no_personal_data_in_any_log_line(sqlite_store, admin_headers, captured,
     from liebian.jobs import run_job
     from liebian.web.app import create_app
 
-    client = TestClient(create_app(run_migrations=False), raise_server_exceptions=False)  # installs the filter
+    client = TestClient(
+        create_app(run_migrations=False), raise_server_exceptions=False
+    )  # installs the filter
     build(DemoSpec(persons=600))
     phones = _demo_phones()
     assert len(phones) > 50
@@ -87,17 +92,36 @@ def test_no_personal_data_in_any_log_line(sqlite_store, admin_headers, captured,
 
     # front-end traffic with phones as user ids, including bad rows the API rejects
     items = [
-        {"event_id": f"scan-{i}", "ts": "2026-11-10T10:00:00+08:00", "user_id": p, "id_type": "phone",
-         "event": "page_view", "channel": "miniprogram"}
+        {
+            "event_id": f"scan-{i}",
+            "ts": "2026-11-10T10:00:00+08:00",
+            "user_id": p,
+            "id_type": "phone",
+            "event": "page_view",
+            "channel": "miniprogram",
+        }
         for i, p in enumerate(phones[:20])
-    ] + [{"event_id": "scan-bad", "ts": "nope", "user_id": phones[3], "id_type": "phone", "event": "x", "channel": "?"}]
+    ] + [
+        {
+            "event_id": "scan-bad",
+            "ts": "nope",
+            "user_id": phones[3],
+            "id_type": "phone",
+            "event": "x",
+            "channel": "?",
+        }
+    ]
     r = client.post("/api/v1/events/batch", json={"items": items}, headers=admin_headers)
     assert r.status_code == 200, r.text
     for p in phones[:5] + ["13000000000"]:
         client.get("/api/v1/persons/lookup", params={"id_type": "phone", "id": p}, headers=admin_headers)
         client.get("/api/v1/persons/lookup", params={"id_type": "phone", "id": p})  # refused: no key
     runner = CliRunner()
-    for args in (["identity", "show", "--id-type", "phone", "--id", phones[4]], ["quality", "report"], ["job", "list"]):
+    for args in (
+        ["identity", "show", "--id-type", "phone", "--id", phones[4]],
+        ["quality", "report"],
+        ["job", "list"],
+    ):
         runner.invoke(cli, args)
     for name in ("privacy-retention", "privacy-reencrypt"):
         run_job(name)
@@ -119,8 +143,19 @@ def test_server_access_log_is_masked(sqlite_store, admin_headers, tmp_path):
     err = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below
     env = {**os.environ, "LIEBIAN_SCHEDULER_ENABLED": "0"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "liebian.web.asgi:app", "--port", str(port), "--log-level", "debug"],
-        env=env, stdout=err, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "liebian.web.asgi:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "debug",
+        ],
+        env=env,
+        stdout=err,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -131,7 +166,9 @@ def test_server_access_log_is_masked(sqlite_store, admin_headers, tmp_path):
             except httpx.HTTPError:
                 time.sleep(0.2)
         phone = "13912345678"
-        httpx.get(f"{url}/api/v1/persons/lookup", params={"id_type": "phone", "id": phone}, headers=admin_headers)
+        httpx.get(
+            f"{url}/api/v1/persons/lookup", params={"id_type": "phone", "id": phone}, headers=admin_headers
+        )
         httpx.get(f"{url}/api/v1/persons/lookup?id_type=phone&id={SECRET_EMAIL}")
     finally:
         proc.terminate()

@@ -30,6 +30,7 @@ from liebian.auth.schemas import (
     UserCreated,
     UserOut,
     UserUpdate,
+    encode,
 )
 from liebian.config import get_settings
 from liebian.db.session import session_scope
@@ -136,7 +137,7 @@ def create_user(body: UserCreate, request: Request):
     except service.AuthError as exc:
         return _error(exc)
     out["one_time_password"] = None if body.password else password
-    return JSONResponse(status_code=201, content=json.loads(json.dumps(out, default=str)))
+    return JSONResponse(status_code=201, content=encode(out))
 
 
 @router.patch(
@@ -191,7 +192,7 @@ def create_key(body: KeyCreate, request: Request):
     except service.AuthError as exc:
         return _error(exc)
     out["key"] = plaintext
-    return JSONResponse(status_code=201, content=json.loads(json.dumps(out, default=str)))
+    return JSONResponse(status_code=201, content=encode(out))
 
 
 @router.delete(

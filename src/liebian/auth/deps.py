@@ -149,7 +149,10 @@ def authorize(
                 f"http.{method.lower()}",
                 request.url.path,
                 # values masked: a query can carry an identifier (a phone to look up)
-                {"route": template, "query": {k: mask_identifier(v) for k, v in request.query_params.items()}},
+                {
+                    "route": template,
+                    "query": {k: mask_identifier(v) for k, v in request.query_params.items()},
+                },
                 ip,
             )
 

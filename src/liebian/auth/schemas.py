@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+
+def utc_iso(value: datetime) -> str:
+    """Times are naive UTC inside liebian; at the edge they carry their zone (RFC 3339)."""
+    return value.isoformat() + "Z" if value.tzinfo is None else value.isoformat()
+
+
+def encode(value):
+    """JSON-ready, with naive-UTC datetimes as RFC 3339 (for handlers that build their response)."""
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(value, custom_encoder={datetime: utc_iso})
+
+
+# A naive-UTC datetime, sent as RFC 3339 with "Z".
+UtcDateTime = Annotated[
+    datetime,
+    PlainSerializer(utc_iso, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class LoginRequest(BaseModel):
@@ -41,8 +61,8 @@ class UserOut(BaseModel):
     role: str
     active: bool
     must_change_password: bool
-    created_at: datetime | None = None
-    last_login_at: datetime | None = None
+    created_at: UtcDateTime | None = None
+    last_login_at: UtcDateTime | None = None
 
 
 class UserCreated(UserOut):
@@ -67,10 +87,10 @@ class KeyOut(BaseModel):
     role: str | None = None
     scopes: list[str]
     created_by: str
-    created_at: datetime | None = None
-    expires_at: datetime | None = None
-    revoked_at: datetime | None = None
-    last_used_at: datetime | None = None
+    created_at: UtcDateTime | None = None
+    expires_at: UtcDateTime | None = None
+    revoked_at: UtcDateTime | None = None
+    last_used_at: UtcDateTime | None = None
 
 
 class KeyCreated(KeyOut):
@@ -86,7 +106,7 @@ class Me(BaseModel):
 
 class AuditOut(BaseModel):
     seq: int
-    ts: datetime
+    ts: UtcDateTime
     actor: str
     action: str
     target: str

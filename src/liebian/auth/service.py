@@ -53,7 +53,11 @@ class AuthError(Exception):
         self.status = status
 
     def as_dict(self) -> dict:
-        return {"detail": self.message, "code": self.code}
+        body = {"detail": self.message, "code": self.code}
+        if self.status == 422:  # the shape of every liebian 422: which field, and why
+            field, _, reason = self.message.partition(": ")
+            body["errors"] = [{"field": field if reason else "", "reason": reason or self.message}]
+        return body
 
 
 @dataclass(frozen=True)

@@ -150,36 +150,52 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text.lower() or "Conflicting" in text
 
 
+# Writers within one process take turns: DuckDB's appends from concurrent connections of one
+# instance are not serialised for us, and a long import should not interleave with a flush.
+WRITE_LOCK = threading.RLock()
+
+
 @contextmanager
 def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse for one unit of work; create the schema on first use."""
+    """Open the warehouse for one unit of work; create the schema on first use.
+
+    `read_only=True` promises not to write (and skips the in-process write lock). The file is
+    always opened read-write: DuckDB refuses a read-only and a read-write connection to one file
+    inside one process, and a server reads while its jobs write.
+    """
     path = Path(path or warehouse_path())
     path.parent.mkdir(parents=True, exist_ok=True)
-    if read_only and not path.exists():
-        read_only = False  # nothing to read yet: create it
+    if not read_only:
+        WRITE_LOCK.acquire()
+    try:
+        con = _open(path)
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+    finally:
+        if not read_only:
+            WRITE_LOCK.release()
+
+
+def _open(path: Path) -> duckdb.DuckDBPyConnection:
+    """Connect, waiting (with backoff) while another process holds the file."""
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     delay = 0.01
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
+            return duckdb.connect(str(path))
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                if _is_lock_error(exc):
-                    raise WarehouseLocked(
-                        f"the warehouse {path} is held by another process for over "
-                        f"{LOCK_WAIT_SECONDS:.0f} s: {exc}"
-                    ) from exc
+            if not _is_lock_error(exc):
                 raise
+            if time.monotonic() > deadline:
+                raise WarehouseLocked(
+                    f"the warehouse {path} is held by another process for over {LOCK_WAIT_SECONDS:.0f} s: {exc}"
+                ) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            ensure_schema(con)
-        yield con
-    finally:
-        con.close()
 
 
 _schema_lock = threading.Lock()

@@ -46,7 +46,7 @@ __all__ = [
 
 # One writer per process at a time: DuckDB allows one writing connection per file, and the
 # collector's threads must not interleave their anti-join and insert.
-WRITE_LOCK = threading.RLock()
+WRITE_LOCK = warehouse.WRITE_LOCK  # one lock for every warehouse writer of the process
 CONFLICT_RETRIES = 5
 STATUS_RANK = "CASE status WHEN 'paid' THEN 0 ELSE 1 END"
 

@@ -27,9 +27,16 @@ def _show(fmt: Format, record: dict, rows: list[dict] | None = None, title: str 
     if fmt is Format.json:
         emit(record, fmt)
     elif rows is not None:
-        emit(rows, fmt, title)
+        emit([{k: _short(v) for k, v in r.items()} for r in rows], fmt, title)
     else:
-        emit({k: v for k, v in record.items() if not isinstance(v, dict | list)}, fmt, title)
+        emit({k: _short(v) for k, v in record.items() if not isinstance(v, dict | list)}, fmt, title)
+
+
+def _short(value):
+    """Readable numbers in tables (JSON keeps full precision)."""
+    if isinstance(value, float):
+        return round(value, 3) if abs(value) < 100 else round(value)
+    return value
 
 
 @app.command("ltv")

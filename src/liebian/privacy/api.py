@@ -4,10 +4,10 @@ Who may call what is decided by auth.policy (enforced centrally), not here."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from liebian.auth.deps import client_ip, principal_of
+from liebian.auth.schemas import encode
 from liebian.db.session import session_scope
 from liebian.privacy import service
 from liebian.privacy.schemas import (
@@ -35,7 +35,7 @@ def _run(fn, *args, status: int = 200, **kwargs):
             result = fn(s, *args, **kwargs)
     except service.PrivacyError as exc:
         return JSONResponse(status_code=exc.status, content=exc.as_dict())
-    return JSONResponse(status_code=status, content=jsonable_encoder(result))
+    return JSONResponse(status_code=status, content=encode(result))
 
 
 @router.get("/notices", response_model=list[NoticeOut], responses=ERRORS)
@@ -52,7 +52,7 @@ def notice_current():
         current = service.current_notice(s)
     if current is None:
         return JSONResponse(status_code=404, content={"detail": "no privacy notice has been published"})
-    return JSONResponse(jsonable_encoder(current))
+    return JSONResponse(encode(current))
 
 
 @router.post(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from liebian.auth.schemas import UtcDateTime
 
 Purpose = Literal["collection", "marketing", "analytics", "sharing"]
 
@@ -25,7 +26,7 @@ class NoticeOut(BaseModel):
     purposes: list[str]
     reconsent_purposes: list[str]
     published_by: str
-    published_at: datetime
+    published_at: UtcDateTime
 
 
 class ConsentIn(BaseModel):
@@ -43,7 +44,7 @@ class ConsentOut(BaseModel):
     purpose: str
     granted: bool
     notice_version: int
-    recorded_at: datetime
+    recorded_at: UtcDateTime
 
 
 class ConsentState(BaseModel):
@@ -51,7 +52,7 @@ class ConsentState(BaseModel):
     granted: bool
     effective: bool
     notice_version: int | None = None
-    recorded_at: datetime | None = None
+    recorded_at: UtcDateTime | None = None
     source: str | None = None
 
 
@@ -92,8 +93,8 @@ class RequestOut(BaseModel):
     status: str
     record: dict
     record_hash: str
-    created_at: datetime
-    completed_at: datetime | None = None
+    created_at: UtcDateTime
+    completed_at: UtcDateTime | None = None
 
 
 class InventoryRow(BaseModel):

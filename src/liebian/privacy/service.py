@@ -67,7 +67,11 @@ class PrivacyError(Exception):
         self.status = status
 
     def as_dict(self) -> dict:
-        return {"detail": self.message, "code": self.code}
+        body = {"detail": self.message, "code": self.code}
+        if self.status == 422:  # the shape of every liebian 422: which field, and why
+            field, _, reason = self.message.partition(": ")
+            body["errors"] = [{"field": field if reason else "", "reason": reason or self.message}]
+        return body
 
 
 def _purposes(values) -> list[str]:
@@ -497,7 +501,9 @@ def delete_person(session: Session, person_id: int, *, actor: str, ip: str = "",
         session.query(Identifier).filter(Identifier.person_id.in_(pids)).delete(synchronize_session=False)
     )
     if stored:
-        links = select(IdentityLink.id).where(IdentityLink.id_value_a.in_(stored) | IdentityLink.id_value_b.in_(stored))
+        links = select(IdentityLink.id).where(
+            IdentityLink.id_value_a.in_(stored) | IdentityLink.id_value_b.in_(stored)
+        )
         # the merge log keeps the merge (person ids only) but loses its pointer to the evidence
         session.execute(update(PersonMerge).where(PersonMerge.link_id.in_(links)).values(link_id=None))
         op_counts["identity_links"] = (
