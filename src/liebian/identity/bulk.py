@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
-from liebian.identity.keys import DIRECT_TYPES, display_value, person_id_for
+from liebian.identity.keys import DIRECT_TYPES, assign_person_ids, display_value, person_id_for
 from liebian.privacy.crypto import encrypt
 
 # Below this many identifiers the ordinary resolve() is as fast and simpler.
@@ -100,13 +100,7 @@ def resolve_bulk(
             # collision; anything else gets a salted id.
             for key in service.lookup(session, [k for k, pid in wanted.items() if pid in taken]):
                 del wanted[key]
-        for key, pid in wanted.items():
-            salt = 0
-            while pid in taken:
-                salt += 1
-                pid = person_id_for(key[0], f"{key[1]}#{salt}")
-            wanted[key] = pid
-            taken.add(pid)
+        assign_person_ids(wanted, taken)
         conflict = "ON CONFLICT DO NOTHING"
         many(
             f"INSERT INTO persons (id, created_at) VALUES ({mark}, {mark}) {conflict}",

@@ -85,6 +85,19 @@ def person_id_for(id_type: str, value: str) -> int:
     return int.from_bytes(digest, "little") >> PERSON_ID_SHIFT
 
 
+def assign_person_ids(wanted: dict[tuple[str, str], int], taken: set[int]) -> dict[tuple[str, str], int]:
+    """Resolve id clashes in place: a key whose id is taken (a hash collision or a deleted
+    person's tombstone) gets a salted id instead. `taken` grows with the ids handed out."""
+    for key, pid in wanted.items():
+        salt = 0
+        while pid in taken:
+            salt += 1
+            pid = person_id_for(key[0], f"{key[1]}#{salt}")
+        wanted[key] = pid
+        taken.add(pid)
+    return wanted
+
+
 def person_id_sql(id_type_expr: str, value_expr: str) -> str:
     """The same id computed inside DuckDB (md5_number reads the digest little-endian)."""
     return f"(md5_number({id_type_expr} || ':' || {value_expr}) >> {PERSON_ID_SHIFT})::BIGINT"

@@ -28,6 +28,7 @@ from liebian.db.base import utcnow
 from liebian.identity.keys import (
     DIRECT_TYPES,
     SINGULAR_TYPES,
+    assign_person_ids,
     check_id_type,
     display_value,
     person_id_for,
@@ -135,13 +136,7 @@ def _found_persons(
         # person committed before that read is seen here with its identifier.
         for key in lookup(session, [k for k, pid in wanted.items() if pid in taken]):
             del wanted[key]
-    for key, pid in wanted.items():
-        salt = 0
-        while pid in taken:
-            salt += 1
-            pid = person_id_for(key[0], f"{key[1]}#{salt}")
-        wanted[key] = pid
-        taken.add(pid)
+    assign_person_ids(wanted, taken)
     persons = [{"id": pid, "created_at": seen_at} for pid in wanted.values()]
     idents = []
     for key, pid in wanted.items():
