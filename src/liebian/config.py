@@ -49,9 +49,13 @@ class Settings(BaseSettings):
     # security (auth/, privacy/): request body cap, per-client rate limit of public and anonymous
     # calls, the session cookie's Secure flag (default: on when base_url is https), retention in days
     max_request_bytes: int = Field(default=16 * 1024 * 1024, description="largest accepted request body")
-    rate_limit_per_minute: int = Field(default=600, description="public/anonymous requests per client and route")
+    rate_limit_per_minute: int = Field(
+        default=600, description="public/anonymous requests per client and route"
+    )
     cookie_secure: bool | None = None
-    bootstrap_admin: bool = Field(default=True, description="create 'admin' with a one-time password on a store without users")
+    bootstrap_admin: bool = Field(
+        default=True, description="create 'admin' with a one-time password on a store without users"
+    )
     retention_days: dict[str, int] = Field(
         default_factory=lambda: {"events": 730, "messages": 365, "rejects": 90},
         description="days raw warehouse rows are kept (0 = forever)",
@@ -64,6 +68,20 @@ class Settings(BaseSettings):
     wecom_encoding_aes_key: SecretStr | None = None
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     wecom_replay_window_seconds: int = Field(default=300, ge=1, description="callback timestamp tolerance")
+    # automation/: one cap across ALL channels and journeys (N contacts per person per window of days),
+    # and quiet hours in the display zone ("21-9": no contact from 21:00 to 09:00)
+    automation_cap_contacts: int = Field(default=1, ge=1, description="contacts per person per cap window")
+    automation_cap_window_days: int = Field(default=1, ge=1, description="cap window in days (display zone)")
+    automation_quiet_hours: str = Field(
+        default="21-9", description="START-END hours, display zone; '' = none"
+    )
+    # reports/: SMTP for e-mailed reports
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_from: str = "liebian@localhost"
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
 
     @classmethod
     def settings_customise_sources(

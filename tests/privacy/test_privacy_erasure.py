@@ -199,3 +199,26 @@ def test_retention_job_deletes_old_raw_rows(demo, monkeypatch):
     assert result == {"events": expected}
     with warehouse.connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] == total - expected
+
+
+def test_reveal_is_admin_only_needs_a_reason_and_is_audited(sqlite_store, admin_headers):
+    from liebian.auth.service import audit_entries, create_api_key
+    from liebian.identity import service as identity
+
+    with session_scope() as s:
+        pid = identity.resolve(s, [identity.RawIdentifier("phone", "139 1234 5678")], source="t")
+        pid = next(iter(pid.values()))
+        operator, _ = create_api_key(s, name="op", actor="t", kind="service", role="operator")
+    client = TestClient(create_app(run_migrations=False))
+    url = f"/api/v1/privacy/persons/{pid}/reveal"
+    assert client.post(url, json={"reason": "客服核实"}, headers={"X-API-Key": operator}).status_code == 403
+    r = client.post(url, json={"reason": ""}, headers=admin_headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "reason"
+    r = client.post(url, json={"reason": "客服核实 ticket 42"}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["values"] == ["13912345678"]
+    # the person's view elsewhere stays masked
+    person = client.get(f"/api/v1/persons/{pid}", headers=admin_headers).json()
+    assert "13912345678" not in str(person) and "139****5678" in str(person)
+    with session_scope() as s:
+        entry = audit_entries(s, action="pii.reveal")[0]
+    assert entry["detail"] == {"id_type": "phone", "count": 1, "reason": "客服核实 ticket 42"}

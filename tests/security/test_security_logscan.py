@@ -23,7 +23,7 @@ from liebian.demo.service import build, demo_dir
 
 # Independent of the filter's own patterns: any 11-digit mobile number, e-mail, 18-character ID.
 PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+EMAIL = re.compile(r"[\w.+-]+(@|%40)[\w-]+\.[\w.]+")
 ID_CARD = re.compile(r"(?<![\dA-Za-z])\d{17}[\dXx](?![\dA-Za-z])")
 SECRET_EMAIL, SECRET_ID = "zhang.san@example.com", "11010519491231002X"
 
@@ -170,11 +170,14 @@ def test_server_access_log_is_masked(sqlite_store, admin_headers, tmp_path):
             f"{url}/api/v1/persons/lookup", params={"id_type": "phone", "id": phone}, headers=admin_headers
         )
         httpx.get(f"{url}/api/v1/persons/lookup?id_type=phone&id={SECRET_EMAIL}")
+        httpx.get(f"{url}/api/v1/persons/lookup?id_type=phone&id={SECRET_EMAIL.replace('@', '%40')}")
     finally:
         proc.terminate()
         proc.wait(timeout=15)
         err.close()
     text = (tmp_path / "server.log").read_text(encoding="utf-8", errors="replace")
-    assert "/api/v1/persons/lookup" in text  # the access log was written
+    assert "Logging error" not in text, text[-3000:]
+    access = [line for line in text.splitlines() if "/api/v1/persons/lookup" in line]
+    assert len(access) == 3 and all(" HTTP/1.1" in line for line in access), access  # uvicorn's format
     assert not _leaks(text, [phone]), text[-2000:]
-    assert "139****5678" in text
+    assert "139****5678" in access[0] and "z***@example.com" in access[1] and "z***@example.com" in access[2]

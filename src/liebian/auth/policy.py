@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, str] = {
     "pii:reveal": "reveal a decrypted identifier (audited)",
     "auth:admin": "users, roles and API keys",
     "audit:read": "read, verify and export the audit log",
+    "reports:write": "set SMART targets, subscribe addresses to reports, send due reports",
 }
 
 PUBLIC_SCOPES = frozenset({"ingest:write", "frontend", "consent:record"})
@@ -62,6 +63,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "models:write",
             "segments:read",
             "privacy:read",
+            "reports:write",
         }
     ),
     "analyst": frozenset(
@@ -222,6 +224,27 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/auth/audit"): "audit:read",
     ("GET", "/api/v1/auth/audit/verify"): "audit:read",
     ("GET", "/api/v1/auth/audit/export"): "audit:read",
+    # monitoring and alerts: analysts read, operators run the lifecycle and the rules
+    ("GET", "/api/v1/monitor/rules"): "analytics:read",
+    ("POST", "/api/v1/monitor/rules"): "campaign:write",
+    ("POST", "/api/v1/monitor/rules/defaults"): "campaign:write",
+    ("PATCH", "/api/v1/monitor/rules/{rule_id}"): "campaign:write",
+    ("DELETE", "/api/v1/monitor/rules/{rule_id}"): "campaign:write",
+    ("POST", "/api/v1/monitor/rules/evaluate"): "campaign:write",  # may auto-adjust campaigns
+    ("GET", "/api/v1/monitor/alerts"): "analytics:read",
+    ("GET", "/api/v1/monitor/alerts/{alert_id}"): "analytics:read",
+    ("POST", "/api/v1/monitor/alerts/{alert_id}/acknowledge"): "campaign:write",
+    ("POST", "/api/v1/monitor/alerts/{alert_id}/resolve"): "campaign:write",
+    ("POST", "/api/v1/monitor/escalate"): "campaign:write",
+    ("GET", "/api/v1/monitor/channels"): "analytics:read",
+    ("POST", "/api/v1/monitor/channels"): "campaign:write",
+    ("GET", "/api/v1/monitor/deliveries"): "analytics:read",
+    ("POST", "/api/v1/monitor/scan"): "analytics:read",  # computes; opens alerts only when asked
+    # community health
+    ("GET", "/api/v1/community/groups"): "analytics:read",
+    ("GET", "/api/v1/community/negative"): "analytics:read",
+    ("GET", "/api/v1/community/contributors"): "segments:read",  # person ids
+    ("POST", "/api/v1/community/sentiment"): "analytics:read",
     # WeCom: WeCom itself calls the callback; its authentication is the msg_signature (wecom.crypto),
     # checked with the replay window and nonce store in wecom.service — no operator login.
     ("GET", "/api/v1/wecom/callback"): ANONYMOUS,
@@ -234,6 +257,26 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/wecom/follows"): "identity:read",  # person-level
     ("GET", "/api/v1/wecom/groups/{chat_id}/members"): "identity:read",  # person-level
     ("GET", "/api/v1/wecom/callbacks"): "identity:read",  # carries external_userids
+    # journeys (marketing automation): they contact persons, so defining and running them is campaign work
+    ("POST", "/api/v1/journeys"): "campaign:write",
+    ("GET", "/api/v1/journeys"): "campaign:read",
+    ("GET", "/api/v1/journeys/{journey_id}"): "campaign:read",
+    ("POST", "/api/v1/journeys/{journey_id}/pause"): "campaign:write",
+    ("POST", "/api/v1/journeys/{journey_id}/resume"): "campaign:write",
+    ("POST", "/api/v1/journeys/{journey_id}/run"): "campaign:write",
+    ("GET", "/api/v1/journeys/{journey_id}/stats"): "campaign:read",
+    # reports: reading one is analytics; sending data to addresses and setting targets is not
+    ("GET", "/api/v1/reports/report.json"): "analytics:read",
+    ("GET", "/api/v1/reports/report.html"): "analytics:read",
+    ("GET", "/api/v1/reports/report.xlsx"): "analytics:read",
+    ("GET", "/api/v1/reports/targets"): "analytics:read",
+    ("POST", "/api/v1/reports/targets"): "reports:write",
+    ("DELETE", "/api/v1/reports/targets/{target_id}"): "reports:write",
+    ("GET", "/api/v1/reports/subscriptions"): "reports:write",  # recipients' addresses
+    ("POST", "/api/v1/reports/subscriptions"): "reports:write",
+    ("DELETE", "/api/v1/reports/subscriptions/{subscription_id}"): "reports:write",
+    ("GET", "/api/v1/reports/runs"): "reports:write",
+    ("POST", "/api/v1/reports/send-due"): "reports:write",
 }
 
 # CLI command paths (as typed, without options) → permission. `liebian auth …` for users and keys.
@@ -248,8 +291,10 @@ COMMANDS: dict[str, str] = {
     "identity link": "identity:write",
     "identity sync": "identity:write",
     "quality report": "quality:read",
-    "demo": "auth:admin",  # generates and may reset a data directory
-    "serve": "auth:admin",
+    # `make demo` must work again after the server created the first admin; the demo refuses a data
+    # directory holding other data unless --force, and whoever runs it can delete the directory anyway
+    "demo": ANONYMOUS,
+    "serve": ANONYMOUS,  # grants nothing by itself: the server checks every request
     "campaign create": "campaign:write",
     "campaign edit": "campaign:write",
     "campaign launch": "campaign:write",
@@ -336,9 +381,40 @@ COMMANDS: dict[str, str] = {
     "auth audit list": "audit:read",
     "auth audit verify": "audit:read",
     "auth audit export": "audit:read",
+    "alerts rules list": "analytics:read",
+    "alerts rules add": "campaign:write",
+    "alerts rules defaults": "campaign:write",
+    "alerts rules disable": "campaign:write",
+    "alerts evaluate": "campaign:write",
+    "alerts scan": "analytics:read",
+    "alerts list": "analytics:read",
+    "alerts show": "analytics:read",
+    "alerts ack": "campaign:write",
+    "alerts resolve": "campaign:write",
+    "alerts escalate": "campaign:write",
+    "alerts channels add": "campaign:write",
+    "alerts channels list": "analytics:read",
+    "alerts deliveries": "analytics:read",
+    "community health": "analytics:read",
+    "community negative": "analytics:read",
+    "community contributors": "segments:read",
+    "community sentiment": "analytics:read",
     "wecom flush": "campaign:write",
     "wecom contact-ways": "campaign:read",
     "wecom callbacks": "identity:read",
+    "journey create": "campaign:write",
+    "journey list": "campaign:read",
+    "journey run": "campaign:write",
+    "journey pause": "campaign:write",
+    "journey resume": "campaign:write",
+    "journey stats": "campaign:read",
+    "report generate": "analytics:read",
+    "report target-add": "reports:write",
+    "report targets": "analytics:read",
+    "report subscribe": "reports:write",
+    "report subscriptions": "reports:write",
+    "report send-due": "reports:write",
+    "report runs": "reports:write",
     "job run": "auth:admin",
     "job list": "console:view",
 }

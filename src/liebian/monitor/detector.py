@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
@@ -21,7 +21,8 @@ import pandas as pd
 from statsmodels.tsa.seasonal import STL
 
 DEFAULT_SENSITIVITY = 3.0
-MIN_PERIODS = 3  # at least three full cycles before STL says anything
+DEFAULT_MIN_CHANGE = 0.15  # below this relative move no alert (3% noise makes 3σ ≈ 9%)
+MIN_PERIODS = 3  # full cycles of history before the first forecast (two more learn its error)
 
 # 春节 (Spring Festival) moves with the lunar calendar: the first day of the year, 2024–2030.
 SPRING_FESTIVAL = {
@@ -67,7 +68,8 @@ def default_calendar(years: Iterable[int]) -> list[CalendarEffect]:
 def launch_effects(launches: Iterable[tuple[str, date]], days: int = 2) -> list[CalendarEffect]:
     """A campaign launch explains its first `days` days."""
     return [
-        CalendarEffect(f"活动上线 {cid}", d, d + timedelta(days=days - 1), "campaign_launch") for cid, d in launches
+        CalendarEffect(f"活动上线 {cid}", d, d + timedelta(days=days - 1), "campaign_launch")
+        for cid, d in launches
     ]
 
 
@@ -80,20 +82,33 @@ class Anomaly:
     score: float  # residual in robust sigmas (signed)
     direction: str  # spike | drop
     explained_by: str | None = None  # a calendar effect's name: reported, not alerted
+    episode_start: pd.Timestamp | None = None  # first point of this run of same-direction flags
+    episode_length: int = 1
 
     @property
     def alert(self) -> bool:
-        return self.explained_by is None
+        """A new alert: not explained by the calendar and the first point of its episode."""
+        return self.explained_by is None and self.episode_start == self.ts
+
+    @property
+    def kind(self) -> str:
+        return "level_shift" if self.episode_length >= 3 else self.direction
 
     def as_dict(self) -> dict:
         out = asdict(self)
         out["ts"] = self.ts.isoformat()
+        out["episode_start"] = self.episode_start.isoformat() if self.episode_start is not None else None
+        out["kind"] = self.kind
         out["alert"] = self.alert
         return out
 
 
 def _as_series(values: pd.Series | Sequence[tuple[object, float]]) -> pd.Series:
-    s = values if isinstance(values, pd.Series) else pd.Series(dict(values), dtype="float64")
+    if isinstance(values, pd.Series):
+        s = values
+    else:  # not via dict(): a repeated timestamp must be reported, not silently overwritten
+        pairs = list(values)
+        s = pd.Series([v for _, v in pairs], index=[k for k, _ in pairs], dtype="float64")
     if not isinstance(s.index, pd.DatetimeIndex):
         try:
             s.index = pd.to_datetime(s.index)
@@ -105,62 +120,147 @@ def _as_series(values: pd.Series | Sequence[tuple[object, float]]) -> pd.Series:
     return s
 
 
+def _transform(raw: np.ndarray, log: bool | None) -> tuple[Callable, Callable]:
+    """The variance-stabilising transform and its inverse for a series.
+
+    Rates and volumes vary multiplicatively (a weekend ×1.3 scales the noise too): logs make the
+    weekly pattern additive and the noise even. A series with zeros is a small count (a quiet
+    channel's daily orders): the Anscombe square root sqrt(x + 3/8) evens Poisson noise, where a
+    log of a near-zero value would explode. Negative values, or log=False: no transform.
+    """
+    lowest = float(np.nanmin(raw))
+    if log and lowest <= 0:
+        raise DetectorError("log: every value must be > 0 to work in logs")
+    if log is False or lowest < 0:
+        return (lambda x: x), (lambda z: z)
+    if lowest > 0:
+        return np.log, np.exp
+    return (lambda x: np.sqrt(np.asarray(x) + 0.375)), (lambda z: np.square(z) - 0.375)
+
+
+def _cold(hist: np.ndarray, fwd: Callable, inv: Callable, min_change: float) -> tuple[float, tuple[float, float]]:
+    """Scale and accepted range (transformed) of a short history (see the cold start in `detect`)."""
+    mid = float(np.median(hist))
+    scale = max(1.4826 * float(np.median(np.abs(hist - mid))), 1e-3 * abs(mid), 1e-9)
+    lo, hi = float(inv(hist.min())), float(inv(hist.max()))
+    lo_ok = lo - min_change * abs(lo)
+    hi_ok = hi + min_change * abs(hi)
+    return scale, (float(fwd(max(lo_ok, 0.0))) if lo >= 0 else lo_ok, float(fwd(hi_ok)))
+
+
 def detect(
     values: pd.Series | Sequence[tuple[object, float]],
     *,
     period: int = 7,
     sensitivity: float = DEFAULT_SENSITIVITY,
     calendar: Sequence[CalendarEffect] = (),
-    min_scale: float = 1e-9,
+    history_periods: int = 8,
+    shift_after: int = 3,
+    log: bool | None = None,
+    min_change: float = DEFAULT_MIN_CHANGE,
 ) -> list[Anomaly]:
-    """Anomalies of a regular series (daily: period 7; hourly: period 24 or 168).
+    """Anomalies of a regular series (daily: period 7; hourly: period 24), judged as a monitor would.
 
-    Missing values (NaN) are interpolated for the fit and never reported. `sensitivity` is the
-    number of robust sigmas a residual must exceed (3 = the 3σ rule; larger = fewer alerts).
+    Each point is compared with a forecast from the points before it only (no hindsight: a centred
+    fit would "see" a level shift coming and flag the days before it). Flagged and calendar points
+    are replaced by their expected value in the history, so one spike does not distort the next
+    forecasts; a run of `shift_after` flags in one direction is accepted as a level shift (the
+    history keeps the real values so the fit adapts). Consecutive flags in one direction form one
+    episode: only its first point is an alert, the others carry `episode_start`.
+    `sensitivity` is the number of robust sigmas a forecast error must exceed (3 = the 3σ rule).
     """
     if sensitivity <= 0:
         raise DetectorError(f"sensitivity: must be > 0, got {sensitivity}")
     if period < 2:
         raise DetectorError(f"period: must be ≥ 2, got {period}")
     s = _as_series(values)
-    if len(s) < MIN_PERIODS * period:
-        raise DetectorError(f"series: {len(s)} points, need at least {MIN_PERIODS * period} (3 × period {period})")
-    days = [ts.date() for ts in s.index]
-    effect_of = [next((e.name for e in calendar if e.covers(d)), None) for d in days]
-    masked = np.array([e is not None for e in effect_of])
-    missing = s.isna().to_numpy()
-    fit_input = s.copy()
-    fit_input[masked | missing] = np.nan
-    # Interpolate in position (not time) so gaps of an irregular index still fill; ends take nearest.
-    fit_input = fit_input.reset_index(drop=True).interpolate(limit_direction="both")
-    if fit_input.isna().all():
+    need = period + 1
+    if len(s) < need:
+        raise DetectorError(f"series: {len(s)} points, need at least {need} (period {period} + 1)")
+    effect_of = [next((e.name for e in calendar if e.covers(ts.date())), None) for ts in s.index]
+    raw = s.to_numpy()
+    if np.isnan(raw).all():
         raise DetectorError("series: no usable values")
-    res = STL(fit_input.to_numpy(), period=period, robust=True).fit()
-    expected = res.trend + res.seasonal
-    observed = s.to_numpy()
-    resid = observed - expected
-    ordinary = ~(masked | missing)
-    r = resid[ordinary]
-    scale = 1.4826 * float(np.median(np.abs(r - np.median(r)))) if len(r) else 0.0
-    # A perfectly regular series has MAD 0: fall back to a small share of its level, so that
-    # rounding noise is not "infinitely" anomalous.
-    scale = max(scale, 1e-3 * float(np.nanmedian(np.abs(observed))), min_scale)
+    fwd, inv = _transform(raw, log)
+    y = fwd(raw)
+    work = (
+        pd.Series(y).where(~np.array([e is not None for e in effect_of])).interpolate(limit_direction="both")
+    )
+    work = work.to_numpy().copy()
+    errors: list[float] = []
     out: list[Anomaly] = []
-    for i, ts in enumerate(s.index):
-        if missing[i]:
+    run: list[int] = []  # indices of the current episode
+    run_sign = 0
+    run_errors: list[float] = []
+    window = history_periods * period
+    for t in range(period, len(y)):
+        cold_bounds = None
+        if t < MIN_PERIODS * period:
+            # Cold start (a campaign's first weeks): too short to learn a weekly pattern, so the
+            # median of what came before is expected, and only a value outside everything seen so
+            # far (one full cycle at least, weekend peaks included) by the materiality margin counts.
+            expected = float(np.median(work[:t]))
+            scale, cold_bounds = _cold(work[:t], fwd, inv, min_change)
+        else:
+            hist = work[max(0, t - window) : t]
+            # History is already cleaned of anomalies, so a plain (non-robust) fit; a wide seasonal
+            # window keeps one noisy week from reshaping the weekly pattern.
+            fit = STL(hist, period=period, seasonal=31).fit()
+            # one step ahead: the last trend level and the seasonal value one period back
+            expected = float(fit.trend[-1] + fit.seasonal[-period])
+            if len(errors) >= 2 * period:  # two cycles of forecast errors before judging by them
+                recent = np.array(errors[-window:])
+                scale = 1.4826 * float(np.median(np.abs(recent - np.median(recent))))
+                scale = max(scale, 1e-3 * abs(expected), 1e-9)
+            else:  # still warming up: the cold-start rule
+                scale, cold_bounds = _cold(work[:t], fwd, inv, min_change)
+        if np.isnan(y[t]):
+            work[t] = expected
             continue
-        z = resid[i] / scale
-        if abs(z) <= sensitivity:
-            continue
-        out.append(
-            Anomaly(
-                ts=ts,
-                observed=float(observed[i]),
-                expected=float(expected[i]),
-                residual=float(resid[i]),
-                score=float(z),
-                direction="spike" if z > 0 else "drop",
-                explained_by=effect_of[i],
+        err = float(y[t] - expected)
+        if effect_of[t] is None and t >= MIN_PERIODS * period:
+            errors.append(err)
+        # Materiality: a move smaller than min_change (relative) is noise to an operator, however
+        # many sigmas a very quiet series makes it.
+        shown_expected = float(inv(expected))
+        change = abs(float(raw[t]) - shown_expected) / max(abs(shown_expected), 1e-9)
+        flagged = scale is not None and abs(err) > sensitivity * scale and change >= min_change
+        if cold_bounds is not None:
+            flagged = flagged and not (cold_bounds[0] <= y[t] <= cold_bounds[1])
+        sign = 1 if err > 0 else -1
+        if not flagged or effect_of[t] is not None or sign != run_sign:
+            run, run_sign, run_errors = [], 0, []
+        if effect_of[t] is not None:
+            work[t] = expected
+        elif flagged:
+            run.append(t)
+            run_sign = sign
+            run_errors.append(err)
+            if len(run) == shift_after:
+                # A level shift: move the older history onto the new level (in logs: rescale it),
+                # so neither the trend nor the weekly pattern has to absorb the step.
+                work[: run[0]] += float(np.median(run_errors))
+                for i in run:
+                    work[i] = y[i]
+            elif len(run) > shift_after:
+                work[t] = y[t]
+            else:
+                work[t] = expected
+        else:
+            work[t] = y[t]
+        if flagged:
+            shown = shown_expected
+            out.append(
+                Anomaly(
+                    ts=s.index[t],
+                    observed=float(raw[t]),
+                    expected=shown,
+                    residual=float(raw[t]) - shown,
+                    score=err / scale,
+                    direction="spike" if sign > 0 else "drop",
+                    explained_by=effect_of[t],
+                    episode_start=s.index[run[0]] if run else s.index[t],
+                    episode_length=len(run) or 1,
+                )
             )
-        )
     return out

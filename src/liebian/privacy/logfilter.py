@@ -19,7 +19,8 @@ from liebian.privacy.crypto import mask_email, mask_id_card, mask_phone
 PHONE_RE = re.compile(
     r"(?<![0-9A-Za-z])(?:(?:\+|00)86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?![0-9A-Za-z])"
 )
-EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# "@" also percent-encoded (%40), as it appears in logged URLs
+EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]{1,64}(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Resident identity card: 6-digit region, birth date 18/19/20yy mmdd, 3 digits, check digit/X.
 ID_CARD_RE = re.compile(
     r"(?<![0-9A-Za-z])[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![0-9A-Za-z])"
@@ -32,10 +33,23 @@ def mask_text(text: str) -> str:
         return text
     text = ID_CARD_RE.sub(lambda m: mask_id_card(m.group(0)), text)
     text = PHONE_RE.sub(lambda m: mask_phone(m.group(1) + m.group(2) + m.group(3)), text)
-    return EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
+    return EMAIL_RE.sub(lambda m: mask_email(m.group(0).replace("%40", "@")), text)
 
 
 _formatter = logging.Formatter()
+
+
+def _mask_arg(value):
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, int) and not isinstance(value, bool) and mask_text(str(value)) != str(value):
+        return mask_text(str(value))  # a phone passed as a number
+    return value
+
+
+def _format(msg, args) -> str:
+    msg = str(msg)
+    return msg % args if args else msg
 
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:
@@ -45,8 +59,26 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
         message = record.getMessage()
     except Exception:  # a bad format string: keep what logging would show, masked
         message = f"{record.msg!r} {record.args!r}"
-    record.msg = mask_text(message)
-    record.args = None
+    masked = mask_text(message)
+    if masked != message:
+        # Mask the parts and keep msg/args apart when that is enough: some formatters (uvicorn's
+        # access log) read record.args themselves. Otherwise keep only the masked text.
+        args = record.args
+        if isinstance(args, tuple):
+            new_args = tuple(_mask_arg(a) for a in args)
+        elif isinstance(args, dict):
+            new_args = {k: _mask_arg(v) for k, v in args.items()}
+        else:
+            new_args = args
+        new_msg = mask_text(record.msg) if isinstance(record.msg, str) else record.msg
+        try:
+            candidate = _format(new_msg, new_args)
+        except Exception:
+            candidate = None
+        if candidate is not None and mask_text(candidate) == candidate:
+            record.msg, record.args = new_msg, new_args
+        else:
+            record.msg, record.args = masked, None
     if record.exc_info and not record.exc_text:
         record.exc_text = _formatter.formatException(record.exc_info)
     if record.exc_text:

@@ -33,7 +33,7 @@ from liebian.db.base import Base, utcnow
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
-from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys
+from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys, normalize_phone
 from liebian.privacy.models import ConsentRecord, DataSubjectRequest, PrivacyNotice
 
 PURPOSES = ("collection", "marketing", "analytics", "sharing")
@@ -284,11 +284,17 @@ if _follow_merges not in identity.MERGE_HOOKS:
 # --- the person's footprint --------------------------------------------------------------------
 
 
-def _tables():
+def _tables(session: Session | None = None):
+    """Every model table (of every domain) that exists in the store."""
+    from sqlalchemy import inspect
+
     from liebian.db.migrate import import_all_models
 
     import_all_models()
-    return Base.metadata.sorted_tables
+    if session is None:
+        return Base.metadata.sorted_tables
+    present = set(inspect(session.connection()).get_table_names())
+    return [t for t in Base.metadata.sorted_tables if t.name in present]
 
 
 def _person_ids(session: Session, person_id: int) -> list[int]:
@@ -338,7 +344,7 @@ def export_person(session: Session, person_id: int, *, actor: str, ip: str = "",
     pids = _person_ids(session, person_id)
     idents = _identities(session, pids)
     operational: dict[str, list[dict]] = {}
-    for table in _tables():
+    for table in _tables(session):
         cols = [c for c in table.columns if c.name in PERSON_COLUMNS]
         if not cols or table.name in ("persons", "identifiers"):
             continue
@@ -414,7 +420,10 @@ def _like(value: str) -> str:
 def _trace_values(idents: list[Identity]) -> list[str]:
     values = set()
     for i in idents:
-        for v in (i.stored, i.raw):
+        forms = [i.stored, i.raw]
+        if i.id_type == "phone" and i.raw:
+            forms.append(normalize_phone(i.raw))  # as given ("139 1234 5678") and as digits
+        for v in forms:
             if v and len(v) >= MIN_TRACE_LENGTH:
                 values.add(v)
     return sorted(values)
@@ -427,7 +436,7 @@ def find_traces(session: Session, con: duckdb.DuckDBPyConnection, values: list[s
     values = [v for v in values if v and len(v) >= MIN_TRACE_LENGTH]
     if not values:
         return found
-    for table in _tables():
+    for table in _tables(session):
         for col in table.columns:
             if not isinstance(col.type, String | Text):
                 continue
@@ -517,7 +526,7 @@ def delete_person(session: Session, person_id: int, *, actor: str, ip: str = "",
         .delete(synchronize_session=False)
     )
     kept_in_ledger = 0
-    for table in _tables():
+    for table in _tables(session):
         if table.name in UNTOUCHABLE:
             if table.name == "ledger_entries" and values:
                 kept_in_ledger = sum(
@@ -641,7 +650,11 @@ def reveal(
             "invalid", f"id_type: only direct identifiers are encrypted ({', '.join(sorted(DIRECT_TYPES))})"
         )
     pids = _person_ids(session, person_id)
-    values = [i.raw for i in _identities(session, pids) if i.id_type == id_type and i.raw]
+    values = [
+        normalize_phone(i.raw) if id_type == "phone" else i.raw
+        for i in _identities(session, pids)
+        if i.id_type == id_type and i.raw
+    ]
     audit(
         session,
         actor,
@@ -683,7 +696,7 @@ def reencrypt_all(session: Session, batch: int = 1000) -> dict[str, int]:
     from sqlalchemy import Table
 
     active = keys().active_kid
-    tables = {t.name: t for t in _tables()}
+    tables = {t.name: t for t in _tables(session)}
     counts: dict[str, int] = {}
     for name, pk, column in CIPHERTEXT_COLUMNS:
         table: Table | None = tables.get(name)
@@ -704,7 +717,7 @@ def reencrypt_all(session: Session, batch: int = 1000) -> dict[str, int]:
 
 def key_usage(session: Session) -> dict[str, int]:
     """How many ciphertexts each key id seals (a key can be retired when it seals none)."""
-    tables = {t.name: t for t in _tables()}
+    tables = {t.name: t for t in _tables(session)}
     usage: dict[str, int] = {}
     for name, _pk, column in CIPHERTEXT_COLUMNS:
         table = tables.get(name)

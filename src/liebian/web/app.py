@@ -107,7 +107,7 @@ def _document_validation_errors(app: FastAPI) -> None:
                 schemas["HTTPValidationError"] = {
                     "title": "HTTPValidationError",
                     "type": "object",
-                    "required": ["detail", "errors"],
+                    "required": ["detail"],  # domain errors may name no field
                     "properties": {
                         "detail": {"type": "string"},
                         "errors": {

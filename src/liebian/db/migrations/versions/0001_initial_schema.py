@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 11:55:10.457040
+Create Date: 2026-11-22 12:28:20.779066
 """
 
 from __future__ import annotations
@@ -160,6 +160,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_consent_records_recorded_at"), ["recorded_at"], unique=False)
 
     op.create_table(
+        "contact_slots",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("window", sa.Integer(), nullable=False),
+        sa.Column("slot", sa.Integer(), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("source", sa.String(length=128), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contact_slots")),
+        sa.UniqueConstraint(
+            "person_id", "window", "slot", name=op.f("uq_contact_slots_person_id_window_slot")
+        ),
+    )
+    op.create_table(
         "fraud_cases",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("case_key", sa.String(length=200), nullable=False),
@@ -224,6 +238,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_links")),
     )
     op.create_table(
+        "journeys",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("definition", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("last_scan_at", sa.DateTime(), nullable=True),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_journeys")),
+        sa.UniqueConstraint("name", name=op.f("uq_journeys_name")),
+    )
+    op.create_table(
         "ledger_entries",
         sa.Column("seq", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("reward_id", sa.Integer(), nullable=False),
@@ -253,6 +278,38 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_head")),
+    )
+    op.create_table(
+        "monitor_channels",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("target_encrypted", sa.Text(), nullable=False),
+        sa.Column("secret_encrypted", sa.Text(), nullable=False),
+        sa.Column("min_level", sa.String(length=8), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_channels")),
+        sa.UniqueConstraint("name", name=op.f("uq_monitor_channels_name")),
+    )
+    op.create_table(
+        "monitor_rules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("metric", sa.String(length=32), nullable=False),
+        sa.Column("op", sa.String(length=2), nullable=False),
+        sa.Column("threshold", sa.Float(), nullable=False),
+        sa.Column("campaign_id", sa.String(length=64), nullable=True),
+        sa.Column("channel", sa.String(length=64), nullable=True),
+        sa.Column("level", sa.String(length=8), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("auto_adjust", sa.Boolean(), nullable=False),
+        sa.Column("limits", sa.Text(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_rules")),
+        sa.UniqueConstraint("name", name=op.f("uq_monitor_rules_name")),
     )
     op.create_table(
         "payout_batches",
@@ -306,6 +363,31 @@ def upgrade() -> None:
     with op.batch_alter_table("privacy_requests", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_privacy_requests_person_id"), ["person_id"], unique=False)
 
+    op.create_table(
+        "report_subscriptions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("address", sa.String(length=512), nullable=False),
+        sa.Column("secret_encrypted", sa.Text(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_subscriptions")),
+    )
+    op.create_table(
+        "report_targets",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("metric", sa.String(length=64), nullable=False),
+        sa.Column("baseline", sa.Float(), nullable=False),
+        sa.Column("target", sa.Float(), nullable=False),
+        sa.Column("start_date", sa.Date(), nullable=False),
+        sa.Column("due_date", sa.Date(), nullable=False),
+        sa.Column("owner", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_targets")),
+        sa.UniqueConstraint("name", name=op.f("uq_report_targets_name")),
+    )
     op.create_table(
         "rewards",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -624,6 +706,86 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_identifiers_person_id"), ["person_id"], unique=False)
 
     op.create_table(
+        "journey_enrollments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("journey_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("arm", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("next_at", sa.DateTime(), nullable=False),
+        sa.Column("entered_at", sa.DateTime(), nullable=False),
+        sa.Column("exit_reason", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["journey_id"], ["journeys.id"], name=op.f("fk_journey_enrollments_journey_id_journeys")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_journey_enrollments")),
+        sa.UniqueConstraint(
+            "journey_id", "person_id", name=op.f("uq_journey_enrollments_journey_id_person_id")
+        ),
+    )
+    with op.batch_alter_table("journey_enrollments", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_journey_enrollments_journey_id"), ["journey_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_journey_enrollments_next_at"), ["next_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_journey_enrollments_person_id"), ["person_id"], unique=False)
+
+    op.create_table(
+        "journey_marks",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("journey_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["journey_id"], ["journeys.id"], name=op.f("fk_journey_marks_journey_id_journeys")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_journey_marks")),
+        sa.UniqueConstraint("kind", "name", "person_id", name=op.f("uq_journey_marks_kind_name_person_id")),
+    )
+    with op.batch_alter_table("journey_marks", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_journey_marks_person_id"), ["person_id"], unique=False)
+
+    op.create_table(
+        "monitor_alerts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("dedup_key", sa.String(length=255), nullable=False),
+        sa.Column("group_key", sa.String(length=128), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("rule_id", sa.Integer(), nullable=True),
+        sa.Column("metric", sa.String(length=64), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("level", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("title", sa.String(length=255), nullable=False),
+        sa.Column("observed", sa.Float(), nullable=True),
+        sa.Column("expected", sa.Float(), nullable=True),
+        sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("period", sa.String(length=32), nullable=False),
+        sa.Column("suggested_action", sa.String(length=32), nullable=False),
+        sa.Column("auto_action", sa.Text(), nullable=False),
+        sa.Column("occurrences", sa.Integer(), nullable=False),
+        sa.Column("first_seen", sa.DateTime(), nullable=False),
+        sa.Column("last_seen", sa.DateTime(), nullable=False),
+        sa.Column("due_at", sa.DateTime(), nullable=False),
+        sa.Column("escalations", sa.Integer(), nullable=False),
+        sa.Column("escalated_at", sa.DateTime(), nullable=True),
+        sa.Column("acknowledged_by", sa.String(length=128), nullable=True),
+        sa.Column("acknowledged_at", sa.DateTime(), nullable=True),
+        sa.Column("resolved_by", sa.String(length=128), nullable=True),
+        sa.Column("resolved_at", sa.DateTime(), nullable=True),
+        sa.Column("root_cause", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["rule_id"], ["monitor_rules.id"], name=op.f("fk_monitor_alerts_rule_id_monitor_rules")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_alerts")),
+    )
+    with op.batch_alter_table("monitor_alerts", schema=None) as batch_op:
+        batch_op.create_index("ix_monitor_alerts_dedup", ["dedup_key", "status"], unique=False)
+        batch_op.create_index("ix_monitor_alerts_status_due", ["status", "due_at"], unique=False)
+
+    op.create_table(
         "person_merges",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("survivor_id", sa.BigInteger(), nullable=False),
@@ -639,6 +801,30 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_person_merges_merged_id"), ["merged_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_person_merges_survivor_id"), ["survivor_id"], unique=False)
 
+    op.create_table(
+        "report_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("subscription_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("period_start", sa.Date(), nullable=False),
+        sa.Column("period_end", sa.Date(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("sent_at", sa.DateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["subscription_id"],
+            ["report_subscriptions.id"],
+            name=op.f("fk_report_runs_subscription_id_report_subscriptions"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_runs")),
+        sa.UniqueConstraint(
+            "subscription_id",
+            "kind",
+            "period_start",
+            name=op.f("uq_report_runs_subscription_id_kind_period_start"),
+        ),
+    )
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -712,6 +898,58 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "journey_actions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("journey_id", sa.Integer(), nullable=False),
+        sa.Column("enrollment_id", sa.Integer(), nullable=False),
+        sa.Column("person_id", sa.BigInteger(), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=32), nullable=False),
+        sa.Column("outcome", sa.String(length=32), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["enrollment_id"],
+            ["journey_enrollments.id"],
+            name=op.f("fk_journey_actions_enrollment_id_journey_enrollments"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["journey_id"], ["journeys.id"], name=op.f("fk_journey_actions_journey_id_journeys")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_journey_actions")),
+    )
+    with op.batch_alter_table("journey_actions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_journey_actions_enrollment_id"), ["enrollment_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_journey_actions_journey_id"), ["journey_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_journey_actions_person_id"), ["person_id"], unique=False)
+
+    op.create_table(
+        "monitor_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("alert_id", sa.Integer(), nullable=True),
+        sa.Column("channel_id", sa.Integer(), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("http_status", sa.Integer(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["alert_id"], ["monitor_alerts.id"], name=op.f("fk_monitor_deliveries_alert_id_monitor_alerts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["monitor_channels.id"],
+            name=op.f("fk_monitor_deliveries_channel_id_monitor_channels"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_monitor_deliveries")),
+    )
+    with op.batch_alter_table("monitor_deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_monitor_deliveries_alert_id"), ["alert_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_monitor_deliveries_channel_id"), ["channel_id"], unique=False)
+
+    op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("delivery_id", sa.Integer(), nullable=False),
@@ -739,6 +977,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_webhook_attempts_delivery_id"))
 
     op.drop_table("webhook_attempts")
+    with op.batch_alter_table("monitor_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_monitor_deliveries_channel_id"))
+        batch_op.drop_index(batch_op.f("ix_monitor_deliveries_alert_id"))
+
+    op.drop_table("monitor_deliveries")
+    with op.batch_alter_table("journey_actions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_journey_actions_person_id"))
+        batch_op.drop_index(batch_op.f("ix_journey_actions_journey_id"))
+        batch_op.drop_index(batch_op.f("ix_journey_actions_enrollment_id"))
+
+    op.drop_table("journey_actions")
     with op.batch_alter_table("campaign_referrals", schema=None) as batch_op:
         batch_op.drop_index("ix_campaign_referrals_inviter")
 
@@ -750,11 +999,27 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_endpoint_id"))
 
     op.drop_table("webhook_deliveries")
+    op.drop_table("report_runs")
     with op.batch_alter_table("person_merges", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_person_merges_survivor_id"))
         batch_op.drop_index(batch_op.f("ix_person_merges_merged_id"))
 
     op.drop_table("person_merges")
+    with op.batch_alter_table("monitor_alerts", schema=None) as batch_op:
+        batch_op.drop_index("ix_monitor_alerts_status_due")
+        batch_op.drop_index("ix_monitor_alerts_dedup")
+
+    op.drop_table("monitor_alerts")
+    with op.batch_alter_table("journey_marks", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_journey_marks_person_id"))
+
+    op.drop_table("journey_marks")
+    with op.batch_alter_table("journey_enrollments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_journey_enrollments_person_id"))
+        batch_op.drop_index(batch_op.f("ix_journey_enrollments_next_at"))
+        batch_op.drop_index(batch_op.f("ix_journey_enrollments_journey_id"))
+
+    op.drop_table("journey_enrollments")
     with op.batch_alter_table("identifiers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_identifiers_person_id"))
 
@@ -816,6 +1081,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_rewards_campaign_id"))
 
     op.drop_table("rewards")
+    op.drop_table("report_targets")
+    op.drop_table("report_subscriptions")
     with op.batch_alter_table("privacy_requests", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_privacy_requests_person_id"))
 
@@ -826,6 +1093,8 @@ def downgrade() -> None:
 
     op.drop_table("persons")
     op.drop_table("payout_batches")
+    op.drop_table("monitor_rules")
+    op.drop_table("monitor_channels")
     op.drop_table("ledger_head")
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ledger_entries_reward_id"))
@@ -833,6 +1102,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ledger_entries_campaign_id"))
 
     op.drop_table("ledger_entries")
+    op.drop_table("journeys")
     op.drop_table("identity_links")
     with op.batch_alter_table("fraud_sightings", schema=None) as batch_op:
         batch_op.drop_index("ix_fraud_sightings_person")
@@ -848,6 +1118,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_fraud_cases_campaign")
 
     op.drop_table("fraud_cases")
+    op.drop_table("contact_slots")
     with op.batch_alter_table("consent_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_consent_records_recorded_at"))
         batch_op.drop_index(batch_op.f("ix_consent_records_person_id"))

@@ -1,0 +1,157 @@
+"""HTTP endpoints under /api/v1/monitor: rules, alerts (lifecycle), channels, deliveries, scans."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from liebian.auth.deps import principal_of
+from liebian.db.session import session_scope
+from liebian.monitor import schemas, service
+from liebian.monitor.detector import DetectorError
+from liebian.monitor.service import MonitorError
+
+
+class _MonitorRoute(APIRoute):
+    """Answer a MonitorError / DetectorError with its status and the field it is about."""
+
+    def get_route_handler(self):
+        original = super().get_route_handler()
+
+        async def handler(request):
+            try:
+                return await original(request)
+            except MonitorError as exc:
+                return JSONResponse(status_code=exc.status, content=exc.as_dict())
+            except DetectorError as exc:
+                field, _, reason = str(exc).partition(": ")
+                return JSONResponse(
+                    status_code=422,
+                    content={
+                        "detail": str(exc),
+                        "code": "invalid",
+                        "errors": [{"field": field, "reason": reason}],
+                    },
+                )
+
+        return handler
+
+
+router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"], route_class=_MonitorRoute)
+
+
+@router.get("/rules")
+def list_rules() -> list[dict]:
+    with session_scope() as s:
+        return service.list_rules(s)
+
+
+@router.post("/rules", status_code=201)
+def create_rule(body: schemas.RuleIn, request: Request) -> dict:
+    with session_scope() as s:
+        return service.create_rule(s, body.model_dump(), actor=principal_of(request).name)
+
+
+@router.post("/rules/defaults", status_code=201)
+def install_defaults(request: Request) -> list[dict]:
+    with session_scope() as s:
+        return service.install_default_rules(s, actor=principal_of(request).name)
+
+
+@router.patch("/rules/{rule_id}")
+def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict:
+    with session_scope() as s:
+        return service.update_rule(
+            s, rule_id, body.model_dump(exclude_unset=True), actor=principal_of(request).name
+        )
+
+
+@router.delete("/rules/{rule_id}")
+def disable_rule(rule_id: int, request: Request) -> dict:
+    with session_scope() as s:
+        return service.delete_rule(s, rule_id, actor=principal_of(request).name)
+
+
+@router.post("/rules/evaluate")
+def evaluate(day: date = Query(..., description="the day to check (YYYY-MM-DD)")) -> list[dict]:
+    with session_scope() as s:
+        return service.evaluate_rules(s, day)
+
+
+@router.get("/alerts")
+def list_alerts(
+    status: Literal["open", "acknowledged", "resolved"] | None = None,
+    level: Literal["一般", "重要", "紧急"] | None = None,
+    group_key: str | None = None,
+    grouped: bool = False,
+    limit: int = Query(200, ge=1, le=10000),
+) -> list[dict]:
+    with session_scope() as s:
+        if grouped:
+            return service.grouped_alerts(s, status)
+        return service.list_alerts(s, status, level, group_key, limit)
+
+
+@router.get("/alerts/{alert_id}")
+def get_alert(alert_id: int) -> dict:
+    with session_scope() as s:
+        return service.get_alert(s, alert_id)
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge(alert_id: int, request: Request) -> dict:
+    with session_scope() as s:
+        return service.acknowledge(s, alert_id, actor=principal_of(request).name)
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve(alert_id: int, body: schemas.ResolveIn, request: Request) -> dict:
+    with session_scope() as s:
+        alert = service.resolve(s, alert_id, body.root_cause, actor=principal_of(request).name)
+        service.notify_alert(s, alert, "resolved")
+        return alert
+
+
+@router.post("/escalate")
+def escalate() -> list[dict]:
+    with session_scope() as s:
+        return service.escalate_due(s)
+
+
+@router.get("/channels")
+def list_channels() -> list[dict]:
+    with session_scope() as s:
+        return service.list_channels(s)
+
+
+@router.post("/channels", status_code=201)
+def add_channel(body: schemas.ChannelIn, request: Request) -> dict:
+    with session_scope() as s:
+        return service.add_channel(
+            s,
+            body.name,
+            body.kind,
+            body.target,
+            body.secret,
+            body.min_level,
+            actor=principal_of(request).name,
+        )
+
+
+@router.get("/deliveries")
+def list_deliveries(alert_id: int | None = None, limit: int = Query(200, ge=1, le=10000)) -> list[dict]:
+    with session_scope() as s:
+        return service.list_deliveries(s, alert_id, limit)
+
+
+@router.post("/scan")
+def scan(body: schemas.ScanIn) -> dict:
+    with session_scope() as s:
+        return service.scan_series(
+            s, body.metric, body.start, body.end, campaign_id=body.campaign_id, channel=body.channel,
+            sensitivity=body.sensitivity, min_change=body.min_change,
+        )  # fmt: skip

@@ -1,0 +1,183 @@
+"""`liebian alerts …`: rules, the alert lifecycle, notification channels, anomaly scans."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import typer
+
+from liebian.auth.cli_guard import acting
+from liebian.db.session import session_scope
+from liebian.monitor import service
+from liebian.monitor.detector import DetectorError
+from liebian.monitor.service import MonitorError
+from liebian.output import Format, emit, err_console
+
+app = typer.Typer(no_args_is_help=True)
+rules_app = typer.Typer(no_args_is_help=True, help="Threshold rules.")
+channels_app = typer.Typer(no_args_is_help=True, help="Notification channels.")
+app.add_typer(rules_app, name="rules")
+app.add_typer(channels_app, name="channels")
+FMT = typer.Option(Format.table, "--format")
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        with session_scope() as s:
+            return fn(s, *args, **kwargs)
+    except (MonitorError, DetectorError) as exc:
+        err_console.print(f"[red]{getattr(exc, 'message', str(exc))}[/red]")
+        raise typer.Exit(2) from None
+
+
+def _actor() -> str:
+    return acting().name
+
+
+def _day(value: str | None, field: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err_console.print(f"[red]{field}: {value!r} is not a date (YYYY-MM-DD)[/red]")
+        raise typer.Exit(2) from None
+
+
+@rules_app.command("list")
+def rules_list(fmt: Format = FMT) -> None:
+    """List the threshold rules."""
+    emit(_run(service.list_rules), fmt)
+
+
+@rules_app.command("add")
+def rules_add(
+    name: str = typer.Option(..., help="unique name"),
+    metric: str = typer.Option(..., help=", ".join(service.RULE_METRICS)),
+    op: str = typer.Option(..., help="< or >"),
+    threshold: float = typer.Option(..., help="a share, e.g. 0.15"),
+    campaign_id: str | None = typer.Option(None),
+    channel: str | None = typer.Option(None),
+    level: str = typer.Option("一般", help="一般 | 重要 | 紧急"),
+    action: str = typer.Option("none", help=", ".join(service.ACTIONS)),
+    auto_adjust: bool = typer.Option(False, "--auto-adjust/--no-auto-adjust"),
+    limits: str = typer.Option("{}", help='JSON, e.g. {"max_reward_fen": 2000, "step_pct": 0.2}'),
+    fmt: Format = FMT,
+) -> None:
+    """Add a threshold rule."""
+    try:
+        parsed = json.loads(limits)
+    except ValueError as exc:
+        err_console.print(f"[red]limits: not JSON ({exc})[/red]")
+        raise typer.Exit(2) from None
+    data = {"name": name, "metric": metric, "op": op, "threshold": threshold, "campaign_id": campaign_id,
+            "channel": channel, "level": level, "action": action, "auto_adjust": auto_adjust, "limits": parsed}  # fmt: skip
+    emit(_run(service.create_rule, data, actor=_actor()), fmt)
+
+
+@rules_app.command("defaults")
+def rules_defaults(fmt: Format = FMT) -> None:
+    """Install the plan's rules (participation < 15%, fission < 10%, negative share > 5%, …)."""
+    emit(_run(service.install_default_rules, actor=_actor()), fmt)
+
+
+@rules_app.command("disable")
+def rules_disable(rule_id: int, fmt: Format = FMT) -> None:
+    """Disable a rule (its alerts stay)."""
+    emit(_run(service.delete_rule, rule_id, actor=_actor()), fmt)
+
+
+@app.command("evaluate")
+def evaluate(
+    day: str | None = typer.Option(None, help="YYYY-MM-DD; default yesterday (UTC)"), fmt: Format = FMT
+) -> None:
+    """Check every enabled rule for one day; open alerts; notify; apply auto-adjust policies."""
+    d = _day(day, "day") or date.today() - timedelta(days=1)
+    emit(_run(service.evaluate_rules, d), fmt)
+
+
+@app.command("scan")
+def scan(
+    metric: str = typer.Option(..., help=", ".join(service.SERIES_METRICS)),
+    start: str = typer.Option(..., help="YYYY-MM-DD"),
+    end: str = typer.Option(..., help="YYYY-MM-DD"),
+    campaign_id: str | None = typer.Option(None),
+    channel: str | None = typer.Option(None),
+    sensitivity: float = typer.Option(3.0, help="robust sigmas (3 = the 3σ rule)"),
+    min_change: float = typer.Option(0.15, help="smallest relative move that alerts"),
+    fmt: Format = FMT,
+) -> None:
+    """Anomalies of one daily KPI series (STL + robust 3σ, calendar of known effects)."""
+    result = _run(
+        service.scan_series, metric, _day(start, "start"), _day(end, "end"), campaign_id=campaign_id,
+        channel=channel, sensitivity=sensitivity, min_change=min_change,
+    )  # fmt: skip
+    emit(result["anomalies"] if fmt != Format.json else result, fmt)
+
+
+@app.command("list")
+def list_(
+    status: str | None = typer.Option(None, help="open | acknowledged | resolved"),
+    level: str | None = typer.Option(None, help="一般 | 重要 | 紧急"),
+    grouped: bool = typer.Option(False, "--grouped", help="group by campaign / channel / group"),
+    fmt: Format = FMT,
+) -> None:
+    """List alerts (newest first) or alert groups."""
+    if grouped:
+        emit(_run(service.grouped_alerts, status), fmt)
+    else:
+        emit(_run(service.list_alerts, status, level), fmt)
+
+
+@app.command("show")
+def show(alert_id: int, fmt: Format = FMT) -> None:
+    """One alert."""
+    emit(_run(service.get_alert, alert_id), fmt)
+
+
+@app.command("ack")
+def ack(alert_id: int, fmt: Format = FMT) -> None:
+    """Acknowledge an open alert."""
+    emit(_run(service.acknowledge, alert_id, actor=_actor()), fmt)
+
+
+@app.command("resolve")
+def resolve(
+    alert_id: int,
+    root_cause: str = typer.Option(..., "--root-cause", help="what caused it"),
+    fmt: Format = FMT,
+) -> None:
+    """Resolve an alert with a root-cause note."""
+    emit(_run(service.resolve, alert_id, root_cause, actor=_actor()), fmt)
+
+
+@app.command("escalate")
+def escalate(fmt: Format = FMT) -> None:
+    """Escalate open alerts whose response deadline has passed."""
+    emit(_run(service.escalate_due), fmt)
+
+
+@channels_app.command("add")
+def channels_add(
+    name: str = typer.Option(...),
+    kind: str = typer.Option(..., help="wecom | dingtalk | webhook | email"),
+    target: str = typer.Option(..., help="robot / webhook URL, or comma-separated e-mail addresses"),
+    secret: str = typer.Option("", help="DingTalk 加签 secret (SEC…) or webhook signing secret"),
+    min_level: str = typer.Option("一般", help="lowest level sent to this channel"),
+    fmt: Format = FMT,
+) -> None:
+    """Add a notification channel (URL and secret are stored encrypted)."""
+    emit(_run(service.add_channel, name, kind, target, secret, min_level, actor=_actor()), fmt)
+
+
+@channels_app.command("list")
+def channels_list(fmt: Format = FMT) -> None:
+    """List notification channels (URLs without their keys)."""
+    emit(_run(service.list_channels), fmt)
+
+
+@app.command("deliveries")
+def deliveries(alert_id: int | None = typer.Option(None), fmt: Format = FMT) -> None:
+    """The notification delivery log."""
+    emit(_run(service.list_deliveries, alert_id), fmt)

@@ -1,0 +1,123 @@
+"""HTTP endpoints under /api/v1/reports: on-demand reports (HTML, XLSX, JSON), targets, subscriptions."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from liebian.analytics.common import AnalyticsError
+from liebian.db.session import session_scope
+from liebian.reports import service
+from liebian.reports.schemas import SubscriptionIn, TargetIn
+from liebian.reports.service import ReportError
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _error(exc: ReportError) -> JSONResponse:
+    return JSONResponse(status_code=exc.status, content=exc.as_dict())
+
+
+def _report(kind: str, start: date | None, end: date | None):
+    if (start is None) != (end is None):
+        return _error(ReportError("start, end: give both or neither", field="start"))
+    try:
+        return service.generate(kind, start, end)
+    except ReportError as exc:
+        return _error(exc)
+    except AnalyticsError as exc:
+        return _error(ReportError(str(exc), field="query"))
+
+
+KIND = Query("weekly", pattern="^(weekly|monthly)$")
+
+
+@router.get("/report.json")
+def report_json(kind: str = KIND, start: date | None = None, end: date | None = None):
+    """The report's data; without start/end the last complete week or month (display zone)."""
+    return _report(kind, start, end)
+
+
+@router.get("/report.html", response_class=HTMLResponse)
+def report_html(kind: str = KIND, start: date | None = None, end: date | None = None):
+    report = _report(kind, start, end)
+    if isinstance(report, JSONResponse):
+        return report
+    return HTMLResponse(service.render_html(report))
+
+
+@router.get("/report.xlsx")
+def report_xlsx(kind: str = KIND, start: date | None = None, end: date | None = None):
+    report = _report(kind, start, end)
+    if isinstance(report, JSONResponse):
+        return report
+    name = f"liebian-{report['kind']}-{report['period_start']}.xlsx"
+    return Response(
+        service.render_xlsx(report),
+        media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/targets")
+def targets() -> list[dict]:
+    with session_scope() as s:
+        return service.list_targets(s)
+
+
+@router.post("/targets", status_code=201)
+def add_target(body: TargetIn):
+    try:
+        with session_scope() as s:
+            return service.create_target(s, **body.model_dump())
+    except ReportError as exc:
+        return _error(exc)
+
+
+@router.delete("/targets/{target_id}", status_code=204)
+def delete_target(target_id: int):
+    try:
+        with session_scope() as s:
+            service.delete_target(s, target_id)
+    except ReportError as exc:
+        return _error(exc)
+    return Response(status_code=204)
+
+
+@router.get("/subscriptions")
+def subscriptions() -> list[dict]:
+    with session_scope() as s:
+        return service.list_subscriptions(s)
+
+
+@router.post("/subscriptions", status_code=201)
+def subscribe(body: SubscriptionIn):
+    try:
+        with session_scope() as s:
+            return service.subscribe(s, body.kind, body.channel, body.address, body.secret)
+    except ReportError as exc:
+        return _error(exc)
+
+
+@router.delete("/subscriptions/{subscription_id}")
+def unsubscribe(subscription_id: int):
+    try:
+        with session_scope() as s:
+            return service.unsubscribe(s, subscription_id)
+    except ReportError as exc:
+        return _error(exc)
+
+
+@router.get("/runs")
+def runs(limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
+    with session_scope() as s:
+        return service.list_runs(s, limit)
+
+
+@router.post("/send-due")
+def send_due() -> list[dict]:
+    """Run the schedule now: deliver every report due today that was not delivered yet."""
+    return service.run_scheduled()

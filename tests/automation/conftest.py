@@ -1,0 +1,13 @@
+"""Fixtures for the journey tests: a live webhook receiver."""
+
+from __future__ import annotations
+
+import pytest
+from automation_helpers import Receiver
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
