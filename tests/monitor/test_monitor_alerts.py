@@ -32,7 +32,9 @@ INVITE_RULES = {
 }
 
 
-def _raise(session, level="一般", scope=None, now=T0, metric="participation_rate", observed=0.1, rule_id=None):
+def _raise(
+    session, level="一般", scope=None, now=T0, metric="participation_rate", observed=0.1, rule_id=None
+):
     return service.raise_alert(
         session, kind="threshold", metric=metric, scope=scope or {"campaign_id": "c1"}, level=level,
         title="参与率低", observed=observed, threshold=0.15, period="2026-11-19", now=now, rule_id=rule_id,
@@ -47,7 +49,9 @@ def test_deadlines_follow_the_levels(session) -> None:
     for level, hours in (("一般", 2), ("重要", 4), ("紧急", 8)):
         a, new = _raise(session, level, scope={"campaign_id": f"c-{level}"})
         assert new and a["status"] == "open"
-        assert datetime.fromisoformat(a["due_at"]) - datetime.fromisoformat(a["first_seen"]) == timedelta(hours=hours)
+        assert datetime.fromisoformat(a["due_at"]) - datetime.fromisoformat(a["first_seen"]) == timedelta(
+            hours=hours
+        )
 
 
 def test_lifecycle_open_acknowledged_resolved(session) -> None:
@@ -58,7 +62,9 @@ def test_lifecycle_open_acknowledged_resolved(session) -> None:
         service.acknowledge(session, a["id"], actor="ops1")
     with pytest.raises(MonitorError, match="root-cause"):
         service.resolve(session, a["id"], "  ", actor="ops1")
-    done = service.resolve(session, a["id"], "分享卡片失效，已修复", actor="ops1", now=T0 + timedelta(hours=1))
+    done = service.resolve(
+        session, a["id"], "分享卡片失效，已修复", actor="ops1", now=T0 + timedelta(hours=1)
+    )
     assert done["status"] == "resolved" and done["root_cause"] == "分享卡片失效，已修复"
     assert done["resolved_at"] == (T0 + timedelta(hours=1)).isoformat()
     with pytest.raises(MonitorError, match="already resolved"):
@@ -99,7 +105,9 @@ def test_escalation_when_the_deadline_passes(session) -> None:
     service.acknowledge(session, ack["id"], actor="ops", now=T0 + timedelta(minutes=5))
     notify = lambda s, alert, event: sent.append((alert["id"], event))  # noqa: E731
     # one minute before the 2 h deadline nothing happens
-    assert service.escalate_due(session, T0 + timedelta(hours=2) - timedelta(minutes=1), notify_fn=notify) == []
+    assert (
+        service.escalate_due(session, T0 + timedelta(hours=2) - timedelta(minutes=1), notify_fn=notify) == []
+    )
     (e,) = service.escalate_due(session, T0 + timedelta(hours=2), notify_fn=notify)
     assert e["id"] == a["id"] and e["level"] == "重要" and e["escalations"] == 1
     assert e["due_at"] == (T0 + timedelta(hours=6)).isoformat()  # 重要: 4 h from the escalation
@@ -115,7 +123,9 @@ def test_rules_are_validated_and_managed(session) -> None:
     with pytest.raises(MonitorError, match="metric"):
         service.create_rule(session, {"name": "x", "metric": "nope", "op": "<", "threshold": 0.1}, actor="t")
     with pytest.raises(MonitorError, match="threshold"):
-        service.create_rule(session, {"name": "x", "metric": "fraud_rate", "op": ">", "threshold": 5}, actor="t")
+        service.create_rule(
+            session, {"name": "x", "metric": "fraud_rate", "op": ">", "threshold": 5}, actor="t"
+        )
     with pytest.raises(MonitorError, match="max_reward_fen"):
         service.create_rule(session, {"name": "x", "metric": "participation_rate", "op": "<", "threshold": 0.15,
                                       "action": "raise_reward_tier", "auto_adjust": True}, actor="t")  # fmt: skip
@@ -151,10 +161,14 @@ def test_auto_adjust_raises_rewards_within_the_ceiling_and_audits(session) -> No
     assert len(entries) == 1 and json.loads(entries[0].detail)["campaign_id"] == "c_auto"
     # the daily limit: a second alert the same day does not adjust again
     service.resolve(session, alert["id"], "raised", actor="t")
-    again, _ = _raise(session, "重要", {"campaign_id": "c_auto"}, now=T0 + timedelta(hours=1), rule_id=rule.id)
+    again, _ = _raise(
+        session, "重要", {"campaign_id": "c_auto"}, now=T0 + timedelta(hours=1), rule_id=rule.id
+    )
     skipped = service.auto_adjust(session, rule, again, now=T0 + timedelta(hours=1))
     assert skipped["auto_action"].startswith("skipped: limit")
-    assert [t["reward"]["value_fen"] for t in campaigns.get_campaign(session, "c_auto")["rules"]["tiers"]] == [600, 3200]
+    assert [
+        t["reward"]["value_fen"] for t in campaigns.get_campaign(session, "c_auto")["rules"]["tiers"]
+    ] == [600, 3200]
 
 
 def test_auto_adjust_pauses_a_campaign(session) -> None:
@@ -162,5 +176,7 @@ def test_auto_adjust_pauses_a_campaign(session) -> None:
     campaigns.launch(session, "c_auto")
     rule = _rule(session, action="pause_campaign", auto_adjust=True)
     alert, _ = _raise(session, "紧急", {"campaign_id": "c_auto"})
-    assert service.auto_adjust(session, rule, alert, now=T0)["auto_action"] == "applied: paused campaign c_auto"
+    assert (
+        service.auto_adjust(session, rule, alert, now=T0)["auto_action"] == "applied: paused campaign c_auto"
+    )
     assert campaigns.get_campaign(session, "c_auto")["status"] == "paused"

@@ -23,12 +23,18 @@ def _anomaly(truth: dict, metric: str) -> dict:
 def test_participation_collapse_of_the_group_buy_is_found(truth) -> None:
     a = _anomaly(truth, "participation")
     day = date.fromisoformat(a["date"])
-    start = date.fromisoformat(next(c for c in truth["campaigns"] if c["campaign_id"] == a["campaign_id"])["start"])
+    start = date.fromisoformat(
+        next(c for c in truth["campaigns"] if c["campaign_id"] == a["campaign_id"])["start"]
+    )
     # Daily joins: at 5,000 persons the per-day participation *rate* of one campaign swings 0.10–0.36
     # on tiny denominators and hides the collapse; the count of participants shows it.
-    result = service.scan_series(None, "participants", start, day + timedelta(days=7), campaign_id=a["campaign_id"])
+    result = service.scan_series(
+        None, "participants", start, day + timedelta(days=7), campaign_id=a["campaign_id"]
+    )
     alerts = [x for x in result["anomalies"] if x["alert"]]
-    print(f"participation series of {result['points']} days: alerts {[(x['ts'][:10], x['direction']) for x in alerts]}")
+    print(
+        f"participation series of {result['points']} days: alerts {[(x['ts'][:10], x['direction']) for x in alerts]}"
+    )
     hit = [x for x in alerts if x["ts"][:10] == a["date"]]
     assert hit and hit[0]["direction"] == "drop"
     assert hit[0]["observed"] < 0.5 * hit[0]["expected"]  # the collapse, stated against what was expected
@@ -42,7 +48,9 @@ def test_app_orders_spike_is_found(truth) -> None:
     start = date.fromisoformat(truth["spec"]["start_date"])
     result = service.scan_series(None, "paid_orders", start, day + timedelta(days=10), channel=a["channel"])
     alerts = [x for x in result["anomalies"] if x["alert"]]
-    print(f"app orders series of {result['points']} days: alerts {[(x['ts'][:10], x['direction']) for x in alerts]}")
+    print(
+        f"app orders series of {result['points']} days: alerts {[(x['ts'][:10], x['direction']) for x in alerts]}"
+    )
     hit = [x for x in alerts if x["ts"][:10] == a["date"]]
     assert hit and hit[0]["direction"] == "spike" and hit[0]["observed"] > 2 * hit[0]["expected"]
     assert len(alerts) == 1

@@ -16,11 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
+from conftest import free_port
 from liebian.config import reset_settings_cache
 from liebian.db.session import session_scope
 from liebian.monitor import notify, service
-
-from conftest import free_port
 
 NOW = datetime(2026, 11, 20, 9, 0)
 
@@ -97,13 +96,17 @@ def test_wecom_robot_payload(sqlite_store: str, receiver: Receiver, fast_retries
 def test_dingtalk_signature_verifies(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
     secret = "SECabcdef0123456789"
     with session_scope() as s:
-        service.add_channel(s, "钉钉", "dingtalk", f"{receiver.url}/robot/send?access_token=t0k", secret, actor="t")
+        service.add_channel(
+            s, "钉钉", "dingtalk", f"{receiver.url}/robot/send?access_token=t0k", secret, actor="t"
+        )
         service.notify_alert(s, _alert(s), "opened")
     (req,) = receiver.requests
     q = urllib.parse.parse_qs(urllib.parse.urlsplit(req["path"]).query)
     ts = q["timestamp"][0]
     assert abs(int(ts) / 1000 - time.time()) < 3600
-    expected = base64.b64encode(hmac.new(secret.encode(), f"{ts}\n{secret}".encode(), hashlib.sha256).digest())
+    expected = base64.b64encode(
+        hmac.new(secret.encode(), f"{ts}\n{secret}".encode(), hashlib.sha256).digest()
+    )
     assert q["sign"][0] == expected.decode()  # parse_qs already url-decoded it
     assert q["access_token"] == ["t0k"]
     body = json.loads(req["body"])
@@ -130,7 +133,9 @@ def test_signed_webhook_and_retries_on_5xx(sqlite_store: str, receiver: Receiver
     assert payload["observed"] == 0.09 and payload["threshold"] == 0.15 and payload["event"] == "opened"
 
 
-def test_gives_up_after_retries_and_logs_the_failure(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
+def test_gives_up_after_retries_and_logs_the_failure(
+    sqlite_store: str, receiver: Receiver, fast_retries: None
+) -> None:
     receiver.script = [502, 502, 502, 502]
     with session_scope() as s:
         service.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", actor="t")
@@ -142,7 +147,9 @@ def test_gives_up_after_retries_and_logs_the_failure(sqlite_store: str, receiver
 
 def test_4xx_is_not_retried(receiver: Receiver) -> None:
     receiver.script = [400]
-    r = notify.send("webhook", f"{receiver.url}/h", "", notify.public_view({"level": "一般"}, "test"), backoff=0)
+    r = notify.send(
+        "webhook", f"{receiver.url}/h", "", notify.public_view({"level": "一般"}, "test"), backoff=0
+    )
     assert r.status == "failed" and r.attempts == 1
 
 
@@ -187,7 +194,9 @@ class _Sink:
         return "250 OK"
 
 
-def test_email_over_local_smtp(sqlite_store: str, monkeypatch: pytest.MonkeyPatch, fast_retries: None) -> None:
+def test_email_over_local_smtp(
+    sqlite_store: str, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
     sink = _Sink()
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
@@ -198,7 +207,9 @@ def test_email_over_local_smtp(sqlite_store: str, monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("LIEBIAN_SMTP_FROM", "alerts@teawords.example")
         reset_settings_cache()
         with session_scope() as s:
-            service.add_channel(s, "值班邮箱", "email", "ops@teawords.example, lead@teawords.example", actor="t")
+            service.add_channel(
+                s, "值班邮箱", "email", "ops@teawords.example, lead@teawords.example", actor="t"
+            )
             (d,) = service.notify_alert(s, _alert(s), "opened")
     finally:
         controller.stop()
@@ -215,7 +226,9 @@ def test_email_over_local_smtp(sqlite_store: str, monkeypatch: pytest.MonkeyPatc
     assert "9.00%" in msg.get_payload(decode=True).decode()
 
 
-def test_email_to_a_closed_port_fails_and_is_logged(sqlite_store: str, monkeypatch: pytest.MonkeyPatch, fast_retries: None) -> None:
+def test_email_to_a_closed_port_fails_and_is_logged(
+    sqlite_store: str, monkeypatch: pytest.MonkeyPatch, fast_retries: None
+) -> None:
     monkeypatch.setenv("LIEBIAN_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("LIEBIAN_SMTP_PORT", str(free_port()))
     reset_settings_cache()

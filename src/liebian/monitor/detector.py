@@ -138,7 +138,9 @@ def _transform(raw: np.ndarray, log: bool | None) -> tuple[Callable, Callable]:
     return (lambda x: np.sqrt(np.asarray(x) + 0.375)), (lambda z: np.square(z) - 0.375)
 
 
-def _cold(hist: np.ndarray, fwd: Callable, inv: Callable, min_change: float) -> tuple[float, tuple[float, float]]:
+def _cold(
+    hist: np.ndarray, fwd: Callable, inv: Callable, min_change: float
+) -> tuple[float, tuple[float, float]]:
     """Scale and accepted range (transformed) of a short history (see the cold start in `detect`)."""
     mid = float(np.median(hist))
     scale = max(1.4826 * float(np.median(np.abs(hist - mid))), 1e-3 * abs(mid), 1e-9)

@@ -76,8 +76,9 @@ class MonitorError(Exception):
 
     def as_dict(self) -> dict:
         body: dict[str, Any] = {"detail": self.message, "code": self.code}
-        if self.status == 422:
-            body["errors"] = [{"field": self.field or "", "reason": self.message}]
+        if self.status == 422 or self.field:  # which field, and why
+            field, _, reason = self.message.partition(": ")
+            body["errors"] = [{"field": self.field or "", "reason": reason or self.message}]
         return body
 
 
