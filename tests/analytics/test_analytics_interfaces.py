@@ -114,9 +114,9 @@ def test_cli_outputs_json_csv_and_names_bad_input(scenario, load, data_dir):
     assert out.exit_code == 2 and "start: '2026-02-30' is not a date" in out.output
 
 
-def test_http_endpoints_and_errors(scenario, load):
+def test_http_endpoints_and_errors(scenario, load, admin_headers):
     load()
-    client = TestClient(create_app(run_migrations=False))
+    client = TestClient(create_app(run_migrations=False), headers=admin_headers)
     base = "/api/v1/analytics"
     r = client.get(f"{base}/kpis", params={"start": P[0], "end": P[1], "channel": ["douyin"]})
     assert r.status_code == 200

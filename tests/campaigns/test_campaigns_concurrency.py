@@ -17,9 +17,9 @@ from liebian.rewards import service as rewards
 
 
 @pytest.fixture
-def client(live_server: str):
+def client(live_server: str, admin_headers):
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    with httpx.Client(base_url=live_server, timeout=60, limits=limits) as c:
+    with httpx.Client(base_url=live_server, timeout=60, limits=limits, headers=admin_headers) as c:
         yield c
 
 

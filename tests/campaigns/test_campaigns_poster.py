@@ -27,8 +27,8 @@ def glyph(font, text: str) -> np.ndarray:
     return np.asarray(font.getmask(text, mode="L"))
 
 
-def test_poster_from_the_api_decodes_to_the_link(sqlite_store: str) -> None:
-    with TestClient(create_app(run_migrations=False)) as client:
+def test_poster_from_the_api_decodes_to_the_link(sqlite_store: str, admin_headers) -> None:
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         api = Api(client)
         api.create(rules("double_sided", title="双十一拼好礼", poster_template="minimal"), "poster1")
         invite = api.invite("poster1", "alice", channel="poster", nickname="小红")

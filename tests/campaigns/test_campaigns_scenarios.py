@@ -24,8 +24,8 @@ from liebian.web.app import create_app
 
 
 @pytest.fixture
-def api(store: str):
-    with TestClient(create_app(run_migrations=False)) as client:
+def api(store: str, admin_headers):
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         yield Api(client)
 
 

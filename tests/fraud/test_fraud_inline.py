@@ -262,8 +262,8 @@ def test_inline_check_records_each_sighting_without_clear_user_agent(session) ->
 
 
 @pytest.fixture
-def api(store: str):
-    with TestClient(create_app(run_migrations=False)) as client:
+def api(store: str, admin_headers):
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         yield client
 
 

@@ -29,8 +29,8 @@ NORMAL = "13912345678"
 
 
 @pytest.fixture
-def client(store: str):
-    with TestClient(create_app(run_migrations=False)) as c:
+def client(store: str, admin_headers):
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as c:
         yield c
 
 

@@ -22,8 +22,8 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def client(store):
-    with TestClient(create_app(run_migrations=False)) as c:
+def client(store, admin_headers):
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as c:
         yield c
 
 

@@ -46,7 +46,12 @@ def test_app_orders_spike_is_found(truth) -> None:
     a = _anomaly(truth, "orders")
     day = date.fromisoformat(a["date"])
     start = date.fromisoformat(truth["spec"]["start_date"])
-    result = service.scan_series(None, "paid_orders", start, day + timedelta(days=10), channel=a["channel"])
+    with session_scope() as s:  # the job's path: alerts for anomalies from the spike day on
+        result = service.scan_series(
+            s, "paid_orders", start, day + timedelta(days=10), channel=a["channel"], raise_alerts_since=day
+        )
+        for alert in result["alerts"]:
+            service.resolve(s, alert["id"], "demo: injected spike", actor="test")  # leave the store clean
     alerts = [x for x in result["anomalies"] if x["alert"]]
     print(
         f"app orders series of {result['points']} days: alerts {[(x['ts'][:10], x['direction']) for x in alerts]}"
@@ -54,6 +59,10 @@ def test_app_orders_spike_is_found(truth) -> None:
     hit = [x for x in alerts if x["ts"][:10] == a["date"]]
     assert hit and hit[0]["direction"] == "spike" and hit[0]["observed"] > 2 * hit[0]["expected"]
     assert len(alerts) == 1
+    (opened,) = result["alerts"]
+    assert opened["period"] == a["date"] and opened["scope"] == {"channel": a["channel"]}
+    assert opened["observed"] == hit[0]["observed"] and opened["expected"] == hit[0]["expected"]
+    assert opened["suggested_action"] == "review_channel" and opened["kind"] == "anomaly"
 
 
 def test_threshold_rules_on_the_demo(truth) -> None:

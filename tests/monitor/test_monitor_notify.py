@@ -239,3 +239,17 @@ def test_email_to_a_closed_port_fails_and_is_logged(
     finally:
         reset_settings_cache()
     assert d["status"] == "failed" and d["attempts"] == 3 and d["error"]
+
+
+def test_min_level_and_escalation_notice(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
+    from datetime import timedelta
+
+    with session_scope() as s:
+        service.add_channel(s, "值班", "webhook", f"{receiver.url}/oncall", min_level="紧急", actor="t")
+        alert = _alert(s)  # 重要: below this channel's level
+        assert service.notify_alert(s, alert, "opened") == []
+        service.escalate_due(s, NOW + timedelta(hours=4))  # 重要 → 紧急 after its 4 h
+        (d,) = service.list_deliveries(s, alert["id"])
+    assert d["event"] == "escalated" and d["status"] == "delivered"
+    payload = json.loads(receiver.requests[0]["body"])
+    assert payload["level"] == "紧急" and payload["event"] == "escalated" and payload["escalations"] == 1

@@ -494,7 +494,7 @@ def test_identity_conflicts_from_the_store(dirty, sqlite_store):
     assert r.consistency.rows_with_problems == without.consistency.rows_with_problems + 1
 
 
-def test_cli_and_http_report(dirty, sqlite_store):
+def test_cli_and_http_report(dirty, sqlite_store, admin_headers):
     runner = CliRunner()
     out = runner.invoke(cli_app, ["quality", "report", "--format", "json"])
     assert out.exit_code == 0, out.output
@@ -517,7 +517,7 @@ def test_cli_and_http_report(dirty, sqlite_store):
     bad = runner.invoke(cli_app, ["quality", "report", "--start", "2026-07-01", "--end", "2026-06-01"])
     assert bad.exit_code == 2 and "is not before end" in bad.stderr
 
-    with TestClient(create_app(run_migrations=False)) as client:
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         response = client.get("/api/v1/quality/report", params={"late_hours": 0.5})
         assert response.status_code == 200, response.text
         assert response.json()["timeliness"]["late_events"] == int(expected_late(dirty["events"], 0.5).sum())

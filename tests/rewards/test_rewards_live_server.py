@@ -11,18 +11,23 @@ from liebian.db.session import session_scope
 from liebian.rewards import service
 
 
-def test_concurrent_duplicate_requests_over_http(live_server):
+def test_concurrent_duplicate_requests_over_http(live_server, admin_headers):
     with session_scope() as s:
         reward = grant(s, "g1", value_fen=700)
     url = f"{live_server}/api/v1/rewards/{reward.id}"
 
     def approve(i: int) -> httpx.Response:
         return httpx.post(
-            f"{url}/approve", json={"actor": f"op{i}"}, headers={"Idempotency-Key": "ap"}, timeout=60
+            f"{url}/approve",
+            json={"actor": f"op{i}"},
+            headers={**admin_headers, "Idempotency-Key": "ap"},
+            timeout=60,
         )
 
     def issue(i: int) -> httpx.Response:
-        return httpx.post(f"{url}/issue", json={"idempotency_key": f"issue-{i}"}, timeout=60)
+        return httpx.post(
+            f"{url}/issue", json={"idempotency_key": f"issue-{i}"}, headers=admin_headers, timeout=60
+        )
 
     with ThreadPoolExecutor(max_workers=25) as pool:
         approvals = list(pool.map(approve, range(50)))
@@ -34,5 +39,5 @@ def test_concurrent_duplicate_requests_over_http(live_server):
     with session_scope() as s:
         moves = [(e["kind"], e["to_state"]) for e in service.entries(s)]
         assert moves == [("grant", "pending"), ("transition", "approved"), ("transition", "issued")]
-    verify = httpx.get(f"{live_server}/api/v1/ledger/verify", timeout=30).json()
+    verify = httpx.get(f"{live_server}/api/v1/ledger/verify", headers=admin_headers, timeout=30).json()
     assert verify["ok"] and verify["entries_checked"] == 3

@@ -39,16 +39,16 @@ def test_background_worker_releases_and_delivers(sqlite_store):
         assert webhooks.list_deliveries(s)[0]["status"] == "delivered"
 
 
-def test_release_endpoint_as_of(sqlite_store):
+def test_release_endpoint_as_of(sqlite_store, admin_headers):
     with session_scope() as s:
         grant(s, "g1", hold_until=utcnow() + timedelta(days=7))
-    with TestClient(create_app(run_migrations=False)) as client:
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         assert client.post("/api/v1/ledger/release").json() == {"released": 0}
         later = (utcnow() + timedelta(days=8)).isoformat()
         assert client.post("/api/v1/ledger/release", params={"as_of": later}).json() == {"released": 1}
 
 
-def test_rewards_follow_a_oneid_merge(sqlite_store):
+def test_rewards_follow_a_oneid_merge(sqlite_store, admin_headers):
     with session_scope() as s:
         ids = identity.resolve(s, [RawIdentifier("openid", "o-abc"), RawIdentifier("unionid", "u-xyz")])
         a, b = sorted(ids.values())
@@ -61,7 +61,7 @@ def test_rewards_follow_a_oneid_merge(sqlite_store):
         assert sorted(r.value_fen for r in service.rewards_for(s, a)) == [100, 250]
         assert sorted(r.value_fen for r in service.rewards_for(s, b)) == [100, 250]
         assert service.verify_chain(s).ok  # the chain was not rewritten
-    with TestClient(create_app(run_migrations=False)) as client:
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         mine = client.get("/api/v1/my/rewards", params={"person_id": a}).json()
     assert mine["balances"] == [{"state": "pending", "value_fen": 350, "rewards": 2}]
 

@@ -26,9 +26,9 @@ def _load_two_buyers() -> None:
             )
 
 
-def test_overview_in_chinese_then_english(sqlite_store) -> None:
+def test_overview_in_chinese_then_english(sqlite_store, admin_headers) -> None:
     _load_two_buyers()
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), headers=admin_headers) as client:
         zh = client.get("/")
         assert zh.status_code == 200
         assert 'lang="zh-CN"' in zh.text and "北极星指标总览" in zh.text and "成交额 GMV" in zh.text
@@ -40,7 +40,7 @@ def test_overview_in_chinese_then_english(sqlite_store) -> None:
         assert 'lang="en"' in client.get("/").text
 
 
-def test_overview_without_data_says_how_to_get_some(sqlite_store) -> None:
-    with TestClient(create_app()) as client:
+def test_overview_without_data_says_how_to_get_some(sqlite_store, admin_headers) -> None:
+    with TestClient(create_app(), headers=admin_headers) as client:
         page = client.get("/")
     assert page.status_code == 200 and "liebian demo" in page.text

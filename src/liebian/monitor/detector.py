@@ -1,13 +1,12 @@
 """Anomaly detection on a metric series: STL (trend + weekly seasonality) and a robust 3σ rule.
 
-1. Days of known calendar effects (618, 双11, 春节, campaign launches) are replaced by an
-   interpolation before the fit, so a big sales day neither distorts the seasonal pattern nor raises
-   an alert of its own; a deviation on such a day is reported as *explained*, not alerted.
-2. `statsmodels.tsa.seasonal.STL(robust=True)` splits the series into trend + seasonal + residual;
-   robust LOESS weights keep the anomalies themselves from bending the fit.
-3. The residual scale is 1.4826 × MAD of the residuals of ordinary days (a standard-deviation
-   estimate that a few outliers cannot inflate); a day whose residual exceeds `sensitivity` × that
-   scale is an anomaly. `expected` = trend + seasonal, `observed` = the value.
+Each point is judged from the points before it (as a monitor sees it): a variance-stabilising
+transform (logs, or the Anscombe square root for small counts), `statsmodels` STL on the cleaned
+history, a one-step forecast = last trend + seasonal one period back, and the 3σ rule on the
+forecast error with σ = 1.4826 × MAD of past errors, plus a materiality threshold (`min_change`).
+Days of known calendar effects (618, 双11, 春节, campaign launches) are reported as *explained*,
+never alerted, and kept out of the fit. Level shifts, cold start and episodes: see `detect` and
+docs/monitoring.md.
 """
 
 from __future__ import annotations
@@ -167,9 +166,11 @@ def detect(
     fit would "see" a level shift coming and flag the days before it). Flagged and calendar points
     are replaced by their expected value in the history, so one spike does not distort the next
     forecasts; a run of `shift_after` flags in one direction is accepted as a level shift (the
-    history keeps the real values so the fit adapts). Consecutive flags in one direction form one
+    older history is moved onto the new level so the fit adapts). Consecutive flags in one direction form one
     episode: only its first point is an alert, the others carry `episode_start`.
-    `sensitivity` is the number of robust sigmas a forecast error must exceed (3 = the 3σ rule).
+    `sensitivity` is the number of robust sigmas a forecast error must exceed (3 = the 3σ rule);
+    `min_change` the smallest relative move that counts. With under three periods of history (a
+    young campaign) a point must leave the whole range seen so far by `min_change` (cold start).
     """
     if sensitivity <= 0:
         raise DetectorError(f"sensitivity: must be > 0, got {sensitivity}")

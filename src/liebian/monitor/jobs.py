@@ -29,7 +29,7 @@ def escalate() -> dict:
 
 @job("monitor-anomalies", every_seconds=86400)
 def scan_anomalies() -> dict:
-    """STL + 3σ scan of participation per live campaign and orders per channel; alerts for yesterday."""
+    """STL + 3σ scan of participants per live campaign and of paid orders; alerts for yesterday."""
     from liebian.campaigns import service as campaigns
 
     end = (utcnow() - timedelta(days=1)).date()
@@ -37,7 +37,8 @@ def scan_anomalies() -> dict:
     found = 0
     with session_scope() as s:
         live = [c["id"] for c in campaigns.list_campaigns(s) if c["status"] == "live"]
-        targets = [("participation_rate", cid, None) for cid in live] + [("paid_orders", None, None)]
+        # participants, not the rate: at small scale the per-day rate hides a collapse (docs/monitoring.md)
+        targets = [("participants", cid, None) for cid in live] + [("paid_orders", None, None)]
         for metric, cid, channel in targets:
             try:
                 r = service.scan_series(
