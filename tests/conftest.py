@@ -7,7 +7,6 @@ schema of its own. Without it they skip, saying so.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from sqlalchemy import create_engine, text
 from liebian.config import get_settings, reset_settings_cache
 from liebian.db import migrate
 from liebian.db.session import dispose_engines, session_scope
+from shared_helpers import free_port, make_api_key
 
 PG_URL = os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
 ENV_KEYS = (
@@ -105,17 +105,6 @@ def _migrated_store(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("sqlite_store")
 
 
-def make_api_key(kind: str = "service", role: str | None = "admin", scopes: list[str] | None = None) -> str:
-    """An API key in the current store (see auth.service.create_api_key); returns the key."""
-    from liebian.auth.service import create_api_key
-
-    with session_scope() as s:
-        key, _ = create_api_key(
-            s, name=f"test {kind} {role or ''}", actor="test", kind=kind, role=role, scopes=scopes
-        )
-    return key
-
-
 @pytest.fixture
 def admin_headers(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, str]:
     """Headers of an admin API key in this test's store (every domain's HTTP tests use them)."""
@@ -128,12 +117,6 @@ def public_headers(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, 
     """Headers of the public write-only front-end key."""
     _migrated_store(request)
     return {"X-API-Key": make_api_key("public", None)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

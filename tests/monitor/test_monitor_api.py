@@ -7,10 +7,10 @@ import json
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import make_api_key
 from liebian.cli import app as cli_app
 from liebian.jobs import registry
 from liebian.web.app import create_app
+from shared_helpers import make_api_key
 
 
 def test_rules_and_alert_lifecycle_over_http(sqlite_store: str, admin_headers: dict) -> None:

@@ -16,10 +16,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import free_port
 from liebian.config import reset_settings_cache
 from liebian.db.session import session_scope
 from liebian.monitor import notify, service
+from shared_helpers import free_port
 
 NOW = datetime(2026, 11, 20, 9, 0)
 

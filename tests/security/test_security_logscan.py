@@ -137,7 +137,7 @@ def test_no_personal_data_in_any_log_line(sqlite_store, admin_headers, captured,
 
 def test_server_access_log_is_masked(sqlite_store, admin_headers, tmp_path):
     """uvicorn's own access log (query strings included) goes through the same filter."""
-    from conftest import free_port  # the shared fixtures module
+    from shared_helpers import free_port
 
     port = free_port()
     err = open(tmp_path / "server.log", "wb")  # noqa: SIM115 - closed below

@@ -142,19 +142,58 @@ def authorize(
     if permission in policy.PUBLIC_SCOPES or permission == policy.ANONYMOUS:
         return
     if method in UNSAFE or permission in AUDITED_READS:
-        with session_scope() as s:
-            service.audit(
-                s,
-                principal.name,
-                f"http.{method.lower()}",
-                request.url.path,
-                # values masked: a query can carry an identifier (a phone to look up)
-                {
-                    "route": template,
-                    "query": {k: mask_identifier(v) for k, v in request.query_params.items()},
-                },
-                ip,
-            )
+        # written by AuditMiddleware once the answer is known: a write that failed changed nothing
+        # and is not an action (refusals by the gate are audited above); reads of person-level
+        # data are recorded whatever they found (a miss is a probe too)
+        request.state.liebian_audit = {
+            "actor": principal.name,
+            "action": f"http.{method.lower()}",
+            "target": request.url.path,
+            # values masked: a query can carry an identifier (a phone to look up)
+            "detail": {
+                "route": template,
+                "query": {k: mask_identifier(v) for k, v in request.query_params.items()},
+            },
+            "ip": ip,
+            "read": method not in UNSAFE,
+        }
+
+
+def _write_audit(pending: dict, status: int) -> None:
+    with session_scope() as s:
+        service.audit(
+            s,
+            pending["actor"],
+            pending["action"],
+            pending["target"],
+            {**pending["detail"], "status": status},
+            pending["ip"],
+        )
+
+
+class AuditMiddleware:
+    """Pure ASGI: after the response, writes the audit entry `authorize` prepared, if it succeeded."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status: dict[str, int] = {}
+
+        async def send_and_note(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, send_and_note)
+        pending = (scope.get("state") or {}).get("liebian_audit")
+        if pending and (pending["read"] or status.get("code", 500) < 400):
+            from starlette.concurrency import run_in_threadpool
+
+            await run_in_threadpool(_write_audit, pending, status.get("code", 500))
 
 
 def _same(a: str, b: str) -> bool:

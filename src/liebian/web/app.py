@@ -63,7 +63,7 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         yield
         scheduler.stop()
 
-    from liebian.auth.deps import SecurityHeadersMiddleware, authorize
+    from liebian.auth.deps import AuditMiddleware, SecurityHeadersMiddleware, authorize
     from liebian.privacy import logfilter
 
     logfilter.install()  # no phone, e-mail or ID-card number in any log line
@@ -75,6 +75,7 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         dependencies=[Depends(authorize)],
         max_body_size=get_settings().max_request_bytes,
     )
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
 
     @app.exception_handler(RequestValidationError)
