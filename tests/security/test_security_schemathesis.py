@@ -24,16 +24,9 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 # They are run and reported, but do not fail the suite; an operation that starts to pass is listed
 # too, so that its entry is removed. Anything not listed here fails.
 KNOWN_ISSUES = {
-    "POST /api/v1/events/batch": "ingest: 500 when items carry none of the generic columns",
-    "POST /api/v1/orders/batch": "ingest: 500 when items carry none of the generic columns",
     "GET /api/v1/quality/report": "quality: naive datetimes are not RFC 3339 date-time",
     "GET /api/v1/payouts/export": "rewards: text/csv response documented as application/json",
     "POST /api/v1/payouts/issue": "rewards: naive datetimes are not RFC 3339 date-time",
-    "GET /api/v1/fraud/cases": "fraud: 500 on an integer beyond 64 bits (SQLite)",
-    "POST /api/v1/fraud/cases/bulk": "fraud: 500 on an integer beyond 64 bits (SQLite)",
-    "GET /api/v1/analytics/revenue": "analytics: 500 KeyError 'cohort' on some parameters",
-    "POST /api/v1/predict/experiments/readout": "predict: 500 (scipy ValueError) on zero cells",
-    "GET /api/v1/tags/persons/{person_id}": "tags: 500 on an empty warehouse",
     "GET /api/v1/reports/report.xlsx": "reports: xlsx response documented as application/json",
 }
 

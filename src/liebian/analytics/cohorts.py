@@ -31,7 +31,9 @@ class CohortResult:
 
     def matrix(self, value: str) -> list[dict]:
         """Wide form for display: one row per cohort, one column per period offset."""
-        out = []
+        out: list[dict] = []
+        if self.table.empty:  # no cohort in the period (an empty frame may lack the columns)
+            return out
         for (label, size), sub in self.table.groupby(["cohort", "size"], sort=True):
             row = {"cohort": label, "size": int(size)}
             for r in sub.sort_values("offset").itertuples():

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
@@ -14,6 +14,8 @@ from liebian.fraud import graph, schemas, service
 from liebian.fraud.reasons import REASONS
 from liebian.fraud.service import FraudError
 from liebian.rewards.service import LedgerError
+
+DB_INT_MAX = 2**63 - 1  # larger ids cannot exist and would overflow the database driver
 
 
 class _FraudRoute(APIRoute):
@@ -43,7 +45,7 @@ def list_cases(
     pattern: str | None = None,
     min_score: float = Query(0.0, ge=0, le=100),
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31),
     lang: Literal["zh-CN", "en"] = "zh-CN",
 ) -> list[dict]:
     with session_scope() as session:
@@ -54,7 +56,9 @@ def list_cases(
 
 
 @router.get("/cases/{case_id}")
-def get_case(case_id: int, lang: Literal["zh-CN", "en"] = "zh-CN") -> dict:
+def get_case(
+    case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)], lang: Literal["zh-CN", "en"] = "zh-CN"
+) -> dict:
     with session_scope() as session:
         return service.get_case(session, case_id, lang)
 
@@ -68,13 +72,21 @@ def _decide(case_id: int, action: str, body: schemas.Decision, header_key: str |
 
 
 @router.post("/cases/{case_id}/approve")
-def approve(case_id: int, body: schemas.Decision, idempotency_key: str | None = Header(None)) -> dict:
+def approve(
+    case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+    body: schemas.Decision,
+    idempotency_key: str | None = Header(None),
+) -> dict:
     """Not fraud: the referral's rewards leave the review hold."""
     return _decide(case_id, "approve", body, idempotency_key)
 
 
 @router.post("/cases/{case_id}/reject")
-def reject(case_id: int, body: schemas.Decision, idempotency_key: str | None = Header(None)) -> dict:
+def reject(
+    case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
+    body: schemas.Decision,
+    idempotency_key: str | None = Header(None),
+) -> dict:
     """Fraud: the referral's rewards are rejected (issued ones revoked)."""
     return _decide(case_id, "reject", body, idempotency_key)
 
@@ -104,7 +116,7 @@ def reasons() -> list[dict]:
 
 
 @router.get("/persons/{person_id}")
-def person_risk(person_id: int) -> dict:
+def person_risk(person_id: Annotated[int, Path(ge=0, le=DB_INT_MAX)]) -> dict:
     """The last graph scan's score and reasons for one person (score 0 when nothing was found)."""
     with warehouse.connect(read_only=True) as con:
         row = graph.person_risk(con, person_id=person_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,4 +16,4 @@ class Decision(BaseModel):
 
 class BulkDecision(Decision):
     action: Literal["approve", "reject"]
-    case_ids: list[int] = Field(min_length=1, max_length=1000)
+    case_ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(min_length=1, max_length=1000)

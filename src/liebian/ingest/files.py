@@ -329,6 +329,10 @@ def records_into(con: duckdb.DuckDBPyConnection, items: list) -> RawFile:
         if not isinstance(item, dict):
             rejects.append((index, "item", "not a JSON object", orjson.dumps(item).decode()[:RAW_LIMIT]))
             continue
+        if any(not str(key).strip() for key in item):
+            raw = orjson.dumps(item, default=str).decode()[:RAW_LIMIT]
+            rejects.append((index, "item", "a property name must not be empty", raw))
+            continue
         records.append((index, item))
         for key in item:
             if key not in seen:

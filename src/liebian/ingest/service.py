@@ -32,7 +32,7 @@ from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES, stored_value
 from liebian.ingest.files import FileImportError, RawFile, read_into, records_into
 from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, KINDS, ident, normalize_query, q
-from liebian.ingest.presets import Preset, PresetError, get_preset, mapping_sql
+from liebian.ingest.presets import GENERIC_COLUMNS, Preset, PresetError, get_preset, mapping_sql
 
 __all__ = [
     "FileImportError",
@@ -235,6 +235,14 @@ def ingest_items(kind: str, items: list, source: str = "api") -> tuple[ImportRes
     started = time.perf_counter()
     batch_id = new_batch_id(kind)
     preset_obj = get_preset("generic", kind)
+    # A column no item carries is a per-item error ("missing"), not a whole-batch failure: give
+    # the batch the column so that each item is judged on its own.
+    present = {key for item in items if isinstance(item, dict) for key in item}
+    absent = [col for col in GENERIC_COLUMNS[kind][0] if col not in present]
+    if kind == "orders" and not present & {"amount", "amount_fen"}:
+        absent.append("amount")
+    if absent:
+        items = [dict(item, **dict.fromkeys(absent)) if isinstance(item, dict) else item for item in items]
     for attempt in range(CONFLICT_RETRIES):
         try:
             with WRITE_LOCK, warehouse.connect() as con:

@@ -95,9 +95,14 @@ def readout(
             )
     n = np.array([treatment["units"], control["units"]])
     x = np.array([treatment["conversions"], control["conversions"]])
-    z, p_z = proportions_ztest(x, n)
     table = np.array([x, n - x])
-    chi2, p_chi2, _, _ = stats.chi2_contingency(table, correction=False)
+    if (table.sum(axis=1) == 0).any():
+        # nobody (or everybody) converted in both variants: nothing differs, and the tests'
+        # variance is zero (scipy refuses, statsmodels returns NaN)
+        z, p_z, chi2, p_chi2 = 0.0, 1.0, 0.0, 1.0
+    else:
+        z, p_z = proportions_ztest(x, n)
+        chi2, p_chi2, _, _ = stats.chi2_contingency(table, correction=False)
     lo, hi = confint_proportions_2indep(x[0], n[0], x[1], n[1], method="newcomb", alpha=alpha)
     rates = x / n
     out = {

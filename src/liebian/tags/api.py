@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 
 from liebian.db.session import session_scope
@@ -82,12 +84,16 @@ def runs(limit: int = Query(20, ge=1, le=1000)) -> list[dict]:
 
 
 @router.get("/persons/{person_id}")
-def person(person_id: int):
-    """A person's current tags and health score."""
+def person(person_id: Annotated[int, Path(ge=0, le=2**63 - 1)]):
+    """A person's current tags and health score (health is null while the warehouse has no activity)."""
     try:
         with session_scope() as session:
             tags = service.person_tags(session, person_id)
-        return {"person_id": person_id, "tags": tags, "health": service.person_health(person_id)}
+        try:
+            health = service.person_health(person_id)
+        except PredictError:
+            health = None
+        return {"person_id": person_id, "tags": tags, "health": health}
     except TagError as exc:
         return _error(exc)
 
