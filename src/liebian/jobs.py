@@ -45,9 +45,13 @@ _REGISTRY: dict[str, Job] = {}
 _loaded = False
 
 
-def job(name: str, every_seconds: float, description: str = "") -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+def job(
+    name: str, every_seconds: float, description: str = ""
+) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
     def register(func: Callable[[], Any]) -> Callable[[], Any]:
-        _REGISTRY[name] = Job(name, func, every_seconds, description or (func.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = Job(
+            name, func, every_seconds, description or (func.__doc__ or "").strip().split("\n")[0]
+        )
         return func
 
     return register
@@ -129,6 +133,9 @@ def run_command(name: str = typer.Argument(..., help="Job name (see `liebian job
 def list_command(fmt: Format = typer.Option(Format.table, "--format")) -> None:
     """List the jobs the scheduler runs, with their intervals."""
     emit(
-        [{"job": j.name, "every_seconds": j.every_seconds, "description": j.description} for j in registry().values()],
+        [
+            {"job": j.name, "every_seconds": j.every_seconds, "description": j.description}
+            for j in registry().values()
+        ],
         fmt,
     )

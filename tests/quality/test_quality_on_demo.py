@@ -20,7 +20,13 @@ def test_report_finds_every_injected_problem(demo_brand) -> None:
     rows = service.check_ground_truth(report, truth)
     kinds = {row["kind"].split(".")[0] for row in rows}
     # every kind of injected problem is compared, and each is found in the injected amount
-    assert {"bad_rows", "duplicate_content_events", "late_events", "out_of_range_amounts", "volume_anomaly"} <= kinds
+    assert {
+        "bad_rows",
+        "duplicate_content_events",
+        "late_events",
+        "out_of_range_amounts",
+        "volume_anomaly",
+    } <= kinds
     assert [row for row in rows if not row["ok"]] == []
     # and the injected bad rows are visible in the quarantine with their reasons
     assert sum(report.quarantine.by_category.values()) >= sum(truth["bad_rows"].values())
