@@ -87,3 +87,23 @@ def test_rotation_from_the_cli(sqlite_store):
     assert r.exit_code == 0 and "key 2 is active" in r.output
     r = runner.invoke(app, ["privacy", "reencrypt"])
     assert r.exit_code == 0 and "{'2': 1}" in r.output
+
+
+def test_rotation_also_reseals_notification_secrets(sqlite_store, data_dir):
+    """Alert channels keep working after the old key is retired (their URL and secret are sealed)."""
+    from liebian.monitor import service as monitor
+    from liebian.monitor.models import NotifyChannel
+
+    with session_scope() as s:
+        monitor.add_channel(s, "ops", "webhook", "http://127.0.0.1:9/hook", "s3cret", actor="admin")
+        monitor.add_channel(s, "robot", "wecom", "http://127.0.0.1:9/robot", actor="admin")  # no secret
+    crypto.rotate_encryption_key()
+    with session_scope() as s:
+        counts = service.reencrypt_all(s)
+    assert counts["monitor_channels"] == 2 + 1  # two targets and one secret; "" means none
+    crypto.retire_encryption_key("1")
+    with session_scope() as s:
+        channels = {c.name: c for c in s.scalars(select(NotifyChannel))}
+        assert crypto.decrypt(channels["ops"].target_encrypted) == "http://127.0.0.1:9/hook"
+        assert crypto.decrypt(channels["ops"].secret_encrypted) == "s3cret"
+        assert channels["robot"].secret_encrypted == ""

@@ -55,6 +55,9 @@ PERSONAL_COLUMNS = ("device_id", "ip", "ua_hash", "nickname")
 CIPHERTEXT_COLUMNS = (
     ("identifiers", "id", "encrypted_value"),
     ("webhook_endpoints", "id", "secret_encrypted"),
+    ("report_subscriptions", "id", "secret_encrypted"),
+    ("monitor_channels", "id", "target_encrypted"),
+    ("monitor_channels", "id", "secret_encrypted"),
 )
 MIN_TRACE_LENGTH = 5  # shorter values would match unrelated text
 
@@ -704,14 +707,15 @@ def reencrypt_all(session: Session, batch: int = 1000) -> dict[str, int]:
             continue
         col, key = table.c[column], table.c[pk]
         done = 0
-        for row_id, token in session.execute(select(key, col).where(col.is_not(None))).all():
+        sealed = col.is_not(None) & (col != "")  # "" marks "no secret"
+        for row_id, token in session.execute(select(key, col).where(sealed)).all():
             if key_id_of(token) == active:
                 continue
             session.execute(update(table).where(key == row_id).values({column: encrypt(decrypt(token))}))
             done += 1
             if done % batch == 0:
                 session.flush()
-        counts[name] = done
+        counts[name] = counts.get(name, 0) + done  # a table may seal several columns
     return counts
 
 
@@ -723,7 +727,8 @@ def key_usage(session: Session) -> dict[str, int]:
         table = tables.get(name)
         if table is None:
             continue
-        for (token,) in session.execute(select(table.c[column]).where(table.c[column].is_not(None))):
+        sealed = table.c[column].is_not(None) & (table.c[column] != "")
+        for (token,) in session.execute(select(table.c[column]).where(sealed)):
             kid = key_id_of(token)
             usage[kid] = usage.get(kid, 0) + 1
     return usage
