@@ -526,7 +526,7 @@ def test_cli_and_http_report(dirty, sqlite_store, admin_headers):
             "/api/v1/quality/report",
             params={"start": "2026-06-15T08:00:00+08:00", "end": "2026-07-01T00:00:00Z"},
         )
-        assert windowed.json()["start"] == "2026-06-15T00:00:00"
+        assert windowed.json()["start"] == "2026-06-15T00:00:00Z"  # UTC, RFC 3339
         bad = client.get("/api/v1/quality/report", params={"start": "2026-07-01", "end": "2026-06-01"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "end"
         bad = client.get("/api/v1/quality/report", params={"late_hours": -1})

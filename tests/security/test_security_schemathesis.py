@@ -23,12 +23,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 # Failures found in other domains, reported to their owners (docs/security.md, "Known findings").
 # They are run and reported, but do not fail the suite; an operation that starts to pass is listed
 # too, so that its entry is removed. Anything not listed here fails.
-KNOWN_ISSUES = {
-    "GET /api/v1/quality/report": "quality: naive datetimes are not RFC 3339 date-time",
-    "GET /api/v1/payouts/export": "rewards: text/csv response documented as application/json",
-    "POST /api/v1/payouts/issue": "rewards: naive datetimes are not RFC 3339 date-time",
-    "GET /api/v1/reports/report.xlsx": "reports: xlsx response documented as application/json",
-}
+KNOWN_ISSUES: dict[str, str] = {}
 
 
 def test_api_conforms_and_never_fails(sqlite_store, admin_headers):

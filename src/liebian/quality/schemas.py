@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from pydantic import BaseModel, Field
+
+from liebian.schemas import UtcDateTime
 
 
 class FieldFill(BaseModel):
@@ -117,9 +119,9 @@ class Finding(BaseModel):
 
 
 class QualityReport(BaseModel):
-    generated_at: datetime
-    start: datetime | None
-    end: datetime | None
+    generated_at: UtcDateTime
+    start: UtcDateTime | None
+    end: UtcDateTime | None
     scores: Scores
     error_rate: ErrorRate
     completeness: Completeness

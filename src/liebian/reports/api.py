@@ -49,7 +49,16 @@ def report_html(kind: str = KIND, start: date | None = None, end: date | None = 
     return HTMLResponse(service.render_html(report))
 
 
-@router.get("/report.xlsx")
+@router.get(
+    "/report.xlsx",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the report workbook",
+            "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
 def report_xlsx(kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
     if isinstance(report, JSONResponse):

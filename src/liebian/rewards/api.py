@@ -172,7 +172,21 @@ def release(as_of: datetime | None = None):
         return {"released": service.release_due(s, as_of or utcnow())}
 
 
-@router.get("/payouts/export")
+@router.get(
+    "/payouts/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the payout file",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}
+                },
+            },
+        }
+    },
+)
 def export_payouts(
     state: str = "approved", format: Literal["csv", "xlsx"] = "csv", campaign_id: str | None = None
 ):

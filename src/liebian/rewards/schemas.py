@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
+
+from liebian.schemas import UtcDateTime
 
 
 class Reward(BaseModel):
@@ -15,11 +15,11 @@ class Reward(BaseModel):
     value_fen: int
     state: str
     source_ref: str
-    created_at: datetime
+    created_at: UtcDateTime
     reason: str = ""
-    hold_until: datetime | None = None
+    hold_until: UtcDateTime | None = None
     held_for_review: bool = False
-    updated_at: datetime | None = None
+    updated_at: UtcDateTime | None = None
 
 
 class Entry(BaseModel):
@@ -33,7 +33,7 @@ class Entry(BaseModel):
     person_id: int
     actor: str
     note: str
-    ts: datetime
+    ts: UtcDateTime
     idempotency_key: str
     prev_hash: str
     hash: str
@@ -84,7 +84,7 @@ class Batch(BaseModel):
     id: int
     idempotency_key: str
     actor: str
-    created_at: datetime
+    created_at: UtcDateTime
     reward_count: int
     total_fen: int
     reward_ids: list[int]
@@ -110,7 +110,7 @@ class Endpoint(BaseModel):
     event_types: list[str]
     active: bool
     description: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class EndpointCreated(Endpoint):
@@ -126,11 +126,11 @@ class Delivery(BaseModel):
     ledger_seq: int
     status: str
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: UtcDateTime
     last_status_code: int | None
     last_error: str
-    created_at: datetime
-    delivered_at: datetime | None
+    created_at: UtcDateTime
+    delivered_at: UtcDateTime | None
 
 
 class DeliveryDetail(Delivery):
