@@ -106,8 +106,9 @@ def _run_load(url: str, path: str, bodies: list[dict], workdir: Path, rate: floa
         ],
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode:
+        raise RuntimeError(f"the load generator failed: {out.stderr[-3000:]}")
     return json.loads(out.stdout)
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from liebian.db.session import session_scope
 from liebian.jobs import job
+from liebian.predict.common import PredictError
 from liebian.tags import service
 
 
 @job("tags-recompute", every_seconds=24 * 3600)
 def tags_recompute() -> dict:
     """Recompute every tag and the health score from the warehouse; record the tag history."""
-    with session_scope() as session:
-        service.install_defaults(session)
-        result = service.recompute(session)
+    try:
+        with session_scope() as session:
+            service.install_defaults(session)
+            result = service.recompute(session)
+    except PredictError as exc:  # nothing to tag yet (an empty warehouse): a skip, not a failure
+        return {"skipped": str(exc)}
     return {"run_id": result["run_id"], "persons": result["persons"], "tags": len(result["tags"])}
