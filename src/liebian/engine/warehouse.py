@@ -150,8 +150,10 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text.lower() or "Conflicting" in text
 
 
-# Writers within one process take turns: DuckDB's appends from concurrent connections of one
-# instance are not serialised for us, and a long import should not interleave with a flush.
+# One unit of work at a time within a process. DuckDB connections of one process share a database
+# instance, and concurrent ones proved unsafe here (registering Arrow data while another
+# connection opened or closed failed with "python_arrow_scan does not exist"); across processes
+# the file lock already serialises them the same way.
 WRITE_LOCK = threading.RLock()
 
 
@@ -159,15 +161,13 @@ WRITE_LOCK = threading.RLock()
 def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse for one unit of work; create the schema on first use.
 
-    `read_only=True` promises not to write (and skips the in-process write lock). The file is
-    always opened read-write: DuckDB refuses a read-only and a read-write connection to one file
-    inside one process, and a server reads while its jobs write.
+    `read_only=True` documents that the caller will not write. The file is always opened
+    read-write: DuckDB refuses a read-only and a read-write connection to one file inside one
+    process, and a server reads while its jobs write.
     """
     path = Path(path or warehouse_path())
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not read_only:
-        WRITE_LOCK.acquire()
-    try:
+    with WRITE_LOCK:
         con = _open(path)
         try:
             con.execute("SET TimeZone = 'UTC'")
@@ -175,9 +175,6 @@ def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckd
             yield con
         finally:
             con.close()
-    finally:
-        if not read_only:
-            WRITE_LOCK.release()
 
 
 def _open(path: Path) -> duckdb.DuckDBPyConnection:
@@ -198,15 +195,10 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
             delay = min(delay * 2, 0.5)
 
 
-_schema_lock = threading.Lock()
-
-
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create missing tables. Serialised within the process: two threads creating the same
-    tables at once hit a DuckDB write-write conflict (other processes wait on the file lock)."""
-    with _schema_lock:
-        for ddl in SCHEMA:
-            con.execute(ddl)
+    """Create missing tables (idempotent; `connect` holds the process's lock while it runs)."""
+    for ddl in SCHEMA:
+        con.execute(ddl)
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
