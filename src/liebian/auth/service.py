@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from liebian.auth import policy
 from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, User
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 from liebian.privacy.crypto import keys
 
 GENESIS = "0" * 64
@@ -45,19 +46,8 @@ MIN_PASSWORD = 10
 _hasher = PasswordHasher()
 
 
-class AuthError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def as_dict(self) -> dict:
-        body = {"detail": self.message, "code": self.code}
-        if self.status == 422:  # the shape of every liebian 422: which field, and why
-            field, _, reason = self.message.partition(": ")
-            body["errors"] = [{"field": field if reason else "", "reason": reason or self.message}]
-        return body
+class AuthError(DomainError):
+    default_status = 400
 
 
 @dataclass(frozen=True)

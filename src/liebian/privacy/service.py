@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from liebian.auth.service import audit
 from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
+from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
@@ -62,19 +63,8 @@ CIPHERTEXT_COLUMNS = (
 MIN_TRACE_LENGTH = 5  # shorter values would match unrelated text
 
 
-class PrivacyError(Exception):
-    def __init__(self, code: str, message: str, status: int = 422):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def as_dict(self) -> dict:
-        body = {"detail": self.message, "code": self.code}
-        if self.status == 422:  # the shape of every liebian 422: which field, and why
-            field, _, reason = self.message.partition(": ")
-            body["errors"] = [{"field": field if reason else "", "reason": reason or self.message}]
-        return body
+class PrivacyError(DomainError):
+    default_status = 422
 
 
 def _purposes(values) -> list[str]:
