@@ -4,7 +4,6 @@ accept, conversions, progress, leaderboard), plus the short link `/i/{code}` tha
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -22,20 +21,10 @@ from liebian.campaigns.schemas import (
     RefundRequest,
 )
 from liebian.db.session import session_scope
+from liebian.web.background import worker_lifespan
 
-
-@asynccontextmanager
-async def _lifespan(_app):
-    # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
-    flusher = service.WarehouseFlusher()
-    flusher.start()
-    try:
-        yield
-    finally:
-        flusher.stop()
-
-
-router = APIRouter(tags=["campaigns"], lifespan=_lifespan)
+# Warehouse events are queued in the operational store and moved to DuckDB off the request path.
+router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.WarehouseFlusher))
 
 
 def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:

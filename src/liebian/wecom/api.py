@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -20,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from liebian.campaigns.service import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.web.background import worker_lifespan
 from liebian.wecom import service
 from liebian.wecom.client import WecomApiError
 from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
@@ -27,18 +27,8 @@ from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
 log = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def _lifespan(_app):
-    # Pipeline events are handed to the collector in batches, off the callback's request path.
-    flusher = service.OutboxFlusher()
-    flusher.start()
-    try:
-        yield
-    finally:
-        flusher.stop()
-
-
-router = APIRouter(tags=["wecom"], lifespan=_lifespan)
+# Pipeline events are handed to the collector in batches, off the callback's request path.
+router = APIRouter(tags=["wecom"], lifespan=worker_lifespan(service.OutboxFlusher))
 
 # (method, path) authenticated by WeCom's msg_signature instead of an operator session.
 PUBLIC_ROUTES = [("GET", "/api/v1/wecom/callback"), ("POST", "/api/v1/wecom/callback")]
