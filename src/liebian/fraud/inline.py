@@ -134,18 +134,21 @@ def rule_ip_ua(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     return [_signal("SHARED_IP_UA", "the inviter was seen with this IP and user agent")] if seen else []
 
 
+def _accepts_seen(session: Session, *conditions) -> int:
+    """Earlier invite acceptances recorded by the inline checks that match the conditions."""
+    return session.scalar(
+        select(func.count()).select_from(FraudSighting).where(FraudSighting.stage == "accept", *conditions)
+    )
+
+
 def rule_velocity(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     if ctx.stage != "accept" or ctx.inviter is None:
         return []
-    n = session.scalar(
-        select(func.count())
-        .select_from(FraudSighting)
-        .where(
-            FraudSighting.stage == "accept",
-            FraudSighting.inviter_person_id == ctx.inviter,
-            FraudSighting.ts > ctx.ts - CONFIG.velocity_window,
-            FraudSighting.ts <= ctx.ts,
-        )
+    n = _accepts_seen(
+        session,
+        FraudSighting.inviter_person_id == ctx.inviter,
+        FraudSighting.ts > ctx.ts - CONFIG.velocity_window,
+        FraudSighting.ts <= ctx.ts,
     )
     if n + 1 > CONFIG.velocity_max:
         minutes = CONFIG.velocity_window.total_seconds() / 60
@@ -221,14 +224,8 @@ def rule_cap(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     cap = getattr(ctx.rules, "per_inviter_cap", None)
     if ctx.stage != "accept" or ctx.inviter is None or cap is None:
         return []
-    n = session.scalar(
-        select(func.count())
-        .select_from(FraudSighting)
-        .where(
-            FraudSighting.stage == "accept",
-            FraudSighting.campaign_id == ctx.campaign_id,
-            FraudSighting.inviter_person_id == ctx.inviter,
-        )
+    n = _accepts_seen(
+        session, FraudSighting.campaign_id == ctx.campaign_id, FraudSighting.inviter_person_id == ctx.inviter
     )
     if n >= cap:
         return [_signal("CAP_HIT", f"friend {n + 1} for an inviter capped at {cap}")]
@@ -239,14 +236,8 @@ def rule_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     """The friend invited the inviter before, in any campaign (A→B, then B→A)."""
     if ctx.stage != "accept" or ctx.inviter is None or ctx.friend is None:
         return []
-    back = session.scalar(
-        select(func.count())
-        .select_from(FraudSighting)
-        .where(
-            FraudSighting.stage == "accept",
-            FraudSighting.inviter_person_id == ctx.friend,
-            FraudSighting.person_id == ctx.inviter,
-        )
+    back = _accepts_seen(
+        session, FraudSighting.inviter_person_id == ctx.friend, FraudSighting.person_id == ctx.inviter
     )
     return [_signal("CIRCULAR", "the friend invited the inviter before")] if back else []
 
