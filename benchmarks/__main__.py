@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import platform
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +25,6 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def machine_facts() -> str:
-    import os
-
     mem = ""
     try:
         with open("/proc/meminfo") as fh:
@@ -38,10 +38,15 @@ def record(name: str, report: Report) -> None:
     DOC.parent.mkdir(parents=True, exist_ok=True)
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n\nFigures from `make bench`.\n"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = (
+        "make bench"
+        if name == "suite"
+        else f"python -m benchmarks {name}{' --scale ' + report.scale if report.scale else ''}"
+    )
     section = (
         f"<!-- bench:{name} -->\n## {report.title}\n\n"
-        f"Measured {stamp} on {machine_facts()}. Command: `python -m benchmarks {name}"
-        f"{' --scale ' + report.scale if report.scale else ''}`.\n\n{report.markdown()}\n<!-- /bench:{name} -->"
+        f"Measured {stamp} on {machine_facts()}. Command: `{command}`.\n\n{report.markdown()}\n"
+        f"<!-- /bench:{name} -->"
     )
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
     text = (
@@ -63,14 +68,35 @@ def main() -> None:
     parser.add_argument("--scale", default="", help="size preset understood by the benchmark (e.g. 1M, 10M)")
     parser.add_argument("--no-record", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
-    for name in args.names or available:
+    names = args.names or available
+    for name in names:
         if name not in available:
             sys.exit(f"unknown benchmark {name!r}; available: {', '.join(available)}")
+    durations: list[tuple[str, float]] = []
+    for name in names:
         module = importlib.import_module(f"benchmarks.bench_{name}")
+        started = time.perf_counter()
         report = module.run(args.scale)
+        durations.append((name, time.perf_counter() - started))
         print(report.markdown())
         if not args.no_record:
             record(name, report)
+    if not args.names and not args.scale and not args.no_record:
+        record("suite", suite_report(durations))
+
+
+def suite_report(durations: list[tuple[str, float]]) -> Report:
+    """How long the whole suite took, per benchmark (the 20-minute budget of issue #10)."""
+    report = Report(title="The whole suite (`make bench`)", columns=["benchmark", "minutes", "share"])
+    total = sum(s for _, s in durations)
+    for name, seconds in durations:
+        report.add(name, seconds / 60, f"{seconds / total:.0%}")
+    report.add("total", total / 60, "100%")
+    report.notes.append(
+        f"`make bench` (every benchmarks/bench_*.py at its default scale, each section above rewritten) took "
+        f"{total / 60:.1f} minutes; budget 20 minutes. 1-minute load average at the end: {os.getloadavg()[0]:.1f}."
+    )
+    return report
 
 
 if __name__ == "__main__":

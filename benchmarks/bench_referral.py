@@ -1,12 +1,27 @@
-"""Accept-invite and report-conversion under load, beside a minimal FastAPI endpoint.
+"""Accept-invite and report-conversion under load, beside a minimal FastAPI endpoint, on SQLite and
+PostgreSQL.
 
-The server is the real app (`uvicorn liebian.web.asgi:app`, SQLite store in a temporary data dir,
-all routers and inline risk checks loaded); the load comes from a second process on loopback: an
-asyncio httpx generator keeping 50 requests in flight (closed loop). The minimal endpoint is a
-FastAPI app with one JSON POST route, served by the same uvicorn settings, measured in the same run.
+Servers: the real app (`uvicorn liebian.web.asgi:app`, one worker, authentication on, every router
+and inline risk check loaded) against a SQLite store and — when `LIEBIAN_BENCH_POSTGRES_URL` or
+`LIEBIAN_TEST_POSTGRES_URL` is set — against PostgreSQL (a schema of its own, dropped afterwards);
+the minimal endpoint is a FastAPI app with one JSON POST route under the same uvicorn settings,
+measured in the same run. The scheduler is off in the measured server: in the reference topology
+(docs/deploy.md) scheduled jobs run in one process of their own, not in the API workers.
+
+Load: a second process on loopback. It speaks HTTP/1.1 over keep-alive sockets itself (asyncio
+streams, request bytes prepared beforehand) so that on a small machine the generator takes little
+of the CPU the server needs. Two modes:
+- closed loop: 50 connections, each sends its next request when the previous answer arrived —
+  the throughput figure. On a machine the generator shares, latency here is queueing (≈ 50 /
+  throughput), not the time one request takes.
+- open loop: requests start at a fixed rate whatever the answers do (a Poisson-free, evenly spaced
+  schedule), below saturation — the latency figure the target means (p99 ≤ 50 ms for a request
+  when the server is not saturated).
+The server's own CPU time per request (from /proc) is printed too: it does not depend on what else
+the machine runs.
 
 `python -m benchmarks referral [--scale small|full]`; the load generator alone:
-`python -m benchmarks.bench_referral load URL PATH BODIES.jsonl CONNECTIONS`.
+`python -m benchmarks.bench_referral load HOST PORT PATH BODIES.jsonl CONNECTIONS RATE`.
 """
 
 from __future__ import annotations
@@ -14,21 +29,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
 
 from benchmarks.common import Report
+from benchmarks.common import cpu_seconds as _cpu_seconds
+from benchmarks.common import serve as _serve
+from benchmarks.common import stop as _stop
 
 CONNECTIONS = 50
-RATE = 20  # req/s of the open-loop latency phase
-SCALES = {"": 600, "small": 600, "full": 3000}
+RATE = 20  # req/s of the open-loop phase
+SCALES = {"": 1000, "small": 400, "full": 3000}
 
 minimal_app = FastAPI()
 
@@ -42,38 +60,77 @@ def ping(body: dict) -> dict:
 # ---------------------------------------------------------------- the load generator (2nd process)
 
 
-async def _load(url: str, path: str, bodies: list[dict], connections: int, rate: float = 0) -> dict:
-    """Closed loop (rate 0: `connections` requests always in flight) or open loop at `rate` req/s."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    queue = iter(bodies)
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Send one request on a keep-alive connection and read the whole answer; returns the status."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
 
+
+def _request_bytes(host: str, port: int, path: str, body: dict, headers: dict[str, str]) -> bytes:
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(payload)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+async def _load(host: str, port: int, path: str, bodies: list[dict], connections: int, rate: float) -> dict:
+    """Closed loop (rate 0: `connections` requests always in flight) or open loop at `rate` req/s."""
     headers = (
         {"Authorization": f"Bearer {os.environ['BENCH_API_KEY']}"} if "BENCH_API_KEY" in os.environ else {}
     )
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60, headers=headers) as client:
+    requests = [_request_bytes(host, port, path, b, headers) for b in bodies]
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection(host, port))
 
-        async def one(body: dict) -> None:
-            start = time.perf_counter()
-            r = await client.post(path, json=body)
-            latencies.append(time.perf_counter() - start)
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+    async def one(request: bytes, scheduled: float | None = None) -> None:
+        conn = await pool.get()  # waiting for a free connection counts in an open loop's latency
+        start = time.perf_counter() if scheduled is None else scheduled
+        try:
+            status = await _exchange(*conn, request)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            conn[1].close()
+            conn = await asyncio.open_connection(host, port)
+            status = 599
+        latencies.append(time.perf_counter() - start)
+        statuses[status] = statuses.get(status, 0) + 1
+        pool.put_nowait(conn)
+
+    began = time.perf_counter()
+    if rate:
+        tasks = []
+        for i, request in enumerate(requests):
+            due = began + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(request, scheduled=due)))
+        await asyncio.gather(*tasks)
+    else:
+        queue = iter(requests)
 
         async def worker() -> None:
-            for body in queue:
-                await one(body)
+            for request in queue:
+                await one(request)
 
-        began = time.perf_counter()
-        if rate:
-            tasks = []
-            for i, body in enumerate(bodies):
-                await asyncio.sleep(max(0.0, began + i / rate - time.perf_counter()))
-                tasks.append(asyncio.create_task(one(body)))
-            await asyncio.gather(*tasks)
-        else:
-            await asyncio.gather(*(worker() for _ in range(connections)))
-        elapsed = time.perf_counter() - began
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - began
+    while not pool.empty():
+        pool.get_nowait()[1].close()
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -89,73 +146,128 @@ async def _load(url: str, path: str, bodies: list[dict], connections: int, rate:
     }
 
 
-def _run_load(url: str, path: str, bodies: list[dict], workdir: Path, rate: float = 0) -> dict:
+def _run_load(
+    server: subprocess.Popen, url: str, path: str, bodies: list[dict], workdir: Path, rate: float = 0
+) -> dict:
     file = workdir / f"bodies{time.monotonic_ns()}.jsonl"
-    file.write_text("\n".join(json.dumps(b) for b in bodies), encoding="utf-8")
+    file.write_text("\n".join(json.dumps(b, ensure_ascii=False) for b in bodies), encoding="utf-8")
+    host, port = url.removeprefix("http://").split(":")
+    cpu_before = _cpu_seconds(server.pid)
     out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_referral",
-            "load",
-            url,
-            path,
-            str(file),
-            str(CONNECTIONS),
-            str(rate),
-        ],
-        capture_output=True,
-        text=True,
-    )
+        [sys.executable, "-m", "benchmarks.bench_referral", "load", host, port, path, str(file),
+         str(CONNECTIONS), str(rate)],
+        capture_output=True, text=True,
+    )  # fmt: skip
     if out.returncode:
         raise RuntimeError(f"the load generator failed: {out.stderr[-3000:]}")
-    return json.loads(out.stdout)
+    result = json.loads(out.stdout)
+    result["cpu_ms"] = (_cpu_seconds(server.pid) - cpu_before) * 1000 / max(1, result["requests"])
+    return result
 
 
 # ---------------------------------------------------------------- servers
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _postgres_schema(base: str) -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as con:
+        con.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in base else "?"
+    return schema, f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
-def _serve(app: str, env: dict) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url + "/docs", timeout=1)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"{app} did not start")
+def _drop_schema(base: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as con:
+        con.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
+RULES = {
+    "type": "double_sided",
+    "title": "压测活动",
+    "rules_text": "每邀请一位新朋友完成首单，双方各得奖励。",
+    "per_inviter_cap": 1_000_000,
+    "hold_days": 7,
+    "qualifying_event": {"kind": "first_order"},
+    "inviter_reward": {"code": "INV", "value_fen": 1000},
+    "friend_reward": {"code": "NEW", "value_fen": 500},
+    "risk_policy": {"hold_at": 1_000_000, "block_at": 1_000_000},
+}
+
+
+def _measure_store(store: str, n: int, base_env: dict, workdir: Path) -> dict[str, dict]:
+    """Closed and open loop on accept and conversion against one operational store."""
+    env = dict(base_env)
+    env["LIEBIAN_DATA_DIR"] = str(workdir / f"data-{store}")
+    schema = None
+    pg_base = os.environ.get("LIEBIAN_BENCH_POSTGRES_URL") or os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
+    if store == "postgresql":
+        schema, env["LIEBIAN_DATABASE_URL"] = _postgres_schema(pg_base)
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        # an operator key (the endpoints are authenticated; a service key is not rate-limited the
+        # way the public front-end key is)
+        created = subprocess.run(
+            [sys.executable, "-m", "liebian.cli", "auth", "create-key", "--name", "bench", "--role", "admin",
+             "--format", "json"],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        env["BENCH_API_KEY"] = os.environ["BENCH_API_KEY"] = json.loads(created.stdout)["key"]
+        server, url = _serve("liebian.web.asgi:app", env)
+        try:
+            auth = {"Authorization": f"Bearer {env['BENCH_API_KEY']}"}
+            with httpx.Client(base_url=url, timeout=60, headers=auth) as c:
+                assert c.post("/api/v1/campaigns", json={"id": "bench", "rules": RULES}).status_code == 201
+                assert c.post("/api/v1/campaigns/bench/launch").status_code == 200
+                # many inviters, as in a real campaign (one inviter per 5 friends)
+                codes = [
+                    c.post(
+                        "/api/v1/campaigns/bench/invites", json={"id_type": "unionid", "id": f"inviter{i}"}
+                    ).json()["code"]
+                    for i in range(max(1, (n + 4 * RATE * 10) // 5))
+                ]
+
+            def accepts(prefix: str, k: int) -> list[dict]:
+                return [
+                    {"code": codes[i % len(codes)], "id_type": "unionid", "id": f"{prefix}{i}"}
+                    for i in range(k)
+                ]
+
+            def orders(prefix: str, k: int) -> list[dict]:
+                return [
+                    {
+                        "id_type": "unionid",
+                        "id": f"{prefix}{i}",
+                        "order_id": f"{prefix}{i}",
+                        "amount_fen": 9900,
+                    }
+                    for i in range(k)
+                ]
+
+            accept, convert = "/api/v1/invites/accept", "/api/v1/campaigns/bench/conversions"
+            _run_load(server, url, accept, accepts("warm", 100), workdir)
+            _run_load(server, url, convert, orders("warm", 100), workdir)
+            k = RATE * 10
+            return {
+                "accept": _run_load(server, url, accept, accepts("friend", n), workdir),
+                "conversion": _run_load(server, url, convert, orders("friend", n), workdir),
+                "accept_open": _run_load(server, url, accept, accepts("late", k), workdir, rate=RATE),
+                "conversion_open": _run_load(server, url, convert, orders("late", k), workdir, rate=RATE),
+            }
+        finally:
+            _stop(server)
+    finally:
+        if schema:
+            from liebian.db.session import dispose_engines
+
+            dispose_engines()
+            _drop_schema(pg_base, schema)
 
 
 def run(scale: str) -> Report:
@@ -163,111 +275,76 @@ def run(scale: str) -> Report:
     load_before = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="bench-referral-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIEBIAN_")}
-    env["LIEBIAN_DATA_DIR"] = str(workdir / "data")
+    env["LIEBIAN_SCHEDULER_ENABLED"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
     )
+    stores = ["sqlite"]
+    if os.environ.get("LIEBIAN_BENCH_POSTGRES_URL") or os.environ.get("LIEBIAN_TEST_POSTGRES_URL"):
+        stores.append("postgresql")
 
     report = Report(
-        title="Referral loop: accept-invite and report-conversion (HTTP, 50 connections)",
+        title="Referral loop: accept-invite and report-conversion beside a minimal FastAPI endpoint",
         scale=scale,
-        columns=["endpoint", "requests", "req/s", "vs minimal", "p50 ms", "p99 ms", "statuses"],
-    )
+        columns=["store", "endpoint", "load", "requests", "req/s", "vs minimal", "p50 ms", "p99 ms",
+                 "server CPU ms/req", "statuses"],
+    )  # fmt: skip
     minimal, murl = _serve("benchmarks.bench_referral:minimal_app", env)
     try:
-        _run_load(murl, "/ping", [{"i": i} for i in range(200)], workdir)  # warm-up
-        base = _run_load(murl, "/ping", [{"i": i} for i in range(n * 2)], workdir)
+        _run_load(minimal, murl, "/ping", [{"i": i} for i in range(300)], workdir)  # warm-up
+        base = _run_load(minimal, murl, "/ping", [{"i": i} for i in range(n * 2)], workdir)
+        base_open = _run_load(
+            minimal, murl, "/ping", [{"i": i} for i in range(RATE * 10)], workdir, rate=RATE
+        )
     finally:
         _stop(minimal)
-
-    # an operator key for the whole run (the endpoints are authenticated; a service key is not
-    # rate-limited the way the public front-end key is)
-    created = subprocess.run(
-        [sys.executable, "-m", "liebian.cli", "auth", "create-key", "--name", "bench", "--role", "admin",
-         "--format", "json"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    env["BENCH_API_KEY"] = os.environ["BENCH_API_KEY"] = json.loads(created.stdout)["key"]
-    server, url = _serve("liebian.web.asgi:app", env)
-    try:
-        with httpx.Client(
-            base_url=url, timeout=60, headers={"Authorization": f"Bearer {env['BENCH_API_KEY']}"}
-        ) as c:
-            rules = {
-                "type": "double_sided",
-                "title": "压测活动",
-                "rules_text": "每邀请一位新朋友完成首单，双方各得奖励。",
-                "per_inviter_cap": 1_000_000,
-                "hold_days": 7,
-                "qualifying_event": {"kind": "first_order"},
-                "inviter_reward": {"code": "INV", "value_fen": 1000},
-                "friend_reward": {"code": "NEW", "value_fen": 500},
-                "risk_policy": {"hold_at": 1_000_000, "block_at": 1_000_000},
-            }
-            assert c.post("/api/v1/campaigns", json={"id": "bench", "rules": rules}).status_code == 201
-            assert c.post("/api/v1/campaigns/bench/launch").status_code == 200
-            # many inviters, as in a real campaign (one inviter per 5 friends)
-            codes = [
-                c.post(
-                    "/api/v1/campaigns/bench/invites", json={"id_type": "unionid", "id": f"inviter{i}"}
-                ).json()["code"]
-                for i in range(max(1, (n + 100) // 5))
-            ]
-        warm = [{"code": codes[i % len(codes)], "id_type": "unionid", "id": f"warm{i}"} for i in range(100)]
-        _run_load(url, "/api/v1/invites/accept", warm, workdir)
-        accepts = [
-            {"code": codes[i % len(codes)], "id_type": "unionid", "id": f"friend{i}"} for i in range(n)
-        ]
-        acc = _run_load(url, "/api/v1/invites/accept", accepts, workdir)
-        orders = [
-            {"id_type": "unionid", "id": f"friend{i}", "order_id": f"order{i}", "amount_fen": 9900}
-            for i in range(n)
-        ]
-        conv = _run_load(url, "/api/v1/campaigns/bench/conversions", orders, workdir)
-        # Latency when the server is not saturated: open loop at RATE req/s, up to 50 in flight.
-        k = RATE * 10
-        extra = [{"code": codes[i % len(codes)], "id_type": "unionid", "id": f"late{i}"} for i in range(k)]
-        acc_open = _run_load(url, "/api/v1/invites/accept", extra, workdir, rate=RATE)
-        late_orders = [
-            {"id_type": "unionid", "id": f"late{i}", "order_id": f"late{i}", "amount_fen": 9900}
-            for i in range(k)
-        ]
-        conv_open = _run_load(url, "/api/v1/campaigns/bench/conversions", late_orders, workdir, rate=RATE)
-    finally:
-        _stop(server)
+    closed, opened = f"closed, {CONNECTIONS} conn.", f"open, {RATE}/s"
+    report.add("—", "minimal FastAPI POST", closed, *_cells(base, base))
+    report.add("—", "minimal FastAPI POST", opened, *_cells(base_open, None))
+    verdicts = []
+    for store in stores:
+        m = _measure_store(store, n, env, workdir)
+        for name, key in (("accept invite", "accept"), ("report conversion", "conversion")):
+            report.add(store, name, closed, *_cells(m[key], base))
+            report.add(store, name, opened, *_cells(m[f"{key}_open"], None))
+            share = m[key]["rps"] / base["rps"]
+            p99 = m[f"{key}_open"]["p99_ms"]
+            ok = share >= 0.5 and p99 <= 50
+            verdicts.append(
+                f"{store} {name}: {share:.0%}, open-loop p99 {p99:.0f} ms — {'met' if ok else 'NOT met'}"
+            )
     load_after = os.getloadavg()[0]
-
-    for name, m in (
-        ("minimal FastAPI POST", base),
-        ("accept invite", acc),
-        ("report conversion", conv),
-        (f"accept invite, open loop {RATE}/s", acc_open),
-        (f"report conversion, open loop {RATE}/s", conv_open),
-    ):
-        report.add(
-            name,
-            m["requests"],
-            m["rps"],
-            "—" if "open loop" in name else f"{m['rps'] / base['rps']:.0%}",
-            m["p50_ms"],
-            m["p99_ms"],
-            ", ".join(f"{k}: {v}" for k, v in sorted(m["statuses"].items())),
-        )
-    ok_acc = acc["rps"] >= 0.5 * base["rps"] and acc["p99_ms"] <= 50
-    ok_conv = conv["rps"] >= 0.5 * base["rps"] and conv["p99_ms"] <= 50
     report.notes.append(
-        "Target (≥ 50% of the minimal endpoint's throughput, p99 ≤ 50 ms): "
-        f"accept {'met' if ok_acc else 'NOT met'}, conversion {'met' if ok_conv else 'NOT met'}. "
-        "One uvicorn worker each, SQLite store; each conversion here grants two rewards (double-sided) "
-        "through the hash-chained ledger; warehouse events are queued and flushed in the background. "
-        "Closed loop: latency ≈ 50 / throughput; the open-loop rows show the latency of one request "
-        f"when the server is not saturated. Load average of the (shared, 2-core) machine: "
-        f"{load_before:.1f} before, {load_after:.1f} after the run."
+        "Target (issue #3/#10): throughput ≥ 50% of the minimal endpoint's (closed loop) and p99 ≤ 50 ms "
+        "for a request when the server is not saturated (open loop). " + "; ".join(verdicts) + "."
+    )
+    report.notes.append(
+        "One uvicorn worker per server, authentication on (an operator API key, verified keys cached for "
+        "`LIEBIAN_AUTH_CACHE_SECONDS`), scheduler off (it runs in its own process, docs/deploy.md). Each "
+        "conversion grants two rewards (double-sided) through the hash-chained ledger; accepts run the "
+        "inline fraud checks; warehouse events are queued in the store and flushed by a background thread "
+        "of the server. Closed loop: 50 requests always in flight, so its latency is queueing (≈ 50 / "
+        "throughput) on a machine shared with the load generator. Open loop: requests start every "
+        f"{1000 / RATE:.0f} ms whatever the answers do. Server CPU ms/req: the server process's CPU time "
+        "over the phase divided by its requests (independent of other load on the machine). "
+        f"Load average of the (shared, 2-core) machine: {load_before:.1f} before, {load_after:.1f} after."
     )
     return report
 
 
+def _cells(m: dict, base: dict | None) -> list:
+    return [
+        m["requests"],
+        m["rps"],
+        "—" if base is None else f"{m['rps'] / base['rps']:.0%}",
+        m["p50_ms"],
+        m["p99_ms"],
+        m["cpu_ms"],
+        ", ".join(f"{k}: {v}" for k, v in sorted(m["statuses"].items())),
+    ]
+
+
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "load":
-    _url, _path, _file, _conns, _rate = sys.argv[2:7]
+    _host, _port, _path, _file, _conns, _rate = sys.argv[2:8]
     _bodies = [json.loads(line) for line in Path(_file).read_text(encoding="utf-8").splitlines() if line]
-    print(json.dumps(asyncio.run(_load(_url, _path, _bodies, int(_conns), float(_rate)))))
+    print(json.dumps(asyncio.run(_load(_host, int(_port), _path, _bodies, int(_conns), float(_rate)))))

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -51,3 +57,80 @@ def peak_rss_mib() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_of_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a running process in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(app: str, env: dict, timeout: float = 90) -> tuple[subprocess.Popen, str]:
+    """`uvicorn APP` (one worker) in a child process on a free port; returns it and its base URL."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/docs", timeout=1)
+            return proc, url
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{app} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def measure_in_child(module: str, scale: str) -> dict:
+    """Run `python -m module measure SCALE` in a fresh interpreter and return the JSON it prints last:
+    peak memory per scale, no caches warmed by an earlier scale."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [sys.executable, "-m", module, "measure", scale], capture_output=True, text=True, env=env, cwd=root
+    )
+    if done.returncode:
+        raise RuntimeError(f"{module} measure {scale} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratio_table(rows: list[tuple[str, list[float]]], scales: list[str], sizes: dict[str, int]) -> str:
+    """Markdown: a time per scale and the ratio between consecutive scales (beside the ratio of sizes)."""
+    head = ["measure", *[f"{s}" for s in scales]]
+    head += [f"{b} / {a} (size ×{sizes[b] / sizes[a]:.3g})" for a, b in zip(scales, scales[1:], strict=False)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, values in rows:
+        cells = [name, *[_fmt(float(v)) for v in values]]
+        cells += [f"{b / a:.2f}" for a, b in zip(values, values[1:], strict=False)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[2]"
     timezone: str = Field(default="Asia/Shanghai", description="zone for naive input times and display")
+    import_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="DuckDB memory of one file import; a larger batch spills to temporary files",
+    )
     # extra channel aliases, e.g. {"天猫": "tmall"}; canonical names not listed in
     # ingest.normalize.CHANNELS must be added to extra_channels to be accepted
     channel_aliases: dict[str, str] = Field(default_factory=dict)
@@ -53,6 +58,12 @@ class Settings(BaseSettings):
         default=600, description="public/anonymous requests per client and route"
     )
     cookie_secure: bool | None = None
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a worker trusts an API key it verified (revocations in other processes "
+        "take effect within this time; 0 = check the store on every request)",
+    )
     bootstrap_admin: bool = Field(
         default=True, description="create 'admin' with a one-time password on a store without users"
     )

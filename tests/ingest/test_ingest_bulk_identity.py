@@ -35,3 +35,51 @@ def test_resolve_bulk_matches_resolve_rules(store) -> None:
         again = identity.resolve_bulk(session, keys + phones, source="again")
         assert again == got
         assert session.scalar(select(func.count()).select_from(Identifier)) == count == 3051
+
+
+def test_import_registers_new_identifiers_by_the_same_rules(store, tmp_path) -> None:
+    """The import's set-based registration (ids and displays computed in DuckDB) gives what
+    resolve() would: salted ids past tombstones, masked displays, phone ciphertexts, and a
+    warehouse identity_map equal to the registry without reading it back."""
+    from ingest_helpers import EVENT_HEADER, rows, write_csv
+
+    from liebian.identity.keys import display_value
+    from liebian.ingest.service import import_file
+
+    with session_scope() as session:
+        # a deleted person's tombstone holds the id "o_back" would get
+        session.add(Person(id=person_id_for("openid", "o_back")))
+        known = identity.resolve(session, [("openid", "o_known")], source="earlier")
+    users = [("openid", "o_back"), ("openid", "o_known"), ("openid", "用户甲乙丙丁戊"), ("openid", " o_pad\u00a0"),
+             ("phone", "+86 138-0013-8000"), ("openid", "ab")]  # fmt: skip
+    path = write_csv(
+        tmp_path / "events.csv",
+        EVENT_HEADER,
+        [[f"e{i}", "2026-11-03 10:00:00", v, t, "view", "app"] for i, (t, v) in enumerate(users)],
+    )
+    result = import_file(path, "events")
+    assert result.rows_loaded == len(users)
+    with session_scope() as session:
+        idents = {(i.id_type, i.id_value): i for i in session.execute(select(Identifier)).scalars()}
+        persons = {p.id for p in session.execute(select(Person)).scalars()}
+        # each new identifier founded its own person; the tombstone's id went to nobody else
+        assert idents[("openid", "o_back")].person_id == person_id_for("openid", "o_back#1")
+        assert idents[("openid", "o_known")].person_id == known[("openid", "o_known")]
+        assert all(i.person_id in persons for i in idents.values())
+        assert idents[("openid", "ab")].display == display_value("openid", "ab") == "a*"
+        assert idents[("openid", "用户甲乙丙丁戊")].display == display_value("openid", "用户甲乙丙丁戊")
+        (pad,) = [k for k in idents if k[1].startswith("o_pad")]
+        assert idents[pad].display == display_value("openid", pad[1])
+        phone = idents[identity.key_of("phone", "13800138000")]
+        assert phone.display == "138****8000" and decrypt(phone.encrypted_value) == "13800138000"
+        assert {i.source for k, i in idents.items() if k != ("openid", "o_known")} == {"file:events.csv"}
+        registry = {(t, v, i.person_id) for (t, v), i in idents.items()}
+    # the warehouse replica equals the registry, and events point at the same persons
+    assert set(rows("SELECT id_type, id_value, person_id FROM identity_map")) == registry
+    loaded = set(rows("SELECT id_type, user_id, person_id FROM events"))
+    assert len(loaded) == len(users) and loaded <= registry
+    with session_scope() as session:
+        from liebian.engine import warehouse
+
+        with warehouse.connect() as con:
+            assert identity.sync_warehouse(session, con) == {"identifiers_added": 0, "merges_applied": 0}

@@ -118,7 +118,16 @@ class Frame:
     # --- time ---------------------------------------------------------------------------------
     def day_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
         """Local calendar day as an integer (days since 1970-01-01 in the display zone)."""
-        return ((ts.epoch_seconds() + self.offset) // DAY).cast("int64")
+        return self.bucket_of(ts, DAY)
+
+    def bucket_of(self, ts: ir.TimestampValue, seconds: int) -> ir.IntegerValue:
+        """Local time bucket of `seconds` (a day, an hour) as an integer since 1970-01-01 local."""
+        return ((ts.epoch_seconds() + self.offset) // seconds).cast("int64")
+
+    @staticmethod
+    def bucket_start(number: int, seconds: int) -> datetime:
+        """Naive local time at which bucket `number` of `seconds` begins."""
+        return datetime(EPOCH.year, EPOCH.month, EPOCH.day) + timedelta(seconds=int(number) * seconds)
 
     @staticmethod
     def seconds(ts: ir.TimestampValue) -> ir.IntegerValue:
@@ -153,12 +162,19 @@ class Frame:
             raise AnalyticsError(f"the analytics backend has no table {name!r}: {exc}") from exc
 
     def in_period(self, t: ir.Table, column: str = "ts") -> ir.Table:
-        f = self.filters
-        if f.start:
-            t = t.filter(t[column] >= self.utc_bound(f.start))
-        if f.end:
-            t = t.filter(t[column] < self.utc_bound(f.end + timedelta(days=1)))
+        if self.filters.start or self.filters.end:
+            t = t.filter(self.period_mask(t[column]))
         return t
+
+    def period_mask(self, ts: ir.TimestampValue) -> ir.BooleanValue:
+        """Whether `ts` falls in the period (any time when the period is open on both sides)."""
+        f = self.filters
+        mask = ts.notnull()
+        if f.start:
+            mask &= ts >= self.utc_bound(f.start)
+        if f.end:
+            mask &= ts < self.utc_bound(f.end + timedelta(days=1))
+        return mask
 
     def in_segment(self, t: ir.Table, column: str = "person_id") -> ir.Table:
         seg = self.filters.segment

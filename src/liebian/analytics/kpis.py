@@ -13,7 +13,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from liebian.analytics.common import DAY, Frame, clean, ratio
+from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio
 
 
 @dataclass(frozen=True)
@@ -51,45 +51,109 @@ def _reference_day(fr: Frame) -> ir.Table:
     return ref.mutate(ref_day=ibis.literal(fr.day_number(end), "int64") if end else ref.as_of)
 
 
+# The counts of the period that add up per day or hour: one definition each, used by the KPI sheet
+# (whole period) and by the series (per local day or hour).
+def _row_counts(fr: Frame, e: ir.Table) -> dict[str, ir.Value]:
+    ev = fr.ev
+    return {
+        "invites_sent": e.event_id.count(where=e.event == ev.invite_share),
+        "invite_clicks": e.event_id.count(where=e.event == ev.invite_click),
+        "shares": e.event_id.count(where=e.event.isin([ev.share, ev.invite_share])),
+        "events": e.event_id.count(),
+    }
+
+
+def _person_flags(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.Value]:
+    """Per person: seen in the period, active in it (a non-passive event), joined in it."""
+    ev = fr.ev
+    return {
+        "seen": in_period.any(),
+        "active": (in_period & ~t.event.isin(list(ev.passive))).any(),
+        "joined": (in_period & (t.event == ev.join)).any(),
+    }
+
+
+def _person_counts(per: ir.Table) -> dict[str, ir.Value]:
+    # Persons counted from one aggregation per person: several distinct counts with conditions
+    # would cost DuckDB one hash aggregation over all the events each.
+    return {
+        "reached": per.person_id.count(where=per.seen),
+        "active_users": per.person_id.count(where=per.active),
+        "participants": per.person_id.count(where=per.joined),
+    }
+
+
+def _event_counts(fr: Frame, e: ir.Table, bucket: ir.Value) -> ir.Table:
+    """The event counts of `e` per bucket (a local day or hour)."""
+    per = e.group_by(person_id=e.person_id, bucket=bucket).aggregate(**_person_flags(fr, e, e.ts.notnull()))
+    persons = per.group_by("bucket").aggregate(**_person_counts(per))
+    return persons.join(e.group_by(bucket=bucket).aggregate(**_row_counts(fr, e)), "bucket")
+
+
+def _edge_counts(edges: ir.Table) -> dict[str, ir.Value]:
+    return {
+        "referred_users": edges.invitee_person_id.nunique(),
+        "inviters": edges.inviter_person_id.nunique(),
+    }
+
+
+def _paid_counts(paid: ir.Table) -> dict[str, ir.Value]:
+    return {
+        "buyers": paid.person_id.nunique(),
+        "paid_orders": paid.order_id.count(),
+        "revenue_fen": paid.amount_fen.sum(),
+    }
+
+
+def _referred_new(fr: Frame, new: ir.Table) -> ir.Table:
+    """The new users who arrived through an accepted invite (an edge names them as invitee)."""
+    all_edges = fr.table("referral_edges")
+    return new.semi_join(all_edges, new.person_id == all_edges.invitee_person_id)
+
+
+# Rates of one count over another (None when the base is empty), shared by the sheet and the series.
+RATES = {
+    "participation_rate": ("participants", "reached"),
+    "invites_per_participant": ("invites_sent", "participants"),
+    "invite_conversion": ("referred_users", "invites_sent"),
+    "referral_rate": ("inviters", "active_users"),
+    "conversion_rate": ("buyers", "reached"),
+    "aov_fen": ("revenue_fen", "paid_orders"),
+    "referred_share_of_new": ("new_referred_users", "new_users"),
+}
+
+
+def _rate(counts: dict[str, Any], name: str) -> float | None:
+    num, den = RATES[name]
+    return ratio(counts[num], counts[den])
+
+
 def kpi_counts(fr: Frame) -> ir.Table:
     """One row with every count the KPI sheet divides."""
-    ev = fr.ev
+    # One aggregation per person over the events of all time (filtered by channel, campaign,
+    # segment) gives their first event (new users) and what they did in the period.
+    t = fr.events(period=False)
+    per = t.group_by("person_id").aggregate(first_ts=t.ts.min(), **_person_flags(fr, t, fr.period_mask(t.ts)))
     e = fr.events()
-    passive = e.event.isin(list(ev.passive))
     parts: list[ir.Table] = [
-        e.aggregate(
-            reached=e.person_id.nunique(),
-            active_users=e.person_id.nunique(where=~passive),
-            participants=e.person_id.nunique(where=e.event == ev.join),
-            invites_sent=e.event_id.count(where=e.event == ev.invite_share),
-            invite_clicks=e.event_id.count(where=e.event == ev.invite_click),
-            shares=e.event_id.count(where=e.event.isin([ev.share, ev.invite_share])),
-            events=e.event_id.count(),
-        )
+        per.aggregate(**_person_counts(per)).cross_join(e.aggregate(**_row_counts(fr, e)))
     ]
 
     edges = fr.edges()
-    parts.append(
-        edges.aggregate(
-            referred_users=edges.invitee_person_id.nunique(),
-            inviters=edges.inviter_person_id.nunique(),
-        )
-    )
+    parts.append(edges.aggregate(**_edge_counts(edges)))
     # Viral cycle time: from the inviter's first appearance anywhere to the invitee's acquisition.
-    seen = fr.table("events")
-    seen = seen.group_by("person_id").aggregate(first_ts=seen.ts.min())
+    f = fr.filters
+    if f.channels or f.campaigns or f.segment is not None:
+        seen = fr.table("events")
+        seen = seen.group_by("person_id").aggregate(first_ts=seen.ts.min())
+    else:
+        seen = per  # the same first events
     cyc = edges.join(seen, edges.inviter_person_id == seen.person_id)
     cyc = cyc.select(secs=ibis.greatest(fr.seconds(cyc.ts) - fr.seconds(cyc.first_ts), 0))
     parts.append(cyc.aggregate(viral_cycle_seconds=cyc.secs.median()))
 
     paid = fr.orders()
-    parts.append(
-        paid.aggregate(
-            buyers=paid.person_id.nunique(),
-            paid_orders=paid.order_id.count(),
-            revenue_fen=paid.amount_fen.sum(),
-        )
-    )
+    parts.append(paid.aggregate(**_paid_counts(paid)))
     per_buyer = paid.group_by("person_id").aggregate(n=paid.order_id.count())
     parts.append(per_buyer.aggregate(repeat_buyers=per_buyer.person_id.count(where=per_buyer.n >= 2)))
     refunded = fr.orders(paid=False)
@@ -98,10 +162,9 @@ def kpi_counts(fr: Frame) -> ir.Table:
         refunded.aggregate(refunded_orders=refunded.order_id.count(), refunded_fen=refunded.amount_fen.sum())
     )
 
-    new = new_users(fr)
+    new = fr.in_period(per.select("person_id", "first_ts"), "first_ts")  # as new_users(fr)
     parts.append(new.aggregate(new_users=new.person_id.count()))
-    all_edges = fr.table("referral_edges")
-    referred_new = new.semi_join(all_edges, new.person_id == all_edges.invitee_person_id)
+    referred_new = _referred_new(fr, new)
     parts.append(referred_new.aggregate(new_referred_users=referred_new.person_id.count()))
     # Observed LTV: every paid order of the period's new users, in any channel, to date.
     all_paid = fr.table("orders")
@@ -112,23 +175,30 @@ def kpi_counts(fr: Frame) -> ir.Table:
     # Retention on day N after the first day; only cohorts whose day N is already in the data count.
     ref = _reference_day(fr)
     cohort = new.mutate(first_day=fr.day_of(new.first_ts)).cross_join(ref)
-    # Coming back counts in any channel or campaign (the filters chose who was acquired).
-    back_ev = _active(fr, fr.in_segment(fr.table("events")))
-    back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts)).distinct()
-    for n in fr.config.retention_days:
-        eligible = cohort.filter(cohort.first_day + n <= cohort.as_of)
-        back = eligible.semi_join(
-            back_days,
-            [eligible.person_id == back_days.person_id, back_days.day == eligible.first_day + n],
+    days = fr.config.retention_days
+    parts.append(
+        cohort.aggregate(
+            **{f"d{n}_base": cohort.person_id.count(where=cohort.first_day + n <= cohort.as_of) for n in days}
         )
-        parts.append(eligible.aggregate(**{f"d{n}_base": eligible.person_id.count()}))
-        parts.append(back.aggregate(**{f"d{n}_back": back.person_id.count()}))
+    )
+    # Coming back counts in any channel or campaign (the filters chose who was acquired): a semi-join
+    # of (person, first day + N) with the events' (person, day), no distinct over all person-days.
+    back_ev = _active(fr, fr.in_segment(fr.table("events")))
+    back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts))
+    targets = ibis.union(*(cohort.mutate(n=ibis.literal(n, "int64")) for n in days))
+    targets = targets.filter(targets.first_day + targets.n <= targets.as_of)
+    came = targets.semi_join(
+        back_days,
+        [targets.person_id == back_days.person_id, targets.first_day + targets.n == back_days.day],
+    )
+    parts.append(came.aggregate(**{f"d{n}_back": came.person_id.count(where=came.n == n) for n in days}))
 
     # Stickiness: average DAU over the 30 days ending at the period end (or the last data day) / MAU.
     act = _active(fr, fr.events(period=False))
-    act_days = act.select("person_id", day=fr.day_of(act.ts)).distinct()
-    win = act_days.cross_join(ref.select("ref_day"))
-    win = win.filter((win.day <= win.ref_day) & (win.day > win.ref_day - 30))
+    act_days = act.select("person_id", day=fr.day_of(act.ts)).cross_join(ref.select("ref_day"))
+    # the window first, then the distinct (person, day) pairs of those 30 days only
+    act_days = act_days.filter((act_days.day <= act_days.ref_day) & (act_days.day > act_days.ref_day - 30))
+    win = act_days.select("person_id", "day").distinct()
     parts.append(win.aggregate(person_days_30=win.person_id.count(), mau=win.person_id.nunique()))
 
     start = fr.filters.start
@@ -160,13 +230,13 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
         reached=r["reached"],
         active_users=r["active_users"],
         participants=r["participants"],
-        participation_rate=ratio(r["participants"], r["reached"]),
+        participation_rate=_rate(r, "participation_rate"),
         invites_sent=r["invites_sent"],
         invite_clicks=r["invite_clicks"],
         shares=r["shares"],
-        invites_per_participant=ratio(r["invites_sent"], r["participants"]),
+        invites_per_participant=_rate(r, "invites_per_participant"),
         referred_users=r["referred_users"],
-        invite_conversion=ratio(r["referred_users"], r["invites_sent"]),
+        invite_conversion=_rate(r, "invite_conversion"),
     )
     ipp, conv = out["invites_per_participant"], out["invite_conversion"]
     out["k_factor"] = None if ipp is None or conv is None else ipp * conv
@@ -174,19 +244,19 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     out["viral_cycle_days"] = None if cycle is None else cycle / DAY
     out.update(
         inviters=r["inviters"],
-        referral_rate=ratio(r["inviters"], r["active_users"]),
+        referral_rate=_rate(r, "referral_rate"),
         buyers=r["buyers"],
-        conversion_rate=ratio(r["buyers"], r["reached"]),
+        conversion_rate=_rate(r, "conversion_rate"),
         paid_orders=r["paid_orders"],
         revenue_fen=r["revenue_fen"],
-        aov_fen=ratio(r["revenue_fen"], r["paid_orders"]),
+        aov_fen=_rate(r, "aov_fen"),
         repeat_buyers=r["repeat_buyers"],
         repurchase_rate=ratio(r["repeat_buyers"], r["buyers"]),
         refunded_orders=r["refunded_orders"],
         refunded_fen=r["refunded_fen"],
         new_users=r["new_users"],
         new_referred_users=r["new_referred_users"],
-        referred_share_of_new=ratio(r["new_referred_users"], r["new_users"]),
+        referred_share_of_new=_rate(r, "referred_share_of_new"),
         reward_cost_fen=costs.reward_cost_fen,
         other_cost_fen=costs.other_cost_fen,
         total_cost_fen=costs.total_fen,
@@ -205,3 +275,55 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     out["reactivated_users"] = r.get("reactivated_users")
     out["reactivation_rate"] = ratio(r.get("reactivated_users"), r.get("silent_users"))
     return out
+
+
+SERIES_GRAINS = {"day": DAY, "hour": 3600}
+SERIES_COUNTS = (
+    "reached", "active_users", "participants", "invites_sent", "invite_clicks", "shares", "events",
+    "referred_users", "inviters", "buyers", "paid_orders", "revenue_fen", "new_users", "new_referred_users",
+)  # fmt: skip
+
+
+def kpi_series(fr: Frame, grain: str = "day") -> list[dict[str, Any]]:
+    """The sheet's per-period counts and count-over-count rates (RATES) per local day or hour.
+
+    Buckets are days or hours of the display zone (the same epoch arithmetic as `Frame.day_of`),
+    computed in one query; every bucket of [start, end] is listed, an empty one with zero counts and
+    None rates. Counts that are not additive over time (retention, stickiness) are not series.
+    """
+    if grain not in SERIES_GRAINS:
+        raise AnalyticsError(f"grain: {grain!r} is not one of {', '.join(SERIES_GRAINS)}")
+    f = fr.filters
+    if f.start is None or f.end is None:
+        raise AnalyticsError("start, end: a series needs both")
+    size = SERIES_GRAINS[grain]
+
+    def per_bucket(t: ir.Table, counts: dict[str, ir.Value], column: str = "ts") -> ir.Table:
+        return t.group_by(bucket=fr.bucket_of(t[column], size)).aggregate(**counts)
+
+    e, edges, paid = fr.events(), fr.edges(), fr.orders()
+    new = new_users(fr)
+    referred_new = _referred_new(fr, new)
+    parts = [
+        _event_counts(fr, e, fr.bucket_of(e.ts, size)),
+        per_bucket(edges, _edge_counts(edges)),
+        per_bucket(paid, _paid_counts(paid)),
+        per_bucket(new, {"new_users": new.person_id.count()}, "first_ts"),
+        per_bucket(referred_new, {"new_referred_users": referred_new.person_id.count()}, "first_ts"),
+    ]
+    out = ibis.union(*(p.select("bucket") for p in parts), distinct=True)
+    for part in parts:
+        out = out.left_join(part, "bucket").drop("bucket_right")
+    found = {int(r["bucket"]): r for r in fr.execute(out).to_dict(orient="records")}
+    first = fr.day_number(f.start) * DAY // size
+    last = (fr.day_number(f.end) + 1) * DAY // size
+    rows = []
+    for number in range(first, last):
+        r = found.get(number, {})
+        counts = {k: int(clean(r.get(k)) or 0) for k in SERIES_COUNTS}
+        start = fr.bucket_start(number, size)
+        rows.append(
+            {"start": start.date().isoformat() if grain == "day" else start.isoformat(), **counts}
+            | {name: _rate(counts, name) for name in RATES}
+        )
+    return rows

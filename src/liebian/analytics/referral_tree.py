@@ -1,11 +1,12 @@
 """The referral tree (关系图谱): generations, depth and breadth, top spreaders, graph nodes and edges.
 
 The edges are selected by an Ibis expression (filters applied in the engine); the tree walk runs in
-pandas on the edge list (one row per acquired person), since neither engine does recursion through
-Ibis. Each invitee keeps one parent: the earliest edge naming them (ties: the smallest inviter id),
-so a person counted in two campaigns still sits once in the tree. Generation 0 are the roots
-(inviters nobody in the edge set invited), generation g their g-th level descendants. A cycle
-(A invites B, B invites A in another campaign) is broken by the earliest-edge rule plus a visited set.
+numpy on the edge list (one row per acquired person, walked a generation at a time), since neither
+engine does recursion through Ibis. Each invitee keeps one parent: the earliest edge naming them
+(ties: the smallest inviter id), so a person counted in two campaigns still sits once in the tree.
+Generation 0 are the roots (inviters nobody in the edge set invited), generation g their g-th level
+descendants. A cycle (A invites B, B invites A in another campaign) is broken by the earliest-edge
+rule plus a visited set: the smallest member of a cycle left unvisited roots it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from liebian.analytics.common import Frame, clean, ratio
@@ -50,58 +52,82 @@ def _buyers(fr: Frame, persons: list[int]) -> set[int]:
     return set(int(p) for p in fr.execute(hit).person_id)
 
 
+def _walk(
+    parent_idx: np.ndarray,
+    starts: np.ndarray,
+    kids: np.ndarray,
+    gen: np.ndarray,
+    root_of: np.ndarray,
+    frontier: np.ndarray,
+) -> None:
+    """Breadth-first from `frontier` (generation 0, their own roots), level by level in numpy."""
+    gen[frontier], root_of[frontier] = 0, frontier
+    while frontier.size:
+        lo, hi = starts[frontier], starts[frontier + 1]
+        nxt = kids[_ranges(lo, hi)]
+        nxt = nxt[gen[nxt] < 0]
+        gen[nxt] = gen[parent_idx[nxt]] + 1
+        root_of[nxt] = root_of[parent_idx[nxt]]
+        frontier = nxt
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The concatenation of range(lo[i], hi[i]) for every i, vectorised."""
+    lengths = hi - lo
+    if not lengths.sum():
+        return np.empty(0, dtype=np.int64)
+    offsets = np.repeat(lo - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return np.arange(lengths.sum(), dtype=np.int64) + offsets
+
+
 def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeResult:
     edges = tree_edges(fr)
     if edges.empty:
         return TreeResult(
             [], [], [], [], {"nodes": [], "edges": []}, {"edges": 0, "roots": 0, "max_depth": 0}
         )
-    parent = dict(zip(edges.invitee.astype("int64"), edges.inviter.astype("int64"), strict=True))
-    children: dict[int, list[int]] = {}
-    for child, par in parent.items():
-        children.setdefault(par, []).append(child)
-    roots = sorted(p for p in children if p not in parent)
-    # Breadth-first from the roots; anything left unvisited sits on a cycle: its smallest member roots it.
-    generation: dict[int, int] = {}
-    root_of: dict[int, int] = {}
+    # Node i is ids[i]; each invitee has one parent. Walked level by level with numpy (a Python
+    # loop per node took seconds at a few hundred thousand persons).
+    child_ids = edges.invitee.to_numpy(dtype="int64")
+    parent_ids = edges.inviter.to_numpy(dtype="int64")
+    ids = np.unique(np.concatenate([child_ids, parent_ids]))
+    ci, pi = np.searchsorted(ids, child_ids), np.searchsorted(ids, parent_ids)
+    n = ids.size
+    parent_idx = np.full(n, -1, dtype=np.int64)
+    parent_idx[ci] = pi
+    by_parent = np.argsort(pi, kind="stable")
+    kids = ci[by_parent]
+    starts = np.concatenate(([0], np.cumsum(np.bincount(pi, minlength=n)))).astype(np.int64)
+    direct = np.diff(starts)
+    gen = np.full(n, -1, dtype=np.int64)
+    root_of = np.full(n, -1, dtype=np.int64)
+    roots = np.flatnonzero(parent_idx < 0)  # inviters nobody invited (ids are sorted)
+    _walk(parent_idx, starts, kids, gen, root_of, roots)
+    root_list = list(roots)
+    # Anything left unvisited sits on a cycle: its smallest member roots it.
+    for node in np.flatnonzero(gen < 0):
+        if gen[node] < 0:
+            _walk(parent_idx, starts, kids, gen, root_of, np.array([node]))
+            root_list.append(node)
 
-    def walk(root: int) -> None:
-        generation[root], root_of[root] = 0, root
-        frontier = [root]
-        while frontier:
-            nxt = []
-            for node in frontier:
-                for child in children.get(node, ()):
-                    if child not in generation:
-                        generation[child] = generation[node] + 1
-                        root_of[child] = root
-                        nxt.append(child)
-            frontier = nxt
-
-    for root in roots:
-        walk(root)
-    for node in sorted(set(parent) | set(children)):
-        if node not in generation:
-            walk(node)
-            roots.append(node)
-
-    # Subtree sizes and heights, deepest nodes first.
-    descendants = dict.fromkeys(generation, 0)
-    height = dict.fromkeys(generation, 0)
-    for node in sorted(generation, key=lambda n: -generation[n]):
-        for child in children.get(node, ()):
-            if generation.get(child) == generation[node] + 1:
-                descendants[node] += 1 + descendants[child]
-                height[node] = max(height[node], 1 + height[child])
+    # Subtree sizes and heights, deepest generation first (a cycle's way back to its root is no
+    # tree edge: the child must be one generation below its parent).
+    descendants = np.zeros(n, dtype=np.int64)
+    height = np.zeros(n, dtype=np.int64)
+    tree_edge = (parent_idx >= 0) & (gen == gen[np.maximum(parent_idx, 0)] + 1)
+    for g in range(int(gen.max()), 0, -1):
+        at = np.flatnonzero(tree_edge & (gen == g))
+        np.add.at(descendants, parent_idx[at], 1 + descendants[at])
+        np.maximum.at(height, parent_idx[at], 1 + height[at])
 
     nodes = pd.DataFrame(
         {
-            "person_id": list(generation),
-            "generation": [generation[n] for n in generation],
-            "direct": [len(children.get(n, ())) for n in generation],
-            "descendants": [descendants[n] for n in generation],
-            "height": [height[n] for n in generation],
-            "root": [root_of[n] for n in generation],
+            "person_id": ids,
+            "generation": gen,
+            "direct": direct,
+            "descendants": descendants,
+            "height": height,
+            "root": ids[root_of],
         }
     )
     referred_total = int((nodes.generation > 0).sum())
@@ -129,33 +155,35 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
         ["descendants", "direct", "person_id"], ascending=[False, False, True]
     )
     spreaders = spreaders.head(top)
-    kid_ids = [c for p in spreaders.person_id for c in children.get(int(p), ())]
-    buyers = _buyers(fr, kid_ids)
-    tops = []
-    for r in spreaders.itertuples():
-        kids = children.get(int(r.person_id), [])
-        tops.append(
-            {
-                "person_id": int(r.person_id),
-                "generation": int(r.generation),
-                "direct_invitees": int(r.direct),
-                "descendants": int(r.descendants),
-                "depth_below": int(r.height),
-                "invitees_who_bought": sum(1 for k in kids if k in buyers),
-            }
-        )
+
+    def children(index: int) -> list[int]:
+        return [int(ids[k]) for k in kids[starts[index] : starts[index + 1]]]
+
+    kid_ids = {int(r): children(int(i)) for i, r in zip(spreaders.index, spreaders.person_id, strict=True)}
+    buyers = _buyers(fr, [c for cs in kid_ids.values() for c in cs])
+    tops = [
+        {
+            "person_id": int(r.person_id),
+            "generation": int(r.generation),
+            "direct_invitees": int(r.direct),
+            "descendants": int(r.descendants),
+            "depth_below": int(r.height),
+            "invitees_who_bought": sum(1 for k in kid_ids[int(r.person_id)] if k in buyers),
+        }
+        for r in spreaders.itertuples()
+    ]
 
     # Graph view: the largest trees first, whole trees until the node budget is used.
+    by_root = np.argsort(root_of, kind="stable")
+    bounds = np.searchsorted(root_of[by_root], np.arange(n + 1))
     keep: set[int] = set()
     for root in (
-        nodes[nodes.generation == 0]
-        .sort_values(["descendants", "person_id"], ascending=[False, True])
-        .person_id
+        nodes[nodes.generation == 0].sort_values(["descendants", "person_id"], ascending=[False, True]).index
     ):
-        size = 1 + descendants[int(root)]
+        size = 1 + int(descendants[root])
         if keep and len(keep) + size > max_graph_nodes:
             continue
-        keep.update(int(n) for n in nodes.person_id[nodes.root == root])
+        keep.update(int(x) for x in ids[by_root[bounds[root] : bounds[root + 1]]])
         if len(keep) >= max_graph_nodes:
             break
     graph_nodes = [
@@ -167,15 +195,15 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
         }
         for r in nodes[nodes.person_id.isin(keep)].sort_values(["generation", "person_id"]).itertuples()
     ]
+    kept = edges[edges.invitee.isin(keep) & edges.inviter.isin(keep)]
     graph_edges = [
-        {"source": int(parent[c]), "target": int(c), "ts": clean(ts)}
-        for c, ts in zip(edges.invitee, edges.ts, strict=True)
-        if int(c) in keep and int(parent[int(c)]) in keep
+        {"source": int(p), "target": int(c), "ts": clean(ts)}
+        for c, p, ts in zip(kept.invitee, kept.inviter, kept.ts, strict=True)
     ]
     summary = {
-        "edges": len(parent),
+        "edges": len(edges),
         "persons": len(nodes),
-        "roots": len(roots),
+        "roots": len(root_list),
         "referred": referred_total,
         "max_depth": int(nodes.generation.max()),
         "graph_truncated": len(keep) < len(nodes),

@@ -158,5 +158,6 @@ def scorecard(
     before = kpis(Frame(fr.backend, prev, fr.config), costs)
     out = score(indicator_values(now, before), stage, weights)
     out["period"] = f.describe()
+    out["kpis"] = now  # the period's KPI sheet the values came from (e.g. for a benchmark comparison)
     out["previous_period"] = {"start": prev.start.isoformat(), "end": prev.end.isoformat()}
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -105,6 +105,24 @@ def run_kpis(
         return kpis_mod.kpis(fr, costs)
 
 
+def run_kpi_series(filters: Filters, grain: str = "day", engine: str | None = None) -> list[dict]:
+    """The KPI counts and rates per local day or hour of [start, end] (kpis.kpi_series)."""
+    with frame(filters, engine) as fr:
+        return kpis_mod.kpi_series(fr, grain)
+
+
+def run_kpi_series_by_channel(
+    filters: Filters, grain: str = "day", engine: str | None = None
+) -> dict[str, list[dict]]:
+    """`run_kpi_series` for each channel seen in the period (the filters' channels, if given)."""
+    with frame(filters, engine) as fr:
+        names = list(filters.channels) or channels_mod.channel_names(fr)
+        return {
+            name: kpis_mod.kpi_series(Frame(fr.backend, replace(filters, channels=(name,)), fr.config), grain)
+            for name in names
+        }
+
+
 def run_funnel(
     filters: Filters,
     steps: str | Sequence[str] | None = None,
@@ -165,6 +183,16 @@ def run_referral_tree(
 ) -> dict:
     with frame(filters, engine) as fr:
         return asdict(tree_mod.referral_tree(fr, top, max_graph_nodes))
+
+
+def run_data_span(filters: Filters, engine: str | None = None) -> tuple[date, date] | None:
+    """First and last local day with events under the filters' channel/campaign/segment (any date)."""
+    with frame(filters, engine) as fr:
+        t = fr.events(period=False)
+        row = fr.execute(t.aggregate(first=fr.day_of(t.ts.min()), last=fr.day_of(t.ts.max()))).iloc[0]
+    if row["first"] is None or row["first"] != row["first"]:
+        return None
+    return fr.day_date(int(row["first"])), fr.day_date(int(row["last"]))
 
 
 def run_channels(filters: Filters, engine: str | None = None) -> list[dict]:

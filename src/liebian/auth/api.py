@@ -7,7 +7,6 @@ route against auth.policy before these handlers run.
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from datetime import datetime
@@ -273,18 +272,27 @@ def _naive(value: datetime | None) -> datetime | None:
 
 # --- the console's login form -------------------------------------------------------------------
 
-_LOGIN_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>登录 · liebian</title></head>
-<body style="font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto">
-<h1>裂变 liebian</h1><p>{message}</p>
-<form method="post" action="/login">
-<label>用户名 Username<br><input name="username" autocomplete="username" required></label><br><br>
-<label>密码 Password<br><input name="password" type="password" autocomplete="current-password" required></label><br><br>
-<button type="submit">登录 Log in</button></form></body></html>"""
+
+def _login_page(request: Request, message: str = "", status_code: int = 200) -> Response:
+    from liebian.web.console import TEMPLATES
+    from liebian.web.i18n import DEFAULT_LOCALE, locale_of, translator
+
+    locale = locale_of(request)
+    context = {
+        "t": translator(locale),
+        "locale": locale,
+        "other_locale": "en" if locale == DEFAULT_LOCALE else DEFAULT_LOCALE,
+        "message": message,
+    }
+    response = TEMPLATES.TemplateResponse(request, "login.html", context, status_code=status_code)
+    if "lang" in request.query_params:
+        response.set_cookie("lang", locale, samesite="lax", max_age=365 * 86400)
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page() -> HTMLResponse:
-    return HTMLResponse(_LOGIN_PAGE.format(message=""))
+def login_page(request: Request) -> Response:
+    return _login_page(request)
 
 
 @router.post("/login", include_in_schema=False)
@@ -297,7 +305,7 @@ def login_form(request: Request, username: str = Form(""), password: str = Form(
         except service.AuthError as exc:
             error = exc
     if error is not None:
-        return HTMLResponse(_LOGIN_PAGE.format(message=html.escape(error.message)), status_code=error.status)
+        return _login_page(request, error.message, error.status)
     response = RedirectResponse("/", status_code=303)
     _set_session_cookie(response, token)
     return response

@@ -54,8 +54,7 @@ def principal_of(request: Request) -> Principal:
     key = _presented_key(request)
     principal = ANONYMOUS_PRINCIPAL
     if key is not None:
-        with session_scope() as s:
-            found = service.key_principal(s, key)
+        found = service.verified_key_principal(key)  # cached in the process for a few seconds
         if found is None:
             raise HTTPException(
                 401, "invalid, revoked or expired API key", headers={"WWW-Authenticate": "Bearer"}
@@ -157,6 +156,13 @@ def authorize(
             "ip": ip,
             "read": method not in UNSAFE,
         }
+
+
+def write_refused(request: Request) -> None:
+    """For a handler that answers a refused write with a 2xx status (the console's htmx forms show
+    the service's message in place, and htmx swaps only 2xx answers): nothing changed, so no
+    http.* audit entry is written for the request."""
+    request.state.liebian_audit = None
 
 
 def _write_audit(pending: dict, status: int) -> None:

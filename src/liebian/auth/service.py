@@ -20,6 +20,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -27,7 +29,7 @@ from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -151,6 +153,7 @@ def set_role(session: Session, username: str, role: str, *, actor: str, ip: str 
     old = user.role
     user.role = _check_role(role)
     audit(session, actor, "user.role", f"user:{username}", {"from": old, "to": role}, ip)
+    forget_verified_keys(session)  # a user key acts with its owner's current role
     return user
 
 
@@ -162,6 +165,7 @@ def set_active(session: Session, username: str, active: bool, *, actor: str, ip:
         for s in session.scalars(select(LoginSession).where(LoginSession.user_id == user.id)):
             s.revoked_at = s.revoked_at or now
     audit(session, actor, "user.activate" if active else "user.deactivate", f"user:{username}", {}, ip)
+    forget_verified_keys(session)  # a deactivated user's keys stop at once
     return user
 
 
@@ -379,12 +383,17 @@ def create_api_key(
 
 
 def key_principal(session: Session, plaintext: str) -> Principal | None:
+    return _key_lookup(session, plaintext)[0]
+
+
+def _key_lookup(session: Session, plaintext: str) -> tuple[Principal | None, datetime | None]:
+    """The key's principal (None: unknown, revoked, expired or its owner deactivated) and expiry."""
     if not plaintext or not plaintext.startswith("lb_"):
-        return None
+        return None, None
     record = session.scalar(select(ApiKey).where(ApiKey.key_hash == _sha256(plaintext)))
     now = utcnow()
     if record is None or record.revoked_at is not None or (record.expires_at and record.expires_at <= now):
-        return None
+        return None, None
     scopes = frozenset(record.scopes.split()) if record.scopes else None
     if record.kind == "public":
         granted = (scopes or policy.PUBLIC_SCOPES) & policy.PUBLIC_SCOPES
@@ -395,14 +404,14 @@ def key_principal(session: Session, plaintext: str) -> Principal | None:
     else:
         user = session.get(User, record.user_id)
         if user is None or not user.active:
-            return None
+            return None, None
         role, name, user_id = user.role, f"user:{user.username}/key:{record.key_id}", user.id
         granted = policy.permissions_of(role)  # never more than the owner holds today
     if record.kind != "public" and scopes is not None:
         granted = granted & scopes
     if record.last_used_at is None or now - record.last_used_at > timedelta(minutes=5):
         record.last_used_at = now  # coarse, so a busy key does not write on every request
-    return Principal(
+    principal = Principal(
         kind="public" if record.kind == "public" else "key",
         name=name,
         # a scoped key is not an admin key: the deny-by-default admin fallback needs the full role
@@ -411,6 +420,7 @@ def key_principal(session: Session, plaintext: str) -> Principal | None:
         user_id=user_id,
         key_id=record.key_id,
     )
+    return principal, record.expires_at
 
 
 def revoke_api_key(session: Session, key_id: str, *, actor: str, ip: str = "") -> ApiKey:
@@ -420,7 +430,95 @@ def revoke_api_key(session: Session, key_id: str, *, actor: str, ip: str = "") -
     if record.revoked_at is None:
         record.revoked_at = utcnow()
         audit(session, actor, "apikey.revoke", f"apikey:{key_id}", {}, ip)
+        forget_verified_keys(session)
     return record
+
+
+# --- verified keys, cached in the process ---------------------------------------------------------
+#
+# The gate checks a key on every request; a key it verified is kept here for
+# `settings.auth_cache_seconds` (never past the key's own expiry), so that a busy front end does not
+# cost a store round trip per request. Only keys that were valid are kept (an unknown key is looked
+# up every time, and a key created anywhere works at once). Revoking a key, deactivating a user or
+# changing a role empties the cache of the process that made the change, when its transaction
+# commits; other worker processes (and changes made with the CLI) see it within the TTL.
+
+
+class _VerifiedKeys:
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[Principal, float, datetime | None]] = {}
+        self.generation = 0
+
+    def get(self, digest: str) -> Principal | None:
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        principal, deadline, expires_at = entry
+        if time.monotonic() >= deadline or (expires_at is not None and expires_at <= utcnow()):
+            with self._lock:
+                self._entries.pop(digest, None)
+            return None
+        return principal
+
+    def put(self, digest: str, principal: Principal, expires_at: datetime | None, generation: int) -> None:
+        ttl = _cache_seconds()
+        if ttl <= 0:
+            return
+        with self._lock:
+            if generation != self.generation:  # a revocation committed while we looked the key up
+                return
+            if len(self._entries) >= self.MAX:
+                self._entries.clear()
+            self._entries[digest] = (principal, time.monotonic() + ttl, expires_at)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+
+_verified = _VerifiedKeys()
+
+
+def _cache_seconds() -> float:
+    from liebian.config import get_settings
+
+    return get_settings().auth_cache_seconds
+
+
+def forget_verified_keys(session: Session | None = None) -> None:
+    """Drop every cached key verification now and, with a session, again when it commits (so that a
+    look-up racing the change cannot keep the old answer)."""
+    _verified.clear()
+    if session is not None and not session.info.get("forget_keys_on_commit"):
+        session.info["forget_keys_on_commit"] = True
+
+        def after_commit(s: Session) -> None:
+            s.info.pop("forget_keys_on_commit", None)
+            _verified.clear()
+
+        event.listen(session, "after_commit", after_commit, once=True)
+
+
+def verified_key_principal(plaintext: str) -> Principal | None:
+    """`key_principal` in its own transaction, through the process's cache of verified keys."""
+    if not plaintext or not plaintext.startswith("lb_"):
+        return None
+    digest = _sha256(plaintext)
+    cached = _verified.get(digest)
+    if cached is not None:
+        return cached
+    from liebian.db.session import session_scope
+
+    generation = _verified.generation
+    with session_scope() as s:
+        principal, expires_at = _key_lookup(s, plaintext)
+    if principal is not None:
+        _verified.put(digest, principal, expires_at, generation)
+    return principal
 
 
 def key_view(record: ApiKey, owner: str | None = None) -> dict:

@@ -494,63 +494,82 @@ def run_all(now: datetime | None = None) -> list[dict]:
 
 def stats(session: Session, journey_id: int, now: datetime | None = None) -> dict:
     """Entered, actioned and converted per arm; lift of the treatment over the held-out control."""
+    return stats_many(session, [journey_id], now)[journey_id]
+
+
+def stats_many(session: Session, journey_ids: list[int], now: datetime | None = None) -> dict[int, dict]:
+    """`stats` of several journeys with one query per table (the console lists them all)."""
     now = now or utcnow()
-    j = _journey(session, journey_id)
-    d = _definition(j)
+    journeys = {j.id: j for j in session.scalars(select(Journey).where(Journey.id.in_(journey_ids)))}
+    for jid in journey_ids:
+        if jid not in journeys:
+            _journey(session, jid)  # raises: the journey does not exist
+    defs = {jid: _definition(j) for jid, j in journeys.items()}
     rows = session.execute(
-        select(JourneyEnrollment.id, JourneyEnrollment.person_id, JourneyEnrollment.arm, JourneyEnrollment.entered_at)
-        .where(JourneyEnrollment.journey_id == journey_id)
+        select(JourneyEnrollment.id, JourneyEnrollment.journey_id, JourneyEnrollment.person_id,
+               JourneyEnrollment.arm, JourneyEnrollment.entered_at)
+        .where(JourneyEnrollment.journey_id.in_(journey_ids))
     ).all()  # fmt: skip
     actioned = set(
         session.scalars(
             select(JourneyAction.enrollment_id)
-            .where(JourneyAction.journey_id == journey_id, JourneyAction.outcome == "sent")
+            .where(JourneyAction.journey_id.in_(journey_ids), JourneyAction.outcome == "sent")
             .distinct()
         )
     )
-    outcomes = dict(
-        session.execute(
-            select(JourneyAction.outcome, func.count())
-            .where(JourneyAction.journey_id == journey_id)
-            .group_by(JourneyAction.outcome)
-        ).all()
-    )
-    enr = pd.DataFrame(rows, columns=["id", "person_id", "arm", "entered_at"])
+    outcomes: dict[int, dict[str, int]] = {jid: {} for jid in journey_ids}
+    for jid, outcome, n in session.execute(
+        select(JourneyAction.journey_id, JourneyAction.outcome, func.count())
+        .where(JourneyAction.journey_id.in_(journey_ids))
+        .group_by(JourneyAction.journey_id, JourneyAction.outcome)
+    ).all():
+        outcomes[jid][outcome] = n
+    enr = pd.DataFrame(rows, columns=["id", "journey_id", "person_id", "arm", "entered_at"])
     converted: set[int] = set()
     if len(enr):
-        goal_sql = "SELECT person_id, ts FROM events WHERE event = ?"
-        if d.goal.event == "order_paid":
-            goal_sql += " UNION ALL SELECT person_id, ts FROM orders WHERE status = 'paid'"
+        # each enrolment's goal: its journey's event within its window (order_paid: paid orders too)
+        enr["goal_event"] = enr["journey_id"].map(lambda j: defs[j].goal.event)
+        enr["window_us"] = enr["journey_id"].map(lambda j: int(defs[j].goal.within_days * 86400 * 1_000_000))
+        goals = sorted(set(enr["goal_event"]))
+        goal_sql = f"SELECT person_id, ts, event FROM events WHERE event IN ({', '.join('?' * len(goals))})"
+        if "order_paid" in goals:
+            goal_sql += " UNION ALL SELECT person_id, ts, 'order_paid' FROM orders WHERE status = 'paid'"
         with warehouse.connect(read_only=True) as con:
-            con.register("enr", enr[["id", "person_id", "entered_at"]])
+            con.register("enr", enr[["id", "person_id", "entered_at", "goal_event", "window_us"]])
             found = con.execute(
                 f"""
-                SELECT DISTINCT enr.id FROM enr JOIN ({goal_sql}) g ON g.person_id = enr.person_id
-                WHERE g.ts >= enr.entered_at AND g.ts < enr.entered_at + to_microseconds(?) AND g.ts <= ?
+                SELECT DISTINCT enr.id FROM enr
+                JOIN ({goal_sql}) g ON g.person_id = enr.person_id AND g.event = enr.goal_event
+                WHERE g.ts >= enr.entered_at AND g.ts < enr.entered_at + to_microseconds(enr.window_us)
+                  AND g.ts <= ?
                 """,
-                [d.goal.event, int(d.goal.within_days * 86400 * 1_000_000), now],
+                [*goals, now],
             ).fetchall()
             con.unregister("enr")
         converted = {int(r[0]) for r in found}
-    arms = {}
-    for arm in ("treatment", "control"):
-        sub = enr[enr.arm == arm] if len(enr) else enr
-        n = len(sub)
-        conv = sum(int(i) in converted for i in sub["id"]) if n else 0
-        arms[arm] = {
-            "entered": n,
-            "actioned": sum(int(i) in actioned for i in sub["id"]) if n else 0,
-            "converted": conv,
-            "conversion_rate": conv / n if n else None,
+    out = {}
+    for jid in journey_ids:
+        d = defs[jid]
+        mine = enr[enr.journey_id == jid] if len(enr) else enr
+        arms = {}
+        for arm in ("treatment", "control"):
+            ids = [int(i) for i in mine.loc[mine.arm == arm, "id"]] if len(mine) else []
+            conv = sum(i in converted for i in ids)
+            arms[arm] = {
+                "entered": len(ids),
+                "actioned": sum(i in actioned for i in ids),
+                "converted": conv,
+                "conversion_rate": conv / len(ids) if ids else None,
+            }
+        rt, rc = arms["treatment"]["conversion_rate"], arms["control"]["conversion_rate"]
+        out[jid] = {
+            "journey_id": jid,
+            "name": journeys[jid].name,
+            "holdout_pct": d.holdout_pct,
+            "goal": d.goal.model_dump(),
+            "arms": arms,
+            "outcomes": outcomes[jid],
+            "uplift": None if rt is None or rc is None else rt - rc,
+            "lift": None if rt is None or not rc else rt / rc - 1,
         }
-    rt, rc = arms["treatment"]["conversion_rate"], arms["control"]["conversion_rate"]
-    return {
-        "journey_id": journey_id,
-        "name": j.name,
-        "holdout_pct": d.holdout_pct,
-        "goal": d.goal.model_dump(),
-        "arms": arms,
-        "outcomes": outcomes,
-        "uplift": None if rt is None or rc is None else rt - rc,
-        "lift": None if rt is None or not rc else rt / rc - 1,
-    }
+    return out

@@ -26,10 +26,11 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import delete, event, func, or_, select, update
+from sqlalchemy import bindparam, delete, event, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from liebian.campaigns.models import (
     Campaign,
@@ -76,6 +77,84 @@ def _ins(session: Session, model):
 
 def _json(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
+
+
+# Statements of the referral hot path (accept, conversion, grant), built once per dialect:
+# constructing and compiling SQLAlchemy expressions costs more than SQLite takes to run them.
+# Executed as Core statements, they do not synchronise loaded objects: the callers set or expire
+# the attributes they change.
+_C, _REF, _ORD, _CNT, _RES = (
+    Campaign.__table__,
+    Referral.__table__,
+    CampaignOrder.__table__,
+    CapCounter.__table__,
+    Reservation.__table__,
+)
+
+
+def _build_statements(insert) -> dict[str, Any]:
+    b = bindparam
+    counter = insert(_CNT).values(
+        campaign_id=b("b_cid"), scope=b("b_scope"), key=b("b_key"), used=b("b_n"), updated_at=b("b_now")
+    )
+    raise_by = {"used": _CNT.c.used + counter.excluded.used, "updated_at": counter.excluded.updated_at}
+    conflict = ["campaign_id", "scope", "key"]
+    return {
+        # one statement per counter: insert it, or raise it unless that passes the cap
+        "bump": counter.on_conflict_do_update(
+            index_elements=conflict, set_=raise_by, where=_CNT.c.used + counter.excluded.used <= b("b_cap")
+        ).returning(_CNT.c.used),
+        "bump_uncapped": counter.on_conflict_do_update(index_elements=conflict, set_=raise_by).returning(
+            _CNT.c.used
+        ),
+        "reserve": insert(_RES).on_conflict_do_nothing().returning(_RES.c.id),
+        "take_budget": update(_C)
+        .where(
+            _C.c.id == b("b_cid"),
+            or_(_C.c.budget_fen.is_(None), _C.c.budget_used_fen + b("b_value") <= _C.c.budget_fen),
+            or_(_C.c.stock.is_(None), _C.c.stock_used + 1 <= _C.c.stock),
+        )
+        .values(budget_used_fen=_C.c.budget_used_fen + b("b_value"), stock_used=_C.c.stock_used + 1),
+        "reservation_reward": update(_RES).where(_RES.c.id == b("b_id")).values(reward_id=b("b_reward")),
+        "qualify": update(_REF)
+        .where(_REF.c.id == b("b_id"), _REF.c.qualified_at.is_(None))
+        .values(qualified_at=b("b_now"), qualifying_order=b("b_order"), counted=b("b_counted")),
+        "uncount": update(_REF).where(_REF.c.id == b("b_id")).values(counted=False),
+        "insert_referral": insert(_REF).on_conflict_do_nothing().returning(_REF.c.id),
+        "insert_order": insert(_ORD).on_conflict_do_nothing().returning(_ORD.c.id),
+        "order_outcome": update(_ORD)
+        .where(_ORD.c.id == b("b_id"))
+        .values(status=b("b_status"), reason=b("b_reason"), referral_id=b("b_ref")),
+        "parent": select(_REF.c.id, _REF.c.generation, _REF.c.group_id).where(
+            _REF.c.campaign_id == b("b_cid"), _REF.c.friend_person_id == b("b_pid")
+        ),
+        "referral_of_friend": select(Referral).where(
+            Referral.campaign_id == b("b_cid"), Referral.friend_person_id == b("b_pid")
+        ),
+        "invite_by_token": select(Invite, Campaign)
+        .join(Campaign, Campaign.id == Invite.campaign_id)
+        .where(Invite.token == b("b_token")),
+    }
+
+
+_statements: dict[str, dict[str, Any]] = {}
+
+
+def _stmt(session: Session, name: str):
+    dialect = session.get_bind().dialect.name
+    built = _statements.get(dialect)
+    if built is None:
+        built = _statements[dialect] = _build_statements(
+            pg_insert if dialect == "postgresql" else sqlite_insert
+        )
+    return built[name]
+
+
+def _expire_campaign(session: Session, campaign_id: str) -> None:
+    """A loaded campaign's budget and stock changed by a Core UPDATE: read them again when used."""
+    for obj in session.identity_map.values():
+        if isinstance(obj, Campaign) and obj.id == campaign_id:
+            session.expire(obj, ["budget_used_fen", "stock_used"])
 
 
 def _audit(
@@ -297,14 +376,39 @@ def get_campaign(session: Session, campaign_id: str) -> dict:
     return campaign_view(session, _campaign(session, campaign_id))
 
 
-def list_campaigns(session: Session, status: str | None = None) -> list[dict]:
+def list_campaigns(session: Session, status: str | None = None, *, with_rules: bool = False) -> list[dict]:
     now = utcnow()
     out = []
     for c in session.scalars(select(Campaign).order_by(Campaign.created_at)):
         view = campaign_view(session, c, now)
-        view.pop("rules")
+        if not with_rules:
+            view.pop("rules")
         if status is None or view["status"] == status:
             out.append(view)
+    return out
+
+
+def campaign_stats(session: Session, campaign_id: str | None = None) -> dict[str, dict]:
+    """Per campaign (or for one): participants (inviters holding a code), referrals, qualified ones
+    and referrals by state — two GROUP BY queries however many campaigns (the console's list)."""
+    out: dict[str, dict] = {}
+
+    def entry(cid: str) -> dict:
+        return out.setdefault(cid, {"participants": 0, "referrals": 0, "qualified": 0, "states": {}})
+
+    inviters = select(Invite.campaign_id, func.count(func.distinct(Invite.inviter_person_id)))
+    referrals = select(Referral.campaign_id, Referral.state, func.count(), func.count(Referral.qualified_at))
+    if campaign_id is not None:
+        inviters = inviters.where(Invite.campaign_id == campaign_id)
+        referrals = referrals.where(Referral.campaign_id == campaign_id)
+    for cid, n in session.execute(inviters.group_by(Invite.campaign_id)):
+        entry(cid)["participants"] = int(n)
+    rows = session.execute(referrals.group_by(Referral.campaign_id, Referral.state))
+    for cid, state, n, qualified in rows:
+        e = entry(cid)
+        e["states"][state] = int(n)
+        e["referrals"] += int(n)
+        e["qualified"] += int(qualified)
     return out
 
 
@@ -494,11 +598,14 @@ def _raw_ids(p: Participant, device_id: str | None = None) -> list[identity.RawI
     return raws
 
 
-def _resolve_person(session: Session, p: Participant, source: str, device_id: str | None = None) -> int:
-    """The participant's person, registering new identifiers and linking all they presented."""
+def _resolve_person(
+    session: Session, p: Participant, source: str, device_id: str | None = None, known: dict | None = None
+) -> int:
+    """The participant's person, registering new identifiers and linking all they presented
+    (`known`: the caller's look-up of the same identifiers in this transaction)."""
     keys_ = _keys_of(p, device_id)
     raws = _raw_ids(p, device_id)
-    persons = identity.resolve(session, raws, source=source)
+    persons = identity.resolve(session, raws, source=source, known=known)
     if len(keys_) > 1 and len({persons[k] for k in keys_}) > 1:
         evidence = [identity.LinkEvidence(raws[0], r, source=source) for r in raws[1:]]
         identity.link(session, evidence)
@@ -556,11 +663,7 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
     if not CODE_RE.match(code):
         raise CampaignError(400, "malformed_code", "the invite code is malformed", field="code")
     # The campaign comes in the same query and stays in the identity map for _campaign().
-    row = session.execute(
-        select(Invite, Campaign)
-        .join(Campaign, Campaign.id == Invite.campaign_id)
-        .where(Invite.token == code[:13])
-    ).first()
+    row = session.execute(_stmt(session, "invite_by_token"), {"b_token": code[:13]}).first()
     inv = row[0] if row else None
     if row:  # the identity map holds objects weakly: keep the campaign for this session
         session.info.setdefault("campaign_refs", []).append(row[1])
@@ -751,20 +854,13 @@ def _bump(
     session: Session, campaign_id: str, scope: str, key: str, cap: int | None, n: int = 1
 ) -> int | None:
     """Raise a counter by n unless that passes the cap: the new value, or None when capped."""
-    now = utcnow()
-    session.execute(
-        _ins(session, CapCounter)
-        .values(campaign_id=campaign_id, scope=scope, key=key, used=0, updated_at=now)
-        .on_conflict_do_nothing()
-    )
-    stmt = update(CapCounter).where(
-        CapCounter.campaign_id == campaign_id, CapCounter.scope == scope, CapCounter.key == key
-    )
-    if cap is not None:
-        stmt = stmt.where(CapCounter.used + n <= cap)
-    row = session.execute(
-        stmt.values(used=CapCounter.used + n, updated_at=now).returning(CapCounter.used)
-    ).first()
+    if cap is not None and n > cap:
+        return None
+    params = {"b_cid": campaign_id, "b_scope": scope, "b_key": key, "b_n": n, "b_now": utcnow()}
+    if cap is None:
+        row = session.execute(_stmt(session, "bump_uncapped"), params).first()
+    else:
+        row = session.execute(_stmt(session, "bump"), {**params, "b_cap": cap}).first()
     return None if row is None else row[0]
 
 
@@ -813,33 +909,20 @@ def _grant(
     """Reserve budget and stock atomically, then grant through the ledger (idempotent by key)."""
     idem = f"{campaign_id}:{key}"
     row = session.execute(
-        _ins(session, Reservation)
-        .values(
-            campaign_id=campaign_id,
-            idempotency_key=idem,
-            value_fen=reward.value_fen,
-            released=False,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing()
-        .returning(Reservation.id)
+        _stmt(session, "reserve"),
+        {
+            "campaign_id": campaign_id,
+            "idempotency_key": idem,
+            "value_fen": reward.value_fen,
+            "released": False,
+            "created_at": utcnow(),
+        },
     ).first()
     if row is not None:  # first time: take budget and stock or give the reservation back
         took = session.execute(
-            update(Campaign)
-            .where(
-                Campaign.id == campaign_id,
-                or_(
-                    Campaign.budget_fen.is_(None),
-                    Campaign.budget_used_fen + reward.value_fen <= Campaign.budget_fen,
-                ),
-                or_(Campaign.stock.is_(None), Campaign.stock_used + 1 <= Campaign.stock),
-            )
-            .values(
-                budget_used_fen=Campaign.budget_used_fen + reward.value_fen,
-                stock_used=Campaign.stock_used + 1,
-            )
+            _stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": reward.value_fen}
         ).rowcount
+        _expire_campaign(session, campaign_id)
         if not took:
             session.execute(delete(Reservation).where(Reservation.id == row[0]))
             _audit(
@@ -863,7 +946,7 @@ def _grant(
         held_for_review=held,
     )
     if row is not None:
-        session.execute(update(Reservation).where(Reservation.id == row[0]).values(reward_id=view.id))
+        session.execute(_stmt(session, "reservation_reward"), {"b_id": row[0], "b_reward": view.id})
         _audit(
             session,
             "reward.reserve",
@@ -1178,14 +1261,10 @@ def accept_invite(session: Session, req, *, now: datetime | None = None) -> Acce
             raise CampaignError(
                 409, "friend_not_new", f"the friend is not new: {', '.join(seen)} seen before", field=seen[0]
             )
-    friend = _resolve_person(session, req, source=f"campaign:{c.id}", device_id=req.device_id)
+    friend = _resolve_person(session, req, source=f"campaign:{c.id}", device_id=req.device_id, known=known)
     if friend == inviter:
         raise CampaignError(409, "own_invite", "an inviter cannot accept their own invite", field="code")
-    parent = session.execute(
-        select(Referral.id, Referral.generation, Referral.group_id).where(
-            Referral.campaign_id == c.id, Referral.friend_person_id == inviter
-        )
-    ).first()
+    parent = session.execute(_stmt(session, "parent"), {"b_cid": c.id, "b_pid": inviter}).first()
     group_id = (
         _group_for(session, c.id, rules, inviter, parent, inv, now) if rules.type == "group_buy" else None
     )
@@ -1206,28 +1285,26 @@ def accept_invite(session: Session, req, *, now: datetime | None = None) -> Acce
     decision, score, signals = _assess(session, ctx)
     state = {"allow": "accepted", "hold": "held", "block": "blocked"}[decision]
     row = session.execute(
-        _ins(session, Referral)
-        .values(
-            campaign_id=c.id,
-            version=c.version,
-            invite_id=inv.id,
-            inviter_person_id=inviter,
-            friend_person_id=friend,
-            channel=inv.channel,
-            parent_referral_id=parent[0] if parent else None,
-            generation=parent[1] + 1 if parent else 1,
-            group_id=group_id,
-            state=state,
-            risk_score=score,
-            risk_signals=_json([asdict(s) for s in signals]),
-            device_id=req.device_id,
-            ip=req.ip,
-            accepted_at=now,
-            counted=False,
-            note="",
-        )
-        .on_conflict_do_nothing()
-        .returning(Referral.id)
+        _stmt(session, "insert_referral"),
+        {
+            "campaign_id": c.id,
+            "version": c.version,
+            "invite_id": inv.id,
+            "inviter_person_id": inviter,
+            "friend_person_id": friend,
+            "channel": inv.channel,
+            "parent_referral_id": parent[0] if parent else None,
+            "generation": parent[1] + 1 if parent else 1,
+            "group_id": group_id,
+            "state": state,
+            "risk_score": score,
+            "risk_signals": _json([asdict(s) for s in signals]),
+            "device_id": req.device_id,
+            "ip": req.ip,
+            "accepted_at": now,
+            "counted": False,
+            "note": "",
+        },
     ).first()
     if row is None:  # a concurrent request for the same friend won
         raise CampaignError(
@@ -1394,12 +1471,12 @@ def _qualify(
         return False, [{"role": "friend", "state": "outside_claim_window"}]
     counts = rules.type != "group_buy"
     won = session.execute(
-        update(Referral)
-        .where(Referral.id == ref.id, Referral.qualified_at.is_(None))
-        .values(qualified_at=now, qualifying_order=order_id, counted=counts)
+        _stmt(session, "qualify"), {"b_id": ref.id, "b_now": now, "b_order": order_id, "b_counted": counts}
     ).rowcount
     if not won:
         return False, []
+    for name, value in (("qualified_at", now), ("qualifying_order", order_id), ("counted", counts)):
+        set_committed_value(ref, name, value)
     cid, inviter, friend = ref.campaign_id, ref.inviter_person_id, ref.friend_person_id
     held = ref.state == "held"
     hold_until = now + timedelta(days=rules.hold_days)
@@ -1433,7 +1510,8 @@ def _qualify(
             if count is None:
                 notes.append({"role": "inviter", "state": "inviter_cap_reached"})
         if count is None:
-            session.execute(update(Referral).where(Referral.id == ref.id).values(counted=False))
+            session.execute(_stmt(session, "uncount"), {"b_id": ref.id})
+            set_committed_value(ref, "counted", False)
     give(friend, rules.friend_reward, "friend", f"friend:{ref.id}")
     if count is not None:
         if rules.type == "invite_task":
@@ -1531,22 +1609,20 @@ def report_conversion(session: Session, campaign_id: str, req, *, now: datetime 
     if ts.tzinfo is not None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
     row = session.execute(
-        _ins(session, CampaignOrder)
-        .values(
-            campaign_id=c.id,
-            order_id=req.order_id,
-            person_id=person,
-            event=req.event,
-            amount_fen=req.amount_fen,
-            status="received",
-            reason="",
-            region=req.region,
-            store=req.store,
-            ts=ts,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(CampaignOrder.id)
+        _stmt(session, "insert_order"),
+        {
+            "campaign_id": c.id,
+            "order_id": req.order_id,
+            "person_id": person,
+            "event": req.event,
+            "amount_fen": req.amount_fen,
+            "status": "received",
+            "reason": "",
+            "region": req.region,
+            "store": req.store,
+            "ts": ts,
+            "created_at": now,
+        },
     ).first()
     if row is None:
         existing = session.scalar(
@@ -1563,9 +1639,7 @@ def report_conversion(session: Session, campaign_id: str, req, *, now: datetime 
             )
         return {**_order_view(existing), "duplicate": True, "grants": []}
     order_pk = row[0]
-    ref = session.scalar(
-        select(Referral).where(Referral.campaign_id == c.id, Referral.friend_person_id == person)
-    )
+    ref = session.scalar(_stmt(session, "referral_of_friend"), {"b_cid": c.id, "b_pid": person})
     status, reason, grants = "unattributed", "", []
     if ref is not None:
         rules = rules_of(session, c.id, ref.version)
@@ -1610,9 +1684,8 @@ def report_conversion(session: Session, campaign_id: str, req, *, now: datetime 
                 if not ok and not grants:
                     reason = "the referral qualified already"
     session.execute(
-        update(CampaignOrder)
-        .where(CampaignOrder.id == order_pk)
-        .values(status=status, reason=reason, referral_id=ref.id if ref else None)
+        _stmt(session, "order_outcome"),
+        {"b_id": order_pk, "b_status": status, "b_reason": reason, "b_ref": ref.id if ref else None},
     )
     _audit(
         session,
@@ -1897,9 +1970,11 @@ def settle_leaderboard(session: Session, c: Campaign, rules: CampaignRules, now:
     return out
 
 
-def referral_tree(session: Session, campaign_id: str) -> list[dict]:
+def referral_tree(session: Session, campaign_id: str, limit: int | None = None) -> list[dict]:
+    """The campaign's referrals in acceptance order (the first `limit` of them when given)."""
     _campaign(session, campaign_id)
-    rows = session.scalars(select(Referral).where(Referral.campaign_id == campaign_id).order_by(Referral.id))
+    query = select(Referral).where(Referral.campaign_id == campaign_id).order_by(Referral.id)
+    rows = session.scalars(query if limit is None else query.limit(limit))
     return [
         {
             "referral_id": r.id,
@@ -2028,3 +2103,13 @@ def poster_png(session: Session, code: str) -> bytes:
     c = _campaign(session, inv.campaign_id)
     rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
     return poster.render(rules.title, inv.nickname, invite_link(invite_code(inv)), rules.poster_template)
+
+
+def poster_preview(session: Session, campaign_id: str) -> bytes:
+    """The campaign's poster as its participants will get it, for the operator to check before
+    launch: the current version's title and template, a placeholder nickname and a sample link."""
+    from liebian.campaigns import poster
+
+    c = _campaign(session, campaign_id)
+    rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
+    return poster.render(rules.title, "", invite_link("preview"), rules.poster_template)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,71 @@ from liebian.config import get_settings
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
 _lock = threading.Lock()
+
+
+# SQLite has one writer per database. A connection waiting for the write lock polls it with sleeps
+# of up to 100 ms (its busy handler), so under many concurrent requests the lock sits free while the
+# waiters sleep, and the latest comers may overtake the first. Within one process the writers queue
+# on this lock instead: a connection takes it before the first write of a transaction (the
+# statements pysqlite opens a transaction for) and gives it back at commit, rollback or close.
+# A SAVEPOINT (Session.begin_nested) opens a transaction too, whose reads would otherwise hold a
+# snapshot that a write after another writer's commit cannot upgrade ("database is locked" at once,
+# whatever the busy timeout): it takes the lock as well.
+# Other processes (the CLI, a second server) still meet SQLite's own lock and its busy timeout.
+_WRITE_STATEMENTS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOI")
+_sqlite_write_locks: dict[str, threading.Lock] = {}
+WRITE_LOCK_TIMEOUT = 30.0
+
+
+class _SqliteCursor(sqlite3.Cursor):
+    def execute(self, sql, parameters=(), /):
+        self.connection._before_statement(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters, /):
+        self.connection._before_statement(sql)
+        return super().executemany(sql, seq_of_parameters)
+
+
+class _SqliteConnection(sqlite3.Connection):
+    """A pysqlite connection whose transactions take the process's write lock of its database."""
+
+    write_lock: threading.Lock | None = None
+    _holds = False
+
+    def cursor(self, factory=_SqliteCursor):
+        return super().cursor(factory)
+
+    def _before_statement(self, sql: str) -> None:
+        if self._holds or self.write_lock is None or self.in_transaction:
+            return
+        if sql.lstrip()[:7].upper().startswith(_WRITE_STATEMENTS):
+            # on a timeout carry on: SQLite's own lock still serialises, it only waits less politely
+            self._holds = self.write_lock.acquire(timeout=WRITE_LOCK_TIMEOUT)
+
+    def _release(self) -> None:
+        if self._holds:
+            self._holds = False
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -32,8 +98,18 @@ def get_engine(url: str | None = None) -> Engine:
         engine = _engines.get(url)
         if engine is None:
             if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-                event.listen(engine, "connect", _sqlite_pragmas)
+                engine = create_engine(
+                    url,
+                    connect_args={"check_same_thread": False, "timeout": 30, "factory": _SqliteConnection},
+                )
+                lock = _sqlite_write_locks.setdefault(url, threading.Lock())
+
+                def _on_connect(dbapi_connection, record, lock=lock) -> None:
+                    if isinstance(dbapi_connection, _SqliteConnection):
+                        dbapi_connection.write_lock = lock
+                    _sqlite_pragmas(dbapi_connection, record)
+
+                event.listen(engine, "connect", _on_connect)
             else:
                 engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             _engines[url] = engine

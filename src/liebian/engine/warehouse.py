@@ -145,6 +145,21 @@ def warehouse_path() -> Path:
     return get_settings().warehouse_file
 
 
+def file_state(path: Path | None = None) -> tuple:
+    """Size and modification time of the warehouse file and its write-ahead log: every committed
+    write changes one of them (DuckDB appends each commit to the WAL, a checkpoint rewrites the file).
+    A cheap version of the warehouse's content for caches of derived results (no connection opened)."""
+    path = path or warehouse_path()
+    out: list = [str(path)]
+    for f in (path, path.with_name(path.name + ".wal")):
+        try:
+            st = f.stat()
+            out += [st.st_size, st.st_mtime_ns]
+        except FileNotFoundError:
+            out += [None, None]
+    return tuple(out)
+
+
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc)
     return "lock" in text.lower() or "Conflicting" in text

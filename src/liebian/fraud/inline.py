@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from liebian.campaigns.service import RISK_CHECKS, RiskContext, RiskSignal
@@ -24,6 +24,7 @@ from liebian.fraud.models import FraudSighting
 from liebian.fraud.reasons import REASONS
 from liebian.identity import service as identity
 from liebian.identity.keys import IdentifierError
+from liebian.identity.models import Person
 from liebian.privacy.crypto import normalize_phone
 
 
@@ -80,7 +81,85 @@ def _person_of(session: Session, id_type: str, raw: str | None) -> int | None:
 
 
 def _current(session: Session, person: int | None) -> int | None:
-    return None if person is None else identity.current_person(session, person) or person
+    if person is None:
+        return None
+    known = session.info.get("fraud_current")  # filled by inline_check for inviter and friend
+    if known is not None and person in known:
+        return known[person]
+    return identity.current_person(session, person) or person
+
+
+_P, _S = Person.__table__, FraudSighting.__table__
+_CURRENT = select(_P.c.id, _P.c.merged_into).where(_P.c.id.in_(bindparam("ids", expanding=True)))
+NONE = -1  # stands for a missing person id in the counts below (person ids are positive)
+
+
+def _counting(*where, distinct_persons: bool = False):
+    what = func.count(func.distinct(_S.c.person_id)) if distinct_persons else func.count()
+    return select(what).select_from(_S).where(*where).scalar_subquery()
+
+
+# Every count of earlier sightings the rules use, in one statement (each subquery uses its index).
+# A missing value is bound as NULL (or NONE for person ids) and matches nothing, as the rules skip
+# those cases anyway.
+_ACCEPT = _S.c.stage == "accept"
+_COUNTS = select(
+    _counting(
+        _ACCEPT, _S.c.inviter_person_id == bindparam("inviter"), _S.c.ts > bindparam("velocity_since"),
+        _S.c.ts <= bindparam("ts"),
+    ).label("velocity"),
+    _counting(
+        _ACCEPT, _S.c.device_id == bindparam("device"), _S.c.person_id != bindparam("friend"),
+        _S.c.ts > bindparam("device_since"), _S.c.ts <= bindparam("ts"), distinct_persons=True,
+    ).label("device_burst"),
+    _counting(
+        _ACCEPT, _S.c.ip == bindparam("ip"), _S.c.person_id != bindparam("friend"),
+        _S.c.ts > bindparam("ip_since"), _S.c.ts <= bindparam("ts"), distinct_persons=True,
+    ).label("ip_burst"),
+    _counting(
+        _ACCEPT, _S.c.campaign_id == bindparam("campaign"), _S.c.inviter_person_id == bindparam("inviter")
+    ).label("cap"),
+    _counting(
+        _ACCEPT, _S.c.inviter_person_id == bindparam("friend"), _S.c.person_id == bindparam("inviter")
+    ).label("circular"),
+    _counting(_S.c.person_id == bindparam("inviter"), _S.c.device_id == bindparam("device")).label(
+        "inviter_device"
+    ),
+    _counting(
+        _S.c.person_id == bindparam("inviter"), _S.c.ip == bindparam("ip"), _S.c.ua_hash == bindparam("ua")
+    ).label("ip_ua"),
+    _counting(
+        _S.c.device_id == bindparam("device"), _S.c.person_id.is_not(None),
+        _S.c.person_id != bindparam("mine_a"), _S.c.person_id != bindparam("mine_b"),
+    ).label("device_others"),
+)  # fmt: skip
+
+
+def _sightings(session: Session, ctx: RiskContext) -> dict[str, int]:
+    """Counts of earlier sightings for this context (kept on the context while inline_check runs)."""
+    cached = getattr(ctx, "_fraud_counts", None)
+    if cached is not None:
+        return cached
+    mine = [p for p in (_current(session, ctx.friend), _current(session, ctx.inviter)) if p is not None]
+    mine += [NONE] * (2 - len(mine))
+    row = session.execute(
+        _COUNTS,
+        {
+            "inviter": NONE if ctx.inviter is None else ctx.inviter,
+            "friend": NONE if ctx.friend is None else ctx.friend,
+            "campaign": ctx.campaign_id,
+            "device": ctx.device_id or None,
+            "ip": ctx.ip or None,
+            "ua": ua_hash(ctx.user_agent),
+            "ts": ctx.ts,
+            "velocity_since": ctx.ts - CONFIG.velocity_window,
+            "device_since": ctx.ts - CONFIG.device_burst_window,
+            "ip_since": ctx.ts - CONFIG.ip_burst_window,
+            "mine_a": mine[0],
+            "mine_b": mine[1],
+        },
+    ).one()
+    return {k: int(v or 0) for k, v in row._mapping.items()}
 
 
 # ------------------------------------------------------------------ rules
@@ -108,77 +187,40 @@ def rule_shared_with_inviter(session: Session, ctx: RiskContext) -> list[RiskSig
         owner = _current(session, _person_of(session, id_type, raw))
         if owner is not None and owner == inviter and owner != _current(session, ctx.friend):
             out.append(_signal(code, f"{id_type} registered to the inviter"))
-        elif code == "SHARED_DEVICE" and ctx.device_id:
-            seen = session.scalar(
-                select(func.count())
-                .select_from(FraudSighting)
-                .where(FraudSighting.person_id == ctx.inviter, FraudSighting.device_id == ctx.device_id)
-            )
-            if seen:
-                out.append(_signal(code, "the inviter used this device before"))
+        elif code == "SHARED_DEVICE" and ctx.device_id and _sightings(session, ctx)["inviter_device"]:
+            out.append(_signal(code, "the inviter used this device before"))
     return out
 
 
 def rule_ip_ua(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     """IP together with user agent seen for the inviter (an IP alone is an office or a carrier NAT)."""
-    ua = ua_hash(ctx.user_agent)
-    if ctx.inviter is None or not ctx.ip or ua is None:
+    if ctx.inviter is None or not ctx.ip or ua_hash(ctx.user_agent) is None:
         return []
-    seen = session.scalar(
-        select(func.count())
-        .select_from(FraudSighting)
-        .where(
-            FraudSighting.person_id == ctx.inviter, FraudSighting.ip == ctx.ip, FraudSighting.ua_hash == ua
-        )
-    )
+    seen = _sightings(session, ctx)["ip_ua"]
     return [_signal("SHARED_IP_UA", "the inviter was seen with this IP and user agent")] if seen else []
-
-
-def _accepts_seen(session: Session, *conditions) -> int:
-    """Earlier invite acceptances recorded by the inline checks that match the conditions."""
-    return session.scalar(
-        select(func.count()).select_from(FraudSighting).where(FraudSighting.stage == "accept", *conditions)
-    )
 
 
 def rule_velocity(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     if ctx.stage != "accept" or ctx.inviter is None:
         return []
-    n = _accepts_seen(
-        session,
-        FraudSighting.inviter_person_id == ctx.inviter,
-        FraudSighting.ts > ctx.ts - CONFIG.velocity_window,
-        FraudSighting.ts <= ctx.ts,
-    )
+    n = _sightings(session, ctx)["velocity"]
     if n + 1 > CONFIG.velocity_max:
         minutes = CONFIG.velocity_window.total_seconds() / 60
         return [_signal("VELOCITY", f"{n + 1} accepts for this inviter within {minutes:g} min")]
     return []
 
 
-def _new_accounts(session: Session, ctx: RiskContext, column, value: str, window: timedelta) -> int:
-    earlier = session.scalar(
-        select(func.count(func.distinct(FraudSighting.person_id))).where(
-            FraudSighting.stage == "accept",
-            column == value,
-            FraudSighting.person_id != ctx.friend,
-            FraudSighting.ts > ctx.ts - window,
-            FraudSighting.ts <= ctx.ts,
-        )
-    )
-    return int(earlier or 0) + 1
-
-
 def rule_bursts(session: Session, ctx: RiskContext) -> list[RiskSignal]:
+    """Distinct other accounts accepting from this device (24 h) or IP (1 h), this one included."""
     if ctx.stage != "accept":
         return []
     out = []
     if ctx.device_id:
-        n = _new_accounts(session, ctx, FraudSighting.device_id, ctx.device_id, CONFIG.device_burst_window)
+        n = _sightings(session, ctx)["device_burst"] + 1
         if n > CONFIG.device_burst_max:
             out.append(_signal("DEVICE_BURST", f"{n} new accounts from this device"))
     if ctx.ip:
-        n = _new_accounts(session, ctx, FraudSighting.ip, ctx.ip, CONFIG.ip_burst_window)
+        n = _sightings(session, ctx)["ip_burst"] + 1
         if n > CONFIG.ip_burst_max:
             out.append(_signal("IP_BURST", f"{n} new accounts from this IP"))
     return out
@@ -206,15 +248,7 @@ def rule_new_device(session: Session, ctx: RiskContext) -> list[RiskSignal]:
         return []
     mine = {_current(session, ctx.friend), _current(session, ctx.inviter)}
     owner = _current(session, _person_of(session, "device_id", ctx.device_id))
-    others = session.scalar(
-        select(func.count())
-        .select_from(FraudSighting)
-        .where(
-            FraudSighting.device_id == ctx.device_id,
-            FraudSighting.person_id.is_not(None),
-            FraudSighting.person_id.not_in([p for p in mine if p is not None] or [-1]),
-        )
-    )
+    others = _sightings(session, ctx)["device_others"]
     if (owner is not None and owner not in mine) or others:
         return [_signal("DEVICE_NOT_NEW", "the device was used by another account before")]
     return []
@@ -224,9 +258,7 @@ def rule_cap(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     cap = getattr(ctx.rules, "per_inviter_cap", None)
     if ctx.stage != "accept" or ctx.inviter is None or cap is None:
         return []
-    n = _accepts_seen(
-        session, FraudSighting.campaign_id == ctx.campaign_id, FraudSighting.inviter_person_id == ctx.inviter
-    )
+    n = _sightings(session, ctx)["cap"]
     if n >= cap:
         return [_signal("CAP_HIT", f"friend {n + 1} for an inviter capped at {cap}")]
     return []
@@ -236,9 +268,7 @@ def rule_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     """The friend invited the inviter before, in any campaign (A→B, then B→A)."""
     if ctx.stage != "accept" or ctx.inviter is None or ctx.friend is None:
         return []
-    back = _accepts_seen(
-        session, FraudSighting.inviter_person_id == ctx.friend, FraudSighting.person_id == ctx.inviter
-    )
+    back = _sightings(session, ctx)["circular"]
     return [_signal("CIRCULAR", "the friend invited the inviter before")] if back else []
 
 
@@ -256,23 +286,37 @@ RULES = (
 
 
 def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
-    """All rules, then remember this sighting. The RiskCheck registered with the campaign engine."""
-    signals: list[RiskSignal] = []
-    for rule in RULES:
-        signals.extend(rule(session, ctx))
-    session.add(
-        FraudSighting(
-            ts=ctx.ts,
-            stage=ctx.stage,
-            campaign_id=ctx.campaign_id,
-            inviter_person_id=ctx.inviter,
-            person_id=ctx.friend,
-            device_id=ctx.device_id,
-            ip=ctx.ip,
-            ua_hash=ua_hash(ctx.user_agent),
-        )
+    """All rules, then remember this sighting. The RiskCheck registered with the campaign engine.
+
+    Inviter and friend are read once (one statement for both) and the counts of earlier sightings
+    once (`_sightings`, when a rule needs one), for all the rules."""
+    ids = [p for p in (ctx.inviter, ctx.friend) if p is not None]
+    known = {}
+    if ids:
+        known = {pid: merged or pid for pid, merged in session.execute(_CURRENT, {"ids": ids})}
+    session.info["fraud_current"] = known
+    try:
+        if ctx.stage == "accept" or ctx.device_id or (ctx.ip and ctx.user_agent):
+            ctx._fraud_counts = _sightings(session, ctx)
+        signals: list[RiskSignal] = []
+        for rule in RULES:
+            signals.extend(rule(session, ctx))
+    finally:
+        session.info.pop("fraud_current", None)
+        ctx.__dict__.pop("_fraud_counts", None)
+    session.execute(
+        _S.insert(),
+        {
+            "ts": ctx.ts,
+            "stage": ctx.stage,
+            "campaign_id": ctx.campaign_id,
+            "inviter_person_id": ctx.inviter,
+            "person_id": ctx.friend,
+            "device_id": ctx.device_id,
+            "ip": ctx.ip,
+            "ua_hash": ua_hash(ctx.user_agent),
+        },
     )
-    session.flush()
     return signals
 
 

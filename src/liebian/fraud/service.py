@@ -252,21 +252,58 @@ def list_cases(
     offset: int = 0,
     lang: str = "zh-CN",
 ) -> list[dict]:
+    q = (
+        _cases_query(select(FraudCase), status, campaign_id, pattern, min_score)
+        .order_by(FraudCase.score.desc(), FraudCase.id)
+        .limit(max(1, min(limit, 1000)))
+        .offset(max(0, offset))
+    )
+    return [case_view(c, lang) for c in session.scalars(q)]
+
+
+def _cases_query(q, status: str | None, campaign_id: str | None, pattern: str | None, min_score: float):
     if status is not None and status not in STATUSES:
         raise FraudError(422, "invalid", f"status: {status!r} is not one of {', '.join(STATUSES)}", "status")
-    q = select(FraudCase).where(FraudCase.score >= min_score)
+    q = q.where(FraudCase.score >= min_score)
     if status:
         q = q.where(FraudCase.status == status)
     if campaign_id:
         q = q.where(FraudCase.campaign_id == campaign_id)
     if pattern:
         q = q.where(FraudCase.pattern == pattern)
-    q = (
-        q.order_by(FraudCase.score.desc(), FraudCase.id)
-        .limit(max(1, min(limit, 1000)))
-        .offset(max(0, offset))
+    return q
+
+
+def count_cases(
+    session: Session,
+    *,
+    status: str | None = "open",
+    campaign_id: str | None = None,
+    pattern: str | None = None,
+    min_score: float = 0.0,
+) -> int:
+    """How many cases `list_cases` pages through with the same filters."""
+    q = _cases_query(select(func.count()).select_from(FraudCase), status, campaign_id, pattern, min_score)
+    return int(session.scalar(q) or 0)
+
+
+def queue_facets(session: Session) -> dict:
+    """What the queue can be filtered by: cases per status, and the campaigns and patterns present."""
+    statuses = dict.fromkeys(STATUSES, 0)
+    campaigns_seen: set[str] = set()
+    patterns: set[str] = set()
+    rows = session.execute(
+        select(FraudCase.status, FraudCase.campaign_id, FraudCase.pattern, func.count()).group_by(
+            FraudCase.status, FraudCase.campaign_id, FraudCase.pattern
+        )
     )
-    return [case_view(c, lang) for c in session.scalars(q)]
+    for status, campaign_id, pattern, n in rows:
+        statuses[status] = statuses.get(status, 0) + int(n)
+        if campaign_id:
+            campaigns_seen.add(campaign_id)
+        if pattern:
+            patterns.add(pattern)
+    return {"statuses": statuses, "campaigns": sorted(campaigns_seen), "patterns": sorted(patterns)}
 
 
 def _load(session: Session, case_id: int) -> FraudCase:

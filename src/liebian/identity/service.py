@@ -19,7 +19,8 @@ from functools import cached_property
 
 import duckdb
 import pandas as pd
-from sqlalchemy import case, func, insert, select, update
+import pyarrow as pa
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,6 +49,27 @@ MERGE_HOOKS: list[MergeHook] = []
 def _insert(session: Session, model):
     dialect = session.get_bind().dialect.name
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
+
+
+# Built once: the request path (accept an invite, report a conversion) resolves a few identifiers
+# per call, where constructing the statements cost more than running them.
+_LOOKUP = select(Identifier.id_value, Identifier.person_id).where(
+    Identifier.id_type == bindparam("b_type"), Identifier.id_value.in_(bindparam("b_values", expanding=True))
+)
+_TAKEN = select(Person.id).where(Person.id.in_(bindparam("b_ids", expanding=True)))
+_INSERTS: dict[str, tuple] = {}
+
+
+def _inserts_ignoring_conflicts(session: Session) -> tuple:
+    """(persons, identifiers) INSERT … ON CONFLICT DO NOTHING for this session's dialect."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS:
+        ins = pg_insert if dialect == "postgresql" else sqlite_insert
+        _INSERTS[dialect] = (
+            ins(Person.__table__).on_conflict_do_nothing(),
+            ins(Identifier.__table__).on_conflict_do_nothing(),
+        )
+    return _INSERTS[dialect]
 
 
 def _chunks(seq: Sequence, size: int = CHUNK):
@@ -85,11 +107,7 @@ def lookup(session: Session, keys: Iterable[Key]) -> dict[Key, int]:
     found: dict[Key, int] = {}
     for id_type, values in by_type.items():
         for chunk in _chunks(values):
-            rows = session.execute(
-                select(Identifier.id_value, Identifier.person_id).where(
-                    Identifier.id_type == id_type, Identifier.id_value.in_(chunk)
-                )
-            )
+            rows = session.execute(_LOOKUP, {"b_type": id_type, "b_values": chunk})
             found.update({(id_type, v): p for v, p in rows})
     return found
 
@@ -99,11 +117,13 @@ def resolve(
     identifiers: Iterable[RawIdentifier | Key],
     source: str = "",
     seen_at: datetime | None = None,
+    known: dict[Key, int] | None = None,
 ) -> dict[Key, int]:
     """Map identifiers to person ids, founding a person for each identifier never seen before.
 
     Accepts raw identifiers (hashed here) or keys already in stored form (bulk importers hash
     vectorised). Safe under concurrency: inserts ignore conflicts and the result is re-read.
+    `known`: the caller's own `lookup` of these identifiers, to save reading them twice.
     """
     raw_by_key: dict[Key, str] = {}
     keys: set[Key] = set()
@@ -113,7 +133,7 @@ def resolve(
             keys.add(item.key)
         else:
             keys.add(item)
-    found = lookup(session, keys)
+    found = {k: known[k] for k in keys if k in known} if known is not None else lookup(session, keys)
     new = sorted(keys - found.keys())
     if new:
         _found_persons(session, new, raw_by_key, source, seen_at or utcnow())
@@ -129,7 +149,7 @@ def _found_persons(
     # tombstone; such identifiers get a salted id instead.
     taken = set()
     for chunk in _chunks(list(wanted.values())):
-        taken.update(session.scalars(select(Person.id).where(Person.id.in_(chunk))))
+        taken.update(session.scalars(_TAKEN, {"b_ids": chunk}))
     if taken:
         # Another transaction may have founded the same identifiers since our lookup; their ids
         # are then taken by the very same key, which is no collision. Read after `taken` so that a
@@ -154,10 +174,11 @@ def _found_persons(
             }
         )
     # executemany of one compiled statement: compiling a multi-row VALUES per chunk cost ~1 ms a row
+    insert_persons, insert_identifiers = _inserts_ignoring_conflicts(session)
     if persons:
-        session.execute(_insert(session, Person.__table__).on_conflict_do_nothing(), persons)
+        session.execute(insert_persons, persons)
     if idents:
-        session.execute(_insert(session, Identifier.__table__).on_conflict_do_nothing(), idents)
+        session.execute(insert_identifiers, idents)
 
 
 def _display_of_key(key: Key) -> str:
@@ -411,9 +432,7 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
     New identifiers are copied by id watermark; logged merges above the warehouse's watermark are
     replayed onto every person-id column, in one UPDATE per column.
     """
-    con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
-    # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
-    last = con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
+    last = sync_watermark(con)
     if last:
         below = session.scalar(select(func.count()).select_from(Identifier).where(Identifier.id <= last)) or 0
         if below > con.execute("SELECT count(*) FROM identity_map").fetchall()[0][0]:
@@ -427,7 +446,14 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
     ).all()
     added = 0
     if rows:
-        frame = pd.DataFrame(rows, columns=["identifier_id", "id_type", "id_value", "person_id"])
+        ids, types, values, persons = zip(*rows, strict=True)  # columns: no per-row objects in pandas
+        frame = pa.table(
+            {
+                "id_type": pa.array(types, pa.string()),
+                "id_value": pa.array(values, pa.string()),
+                "person_id": pa.array(persons, pa.int64()),
+            }
+        )
         con.register("new_identifiers", frame)
         added = con.execute(
             """
@@ -437,7 +463,7 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
             """
         ).fetchall()[0][0]
         con.unregister("new_identifiers")
-        con.execute("INSERT INTO identity_sync VALUES (?)", [int(frame.identifier_id.max())])
+        con.execute("INSERT INTO identity_sync VALUES (?)", [int(max(ids))])
 
     applied = con.execute("SELECT coalesce(max(merge_id), 0) FROM applied_merges").fetchall()[0][0]
     merges = session.execute(
@@ -462,6 +488,25 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
         con.unregister("merge_map")
         con.execute("INSERT INTO applied_merges VALUES (?, now())", [int(merges[-1][0])])
     return {"identifiers_added": added, "merges_applied": len(merges)}
+
+
+def sync_watermark(con: duckdb.DuckDBPyConnection) -> int:
+    """The id of the last registry identifier copied into the warehouse's identity_map."""
+    con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
+    # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
+    return con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
+
+
+def advance_sync(session: Session, con: duckdb.DuckDBPyConnection, last: int, copied: int) -> None:
+    """After a bulk registration put its own `copied` new identifiers into identity_map itself:
+    move the watermark past them when nobody else registered any since `last`, else sync."""
+    count, top = session.execute(
+        select(func.count(), func.max(Identifier.id)).where(Identifier.id > last)
+    ).one()
+    if count and count == copied:
+        con.execute("INSERT INTO identity_sync VALUES (?)", [int(top)])
+    elif count:
+        sync_warehouse(session, con)
 
 
 PERSON_COLUMNS = (
@@ -514,5 +559,5 @@ def conflict_count(session: Session, start: datetime | None = None, end: datetim
     return session.scalar(query) or 0
 
 
-# Set-based resolve() for file imports (ingestion); defined in bulk.py to keep this module readable.
-from liebian.identity.bulk import resolve_bulk  # noqa: E402, F401
+# Set-based registration for file imports (ingestion); defined in bulk.py to keep this module readable.
+from liebian.identity.bulk import register_new, resolve_bulk  # noqa: E402, F401

@@ -127,11 +127,67 @@ def read_into(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path) -> Iter
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
-    encoding = detect_encoding(path)
-    source = path
-    if encoding == "gb18030":
-        source = tmp / "utf8.csv"
-        _transcode(path, encoding, source)
+    # Decoding a large file in Python just to learn that it is UTF-8 costs seconds: when it looks
+    # like UTF-8 (BOM or none, no NUL byte), DuckDB reads it and validates every value itself; only
+    # when it finds invalid text is the whole file checked (and a GBK/GB18030 export transcoded).
+    encoding = _looks_utf8(path) or detect_encoding(path)
+    try:
+        parsed = _csv_into(con, path if encoding != "gb18030" else _utf8_copy(path, tmp), path)
+    except UnicodeDecodeError:  # the header line is no UTF-8
+        parsed = None
+    if encoding != "gb18030" and (parsed is None or parsed[3]):  # parsed[3]: rows of invalid UTF-8
+        full = detect_encoding(path)  # raises when the file is neither UTF-8 nor GB18030
+        if full == "gb18030":
+            encoding = full
+            parsed = _csv_into(con, _utf8_copy(path, tmp), path)
+        else:  # UTF-8 after all: its rows with text DuckDB refused are rejects like any other
+            parsed = _csv_into(con, path, path, keep_invalid=True)
+    headers, parse_rejects, good, _invalid = parsed
+    if parse_rejects:
+        # Good record r (0-based) sits after every rejected record whose "good rows before it" is
+        # at most r: shift its line by that many.
+        lines = sorted({line for line, *_ in parse_rejects})
+        shifts = pa.table({"q": [line - 2 - j for j, line in enumerate(lines)]})
+        con.register("line_shifts_arrow", shifts)
+        con.execute("CREATE OR REPLACE TEMP TABLE line_shifts AS SELECT * FROM line_shifts_arrow")
+        con.unregister("line_shifts_arrow")
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 + "
+            "(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, * FROM raw0"
+        )
+    else:
+        # A view, not a copy: rowid follows the file's order (insertion order is preserved).
+        con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 AS _line, * FROM raw0")
+    return RawFile("csv", encoding, headers, good + len(parse_rejects), parse_rejects)
+
+
+def _looks_utf8(path: Path) -> str | None:
+    """utf-8 or utf-8-sig when the file may be UTF-8 text, None when only a full check can tell."""
+    import mmap
+
+    with path.open("rb") as fh:
+        head = fh.read(4)
+        if not head or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return None
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            if mm.find(b"\x00") != -1:  # binary data or UTF-16 without BOM
+                return None
+    return "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+
+
+def _utf8_copy(path: Path, tmp: Path) -> Path:
+    target = tmp / "utf8.csv"
+    if not target.exists():
+        _transcode(path, "gb18030", target)
+    return target
+
+
+def _csv_into(
+    con: duckdb.DuckDBPyConnection, source: Path, path: Path, keep_invalid: bool = False
+) -> tuple[list[str], list[tuple[int, str, str, str]], int, int]:
+    """Read `source` (UTF-8) into raw0: headers, the records DuckDB could not parse, the good
+    record count, and how many records held invalid UTF-8 (without `keep_invalid`, their rejects
+    are not collected: the caller reads the file again in the right encoding)."""
     headers, delim = _csv_header(source, path)
     # The header is read here, not sniffed: DuckDB's sniffer gives up on small files with a broken row.
     columns = "{" + ", ".join(f"{q(h)}: 'VARCHAR'" for h in headers) + "}"
@@ -145,9 +201,17 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
         )
     except duckdb.Error as exc:
         raise FileImportError(f"{path.name}: not a readable CSV file: {exc}") from exc
-    broken = con.execute(
-        "SELECT line, coalesce(column_name, ''), error_type, error_message, csv_line FROM reject_errors ORDER BY line"
-    ).fetchall()
+    invalid = con.execute(
+        "SELECT count(DISTINCT line) FROM reject_errors WHERE error_type = 'INVALID UNICODE'"
+    ).fetchall()[0][0]
+    broken = (
+        []
+        if invalid and not keep_invalid
+        else con.execute(
+            "SELECT line, coalesce(column_name, ''), error_type, error_message, csv_line "
+            "FROM reject_errors ORDER BY line"
+        ).fetchall()
+    )
     parse_rejects = []
     seen_lines: set[int] = set()
     for line, _column, error_type, message, raw in broken:
@@ -166,22 +230,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
     good = con.execute("SELECT count(*) FROM raw0").fetchall()[0][0]
-    if parse_rejects:
-        # Good record r (0-based) sits after every rejected record whose "good rows before it" is
-        # at most r: shift its line by that many.
-        lines = sorted({line for line, *_ in parse_rejects})
-        shifts = pa.table({"q": [line - 2 - j for j, line in enumerate(lines)]})
-        con.register("line_shifts_arrow", shifts)
-        con.execute("CREATE OR REPLACE TEMP TABLE line_shifts AS SELECT * FROM line_shifts_arrow")
-        con.unregister("line_shifts_arrow")
-        con.execute(
-            "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 + "
-            "(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, * FROM raw0"
-        )
-    else:
-        # A view, not a copy: rowid follows the file's order (insertion order is preserved).
-        con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 AS _line, * FROM raw0")
-    return RawFile("csv", encoding, headers, good + len(parse_rejects), parse_rejects)
+    return headers, parse_rejects, good, invalid
 
 
 def _csv_header(source: Path, path: Path) -> tuple[list[str], str]:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -93,11 +93,24 @@ def new_batch_id(kind: str) -> str:
 # ---------------------------------------------------------------- progress
 
 
-class _Steps:
-    """A Rich progress bar over the pipeline's steps, filled inside a step from DuckDB's progress."""
+# on_progress(step name, fraction of the whole import done): the console's import page hears it
+ProgressHook = Callable[[str, float], None]
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, enabled: bool, total: int, label: str):
+
+class _Steps:
+    """A Rich progress bar over the pipeline's steps, filled inside a step from DuckDB's progress;
+    `on_progress` hears the same progress (the console shows it while the import runs)."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        enabled: bool,
+        total: int,
+        label: str,
+        on_progress: ProgressHook | None = None,
+    ):
         self.con, self.enabled, self.total, self.label = con, enabled, total, label
+        self.on_progress = on_progress
         self.done = 0
         self.timings: dict[str, float] = {}
         self.progress = None
@@ -118,6 +131,9 @@ class _Steps:
             con.execute("SET enable_progress_bar_print = false")
             self.progress.start()
             self.task = self.progress.add_task(label, total=total)
+        elif on_progress is not None:
+            con.execute("SET enable_progress_bar = true")
+            con.execute("SET enable_progress_bar_print = false")
 
     def close(self, ok: bool = True) -> None:
         if self.progress is not None:
@@ -126,12 +142,14 @@ class _Steps:
             else:
                 self.progress.update(self.task, description=f"{self.label}: failed")
             self.progress.stop()
+        if ok and self.on_progress is not None:
+            self.on_progress("done", 1.0)
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
-            if self.progress is None:
+            if self.progress is None and self.on_progress is None:
                 yield
             else:
                 with self._shown(name):
@@ -139,9 +157,18 @@ class _Steps:
         finally:
             self.timings[name] = round(self.timings.get(name, 0.0) + time.perf_counter() - started, 3)
 
+    def _show(self, name: str, completed: float, describe: bool = False) -> None:
+        if self.progress is not None:
+            if describe:
+                self.progress.update(self.task, description=f"{self.label}: {name}", completed=completed)
+            else:
+                self.progress.update(self.task, completed=completed)
+        if self.on_progress is not None and self.total:
+            self.on_progress(name, min(completed / self.total, 1.0))
+
     @contextlib.contextmanager
     def _shown(self, name: str) -> Iterator[None]:
-        self.progress.update(self.task, description=f"{self.label}: {name}", completed=self.done)
+        self._show(name, self.done, describe=True)
         stop = threading.Event()
 
         def poll() -> None:
@@ -149,7 +176,7 @@ class _Steps:
                 with contextlib.suppress(Exception):
                     pct = self.con.query_progress()
                     if pct is not None and pct >= 0:
-                        self.progress.update(self.task, completed=self.done + min(pct, 100) / 100)
+                        self._show(name, self.done + min(pct, 100) / 100)
 
         thread = threading.Thread(target=poll, daemon=True)
         thread.start()
@@ -159,7 +186,7 @@ class _Steps:
             stop.set()
             thread.join()
             self.done += 1
-            self.progress.update(self.task, completed=self.done)
+            self._show(name, self.done)
 
 
 # ---------------------------------------------------------------- public entry points
@@ -172,11 +199,14 @@ def import_file(
     *,
     progress: bool = False,
     rejects_dir: str | Path | None = None,
+    on_progress: ProgressHook | None = None,
 ) -> ImportResult:
     """Import one export file; see docs/formats.md for the columns each kind and preset expects.
 
     Raises FileImportError (or PresetError) only when the file cannot be read at all; bad rows
-    are rejected with line, field and reason and the good rows are loaded.
+    are rejected with line, field and reason and the good rows are loaded. `on_progress(step,
+    fraction)` is called as the import moves through its steps (and within a step, from DuckDB's
+    query progress, about five times a second), then with ("done", 1.0).
     """
     if kind not in KINDS:
         raise FileImportError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -189,8 +219,10 @@ def import_file(
     workdir = settings.data_dir / "tmp"
     workdir.mkdir(parents=True, exist_ok=True)
     with WRITE_LOCK, warehouse.connect() as con:
-        steps = _Steps(con, progress, 6, f"import {kind} {path.name}")
+        steps = _Steps(con, progress, 6, f"import {kind} {path.name}", on_progress)
         ok = False
+        # Bounded memory whatever the file's size: DuckDB spills the batch's temporary tables.
+        con.execute(f"SET memory_limit = '{settings.import_memory_mb}MB'")
         try:
             with steps.step("reading"), read_into(con, path, workdir) as raw_file:
                 pass
@@ -198,6 +230,7 @@ def import_file(
             ok = True
         finally:
             steps.close(ok)
+            con.execute("RESET memory_limit")
         _drop_temp(con)
     rejects_path = None
     if result.rejects:
@@ -288,6 +321,40 @@ def ingest_items(kind: str, items: list, source: str = "api") -> tuple[ImportRes
     return summary, outcomes
 
 
+# ---------------------------------------------------------------- batch records
+
+BATCH_COLUMNS = ("batch_id", "kind", "source", "rows_read", "rows_loaded", "rows_duplicate", "rows_rejected",
+                 "finished_at")  # fmt: skip
+
+
+def list_batches(con: duckdb.DuckDBPyConnection, *, limit: int = 20, files_only: bool = True) -> list[dict]:
+    """The latest import batches (`import_batches`), newest first. Files only by default: the
+    collector records one batch per HTTP call."""
+    where = "WHERE source LIKE 'file:%'" if files_only else ""
+    rows = con.execute(
+        f"SELECT {', '.join(BATCH_COLUMNS)} FROM import_batches {where} ORDER BY finished_at DESC, batch_id LIMIT ?",
+        [int(limit)],
+    ).fetchall()
+    return [dict(zip(BATCH_COLUMNS, r, strict=True)) for r in rows]
+
+
+def get_batch(con: duckdb.DuckDBPyConnection, batch_id: str, *, rejects_limit: int = 200) -> dict | None:
+    """One batch's record, with its rejected lines (line, field, reason — the raw row stays in the
+    rejects file) up to `rejects_limit`; None when there is no such batch."""
+    row = con.execute(
+        f"SELECT {', '.join(BATCH_COLUMNS)} FROM import_batches WHERE batch_id = ?", [batch_id]
+    ).fetchone()
+    if row is None:
+        return None
+    rejects = con.execute(
+        "SELECT line, field, reason FROM rejects WHERE batch_id = ? ORDER BY line, field LIMIT ?",
+        [batch_id, int(rejects_limit)],
+    ).fetchall()
+    return dict(zip(BATCH_COLUMNS, row, strict=True)) | {
+        "rejects": [{"line": line, "field": fld, "reason": reason} for line, fld, reason in rejects]
+    }
+
+
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -303,24 +370,31 @@ class _Outcome:
     details: dict[str, int] = field(default_factory=dict)
 
 
-TEMP_VIEWS = ("mapped", "keyed", "raw")
-TEMP_TABLES = (
+TEMP_OBJECTS = (  # views before the tables they read
+    "mapped",
+    "keyed",
+    "raw",
+    "to_load",
     "raw0",
     "line_shifts",
     "staged",
     "batch_rejects",
     "hashed",
-    "to_load",
+    "drop_lines",
     "loaded_lines",
     "order_groups",
 )
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
-    for view in TEMP_VIEWS:
-        con.execute(f"DROP VIEW IF EXISTS {view}")
-    for table in TEMP_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    kinds = dict(
+        con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = 'temp'"
+        ).fetchall()
+    )
+    for name in TEMP_OBJECTS:
+        if name in kinds:
+            con.execute(f"DROP {'VIEW' if kinds[name] == 'VIEW' else 'TABLE'} {name}")
 
 
 def _pipeline(
@@ -353,9 +427,9 @@ def _pipeline(
     with steps.step("deduplicating"):
         if kind == "orders":
             _orders_candidates(con)
-        else:
-            _candidates(con, kind)
-        con.execute("DROP TABLE staged")
+            con.execute("DROP TABLE staged")
+        elif _candidates(con, kind):
+            con.execute("DROP TABLE staged")  # else to_load is a view over it
     with steps.step("resolving identities"):
         _register_identities(con, kind, source)
     with steps.step("loading"):
@@ -410,42 +484,63 @@ def _hash_direct_identifiers(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     con.unregister("hashed_arrow")
 
 
-def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> str:
-    """Valid staged rows with identifiers in stored form (user_id, referrer_id)."""
+def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[str, bool]:
+    """Valid staged rows with identifiers in stored form (user_id, referrer_id), and whether that
+    needs a join (direct identifiers were hashed)."""
     has_direct = con.execute("SELECT count(*) FROM hashed").fetchall()[0][0] > 0
     ref = kind == "events"
     if not has_direct:
         cols = "s.* EXCLUDE (_errors), s.user_raw AS user_id"
         if ref:
             cols += ", s.referrer_raw AS referrer_id"
-        return f"SELECT {cols} FROM staged s WHERE len(s._errors) = 0"
+        return f"SELECT {cols} FROM staged s WHERE len(s._errors) = 0", False
     cols = "s.* EXCLUDE (_errors), coalesce(h.id_value, s.user_raw) AS user_id"
     joins = "LEFT JOIN hashed h ON h.id_type = s.id_type AND h.raw = s.user_raw"
     if ref:
         cols += ", coalesce(hr.id_value, s.referrer_raw) AS referrer_id"
         joins += " LEFT JOIN hashed hr ON hr.id_type = s.referrer_id_type AND hr.raw = s.referrer_raw"
-    return f"SELECT {cols} FROM staged s {joins} WHERE len(s._errors) = 0"
+    return f"SELECT {cols} FROM staged s {joins} WHERE len(s._errors) = 0", True
 
 
-def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    """Events/messages to load: the first row per id in the batch, unknown to the warehouse."""
+def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
+    """Events/messages to load (`to_load`): the first row per id in the batch, unknown to the
+    warehouse. Returns whether to_load is a table of its own (else a view over staged).
+
+    Exports seldom repeat an id and a first import finds none in the warehouse, so the rows to
+    leave out are found first (a hash aggregate over the ids' 64-bit hashes, exact among the few
+    repeated hashes, and a semi-join with the warehouse). When there are none and no phone's HMAC
+    must be joined in, to_load is a view: no copy of the batch.
+    """
     id_col = ID_COLUMN[kind]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW keyed AS {_keyed_select(con, kind)}")
-    # min(_line) per id: a hash aggregate, cheaper than a window over the whole batch
+    keyed, joined = _keyed_select(con, kind)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE to_load AS
-        SELECT k.* FROM keyed k
-        SEMI JOIN (SELECT min(_line) AS first_line FROM keyed GROUP BY {id_col}) f ON f.first_line = k._line
-        ANTI JOIN {kind} w ON w.{id_col} = k.{id_col}
+        CREATE OR REPLACE TEMP TABLE drop_lines AS
+        WITH valid AS (SELECT _line, {id_col} FROM staged WHERE len(_errors) = 0),
+        repeated AS (SELECT hash({id_col}) AS h FROM valid GROUP BY h HAVING count(*) > 1)
+        SELECT _line FROM (
+            SELECT _line, row_number() OVER (PARTITION BY {id_col} ORDER BY _line) AS n
+            FROM valid WHERE hash({id_col}) IN (SELECT h FROM repeated)
+        ) WHERE n > 1
+        UNION
+        SELECT v._line FROM valid v SEMI JOIN {kind} w ON w.{id_col} = v.{id_col}
         """
     )
+    dropped = con.execute("SELECT count(*) FROM drop_lines").fetchall()[0][0]
+    if not dropped and not joined:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW to_load AS {keyed}")
+        return False
+    con.execute(f"CREATE OR REPLACE TEMP VIEW keyed AS {keyed}")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE to_load AS SELECT k.* FROM keyed k ANTI JOIN drop_lines d ON d._line = k._line"
+    )
     con.execute("DROP VIEW keyed")
+    return True
 
 
 def _orders_candidates(con: duckdb.DuckDBPyConnection) -> None:
     """Orders: one row per order_id; a later terminal status updates a known order."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE to_load AS {_keyed_select(con, 'orders')}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE to_load AS {_keyed_select(con, 'orders')[0]}")
     # Per order in the batch: its first row and its final state (terminal statuses outrank paid,
     # then the later time, then the later line).
     con.execute(
@@ -473,24 +568,17 @@ def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str)
         parts.append(
             "SELECT DISTINCT referrer_id_type, referrer_id FROM to_load WHERE referrer_id IS NOT NULL"
         )
-    new = con.execute(
+    # The distinct identifiers the warehouse has not seen (raw kept for direct ones: their
+    # ciphertext and masked display), registered set-based: ids and displays computed in DuckDB.
+    identity.register_new(
+        con,
         f"""
         SELECT k.id_type, k.id_value, h.raw FROM ({" UNION ".join(parts)}) k
         ANTI JOIN identity_map m ON m.id_type = k.id_type AND m.id_value = k.id_value
         LEFT JOIN hashed h ON h.id_type = k.id_type AND h.id_value = k.id_value
-        """
-    ).fetchall()
-    if not new:
-        return
-    # Direct identifiers go in raw so the registry keeps their ciphertext and masked display.
-    wanted = [
-        identity.RawIdentifier(t, raw) if t in DIRECT_TYPES and raw is not None else (t, v)
-        for t, v, raw in new
-    ]
-    with session_scope() as session:
-        identity.resolve_bulk(session, wanted, source=source[:64])
-    with session_scope() as session:
-        identity.sync_warehouse(session, con)
+        """,
+        source=source[:64],
+    )
 
 
 def _load(
@@ -502,7 +590,7 @@ def _load(
         if kind == "orders":
             loaded, updated = _load_orders(con, batch_id, now)
         else:
-            loaded, updated = _load_rows(con, kind, batch_id, now), 0
+            loaded, updated = _load_rows(con, kind, batch_id, now, want_lines), 0
         rejects = con.execute(
             "SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field"
         ).fetchall()
@@ -572,7 +660,9 @@ JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.user_id
 """
 
 
-def _load_rows(con: duckdb.DuckDBPyConnection, kind: str, batch_id: str, now: datetime) -> int:
+def _load_rows(
+    con: duckdb.DuckDBPyConnection, kind: str, batch_id: str, now: datetime, want_lines: bool
+) -> int:
     counts = "count(*), count(referrer_id)" if kind == "events" else "count(*), 0"
     expected, referred = con.execute(f"SELECT {counts} FROM to_load").fetchall()[0]
     if kind == "events":
@@ -588,7 +678,8 @@ def _load_rows(con: duckdb.DuckDBPyConnection, kind: str, batch_id: str, now: da
         raise RuntimeError(f"{kind}: {expected - inserted} rows found no person in identity_map")
     if referred:
         con.execute(EDGE_INSERT)
-    con.execute("CREATE OR REPLACE TEMP TABLE loaded_lines AS SELECT _line AS line FROM to_load")
+    if want_lines:  # the collector answers per item
+        con.execute("CREATE OR REPLACE TEMP TABLE loaded_lines AS SELECT _line AS line FROM to_load")
     return inserted
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -77,9 +77,42 @@ def disable_rule(rule_id: int, request: Request) -> dict:
 
 
 @router.post("/rules/evaluate")
-def evaluate(day: date = Query(..., description="the day to check (YYYY-MM-DD)")) -> list[dict]:
+def evaluate(
+    day: date | None = Query(None, description="the day to check (YYYY-MM-DD)"),
+    hour: datetime | None = Query(
+        None, description="or a finished local hour (YYYY-MM-DDTHH:00): rate rules of live campaigns"
+    ),
+) -> list[dict]:
     with session_scope() as s:
-        return service.evaluate_rules(s, day)
+        return service.evaluate_rules(s, day, hour=hour.replace(tzinfo=None) if hour else None)
+
+
+@router.get("/series")
+def series(
+    metric: str,
+    start: date,
+    end: date,
+    grain: Literal["day", "hour"] = "day",
+    campaign_id: str | None = None,
+    channel: str | None = None,
+) -> dict:
+    """One KPI per local day or hour (Asia/Shanghai); hours not yet finished are left out."""
+    values = service.metric_series(metric, start, end, grain=grain, campaign_id=campaign_id, channel=channel)
+    scope = {k: v for k, v in (("campaign_id", campaign_id), ("channel", channel)) if v}
+    return {"metric": metric, "grain": grain, "scope": scope, "points": service.series_points(values)}
+
+
+@router.get("/series/live")
+def live_series(
+    metric: str = "participants", days: int = Query(2, ge=1, le=service.MAX_HOURLY_DAYS)
+) -> list[dict]:
+    """Hourly series of every live campaign, in total (channel null) and per channel."""
+    with session_scope() as s:
+        return [
+            {"campaign_id": e["campaign_id"], "channel": e["channel"], "since": e["since"].isoformat(),
+             "metric": metric, "points": service.series_points(e["frame"][metric])}
+            for e in service.live_series(s, days, metrics=[metric])
+        ]  # fmt: skip
 
 
 @router.get("/alerts")
@@ -153,5 +186,5 @@ def scan(body: schemas.ScanIn) -> dict:
     with session_scope() as s:
         return service.scan_series(
             s, body.metric, body.start, body.end, campaign_id=body.campaign_id, channel=body.channel,
-            sensitivity=body.sensitivity, min_change=body.min_change,
+            sensitivity=body.sensitivity, min_change=body.min_change, grain=body.grain,
         )  # fmt: skip

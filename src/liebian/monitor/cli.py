@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import typer
 
@@ -88,13 +88,70 @@ def rules_disable(rule_id: int, fmt: Format = FMT) -> None:
     emit(_run(service.delete_rule, rule_id, actor=_actor()), fmt)
 
 
+def _hour(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        err_console.print(f"[red]hour: {value!r} is not a local time (YYYY-MM-DDTHH:00)[/red]")
+        raise typer.Exit(2) from None
+
+
 @app.command("evaluate")
 def evaluate(
-    day: str | None = typer.Option(None, help="YYYY-MM-DD; default yesterday (UTC)"), fmt: Format = FMT
+    day: str | None = typer.Option(None, help="YYYY-MM-DD; default yesterday (local)"),
+    hour: str | None = typer.Option(
+        None, help="a finished local hour YYYY-MM-DDTHH:00 instead: rate rules of live campaigns"
+    ),
+    fmt: Format = FMT,
 ) -> None:
-    """Check every enabled rule for one day; open alerts; notify; apply auto-adjust policies."""
-    d = _day(day, "day") or date.today() - timedelta(days=1)
-    emit(_run(service.evaluate_rules, d), fmt)
+    """Check every enabled rule for one day (or hour); open alerts; notify; apply auto-adjust policies."""
+    h = _hour(hour)
+    d = None if h else _day(day, "day") or service.local_time().date() - timedelta(days=1)
+    emit(_run(service.evaluate_rules, d, hour=h), fmt)
+
+
+@app.command("series")
+def series(
+    metric: str = typer.Option(..., help=", ".join(service.SERIES_METRICS)),
+    start: str = typer.Option(..., help="YYYY-MM-DD (local)"),
+    end: str = typer.Option(..., help="YYYY-MM-DD (local)"),
+    grain: str = typer.Option("day", help="day | hour (hours not yet finished are left out)"),
+    campaign_id: str | None = typer.Option(None),
+    channel: str | None = typer.Option(None),
+    fmt: Format = FMT,
+) -> None:
+    """One KPI per local day or hour (Asia/Shanghai)."""
+    values = _run(
+        lambda _s: service.metric_series(
+            metric,
+            _day(start, "start"),
+            _day(end, "end"),
+            grain=grain,
+            campaign_id=campaign_id,
+            channel=channel,
+        )
+    )
+    emit(service.series_points(values), fmt)
+
+
+@app.command("live")
+def live(
+    metric: str = typer.Option("participants", help=", ".join(service.SERIES_METRICS)),
+    days: int = typer.Option(2, help=f"local days back, 1–{service.MAX_HOURLY_DAYS}"),
+    fmt: Format = FMT,
+) -> None:
+    """Hourly series of every live campaign, in total (no channel) and per channel."""
+    entries = _run(service.live_series, days, metrics=[metric])
+    emit(
+        [
+            {"campaign_id": e["campaign_id"], "channel": e["channel"], **p}
+            for e in entries
+            for p in service.series_points(e["frame"][metric])
+        ],
+        fmt,
+    )
 
 
 @app.command("scan")
@@ -106,12 +163,13 @@ def scan(
     channel: str | None = typer.Option(None),
     sensitivity: float = typer.Option(3.0, help="robust sigmas (3 = the 3σ rule)"),
     min_change: float = typer.Option(0.15, help="smallest relative move that alerts"),
+    grain: str = typer.Option("day", help="day (weekly cycle) | hour (daily cycle)"),
     fmt: Format = FMT,
 ) -> None:
-    """Anomalies of one daily KPI series (STL + robust 3σ, calendar of known effects)."""
+    """Anomalies of one daily or hourly KPI series (STL + robust 3σ, calendar of known effects)."""
     result = _run(
         service.scan_series, metric, _day(start, "start"), _day(end, "end"), campaign_id=campaign_id,
-        channel=channel, sensitivity=sensitivity, min_change=min_change,
+        channel=channel, sensitivity=sensitivity, min_change=min_change, grain=grain,
     )  # fmt: skip
     emit(result["anomalies"] if fmt != Format.json else result, fmt)
 

@@ -1,4 +1,7 @@
-"""Anomaly detection on a metric series: STL (trend + weekly seasonality) and a robust 3σ rule.
+"""Anomaly detection on a metric series: STL (trend + seasonality) and a robust 3σ rule.
+
+Daily series carry a weekly cycle (period 7), hourly series a daily cycle (period 24): the same
+machinery with the period of the series.
 
 Each point is judged from the points before it (as a monitor sees it): a variance-stabilising
 transform (logs, or the Anscombe square root for small counts), `statsmodels` STL on the cleaned
@@ -119,20 +122,23 @@ def _as_series(values: pd.Series | Sequence[tuple[object, float]]) -> pd.Series:
     return s
 
 
-def _transform(raw: np.ndarray, log: bool | None) -> tuple[Callable, Callable]:
+def _transform(raw: np.ndarray, log: bool | None, counts: bool = False) -> tuple[Callable, Callable]:
     """The variance-stabilising transform and its inverse for a series.
 
     Rates and volumes vary multiplicatively (a weekend ×1.3 scales the noise too): logs make the
     weekly pattern additive and the noise even. A series with zeros is a small count (a quiet
     channel's daily orders): the Anscombe square root sqrt(x + 3/8) evens Poisson noise, where a
-    log of a near-zero value would explode. Negative values, or log=False: no transform.
+    log of a near-zero value would explode. `counts=True` asks for the square root outright: an
+    hourly count swings ×20 between night and evening, and in logs the quiet hours' Poisson noise
+    would be several times the busy hours' (every night hour would look like an anomaly).
+    Negative values, or log=False: no transform.
     """
     lowest = float(np.nanmin(raw))
     if log and lowest <= 0:
         raise DetectorError("log: every value must be > 0 to work in logs")
     if log is False or lowest < 0:
         return (lambda x: x), (lambda z: z)
-    if lowest > 0:
+    if lowest > 0 and not counts:
         return np.log, np.exp
     return (lambda x: np.sqrt(np.asarray(x) + 0.375)), (lambda z: np.square(z) - 0.375)
 
@@ -159,6 +165,7 @@ def detect(
     shift_after: int = 3,
     log: bool | None = None,
     min_change: float = DEFAULT_MIN_CHANGE,
+    counts: bool = False,
 ) -> list[Anomaly]:
     """Anomalies of a regular series (daily: period 7; hourly: period 24), judged as a monitor would.
 
@@ -171,6 +178,7 @@ def detect(
     `sensitivity` is the number of robust sigmas a forecast error must exceed (3 = the 3σ rule);
     `min_change` the smallest relative move that counts. With under three periods of history (a
     young campaign) a point must leave the whole range seen so far by `min_change` (cold start).
+    `counts=True` marks a series of counts (Poisson noise: square-root transform, see `_transform`).
     """
     if sensitivity <= 0:
         raise DetectorError(f"sensitivity: must be > 0, got {sensitivity}")
@@ -184,7 +192,7 @@ def detect(
     raw = s.to_numpy()
     if np.isnan(raw).all():
         raise DetectorError("series: no usable values")
-    fwd, inv = _transform(raw, log)
+    fwd, inv = _transform(raw, log, counts)
     y = fwd(raw)
     work = (
         pd.Series(y).where(~np.array([e is not None for e in effect_of])).interpolate(limit_direction="both")

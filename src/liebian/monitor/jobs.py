@@ -1,4 +1,4 @@
-"""Monitoring jobs: rules, escalation and the KPI anomaly scan (`liebian job run NAME` for cron)."""
+"""Monitoring jobs: rules, escalation and the KPI anomaly scans (`liebian job run NAME` for cron)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,19 @@ SCAN_DAYS = 56  # eight weeks of history for the weekly fit
 
 @job("monitor-rules", every_seconds=3600)
 def check_rules() -> dict:
-    """Check the threshold rules for yesterday (UTC) and open/notify alerts."""
-    day = (utcnow() - timedelta(days=1)).date()
+    """Threshold rules for yesterday (local), and the rate rules on the last finished hour of live campaigns."""
+    now = utcnow()
+    day = service.local_time(now).date() - timedelta(days=1)
+    hour = service.last_hour(now)
     with session_scope() as s:
-        return {"day": day.isoformat(), "alerts": len(service.evaluate_rules(s, day))}
+        daily = service.evaluate_rules(s, day, now=now)
+        hourly = service.evaluate_rules(s, hour=hour, now=now)
+        return {
+            "day": day.isoformat(),
+            "alerts": len(daily),
+            "hour": hour.isoformat(),
+            "hourly_alerts": len(hourly),
+        }
 
 
 @job("monitor-escalate", every_seconds=300)
@@ -30,13 +39,11 @@ def escalate() -> dict:
 @job("monitor-anomalies", every_seconds=86400)
 def scan_anomalies() -> dict:
     """STL + 3σ scan of participants per live campaign and of paid orders; alerts for yesterday."""
-    from liebian.campaigns import service as campaigns
-
-    end = (utcnow() - timedelta(days=1)).date()
+    end = service.local_time().date() - timedelta(days=1)
     start = end - timedelta(days=SCAN_DAYS - 1)
     found = 0
     with session_scope() as s:
-        live = [c["id"] for c in campaigns.list_campaigns(s) if c["status"] == "live"]
+        live = [c["campaign_id"] for c in service.live_campaigns(s)]
         # participants, not the rate: at small scale the per-day rate hides a collapse (docs/monitoring.md)
         targets = [("participants", cid, None) for cid in live] + [("paid_orders", None, None)]
         for metric, cid, channel in targets:
@@ -51,3 +58,10 @@ def scan_anomalies() -> dict:
                     service.notify_alert(s, alert, "opened")
             found += len(r["alerts"])
     return {"end": end.isoformat(), "series": len(targets), "alerts": found}
+
+
+@job("monitor-live", every_seconds=3600)
+def scan_live() -> dict:
+    """Hourly series of live campaigns (total and per channel), daily-cycle STL + 3σ; alerts for the last hour."""
+    with session_scope() as s:
+        return service.scan_live(s)

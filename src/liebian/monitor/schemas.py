@@ -62,3 +62,4 @@ class ScanIn(BaseModel):
     channel: str | None = None
     sensitivity: float = Field(3.0, gt=0)
     min_change: float = Field(0.15, ge=0)
+    grain: Literal["day", "hour"] = "day"

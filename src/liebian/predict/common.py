@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -20,20 +21,38 @@ class PredictError(ValueError):
     """Bad input to a model (the message names the field and the reason); HTTP 422, CLI exit 2."""
 
 
+# Who else wants to hear about a fit's steps (the console's progress display); per thread/task.
+_STEP_LISTENER: ContextVar[Callable[[str, int, int], None] | None] = ContextVar("step_listener", default=None)
+
+
+@contextmanager
+def listen_steps(callback: Callable[[str, int, int], None]) -> Iterator[None]:
+    """Call `callback(label, done, total)` after every step of the fits run inside this block."""
+    token = _STEP_LISTENER.set(callback)
+    try:
+        yield
+    finally:
+        _STEP_LISTENER.reset(token)
+
+
 class _Steps:
-    def __init__(self, progress: Progress | None, task: Any) -> None:
-        self._progress, self._task = progress, task
+    def __init__(self, progress: Progress | None, task: Any, total: int = 0) -> None:
+        self._progress, self._task, self.total, self.done = progress, task, total, 0
 
     def step(self, label: str) -> None:
+        self.done += 1
         if self._progress is not None:
             self._progress.update(self._task, advance=1, description=label)
+        listener = _STEP_LISTENER.get()
+        if listener is not None:
+            listener(label, self.done, self.total)
 
 
 @contextmanager
 def fit_progress(title: str, total: int, show: bool = True) -> Iterator[_Steps]:
     """A Rich progress bar on stderr for one fit (`show=False` for the API and tests)."""
     if not show:
-        yield _Steps(None, None)
+        yield _Steps(None, None, total)
         return
     with Progress(
         TextColumn(f"[bold]{title}[/bold]"),
@@ -44,7 +63,7 @@ def fit_progress(title: str, total: int, show: bool = True) -> Iterator[_Steps]:
         transient=False,
     ) as progress:
         task = progress.add_task("", total=total)
-        yield _Steps(progress, task)
+        yield _Steps(progress, task, total)
 
 
 def single_thread():

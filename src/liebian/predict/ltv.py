@@ -222,8 +222,18 @@ def simulate_bgnbd(
     return pd.DataFrame({"frequency": freq, "recency": rec, "T": np.full(n, float(T))})
 
 
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_CELLS = 4_000_000  # resampled values held at once (32 MB): 2000 resamples go in batches
+
+
 def ratio_ci(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, seed: int = 0) -> dict:
-    """mean(a)/mean(b) with a BCa bootstrap interval (the two groups resampled independently)."""
+    """mean(a)/mean(b) with a BCa bootstrap interval (the two groups resampled independently).
+
+    The bootstrap distribution is scipy's (resampled in batches, so that 100k customers do not need
+    gigabytes); the BCa acceleration uses the jackknife of a ratio of means in closed form
+    (leave-one-out means), where scipy's generic jackknife builds n resamples of n - 1 values:
+    O(n²) memory, 36 GiB at 70k customers. The interval is the one scipy's `method="bca"` gives.
+    """
     a, b = np.asarray(a, float), np.asarray(b, float)
     if len(a) < 2 or len(b) < 2:
         raise PredictError(
@@ -239,15 +249,41 @@ def ratio_ci(a: np.ndarray, b: np.ndarray, confidence: float = 0.95, seed: int =
         (a, b),
         stat,
         confidence_level=confidence,
-        n_resamples=2000,
-        method="bca",
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        batch=max(1, min(BOOTSTRAP_RESAMPLES, BOOTSTRAP_CELLS // (len(a) + len(b)))),
+        method="percentile",  # only the distribution; the BCa interval follows
         rng=np.random.default_rng(seed),
     )
+    low, high = _bca_ratio_interval(a, b, res.bootstrap_distribution, confidence)
     return {
         "multiplier": float(a.mean() / b.mean()),
-        "ci_low": float(res.confidence_interval.low),
-        "ci_high": float(res.confidence_interval.high),
+        "ci_low": low,
+        "ci_high": high,
         "confidence": confidence,
         "n_group": len(a),
         "n_other": len(b),
     }
+
+
+def _bca_ratio_interval(
+    a: np.ndarray, b: np.ndarray, dist: np.ndarray, confidence: float
+) -> tuple[float, float]:
+    """Efron & Tibshirani (14.3, 15.4) as in scipy's `_bca_interval`, for mean(a)/mean(b)."""
+    from scipy.special import ndtr, ndtri
+
+    theta = a.mean() / b.mean()
+    z0 = ndtri((np.count_nonzero(dist < theta) + np.count_nonzero(dist <= theta)) / (2 * dist.size))
+    # jackknife values of each sample with one value left out, in closed form
+    jack = (((a.sum() - a) / (len(a) - 1)) / b.mean(), a.mean() / ((b.sum() - b) / (len(b) - 1)))
+    nums = dens = 0.0
+    for t in jack:
+        n = float(t.size)
+        u = (n - 1) * (t.mean() - t)
+        nums += np.sum(u**3) / n**3
+        dens += np.sum(u**2) / n**2
+    accel = nums / 6 / dens**1.5 if dens > 0 else 0.0
+    z = float(ndtri((1 - confidence) / 2))
+    lo = ndtr(z0 + (z0 + z) / (1 - accel * (z0 + z)))
+    hi = ndtr(z0 + (z0 - z) / (1 - accel * (z0 - z)))
+    ci = stats.quantile(dist, np.array([lo, hi]))
+    return float(ci[0]), float(ci[1])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -81,13 +81,13 @@ def fit_ltv(
         raise PredictError(f"horizon_days: must be at least one unit ({unit_days} days) (got {horizon_days})")
     if not 0 <= discount_rate_annual < 10:
         raise PredictError(f"discount_rate_annual: must be in [0, 10) (got {discount_rate_annual})")
-    with (
-        fit_progress("LTV BG/NBD + Gamma-Gamma", 4, progress) as steps,
-        warehouse.connect(read_only=True) as con,
-    ):
-        snap = data_snapshot(con)
-        summary = ltv.rfm_summary(con, unit_days=unit_days)
-        new = _new_persons(con, new_after_days)
+    with fit_progress("LTV BG/NBD + Gamma-Gamma", 4, progress) as steps:
+        # read, then let the warehouse go: the fit takes a while and other work needs the warehouse
+        with warehouse.connect(read_only=True) as con:
+            snap = data_snapshot(con)
+            summary = ltv.rfm_summary(con, unit_days=unit_days)
+            new = _new_persons(con, new_after_days)
+            channels = primary_channels(con, churn.data_end(con))
         steps.step("RFM summary")
         bg, bg_se = ltv.fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
         steps.step("BG/NBD")
@@ -100,6 +100,7 @@ def fit_ltv(
         horizon = max(1, round(horizon_days / unit_days))
         fallback = float(summary["total_fen"].sum() / max(1, (summary["frequency"] + 1).sum()))
         values = ltv.clv(bg, gg, summary, horizon, per_unit, fallback)
+        values = with_channel(values, channels)
         merged = new.merge(values, on="person_id", how="left").fillna(
             {"clv_fen": 0.0, "historical_fen": 0.0, "expected_purchases": 0.0}
         )
@@ -219,7 +220,9 @@ def fit_segments(
         warehouse.connect(read_only=True) as con,
     ):
         snap = data_snapshot(con)
-        feats = churn.features(con, churn.data_end(con))
+        end = churn.data_end(con)
+        feats = churn.features(con, end)
+        channels = primary_channels(con, end)
         steps.step("features")
     rfm = segment.rfm_scores(feats)
     result = segment.kmeans_profiles(feats, list(columns), range(k_min, k_max + 1), seed, allow_small)
@@ -227,6 +230,7 @@ def fit_segments(
     table = rfm.merge(result["assignments"], on="person_id")
     names = {p["cluster"]: p["name"] for p in result["profiles"]}
     table["cluster_name"] = table["cluster"].map(names)
+    table = with_channel(table, channels)
     if export is not None:
         export = Path(export)
         export.parent.mkdir(parents=True, exist_ok=True)
@@ -258,11 +262,16 @@ def touch_paths(
     lookback_days: int = 30,
     start: datetime | None = None,
     end: datetime | None = None,
+    person_ids: Sequence[int] | None = None,
 ) -> list[attribution.Path]:
-    """Touchpoint paths: events before each person's first paid order (within the lookback) or all events."""
+    """Touchpoint paths: events before each person's first paid order (within the lookback) or all events.
+
+    `start`/`end` bound the conversions (paid orders); `person_ids` keeps only those persons' paths.
+    """
     if by not in ("channel", "campaign"):
         raise PredictError(f"by: must be 'channel' or 'campaign' (got {by!r})")
     col = "channel" if by == "channel" else "coalesce(campaign_id, '(none)')"
+    persons = "" if person_ids is None else "AND e.person_id IN (SELECT unnest(CAST(? AS BIGINT[])))"
     df = con.execute(
         f"""
         WITH conv AS (
@@ -278,9 +287,10 @@ def touch_paths(
         WHERE e.event NOT IN ('signup', 'login')
           AND e.ts <= coalesce(c.conv_ts, n.end_ts)
           AND e.ts >= coalesce(c.conv_ts, n.end_ts) - to_days(CAST(? AS INTEGER))
+          {persons}
         ORDER BY e.person_id, e.ts, e.event_id
         """,
-        [start, end, lookback_days],
+        [start, end, lookback_days] + ([] if person_ids is None else [[int(p) for p in person_ids]]),
     ).df()
     if df.empty:
         return []
@@ -310,16 +320,50 @@ def touch_paths(
     return paths
 
 
-def attribution_report(by: str = "channel", lookback_days: int = 30, half_life_hours: float = 72.0) -> dict:
+def attribution_report(
+    by: str = "channel",
+    lookback_days: int = 30,
+    half_life_hours: float = 72.0,
+    start: date | None = None,
+    end: date | None = None,
+    person_ids: Sequence[int] | None = None,
+    store_params: dict | None = None,
+) -> dict:
+    """Every attribution model side by side, one row per touchpoint.
+
+    `start`/`end` are calendar days in the display zone (inclusive) bounding the conversions;
+    `person_ids` restricts the paths to a segment. With `store_params` the report is also stored in
+    the model store (kind "attribution", those params plus the ones above, and the data snapshot),
+    so that it can be shown again without recomputing while the data is unchanged.
+    """
+    lo, hi = _utc_days(start, end)
     with warehouse.connect(read_only=True) as con:
-        paths = touch_paths(con, by, lookback_days)
+        snap = data_snapshot(con) if store_params is not None else None
+        paths = touch_paths(con, by, lookback_days, lo, hi, person_ids)
     if not any(p.converted for p in paths):
         raise PredictError("orders: no paid order follows a touchpoint; nothing to attribute")
     rows = attribution.attribute(paths, half_life_hours)
-    return jsonable(
+    report = jsonable(
         {"by": by, "paths": len(paths), "conversions": sum(p.converted for p in paths),
          "revenue_fen": sum(p.revenue for p in paths), "half_life_hours": half_life_hours, "rows": rows}
     )  # fmt: skip
+    if store_params is not None:
+        params = {"by": by, "lookback_days": lookback_days, "half_life_hours": half_life_hours,
+                  "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}  # fmt: skip
+        report["model"] = model_store.save_model("attribution", params | store_params, report, snap)
+    return report
+
+
+def _utc_days(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """Local calendar days (inclusive) as naive UTC bounds."""
+    from liebian.analytics.common import MetricConfig, zone_offset_seconds
+
+    if start and end and start > end:
+        raise PredictError(f"start {start} is after end {end}")
+    offset = timedelta(seconds=zone_offset_seconds(MetricConfig().zone))
+    lo = datetime(start.year, start.month, start.day) - offset if start else None
+    hi = datetime(end.year, end.month, end.day) + timedelta(days=1, microseconds=-1) - offset if end else None
+    return lo, hi
 
 
 def calibrate_growth(campaign_id: str) -> dict:
@@ -381,16 +425,27 @@ def person_features(at: datetime | None = None) -> pd.DataFrame:
     with warehouse.connect(read_only=True) as con:
         at = at or churn.data_end(con)
         feats = churn.features(con, at)
-        channel = con.execute(
-            """
-            SELECT person_id, channel FROM events WHERE ts <= ? GROUP BY person_id, channel
-            QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY count(*) DESC, channel) = 1
-            """,
-            [at],
-        ).df()
-    out = feats.merge(channel, on="person_id", how="left")
-    out["channel"] = out["channel"].fillna("(none)")
+        channels = primary_channels(con, at)
+    out = with_channel(feats, channels)
     out.attrs["at"] = at
+    return out
+
+
+def primary_channels(con, at: datetime) -> pd.DataFrame:
+    """Each person's channel: the one with most of their events up to `at` (ties: alphabetical)."""
+    return con.execute(
+        """
+        SELECT person_id, channel FROM events WHERE ts <= ? GROUP BY person_id, channel
+        QUALIFY row_number() OVER (PARTITION BY person_id ORDER BY count(*) DESC, channel) = 1
+        """,
+        [at],
+    ).df()
+
+
+def with_channel(df: pd.DataFrame, channels: pd.DataFrame) -> pd.DataFrame:
+    """`df` with a `channel` column (persons without events: "(none)")."""
+    out = df.merge(channels, on="person_id", how="left")
+    out["channel"] = out["channel"].fillna("(none)")
     return out
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
@@ -341,12 +343,19 @@ def daily_volume(
     wide = _window("ts", start - pad if start else None, end + pad if end else None)
     # out-of-range times are counted by the consistency check; here they would stretch the series
     wide += f" AND ts >= {_ts(cfg.min_ts)} AND ts <= {_ts(now)}"
-    local_day = f"CAST(timezone('{tz}', timezone('UTC', ts)) AS DATE)"
+    # Rows are counted per quarter hour first and only those buckets are moved to the local zone:
+    # every zone's offset is a multiple of 15 minutes, so a bucket lies in one local day, and the
+    # zone conversion (the costly part) runs on thousands of buckets instead of millions of rows.
+    bucket = "time_bucket(INTERVAL 15 MINUTE, ts)"
     cursor = con.execute(
         f"""
-        SELECT 'events' AS tbl, channel, {local_day} AS day, count(*) AS n FROM events WHERE {wide} GROUP BY ALL
-        UNION ALL
-        SELECT 'orders', channel, {local_day}, count(*) FROM orders WHERE {wide} GROUP BY ALL
+        WITH b AS (
+            SELECT 'events' AS tbl, channel, {bucket} AS b, count(*) AS n FROM events WHERE {wide} GROUP BY ALL
+            UNION ALL
+            SELECT 'orders', channel, {bucket}, count(*) FROM orders WHERE {wide} GROUP BY ALL
+        )
+        SELECT tbl, channel, CAST(timezone('{tz}', timezone('UTC', b)) AS DATE) AS day, sum(n)::BIGINT AS n
+        FROM b GROUP BY ALL
         """
     )
     return pd.DataFrame(cursor.fetchall(), columns=["tbl", "channel", "day", "n"])
@@ -478,8 +487,10 @@ def quality_report(
     now: datetime | None = None,
     error_target: float | None = None,
     timezone: str | None = None,
+    volume: pd.DataFrame | None = None,
 ) -> QualityReport:
-    """The data-quality report of the warehouse rows whose ts lies in [start, end)."""
+    """The data-quality report of the warehouse rows whose ts lies in [start, end). `volume` is
+    `daily_volume` of the same window and settings when the caller has it already."""
     settings = get_settings()
     cfg = config or QualityConfig()
     start, end = _as_datetime(start), _as_datetime(end)
@@ -496,7 +507,8 @@ def quality_report(
     timely = timeliness(con, start, end, cfg)
     first_day = start.date() if start else None
     last_day = (end - timedelta(microseconds=1)).date() if end else None
-    anomalies = volume_anomalies(daily_volume(con, start, end, cfg, tz, now), cfg, first_day, last_day)
+    daily = daily_volume(con, start, end, cfg, tz, now) if volume is None else volume
+    anomalies = volume_anomalies(daily, cfg, first_day, last_day)
     held = quarantine(con, start, end)
 
     received = checked.loaded_rows + held.rejected_rows
@@ -674,3 +686,65 @@ def check_ground_truth(report: QualityReport, truth: dict) -> list[dict]:
             int((anomaly["channel"], anomaly["date"]) in flagged),
         )
     return rows
+
+
+# ------------------------------------------------------------------------ the console's report
+
+# (window, settings, data version, hour) → (report, daily volume); a few recent windows only
+_MEMO: dict[tuple, tuple[QualityReport, pd.DataFrame]] = {}
+_MEMO_LOCK = threading.Lock()
+MEMO_SIZE = 8
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
+    """A cheap summary of everything the report reads (about 0.1 s on 1.9M events): the row count
+    of every table it reads, the latest arrival in events, orders and messages, the import batches
+    (every file and collector batch, order-status updates included, adds one) and the person merges
+    applied to the warehouse. A load, a merge or an erasure of quarantined rows changes it."""
+    counts = ", ".join(
+        f"(SELECT count(*) FROM {t})"
+        for t in ("events", "orders", "messages", "referral_edges", "identity_map", "rejects",
+                  "import_batches", "applied_merges")
+    )  # fmt: skip
+    latest = ", ".join(f"(SELECT max(ingested_at) FROM {t})" for t in ("events", "orders", "messages"))
+    return tuple(con.execute(f"SELECT {counts}, {latest}").fetchone())
+
+
+def current_report(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    session: Session | None = None,
+    now: datetime | None = None,
+) -> tuple[QualityReport, pd.DataFrame]:
+    """The report of [start, end) and its daily volume (rows per table, channel and local day of the
+    window), for the console. The full report reads every row (seconds on a large brand), so it is
+    computed again only when the data changed (`data_version`, identity conflicts) or the hour
+    turned (what counts as a future timestamp moves with the clock); otherwise the same numbers are
+    served from memory. `generated_at` says when they were computed."""
+    settings = get_settings()
+    now = now or utcnow()
+    conflicts = identity_service.conflict_count(session, start, end) if session is not None else None
+    key = (start, end, settings.timezone, settings.quality_error_target, data_version(con), conflicts,
+           now.replace(minute=0, second=0, microsecond=0))  # fmt: skip
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+    if hit is not None:
+        return hit
+    cfg = QualityConfig()
+    daily = daily_volume(con, start, end, cfg, settings.timezone, now)
+    report = quality_report(con, start=start, end=end, session=session, config=cfg, now=now, volume=daily)
+    zone = ZoneInfo(settings.timezone)  # the series' days are local days
+    if start is not None:
+        daily = daily[daily["day"] >= start.replace(tzinfo=UTC).astimezone(zone).date()]
+    if end is not None:
+        daily = daily[
+            daily["day"] <= (end - timedelta(microseconds=1)).replace(tzinfo=UTC).astimezone(zone).date()
+        ]
+    result = (report, daily.sort_values(["tbl", "channel", "day"]).reset_index(drop=True))
+    with _MEMO_LOCK:
+        if len(_MEMO) >= MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = result
+    return result

@@ -63,6 +63,11 @@ def report_xlsx(kind: str = KIND, start: date | None = None, end: date | None = 
     report = _report(kind, start, end)
     if isinstance(report, JSONResponse):
         return report
+    return xlsx_response(report)
+
+
+def xlsx_response(report: dict) -> Response:
+    """A report's workbook as a download (also the console's kept reports)."""
     name = f"liebian-{report['kind']}-{report['period_start']}.xlsx"
     return Response(
         service.render_xlsx(report),

@@ -54,3 +54,21 @@ class ReportRun(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ReportDocument(Base):
+    """A generated report kept for reading later (console list, HTML view, XLSX download): its data
+    as JSON, rendered again on request. Generated on demand in the background, or by the schedule."""
+
+    __tablename__ = "report_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # weekly | monthly
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))  # pending | running | done | failed
+    detail: Mapped[str] = mapped_column(Text, default="")  # why it failed
+    data: Mapped[str] = mapped_column(Text, default="")  # the report (build_report) as JSON
+    requested_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

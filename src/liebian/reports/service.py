@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import re
 import smtplib
 import time
@@ -38,8 +39,9 @@ from liebian.analytics import service as analytics
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.reports.models import ReportRun, ReportSubscription, ReportTarget
+from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
 
+log = logging.getLogger("liebian.reports")
 KINDS = ("weekly", "monthly")
 CHANNELS = ("email", "webhook")
 # KPI keys a SMART target may name (run_kpis output); retention_dN for any configured N.
@@ -117,23 +119,46 @@ def _target_view(t: ReportTarget) -> dict:
     }  # fmt: skip
 
 
-def create_target(
+def _check_target(
     session: Session, name: str, metric: str, baseline: float, target: float, start_date: date, due_date: date,
-    owner: str = "",
-) -> dict:  # fmt: skip
-    """A SMART target, e.g. retention_d1 0.32 → 0.41 from 2026-11-01 to 2027-01-31."""
+    target_id: int | None = None,
+) -> None:  # fmt: skip
     _check_metric(metric)
     if baseline == target:
         raise ReportError("target: must differ from baseline (nothing to measure)", field="target")
     if due_date <= start_date:
         raise ReportError("due_date: must be after start_date (time-bound)", field="due_date")
-    if session.scalar(select(ReportTarget.id).where(ReportTarget.name == name)) is not None:
+    same_name = session.scalar(select(ReportTarget.id).where(ReportTarget.name == name))
+    if same_name is not None and same_name != target_id:
         raise ReportError(f"name: a target named {name!r} exists", 409, "name")
+
+
+def create_target(
+    session: Session, name: str, metric: str, baseline: float, target: float, start_date: date, due_date: date,
+    owner: str = "",
+) -> dict:  # fmt: skip
+    """A SMART target, e.g. retention_d1 0.32 → 0.41 from 2026-11-01 to 2027-01-31."""
+    _check_target(session, name, metric, baseline, target, start_date, due_date)
     t = ReportTarget(
         name=name, metric=metric, baseline=baseline, target=target, start_date=start_date, due_date=due_date,
         owner=owner,
     )  # fmt: skip
     session.add(t)
+    session.flush()
+    return _target_view(t)
+
+
+def update_target(
+    session: Session, target_id: int, name: str, metric: str, baseline: float, target: float, start_date: date,
+    due_date: date, owner: str = "",
+) -> dict:  # fmt: skip
+    """Edit a target (same checks as when it was set)."""
+    t = session.get(ReportTarget, target_id)
+    if t is None:
+        raise ReportError(f"target_id: target {target_id} does not exist", 404, "target_id")
+    _check_target(session, name, metric, baseline, target, start_date, due_date, target_id)
+    t.name, t.metric, t.baseline, t.target = name, metric, baseline, target
+    t.start_date, t.due_date, t.owner = start_date, due_date, owner
     session.flush()
     return _target_view(t)
 
@@ -167,6 +192,11 @@ def progress(target: dict, current: float | None, as_of: date) -> dict:
     return {**target, "current": current, "progress": done, "time_elapsed": elapsed, "status": status}
 
 
+def targets_progress(targets: list[dict], kpis: dict, as_of: date) -> list[dict]:
+    """Every target's progress with `current` taken from one period's KPIs (a report's)."""
+    return [progress(t, kpis.get(t["metric"]), as_of) for t in targets]
+
+
 # ------------------------------------------------------------------ the report data
 
 
@@ -187,7 +217,7 @@ def build_report(kind: str, start: date, end: date, engine: str | None = None) -
     tree = analytics.run_referral_tree(filters, top=10, max_graph_nodes=1, engine=engine)
     with session_scope() as s:
         fraud_rows = fraud.fraud_rate(s, "campaign")
-        targets = [progress(t, kpis.get(t["metric"]), end) for t in list_targets(s)]
+        targets = targets_progress(list_targets(s), kpis, end)
         alerts = period_alerts(s, start, end)
     report = {
         "kind": kind,
@@ -399,6 +429,111 @@ def generate(
     return build_report(kind, start, end)
 
 
+# ------------------------------------------------------------------ generated reports (kept)
+
+# A document still pending or running this long after it was asked for was cut off (the server
+# stopped); it is shown as failed so that it can be generated again.
+STALE_AFTER = timedelta(hours=1)
+
+
+def _document_view(d: ReportDocument, now: datetime | None = None) -> dict:
+    status, detail = d.status, d.detail
+    if status in ("pending", "running") and d.created_at < (now or utcnow()) - STALE_AFTER:
+        status, detail = "failed", "interrupted: the server stopped before the report was finished"
+    return {
+        "id": d.id, "kind": d.kind, "period_start": d.period_start.isoformat(),
+        "period_end": d.period_end.isoformat(), "status": status, "detail": detail,
+        "requested_by": d.requested_by, "created_at": d.created_at.isoformat(),
+        "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+    }  # fmt: skip
+
+
+def request_document(
+    session: Session, kind: str, start: date | None = None, end: date | None = None, requested_by: str = "",
+    as_of: date | None = None,
+) -> dict:  # fmt: skip
+    """Ask for a report to be generated and kept (status pending); `produce_document` builds it."""
+    if kind not in KINDS:
+        raise ReportError(f"kind: {kind!r} is not weekly or monthly", field="kind")
+    if (start is None) != (end is None):
+        raise ReportError("start, end: give both or neither", field="start")
+    if start is None or end is None:
+        start, end = period_of(kind, as_of or today_local())
+    if end < start:
+        raise ReportError("end: before start", field="end")
+    d = ReportDocument(kind=kind, period_start=start, period_end=end, status="pending", detail="", data="",
+                       requested_by=requested_by[:128], created_at=utcnow())  # fmt: skip
+    session.add(d)
+    session.flush()
+    return _document_view(d)
+
+
+def produce_document(document_id: int) -> dict:
+    """Build a pending document's report and keep it (done), or record why it could not be (failed).
+    Claimed by a conditional UPDATE, so two workers never build the same document."""
+    from liebian.analytics.common import AnalyticsError
+
+    with session_scope() as s:
+        claimed = s.execute(
+            update(ReportDocument)
+            .where(ReportDocument.id == document_id, ReportDocument.status == "pending")
+            .values(status="running")
+        ).rowcount
+        d = s.get(ReportDocument, document_id)
+        if d is None:
+            raise ReportError(f"document_id: report {document_id} does not exist", 404, "document_id")
+        if claimed != 1:
+            return _document_view(d)
+        kind, start, end = d.kind, d.period_start, d.period_end
+    data, status, detail = "", "done", ""
+    try:
+        data = json.dumps(build_report(kind, start, end), ensure_ascii=False, default=str)
+    except (ReportError, AnalyticsError) as exc:
+        status, detail = "failed", str(exc)
+    except Exception as exc:  # recorded on the document (and logged), never lost in a thread
+        log.exception("report document %s failed", document_id)
+        status, detail = "failed", f"{type(exc).__name__}: {exc}"
+    with session_scope() as s:
+        d = s.get(ReportDocument, document_id)
+        d.status, d.detail, d.data, d.finished_at = status, detail[:2000], data, utcnow()
+        s.flush()
+        return _document_view(d)
+
+
+def save_document(report: dict, requested_by: str) -> int:
+    """Keep a report that was already built (the schedule's), as a done document."""
+    with session_scope() as s:
+        d = ReportDocument(
+            kind=report["kind"], period_start=date.fromisoformat(report["period_start"]),
+            period_end=date.fromisoformat(report["period_end"]), status="done", detail="",
+            data=json.dumps(report, ensure_ascii=False, default=str), requested_by=requested_by,
+            created_at=utcnow(), finished_at=utcnow(),
+        )  # fmt: skip
+        s.add(d)
+        s.flush()
+        return d.id
+
+
+def list_documents(session: Session, limit: int = 50) -> list[dict]:
+    """The newest kept reports first (without their data)."""
+    now = utcnow()
+    rows = session.scalars(select(ReportDocument).order_by(ReportDocument.id.desc()).limit(limit))
+    return [_document_view(d, now) for d in rows]
+
+
+def get_document(session: Session, document_id: int) -> dict:
+    """A kept report: its view plus `report` (the data) once it is done."""
+    d = session.get(ReportDocument, document_id)
+    if d is None:
+        raise ReportError(f"document_id: report {document_id} does not exist", 404, "document_id")
+    view = _document_view(d)
+    if view["status"] != "done":
+        raise ReportError(
+            f"document_id: report {document_id} is {view['status']}, not ready", 409, "document_id"
+        )
+    return view | {"report": json.loads(d.data)}
+
+
 # ------------------------------------------------------------------ subscriptions and delivery
 
 
@@ -557,6 +692,7 @@ def run_scheduled(now: datetime | None = None) -> list[dict]:
                 if cache is None:
                     report = build_report(kind, start, end)
                     cache = {"report": report, "html": render_html(report), "xlsx": render_xlsx(report)}
+                    save_document(report, "schedule")
                 deliver(sub, decrypt(sealed) if sealed else "", cache["report"], cache["html"], cache["xlsx"])
                 status, detail = "sent", ""
             except Exception as exc:  # delivery failures are recorded and retried, never lost

@@ -199,15 +199,31 @@ class _Head:
     hash: str
 
 
+def transaction_of(session: Session):
+    """The innermost transaction in progress (a savepoint's, if any), or None before the first
+    statement. Values cached for "this transaction" are keyed by it: a rolled-back savepoint or a
+    new transaction is a different object, so they are read again."""
+    return session.get_nested_transaction() or session.get_transaction()
+
+
 def _lock_head(session: Session) -> _Head:
-    """Serialise ledger writers; returns the head. Creates the head row on first use."""
+    """Serialise ledger writers; returns the head. Creates the head row on first use.
+
+    The lock lasts until the transaction ends, so a second write in the same transaction (the two
+    rewards of a double-sided referral) reuses the head it holds instead of locking again."""
+    held = session.info.get("ledger_head")
+    tx = transaction_of(session)
+    if held is not None and tx is not None and held[0] is tx:
+        return held[1]
     pg = _is_pg(session)
     for _ in range(2):
         # SQLite: a write as the first statement — pysqlite opens the transaction here and SQLite hands
         # out its single write lock (waiting on busy_timeout), so every later read sees the newest data.
         row = session.execute(_HEAD_FOR_UPDATE if pg else _HEAD_TOUCH).first()
         if row is not None:
-            return _Head(int(row[0]), row[1])
+            head = _Head(int(row[0]), row[1])
+            session.info["ledger_head"] = (transaction_of(session), head)
+            return head
         insert = pg_insert if pg else sqlite_insert
         session.execute(insert(LedgerHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
     raise RuntimeError("could not create the ledger head")  # pragma: no cover

@@ -118,6 +118,7 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
+    session.info.pop(_ENDPOINTS_KEY, None)
     return _endpoint_view(endpoint), secret
 
 
@@ -158,6 +159,7 @@ def update_endpoint(
     if description is not None:
         e.description = description[:200]
     session.flush()
+    session.info.pop(_ENDPOINTS_KEY, None)
     return _endpoint_view(e)
 
 
@@ -166,6 +168,7 @@ def delete_endpoint(session: Session, endpoint_id: int) -> None:
     e = _get_endpoint(session, endpoint_id)
     e.active = False
     e.deleted_at = utcnow()
+    session.info.pop(_ENDPOINTS_KEY, None)
     session.execute(
         update(WebhookDelivery)
         .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == "pending")
@@ -180,11 +183,26 @@ def delete_endpoint(session: Session, endpoint_id: int) -> None:
 _W = WebhookEndpoint.__table__
 _ACTIVE_ENDPOINTS = select(_W.c.id, _W.c.event_types).where(_W.c.active.is_(True), _W.c.deleted_at.is_(None))
 _INSERT_DELIVERY = WebhookDelivery.__table__.insert()
+_ENDPOINTS_KEY = "webhook_endpoints"
+
+
+def _active_endpoints(session: Session) -> list:
+    """The active endpoints, read once per transaction (a referral's two grants append two entries);
+    the endpoint functions above forget the list when they change one."""
+    from liebian.rewards.service import transaction_of
+
+    tx = transaction_of(session)
+    held = session.info.get(_ENDPOINTS_KEY)
+    if held is not None and tx is not None and held[0] is tx:
+        return held[1]
+    endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
+    session.info[_ENDPOINTS_KEY] = (transaction_of(session), endpoints)
+    return endpoints
 
 
 def enqueue_for_entry(session: Session, entry: dict, reward: dict) -> int:
     """Queue one delivery per active endpoint subscribed to this entry's event (same transaction)."""
-    endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
+    endpoints = _active_endpoints(session)
     event_type = event_type_for(entry)
     targets = [eid for eid, types in endpoints if types == "*" or event_type in types.split(",")]
     if not targets:

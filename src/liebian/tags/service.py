@@ -123,10 +123,11 @@ def health_scores(feats: pd.DataFrame, weights: dict[str, float] | None = None) 
         * (w["interaction"] * interaction + w["spending"] * spending + w["active_time"] * active_time)
         / total
     )
+    score = np.round(score, 1)  # the band follows the score as shown (69.96 shows as 70.0: healthy)
     return pd.DataFrame(
         {
             "person_id": feats["person_id"].to_numpy(),
-            "health_score": np.round(score, 1),
+            "health_score": score,
             "interaction": np.round(interaction, 3),
             "spending": np.round(spending, 3),
             "active_time": np.round(active_time, 3),
@@ -159,6 +160,60 @@ def tag_features(at: datetime | None = None) -> pd.DataFrame:
     out["churn_risk"] = risk if risk is not None else np.nan
     out.attrs["at"] = feats.attrs.get("at")
     return out
+
+
+HEALTH_BANDS = ("健康", "一般", "预警")
+
+
+def record_health(feats: pd.DataFrame | None = None) -> dict:
+    """Store everyone's health score, band, value tier and channel (model store, kind "health").
+
+    Computing the scores reads every person's features (about a second on 50 000 persons); the
+    stored scores are summarised for any selection by `health_distribution`.
+    """
+    from liebian.predict import store as model_store
+    from liebian.predict.results import current_snapshot
+
+    snapshot = current_snapshot()
+    feats = feats if feats is not None else tag_features()
+    table = feats[["person_id", "health_score", "health_band", "value_tier", "channel"]].reset_index(
+        drop=True
+    )
+    metrics = {"persons": len(table), "mean": float(table["health_score"].mean()) if len(table) else None}
+    params = {
+        "at": feats.attrs.get("at").isoformat() if feats.attrs.get("at") else None,
+        "weights": HEALTH_WEIGHTS,
+    }
+    return model_store.save_model("health", params, metrics, snapshot, artefact=table)
+
+
+def health_distribution(channel: str | None = None, person_ids=None) -> dict | None:
+    """The newest stored health scores for the selected persons: 10-point histogram, bands, value
+    tiers, mean and median. None when none are stored."""
+    from liebian.predict import store as model_store
+    from liebian.predict.common import jsonable
+    from liebian.predict.results import latest, select_persons
+
+    entry = latest("health")
+    if entry is None:
+        return None
+    table = select_persons(model_store.load_artefact(entry), channel, person_ids)
+    scores = table["health_score"].to_numpy()
+    counts, _ = np.histogram(scores, bins=np.arange(0, 101, 10))
+    bands, tiers = table["health_band"].value_counts(), table["value_tier"].value_counts()
+    return jsonable(
+        {
+            "model": entry,
+            "persons": len(table),
+            "mean": float(scores.mean()) if len(scores) else None,
+            "median": float(np.median(scores)) if len(scores) else None,
+            "histogram": [
+                {"low": 10 * i, "high": 10 * i + 10, "persons": int(n)} for i, n in enumerate(counts)
+            ],
+            "bands": [{"band": b, "persons": int(bands.get(b, 0))} for b in HEALTH_BANDS],
+            "tiers": [{"tier": t, "persons": int(tiers.get(t, 0))} for t in TIERS],
+        }
+    )
 
 
 def check_rule(rule: str) -> Rule:

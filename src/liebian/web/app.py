@@ -32,7 +32,16 @@ ROUTERS = [
     "liebian.privacy.api",
     "liebian.auth.api",
     "liebian.wecom.api",
-    "liebian.web.console",
+    # console pages (web/pages); a module not written yet is skipped
+    "liebian.web.pages.overview",
+    "liebian.web.pages.analytics",
+    "liebian.web.pages.models",
+    "liebian.web.pages.campaigns",
+    "liebian.web.pages.fraud",
+    "liebian.web.pages.alerts",
+    "liebian.web.pages.reports",
+    "liebian.web.pages.data",
+    "liebian.web.pages.settings",
 ]
 
 
@@ -92,6 +101,12 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     _include_routers(app)
+    from fastapi.staticfiles import StaticFiles
+
+    from liebian.web.console import STATIC_DIR
+
+    # The console's own CSS/JS and the vendored htmx and ECharts (no CDN: intranets have no internet).
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_validation_errors(app)
     return app
 

@@ -1,0 +1,1 @@
+"""Console pages, one module per area; each exposes `router` (listed in web/app.py ROUTERS)."""

@@ -1,0 +1,541 @@
+"""Data pages: the data-quality report (liebian.quality) and file import with progress (liebian.ingest).
+
+/quality shows the quality service's report of the chosen period: scores, the error rate against
+its target, daily volume per channel with the volume anomalies marked, the quarantine by category
+and reason, late data per channel, null rates and every finding.
+
+/import uploads a file (CSV, XLSX, JSONL or Parquet; encoding detected), runs `import_file` in a
+background thread of the server process and shows its progress: the page polls a small fragment
+(htmx, every 0.5 s) that reads the job's state, which the import's progress hook updates — the
+poll never touches the warehouse, which the import holds. When the import ends, the fragment shows
+the batch's record (rows read, loaded, duplicate, rejected with their reasons) and links to the
+batch's rejected lines and the quarantine. Jobs live in this process's memory: with several server
+workers, run imports on one (or use `liebian import`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, render
+from liebian.web.i18n import locale_of, register, translator
+
+router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
+
+register(
+    {
+        # quality
+        "quality.heading": ("数据质量报告", "Data-quality report"),
+        "quality.period": ("报告区间", "Period"),
+        "quality.all_data": ("全部数据", "all data"),
+        "quality.generated": ("计算时间", "Computed at"),
+        "quality.overall": ("综合得分", "Overall score"),
+        "quality.completeness": ("完整性", "Completeness"),
+        "quality.consistency": ("一致性", "Consistency"),
+        "quality.timeliness": ("及时性", "Timeliness"),
+        "quality.error_rate": ("错误率", "Error rate"),
+        "quality.target": ("目标", "target"),
+        "quality.passed": ("达标", "within target"),
+        "quality.failed": ("未达标", "above target"),
+        "quality.rows_received": ("接收行数", "Rows received"),
+        "quality.rejected_rows": ("隔离行数", "Quarantined rows"),
+        "quality.anomalies": ("数据量异常", "Volume anomalies"),
+        "quality.volume_events": (
+            "每日行为数据量（按渠道，红色标记为异常）",
+            "Daily events per channel (red pins: anomalies)",
+        ),
+        "quality.volume_orders": (
+            "每日订单量（按渠道，红色标记为异常）",
+            "Daily orders per channel (red pins: anomalies)",
+        ),
+        "quality.quarantine_chart": ("隔离数据（按类别）", "Quarantined rows by category"),
+        "quality.findings": ("发现的问题", "Findings"),
+        "quality.check": ("检查项", "Check"),
+        "quality.table": ("数据表", "Table"),
+        "quality.count": ("行数", "Rows"),
+        "quality.detail": ("说明", "Detail"),
+        "quality.volume_table": ("数据量异常明细", "Volume anomalies"),
+        "quality.date": ("日期", "Day"),
+        "quality.observed": ("实际", "Observed"),
+        "quality.expected": ("预期", "Expected"),
+        "quality.z": ("稳健 z 值", "Robust z"),
+        "quality.quarantine": ("隔离区（按原因）", "Quarantine by reason"),
+        "quality.kind": ("类型", "Kind"),
+        "quality.field": ("字段", "Field"),
+        "quality.reason": ("原因", "Reason"),
+        "quality.category": ("类别", "Category"),
+        "quality.late": ("延迟到达（按渠道）", "Late data by channel"),
+        "quality.late_rows": ("延迟行数", "Late rows"),
+        "quality.late_rate": ("延迟占比", "Late share"),
+        "quality.median_delay": ("延迟中位数（小时）", "Median delay (h)"),
+        "quality.p95_delay": ("P95 延迟（小时）", "p95 delay (h)"),
+        "quality.fields": ("字段空值率", "Null rates by field"),
+        "quality.required": ("必填", "Required"),
+        "quality.missing": ("空值", "Missing"),
+        "quality.null_rate": ("空值率", "Null rate"),
+        "quality.empty": ("仓库里还没有数据。", "The warehouse holds no data yet."),
+        "quality.category.bad_timestamp": ("时间错误", "Bad timestamp"),
+        "quality.category.missing_id": ("缺少 ID", "Missing id"),
+        "quality.category.negative_amount": ("负金额", "Negative amount"),
+        "quality.category.unknown_channel": ("未知渠道", "Unknown channel"),
+        "quality.category.bad_identifier": ("标识错误", "Bad identifier"),
+        "quality.category.bad_amount": ("金额错误", "Bad amount"),
+        "quality.category.other": ("其他", "Other"),
+        # import
+        "import.heading": ("数据导入", "Data import"),
+        "import.intro": (
+            "支持 CSV、Excel（XLSX）、JSONL、Parquet；编码自动识别（UTF-8、带 BOM 的 UTF-8、GBK/GB18030）。"
+            "有问题的行会被隔离并注明行号、字段和原因，其余行照常导入。",
+            "CSV, Excel (XLSX), JSONL or Parquet; the encoding is detected (UTF-8, UTF-8 with BOM, "
+            "GBK/GB18030). Rows with problems are quarantined with line, field and reason; the others "
+            "are loaded.",
+        ),
+        "import.kind": ("数据类型", "Data kind"),
+        "import.kind.events": ("行为事件", "Events"),
+        "import.kind.orders": ("订单", "Orders"),
+        "import.kind.identities": ("身份关联", "Identity links"),
+        "import.kind.messages": ("社群消息", "Group messages"),
+        "import.preset": ("列映射预设", "Column preset"),
+        "import.preset.generic": ("通用格式", "Generic format"),
+        "import.preset.wecom_contacts": ("企业微信客户导出", "WeCom contacts export"),
+        "import.preset.miniprogram_orders": ("小程序订单导出", "Mini-program orders export"),
+        "import.preset.douyin_orders": ("抖店订单导出", "Douyin store orders export"),
+        "import.file": ("文件", "File"),
+        "import.max_size": ("单个文件上限", "Largest file"),
+        "import.cli_hint": (
+            "更大的文件请用命令行 `liebian import`。",
+            "Use `liebian import` for larger files.",
+        ),
+        "import.start": ("开始导入", "Import"),
+        "import.no_file": ("file: 请选择要导入的文件", "file: choose a file to import"),
+        "import.progress": ("导入进度", "Import progress"),
+        "import.queued": ("排队中（等待其他写入完成）", "Queued (waiting for another write to finish)"),
+        "import.running": ("导入中", "Importing"),
+        "import.done": ("导入完成", "Import finished"),
+        "import.failed": ("导入失败", "Import failed"),
+        "import.unknown_job": (
+            "找不到这个导入任务（服务可能已重启）；请在下方批次列表中查看结果。",
+            "This import is not known (the server may have restarted); see the batches below.",
+        ),
+        "import.step.reading": ("读取文件", "Reading the file"),
+        "import.step.normalising": ("校验与标准化", "Validating and normalising"),
+        "import.step.hashing identifiers": ("标识加密", "Hashing identifiers"),
+        "import.step.deduplicating": ("去重", "Deduplicating"),
+        "import.step.resolving identities": ("OneID 识别", "Resolving identities"),
+        "import.step.linking identities": ("关联身份", "Linking identities"),
+        "import.step.loading": ("写入仓库", "Loading"),
+        "import.step.done": ("完成", "Done"),
+        "import.batch": ("批次", "Batch"),
+        "import.source": ("来源", "Source"),
+        "import.format": ("格式", "Format"),
+        "import.encoding": ("编码", "Encoding"),
+        "import.rows_read": ("读取行数", "Rows read"),
+        "import.rows_loaded": ("导入行数", "Rows loaded"),
+        "import.rows_duplicate": ("重复行数", "Duplicates"),
+        "import.rows_rejected": ("拒绝行数", "Rows rejected"),
+        "import.rows_updated": ("更新订单", "Orders updated"),
+        "import.seconds": ("耗时（秒）", "Seconds"),
+        "import.finished_at": ("完成时间", "Finished at"),
+        "import.reasons": ("拒绝原因", "Reasons for rejection"),
+        "import.rejects": ("被拒绝的行", "Rejected lines"),
+        "import.line": ("行号", "Line"),
+        "import.rejects_file": ("拒绝明细文件（含原始行）", "Rejects file (with the raw rows)"),
+        "import.quarantine_link": ("查看隔离区", "See the quarantine"),
+        "import.batch_link": ("查看此批次", "See this batch"),
+        "import.recent": ("最近的文件导入", "Recent file imports"),
+        "import.no_batch": ("没有这个批次。", "No such batch."),
+        "import.back": ("返回数据导入", "Back to data import"),
+    }
+)
+
+
+# ----------------------------------------------------------------------------------------- quality
+
+
+def _channel_name(t, channel: str) -> str:
+    from liebian.web.i18n import MESSAGES
+
+    return t(f"channel.{channel}") if f"channel.{channel}" in MESSAGES else channel
+
+
+def _utc_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """Local midnight of `day` as naive UTC (the quality report's windows are UTC)."""
+    return datetime.combine(day, dtime(), tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def _volume_chart(t, chart_id: str, title: str, daily, table: str, anomalies: list) -> Chart:
+    rows = daily[daily["tbl"] == table]
+    days = sorted({d.isoformat() for d in rows["day"]})
+    marks: dict[str, list] = {}
+    for a in anomalies:
+        if a.table == table:
+            marks.setdefault(a.channel, []).append({"coord": [a.date.isoformat(), a.observed], "value": "!"})
+    series = []
+    for channel, group in rows.groupby("channel", sort=True):
+        by_day = {d.isoformat(): int(n) for d, n in zip(group["day"], group["n"], strict=True)}
+        series.append(
+            {
+                "name": _channel_name(t, channel),
+                "type": "line",
+                "showSymbol": False,
+                "data": [by_day.get(d, 0) for d in days],
+                "markPoint": {
+                    "symbol": "pin",
+                    "itemStyle": {"color": "#b3102a"},
+                    "data": marks.get(channel, []),
+                },
+            }
+        )
+    option = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0, "type": "scroll"},
+        "grid": {"left": 60, "right": 20, "top": 40, "bottom": 30},
+        "xAxis": {"type": "category", "data": days},
+        "yAxis": {"type": "value"},
+        "series": series,
+    }
+    return Chart(chart_id, option, title, height=300)
+
+
+@router.get("/quality")
+def quality_page(request: Request) -> Response:
+    from liebian.config import get_settings
+    from liebian.db.session import session_scope
+    from liebian.engine import warehouse
+    from liebian.quality import service as quality
+    from liebian.web.console import FilterError
+
+    t = translator(locale_of(request))
+    q = request.query_params
+    filters = ConsoleFilters(start=(q.get("start") or "").strip(), end=(q.get("end") or "").strip())
+    context: dict = {"filters": filters, "error": None, "has_data": False}
+    try:
+        af = filters.to_analytics()  # the shared date parsing: "start: …" / "… is after end …"
+    except FilterError as exc:
+        return render(request, "data/quality.html", context | {"error": str(exc)}, status_code=422)
+    zone = ZoneInfo(get_settings().timezone)
+    start = _utc_midnight(af.start, zone) if af.start else None
+    end = _utc_midnight(date.fromordinal(af.end.toordinal() + 1), zone) if af.end else None
+    with warehouse.connect() as con, session_scope() as s:
+        report, daily = quality.current_report(con, start=start, end=end, session=s)
+    if report.error_rate.rows_received == 0:
+        return render(request, "data/quality.html", context)
+    held = report.quarantine
+    categories = sorted(held.by_category.items(), key=lambda kv: -kv[1])
+    quarantine_chart = Chart(
+        "quarantine",
+        {
+            "animation": False,
+            "tooltip": {},
+            "grid": {"left": 120, "right": 30, "top": 10, "bottom": 30},
+            "xAxis": {"type": "value", "minInterval": 1},
+            "yAxis": {
+                "type": "category",
+                "data": [t(f"quality.category.{c}") for c, _ in categories] or ["—"],
+            },
+            "series": [
+                {"type": "bar", "itemStyle": {"color": "#b3102a"}, "data": [n for _, n in categories] or [0]}
+            ],
+        },
+        "quality.quarantine_chart",
+        height=max(160, 40 * len(categories) + 50),
+    )
+    charts = [
+        _volume_chart(t, "volume-events", "quality.volume_events", daily, "events", report.volume_anomalies),
+        _volume_chart(t, "volume-orders", "quality.volume_orders", daily, "orders", report.volume_anomalies),
+        quarantine_chart,
+    ]
+    findings = Table(
+        "findings",
+        [
+            Column("check", "quality.check"),
+            Column("table", "quality.table"),
+            Column("channel", "filters.channel"),
+            Column("count", "quality.count", "int"),
+            Column("detail", "quality.detail"),
+        ],
+        [f.model_dump() for f in report.findings],
+        title="quality.findings",
+    )
+    anomalies = Table(
+        "volume_anomalies",
+        [
+            Column("date", "quality.date", "date"),
+            Column("table", "quality.table"),
+            Column("channel", "filters.channel"),
+            Column("observed", "quality.observed", "int"),
+            Column("expected", "quality.expected", "float"),
+            Column("z", "quality.z", "float"),
+        ],
+        [a.model_dump() for a in report.volume_anomalies],
+        title="quality.volume_table",
+    )
+    reasons = Table(
+        "quarantine",
+        [
+            Column("kind", "quality.kind"),
+            Column("field", "quality.field"),
+            Column("reason", "quality.reason"),
+            Column("category", "quality.category"),
+            Column("rows", "quality.count", "int"),
+        ],
+        [g.model_dump() for g in held.by_reason],
+        title="quality.quarantine",
+    )
+    late = Table(
+        "timeliness",
+        [
+            Column("table", "quality.table"),
+            Column("channel", "filters.channel"),
+            Column("rows", "quality.count", "int"),
+            Column("late_rows", "quality.late_rows", "int"),
+            Column("late_rate", "quality.late_rate", "pct"),
+            Column("median_delay_hours", "quality.median_delay", "float"),
+            Column("p95_delay_hours", "quality.p95_delay", "float"),
+        ],
+        [c.model_dump() for c in report.timeliness.channels],
+        title="quality.late",
+    )
+    fields = Table(
+        "null_rates",
+        [
+            Column("table", "quality.table"),
+            Column("field", "quality.field"),
+            Column("required_text", "quality.required"),
+            Column("rows", "quality.count", "int"),
+            Column("missing", "quality.missing", "int"),
+            Column("null_rate", "quality.null_rate", "pct"),
+        ],
+        [f.model_dump() | {"required_text": "✓" if f.required else ""} for f in report.completeness.fields],
+        title="quality.fields",
+    )
+    tables = [findings, reasons, anomalies, late, fields]
+    context |= {
+        "has_data": True,
+        "report": report,
+        "charts": charts,
+        "tables": tables,
+        "generated": report.generated_at.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "period": (af.start.isoformat() if af.start else "", af.end.isoformat() if af.end else ""),
+    }
+    return render(request, "data/quality.html", context, tables=tables)
+
+
+# ------------------------------------------------------------------------------------------ import
+
+
+@dataclass
+class ImportJob:
+    """One upload being imported in the background; the progress hook writes `step` and `fraction`."""
+
+    id: str
+    kind: str
+    preset: str
+    filename: str
+    user: str
+    status: str = "queued"  # queued | running | done | failed
+    step: str = ""
+    fraction: float = 0.0
+    error: str = ""
+    result: dict = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+
+    def progress(self, step: str, fraction: float) -> None:
+        self.status = "running" if step != "done" else self.status
+        self.step, self.fraction = step, max(self.fraction, fraction)
+
+
+JOBS: dict[str, ImportJob] = {}
+JOBS_LOCK = threading.Lock()
+KEEP_JOBS = 50
+SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
+
+
+def _remember(job: ImportJob) -> None:
+    with JOBS_LOCK:
+        JOBS[job.id] = job
+        while len(JOBS) > KEEP_JOBS:
+            JOBS.pop(next(iter(JOBS)))
+
+
+def _run_import(job: ImportJob, path: Path) -> None:
+    from liebian.ingest.service import FileImportError, PresetError, import_file
+
+    try:
+        result = import_file(path, job.kind, job.preset, on_progress=job.progress)
+        job.result = result.as_dict()
+        job.status = "done"
+    except (FileImportError, PresetError) as exc:  # the file cannot be read at all: say why
+        job.error, job.status = str(exc), "failed"
+    except Exception as exc:  # noqa: BLE001 - a background thread must report, not vanish
+        log.exception("console import %s failed", job.id)
+        job.error, job.status = f"{type(exc).__name__}: {exc}", "failed"
+    finally:
+        job.seconds = round(time.monotonic() - job.started, 1)
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
+def _import_options() -> dict:
+    from liebian.config import get_settings
+    from liebian.ingest.files import FORMATS
+    from liebian.ingest.normalize import KINDS
+    from liebian.ingest.presets import NAMED, PRESET_NAMES
+
+    presets = [(name, NAMED[name].kind if name in NAMED else "") for name in PRESET_NAMES]
+    return {
+        "kinds": list(KINDS),
+        "presets": presets,
+        "accept": ",".join(sorted(FORMATS)),
+        "max_mb": get_settings().max_request_bytes // (1024 * 1024),
+    }
+
+
+def _local(at: datetime) -> datetime:
+    """A naive UTC time of the warehouse as naive local time (the brand's zone) for display."""
+    from liebian.config import get_settings
+
+    return at.replace(tzinfo=UTC).astimezone(ZoneInfo(get_settings().timezone)).replace(tzinfo=None)
+
+
+def _batches_table(batches: list[dict]) -> Table:
+    return Table(
+        "batches",
+        [
+            Column("batch_id", "import.batch"),
+            Column("kind", "import.kind"),
+            Column("source", "import.source"),
+            Column("rows_read", "import.rows_read", "int"),
+            Column("rows_loaded", "import.rows_loaded", "int"),
+            Column("rows_duplicate", "import.rows_duplicate", "int"),
+            Column("rows_rejected", "import.rows_rejected", "int"),
+            Column("finished_at", "import.finished_at", "datetime"),
+        ],
+        [b | {"finished_at": _local(b["finished_at"])} for b in batches],
+        title="import.recent",
+        link=lambda row: f"/import/batches/{row['batch_id']}",
+        link_column="batch_id",
+    )
+
+
+@router.get("/import")
+def import_page(request: Request) -> Response:
+    from liebian.engine import warehouse
+    from liebian.ingest import service as ingest
+
+    with warehouse.connect() as con:
+        batches = ingest.list_batches(con, limit=20)
+    with JOBS_LOCK:
+        running = [j for j in JOBS.values() if j.status in ("queued", "running")]
+    table = _batches_table(batches)
+    context = _import_options() | {"batches": table, "running": running}
+    return render(request, "data/import.html", context, tables=[table])
+
+
+def _refused(request: Request, message: str) -> Response:
+    """The reason an upload was refused, where the progress would show (no http.* audit entry)."""
+    from liebian.auth.deps import write_refused
+
+    write_refused(request)
+    return flash_fragment(message, ok=False)
+
+
+@router.post("/import")
+def start_import(
+    request: Request,
+    kind: str = Form(...),
+    preset: str = Form("generic"),
+    file: UploadFile | None = File(None),
+) -> Response:
+    from liebian.auth.deps import principal_of
+    from liebian.config import get_settings
+    from liebian.ingest.files import FileImportError, detect_format
+    from liebian.ingest.normalize import KINDS
+    from liebian.ingest.presets import PresetError, get_preset
+
+    t = translator(locale_of(request))
+    if kind not in KINDS:
+        return _refused(request, f"kind: {kind!r} is not one of {', '.join(KINDS)}")
+    if file is None or not file.filename:
+        return _refused(request, t("import.no_file"))
+    name = SAFE_NAME.sub("_", Path(file.filename).name).strip("._") or "upload"
+    try:
+        get_preset(preset, kind)
+        detect_format(Path(name))
+    except (PresetError, FileImportError) as exc:
+        return _refused(request, f"{'preset' if isinstance(exc, PresetError) else 'file'}: {exc}")
+    job = ImportJob(uuid.uuid4().hex[:12], kind, preset, name, principal_of(request).name)
+    folder = get_settings().data_dir / "tmp" / "uploads" / job.id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    with path.open("wb") as fh:
+        shutil.copyfileobj(file.file, fh)
+    _remember(job)
+    threading.Thread(target=_run_import, args=(job, path), name=f"import-{job.id}", daemon=True).start()
+    return _job_fragment(request, job)
+
+
+def _job_fragment(request: Request, job: ImportJob | None, job_id: str = "") -> Response:
+    batch = None
+    if job is not None and job.status == "done":
+        from liebian.engine import warehouse
+        from liebian.ingest import service as ingest
+
+        with warehouse.connect() as con:  # the import is over: the warehouse is free again
+            batch = ingest.get_batch(con, job.result["batch_id"], rejects_limit=50)
+    context = {"job": job, "job_id": job_id, "batch": batch, "step_key": _step_key(job)}
+    return render(request, "data/_job.html", context)
+
+
+def _step_key(job: ImportJob | None) -> str:
+    from liebian.web.i18n import MESSAGES
+
+    if job is None or not job.step:
+        return "import.queued"
+    key = f"import.step.{job.step}"
+    return key if key in MESSAGES else "import.running"
+
+
+@router.get("/import/jobs/{job_id}")
+def import_job(request: Request, job_id: str) -> Response:
+    with JOBS_LOCK:
+        job = JOBS.get(job_id)
+    return _job_fragment(request, job, job_id)
+
+
+@router.get("/import/batches/{batch_id}")
+def batch_page(request: Request, batch_id: str) -> Response:
+    from liebian.engine import warehouse
+    from liebian.ingest import service as ingest
+
+    with warehouse.connect() as con:
+        batch = ingest.get_batch(con, batch_id, rejects_limit=10_000)
+    if batch is None:
+        return render(request, "data/batch.html", {"batch": None}, status_code=404)
+    rejects = Table(
+        "rejects",
+        [
+            Column("line", "import.line", "int"),
+            Column("field", "quality.field"),
+            Column("reason", "quality.reason"),
+        ],
+        batch["rejects"],
+        title="import.rejects",
+    )
+    context = {"batch": batch, "rejects": rejects, "finished_local": _local(batch["finished_at"])}
+    return render(request, "data/batch.html", context, tables=[rejects])

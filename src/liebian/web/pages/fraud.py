@@ -1,0 +1,365 @@
+"""The fraud review queue in the console: held and flagged referrals with their risk score and
+reasons (in the reader's language), approved or rejected one by one or in bulk. Decisions are the
+fraud service's (`fraud.service.decide` / `bulk_decide`): they flow into the reward ledger, are
+idempotent and audited with the reviewer's name. Also the fraud rate per campaign."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from liebian.web.console import Column, ConsoleFilters, Table, htmx_redirect, render
+from liebian.web.i18n import locale_of, register, translator
+from liebian.web.pages.campaigns import channel_namer, local_time
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+STATUSES = ("open", "approved", "rejected", "all")
+
+register(
+    {
+        "fraud.heading": ("风控审核队列", "Fraud review queue"),
+        "fraud.intro": (
+            "引擎实时冻结的推荐和图谱扫描标记的可疑推荐在此等待人工审核。通过：奖励解除审核冻结；"
+            "驳回：奖励作废（已发放的撤回）。",
+            "Referrals held by the engine and those the graph scan flagged wait here for a human. "
+            "Approve: their rewards leave the review hold. Reject: their rewards are rejected "
+            "(issued ones are clawed back).",
+        ),
+        "fraud.status.open": ("待审核", "Open"),
+        "fraud.status.approved": ("已通过", "Approved"),
+        "fraud.status.rejected": ("已驳回", "Rejected"),
+        "fraud.status.all": ("全部", "All"),
+        "fraud.tabs": ("按状态", "By status"),
+        "fraud.pattern": ("模式", "Pattern"),
+        "fraud.min_score": ("最低风险分", "Minimum score"),
+        "fraud.case": ("案件", "Case"),
+        "fraud.score": ("风险分", "Risk score"),
+        "fraud.reasons": ("原因", "Reasons"),
+        "fraud.reason_codes": ("原因代码", "Reason codes"),
+        "fraud.campaign": ("活动", "Campaign"),
+        "fraud.channel": ("渠道", "Channel"),
+        "fraud.inviter": ("邀请人", "Inviter"),
+        "fraud.friend": ("被邀请人", "Invitee"),
+        "fraud.referral": ("推荐编号", "Referral"),
+        "fraud.source": ("来源", "Source"),
+        "fraud.source.inline": ("实时拦截", "held inline"),
+        "fraud.source.graph": ("图谱扫描", "graph scan"),
+        "fraud.status": ("状态", "Status"),
+        "fraud.reviewer": ("审核人", "Reviewer"),
+        "fraud.created": ("创建时间", "Opened"),
+        "fraud.decision": ("审核", "Decision"),
+        "fraud.approve": ("通过", "Approve"),
+        "fraud.reject": ("驳回", "Reject"),
+        "fraud.approve_case": ("通过案件", "Approve case"),
+        "fraud.reject_case": ("驳回案件", "Reject case"),
+        "fraud.select_case": ("选择案件", "Select case"),
+        "fraud.select_all": ("全选本页", "Select all on this page"),
+        "fraud.note": ("审核备注（可选）", "Review note (optional)"),
+        "fraud.bulk_approve": ("批量通过所选", "Approve selected"),
+        "fraud.bulk_reject": ("批量驳回所选", "Reject selected"),
+        "fraud.sync": ("载入引擎冻结的推荐", "Bring in referrals the engine held"),
+        "fraud.synced": ("新载入案件：", "Cases brought in:"),
+        "fraud.none_selected": ("请先勾选案件。", "Select cases first."),
+        "fraud.decided.approved": ("已通过案件：", "Approved cases:"),
+        "fraud.decided.rejected": ("已驳回案件：", "Rejected cases:"),
+        "fraud.unchanged": ("无变化（已是该结论）：", "Unchanged (already decided so):"),
+        "fraud.failed": ("未能处理：", "Not decided:"),
+        "fraud.empty": ("队列中没有符合条件的案件。", "No cases match."),
+        "fraud.page": ("第 {page} / {pages} 页，共 {total} 件", "Page {page} of {pages}, {total} cases"),
+        "fraud.prev": ("上一页", "Previous page"),
+        "fraud.next": ("下一页", "Next page"),
+        "fraud.rate": (
+            "欺诈率（驳回 / 全部推荐，参考线 0.5%）",
+            "Fraud rate (rejected / all referrals; reference 0.5%)",
+        ),
+        "fraud.referrals": ("推荐数", "Referrals"),
+        "fraud.rejected": ("驳回数", "Rejected"),
+        "fraud.fraud_rate": ("欺诈率", "Fraud rate"),
+        "fraud.cases": ("案件列表", "Cases"),
+        "fraud.case_heading": ("风控案件 #{id}", "Fraud case #{id}"),
+        "fraud.back": ("返回审核队列", "Back to the queue"),
+        "fraud.audit": ("审核记录", "Audit trail"),
+        "fraud.time": ("时间", "Time"),
+        "fraud.actor": ("操作人", "Actor"),
+        "fraud.action": ("动作", "Action"),
+        "fraud.effects": ("对奖励的影响", "Effect on rewards"),
+        "fraud.not_found": ("没有这个案件", "No such case"),
+        "fraud.decided_by": ("审核人", "decided by"),
+        "fraud.note_col": ("备注", "Note"),
+        "fraud.act.open": ("立案", "opened"),
+        "fraud.act.rescore": ("重新评分", "rescored"),
+        "fraud.act.approve": ("通过", "approved"),
+        "fraud.act.reject": ("驳回", "rejected"),
+        "fraud.eff.released": ("解除审核冻结的奖励", "rewards released from review"),
+        "fraud.eff.rejected": ("驳回的奖励", "rewards rejected"),
+        "fraud.eff.revoked": ("撤回的奖励", "rewards revoked"),
+        "fraud.eff.untouched": ("未变的奖励", "rewards unchanged"),
+        "fraud.eff.referral_state": ("推荐状态", "referral state"),
+    }
+)
+
+
+def _params(source) -> dict[str, Any]:
+    """The queue's filters from the URL (GET) or the form's hidden fields (after a decision)."""
+    status = source.get("status") or "open"
+    try:
+        min_score = max(0.0, min(100.0, float(source.get("min_score") or 0)))
+    except ValueError:
+        min_score = 0.0
+    try:
+        page = max(1, int(source.get("page") or 1))
+    except ValueError:
+        page = 1
+    return {
+        "status": status if status in STATUSES else "open",
+        "campaign": (source.get("campaign") or "").strip(),
+        "pattern": (source.get("pattern") or "").strip(),
+        "min_score": min_score,
+        "page": page,
+    }
+
+
+def _url(params: dict[str, Any], **overrides: Any) -> str:
+    values = {**params, **overrides}
+    query = {k: v for k, v in values.items() if v not in ("", None, 0, 0.0) and not (k == "page" and v == 1)}
+    if query.get("status") == "open":
+        query.pop("status")
+    return "/fraud" + (("?" + urlencode(query)) if query else "")
+
+
+def _case_rows(cases: list[dict]) -> list[dict]:
+    return [
+        {
+            **c,
+            "created_local": local_time(c["created_at"]),
+            "reason_codes": ", ".join(r["code"] for r in c["reasons"]),
+            "reason_texts": "; ".join(r["text"] for r in c["reasons"]),
+        }
+        for c in cases
+    ]
+
+
+CASE_COLUMNS = [
+    Column("id", "fraud.case", "int"),
+    Column("score", "fraud.score", "float"),
+    Column("reason_codes", "fraud.reason_codes"),
+    Column("reason_texts", "fraud.reasons"),
+    Column("campaign_id", "fraud.campaign"),
+    Column("channel", "fraud.channel"),
+    Column("inviter_person_id", "fraud.inviter"),
+    Column("person_id", "fraud.friend"),
+    Column("referral_id", "fraud.referral"),
+    Column("source", "fraud.source"),
+    Column("pattern", "fraud.pattern"),
+    Column("status", "fraud.status"),
+    Column("reviewer", "fraud.reviewer"),
+    Column("created_local", "fraud.created", "datetime"),
+]
+
+
+def _queue_page(request: Request, params: dict[str, Any], flash: tuple[str, bool] | None = None) -> Response:
+    from liebian.db.session import session_scope
+    from liebian.fraud import service
+
+    locale = locale_of(request)
+    status = None if params["status"] == "all" else params["status"]
+    filters = {"status": status, "campaign_id": params["campaign"] or None, "pattern": params["pattern"] or None,
+               "min_score": params["min_score"]}  # fmt: skip
+    export = request.query_params.get("export") == "cases"
+    with session_scope() as s:
+        facets = service.queue_facets(s)
+        total = service.count_cases(s, **filters)
+        pages = max(1, -(-total // PAGE_SIZE))
+        params = {**params, "page": min(params["page"], pages)}
+        if export:  # every matching case, not just this page
+            cases = []
+            while len(cases) < total:
+                batch = service.list_cases(s, **filters, limit=1000, offset=len(cases), lang=locale)
+                if not batch:
+                    break
+                cases += batch
+        else:
+            cases = service.list_cases(
+                s, **filters, limit=PAGE_SIZE, offset=(params["page"] - 1) * PAGE_SIZE, lang=locale
+            )
+        rate = service.fraud_rate(s, "campaign")
+    rows = _case_rows(cases)
+    case_table = Table("cases", CASE_COLUMNS, rows, title="fraud.cases")
+    rate_table = Table(
+        "fraud_rate",
+        [
+            Column("campaign_id", "fraud.campaign"),
+            Column("referrals", "fraud.referrals", "int"),
+            Column("rejected", "fraud.rejected", "int"),
+            Column("fraud_rate", "fraud.fraud_rate", "pct"),
+        ],
+        rate,
+        title="fraud.rate",
+    )
+    context = {
+        "filters": ConsoleFilters.from_request(request),
+        "params": params,
+        "statuses": STATUSES,
+        "facets": facets,
+        "cases": rows,
+        "total": total,
+        "pages": pages,
+        "url": lambda **o: _url(params, **o),
+        "export_cases": lambda fmt: (
+            _url(params)
+            + ("&" if "?" in _url(params) else "?")
+            + urlencode({"export": "cases", "format": fmt})
+        ),
+        "flash": flash,
+        "rate_table": rate_table,
+        "channel_name": channel_namer(locale),
+    }
+    return render(request, "fraud/queue.html", context, tables=[case_table, rate_table])
+
+
+@router.get("/fraud")
+def fraud_queue(request: Request) -> Response:
+    return _queue_page(request, _params(request.query_params))
+
+
+def _actor(request: Request) -> str:
+    from liebian.web.console import _principal
+
+    return _principal(request).name
+
+
+def _summary(t, results: list[dict], target: str) -> tuple[str, bool]:
+    changed = [f"#{r['case_id']}" for r in results if r["changed"]]
+    same = [f"#{r['case_id']}" for r in results if not r["changed"] and not r["error"]]
+    failed = [f"#{r['case_id']}: {r['error']}" for r in results if r["error"]]
+    parts = []
+    if changed:
+        parts.append(f"{t('fraud.decided.' + target)} {' '.join(changed)}")
+    if same:
+        parts.append(f"{t('fraud.unchanged')} {' '.join(same)}")
+    if failed:
+        parts.append(f"{t('fraud.failed')} {'; '.join(failed)}")
+    return " · ".join(parts), not failed
+
+
+def _decide(request: Request, form: dict[str, Any], case_ids: list[int], action: str) -> Response:
+    from liebian.db.session import session_scope
+    from liebian.fraud import service
+
+    t = translator(locale_of(request))
+    params = _params(form)
+    if not case_ids:
+        return _queue_page(request, params, (t("fraud.none_selected"), False))
+    with session_scope() as s:
+        results = service.bulk_decide(
+            s, case_ids, action, actor=_actor(request), note=form.get("note", "").strip()
+        )
+    message, ok = _summary(t, results, service.ACTIONS[action])
+    if form.get("_from") == "detail" and ok:
+        return htmx_redirect(f"/fraud/cases/{case_ids[0]}")
+    return _queue_page(request, params, (message, ok))
+
+
+async def _form(request: Request) -> tuple[dict[str, Any], list[int]]:
+    form = await request.form()
+    ids = []
+    for value in form.getlist("case_ids"):
+        try:
+            ids.append(int(value))
+        except (TypeError, ValueError):
+            continue
+    return {k: v for k, v in form.items() if isinstance(v, str)}, ids
+
+
+@router.post("/fraud/cases/{case_id}/approve")
+async def approve_case(request: Request, case_id: int) -> Response:
+    """Not fraud: the referral is accepted and its rewards leave the review hold."""
+    form, _ids = await _form(request)
+    return await run_in_threadpool(_decide, request, form, [case_id], "approve")
+
+
+@router.post("/fraud/cases/{case_id}/reject")
+async def reject_case(request: Request, case_id: int) -> Response:
+    """Fraud: the referral is blocked and its rewards rejected (issued ones revoked)."""
+    form, _ids = await _form(request)
+    return await run_in_threadpool(_decide, request, form, [case_id], "reject")
+
+
+@router.post("/fraud/bulk")
+async def bulk(request: Request) -> Response:
+    form, ids = await _form(request)
+    action = form.get("action", "")
+    if action not in ("approve", "reject"):
+        return await run_in_threadpool(_queue_page, request, _params(form), (f"action: {action!r}", False))
+    return await run_in_threadpool(_decide, request, form, ids, action)
+
+
+def _sync(request: Request, form: dict[str, Any]) -> Response:
+    from liebian.db.session import session_scope
+    from liebian.fraud import service
+
+    t = translator(locale_of(request))
+    with session_scope() as s:
+        opened = service.sync_held_referrals(s, actor=_actor(request))
+    return _queue_page(request, _params(form), (f"{t('fraud.synced')} {opened}", True))
+
+
+@router.post("/fraud/sync")
+async def sync(request: Request) -> Response:
+    """Open a case for every referral the campaign engine held that has none yet."""
+    form, _ids = await _form(request)
+    return await run_in_threadpool(_sync, request, form)
+
+
+def _effects(t, effects: dict) -> str:
+    """What a decision did, in words: reward ids per ledger move, and the referral's new state."""
+    parts = []
+    for key in ("released", "rejected", "revoked", "untouched"):
+        ids = [str(e["reward_id"] if isinstance(e, dict) else e) for e in effects.get(key) or []]
+        if ids:
+            parts.append(f"{t('fraud.eff.' + key)}: " + ", ".join(f"#{i}" for i in ids))
+    if effects.get("referral_state"):
+        parts.append(f"{t('fraud.eff.referral_state')}: {t('campaigns.state.' + effects['referral_state'])}")
+    return " · ".join(parts)
+
+
+@router.get("/fraud/cases/{case_id}")
+def case_detail(request: Request, case_id: int) -> Response:
+    from liebian.db.session import session_scope
+    from liebian.fraud import service
+
+    locale = locale_of(request)
+    t = translator(locale)
+    with session_scope() as s:
+        try:
+            case = service.get_case(s, case_id, locale)
+        except service.FraudError:
+            return render(request, "fraud/case.html", {"case": None, "case_id": case_id}, status_code=404)
+    audit = Table(
+        "audit",
+        [
+            Column("ts", "fraud.time", "datetime"),
+            Column("actor", "fraud.actor"),
+            Column("action", "fraud.action"),
+            Column("note", "fraud.note_col"),
+            Column("effects", "fraud.effects"),
+        ],
+        [
+            {
+                **a,
+                "ts": local_time(a["ts"]),
+                "action": t(f"fraud.act.{a['action']}"),
+                "effects": _effects(t, a["effects"]),
+            }
+            for a in case["audit"]
+        ],
+        title="fraud.audit",
+    )
+    context = {"case": case, "case_id": case_id, "audit": audit, "channel_name": channel_namer(locale)}
+    return render(request, "fraud/case.html", context, tables=[audit])

@@ -1,0 +1,176 @@
+"""The north-star overview: the one number, the KPI cards, daily trends with anomaly markers, and the
+drill-down by channel and by day (clicking a day or a channel narrows every page to it)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from liebian.web.console import Chart, Column, ConsoleFilters, FilterError, Table, filter_options, render
+from liebian.web.i18n import locale_of, translator
+
+router = APIRouter(include_in_schema=False)
+
+# (kpi key, kind) of the cards after the north-star metric (definitions: docs/metrics.md)
+CARDS = [
+    ("k_factor", "float"),
+    ("participation_rate", "pct"),
+    ("participants", "int"),
+    ("referred_users", "int"),
+    ("invite_conversion", "pct"),
+    ("conversion_rate", "pct"),
+    ("revenue_fen", "fen"),
+    ("retention_d1", "pct"),
+    ("retention_d7", "pct"),
+    ("ltv_cac", "float"),
+    ("roi", "pct"),
+    ("new_users", "int"),
+]
+TREND_LINES = ("new_users", "new_referred_users", "participants", "active_users")
+
+
+def _anomaly_marks(trend: list[dict], metric: str) -> list[dict]:
+    """Points the monitor's detector flags on this series (calendar effects are not marked)."""
+    from liebian.db.session import session_scope
+    from liebian.monitor import detector
+    from liebian.monitor.service import calendar_for
+
+    if len(trend) < 15:
+        return []
+    series = pd.Series(
+        [float(r[metric]) for r in trend], index=pd.DatetimeIndex([r["start"] for r in trend]), name=metric
+    )
+    years = sorted({d.year for d in series.index})
+    with session_scope() as s:
+        calendar = calendar_for(s, years)
+    try:
+        found = detector.detect(series, period=7, calendar=calendar)
+    except detector.DetectorError:
+        return []
+    return [
+        {"day": a.ts.date().isoformat(), "observed": a.observed, "expected": round(a.expected, 1)}
+        for a in found
+        if a.alert
+    ]
+
+
+def _trend_chart(t, trend: list[dict], filters: ConsoleFilters) -> tuple[Chart, list[dict]]:
+    days = [r["start"] for r in trend]
+    series, anomalies = [], []
+    for metric in TREND_LINES:
+        marks = _anomaly_marks(trend, metric)
+        anomalies += [m | {"metric": metric} for m in marks]
+        series.append(
+            {
+                "name": t(f"kpi.{metric}"),
+                "type": "line",
+                "showSymbol": False,
+                "data": [r[metric] for r in trend],
+                "markPoint": {
+                    "symbol": "pin",
+                    "itemStyle": {"color": "#b3102a"},
+                    "data": [{"coord": [m["day"], m["observed"]], "value": "!"} for m in marks],
+                },
+            }
+        )
+    revenue = {
+        "name": t("kpi.revenue_fen"),
+        "type": "bar",
+        "yAxisIndex": 1,
+        "itemStyle": {"color": "#d0d7de"},
+        "data": [round(r["revenue_fen"] / 100, 2) for r in trend],
+    }
+    links = [f"/{filters.query(start=d, end=d)}" for d in days]
+    option = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 50, "right": 60, "top": 40, "bottom": 30},
+        "xAxis": {"type": "category", "data": days},
+        "yAxis": [{"type": "value"}, {"type": "value", "name": "¥", "splitLine": {"show": False}}],
+        "series": [revenue, *series],
+        # a click on a day narrows the console to that day (console.js follows these)
+        "liebianLinks": [links] * (len(series) + 1),
+    }
+    return Chart("trend", option, "overview.trend", height=340), anomalies
+
+
+def _compute(t, af, filters: ConsoleFilters):
+    """Everything the overview computes (kept by `cached` while the warehouse is unchanged)."""
+    from dataclasses import replace
+
+    from liebian.analytics import service as analytics
+
+    span = analytics.run_data_span(af)
+    if span is None:
+        return None
+    # The trend covers the chosen period, or all the data when none is chosen.
+    period = replace(af, start=af.start or span[0], end=af.end or span[1])
+    trend = analytics.run_kpi_series(period, "day")
+    chart, anomalies = _trend_chart(t, trend, filters)
+    return analytics.run_kpis(af), trend, chart, anomalies, analytics.run_channels(af), period
+
+
+@router.get("/")
+def overview(request: Request) -> Response:
+    from liebian.web.console import cached, first_page_for
+
+    landing = first_page_for(request)
+    if landing != "/":  # a role without analytics (e.g. a reviewer) lands on its first page
+        return RedirectResponse(landing, status_code=303)
+    t = translator(locale_of(request))
+    filters = ConsoleFilters.from_request(request)
+    context: dict = {"filters": filters, "options": filter_options(), "error": None, "has_data": False}
+    try:
+        af = filters.to_analytics()
+    except FilterError as exc:
+        return render(request, "overview.html", context | {"error": str(exc)}, status_code=422)
+    data = cached(("overview", filters, af, locale_of(request)), lambda: _compute(t, af, filters))
+    if data is None:
+        return render(request, "overview.html", context)
+    kpis, trend, chart, anomalies, by_channel, period = data
+    channels = Table(
+        "by_channel",
+        [
+            Column("channel", "filters.channel"),
+            Column("invites_sent", "kpi.invites_sent", "int"),
+            Column("k_factor", "kpi.k_factor", "float"),
+            Column("conversion_rate", "kpi.conversion_rate", "pct"),
+            Column("aov_fen", "kpi.aov_fen", "fen"),
+            Column("retention_d7", "kpi.retention_d7", "pct"),
+        ],
+        by_channel,
+        title="overview.by_channel",
+        link=lambda row: "/" + filters.query(channel=row["channel"]),
+        link_column="channel",
+    )
+    daily = Table(
+        "daily",
+        [Column("start", "overview.day", "date")] + [Column(m, f"kpi.{m}", "int") for m in TREND_LINES]
+        + [Column("revenue_fen", "kpi.revenue_fen", "fen")],
+        list(reversed(trend)),
+        title="overview.daily",
+        link=lambda row: "/" + filters.query(start=row["start"], end=row["start"]),
+        link_column="start",
+    )  # fmt: skip
+    alert_table = Table(
+        "anomalies",
+        [
+            Column("day", "overview.day", "date"),
+            Column("metric", "alerts.metric"),
+            Column("observed", "alerts.observed", "float"),
+            Column("expected", "alerts.expected", "float"),
+        ],
+        [a | {"metric": t(f"kpi.{a['metric']}")} for a in anomalies],
+        title="overview.anomalies",
+    )
+    context |= {
+        "has_data": True,
+        "kpis": kpis,
+        "cards": CARDS,
+        "charts": [chart],
+        "tables": [channels, alert_table, daily],
+        "period": (period.start.isoformat(), period.end.isoformat()),
+    }
+    return render(request, "overview.html", context, tables=[channels, daily, alert_table])

@@ -1,0 +1,117 @@
+"""Stateless API workers: the concurrency guarantees of the campaign engine with several uvicorn
+worker processes against one PostgreSQL store (issue #10), and one scheduler among them.
+
+The concurrency tests of test_campaigns_concurrency.py run unchanged against `uvicorn --workers 4`:
+200 duplicate reports of one order → one reward, 100 claims on a budget of 10 → 10, a per-inviter
+cap of 3 and an IP cap hold. Requests of one burst land on different processes (the kernel spreads
+the connections of the shared socket over the workers), so only the store's conditional updates,
+unique keys and row locks can keep them — no in-process lock or cache can.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from test_campaigns_concurrency import (  # noqa: F401 - collected here with this module's `client`
+    test_100_claims_on_a_budget_of_10_give_exactly_10,
+    test_200_duplicate_reports_of_one_order_give_one_reward,
+    test_per_inviter_cap_of_3_holds,
+    test_per_ip_cap_holds_under_concurrent_accepts,
+)
+
+from liebian.config import get_settings
+from shared_helpers import free_port
+
+WORKERS = 4
+pytestmark = pytest.mark.parametrize("store", ["postgres"], indirect=True)
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of a process (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def start_workers(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    settings = get_settings()
+    assert settings.database_url and settings.database_url.startswith("postgresql"), "needs PostgreSQL"
+    env = dict(os.environ)
+    env["LIEBIAN_DATA_DIR"] = str(settings.data_dir)
+    env["LIEBIAN_DATABASE_URL"] = settings.database_url
+    env.update(env_extra)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "liebian.web.asgi:app", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(WORKERS), "--log-level", "info", "--no-access-log"],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200 and len(_children(proc.pid)) >= WORKERS:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the workers did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture
+def live_workers(store: str, tmp_path: Path) -> Iterator[str]:
+    """`uvicorn liebian.web.asgi:app --workers 4` against this test's PostgreSQL schema."""
+    proc, url = start_workers({}, tmp_path / "server.log")
+    workers = _children(proc.pid)
+    assert len(workers) == WORKERS
+    yield url
+    # no worker died under the load (a crash would have been replaced with a new process id)
+    assert _children(proc.pid) == workers, (tmp_path / "server.log").read_text()[-3000:]
+    stop(proc)
+
+
+@pytest.fixture
+def client(live_workers: str, admin_headers) -> Iterator[httpx.Client]:
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    with httpx.Client(base_url=live_workers, timeout=120, limits=limits, headers=admin_headers) as c:
+        yield c
+
+
+def test_one_worker_runs_the_scheduled_jobs(store: str, tmp_path: Path) -> None:
+    """With the scheduler on in every worker, one of them is elected to run the jobs; when it stops
+    (here: the whole server), the lock is free for the next one."""
+    log = tmp_path / "server.log"
+    proc, _url = start_workers({"LIEBIAN_SCHEDULER_ENABLED": "1"}, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "runs the scheduled jobs" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # the other workers have tried the lock by now (they retry every few seconds)
+    finally:
+        stop(proc)
+    lines = log.read_text().splitlines()
+    leaders = [line for line in lines if "runs the scheduled jobs" in line]
+    assert len(leaders) == 1, "\n".join(lines[-50:])
+    # the lock was given back: a scheduler started now becomes the leader
+    from liebian.jobs import Scheduler
+
+    again = Scheduler()
+    assert again.try_lead()
+    again.stop()
