@@ -364,7 +364,8 @@ def test_hourly_series_over_http_cli_and_the_job(sqlite_store, admin_headers) ->
         assert points[hour.isoformat()] == 7 and max(points) == hour.isoformat()  # nothing unfinished
         r = c.get("/api/v1/monitor/series", params={"metric": "nope", "start": day, "end": day})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "metric"
-        r = c.get("/api/v1/monitor/series/live", params={"metric": "participants", "days": 1})
+        # two days: `hour` is yesterday's last hour when the test runs just after local midnight
+        r = c.get("/api/v1/monitor/series/live", params={"metric": "participants", "days": 2})
         assert r.status_code == 200
         live = {(e["campaign_id"], e["channel"]): e for e in r.json()}
         assert set(live) == {("c_live", None), ("c_live", "app")}
@@ -376,7 +377,7 @@ def test_hourly_series_over_http_cli_and_the_job(sqlite_store, admin_headers) ->
                                   "--grain", "hour", "--campaign-id", "c_live", "--format", "json"])  # fmt: skip
     assert out.exit_code == 0, out.output
     assert {p["ts"]: p["value"] for p in json.loads(out.stdout)}[hour.isoformat()] == 7
-    out = runner.invoke(cli_app, ["alerts", "live", "--days", "1", "--format", "json"])
+    out = runner.invoke(cli_app, ["alerts", "live", "--days", "2", "--format", "json"])
     assert out.exit_code == 0, out.output
     assert {(p["channel"], p["ts"]): p["value"] for p in json.loads(out.stdout)}[
         ("app", hour.isoformat())

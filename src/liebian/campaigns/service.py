@@ -376,6 +376,11 @@ def get_campaign(session: Session, campaign_id: str) -> dict:
     return campaign_view(session, _campaign(session, campaign_id))
 
 
+def campaign_ids(session: Session) -> list[str]:
+    """Every campaign's id, oldest first (cheap: no views)."""
+    return list(session.scalars(select(Campaign.id).order_by(Campaign.created_at)))
+
+
 def list_campaigns(session: Session, status: str | None = None, *, with_rules: bool = False) -> list[dict]:
     now = utcnow()
     out = []

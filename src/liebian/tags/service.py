@@ -284,6 +284,11 @@ def install_defaults(session: Session) -> list[TagDefinition]:
     ]
 
 
+def tag_names(session: Session) -> list[str]:
+    """The defined tags' names, sorted (cheap: no assignment counts)."""
+    return list(session.scalars(select(TagDefinition.name).distinct().order_by(TagDefinition.name)))
+
+
 def list_tags(session: Session, all_versions: bool = False) -> list[dict]:
     rows = session.scalars(select(TagDefinition).order_by(TagDefinition.name, TagDefinition.version)).all()
     if not all_versions:

@@ -224,38 +224,31 @@ def segment_members(tag: str) -> list[int]:
 
 
 def filter_options() -> dict[str, list[str]]:
-    """Choices for the filter bar: channels seen in the warehouse, campaigns, tags (cached briefly)."""
-    return cached(("filter_options",), _filter_options)
-
-
-def _filter_options() -> dict[str, list[str]]:
+    """Choices for the filter bar: channels seen in the warehouse (cached with the warehouse's
+    state), campaigns and tags (read fresh: they change in the database, e.g. after a refit)."""
+    from liebian.campaigns import service as campaign_service
     from liebian.db.session import session_scope
+    from liebian.tags import service as tags
+
+    with session_scope() as s:
+        campaigns, segments = campaign_service.campaign_ids(s), tags.tag_names(s)
+    return {
+        "channels": cached(("channels",), _warehouse_channels),
+        "campaigns": campaigns,
+        "segments": segments,
+    }
+
+
+def _warehouse_channels() -> list[str]:
     from liebian.engine import warehouse
 
-    channels: list[str] = []
     try:
         with warehouse.connect() as con:
-            channels = [r[0] for r in con.execute(
+            return [r[0] for r in con.execute(
                 "SELECT DISTINCT channel FROM events WHERE channel IS NOT NULL ORDER BY 1 LIMIT 200"
             ).fetchall()]  # fmt: skip
     except Exception:  # noqa: BLE001 - an empty or missing warehouse just offers no channels
-        channels = []
-    campaigns: list[str] = []
-    segments: list[str] = []
-    with session_scope() as s:
-        try:
-            from liebian.campaigns import service as campaign_service
-
-            campaigns = [c["id"] for c in campaign_service.list_campaigns(s)]
-        except Exception:  # noqa: BLE001 - a store without campaigns yet
-            campaigns = []
-        try:
-            from liebian.tags import service as tags
-
-            segments = [t["name"] for t in tags.list_tags(s)]
-        except Exception:  # noqa: BLE001
-            segments = []
-    return {"channels": channels, "campaigns": campaigns, "segments": segments}
+        return []
 
 
 # --- tables -----------------------------------------------------------------------------------
