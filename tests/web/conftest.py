@@ -21,23 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from shared_helpers import free_port
+from console_helpers import CHROMIUM_FLAGS, PASSWORD, USERS, chromium_path, login
 
 from liebian.config import reset_settings_cache
 from liebian.db.session import dispose_engines
+from shared_helpers import free_port
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PASSWORD = "console-test-password-1"
-USERS = {"admin": "admin", "reviewer1": "reviewer", "viewer1": "viewer", "operator1": "operator"}
-ARTIFACTS = Path(os.environ.get("LIEBIAN_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "console"
 ENV_KEYS = (
     "LIEBIAN_DATA_DIR",
     "LIEBIAN_DATABASE_URL",
@@ -46,11 +35,6 @@ ENV_KEYS = (
     "LIEBIAN_CONFIG",
     "LIEBIAN_SCHEDULER_ENABLED",
 )
-
-
-def chromium_path() -> str | None:
-    path = os.environ.get("LIEBIAN_TEST_CHROMIUM") or "/usr/bin/chromium"
-    return path if Path(path).exists() else None
 
 
 @pytest.fixture(scope="session")
@@ -139,29 +123,14 @@ def console_url(console_data_dir: Path) -> Iterator[str]:
 def browser():
     path = chromium_path()
     if path is None:
-        pytest.skip("console browser tests need Chromium: apt-get install chromium (or set LIEBIAN_TEST_CHROMIUM)")
+        pytest.skip(
+            "console browser tests need Chromium: apt-get install chromium (or set LIEBIAN_TEST_CHROMIUM)"
+        )
     sync_api = pytest.importorskip("playwright.sync_api", reason="console browser tests need playwright")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
         yield chromium
         chromium.close()
-
-
-def login(browser, console_url: str, username: str, password: str = PASSWORD, locale: str = "zh-CN"):
-    """A new browser context logged in through the login form; returns (context, page, errors)."""
-    context = browser.new_context(base_url=console_url, locale=locale, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(20_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-    page.goto("/login")
-    page.get_by_label("用户名" if locale == "zh-CN" else "Username").fill(username)
-    page.get_by_label("密码" if locale == "zh-CN" else "Password").fill(password)
-    page.locator("form.stack button[type=submit]").click()
-    page.wait_for_load_state("networkidle")
-    assert "/login" not in page.url, f"login as {username} failed: {page.content()[:500]}"
-    return context, page, errors
 
 
 @pytest.fixture
@@ -172,84 +141,3 @@ def page(browser, console_url: str):
     yield tab
     context.close()
     assert not errors, "errors in the browser console:\n" + "\n".join(errors)
-
-
-def role_page(browser, console_url: str, username: str):
-    """A tab of another role (close its context yourself); errors are in tab.console_errors."""
-    context, tab, errors = login(browser, console_url, username)
-    tab.console_errors = errors
-    return context, tab
-
-
-# Counts the canvas pixels that are neither transparent nor white: a chart that drew nothing has none.
-_INKED_PIXELS = """(el) => {
-  const canvases = el.querySelectorAll('canvas');
-  let inked = 0;
-  for (const c of canvases) {
-    const ctx = c.getContext('2d');
-    if (!ctx || !c.width || !c.height) continue;
-    const data = ctx.getImageData(0, 0, c.width, c.height).data;
-    for (let i = 0; i < data.length; i += 16) {
-      if (data[i + 3] > 0 && (data[i] < 240 || data[i + 1] < 240 || data[i + 2] < 240)) inked++;
-    }
-  }
-  return {canvases: canvases.length, inked: inked};
-}"""
-
-
-def check_page(page, name: str, min_charts: int = 0) -> None:
-    """Save a full-page screenshot as a test artefact; every chart must have a non-blank canvas."""
-    page.wait_for_load_state("networkidle")
-    charts = page.locator("[data-chart]")
-    assert charts.count() >= min_charts, f"{name}: expected at least {min_charts} charts, found {charts.count()}"
-    for i in range(charts.count()):
-        chart = charts.nth(i)
-        chart.locator("canvas").first.wait_for(state="attached")
-        page.wait_for_timeout(150)  # let ECharts finish its first frame
-        drawn = chart.evaluate(_INKED_PIXELS)
-        label = chart.get_attribute("id")
-        assert drawn["canvases"] >= 1, f"{name}: chart {label} has no canvas"
-        assert drawn["inked"] > 50, f"{name}: chart {label} is blank"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-# Accessible basics, checked in the page itself: every form control has a label (a <label>, or
-# aria-label), every chart has an accessible name, and text contrast is at least 4.5:1 (WCAG AA)
-# against the first opaque background behind it.
-_A11Y = """() => {
-  const problems = [];
-  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
-    const labelled = el.labels && el.labels.length > 0 || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
-    if (!labelled) problems.push('unlabelled control: ' + (el.name || el.outerHTML.slice(0, 80)));
-  }
-  for (const el of document.querySelectorAll('[data-chart]')) {
-    if (!el.getAttribute('aria-label')) problems.push('chart without a name: ' + el.id);
-  }
-  const rgb = (s) => (s.match(/[0-9.]+/g) || []).map(Number);
-  const lum = (c) => {
-    const [r, g, b] = c.slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
-  const background = (el) => {
-    for (let e = el; e; e = e.parentElement) {
-      const c = rgb(getComputedStyle(e).backgroundColor);
-      if (c.length === 3 || (c.length === 4 && c[3] > 0.9)) return c;
-    }
-    return [255, 255, 255];
-  };
-  const texts = document.querySelectorAll('a, button, label, th, td, h1, h2, p, span, li, .value, .label');
-  for (const el of texts) {
-    if (!el.offsetParent || !el.textContent.trim()) continue;
-    const fg = rgb(getComputedStyle(el).color);
-    const l1 = lum(fg), l2 = lum(background(el));
-    const ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
-    if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ': ' + el.tagName + ' ' + el.textContent.trim().slice(0, 30));
-  }
-  return problems;
-}"""
-
-
-def check_accessibility(page) -> None:
-    problems = page.evaluate(_A11Y)
-    assert not problems, "accessibility problems:\n" + "\n".join(problems[:20])

@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
-from conftest import check_accessibility, check_page, role_page
 from liebian.db.session import session_scope
 from liebian.monitor import service as monitor
 from liebian.web.app import create_app

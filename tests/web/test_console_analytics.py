@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from console_helpers import PASSWORD, check_accessibility, check_page
 
-from conftest import PASSWORD, check_accessibility, check_page
 from liebian.web.i18n import format_number
 from liebian.web.pages.analytics import GRAPH_NODES
 

@@ -7,7 +7,7 @@ import csv
 import io
 
 import pytest
-from conftest import check_accessibility, check_page, login, role_page
+from console_helpers import check_accessibility, check_page, login, role_page
 from openpyxl import load_workbook
 
 pytestmark = pytest.mark.browser
@@ -89,7 +89,9 @@ def test_trend_downloads_as_png_and_tables_export_as_csv_and_xlsx(page):
 
     shown = page.locator("table#by_channel tbody tr").count()
     with page.expect_download() as got:
-        page.locator("section.table-box", has=page.locator("table#by_channel")).get_by_text("导出 CSV").click()
+        page.locator("section.table-box", has=page.locator("table#by_channel")).get_by_text(
+            "导出 CSV"
+        ).click()
     with open(got.value.path(), "rb") as fh:
         raw = fh.read()
     assert raw.startswith("\ufeff".encode()), "CSV starts with a BOM so Excel reads the Chinese headers"
@@ -97,7 +99,9 @@ def test_trend_downloads_as_png_and_tables_export_as_csv_and_xlsx(page):
     assert rows[0][0] == "渠道" and len(rows) - 1 == shown
 
     with page.expect_download() as got:
-        page.locator("section.table-box", has=page.locator("table#by_channel")).get_by_text("导出 Excel").click()
+        page.locator("section.table-box", has=page.locator("table#by_channel")).get_by_text(
+            "导出 Excel"
+        ).click()
     assert got.value.suggested_filename == "by_channel.xlsx"
     with open(got.value.path(), "rb") as fh:
         sheet = load_workbook(fh).active

@@ -8,9 +8,9 @@ import re
 import uuid
 
 import pytest
+from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
-from conftest import check_accessibility, check_page, role_page
 from liebian.campaigns import service as campaigns
 from liebian.db.session import session_scope
 from liebian.web.app import create_app

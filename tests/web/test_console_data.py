@@ -10,9 +10,9 @@ import time
 import uuid
 
 import pytest
+from console_helpers import check_accessibility, check_page
 from fastapi.testclient import TestClient
 
-from conftest import check_accessibility, check_page
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.engine import warehouse

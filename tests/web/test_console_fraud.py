@@ -9,10 +9,10 @@ import re
 import uuid
 
 import pytest
+from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
 import liebian.fraud  # noqa: F401 - registers the inline checks (as the server does)
-from conftest import check_accessibility, check_page, role_page
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.models import Referral
 from liebian.campaigns.schemas import AcceptRequest, Participant

@@ -18,9 +18,9 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from console_helpers import PASSWORD, check_accessibility, check_page
 from fastapi.testclient import TestClient
 
-from conftest import PASSWORD, check_accessibility, check_page
 from liebian.web.console import format_cell
 
 

@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 from html import unescape
 
 import pytest
+from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from conftest import check_accessibility, check_page, role_page
 from liebian.db.session import session_scope
 from liebian.demo.generator import DEFAULT_END_DATE
 from liebian.engine import warehouse

@@ -11,10 +11,10 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
-from conftest import check_accessibility, check_page, role_page
 from liebian.auth import policy
 from liebian.auth import service as auth
 from liebian.db.session import session_scope
