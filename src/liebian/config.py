@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     base_url: str | None = None
     quality_error_target: float = 0.003
     scheduler_enabled: bool = Field(default=True, description="run scheduled jobs inside the server")
+    console_warmup: bool | None = Field(
+        default=None,
+        description="compute the console's heaviest pages ahead of visitors (default: as scheduler_enabled)",
+    )
     # anti-fraud: phone prefixes of virtual operators (虚拟运营商), held for review by the inline check
     fraud_virtual_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
     # security (auth/, privacy/): request body cap, per-client rate limit of public and anonymous

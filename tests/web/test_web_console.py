@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from fastapi.testclient import TestClient
@@ -98,3 +99,47 @@ def test_the_overview_is_recomputed_when_the_warehouse_changes(sqlite_store, adm
                 [datetime(2026, 11, 2)],
             )
         assert "¥5.00万" in client.get("/").text
+
+
+def test_a_stale_result_is_served_at_once_and_recomputed_behind(sqlite_store, monkeypatch) -> None:
+    from liebian.web import console
+
+    computed: list[int] = []
+
+    def compute() -> int:
+        computed.append(1)
+        return len(computed)
+
+    key = ("test", "stale-while-revalidate")
+    assert console.cached(key, compute) == 1
+    assert console.cached(key, compute) == 1 and len(computed) == 1  # fresh: not computed again
+    monkeypatch.setattr(console, "CACHE_TTL_SECONDS", 0)  # every entry is now past its TTL
+    assert console.cached(key, compute) == 1  # the old value, at once...
+    deadline = time.monotonic() + 10
+    while len(computed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    monkeypatch.setattr(console, "CACHE_TTL_SECONDS", 60)
+    assert console.cached(key, compute) == 2  # ...and the recomputed one next time
+    _load_two_buyers()  # a change of the warehouse is never served stale
+    assert console.cached(key, compute) == 3 and len(computed) == 3
+
+
+def test_the_warm_up_computes_the_default_views_before_anyone_asks(sqlite_store, admin_headers) -> None:
+    from liebian.web import console
+
+    _load_two_buyers()
+    runs = console.WARM_STATUS["runs"]
+    console.warm_once()
+    assert console.WARM_STATUS["runs"] == runs + 1
+
+    def not_warmed() -> None:
+        raise AssertionError("the warm-up did not compute this view")
+
+    everything = console.ConsoleFilters().to_analytics()
+    for name, args in [("run_kpis", ()), ("run_channels", ()), ("run_funnel", ()), ("run_dropped", (2,)),
+                       ("run_retention", ("week", "first_event"))]:  # fmt: skip
+        console.cached(("analytics", name, everything, args, ()), not_warmed)
+    # and the pages answer with the warmed numbers
+    with TestClient(create_app(), headers=admin_headers) as client:
+        assert "¥2.50万" in client.get("/").text
+        assert client.get("/api/v1/health").json()["console_warmup"]["runs"] >= runs + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
@@ -65,11 +66,21 @@ def create_app(run_migrations: bool = True) -> FastAPI:
                 from liebian.auth.bootstrap import ensure_first_admin
 
                 ensure_first_admin()
+        settings = get_settings()
         scheduler = Scheduler()
         app.state.scheduler = scheduler
-        if get_settings().scheduler_enabled:
+        if settings.scheduler_enabled:
             scheduler.start()
+        stop_warming = threading.Event()
+        warmup = (
+            settings.console_warmup if settings.console_warmup is not None else settings.scheduler_enabled
+        )
+        if warmup:
+            from liebian.web.console import start_warming
+
+            start_warming(stop_warming)
         yield
+        stop_warming.set()
         scheduler.stop()
 
     from liebian.auth.deps import AuditMiddleware, SecurityHeadersMiddleware, authorize
@@ -98,7 +109,10 @@ def create_app(run_migrations: bool = True) -> FastAPI:
 
     @app.get("/api/v1/health", tags=["system"])
     def health() -> dict:
-        return {"status": "ok", "version": __version__}
+        from liebian.web.console import WARM_STATUS
+
+        # console_warmup: how often the console's default views were computed ahead of visitors
+        return {"status": "ok", "version": __version__, "console_warmup": WARM_STATUS}
 
     _include_routers(app)
     from fastapi.staticfiles import StaticFiles

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from liebian.web.i18n import (
     translator,
 )
 
+logger = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -124,29 +126,108 @@ def _available_paths(request: Request) -> set[str]:
 
 # Analyses over an unchanged warehouse give the same answer: a page's results are kept per
 # (warehouse file state, key) so that a dashboard reloaded, or reached again through the menu, answers
-# at once. The TTL bounds how long figures from the operational store (reward costs in ROI/CAC,
-# campaign launch dates) may lag; the warehouse part is never stale.
+# at once. Figures from the operational store (reward costs in ROI/CAC, campaign launch dates) may
+# change without the warehouse changing: an entry older than the TTL is still served, and recomputed
+# in the background (stale-while-revalidate), so it lags by at most TTL + one computation.
 CACHE_TTL_SECONDS = 60
-CACHE_SIZE = 32
+CACHE_SIZE = 64
 _CACHE: dict[tuple, tuple[float, Any]] = {}
 _CACHE_LOCK = threading.Lock()
+_REFRESHING: set[tuple] = set()
 
 
 def cached(key: tuple, compute: Callable[[], Any]) -> Any:
     from liebian.engine import warehouse
 
     full = (warehouse.file_state(), *key)
-    now = time.monotonic()
     with _CACHE_LOCK:
         hit = _CACHE.get(full)
-    if hit is not None and now - hit[0] < CACHE_TTL_SECONDS:
-        return hit[1]
-    value = compute()
+    if hit is None:
+        return _store(full, compute())
+    if time.monotonic() - hit[0] >= CACHE_TTL_SECONDS:
+        _refresh_later(full, compute)
+    return hit[1]
+
+
+def cached_analytics(name: str, af: Any, *args: Any, **kwargs: Any) -> Any:
+    """`analytics.service.<name>(af, …)` through `cached`: pages that show the same analysis share it."""
+    from liebian.analytics import service as analytics
+
+    key = ("analytics", name, af, args, tuple(sorted(kwargs.items())))
+    return cached(key, lambda: getattr(analytics, name)(af, *args, **kwargs))
+
+
+def _store(full: tuple, value: Any) -> Any:
     with _CACHE_LOCK:
-        if len(_CACHE) >= CACHE_SIZE:  # drop the oldest
+        if full not in _CACHE and len(_CACHE) >= CACHE_SIZE:  # drop the oldest
             _CACHE.pop(min(_CACHE, key=lambda k: _CACHE[k][0]))
-        _CACHE[full] = (now, value)
+        _CACHE[full] = (time.monotonic(), value)
     return value
+
+
+def _refresh_later(full: tuple, compute: Callable[[], Any]) -> None:
+    with _CACHE_LOCK:
+        if full in _REFRESHING:
+            return
+        _REFRESHING.add(full)
+
+    def refresh() -> None:
+        try:
+            _store(full, compute())
+        except Exception:  # noqa: BLE001 - the stale value stays; the next request tries again
+            logger.exception("console: refreshing a cached result failed")
+        finally:
+            with _CACHE_LOCK:
+                _REFRESHING.discard(full)
+
+    threading.Thread(target=refresh, name="console-refresh", daemon=True).start()
+
+
+# Warmers compute the default view of the heaviest pages (no filters) ahead of the first visitor:
+# when the server starts and whenever the warehouse changes (an import, collected events) — at most
+# once per WARM_INTERVAL_SECONDS, so that a steady stream of collected events does not keep a core busy.
+_WARMERS: list[Callable[[], None]] = []
+WARM_POLL_SECONDS = 5.0
+WARM_INTERVAL_SECONDS = 30.0
+
+
+def warmer(fn: Callable[[], None]) -> Callable[[], None]:
+    """Register `fn` (it fills the cache through `cached`) to run by `warm_once`/`start_warming`."""
+    _WARMERS.append(fn)
+    return fn
+
+
+WARM_STATUS: dict[str, Any] = {"runs": 0, "seconds": None}  # shown by /api/v1/health
+
+
+def warm_once() -> None:
+    """Run every warmer once; a failing warmer is logged and the others still run."""
+    started = time.perf_counter()
+    for fn in _WARMERS:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - warming is an optimisation: the page computes on demand
+            logger.exception("console: warming %s failed", fn.__name__)
+    WARM_STATUS.update(runs=WARM_STATUS["runs"] + 1, seconds=round(time.perf_counter() - started, 3))
+
+
+def start_warming(stop: threading.Event) -> threading.Thread:
+    """A daemon thread that warms the console now and again after every change of the warehouse."""
+    from liebian.engine import warehouse
+
+    def loop() -> None:
+        warmed = None
+        while not stop.is_set():
+            state = warehouse.file_state()
+            if state != warmed:
+                warm_once()
+                warmed = state
+                stop.wait(WARM_INTERVAL_SECONDS)
+            stop.wait(WARM_POLL_SECONDS)
+
+    thread = threading.Thread(target=loop, name="console-warmer", daemon=True)
+    thread.start()
+    return thread
 
 
 # --- filters ----------------------------------------------------------------------------------

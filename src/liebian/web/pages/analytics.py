@@ -21,9 +21,11 @@ from liebian.web.console import (
     ConsoleFilters,
     FilterError,
     Table,
+    cached_analytics,
     filter_options,
     format_cell,
     render,
+    warmer,
 )
 from liebian.web.i18n import locale_of, register, translator
 
@@ -385,7 +387,6 @@ def _funnel_rows(t, steps: list[dict]) -> list[dict]:
 
 @router.get("/funnel")
 def funnel_page(request: Request) -> Response:
-    from liebian.analytics import service as analytics
     from liebian.analytics.common import AnalyticsError
 
     t, filters, context = _start(request)
@@ -400,8 +401,8 @@ def funnel_page(request: Request) -> Response:
         )  # fmt: skip
         context["keep"] = {"breakdown": breakdown} if breakdown else {}
         af = filters.to_analytics()
-        result = analytics.run_funnel(af)
-        by_group = analytics.run_funnel(af, breakdown=breakdown) if breakdown else None
+        result = cached_analytics("run_funnel", af)
+        by_group = cached_analytics("run_funnel", af, breakdown=breakdown) if breakdown else None
     except (FilterError, PageError, AnalyticsError) as exc:
         return _failed(request, template, context, exc)
     steps = result["steps"]
@@ -441,7 +442,6 @@ def funnel_page(request: Request) -> Response:
 @router.get("/funnel/dropped")
 def dropped_page(request: Request) -> Response:
     from liebian.analytics import funnel as funnel_mod
-    from liebian.analytics import service as analytics
     from liebian.analytics.common import AnalyticsError
 
     t, filters, context = _start(request)
@@ -465,7 +465,7 @@ def dropped_page(request: Request) -> Response:
             "to_label": _step_label(t, steps[step - 1]),
             "keep": {"step": str(step)},
         }
-        rows = analytics.run_dropped(filters.to_analytics(), step)
+        rows = cached_analytics("run_dropped", filters.to_analytics(), step)
     except (FilterError, PageError, AnalyticsError) as exc:
         return _failed(request, template, context, exc)
     last, local = context["from_label"], _to_local()
@@ -497,7 +497,6 @@ def dropped_page(request: Request) -> Response:
 
 @router.get("/retention")
 def retention_page(request: Request) -> Response:
-    from liebian.analytics import service as analytics
     from liebian.analytics.common import AnalyticsError
 
     t, filters, context = _start(request)
@@ -512,7 +511,7 @@ def retention_page(request: Request) -> Response:
             ("cohort_by", "retention.cohort_by", [(c, f"retention.cohort_by.{c}") for c in COHORT_BY]),
         )
         context["keep"] = {"unit": unit, "cohort_by": cohort_by}
-        result = analytics.run_retention(filters.to_analytics(), unit, cohort_by)
+        result = cached_analytics("run_retention", filters.to_analytics(), unit, cohort_by)
     except (FilterError, PageError, AnalyticsError) as exc:
         return _failed(request, template, context, exc)
     matrix = result["matrix"]
@@ -612,14 +611,13 @@ def _graph_chart(t, graph: dict) -> Chart:
 
 @router.get("/referrals")
 def referrals_page(request: Request) -> Response:
-    from liebian.analytics import service as analytics
     from liebian.analytics.common import AnalyticsError
 
     t, filters, context = _start(request)
     template = "analytics/referrals.html"
     context["cap_note"] = t("referrals.cap").replace("{n}", str(GRAPH_NODES))
     try:
-        tree = analytics.run_referral_tree(filters.to_analytics(), TOP_SPREADERS, GRAPH_NODES)
+        tree = cached_analytics("run_referral_tree", filters.to_analytics(), TOP_SPREADERS, GRAPH_NODES)
     except (FilterError, AnalyticsError) as exc:
         return _failed(request, template, context, exc)
     if not tree["summary"].get("edges"):
@@ -672,13 +670,12 @@ def _channel_name(t, channel: str) -> str:
 
 @router.get("/channels")
 def channels_page(request: Request) -> Response:
-    from liebian.analytics import service as analytics
     from liebian.analytics.common import AnalyticsError
 
     t, filters, context = _start(request)
     template = "analytics/channels.html"
     try:
-        rows = analytics.run_channels(filters.to_analytics())
+        rows = cached_analytics("run_channels", filters.to_analytics())
     except (FilterError, AnalyticsError) as exc:
         return _failed(request, template, context, exc)
     if not rows:
@@ -819,10 +816,35 @@ def _score_charts(t, card: dict, comparison: list[dict]) -> list[Chart]:
     ]
 
 
+def _scorecard_period(af: Any) -> Any:
+    """The scorecard compares a period with the one before: without dates, the last 30 days of data
+    (None when there is no data)."""
+    if af.start is not None and af.end is not None:
+        return af
+    span = cached_analytics("run_data_span", af)
+    if span is None:
+        return None
+    end = af.end or span[1]
+    return replace(af, start=af.start or max(span[0], end - timedelta(days=SCORECARD_DAYS - 1)), end=end)
+
+
+@warmer
+def _warm_default_views() -> None:
+    """The analytics pages as first opened (no filters, default choices)."""
+    af = ConsoleFilters().to_analytics()
+    cached_analytics("run_funnel", af)
+    cached_analytics("run_dropped", af, 2)
+    cached_analytics("run_retention", af, "week", "first_event")
+    cached_analytics("run_channels", af)
+    cached_analytics("run_referral_tree", af, TOP_SPREADERS, GRAPH_NODES)
+    period = _scorecard_period(af)
+    if period is not None:
+        cached_analytics("run_scorecard", period, "mature")
+
+
 @router.get("/scorecard")
 def scorecard_page(request: Request) -> Response:
     from liebian.analytics import benchmarks as bench
-    from liebian.analytics import service as analytics
     from liebian.analytics.common import AnalyticsError
 
     t, filters, context = _start(request)
@@ -839,17 +861,11 @@ def scorecard_page(request: Request) -> Response:
         )
         context["keep"] = {"stage": stage, "sector": sector}
         af = filters.to_analytics()
-        if af.start is None or af.end is None:
-            # The scorecard compares a period with the one before: without dates, the last 30 days.
-            span = analytics.run_data_span(af)
-            if span is None:
-                return render(request, template, context)
-            end = af.end or span[1]
-            af = replace(
-                af, start=af.start or max(span[0], end - timedelta(days=SCORECARD_DAYS - 1)), end=end
-            )
-            context["default_period"] = True
-        card = analytics.run_scorecard(af, stage)
+        context["default_period"] = af.start is None or af.end is None
+        af = _scorecard_period(af)
+        if af is None:
+            return render(request, template, context)
+        card = cached_analytics("run_scorecard", af, stage)
         comparison = bench.compare(card["kpis"], sector)
     except (FilterError, PageError, AnalyticsError) as exc:
         return _failed(request, template, context, exc)

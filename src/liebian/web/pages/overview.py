@@ -7,7 +7,16 @@ import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from liebian.web.console import Chart, Column, ConsoleFilters, FilterError, Table, filter_options, render
+from liebian.web.console import (
+    Chart,
+    Column,
+    ConsoleFilters,
+    FilterError,
+    Table,
+    filter_options,
+    render,
+    warmer,
+)
 from liebian.web.i18n import locale_of, translator
 
 router = APIRouter(include_in_schema=False)
@@ -98,18 +107,32 @@ def _trend_chart(t, trend: list[dict], filters: ConsoleFilters) -> tuple[Chart, 
 
 def _compute(t, af, filters: ConsoleFilters):
     """Everything the overview computes (kept by `cached` while the warehouse is unchanged)."""
+    analyses = _analyses(af)
+    if analyses is None:
+        return None
+    kpis, trend, by_channel, period = analyses
+    chart, anomalies = _trend_chart(t, trend, filters)
+    return kpis, trend, chart, anomalies, by_channel, period
+
+
+def _analyses(af):
+    """The overview's analyses (shared through the cache with other pages and the warmer)."""
     from dataclasses import replace
 
-    from liebian.analytics import service as analytics
+    from liebian.web.console import cached_analytics
 
-    span = analytics.run_data_span(af)
+    span = cached_analytics("run_data_span", af)
     if span is None:
         return None
     # The trend covers the chosen period, or all the data when none is chosen.
     period = replace(af, start=af.start or span[0], end=af.end or span[1])
-    trend = analytics.run_kpi_series(period, "day")
-    chart, anomalies = _trend_chart(t, trend, filters)
-    return analytics.run_kpis(af), trend, chart, anomalies, analytics.run_channels(af), period
+    trend = cached_analytics("run_kpi_series", period, "day")
+    return cached_analytics("run_kpis", af), trend, cached_analytics("run_channels", af), period
+
+
+@warmer
+def _warm_default_view() -> None:
+    _analyses(ConsoleFilters().to_analytics())
 
 
 @router.get("/")
