@@ -17,7 +17,7 @@ from liebian.web.console import (
     render,
     warmer,
 )
-from liebian.web.i18n import locale_of, translator
+from liebian.web.i18n import LOCALES, locale_of, translator
 
 router = APIRouter(include_in_schema=False)
 
@@ -130,14 +130,23 @@ def _analyses(af):
     return cached_analytics("run_kpis", af), trend, cached_analytics("run_channels", af), period
 
 
+def _overview_data(filters: ConsoleFilters, af, locale: str):
+    """`_compute` through the console's cache, per locale (the trend chart carries translated names)."""
+    from liebian.web.console import cached
+
+    return cached(("overview", filters, af, locale), lambda: _compute(translator(locale), af, filters))
+
+
 @warmer
 def _warm_default_view() -> None:
-    _analyses(ConsoleFilters().to_analytics())
+    filters = ConsoleFilters()
+    for locale in LOCALES:
+        _overview_data(filters, filters.to_analytics(), locale)
 
 
 @router.get("/")
 def overview(request: Request) -> Response:
-    from liebian.web.console import cached, first_page_for
+    from liebian.web.console import first_page_for
 
     landing = first_page_for(request)
     if landing != "/":  # a role without analytics (e.g. a reviewer) lands on its first page
@@ -149,7 +158,7 @@ def overview(request: Request) -> Response:
         af = filters.to_analytics()
     except FilterError as exc:
         return render(request, "overview.html", context | {"error": str(exc)}, status_code=422)
-    data = cached(("overview", filters, af, locale_of(request)), lambda: _compute(t, af, filters))
+    data = _overview_data(filters, af, locale_of(request))
     if data is None:
         return render(request, "overview.html", context)
     kpis, trend, chart, anomalies, by_channel, period = data
