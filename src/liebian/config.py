@@ -29,6 +29,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("liebian-data"), description="where all state lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
+    # connections per process to a PostgreSQL store: keep workers × (size + overflow) below the
+    # server's max_connections (docs/deploy.md)
+    db_pool_size: int = Field(default=10, ge=1, description="pooled PostgreSQL connections per process")
+    db_max_overflow: int = Field(
+        default=20, ge=0, description="extra connections a process may open at peaks"
+    )
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default in data_dir")
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[2]"

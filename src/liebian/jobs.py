@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -78,11 +79,20 @@ def run_job(name: str) -> Any:
 
 
 class Scheduler:
-    """Runs every registered job at its interval in one daemon thread (the embedded setup)."""
+    """Runs every registered job at its interval in one daemon thread (the embedded setup).
+
+    Every server process may start one, but only the process holding the `scheduler` lock
+    (db/locks.py: an advisory lock on PostgreSQL, a file lock beside SQLite) runs the jobs; the
+    others try again every LEAD_RETRY_SECONDS, so when the leader stops another one takes over."""
+
+    LEAD_RETRY_SECONDS = 5.0
 
     def __init__(self) -> None:
+        from liebian.db.locks import ProcessLock
+
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = ProcessLock("scheduler")
         self.last_run: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
 
@@ -96,9 +106,32 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self._lock.release()
+
+    def wait(self, seconds: float | None = None) -> None:
+        """Block until `stop` is called (or `seconds` passed)."""
+        self._stop.wait(seconds)
+
+    def try_lead(self) -> bool:
+        """Whether this process runs the jobs: keeps the lock it has, or takes a free one."""
+        if self._lock.held:
+            if self._lock.alive():
+                return True
+            log.warning("process %d lost the scheduler lock (its database connection closed)", os.getpid())
+        try:
+            taken = self._lock.acquire(blocking=False)
+        except Exception:  # noqa: BLE001 - the store is unreachable: try again later
+            log.exception("could not try the scheduler lock")
+            return False
+        if taken:
+            log.info("process %d runs the scheduled jobs", os.getpid())
+        return taken
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self.try_lead():
+                self._stop.wait(self.LEAD_RETRY_SECONDS)
+                continue
             now = time.monotonic()
             for current in list(registry().values()):
                 if now - self.last_run.get(current.name, float("-inf")) < current.every_seconds:
@@ -127,6 +160,25 @@ def run_command(name: str = typer.Argument(..., help="Job name (see `liebian job
         console.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from exc
     console.print(f"[green]{name}[/green] done: {result}")
+
+
+@app.command("scheduler")
+def scheduler_command(
+    seconds: float = typer.Option(0, help="Stop after this many seconds (0: run until interrupted)."),
+) -> None:
+    """Run the scheduled jobs in this process (a dedicated scheduler beside API workers that have
+    LIEBIAN_SCHEDULER_ENABLED=0). Several may run: one holds the lock and runs the jobs, the others
+    wait to take over."""
+    scheduler = Scheduler()
+    scheduler.start()
+    console.print(f"scheduler started (process {os.getpid()}); Ctrl-C stops it")
+    try:
+        scheduler.wait(seconds or None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.stop()
+    console.print(f"scheduler stopped; jobs run: {', '.join(sorted(scheduler.last_run)) or 'none'}")
 
 
 @app.command("list")

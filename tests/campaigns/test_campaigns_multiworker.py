@@ -34,9 +34,19 @@ pytestmark = pytest.mark.parametrize("store", ["postgres"], indirect=True)
 
 
 def _children(pid: int) -> list[int]:
-    """Live child processes of a process (Linux /proc)."""
+    """The worker processes of a uvicorn supervisor (Linux /proc): its children started by
+    multiprocessing's spawn — not helpers such as multiprocessing's resource tracker."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    workers = []
+    for child in children:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:  # gone since
+            continue
+        if b"spawn_main" in cmdline:
+            workers.append(child)
+    return workers
 
 
 def start_workers(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
@@ -45,6 +55,8 @@ def start_workers(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Pope
     env = dict(os.environ)
     env["LIEBIAN_DATA_DIR"] = str(settings.data_dir)
     env["LIEBIAN_DATABASE_URL"] = settings.database_url
+    # 4 workers × 15 connections, plus this test process, stay within PostgreSQL's default 100
+    env |= {"LIEBIAN_DB_POOL_SIZE": "5", "LIEBIAN_DB_MAX_OVERFLOW": "10"}
     env.update(env_extra)
     port = free_port()
     proc = subprocess.Popen(
@@ -56,7 +68,10 @@ def start_workers(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Pope
     deadline = time.monotonic() + 180
     while True:
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200 and len(_children(proc.pid)) >= WORKERS:
+            if (
+                httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+                and len(_children(proc.pid)) >= WORKERS
+            ):
                 break
         except httpx.HTTPError:
             pass

@@ -492,6 +492,7 @@ COMMANDS: dict[str, str] = {
     "report send-due": "reports:write",
     "report runs": "reports:write",
     "job run": "auth:admin",
+    "job scheduler": "auth:admin",
     "job list": "console:view",
 }
 

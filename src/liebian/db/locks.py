@@ -14,6 +14,7 @@ electing the one process that runs scheduled jobs (`jobs.Scheduler`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -59,7 +60,9 @@ class ProcessLock:
                 if not blocking:
                     return False
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise LockTimeout(f"lock {self.name!r} is held by another process (waited {timeout:.0f} s)")
+                    raise LockTimeout(
+                        f"lock {self.name!r} is held by another process (waited {timeout:.0f} s)"
+                    )
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -80,10 +83,8 @@ class ProcessLock:
     def release(self) -> None:
         with self._mutex:
             if self._conn is not None:
-                try:
+                with contextlib.suppress(Exception):  # closing the connection releases it anyway
                     self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-                except Exception:
-                    pass  # closing the connection releases it anyway
                 self._close_pg()
             if self._fd is not None:
                 import fcntl
@@ -123,10 +124,8 @@ class ProcessLock:
         return False
 
     def _close_pg(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._conn.close()
-        except Exception:
-            pass
         self._conn = None
 
     def _try_file(self) -> bool:

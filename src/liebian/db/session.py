@@ -111,7 +111,13 @@ def get_engine(url: str | None = None) -> Engine:
 
                 event.listen(engine, "connect", _on_connect)
             else:
-                engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+                settings = get_settings()
+                engine = create_engine(
+                    url,
+                    pool_size=settings.db_pool_size,
+                    max_overflow=settings.db_max_overflow,
+                    pool_pre_ping=True,
+                )
             _engines[url] = engine
         return engine
 

@@ -61,11 +61,15 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if run_migrations:
-            migrate.upgrade()
-            if get_settings().bootstrap_admin:
-                from liebian.auth.bootstrap import ensure_first_admin
+            from liebian.db.locks import ProcessLock
 
-                ensure_first_admin()
+            # several workers start at once: one migrates and creates the first admin at a time
+            with ProcessLock("startup"):
+                migrate.upgrade()
+                if get_settings().bootstrap_admin:
+                    from liebian.auth.bootstrap import ensure_first_admin
+
+                    ensure_first_admin()
         settings = get_settings()
         scheduler = Scheduler()
         app.state.scheduler = scheduler
