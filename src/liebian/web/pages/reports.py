@@ -22,7 +22,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from liebian.db.session import session_scope
-from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
+from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render, warmer
 from liebian.web.i18n import locale_of, register, translator
 
 router = APIRouter(include_in_schema=False)
@@ -783,6 +783,16 @@ def _rates_chart(t, rows: list[dict], chart_id: str = "journey-rates", links: bo
     if links:  # a click on a journey's bars opens it
         option["liebianLinks"] = [[f"/journeys/{r['id']}" for r in rows]] * 2
     return Chart(chart_id, option, "journeys.rates_chart", height=300)
+
+
+@warmer
+def _warm_journey_stats() -> None:
+    """The journeys' results change with the operational store, so they are not kept; computing them
+    once loads what the page needs (modules, the warehouse columns of the goals) before a visitor."""
+    from liebian.automation import service
+
+    with session_scope() as s:
+        service.stats_many(s, [j["id"] for j in service.list_journeys(s)])
 
 
 @router.get("/journeys")
