@@ -531,6 +531,9 @@ def test_cli_and_http_report(dirty, sqlite_store, admin_headers):
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "end"
         bad = client.get("/api/v1/quality/report", params={"late_hours": -1})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.late_hours"
+        for field, value in [("late_hours", "inf"), ("max_amount_yuan", "nan"), ("outlier_factor", "inf")]:
+            bad = client.get("/api/v1/quality/report", params={field: value})  # not a number a query can use
+            assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == f"query.{field}", bad.text
 
 
 def test_cli_on_a_fresh_store_migrates_it_and_counts_identity_conflicts(dirty):

@@ -4,6 +4,7 @@ SMART targets can be edited under the same checks, and progress is measured by a
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 import pytest
@@ -126,3 +127,62 @@ def test_targets_are_edited_under_the_same_checks_and_measured_by_a_kept_report(
     assert gmv["progress"] == pytest.approx(0.5) and gmv["time_elapsed"] == pytest.approx(0.5)
     assert gmv["status"] == "on track"
     assert buyers["status"] == "no data" and buyers["progress"] is None
+
+
+def test_kept_reports_over_http_and_the_cli(sqlite_store, admin_headers, tmp_path):
+    import io
+    import time
+
+    from fastapi.testclient import TestClient
+    from openpyxl import load_workbook
+    from typer.testing import CliRunner
+
+    from liebian.cli import app as cli_app
+    from liebian.web.app import create_app
+
+    _buyers()
+    week = {"kind": "weekly", "start": "2026-11-02", "end": "2026-11-08"}
+    with TestClient(create_app(), headers=admin_headers) as c:
+        r = c.post("/api/v1/reports/documents", json=week)
+        assert r.status_code == 202 and r.json()["status"] in ("pending", "running", "done"), r.text
+        doc_id = r.json()["id"]
+        deadline = time.monotonic() + 60
+        while (kept := c.get(f"/api/v1/reports/documents/{doc_id}")).status_code == 409:
+            assert time.monotonic() < deadline, "the report was not built within 60 s"
+            time.sleep(0.2)
+        assert kept.status_code == 200, kept.text
+        fresh = c.get("/api/v1/reports/report.json", params=week).json()
+        assert kept.json()["report"]["kpis"] == fresh["kpis"]  # the kept numbers are the analytics'
+        assert kept.json()["requested_by"] and [
+            d["id"] for d in c.get("/api/v1/reports/documents").json()
+        ] == [doc_id]
+        html = c.get(f"/api/v1/reports/documents/{doc_id}/report.html")
+        assert html.status_code == 200 and parse_html(html.text) is not None
+        xlsx = c.get(f"/api/v1/reports/documents/{doc_id}/report.xlsx")
+        assert load_workbook(io.BytesIO(xlsx.content)).sheetnames
+        missing = c.get("/api/v1/reports/documents/999")
+        assert missing.status_code == 404 and missing.json()["errors"][0]["field"] == "document_id"
+        bad = c.post(
+            "/api/v1/reports/documents", json={"kind": "weekly", "start": "2026-11-08", "end": "2026-11-02"}
+        )
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "end"
+
+    runner = CliRunner()
+    out = runner.invoke(
+        cli_app, ["report", "keep", "--start", "2026-11-02", "--end", "2026-11-08", "--format", "json"]
+    )
+    assert out.exit_code == 0, out.output
+    second = json.loads(out.stdout)[0]
+    assert second["status"] == "done" and second["id"] != doc_id
+    out = runner.invoke(cli_app, ["report", "documents", "--format", "json"])
+    assert [d["id"] for d in json.loads(out.stdout)] == [second["id"], doc_id]
+    target = tmp_path / "out"
+    out = runner.invoke(cli_app, ["report", "document", str(second["id"]), "--out", str(target)])
+    assert out.exit_code == 0, out.output
+    written = sorted(p.name for p in target.iterdir())
+    assert written == [
+        f"liebian-weekly-2026-11-02-{second['id']}.html",
+        f"liebian-weekly-2026-11-02-{second['id']}.xlsx",
+    ]
+    out = runner.invoke(cli_app, ["report", "document", "999"])
+    assert out.exit_code == 2 and "report 999 does not exist" in out.output

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from liebian.analytics.common import AnalyticsError
 from liebian.db.session import session_scope
 from liebian.reports import service
-from liebian.reports.schemas import SubscriptionIn, TargetIn
+from liebian.reports.schemas import DocumentIn, SubscriptionIn, TargetIn
 from liebian.reports.service import ReportError
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
@@ -135,3 +135,65 @@ def runs(limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
 def send_due() -> list[dict]:
     """Run the schedule now: deliver every report due today that was not delivered yet."""
     return service.run_scheduled()
+
+
+# ------------------------------------------------------------------ kept reports (documents)
+
+
+@router.get("/documents")
+def documents(limit: int = Query(50, ge=1, le=500)) -> list[dict]:
+    """Kept reports, newest first (without their data)."""
+    with session_scope() as s:
+        return service.list_documents(s, limit)
+
+
+@router.post("/documents", status_code=202)
+def request_document(body: DocumentIn, request: Request):
+    """Generate a report and keep it: answers at once (status pending); the server builds it in the
+    background — poll GET /documents/{id}."""
+    from liebian.auth.deps import principal_of
+
+    try:
+        with session_scope() as s:
+            doc = service.request_document(
+                s, body.kind, body.start, body.end, requested_by=principal_of(request).name
+            )
+    except ReportError as exc:
+        return _error(exc)
+    service.produce_later(doc["id"])
+    return doc
+
+
+def _kept(document_id: int) -> dict | JSONResponse:
+    try:
+        with session_scope() as s:
+            return service.get_document(s, document_id)
+    except ReportError as exc:
+        return _error(exc)
+
+
+@router.get("/documents/{document_id}")
+def document(document_id: int):
+    """A kept report with its data (`report`); 409 while it is still being built."""
+    return _kept(document_id)
+
+
+@router.get("/documents/{document_id}/report.html", response_class=HTMLResponse)
+def document_html(document_id: int):
+    kept = _kept(document_id)
+    return kept if isinstance(kept, JSONResponse) else HTMLResponse(service.render_html(kept["report"]))
+
+
+@router.get(
+    "/documents/{document_id}/report.xlsx",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "the kept report's workbook",
+            "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def document_xlsx(document_id: int):
+    kept = _kept(document_id)
+    return kept if isinstance(kept, JSONResponse) else xlsx_response(kept["report"])

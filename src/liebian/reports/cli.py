@@ -48,10 +48,60 @@ def generate_cmd(
         _fail(exc.message)
     except AnalyticsError as exc:
         _fail(str(exc))
+    base = _write_files(report, out, f"liebian-{report['kind']}-{report['period_start']}")
+    console.print(f"wrote {base}.html and {base}.xlsx")
+
+
+def _write_files(report: dict, out: Path, stem: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    base = out / f"liebian-{report['kind']}-{report['period_start']}"
+    base = out / stem
     base.with_suffix(".html").write_text(service.render_html(report), encoding="utf-8")
     base.with_suffix(".xlsx").write_bytes(service.render_xlsx(report))
+    return base
+
+
+@app.command("keep")
+def keep_cmd(
+    kind: str = typer.Option("weekly", help="weekly | monthly"),
+    start: str | None = typer.Option(None, help="first day YYYY-MM-DD (with --end)"),
+    end: str | None = typer.Option(None, help="last day, inclusive"),
+    fmt: Format = FMT,
+) -> None:
+    """Generate a report now and keep it (listed by `report documents` and in the console)."""
+    from liebian.auth.cli_guard import acting
+
+    s_, e_ = _date(start, "start"), _date(end, "end")
+    try:
+        with session_scope() as s:
+            doc = service.request_document(s, kind, s_, e_, requested_by=acting().name)
+        doc = service.produce_document(doc["id"])
+    except ReportError as exc:
+        _fail(exc.message)
+    if doc["status"] != "done":
+        _fail(f"report {doc['id']} failed: {doc['detail']}")
+    emit([doc], fmt)
+
+
+@app.command("documents")
+def documents_cmd(limit: int = typer.Option(50, min=1, max=500), fmt: Format = FMT) -> None:
+    """List kept reports, newest first."""
+    with session_scope() as s:
+        emit(service.list_documents(s, limit), fmt)
+
+
+@app.command("document")
+def document_cmd(
+    document_id: int = typer.Argument(..., help="the kept report's id (see `report documents`)"),
+    out: Path = typer.Option(Path("."), help="directory for the .html and .xlsx"),
+) -> None:
+    """Write a kept report as HTML and XLSX."""
+    try:
+        with session_scope() as s:
+            kept = service.get_document(s, document_id)
+    except ReportError as exc:
+        _fail(exc.message)
+    report = kept["report"]
+    base = _write_files(report, out, f"liebian-{report['kind']}-{report['period_start']}-{document_id}")
     console.print(f"wrote {base}.html and {base}.xlsx")
 
 

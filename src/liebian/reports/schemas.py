@@ -25,3 +25,12 @@ class SubscriptionIn(BaseModel):
     channel: Literal["email", "webhook"]
     address: str = Field(min_length=3, max_length=512)
     secret: str | None = Field(None, description="webhook signing secret (16+ characters)")
+
+
+class DocumentIn(BaseModel):
+    """A report to generate and keep; without start/end the last complete week or month."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["weekly", "monthly"] = "weekly"
+    start: date | None = None
+    end: date | None = None

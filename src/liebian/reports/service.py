@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import smtplib
+import threading
 import time
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -498,6 +499,21 @@ def produce_document(document_id: int) -> dict:
         d.status, d.detail, d.data, d.finished_at = status, detail[:2000], data, utcnow()
         s.flush()
         return _document_view(d)
+
+
+_producing = threading.Lock()
+
+
+def produce_later(document_id: int) -> None:
+    """Build a requested document in a background thread of this process, one report at a time
+    (each holds the warehouse for seconds). A server stopped meanwhile leaves it pending; it then
+    reads as failed ("interrupted") after STALE_AFTER."""
+
+    def work() -> None:
+        with _producing:
+            produce_document(document_id)
+
+    threading.Thread(target=work, name=f"report-document-{document_id}", daemon=True).start()
 
 
 def save_document(report: dict, requested_by: str) -> int:

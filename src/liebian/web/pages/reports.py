@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from datetime import date
 from typing import Any
 
@@ -231,8 +230,6 @@ register(
     }
 )
 
-_worker_lock = threading.Lock()
-
 
 def _t(request: Request):
     return translator(locale_of(request))
@@ -433,16 +430,6 @@ def _parse_number(t, field: str, value: str) -> float:
         raise ValueError(t("reports.bad_number").format(field=field, value=value)) from None
 
 
-def _produce_in_background(document_id: int) -> None:
-    from liebian.reports import service
-
-    def work() -> None:
-        with _worker_lock:  # one report at a time per server: each holds the warehouse for seconds
-            service.produce_document(document_id)
-
-    threading.Thread(target=work, name=f"report-document-{document_id}", daemon=True).start()
-
-
 @router.post("/reports/generate")
 def reports_generate(
     request: Request, kind: str = Form("weekly"), start: str = Form(""), end: str = Form("")
@@ -459,7 +446,7 @@ def reports_generate(
         return flash_fragment(str(exc), ok=False)
     except ReportError as exc:
         return flash_fragment(exc.message, ok=False)
-    _produce_in_background(doc["id"])
+    service.produce_later(doc["id"])
     response = flash_fragment(
         t("reports.queued").format(id=doc["id"], start=doc["period_start"], end=doc["period_end"])
     )
