@@ -327,7 +327,7 @@ def run(scale: str) -> Report:
         "Each runs a transaction of about a dozen statements (code lookup, OneID founding of the friend, "
         "inline risk checks, the referral row, progress, reward grants through the ledger, the warehouse "
         "outbox). Half of the minimal endpoint's throughput would need at most twice its CPU per request, "
-        "i.e. no database work at all; throughput scales instead with workers on PostgreSQL (docs/deploy.md)."
+        "i.e. no database work at all."
     )
     report.notes.append(
         "One uvicorn worker per server, authentication on (an operator API key, verified keys cached for "
