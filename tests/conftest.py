@@ -7,21 +7,17 @@ schema of its own. Without it they skip, saying so.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
 from liebian.config import get_settings, reset_settings_cache
 from liebian.db import migrate
 from liebian.db.session import dispose_engines, session_scope
-from shared_helpers import free_port, make_api_key
+from shared_helpers import make_api_key, uvicorn_server
 
 PG_URL = os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
 ENV_KEYS = (
@@ -122,45 +118,13 @@ def public_headers(request: pytest.FixtureRequest, data_dir: Path) -> dict[str, 
 @pytest.fixture
 def live_server(store: str) -> Iterator[str]:
     """The real server (uvicorn in a child process) on a loopback port, against this test's stores."""
-    port = free_port()
     settings = get_settings()
     env = dict(os.environ)
     env["LIEBIAN_DATA_DIR"] = str(settings.data_dir)
     if settings.database_url:
         env["LIEBIAN_DATABASE_URL"] = settings.database_url
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "liebian.web.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the server did not start")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with uvicorn_server(env) as (_proc, url):
+        yield url
 
 
 DEMO_SPEC_SEED, DEMO_SPEC_PERSONS = 11, 5000

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -27,7 +27,7 @@ from test_campaigns_concurrency import (  # noqa: F401 - collected here with thi
 )
 
 from liebian.config import get_settings
-from shared_helpers import free_port
+from shared_helpers import uvicorn_server
 
 WORKERS = 4
 pytestmark = pytest.mark.parametrize("store", ["postgres"], indirect=True)
@@ -49,7 +49,10 @@ def _children(pid: int) -> list[int]:
     return workers
 
 
-def start_workers(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+@contextmanager
+def workers_running(env_extra: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`uvicorn liebian.web.asgi:app --workers 4` against this test's PostgreSQL schema, once every
+    worker is up; its output (INFO, without access lines) goes to `log`."""
     settings = get_settings()
     assert settings.database_url and settings.database_url.startswith("postgresql"), "needs PostgreSQL"
     env = dict(os.environ)
@@ -58,48 +61,28 @@ def start_workers(env_extra: dict[str, str], log: Path) -> tuple[subprocess.Pope
     # 4 workers × 15 connections, plus this test process, stay within PostgreSQL's default 100
     env |= {"LIEBIAN_DB_POOL_SIZE": "5", "LIEBIAN_DB_MAX_OVERFLOW": "10"}
     env.update(env_extra)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "liebian.web.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(WORKERS), "--log-level", "info", "--no-access-log"],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if (
-                httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
-                and len(_children(proc.pid)) >= WORKERS
-            ):
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the workers did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.3)
-    return proc, url
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with (
+        log.open("w") as out,
+        uvicorn_server(
+            env, "--workers", str(WORKERS), "--log-level", "info", "--no-access-log", timeout=180, output=out
+        ) as (proc, url),
+    ):
+        deadline = time.monotonic() + 60
+        while len(_children(proc.pid)) < WORKERS:
+            assert time.monotonic() < deadline, f"the workers did not start:\n{log.read_text()[-3000:]}"
+            time.sleep(0.3)
+        yield proc, url
 
 
 @pytest.fixture
 def live_workers(store: str, tmp_path: Path) -> Iterator[str]:
-    """`uvicorn liebian.web.asgi:app --workers 4` against this test's PostgreSQL schema."""
-    proc, url = start_workers({}, tmp_path / "server.log")
-    workers = _children(proc.pid)
-    assert len(workers) == WORKERS
-    yield url
-    # no worker died under the load (a crash would have been replaced with a new process id)
-    assert _children(proc.pid) == workers, (tmp_path / "server.log").read_text()[-3000:]
-    stop(proc)
+    log = tmp_path / "server.log"
+    with workers_running({}, log) as (proc, url):
+        workers = _children(proc.pid)
+        assert len(workers) == WORKERS
+        yield url
+        # no worker died under the load (a crash would have been replaced with a new process id)
+        assert _children(proc.pid) == workers, log.read_text()[-3000:]
 
 
 @pytest.fixture
@@ -113,14 +96,11 @@ def test_one_worker_runs_the_scheduled_jobs(store: str, tmp_path: Path) -> None:
     """With the scheduler on in every worker, one of them is elected to run the jobs; when it stops
     (here: the whole server), the lock is free for the next one."""
     log = tmp_path / "server.log"
-    proc, _url = start_workers({"LIEBIAN_SCHEDULER_ENABLED": "1"}, log)
-    try:
+    with workers_running({"LIEBIAN_SCHEDULER_ENABLED": "1"}, log):
         deadline = time.monotonic() + 60
         while "runs the scheduled jobs" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(3)  # the other workers have tried the lock by now (they retry every few seconds)
-    finally:
-        stop(proc)
     lines = log.read_text().splitlines()
     leaders = [line for line in lines if "runs the scheduled jobs" in line]
     assert len(leaders) == 1, "\n".join(lines[-50:])

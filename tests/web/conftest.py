@@ -13,19 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from console_helpers import CHROMIUM_FLAGS, PASSWORD, USERS, chromium_path, login
 
 from liebian.config import reset_settings_cache
 from liebian.db.session import dispose_engines
-from shared_helpers import free_port
+from shared_helpers import uvicorn_server
 
 ENV_KEYS = (
     "LIEBIAN_DATA_DIR",
@@ -91,32 +87,10 @@ def console_store(console_data_dir: Path) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def console_url(console_data_dir: Path) -> Iterator[str]:
     """The real server (uvicorn in a child process) over the console's data directory."""
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
     env |= {"LIEBIAN_DATA_DIR": str(console_data_dir), "LIEBIAN_SCHEDULER_ENABLED": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "liebian.web.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
-        env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("the console server did not start")
-        time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with uvicorn_server(env) as (_proc, url):
+        yield url
 
 
 @pytest.fixture(scope="session")
