@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 
 from liebian.analytics import service
@@ -130,3 +131,64 @@ def test_cohort_without_any_return_shows_zeros(rows, load):
         {"cohort": "2026-03-01", "size": 1, "d0": 1.0, "d1": 0.0, "d2": 0.0},
         {"cohort": "2026-03-02", "size": 1, "d0": 1.0, "d1": 1.0, "d2": None},
     ]
+
+
+def _long_rows(rows, seed: int) -> None:
+    """200 persons over 80 days (more than the one-pass mask's 29 day units), two channels and campaigns."""
+    import random
+
+    rng = random.Random(seed)
+    base = date(2026, 1, 1)
+    for p in range(1, 201):
+        first = rng.randrange(70)
+        for _ in range(rng.randint(2, 9)):
+            day = base + timedelta(days=first + rng.randrange(0, 6) * rng.randrange(0, 3))
+            rows.event(
+                p, f"{day.isoformat()} {rng.randrange(24):02d}:30:00",
+                rng.choice(["exposure", "page_view", "app_open"]),
+                channel=rng.choice(["wecom", "douyin"]), campaign=rng.choice(["c1", "c2", None]),
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "start, end, unit, periods, cohorts, channels, campaigns, segment",
+    [
+        ("2026-01-01", "2026-03-20", "day", 8, 12, (), (), None),  # all cohorts inside the mask's window
+        ("2026-01-01", "2026-03-20", "day", 8, 60, (), (), None),  # older cohorts wanted: the joined path
+        ("2026-02-10", "2026-03-05", "day", 35, 40, ("douyin",), (), None),  # more periods than the mask
+        ("2026-01-05", None, "week", 6, 12, (), ("c2",), None),
+        (None, "2026-03-01", "day", 5, 10, ("wecom",), ("c1",), range(1, 201, 2)),
+        ("2026-01-01", "2026-03-31", "month", 3, 12, (), (), range(10, 40)),
+    ],
+)
+def test_one_pass_retention_equals_the_joined_calculation(
+    rows, load, start, end, unit, periods, cohorts, channels, campaigns, segment
+):
+    from liebian.analytics import cohorts as cohorts_mod
+
+    _long_rows(rows, seed=7)
+    load()
+    f = service.make_filters(start, end, channels=channels, campaigns=campaigns, segment=segment)
+    with service.frame(f) as fr:
+        unit_of = cohorts_mod._unit_fn(fr, unit)
+        one_pass = cohorts_mod._retention_one_pass(fr, unit_of, periods, cohorts)
+        joined = cohorts_mod._retention_joined(fr, unit_of, "first_event", periods, cohorts)
+        public = cohorts_mod.retention(fr, unit, "first_event", periods, cohorts).table
+    want = cohorts_mod._cells(unit, "first_event", periods, *joined).table
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(public, want)
+    rows_joined, as_of = joined
+    if min(c for c, _, _ in rows_joined) < as_of - (cohorts_mod.MASK_UNITS - 1):
+        assert one_pass is None  # a cohort older than the mask's window is wanted
+    else:
+        assert one_pass is not None
+        pd.testing.assert_frame_equal(cohorts_mod._cells(unit, "first_event", periods, *one_pass).table, want)
+    if not campaigns and segment is None and start and end:
+        got = {
+            (c["cohort"], c["offset"]): None if pd.isna(c["rate"]) else c["rate"]
+            for c in public.to_dict(orient="records")
+        }
+        ref, _ = ref_retention(
+            rows, unit, date.fromisoformat(start), date.fromisoformat(end), periods, cohorts, channels
+        )
+        assert got == pytest.approx(ref)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pandas as pd
 
@@ -18,6 +20,18 @@ from liebian.analytics.common import AnalyticsError, Frame, clean
 
 UNITS = ("day", "week", "month")
 COHORT_BY = ("first_event", "referral")
+
+
+@ibis.udf.agg.builtin
+def bit_or(x: dt.int64) -> dt.int64:
+    """Bitwise OR of the group's values (BIT_OR on DuckDB and Spark)."""
+
+
+# The one-pass retention keeps, per person, one 64-bit mask (see _retention_one_pass): bit 0 = a
+# first-event candidate before the period, bit 1 = a start in the period but before the mask's
+# window, then two bits per period unit of the window (start, active): bits 2..59.
+MASK_UNITS = 29
+TOP_BIT = 2**62  # a BIGINT literal on both engines (a small 1 would be a 32-bit INT on Spark)
 
 
 @dataclass
@@ -108,6 +122,105 @@ def retention(
 ) -> CohortResult:
     """Retention matrix: for each cohort and offset k, persons active in period cohort+k / cohort size."""
     unit_of = _unit_fn(fr, unit)
+    if cohort_by == "first_event" and periods >= 1 and cohorts >= 1:
+        found = _retention_one_pass(fr, unit_of, periods, cohorts)
+        if found is not None:
+            return _cells(unit, cohort_by, periods, *found)
+    rows, asof = _retention_joined(fr, unit_of, cohort_by, periods, cohorts)
+    return _cells(unit, cohort_by, periods, rows, asof)
+
+
+def _cells(
+    unit: str, cohort_by: str, periods: int, rows: list[tuple[int, int, dict[int, int]]], asof: int
+) -> CohortResult:
+    """rows: (cohort, size, {offset: persons back}); cells after `asof` are None (not yet observable)."""
+    cells = []
+    for cohort, size, back in sorted(rows):
+        for k in range(periods):
+            n = size if k == 0 else back.get(k, 0)
+            complete = cohort + k <= asof
+            cells.append(
+                {"cohort": label(unit, cohort), "size": size, "offset": k,
+                 "persons": n if complete else None, "rate": n / size if complete else None}
+            )  # fmt: skip
+    return CohortResult(
+        unit, cohort_by, pd.DataFrame(cells, columns=["cohort", "size", "offset", "persons", "rate"])
+    )
+
+
+def _retention_one_pass(
+    fr: Frame, unit_of, periods: int, cohorts: int
+) -> tuple[list[tuple[int, int, dict[int, int]]], int] | None:
+    """First-event retention in one group-by on the person over the events, with one aggregate.
+
+    Each event row contributes bits to its person's mask (BIT_OR), relative to the window of the
+    MASK_UNITS units that end at as_of (the last period with any data): a candidate start (an event
+    passing the channel/campaign filters) inside the period sets the unit's start bit, or bit 1 if
+    its unit is before the window; one before the period sets bit 0; an active event in the window
+    sets the unit's active bit. The lowest set bit among bit 0, bit 1 and the start bits is then
+    the person's cohort (bit 0: not a member, as the first event is before the period; bit 1: a
+    cohort older than the window), and cell (c, k) counts the members of c whose mask has the active
+    bit of unit c + k. Every cell that can be observed (c + k <= as_of) lies in the window when
+    c does. Returns None when a cohort older than the window may be among the most recent
+    `cohorts` ones: the caller then joins the events with the members (_retention_joined)."""
+    ev = fr.table("events")
+    found = fr.execute(ev.aggregate(as_of=unit_of(ev.ts.max())))
+    if found.empty or pd.isna(found.as_of.iloc[0]):
+        return [], 0
+    asof = int(found.as_of.iloc[0])
+    base = asof - (MASK_UNITS - 1)
+    f = fr.filters
+    t = fr.in_segment(ev)  # the segment selects the persons; return events count in any channel
+    start_ok = ibis.literal(True)
+    if f.channels:
+        start_ok &= t.channel.isin(list(f.channels))
+    if f.campaigns:
+        start_ok &= t.campaign_id.isin(list(f.campaigns))
+    before = (t.ts < fr.utc_bound(f.start)) if f.start else ibis.literal(False)
+    t = t.select(
+        "person_id",
+        # a NULL channel/campaign makes the test NULL: false here, or the row's active bit is lost too
+        start=(start_ok & fr.period_mask(t.ts)).fill_null(False),
+        before=(start_ok & before).fill_null(False),
+        active=~t.event.isin(list(fr.ev.passive)),
+        rel=unit_of(t.ts) - base,  # 0 .. MASK_UNITS - 1 inside the window
+    )
+    # bits 2 + 2·rel (start) and 3 + 2·rel (active) of the unit, from TOP_BIT (bit 62)
+    flags = t.start.cast("int64") + 2 * t.active.cast("int64")
+    bits = ibis.ifelse(
+        t.rel >= 0, (ibis.literal(TOP_BIT, "int64") >> (60 - 2 * t.rel)) * flags, 2 * t.start.cast("int64")
+    ) + t.before.cast("int64")
+    per = t.group_by("person_id").aggregate(mask=bit_or(bits.cast("int64")))
+    starts = 3 | sum(1 << (2 + 2 * i) for i in range(MASK_UNITS))
+    x = per.mask & starts
+    per = per.mutate(low=x & -x)
+    per = per.filter(per.low >= 2)  # members (low ≥ 4) and members of older cohorts (low = 2)
+    metrics = {"size": per.count()}
+    for k in range(1, min(periods, MASK_UNITS)):
+        # the active bit of unit c + k is `low` shifted by 2k + 1, inside the mask while c + k <= as_of
+        hit = (per.mask & (per.low << (2 * k + 1))) != 0
+        metrics[f"k{k}"] = ibis.ifelse(per.low <= 2 ** (58 - 2 * k), hit.cast("int64"), 0).sum()
+    df = fr.execute(per.group_by("low").aggregate(**metrics))
+    rows = []
+    older = 0
+    for r in df.to_dict(orient="records"):
+        low, size = int(r["low"]), int(r["size"])
+        if low == 2:
+            older = size
+            continue
+        cohort = base + (low.bit_length() - 3) // 2
+        back = {k: int(r[f"k{k}"]) for k in range(1, min(periods, MASK_UNITS)) if cohort + k <= asof}
+        rows.append((cohort, size, back))
+    rows.sort(reverse=True)
+    if older and len(rows) < cohorts:
+        return None  # an older cohort may be among the most recent ones
+    return rows[:cohorts], asof
+
+
+def _retention_joined(
+    fr: Frame, unit_of, cohort_by: str, periods: int, cohorts: int
+) -> tuple[list[tuple[int, int, dict[int, int]]], int]:
+    """Retention from the members joined with their active events (any cohort definition)."""
     members, sizes, as_of = _cohorts(fr, unit_of, cohort_by, periods, cohorts)
     ev = fr.table("events")
     act = ev.filter(~ev.event.isin(list(fr.ev.passive)))
@@ -129,19 +242,11 @@ def retention(
         joined = sizes
     df = fr.execute(joined.cross_join(as_of))
     asof = int(df.as_of.iloc[0]) if len(df) else 0
-    cells = []
-    for r in df.sort_values("cohort").to_dict(orient="records"):
-        cohort, size = int(r["cohort"]), int(r["size"])
-        for k in range(periods):
-            n = size if k == 0 else int(clean(r.get(f"k{k}")) or 0)
-            complete = cohort + k <= asof
-            cells.append(
-                {"cohort": label(unit, cohort), "size": size, "offset": k,
-                 "persons": n if complete else None, "rate": n / size if complete else None}
-            )  # fmt: skip
-    return CohortResult(
-        unit, cohort_by, pd.DataFrame(cells, columns=["cohort", "size", "offset", "persons", "rate"])
-    )
+    rows = [
+        (int(r["cohort"]), int(r["size"]), {k: int(clean(r.get(f"k{k}")) or 0) for k in offsets})
+        for r in df.to_dict(orient="records")
+    ]
+    return rows, asof
 
 
 def revenue(

@@ -77,21 +77,31 @@ class FunnelResult:
 
 
 def _step_rows(fr: Frame, step: Step, first: bool) -> ir.Table:
-    """person_id, ts, channel, campaign_id of one step's rows."""
+    """person_id, ts (and channel, campaign_id for the entry step) of one step's rows."""
     if step.event == ORDER_PAID:
         t = fr.table("orders")
         t = t.filter(t.status == "paid")
     else:
         t = fr.table("events")
         t = t.filter(t.event == step.event)
-    t = fr.in_period(fr.with_dims(t)) if first else fr.in_segment(t)
-    return t.select("person_id", "ts", "channel", "campaign_id")
+    if first:
+        return fr.in_period(fr.with_dims(t)).select("person_id", "ts", "channel", "campaign_id")
+    return fr.in_segment(t).select("person_id", "ts")
 
 
 def levels(
     fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None = None
 ) -> list[ir.Table]:
     """One table per step: person_id, [bd], t0 (entry), prev_t (step k-1), cur_t (step k)."""
+    out = _chain(fr, steps, window, breakdown)
+    out[0] = out[0].mutate(prev_t=out[0].t0, cur_t=out[0].t0)
+    return out
+
+
+def _chain(
+    fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None = None
+) -> list[ir.Table]:
+    """levels(), with the entry level as person_id, [bd], t0 only (its join carries less)."""
     if breakdown not in (None, "channel", "campaign"):
         raise AnalyticsError(f"breakdown must be one of {', '.join(BREAKDOWNS)}; got {breakdown!r}")
     entry = _step_rows(fr, steps[0], first=True)
@@ -101,7 +111,6 @@ def levels(
         hit = entry.join(people, [entry.person_id == people.person_id, entry.ts == people.t0])
         label = hit.group_by(hit.person_id).aggregate(bd=hit[col].min())
         people = people.join(label, "person_id").mutate(bd=lambda t: t.bd.fill_null(NONE_LABEL))
-    people = people.mutate(prev_t=people.t0, cur_t=people.t0)
     out = [people]
     f = fr.filters
     end_bound = fr.utc_bound(f.end + timedelta(days=1)) + window if f.end else None
@@ -112,12 +121,13 @@ def levels(
             x = x.filter(x.ts >= fr.utc_bound(f.start))
         if end_bound:
             x = x.filter(x.ts <= end_bound)
-        after = x.ts > people.cur_t if steps[k].event == steps[k - 1].event else x.ts >= people.cur_t
+        cur = people.t0 if k == 1 else people.cur_t
+        after = x.ts > cur if steps[k].event == steps[k - 1].event else x.ts >= cur
         j = people.join(x, [people.person_id == x.person_id, after, x.ts <= people.t0 + span])
         carried = {"bd": j.bd.max()} if breakdown else {}
         # prev_t/t0 are one value per person: max() carries them without widening the group key.
         people = j.group_by(person_id=j.person_id).aggregate(
-            **carried, t0=j.t0.max(), prev_t=j.cur_t.max(), cur_t=j.ts.min()
+            **carried, t0=j.t0.max(), prev_t=(j.t0 if k == 1 else j.cur_t).max(), cur_t=j.ts.min()
         )
         out.append(people)
     return out
@@ -164,7 +174,7 @@ def funnel(
 def _aggregate(fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None) -> pd.DataFrame:
     group = ["bd"] if breakdown else []
     parts = []
-    for k, t in enumerate(levels(fr, steps, window, breakdown)):
+    for k, t in enumerate(_chain(fr, steps, window, breakdown)):
         metrics = {"persons": t.person_id.count()}
         if k:
             metrics["median_seconds_from_prev"] = (
