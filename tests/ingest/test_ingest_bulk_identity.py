@@ -83,3 +83,64 @@ def test_import_registers_new_identifiers_by_the_same_rules(store, tmp_path) -> 
 
         with warehouse.connect() as con:
             assert identity.sync_warehouse(session, con) == {"identifiers_added": 0, "merges_applied": 0}
+
+
+def test_many_new_identifiers_register_beside_the_load(store, tmp_path, monkeypatch) -> None:
+    """With thousands of new identifiers the store is written by a thread while the rows load; when
+    the plain path does not apply (here a tombstone holds one planned id) the load is undone and
+    registered by every rule, so both runs end with a registry equal to the warehouse's replica."""
+    from ingest_helpers import EVENT_HEADER, rows, write_csv
+
+    from liebian.identity import bulk
+    from liebian.identity.bulk import BESIDE_THRESHOLD
+    from liebian.ingest.service import import_file
+
+    fallbacks = []
+    real_register_here = bulk.Registration.register_here
+
+    def register_here(self, con):  # the real method, counted
+        fallbacks.append(self.planned)
+        return real_register_here(self, con)
+
+    monkeypatch.setattr(bulk.Registration, "register_here", register_here)
+
+    n = BESIDE_THRESHOLD + 500
+    plain = write_csv(
+        tmp_path / "plain.csv", EVENT_HEADER,
+        [[f"p{i}", "2026-11-03 10:00:00", f"u_{i}", "openid", "view", "app"] for i in range(n)],
+    )  # fmt: skip
+    result = import_file(plain, "events")
+    assert result.rows_loaded == n
+    assert "registering identities (beside loading)" in result.timings
+    assert fallbacks == []
+
+    with session_scope() as session:
+        session.add(Person(id=person_id_for("openid", "v_7")))  # the id v_7 would get is taken
+    clash = write_csv(
+        tmp_path / "clash.csv", EVENT_HEADER,
+        [[f"c{i}", "2026-11-04 10:00:00", f"v_{i}", "openid", "view", "app"] for i in range(n)]
+        + [["c-old", "2026-11-04 11:00:00", "u_3", "openid", "view", "app"]],
+    )  # fmt: skip
+    result = import_file(clash, "events")
+    assert (result.rows_loaded, result.rows_rejected) == (n + 1, 0)
+    assert fallbacks == [n]  # the plain path found the taken id and the load ran again
+
+    with session_scope() as session:
+        idents = {(i.id_type, i.id_value): i.person_id for i in session.execute(select(Identifier)).scalars()}
+        persons = set(session.execute(select(Person.id)).scalars())
+    assert len(idents) == 2 * n
+    assert idents[("openid", "v_7")] == person_id_for("openid", "v_7#1")
+    assert idents[("openid", "v_8")] == person_id_for("openid", "v_8")
+    assert set(idents.values()) <= persons
+    assert set(rows("SELECT id_type, id_value, person_id FROM identity_map")) == {
+        (t, v, p) for (t, v), p in idents.items()
+    }
+    # every loaded event points at its identifier's person, none twice
+    loaded = rows("SELECT event_id, id_type, user_id, person_id FROM events")
+    assert len(loaded) == 2 * n + 1
+    assert all(idents[(t, u)] == p for _, t, u, p in loaded)
+    with session_scope() as session:
+        from liebian.engine import warehouse
+
+        with warehouse.connect() as con:
+            assert identity.sync_warehouse(session, con) == {"identifiers_added": 0, "merges_applied": 0}

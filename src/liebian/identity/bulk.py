@@ -9,6 +9,12 @@ SQLAlchemy: fine for an API batch, minutes for a million new users. Here:
   their AES-GCM ciphertext. The rows reach the store through a staging table (PostgreSQL: COPY;
   SQLite: executemany, one transaction) and one INSERT … SELECT per table; identity_map is filled
   from the same DuckDB table, so the new identifiers are never read back out of the store.
+- `register_beside(con, keys_sql, source)` does the same for a file import, but writes the store
+  in a thread of its own while the caller loads its rows into the warehouse (`Registration`): the
+  caller adds the planned identifiers to identity_map inside its load transaction and commits only
+  once the store has committed. Should the store find anything but new ids for new identifiers
+  (an id taken, an identifier registered meanwhile), the thread rolls back and the caller rolls
+  back its load, registers the usual way (`Registration.register_here`) and loads again.
 - `resolve_bulk(session, identifiers)` is resolve() for a long Python list, on the same writer.
 
 The rules are those of `service._found_persons`: a new identifier founds a person whose id derives
@@ -21,6 +27,8 @@ Two new identifiers of one batch with the same id: the smaller (id_type, value) 
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -174,27 +182,40 @@ def _tune_sqlite(conn: Connection) -> None:
         conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # the staging tables need no file
 
 
+PLAN_QUERY = f"SELECT {PLAN_COLUMNS} FROM bulk_plan"
+
+
+def _export_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute(f"COPY ({PLAN_QUERY}) TO '{path}' (FORMAT csv, HEADER false)")
+
+
+def _copy_csv(conn: Connection, path: Path) -> None:
+    cursor = conn.connection.dbapi_connection.cursor()
+    copy_sql = f"COPY bulk_new ({PLAN_COLUMNS}) FROM STDIN (FORMAT csv)"
+    with cursor.copy(copy_sql) as copy, path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            copy.write(chunk)
+    conn.exec_driver_sql("ANALYZE bulk_new")
+
+
+def _insert_batches(conn: Connection, batches: Iterable[pa.RecordBatch]) -> None:
+    mark = _mark(conn)
+    insert = f"INSERT INTO bulk_new ({PLAN_COLUMNS}) VALUES ({', '.join([mark] * 5)})"
+    for batch in batches:
+        conn.exec_driver_sql(insert, list(zip(*(c.to_pylist() for c in batch.columns), strict=True)))
+
+
 def _fill_staging(conn: Connection, con: duckdb.DuckDBPyConnection) -> None:
     """Copy bulk_plan into the store's temp table bulk_new."""
     conn.exec_driver_sql(STAGING_DDL)
     conn.exec_driver_sql("DELETE FROM bulk_new")
-    query = f"SELECT {PLAN_COLUMNS} FROM bulk_plan"
     if conn.dialect.name == "postgresql":
         with tempfile.TemporaryDirectory(prefix="liebian-bulk-") as tmp:
             path = Path(tmp) / "bulk_new.csv"
-            con.execute(f"COPY ({query}) TO '{path}' (FORMAT csv, HEADER false)")
-            cursor = conn.connection.dbapi_connection.cursor()
-            copy_sql = f"COPY bulk_new ({PLAN_COLUMNS}) FROM STDIN (FORMAT csv)"
-            with cursor.copy(copy_sql) as copy, path.open("rb") as fh:
-                while chunk := fh.read(1 << 20):
-                    copy.write(chunk)
-        conn.exec_driver_sql("ANALYZE bulk_new")
+            _export_csv(con, path)
+            _copy_csv(conn, path)
         return
-    mark = _mark(conn)
-    insert = f"INSERT INTO bulk_new ({PLAN_COLUMNS}) VALUES ({', '.join([mark] * 5)})"
-    reader = con.sql(query).to_arrow_reader(BATCH)
-    for batch in reader:
-        conn.exec_driver_sql(insert, list(zip(*(c.to_pylist() for c in batch.columns), strict=True)))
+    _insert_batches(conn, con.sql(PLAN_QUERY).to_arrow_reader(BATCH))
 
 
 def _insert_persons(conn: Connection, stamp) -> int:
@@ -203,6 +224,17 @@ def _insert_persons(conn: Connection, stamp) -> int:
         f"INSERT INTO persons (id, created_at) SELECT person_id, {mark} FROM bulk_new WHERE true "
         "ORDER BY person_id ON CONFLICT DO NOTHING",  # primary-key order: sequential pages
         (stamp,),
+    ).rowcount
+
+
+def _insert_identifiers(conn: Connection, source: str, stamp) -> int:
+    """bulk_new into identifiers, skipping identifiers registered meanwhile; returns how many went in."""
+    mark = _mark(conn)
+    return conn.exec_driver_sql(
+        "INSERT INTO identifiers (id_type, id_value, person_id, encrypted_value, display, source, first_seen_at) "
+        f"SELECT id_type, id_value, person_id, encrypted_value, display, {mark}, {mark} FROM bulk_new "
+        "WHERE true ORDER BY id_type, id_value ON CONFLICT DO NOTHING",  # unique-index order
+        (source[:64], stamp),
     ).rowcount
 
 
@@ -260,13 +292,8 @@ def store(
         other.update(registered)
         n -= len(registered)
     conn.exec_driver_sql("RELEASE SAVEPOINT bulk_persons")
+    inserted = _insert_identifiers(conn, source, stamp)
     mark = _mark(conn)
-    inserted = conn.exec_driver_sql(
-        "INSERT INTO identifiers (id_type, id_value, person_id, encrypted_value, display, source, first_seen_at) "
-        f"SELECT id_type, id_value, person_id, encrypted_value, display, {mark}, {mark} FROM bulk_new "
-        "WHERE true ORDER BY id_type, id_value ON CONFLICT DO NOTHING",
-        (source[:64], stamp),
-    ).rowcount
     if inserted != n:
         # A concurrent writer registered some of these identifiers first: its ids win, and the
         # persons founded here for them are removed again.
@@ -287,12 +314,19 @@ def store(
 def register_new(con: duckdb.DuckDBPyConnection, keys_sql: str, source: str = "") -> int:
     """Register the identifiers of `keys_sql` (id_type, id_value, raw) that are new to the
     warehouse's identity_map, and add them to identity_map. Returns how many the store gained."""
-    from liebian.db.session import session_scope
     from liebian.identity import service
 
     last = service.sync_watermark(con)
     if not plan(con, keys_sql):
         return 0
+    return _store_and_map(con, source, last)
+
+
+def _store_and_map(con: duckdb.DuckDBPyConnection, source: str, last: int) -> int:
+    """Write bulk_plan to the store (every rule of `store`), then to identity_map; drops bulk_plan."""
+    from liebian.db.session import session_scope
+    from liebian.identity import service
+
     with session_scope() as session:
         other, inserted = store(session, con, source, utcnow())
     # Committed in the store: now the warehouse's replica (a crash here is repaired by the next sync).
@@ -301,17 +335,145 @@ def register_new(con: duckdb.DuckDBPyConnection, keys_sql: str, source: str = ""
                                               "person_id": pa.array(list(other.values()), pa.int64())}))  # fmt: skip
         con.execute("INSERT INTO bulk_plan (id_type, id_value, person_id) SELECT * FROM bulk_other")
         con.unregister("bulk_other")
-    con.execute(
-        """
-        INSERT INTO identity_map
-        SELECT p.id_type, p.id_value, p.person_id FROM bulk_plan p
-        ANTI JOIN identity_map m ON m.id_type = p.id_type AND m.id_value = p.id_value
-        """
-    )
+    con.execute(MAP_INSERT)
     con.execute("DROP TABLE bulk_plan")
     with session_scope() as session:
         service.advance_sync(session, con, last, inserted)
     return inserted
+
+
+MAP_INSERT = """
+INSERT INTO identity_map
+SELECT p.id_type, p.id_value, p.person_id FROM bulk_plan p
+ANTI JOIN identity_map m ON m.id_type = p.id_type AND m.id_value = p.id_value
+"""
+
+# Below this many new identifiers an import registers them before loading (no thread).
+BESIDE_THRESHOLD = BULK_THRESHOLD
+
+
+def _store_plain(session: Session, staged: pa.Table | Path, source: str, seen_at: datetime) -> int | None:
+    """`store` for the common case only, without touching DuckDB: every planned id is free and
+    every identifier new. Returns how many identifiers were inserted, or None when that is not so
+    (the caller rolls back and registers with `store`)."""
+    conn = session.connection()
+    stamp = _stamp(conn, seen_at)
+    _tune_sqlite(conn)
+    conn.exec_driver_sql(STAGING_DDL)
+    conn.exec_driver_sql("DELETE FROM bulk_new")
+    if isinstance(staged, Path):
+        _copy_csv(conn, staged)
+    else:
+        _insert_batches(conn, staged.to_batches(BATCH))
+    n = conn.exec_driver_sql("SELECT count(*) FROM bulk_new").scalar()
+    if _insert_persons(conn, stamp) != n:
+        return None
+    inserted = _insert_identifiers(conn, source, stamp)
+    if inserted != n:
+        return None
+    conn.exec_driver_sql("DELETE FROM bulk_new")
+    return inserted
+
+
+class Registration:
+    """New identifiers being written to the store by a thread while the caller loads its rows.
+
+    The caller, inside its warehouse transaction: `map_into(con)` (identity_map gains the planned
+    identifiers), its inserts, then `stored()`: True once the store has committed them (then
+    `advance(con)` and commit); False when the plain path did not apply (roll back, then
+    `register_here(con)` and load again). On an error: `abandon()`, roll back, raise.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, last: int, planned: int):
+        from liebian.db.session import get_engine
+
+        self.source, self.last, self.planned = source, last, planned
+        self.seen_at = utcnow()
+        self.seconds = 0.0
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        staged: pa.Table | Path
+        if get_engine().dialect.name == "postgresql":
+            self._tmp = tempfile.TemporaryDirectory(prefix="liebian-bulk-")
+            staged = Path(self._tmp.name) / "bulk_new.csv"
+            _export_csv(con, staged)
+        else:
+            staged = con.sql(PLAN_QUERY).fetch_arrow_table()
+        self._result: tuple[int | None, int, int] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(staged,), name="oneid-register", daemon=True)
+        self._thread.start()
+
+    def _run(self, staged: pa.Table | Path) -> None:
+        from sqlalchemy import func, select
+
+        from liebian.db.session import session_scope
+        from liebian.identity.models import Identifier
+
+        started = time.perf_counter()
+        try:
+            with session_scope() as session:
+                inserted = _store_plain(session, staged, self.source, self.seen_at)
+                if inserted is None:
+                    session.rollback()
+                    self._result = (None, 0, 0)
+                    return
+            with session_scope() as session:
+                count, top = session.execute(
+                    select(func.count(), func.max(Identifier.id)).where(Identifier.id > self.last)
+                ).one()
+            self._result = (inserted, count or 0, top or 0)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+        finally:
+            self.seconds = time.perf_counter() - started
+
+    def _join(self) -> None:
+        self._thread.join()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def map_into(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(MAP_INSERT)
+
+    def stored(self) -> bool:
+        self._join()
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result[0] is not None
+
+    def advance(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Move the sync watermark past the identifiers stored here when nobody else registered
+        any meanwhile (else the caller's next sync_warehouse copies what identity_map lacks)."""
+        inserted, count, top = self._result or (None, 0, 0)
+        if inserted is not None and count and count == inserted:
+            con.execute("INSERT INTO identity_sync VALUES (?)", [int(top)])
+        con.execute("DROP TABLE IF EXISTS bulk_plan")
+
+    def register_here(self, con: duckdb.DuckDBPyConnection) -> int:
+        """The plain path did not apply: register bulk_plan by every rule of `store`."""
+        return _store_and_map(con, self.source, self.last)
+
+    def abandon(self) -> None:
+        self._join()
+
+
+def register_beside(con: duckdb.DuckDBPyConnection, keys_sql: str, source: str = "") -> Registration | None:
+    """`register_new`, with the store written beside the caller's load (see `Registration`) when
+    there are at least BESIDE_THRESHOLD new identifiers. Returns None when the registration is
+    already complete (nothing new, or few enough to register at once)."""
+    from liebian.identity import service
+
+    last = service.sync_watermark(con)
+    planned = plan(con, keys_sql)
+    if not planned:
+        con.execute("DROP TABLE bulk_plan")
+        return None
+    if planned < BESIDE_THRESHOLD:
+        _store_and_map(con, source, last)
+        return None
+    return Registration(con, source, last, planned)
 
 
 def resolve_bulk(

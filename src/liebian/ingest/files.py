@@ -4,6 +4,10 @@ CSV goes straight through DuckDB's parallel reader (GBK/GB18030 files are first 
 temporary UTF-8 file: DuckDB reads only UTF-8 offline). XLSX is read with python-calamine, JSONL
 line by line (so a broken line is reported by number), Parquet by DuckDB.
 
+A CSV file can be normalised in the same pass (`read_into(transform=...)`): DuckDB then keeps only
+the normalised rows, never a table of the file's raw text (at 10M rows that copy alone outgrew the
+import's memory bound and spilled to disk).
+
 Line numbers are what a user sees in an editor: for CSV and XLSX the header is line 1 and the
 first data row line 2; for JSONL the physical line; for Parquet the 1-based row number.
 """
@@ -14,7 +18,7 @@ import codecs
 import contextlib
 import datetime as dt
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +59,13 @@ class RawFile:
     rows_read: int
     # (line, field, reason, raw text) of records the reader itself could not parse
     parse_rejects: list[tuple[int, str, str, str]] = field(default_factory=list)
+    # True when `raw` already holds the rows the `transform` of read_into() made of the file
+    normalised: bool = False
+
+
+# headers -> a SELECT over the view `raw` (the file's columns as text, `_line` still NULL); its
+# result must start with `_line`, which the reader then fills in
+Transform = Callable[[list[str]], str]
 
 
 def detect_format(path: Path) -> str:
@@ -109,15 +120,22 @@ def _transcode(path: Path, encoding: str, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def read_into(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path) -> Iterator[RawFile]:
-    """Create the temp table `raw` on `con` from `path`; temporary files live in `workdir`."""
+def read_into(
+    con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, transform: Transform | None = None
+) -> Iterator[RawFile]:
+    """Create the temp relation `raw` on `con` from `path`; temporary files live in `workdir`.
+
+    With `transform`, a CSV file's rows go through it while they are read (one pass, and only its
+    result is kept): `raw` then holds the transformed rows with their `_line`, and
+    `RawFile.normalised` is true. Other formats ignore `transform`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileImportError(f"{path}: no such file")
     fmt = detect_format(path)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="import-") as tmp:
         if fmt == "csv":
-            yield _read_csv(con, path, Path(tmp))
+            yield _read_csv(con, path, Path(tmp), transform)
         elif fmt == "xlsx":
             yield _read_xlsx(con, path)
         elif fmt == "jsonl":
@@ -126,23 +144,29 @@ def read_into(con: duckdb.DuckDBPyConnection, path: Path, workdir: Path) -> Iter
             yield _read_parquet(con, path)
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
+def _read_csv(
+    con: duckdb.DuckDBPyConnection, path: Path, tmp: Path, transform: Transform | None = None
+) -> RawFile:
     # Decoding a large file in Python just to learn that it is UTF-8 costs seconds: when it looks
     # like UTF-8 (BOM or none, no NUL byte), DuckDB reads it and validates every value itself; only
     # when it finds invalid text is the whole file checked (and a GBK/GB18030 export transcoded).
     encoding = _looks_utf8(path) or detect_encoding(path)
     try:
-        parsed = _csv_into(con, path if encoding != "gb18030" else _utf8_copy(path, tmp), path)
+        parsed = _csv_into(
+            con, path if encoding != "gb18030" else _utf8_copy(path, tmp), path, transform=transform
+        )
     except UnicodeDecodeError:  # the header line is no UTF-8
         parsed = None
     if encoding != "gb18030" and (parsed is None or parsed[3]):  # parsed[3]: rows of invalid UTF-8
         full = detect_encoding(path)  # raises when the file is neither UTF-8 nor GB18030
         if full == "gb18030":
             encoding = full
-            parsed = _csv_into(con, _utf8_copy(path, tmp), path)
+            parsed = _csv_into(con, _utf8_copy(path, tmp), path, transform=transform)
         else:  # UTF-8 after all: its rows with text DuckDB refused are rejects like any other
-            parsed = _csv_into(con, path, path, keep_invalid=True)
+            parsed = _csv_into(con, path, path, keep_invalid=True, transform=transform)
     headers, parse_rejects, good, _invalid = parsed
+    # raw0 holds the file's records in order (rowid); a transform's result has a placeholder _line
+    star = "* EXCLUDE (_line)" if transform is not None else "*"
     if parse_rejects:
         # Good record r (0-based) sits after every rejected record whose "good rows before it" is
         # at most r: shift its line by that many.
@@ -153,12 +177,14 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, tmp: Path) -> RawFile:
         con.unregister("line_shifts_arrow")
         con.execute(
             "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 + "
-            "(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, * FROM raw0"
+            f"(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, {star} FROM raw0"
         )
     else:
         # A view, not a copy: rowid follows the file's order (insertion order is preserved).
-        con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 AS _line, * FROM raw0")
-    return RawFile("csv", encoding, headers, good + len(parse_rejects), parse_rejects)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 AS _line, {star} FROM raw0")
+    return RawFile(
+        "csv", encoding, headers, good + len(parse_rejects), parse_rejects, normalised=transform is not None
+    )
 
 
 def _looks_utf8(path: Path) -> str | None:
@@ -183,11 +209,16 @@ def _utf8_copy(path: Path, tmp: Path) -> Path:
 
 
 def _csv_into(
-    con: duckdb.DuckDBPyConnection, source: Path, path: Path, keep_invalid: bool = False
+    con: duckdb.DuckDBPyConnection,
+    source: Path,
+    path: Path,
+    keep_invalid: bool = False,
+    transform: Transform | None = None,
 ) -> tuple[list[str], list[tuple[int, str, str, str]], int, int]:
-    """Read `source` (UTF-8) into raw0: headers, the records DuckDB could not parse, the good
-    record count, and how many records held invalid UTF-8 (without `keep_invalid`, their rejects
-    are not collected: the caller reads the file again in the right encoding)."""
+    """Read `source` (UTF-8) into raw0 (through `transform` if given): headers, the records DuckDB
+    could not parse, the good record count, and how many records held invalid UTF-8 (without
+    `keep_invalid`, their rejects are not collected: the caller reads the file again in the right
+    encoding)."""
     headers, delim = _csv_header(source, path)
     # The header is read here, not sniffed: DuckDB's sniffer gives up on small files with a broken row.
     columns = "{" + ", ".join(f"{q(h)}: 'VARCHAR'" for h in headers) + "}"
@@ -195,12 +226,20 @@ def _csv_into(
         f"columns = {columns}, header = true, auto_detect = false, delim = {q(delim)}, quote = '\"', "
         "escape = '\"', store_rejects = true, encoding = 'utf-8'"
     )
+    read = f"read_csv({q(str(source))}, {options})"
+    select = f"SELECT * FROM {read}"
+    if transform is not None:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT NULL::BIGINT AS _line, * FROM {read}")
+        select = transform(headers)
+    # rowid must follow the file's order: line numbers are derived from it
+    con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM read_csv({q(str(source))}, {options})"
-        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS {select}")
     except duckdb.Error as exc:
         raise FileImportError(f"{path.name}: not a readable CSV file: {exc}") from exc
+    finally:
+        if transform is not None:
+            con.execute("DROP VIEW IF EXISTS raw")
     invalid = con.execute(
         "SELECT count(DISTINCT line) FROM reject_errors WHERE error_type = 'INVALID UNICODE'"
     ).fetchall()[0][0]

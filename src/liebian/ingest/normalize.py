@@ -277,7 +277,7 @@ class _Builder:
         self.errors.append(f"CASE WHEN {condition} THEN {{'field': {q(field)}, 'reason': {reason_sql}}} END")
         self.conditions.append(f"coalesce({condition}, false)")
 
-    def sql(self, source: str) -> NormalizedQuery:
+    def sql(self, source: str, raw_row: bool = False) -> NormalizedQuery:
         cols = generic_columns(self.kind)
         cleaned = ", ".join(f"{clean_sql(ident(c))} AS {ident(c)}" for c in cols)
         computed = ", ".join(f"{expr} AS {ident('n_' + name)}" for name, expr in self.values.items())
@@ -298,14 +298,21 @@ class _Builder:
                 f" ON {ident('lk_' + name)}.k = i.{ident('__key_' + name)}"
             )
             lk_cols += f", {ident('lk_' + name)}.v AS {ident('__lk_' + name)}"
+        passed = "_line, _props, _rawrow" if raw_row else "_line, _props"
         sql = (
-            f"SELECT _line, _props, {outputs}, {errors} AS _errors FROM (\n"
+            f"SELECT {passed}, {outputs}, {errors} AS _errors FROM (\n"
             f"  SELECT *, {computed} FROM (\n"
             f"    SELECT i.*{lk_cols} FROM (\n"
-            f"      SELECT *{extra} FROM (SELECT _line, _props, {cleaned} FROM {source})\n"
+            f"      SELECT *{extra} FROM (SELECT {passed}, {cleaned} FROM {source})\n"
             f"    ) i{joins}\n"
             "  )\n)"
         )
+        if raw_row:
+            # The raw row as JSON text for the rejects: built for bad rows only.
+            sql = (
+                "SELECT * EXCLUDE (_rawrow), CASE WHEN len(_errors) > 0 THEN to_json(_rawrow)::VARCHAR END"
+                f" AS _raw FROM (\n{sql}\n)"
+            )
         return NormalizedQuery(sql=sql, columns=tuple(self.values))
 
 
@@ -352,11 +359,15 @@ def _ts_checks(b: _Builder, name: str, required: bool) -> None:
     )
 
 
-def normalize_query(kind: str, source: str, settings: Settings | None = None) -> NormalizedQuery:
+def normalize_query(
+    kind: str, source: str, settings: Settings | None = None, raw_row: bool = False
+) -> NormalizedQuery:
     """Build the normalising SELECT over `source`, a relation holding the generic columns as text.
 
     `source` must have `_line` (BIGINT), `_props` (JSON text or NULL) and every generic column of
-    `kind` (NULL where the input lacked it).
+    `kind` (NULL where the input lacked it). With `raw_row`, `source` also has `_rawrow` (the
+    input row as a struct, `mapping_sql(keep_raw=True)`) and the query adds `_raw`: that row as
+    JSON text where the row has errors, else NULL.
     """
     settings = settings or get_settings()
     tz = settings.timezone
@@ -372,7 +383,7 @@ def normalize_query(kind: str, source: str, settings: Settings | None = None) ->
         b.value("ts", ts_sql('"ts"', tz, as_cast="__ts_cast"))
         _ts_checks(b, "ts", required=False)
         b.value("source", '"source"')
-        return b.sql(source)
+        return b.sql(source, raw_row)
 
     id_col = ID_COLUMN[kind]
     idc = ident(id_col)
@@ -460,4 +471,4 @@ def normalize_query(kind: str, source: str, settings: Settings | None = None) ->
         b.value("group_id", '"group_id"')
         b.error('"group_id" IS NULL', "group_id", q("missing group_id"))
         b.value("text", '"text"')
-    return b.sql(source)
+    return b.sql(source, raw_row)

@@ -174,8 +174,14 @@ class Mapping:
     prop_headers: list[str]
 
 
-def mapping_sql(preset: Preset, kind: str, headers: list[str], raw: str = "raw") -> Mapping:
-    """Build the mapping SELECT; raise PresetError naming missing required columns."""
+def mapping_sql(
+    preset: Preset, kind: str, headers: list[str], raw: str = "raw", keep_raw: bool = False
+) -> Mapping:
+    """Build the mapping SELECT; raise PresetError naming missing required columns.
+
+    `keep_raw`: also pass the file's row on as a struct `_rawrow` (header -> value), which the
+    normaliser turns into the rejects' raw JSON for bad rows only (see normalize_query).
+    """
     by_key: dict[str, str] = {}
     for h in headers:
         by_key.setdefault(header_key(h), h)
@@ -242,6 +248,9 @@ def mapping_sql(preset: Preset, kind: str, headers: list[str], raw: str = "raw")
     else:
         props = "NULL::VARCHAR"
     body = ",\n  ".join(f"{sql} AS {ident(col)}" for col, sql in select.items())
+    if keep_raw:
+        row = "{" + ", ".join(f"{q(h)}: {ident(h)}" for h in headers) + "}" if headers else "NULL::VARCHAR"
+        body += f",\n  {row} AS _rawrow"
     return Mapping(
         sql=f"SELECT _line,\n  {body},\n  {props} AS _props\nFROM {raw}",
         used_headers=sorted(used),

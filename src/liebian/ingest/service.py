@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,10 +28,11 @@ import pyarrow as pa
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
+from liebian.identity import bulk
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES, stored_value
 from liebian.ingest.files import FileImportError, RawFile, read_into, records_into
-from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, KINDS, ident, normalize_query, q
+from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, KINDS, normalize_query
 from liebian.ingest.presets import GENERIC_COLUMNS, Preset, PresetError, get_preset, mapping_sql
 
 __all__ = [
@@ -224,7 +225,10 @@ def import_file(
         # Bounded memory whatever the file's size: DuckDB spills the batch's temporary tables.
         con.execute(f"SET memory_limit = '{settings.import_memory_mb}MB'")
         try:
-            with steps.step("reading"), read_into(con, path, workdir) as raw_file:
+            with (
+                steps.step("reading"),
+                read_into(con, path, workdir, _normaliser(kind, preset_obj)) as raw_file,
+            ):
                 pass
             result = _pipeline(con, kind, preset_obj, raw_file, source, batch_id, steps)
             ok = True
@@ -386,15 +390,31 @@ TEMP_OBJECTS = (  # views before the tables they read
 )
 
 
-def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
+def _drop_temp(con: duckdb.DuckDBPyConnection, names: Sequence[str] = TEMP_OBJECTS) -> None:
+    """Drop those of `names` that exist as temp tables or views."""
     kinds = dict(
         con.execute(
             "SELECT table_name, table_type FROM information_schema.tables WHERE table_catalog = 'temp'"
         ).fetchall()
     )
-    for name in TEMP_OBJECTS:
+    for name in names:
         if name in kinds:
             con.execute(f"DROP {'VIEW' if kinds[name] == 'VIEW' else 'TABLE'} {name}")
+
+
+def _normaliser(kind: str, preset: Preset) -> Callable[[list[str]], str]:
+    """The reader's transform: map the file's columns and normalise them while reading (CSV)."""
+
+    def transform(headers: list[str]) -> str:
+        mapping = mapping_sql(preset, kind, headers, keep_raw=True)
+        return normalize_query(kind, f"({mapping.sql})", raw_row=True).sql
+
+    return transform
+
+
+def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    """Free the normalised rows (a table, or a view over the reader's table)."""
+    _drop_temp(con, ("staged", "raw", "raw0"))
 
 
 def _pipeline(
@@ -407,19 +427,27 @@ def _pipeline(
     steps: _Steps,
     want_lines: bool = False,
 ) -> _Outcome:
-    mapping = mapping_sql(preset, kind, raw_file.headers)
     # Row order matters only for reading (rowid = line); from here every row carries its _line.
     con.execute("SET preserve_insertion_order = false")
     with steps.step("normalising"):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW mapped AS {mapping.sql}")
-        query = normalize_query(kind, "mapped")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {query.sql}")
-        _collect_rejects(con, raw_file)
-        # rejects carry their raw rows now; free the memory
-        con.execute("DROP VIEW mapped")
-        con.execute("DROP VIEW raw")
-        con.execute("DROP TABLE raw0")
+        if raw_file.normalised:
+            # The reader normalised the rows as it read them (CSV); raw numbers them.
+            if raw_file.parse_rejects:  # the numbering runs a subquery per row: once, not per use
+                con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM raw")
+                con.execute("DROP VIEW raw")
+                con.execute("DROP TABLE raw0")
+            else:
+                con.execute("CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM raw")
+        else:
+            mapping = mapping_sql(preset, kind, raw_file.headers, keep_raw=True)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW mapped AS {mapping.sql}")
+            query = normalize_query(kind, "mapped", raw_row=True)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {query.sql}")
+            con.execute("DROP VIEW mapped")
+            con.execute("DROP VIEW raw")
+            con.execute("DROP TABLE raw0")
         con.execute("DROP TABLE IF EXISTS line_shifts")
+        _collect_rejects(con, raw_file)
     with steps.step("hashing identifiers"):
         _hash_direct_identifiers(con, kind)
     if kind == "identities":
@@ -427,31 +455,31 @@ def _pipeline(
     with steps.step("deduplicating"):
         if kind == "orders":
             _orders_candidates(con)
-            con.execute("DROP TABLE staged")
+            _drop_staged(con)
         elif _candidates(con, kind):
-            con.execute("DROP TABLE staged")  # else to_load is a view over it
+            _drop_staged(con)  # else to_load is a view over it
     with steps.step("resolving identities"):
-        _register_identities(con, kind, source)
-    with steps.step("loading"):
-        outcome = _load(con, kind, source, batch_id, raw_file, want_lines)
+        registration = _register_identities(con, kind, source)
+    try:
+        with steps.step("loading"):
+            outcome = _load(con, kind, source, batch_id, raw_file, want_lines, registration)
+    finally:
+        if registration is not None:
+            registration.abandon()  # joined already unless the load failed
+            steps.timings["registering identities (beside loading)"] = round(registration.seconds, 3)
     return outcome
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection, raw_file: RawFile) -> None:
-    raw_struct = (
-        "to_json({" + ", ".join(f"{q(h)}: r.{ident(h)}" for h in raw_file.headers) + "})::VARCHAR"
-        if raw_file.headers
-        else "NULL"
-    )
+    """batch_rejects: one row per problem of each bad row, with the row as JSON (`_raw`)."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE batch_rejects (line BIGINT, field VARCHAR, reason VARCHAR, raw VARCHAR)"
     )
     con.execute(
-        f"""
+        """
         INSERT INTO batch_rejects
-        SELECT s._line, s.e.field, s.e.reason, {raw_struct}
-        FROM (SELECT _line, unnest(_errors) AS e FROM staged WHERE len(_errors) > 0) s
-        JOIN raw r ON r._line = s._line
+        SELECT s._line, s.e.field, s.e.reason, s._raw
+        FROM (SELECT _line, _raw, unnest(_errors) AS e FROM staged WHERE len(_errors) > 0) s
         """
     )
     if raw_file.parse_rejects:
@@ -490,11 +518,11 @@ def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[str, bool]
     has_direct = con.execute("SELECT count(*) FROM hashed").fetchall()[0][0] > 0
     ref = kind == "events"
     if not has_direct:
-        cols = "s.* EXCLUDE (_errors), s.user_raw AS user_id"
+        cols = "s.* EXCLUDE (_errors, _raw), s.user_raw AS user_id"
         if ref:
             cols += ", s.referrer_raw AS referrer_id"
         return f"SELECT {cols} FROM staged s WHERE len(s._errors) = 0", False
-    cols = "s.* EXCLUDE (_errors), coalesce(h.id_value, s.user_raw) AS user_id"
+    cols = "s.* EXCLUDE (_errors, _raw), coalesce(h.id_value, s.user_raw) AS user_id"
     joins = "LEFT JOIN hashed h ON h.id_type = s.id_type AND h.raw = s.user_raw"
     if ref:
         cols += ", coalesce(hr.id_value, s.referrer_raw) AS referrer_id"
@@ -555,8 +583,12 @@ def _orders_candidates(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str) -> None:
-    """Found persons for identifiers never seen, then refresh the warehouse's identity_map."""
+def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str) -> bulk.Registration | None:
+    """Found persons for identifiers never seen, then refresh the warehouse's identity_map.
+
+    Many new identifiers are written to the store while the rows load (`bulk.Registration`): the
+    load's transaction then adds them to identity_map and commits after the store has.
+    """
     with session_scope() as session:
         identity.sync_warehouse(session, con)
     if kind == "orders":
@@ -570,7 +602,7 @@ def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str)
         )
     # The distinct identifiers the warehouse has not seen (raw kept for direct ones: their
     # ciphertext and masked display), registered set-based: ids and displays computed in DuckDB.
-    identity.register_new(
+    return bulk.register_beside(
         con,
         f"""
         SELECT k.id_type, k.id_value, h.raw FROM ({" UNION ".join(parts)}) k
@@ -582,33 +614,58 @@ def _register_identities(con: duckdb.DuckDBPyConnection, kind: str, source: str)
 
 
 def _load(
-    con: duckdb.DuckDBPyConnection, kind: str, source: str, batch_id: str, raw_file: RawFile, want_lines: bool
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    source: str,
+    batch_id: str,
+    raw_file: RawFile,
+    want_lines: bool,
+    registration: bulk.Registration | None = None,
 ) -> _Outcome:
     now = _now()
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if kind == "orders":
-            loaded, updated = _load_orders(con, batch_id, now)
-        else:
-            loaded, updated = _load_rows(con, kind, batch_id, now, want_lines), 0
-        rejects = con.execute(
-            "SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field"
-        ).fetchall()
-        rejected_rows = len({line for line, *_ in rejects})
-        valid = raw_file.rows_read - rejected_rows
-        duplicate = valid - loaded
-        con.execute(
-            "INSERT INTO rejects SELECT ?, ?, ?, line, field, reason, raw, ? FROM batch_rejects",
-            [batch_id, kind, source, now],
-        )
-        con.execute(
-            "INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [batch_id, kind, source, raw_file.rows_read, loaded, duplicate, rejected_rows, now],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    while True:
+        con.execute("BEGIN TRANSACTION")
+        in_transaction = True
+        try:
+            if registration is not None:
+                registration.map_into(con)  # the identifiers the store is being given meanwhile
+            if kind == "orders":
+                loaded, updated = _load_orders(con, batch_id, now)
+            else:
+                loaded, updated = _load_rows(con, kind, batch_id, now, want_lines), 0
+            rejects = con.execute(
+                "SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field"
+            ).fetchall()
+            rejected_rows = len({line for line, *_ in rejects})
+            valid = raw_file.rows_read - rejected_rows
+            duplicate = valid - loaded
+            con.execute(
+                "INSERT INTO rejects SELECT ?, ?, ?, line, field, reason, raw, ? FROM batch_rejects",
+                [batch_id, kind, source, now],
+            )
+            con.execute(
+                "INSERT INTO import_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch_id, kind, source, raw_file.rows_read, loaded, duplicate, rejected_rows, now],
+            )
+            # Commit only what the store holds: wait for it (it had the whole load to finish).
+            if registration is not None and not registration.stored():
+                # An id was taken or an identifier registered meanwhile: undo, register by every
+                # rule (the rows' person ids may differ), load again.
+                con.execute("ROLLBACK")
+                in_transaction = False
+                registration.register_here(con)
+                registration = None
+                continue
+            if registration is not None:
+                registration.advance(con)
+            con.execute("COMMIT")
+        except BaseException:
+            if registration is not None:
+                registration.abandon()
+            if in_transaction:
+                con.execute("ROLLBACK")
+            raise
+        break
     try:
         with session_scope() as session:
             identity.sync_warehouse(session, con)  # replay merges other writers made meanwhile
