@@ -1,5 +1,5 @@
 """OneID: linking evidence in bulk (one `link()` call, as an identities import does) and the
-warehouse sync that follows, on the SQLite store (and PostgreSQL when LIEBIAN_BENCH_POSTGRES_URL is set).
+warehouse sync that follows, on the SQLite store (and PostgreSQL when a PostgreSQL URL is set: common.postgres_url).
 
 Scales: "5k" (smoke), "20k" (default), "100k" evidence pairs; every pair merges two new persons
 (unionid ~ phone), the expensive case: hashing, encryption, founding, merging, logging.
@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.common import Report, peak_rss_mib
+from benchmarks.common import Report, peak_rss_mib, postgres_url
 
 SCALES = {"5k": 5_000, "20k": 20_000, "100k": 100_000}
 
@@ -86,7 +86,7 @@ def run(scale: str = "") -> Report:
     )
     with tempfile.TemporaryDirectory(prefix="bench-identity-") as tmp:
         report.add(*_one("sqlite", None, pairs, Path(tmp)))
-        pg = os.environ.get("LIEBIAN_BENCH_POSTGRES_URL")
+        pg = postgres_url()
         if pg:
             report.add(*_one("postgresql", pg, pairs, Path(tmp)))
     report.notes.append(

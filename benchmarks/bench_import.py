@@ -2,7 +2,7 @@
 
 Scales "1M", "3M", "10M" (default: all three in one run, each in a fresh process so that peak
 memory is per scale; "100k" is a smoke size). The file has N/10 distinct users, so the run also
-measures registering them with OneID (SQLite store; with BENCH_POSTGRES_URL set, the largest scale
+measures registering them with OneID (SQLite store; with a PostgreSQL URL set (common.postgres_url), the largest scale
 is imported once more against that PostgreSQL database). Each scale imports the file, then imports
 it again (every row a duplicate).
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.common import Report, measure_in_child, peak_rss_mib, ratio_table
+from benchmarks.common import Report, measure_in_child, peak_rss_mib, postgres_url, ratio_table
 
 SCALES = {"100k": 100_000, "1M": 1_000_000, "3M": 3_000_000, "10M": 10_000_000}
 DEFAULT_SCALES = ("1M", "3M", "10M")
@@ -126,7 +126,7 @@ def run(scale: str = "") -> Report:
         if s not in SCALES:
             sys.exit(f"unknown scale {s!r}; choose one of {', '.join(SCALES)}")
     results = [measure_in_child("benchmarks.bench_import", s) for s in scales]
-    pg = os.environ.get("BENCH_POSTGRES_URL", "")
+    pg = postgres_url()
     if pg:
         results.append(measure_in_child("benchmarks.bench_import", f"{scales[-1]}@postgresql"))
     report = Report(
@@ -179,4 +179,4 @@ def run(scale: str = "") -> Report:
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "measure":
     _scale, _, _store = sys.argv[2].partition("@")
-    print(json.dumps(measure(_scale, os.environ.get("BENCH_POSTGRES_URL", "") if _store else "")))
+    print(json.dumps(measure(_scale, postgres_url() if _store else "")))

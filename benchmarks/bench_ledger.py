@@ -1,6 +1,6 @@
 """Reward ledger: appends per second (one transaction each, 1 and 8 threads), chain verification
 and signed webhook delivery to a local receiver. SQLite always; PostgreSQL when
-LIEBIAN_TEST_POSTGRES_URL is set (a scratch schema, dropped afterwards).
+a PostgreSQL URL is set (common.postgres_url) (a scratch schema, dropped afterwards).
 
 Scales: "1k" (default: 1,000 grants), "5k".
 """
@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.common import Report
+from benchmarks.common import Report, postgres_url
 
 SCALES = {"1k": 1_000, "5k": 5_000}
 
@@ -140,7 +140,7 @@ def run(scale: str = "") -> Report:
         _measure(report, "sqlite", n)
         dispose_engines()
 
-        pg = os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
+        pg = postgres_url()
         if pg:
             from sqlalchemy import create_engine, text
 

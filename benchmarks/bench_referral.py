@@ -39,7 +39,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from benchmarks.common import Report
+from benchmarks.common import Report, postgres_url
 from benchmarks.common import cpu_seconds as _cpu_seconds
 from benchmarks.common import serve as _serve
 from benchmarks.common import stop as _stop
@@ -207,7 +207,7 @@ def _measure_store(store: str, n: int, base_env: dict, workdir: Path) -> dict[st
     env = dict(base_env)
     env["LIEBIAN_DATA_DIR"] = str(workdir / f"data-{store}")
     schema = None
-    pg_base = os.environ.get("LIEBIAN_BENCH_POSTGRES_URL") or os.environ.get("LIEBIAN_TEST_POSTGRES_URL")
+    pg_base = postgres_url()
     if store == "postgresql":
         schema, env["LIEBIAN_DATABASE_URL"] = _postgres_schema(pg_base)
     try:
@@ -280,7 +280,7 @@ def run(scale: str) -> Report:
         [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")]
     )
     stores = ["sqlite"]
-    if os.environ.get("LIEBIAN_BENCH_POSTGRES_URL") or os.environ.get("LIEBIAN_TEST_POSTGRES_URL"):
+    if postgres_url():
         stores.append("postgresql")
 
     report = Report(

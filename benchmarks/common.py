@@ -34,6 +34,12 @@ class Report:
         return "\n".join(lines)
 
 
+def postgres_url() -> str:
+    """The PostgreSQL server the store benchmarks also run against ("" = SQLite only):
+    LIEBIAN_BENCH_POSTGRES_URL, else the tests' LIEBIAN_TEST_POSTGRES_URL (set by .ci/run)."""
+    return os.environ.get("LIEBIAN_BENCH_POSTGRES_URL") or os.environ.get("LIEBIAN_TEST_POSTGRES_URL") or ""
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
