@@ -13,6 +13,7 @@ import os
 import pkgutil
 import platform
 import re
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -74,13 +75,21 @@ def main() -> None:
             sys.exit(f"unknown benchmark {name!r}; available: {', '.join(available)}")
     durations: list[tuple[str, float]] = []
     for name in names:
-        module = importlib.import_module(f"benchmarks.bench_{name}")
         started = time.perf_counter()
-        report = module.run(args.scale)
+        if len(names) == 1:
+            report = importlib.import_module(f"benchmarks.bench_{name}").run(args.scale)
+            print(report.markdown())
+            if not args.no_record:
+                record(name, report)
+        else:
+            # Each benchmark in a fresh process: its peak memory is its own, and it starts from a
+            # clean interpreter (no engines, caches or settings left by the one before).
+            command = [sys.executable, "-m", "benchmarks", name]
+            command += ["--scale", args.scale] if args.scale else []
+            command += ["--no-record"] if args.no_record else []
+            if subprocess.run(command).returncode:
+                sys.exit(f"benchmark {name} failed")
         durations.append((name, time.perf_counter() - started))
-        print(report.markdown())
-        if not args.no_record:
-            record(name, report)
     if not args.names and not args.scale and not args.no_record:
         record("suite", suite_report(durations))
 

@@ -59,10 +59,14 @@ def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, Any]:
 
 
 def peak_rss_mib() -> float:
-    """Peak resident memory of this process (and finished children) in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
+    """Peak resident memory of this process (and finished children) in MiB.
+
+    Our own peak is VmHWM, which belongs to this program's memory map: ru_maxrss would also carry
+    the peak of the process this one was forked from, across exec (Linux), so a benchmark started
+    by a suite that had grown to 3 GiB would report 3 GiB."""
+    own = peak_rss_of_mib(os.getpid())
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return max(own, children)
 
 
 def cpu_seconds(pid: int) -> float:
