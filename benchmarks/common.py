@@ -144,3 +144,17 @@ def ratio_table(rows: list[tuple[str, list[float]]], scales: list[str], sizes: d
         cells += [f"{b / a:.2f}" for a, b in zip(values, values[1:], strict=False)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def faster_than_data(
+    rows: list[tuple[str, list[float]]], scales: list[str], sizes: dict[str, int], slack: float = 1.15
+) -> list[str]:
+    """The steps where a measure grew more than `slack` × the data: "name (3M→10M: ×4.41 for ×3.33)"."""
+    found = []
+    for name, values in rows:
+        for k in range(1, len(values)):
+            (a, va), (b, vb) = (scales[k - 1], values[k - 1]), (scales[k], values[k])
+            size = sizes[b] / sizes[a]
+            if va > 0 and vb / va > slack * size:
+                found.append(f"{name} ({a}→{b}: ×{vb / va:.2f} for ×{size:.3g} the data)")
+    return found
