@@ -159,6 +159,6 @@ def flush() -> None:
     while True:
         n = _call(service.flush_warehouse)
         total += n
-        if n < 5000:
+        if n < service.FLUSH_ROWS:
             break
     console.print(f"{total} rows flushed to the warehouse")

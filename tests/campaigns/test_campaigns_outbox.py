@@ -1,0 +1,54 @@
+"""The campaign outbox reaches the warehouse field for field, in rounds, exactly once."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from liebian.campaigns import service as campaigns
+from liebian.campaigns.models import Outbox
+from liebian.db.session import session_scope
+from liebian.engine import warehouse
+
+
+def test_outbox_rows_reach_the_warehouse_field_for_field_once(store) -> None:
+    n = campaigns.FLUSH_ROWS + 7  # more than one flush round
+    big = 2**62 + 12345  # person ids use 63 bits: no float on the way
+    when = datetime(2026, 11, 3, 9, 30, 15, 123456)
+    props = {"渠道": "企业微信群", "tier": [1, 2], "note": None}
+    with session_scope() as s:
+        for i in range(n):
+            campaigns._outbox_event(
+                s, event="invite_accept" if i % 2 else "invite_click", ts=when, person_id=big + i,
+                campaign_id="c-1", code=f"CODE{i}", channel="wecom_group", key=f"k{i}",
+                referrer=big - 1 if i % 2 else None, device_id=f"dev{i}" if i % 3 else None,
+                ip="10.0.0.1" if i == 5 else None, props=props if i == 5 else None, edge=bool(i % 2),
+            )  # fmt: skip
+        # a crash after the warehouse commit leaves rows queued again: they must not double
+        s.add(Outbox(kind="event", payload=s.query(Outbox.payload).filter(Outbox.kind == "event").first()[0],
+                     created_at=when))  # fmt: skip
+    with session_scope() as s:
+        assert campaigns.flush_warehouse(s) == campaigns.FLUSH_ROWS
+    campaigns.WarehouseFlusher().flush_once()  # the rest, in rounds
+    with session_scope() as s:
+        assert s.query(Outbox).count() == 0
+    with warehouse.connect() as con:
+        events = con.execute(
+            "SELECT event_id, ts, person_id, id_type, user_id, event, channel, campaign_id, invite_code, "
+            "referrer_person_id, device_id, ip, props, received_at, batch_id FROM events ORDER BY person_id"
+        ).fetchall()
+        edges = con.execute(
+            "SELECT inviter_person_id, invitee_person_id, campaign_id, channel, ts, event_id FROM referral_edges"
+        ).fetchall()
+    assert len(events) == n
+    for i, row in enumerate(events):
+        assert row[:12] == (
+            f"cmp:k{i}", when, big + i, "person", str(big + i),
+            "invite_accept" if i % 2 else "invite_click", "wecom_group", "c-1", f"CODE{i}",
+            big - 1 if i % 2 else None, f"dev{i}" if i % 3 else None, "10.0.0.1" if i == 5 else None,
+        )  # fmt: skip
+        assert json.loads(row[12]) == (props if i == 5 else {})
+        assert row[13:] == (when, "campaigns")
+    assert sorted(edges) == sorted(
+        (big - 1, big + i, "c-1", "wecom_group", when, f"cmp:k{i}") for i in range(1, n, 2)
+    )
