@@ -1,0 +1,102 @@
+"""The seams between domains and the one object that connects them at run time.
+
+Some links cross domains in the direction the import graph must not: the campaign flows run the
+fraud rules, every domain that keeps person ids follows OneID merges, the ledger tells its
+subscribers (webhooks, campaign budgets) about each entry, analytics asks the ledger what rewards
+cost, the scheduler runs every domain's jobs. Each link is a field of `Wiring`.
+
+`liebian.bootstrap.bootstrap()` builds the real `Wiring` from the domains and installs it; the app
+factory, the CLI root and the scheduler call it. Tests install fakes with `use(...)`. Nothing here
+is filled by importing a module, and a process that was never wired says so (`NotWired`) instead of
+silently running without fraud rules or merge followers.
+
+This module imports no domain: every domain may import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # types only: importing them at run time would pull domains into this module
+    from sqlalchemy.orm import Session
+
+    from liebian.risk import RiskCheck
+
+
+@dataclass(frozen=True)
+class Job:
+    """A scheduled job: a plain function run by the server's scheduler and by `liebian job NAME`."""
+
+    name: str
+    func: Callable[[], Any]
+    every_seconds: float
+    description: str
+
+
+# (session, {old person id: surviving person id}) — called in the merge's transaction.
+MergeFollower = Callable[["Session", dict[int, int]], None]
+# (session, ledger entry, reward view as a dict) — called in the entry's transaction.
+LedgerSubscriber = Callable[["Session", dict, dict], None]
+# (analytics filters) -> reward cost in fen for the rewards those filters select.
+RewardCostProvider = Callable[[Any], int]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    risk_checks: tuple[RiskCheck, ...] = ()
+    merge_followers: tuple[MergeFollower, ...] = ()
+    ledger_subscribers: tuple[LedgerSubscriber, ...] = ()
+    reward_cost: RewardCostProvider | None = None
+    jobs: tuple[Job, ...] = ()
+
+    def with_(self, **changes: Any) -> Wiring:
+        """A copy with some links replaced (tests: the real wiring with one fake)."""
+        return replace(self, **changes)
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        known = ", ".join(sorted(j.name for j in self.jobs)) or "none"
+        raise KeyError(f"unknown job {name!r}; known jobs: {known}")
+
+
+class NotWired(RuntimeError):
+    """A cross-domain link was used before `liebian.bootstrap.bootstrap()` ran in this process."""
+
+
+_current: Wiring | None = None
+
+
+def install(wiring: Wiring) -> Wiring:
+    global _current
+    _current = wiring
+    return wiring
+
+
+def current() -> Wiring:
+    if _current is None:
+        raise NotWired(
+            "liebian is not wired in this process: call liebian.bootstrap.bootstrap() first "
+            "(the app factory, the CLI root and the scheduler do)"
+        )
+    return _current
+
+
+def is_wired() -> bool:
+    return _current is not None
+
+
+@contextmanager
+def use(wiring: Wiring) -> Iterator[Wiring]:
+    """Install `wiring` for the duration of a block (tests), then put back what was there."""
+    global _current
+    previous = _current
+    _current = wiring
+    try:
+        yield wiring
+    finally:
+        _current = previous
