@@ -64,6 +64,9 @@ def main(
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
+    from liebian.bootstrap import bootstrap  # deferred: it loads every domain; `liebian --help` does not
+
+    bootstrap()  # the links between the domains (risk checks, merge followers, ledger subscribers, jobs)
     if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
         # A fresh data directory works without a separate `liebian db upgrade` first.
         migrate.ensure_current()

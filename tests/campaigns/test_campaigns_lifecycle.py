@@ -10,6 +10,7 @@ from campaign_helpers import Api, rules
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from liebian import ports
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.schemas import AcceptRequest, ConversionRequest
 from liebian.cli import app as cli
@@ -220,7 +221,7 @@ def test_cli_create_launch_compliance_poster_leaderboard(store: str, tmp_path) -
     assert [(b["nickname"], b["qualified"]) for b in json.loads(r.stdout)] == [("小红", 1)]
 
 
-def test_risk_policy_holds_and_blocks(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_risk_policy_holds_and_blocks(api: Api) -> None:
     """A check scoring 60 holds the referral (rewards pending, held for review); a circular referral blocks."""
     api.create(rules("double_sided", require_new_friend=False), "risk")
     code = api.invite("risk", "alice")["code"]
@@ -230,23 +231,24 @@ def test_risk_policy_holds_and_blocks(api: Api, monkeypatch: pytest.MonkeyPatch)
             return [campaigns.RiskSignal("test_ua", 60, "scripted client")]
         return []
 
-    monkeypatch.setattr(campaigns, "RISK_CHECKS", [*campaigns.RISK_CHECKS, suspicious_ua])
-    held = api.accept(code, "bob", user_agent="bot")
-    assert held.status_code == 201 and held.json()["state"] == "held"
-    assert [s["code"] for s in held.json()["signals"]] == ["test_ua"]
-    api.order("risk", "bob", "o-bob")
-    assert {(r.reward_code, r.state) for r in ledger("risk")} == {("INV", "pending"), ("NEW", "pending")}
-    with session_scope() as s:
-        got = [rewards.get_reward(s, r.id) for r in ledger("risk")]
-        assert all(r.held_for_review for r in got)
-        assert rewards.release_due(s, campaigns.utcnow() + campaigns.timedelta(days=30)) == 0
-    # bob invites alice back: alice is upstream of bob — a circular referral, blocked and kept.
-    bob_code = api.invite("risk", "bob")["code"]
-    blocked = api.accept(bob_code, "alice")
-    assert blocked.status_code == 403 and blocked.json()["code"] == "blocked"
-    assert "circular_referral" in [s["code"] for s in blocked.json()["signals"]]
-    tree = api.c.get("/api/v1/campaigns/risk/referrals").json()
-    assert [r["state"] for r in tree] == ["held", "blocked"]
+    wiring = ports.current()
+    with ports.use(wiring.with_(risk_checks=(*wiring.risk_checks, suspicious_ua))):
+        held = api.accept(code, "bob", user_agent="bot")
+        assert held.status_code == 201 and held.json()["state"] == "held"
+        assert [s["code"] for s in held.json()["signals"]] == ["test_ua"]
+        api.order("risk", "bob", "o-bob")
+        assert {(r.reward_code, r.state) for r in ledger("risk")} == {("INV", "pending"), ("NEW", "pending")}
+        with session_scope() as s:
+            got = [rewards.get_reward(s, r.id) for r in ledger("risk")]
+            assert all(r.held_for_review for r in got)
+            assert rewards.release_due(s, campaigns.utcnow() + campaigns.timedelta(days=30)) == 0
+        # bob invites alice back: alice is upstream of bob — a circular referral, blocked and kept.
+        bob_code = api.invite("risk", "bob")["code"]
+        blocked = api.accept(bob_code, "alice")
+        assert blocked.status_code == 403 and blocked.json()["code"] == "blocked"
+        assert "circular_referral" in [s["code"] for s in blocked.json()["signals"]]
+        tree = api.c.get("/api/v1/campaigns/risk/referrals").json()
+        assert [r["state"] for r in tree] == ["held", "blocked"]
 
 
 def test_close_due_ends_and_settles_a_leaderboard_past_its_end(api: Api) -> None:

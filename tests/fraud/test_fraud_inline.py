@@ -2,7 +2,7 @@
 
 The rules run against the real operational store (SQLite and PostgreSQL) and the real OneID
 registry; the end-to-end tests at the bottom go through the campaign HTTP API, where the checks
-are plugged into `campaigns.service.RISK_CHECKS`.
+are wired into the campaign engine (liebian/bootstrap.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-import liebian.fraud  # noqa: F401 - importing the package registers the inline checks
+from liebian.bootstrap import default_wiring
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.session import session_scope
@@ -56,10 +56,8 @@ def codes(signals) -> list[str]:
     return sorted(s.code for s in signals)
 
 
-def test_registered_once_in_the_campaign_seam() -> None:
-    inline.register()
-    inline.register()
-    assert campaigns.RISK_CHECKS.count(inline.inline_check) == 1
+def test_wired_once_into_the_campaign_seam() -> None:
+    assert default_wiring().risk_checks.count(inline.inline_check) == 1
 
 
 def test_every_inline_code_is_in_the_catalogue_with_both_languages() -> None:

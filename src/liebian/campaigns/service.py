@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from liebian import ports
 from liebian.campaigns.models import (
     Campaign,
     CampaignAudit,
@@ -838,13 +839,10 @@ def check_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     return []
 
 
-# Inline checks run on accept and on conversion; the fraud domain appends its own.
-RISK_CHECKS: list[RiskCheck] = [check_device_ip_caps, check_circular]
-
-
 def _assess(session: Session, ctx: RiskContext) -> tuple[str, int, list[RiskSignal]]:
+    """Run the wired inline checks (liebian/bootstrap.py: the engine's own and fraud's)."""
     signals: list[RiskSignal] = []
-    for check in RISK_CHECKS:
+    for check in ports.current().risk_checks:
         signals.extend(check(session, ctx))
     score = sum(s.score for s in signals)
     policy = ctx.rules.risk_policy
@@ -1961,7 +1959,7 @@ def referral_tree(session: Session, campaign_id: str, limit: int | None = None) 
 
 
 def _follow_merges(session: Session, final: dict[int, int]) -> None:
-    """Person ids in campaign tables follow OneID merges (registered in identity.MERGE_HOOKS)."""
+    """Person ids in campaign tables follow OneID merges (a merge follower, liebian/bootstrap.py)."""
     # Most merges (bulk identity imports) touch persons who never took part in a campaign: find
     # the few that did with a handful of set-based queries, then rewrite only those.
     involved = _campaign_participants(session, list(final))
@@ -2055,10 +2053,6 @@ def _campaign_participants(session: Session, person_ids: list[int]) -> set[int]:
         )
         found.update(int(k) for k in keys)
     return found
-
-
-if _follow_merges not in identity.MERGE_HOOKS:
-    identity.MERGE_HOOKS.append(_follow_merges)
 
 
 def poster_png(session: Session, code: str) -> bytes:

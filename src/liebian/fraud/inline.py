@@ -1,9 +1,10 @@
 """Inline risk checks, run by the campaign engine when an invite is accepted and when a conversion is
-reported (`campaigns.service.RISK_CHECKS`). Each rule returns RiskSignals with a stable reason code
-(reasons.py); the campaign's policy adds the scores up and decides allow / hold / block.
+reported. Each rule returns RiskSignals with a stable reason code (reasons.py); the campaign's
+policy adds the scores up and decides allow / hold / block.
 
-`register()` appends `inline_check` to RISK_CHECKS once; importing `liebian.fraud` calls it, so the
-server (which imports fraud.api), the CLI and the scheduler all run with the checks in place.
+`liebian.bootstrap` wires `inline_check` into the campaign engine; the server, the CLI and the
+scheduler all bootstrap, and a process that did not raises `ports.NotWired` instead of running
+without the checks.
 
 Every call records a sighting (fraud_sightings) after the rules ran: velocity, bursts, IP+UA
 matches, cross-campaign cycles and cap hits count earlier sightings, never the current one.
@@ -18,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from liebian.campaigns.service import RISK_CHECKS, RiskContext, RiskSignal
+from liebian.campaigns.service import RiskContext, RiskSignal
 from liebian.config import get_settings
 from liebian.fraud.models import FraudSighting
 from liebian.fraud.reasons import REASONS
@@ -286,7 +287,7 @@ RULES = (
 
 
 def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
-    """All rules, then remember this sighting. The RiskCheck registered with the campaign engine.
+    """All rules, then remember this sighting. The RiskCheck wired into the campaign engine.
 
     Inviter and friend are read once (one statement for both) and the counts of earlier sightings
     once (`_sightings`, when a rule needs one), for all the rules."""
@@ -318,9 +319,3 @@ def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
         },
     )
     return signals
-
-
-def register() -> None:
-    """Plug the inline checks into the campaign engine (idempotent)."""
-    if inline_check not in RISK_CHECKS:
-        RISK_CHECKS.append(inline_check)

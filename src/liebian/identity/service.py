@@ -12,7 +12,7 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from liebian import ports
 from liebian.db.base import utcnow
 from liebian.identity.keys import (
     DIRECT_TYPES,
@@ -40,10 +41,6 @@ from liebian.privacy.crypto import encrypt
 
 Key = tuple[str, str]  # (id_type, stored value)
 CHUNK = 900
-
-# Other domains keep person ids in the operational store too; they register here to follow merges.
-MergeHook = Callable[[Session, dict[int, int]], None]
-MERGE_HOOKS: list[MergeHook] = []
 
 
 def _insert(session: Session, model):
@@ -378,8 +375,9 @@ def _apply_merges(session: Session, log: list[tuple[int, int, int | None]], fina
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Person | Identifier):
             session.expire(obj)
-    for hook in MERGE_HOOKS:
-        hook(session, final)
+    # Other domains keep person ids in the operational store too: they follow in this transaction.
+    for follow in ports.current().merge_followers:
+        follow(session, final)
 
 
 def current_person(session: Session, person_id: int) -> int | None:
@@ -557,7 +555,3 @@ def conflict_count(session: Session, start: datetime | None = None, end: datetim
     if end is not None:
         query = query.where(IdentityLink.observed_at < end)
     return session.scalar(query) or 0
-
-
-# Set-based registration for file imports (ingestion); defined in bulk.py to keep this module readable.
-from liebian.identity.bulk import register_new, resolve_bulk  # noqa: E402, F401

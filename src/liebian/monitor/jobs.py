@@ -6,13 +6,12 @@ from datetime import timedelta
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.jobs import job
 from liebian.monitor import service
+from liebian.ports import Job
 
 SCAN_DAYS = 56  # eight weeks of history for the weekly fit
 
 
-@job("monitor-rules", every_seconds=3600)
 def check_rules() -> dict:
     """Threshold rules for yesterday (local), and the rate rules on the last finished hour of live campaigns."""
     now = utcnow()
@@ -29,14 +28,12 @@ def check_rules() -> dict:
         }
 
 
-@job("monitor-escalate", every_seconds=300)
 def escalate() -> dict:
     """Escalate open alerts past their response deadline."""
     with session_scope() as s:
         return {"escalated": len(service.escalate_due(s))}
 
 
-@job("monitor-anomalies", every_seconds=86400)
 def scan_anomalies() -> dict:
     """STL + 3σ scan of participants per live campaign and of paid orders; alerts for yesterday."""
     end = service.local_time().date() - timedelta(days=1)
@@ -60,8 +57,15 @@ def scan_anomalies() -> dict:
     return {"end": end.isoformat(), "series": len(targets), "alerts": found}
 
 
-@job("monitor-live", every_seconds=3600)
 def scan_live() -> dict:
     """Hourly series of live campaigns (total and per channel), daily-cycle STL + 3σ; alerts for the last hour."""
     with session_scope() as s:
         return service.scan_live(s)
+
+
+JOBS = (
+    Job("monitor-rules", check_rules, every_seconds=3600),
+    Job("monitor-escalate", escalate, every_seconds=300),
+    Job("monitor-anomalies", scan_anomalies, every_seconds=86400),
+    Job("monitor-live", scan_live, every_seconds=3600),
+)

@@ -261,17 +261,14 @@ def consent_state(session: Session, person_id: int) -> list[dict]:
     return out
 
 
-def _follow_merges(session: Session, final: dict[int, int]) -> None:
-    """Consent follows OneID merges: the merged person's records move to the survivor."""
+def follow_merges(session: Session, final: dict[int, int]) -> None:
+    """Consent follows OneID merges: the merged person's records move to the survivor (a merge
+    follower, wired in liebian/bootstrap.py)."""
     for merged, survivor in final.items():
         if merged != survivor:
             session.execute(
                 update(ConsentRecord).where(ConsentRecord.person_id == merged).values(person_id=survivor)
             )
-
-
-if _follow_merges not in identity.MERGE_HOOKS:
-    identity.MERGE_HOOKS.append(_follow_merges)
 
 
 # --- the person's footprint --------------------------------------------------------------------

@@ -34,7 +34,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from liebian import ports
 from liebian.db.base import utcnow
+from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
 
@@ -242,7 +244,8 @@ def _append(
     note: str,
     idempotency_key: str,
 ) -> dict:
-    """Append one entry after the head (the caller holds the head lock) and announce it."""
+    """Append one entry after the head (the caller holds the head lock) and tell the wired ledger
+    subscribers (webhooks, campaign budgets) in this same transaction."""
     entry = {
         "seq": head.seq + 1,
         "reward_id": reward["id"],
@@ -262,9 +265,8 @@ def _append(
     session.execute(_INSERT_ENTRY, entry)
     session.execute(_HEAD_SET, {"b_seq": entry["seq"], "b_hash": entry["hash"]})
     head.seq, head.hash = entry["seq"], entry["hash"]
-    from liebian.rewards import webhooks  # the outbox shares this transaction
-
-    webhooks.enqueue_for_entry(session, entry, reward)
+    for subscriber in ports.current().ledger_subscribers:
+        subscriber(session, entry, reward)
     return entry
 
 
@@ -551,8 +553,6 @@ def get_reward(session: Session, reward_id: int) -> RewardView:
 def person_ids(session: Session, person_id: int) -> list[int]:
     """The person and every person id merged into it (OneID): rewards stay on the id they were
     granted to — the chain is never rewritten — and reads gather them."""
-    from liebian.identity import service as identity
-
     view = identity.person_view(session, person_id)
     if view is None:
         return [person_id]

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from liebian import __version__
+from liebian.bootstrap import bootstrap
 from liebian.config import get_settings
 from liebian.db import migrate
 from liebian.jobs import Scheduler
@@ -60,6 +61,7 @@ def _include_routers(app: FastAPI) -> None:
 def create_app(run_migrations: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        bootstrap()  # the links between the domains, before the first request and the scheduler
         if run_migrations:
             from liebian.db.locks import ProcessLock
 
