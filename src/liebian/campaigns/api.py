@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from liebian.campaigns import service
+from liebian.campaigns import flows, invites, service, views
+from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
     AcceptRequest,
     CampaignCreate,
@@ -24,7 +25,7 @@ from liebian.db.session import session_scope
 from liebian.web.background import worker_lifespan
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
-router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.WarehouseFlusher))
+router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.warehouse_flusher))
 
 
 def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
@@ -34,7 +35,7 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     try:
         with session_scope() as s:
             result = fn(s, *args, **kwargs)
-    except service.CampaignError as exc:
+    except CampaignError as exc:
         return JSONResponse(status_code=exc.status, content=exc.body())
     except LedgerError as exc:
         return JSONResponse(status_code=exc.status, content=exc.as_dict())
@@ -111,7 +112,7 @@ def audit(campaign_id: str, limit: int = Query(200, ge=1, le=5000)):
 @router.get("/api/v1/campaigns/{campaign_id}/referrals")
 def referrals(campaign_id: str):
     """The referral tree: each referral with its parent and generation."""
-    return _run(service.referral_tree, campaign_id)
+    return _run(views.referral_tree, campaign_id)
 
 
 # ---------------------------------------------------------------- front ends
@@ -120,17 +121,17 @@ def referrals(campaign_id: str):
 @router.post("/api/v1/campaigns/{campaign_id}/invites")
 def my_invite(campaign_id: str, body: InviteRequest):
     """My invite code and link for this campaign and channel (the same until it expires)."""
-    return _run(service.get_invite, campaign_id, body, channel=body.channel)
+    return _run(invites.get_invite, campaign_id, body, channel=body.channel)
 
 
 @router.get("/api/v1/invites/{code}")
 def invite_info(code: str):
-    return _run(service.invite_info, code)
+    return _run(invites.invite_info, code)
 
 
 @router.get("/api/v1/invites/{code}/poster.png", response_class=Response)
 def invite_poster(code: str):
-    result = _run(service.poster_png, code)
+    result = _run(invites.poster_png, code)
     if isinstance(result, JSONResponse):
         return result
     return Response(content=result, media_type="image/png")
@@ -140,7 +141,7 @@ def invite_poster(code: str):
 def click(code: str, request: Request):
     """The short link: record the click (invite_click) and redirect to the landing page."""
     ip = request.client.host if request.client else None
-    result = _run(lambda s: service.click(s, code, ip=ip, user_agent=request.headers.get("user-agent"))[1])
+    result = _run(lambda s: invites.click(s, code, ip=ip, user_agent=request.headers.get("user-agent"))[1])
     if isinstance(result, JSONResponse):
         return result
     return RedirectResponse(result, status_code=302)
@@ -151,7 +152,7 @@ def accept(body: AcceptRequest, request: Request):
     """A friend accepts an invite (signs up through it). A blocked referral answers 403 and is kept."""
     if body.ip is None and request.client:
         body.ip = request.client.host
-    result = _run(service.accept_invite, body)
+    result = _run(flows.accept_invite, body)
     if isinstance(result, JSONResponse):
         return result
     if result["state"] == "blocked":
@@ -169,27 +170,27 @@ def accept(body: AcceptRequest, request: Request):
 @router.post("/api/v1/campaigns/{campaign_id}/conversions")
 def report_conversion(campaign_id: str, body: ConversionRequest):
     """Report an order or custom event; the same order_id again changes nothing (duplicate: true)."""
-    return _run(service.report_conversion, campaign_id, body)
+    return _run(flows.report_conversion, campaign_id, body)
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/refunds")
 def refund(campaign_id: str, body: RefundRequest):
     """An order was refunded: within the hold its rewards are revoked."""
-    return _run(service.refund, campaign_id, body.order_id, note=body.note)
+    return _run(flows.refund, campaign_id, body.order_id, note=body.note)
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/claims")
 def claim(campaign_id: str, body: Participant):
     """Share-for-coupon: claim the coupon once the link was opened often enough."""
-    return _run(service.claim, campaign_id, body)
+    return _run(flows.claim, campaign_id, body)
 
 
 @router.get("/api/v1/campaigns/{campaign_id}/progress")
 def progress(campaign_id: str, id_type: str, id: str):
     """My progress and rewards in a campaign."""
-    return _run(service.progress, campaign_id, Participant(id_type=id_type, id=id))
+    return _run(views.progress, campaign_id, Participant(id_type=id_type, id=id))
 
 
 @router.get("/api/v1/campaigns/{campaign_id}/leaderboard")
 def leaderboard(campaign_id: str, limit: int = Query(20, ge=1, le=500)):
-    return _run(service.leaderboard, campaign_id, limit)
+    return _run(views.leaderboard, campaign_id, limit)

@@ -123,53 +123,6 @@ class CampaignRules(BaseModel):
         return out
 
 
-def rule_problems(r: CampaignRules) -> list[tuple[str, str]]:
-    p: list[tuple[str, str]] = []
-    if r.start_at and r.end_at and r.end_at <= r.start_at:
-        p.append(("end_at", "the window ends before it starts"))
-    for i in range(1, len(r.tiers)):
-        if r.tiers[i].threshold <= r.tiers[i - 1].threshold:
-            p.append((f"tiers.{i}.threshold", "tier thresholds must increase"))
-        if r.tiers[i].reward.value_fen < r.tiers[i - 1].reward.value_fen:
-            p.append((f"tiers.{i}.reward.value_fen", "a higher tier must not be worth less"))
-    rewards = r.rewards()
-    if r.per_inviter_cap == 0 and rewards:
-        p.append(("per_inviter_cap", "a cap of 0 allows no reward although rewards are defined"))
-    if r.per_inviter_cap and r.tiers and r.tiers[-1].threshold > r.per_inviter_cap:
-        p.append(
-            (
-                "tiers",
-                f"the top tier needs {r.tiers[-1].threshold} friends but the cap is {r.per_inviter_cap}",
-            )
-        )
-    smallest = min((w.value_fen for w in rewards if w.value_fen > 0), default=None)
-    if r.budget_fen is not None and smallest is not None and r.budget_fen < smallest:
-        p.append(("budget_fen", f"the budget {r.budget_fen} is smaller than one reward ({smallest} fen)"))
-    if r.stock == 0 and rewards:
-        p.append(("stock", "a stock of 0 allows no reward although rewards are defined"))
-    q = r.qualifying_event
-    if q.kind == "order_min_amount" and q.min_amount_fen <= 0:
-        p.append(("qualifying_event.min_amount_fen", "order_min_amount needs a positive amount"))
-    if q.kind == "custom" and not q.event_name:
-        p.append(("qualifying_event.event_name", "a custom qualifying event needs its name"))
-    need = {
-        "invite_task": ("tiers", bool(r.tiers)),
-        "double_sided": ("inviter_reward", bool(r.inviter_reward and r.friend_reward)),
-        "group_buy": ("group", r.group is not None),
-        "assist": ("assist", r.assist is not None),
-        "share_coupon": ("inviter_reward", r.inviter_reward is not None),
-        "leaderboard": ("leaderboard", r.leaderboard is not None),
-    }[r.type]
-    if not need[1]:
-        what = "inviter_reward and friend_reward" if r.type == "double_sided" else need[0]
-        p.append((need[0], f"{r.type} campaigns need {what}"))
-    if r.leaderboard and not r.leaderboard.rewards:
-        p.append(("leaderboard.rewards", "at least one reward is needed"))
-    if r.risk_policy.block_at < r.risk_policy.hold_at:
-        p.append(("risk_policy.block_at", "block_at must not be below hold_at"))
-    return p
-
-
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$", description="optional slug")

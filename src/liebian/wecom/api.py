@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from liebian.campaigns.service import CampaignError
+from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.web.background import worker_lifespan

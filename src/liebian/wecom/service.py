@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from liebian.campaigns import invites
 from liebian.campaigns import service as campaigns
 from liebian.config import Settings, get_settings
 from liebian.db.base import utcnow
@@ -677,7 +678,7 @@ def create_contact_way(session: Session, req: ContactWayCreate, client: WecomCli
         created_at=utcnow(),
     )
     if req.inviter is not None:
-        inv = campaigns.get_invite(session, req.campaign_id, req.inviter, channel=req.channel)
+        inv = invites.get_invite(session, req.campaign_id, req.inviter, channel=req.channel)
         st.invite_code, st.inviter_person_id = inv["code"], inv["inviter_person_id"]
     session.add(st)
     session.flush()
