@@ -31,20 +31,30 @@ from liebian.campaigns.models import (
 )
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 
 LAUNCHED = ("scheduled", "live")
 
 
-class CampaignError(Exception):
+class CampaignError(DomainError):
     """A request the engine refuses: HTTP status, a stable code, and the fields at fault."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None, errors=None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        errors: list[dict] | None = None,
+    ):
+        super().__init__(code, message, status)
+        self.field = field
         self.errors = errors or ([{"field": field, "reason": message}] if field else [])
 
-    def body(self) -> dict:
+    def as_dict(self) -> dict:
         return {"detail": self.message, "code": self.code, "errors": self.errors}
+
+    body = as_dict  # the name the routers and the CLI use
 
 
 # ---------------------------------------------------------------- small helpers
