@@ -6,8 +6,8 @@ install fakes with `ports.use(...)`. The domains are imported here directly, so 
 does not exist fails at start with an ImportError or AttributeError, never by being skipped.
 
 Reading guide — who calls whom through the wiring:
-- risk_checks: the campaign flows (accept, conversion) run them; the campaign engine's own caps and
-  circular-referral check, then fraud's inline rules.
+- risk_checks: the campaign flows (accept, conversion) run them; fraud implements them (the caps and
+  the circular-referral check included, each rule once).
 - merge_followers: identity.merge/link call them in the merge's transaction; every domain that keeps
   person ids in the operational store.
 - ledger_subscribers: the reward ledger calls them for every entry, in the entry's transaction.
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from liebian import ports
 from liebian.automation import jobs as automation_jobs
+from liebian.campaigns import budget as campaign_budget
+from liebian.campaigns import flows as campaign_flows
 from liebian.campaigns import jobs as campaign_jobs
-from liebian.campaigns import service as campaigns
 from liebian.fraud import inline as fraud_inline
 from liebian.fraud import jobs as fraud_jobs
 from liebian.identity import jobs as identity_jobs
@@ -55,10 +56,9 @@ def default_wiring() -> ports.Wiring:
     if duplicates:
         raise ValueError(f"two jobs share a name: {', '.join(duplicates)}")
     return ports.Wiring(
-        risk_checks=(campaigns.check_device_ip_caps, campaigns.check_circular, fraud_inline.inline_check),
-        merge_followers=(campaigns._follow_merges, privacy.follow_merges),
-        # the campaign budget's release on final entries joins here (campaigns.budget.release_on_entry)
-        ledger_subscribers=(webhooks.enqueue_for_entry,),
+        risk_checks=fraud_inline.RISK_CHECKS,
+        merge_followers=(campaign_flows.follow_merges, privacy.follow_merges),
+        ledger_subscribers=(webhooks.enqueue_for_entry, campaign_budget.release_on_entry),
         reward_cost=reward_costs.reward_cost_fen,
         jobs=jobs,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liebian.campaigns import service
+from liebian.campaigns import budget, service
 from liebian.db.session import session_scope
 from liebian.ports import Job
 
@@ -16,7 +16,7 @@ def close_due_campaigns() -> dict:
 def reconcile_reservations() -> dict[str, int]:
     """Repair: give back the budget of rewards rejected or revoked whose reservation is still held."""
     with session_scope() as session:
-        return {"released": service.reconcile_reservations(session)}
+        return {"released": budget.reconcile_reservations(session)}
 
 
 JOBS = (

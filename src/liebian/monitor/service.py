@@ -925,6 +925,7 @@ def evaluate_rules(
 def auto_adjust(session: Session, rule: AlertRule, alert: dict, *, now: datetime | None = None) -> dict:
     """Apply the rule's action within its limits; audit it; record what was done on the alert."""
     from liebian.campaigns import service as campaigns
+    from liebian.campaigns.common import CampaignError
 
     now = now or utcnow()
     limits = json.loads(rule.limits or "{}")
@@ -951,7 +952,7 @@ def auto_adjust(session: Session, rule: AlertRule, alert: dict, *, now: datetime
                 a.auto_action = _raise_rewards(session, campaigns, cid, limits, actor)
             else:
                 a.auto_action = f"skipped: {rule.action} needs a person"
-        except campaigns.CampaignError as exc:
+        except CampaignError as exc:
             a.auto_action = f"failed: {exc}"
     session.flush()
     _audit(session, actor, "monitor.auto_adjust", f"alert:{a.id}", {"rule": rule.id, "campaign_id": cid,

@@ -16,7 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from liebian.campaigns.service import CampaignError
+from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.web.background import worker_lifespan
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 # Pipeline events are handed to the collector in batches, off the callback's request path.
-router = APIRouter(tags=["wecom"], lifespan=worker_lifespan(service.OutboxFlusher))
+router = APIRouter(tags=["wecom"], lifespan=worker_lifespan(service.outbox_flusher))
 
 # (method, path) authenticated by WeCom's msg_signature instead of an operator session.
 PUBLIC_ROUTES = [("GET", "/api/v1/wecom/callback"), ("POST", "/api/v1/wecom/callback")]

@@ -14,7 +14,7 @@ A callback goes through three steps:
 
 `flush_outbox` hands the queued events to the ingest collector (`liebian.ingest.service.ingest_items`,
 the function behind `POST /api/v1/events/batch`) in batches, from the server's background thread
-(`OutboxFlusher`, about a second after the callback) or `liebian wecom flush`; rows that cannot be
+(`outbox_flusher`, about a second after the callback) or `liebian wecom flush`; rows that cannot be
 loaded now stay queued for the next round.
 """
 
@@ -35,9 +35,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from liebian.campaigns import invites
 from liebian.campaigns import service as campaigns
 from liebian.config import Settings, get_settings
 from liebian.db.base import utcnow
+from liebian.engine.outbox import OutboxFlusher
 from liebian.identity import service as identity
 from liebian.wecom import attribution
 from liebian.wecom.client import WecomApiError, WecomClient
@@ -584,32 +586,10 @@ def flush_outbox(limit: int = 1000) -> int:
                 return done
 
 
-class OutboxFlusher:
-    """A background thread handing queued events to the collector every `interval` seconds, in
+def outbox_flusher(interval: float = 1.0) -> OutboxFlusher:
+    """The server's thread handing queued events to the collector every `interval` seconds, in
     batches, off the callback's request path (one per server process)."""
-
-    def __init__(self, interval: float = 1.0):
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="wecom-outbox-flush", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush_once()
-
-    def flush_once(self) -> None:
-        try:
-            flush_outbox()
-        except Exception:  # keep serving; the events stay queued for the next round
-            log.exception("handing WeCom events to the collector failed; they stay queued")
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self.flush_once()
+    return OutboxFlusher("wecom-outbox-flush", flush_outbox, interval=interval)
 
 
 def pending_events(session: Session) -> int:
@@ -677,7 +657,7 @@ def create_contact_way(session: Session, req: ContactWayCreate, client: WecomCli
         created_at=utcnow(),
     )
     if req.inviter is not None:
-        inv = campaigns.get_invite(session, req.campaign_id, req.inviter, channel=req.channel)
+        inv = invites.get_invite(session, req.campaign_id, req.inviter, channel=req.channel)
         st.invite_code, st.inviter_person_id = inv["code"], inv["inviter_person_id"]
     session.add(st)
     session.flush()

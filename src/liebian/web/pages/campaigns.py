@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignRules
 from liebian.web.console import (
     Column,
@@ -660,6 +661,7 @@ def _overlaps(row: dict, start: str, end: str) -> bool:
 @router.get("/campaigns")
 def campaign_list(request: Request) -> Response:
     from liebian.campaigns import service
+    from liebian.campaigns import views as campaign_views
     from liebian.db.session import session_scope
 
     t = translator(locale_of(request))
@@ -672,7 +674,7 @@ def campaign_list(request: Request) -> Response:
     }
     with session_scope() as s:
         views = service.list_campaigns(s, wanted["status"] or None, with_rules=True)
-        stats = service.campaign_stats(s)
+        stats = campaign_views.campaign_stats(s)
     rows = _list_rows(t, views, stats)
     needle = wanted["q"].lower()
     rows = [
@@ -786,7 +788,7 @@ def _load_campaign(campaign_id: str) -> dict | None:
     with session_scope() as s:
         try:
             return service.get_campaign(s, campaign_id)
-        except service.CampaignError:
+        except CampaignError:
             return None
 
 
@@ -843,7 +845,7 @@ def _save(request: Request, campaign: dict | None, values: dict[str, Any]) -> Re
                         s, campaign["id"], doc, note=(values.get("note") or "").strip(), actor=actor
                     )
             return htmx_redirect(f"/campaigns/{saved['id']}")
-        except service.CampaignError as exc:
+        except CampaignError as exc:
             errors = place_errors(exc.errors or [{"field": "rules", "reason": exc.message}], renumbered)
     context = _editor_context(request, campaign=campaign, values=values, errors=errors)
     # 200: htmx swaps only successful answers; the form comes back with the problems marked
@@ -873,6 +875,7 @@ async def campaign_update(request: Request, campaign_id: str) -> Response:
 @router.get("/campaigns/{campaign_id}")
 def campaign_detail(request: Request, campaign_id: str) -> Response:
     from liebian.campaigns import service
+    from liebian.campaigns import views as campaign_views
     from liebian.db.session import session_scope
     from liebian.rewards import service as ledger
 
@@ -881,11 +884,11 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
     with session_scope() as s:
         try:
             campaign = service.get_campaign(s, campaign_id)
-        except service.CampaignError:
+        except CampaignError:
             return _campaign_error_page(request, campaign_id, 404)
         report = service.compliance_report(s, campaign_id)
-        stats = service.campaign_stats(s, campaign_id).get(campaign_id, {})
-        referrals = service.referral_tree(s, campaign_id, limit=None if exporting else SHOWN_REFERRALS)
+        stats = campaign_views.campaign_stats(s, campaign_id).get(campaign_id, {})
+        referrals = campaign_views.referral_tree(s, campaign_id, limit=None if exporting else SHOWN_REFERRALS)
         versions = service.versions(s, campaign_id)
         balances = ledger.balances(s, by="campaign", key=campaign_id)
         audit = service.audit_log(s, campaign_id, limit=20)
@@ -960,13 +963,13 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
 
 @router.get("/campaigns/{campaign_id}/poster.png")
 def campaign_poster(campaign_id: str) -> Response:
-    from liebian.campaigns import service
+    from liebian.campaigns import invites
     from liebian.db.session import session_scope
 
     try:
         with session_scope() as s:
-            png = service.poster_preview(s, campaign_id)
-    except service.CampaignError as exc:
+            png = invites.poster_preview(s, campaign_id)
+    except CampaignError as exc:
         return Response(exc.message, status_code=exc.status, media_type="text/plain")
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
@@ -979,7 +982,7 @@ def _lifecycle(request: Request, campaign_id: str, action: str) -> Response:
     try:
         with session_scope() as s:
             fn(s, campaign_id, actor=_principal(request).name)
-    except service.CampaignError as exc:
+    except CampaignError as exc:
         reasons = [f"{e['field']}: {e['reason']}" for e in exc.errors] or [exc.message]
         return flash_fragment(" · ".join(reasons), ok=False)
     return htmx_redirect(f"/campaigns/{campaign_id}")
