@@ -20,7 +20,7 @@ app = typer.Typer(
 
 # (module, sub-command name or None to merge commands into the root, help)
 DOMAINS = [
-    ("liebian.db.cli", "db", "Operational store: migrations."),
+    ("liebian.db.cli", "db", "Schema versions: operational store migrations, warehouse version."),
     ("liebian.ingest.cli", "import", "Import events, orders, identities and messages from files."),
     ("liebian.identity.cli", "identity", "One person across channels (OneID)."),
     ("liebian.quality.cli", "quality", "Data-quality report."),

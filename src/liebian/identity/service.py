@@ -490,7 +490,6 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
 
 def sync_watermark(con: duckdb.DuckDBPyConnection) -> int:
     """The id of the last registry identifier copied into the warehouse's identity_map."""
-    con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
     # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
     return con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
 
