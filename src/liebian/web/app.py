@@ -36,7 +36,9 @@ ROUTERS = [
     # console pages (web/pages); a module not written yet is skipped
     "liebian.web.pages.overview",
     "liebian.web.pages.analytics",
-    "liebian.web.pages.models",
+    "liebian.web.pages.models.ltv",
+    "liebian.web.pages.models.attribution",
+    "liebian.web.pages.models.experiments",
     "liebian.web.pages.campaigns",
     "liebian.web.pages.fraud",
     "liebian.web.pages.alerts",
