@@ -43,6 +43,7 @@ ROUTERS = [
     "liebian.web.pages.fraud",
     "liebian.web.pages.alerts",
     "liebian.web.pages.reports",
+    "liebian.web.pages.journeys",
     "liebian.web.pages.data",
     "liebian.web.pages.settings",
 ]
