@@ -35,7 +35,11 @@ ROUTERS = [
     "liebian.wecom.api",
     # console pages (web/pages); a module not written yet is skipped
     "liebian.web.pages.overview",
-    "liebian.web.pages.analytics",
+    "liebian.web.pages.analytics.funnel",
+    "liebian.web.pages.analytics.retention",
+    "liebian.web.pages.analytics.referrals",
+    "liebian.web.pages.analytics.channels",
+    "liebian.web.pages.analytics.scorecard",
     "liebian.web.pages.models.ltv",
     "liebian.web.pages.models.attribution",
     "liebian.web.pages.models.experiments",

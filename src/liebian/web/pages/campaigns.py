@@ -17,14 +17,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from liebian.campaigns.schemas import CAMPAIGN_TYPES
-from liebian.web.console import (
-    Column,
-    ConsoleFilters,
-    Table,
-    flash_fragment,
-    htmx_redirect,
-    render,
-)
+from liebian.web.console import Column, ConsoleFilters, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, register, translator
 from liebian.web.pages.campaign_form import (
     all_fields,
