@@ -91,12 +91,16 @@ def test_rotation_from_the_cli(sqlite_store):
 
 def test_rotation_also_reseals_notification_secrets(sqlite_store, data_dir):
     """Alert channels keep working after the old key is retired (their URL and secret are sealed)."""
-    from liebian.monitor import service as monitor
+    from liebian.monitor import notifications as monitor_notifications
     from liebian.monitor.models import NotifyChannel
 
     with session_scope() as s:
-        monitor.add_channel(s, "ops", "webhook", "http://127.0.0.1:9/hook", "s3cret", actor="admin")
-        monitor.add_channel(s, "robot", "wecom", "http://127.0.0.1:9/robot", actor="admin")  # no secret
+        monitor_notifications.add_channel(
+            s, "ops", "webhook", "http://127.0.0.1:9/hook", "s3cret", actor="admin"
+        )
+        monitor_notifications.add_channel(
+            s, "robot", "wecom", "http://127.0.0.1:9/robot", actor="admin"
+        )  # no secret
     crypto.rotate_encryption_key()
     with session_scope() as s:
         counts = service.reencrypt_all(s)
