@@ -236,11 +236,8 @@ def _evidence_order(e: LinkEvidence) -> tuple:
     return (e.observed_at or datetime.min, *pair[0], *pair[1], e.source)
 
 
-def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
-    """Apply identity evidence in a deterministic order; merge, keep as-is, or record a conflict."""
-    ordered = sorted(evidence, key=_evidence_order)
-    persons = _resolve_locked(session, [x for e in ordered for x in (e.a, e.b)], source="link")
-    involved = sorted(set(persons.values()))
+def _singular_identifiers(session: Session, involved: list[int]) -> dict[int, dict[str, set[str]]]:
+    """Per person, the identifiers of the types a person holds at most one of (SINGULAR_TYPES)."""
     singular: dict[int, dict[str, set[str]]] = {p: {} for p in involved}
     for chunk in _chunks(involved):
         rows = session.execute(
@@ -250,6 +247,39 @@ def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
         )
         for pid, id_type, value in rows:
             singular[pid].setdefault(id_type, set()).add(value)
+    return singular
+
+
+def _insert_links(session: Session, link_rows: list[dict]) -> dict[tuple, int]:
+    """Record the evidence rows; the id of each merging link by its pair (type a, value a, type b, value b)."""
+    # One batched INSERT … RETURNING, not a round trip per link. The rows may come back in any order
+    # (SQLite batches only then), so merges find their link by its pair: a pair merges once a batch.
+    links = IdentityLink.__table__
+    merge_link: dict[tuple, int] = {}
+    if link_rows:
+        returned = session.execute(
+            insert(links).returning(
+                links.c.id,
+                links.c.id_type_a,
+                links.c.id_value_a,
+                links.c.id_type_b,
+                links.c.id_value_b,
+                links.c.outcome,
+            ),
+            link_rows,
+        )
+        merge_link = {
+            (ta, va, tb, vb): lid for lid, ta, va, tb, vb, outcome in returned if outcome == "merged"
+        }
+    return merge_link
+
+
+def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
+    """Apply identity evidence in a deterministic order; merge, keep as-is, or record a conflict."""
+    ordered = sorted(evidence, key=_evidence_order)
+    persons = _resolve_locked(session, [x for e in ordered for x in (e.a, e.b)], source="link")
+    involved = sorted(set(persons.values()))
+    singular = _singular_identifiers(session, involved)
 
     parent: dict[int, int] = {p: p for p in involved}
 
@@ -297,25 +327,7 @@ def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
                 "detail": detail,
             }
         )
-    # One batched INSERT … RETURNING, not a round trip per link. The rows may come back in any order
-    # (SQLite batches only then), so merges find their link by its pair: a pair merges once a batch.
-    links = IdentityLink.__table__
-    merge_link: dict[tuple, int] = {}
-    if link_rows:
-        returned = session.execute(
-            insert(links).returning(
-                links.c.id,
-                links.c.id_type_a,
-                links.c.id_value_a,
-                links.c.id_type_b,
-                links.c.id_value_b,
-                links.c.outcome,
-            ),
-            link_rows,
-        )
-        merge_link = {
-            (ta, va, tb, vb): lid for lid, ta, va, tb, vb, outcome in returned if outcome == "merged"
-        }
+    merge_link = _insert_links(session, link_rows)
     final = {p: find(p) for p in involved if find(p) != p}
     _apply_merges(session, [(s, m, merge_link[pair]) for pair, s, m in merge_rows], final)
     report.merges = final

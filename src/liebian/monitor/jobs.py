@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.monitor import service
+from liebian.monitor import anomalies, detector, notifications, rules
 from liebian.ports import Job
 
 SCAN_DAYS = 56  # eight weeks of history for the weekly fit
@@ -15,11 +15,11 @@ SCAN_DAYS = 56  # eight weeks of history for the weekly fit
 def check_rules() -> dict:
     """Threshold rules for yesterday (local), and the rate rules on the last finished hour of live campaigns."""
     now = utcnow()
-    day = service.local_time(now).date() - timedelta(days=1)
-    hour = service.last_hour(now)
+    day = anomalies.local_time(now).date() - timedelta(days=1)
+    hour = anomalies.last_hour(now)
     with session_scope() as s:
-        daily = service.evaluate_rules(s, day, now=now)
-        hourly = service.evaluate_rules(s, hour=hour, now=now)
+        daily = rules.evaluate_rules(s, day, now=now)
+        hourly = rules.evaluate_rules(s, hour=hour, now=now)
         return {
             "day": day.isoformat(),
             "alerts": len(daily),
@@ -31,28 +31,28 @@ def check_rules() -> dict:
 def escalate() -> dict:
     """Escalate open alerts past their response deadline."""
     with session_scope() as s:
-        return {"escalated": len(service.escalate_due(s))}
+        return {"escalated": len(notifications.escalate_due(s))}
 
 
 def scan_anomalies() -> dict:
     """STL + 3σ scan of participants per live campaign and of paid orders; alerts for yesterday."""
-    end = service.local_time().date() - timedelta(days=1)
+    end = anomalies.local_time().date() - timedelta(days=1)
     start = end - timedelta(days=SCAN_DAYS - 1)
     found = 0
     with session_scope() as s:
-        live = [c["campaign_id"] for c in service.live_campaigns(s)]
+        live = [c["campaign_id"] for c in anomalies.live_campaigns(s)]
         # participants, not the rate: at small scale the per-day rate hides a collapse (docs/monitoring.md)
         targets = [("participants", cid, None) for cid in live] + [("paid_orders", None, None)]
         for metric, cid, channel in targets:
             try:
-                r = service.scan_series(
+                r = anomalies.scan_series(
                     s, metric, start, end, campaign_id=cid, channel=channel, raise_alerts_since=end
                 )
-            except service.detector.DetectorError:
+            except detector.DetectorError:
                 continue  # too little history yet
             for alert in r["alerts"]:
                 if alert["occurrences"] == 1:
-                    service.notify_alert(s, alert, "opened")
+                    notifications.notify_alert(s, alert, "opened")
             found += len(r["alerts"])
     return {"end": end.isoformat(), "series": len(targets), "alerts": found}
 
@@ -60,7 +60,7 @@ def scan_anomalies() -> dict:
 def scan_live() -> dict:
     """Hourly series of live campaigns (total and per channel), daily-cycle STL + 3σ; alerts for the last hour."""
     with session_scope() as s:
-        return service.scan_live(s)
+        return anomalies.scan_live(s)
 
 
 JOBS = (
