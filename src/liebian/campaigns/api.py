@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from liebian.background import worker_lifespan
 from liebian.campaigns import service
 from liebian.campaigns.schemas import (
     AcceptRequest,
@@ -21,7 +22,6 @@ from liebian.campaigns.schemas import (
     RefundRequest,
 )
 from liebian.db.session import session_scope
-from liebian.web.background import worker_lifespan
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
 router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.WarehouseFlusher))
