@@ -90,7 +90,7 @@ def run(scale: str = "") -> Report:
             report.add(*_one("postgresql", pg, pairs, Path(tmp)))
     report.notes.append(
         f"Each pair founds two persons and merges them (phone HMAC + AES-GCM, identity_links and the merge "
-        f"log written in batches). Merge hooks of other domains are not included. PostgreSQL runs on fresh tables "
+        f"log written in batches). Other domains' merge followers are not included. PostgreSQL runs on fresh tables "
         f"without planner statistics (sequential scans), its worst case. Peak RSS {peak_rss_mib():.0f} MiB."
     )
     return report
