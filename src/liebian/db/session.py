@@ -58,7 +58,7 @@ class _SqliteConnection(sqlite3.Connection):
             self._holds = self.write_lock.acquire(timeout=WRITE_LOCK_TIMEOUT)
 
     def _release(self) -> None:
-        if self._holds:
+        if self._holds and self.write_lock is not None:
             self._holds = False
             self.write_lock.release()
 
