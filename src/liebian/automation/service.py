@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -49,7 +50,7 @@ class AutomationError(Exception):
         self.status = status
         self.field = field
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "errors": [{"field": self.field, "reason": self.message}]}
 
 
@@ -59,7 +60,7 @@ class AutomationError(Exception):
 SEALED = "sealed:"  # webhook secrets are stored AES-GCM encrypted and never shown
 
 
-def _secrets(data: dict, fn) -> dict:
+def _secrets(data: dict[str, Any], fn) -> dict[str, Any]:
     for step in data["steps"]:
         action = step.get("action")
         if action and action.get("secret"):
@@ -82,7 +83,7 @@ def _definition(j: Journey) -> JourneyDefinition:
     return JourneyDefinition.model_validate(data)
 
 
-def journey_view(session: Session, j: Journey) -> dict:
+def journey_view(session: Session, j: Journey) -> dict[str, Any]:
     return {
         "id": j.id,
         "name": j.name,
@@ -93,7 +94,7 @@ def journey_view(session: Session, j: Journey) -> dict:
     }
 
 
-def create_journey(session: Session, name: str, definition: JourneyDefinition | dict) -> dict:
+def create_journey(session: Session, name: str, definition: JourneyDefinition | dict) -> dict[str, Any]:
     if isinstance(definition, dict):
         definition = JourneyDefinition.model_validate(definition)
     quiet_hours(definition.quiet_hours)  # reject a bad override now, not at the first action
@@ -112,15 +113,15 @@ def _journey(session: Session, journey_id: int) -> Journey:
     return j
 
 
-def get_journey(session: Session, journey_id: int) -> dict:
+def get_journey(session: Session, journey_id: int) -> dict[str, Any]:
     return journey_view(session, _journey(session, journey_id))
 
 
-def list_journeys(session: Session) -> list[dict]:
+def list_journeys(session: Session) -> list[dict[str, Any]]:
     return [journey_view(session, j) for j in session.scalars(select(Journey).order_by(Journey.id))]
 
 
-def set_status(session: Session, journey_id: int, status: str) -> dict:
+def set_status(session: Session, journey_id: int, status: str) -> dict[str, Any]:
     if status not in ("active", "paused"):
         raise AutomationError(f"status: {status!r} is not active or paused", field="status")
     j = _journey(session, journey_id)
@@ -208,7 +209,7 @@ def claim_contact(
     return False
 
 
-def contacts(session: Session, person_id: int) -> list[dict]:
+def contacts(session: Session, person_id: int) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(ContactSlot).where(ContactSlot.person_id == person_id).order_by(ContactSlot.id)
     )
@@ -268,7 +269,7 @@ def _candidates(session: Session, j: Journey, d: JourneyDefinition, now: datetim
     return [int(r[0]) for r in rows]
 
 
-def enter(session: Session, journey_id: int, now: datetime | None = None) -> dict:
+def enter(session: Session, journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Enrol every person the trigger selects and who was never in this journey."""
     now = now or utcnow()
     j = _journey(session, journey_id)
@@ -345,7 +346,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def _send_webhook(a: Action, body: dict, key: str) -> tuple[bool, str]:
+def _send_webhook(a: Action, body: dict[str, Any], key: str) -> tuple[bool, str]:
     raw = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
     ts = str(int(time.time()))
     headers = {
@@ -443,7 +444,7 @@ def _advance_one(enrollment_id: int, d: JourneyDefinition, now: datetime, quiet)
     return outcomes
 
 
-def advance(journey_id: int, now: datetime | None = None) -> dict:
+def advance(journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Run every due step of every active enrolment of the journey (waits, branches, actions)."""
     now = now or utcnow()
     with session_scope() as s:
@@ -468,7 +469,7 @@ def advance(journey_id: int, now: datetime | None = None) -> dict:
     return {"journey_id": journey_id, "due": len(due), "actions": counts}
 
 
-def run(journey_id: int, now: datetime | None = None) -> dict:
+def run(journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """One pass: enter new persons, then advance every due enrolment."""
     now = now or utcnow()
     with session_scope() as s:
@@ -476,7 +477,7 @@ def run(journey_id: int, now: datetime | None = None) -> dict:
     return {**entered, **advance(journey_id, now)}
 
 
-def run_all(now: datetime | None = None) -> list[dict]:
+def run_all(now: datetime | None = None) -> list[dict[str, Any]]:
     with session_scope() as s:
         ids = list(s.scalars(select(Journey.id).where(Journey.status == "active").order_by(Journey.id)))
     out = []
@@ -492,7 +493,7 @@ def run_all(now: datetime | None = None) -> list[dict]:
 # ------------------------------------------------------------------ statistics
 
 
-def stats(session: Session, journey_id: int, now: datetime | None = None) -> dict:
+def stats(session: Session, journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Entered, actioned and converted per arm; lift of the treatment over the held-out control."""
     return stats_many(session, [journey_id], now)[journey_id]
 

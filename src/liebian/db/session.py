@@ -6,8 +6,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from liebian.config import get_settings
@@ -151,3 +152,14 @@ def dispose_engines() -> None:
             engine.dispose()
         _engines.clear()
         _factories.clear()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE (without RETURNING) matched.
+
+    `Session.execute` types its result as `Result`, since it cannot promise a cursor for every
+    statement; for such a statement it is a `CursorResult`, which has the count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"a {type(result).__name__} has no row count")
+    return result.rowcount

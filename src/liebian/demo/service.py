@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from liebian.config import get_settings
 from liebian.db import migrate
@@ -42,7 +43,7 @@ class DemoBuild:
     out_dir: Path
     reused: bool
     ground_truth: dict
-    imports: list[dict] = field(default_factory=list)
+    imports: list[dict[str, Any]] = field(default_factory=list)
     generation_seconds: float | None = None
     import_seconds: float | None = None
 
