@@ -223,10 +223,8 @@ def mapping_sql(
         wanted = []
         for col in missing:
             template = preset.columns.get(col, "")
-            spellings = [s for n in PLACEHOLDER.findall(template) for s in preset.sources.get(n, ())]
-            wanted.append(
-                f"{col} ({' / '.join(spellings)})" if spellings and preset.name != "generic" else col
-            )
+            known = [s for n in PLACEHOLDER.findall(template) for s in preset.sources.get(n, ())]
+            wanted.append(f"{col} ({' / '.join(known)})" if known and preset.name != "generic" else col)
         raise PresetError(
             f"the file lacks column(s) the {preset.name} preset needs for {kind}: {', '.join(wanted)}; "
             f"found columns: {', '.join(headers)}"
