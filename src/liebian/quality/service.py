@@ -638,7 +638,9 @@ def metric_rows(report: QualityReport) -> list[dict[str, Any]]:
     """The report flattened to (section, name, table, channel, value) rows for CSV and tables."""
     rows: list[dict[str, Any]] = []
 
-    def add(section: str, name: str, value: object, table: str | None = None, channel: str | None = None) -> None:
+    def add(
+        section: str, name: str, value: object, table: str | None = None, channel: str | None = None
+    ) -> None:
         rows.append(
             {"section": section, "name": name, "table": table or "", "channel": channel or "", "value": value}
         )

@@ -189,7 +189,9 @@ def record_health(feats: pd.DataFrame | None = None) -> dict[str, Any]:
     return model_store.save_model("health", params, metrics, snapshot, artefact=table)
 
 
-def health_distribution(channel: str | None = None, person_ids: Collection[int] | None = None) -> dict[str, Any] | None:
+def health_distribution(
+    channel: str | None = None, person_ids: Collection[int] | None = None
+) -> dict[str, Any] | None:
     """The newest stored health scores for the selected persons: 10-point histogram, bands, value
     tiers, mean and median. None when none are stored."""
     from liebian.predict import store as model_store
@@ -329,7 +331,9 @@ def _chunks(items: list[int], size: int = 500) -> Iterator[list[int]]:
         yield items[i : i + size]
 
 
-def recompute(session: Session, at: datetime | None = None, features: pd.DataFrame | None = None) -> dict[str, Any]:
+def recompute(
+    session: Session, at: datetime | None = None, features: pd.DataFrame | None = None
+) -> dict[str, Any]:
     """Evaluate every active tag's latest version; open and close assignments; record the run."""
     now = utcnow()
     feats = features if features is not None else tag_features(at)
