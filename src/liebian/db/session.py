@@ -34,12 +34,17 @@ WRITE_LOCK_TIMEOUT = 30.0
 
 class _SqliteCursor(sqlite3.Cursor):
     def execute(self, sql, parameters=(), /):
-        self.connection._before_statement(sql)
+        self._before_statement(sql)
         return super().execute(sql, parameters)
 
     def executemany(self, sql, seq_of_parameters, /):
-        self.connection._before_statement(sql)
+        self._before_statement(sql)
         return super().executemany(sql, seq_of_parameters)
+
+    def _before_statement(self, sql: str) -> None:
+        connection = self.connection
+        if isinstance(connection, _SqliteConnection):  # always: only its connections make these cursors
+            connection._before_statement(sql)
 
 
 class _SqliteConnection(sqlite3.Connection):
