@@ -29,5 +29,8 @@ def test_mypy_reports_no_errors() -> None:
         text=True,
         timeout=900,
     )
-    output = (proc.stdout + proc.stderr).strip()
-    assert proc.returncode == 0, f"mypy found errors in src/liebian:\n{output}"
+    if proc.returncode != 0:
+        pytest.fail(
+            f"mypy found errors in src/liebian:\n{(proc.stdout + proc.stderr).strip()}", pytrace=False
+        )
+    assert "Success" in proc.stdout, proc.stdout
