@@ -20,7 +20,7 @@ app = typer.Typer(
 
 # (module, sub-command name or None to merge commands into the root, help)
 DOMAINS = [
-    ("liebian.db.cli", "db", "Operational store: migrations."),
+    ("liebian.db.cli", "db", "Schema versions: operational store migrations, warehouse version."),
     ("liebian.ingest.cli", "import", "Import events, orders, identities and messages from files."),
     ("liebian.identity.cli", "identity", "One person across channels (OneID)."),
     ("liebian.quality.cli", "quality", "Data-quality report."),
@@ -64,6 +64,9 @@ def main(
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
+    from liebian.bootstrap import bootstrap  # deferred: it loads every domain; `liebian --help` does not
+
+    bootstrap()  # the links between the domains (risk checks, merge followers, ledger subscribers, jobs)
     if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
         # A fresh data directory works without a separate `liebian db upgrade` first.
         migrate.ensure_current()

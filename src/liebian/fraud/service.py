@@ -26,7 +26,7 @@ import pandas as pd
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import flows as campaigns
 from liebian.campaigns.models import Referral
 from liebian.db.base import utcnow
 from liebian.fraud import graph
