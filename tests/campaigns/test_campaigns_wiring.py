@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 
 import pytest
 from campaign_helpers import rules
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from liebian import ports
 from liebian.campaigns import budget, flows, invites, service, views
+from liebian.campaigns.models import Campaign
 from liebian.campaigns.schemas import AcceptRequest, ConversionRequest, Participant
 from liebian.db.session import session_scope
 from liebian.identity import service as identity
@@ -142,6 +144,27 @@ def test_release_on_entry_gives_the_budget_back_once_for_a_final_entry(store) ->
     assert (view["budget_used_fen"], view["stock_used"]) == (1000, 1)
     with session_scope() as s:  # the repair job finds nothing left to do
         assert budget.reconcile_reservations(s) == 0
+
+
+def test_release_on_entry_never_waits_for_a_campaign_row_a_grant_holds(store) -> None:
+    """The subscriber runs holding the ledger head, and a grant takes the campaign row before the
+    head: instead of waiting in the opposite order, the release is left to the repair job."""
+    if store != "postgres":
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer at a time")
+    with ports.use(ports.Wiring()):
+        _campaign_with_a_friend("busy")
+        out = _convert("busy")
+    friend_reward = next(g["reward_id"] for g in out["grants"] if g["reward_code"] == "NEW")
+    with session_scope() as grant_in_flight:
+        grant_in_flight.execute(select(Campaign.id).where(Campaign.id == "busy").with_for_update())
+        with session_scope() as s:
+            s.execute(text("SET LOCAL lock_timeout = '2s'"))  # waiting would fail, not hang
+            budget.release_on_entry(s, {"to_state": "rejected"}, {"id": friend_reward})
+    with session_scope() as s:
+        assert service.get_campaign(s, "busy")["budget_used_fen"] == 1500
+        budget.release_on_entry(s, {"to_state": "rejected"}, {"id": friend_reward})
+    with session_scope() as s:
+        assert service.get_campaign(s, "busy")["budget_used_fen"] == 1000
 
 
 def test_follow_merges_moves_campaign_person_ids(store) -> None:

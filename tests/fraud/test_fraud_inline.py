@@ -241,6 +241,31 @@ def test_cap_hit(session) -> None:
     assert inline.rule_cap(session, ctx(inviter, friends[2], campaign="other", campaign_rules=capped)) == []
 
 
+def test_device_and_ip_caps_count_exactly_in_the_campaigns_counters(session) -> None:
+    capped = rules(per_device_cap=2, per_ip_cap=3)
+    inviter = person(session, "u-dc")
+    seen = [
+        codes(
+            inline.rule_cap(
+                session, ctx(inviter, 100 + i, campaign_rules=capped, device_id="D-1", ip="9.9.9.9")
+            )
+        )
+        for i in range(4)
+    ]
+    assert seen == [[], [], ["device_cap"], ["device_cap", "ip_cap"]]
+    # another campaign counts on its own; a conversion is not an accept
+    assert (
+        inline.rule_cap(session, ctx(inviter, 200, campaign="c9", campaign_rules=capped, device_id="D-1"))
+        == []
+    )
+    assert (
+        inline.rule_cap(
+            session, ctx(inviter, 201, stage="conversion", campaign_rules=capped, device_id="D-1")
+        )
+        == []
+    )
+
+
 def test_circular_referral_across_campaigns(session) -> None:
     a, b, c = person(session, "u-ca"), person(session, "u-cb"), person(session, "u-cc")
     inline.inline_check(session, ctx(a, b, campaign="c_one", ts=T0))

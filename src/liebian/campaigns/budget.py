@@ -127,8 +127,14 @@ def grant(
     return Grant(person_id, role, reward.code, reward.value_fen, view.id, "granted")
 
 
-def release(session: Session, reward_id: int) -> bool:
-    """A reward was rejected or revoked: give its budget and stock back, once."""
+def release(session: Session, reward_id: int, *, wait: bool = True) -> bool:
+    """A reward was rejected or revoked: give its budget and stock back, once.
+
+    `wait=False` is for callers holding the ledger head: a grant takes the campaign row before
+    the head, so waiting here for a row a grant holds could deadlock. When the row is taken, the
+    reservation stays open for `reconcile_reservations` (False)."""
+    if not wait and not _campaign_row_free(session, reward_id):
+        return False
     res = session.execute(
         update(Reservation)
         .where(Reservation.reward_id == reward_id, Reservation.released.is_(False))
@@ -148,14 +154,29 @@ def release(session: Session, reward_id: int) -> bool:
     return True
 
 
+def _campaign_row_free(session: Session, reward_id: int) -> bool:
+    """Lock the campaign row of the reward's open reservation unless another transaction holds it
+    (PostgreSQL; SQLite has one writer at a time and nothing to skip)."""
+    cid = session.scalar(
+        select(Reservation.campaign_id).where(
+            Reservation.reward_id == reward_id, Reservation.released.is_(False)
+        )
+    )
+    if cid is None:
+        return True  # nothing to release: release() finds no open reservation
+    locked = select(Campaign.id).where(Campaign.id == cid).with_for_update(skip_locked=True)
+    return session.scalar(locked) is not None
+
+
 FINAL_STATES = ("rejected", "revoked")
 
 
 def release_on_entry(session: Session, entry: dict, reward: dict) -> None:
     """The ledger's subscriber (wired in `liebian.bootstrap`): an entry moving a reward to rejected
-    or revoked gives the reward's reservation back, once, in the entry's transaction."""
+    or revoked gives the reward's reservation back, once, in the entry's transaction (or, while a
+    grant holds the campaign row, leaves it to `reconcile_reservations`: see `release`)."""
     if entry.get("to_state") in FINAL_STATES:
-        release(session, reward["id"])
+        release(session, reward["id"], wait=False)
 
 
 def reconcile_reservations(session: Session, campaign_id: str | None = None) -> int:
