@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from campaigns.campaign_helpers import Api, rules
 from liebian import ports
 from liebian.analytics import service as analytics
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import outbox as campaign_outbox
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.rewards import service as rewards
@@ -75,7 +75,7 @@ def test_the_kpi_reward_cost_is_what_the_ledger_issued(api: Api) -> None:
                 rewards.transition(s, r.id, "issued", idempotency_key=f"issue:{r.id}", actor="test")
     with session_scope() as s:
         entries = rewards.entries(s, limit=10_000)
-        assert campaigns.flush_warehouse(s) > 0  # the campaign's facts reach the warehouse
+        assert campaign_outbox.flush_warehouse(s) > 0  # the campaign's facts reach the warehouse
     assert announced == [e["seq"] for e in entries]  # every ledger entry reached the subscribers
 
     cost = _cost_by_replaying_the_ledger(entries)

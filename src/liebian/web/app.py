@@ -33,6 +33,7 @@ ROUTERS = [
     "liebian.reports.api",
     "liebian.privacy.api",
     "liebian.auth.api",
+    "liebian.web.pages.login",  # the console's login form, beside the JSON login
     "liebian.wecom.api",
     # console pages (web/pages); a module not written yet is skipped
     "liebian.web.pages.overview",

@@ -16,10 +16,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from liebian.background import worker_lifespan
 from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.web.background import worker_lifespan
 from liebian.wecom import processing, service
 from liebian.wecom.client import WecomApiError
 from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
