@@ -41,10 +41,12 @@ class Job:
             object.__setattr__(self, "description", summary)
 
 
-# (session, {old person id: surviving person id}) — called in the merge's transaction.
-MergeFollower = Callable[["Session", dict[int, int]], None]
-# (session, ledger entry, reward view as a dict) — called in the entry's transaction.
-LedgerSubscriber = Callable[["Session", dict, dict], None]
+# (session, {old person id: surviving person id}) — called in the merge's transaction; what it
+# returns is ignored (`object`, so a follower that counts what it moved fits).
+MergeFollower = Callable[["Session", dict[int, int]], object]
+# (session, ledger entry, reward view as a dict) — called in the entry's transaction; what it
+# returns is ignored.
+LedgerSubscriber = Callable[["Session", dict[str, Any], dict[str, Any]], object]
 # (analytics filters) -> reward cost in fen for the rewards those filters select.
 RewardCostProvider = Callable[[Any], int]
 

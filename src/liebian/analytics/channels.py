@@ -82,7 +82,7 @@ def channel_radar(
     period (a channel without data has zero counts and n/a rates). `costs` do not enter the axes."""
     found = {str(r["channel"]): r for r in fr.execute(channel_counts(fr)).to_dict(orient="records")}
     names = channels or list(fr.filters.channels) or sorted(found)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         c = {k: clean(v) for k, v in found.get(name, {}).items()}
         invites, participants = int(c.get("invites_sent") or 0), int(c.get("participants") or 0)

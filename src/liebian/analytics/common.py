@@ -100,7 +100,10 @@ def zone_offset_seconds(zone: str) -> int:
         raise AnalyticsError(
             f"timezone {zone!r} has daylight saving time; analytics needs a fixed-offset zone"
         )
-    return int(offsets.pop().total_seconds())
+    offset = offsets.pop()
+    if offset is None:  # unreachable: an aware datetime always has an offset
+        raise AnalyticsError(f"timezone {zone!r} gives no UTC offset")
+    return int(offset.total_seconds())
 
 
 class Frame:
@@ -243,4 +246,4 @@ def clean(value: Any) -> Any:
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{str(k): clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]

@@ -13,7 +13,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio
+from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio, records
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def kpi_counts(fr: Frame) -> ir.Table:
 def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     """The KPI sheet for the frame's filters: counts, rates and money (fen), None where undefined."""
     costs = costs or Costs()
-    row = {k: clean(v) for k, v in fr.execute(kpi_counts(fr)).to_dict(orient="records")[0].items()}
+    row = records(fr.execute(kpi_counts(fr)))[0]
     for key in ("revenue_fen", "refunded_fen", "new_user_revenue_fen"):
         row[key] = int(row[key] or 0)
     r = row

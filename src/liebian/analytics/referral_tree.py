@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from liebian.analytics.common import Frame, clean, ratio
+from liebian.scalars import as_int
 
 
 @dataclass
@@ -144,13 +145,13 @@ def _walk_tree(edges: pd.DataFrame) -> _Tree:
 
 def _generations(nodes: pd.DataFrame, referred_total: int) -> list[dict]:
     gens = []
-    for g, sub in nodes.groupby("generation", sort=True):
+    for generation, sub in nodes.groupby("generation", sort=True):
         inviters = int((sub.direct > 0).sum())
         gens.append(
             {
-                "generation": int(g),
+                "generation": as_int(generation),
                 "persons": len(sub),
-                "share_of_referred": None if g == 0 else ratio(len(sub), referred_total),
+                "share_of_referred": None if generation == 0 else ratio(len(sub), referred_total),
                 "inviters": inviters,
                 "spread_rate": ratio(inviters, len(sub)),
                 "invitees": int(sub.direct.sum()),
@@ -174,12 +175,12 @@ def _top_spreaders(fr: Frame, tree: _Tree, top: int) -> list[dict]:
     buyers = _buyers(fr, [c for cs in kid_ids.values() for c in cs])
     return [
         {
-            "person_id": int(r.person_id),
-            "generation": int(r.generation),
-            "direct_invitees": int(r.direct),
-            "descendants": int(r.descendants),
-            "depth_below": int(r.height),
-            "invitees_who_bought": sum(1 for k in kid_ids[int(r.person_id)] if k in buyers),
+            "person_id": as_int(r.person_id),
+            "generation": as_int(r.generation),
+            "direct_invitees": as_int(r.direct),
+            "descendants": as_int(r.descendants),
+            "depth_below": as_int(r.height),
+            "invitees_who_bought": sum(1 for k in kid_ids[as_int(r.person_id)] if k in buyers),
         }
         for r in spreaders.itertuples()
     ]
@@ -202,10 +203,10 @@ def _graph(tree: _Tree, edges: pd.DataFrame, max_graph_nodes: int) -> tuple[dict
             break
     graph_nodes = [
         {
-            "id": int(r.person_id),
-            "generation": int(r.generation),
-            "direct": int(r.direct),
-            "descendants": int(r.descendants),
+            "id": as_int(r.person_id),
+            "generation": as_int(r.generation),
+            "direct": as_int(r.direct),
+            "descendants": as_int(r.descendants),
         }
         for r in nodes[nodes.person_id.isin(keep)].sort_values(["generation", "person_id"]).itertuples()
     ]
@@ -228,10 +229,10 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
     referred_total = int((nodes.generation > 0).sum())
     gens = _generations(nodes, referred_total)
     tree_depth = nodes[nodes.generation == 0].height
-    depth = [{"depth": int(d), "trees": int(c)} for d, c in tree_depth.value_counts().sort_index().items()]
+    depth = [{"depth": as_int(d), "trees": int(c)} for d, c in tree_depth.value_counts().sort_index().items()]
     inv = nodes[nodes.direct > 0].direct
     breadth = [
-        {"direct_invitees": int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()
+        {"direct_invitees": as_int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()
     ]
     tops = _top_spreaders(fr, tree, top)
     graph, keep = _graph(tree, edges, max_graph_nodes)

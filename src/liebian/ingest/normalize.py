@@ -183,9 +183,8 @@ def _fixed_offset_since_1992(tz: str) -> int | None:
         for year in range(1992, 2040)
         for month in (1, 4, 7, 10)
     }
-    if len(offsets) == 1:
-        return int(offsets.pop().total_seconds())
-    return None
+    offset = offsets.pop() if len(offsets) == 1 else None
+    return int(offset.total_seconds()) if offset is not None else None
 
 
 def local_to_utc_sql(expr: str, tz: str) -> str:

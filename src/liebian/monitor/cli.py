@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from typing import overload
 
 import typer
 
@@ -33,6 +34,12 @@ def _run(fn, *args, **kwargs):
 
 def _actor() -> str:
     return acting().name
+
+
+@overload
+def _day(value: str, field: str) -> date: ...
+@overload
+def _day(value: str | None, field: str) -> date | None: ...
 
 
 def _day(value: str | None, field: str) -> date | None:

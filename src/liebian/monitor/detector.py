@@ -259,10 +259,10 @@ def detect(
         raise DetectorError("series: no usable values")
     fwd, inv = _transform(raw, log, counts)
     y = fwd(raw)
-    work = (
+    filled = (
         pd.Series(y).where(~np.array([e is not None for e in effect_of])).interpolate(limit_direction="both")
     )
-    work = work.to_numpy().copy()
+    work = filled.to_numpy().copy()
     errors: list[float] = []
     out: list[Anomaly] = []
     run: list[int] = []  # indices of the current episode

@@ -131,7 +131,7 @@ def attribute(paths: Sequence[Path], half_life_hours: float = 72.0) -> list[dict
     touches = sorted({t for r in results.values() for t in r})
     rows = []
     for t in touches:
-        row = {"touchpoint": t}
+        row: dict[str, str | float] = {"touchpoint": t}
         for m, r in results.items():
             row[f"{m}_conversions"] = round(r.get(t, {}).get("conversions", 0.0), 6)
             row[f"{m}_revenue_fen"] = round(r.get(t, {}).get("revenue", 0.0), 2)

@@ -18,7 +18,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from liebian.predict.common import PredictError, single_thread
+from liebian.predict.common import PredictError, aggregate_row, single_thread
 
 FEATURES = (
     "recency_days",
@@ -137,9 +137,7 @@ def labels(
 
 
 def data_end(con: duckdb.DuckDBPyConnection) -> datetime:
-    end = con.execute(
-        "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders))"
-    ).fetchone()[0]
+    end = aggregate_row(con, "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders))")[0]
     if end is None:
         raise PredictError("events/orders: the warehouse is empty; churn needs activity")
     return end
@@ -201,13 +199,13 @@ def fit_churn(con: duckdb.DuckDBPyConnection, window_days: int = 30, seed: int =
         "train_cutoff": t0.isoformat(),
         "test_cutoff": t1.isoformat(),
         "window_days": window_days,
-        "importance": sorted(
-            (
-                {"feature": f, "auc_drop": float(m)}
-                for f, m in zip(FEATURES, imp.importances_mean, strict=True)
-            ),
-            key=lambda r: -r["auc_drop"],
-        ),
+        "importance": [
+            {"feature": f, "auc_drop": drop}
+            for f, drop in sorted(
+                ((f, float(m)) for f, m in zip(FEATURES, imp.importances_mean, strict=True)),
+                key=lambda feature_drop: -feature_drop[1],
+            )
+        ],
     }
     # the scoring model learns from the most recent labelled slice
     final = _model(seed).fit(X_test, y_test)

@@ -65,10 +65,10 @@ def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float =
 
 def srm_check(counts: Sequence[int], weights: Sequence[float] | None = None) -> dict:
     """Chi-square goodness of fit of the observed split against the planned weights."""
-    counts = np.asarray(counts, float)
-    weights = np.asarray(weights if weights is not None else [1.0] * len(counts), float)
-    expected = counts.sum() * weights / weights.sum()
-    chi2, p = stats.chisquare(counts, expected)
+    observed = np.asarray(counts, float)
+    planned = np.asarray(weights if weights is not None else [1.0] * len(observed), float)
+    expected = observed.sum() * planned / planned.sum()
+    chi2, p = stats.chisquare(observed, expected)
     return {"chi2": float(chi2), "p_value": float(p), "mismatch": bool(p < SRM_ALPHA)}
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, aggregate_row
 
 # CDNOW, 2357 customers, time unit = weeks (the papers' reference values)
 PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -45,7 +45,7 @@ def rfm_summary(
     if unit_days <= 0:
         raise PredictError(f"unit_days: must be positive (got {unit_days})")
     if cutoff is None:
-        cutoff = con.execute("SELECT max(ts) FROM orders WHERE status = 'paid'").fetchone()[0]
+        cutoff = aggregate_row(con, "SELECT max(ts) FROM orders WHERE status = 'paid'")[0]
         if cutoff is None:
             raise PredictError("orders: no paid orders in the warehouse; LTV needs purchases")
     df = con.execute(

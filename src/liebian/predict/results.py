@@ -202,7 +202,10 @@ def segment_summary(channel: str | None = None, person_ids: Collection[int] | No
             "silhouette": entry["metrics"]["silhouette"],
             "persons": selected,
             "profiles": profiles,
-            "rfm_grid": [{"r_score": r, "f_score": f, "persons": int(n)} for (r, f), n in grid.items()],
+            "rfm_grid": [
+                {"r_score": r, "f_score": f, "persons": int(n)}
+                for (r, f), n in zip(grid.index, grid, strict=True)
+            ],
         }
     )
 

@@ -56,7 +56,7 @@ def choose_k(X: np.ndarray, k_range=range(2, 9), seed: int = 0, allow_small: boo
         models[k] = km
     if not scores:
         raise PredictError("K-Means found fewer than two distinct clusters for every k")
-    best = max(scores, key=scores.get)
+    best = max(scores, key=scores.__getitem__)
     return {"k": best, "silhouette": scores, "model": models[best], "warning": warning}
 
 

@@ -92,14 +92,12 @@ def parse_encryption_env(value: str) -> tuple[str, dict[str, bytes]]:
     if ":" not in value:
         return LEGACY_KID, {LEGACY_KID: _aes_key(value, "LIEBIAN_ENCRYPTION_KEY")}
     found: dict[str, bytes] = {}
-    active = None
     for part in value.split(","):
         kid, _, hex_value = part.strip().partition(":")
         if not _KID_RE.match(kid):
             raise KeyError_(f"LIEBIAN_ENCRYPTION_KEY: bad key id {kid!r} (letters and digits, ≤16)")
         found[kid] = _aes_key(hex_value, f"LIEBIAN_ENCRYPTION_KEY key {kid}")
-        active = active or kid
-    return active, found
+    return next(iter(found)), found  # the first key id given (dicts keep insertion order)
 
 
 def _listed(stored: dict) -> dict[str, str]:

@@ -17,6 +17,7 @@ import statistics
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -105,13 +106,13 @@ def _window(column: str, start: datetime | None, end: datetime | None) -> str:
     return " AND ".join(parts)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cursor = con.execute(sql)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     return _rows(con, sql)[0]
 
 
@@ -176,7 +177,7 @@ class _Checked:
 
 
 def _event_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, cfg: QualityConfig,
-                  future: str, old: str) -> dict:  # fmt: skip
+                  future: str, old: str) -> dict[str, Any]:  # fmt: skip
     """Events in the window: content duplicates (same person, event, channel within the duplicate
     window), future and too old timestamps."""
     return _one(
@@ -198,7 +199,7 @@ def _event_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: d
 
 
 def _order_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, cfg: QualityConfig,
-                  future: str, old: str) -> dict:  # fmt: skip
+                  future: str, old: str) -> dict[str, Any]:  # fmt: skip
     """Orders in the window: repeated order ids, amounts out of range or far from the median, future
     and too old timestamps, refunds before their payment, buyers without any event."""
     factor = float(cfg.amount_outlier_factor)
@@ -652,11 +653,13 @@ def _findings(
     return out
 
 
-def metric_rows(report: QualityReport) -> list[dict]:
+def metric_rows(report: QualityReport) -> list[dict[str, Any]]:
     """The report flattened to (section, name, table, channel, value) rows for CSV and tables."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
 
-    def add(section: str, name: str, value, table: str | None = None, channel: str | None = None) -> None:
+    def add(
+        section: str, name: str, value: object, table: str | None = None, channel: str | None = None
+    ) -> None:
         rows.append(
             {"section": section, "name": name, "table": table or "", "channel": channel or "", "value": value}
         )
@@ -678,7 +681,7 @@ def metric_rows(report: QualityReport) -> list[dict]:
     return rows
 
 
-def check_ground_truth(report: QualityReport, truth: dict) -> list[dict]:
+def check_ground_truth(report: QualityReport, truth: dict[str, Any]) -> list[dict[str, Any]]:
     """Injected problems (the demo's ground_truth.json "quality" section) against what was detected."""
     rows = []
 
@@ -710,12 +713,12 @@ def check_ground_truth(report: QualityReport, truth: dict) -> list[dict]:
 # ------------------------------------------------------------------------ the console's report
 
 # (window, settings, data version, hour) → (report, daily volume); a few recent windows only
-_MEMO: dict[tuple, tuple[QualityReport, pd.DataFrame]] = {}
+_MEMO: dict[tuple[object, ...], tuple[QualityReport, pd.DataFrame]] = {}
 _MEMO_LOCK = threading.Lock()
 MEMO_SIZE = 8
 
 
-def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
     """A cheap summary of everything the report reads (about 0.1 s on 1.9M events): the row count
     of every table it reads, the latest arrival in events, orders and messages, the import batches
     (every file and collector batch, order-status updates included, adds one) and the person merges
@@ -726,7 +729,10 @@ def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
                   "import_batches", "applied_merges")
     )  # fmt: skip
     latest = ", ".join(f"(SELECT max(ingested_at) FROM {t})" for t in ("events", "orders", "messages"))
-    return tuple(con.execute(f"SELECT {counts}, {latest}").fetchone())
+    row = con.execute(f"SELECT {counts}, {latest}").fetchone()
+    if row is None:  # unreachable: a SELECT of scalar subqueries has one row
+        raise RuntimeError("the data version query returned no row")
+    return tuple(row)
 
 
 def current_report(

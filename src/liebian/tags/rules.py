@@ -198,7 +198,11 @@ def _value(node: ast.AST, frame: pd.DataFrame):
         return frame[node.id].to_numpy()
     if isinstance(node, ast.Constant):
         return node.value
-    if isinstance(node, ast.UnaryOp):  # negative number (checked)
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+    ):  # a negative number (checked)
         return -node.operand.value
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e, frame) for e in node.elts]

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -60,7 +61,7 @@ def attribute_add(
             )
     except CampaignError as exc:
         return {"outcome": "not_attributed", "code": exc.code, "reason": exc.message}
-    out = {
+    out: dict[str, Any] = {
         "outcome": "attributed" if accepted.state != "blocked" else "blocked",
         "campaign_id": accepted.campaign_id,
         "referral_id": accepted.referral_id,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -162,8 +163,12 @@ class WecomClient:
             token = self.access_token()
             body = self._with_backoff(
                 path,
-                lambda token=token: self._get_json(
-                    method, path, params={"access_token": token, **(params or {})}, json=payload
+                functools.partial(
+                    self._get_json,
+                    method,
+                    path,
+                    params={"access_token": token, **(params or {})},
+                    json=payload,
                 ),
             )
             code = int(body.get("errcode", 0) or 0)
