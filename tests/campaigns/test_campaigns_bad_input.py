@@ -9,6 +9,7 @@ from campaign_helpers import Api, rules
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from liebian.campaigns import outbox
 from liebian.campaigns.models import Invite
 from liebian.db.base import Base, utcnow
 from liebian.db.migrate import import_all_models
@@ -25,9 +26,11 @@ def api(store: str, admin_headers):
 
 def snapshot() -> dict[str, int]:
     """Row counts of every table of the operational store. The server's thread moves outbox rows
-    into the warehouse at any moment (one row each), so the outbox is counted with the warehouse's
-    events and referral edges: a move is no change, a row written by a refused request is one."""
+    into the warehouse at any moment (one row each), so the outbox is drained here too (a move the
+    thread has half done is finished, without doubles) and counted with the warehouse's events and
+    referral edges: a move is no change, a row written by a refused request is one."""
     import_all_models()
+    outbox.drain_warehouse()
     with session_scope() as s:
         counts = {
             name: s.scalar(select(func.count()).select_from(t)) for name, t in Base.metadata.tables.items()
