@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from liebian import ports
+from liebian.bootstrap import bootstrap
 from liebian.config import get_settings, reset_settings_cache
 from liebian.db import migrate
 from liebian.db.session import dispose_engines, session_scope
@@ -43,6 +45,14 @@ def _drop_schema(base: str, schema: str) -> None:
     with engine.connect() as connection:
         connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wiring() -> ports.Wiring:
+    """The real links between the domains, installed once for the session (as the app factory, the
+    CLI root and the scheduler do), so tests calling services directly run the real system. A test
+    swaps in fakes with `ports.use(wiring.with_(...))`."""
+    return bootstrap()
 
 
 @pytest.fixture
@@ -169,23 +179,3 @@ def demo_brand(demo_brand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     yield demo_brand_dir
     dispose_engines()
     reset_settings_cache()
-
-
-# TEMPORARY (branch h1-campaigns) until `liebian.bootstrap` is on main and installs the real wiring
-# for every test: the campaign flows take the fraud rules from `ports`, and OneID merges reach the
-# campaign tables only through the follower added here. Delete this fixture after that merge.
-@pytest.fixture(autouse=True)
-def _campaign_wiring(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from liebian import ports
-    from liebian.campaigns import budget, flows
-    from liebian.fraud import inline
-    from liebian.identity import service as identity
-
-    monkeypatch.setattr(identity, "MERGE_HOOKS", [*identity.MERGE_HOOKS, flows.follow_merges])
-    wiring = ports.Wiring(
-        risk_checks=inline.RISK_CHECKS,
-        merge_followers=(flows.follow_merges,),
-        ledger_subscribers=(budget.release_on_entry,),
-    )
-    with ports.use(wiring):
-        yield

@@ -1,4 +1,9 @@
-"""`liebian`: the command line. Each domain adds its sub-commands from its own cli.py."""
+"""`liebian`: the command line. Each domain adds its sub-commands from its own cli.py.
+
+A domain's module is imported when one of its commands is invoked, not to list them: the tables
+below name every command with the help `liebian --help` shows (tests/test_cli_startup.py checks them
+against the modules), so `liebian --help` does not import pandas, scikit-learn, DuckDB, … .
+"""
 
 from __future__ import annotations
 
@@ -7,25 +12,19 @@ import os
 import sys
 from pathlib import Path
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from liebian.config import reset_settings_cache
 from liebian.db import migrate
 
-app = typer.Typer(
-    help="liebian 裂变 — fission campaigns, anti-fraud and growth analytics.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
-
-# (module, sub-command name or None to merge commands into the root, help)
+# (module, sub-command name, help)
 DOMAINS = [
-    ("liebian.db.cli", "db", "Operational store: migrations."),
+    ("liebian.db.cli", "db", "Schema versions: operational store migrations, warehouse version."),
     ("liebian.ingest.cli", "import", "Import events, orders, identities and messages from files."),
     ("liebian.identity.cli", "identity", "One person across channels (OneID)."),
     ("liebian.quality.cli", "quality", "Data-quality report."),
-    ("liebian.demo.cli", None, "The demo brand."),
-    ("liebian.web.cli", None, "Serve the API and console."),
     ("liebian.campaigns.cli", "campaign", "Fission campaigns, invites and posters."),
     ("liebian.rewards.cli", "ledger", "The reward ledger, payouts and webhooks."),
     ("liebian.fraud.cli", "fraud", "Anti-fraud rules, graph scan and review queue."),
@@ -42,9 +41,81 @@ DOMAINS = [
     ("liebian.jobs", "job", "Run a scheduled job once (for cron)."),
 ]
 
+# Commands of a domain's module merged into the root: (module, command name, its docstring's first line)
+ROOT_COMMANDS = [
+    (
+        "liebian.demo.cli",
+        "demo",
+        "Generate the demo brand 茶语 TeaWords, import it and print its KPI summary.",
+    ),
+    ("liebian.web.cli", "serve", "Serve the HTTP API and the console."),
+]
 
 # Commands that must not touch the operational store before they run.
 NO_AUTO_MIGRATE = {"db", None}
+
+
+def load_command(name: str) -> click.Command:
+    """Import the module of the root command or group `name` and build its click command, each of its
+    commands guarded by auth.policy.COMMANDS."""
+    from liebian.auth.cli_guard import (
+        install,  # with the command: auth and SQLAlchemy are not needed for --help
+    )
+
+    for module_name, command_name, _help in ROOT_COMMANDS:
+        if command_name == name:
+            sub = importlib.import_module(module_name).app
+            install(sub)
+            holder = typer.Typer()
+            holder.add_typer(sub)  # no name: its commands become the holder's, as they are the root's
+            return typer.main.get_group(holder).commands[name]
+    for module_name, group_name, help_text in DOMAINS:
+        if group_name == name:
+            sub = importlib.import_module(module_name).app
+            install(sub, (name,))
+            holder = typer.Typer()
+            holder.add_typer(sub, name=name, help=help_text)
+            return typer.main.get_group(holder).commands[name]
+    raise KeyError(name)
+
+
+class RootGroup(TyperGroup):
+    """The root command group: knows every command's name and help, imports its module on use."""
+
+    def __init__(self, **attrs) -> None:
+        super().__init__(**attrs)
+        self.listed = {name: help_text for _module, name, help_text in ROOT_COMMANDS}
+        self.listed |= {name: help_text for _module, name, help_text in DOMAINS}
+        self.listing = False
+        for name in self.listed:
+            self.commands.setdefault(name, None)  # the names typo suggestions choose from
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.listed:
+            return super().get_command(ctx, cmd_name)
+        if self.listing:  # the help page only needs the name and the help
+            return click.Command(cmd_name, help=self.listed[cmd_name])
+        if self.commands[cmd_name] is None:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands[cmd_name]
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.listing = False
+
+
+app = typer.Typer(
+    cls=RootGroup,
+    help="liebian 裂变 — fission campaigns, anti-fraud and growth analytics.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.callback()
@@ -55,40 +126,22 @@ def main(
         None, "--user", envvar="LIEBIAN_USER", help="Act as this console user (or set LIEBIAN_API_KEY)."
     ),
 ) -> None:
+    # imported when a command runs, not for `liebian --help` (start-up time)
+    from liebian.auth import cli_guard
     from liebian.privacy import logfilter
 
     logfilter.install()  # no phone, e-mail or ID-card number in any log line
-    from liebian.auth import cli_guard
-
     cli_guard.CLI_USER = user  # read when the command runs (per invocation, never left in the env)
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
+    from liebian.bootstrap import bootstrap  # deferred: it loads every domain; `liebian --help` does not
+
+    bootstrap()  # the links between the domains (risk checks, merge followers, ledger subscribers, jobs)
     if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
         # A fresh data directory works without a separate `liebian db upgrade` first.
         migrate.ensure_current()
 
-
-def _register() -> None:
-    for module_name, name, help_text in DOMAINS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that domain has no commands yet
-            raise
-        sub = module.app
-        if name is None:
-            for command in sub.registered_commands:
-                app.registered_commands.append(command)
-        else:
-            app.add_typer(sub, name=name, help=help_text)
-    from liebian.auth.cli_guard import install
-
-    install(app)  # every command checks auth.policy.COMMANDS before it runs
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     app()

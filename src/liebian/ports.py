@@ -33,7 +33,12 @@ class Job:
     name: str
     func: Callable[[], Any]
     every_seconds: float
-    description: str
+    description: str = ""  # default: the first line of the function's docstring
+
+    def __post_init__(self) -> None:
+        if not self.description:
+            summary = (self.func.__doc__ or "").strip().split("\n")[0]
+            object.__setattr__(self, "description", summary)
 
 
 # (session, {old person id: surviving person id}) — called in the merge's transaction.
@@ -91,8 +96,10 @@ def is_wired() -> bool:
 
 
 @contextmanager
-def use(wiring: Wiring) -> Iterator[Wiring]:
-    """Install `wiring` for the duration of a block (tests), then put back what was there."""
+def use(wiring: Wiring | None) -> Iterator[Wiring | None]:
+    """Install `wiring` for the duration of a block (tests), then put back what was there.
+
+    `use(None)` runs the block unwired: the first cross-domain call raises `NotWired`."""
     global _current
     previous = _current
     _current = wiring

@@ -279,8 +279,25 @@ def test_a_reward_rejected_in_the_ledger_gives_its_budget_back(api: Api) -> None
     friend_reward = next(r for r in ledger("rej") if r.reward_code == "NEW")
     with session_scope() as s:  # an operator rejects it through the ledger, not through the campaign
         rewards.transition(s, friend_reward.id, "rejected", idempotency_key="review-1", actor="ops")
+    # the ledger told the campaign budget in the same transaction (a wired subscriber, not a poll)
+    assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1000
+    with session_scope() as s:  # so the repair job has nothing left to do
+        assert budget.reconcile_reservations(s) == 0
+    assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1000
+
+
+def test_the_repair_job_releases_what_a_process_without_the_subscriber_missed(api: Api) -> None:
+    api.create(rules("double_sided"), "rep")
+    api.accept(api.invite("rep", "alice")["code"], "bob")
+    api.order("rep", "bob", "o1")
+    friend_reward = next(r for r in ledger("rep") if r.reward_code == "NEW")
+    wiring = ports.current()
+    unsubscribed = tuple(s for s in wiring.ledger_subscribers if s is not budget.release_on_entry)
+    with ports.use(wiring.with_(ledger_subscribers=unsubscribed)), session_scope() as s:
+        rewards.transition(s, friend_reward.id, "rejected", idempotency_key="review-1", actor="ops")
+    assert api.c.get("/api/v1/campaigns/rep").json()["budget_used_fen"] == 1500
     with session_scope() as s:
         assert budget.reconcile_reservations(s) == 1
     with session_scope() as s:
         assert budget.reconcile_reservations(s) == 0
-    assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1000
+    assert api.c.get("/api/v1/campaigns/rep").json()["budget_used_fen"] == 1000

@@ -116,11 +116,6 @@ def test_an_unwired_process_refuses_instead_of_skipping_the_risk_checks(store) -
         ports._current = previous
 
 
-@pytest.mark.xfail(
-    strict=True,  # once it passes, drop this marker
-    reason="the ledger calls ports.current().ledger_subscribers from rewards.service._append after the "
-    "wiring branch (h2-wiring) is merged; until then it calls the webhooks directly",
-)
 def test_the_ledger_tells_its_wired_subscribers_about_each_grant(store) -> None:
     subscriber = FakeSubscriber()
     with ports.use(ports.Wiring(ledger_subscribers=(subscriber,))):

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from liebian.bootstrap import default_wiring
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.session import session_scope
 from liebian.fraud import inline
@@ -58,6 +59,7 @@ def codes(signals) -> list[str]:
 def test_the_checks_are_a_constant_for_the_wiring_not_a_registration() -> None:
     assert (inline.inline_check,) == inline.RISK_CHECKS
     assert not hasattr(inline, "register")
+    assert default_wiring().risk_checks == inline.RISK_CHECKS  # wired once, by bootstrap
 
 
 def test_every_inline_code_is_in_the_catalogue_with_both_languages() -> None:

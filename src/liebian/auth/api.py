@@ -11,11 +11,11 @@ import io
 import json
 from datetime import datetime
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
 
 from liebian.auth import policy, service
-from liebian.auth.deps import CSRF_HEADER, SESSION_COOKIE, client_ip, principal_of
+from liebian.auth.deps import CSRF_HEADER, SESSION_COOKIE, client_ip, principal_of, set_session_cookie
 from liebian.auth.schemas import (
     AuditOut,
     AuditVerify,
@@ -31,7 +31,6 @@ from liebian.auth.schemas import (
     UserUpdate,
     encode,
 )
-from liebian.config import get_settings
 from liebian.db.session import session_scope
 
 router = APIRouter(tags=["auth"])
@@ -41,23 +40,6 @@ ERRORS = {401: {"description": "not authenticated"}, 403: {"description": "forbi
 
 def _error(exc: service.AuthError) -> JSONResponse:
     return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-
-def _secure_cookie() -> bool:
-    s = get_settings()
-    return s.cookie_secure if s.cookie_secure is not None else s.public_url.startswith("https://")
-
-
-def _set_session_cookie(response: Response, token: str) -> None:
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=service.SESSION_HOURS * 3600,
-        httponly=True,
-        secure=_secure_cookie(),
-        samesite="strict",
-        path="/",
-    )
 
 
 @router.post(
@@ -81,7 +63,7 @@ def login(body: LoginRequest, request: Request):
     if error is not None:
         return _error(error)
     response = JSONResponse(out)
-    _set_session_cookie(response, token)
+    set_session_cookie(response, token)
     return response
 
 
@@ -268,56 +250,3 @@ def _naive(value: datetime | None) -> datetime | None:
     from datetime import UTC
 
     return value.astimezone(UTC).replace(tzinfo=None)
-
-
-# --- the console's login form -------------------------------------------------------------------
-
-
-def _login_page(request: Request, message: str = "", status_code: int = 200) -> Response:
-    from liebian.web.console import TEMPLATES
-    from liebian.web.i18n import DEFAULT_LOCALE, locale_of, translator
-
-    locale = locale_of(request)
-    context = {
-        "t": translator(locale),
-        "locale": locale,
-        "other_locale": "en" if locale == DEFAULT_LOCALE else DEFAULT_LOCALE,
-        "message": message,
-    }
-    response = TEMPLATES.TemplateResponse(request, "login.html", context, status_code=status_code)
-    if "lang" in request.query_params:
-        response.set_cookie("lang", locale, samesite="lax", max_age=365 * 86400)
-    return response
-
-
-@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page(request: Request) -> Response:
-    return _login_page(request)
-
-
-@router.post("/login", include_in_schema=False)
-def login_form(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
-    error = None
-    with session_scope() as s:
-        try:
-            user = service.authenticate(s, username, password, client_ip(request))
-            token, _csrf = service.create_session(s, user, client_ip(request))
-        except service.AuthError as exc:
-            error = exc
-    if error is not None:
-        return _login_page(request, error.message, error.status)
-    response = RedirectResponse("/", status_code=303)
-    _set_session_cookie(response, token)
-    return response
-
-
-@router.post("/logout", include_in_schema=False)
-def logout_form(request: Request, csrf_token: str = Form("")) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    principal = principal_of(request)
-    if token and principal.kind == "session" and csrf_token == principal.csrf_token:
-        with session_scope() as s:
-            service.revoke_session(s, token, client_ip(request))
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
-    return response

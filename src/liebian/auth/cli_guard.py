@@ -1,5 +1,6 @@
-"""Authorisation of CLI commands: every command's callback is wrapped, once, by `install(app)` in
-liebian/cli.py; the wrapper finds who is acting and checks auth.policy.COMMANDS before it runs.
+"""Authorisation of CLI commands: every command's callback is wrapped, once, by `install(app, prefix)`
+when liebian/cli.py loads its module; the wrapper finds who is acting and checks auth.policy.COMMANDS
+before it runs.
 
 Who is acting:
 - `LIEBIAN_API_KEY` — an API key, verified like the HTTP API's (for cron and remote automation);
@@ -17,6 +18,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 
+import click
 import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -33,13 +35,29 @@ def _name_of(info) -> str:
     return info.callback.__name__.lower().replace("_", "-")
 
 
-def iter_commands(app: typer.Typer, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
+def _iter_infos(app: typer.Typer, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
     """(command path, CommandInfo) for every command of a Typer app, sub-apps included."""
     for info in app.registered_commands:
         yield " ".join((*prefix, _name_of(info))), info
     for group in app.registered_groups:
         name = group.name or group.typer_instance.info.name
-        yield from iter_commands(group.typer_instance, (*prefix, name))
+        yield from _iter_infos(group.typer_instance, (*prefix, name))
+
+
+def iter_commands(app: typer.Typer) -> Iterator[tuple[str, click.Command]]:
+    """(command path, click command) for every command the CLI offers, the groups liebian/cli.py
+    imports only when they are invoked included (this imports them)."""
+
+    def walk(group: click.Command, ctx: click.Context, prefix: tuple[str, ...]):
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            if hasattr(command, "list_commands"):
+                yield from walk(command, click.Context(command, parent=ctx, info_name=name), (*prefix, name))
+            else:
+                yield " ".join((*prefix, name)), command
+
+    root = typer.main.get_command(app)
+    yield from walk(root, click.Context(root, info_name="liebian"), ())
 
 
 def current_principal():
@@ -135,6 +153,7 @@ def guarded(path: str, callback: Callable) -> Callable:
     return wrapper
 
 
-def install(app: typer.Typer) -> None:
-    for path, info in iter_commands(app):
+def install(app: typer.Typer, prefix: tuple[str, ...] = ()) -> None:
+    """Guard every command of `app`, whose commands are reached as `liebian <prefix> <command>`."""
+    for path, info in _iter_infos(app, prefix):
         info.callback = guarded(path, info.callback)

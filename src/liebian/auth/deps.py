@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
 
 from liebian.auth import policy, service
@@ -33,6 +33,24 @@ AUDITED_READS = frozenset({"identity:read", "privacy:dsr", "pii:reveal", "audit:
 bearer_scheme = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer lb_…`")
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key")
 cookie_scheme = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="console session")
+
+
+def _secure_cookie() -> bool:
+    s = get_settings()
+    return s.cookie_secure if s.cookie_secure is not None else s.public_url.startswith("https://")
+
+
+def set_session_cookie(response: Response, token: str) -> None:
+    """The console session's cookie (the JSON login and the console's login form set it)."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=service.SESSION_HOURS * 3600,
+        httponly=True,
+        secure=_secure_cookie(),
+        samesite="strict",
+        path="/",
+    )
 
 
 def client_ip(request: Request) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from liebian.background import worker_lifespan
 from liebian.campaigns import flows, invites, service, views
 from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
@@ -39,7 +40,6 @@ from liebian.campaigns.schemas import (
 from liebian.db.session import session_scope
 from liebian.rewards.service import LedgerError
 from liebian.schemas import encode
-from liebian.web.background import worker_lifespan
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
 router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.warehouse_flusher))

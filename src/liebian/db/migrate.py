@@ -6,11 +6,13 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
 import liebian
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+# deferred: Alembic (and SQLAlchemy with it) costs ~0.5 s of every CLI and server start-up
+command = lazy_import("alembic.command")
+alembic_config_module = lazy_import("alembic.config")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -26,8 +28,8 @@ def import_all_models() -> None:
                     raise
 
 
-def alembic_config(url: str | None = None) -> Config:
-    config = Config()
+def alembic_config(url: str | None = None) -> alembic_config_module.Config:
+    config = alembic_config_module.Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", (url or get_settings().sqlalchemy_url).replace("%", "%%"))
     return config

@@ -7,7 +7,7 @@ Encryption keys are versioned so they can be rotated: every ciphertext starts wi
 key that sealed it (`k2:<base64>`); ciphertexts without a prefix are from before versioning and
 belong to key "1". `LIEBIAN_ENCRYPTION_KEY` takes one hex key (key "1") or a list `2:<hex>,1:<hex>`
 whose first entry is the active key. With the key file, `rotate_encryption_key()` adds a key and
-makes it active; `reencrypt_all()` (privacy.service) re-seals old ciphertexts under it. Old keys stay
+makes it active; `reencrypt_all()` (privacy.retention) re-seals old ciphertexts under it. Old keys stay
 readable until no ciphertext needs them.
 """
 
@@ -132,7 +132,7 @@ def keys() -> Keys:
 def rotate_encryption_key() -> str:
     """Add a new AES-256 key to the key file and make it the active one; returns its id.
 
-    New ciphertexts use it at once; run `reencrypt_all` (privacy.service) to re-seal the old ones.
+    New ciphertexts use it at once; run `reencrypt_all` (privacy.retention) to re-seal the old ones.
     With keys given by LIEBIAN_ENCRYPTION_KEY, rotate by listing the new key first instead.
     """
     s = get_settings()

@@ -175,17 +175,11 @@ class _Checked:
     error_rows: int  # loaded rows with an out-of-range value or a duplicate
 
 
-def consistency(
-    con: duckdb.DuckDBPyConnection,
-    start: datetime | None,
-    end: datetime | None,
-    cfg: QualityConfig,
-    now: datetime,
-    identity_conflicts: int | None,
-) -> _Checked:
-    future, old = f"ts > {_ts(now)}", f"ts < {_ts(cfg.min_ts)}"
-    factor = float(cfg.amount_outlier_factor)
-    events = _one(
+def _event_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, cfg: QualityConfig,
+                  future: str, old: str) -> dict:  # fmt: skip
+    """Events in the window: content duplicates (same person, event, channel within the duplicate
+    window), future and too old timestamps."""
+    return _one(
         con,
         f"""
         WITH e AS (
@@ -201,7 +195,14 @@ def consistency(
         FROM f
         """,
     )
-    orders = _one(
+
+
+def _order_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, cfg: QualityConfig,
+                  future: str, old: str) -> dict:  # fmt: skip
+    """Orders in the window: repeated order ids, amounts out of range or far from the median, future
+    and too old timestamps, refunds before their payment, buyers without any event."""
+    factor = float(cfg.amount_outlier_factor)
+    return _one(
         con,
         f"""
         WITH o AS (
@@ -228,6 +229,19 @@ def consistency(
         FROM f
         """,
     )
+
+
+def consistency(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime | None,
+    end: datetime | None,
+    cfg: QualityConfig,
+    now: datetime,
+    identity_conflicts: int | None,
+) -> _Checked:
+    future, old = f"ts > {_ts(now)}", f"ts < {_ts(cfg.min_ts)}"
+    events = _event_checks(con, start, end, cfg, future, old)
+    orders = _order_checks(con, start, end, cfg, future, old)
     messages = _one(
         con,
         f"""
@@ -544,29 +558,8 @@ def quality_report(
     )
 
 
-def _findings(
-    filled: Completeness,
-    c: Consistency,
-    timely: Timeliness,
-    anomalies: list[VolumeAnomaly],
-    held: Quarantine,
-    errors: ErrorRate,
-    cfg: QualityConfig,
-) -> list[Finding]:
-    """Everything that is not clean, one line each, most actionable first."""
-    out: list[Finding] = []
-    if not errors.passed:
-        out.append(
-            Finding(
-                check="error_rate",
-                count=errors.rejected_rows + errors.problem_rows,
-                detail=f"error rate {errors.error_rate:.3%} above the target {errors.target:.3%}",
-            )
-        )
-    for category, n in held.by_category.items():
-        out.append(
-            Finding(check=f"rejected:{category}", count=n, detail=f"{n} rows quarantined ({category})")
-        )
+def _consistency_findings(c: Consistency, cfg: QualityConfig) -> list[Finding]:
+    """One finding per consistency check that found rows."""
     problems = [
         (
             "duplicate_content_events",
@@ -598,7 +591,33 @@ def _findings(
         ),
         ("identity_conflicts", None, c.identity_conflicts or 0, "contradicting OneID evidence kept apart"),
     ]
-    out.extend(Finding(check=k, table=t, count=n, detail=d) for k, t, n, d in problems if n)
+    return [Finding(check=k, table=t, count=n, detail=d) for k, t, n, d in problems if n]
+
+
+def _findings(
+    filled: Completeness,
+    c: Consistency,
+    timely: Timeliness,
+    anomalies: list[VolumeAnomaly],
+    held: Quarantine,
+    errors: ErrorRate,
+    cfg: QualityConfig,
+) -> list[Finding]:
+    """Everything that is not clean, one line each, most actionable first."""
+    out: list[Finding] = []
+    if not errors.passed:
+        out.append(
+            Finding(
+                check="error_rate",
+                count=errors.rejected_rows + errors.problem_rows,
+                detail=f"error rate {errors.error_rate:.3%} above the target {errors.target:.3%}",
+            )
+        )
+    for category, n in held.by_category.items():
+        out.append(
+            Finding(check=f"rejected:{category}", count=n, detail=f"{n} rows quarantined ({category})")
+        )
+    out.extend(_consistency_findings(c, cfg))
     for f in filled.fields:
         if f.required and f.missing:
             out.append(

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from liebian.db.base import utcnow
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from liebian.rewards.service import LedgerError
+from liebian.rewards.service import LedgerError, transaction_of
 
 EVENT_TYPES = (
     "reward.granted",
@@ -189,8 +189,6 @@ _ENDPOINTS_KEY = "webhook_endpoints"
 def _active_endpoints(session: Session) -> list:
     """The active endpoints, read once per transaction (a referral's two grants append two entries);
     the endpoint functions above forget the list when they change one."""
-    from liebian.rewards.service import transaction_of
-
     tx = transaction_of(session)
     held = session.info.get(_ENDPOINTS_KEY)
     if held is not None and tx is not None and held[0] is tx:

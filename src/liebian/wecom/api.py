@@ -16,11 +16,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
+from liebian.background import worker_lifespan
 from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.web.background import worker_lifespan
-from liebian.wecom import service
+from liebian.wecom import processing, service
 from liebian.wecom.client import WecomApiError
 from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
 
@@ -53,7 +53,7 @@ def callback_verify(
     try:
         echo, ts = service.verify_url(msg_signature, timestamp, nonce, echostr)
         with session_scope() as s:
-            service.claim_nonce(s, nonce, ts, utcnow())
+            processing.claim_nonce(s, nonce, ts, utcnow())
     except service.CallbackRejected as exc:
         return _reject(exc, request)
     return PlainTextResponse(echo)
@@ -77,7 +77,7 @@ def _handle_event(request: Request, msg_signature, timestamp, nonce, body: bytes
         msg = service.open_envelope(msg_signature, timestamp, nonce, body)
         msg = service.enrich(msg, service.get_client())
         with session_scope() as s:
-            result = service.process(s, msg)
+            result = processing.process(s, msg)
     except service.CallbackRejected as exc:
         return _reject(exc, request)
     log.info("WeCom %s/%s: %s", result.get("event"), result.get("change_type"), result.get("outcome"))

@@ -43,7 +43,7 @@ def _anomaly_marks(trend: list[dict], metric: str) -> list[dict]:
     """Points the monitor's detector flags on this series (calendar effects are not marked)."""
     from liebian.db.session import session_scope
     from liebian.monitor import detector
-    from liebian.monitor.service import calendar_for
+    from liebian.monitor.anomalies import calendar_for
 
     if len(trend) < 15:
         return []

@@ -1,0 +1,61 @@
+"""The console's login form and logout button (the JSON login is auth.api's `/api/v1/auth/login`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from liebian.auth import service
+from liebian.auth.deps import SESSION_COOKIE, client_ip, principal_of, set_session_cookie
+from liebian.db.session import session_scope
+from liebian.web.console import TEMPLATES
+from liebian.web.i18n import DEFAULT_LOCALE, locale_of, translator
+
+router = APIRouter(include_in_schema=False)
+
+
+def _login_page(request: Request, message: str = "", status_code: int = 200) -> Response:
+    locale = locale_of(request)
+    context = {
+        "t": translator(locale),
+        "locale": locale,
+        "other_locale": "en" if locale == DEFAULT_LOCALE else DEFAULT_LOCALE,
+        "message": message,
+    }
+    response = TEMPLATES.TemplateResponse(request, "login.html", context, status_code=status_code)
+    if "lang" in request.query_params:
+        response.set_cookie("lang", locale, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return _login_page(request)
+
+
+@router.post("/login")
+def login_form(request: Request, username: str = Form(""), password: str = Form("")) -> Response:
+    error = None
+    with session_scope() as s:
+        try:
+            user = service.authenticate(s, username, password, client_ip(request))
+            token, _csrf = service.create_session(s, user, client_ip(request))
+        except service.AuthError as exc:
+            error = exc
+    if error is not None:
+        return _login_page(request, error.message, error.status)
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, token)
+    return response
+
+
+@router.post("/logout")
+def logout_form(request: Request, csrf_token: str = Form("")) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    principal = principal_of(request)
+    if token and principal.kind == "session" and csrf_token == principal.csrf_token:
+        with session_scope() as s:
+            service.revoke_session(s, token, client_ip(request))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
