@@ -40,14 +40,13 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
     assert w.risk_checks and w.merge_followers and w.ledger_subscribers and w.jobs
     assert w.reward_cost is costs.reward_cost_fen
     risk = [_named(f) for f in w.risk_checks]
-    assert risk == ["liebian.fraud.inline.inline_check"]  # the caps and the circular check among its rules
+    # the campaign's own caps and circular check are fraud rules inside inline_check
+    assert risk == ["liebian.fraud.inline.inline_check"]
     assert inline.inline_check in w.risk_checks
     assert privacy.follow_merges in w.merge_followers
     assert "liebian.campaigns.flows.follow_merges" in [_named(f) for f in w.merge_followers]
-    assert [_named(f) for f in w.ledger_subscribers] == [
-        "liebian.rewards.webhooks.enqueue_for_entry",
-        "liebian.campaigns.budget.release_on_entry",
-    ]
+    assert webhooks.enqueue_for_entry in w.ledger_subscribers
+    assert "liebian.campaigns.budget.release_on_entry" in [_named(f) for f in w.ledger_subscribers]
     names = [job.name for job in w.jobs]
     assert len(names) == len(set(names))
     for job in w.jobs:

@@ -145,7 +145,8 @@ def leaderboard(campaign_id: str, limit: int = typer.Option(20, min=1), fmt: For
 @app.command("close-due")
 def close_due() -> None:
     """End campaigns past their end date (leaderboards grant their rank rewards) and give back the
-    budget of rewards rejected or revoked in the ledger; for cron (the server does it every 30 s)."""
+    budget of rewards rejected or revoked in the ledger; for cron (the server's scheduler runs the jobs campaigns-close-due and
+    campaigns-reconcile-reservations)."""
     closed = _call(service.close_due)
     released = _call(budget.reconcile_reservations)
     console.print(

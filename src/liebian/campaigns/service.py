@@ -15,7 +15,6 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from liebian.campaigns.budget import reconcile_reservations
 from liebian.campaigns.common import (
     CampaignError,
     audit,
@@ -28,7 +27,6 @@ from liebian.campaigns.outbox import drain_warehouse
 from liebian.campaigns.schemas import CampaignRules
 from liebian.campaigns.strategies import strategy_for
 from liebian.db.base import utcnow
-from liebian.db.session import session_scope
 from liebian.engine.outbox import OutboxFlusher
 
 
@@ -374,7 +372,7 @@ def end(session: Session, campaign_id: str, *, actor: str = "operator", now: dat
 def close_due(session: Session, now: datetime | None = None) -> list[str]:
     """Persist `ended` for launched campaigns past their end date; leaderboards grant their ranks.
 
-    Run by the server's background thread and by `liebian campaign close-due` (cron)."""
+    Run by the scheduled job campaigns-close-due and by `liebian campaign close-due` (cron)."""
     now = now or utcnow()
     closed = []
     for c in session.scalars(
@@ -387,16 +385,7 @@ def close_due(session: Session, now: datetime | None = None) -> list[str]:
     return closed
 
 
-def _close_due_and_release() -> None:
-    with session_scope() as s:
-        close_due(s)
-        reconcile_reservations(s)
-
-
 def warehouse_flusher(interval: float = 1.0) -> OutboxFlusher:
-    """The server's campaign thread: queued warehouse events every `interval` seconds; every 30
-    rounds, campaigns past their end close and reservations of rewards the ledger rejected or
-    revoked are released."""
-    return OutboxFlusher(
-        "campaign-warehouse-flush", drain_warehouse, interval=interval, chores=((30, _close_due_and_release),)
-    )
+    """The server's campaign thread: queued warehouse events every `interval` seconds. Closing
+    campaigns past their end and releasing budget are scheduled jobs (`campaigns.jobs`)."""
+    return OutboxFlusher("campaign-warehouse-flush", drain_warehouse, interval=interval)

@@ -10,29 +10,19 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
 class OutboxFlusher:
-    """Calls `drain` every `interval` seconds; each `(every, chore)` runs after every `every` rounds.
+    """Calls `drain` every `interval` seconds; `drain` moves everything queued, in as many
+    transactions as it likes."""
 
-    `drain` moves everything queued (in as many transactions as it likes); chores are small
-    periodic duties of the same domain that need no thread of their own."""
-
-    def __init__(
-        self,
-        name: str,
-        drain: Callable[[], object],
-        *,
-        interval: float = 1.0,
-        chores: Sequence[tuple[int, Callable[[], object]]] = (),
-    ):
+    def __init__(self, name: str, drain: Callable[[], object], *, interval: float = 1.0):
         self.name = name
         self.interval = interval
         self._drain = drain
-        self._chores = tuple(chores)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -40,23 +30,14 @@ class OutboxFlusher:
         self._thread.start()
 
     def _run(self) -> None:
-        rounds = 0
         while not self._stop.wait(self.interval):
             self.flush_once()
-            rounds += 1
-            for every, chore in self._chores:
-                if rounds % every == 0:
-                    self._safely(chore, "a periodic chore (%s) failed")
 
     def flush_once(self) -> None:
-        # keep serving: what failed stays queued for the next round
-        self._safely(self._drain, "draining the outbox (%s) failed; the rows stay queued")
-
-    def _safely(self, fn: Callable[[], object], message: str) -> None:
         try:
-            fn()
-        except Exception:
-            log.exception(message, f"{self.name}: {getattr(fn, '__name__', fn)}")
+            self._drain()
+        except Exception:  # keep serving: what failed stays queued for the next round
+            log.exception("%s: draining the outbox failed; the rows stay queued", self.name)
 
     def stop(self) -> None:
         self._stop.set()
