@@ -101,13 +101,13 @@ def costs_for(filters: Filters, reward_cost_fen: int | None = None, other_cost_f
 
 def run_kpis(
     filters: Filters, engine: str | None = None, reward_cost_fen: int | None = None, other_cost_fen: int = 0
-) -> dict:
+) -> dict[str, Any]:
     costs = costs_for(filters, reward_cost_fen, other_cost_fen)
     with frame(filters, engine) as fr:
         return kpis_mod.kpis(fr, costs)
 
 
-def run_kpi_series(filters: Filters, grain: str = "day", engine: str | None = None) -> list[dict]:
+def run_kpi_series(filters: Filters, grain: str = "day", engine: str | None = None) -> list[dict[str, Any]]:
     """The KPI counts and rates per local day or hour of [start, end] (kpis.kpi_series)."""
     with frame(filters, engine) as fr:
         return kpis_mod.kpi_series(fr, grain)
@@ -115,7 +115,7 @@ def run_kpi_series(filters: Filters, grain: str = "day", engine: str | None = No
 
 def run_kpi_series_by_channel(
     filters: Filters, grain: str = "day", engine: str | None = None
-) -> dict[str, list[dict]]:
+) -> dict[str, list[dict[str, Any]]]:
     """`run_kpi_series` for each channel seen in the period (the filters' channels, if given)."""
     with frame(filters, engine) as fr:
         names = list(filters.channels) or channels_mod.channel_names(fr)
@@ -132,7 +132,7 @@ def run_funnel(
     breakdown: str | None = None,
     segments: dict[str, Sequence[int]] | None = None,
     engine: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     parsed = funnel_mod.parse_steps(steps)
     with frame(filters, engine) as fr:
         result = funnel_mod.funnel(fr, parsed, timedelta(days=window_days), breakdown, segments)
@@ -151,7 +151,7 @@ def run_dropped(
     steps: str | Sequence[str] | None = None,
     window_days: float = 14,
     engine: str | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     parsed = funnel_mod.parse_steps(steps)
     with frame(filters, engine) as fr:
         return records(funnel_mod.dropped_persons(fr, at_step, parsed, timedelta(days=window_days)))
@@ -160,7 +160,7 @@ def run_dropped(
 def run_retention(
     filters: Filters, unit: str = "week", cohort_by: str = "first_event", periods: int = 12, cohorts: int = 12,
     engine: str | None = None,
-) -> dict:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     with frame(filters, engine) as fr:
         result = cohorts_mod.retention(fr, unit, cohort_by, periods, cohorts)
     return {"unit": unit, "cohort_by": cohort_by, "matrix": result.matrix("rate"), "cells": result.rows()}
@@ -169,7 +169,7 @@ def run_retention(
 def run_revenue(
     filters: Filters, unit: str = "month", cohort_by: str = "first_event", periods: int = 12, cohorts: int = 12,
     engine: str | None = None,
-) -> dict:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     with frame(filters, engine) as fr:
         result = cohorts_mod.revenue(fr, unit, cohort_by, periods, cohorts)
     return {
@@ -182,7 +182,7 @@ def run_revenue(
 
 def run_referral_tree(
     filters: Filters, top: int = 20, max_graph_nodes: int = 500, engine: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     with frame(filters, engine) as fr:
         return asdict(tree_mod.referral_tree(fr, top, max_graph_nodes))
 
@@ -197,7 +197,7 @@ def run_data_span(filters: Filters, engine: str | None = None) -> tuple[date, da
     return fr.day_date(int(row["first"])), fr.day_date(int(row["last"]))
 
 
-def run_channels(filters: Filters, engine: str | None = None) -> list[dict]:
+def run_channels(filters: Filters, engine: str | None = None) -> list[dict[str, Any]]:
     with frame(filters, engine) as fr:
         return channels_mod.channel_radar(fr, costs=costs_for(filters))
 
@@ -207,14 +207,14 @@ def run_scorecard(
     stage: str = "mature",
     weights: dict[str, float] | None = None,
     engine: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     with frame(filters, engine) as fr:
         return score_mod.scorecard(fr, stage, weights, costs_for(filters))
 
 
 def run_benchmarks(
-    filters: Filters, sector: str, reference: dict | None = None, engine: str | None = None
-) -> dict:
+    filters: Filters, sector: str, reference: dict[str, Any] | None = None, engine: str | None = None
+) -> dict[str, Any]:
     if reference is not None:
         reference = bench.validate_reference(reference)
     table = reference or bench.DEFAULT_REFERENCE

@@ -121,4 +121,5 @@ def schema_versions(path: Path | None = None) -> tuple[int | None, int]:
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    # fetchall: a count(*) has exactly one row, which fetchone() cannot promise the type checker
+    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES}

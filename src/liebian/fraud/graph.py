@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 from sklearn.ensemble import IsolationForest
 
 from liebian.fraud.reasons import REASONS
+from liebian.predict.common import aggregate_row
 
 PERSON_TABLE = "fraud_person_risk"
 REFERRAL_TABLE = "fraud_referral_risk"
@@ -111,10 +112,11 @@ def scan(
 
     t = t0
     if as_of is None:
-        as_of = con.execute(
+        as_of = aggregate_row(
+            con,
             "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders), "
-            "(SELECT max(ts) FROM referral_edges))"
-        ).fetchone()[0]
+            "(SELECT max(ts) FROM referral_edges))",
+        )[0]
     as_of = as_of or datetime(1970, 1, 1)
 
     _links(con, p)
@@ -135,14 +137,15 @@ def scan(
     _referral_scores(con, as_of)
     t = lap("score", t)
 
-    counts = con.execute(
+    counts = aggregate_row(
+        con,
         f"""
         SELECT (SELECT count(DISTINCT person_id) FROM fr_links),
                (SELECT count(*) FROM fr_edges),
                (SELECT count(*) FROM {PERSON_TABLE} WHERE score >= {float(p.flag_threshold)}),
                (SELECT count(*) FROM {REFERRAL_TABLE} WHERE score >= {float(p.flag_threshold)})
-        """
-    ).fetchone()
+        """,
+    )
     _drop_temp_tables(con)
     return ScanResult(
         persons=int(counts[0]),
@@ -552,7 +555,5 @@ def referral_risk(con: duckdb.DuckDBPyConnection, min_score: float = 0.0) -> pd.
 
 def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-        ).fetchone()[0]
+        aggregate_row(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])[0]
     )

@@ -36,6 +36,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 from sqlalchemy import Connection, func, select
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
@@ -176,12 +177,20 @@ def _salted(
 # ---------------------------------------------------------------- the store
 
 
+def _dbapi(conn: Connection) -> DBAPIConnection:
+    """The driver's connection under `conn` (an open Connection always has one)."""
+    dbapi = conn.connection.dbapi_connection
+    if dbapi is None:
+        raise RuntimeError("the store connection is closed")
+    return dbapi
+
+
 def _tune_sqlite(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         return
     # The default 2 MB page cache thrashes once the identifier indexes outgrow it.
     conn.exec_driver_sql("PRAGMA cache_size = -262144")
-    if not conn.connection.dbapi_connection.in_transaction:  # SQLite refuses it inside one
+    if not _dbapi(conn).in_transaction:  # SQLite refuses it inside one
         conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # the staging tables need no file
 
 
@@ -193,7 +202,7 @@ def _export_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _copy_csv(conn: Connection, path: Path) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = _dbapi(conn).cursor()
     copy_sql = f"COPY bulk_new ({PLAN_COLUMNS}) FROM STDIN (FORMAT csv)"
     with cursor.copy(copy_sql) as copy, path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -279,7 +288,7 @@ def store(
     stamp = _stamp(conn, seen_at)
     _tune_sqlite(conn)
     _fill_staging(conn, con)
-    n = conn.exec_driver_sql("SELECT count(*) FROM bulk_new").scalar()
+    n = conn.exec_driver_sql("SELECT count(*) FROM bulk_new").scalar_one()
     other: dict = {}
     conn.exec_driver_sql("SAVEPOINT bulk_persons")
     for attempt in range(TAKEN_ROUNDS):

@@ -30,6 +30,7 @@ def show(
         raise _fail("give --id-type and --id, or --person-id")
     with session_scope() as session:
         if person_id is None:
+            assert id_type and id_  # given when there is no person id: checked above
             try:
                 person_id = service.find_person(session, id_type, id_)
             except IdentifierError as exc:

@@ -12,21 +12,22 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Insert, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from liebian import ports
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
 from liebian.identity.keys import (
     DIRECT_TYPES,
     SINGULAR_TYPES,
@@ -41,11 +42,7 @@ from liebian.privacy.crypto import encrypt
 
 Key = tuple[str, str]  # (id_type, stored value)
 CHUNK = 900
-
-
-def _insert(session: Session, model):
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
+T = TypeVar("T")
 
 
 # Built once: the request path (accept an invite, report a conversion) resolves a few identifiers
@@ -54,22 +51,22 @@ _LOOKUP = select(Identifier.id_value, Identifier.person_id).where(
     Identifier.id_type == bindparam("b_type"), Identifier.id_value.in_(bindparam("b_values", expanding=True))
 )
 _TAKEN = select(Person.id).where(Person.id.in_(bindparam("b_ids", expanding=True)))
-_INSERTS: dict[str, tuple] = {}
+_INSERTS: dict[str, tuple[Insert, Insert]] = {}
 
 
-def _inserts_ignoring_conflicts(session: Session) -> tuple:
+def _inserts_ignoring_conflicts(session: Session) -> tuple[Insert, Insert]:
     """(persons, identifiers) INSERT … ON CONFLICT DO NOTHING for this session's dialect."""
     dialect = session.get_bind().dialect.name
     if dialect not in _INSERTS:
         ins = pg_insert if dialect == "postgresql" else sqlite_insert
         _INSERTS[dialect] = (
-            ins(Person.__table__).on_conflict_do_nothing(),
-            ins(Identifier.__table__).on_conflict_do_nothing(),
+            ins(table_of(Person)).on_conflict_do_nothing(),
+            ins(table_of(Identifier)).on_conflict_do_nothing(),
         )
     return _INSERTS[dialect]
 
 
-def _chunks(seq: Sequence, size: int = CHUNK):
+def _chunks(seq: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(seq), size):
         yield seq[start : start + size]
 
@@ -144,7 +141,7 @@ def _found_persons(
     wanted = {key: person_id_for(*key) for key in new}
     # A person id can only be taken already by a hash collision or by a deleted person's
     # tombstone; such identifiers get a salted id instead.
-    taken = set()
+    taken: set[int] = set()
     for chunk in _chunks(list(wanted.values())):
         taken.update(session.scalars(_TAKEN, {"b_ids": chunk}))
     if taken:
@@ -230,7 +227,7 @@ def _resolve_locked(session: Session, items: list[RawIdentifier | Key], source: 
         persons = fresh
 
 
-def _evidence_order(e: LinkEvidence) -> tuple:
+def _evidence_order(e: LinkEvidence) -> tuple[datetime, str, str, str, str, str]:
     # Normalise the pair too, so (a, b) and (b, a) sort the same.
     pair = sorted((_key(e.a), _key(e.b)))
     return (e.observed_at or datetime.min, *pair[0], *pair[1], e.source)
@@ -250,12 +247,12 @@ def _singular_identifiers(session: Session, involved: list[int]) -> dict[int, di
     return singular
 
 
-def _insert_links(session: Session, link_rows: list[dict]) -> dict[tuple, int]:
+def _insert_links(session: Session, link_rows: list[dict[str, Any]]) -> dict[tuple[str, str, str, str], int]:
     """Record the evidence rows; the id of each merging link by its pair (type a, value a, type b, value b)."""
     # One batched INSERT … RETURNING, not a round trip per link. The rows may come back in any order
     # (SQLite batches only then), so merges find their link by its pair: a pair merges once a batch.
-    links = IdentityLink.__table__
-    merge_link: dict[tuple, int] = {}
+    links = table_of(IdentityLink)
+    merge_link: dict[tuple[str, str, str, str], int] = {}
     if link_rows:
         returned = session.execute(
             insert(links).returning(
@@ -340,12 +337,10 @@ def merge(session: Session, survivor_hint: int, other: int, link_id: int | None 
     Either id may be an old (already merged) one: the persons that now hold them are merged.
     """
     _lock_persons(session, sorted({survivor_hint, other}))
-    current = [current_person(session, p) for p in (survivor_hint, other)]
-    if None in current:
-        missing = [p for p, c in zip((survivor_hint, other), current, strict=True) if c is None]
-        raise LookupError(f"no person {missing[0]}")
-    _lock_persons(session, sorted(set(current)))
-    a, b = current
+    a, b = (current_person(session, p) for p in (survivor_hint, other))
+    if a is None or b is None:
+        raise LookupError(f"no person {survivor_hint if a is None else other}")
+    _lock_persons(session, sorted({a, b}))
     if a == b:
         return a
     survivor, merged = min(a, b), max(a, b)
@@ -358,13 +353,13 @@ def _apply_merges(session: Session, log: list[tuple[int, int, int | None]], fina
         return
     now = utcnow()
     session.execute(
-        PersonMerge.__table__.insert(),
+        table_of(PersonMerge).insert(),
         [{"survivor_id": s, "merged_id": m, "link_id": lid, "merged_at": now} for s, m, lid in log],
     )
     # One UPDATE … SET x = CASE x WHEN merged THEN survivor … END WHERE x IN (…) per chunk: not ORM
     # updates per merged person (3000 merges took 9 s that way on SQLite), nor per-row statements,
     # which PostgreSQL runs as a sequential scan each on a fresh table without statistics.
-    idents, persons = Identifier.__table__, Person.__table__
+    idents, persons = table_of(Identifier), table_of(Person)
     for chunk in _chunks(sorted(final.items()), 500):
         mapping = dict(chunk)
         session.execute(
@@ -405,14 +400,14 @@ class PersonView:
     person_id: int
     created_at: datetime
     merged_from: list[int]
-    identifiers: list[dict]
+    identifiers: list[dict[str, Any]]
 
 
 def person_view(session: Session, person_id: int) -> PersonView | None:
     pid = current_person(session, person_id)
     if pid is None:
         return None
-    person = session.get(Person, pid)
+    person = session.get_one(Person, pid)
     merged_from = list(
         session.scalars(select(Person.id).where(Person.merged_into == pid).order_by(Person.id))
     )
@@ -503,7 +498,7 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
 def sync_watermark(con: duckdb.DuckDBPyConnection) -> int:
     """The id of the last registry identifier copied into the warehouse's identity_map."""
     # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
-    return con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
+    return int(con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0])
 
 
 def advance_sync(session: Session, con: duckdb.DuckDBPyConnection, last: int, copied: int) -> None:

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -64,7 +65,7 @@ class ImportResult:
     details: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per pipeline step
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -153,7 +154,7 @@ def import_file(
     )
 
 
-def ingest_items(kind: str, items: list, source: str = "api") -> tuple[ImportResult, list[ItemResult]]:
+def ingest_items(kind: str, items: list[Any], source: str = "api") -> tuple[ImportResult, list[ItemResult]]:
     """The HTTP collector's path: the same pipeline over a batch of JSON objects.
 
     Accepted items are committed to the warehouse before this returns.
@@ -222,7 +223,9 @@ BATCH_COLUMNS = ("batch_id", "kind", "source", "rows_read", "rows_loaded", "rows
                  "finished_at")  # fmt: skip
 
 
-def list_batches(con: duckdb.DuckDBPyConnection, *, limit: int = 20, files_only: bool = True) -> list[dict]:
+def list_batches(
+    con: duckdb.DuckDBPyConnection, *, limit: int = 20, files_only: bool = True
+) -> list[dict[str, Any]]:
     """The latest import batches (`import_batches`), newest first. Files only by default: the
     collector records one batch per HTTP call."""
     where = "WHERE source LIKE 'file:%'" if files_only else ""
@@ -233,7 +236,9 @@ def list_batches(con: duckdb.DuckDBPyConnection, *, limit: int = 20, files_only:
     return [dict(zip(BATCH_COLUMNS, r, strict=True)) for r in rows]
 
 
-def get_batch(con: duckdb.DuckDBPyConnection, batch_id: str, *, rejects_limit: int = 200) -> dict | None:
+def get_batch(
+    con: duckdb.DuckDBPyConnection, batch_id: str, *, rejects_limit: int = 200
+) -> dict[str, Any] | None:
     """One batch's record, with its rejected lines (line, field, reason — the raw row stays in the
     rejects file) up to `rejects_limit`; None when there is no such batch."""
     row = con.execute(

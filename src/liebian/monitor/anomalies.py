@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session
@@ -71,10 +72,11 @@ def _check_series(metric: str | None, start: date, end: date, grain: str) -> Non
 def _as_frame(rows: list[dict], grain: str, now: datetime | None) -> pd.DataFrame:
     """Analytics' series rows as a frame indexed by local bucket start, without unfinished buckets."""
     frame = pd.DataFrame(rows)
-    frame.index = pd.DatetimeIndex(pd.to_datetime(frame.pop("start")), name="ts")
+    starts = pd.DatetimeIndex(pd.to_datetime(frame.pop("start")), name="ts")
+    frame.index = starts
     frame = frame.astype("float64")  # rates without a base (None) become gaps (NaN)
     if grain == "hour" or now is not None:  # the hour (or day) in progress would read as a drop
-        frame = frame[frame.index + STEP[grain] <= local_time(now)]
+        frame = frame[starts + STEP[grain] <= pd.Timestamp(local_time(now))]
     return frame
 
 
@@ -120,7 +122,11 @@ def metric_series(
 
 def series_points(series: pd.Series) -> list[dict]:
     """[{ts, value}] for JSON: local ISO times, gaps as None."""
-    return [{"ts": ts.isoformat(), "value": None if pd.isna(v) else float(v)} for ts, v in series.items()]
+    times = pd.DatetimeIndex(series.index)
+    return [
+        {"ts": ts.isoformat(), "value": None if pd.isna(v) else float(v)}
+        for ts, v in zip(times, series, strict=True)
+    ]
 
 
 def live_campaigns(session: Session) -> list[dict]:
@@ -161,7 +167,9 @@ def live_series(
     out = []
     for c in live_campaigns(session):
         f = analytics.make_filters(start, end, campaigns=[c["campaign_id"]])
-        scopes = {None: analytics.run_kpi_series(f, "hour", engine=engine)}
+        scopes: dict[str | None, list[dict[str, Any]]] = {
+            None: analytics.run_kpi_series(f, "hour", engine=engine)
+        }
         scopes.update(analytics.run_kpi_series_by_channel(f, "hour", engine=engine))
         for channel, rows in scopes.items():
             frame = _as_frame(rows, "hour", now)

@@ -129,7 +129,7 @@ def test_channel(session: Session, channel_id: int, *, actor: str, now: datetime
     if not c.enabled:
         raise MonitorError(409, "bad_state", f"channel {channel_id} is removed")
     now = now or utcnow()
-    probe = {"id": None, "kind": "test", "metric": "test", "scope": {}, "level": "紧急", "title": "liebian 测试消息 / test message",
+    probe: dict[str, Any] = {"id": None, "kind": "test", "metric": "test", "scope": {}, "level": "紧急", "title": "liebian 测试消息 / test message",
              "observed": None, "expected": None, "threshold": None, "period": now.strftime("%Y-%m-%d %H:%M"),
              "suggested_action": "none", "due_at": now.isoformat(), "auto_action": "", "root_cause": ""}  # fmt: skip
     audit(session, actor, "monitor.channel.test", f"channel:{c.id}", {"name": c.name})

@@ -17,6 +17,7 @@ from liebian.monitor.anomalies import kpi_frame, live_campaigns
 from liebian.monitor.models import Alert, AlertRule
 from liebian.monitor.notifications import notify_alert
 from liebian.monitor.service import LEVELS, MonitorError, alert_row, alert_view, audit, invalid, raise_alert
+from liebian.scalars import as_float
 
 ACTIONS = ("none", "raise_reward_tier", "pause_campaign", "review_channel", "review_group")
 
@@ -51,8 +52,9 @@ def _check_rule(data: dict) -> dict:
         raise invalid("metric", f"{out.get('metric')!r} is not one of {', '.join(RULE_METRICS)}")
     if out.get("op") not in ("<", ">"):
         raise invalid("op", f"{out.get('op')!r} is not < or >")
+    threshold: Any = out.get("threshold")  # any JSON value: float() rejects the wrong kinds
     try:
-        out["threshold"] = float(out.get("threshold"))
+        out["threshold"] = float(threshold)
     except (TypeError, ValueError):
         raise invalid("threshold", f"{out.get('threshold')!r} is not a number") from None
     if not 0 <= out["threshold"] <= 1:
@@ -174,8 +176,8 @@ def _measure_hour(
         frame = kpi_frame(hour.date(), hour.date(), grain="hour", campaign_id=cid, channel=rule.channel,
                           engine=engine, now=now)  # fmt: skip
         at = pd.Timestamp(hour)
-        if at in frame.index and frame.at[at, base] >= MIN_HOURLY_BASE:
-            out.append(({"campaign_id": cid, "channel": rule.channel}, float(frame.at[at, key])))
+        if at in frame.index and as_float(frame.at[at, base]) >= MIN_HOURLY_BASE:
+            out.append(({"campaign_id": cid, "channel": rule.channel}, as_float(frame.at[at, key])))
     return out
 
 
@@ -243,6 +245,10 @@ def evaluate_rules(
         raise invalid("day", "give a day or an hour (not both)")
     if hour is not None:
         hour = hour.replace(minute=0, second=0, microsecond=0)
+        period = hour.strftime("%Y-%m-%dT%H:00")
+    else:
+        assert day is not None  # exactly one of day and hour, checked above
+        period = day.isoformat()
     now = now or utcnow()
     out = []
     q = select(AlertRule).where(AlertRule.enabled.is_(True))
@@ -250,9 +256,12 @@ def evaluate_rules(
         q = q.where(AlertRule.id.in_(list(rule_ids)))
     if hour is not None:
         q = q.where(AlertRule.metric.in_(list(HOURLY_RULES)))
-    period = hour.strftime("%Y-%m-%dT%H:00") if hour is not None else day.isoformat()
     for rule in session.scalars(q.order_by(AlertRule.id)):
-        measured = _measure_hour(session, rule, hour, engine, now) if hour is not None else _measure(session, rule, day, engine)  # fmt: skip
+        if hour is not None:
+            measured = _measure_hour(session, rule, hour, engine, now)
+        else:
+            assert day is not None  # as above
+            measured = _measure(session, rule, day, engine)
         for scope, value in measured:
             if not _compare(rule.op, value, rule.threshold):
                 continue

@@ -40,7 +40,7 @@ class MonitorError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"detail": self.message, "code": self.code}
         if self.status == 422 or self.field:  # which field, and why
             field, _, reason = self.message.partition(": ")
@@ -55,7 +55,7 @@ def invalid(field: str, reason: str) -> MonitorError:
 # ------------------------------------------------------------------ audit
 
 
-def audit(session: Session, actor: str, action: str, target: str, detail: dict) -> None:
+def audit(session: Session, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
     from liebian.auth import service as auth_service
 
     auth_service.audit(session, actor, action, target, detail)
@@ -64,11 +64,11 @@ def audit(session: Session, actor: str, action: str, target: str, detail: dict) 
 # ------------------------------------------------------------------ alerts
 
 
-def _scope_json(scope: dict) -> str:
+def _scope_json(scope: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in sorted(scope.items()) if v is not None}, ensure_ascii=False)
 
 
-def alert_view(a: Alert) -> dict:
+def alert_view(a: Alert) -> dict[str, Any]:
     return {
         "id": a.id,
         "kind": a.kind,
@@ -104,7 +104,7 @@ def raise_alert(
     *,
     kind: str,
     metric: str,
-    scope: dict,
+    scope: dict[str, Any],
     level: str,
     title: str,
     observed: float | None,
@@ -114,7 +114,7 @@ def raise_alert(
     suggested_action: str = "none",
     rule_id: int | None = None,
     now: datetime | None = None,
-) -> tuple[dict, bool]:
+) -> tuple[dict[str, Any], bool]:
     """Open an alert, or update the unresolved one with the same key. Returns (alert, is_new)."""
     now = now or utcnow()
     if level not in LEVELS:
@@ -153,11 +153,13 @@ def alert_row(session: Session, alert_id: int) -> Alert:
     return a
 
 
-def get_alert(session: Session, alert_id: int) -> dict:
+def get_alert(session: Session, alert_id: int) -> dict[str, Any]:
     return alert_view(alert_row(session, alert_id))
 
 
-def acknowledge(session: Session, alert_id: int, *, actor: str, now: datetime | None = None) -> dict:
+def acknowledge(
+    session: Session, alert_id: int, *, actor: str, now: datetime | None = None
+) -> dict[str, Any]:
     a = alert_row(session, alert_id)
     if a.status != "open":
         raise MonitorError(
@@ -171,7 +173,7 @@ def acknowledge(session: Session, alert_id: int, *, actor: str, now: datetime | 
 
 def resolve(
     session: Session, alert_id: int, root_cause: str, *, actor: str, now: datetime | None = None
-) -> dict:
+) -> dict[str, Any]:
     a = alert_row(session, alert_id)
     if a.status == "resolved":
         raise MonitorError(409, "bad_state", f"alert {alert_id} is already resolved")
@@ -193,7 +195,7 @@ def list_alerts(
     level: str | None = None,
     group_key: str | None = None,
     limit: int = 200,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise invalid("status", f"{status!r} is not one of {', '.join(STATUSES)}")
     if level is not None and level not in LEVELS:
@@ -214,16 +216,16 @@ def alert_counts(session: Session, now: datetime | None = None) -> dict[str, int
     by_status = dict(session.execute(select(Alert.status, func.count()).group_by(Alert.status)).all())
     out = {status: int(by_status.get(status, 0)) for status in STATUSES}
     overdue = select(func.count()).select_from(Alert).where(Alert.status == "open", Alert.due_at <= now)
-    out["overdue"] = int(session.scalar(overdue))
+    out["overdue"] = int(session.execute(overdue).scalar_one())
     return out
 
 
-def grouped_alerts(session: Session, status: str | None = None) -> list[dict]:
+def grouped_alerts(session: Session, status: str | None = None) -> list[dict[str, Any]]:
     """Unresolved (or `status`) alerts grouped by campaign / channel / group, worst level first."""
     rows = list_alerts(session, status=status, limit=10000) if status else [
         a for a in list_alerts(session, limit=10000) if a["status"] != "resolved"
     ]  # fmt: skip
-    groups: dict[str, dict] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for a in rows:
         g = groups.setdefault(a["group_key"], {"group_key": a["group_key"], "alerts": 0, "worst_level": "一般",
                                                "metrics": set(), "alert_ids": []})  # fmt: skip

@@ -10,8 +10,11 @@ rotation and the data inventory in `retention.py`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import duckdb
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
@@ -28,8 +31,8 @@ class PrivacyError(DomainError):
     default_status = 422
 
 
-def _purposes(values) -> list[str]:
-    values = [v.strip() for v in (values or []) if v and v.strip()]
+def _purposes(given: Iterable[str] | None) -> list[str]:
+    values = [v.strip() for v in (given or []) if v and v.strip()]
     bad = [v for v in values if v not in PURPOSES]
     if bad:
         raise PrivacyError("invalid", f"purposes: unknown {', '.join(bad)}; expected {', '.join(PURPOSES)}")
@@ -39,7 +42,7 @@ def _purposes(values) -> list[str]:
 # --- notices and consent -----------------------------------------------------------------------
 
 
-def _notice_view(n: PrivacyNotice) -> dict:
+def _notice_view(n: PrivacyNotice) -> dict[str, Any]:
     return {
         "version": n.version,
         "title": n.title,
@@ -60,7 +63,7 @@ def publish_notice(
     reconsent_purposes: list[str] | None = None,
     actor: str,
     ip: str = "",
-) -> dict:
+) -> dict[str, Any]:
     purposes = _purposes(purposes)
     if not purposes:
         raise PrivacyError("invalid", "purposes: a notice names at least one purpose")
@@ -91,11 +94,11 @@ def publish_notice(
     return _notice_view(notice)
 
 
-def list_notices(session: Session) -> list[dict]:
+def list_notices(session: Session) -> list[dict[str, Any]]:
     return [_notice_view(n) for n in session.scalars(select(PrivacyNotice).order_by(PrivacyNotice.version))]
 
 
-def current_notice(session: Session) -> dict | None:
+def current_notice(session: Session) -> dict[str, Any] | None:
     n = session.scalar(select(PrivacyNotice).order_by(PrivacyNotice.version.desc()).limit(1))
     return _notice_view(n) if n else None
 
@@ -120,7 +123,7 @@ def record_consent(
     notice_version: int | None = None,
     source: str = "",
     actor: str,
-) -> dict:
+) -> dict[str, Any]:
     """Store a grant or a withdrawal; it counts from now on (the newest record decides)."""
     _purposes([purpose])
     pid = identity.current_person(session, person_id)
@@ -186,7 +189,7 @@ def has_consent(session: Session, person_id: int, purpose: str) -> bool:
     return person_id in consented(session, [person_id], purpose)
 
 
-def consented(session: Session, person_ids, purpose: str) -> set[int]:
+def consented(session: Session, person_ids: Iterable[int], purpose: str) -> set[int]:
     """The subset of person_ids (as given, merged ids followed) that currently consent to purpose."""
     _purposes([purpose])
     person_ids = list(dict.fromkeys(int(p) for p in person_ids))
@@ -202,7 +205,7 @@ def consented(session: Session, person_ids, purpose: str) -> set[int]:
     return {p for p, c in current.items() if c in ok}
 
 
-def consent_state(session: Session, person_id: int) -> list[dict]:
+def consent_state(session: Session, person_id: int) -> list[dict[str, Any]]:
     pid = identity.current_person(session, person_id)
     if pid is None:
         raise PrivacyError("not_found", f"person_id: {person_id} does not exist", 404)
@@ -235,7 +238,7 @@ def follow_merges(session: Session, final: dict[int, int]) -> None:
 # --- the person's footprint --------------------------------------------------------------------
 
 
-def store_tables(session: Session | None = None):
+def store_tables(session: Session | None = None) -> list[Table]:
     """Every model table (of every domain) that exists in the store."""
     from sqlalchemy import inspect
 
@@ -248,6 +251,6 @@ def store_tables(session: Session | None = None):
     return [t for t in Base.metadata.sorted_tables if t.name in present]
 
 
-def warehouse_count(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> int:
+def warehouse_count(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> int:
     row = con.execute(sql, params).fetchone()
     return int(row[0]) if row and row[0] is not None else 0

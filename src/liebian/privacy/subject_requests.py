@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
-from sqlalchemy import String, Text, func, select, update
+from sqlalchemy import ColumnElement, String, Text, func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
 from liebian.db.base import utcnow
+from liebian.db.session import rowcount
 from liebian.engine import warehouse
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
@@ -107,7 +108,7 @@ def export_person(session: Session, person_id: int, *, actor: str, ip: str = "",
         cols = [c for c in table.columns if c.name in PERSON_COLUMNS]
         if not cols or table.name in ("persons", "identifiers"):
             continue
-        cond = cols[0].in_(pids)
+        cond: ColumnElement[bool] = cols[0].in_(pids)
         for c in cols[1:]:
             cond = cond | c.in_(pids)
         rows = session.execute(select(table).where(cond)).mappings().all()
@@ -118,13 +119,13 @@ def export_person(session: Session, person_id: int, *, actor: str, ip: str = "",
             ]
     wh: dict[str, list[dict]] = {}
     with warehouse.connect() as con:
-        for table, cols in _warehouse_person_columns(con).items():
-            where = " OR ".join(f"{c} IN ({', '.join('?' * len(pids))})" for c in cols)
-            cur = con.execute(f"SELECT * FROM {table} WHERE {where}", [*pids] * len(cols))  # noqa: S608 - names from the catalog
+        for name, columns in _warehouse_person_columns(con).items():
+            where = " OR ".join(f"{c} IN ({', '.join('?' * len(pids))})" for c in columns)
+            cur = con.execute(f"SELECT * FROM {name} WHERE {where}", [*pids] * len(columns))  # noqa: S608 - names from the catalog
             names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, (_jsonable(v) for v in row), strict=True)) for row in cur.fetchall()]
-            if rows:
-                wh[table] = rows
+            found = [dict(zip(names, (_jsonable(v) for v in row), strict=True)) for row in cur.fetchall()]
+            if found:
+                wh[name] = found
     result = {
         "person_id": pids[0],
         "merged_person_ids": pids[1:],
@@ -197,18 +198,18 @@ def find_traces(session: Session, con: duckdb.DuckDBPyConnection, values: list[s
         for col in table.columns:
             if not isinstance(col.type, String | Text):
                 continue
-            cond = col.like(_like(values[0]), escape="\\")
+            cond: ColumnElement[bool] = col.like(_like(values[0]), escape="\\")
             for v in values[1:]:
                 cond = cond | col.like(_like(v), escape="\\")
             n = session.scalar(select(func.count()).select_from(table).where(cond))
             if n:
                 found[f"op.{table.name}.{col.name}"] = n
-    for table, cols in _warehouse_text_columns(con).items():
-        for col in cols:
-            where = " OR ".join(f'contains("{col}", ?)' for _ in values)
-            n = con.execute(f'SELECT count(*) FROM "{table}" WHERE {where}', values).fetchone()[0]  # noqa: S608
+    for name, columns in _warehouse_text_columns(con).items():
+        for column in columns:
+            where = " OR ".join(f'contains("{column}", ?)' for _ in values)
+            n = warehouse_count(con, f'SELECT count(*) FROM "{name}" WHERE {where}', values)  # noqa: S608
             if n:
-                found[f"wh.{table}.{col}"] = n
+                found[f"wh.{name}.{column}"] = n
     return found
 
 
@@ -300,22 +301,24 @@ def _erase_in_store(
         person_cols = [c for c in table.columns if c.name in PERSON_COLUMNS]
         personal = [c for c in table.columns if c.name in PERSONAL_COLUMNS]
         if person_cols and personal:
-            cond = person_cols[0].in_(pids)
+            cond: ColumnElement[bool] = person_cols[0].in_(pids)
             for c in person_cols[1:]:
                 cond = cond | c.in_(pids)
             values_set = {c.name: (None if c.nullable else ERASED) for c in personal}
-            n = session.execute(update(table).where(cond).values(**values_set)).rowcount
+            n = rowcount(session.execute(update(table).where(cond).values(**values_set)))
             if n:
                 op_counts[f"{table.name}.personal"] = n
         for col in table.columns:
             if not isinstance(col.type, String | Text) or col.primary_key:
                 continue
             for v in values:
-                n = session.execute(
-                    update(table)
-                    .where(col.like(_like(v), escape="\\"))
-                    .values({col.name: func.replace(col, v, ERASED)})
-                ).rowcount
+                n = rowcount(
+                    session.execute(
+                        update(table)
+                        .where(col.like(_like(v), escape="\\"))
+                        .values({col.name: func.replace(col, v, ERASED)})
+                    )
+                )
                 if n:
                     op_counts[f"{table.name}.{col.name}"] = op_counts.get(f"{table.name}.{col.name}", 0) + n
     return op_counts, kept_in_ledger

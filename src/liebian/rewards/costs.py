@@ -64,6 +64,10 @@ def reward_cost_fen(filters: Filters) -> int:
         query = query.where(Reward.campaign_id.in_(filters.campaigns))
     with session_scope() as session:
         if filters.segment is None:
-            return int(session.scalar(query.with_only_columns(func.coalesce(func.sum(Reward.value_fen), 0))))
+            return int(
+                session.execute(
+                    query.with_only_columns(func.coalesce(func.sum(Reward.value_fen), 0))
+                ).scalar_one()
+            )
         # A segment can hold more ids than a statement may bind: filter the (fewer) rewards here.
         return sum(value for person, value in session.execute(query) if person in filters.segment)

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from openpyxl import Workbook
 from sqlalchemy import select
@@ -98,6 +99,7 @@ def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
     if fmt == "xlsx":
         wb = Workbook()
         ws = wb.active
+        assert ws is not None  # a new workbook has its one sheet active
         ws.title = "payouts"
         ws.append(COLUMNS)
         for row in _rows(rewards):
@@ -127,7 +129,9 @@ def read_ids(path: Path) -> list[int]:
         from openpyxl import load_workbook
 
         ws = load_workbook(path, read_only=True).active
-        rows = list(ws.iter_rows(values_only=True))
+        if ws is None:
+            raise LedgerError("invalid", f"{path.name}: no worksheet", 422)
+        rows: list[Any] = list(ws.iter_rows(values_only=True))  # cells: int() checks them below
         header, body = list(rows[0]), rows[1:]
     else:
         lines = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
@@ -210,7 +214,7 @@ def issue_batch(
             raise LedgerError("not_payable", "batch refused: " + "; ".join(problems))
     total = 0
     for rid in ids:
-        view, _ = _transition_locked(
+        issued, _ = _transition_locked(
             session,
             head,
             rid,
@@ -219,7 +223,7 @@ def issue_batch(
             actor=actor,
             note=f"payout batch {idempotency_key}",
         )
-        total += view.value_fen
+        total += issued.value_fen
     batch = PayoutBatch(
         idempotency_key=idempotency_key,
         actor=actor,

@@ -25,17 +25,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Row, RowMapping, bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from liebian import ports
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
+from liebian.db.session import rowcount
 from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
@@ -73,7 +76,7 @@ class LedgerError(Exception):
         self.message = message
         self.status = status
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "code": self.code}
 
 
@@ -92,7 +95,7 @@ class RewardView:
     held_for_review: bool = False
     updated_at: datetime | None = None
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -104,16 +107,16 @@ class VerifyResult:
     first_bad_seq: int | None = None
     reason: str = ""
     # rewards rows that disagree with the replay of the entries (the projection was edited)
-    projection_mismatches: list[dict] = field(default_factory=list)
+    projection_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _view(r) -> RewardView:
+def _view(r: Mapping[str, Any] | RowMapping) -> RewardView:
     """From a rewards row (a mapping)."""
     return RewardView(
         id=r["id"],
@@ -145,7 +148,7 @@ def chain_key() -> bytes:
     return _derive_chain_key(keys().hmac_key)
 
 
-def canonical(entry: dict) -> bytes:
+def canonical(entry: Mapping[str, Any] | RowMapping) -> bytes:
     """The bytes the hash covers: every field of the entry but the hash, as sorted compact JSON."""
     ts = entry["ts"]
     body = {
@@ -166,12 +169,12 @@ def canonical(entry: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def entry_hash(entry: dict, key: bytes | None = None) -> str:
+def entry_hash(entry: Mapping[str, Any] | RowMapping, key: bytes | None = None) -> str:
     return hmac.new(key or chain_key(), canonical(entry), hashlib.sha256).hexdigest()
 
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them here.
-_R, _E, _H = Reward.__table__, LedgerEntry.__table__, LedgerHead.__table__
+_R, _E, _H = table_of(Reward), table_of(LedgerEntry), table_of(LedgerHead)
 _HEAD = select(_H.c.seq, _H.c.hash).where(_H.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()
 _HEAD_TOUCH = _H.update().where(_H.c.id == 1).values(seq=_H.c.seq).returning(_H.c.seq, _H.c.hash)
@@ -201,7 +204,7 @@ class _Head:
     hash: str
 
 
-def transaction_of(session: Session):
+def transaction_of(session: Session) -> SessionTransaction | None:
     """The innermost transaction in progress (a savepoint's, if any), or None before the first
     statement. Values cached for "this transaction" are keyed by it: a rolled-back savepoint or a
     new transaction is a different object, so they are read again."""
@@ -216,7 +219,8 @@ def _lock_head(session: Session) -> _Head:
     held = session.info.get("ledger_head")
     tx = transaction_of(session)
     if held is not None and tx is not None and held[0] is tx:
-        return held[1]
+        head: _Head = held[1]  # session.info holds (transaction, _Head), see below
+        return head
     pg = _is_pg(session)
     for _ in range(2):
         # SQLite: a write as the first statement — pysqlite opens the transaction here and SQLite hands
@@ -234,7 +238,7 @@ def _lock_head(session: Session) -> _Head:
 def _append(
     session: Session,
     head: _Head,
-    reward: dict,
+    reward: dict[str, Any],
     *,
     kind: str,
     from_state: str | None,
@@ -243,7 +247,7 @@ def _append(
     actor: str,
     note: str,
     idempotency_key: str,
-) -> dict:
+) -> dict[str, Any]:
     """Append one entry after the head (the caller holds the head lock) and tell the wired ledger
     subscribers (webhooks, campaign budgets) in this same transaction."""
     entry = {
@@ -270,7 +274,7 @@ def _append(
     return entry
 
 
-def _load(session: Session, reward_id: int) -> dict:
+def _load(session: Session, reward_id: int) -> dict[str, Any]:
     row = session.execute(_REWARD_BY_ID, {"b_id": reward_id}).mappings().first()
     if row is None:
         raise LedgerError("not_found", f"reward {reward_id} does not exist", 404)
@@ -285,7 +289,7 @@ def _check_key(idempotency_key: str) -> str:
     return idempotency_key
 
 
-def _entry_by_key(session: Session, key: str):
+def _entry_by_key(session: Session, key: str) -> Row[Any, Any, Any] | None:
     return session.execute(_ENTRY_BY_KEY, {"b_key": key}).first()
 
 
@@ -426,9 +430,9 @@ def _transition_locked(
             "held_for_review", f"reward {reward_id} is held for review; clear the hold before {to_state}"
         )
     now = utcnow()
-    changed = session.execute(
-        _MOVE, {"b_id": reward_id, "b_from": from_state, "b_to": to_state, "b_now": now}
-    ).rowcount
+    changed = rowcount(
+        session.execute(_MOVE, {"b_id": reward_id, "b_from": from_state, "b_to": to_state, "b_now": now})
+    )
     if changed != 1:  # pragma: no cover - the head lock makes this unreachable; kept as a guard
         raise LedgerError("concurrent_change", f"reward {reward_id} changed while being moved to {to_state}")
     reward["state"], reward["updated_at"] = to_state, now
@@ -601,14 +605,16 @@ def list_rewards(
 
 def entries(
     session: Session, *, reward_id: int | None = None, after_seq: int = 0, limit: int = 500
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     query = select(_E).where(_E.c.seq > after_seq).order_by(_E.c.seq).limit(limit)
     if reward_id is not None:
         query = query.where(_E.c.reward_id == reward_id)
     return [dict(e) for e in session.execute(query).mappings()]
 
 
-def balances(session: Session, by: str = "person", key: str | int | list | None = None) -> list[dict]:
+def balances(
+    session: Session, by: str = "person", key: str | int | list[int] | list[str] | None = None
+) -> list[dict[str, Any]]:
     """Value and count of rewards per state, per person or campaign, computed from the entries.
 
     Each grant/transition entry moves amount_fen (and one reward) from from_state to to_state.
@@ -623,7 +629,7 @@ def balances(session: Session, by: str = "person", key: str | int | list | None 
         query = query.where(column.in_([int(k) for k in key] if by == "person" else [str(k) for k in key]))
     elif key is not None:
         query = query.where(column == (int(key) if by == "person" else str(key)))
-    totals: dict[tuple, list[int]] = {}
+    totals: dict[tuple[Any, str], list[int]] = {}  # (person id or campaign id, state)
     for group, from_state, to_state, amount in session.execute(query):
         totals.setdefault((group, to_state), [0, 0])
         totals[(group, to_state)][0] += amount
@@ -644,9 +650,9 @@ def balances(session: Session, by: str = "person", key: str | int | list | None 
 # --- verification ------------------------------------------------------------------------------
 
 
-def _projection_mismatches(session: Session, replay: dict[int, dict]) -> list[dict]:
+def _projection_mismatches(session: Session, replay: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """Where the rewards table disagrees with the state replayed from the ledger entries."""
-    mismatches: list[dict] = []
+    mismatches: list[dict[str, Any]] = []
     fields = ("state", "value_fen", "person_id", "campaign_id", "held_for_review")
     seen = set()
     for r in session.execute(select(_R).execution_options(yield_per=5000)).mappings():
@@ -674,7 +680,7 @@ def verify_chain(session: Session) -> VerifyResult:
     head = session.execute(_HEAD).first()
     head_seq = int(head[0]) if head else 0
     prev, expected, checked = GENESIS, 1, 0
-    replay: dict[int, dict] = {}
+    replay: dict[int, dict[str, Any]] = {}
 
     def bad(seq: int, reason: str) -> VerifyResult:
         return VerifyResult(False, checked, head_seq, seq, reason)

@@ -17,15 +17,18 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
+from liebian.db.session import rowcount
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from liebian.rewards.service import LedgerError, transaction_of
@@ -180,13 +183,13 @@ def delete_endpoint(session: Session, endpoint_id: int) -> None:
 # --- the outbox --------------------------------------------------------------------------------
 
 
-_W = WebhookEndpoint.__table__
+_W = table_of(WebhookEndpoint)
 _ACTIVE_ENDPOINTS = select(_W.c.id, _W.c.event_types).where(_W.c.active.is_(True), _W.c.deleted_at.is_(None))
-_INSERT_DELIVERY = WebhookDelivery.__table__.insert()
+_INSERT_DELIVERY = table_of(WebhookDelivery).insert()
 _ENDPOINTS_KEY = "webhook_endpoints"
 
 
-def _active_endpoints(session: Session) -> list:
+def _active_endpoints(session: Session) -> Sequence[Row[Any, Any]]:
     """The active endpoints, read once per transaction (a referral's two grants append two entries);
     the endpoint functions above forget the list when they change one."""
     tx = transaction_of(session)
@@ -290,19 +293,21 @@ def deliver_due(
     for delivery_id in due:
         if max_seconds is not None and time.monotonic() - started > max_seconds:
             break
-        claimed = session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == delivery_id,
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
+        claimed = rowcount(
+            session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id == delivery_id,
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=now + timedelta(seconds=LEASE_S))
             )
-            .values(next_attempt_at=now + timedelta(seconds=LEASE_S))
-        ).rowcount
+        )
         session.commit()
         if not claimed:
             continue
-        delivery = session.get(WebhookDelivery, delivery_id, populate_existing=True)
+        delivery = session.get_one(WebhookDelivery, delivery_id, populate_existing=True)
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id, populate_existing=True)
         if endpoint is None or not endpoint.active or endpoint.deleted_at is not None:
             delivery.status, delivery.last_error = "cancelled", "endpoint inactive"

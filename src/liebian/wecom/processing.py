@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from liebian.config import get_settings
 from liebian.db.base import utcnow
+from liebian.db.session import rowcount
 from liebian.identity import service as identity
 from liebian.wecom import attribution
 from liebian.wecom.models import (
@@ -113,7 +114,7 @@ def _emit(
     props: dict | None = None,
 ) -> None:
     """Queue one pipeline event (generic events format; extra keys become props)."""
-    item = {
+    item: dict[str, str | int | float | bool] = {
         "event_id": f"wecom:{msg.key[:40]}{suffix}",
         "ts": msg.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "user_id": external_userid,
@@ -224,6 +225,8 @@ def _on_delete(session: Session, msg: Message, now: datetime) -> dict:
             .distinct()
         ).all()
         for campaign_id, referral_id in rows:
+            if campaign_id is None:  # unreachable: a follow gets its campaign with its referral
+                continue
             campaign_effect[campaign_id] = attribution.churn(
                 session, campaign_id=campaign_id, external_userid=ext, referral_id=referral_id
             )
@@ -269,11 +272,13 @@ def _on_chat(session: Session, msg: Message, now: datetime) -> dict:
     chat = f["ChatId"]
     detail = f.get("UpdateDetail", "")
     if msg.change_type == "dismiss":
-        left = session.execute(
-            update(WecomGroupMember)
-            .where(WecomGroupMember.chat_id == chat, WecomGroupMember.left_at.is_(None))
-            .values(left_at=msg.created_at)
-        ).rowcount
+        left = rowcount(
+            session.execute(
+                update(WecomGroupMember)
+                .where(WecomGroupMember.chat_id == chat, WecomGroupMember.left_at.is_(None))
+                .values(left_at=msg.created_at)
+            )
+        )
         return {"outcome": "recorded", "chat_id": chat, "dismissed": True, "members_left": left}
     if msg.change_type != "update" or detail not in ("add_member", "del_member"):
         return {

@@ -26,7 +26,9 @@ import logging
 import os
 import threading
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -69,7 +71,7 @@ class WecomError(Exception):
         self.status, self.code, self.message = status, code, message
         self.errors = [{"field": field, "reason": message}] if field else []
 
-    def body(self) -> dict:
+    def body(self) -> dict[str, Any]:
         return {"detail": self.message, "code": self.code, "errors": self.errors}
 
 
@@ -93,7 +95,7 @@ def msg_crypt(settings: Settings | None = None) -> MsgCrypt:
         raise CallbackRejected(503, "not_configured", f"WeCom settings: {exc.message}") from None
 
 
-_clients: dict[tuple, WecomClient] = {}
+_clients: dict[tuple[str, str, str], WecomClient] = {}
 _clients_lock = threading.Lock()
 
 
@@ -115,11 +117,25 @@ def get_client(settings: Settings | None = None) -> WecomClient | None:
 # ---------------------------------------------------------------- step 1: the envelope
 
 
-def _check_params(msg_signature: str | None, timestamp: str | None, nonce: str | None, now: datetime) -> int:
-    missing = [
-        n for n, v in (("msg_signature", msg_signature), ("timestamp", timestamp), ("nonce", nonce)) if not v
-    ]
-    if missing:
+@dataclass(frozen=True)
+class _Params:
+    """A callback's query parameters, all present and checked."""
+
+    msg_signature: str
+    timestamp: str
+    nonce: str
+    ts: int  # the timestamp as a number
+
+
+def _check_params(
+    msg_signature: str | None, timestamp: str | None, nonce: str | None, now: datetime
+) -> _Params:
+    if not (msg_signature and timestamp and nonce):
+        missing = [
+            n
+            for n, v in (("msg_signature", msg_signature), ("timestamp", timestamp), ("nonce", nonce))
+            if not v
+        ]
         raise CallbackRejected(400, "missing_parameter", f"missing query parameter(s): {', '.join(missing)}")
     if len(nonce) > 64:
         raise CallbackRejected(400, "bad_nonce", "nonce longer than 64 characters")
@@ -135,7 +151,7 @@ def _check_params(msg_signature: str | None, timestamp: str | None, nonce: str |
         raise CallbackRejected(
             403, "stale_timestamp", f"timestamp is {int(skew)} s away from now (allowed ±{window} s): replay?"
         )
-    return ts
+    return _Params(msg_signature, timestamp, nonce, ts)
 
 
 def _parse_xml(text: str | bytes, what: str) -> ET.Element:
@@ -155,11 +171,13 @@ def verify_url(
 ) -> tuple[str, int]:
     """The URL-verification GET: the decrypted echostr (the app answers it verbatim)."""
     now = now or utcnow()
-    ts = _check_params(msg_signature, timestamp, nonce, now)
+    params = _check_params(msg_signature, timestamp, nonce, now)
     if not echostr:
         raise CallbackRejected(400, "missing_parameter", "missing query parameter(s): echostr")
     try:
-        return msg_crypt().verify_url(msg_signature, timestamp, nonce, echostr), ts
+        return msg_crypt().verify_url(
+            params.msg_signature, params.timestamp, params.nonce, echostr
+        ), params.ts
     except CryptoError as exc:
         raise CallbackRejected(403 if exc.code == "bad_signature" else 400, exc.code, exc.message) from None
 
@@ -173,7 +191,7 @@ def open_envelope(
 ) -> Message:
     """Check and decrypt a POSTed callback; the parsed event (nothing is stored here)."""
     now = now or utcnow()
-    ts = _check_params(msg_signature, timestamp, nonce, now)
+    params = _check_params(msg_signature, timestamp, nonce, now)
     if len(body) > MAX_BODY:
         raise CallbackRejected(413, "too_large", f"callback body of {len(body)} bytes (at most {MAX_BODY})")
     outer = _parse_xml(body, "the callback body")
@@ -181,7 +199,7 @@ def open_envelope(
     if not encrypt:
         raise CallbackRejected(400, "malformed_xml", "the callback body has no <Encrypt> element")
     try:
-        plain = msg_crypt().decrypt_msg(msg_signature, timestamp, nonce, encrypt)
+        plain = msg_crypt().decrypt_msg(params.msg_signature, params.timestamp, params.nonce, encrypt)
     except CryptoError as exc:
         raise CallbackRejected(403 if exc.code == "bad_signature" else 400, exc.code, exc.message) from None
     inner = _parse_xml(plain, "the decrypted message")
@@ -215,8 +233,8 @@ def open_envelope(
         created_at=created,
         fields=fields,
         members=members,
-        nonce=nonce,
-        timestamp=ts,
+        nonce=params.nonce,
+        timestamp=params.ts,
     )
 
 
@@ -309,7 +327,7 @@ def new_state() -> str:
     return "lb" + base64.b32encode(os.urandom(8)).decode().rstrip("=").lower()[:12]
 
 
-def _state_view(st: WecomState) -> dict:
+def _state_view(st: WecomState) -> dict[str, Any]:
     return {
         "state": st.state,
         "kind": st.kind,
@@ -338,7 +356,9 @@ def _need_client(client: WecomClient | None) -> WecomClient:
     return client
 
 
-def create_contact_way(session: Session, req: ContactWayCreate, client: WecomClient | None = None) -> dict:
+def create_contact_way(
+    session: Session, req: ContactWayCreate, client: WecomClient | None = None
+) -> dict[str, Any]:
     """A state for an inviter's invite (campaign + inviter) or a channel, and — unless
     `create_in_wecom` is false — the 联系我 code in WeCom that carries it."""
     state = req.state or new_state()
@@ -358,6 +378,7 @@ def create_contact_way(session: Session, req: ContactWayCreate, client: WecomCli
         created_at=utcnow(),
     )
     if req.inviter is not None:
+        assert req.campaign_id  # the request's schema requires it with an inviter
         inv = invites.get_invite(session, req.campaign_id, req.inviter, channel=req.channel)
         st.invite_code, st.inviter_person_id = inv["code"], inv["inviter_person_id"]
     session.add(st)
@@ -378,11 +399,11 @@ def _state(session: Session, state: str) -> WecomState:
     return st
 
 
-def get_state(session: Session, state: str) -> dict:
+def get_state(session: Session, state: str) -> dict[str, Any]:
     return _state_view(_state(session, state))
 
 
-def list_states(session: Session, campaign_id: str | None = None) -> list[dict]:
+def list_states(session: Session, campaign_id: str | None = None) -> list[dict[str, Any]]:
     q = select(WecomState).order_by(WecomState.id)
     if campaign_id:
         q = q.where(WecomState.campaign_id == campaign_id)
@@ -391,7 +412,7 @@ def list_states(session: Session, campaign_id: str | None = None) -> list[dict]:
 
 def update_contact_way(
     session: Session, state: str, req: ContactWayUpdate, client: WecomClient | None = None
-) -> dict:
+) -> dict[str, Any]:
     st = _state(session, state)
     if st.deleted_at is not None:
         raise WecomError(409, "deleted", f"the contact way {state!r} was deleted", field="state")
@@ -407,7 +428,7 @@ def update_contact_way(
     return _state_view(st)
 
 
-def delete_contact_way(session: Session, state: str, client: WecomClient | None = None) -> dict:
+def delete_contact_way(session: Session, state: str, client: WecomClient | None = None) -> dict[str, Any]:
     """Delete the code in WeCom. The mapping stays so that late callbacks are still attributed."""
     st = _state(session, state)
     if st.deleted_at is None:
@@ -421,7 +442,7 @@ def delete_contact_way(session: Session, state: str, client: WecomClient | None 
 # ---------------------------------------------------------------- reading
 
 
-def follows(session: Session, external_userid: str) -> list[dict]:
+def follows(session: Session, external_userid: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(WecomFollow).where(WecomFollow.external_userid == external_userid).order_by(WecomFollow.id)
     )
@@ -442,7 +463,7 @@ def follows(session: Session, external_userid: str) -> list[dict]:
     ]
 
 
-def group_members(session: Session, chat_id: str) -> list[dict]:
+def group_members(session: Session, chat_id: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(WecomGroupMember)
         .where(WecomGroupMember.chat_id == chat_id)
@@ -461,7 +482,7 @@ def group_members(session: Session, chat_id: str) -> list[dict]:
     ]
 
 
-def callbacks(session: Session, limit: int = 100) -> list[dict]:
+def callbacks(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     rows = session.scalars(select(WecomCallback).order_by(WecomCallback.id.desc()).limit(limit))
     return [
         {
