@@ -106,10 +106,11 @@ def test_a_stale_result_is_served_at_once_and_recomputed_behind(sqlite_store, mo
 
 def test_the_warm_up_computes_the_default_views_before_anyone_asks(sqlite_store, admin_headers) -> None:
     from liebian.web import console
+    from liebian.web.pages.warmup import WARMERS
 
     _load_two_buyers()
     runs = console.WARM_STATUS["runs"]
-    console.warm_once()
+    console.warm_once(WARMERS)
     assert console.WARM_STATUS["runs"] == runs + 1
 
     def not_warmed() -> None:

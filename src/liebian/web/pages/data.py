@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, render, warmer
+from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.messages import CATALOGUE
 
@@ -84,8 +84,7 @@ def _volume_chart(t, chart_id: str, title: str, daily, table: str, anomalies: li
     return Chart(chart_id, option, title, height=300)
 
 
-@warmer
-def _warm_quality_report() -> None:
+def warm_quality_report() -> None:
     """The report over all data, as /quality first shows it (kept by quality.current_report)."""
     from liebian.db.session import session_scope
     from liebian.engine import warehouse

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from liebian.db.session import session_scope
-from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render, warmer
+from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 
 router = APIRouter(include_in_schema=False)
@@ -203,8 +203,7 @@ def _rates_chart(t, rows: list[dict], chart_id: str = "journey-rates", links: bo
     return Chart(chart_id, option, "journeys.rates_chart", height=300)
 
 
-@warmer
-def _warm_journey_stats() -> None:
+def warm_journey_stats() -> None:
     """The journeys' results change with the operational store, so they are not kept; computing them
     once loads what the page needs (modules, the warehouse columns of the goals) before a visitor."""
     from liebian.automation import service

@@ -13,7 +13,6 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
 from liebian.web.pages.analytics.common import PALETTE, failed_page, page_start
 
@@ -27,8 +26,7 @@ def _channel_name(t, channel: str) -> str:
     return t(key) if t(key) != key else channel
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The channel radar as first opened (no filters)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_channels", af)

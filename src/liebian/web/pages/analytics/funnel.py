@@ -15,7 +15,6 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
 from liebian.web.pages.analytics.common import PALETTE, PageError, choice, failed_page, page_start, selects
 
@@ -126,8 +125,7 @@ def _funnel_rows(t, steps: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The funnel and its drop-off as first opened (no filters, default choices)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_funnel", af)

@@ -15,7 +15,6 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
 from liebian.web.pages.analytics.common import PALETTE, failed_page, page_start
 
@@ -68,8 +67,7 @@ def _graph_chart(t, graph: dict) -> Chart:
     return Chart("referral_graph", option, "referrals.graph", height=520)
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The referral graph as first opened (no filters)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_referral_tree", af, TOP_SPREADERS, GRAPH_NODES)

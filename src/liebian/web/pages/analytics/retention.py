@@ -13,7 +13,6 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
 from liebian.web.pages.analytics.common import PageError, choice, failed_page, page_start, selects
 
@@ -25,8 +24,7 @@ UNITS = ("day", "week", "month")
 COHORT_BY = ("first_event", "referral")
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The retention heatmap as first opened (no filters, default choices)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_retention", af, "week", "first_event")

@@ -18,7 +18,6 @@ from liebian.web.console import (
     cached_analytics,
     format_cell,
     render,
-    warmer,
 )
 from liebian.web.pages.analytics.common import PageError, choice, failed_page, page_start, selects
 
@@ -127,8 +126,7 @@ def _scorecard_period(af: Any) -> Any:
     return replace(af, start=af.start or max(span[0], end - timedelta(days=SCORECARD_DAYS - 1)), end=end)
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The scorecard as first opened (no filters, the default stage)."""
     period = _scorecard_period(ConsoleFilters().to_analytics())
     if period is not None:
