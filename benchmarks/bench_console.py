@@ -259,7 +259,7 @@ def _report(scale, results, peak, how, counts, load_before, load_after, missing,
     report.notes.append(
         f"Before measuring, the server warmed up: it computed the default views of the heaviest pages (overview, "
         f"funnel and drop-offs, retention, referral graph, channels, scorecard, data quality) in {warmup:,.1f} s "
-        "after starting, as it does after every change of the warehouse (web/console.py `warmer`). "
+        "after starting, as it does after every change of the warehouse (web/pages/warmup.py `WARMERS`). "
         "Cold: the server's first request for the page, in menu order; it includes a page's first template "
         "compilation and whatever the warm-up did not compute, and it waits for background work that an earlier "
         "page started in the same worker (e.g. /attribution computes its report in a thread when none is current), "

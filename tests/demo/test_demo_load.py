@@ -138,6 +138,25 @@ def test_cli_prints_the_kpi_summary_of_the_loaded_demo(loaded) -> None:
     assert res.exit_code != 0 and "persons must be at least 500" in res.output
 
 
+def test_serve_after_the_demo_runs_the_web_app_with_the_settings(loaded, monkeypatch) -> None:
+    """`demo --serve` serves through liebian.serving (the demo does not import the web layer)."""
+    import uvicorn
+
+    from liebian.cli import app
+
+    data, _result = loaded
+    runs: list[tuple[str, dict]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: runs.append((target, options)))
+    res = CliRunner().invoke(
+        app, ["--data-dir", str(data), "demo", "--seed", "11", "--persons", "600", "--serve"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "demo ready; starting the server" in res.output
+    assert [(target, options["host"], options["port"], options["workers"]) for target, options in runs] == [
+        ("liebian.web.asgi:app", "127.0.0.1", 8000, 1)
+    ]
+
+
 def test_demo_refuses_a_data_dir_holding_other_data(data_dir: Path) -> None:
     with warehouse.connect() as con:
         con.execute("INSERT INTO identity_map VALUES ('openid', 'someone', 1)")

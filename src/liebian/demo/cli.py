@@ -61,10 +61,10 @@ def demo(
     else:
         emit(values, fmt)
     if serve:
-        from liebian.web.cli import serve as serve_app
+        from liebian import serving  # uvicorn is loaded only to serve
 
         console.print("demo ready; starting the server (Ctrl-C to stop)")
-        serve_app(host=None, port=None, workers=1)
+        serving.serve()
 
 
 def _as_date(value: datetime | date) -> date:

@@ -91,8 +91,9 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         )
         if warmup:
             from liebian.web.console import start_warming
+            from liebian.web.pages.warmup import WARMERS
 
-            start_warming(stop_warming)
+            start_warming(stop_warming, WARMERS)
         yield
         stop_warming.set()
         scheduler.stop()

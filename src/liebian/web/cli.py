@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
-from liebian.config import get_settings
-from liebian.output import console
+from liebian import serving
 
 app = typer.Typer()
 
@@ -16,8 +14,4 @@ def serve(
     workers: int = typer.Option(1, help="Worker processes (use PostgreSQL for more than one)."),
 ) -> None:
     """Serve the HTTP API and the console."""
-    settings = get_settings()
-    host = host or settings.host
-    port = port or settings.port
-    console.print(f"liebian console: [bold]http://{host}:{port}/[/bold]  API docs: http://{host}:{port}/docs")
-    uvicorn.run("liebian.web.asgi:app", host=host, port=port, workers=workers, log_level="info")
+    serving.serve(host=host, port=port, workers=workers)

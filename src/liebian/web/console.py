@@ -186,24 +186,16 @@ def _refresh_later(full: tuple, compute: Callable[[], Any]) -> None:
 # Warmers compute the default view of the heaviest pages (no filters) ahead of the first visitor:
 # when the server starts and whenever the warehouse changes (an import, collected events) — at most
 # once per WARM_INTERVAL_SECONDS, so that a steady stream of collected events does not keep a core busy.
-_WARMERS: list[Callable[[], None]] = []
+# Each warmer fills the cache through `cached`; the list is web/pages/warmup.py WARMERS.
 WARM_POLL_SECONDS = 5.0
 WARM_INTERVAL_SECONDS = 30.0
-
-
-def warmer(fn: Callable[[], None]) -> Callable[[], None]:
-    """Register `fn` (it fills the cache through `cached`) to run by `warm_once`/`start_warming`."""
-    _WARMERS.append(fn)
-    return fn
-
-
 WARM_STATUS: dict[str, Any] = {"runs": 0, "seconds": None}  # shown by /api/v1/health
 
 
-def warm_once() -> None:
-    """Run every warmer once; a failing warmer is logged and the others still run."""
+def warm_once(warmers: Sequence[Callable[[], None]]) -> None:
+    """Run every warmer once, in order; a failing warmer is logged and the others still run."""
     started = time.perf_counter()
-    for fn in _WARMERS:
+    for fn in warmers:
         try:
             fn()
         except Exception:  # noqa: BLE001 - warming is an optimisation: the page computes on demand
@@ -211,8 +203,8 @@ def warm_once() -> None:
     WARM_STATUS.update(runs=WARM_STATUS["runs"] + 1, seconds=round(time.perf_counter() - started, 3))
 
 
-def start_warming(stop: threading.Event) -> threading.Thread:
-    """A daemon thread that warms the console now and again after every change of the warehouse."""
+def start_warming(stop: threading.Event, warmers: Sequence[Callable[[], None]]) -> threading.Thread:
+    """A daemon thread that runs `warmers` now and again after every change of the warehouse."""
     from liebian.engine import warehouse
 
     def loop() -> None:
@@ -220,7 +212,7 @@ def start_warming(stop: threading.Event) -> threading.Thread:
         while not stop.is_set():
             state = warehouse.file_state()
             if state != warmed:
-                warm_once()
+                warm_once(warmers)
                 warmed = state
                 stop.wait(WARM_INTERVAL_SECONDS)
             stop.wait(WARM_POLL_SECONDS)

@@ -12,88 +12,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from liebian.web.console import Column, Table, flash_fragment, htmx_redirect, render
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.i18n import locale_of, translator
+from liebian.web.messages import CATALOGUE
 
 router = APIRouter(include_in_schema=False)
 
 STATUS_TABS = ("open", "acknowledged", "resolved", "all")
 LEVEL_KEYS = {"一般": "minor", "重要": "major", "紧急": "critical"}
-
-register(
-    {
-        "alerts.heading": ("告警收件箱", "Alerts inbox"),
-        "alerts.intro": (
-            "响应时限：一般 2 小时、重要 4 小时、紧急 8 小时；未在时限内确认的告警自动升级一级。",
-            "Response deadlines: minor 2 h, major 4 h, critical 8 h; an alert not acknowledged in time "
-            "goes up one level.",
-        ),
-        "alerts.tabs": ("按状态查看", "By status"),
-        "alerts.status.open": ("待处理", "Open"),
-        "alerts.status.acknowledged": ("已确认", "Acknowledged"),
-        "alerts.status.resolved": ("已解决", "Resolved"),
-        "alerts.status.all": ("全部", "All"),
-        "alerts.level": ("级别", "Level"),
-        "alerts.level.minor": ("一般", "Minor"),
-        "alerts.level.major": ("重要", "Major"),
-        "alerts.level.critical": ("紧急", "Critical"),
-        "alerts.all_levels": ("全部级别", "All levels"),
-        "alerts.title": ("告警", "Alert"),
-        "alerts.scope": ("范围", "Scope"),
-        "alerts.scope_all": ("全部", "Everything"),
-        "alerts.period": ("时段", "Period"),
-        "alerts.threshold": ("阈值", "Threshold"),
-        "alerts.vs": ("实际 / 预期", "Observed / expected"),
-        "alerts.action": ("建议动作", "Suggested action"),
-        "alerts.auto_action": ("自动调整", "Auto-adjust"),
-        "alerts.due": ("响应截止", "Respond by"),
-        "alerts.state": ("状态", "State"),
-        "alerts.overdue": ("已超时", "Overdue"),
-        "alerts.escalated": ("已升级", "Escalated"),
-        "alerts.occurrences": ("次数", "Occurrences"),
-        "alerts.first_seen": ("首次出现", "First seen"),
-        "alerts.operate": ("操作", "Actions"),
-        "alerts.acknowledge": ("确认", "Acknowledge"),
-        "alerts.resolve": ("解决", "Resolve"),
-        "alerts.root_cause": ("根因说明", "Root cause"),
-        "alerts.root_cause_hint": ("例如：渠道接口故障，已恢复", "e.g. channel API outage, fixed"),
-        "alerts.acknowledged_by": ("确认人", "Acknowledged by"),
-        "alerts.resolved_by": ("解决人", "Resolved by"),
-        "alerts.acknowledged_done": ("已确认告警", "Acknowledged alert"),
-        "alerts.resolved_done": ("已解决告警", "Resolved alert"),
-        "alerts.none": ("没有此状态的告警。", "No alerts in this state."),
-        "alerts.counts": ("告警数量", "Alert counts"),
-        "alerts.list": ("告警列表", "Alerts"),
-        "alerts.kind.threshold": ("阈值", "Threshold"),
-        "alerts.kind.anomaly": ("异常检测", "Anomaly"),
-        "alerts.rules": ("阈值规则", "Threshold rules"),
-        "alerts.rule.name": ("规则", "Rule"),
-        "alerts.rule.condition": ("条件", "Condition"),
-        "alerts.rule.auto": ("自动调整", "Auto-adjust"),
-        "alerts.rule.enabled": ("启用", "Enabled"),
-        "alerts.rules_defaults": ("安装默认规则", "Install the default rules"),
-        "alerts.rules_none": (
-            "还没有阈值规则。可安装默认规则（参与率、裂变率、社群负面、作弊率、数据质量）。",
-            "No threshold rules yet. Install the defaults (participation, fission rate, negative "
-            "sentiment, fraud rate, data quality).",
-        ),
-        "alerts.yes": ("是", "yes"),
-        "alerts.no": ("否", "no"),
-        "alerts.more": (
-            "仅显示最新 200 条（请导出查看全部）。",
-            "Showing the latest 200 (export to see all).",
-        ),
-        "alerts.action.none": ("无", "None"),
-        "alerts.action.raise_reward_tier": ("提高奖励档位", "Raise the reward tier"),
-        "alerts.action.pause_campaign": ("暂停活动", "Pause the campaign"),
-        "alerts.action.review_channel": ("检查渠道", "Review the channel"),
-        "alerts.action.review_group": ("检查社群", "Review the group"),
-        "alerts.metric.participation_rate": ("参与率", "Participation rate"),
-        "alerts.metric.fission_rate": ("裂变率", "Fission rate"),
-        "alerts.metric.negative_share": ("社群负面占比", "Negative share"),
-        "alerts.metric.fraud_rate": ("作弊率", "Fraud rate"),
-        "alerts.metric.dq_error_rate": ("数据质量错误率", "Data-quality error rate"),
-    }
-)
 
 SHOWN = 200  # alerts listed on the page; the export has them all
 
@@ -132,10 +57,8 @@ def _decorate(alert: dict, t, now: datetime) -> dict:
 
 def _metric_label(metric: str, t) -> str:
     """A rule metric or an analytics KPI by its name in the page's language; else as stored."""
-    from liebian.web.i18n import MESSAGES
-
     for key in (f"alerts.metric.{metric}", f"kpi.{metric}"):
-        if key in MESSAGES:
+        if key in CATALOGUE:
             return t(key)
     return metric
 

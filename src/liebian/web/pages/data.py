@@ -30,146 +30,18 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, render, warmer
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, render
+from liebian.web.i18n import locale_of, translator
+from liebian.web.messages import CATALOGUE
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger(__name__)
-
-register(
-    {
-        # quality
-        "quality.heading": ("数据质量报告", "Data-quality report"),
-        "quality.period": ("报告区间", "Period"),
-        "quality.all_data": ("全部数据", "all data"),
-        "quality.generated": ("计算时间", "Computed at"),
-        "quality.overall": ("综合得分", "Overall score"),
-        "quality.completeness": ("完整性", "Completeness"),
-        "quality.consistency": ("一致性", "Consistency"),
-        "quality.timeliness": ("及时性", "Timeliness"),
-        "quality.error_rate": ("错误率", "Error rate"),
-        "quality.target": ("目标", "target"),
-        "quality.passed": ("达标", "within target"),
-        "quality.failed": ("未达标", "above target"),
-        "quality.rows_received": ("接收行数", "Rows received"),
-        "quality.rejected_rows": ("隔离行数", "Quarantined rows"),
-        "quality.anomalies": ("数据量异常", "Volume anomalies"),
-        "quality.volume_events": (
-            "每日行为数据量（按渠道，红色标记为异常）",
-            "Daily events per channel (red pins: anomalies)",
-        ),
-        "quality.volume_orders": (
-            "每日订单量（按渠道，红色标记为异常）",
-            "Daily orders per channel (red pins: anomalies)",
-        ),
-        "quality.quarantine_chart": ("隔离数据（按类别）", "Quarantined rows by category"),
-        "quality.findings": ("发现的问题", "Findings"),
-        "quality.check": ("检查项", "Check"),
-        "quality.table": ("数据表", "Table"),
-        "quality.count": ("行数", "Rows"),
-        "quality.detail": ("说明", "Detail"),
-        "quality.volume_table": ("数据量异常明细", "Volume anomalies"),
-        "quality.date": ("日期", "Day"),
-        "quality.observed": ("实际", "Observed"),
-        "quality.expected": ("预期", "Expected"),
-        "quality.z": ("稳健 z 值", "Robust z"),
-        "quality.quarantine": ("隔离区（按原因）", "Quarantine by reason"),
-        "quality.kind": ("类型", "Kind"),
-        "quality.field": ("字段", "Field"),
-        "quality.reason": ("原因", "Reason"),
-        "quality.category": ("类别", "Category"),
-        "quality.late": ("延迟到达（按渠道）", "Late data by channel"),
-        "quality.late_rows": ("延迟行数", "Late rows"),
-        "quality.late_rate": ("延迟占比", "Late share"),
-        "quality.median_delay": ("延迟中位数（小时）", "Median delay (h)"),
-        "quality.p95_delay": ("P95 延迟（小时）", "p95 delay (h)"),
-        "quality.fields": ("字段空值率", "Null rates by field"),
-        "quality.required": ("必填", "Required"),
-        "quality.missing": ("空值", "Missing"),
-        "quality.null_rate": ("空值率", "Null rate"),
-        "quality.empty": ("仓库里还没有数据。", "The warehouse holds no data yet."),
-        "quality.category.bad_timestamp": ("时间错误", "Bad timestamp"),
-        "quality.category.missing_id": ("缺少 ID", "Missing id"),
-        "quality.category.negative_amount": ("负金额", "Negative amount"),
-        "quality.category.unknown_channel": ("未知渠道", "Unknown channel"),
-        "quality.category.bad_identifier": ("标识错误", "Bad identifier"),
-        "quality.category.bad_amount": ("金额错误", "Bad amount"),
-        "quality.category.other": ("其他", "Other"),
-        # import
-        "import.heading": ("数据导入", "Data import"),
-        "import.intro": (
-            "支持 CSV、Excel（XLSX）、JSONL、Parquet；编码自动识别（UTF-8、带 BOM 的 UTF-8、GBK/GB18030）。"
-            "有问题的行会被隔离并注明行号、字段和原因，其余行照常导入。",
-            "CSV, Excel (XLSX), JSONL or Parquet; the encoding is detected (UTF-8, UTF-8 with BOM, "
-            "GBK/GB18030). Rows with problems are quarantined with line, field and reason; the others "
-            "are loaded.",
-        ),
-        "import.kind": ("数据类型", "Data kind"),
-        "import.kind.events": ("行为事件", "Events"),
-        "import.kind.orders": ("订单", "Orders"),
-        "import.kind.identities": ("身份关联", "Identity links"),
-        "import.kind.messages": ("社群消息", "Group messages"),
-        "import.preset": ("列映射预设", "Column preset"),
-        "import.preset.generic": ("通用格式", "Generic format"),
-        "import.preset.wecom_contacts": ("企业微信客户导出", "WeCom contacts export"),
-        "import.preset.miniprogram_orders": ("小程序订单导出", "Mini-program orders export"),
-        "import.preset.douyin_orders": ("抖店订单导出", "Douyin store orders export"),
-        "import.file": ("文件", "File"),
-        "import.max_size": ("单个文件上限", "Largest file"),
-        "import.cli_hint": (
-            "更大的文件请用命令行 `liebian import`。",
-            "Use `liebian import` for larger files.",
-        ),
-        "import.start": ("开始导入", "Import"),
-        "import.no_file": ("file: 请选择要导入的文件", "file: choose a file to import"),
-        "import.progress": ("导入进度", "Import progress"),
-        "import.queued": ("排队中（等待其他写入完成）", "Queued (waiting for another write to finish)"),
-        "import.running": ("导入中", "Importing"),
-        "import.done": ("导入完成", "Import finished"),
-        "import.failed": ("导入失败", "Import failed"),
-        "import.unknown_job": (
-            "找不到这个导入任务（服务可能已重启）；请在下方批次列表中查看结果。",
-            "This import is not known (the server may have restarted); see the batches below.",
-        ),
-        "import.step.reading": ("读取文件", "Reading the file"),
-        "import.step.normalising": ("校验与标准化", "Validating and normalising"),
-        "import.step.hashing identifiers": ("标识加密", "Hashing identifiers"),
-        "import.step.deduplicating": ("去重", "Deduplicating"),
-        "import.step.resolving identities": ("OneID 识别", "Resolving identities"),
-        "import.step.linking identities": ("关联身份", "Linking identities"),
-        "import.step.loading": ("写入仓库", "Loading"),
-        "import.step.done": ("完成", "Done"),
-        "import.batch": ("批次", "Batch"),
-        "import.source": ("来源", "Source"),
-        "import.format": ("格式", "Format"),
-        "import.encoding": ("编码", "Encoding"),
-        "import.rows_read": ("读取行数", "Rows read"),
-        "import.rows_loaded": ("导入行数", "Rows loaded"),
-        "import.rows_duplicate": ("重复行数", "Duplicates"),
-        "import.rows_rejected": ("拒绝行数", "Rows rejected"),
-        "import.rows_updated": ("更新订单", "Orders updated"),
-        "import.seconds": ("耗时（秒）", "Seconds"),
-        "import.finished_at": ("完成时间", "Finished at"),
-        "import.reasons": ("拒绝原因", "Reasons for rejection"),
-        "import.rejects": ("被拒绝的行", "Rejected lines"),
-        "import.line": ("行号", "Line"),
-        "import.rejects_file": ("拒绝明细文件（含原始行）", "Rejects file (with the raw rows)"),
-        "import.quarantine_link": ("查看隔离区", "See the quarantine"),
-        "import.batch_link": ("查看此批次", "See this batch"),
-        "import.recent": ("最近的文件导入", "Recent file imports"),
-        "import.no_batch": ("没有这个批次。", "No such batch."),
-        "import.back": ("返回数据导入", "Back to data import"),
-    }
-)
-
 
 # ----------------------------------------------------------------------------------------- quality
 
 
 def _channel_name(t, channel: str) -> str:
-    from liebian.web.i18n import MESSAGES
-
-    return t(f"channel.{channel}") if f"channel.{channel}" in MESSAGES else channel
+    return t(f"channel.{channel}") if f"channel.{channel}" in CATALOGUE else channel
 
 
 def _utc_midnight(day: date, zone: ZoneInfo) -> datetime:
@@ -212,8 +84,7 @@ def _volume_chart(t, chart_id: str, title: str, daily, table: str, anomalies: li
     return Chart(chart_id, option, title, height=300)
 
 
-@warmer
-def _warm_quality_report() -> None:
+def warm_quality_report() -> None:
     """The report over all data, as /quality first shows it (kept by quality.current_report)."""
     from liebian.db.session import session_scope
     from liebian.engine import warehouse
@@ -523,12 +394,10 @@ def _job_fragment(request: Request, job: ImportJob | None, job_id: str = "") -> 
 
 
 def _step_key(job: ImportJob | None) -> str:
-    from liebian.web.i18n import MESSAGES
-
     if job is None or not job.step:
         return "import.queued"
     key = f"import.step.{job.step}"
-    return key if key in MESSAGES else "import.running"
+    return key if key in CATALOGUE else "import.running"
 
 
 @router.get("/import/jobs/{job_id}")

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from liebian.web.console import Column, ConsoleFilters, Table, htmx_redirect, render
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.campaign_form import local_time
 from liebian.web.pages.campaigns import channel_namer
 
@@ -21,89 +21,6 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 STATUSES = ("open", "approved", "rejected", "all")
-
-register(
-    {
-        "fraud.heading": ("风控审核队列", "Fraud review queue"),
-        "fraud.intro": (
-            "引擎实时冻结的推荐和图谱扫描标记的可疑推荐在此等待人工审核。通过：奖励解除审核冻结；"
-            "驳回：奖励作废（已发放的撤回）。",
-            "Referrals held by the engine and those the graph scan flagged wait here for a human. "
-            "Approve: their rewards leave the review hold. Reject: their rewards are rejected "
-            "(issued ones are clawed back).",
-        ),
-        "fraud.status.open": ("待审核", "Open"),
-        "fraud.status.approved": ("已通过", "Approved"),
-        "fraud.status.rejected": ("已驳回", "Rejected"),
-        "fraud.status.all": ("全部", "All"),
-        "fraud.tabs": ("按状态", "By status"),
-        "fraud.pattern": ("模式", "Pattern"),
-        "fraud.min_score": ("最低风险分", "Minimum score"),
-        "fraud.case": ("案件", "Case"),
-        "fraud.score": ("风险分", "Risk score"),
-        "fraud.reasons": ("原因", "Reasons"),
-        "fraud.reason_codes": ("原因代码", "Reason codes"),
-        "fraud.campaign": ("活动", "Campaign"),
-        "fraud.channel": ("渠道", "Channel"),
-        "fraud.inviter": ("邀请人", "Inviter"),
-        "fraud.friend": ("被邀请人", "Invitee"),
-        "fraud.referral": ("推荐编号", "Referral"),
-        "fraud.source": ("来源", "Source"),
-        "fraud.source.inline": ("实时拦截", "held inline"),
-        "fraud.source.graph": ("图谱扫描", "graph scan"),
-        "fraud.status": ("状态", "Status"),
-        "fraud.reviewer": ("审核人", "Reviewer"),
-        "fraud.created": ("创建时间", "Opened"),
-        "fraud.decision": ("审核", "Decision"),
-        "fraud.approve": ("通过", "Approve"),
-        "fraud.reject": ("驳回", "Reject"),
-        "fraud.approve_case": ("通过案件", "Approve case"),
-        "fraud.reject_case": ("驳回案件", "Reject case"),
-        "fraud.select_case": ("选择案件", "Select case"),
-        "fraud.select_all": ("全选本页", "Select all on this page"),
-        "fraud.note": ("审核备注（可选）", "Review note (optional)"),
-        "fraud.bulk_approve": ("批量通过所选", "Approve selected"),
-        "fraud.bulk_reject": ("批量驳回所选", "Reject selected"),
-        "fraud.sync": ("载入引擎冻结的推荐", "Bring in referrals the engine held"),
-        "fraud.synced": ("新载入案件：", "Cases brought in:"),
-        "fraud.none_selected": ("请先勾选案件。", "Select cases first."),
-        "fraud.decided.approved": ("已通过案件：", "Approved cases:"),
-        "fraud.decided.rejected": ("已驳回案件：", "Rejected cases:"),
-        "fraud.unchanged": ("无变化（已是该结论）：", "Unchanged (already decided so):"),
-        "fraud.failed": ("未能处理：", "Not decided:"),
-        "fraud.empty": ("队列中没有符合条件的案件。", "No cases match."),
-        "fraud.page": ("第 {page} / {pages} 页，共 {total} 件", "Page {page} of {pages}, {total} cases"),
-        "fraud.prev": ("上一页", "Previous page"),
-        "fraud.next": ("下一页", "Next page"),
-        "fraud.rate": (
-            "欺诈率（驳回 / 全部推荐，参考线 0.5%）",
-            "Fraud rate (rejected / all referrals; reference 0.5%)",
-        ),
-        "fraud.referrals": ("推荐数", "Referrals"),
-        "fraud.rejected": ("驳回数", "Rejected"),
-        "fraud.fraud_rate": ("欺诈率", "Fraud rate"),
-        "fraud.cases": ("案件列表", "Cases"),
-        "fraud.case_heading": ("风控案件 #{id}", "Fraud case #{id}"),
-        "fraud.back": ("返回审核队列", "Back to the queue"),
-        "fraud.audit": ("审核记录", "Audit trail"),
-        "fraud.time": ("时间", "Time"),
-        "fraud.actor": ("操作人", "Actor"),
-        "fraud.action": ("动作", "Action"),
-        "fraud.effects": ("对奖励的影响", "Effect on rewards"),
-        "fraud.not_found": ("没有这个案件", "No such case"),
-        "fraud.decided_by": ("审核人", "decided by"),
-        "fraud.note_col": ("备注", "Note"),
-        "fraud.act.open": ("立案", "opened"),
-        "fraud.act.rescore": ("重新评分", "rescored"),
-        "fraud.act.approve": ("通过", "approved"),
-        "fraud.act.reject": ("驳回", "rejected"),
-        "fraud.eff.released": ("解除审核冻结的奖励", "rewards released from review"),
-        "fraud.eff.rejected": ("驳回的奖励", "rewards rejected"),
-        "fraud.eff.revoked": ("撤回的奖励", "rewards revoked"),
-        "fraud.eff.untouched": ("未变的奖励", "rewards unchanged"),
-        "fraud.eff.referral_state": ("推荐状态", "referral state"),
-    }
-)
 
 
 def _params(source) -> dict[str, Any]:

@@ -15,114 +15,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from liebian.db.session import session_scope
-from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render, warmer
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
+from liebian.web.i18n import locale_of, translator
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # journeys
-        "journeys.heading": ("自动化旅程", "Marketing journeys"),
-        "journeys.new": ("新建旅程", "New journey"),
-        "journeys.list": ("旅程与效果", "Journeys and results"),
-        "journeys.name": ("名称", "Name"),
-        "journeys.status": ("状态", "Status"),
-        "journeys.status.active": ("运行中", "active"),
-        "journeys.status.paused": ("已暂停", "paused"),
-        "journeys.trigger": ("触发", "Trigger"),
-        "journeys.entered": ("进入（实验组）", "Entered (treatment)"),
-        "journeys.control_entered": ("对照组人数", "Control group"),
-        "journeys.actioned": ("已触达", "Actioned"),
-        "journeys.converted": ("已转化", "Converted"),
-        "journeys.treatment_rate": ("实验组转化率", "Treatment conversion"),
-        "journeys.control_rate": ("对照组转化率", "Control conversion"),
-        "journeys.lift": ("提升（相对）", "Lift (relative)"),
-        "journeys.uplift": ("提升（绝对）", "Uplift (absolute)"),
-        "journeys.last_scan": ("上次扫描", "Last scan"),
-        "journeys.none": ("还没有旅程。", "No journeys yet."),
-        "journeys.rates_chart": ("实验组与对照组转化率", "Conversion: treatment against hold-out control"),
-        "journeys.arm": ("分组", "Arm"),
-        "journeys.arm.treatment": ("实验组", "treatment"),
-        "journeys.arm.control": ("对照组（不触达）", "control (held out)"),
-        "journeys.arms": ("分组统计", "Statistics per arm"),
-        "journeys.arm_entered": ("进入人数", "Entered"),
-        "journeys.conversion_rate": ("转化率", "Conversion rate"),
-        "journeys.outcomes": ("动作结果", "Action outcomes"),
-        "journeys.outcome": ("结果", "Outcome"),
-        "journeys.count": ("次数", "Count"),
-        "journeys.outcome.sent": ("已执行", "sent"),
-        "journeys.outcome.capped": ("超频跳过", "skipped: frequency cap"),
-        "journeys.outcome.quiet_hours": ("免打扰顺延", "postponed: quiet hours"),
-        "journeys.outcome.no_consent": ("无营销授权退出", "stopped: no marketing consent"),
-        "journeys.outcome.failed": ("失败", "failed"),
-        "journeys.flow": ("旅程流程", "Flow"),
-        "journeys.step": ("步骤", "Step"),
-        "journeys.goal": ("转化目标", "Goal"),
-        "journeys.goal_text": ("{days} 天内发生 {event}", "{event} within {days} days"),
-        "journeys.trigger.segment": ("进入人群（标签）「{tag}」", "Enters the segment (tag) “{tag}”"),
-        "journeys.trigger.event": (
-            "发生事件 {event}（首次扫描回看 {hours} 小时）",
-            "Does the event {event} (first scan looks back {hours} h)",
-        ),
-        "journeys.trigger.churn_risk": ("流失风险高于 {threshold}", "Churn risk above {threshold}"),
-        "journeys.trigger.silence": ("沉默超过 {days} 天", "Silent for more than {days} days"),
-        "journeys.wait": ("等待 {hours} 小时", "Wait {hours} hours"),
-        "journeys.branch": ("判断：{cond}", "Branch: {cond}"),
-        "journeys.cond_event": ("进入后发生过 {event}", "did {event} since entering"),
-        "journeys.cond_tag": ("带有标签 {tag}", "carries the tag {tag}"),
-        "journeys.then": ("是 → {target}", "yes → {target}"),
-        "journeys.else": ("否 → {target}", "no → {target}"),
-        "journeys.target.next": ("下一步", "next step"),
-        "journeys.target.exit": ("退出旅程", "exit the journey"),
-        "journeys.target.step": ("第 {n} 步", "step {n}"),
-        "journeys.action.webhook": (
-            "通过 {channel} 发送（Webhook {url}）",
-            "Send via {channel} (webhook {url})",
-        ),
-        "journeys.action.tag": ("打标签 {name}", "Tag {name}"),
-        "journeys.action.campaign": ("加入活动 {name} 的受众", "Add to the audience of campaign {name}"),
-        "journeys.rules": ("每次动作前的检查", "Checked before every action"),
-        "journeys.rule_consent": (
-            "营销授权（marketing）：以最新记录为准，撤回后在下一次动作时退出。",
-            "Marketing consent: the newest record decides; a withdrawal stops the journey at the next action.",
-        ),
-        "journeys.rule_quiet": (
-            "免打扰时段：{hours}（{zone}）{source}",
-            "Quiet hours: {hours} ({zone}) {source}",
-        ),
-        "journeys.rule_quiet_none": ("免打扰时段：无{source}", "Quiet hours: none{source}"),
-        "journeys.rule_quiet_own": ("— 本旅程设置", "— set by this journey"),
-        "journeys.rule_quiet_global": ("— 全局设置", "— global setting"),
-        "journeys.rule_cap": (
-            "频次上限：每人每 {days} 天最多 {cap} 次触达，跨所有渠道与旅程（打标签、加入活动不计）。",
-            "Frequency cap: at most {cap} contacts per person per {days} days across all channels and "
-            "journeys (tags and campaign audiences contact nobody).",
-        ),
-        "journeys.rule_holdout": (
-            "对照组：{pct}% 的进入者被留出，从不触达，用于计算提升。",
-            "Hold-out: {pct}% of entrants are held out and never actioned, to measure lift.",
-        ),
-        "journeys.pause": ("暂停", "Pause"),
-        "journeys.activate": ("启用", "Activate"),
-        "journeys.back": ("返回旅程列表", "Back to journeys"),
-        "journeys.definition": ("旅程定义（JSON）", "Definition (JSON)"),
-        "journeys.definition_hint": (
-            "触发 → 步骤（wait / branch / action）→ 目标；格式见 docs/automation.md。从示例开始：",
-            "Trigger → steps (wait / branch / action) → goal; see docs/automation.md. Start from an example:",
-        ),
-        "journeys.example.silence": ("沉默用户唤醒", "Wake up silent users"),
-        "journeys.example.churn": ("流失干预", "Churn intervention"),
-        "journeys.example.segment": ("人群欢迎", "Segment welcome"),
-        "journeys.activate_now": ("创建后立即启用", "Activate at once"),
-        "journeys.create": ("创建旅程", "Create journey"),
-        "journeys.bad_json": (
-            "definition：不是有效的 JSON（{error}）",
-            "definition: not valid JSON ({error})",
-        ),
-    }
-)
-
 
 EXAMPLES: dict[str, dict] = {
     "silence": {
@@ -307,8 +203,7 @@ def _rates_chart(t, rows: list[dict], chart_id: str = "journey-rates", links: bo
     return Chart(chart_id, option, "journeys.rates_chart", height=300)
 
 
-@warmer
-def _warm_journey_stats() -> None:
+def warm_journey_stats() -> None:
     """The journeys' results change with the operational store, so they are not kept; computing them
     once loads what the page needs (modules, the warehouse columns of the goals) before a visitor."""
     from liebian.automation import service

@@ -15,7 +15,6 @@ from liebian.web.console import (
     Table,
     filter_options,
     render,
-    warmer,
 )
 from liebian.web.i18n import LOCALES, locale_of, translator
 
@@ -137,8 +136,7 @@ def _overview_data(filters: ConsoleFilters, af, locale: str):
     return cached(("overview", filters, af, locale), lambda: _compute(translator(locale), af, filters))
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     filters = ConsoleFilters()
     for locale in LOCALES:
         _overview_data(filters, filters.to_analytics(), locale)

@@ -10,101 +10,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from liebian.web.console import render
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.i18n import locale_of, translator
 
 router = APIRouter(include_in_schema=False)
 
 SECTIONS = ("users", "roles", "keys", "channels")
-
-register(
-    {
-        "settings.heading": ("设置", "Settings"),
-        "settings.sections": ("设置分区", "Settings sections"),
-        "settings.users": ("用户", "Users"),
-        "settings.roles": ("角色与权限", "Roles and permissions"),
-        "settings.keys": ("API 密钥", "API keys"),
-        "settings.channels": ("通知渠道", "Notification channels"),
-        "settings.username": ("用户名", "Username"),
-        "settings.role": ("角色", "Role"),
-        "settings.active": ("状态", "Status"),
-        "settings.is_active": ("启用", "active"),
-        "settings.is_inactive": ("已停用", "deactivated"),
-        "settings.must_change": ("需改密码", "must change password"),
-        "settings.last_login": ("最近登录", "Last login"),
-        "settings.created": ("创建时间", "Created"),
-        "settings.actions": ("操作", "Actions"),
-        "settings.password": (
-            "密码（留空则生成一次性密码）",
-            "Password (empty: a one-time password is generated)",
-        ),
-        "settings.create_user": ("创建用户", "Create user"),
-        "settings.change_role": ("修改角色", "Change role"),
-        "settings.new_role_for": ("新角色：", "New role for"),
-        "settings.deactivate": ("停用", "Deactivate"),
-        "settings.activate": ("启用", "Activate"),
-        "settings.reset_password": ("重置密码", "Reset password"),
-        "settings.user_created": ("已创建用户", "User created"),
-        "settings.role_changed": ("已修改角色", "Role changed"),
-        "settings.deactivated": (
-            "已停用用户（其会话和密钥立即失效）",
-            "User deactivated (sessions and keys stop now)",
-        ),
-        "settings.activated": ("已启用用户", "User activated"),
-        "settings.password_reset": ("已重置密码", "Password reset"),
-        "settings.one_time": (
-            "一次性密码（只显示这一次，用户首次登录后需修改）：",
-            "One-time password (shown this once; the user must change it at first login):",
-        ),
-        "settings.yourself": ("不能停用或降级自己的账号。", "You cannot deactivate or demote yourself."),
-        "settings.permission": ("权限", "Permission"),
-        "settings.permission_meaning": ("含义", "Meaning"),
-        "settings.roles_note": (
-            "权限由 auth/policy.py 定义（只读）；管理员拥有除审计日志外的全部权限。",
-            "Permissions are defined in auth/policy.py (read-only); admins hold everything but the audit log.",
-        ),
-        "settings.key_id": ("密钥 ID", "Key id"),
-        "settings.key_name": ("名称", "Name"),
-        "settings.key_kind": ("类型", "Kind"),
-        "settings.key_kind.user": ("用户密钥", "user key"),
-        "settings.key_kind.service": ("服务密钥", "service key"),
-        "settings.key_kind.public": ("前端公钥（只写）", "public front-end key (write-only)"),
-        "settings.key_owner": ("所属用户（用户密钥）", "Owner (user key)"),
-        "settings.key_role": ("角色（服务密钥）", "Role (service key)"),
-        "settings.scopes": ("权限范围（空格分隔，可留空）", "Scopes (space-separated, optional)"),
-        "settings.expires_days": ("有效天数", "Expires in days"),
-        "settings.expires": ("过期时间", "Expires"),
-        "settings.last_used": ("最近使用", "Last used"),
-        "settings.revoked": ("已吊销", "revoked"),
-        "settings.create_key": ("创建密钥", "Create key"),
-        "settings.revoke": ("吊销", "Revoke"),
-        "settings.key_created": (
-            "新密钥（只显示这一次，请立即复制保存）：",
-            "The new key (shown this once: copy it now):",
-        ),
-        "settings.key_revoked": ("已吊销密钥", "Key revoked"),
-        "settings.channel_name": ("名称", "Name"),
-        "settings.channel_kind": ("类型", "Kind"),
-        "settings.channel_kind.wecom": ("企业微信群机器人", "WeCom group robot"),
-        "settings.channel_kind.dingtalk": ("钉钉机器人", "DingTalk robot"),
-        "settings.channel_kind.webhook": ("Webhook", "Webhook"),
-        "settings.channel_kind.email": ("邮件", "E-mail"),
-        "settings.channel_target": ("地址（URL 或邮箱，逗号分隔）", "Target (URL, or e-mail addresses)"),
-        "settings.channel_secret": ("签名密钥（可选）", "Signing secret (optional)"),
-        "settings.min_level": ("最低级别", "Lowest level"),
-        "settings.signed": ("签名", "Signed"),
-        "settings.add_channel": ("添加渠道", "Add channel"),
-        "settings.test": ("发送测试", "Send a test"),
-        "settings.remove": ("移除", "Remove"),
-        "settings.removed": ("已移除", "removed"),
-        "settings.channel_added": ("已添加渠道", "Channel added"),
-        "settings.channel_removed": ("已移除渠道", "Channel removed"),
-        "settings.test_delivered": ("测试消息已送达", "Test message delivered"),
-        "settings.test_failed": ("测试消息发送失败", "Test message failed"),
-        "settings.none": ("暂无。", "None yet."),
-        "settings.yes": ("是", "yes"),
-        "settings.no": ("否", "no"),
-    }
-)
 
 
 def _actor(request: Request) -> tuple[str, str]:

@@ -13,29 +13,10 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
-from liebian.web.i18n import register
 from liebian.web.pages.analytics.common import PALETTE, failed_page, page_start
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # channels
-        "channels.heading": ("渠道效能雷达", "Channel radar"),
-        "channels.radar": ("各渠道指标（以最佳渠道为 1）", "Channel indicators (best channel = 1)"),
-        "channels.power": ("裂变力 vs 转化力", "Fission power vs conversion power"),
-        "channels.table": ("渠道效能", "Channel efficacy"),
-        "channels.fission_power": ("裂变力", "Fission power"),
-        "channels.conversion_power": ("转化力", "Conversion power"),
-        "channels.note": (
-            "裂变力 = 邀请次数与 K 因子（各以最佳渠道归一）的平均；转化力 = 转化率、客单价、7 日留存的平均。",
-            "Fission power = mean of invites and K-factor (each relative to the best channel); conversion power = mean of conversion, AOV and D7 retention.",
-        ),
-    }
-)
-
 
 RADAR_AXES = ("invites_sent", "k_factor", "conversion_rate", "aov_fen", "retention_d7")
 
@@ -45,8 +26,7 @@ def _channel_name(t, channel: str) -> str:
     return t(key) if t(key) != key else channel
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The channel radar as first opened (no filters)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_channels", af)

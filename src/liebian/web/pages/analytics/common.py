@@ -8,16 +8,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from liebian.web.console import ConsoleFilters, filter_options, render
-from liebian.web.i18n import locale_of, register, translator
-
-register(
-    {
-        "analytics.apply": ("更新", "Update"),
-        "analytics.options": ("本页选项", "Page options"),
-        "analytics.empty": ("所选范围内没有数据。", "No data in the chosen range."),
-    }
-)
-
+from liebian.web.i18n import locale_of, translator
 
 PALETTE = ["#b3102a", "#0a58ca", "#116329", "#8250df", "#bc4c00", "#1b7c83", "#6e7781", "#cf222e"]
 

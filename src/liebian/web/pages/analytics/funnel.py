@@ -15,64 +15,10 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
-from liebian.web.i18n import register
 from liebian.web.pages.analytics.common import PALETTE, PageError, choice, failed_page, page_start, selects
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # funnel
-        "funnel.heading": ("裂变漏斗", "Fission funnel"),
-        "funnel.chart": (
-            "漏斗（点击某一步查看在该步流失的人）",
-            "Funnel (click a step to see who dropped there)",
-        ),
-        "funnel.breakdown": ("拆分维度", "Breakdown"),
-        "funnel.breakdown_none": ("不拆分", "None"),
-        "funnel.breakdown.channel": ("按渠道", "By channel"),
-        "funnel.breakdown.campaign": ("按活动", "By campaign"),
-        "funnel.breakdown_chart": ("各分组的累计转化率（%）", "Conversion from the first step by group (%)"),
-        "funnel.steps": ("漏斗各步骤（点击流失人数下钻）", "Funnel steps (click a drop-off to drill down)"),
-        "funnel.steps_plain": ("漏斗各步骤", "Funnel steps"),
-        "funnel.breakdown_table": ("分组漏斗", "Funnel by group"),
-        "funnel.step": ("步骤", "Step"),
-        "funnel.name": ("名称", "Name"),
-        "funnel.event": ("事件", "Event"),
-        "funnel.persons": ("人数", "Persons"),
-        "funnel.conversion_from_prev": ("较上一步转化", "From previous step"),
-        "funnel.conversion_from_start": ("累计转化", "From first step"),
-        "funnel.dropped": ("流失人数", "Dropped"),
-        "funnel.drop_off_rate": ("流失率", "Drop-off rate"),
-        "funnel.median_hours": ("较上一步中位耗时（小时）", "Median hours from previous step"),
-        "funnel.group": ("分组", "Group"),
-        "funnel.window": ("转化窗口：进入后 14 天内。", "Conversion window: 14 days from entry."),
-        "funnel.total": ("进入漏斗", "Entered the funnel"),
-        "funnel.converted": ("完成最后一步", "Reached the last step"),
-        "funnel.step.exposure": ("触达", "Reach"),
-        "funnel.step.page_view": ("兴趣", "Interest"),
-        "funnel.step.join_campaign": ("参与", "Participate"),
-        "funnel.step.order_paid": ("转化", "Convert"),
-        # drop-off drill-down
-        "dropped.heading": ("漏斗流失人群", "Who dropped out of the funnel"),
-        "dropped.summary": (
-            "到达了上一步但没有到达这一步的人数：",
-            "Persons who reached the previous step but not this one:",
-        ),
-        "dropped.between": ("流失环节", "Drop-off"),
-        "dropped.table": ("流失的人（匿名人员 ID）", "Persons who dropped (pseudonymous person ids)"),
-        "dropped.person_id": ("人员 ID", "Person id"),
-        "dropped.entered_at": ("进入漏斗时间", "Entered the funnel"),
-        "dropped.last_step": ("最后到达的步骤", "Last step reached"),
-        "dropped.last_step_at": ("到达时间", "Reached at"),
-        "dropped.back": ("返回漏斗", "Back to the funnel"),
-        "dropped.step": ("步骤", "Step"),
-        "dropped.times": ("时间为展示时区的当地时间。", "Times are local times of the display zone."),
-    }
-)
-
 
 DROPPED_SHOWN = 100  # dropped persons listed on the page; the export has them all
 
@@ -179,8 +125,7 @@ def _funnel_rows(t, steps: list[dict]) -> list[dict]:
     ]  # fmt: skip
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The funnel and its drop-off as first opened (no filters, default choices)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_funnel", af)

@@ -15,46 +15,10 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
-from liebian.web.i18n import register
 from liebian.web.pages.analytics.common import PALETTE, failed_page, page_start
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # referrals
-        "referrals.heading": ("裂变关系图", "Referral graph"),
-        "referrals.graph": ("最大的几棵邀请树（力导向布局）", "The largest referral trees (force layout)"),
-        "referrals.cap": (
-            "为保证速度，关系图只画规模最大的完整邀请树，最多 {n} 人；全部数据见下方表格和导出。",
-            "For speed the graph draws only the largest whole trees, at most {n} persons; the tables and exports cover everyone.",
-        ),
-        "referrals.truncated": ("（已截断）", "(truncated)"),
-        "referrals.spreaders": ("传播最广的人", "Top spreaders"),
-        "referrals.generations": ("按代统计", "By generation"),
-        "referrals.person_id": ("人员 ID", "Person id"),
-        "referrals.generation": ("代", "Generation"),
-        "referrals.direct_invitees": ("直接邀请", "Direct invitees"),
-        "referrals.descendants": ("下游总人数", "Descendants"),
-        "referrals.depth_below": ("下游层数", "Depth below"),
-        "referrals.invitees_who_bought": ("下单的直接被邀请人", "Invitees who bought"),
-        "referrals.persons": ("人数", "Persons"),
-        "referrals.share_of_referred": ("占被邀请人", "Share of referred"),
-        "referrals.inviters": ("发起邀请人数", "Inviters"),
-        "referrals.spread_rate": ("传播率", "Spread rate"),
-        "referrals.invitees": ("邀请人数", "Invitees"),
-        "referrals.edges": ("邀请关系", "Referral edges"),
-        "referrals.roots": ("邀请树", "Trees"),
-        "referrals.max_depth": ("最大层数", "Deepest generation"),
-        "referrals.referred": ("被邀请人", "Referred persons"),
-        "referrals.gen0": ("第 0 代（发起人）", "Generation 0 (roots)"),
-        "referrals.gen": ("第 {n} 代", "Generation {n}"),
-        "referrals.gen_more": ("第 {n} 代及以后", "Generation {n}+"),
-    }
-)
-
 
 GRAPH_NODES = 300  # persons drawn in the referral graph (the largest whole trees that fit)
 
@@ -103,8 +67,7 @@ def _graph_chart(t, graph: dict) -> Chart:
     return Chart("referral_graph", option, "referrals.graph", height=520)
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The referral graph as first opened (no filters)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_referral_tree", af, TOP_SPREADERS, GRAPH_NODES)

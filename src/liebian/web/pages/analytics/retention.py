@@ -13,41 +13,10 @@ from liebian.web.console import (
     Table,
     cached_analytics,
     render,
-    warmer,
 )
-from liebian.web.i18n import register
 from liebian.web.pages.analytics.common import PageError, choice, failed_page, page_start, selects
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # retention
-        "retention.heading": ("留存热力图", "Retention heatmap"),
-        "retention.unit": ("同期群粒度", "Cohort by"),
-        "retention.unit.day": ("按天", "Day"),
-        "retention.unit.week": ("按周", "Week"),
-        "retention.unit.month": ("按月", "Month"),
-        "retention.cohort_by": ("同期群起点", "Cohort start"),
-        "retention.cohort_by.first_event": ("首次出现", "First event"),
-        "retention.cohort_by.referral": ("被邀请加入", "Joined through a referral"),
-        "retention.chart": (
-            "各同期群在之后各期的留存率（%）",
-            "Share of each cohort active in later periods (%)",
-        ),
-        "retention.table": ("留存矩阵", "Retention matrix"),
-        "retention.cohort": ("同期群", "Cohort"),
-        "retention.size": ("人数", "Size"),
-        "retention.offset.day": ("第{n}天", "Day {n}"),
-        "retention.offset.week": ("第{n}周", "Week {n}"),
-        "retention.offset.month": ("第{n}月", "Month {n}"),
-        "retention.note": (
-            "第 0 期为同期群本身（100%）；尚未结束的期显示为“—”。",
-            "Period 0 is the cohort itself (100 %); periods not over yet show “—”.",
-        ),
-    }
-)
-
 
 UNITS = ("day", "week", "month")
 
@@ -55,8 +24,7 @@ UNITS = ("day", "week", "month")
 COHORT_BY = ("first_event", "referral")
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The retention heatmap as first opened (no filters, default choices)."""
     af = ConsoleFilters().to_analytics()
     cached_analytics("run_retention", af, "week", "first_event")

@@ -18,86 +18,10 @@ from liebian.web.console import (
     cached_analytics,
     format_cell,
     render,
-    warmer,
 )
-from liebian.web.i18n import register
 from liebian.web.pages.analytics.common import PageError, choice, failed_page, page_start, selects
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # scorecard and benchmarks
-        "score.heading": ("综合评分卡与行业基准", "Scorecard and sector benchmarks"),
-        "score.stage": ("业务阶段", "Business stage"),
-        "score.stage.launch": ("启动期", "Launch"),
-        "score.stage.growth": ("成长期", "Growth"),
-        "score.stage.mature": ("成熟期", "Mature"),
-        "score.sector": ("行业", "Sector"),
-        "score.period": ("评估区间", "Period"),
-        "score.previous": ("对比上一期", "Compared with"),
-        "score.default_period": (
-            "未选择日期：使用最近 30 天的数据。",
-            "No dates chosen: the last 30 days of data are used.",
-        ),
-        "score.total": ("综合得分（1–10）", "Score (1–10)"),
-        "score.gauge": ("综合得分", "Overall score"),
-        "score.first_level": ("一级指标得分", "First-level scores"),
-        "score.weights": ("维度权重", "Dimension weights"),
-        "score.indicators": ("二级指标", "Indicators"),
-        "score.indicator": ("指标", "Indicator"),
-        "score.parent": ("一级指标", "First-level"),
-        "score.dimension": ("维度", "Dimension"),
-        "score.value": ("数值", "Value"),
-        "score.score": ("得分", "Score"),
-        "score.weight": ("权重", "Weight"),
-        "score.contribution": ("贡献", "Contribution"),
-        "score.dim.scale": ("规模", "Scale"),
-        "score.dim.activity": ("活跃", "Activity"),
-        "score.dim.conversion": ("转化", "Conversion"),
-        "score.first.user_growth": ("用户增长", "User growth"),
-        "score.first.brand_voice": ("品牌声量", "Brand voice"),
-        "score.first.aov_lift": ("客单价提升", "AOV lift"),
-        "score.first.repurchase_change": ("复购变化", "Repurchase change"),
-        "score.ind.new_user_growth": ("新增用户环比", "New-user growth"),
-        "score.ind.referred_share_of_new": ("裂变新客占比", "Referred share of new users"),
-        "score.ind.k_factor": ("K 因子", "K-factor"),
-        "score.ind.referral_rate": ("推荐率", "Referral rate"),
-        "score.ind.reach_growth": ("触达人数环比", "Reach growth"),
-        "score.ind.shares_per_active": ("人均分享", "Shares per active user"),
-        "score.ind.participation_rate": ("参与率", "Participation rate"),
-        "score.ind.invites_per_participant": ("人均邀请", "Invites per participant"),
-        "score.ind.retention_d7": ("7 日留存", "D7 retention"),
-        "score.ind.dau_mau": ("DAU/MAU", "DAU/MAU"),
-        "score.ind.aov_change": ("客单价环比", "AOV change"),
-        "score.ind.conversion_rate": ("转化率", "Conversion rate"),
-        "score.ind.invite_conversion": ("邀请转化率", "Invite conversion"),
-        "score.ind.repurchase_rate": ("复购率", "Repurchase rate"),
-        "score.ind.repurchase_change": ("复购率变化（百分点）", "Repurchase change (points)"),
-        "bench.chart": ("与行业基准对比（基准 = 100%）", "Against the sector reference (reference = 100 %)"),
-        "bench.table": ("行业基准对比", "Sector benchmark comparison"),
-        "bench.indicator": ("指标", "Indicator"),
-        "bench.value": ("本品牌", "This brand"),
-        "bench.reference": ("行业基准", "Reference"),
-        "bench.ratio": ("相对基准", "Of reference"),
-        "bench.verdict": ("结论", "Verdict"),
-        "bench.verdict.above": ("高于基准", "above"),
-        "bench.verdict.on par": ("持平", "on par"),
-        "bench.verdict.below": ("低于基准", "below"),
-        "bench.verdict.n/a": ("无数据", "n/a"),
-        "bench.note": (
-            "默认基准值仅为示意（非统计数据），请替换为贵司的参考值后再据此评判。",
-            "The default references are placeholders, not statistics: replace them with your own before judging by them.",
-        ),
-        "bench.sector.food_service": ("餐饮", "Food service"),
-        "bench.sector.education": ("教育", "Education"),
-        "bench.sector.ecommerce": ("电商", "E-commerce"),
-        "bench.sector.beauty": ("美妆", "Beauty"),
-        "bench.sector.fmcg": ("快消", "FMCG"),
-        "bench.sector.maternal_baby": ("母婴", "Maternal & baby"),
-    }
-)
-
 
 STAGES = ("mature", "growth", "launch")
 
@@ -202,8 +126,7 @@ def _scorecard_period(af: Any) -> Any:
     return replace(af, start=af.start or max(span[0], end - timedelta(days=SCORECARD_DAYS - 1)), end=end)
 
 
-@warmer
-def _warm_default_view() -> None:
+def warm_default_view() -> None:
     """The scorecard as first opened (no filters, the default stage)."""
     period = _scorecard_period(ConsoleFilters().to_analytics())
     if period is not None:

@@ -19,53 +19,11 @@ from liebian.web.console import (
     is_htmx,
     render,
 )
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.models.common import bar_option, channel_label, fitted
 from liebian.web.pages.models.tasks import Stage, current_task, start_task, task_context
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # attribution
-        "attr.heading": ("多触点归因", "Multi-touch attribution"),
-        "attr.by.channel": ("按渠道", "By channel"),
-        "attr.by.campaign": ("按活动", "By campaign"),
-        "attr.options": ("模型参数", "Model settings"),
-        "attr.lookback": ("回溯窗口（天）", "Lookback (days)"),
-        "attr.half_life": ("时间衰减半衰期（小时）", "Time-decay half-life (hours)"),
-        "attr.apply": ("重新计算", "Recompute"),
-        "attr.computing": ("正在计算归因…", "Computing the attribution…"),
-        "attr.updating": (
-            "数据已变化，正在按当前数据重新计算；下面是上一次的结果。",
-            "The data changed; recomputing on the current data. The previous result is shown below.",
-        ),
-        "attr.computed_at": ("计算时间", "Computed at"),
-        "attr.paths": ("路径数", "Paths"),
-        "attr.conversions": ("转化数", "Conversions"),
-        "attr.revenue": ("转化金额", "Revenue"),
-        "attr.touchpoint": ("触点", "Touchpoint"),
-        "attr.chart_conversions": (
-            "各模型分配到触点的转化数",
-            "Conversions credited to each touchpoint, by model",
-        ),
-        "attr.chart_revenue": (
-            "各模型分配到触点的转化金额（¥）",
-            "Revenue (¥) credited to each touchpoint, by model",
-        ),
-        "attr.table_conversions": ("转化数分配（各模型并列）", "Conversions credited (models side by side)"),
-        "attr.table_revenue": ("转化金额分配（各模型并列）", "Revenue credited (models side by side)"),
-        "attr.removal": ("移除效应（马尔可夫）", "Removal effect (Markov)"),
-        "attr.model.first": ("首次触点", "First touch"),
-        "attr.model.last": ("末次触点", "Last touch"),
-        "attr.model.linear": ("线性", "Linear"),
-        "attr.model.time_decay": ("时间衰减", "Time decay"),
-        "attr.model.position": ("位置（40/20/40）", "Position (40/20/40)"),
-        "attr.model.markov": ("马尔可夫", "Markov"),
-        "attr.bad_option": ("参数无效", "Invalid setting"),
-    }
-)
-
 
 ATTR_MODELS = ("first", "last", "linear", "time_decay", "position", "markov")
 

@@ -10,76 +10,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, htmx_redirect, render
-from liebian.web.i18n import locale_of, register, translator
+from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.models.common import bar_option
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # experiments
-        "exp.heading": ("A/B 实验", "A/B experiments"),
-        "exp.list": ("实验读数", "Experiment readouts"),
-        "exp.none": (
-            "还没有实验读数。用下面的表单读出一个实验（也可用 `liebian predict ab-readout`）。",
-            "No readouts yet. Read out an experiment with the form below (or `liebian predict ab-readout`).",
-        ),
-        "exp.forest": (
-            "转化率差异及置信区间（百分点）",
-            "Difference in conversion rate with its interval (points)",
-        ),
-        "exp.rates": ("所选实验：各组转化率", "Selected experiment: conversion rate per variant"),
-        "exp.name": ("实验名称", "Experiment"),
-        "exp.created_at": ("读出时间", "Read out at"),
-        "exp.control": ("对照组", "Control"),
-        "exp.treatment": ("实验组", "Treatment"),
-        "exp.units_c": ("对照组样本", "Control units"),
-        "exp.units_t": ("实验组样本", "Treatment units"),
-        "exp.rate_c": ("对照组转化率", "Control conversion"),
-        "exp.rate_t": ("实验组转化率", "Treatment conversion"),
-        "exp.diff": ("提升（绝对）", "Lift (absolute)"),
-        "exp.ci_low": ("置信区间下限", "CI low"),
-        "exp.ci_high": ("置信区间上限", "CI high"),
-        "exp.relative": ("提升（相对）", "Lift (relative)"),
-        "exp.p_value": ("p 值（z 检验）", "p-value (z-test)"),
-        "exp.planned_n": ("计划每组样本", "Planned units per variant"),
-        "exp.progress": ("样本进度", "Sample progress"),
-        "exp.status": ("状态", "Status"),
-        "exp.decision": ("结论", "Decision"),
-        "exp.status.final": ("已完成", "final"),
-        "exp.status.running": ("进行中（未达样本量）", "running (sample not reached)"),
-        "exp.status.invalid": ("无效（样本比例失衡）", "invalid (sample-ratio mismatch)"),
-        "exp.detail": ("读数详情", "Readout"),
-        "exp.srm": ("样本比例检验 p 值", "Sample-ratio check p-value"),
-        "exp.chi2": ("卡方", "Chi-square"),
-        "exp.z": ("z 值", "z"),
-        "exp.revenue_diff": ("人均收入差异", "Revenue per unit difference"),
-        "exp.revenue_p": ("收入 p 值（Welch t 检验）", "Revenue p-value (Welch t-test)"),
-        "exp.new": ("读出新实验", "Read out an experiment"),
-        "exp.new_help": (
-            "填写每组样本数与转化数；或上传 CSV（unit_id, variant, converted, revenue_fen，每个单位一行）以同时检验收入。",
-            "Enter each variant's units and conversions; or upload a CSV (unit_id, variant, converted, revenue_fen, one row per unit) to test revenue too.",
-        ),
-        "exp.control_name": ("对照组名称", "Control name"),
-        "exp.treatment_name": ("实验组名称", "Treatment name"),
-        "exp.units": ("样本数", "units"),
-        "exp.conversions": ("转化数", "conversions"),
-        "exp.alpha": ("显著性水平 α", "Significance level α"),
-        "exp.csv": ("或上传 CSV", "Or upload a CSV"),
-        "exp.submit": ("读出", "Read out"),
-        "exp.failed": ("无法读出：", "Cannot read out: "),
-        "exp.no_permission": (
-            "读出并保存实验需要 models:write 权限。",
-            "Reading out and keeping an experiment needs the models:write permission.",
-        ),
-        "exp.plan": ("样本量计算", "Sample size"),
-        "exp.baseline": ("基线转化率（0–1）", "Baseline conversion (0–1)"),
-        "exp.mde": ("最小可检测提升（绝对，如 0.02）", "Minimum detectable lift (absolute, e.g. 0.02)"),
-        "exp.power": ("检验功效", "Power"),
-        "exp.calculate": ("计算", "Calculate"),
-        "exp.n_per_variant": ("每组所需样本数", "Units needed per variant"),
-    }
-)
 
 
 def _p_text(p: float | None) -> str:

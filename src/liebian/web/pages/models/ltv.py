@@ -18,114 +18,12 @@ from liebian.web.console import (
     is_htmx,
     render,
 )
-from liebian.web.i18n import MESSAGES, locale_of, register, translator
+from liebian.web.i18n import locale_of, translator
+from liebian.web.messages import CATALOGUE
 from liebian.web.pages.models.common import bar_option, channel_label, fitted, selection
 from liebian.web.pages.models.tasks import Stage, current_task, start_task, task_context
 
 router = APIRouter(include_in_schema=False)
-
-register(
-    {
-        # LTV and segments
-        "ltv.heading": ("LTV 与用户分群", "LTV and segments"),
-        "ltv.by": ("分组方式", "Group by"),
-        "ltv.by.channel": ("按渠道", "By channel"),
-        "ltv.by.segment": ("按分群", "By segment"),
-        "ltv.section": ("预测 LTV（BG/NBD + Gamma-Gamma）", "Predicted LTV (BG/NBD + Gamma-Gamma)"),
-        "ltv.none": (
-            "还没有 LTV 模型。点击“重新拟合”，或运行 `liebian predict ltv`。",
-            "No LTV fit yet. Click Refit, or run `liebian predict ltv`.",
-        ),
-        "ltv.customers": ("有购买的用户", "Customers (buyers)"),
-        "ltv.mean_clv": ("平均预测 LTV", "Mean predicted LTV"),
-        "ltv.median_clv": ("预测 LTV 中位数", "Median predicted LTV"),
-        "ltv.p90_clv": ("预测 LTV P90", "Predicted LTV, 90th pct"),
-        "ltv.total_clv": ("预测 LTV 合计", "Total predicted LTV"),
-        "ltv.mean_historical": ("人均已支付", "Mean paid so far"),
-        "ltv.expected_purchases": ("人均预期购买次数", "Expected purchases per customer"),
-        "ltv.multiplier": ("裂变用户 LTV 倍数", "LTV multiplier of referred users"),
-        "ltv.multiplier_note": ("95% 置信区间（全部数据）", "95% interval (all data)"),
-        "ltv.horizon": ("预测期（天）", "Horizon (days)"),
-        "ltv.group": ("分组", "Group"),
-        "ltv.by_group": ("各组预测 LTV", "Predicted LTV by group"),
-        "ltv.chart_by_group": (
-            "各组平均预测 LTV（¥）与用户数",
-            "Mean predicted LTV (¥) and customers by group",
-        ),
-        "ltv.histogram": (
-            "预测 LTV 分布（¥ 区间的用户数）",
-            "Distribution of predicted LTV (customers per ¥ bin)",
-        ),
-        "ltv.top": ("预测 LTV 最高的用户", "Customers with the highest predicted LTV"),
-        "ltv.person": ("用户 ID", "Person id"),
-        "ltv.clv": ("预测 LTV", "Predicted LTV"),
-        "ltv.historical": ("已支付", "Paid so far"),
-        "ltv.expected_purchases_person": ("预期购买次数", "Expected purchases"),
-        "ltv.expected_spend": ("预期客单价", "Expected spend per purchase"),
-        "ltv.segment": ("分群", "Segment"),
-        "seg.section": ("用户分群（RFM + K-Means）", "Segments (RFM + K-Means)"),
-        "seg.none": (
-            "还没有分群模型。点击“重新拟合”，或运行 `liebian predict segments`。",
-            "No segmentation yet. Click Refit, or run `liebian predict segments`.",
-        ),
-        "seg.k": ("分群数 k（按轮廓系数选择）", "k (chosen by silhouette)"),
-        "seg.silhouette": ("轮廓系数", "Silhouette"),
-        "seg.sizes": ("各分群人数（当前筛选）", "Persons per segment (current filters)"),
-        "seg.rfm_grid": (
-            "RFM 网格：最近购买 R × 购买频次 F 的人数",
-            "RFM grid: persons per recency R × frequency F score",
-        ),
-        "seg.profiles": ("分群画像", "Segment profiles"),
-        "seg.cluster": ("编号", "Cluster"),
-        "seg.name": ("分群名称", "Segment"),
-        "seg.size": ("人数（全部）", "Persons (all)"),
-        "seg.share": ("占比（全部）", "Share (all)"),
-        "seg.selected": ("人数（当前筛选）", "Persons (filtered)"),
-        "seg.selected_share": ("占比（当前筛选）", "Share (filtered)"),
-        "seg.mean_recency_days": ("平均最近活跃（天前）", "Mean days since active"),
-        "seg.mean_orders_total": ("平均订单数", "Mean orders"),
-        "seg.mean_spend_total_fen": ("平均消费", "Mean spend"),
-        "seg.mean_events_30d": ("平均 30 天事件数", "Mean events (30 d)"),
-        "seg.mean_invites_90d": ("平均 90 天邀请数", "Mean invites (90 d)"),
-        "seg.r": ("R 分", "R score"),
-        "seg.f": ("F 分", "F score"),
-        "tags.section": ("标签与健康度", "Tags and health score"),
-        "tags.none": (
-            "还没有标签。点击“重新拟合”会安装 11 个默认标签并计算，或运行 `liebian tags init` 与 `liebian tags recompute`。",
-            "No tags yet. Refit installs the 11 default tags and computes them; or run `liebian tags init` and `liebian tags recompute`.",
-        ),
-        "tags.table": ("标签（当前成员数，全部用户）", "Tags (current members, everyone)"),
-        "tags.name": ("标签", "Tag"),
-        "tags.level": ("层级", "Level"),
-        "tags.version": ("版本", "Version"),
-        "tags.rule": ("规则", "Rule"),
-        "tags.members": ("成员数", "Members"),
-        "tags.level.attribute": ("属性", "attribute"),
-        "tags.level.behaviour": ("行为", "behaviour"),
-        "tags.level.value": ("价值", "value"),
-        "health.none": (
-            "还没有健康度。点击“重新拟合”（标签与健康度）。",
-            "No health scores yet. Click Refit (tags & health).",
-        ),
-        "health.histogram": (
-            "健康度分布（0–100，每 10 分的人数）",
-            "Health score distribution (persons per 10 points)",
-        ),
-        "health.bands": ("健康度分档与价值分层", "Health bands and value tiers"),
-        "health.mean": ("平均健康度", "Mean health score"),
-        "health.median": ("健康度中位数", "Median health score"),
-        "health.persons": ("人数", "Persons"),
-        "health.band": ("分档 / 分层", "Band / tier"),
-        "health.good": ("健康（≥70）", "healthy (≥ 70)"),
-        "health.fair": ("一般（40–70）", "fair (40–70)"),
-        "health.warn": ("预警（<40）", "at risk (< 40)"),
-        "tier.new": ("新手", "newcomer"),
-        "tier.active": ("活跃", "active"),
-        "tier.high": ("高价值", "high value"),
-        "tier.silent": ("沉默", "silent"),
-    }
-)
-
 
 BAND_KEYS = {"健康": "health.good", "一般": "health.fair", "预警": "health.warn"}
 
@@ -300,7 +198,7 @@ def _add_segments(tables: list[Table], charts: list[Chart], t, seg: dict) -> Non
     ]
     for key in seg["model"]["params"]["columns"]:
         kind = "fen" if key.endswith("_fen") else "float"
-        label = f"seg.mean_{key}" if f"seg.mean_{key}" in MESSAGES else f"mean {key}"  # --columns
+        label = f"seg.mean_{key}" if f"seg.mean_{key}" in CATALOGUE else f"mean {key}"  # --columns
         columns.append(Column(f"mean_{key}", label, kind))
     tables.append(Table("segments", columns, seg["profiles"], title="seg.profiles"))
 

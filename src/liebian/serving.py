@@ -1,0 +1,24 @@
+"""Serving the HTTP API and the console with uvicorn, for `liebian serve` (web/cli.py) and
+`liebian demo --serve` (demo/cli.py).
+
+The app is named by its import string: uvicorn imports it in each worker, so this module does not
+import the web layer (no domain does; tests/test_architecture.py).
+"""
+
+from __future__ import annotations
+
+import uvicorn
+
+from liebian.config import get_settings
+from liebian.output import console
+
+ASGI_APP = "liebian.web.asgi:app"
+
+
+def serve(host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+    """Serve until stopped; host and port default to the settings."""
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"liebian console: [bold]http://{host}:{port}/[/bold]  API docs: http://{host}:{port}/docs")
+    uvicorn.run(ASGI_APP, host=host, port=port, workers=workers, log_level="info")
