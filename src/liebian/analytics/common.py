@@ -15,11 +15,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
-
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis and pandas imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
+ir = lazy_import("ibis.expr.types")
+pd = lazy_import("pandas")
 
 EPOCH = date(1970, 1, 1)
 DAY = 86400

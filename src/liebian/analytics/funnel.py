@@ -24,11 +24,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
-
 from liebian.analytics.common import AnalyticsError, Frame, clean, ratio
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis and pandas imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
+ir = lazy_import("ibis.expr.types")
+pd = lazy_import("pandas")
 
 ORDER_PAID = "order_paid"
 NONE_LABEL = "(none)"

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import ibis
-import ibis.expr.types as ir
-
 from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
+ir = lazy_import("ibis.expr.types")
 
 
 @dataclass(frozen=True)

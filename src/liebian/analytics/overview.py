@@ -24,10 +24,12 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import ibis
-import ibis.expr.types as ir
-
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
+ir = lazy_import("ibis.expr.types")
 
 DAY = 86_400
 

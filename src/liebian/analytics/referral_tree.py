@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import ibis
-import numpy as np
-import pandas as pd
-
 from liebian.analytics.common import Frame, clean, ratio
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis, NumPy and pandas imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 
 @dataclass

@@ -25,8 +25,6 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import httpx
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -37,6 +35,11 @@ from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: pandas and httpx imported on first use (liebian/lazy.py)
+pd = lazy_import("pandas")
+httpx = lazy_import("httpx")
 
 log = logging.getLogger("liebian.automation")
 MAX_STEPS_PER_PASS = 50  # a branch loop cannot spin forever inside one pass

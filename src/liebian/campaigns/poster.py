@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import qrcode
-from PIL import Image, ImageDraw, ImageFont
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: qrcode and Pillow imported on first use (liebian/lazy.py)
+qrcode = lazy_import("qrcode")
+Image = lazy_import("PIL.Image")
+ImageDraw = lazy_import("PIL.ImageDraw")
+ImageFont = lazy_import("PIL.ImageFont")
 
 KNOWN_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",

@@ -15,9 +15,11 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-import duckdb
-
 from liebian.community import sentiment
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
 
 MIN_MESSAGES = 10  # a group-day with fewer messages is too small for a share to mean anything
 NEGATIVE_THRESHOLD = 0.05

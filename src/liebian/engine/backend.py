@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import ibis
-
 from liebian.config import get_settings
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
 
 
 def parquet_dir() -> Path:

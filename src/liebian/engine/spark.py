@@ -8,10 +8,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-import ibis
-
 from liebian.config import get_settings
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: Ibis imported on first use (liebian/lazy.py)
+ibis = lazy_import("ibis")
 
 
 @lru_cache(maxsize=1)

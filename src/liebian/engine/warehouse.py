@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import duckdb
-
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
 
 LOCK_WAIT_SECONDS = 60.0
 

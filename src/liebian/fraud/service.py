@@ -19,9 +19,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -34,8 +31,14 @@ from liebian.fraud.models import FraudAudit, FraudCase
 from liebian.fraud.reasons import REASONS, describe
 from liebian.identity.keys import IdentifierError, stored_value
 from liebian.identity.models import Identifier
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt
 from liebian.rewards import service as ledger
+
+# deferred for start-up time: DuckDB, NumPy and pandas imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 CASE_THRESHOLD = 50.0
 STATUSES = ("open", "approved", "rejected")

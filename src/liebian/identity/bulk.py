@@ -33,14 +33,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
 from liebian.identity.keys import DIRECT_TYPES, assign_person_ids, display_value, person_id_for, person_id_sql
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import encrypt
+
+# deferred for start-up time: DuckDB and PyArrow imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+pa = lazy_import("pyarrow")
 
 # Below this many identifiers the ordinary resolve() is as fast and simpler.
 BULK_THRESHOLD = 2000

@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
-import duckdb
-import pandas as pd
-import pyarrow as pa
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -36,7 +33,13 @@ from liebian.identity.keys import (
     stored_value,
 )
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import encrypt
+
+# deferred for start-up time: DuckDB, pandas and PyArrow imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+pd = lazy_import("pandas")
+pa = lazy_import("pyarrow")
 
 Key = tuple[str, str]  # (id_type, stored value)
 CHUNK = 900

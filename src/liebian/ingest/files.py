@@ -22,11 +22,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import orjson
-import pyarrow as pa
 
 from liebian.ingest.normalize import q
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: DuckDB and PyArrow imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+pa = lazy_import("pyarrow")
 
 FORMATS = {
     ".csv": "csv",

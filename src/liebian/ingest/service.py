@@ -22,9 +22,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
-import pyarrow as pa
-
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -34,6 +31,11 @@ from liebian.identity.keys import DIRECT_TYPES, stored_value
 from liebian.ingest.files import FileImportError, RawFile, read_into, records_into
 from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, KINDS, normalize_query
 from liebian.ingest.presets import GENERIC_COLUMNS, Preset, PresetError, get_preset, mapping_sql
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: DuckDB and PyArrow imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+pa = lazy_import("pyarrow")
 
 __all__ = [
     "FileImportError",

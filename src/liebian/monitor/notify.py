@@ -29,9 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-import httpx
-
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
+httpx = lazy_import("httpx")
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 PUBLIC_FIELDS = (

@@ -20,13 +20,16 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.monitor import detector, notify
 from liebian.monitor.models import Alert, AlertRule, Delivery, NotifyChannel
+
+# deferred for start-up time: pandas imported on first use (liebian/lazy.py)
+pd = lazy_import("pandas")
 
 LEVELS = ("一般", "重要", "紧急")
 LEVEL_EN = {"一般": "minor", "重要": "major", "紧急": "critical"}

@@ -11,9 +11,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
+
+# deferred for start-up time: NumPy imported on first use (liebian/lazy.py)
+np = lazy_import("numpy")
 
 START, CONV, NULL = "(start)", "(conversion)", "(null)"
 MODELS = ("first", "last", "linear", "time_decay", "position", "markov")

@@ -10,11 +10,14 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-import duckdb
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
+from liebian.lazy import lazy_import
 from liebian.output import err_console
+
+# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
 
 
 class PredictError(ValueError):

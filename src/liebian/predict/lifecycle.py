@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
-import duckdb
-import numpy as np
-import pandas as pd
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
+
+# deferred for start-up time: DuckDB, NumPy and pandas imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 STATES = ("new", "active", "loyal", "silent", "churned")
 

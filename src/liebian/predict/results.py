@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-import numpy as np
-import pandas as pd
-
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
 from liebian.predict import experiments
 from liebian.predict import store as model_store
 from liebian.predict.common import PredictError, data_snapshot, jsonable
+
+# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 BY = ("channel", "segment")
 UNSEGMENTED = "(未分群 unsegmented)"

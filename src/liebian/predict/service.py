@@ -12,13 +12,15 @@ from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
 from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
 from liebian.predict import store as model_store
 from liebian.predict.common import PredictError, data_snapshot, fit_progress, jsonable, single_thread
+
+# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 __all__ = [
     "PredictError",

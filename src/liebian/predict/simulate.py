@@ -14,9 +14,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 
-import numpy as np
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
+
+# deferred for start-up time: NumPy imported on first use (liebian/lazy.py)
+np = lazy_import("numpy")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import duckdb
 from sqlalchemy import String, Text, func, select, update
 from sqlalchemy.orm import Session
 
@@ -34,8 +33,12 @@ from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys, normalize_phone
 from liebian.privacy.models import ConsentRecord, DataSubjectRequest, PrivacyNotice
+
+# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
 
 PURPOSES = ("collection", "marketing", "analytics", "sharing")
 PERSON_COLUMNS = (

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import duckdb
-import pandas as pd
 from sqlalchemy.orm import Session
 
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.identity import service as identity_service
+from liebian.lazy import lazy_import
 from liebian.quality.schemas import (
     ChannelTimeliness,
     Completeness,
@@ -40,6 +39,10 @@ from liebian.quality.schemas import (
     Timeliness,
     VolumeAnomaly,
 )
+
+# deferred for start-up time: DuckDB and pandas imported on first use (liebian/lazy.py)
+duckdb = lazy_import("duckdb")
+pd = lazy_import("pandas")
 
 # Fields that must be filled (they make the completeness score) and optional ones (reported only).
 REQUIRED_FIELDS = {

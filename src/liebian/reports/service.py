@@ -28,10 +28,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import httpx
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
-from openpyxl import Workbook
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -40,7 +38,12 @@ from liebian.analytics import service as analytics
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.lazy import lazy_import
 from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
+
+# deferred for start-up time: openpyxl and httpx imported on first use (liebian/lazy.py)
+openpyxl = lazy_import("openpyxl")
+httpx = lazy_import("httpx")
 
 log = logging.getLogger("liebian.reports")
 KINDS = ("weekly", "monthly")
@@ -373,7 +376,7 @@ def render_html(report: dict) -> str:
     return _env.get_template("report.html").render(r=report, kpi_rows=kpi_rows, charts=charts)
 
 
-def _sheet(wb: Workbook, title: str, rows: list[dict], columns: list[str] | None = None) -> None:
+def _sheet(wb: openpyxl.Workbook, title: str, rows: list[dict], columns: list[str] | None = None) -> None:
     ws = wb.create_sheet(title)
     columns = columns or list(dict.fromkeys(c for r in rows for c in r))
     ws.append(columns)
@@ -389,7 +392,7 @@ def _cell(value):
 
 def render_xlsx(report: dict) -> bytes:
     """One sheet per section; cells hold the services' raw numbers (rates as fractions, money in fen)."""
-    wb = Workbook()
+    wb = openpyxl.Workbook()
     wb.remove(wb.active)
     k, p = report["kpis"], report["previous_kpis"]
     metrics = [m for m, v in k.items() if isinstance(v, int | float) or v is None]

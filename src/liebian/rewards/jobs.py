@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
-
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.jobs import job
+from liebian.lazy import lazy_import
 from liebian.rewards import service, webhooks
+
+# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
+httpx = lazy_import("httpx")
 
 
 @job("ledger-release", every_seconds=30)

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
-from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.rewards.models import PayoutBatch, Reward
 from liebian.rewards.service import (
     APPROVED,
@@ -31,6 +31,9 @@ from liebian.rewards.service import (
     _transition_locked,
     _view,
 )
+
+# deferred for start-up time: openpyxl imported on first use (liebian/lazy.py)
+openpyxl = lazy_import("openpyxl")
 
 _R = Reward.__table__
 COLUMNS = [
@@ -96,7 +99,7 @@ def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
         writer.writerows(_rows(rewards))
         return buffer.getvalue().encode("utf-8-sig")
     if fmt == "xlsx":
-        wb = Workbook()
+        wb = openpyxl.Workbook()
         ws = wb.active
         ws.title = "payouts"
         ws.append(COLUMNS)

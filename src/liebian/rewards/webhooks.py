@@ -21,14 +21,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
-import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from liebian.rewards.service import LedgerError
+
+# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
+httpx = lazy_import("httpx")
 
 EVENT_TYPES = (
     "reward.granted",

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 
-import httpx
-
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.lazy import lazy_import
 from liebian.rewards import service, webhooks
+
+# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
+httpx = lazy_import("httpx")
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,11 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 MAX_RULE_LENGTH = 2000
 

@@ -14,15 +14,18 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.predict import service as predict_service
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
 from liebian.tags.rules import Rule, RuleError, parse_rule
+
+# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
+np = lazy_import("numpy")
+pd = lazy_import("pandas")
 
 LEVELS = ("attribute", "behaviour", "value")
 TIERS = ("新手", "活跃", "高价值", "沉默")

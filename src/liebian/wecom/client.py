@@ -16,7 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
+httpx = lazy_import("httpx")
+
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,13 @@ import hmac
 import os
 import struct
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from liebian.lazy import lazy_import
+
+# deferred for start-up time: cryptography imported on first use (liebian/lazy.py)
+ciphers = lazy_import("cryptography.hazmat.primitives.ciphers")
+algorithms = lazy_import("cryptography.hazmat.primitives.ciphers.algorithms")
+modes = lazy_import("cryptography.hazmat.primitives.ciphers.modes")
+
 
 BLOCK = 32
 
@@ -73,8 +79,8 @@ class MsgCrypt:
 
     # -------------------------------------------------------------- AES
 
-    def _cipher(self) -> Cipher:
-        return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
+    def _cipher(self) -> ciphers.Cipher:
+        return ciphers.Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
 
     def encrypt(self, msg: str, *, random_prefix: bytes | None = None) -> str:
         prefix = random_prefix if random_prefix is not None else os.urandom(16)

@@ -3,10 +3,10 @@ drill-down by channel and by day (clicking a day or a channel narrows every page
 
 from __future__ import annotations
 
-import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from liebian.lazy import lazy_import
 from liebian.web.console import (
     Chart,
     Column,
@@ -18,6 +18,9 @@ from liebian.web.console import (
     warmer,
 )
 from liebian.web.i18n import LOCALES, locale_of, translator
+
+# deferred for start-up time: pandas imported on first use (liebian/lazy.py)
+pd = lazy_import("pandas")
 
 router = APIRouter(include_in_schema=False)
 
