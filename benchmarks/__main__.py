@@ -21,6 +21,7 @@ from pathlib import Path
 
 import benchmarks
 from benchmarks.common import Report
+from liebian.bootstrap import bootstrap
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -77,6 +78,7 @@ def main() -> None:
     for name in names:
         started = time.perf_counter()
         if len(names) == 1:
+            bootstrap()  # a program of its own, like the CLI: the domains' links, wired
             report = importlib.import_module(f"benchmarks.bench_{name}").run(args.scale)
             print(report.markdown())
             if not args.no_record:

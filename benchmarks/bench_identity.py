@@ -20,6 +20,7 @@ SCALES = {"5k": 5_000, "20k": 20_000, "100k": 100_000}
 
 
 def _one(store: str, url: str | None, pairs: int, tmp: Path) -> list:
+    from liebian import ports
     from liebian.config import reset_settings_cache
     from liebian.db import migrate
     from liebian.db.session import dispose_engines, session_scope
@@ -43,8 +44,6 @@ def _one(store: str, url: str | None, pairs: int, tmp: Path) -> list:
     reset_settings_cache()
     dispose_engines()
     migrate.upgrade()
-    hooks = list(service.MERGE_HOOKS)
-    service.MERGE_HOOKS.clear()  # the registry alone; other domains' hooks are theirs to measure
     try:
         evidence = [
             service.LinkEvidence(
@@ -53,7 +52,8 @@ def _one(store: str, url: str | None, pairs: int, tmp: Path) -> list:
             for i in range(pairs)
         ]
         start = time.perf_counter()
-        with session_scope() as session:
+        # the registry alone: a wiring without merge followers (other domains' are theirs to measure)
+        with ports.use(ports.Wiring()), session_scope() as session:
             report = service.link(session, evidence)
         link_s = time.perf_counter() - start
         start = time.perf_counter()
@@ -61,7 +61,6 @@ def _one(store: str, url: str | None, pairs: int, tmp: Path) -> list:
             synced = service.sync_warehouse(session, con)
         sync_s = time.perf_counter() - start
     finally:
-        service.MERGE_HOOKS[:] = hooks
         dispose_engines()
         if schema:
             from sqlalchemy import create_engine, text
@@ -91,7 +90,7 @@ def run(scale: str = "") -> Report:
             report.add(*_one("postgresql", pg, pairs, Path(tmp)))
     report.notes.append(
         f"Each pair founds two persons and merges them (phone HMAC + AES-GCM, identity_links and the merge "
-        f"log written in batches). Merge hooks of other domains are not included. PostgreSQL runs on fresh tables "
+        f"log written in batches). Other domains' merge followers are not included. PostgreSQL runs on fresh tables "
         f"without planner statistics (sequential scans), its worst case. Peak RSS {peak_rss_mib():.0f} MiB."
     )
     return report

@@ -190,5 +190,8 @@ def run(scale: str = "") -> Report:
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "measure":
+    from liebian.bootstrap import bootstrap
+
+    bootstrap()  # the import merges persons: the merge followers must be wired in this child
     _scale, _, _store = sys.argv[2].partition("@")
     print(json.dumps(measure(_scale, postgres_url() if _store else "")))

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from liebian import ports
+from liebian.bootstrap import bootstrap
 from liebian.config import get_settings, reset_settings_cache
 from liebian.db import migrate
 from liebian.db.session import dispose_engines, session_scope
@@ -43,6 +45,14 @@ def _drop_schema(base: str, schema: str) -> None:
     with engine.connect() as connection:
         connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wiring() -> ports.Wiring:
+    """The real links between the domains, installed once for the session (as the app factory, the
+    CLI root and the scheduler do), so tests calling services directly run the real system. A test
+    swaps in fakes with `ports.use(wiring.with_(...))`."""
+    return bootstrap()
 
 
 @pytest.fixture

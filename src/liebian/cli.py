@@ -21,7 +21,7 @@ from liebian.db import migrate
 
 # (module, sub-command name, help)
 DOMAINS = [
-    ("liebian.db.cli", "db", "Operational store: migrations."),
+    ("liebian.db.cli", "db", "Schema versions: operational store migrations, warehouse version."),
     ("liebian.ingest.cli", "import", "Import events, orders, identities and messages from files."),
     ("liebian.identity.cli", "identity", "One person across channels (OneID)."),
     ("liebian.quality.cli", "quality", "Data-quality report."),
@@ -135,6 +135,9 @@ def main(
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
+    from liebian.bootstrap import bootstrap  # deferred: it loads every domain; `liebian --help` does not
+
+    bootstrap()  # the links between the domains (risk checks, merge followers, ledger subscribers, jobs)
     if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
         # A fresh data directory works without a separate `liebian db upgrade` first.
         migrate.ensure_current()

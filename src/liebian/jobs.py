@@ -1,81 +1,38 @@
 """Scheduled jobs: plain functions, run by the server's scheduler and by `liebian job NAME` (cron).
 
-A domain registers its jobs with `@job("name", every_seconds=…)` in its `jobs.py`; modules listed
-in JOB_MODULES are imported on first use.
+A domain declares its jobs as data (`JOBS` in its `jobs.py`); liebian/bootstrap.py wires them, and
+this module runs what is wired (`ports.current().jobs`).
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import typer
 
+from liebian import ports
+from liebian.bootstrap import bootstrap
+from liebian.db.locks import ProcessLock
 from liebian.output import Format, console, emit
+from liebian.ports import Job
 
 log = logging.getLogger("liebian.jobs")
 
-JOB_MODULES = [
-    "liebian.identity.jobs",
-    "liebian.rewards.jobs",
-    "liebian.campaigns.jobs",
-    "liebian.fraud.jobs",
-    "liebian.tags.jobs",
-    "liebian.monitor.jobs",
-    "liebian.reports.jobs",
-    "liebian.automation.jobs",
-    "liebian.privacy.jobs",
-]
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    func: Callable[[], Any]
-    every_seconds: float
-    description: str
-
-
-_REGISTRY: dict[str, Job] = {}
-_loaded = False
-
-
-def job(
-    name: str, every_seconds: float, description: str = ""
-) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
-    def register(func: Callable[[], Any]) -> Callable[[], Any]:
-        _REGISTRY[name] = Job(
-            name, func, every_seconds, description or (func.__doc__ or "").strip().split("\n")[0]
-        )
-        return func
-
-    return register
+__all__ = ["Job", "Scheduler", "registry", "run_job"]
 
 
 def registry() -> dict[str, Job]:
-    global _loaded
-    if not _loaded:
-        for module_name in JOB_MODULES:
-            try:
-                importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-        _loaded = True
-    return _REGISTRY
+    """The wired jobs by name."""
+    return {job.name: job for job in ports.current().jobs}
 
 
 def run_job(name: str) -> Any:
-    jobs = registry()
-    if name not in jobs:
-        raise KeyError(f"unknown job {name!r}; known jobs: {', '.join(sorted(jobs)) or 'none'}")
-    return jobs[name].func()
+    """Run one wired job now; KeyError names the known jobs when `name` is not one."""
+    return ports.current().job(name).func()
 
 
 class Scheduler:
@@ -88,8 +45,7 @@ class Scheduler:
     LEAD_RETRY_SECONDS = 5.0
 
     def __init__(self) -> None:
-        from liebian.db.locks import ProcessLock
-
+        bootstrap()  # the jobs it runs are the wired ones
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = ProcessLock("scheduler")
@@ -133,7 +89,7 @@ class Scheduler:
                 self._stop.wait(self.LEAD_RETRY_SECONDS)
                 continue
             now = time.monotonic()
-            for current in list(registry().values()):
+            for current in ports.current().jobs:
                 if now - self.last_run.get(current.name, float("-inf")) < current.every_seconds:
                     continue
                 self.last_run[current.name] = now

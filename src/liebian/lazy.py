@@ -6,12 +6,16 @@ start although most requests and commands never touch them (and uvicorn kills a 
 not answer its start-up ping in time). A module that needs one writes, instead of
 `import pandas as pd`:
 
-    pd = lazy_import("pandas")  # deferred for start-up time
+    if TYPE_CHECKING:
+        import pandas as pd
+    else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+        pd = lazy_import("pandas")
 
-The first attribute looked up (`pd.DataFrame`) imports pandas and puts the module itself in place
-of the stand-in in the importing module's namespace, so later uses cost what a plain import costs
-and a test that patches the library patches what the module uses. Annotations (`-> pd.DataFrame`)
-are not evaluated under `from __future__ import annotations` and import nothing.
+The type checker sees the module; at run time the first attribute looked up (`pd.DataFrame`)
+imports pandas and puts the module itself in place of the stand-in in the importing module's
+namespace, so later uses cost what a plain import costs and a test that patches the library patches
+what the module uses. Annotations (`-> pd.DataFrame`) are not evaluated under
+`from __future__ import annotations` and import nothing.
 
 Why not `importlib.util.LazyLoader`: on Python 3.11 its module turns into a plain, half-filled
 module while it executes, so a second thread (the scheduler, a flusher, the server's thread pool)

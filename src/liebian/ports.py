@@ -33,13 +33,20 @@ class Job:
     name: str
     func: Callable[[], Any]
     every_seconds: float
-    description: str
+    description: str = ""  # default: the first line of the function's docstring
+
+    def __post_init__(self) -> None:
+        if not self.description:
+            summary = (self.func.__doc__ or "").strip().split("\n")[0]
+            object.__setattr__(self, "description", summary)
 
 
-# (session, {old person id: surviving person id}) — called in the merge's transaction.
-MergeFollower = Callable[["Session", dict[int, int]], None]
-# (session, ledger entry, reward view as a dict) — called in the entry's transaction.
-LedgerSubscriber = Callable[["Session", dict, dict], None]
+# (session, {old person id: surviving person id}) — called in the merge's transaction; what it
+# returns is ignored (`object`, so a follower that counts what it moved fits).
+MergeFollower = Callable[["Session", dict[int, int]], object]
+# (session, ledger entry, reward view as a dict) — called in the entry's transaction; what it
+# returns is ignored.
+LedgerSubscriber = Callable[["Session", dict[str, Any], dict[str, Any]], object]
 # (analytics filters) -> reward cost in fen for the rewards those filters select.
 RewardCostProvider = Callable[[Any], int]
 
@@ -91,8 +98,10 @@ def is_wired() -> bool:
 
 
 @contextmanager
-def use(wiring: Wiring) -> Iterator[Wiring]:
-    """Install `wiring` for the duration of a block (tests), then put back what was there."""
+def use(wiring: Wiring | None) -> Iterator[Wiring | None]:
+    """Install `wiring` for the duration of a block (tests), then put back what was there.
+
+    `use(None)` runs the block unwired: the first cross-domain call raises `NotWired`."""
     global _current
     previous = _current
     _current = wiring

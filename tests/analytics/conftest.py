@@ -121,7 +121,8 @@ def spark_required() -> None:
 
 
 @pytest.fixture
-def rows(data_dir: Path) -> Rows:
+def rows(data_dir: Path, sqlite_store: str) -> Rows:
+    # sqlite_store: the KPI sheet's reward cost comes from the reward ledger in the operational store
     return Rows()
 
 

@@ -180,7 +180,7 @@ def test_funnel_matches_reference_on_random_data(random_data, load, engine):
             assert counts[0] > 20 and counts[-1] >= 2, counts  # the data exercise every step
 
 
-def test_empty_warehouse_gives_zero_counts_not_errors(data_dir):
+def test_empty_warehouse_gives_zero_counts_not_errors(sqlite_store):  # an empty store: no reward cost
     plain = service.run_funnel(P)
     assert persons(plain) == [0, 0, 0, 0] and plain["median_seconds_to_convert"] == {"all": None}
     assert plain["steps"][1]["conversion_from_prev"] is None

@@ -9,10 +9,12 @@ from campaign_helpers import Api, rules
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
+from liebian.campaigns import outbox
 from liebian.campaigns.models import Invite
 from liebian.db.base import Base, utcnow
 from liebian.db.migrate import import_all_models
 from liebian.db.session import session_scope
+from liebian.engine import warehouse
 from liebian.web.app import create_app
 
 
@@ -23,12 +25,21 @@ def api(store: str, admin_headers):
 
 
 def snapshot() -> dict[str, int]:
-    """Row counts of every table of the operational store."""
+    """Row counts of every table of the operational store and of the warehouse's event tables, with
+    the campaign outbox flushed first: a row a refused request wrote shows up as a change wherever
+    it is, and the server's own flusher cannot move rows between two snapshots (one outbox row may
+    become an event and a referral edge)."""
     import_all_models()
     with session_scope() as s:
-        return {
+        outbox.flush_warehouse(s)
+    with session_scope() as s:
+        counts = {
             name: s.scalar(select(func.count()).select_from(t)) for name, t in Base.metadata.tables.items()
         }
+    with warehouse.connect() as con:
+        for table in ("events", "referral_edges"):
+            counts[f"warehouse.{table}"] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return counts
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import invites, views
+from liebian.campaigns.common import CampaignError
 from liebian.campaigns.models import Invite, Referral
 from liebian.db.session import session_scope
 from liebian.web.app import create_app
@@ -38,8 +39,8 @@ def test_campaign_stats_count_participants_referrals_and_states(api: Api) -> Non
     assert api.accept(zed, "yan").status_code == 201
 
     with session_scope() as s:
-        stats = campaigns.campaign_stats(s)
-        one = campaigns.campaign_stats(s, "s1")
+        stats = views.campaign_stats(s)
+        one = views.campaign_stats(s, "s1")
         # independent counts straight from the tables
         inviters = s.scalar(
             select(func.count(func.distinct(Invite.inviter_person_id))).where(Invite.campaign_id == "s1")
@@ -61,17 +62,17 @@ def test_referral_tree_can_be_limited_to_the_first_referrals(api: Api) -> None:
     for friend in ("f1", "f2", "f3"):
         assert api.accept(code, friend).status_code == 201
     with session_scope() as s:
-        everything = campaigns.referral_tree(s, "lim")
-        first_two = campaigns.referral_tree(s, "lim", limit=2)
+        everything = views.referral_tree(s, "lim")
+        first_two = views.referral_tree(s, "lim", limit=2)
     assert len(everything) == 3 and first_two == everything[:2]
 
 
 def test_poster_preview_is_the_campaign_poster_with_a_sample_link(api: Api) -> None:
     api.create(rules("double_sided", title="海报预览活动", poster_template="minimal"), "pp", launch=False)
     with session_scope() as s:
-        png = campaigns.poster_preview(s, "pp")
-        with pytest.raises(campaigns.CampaignError) as missing:
-            campaigns.poster_preview(s, "nope")
+        png = invites.poster_preview(s, "pp")
+        with pytest.raises(CampaignError) as missing:
+            invites.poster_preview(s, "nope")
     image = Image.open(io.BytesIO(png))
     assert image.format == "PNG" and image.size == (750, 1100)
     # the minimal template's light background, not the classic red

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import datetime, timedelta
 
 import pytest
 from campaign_helpers import Api, rules
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from liebian import ports
+from liebian.campaigns import budget, flows, invites
 from liebian.campaigns import service as campaigns
-from liebian.campaigns.schemas import AcceptRequest, ConversionRequest
+from liebian.campaigns.schemas import AcceptRequest, ConversionRequest, Participant
 from liebian.cli import app as cli
+from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.identity import service as identity
 from liebian.rewards import service as rewards
+from liebian.risk import RiskContext, RiskSignal
 from liebian.web.app import create_app
 
 
@@ -208,12 +213,12 @@ def test_cli_create_launch_compliance_poster_leaderboard(store: str, tmp_path) -
     r = runner.invoke(cli, ["campaign", "list", "-f", "json"])
     assert [c["id"] for c in json.loads(r.stdout)] == ["cli-lb"]
     with session_scope() as s:
-        code = campaigns.get_invite(
-            s, "cli-lb", campaigns.Participant(id_type="unionid", id="alice"), channel="poster"
-        )["code"]
+        code = invites.get_invite(s, "cli-lb", Participant(id_type="unionid", id="alice"), channel="poster")[
+            "code"
+        ]
     with session_scope() as s:
-        campaigns.accept_invite(s, AcceptRequest(code=code, id_type="unionid", id="bob"))
-        campaigns.report_conversion(
+        flows.accept_invite(s, AcceptRequest(code=code, id_type="unionid", id="bob"))
+        flows.report_conversion(
             s, "cli-lb", ConversionRequest(id_type="unionid", id="bob", order_id="o1", region="east")
         )
     r = runner.invoke(cli, ["campaign", "leaderboard", "cli-lb", "-f", "json"])
@@ -225,12 +230,13 @@ def test_risk_policy_holds_and_blocks(api: Api, monkeypatch: pytest.MonkeyPatch)
     api.create(rules("double_sided", require_new_friend=False), "risk")
     code = api.invite("risk", "alice")["code"]
 
-    def suspicious_ua(_session, ctx: campaigns.RiskContext) -> list[campaigns.RiskSignal]:
+    def suspicious_ua(_session, ctx: RiskContext) -> list[RiskSignal]:
         if ctx.user_agent == "bot":
-            return [campaigns.RiskSignal("test_ua", 60, "scripted client")]
+            return [RiskSignal("test_ua", 60, "scripted client")]
         return []
 
-    monkeypatch.setattr(campaigns, "RISK_CHECKS", [*campaigns.RISK_CHECKS, suspicious_ua])
+    wiring = ports.current()
+    monkeypatch.setattr(ports, "_current", wiring.with_(risk_checks=(*wiring.risk_checks, suspicious_ua)))
     held = api.accept(code, "bob", user_agent="bot")
     assert held.status_code == 201 and held.json()["state"] == "held"
     assert [s["code"] for s in held.json()["signals"]] == ["test_ua"]
@@ -239,7 +245,7 @@ def test_risk_policy_holds_and_blocks(api: Api, monkeypatch: pytest.MonkeyPatch)
     with session_scope() as s:
         got = [rewards.get_reward(s, r.id) for r in ledger("risk")]
         assert all(r.held_for_review for r in got)
-        assert rewards.release_due(s, campaigns.utcnow() + campaigns.timedelta(days=30)) == 0
+        assert rewards.release_due(s, utcnow() + timedelta(days=30)) == 0
     # bob invites alice back: alice is upstream of bob — a circular referral, blocked and kept.
     bob_code = api.invite("risk", "bob")["code"]
     blocked = api.accept(bob_code, "alice")
@@ -257,9 +263,9 @@ def test_close_due_ends_and_settles_a_leaderboard_past_its_end(api: Api) -> None
     with session_scope() as s:
         assert campaigns.close_due(s) == []  # not yet over
     with session_scope() as s:
-        assert campaigns.close_due(s, now=campaigns.datetime(2099, 1, 2)) == ["lbend"]
+        assert campaigns.close_due(s, now=datetime(2099, 1, 2)) == ["lbend"]
     with session_scope() as s:
-        assert campaigns.close_due(s, now=campaigns.datetime(2099, 1, 3)) == []
+        assert campaigns.close_due(s, now=datetime(2099, 1, 3)) == []
     assert [(r.person_id, r.reward_code) for r in ledger("lbend")] == [(pid("alice"), "GOLD")]
     assert api.c.get("/api/v1/campaigns/lbend").json()["status"] == "ended"
 
@@ -273,8 +279,25 @@ def test_a_reward_rejected_in_the_ledger_gives_its_budget_back(api: Api) -> None
     friend_reward = next(r for r in ledger("rej") if r.reward_code == "NEW")
     with session_scope() as s:  # an operator rejects it through the ledger, not through the campaign
         rewards.transition(s, friend_reward.id, "rejected", idempotency_key="review-1", actor="ops")
-    with session_scope() as s:
-        assert campaigns.reconcile_reservations(s) == 1
-    with session_scope() as s:
-        assert campaigns.reconcile_reservations(s) == 0
+    # the ledger told the campaign budget in the same transaction (a wired subscriber, not a poll)
     assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1000
+    with session_scope() as s:  # so the repair job has nothing left to do
+        assert budget.reconcile_reservations(s) == 0
+    assert api.c.get("/api/v1/campaigns/rej").json()["budget_used_fen"] == 1000
+
+
+def test_the_repair_job_releases_what_a_process_without_the_subscriber_missed(api: Api) -> None:
+    api.create(rules("double_sided"), "rep")
+    api.accept(api.invite("rep", "alice")["code"], "bob")
+    api.order("rep", "bob", "o1")
+    friend_reward = next(r for r in ledger("rep") if r.reward_code == "NEW")
+    wiring = ports.current()
+    unsubscribed = tuple(s for s in wiring.ledger_subscribers if s is not budget.release_on_entry)
+    with ports.use(wiring.with_(ledger_subscribers=unsubscribed)), session_scope() as s:
+        rewards.transition(s, friend_reward.id, "rejected", idempotency_key="review-1", actor="ops")
+    assert api.c.get("/api/v1/campaigns/rep").json()["budget_used_fen"] == 1500
+    with session_scope() as s:
+        assert budget.reconcile_reservations(s) == 1
+    with session_scope() as s:
+        assert budget.reconcile_reservations(s) == 0
+    assert api.c.get("/api/v1/campaigns/rep").json()["budget_used_fen"] == 1000

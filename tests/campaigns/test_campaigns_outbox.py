@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import outbox, service
 from liebian.campaigns.models import Outbox
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 
 
 def test_outbox_rows_reach_the_warehouse_field_for_field_once(store) -> None:
-    n = campaigns.FLUSH_ROWS + 7  # more than one flush round
+    n = outbox.FLUSH_ROWS + 7  # more than one flush round
     big = 2**62 + 12345  # person ids use 63 bits: no float on the way
     when = datetime(2026, 11, 3, 9, 30, 15, 123456)
     props = {"渠道": "企业微信群", "tier": [1, 2], "note": None}
     with session_scope() as s:
         for i in range(n):
-            campaigns._outbox_event(
+            outbox.record_event(
                 s, event="invite_accept" if i % 2 else "invite_click", ts=when, person_id=big + i,
                 campaign_id="c-1", code=f"CODE{i}", channel="wecom_group", key=f"k{i}",
                 referrer=big - 1 if i % 2 else None, device_id=f"dev{i}" if i % 3 else None,
@@ -28,8 +28,8 @@ def test_outbox_rows_reach_the_warehouse_field_for_field_once(store) -> None:
         s.add(Outbox(kind="event", payload=s.query(Outbox.payload).filter(Outbox.kind == "event").first()[0],
                      created_at=when))  # fmt: skip
     with session_scope() as s:
-        assert campaigns.flush_warehouse(s) == campaigns.FLUSH_ROWS
-    campaigns.WarehouseFlusher().flush_once()  # the rest, in rounds
+        assert outbox.flush_warehouse(s) == outbox.FLUSH_ROWS
+    service.warehouse_flusher().flush_once()  # the rest, in rounds
     with session_scope() as s:
         assert s.query(Outbox).count() == 0
     with warehouse.connect() as con:

@@ -13,7 +13,7 @@ import pytest
 from campaign_helpers import Api, Receiver, rules
 from fastapi.testclient import TestClient
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import outbox
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -144,7 +144,7 @@ def test_double_sided(api: Api, receiver: Receiver, hook: str) -> None:
     )
     # The referrals reached the warehouse as invite events and edges, with the channel code.
     with session_scope() as s:
-        assert campaigns.flush_warehouse(s) >= 0
+        assert outbox.flush_warehouse(s) >= 0
     with warehouse.connect() as con:
         clicks = con.execute(
             "SELECT count(*) FROM events WHERE event = 'invite_click' AND campaign_id = 'ds'"

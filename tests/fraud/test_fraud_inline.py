@@ -1,8 +1,8 @@
 """Inline checks: every rule and reason code, each with a case that fires and one that must not.
 
 The rules run against the real operational store (SQLite and PostgreSQL) and the real OneID
-registry; the end-to-end tests at the bottom go through the campaign HTTP API, where the checks
-are plugged into `campaigns.service.RISK_CHECKS`.
+registry; the end-to-end tests at the bottom go through the campaign HTTP API, where the wiring
+gives the campaign flows `inline.RISK_CHECKS`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-import liebian.fraud  # noqa: F401 - importing the package registers the inline checks
-from liebian.campaigns import service as campaigns
+from liebian.bootstrap import default_wiring
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.session import session_scope
 from liebian.fraud import inline
 from liebian.fraud.models import FraudSighting
 from liebian.fraud.reasons import REASONS
 from liebian.identity import service as identity
+from liebian.risk import RiskContext
 from liebian.web.app import create_app
 
 T0 = datetime(2026, 11, 1, 12, 0, 0)
@@ -45,8 +45,8 @@ def person(session, uid: str, **other: str) -> int:
 
 
 def ctx(inviter: int | None, friend: int | None, *, stage: str = "accept", ts: datetime = T0, campaign: str = "c1",
-        campaign_rules: CampaignRules | None = None, **kw) -> campaigns.RiskContext:  # fmt: skip
-    return campaigns.RiskContext(
+        campaign_rules: CampaignRules | None = None, **kw) -> RiskContext:  # fmt: skip
+    return RiskContext(
         stage=stage, campaign_id=campaign, version=1, rules=campaign_rules or rules(), inviter=inviter,
         friend=friend, ts=ts, **kw,
     )  # fmt: skip
@@ -56,10 +56,10 @@ def codes(signals) -> list[str]:
     return sorted(s.code for s in signals)
 
 
-def test_registered_once_in_the_campaign_seam() -> None:
-    inline.register()
-    inline.register()
-    assert campaigns.RISK_CHECKS.count(inline.inline_check) == 1
+def test_the_checks_are_a_constant_for_the_wiring_not_a_registration() -> None:
+    assert (inline.inline_check,) == inline.RISK_CHECKS
+    assert not hasattr(inline, "register")
+    assert default_wiring().risk_checks == inline.RISK_CHECKS  # wired once, by bootstrap
 
 
 def test_every_inline_code_is_in_the_catalogue_with_both_languages() -> None:
@@ -239,6 +239,31 @@ def test_cap_hit(session) -> None:
     # no cap, or another campaign: nothing
     assert inline.rule_cap(session, ctx(inviter, friends[2])) == []
     assert inline.rule_cap(session, ctx(inviter, friends[2], campaign="other", campaign_rules=capped)) == []
+
+
+def test_device_and_ip_caps_count_exactly_in_the_campaigns_counters(session) -> None:
+    capped = rules(per_device_cap=2, per_ip_cap=3)
+    inviter = person(session, "u-dc")
+    seen = [
+        codes(
+            inline.rule_cap(
+                session, ctx(inviter, 100 + i, campaign_rules=capped, device_id="D-1", ip="9.9.9.9")
+            )
+        )
+        for i in range(4)
+    ]
+    assert seen == [[], [], ["device_cap"], ["device_cap", "ip_cap"]]
+    # another campaign counts on its own; a conversion is not an accept
+    assert (
+        inline.rule_cap(session, ctx(inviter, 200, campaign="c9", campaign_rules=capped, device_id="D-1"))
+        == []
+    )
+    assert (
+        inline.rule_cap(
+            session, ctx(inviter, 201, stage="conversion", campaign_rules=capped, device_id="D-1")
+        )
+        == []
+    )
 
 
 def test_circular_referral_across_campaigns(session) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 import liebian.fraud  # noqa: F401 - registers the inline checks
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import outbox
 from liebian.campaigns.models import Referral
 from liebian.cli import app as cli_app
 from liebian.db.base import utcnow
@@ -178,7 +178,7 @@ def test_graph_scan_opens_cases_for_campaign_referrals_once(client) -> None:
     accepted = join(client, "c4", "erin", "frank", NORMAL, "o-4")
     assert accepted["state"] == "accepted"
     with session_scope() as s:
-        campaigns.flush_warehouse(s)
+        outbox.flush_warehouse(s)
         erin = identity.find_person(s, "unionid", "erin")
         frank = identity.find_person(s, "unionid", "frank")
     with warehouse.connect() as con:
@@ -248,7 +248,7 @@ def test_review_cli(client) -> None:
     join(client, "c6", "jack", "kate", VIRTUAL, "o-6a")
     join(client, "c6", "jack", "liam", VIRTUAL.replace("0123", "0888"), "o-6b")
     with session_scope() as s:  # as the server's flusher may have done already: no race with it
-        campaigns.flush_warehouse(s)
+        outbox.flush_warehouse(s)
     runner = CliRunner()
     out = runner.invoke(cli_app, ["fraud", "scan", "--format", "json"])
     assert out.exit_code == 0, out.output
@@ -278,7 +278,7 @@ def test_scan_and_person_risk_api(client) -> None:
     make_campaign(client, "c7")
     join(client, "c7", "mona", "nick", NORMAL, "o-7")
     with session_scope() as s:
-        campaigns.flush_warehouse(s)
+        outbox.flush_warehouse(s)
         mona = identity.find_person(s, "unionid", "mona")
         nick = identity.find_person(s, "unionid", "nick")
     with warehouse.connect() as con:

@@ -10,6 +10,7 @@ from itertools import permutations
 import pytest
 from sqlalchemy import func, inspect, select, text
 
+from liebian import ports
 from liebian.db.session import get_engine, session_scope
 from liebian.engine import warehouse
 from liebian.identity import service
@@ -230,11 +231,10 @@ def test_merge_keeps_every_warehouse_table_and_hooks_consistent(session):
         )
 
     seen: list[dict[int, int]] = []
-    service.MERGE_HOOKS.append(lambda _s, mapping: seen.append(dict(mapping)))
-    try:
+    wiring = ports.current()
+    spy = (lambda _s, mapping: seen.append(dict(mapping)),)
+    with ports.use(wiring.with_(merge_followers=wiring.merge_followers + spy)):
         report = service.link(session, [LinkEvidence(union, phone, source="wecom-bind")])
-    finally:
-        service.MERGE_HOOKS.pop()
     survivor, merged = min(p_union, p_phone), max(p_union, p_phone)
     assert report.merges == {merged: survivor}
     assert seen == [{merged: survivor}]

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from liebian.config import reset_settings_cache
 from liebian.db.session import session_scope
 from liebian.identity import service as identity
-from liebian.ingest import service
+from liebian.ingest import load
 from liebian.ingest.service import import_file
 
 
@@ -181,18 +181,18 @@ def test_failure_inside_the_load_step_leaves_nothing_and_a_rerun_loads_all_once(
     sqlite_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _big_file(tmp_path / "events.csv", 5000, 500)
-    original = service._load_rows
+    original = load._load_rows
 
     def crash_after_insert(*args, **kwargs):
         original(*args, **kwargs)
         raise RuntimeError("power cut")
 
-    monkeypatch.setattr(service, "_load_rows", crash_after_insert)
+    monkeypatch.setattr(load, "_load_rows", crash_after_insert)
     with pytest.raises(RuntimeError, match="power cut"):
         import_file(path, "events")
     assert scalar("SELECT count(*) FROM events") == 0
     assert scalar("SELECT count(*) FROM referral_edges") == 0
-    monkeypatch.setattr(service, "_load_rows", original)
+    monkeypatch.setattr(load, "_load_rows", original)
     result = import_file(path, "events")
     assert result.rows_loaded == 5000
     _assert_exactly_once(5000, 500)

@@ -1,10 +1,11 @@
-"""Bulk identity registration (identity.service.resolve_bulk) gives what resolve() gives, on both stores."""
+"""Bulk identity registration (identity.bulk.resolve_bulk) gives what resolve() gives, on both stores."""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 
 from liebian.db.session import session_scope
+from liebian.identity import bulk
 from liebian.identity import service as identity
 from liebian.identity.keys import person_id_for
 from liebian.identity.models import Identifier, Person
@@ -19,7 +20,7 @@ def test_resolve_bulk_matches_resolve_rules(store) -> None:
     keys = [("openid", f"o_{i}") for i in range(3000)] + [("openid", "o_known")]
     phones = [identity.RawIdentifier("phone", f"1380013{i:04d}") for i in range(50)]
     with session_scope() as session:
-        got = identity.resolve_bulk(session, keys + phones, source="file:x.csv")
+        got = bulk.resolve_bulk(session, keys + phones, source="file:x.csv")
     assert len(got) == 3051
     assert got[("openid", "o_known")] == known[("openid", "o_known")]
     assert got[("openid", "o_5")] == person_id_for("openid", "o_5")
@@ -32,7 +33,7 @@ def test_resolve_bulk_matches_resolve_rules(store) -> None:
         # the registry agrees with what resolve_bulk returned
         assert identity.lookup(session, list(got)) == got
     with session_scope() as session:
-        again = identity.resolve_bulk(session, keys + phones, source="again")
+        again = bulk.resolve_bulk(session, keys + phones, source="again")
         assert again == got
         assert session.scalar(select(func.count()).select_from(Identifier)) == count == 3051
 
@@ -91,7 +92,6 @@ def test_many_new_identifiers_register_beside_the_load(store, tmp_path, monkeypa
     registered by every rule, so both runs end with a registry equal to the warehouse's replica."""
     from ingest_helpers import EVENT_HEADER, rows, write_csv
 
-    from liebian.identity import bulk
     from liebian.identity.bulk import BESIDE_THRESHOLD
     from liebian.ingest.service import import_file
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from liebian.auth.models import AuditEntry
 from liebian.campaigns import service as campaigns
-from liebian.monitor import service
+from liebian.monitor import notifications, rules, service
 from liebian.monitor.models import AlertRule
 from liebian.monitor.service import MonitorError
 
@@ -106,42 +106,43 @@ def test_escalation_when_the_deadline_passes(session) -> None:
     notify = lambda s, alert, event: sent.append((alert["id"], event))  # noqa: E731
     # one minute before the 2 h deadline nothing happens
     assert (
-        service.escalate_due(session, T0 + timedelta(hours=2) - timedelta(minutes=1), notify_fn=notify) == []
+        notifications.escalate_due(session, T0 + timedelta(hours=2) - timedelta(minutes=1), notify_fn=notify)
+        == []
     )
-    (e,) = service.escalate_due(session, T0 + timedelta(hours=2), notify_fn=notify)
+    (e,) = notifications.escalate_due(session, T0 + timedelta(hours=2), notify_fn=notify)
     assert e["id"] == a["id"] and e["level"] == "重要" and e["escalations"] == 1
     assert e["due_at"] == (T0 + timedelta(hours=6)).isoformat()  # 重要: 4 h from the escalation
     assert sent == [(a["id"], "escalated")]  # the acknowledged one is answered: not escalated
-    (e2,) = service.escalate_due(session, T0 + timedelta(hours=6), notify_fn=notify)
+    (e2,) = notifications.escalate_due(session, T0 + timedelta(hours=6), notify_fn=notify)
     assert e2["level"] == "紧急" and e2["escalations"] == 2
-    (e3,) = service.escalate_due(session, T0 + timedelta(hours=14), notify_fn=notify)
+    (e3,) = notifications.escalate_due(session, T0 + timedelta(hours=14), notify_fn=notify)
     assert e3["level"] == "紧急" and e3["escalations"] == 3  # stays at the top, notified again
-    assert service.escalate_due(session, T0 + timedelta(hours=15), notify_fn=notify) == []
+    assert notifications.escalate_due(session, T0 + timedelta(hours=15), notify_fn=notify) == []
 
 
 def test_rules_are_validated_and_managed(session) -> None:
     with pytest.raises(MonitorError, match="metric"):
-        service.create_rule(session, {"name": "x", "metric": "nope", "op": "<", "threshold": 0.1}, actor="t")
+        rules.create_rule(session, {"name": "x", "metric": "nope", "op": "<", "threshold": 0.1}, actor="t")
     with pytest.raises(MonitorError, match="threshold"):
-        service.create_rule(
+        rules.create_rule(
             session, {"name": "x", "metric": "fraud_rate", "op": ">", "threshold": 5}, actor="t"
         )
     with pytest.raises(MonitorError, match="max_reward_fen"):
-        service.create_rule(session, {"name": "x", "metric": "participation_rate", "op": "<", "threshold": 0.15,
+        rules.create_rule(session, {"name": "x", "metric": "participation_rate", "op": "<", "threshold": 0.15,
                                       "action": "raise_reward_tier", "auto_adjust": True}, actor="t")  # fmt: skip
-    installed = service.install_default_rules(session)
+    installed = rules.install_default_rules(session)
     assert {(r["metric"], r["op"], r["threshold"]) for r in installed} == {
         ("participation_rate", "<", 0.15), ("fission_rate", "<", 0.10), ("negative_share", ">", 0.05),
         ("fraud_rate", ">", 0.02), ("dq_error_rate", ">", 0.003),
     }  # fmt: skip
-    assert service.install_default_rules(session) == []  # once
-    r = service.update_rule(session, installed[0]["id"], {"threshold": 0.2}, actor="t")
+    assert rules.install_default_rules(session) == []  # once
+    r = rules.update_rule(session, installed[0]["id"], {"threshold": 0.2}, actor="t")
     assert r["threshold"] == 0.2
-    assert service.delete_rule(session, r["id"], actor="t")["enabled"] is False
+    assert rules.delete_rule(session, r["id"], actor="t")["enabled"] is False
 
 
 def _rule(session, **kw) -> AlertRule:
-    view = service.create_rule(session, {"name": "参与率低", "metric": "participation_rate", "op": "<",
+    view = rules.create_rule(session, {"name": "参与率低", "metric": "participation_rate", "op": "<",
                                          "threshold": 0.15, "campaign_id": "c_auto", "level": "重要", **kw},
                                actor="t")  # fmt: skip
     return session.get(AlertRule, view["id"])
@@ -153,7 +154,7 @@ def test_auto_adjust_raises_rewards_within_the_ceiling_and_audits(session) -> No
     rule = _rule(session, action="raise_reward_tier", auto_adjust=True,
                  limits={"max_reward_fen": 3200, "step_pct": 0.2, "max_actions_per_day": 1})  # fmt: skip
     alert, _ = _raise(session, "重要", {"campaign_id": "c_auto"}, rule_id=rule.id)
-    done = service.auto_adjust(session, rule, alert, now=T0)
+    done = rules.auto_adjust(session, rule, alert, now=T0)
     assert done["auto_action"] == "applied: raised rewards tier 1: 500→600 fen, tier 2: 3000→3200 fen"
     tiers = campaigns.get_campaign(session, "c_auto")["rules"]["tiers"]
     assert [t["reward"]["value_fen"] for t in tiers] == [600, 3200]  # 3600 capped at the ceiling
@@ -164,7 +165,7 @@ def test_auto_adjust_raises_rewards_within_the_ceiling_and_audits(session) -> No
     again, _ = _raise(
         session, "重要", {"campaign_id": "c_auto"}, now=T0 + timedelta(hours=1), rule_id=rule.id
     )
-    skipped = service.auto_adjust(session, rule, again, now=T0 + timedelta(hours=1))
+    skipped = rules.auto_adjust(session, rule, again, now=T0 + timedelta(hours=1))
     assert skipped["auto_action"].startswith("skipped: limit")
     assert [
         t["reward"]["value_fen"] for t in campaigns.get_campaign(session, "c_auto")["rules"]["tiers"]
@@ -176,7 +177,5 @@ def test_auto_adjust_pauses_a_campaign(session) -> None:
     campaigns.launch(session, "c_auto")
     rule = _rule(session, action="pause_campaign", auto_adjust=True)
     alert, _ = _raise(session, "紧急", {"campaign_id": "c_auto"})
-    assert (
-        service.auto_adjust(session, rule, alert, now=T0)["auto_action"] == "applied: paused campaign c_auto"
-    )
+    assert rules.auto_adjust(session, rule, alert, now=T0)["auto_action"] == "applied: paused campaign c_auto"
     assert campaigns.get_campaign(session, "c_auto")["status"] == "paused"

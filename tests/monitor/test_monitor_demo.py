@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from liebian.db.session import session_scope
-from liebian.monitor import service
+from liebian.monitor import anomalies, rules, service
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_participation_collapse_of_the_group_buy_is_found(truth) -> None:
     )
     # Daily joins: at 5,000 persons the per-day participation *rate* of one campaign swings 0.10–0.36
     # on tiny denominators and hides the collapse; the count of participants shows it.
-    result = service.scan_series(
+    result = anomalies.scan_series(
         None, "participants", start, day + timedelta(days=7), campaign_id=a["campaign_id"]
     )
     alerts = [x for x in result["anomalies"] if x["alert"]]
@@ -47,7 +47,7 @@ def test_app_orders_spike_is_found(truth) -> None:
     day = date.fromisoformat(a["date"])
     start = date.fromisoformat(truth["spec"]["start_date"])
     with session_scope() as s:  # the job's path: alerts for anomalies from the spike day on
-        result = service.scan_series(
+        result = anomalies.scan_series(
             s, "paid_orders", start, day + timedelta(days=10), channel=a["channel"], raise_alerts_since=day
         )
         for alert in result["alerts"]:
@@ -69,19 +69,19 @@ def test_threshold_rules_on_the_demo(truth) -> None:
     a = _anomaly(truth, "participation")
     storm = next(g for g in truth["community"]["negative_group_days"] if g["injected"])
     with session_scope() as s:
-        part = service.create_rule(s, {"name": "demo 参与率<15%", "metric": "participation_rate", "op": "<",
+        part = rules.create_rule(s, {"name": "demo 参与率<15%", "metric": "participation_rate", "op": "<",
                                         "threshold": 0.15, "campaign_id": a["campaign_id"], "level": "重要",
                                         "action": "raise_reward_tier"}, actor="test")  # fmt: skip
-        neg = service.create_rule(s, {"name": "demo 负面>5%", "metric": "negative_share", "op": ">",
+        neg = rules.create_rule(s, {"name": "demo 负面>5%", "metric": "negative_share", "op": ">",
                                        "threshold": 0.05, "level": "重要", "action": "review_group"}, actor="test")  # fmt: skip
         try:
             normal = date.fromisoformat(a["date"]) - timedelta(days=3)
-            assert service.evaluate_rules(s, normal, rule_ids=[part["id"]]) == []
-            (alert,) = service.evaluate_rules(s, date.fromisoformat(a["date"]), rule_ids=[part["id"]])
+            assert rules.evaluate_rules(s, normal, rule_ids=[part["id"]]) == []
+            (alert,) = rules.evaluate_rules(s, date.fromisoformat(a["date"]), rule_ids=[part["id"]])
             assert alert["scope"] == {"campaign_id": a["campaign_id"]} and alert["observed"] < 0.15
             assert alert["suggested_action"] == "raise_reward_tier" and alert["level"] == "重要"
-            found = service.evaluate_rules(s, date.fromisoformat(storm["date"]), rule_ids=[neg["id"]])
+            found = rules.evaluate_rules(s, date.fromisoformat(storm["date"]), rule_ids=[neg["id"]])
             assert storm["group_id"] in {x["scope"]["group_id"] for x in found}
         finally:
-            service.delete_rule(s, part["id"], actor="test")
-            service.delete_rule(s, neg["id"], actor="test")
+            rules.delete_rule(s, part["id"], actor="test")
+            rules.delete_rule(s, neg["id"], actor="test")

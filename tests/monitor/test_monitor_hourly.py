@@ -21,7 +21,8 @@ from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.jobs import registry
-from liebian.monitor import service
+from liebian.monitor import anomalies, service
+from liebian.monitor import rules as monitor_rules
 from liebian.monitor.detector import detect
 from liebian.web.app import create_app
 
@@ -141,7 +142,7 @@ def test_hourly_series_match_plain_python_counts_across_local_midnight(data_dir)
 
     far = datetime(2027, 1, 1)  # every hour has ended
     for channel in (None, "app"):
-        frame = service.kpi_frame(d1.date(), midnight.date(), grain="hour", campaign_id="c_live", channel=channel, now=far)  # fmt: skip
+        frame = anomalies.kpi_frame(d1.date(), midnight.date(), grain="hour", campaign_id="c_live", channel=channel, now=far)  # fmt: skip
         assert len(frame) == 48 and frame.index[0] == pd.Timestamp(d1)
         want = plain_counts(events, orders, "c_live", channel)
         for ts, row in frame.iterrows():
@@ -155,7 +156,7 @@ def test_hourly_series_match_plain_python_counts_across_local_midnight(data_dir)
                 else rate == pytest.approx(exp.get("participants", 0) / reached)
             )
         assert frame["participants"].sum() > 0 and frame["new_users"].sum() > 0
-    series = service.metric_series("participants", d1.date(), midnight.date(), grain="hour", campaign_id="c_live", now=far)  # fmt: skip
+    series = anomalies.metric_series("participants", d1.date(), midnight.date(), grain="hour", campaign_id="c_live", now=far)  # fmt: skip
     for hour, inside, outside in (
         (midnight - timedelta(hours=1), {901, 903}, 902),
         (midnight, {902, 903}, 901),
@@ -165,7 +166,7 @@ def test_hourly_series_match_plain_python_counts_across_local_midnight(data_dir)
         assert inside <= joiners and outside not in joiners
         assert series[pd.Timestamp(hour)] == len(joiners)
     # The daily series splits at the same local midnight (10-05 vs 10-06)
-    daily = service.metric_series("paid_orders", d1.date(), midnight.date(), campaign_id="c_live")
+    daily = anomalies.metric_series("paid_orders", d1.date(), midnight.date(), campaign_id="c_live")
     day_counts = defaultdict(int)
     for o in orders:
         if o.get("campaign") == "c_live" and o.get("status", "paid") == "paid":
@@ -173,13 +174,13 @@ def test_hourly_series_match_plain_python_counts_across_local_midnight(data_dir)
     assert [int(v) for v in daily] == [day_counts[d1.date()], day_counts[midnight.date()]]
     # The hour in progress is left out (it would read as a drop); so are later hours
     during = midnight + timedelta(hours=3, minutes=30) - OFFSET  # 10-06 03:30 local, as naive UTC
-    cut = service.metric_series("participants", d1.date(), midnight.date(), grain="hour", campaign_id="c_live", now=during)  # fmt: skip
+    cut = anomalies.metric_series("participants", d1.date(), midnight.date(), grain="hour", campaign_id="c_live", now=during)  # fmt: skip
     assert cut.index[-1] == pd.Timestamp(midnight + timedelta(hours=2))
     # bad input is named
     with pytest.raises(service.MonitorError, match="grain"):
-        service.metric_series("participants", d1.date(), d1.date(), grain="minute")
+        anomalies.metric_series("participants", d1.date(), d1.date(), grain="minute")
     with pytest.raises(service.MonitorError, match="at most 31 days"):
-        service.metric_series("participants", date(2026, 1, 1), date(2026, 3, 1), grain="hour")
+        anomalies.metric_series("participants", date(2026, 1, 1), date(2026, 3, 1), grain="hour")
 
 
 def _launch(session, cid: str, launched_at: datetime, **window) -> None:
@@ -206,7 +207,7 @@ def test_live_series_cover_live_campaigns_only_from_their_start(sqlite_store) ->
     ]  # fmt: skip
     write(events)
     with session_scope() as s:
-        live = service.live_series(s, days=3, now=now)
+        live = anomalies.live_series(s, days=3, now=now)
     assert {e["campaign_id"] for e in live} == {"c_live"}  # ended, draft and paused are not watched
     assert {e["channel"] for e in live} == {None, "wecom", "app"}
     since = hour_of(launched + OFFSET)
@@ -305,10 +306,10 @@ def test_hourly_watch_alerts_a_spike_of_a_live_campaign_and_not_a_normal_hour(sq
     write(_cycle_events(rng, start, hours, "c_live", 0, spike) + _cycle_events(rng, start, hours, "c_ended", 10**6, spike))  # fmt: skip
     with session_scope() as s:
         # 19:00, the hour before the spike: a normal hour of the daily cycle raises nothing
-        before = service.scan_live(s, now=spike - OFFSET + timedelta(minutes=5), notify_new=False)
+        before = anomalies.scan_live(s, now=spike - OFFSET + timedelta(minutes=5), notify_new=False)
         assert before["hour"] == (spike - timedelta(hours=1)).isoformat()
         assert before["alerts"] == 0 and before["series"] == 6, before  # total, wecom, app × 2 metrics
-        after = service.scan_live(s, now=spike - OFFSET + timedelta(hours=1, minutes=5), notify_new=False)
+        after = anomalies.scan_live(s, now=spike - OFFSET + timedelta(hours=1, minutes=5), notify_new=False)
         opened = service.list_alerts(s, status="open")
     assert after["hour"] == spike.isoformat() and after["alerts"] >= 1
     by_scope = {(a["scope"].get("campaign_id"), a["scope"].get("channel")): a for a in opened}
@@ -326,9 +327,9 @@ def test_hourly_rate_rule_on_live_campaigns(sqlite_store) -> None:
         for cid in ("c_low", "c_small"):
             _launch(s, cid, now - timedelta(days=1))
         _launch(s, "c_over", now - timedelta(days=3), end_at=(now - timedelta(minutes=1)).isoformat())
-        rule = service.create_rule(s, {"name": "参与率低于15%", "metric": "participation_rate", "op": "<",
+        rule = monitor_rules.create_rule(s, {"name": "参与率低于15%", "metric": "participation_rate", "op": "<",
                                        "threshold": 0.15, "level": "重要", "action": "raise_reward_tier"}, actor="t")  # fmt: skip
-        service.create_rule(
+        monitor_rules.create_rule(
             s, {"name": "负面", "metric": "negative_share", "op": ">", "threshold": 0.05}, actor="t"
         )
     events = []
@@ -338,14 +339,14 @@ def test_hourly_rate_rule_on_live_campaigns(sqlite_store) -> None:
                            "event": "join_campaign" if p < joined else "page_view"})  # fmt: skip
     write(events)
     with session_scope() as s:
-        found = service.evaluate_rules(s, hour=hour + timedelta(minutes=17), now=now, notify_new=False)
+        found = monitor_rules.evaluate_rules(s, hour=hour + timedelta(minutes=17), now=now, notify_new=False)
     # 4/40 = 10% with 40 reached alerts; 0/10 is below the 30-person base; an ended campaign is not live
     assert [(a["scope"], a["observed"], a["period"]) for a in found] == [
         ({"campaign_id": "c_low"}, 0.1, hour.strftime("%Y-%m-%dT%H:00"))
     ]
     assert found[0]["rule_id"] == rule["id"]
     with pytest.raises(service.MonitorError, match="day or an hour"), session_scope() as s:
-        service.evaluate_rules(s)
+        monitor_rules.evaluate_rules(s)
 
 
 def test_hourly_series_over_http_cli_and_the_job(sqlite_store, admin_headers) -> None:

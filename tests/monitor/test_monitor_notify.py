@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from liebian.config import reset_settings_cache
 from liebian.db.session import session_scope
-from liebian.monitor import notify, service
+from liebian.monitor import notifications, notify, service
 from shared_helpers import free_port
 
 NOW = datetime(2026, 11, 20, 9, 0)
@@ -65,7 +65,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "SEND_OPTIONS", {"attempts": 3, "backoff": 0.01})
+    monkeypatch.setattr(notifications, "SEND_OPTIONS", {"attempts": 3, "backoff": 0.01})
 
 
 def _alert(session) -> dict:
@@ -79,9 +79,11 @@ def _alert(session) -> dict:
 
 def test_wecom_robot_payload(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
     with session_scope() as s:
-        service.add_channel(s, "ops群", "wecom", f"{receiver.url}/cgi-bin/webhook/send?key=abc", actor="t")
+        notifications.add_channel(
+            s, "ops群", "wecom", f"{receiver.url}/cgi-bin/webhook/send?key=abc", actor="t"
+        )
         alert = _alert(s)
-        (d,) = service.notify_alert(s, alert, "opened")
+        (d,) = notifications.notify_alert(s, alert, "opened")
     assert d["status"] == "delivered" and d["attempts"] == 1
     (req,) = receiver.requests
     assert req["path"] == "/cgi-bin/webhook/send?key=abc"
@@ -96,10 +98,10 @@ def test_wecom_robot_payload(sqlite_store: str, receiver: Receiver, fast_retries
 def test_dingtalk_signature_verifies(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
     secret = "SECabcdef0123456789"
     with session_scope() as s:
-        service.add_channel(
+        notifications.add_channel(
             s, "钉钉", "dingtalk", f"{receiver.url}/robot/send?access_token=t0k", secret, actor="t"
         )
-        service.notify_alert(s, _alert(s), "opened")
+        notifications.notify_alert(s, _alert(s), "opened")
     (req,) = receiver.requests
     q = urllib.parse.parse_qs(urllib.parse.urlsplit(req["path"]).query)
     ts = q["timestamp"][0]
@@ -116,10 +118,10 @@ def test_dingtalk_signature_verifies(sqlite_store: str, receiver: Receiver, fast
 def test_signed_webhook_and_retries_on_5xx(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
     receiver.script = [503, 500, 200]
     with session_scope() as s:
-        service.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", "whsec", actor="t")
+        notifications.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", "whsec", actor="t")
         alert = _alert(s)
-        (d,) = service.notify_alert(s, alert, "opened")
-        log = service.list_deliveries(s, alert["id"])
+        (d,) = notifications.notify_alert(s, alert, "opened")
+        log = notifications.list_deliveries(s, alert["id"])
     assert d["status"] == "delivered" and d["attempts"] == 3 and d["http_status"] == 200
     assert [x["attempts"] for x in log] == [3]
     assert len(receiver.requests) == 3
@@ -138,8 +140,8 @@ def test_gives_up_after_retries_and_logs_the_failure(
 ) -> None:
     receiver.script = [502, 502, 502, 502]
     with session_scope() as s:
-        service.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", actor="t")
-        (d,) = service.notify_alert(s, _alert(s), "opened")
+        notifications.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", actor="t")
+        (d,) = notifications.notify_alert(s, _alert(s), "opened")
     assert d["status"] == "failed" and d["attempts"] == 3 and d["http_status"] == 502
     assert "HTTP 502" in d["error"]
     assert len(receiver.requests) == 3
@@ -155,11 +157,11 @@ def test_4xx_is_not_retried(receiver: Receiver) -> None:
 
 def test_no_personal_data_in_payloads(sqlite_store: str, receiver: Receiver, fast_retries: None) -> None:
     with session_scope() as s:
-        service.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", actor="t")
+        notifications.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", actor="t")
         alert = _alert(s)
         alert["scope"]["person_id"] = 123456789  # whatever a caller puts there,
         alert["phone"] = "13800138000"  # only whitelisted fields leave
-        service.notify_alert(s, alert, "opened")
+        notifications.notify_alert(s, alert, "opened")
     body = receiver.requests[0]["body"].decode()
     assert "123456789" not in body and "13800138000" not in body and "person" not in body
 
@@ -168,7 +170,7 @@ def test_channel_urls_and_secrets_are_stored_encrypted(sqlite_store: str) -> Non
     from sqlalchemy import text
 
     with session_scope() as s:
-        view = service.add_channel(s, "钉钉", "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=SECRET1",
+        view = notifications.add_channel(s, "钉钉", "dingtalk", "https://oapi.dingtalk.com/robot/send?access_token=SECRET1",
                                    "SECxyz", actor="t")  # fmt: skip
         raw = s.execute(text("SELECT target_encrypted, secret_encrypted FROM monitor_channels")).one()
     assert "SECRET1" not in raw[0] and "SECxyz" not in raw[1]
@@ -178,11 +180,11 @@ def test_channel_urls_and_secrets_are_stored_encrypted(sqlite_store: str) -> Non
 def test_bad_channel_input_is_named(sqlite_store: str) -> None:
     with session_scope() as s:
         with pytest.raises(service.MonitorError, match="target"):
-            service.add_channel(s, "x", "wecom", "not-a-url", actor="t")
+            notifications.add_channel(s, "x", "wecom", "not-a-url", actor="t")
         with pytest.raises(service.MonitorError, match="kind"):
-            service.add_channel(s, "x", "sms", "https://x", actor="t")
+            notifications.add_channel(s, "x", "sms", "https://x", actor="t")
         with pytest.raises(service.MonitorError, match="secret"):
-            service.add_channel(s, "x", "dingtalk", "https://x", "nope", actor="t")
+            notifications.add_channel(s, "x", "dingtalk", "https://x", "nope", actor="t")
 
 
 class _Sink:
@@ -207,10 +209,10 @@ def test_email_over_local_smtp(
         monkeypatch.setenv("LIEBIAN_SMTP_FROM", "alerts@teawords.example")
         reset_settings_cache()
         with session_scope() as s:
-            service.add_channel(
+            notifications.add_channel(
                 s, "值班邮箱", "email", "ops@teawords.example, lead@teawords.example", actor="t"
             )
-            (d,) = service.notify_alert(s, _alert(s), "opened")
+            (d,) = notifications.notify_alert(s, _alert(s), "opened")
     finally:
         controller.stop()
         reset_settings_cache()
@@ -234,8 +236,8 @@ def test_email_to_a_closed_port_fails_and_is_logged(
     reset_settings_cache()
     try:
         with session_scope() as s:
-            service.add_channel(s, "mail", "email", "ops@x.example", actor="t")
-            (d,) = service.notify_alert(s, _alert(s), "opened")
+            notifications.add_channel(s, "mail", "email", "ops@x.example", actor="t")
+            (d,) = notifications.notify_alert(s, _alert(s), "opened")
     finally:
         reset_settings_cache()
     assert d["status"] == "failed" and d["attempts"] == 3 and d["error"]
@@ -245,11 +247,11 @@ def test_min_level_and_escalation_notice(sqlite_store: str, receiver: Receiver, 
     from datetime import timedelta
 
     with session_scope() as s:
-        service.add_channel(s, "值班", "webhook", f"{receiver.url}/oncall", min_level="紧急", actor="t")
+        notifications.add_channel(s, "值班", "webhook", f"{receiver.url}/oncall", min_level="紧急", actor="t")
         alert = _alert(s)  # 重要: below this channel's level
-        assert service.notify_alert(s, alert, "opened") == []
-        service.escalate_due(s, NOW + timedelta(hours=4))  # 重要 → 紧急 after its 4 h
-        (d,) = service.list_deliveries(s, alert["id"])
+        assert notifications.notify_alert(s, alert, "opened") == []
+        notifications.escalate_due(s, NOW + timedelta(hours=4))  # 重要 → 紧急 after its 4 h
+        (d,) = notifications.list_deliveries(s, alert["id"])
     assert d["event"] == "escalated" and d["status"] == "delivered"
     payload = json.loads(receiver.requests[0]["body"])
     assert payload["level"] == "紧急" and payload["event"] == "escalated" and payload["escalations"] == 1

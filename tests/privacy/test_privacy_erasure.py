@@ -16,7 +16,7 @@ from liebian.demo.service import build
 from liebian.engine import warehouse
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier
-from liebian.privacy import service
+from liebian.privacy import retention, service, subject_requests
 from liebian.privacy.crypto import decrypt, identifier_hmac
 from liebian.web.app import create_app
 
@@ -146,7 +146,7 @@ def test_export_then_erase_leaves_no_trace_and_keeps_aggregates(demo, admin_head
 
     # the record is verifiable: its hash is in the request and in the audit chain
     with session_scope() as s:
-        assert service.verify_request(s, record["request_id"])
+        assert subject_requests.verify_request(s, record["request_id"])
         from liebian.auth.service import audit_entries, verify_audit
 
         entry = next(e for e in audit_entries(s, action="privacy.delete"))
@@ -191,7 +191,7 @@ def test_retention_job_deletes_old_raw_rows(demo, monkeypatch):
     reset_settings_cache()
     # the job's clock is the newest event here, so the test does not depend on today's date
     monkeypatch.setattr(
-        service,
+        retention,
         "utcnow",
         lambda: newest if isinstance(newest, datetime) else datetime.fromisoformat(str(newest)),
     )

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from liebian.db.session import session_scope
 from liebian.identity import service as identity
 from liebian.identity.models import Identifier
-from liebian.privacy import crypto, service
+from liebian.privacy import crypto, retention
 
 
 def test_rotation_reencrypts_everything_and_old_key_can_be_retired(sqlite_store, data_dir):
@@ -26,7 +26,7 @@ def test_rotation_reencrypts_everything_and_old_key_can_be_retired(sqlite_store,
     with session_scope() as s:
         tokens = s.scalars(select(Identifier.encrypted_value)).all()
         assert {crypto.key_id_of(t) for t in tokens} == {"1"} and all(t.startswith("k1:") for t in tokens)
-        assert service.key_usage(s) == {"1": 30}
+        assert retention.key_usage(s) == {"1": 30}
 
     new_kid = crypto.rotate_encryption_key()
     assert new_kid == "2"
@@ -39,10 +39,10 @@ def test_rotation_reencrypts_everything_and_old_key_can_be_retired(sqlite_store,
         assert sorted(crypto.decrypt(t) for t in s.scalars(select(Identifier.encrypted_value))) == phones
 
     with session_scope() as s:
-        assert service.reencrypt_all(s)["identifiers"] == 30
+        assert retention.reencrypt_all(s)["identifiers"] == 30
     with session_scope() as s:
-        assert service.key_usage(s) == {"2": 30}
-        assert service.reencrypt_all(s)["identifiers"] == 0  # idempotent
+        assert retention.key_usage(s) == {"2": 30}
+        assert retention.reencrypt_all(s)["identifiers"] == 0  # idempotent
     crypto.retire_encryption_key("1")
     with session_scope() as s:
         assert sorted(crypto.decrypt(t) for t in s.scalars(select(Identifier.encrypted_value))) == phones
@@ -91,15 +91,19 @@ def test_rotation_from_the_cli(sqlite_store):
 
 def test_rotation_also_reseals_notification_secrets(sqlite_store, data_dir):
     """Alert channels keep working after the old key is retired (their URL and secret are sealed)."""
-    from liebian.monitor import service as monitor
+    from liebian.monitor import notifications as monitor_notifications
     from liebian.monitor.models import NotifyChannel
 
     with session_scope() as s:
-        monitor.add_channel(s, "ops", "webhook", "http://127.0.0.1:9/hook", "s3cret", actor="admin")
-        monitor.add_channel(s, "robot", "wecom", "http://127.0.0.1:9/robot", actor="admin")  # no secret
+        monitor_notifications.add_channel(
+            s, "ops", "webhook", "http://127.0.0.1:9/hook", "s3cret", actor="admin"
+        )
+        monitor_notifications.add_channel(
+            s, "robot", "wecom", "http://127.0.0.1:9/robot", actor="admin"
+        )  # no secret
     crypto.rotate_encryption_key()
     with session_scope() as s:
-        counts = service.reencrypt_all(s)
+        counts = retention.reencrypt_all(s)
     assert counts["monitor_channels"] == 2 + 1  # two targets and one secret; "" means none
     crypto.retire_encryption_key("1")
     with session_scope() as s:

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import func, select
 
+from liebian import ports
 from liebian.db.base import Base
 from liebian.db.session import get_engine, session_scope
-from liebian.rewards import service
+from liebian.rewards import service, webhooks
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward, WebhookDelivery, WebhookEndpoint
 from liebian.rewards.service import LedgerError
 
@@ -205,8 +206,15 @@ def make_machine(db_dir):
 
 
 @pytest.mark.filterwarnings("ignore")
-def test_ledger_state_machine(data_dir, tmp_path):
+def test_ledger_state_machine(data_dir, tmp_path, wiring):
     machine = make_machine(tmp_path)
+    # The ledger alone (its tables only): of its subscribers, only the webhook outbox is in this store.
+    ledger_only = wiring.with_(ledger_subscribers=(webhooks.enqueue_for_entry,))
+    with ports.use(ledger_only):
+        _run(machine)
+
+
+def _run(machine) -> None:
     run_state_machine_as_test(
         machine,
         settings=settings(

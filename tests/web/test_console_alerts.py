@@ -12,6 +12,8 @@ from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
 from liebian.db.session import session_scope
+from liebian.monitor import notifications as monitor_notifications
+from liebian.monitor import rules as monitor_rules
 from liebian.monitor import service as monitor
 from liebian.web.app import create_app
 
@@ -97,7 +99,9 @@ def test_overdue_and_escalated_alerts_are_marked(page, console_store):
     # the escalation job raises it one level; the inbox shows it
     with session_scope() as s:
         escalated = [
-            a for a in monitor.escalate_due(s, notify_fn=lambda *a, **k: []) if a["id"] == late["id"]
+            a
+            for a in monitor_notifications.escalate_due(s, notify_fn=lambda *a, **k: [])
+            if a["id"] == late["id"]
         ]
     assert escalated and escalated[0]["level"] == "重要"
     page.goto("/alerts")
@@ -158,8 +162,8 @@ def test_installing_the_default_rules_lists_them(sqlite_store, admin_headers):
         assert answer.headers.get("HX-Redirect") == "/alerts"
         page = client.get("/alerts").text
     with session_scope() as s:
-        rules = monitor.list_rules(s)
-    assert len(rules) == len(monitor.DEFAULT_RULES)
+        rules = monitor_rules.list_rules(s)
+    assert len(rules) == len(monitor_rules.DEFAULT_RULES)
     for rule in rules:
         assert rule["name"] in page
     assert "participation_rate &lt; 15.00%" in page

@@ -16,7 +16,7 @@ import pytest
 from console_helpers import PASSWORD, check_accessibility, check_page
 
 from liebian.web.i18n import format_number
-from liebian.web.pages.analytics import GRAPH_NODES
+from liebian.web.pages.analytics.referrals import GRAPH_NODES
 
 
 @pytest.fixture(scope="module")

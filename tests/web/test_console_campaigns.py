@@ -11,6 +11,7 @@ import pytest
 from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
+from liebian.campaigns import flows, invites, views
 from liebian.campaigns import service as campaigns
 from liebian.db.session import session_scope
 from liebian.web.app import create_app
@@ -134,12 +135,12 @@ def test_detail_lists_the_referrals_the_service_knows(page, console_store) -> No
         campaigns.create_campaign(s, doc, campaign_id=cid)
         campaigns.launch(s, cid)
     with session_scope() as s:
-        code = campaigns.get_invite(s, cid, Participant(id_type="unionid", id=f"{cid}-alice"))["code"]
+        code = invites.get_invite(s, cid, Participant(id_type="unionid", id=f"{cid}-alice"))["code"]
     for friend in ("bob", "carol"):
         with session_scope() as s:
-            campaigns.accept_invite(s, AcceptRequest(code=code, id_type="unionid", id=f"{cid}-{friend}"))
+            flows.accept_invite(s, AcceptRequest(code=code, id_type="unionid", id=f"{cid}-{friend}"))
     with session_scope() as s:
-        tree = campaigns.referral_tree(s, cid)
+        tree = views.referral_tree(s, cid)
         view = campaigns.get_campaign(s, cid)
 
     page.goto(f"/campaigns/{cid}")

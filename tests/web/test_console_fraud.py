@@ -13,6 +13,7 @@ from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
 import liebian.fraud  # noqa: F401 - registers the inline checks (as the server does)
+from liebian.campaigns import flows, invites
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.models import Referral
 from liebian.campaigns.schemas import AcceptRequest, Participant
@@ -38,12 +39,12 @@ def held_referrals(friends: int) -> tuple[str, list[int]]:
         campaigns.create_campaign(s, RULES, campaign_id=cid)
         campaigns.launch(s, cid)
     with session_scope() as s:
-        code = campaigns.get_invite(s, cid, Participant(id_type="unionid", id=f"{cid}-inviter"))["code"]
+        code = invites.get_invite(s, cid, Participant(id_type="unionid", id=f"{cid}-inviter"))["code"]
     referral_ids = []
     for i in range(friends):
         phone = f"170{random.randrange(10**8):08d}"
         with session_scope() as s:
-            result = campaigns.accept_invite(
+            result = flows.accept_invite(
                 s,
                 AcceptRequest(
                     code=code, id_type="unionid", id=f"{cid}-friend-{i}", other_ids={"phone": phone}
@@ -183,9 +184,9 @@ def test_english_reasons_sync_and_refusals(client) -> None:
 
     cid, (referral_id,) = held_referrals(1)
     with session_scope() as s:  # a second held referral the queue does not know yet
-        code = campaigns.get_invite(s, cid, Participant(id_type="unionid", id=f"{cid}-inviter"))["code"]
+        code = invites.get_invite(s, cid, Participant(id_type="unionid", id=f"{cid}-inviter"))["code"]
     with session_scope() as s:
-        extra = campaigns.accept_invite(
+        extra = flows.accept_invite(
             s,
             AcceptRequest(code=code, id_type="unionid", id=f"{cid}-late", other_ids={"phone": "17100000001"}),
         )

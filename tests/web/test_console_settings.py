@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 from liebian.auth import policy
 from liebian.auth import service as auth
 from liebian.db.session import session_scope
+from liebian.monitor import notifications as monitor_notifications
 from liebian.monitor import notify
-from liebian.monitor import service as monitor
 from liebian.web.app import create_app
 
 
@@ -169,7 +169,7 @@ def test_a_notification_channel_is_added_tested_and_removed(page, console_store,
     row = page.locator(f"#settings-channels tr[data-channel={name}]")
     assert "?…" in row.inner_text() and "token=abc" not in page.content()  # the URL's key is not shown
     with session_scope() as s:
-        channel = next(c for c in monitor.list_channels(s) if c["name"] == name)
+        channel = next(c for c in monitor_notifications.list_channels(s) if c["name"] == name)
     assert channel["kind"] == "webhook" and channel["signed"] and channel["enabled"]
 
     row.get_by_role("button", name="发送测试").click()
@@ -183,14 +183,14 @@ def test_a_notification_channel_is_added_tested_and_removed(page, console_store,
     )
     assert json.loads(got["body"])["event"] == "test"
     with session_scope() as s:
-        logged = [d for d in monitor.list_deliveries(s) if d["channel_id"] == channel["id"]]
+        logged = [d for d in monitor_notifications.list_deliveries(s) if d["channel_id"] == channel["id"]]
     assert [(d["event"], d["status"]) for d in logged] == [("test", "delivered")]
 
     page.locator(f"#settings-channels tr[data-channel={name}]").get_by_role("button", name="移除").click()
     _flash(page, "channels", "已移除渠道")
     assert "已移除" in page.locator(f"#settings-channels tr[data-channel={name}]").inner_text()
     with session_scope() as s:
-        assert not next(c for c in monitor.list_channels(s) if c["name"] == name)["enabled"]
+        assert not next(c for c in monitor_notifications.list_channels(s) if c["name"] == name)["enabled"]
     assert _audited("monitor.channel.remove", f"channel:{channel['id']}")
 
 
@@ -232,7 +232,7 @@ def test_settings_errors_are_named(sqlite_store, admin_headers):
         assert "not found" in client.post("/settings/channels/999/test").text
     with session_scope() as s:
         assert [u["username"] for u in auth.list_users(s)] == ["ann"]
-        assert monitor.list_channels(s) == []
+        assert monitor_notifications.list_channels(s) == []
         # of the four posts to /settings/users one changed something: one http.post audit entry
         posts = [
             e

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from wecom_helpers import envelope, event_xml
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import outbox
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.identity import service as identity
@@ -61,7 +61,7 @@ def progress(client, cid: str, unionid: str) -> dict:
 def warehouse_events(event: str) -> list[dict]:
     service.flush_outbox()  # what the server's background thread does about a second later
     with session_scope() as s:
-        campaigns.flush_warehouse(s)
+        outbox.flush_warehouse(s)
     with warehouse.connect() as con:
         rows = con.execute(
             "SELECT person_id, user_id, campaign_id, invite_code, props FROM events WHERE event = ? ORDER BY ts, event_id",

@@ -11,14 +11,16 @@ and D7 retention.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liebian.analytics.common import Frame, clean, ratio
 from liebian.analytics.kpis import Costs
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: Ibis imported on first use (liebian/lazy.py)
-ir = lazy_import("ibis.expr.types")
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ir = lazy_import("ibis.expr.types")
 
 FISSION_AXES = ("invites_sent", "k_factor")
 CONVERSION_AXES = ("conversion_rate", "aov_fen", "retention_d7")
@@ -84,7 +86,7 @@ def channel_radar(
     period (a channel without data has zero counts and n/a rates). `costs` do not enter the axes."""
     found = {str(r["channel"]): r for r in fr.execute(channel_counts(fr)).to_dict(orient="records")}
     names = channels or list(fr.filters.channels) or sorted(found)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in names:
         c = {k: clean(v) for k, v in found.get(name, {}).items()}
         invites, participants = int(c.get("invites_sent") or 0), int(c.get("participants") or 0)

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from liebian.analytics.common import AnalyticsError, Frame, clean
 from liebian.lazy import lazy_import
+from liebian.scalars import as_int
 
-# deferred for start-up time: Ibis and pandas imported on first use (liebian/lazy.py)
-ibis = lazy_import("ibis")
-dt = lazy_import("ibis.expr.datatypes")
-ir = lazy_import("ibis.expr.types")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.datatypes as dt
+    import ibis.expr.types as ir
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    dt = lazy_import("ibis.expr.datatypes")
+    ir = lazy_import("ibis.expr.types")
+    pd = lazy_import("pandas")
 
 UNITS = ("day", "week", "month")
 COHORT_BY = ("first_event", "referral")
@@ -58,7 +65,7 @@ class CohortResult:
         if self.table.empty:  # no cohort in the period (an empty frame may lack the columns)
             return out
         for (label, size), sub in self.table.groupby(["cohort", "size"], sort=True):
-            row = {"cohort": label, "size": int(size)}
+            row = {"cohort": label, "size": as_int(size)}
             for r in sub.sort_values("offset").itertuples():
                 v = getattr(r, value)
                 row[f"{self.unit[0]}{r.offset}"] = None if pd.isna(v) else round(float(v), 4)
@@ -275,14 +282,14 @@ def revenue(
     )
     df, size_df, asof = _fetch(fr, sizes, sums, as_of)
     rows = []
-    lookup = {(int(r.cohort), int(r.offset)): r for r in df.itertuples()}
+    lookup = {(as_int(r.cohort), as_int(r.offset)): r for r in df.itertuples()}
     for s in size_df.sort_values("cohort").itertuples():
-        cohort, size = int(s.cohort), int(s.size)
+        cohort, size = as_int(s.cohort), as_int(s.size)
         total = 0
         for k in range(periods):
             complete = cohort + k <= asof
             r = lookup.get((cohort, k))
-            rev = int(r.revenue_fen) if r is not None else 0
+            rev = as_int(r.revenue_fen) if r is not None else 0
             total += rev
             rows.append(
                 {
@@ -290,7 +297,7 @@ def revenue(
                     "size": size,
                     "offset": k,
                     "revenue_fen": rev if complete else None,
-                    "buyers": (int(r.buyers) if r is not None else 0) if complete else None,
+                    "buyers": (as_int(r.buyers) if r is not None else 0) if complete else None,
                     "cumulative_revenue_fen": total if complete else None,
                     "ltv_fen": total / size if complete else None,
                 }

@@ -12,16 +12,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from liebian.config import get_settings
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: Ibis and pandas imported on first use (liebian/lazy.py)
-ibis = lazy_import("ibis")
-ir = lazy_import("ibis.expr.types")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
+    pd = lazy_import("pandas")
 
 EPOCH = date(1970, 1, 1)
 DAY = 86400
@@ -102,7 +106,10 @@ def zone_offset_seconds(zone: str) -> int:
         raise AnalyticsError(
             f"timezone {zone!r} has daylight saving time; analytics needs a fixed-offset zone"
         )
-    return int(offsets.pop().total_seconds())
+    offset = offsets.pop()
+    if offset is None:  # unreachable: an aware datetime always has an offset
+        raise AnalyticsError(f"timezone {zone!r} gives no UTC offset")
+    return int(offset.total_seconds())
 
 
 class Frame:
@@ -245,4 +252,4 @@ def clean(value: Any) -> Any:
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{str(k): clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]

@@ -23,14 +23,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from liebian.analytics.common import AnalyticsError, Frame, clean, ratio
 from liebian.lazy import lazy_import
+from liebian.scalars import as_int
 
-# deferred for start-up time: Ibis and pandas imported on first use (liebian/lazy.py)
-ibis = lazy_import("ibis")
-ir = lazy_import("ibis.expr.types")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
+    pd = lazy_import("pandas")
 
 ORDER_PAID = "order_paid"
 NONE_LABEL = "(none)"
@@ -195,12 +201,12 @@ def _aggregate(fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: s
     out = []
     for label in labels:
         sub = df[df.bd == label] if breakdown else df
-        by_step = {int(r.step): r for r in sub.itertuples()}
-        first = int(by_step[1].persons) if 1 in by_step else 0
-        prev = None
+        by_step = {as_int(r.step): r for r in sub.itertuples()}
+        first = as_int(by_step[1].persons) if 1 in by_step else 0
+        prev = first  # read from step 2 on, after each step sets it
         for k, step in enumerate(steps, 1):
             r = by_step.get(k)
-            persons = int(r.persons) if r is not None else 0
+            persons = as_int(r.persons) if r is not None else 0
             row = {"breakdown": label} if breakdown else {}
             row.update(
                 step=k,

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio
+from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio, records
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: Ibis imported on first use (liebian/lazy.py)
-ibis = lazy_import("ibis")
-ir = lazy_import("ibis.expr.types")
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,55 @@ def _rate(counts: dict[str, Any], name: str) -> float | None:
     return ratio(counts[num], counts[den])
 
 
+def _retention_counts(fr: Frame, new: ir.Table, ref: ir.Table) -> list[ir.Table]:
+    """Day-N retention of the period's new users: the base and who came back, per N."""
+    out: list[ir.Table] = []
+    # Retention on day N after the first day; only cohorts whose day N is already in the data count.
+    cohort = new.mutate(first_day=fr.day_of(new.first_ts)).cross_join(ref)
+    days = fr.config.retention_days
+    out.append(
+        cohort.aggregate(
+            **{f"d{n}_base": cohort.person_id.count(where=cohort.first_day + n <= cohort.as_of) for n in days}
+        )
+    )
+    # Coming back counts in any channel or campaign (the filters chose who was acquired): a semi-join
+    # of (person, first day + N) with the events' (person, day), no distinct over all person-days.
+    back_ev = _active(fr, fr.in_segment(fr.table("events")))
+    back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts))
+    targets = ibis.union(*(cohort.mutate(n=ibis.literal(n, "int64")) for n in days))
+    targets = targets.filter(targets.first_day + targets.n <= targets.as_of)
+    came = targets.semi_join(
+        back_days,
+        [targets.person_id == back_days.person_id, targets.first_day + targets.n == back_days.day],
+    )
+    out.append(came.aggregate(**{f"d{n}_back": came.person_id.count(where=came.n == n) for n in days}))
+    return out
+
+
+def _activity_counts(fr: Frame, ref: ir.Table) -> list[ir.Table]:
+    """Stickiness (person-days and MAU of the 30 days to the reference day); silent and reactivated users."""
+    out: list[ir.Table] = []
+    # Stickiness: average DAU over the 30 days ending at the period end (or the last data day) / MAU.
+    act = _active(fr, fr.events(period=False))
+    act_days = act.select("person_id", day=fr.day_of(act.ts)).cross_join(ref.select("ref_day"))
+    # the window first, then the distinct (person, day) pairs of those 30 days only
+    act_days = act_days.filter((act_days.day <= act_days.ref_day) & (act_days.day > act_days.ref_day - 30))
+    win = act_days.select("person_id", "day").distinct()
+    out.append(win.aggregate(person_days_30=win.person_id.count(), mau=win.person_id.nunique()))
+
+    start = fr.filters.start
+    if start:
+        silent_before = fr.utc_bound(start - timedelta(days=fr.config.silent_days))
+        before = act.filter(act.ts < fr.utc_bound(start))
+        last = before.group_by("person_id").aggregate(last_ts=before.ts.max())
+        silent = last.filter(last.last_ts < silent_before)
+        in_period = _active(fr, fr.events())
+        back = silent.semi_join(in_period, silent.person_id == in_period.person_id)
+        out.append(silent.aggregate(silent_users=silent.person_id.count()))
+        out.append(back.aggregate(reactivated_users=back.person_id.count()))
+    return out
+
+
 def kpi_counts(fr: Frame) -> ir.Table:
     """One row with every count the KPI sheet divides."""
     # One aggregation per person over the events of all time (filtered by channel, campaign,
@@ -174,45 +226,9 @@ def kpi_counts(fr: Frame) -> ir.Table:
     new_rev = all_paid.semi_join(new, all_paid.person_id == new.person_id)
     parts.append(new_rev.aggregate(new_user_revenue_fen=new_rev.amount_fen.sum()))
 
-    # Retention on day N after the first day; only cohorts whose day N is already in the data count.
     ref = _reference_day(fr)
-    cohort = new.mutate(first_day=fr.day_of(new.first_ts)).cross_join(ref)
-    days = fr.config.retention_days
-    parts.append(
-        cohort.aggregate(
-            **{f"d{n}_base": cohort.person_id.count(where=cohort.first_day + n <= cohort.as_of) for n in days}
-        )
-    )
-    # Coming back counts in any channel or campaign (the filters chose who was acquired): a semi-join
-    # of (person, first day + N) with the events' (person, day), no distinct over all person-days.
-    back_ev = _active(fr, fr.in_segment(fr.table("events")))
-    back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts))
-    targets = ibis.union(*(cohort.mutate(n=ibis.literal(n, "int64")) for n in days))
-    targets = targets.filter(targets.first_day + targets.n <= targets.as_of)
-    came = targets.semi_join(
-        back_days,
-        [targets.person_id == back_days.person_id, targets.first_day + targets.n == back_days.day],
-    )
-    parts.append(came.aggregate(**{f"d{n}_back": came.person_id.count(where=came.n == n) for n in days}))
-
-    # Stickiness: average DAU over the 30 days ending at the period end (or the last data day) / MAU.
-    act = _active(fr, fr.events(period=False))
-    act_days = act.select("person_id", day=fr.day_of(act.ts)).cross_join(ref.select("ref_day"))
-    # the window first, then the distinct (person, day) pairs of those 30 days only
-    act_days = act_days.filter((act_days.day <= act_days.ref_day) & (act_days.day > act_days.ref_day - 30))
-    win = act_days.select("person_id", "day").distinct()
-    parts.append(win.aggregate(person_days_30=win.person_id.count(), mau=win.person_id.nunique()))
-
-    start = fr.filters.start
-    if start:
-        silent_before = fr.utc_bound(start - timedelta(days=fr.config.silent_days))
-        before = act.filter(act.ts < fr.utc_bound(start))
-        last = before.group_by("person_id").aggregate(last_ts=before.ts.max())
-        silent = last.filter(last.last_ts < silent_before)
-        in_period = _active(fr, fr.events())
-        back = silent.semi_join(in_period, silent.person_id == in_period.person_id)
-        parts.append(silent.aggregate(silent_users=silent.person_id.count()))
-        parts.append(back.aggregate(reactivated_users=back.person_id.count()))
+    parts += _retention_counts(fr, new, ref)
+    parts += _activity_counts(fr, ref)
 
     out = parts[0]
     for part in parts[1:]:
@@ -223,7 +239,7 @@ def kpi_counts(fr: Frame) -> ir.Table:
 def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     """The KPI sheet for the frame's filters: counts, rates and money (fen), None where undefined."""
     costs = costs or Costs()
-    row = {k: clean(v) for k, v in fr.execute(kpi_counts(fr)).to_dict(orient="records")[0].items()}
+    row = records(fr.execute(kpi_counts(fr)))[0]
     for key in ("revenue_fen", "refunded_fen", "new_user_revenue_fen"):
         row[key] = int(row[key] or 0)
     r = row

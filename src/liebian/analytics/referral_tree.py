@@ -12,14 +12,20 @@ rule plus a visited set: the smallest member of a cycle left unvisited roots it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from liebian.analytics.common import Frame, clean, ratio
 from liebian.lazy import lazy_import
+from liebian.scalars import as_int
 
-# deferred for start-up time: Ibis, NumPy and pandas imported on first use (liebian/lazy.py)
-ibis = lazy_import("ibis")
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import ibis
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 
 @dataclass
@@ -82,12 +88,21 @@ def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.arange(lengths.sum(), dtype=np.int64) + offsets
 
 
-def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeResult:
-    edges = tree_edges(fr)
-    if edges.empty:
-        return TreeResult(
-            [], [], [], [], {"nodes": [], "edges": []}, {"edges": 0, "roots": 0, "max_depth": 0}
-        )
+@dataclass
+class _Tree:
+    """The walked tree: node i is ids[i]; its children are kids[starts[i]:starts[i + 1]]."""
+
+    ids: np.ndarray
+    kids: np.ndarray
+    starts: np.ndarray
+    root_of: np.ndarray
+    descendants: np.ndarray
+    roots: int
+    nodes: pd.DataFrame  # person_id, generation, direct, descendants, height, root
+
+
+def _walk_tree(edges: pd.DataFrame) -> _Tree:
+    """Generations, direct invitees, subtree sizes and heights of every person in the edge list."""
     # Node i is ids[i]; each invitee has one parent. Walked level by level with numpy (a Python
     # loop per node took seconds at a few hundred thousand persons).
     child_ids = edges.invitee.to_numpy(dtype="int64")
@@ -132,27 +147,29 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
             "root": ids[root_of],
         }
     )
-    referred_total = int((nodes.generation > 0).sum())
+    return _Tree(ids, kids, starts, root_of, descendants, len(root_list), nodes)
+
+
+def _generations(nodes: pd.DataFrame, referred_total: int) -> list[dict]:
     gens = []
-    for g, sub in nodes.groupby("generation", sort=True):
+    for generation, sub in nodes.groupby("generation", sort=True):
         inviters = int((sub.direct > 0).sum())
         gens.append(
             {
-                "generation": int(g),
+                "generation": as_int(generation),
                 "persons": len(sub),
-                "share_of_referred": None if g == 0 else ratio(len(sub), referred_total),
+                "share_of_referred": None if generation == 0 else ratio(len(sub), referred_total),
                 "inviters": inviters,
                 "spread_rate": ratio(inviters, len(sub)),
                 "invitees": int(sub.direct.sum()),
             }
         )
-    tree_depth = nodes[nodes.generation == 0].height
-    depth = [{"depth": int(d), "trees": int(c)} for d, c in tree_depth.value_counts().sort_index().items()]
-    inv = nodes[nodes.direct > 0].direct
-    breadth = [
-        {"direct_invitees": int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()
-    ]
+    return gens
 
+
+def _top_spreaders(fr: Frame, tree: _Tree, top: int) -> list[dict]:
+    """The inviters with the most descendants, and how many of their direct invitees bought."""
+    nodes, ids, kids, starts = tree.nodes, tree.ids, tree.kids, tree.starts
     spreaders = nodes[nodes.direct > 0].sort_values(
         ["descendants", "direct", "person_id"], ascending=[False, False, True]
     )
@@ -163,21 +180,24 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
 
     kid_ids = {int(r): children(int(i)) for i, r in zip(spreaders.index, spreaders.person_id, strict=True)}
     buyers = _buyers(fr, [c for cs in kid_ids.values() for c in cs])
-    tops = [
+    return [
         {
-            "person_id": int(r.person_id),
-            "generation": int(r.generation),
-            "direct_invitees": int(r.direct),
-            "descendants": int(r.descendants),
-            "depth_below": int(r.height),
-            "invitees_who_bought": sum(1 for k in kid_ids[int(r.person_id)] if k in buyers),
+            "person_id": as_int(r.person_id),
+            "generation": as_int(r.generation),
+            "direct_invitees": as_int(r.direct),
+            "descendants": as_int(r.descendants),
+            "depth_below": as_int(r.height),
+            "invitees_who_bought": sum(1 for k in kid_ids[as_int(r.person_id)] if k in buyers),
         }
         for r in spreaders.itertuples()
     ]
 
-    # Graph view: the largest trees first, whole trees until the node budget is used.
+
+def _graph(tree: _Tree, edges: pd.DataFrame, max_graph_nodes: int) -> tuple[dict, set[int]]:
+    """Graph view: the largest trees first, whole trees until the node budget is used; (graph, kept ids)."""
+    nodes, ids, root_of, descendants = tree.nodes, tree.ids, tree.root_of, tree.descendants
     by_root = np.argsort(root_of, kind="stable")
-    bounds = np.searchsorted(root_of[by_root], np.arange(n + 1))
+    bounds = np.searchsorted(root_of[by_root], np.arange(ids.size + 1))
     keep: set[int] = set()
     for root in (
         nodes[nodes.generation == 0].sort_values(["descendants", "person_id"], ascending=[False, True]).index
@@ -190,10 +210,10 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
             break
     graph_nodes = [
         {
-            "id": int(r.person_id),
-            "generation": int(r.generation),
-            "direct": int(r.direct),
-            "descendants": int(r.descendants),
+            "id": as_int(r.person_id),
+            "generation": as_int(r.generation),
+            "direct": as_int(r.direct),
+            "descendants": as_int(r.descendants),
         }
         for r in nodes[nodes.person_id.isin(keep)].sort_values(["generation", "person_id"]).itertuples()
     ]
@@ -202,12 +222,33 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
         {"source": int(p), "target": int(c), "ts": clean(ts)}
         for c, p, ts in zip(kept.invitee, kept.inviter, kept.ts, strict=True)
     ]
+    return {"nodes": graph_nodes, "edges": graph_edges}, keep
+
+
+def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeResult:
+    edges = tree_edges(fr)
+    if edges.empty:
+        return TreeResult(
+            [], [], [], [], {"nodes": [], "edges": []}, {"edges": 0, "roots": 0, "max_depth": 0}
+        )
+    tree = _walk_tree(edges)
+    nodes = tree.nodes
+    referred_total = int((nodes.generation > 0).sum())
+    gens = _generations(nodes, referred_total)
+    tree_depth = nodes[nodes.generation == 0].height
+    depth = [{"depth": as_int(d), "trees": int(c)} for d, c in tree_depth.value_counts().sort_index().items()]
+    inv = nodes[nodes.direct > 0].direct
+    breadth = [
+        {"direct_invitees": as_int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()
+    ]
+    tops = _top_spreaders(fr, tree, top)
+    graph, keep = _graph(tree, edges, max_graph_nodes)
     summary = {
         "edges": len(edges),
         "persons": len(nodes),
-        "roots": len(root_list),
+        "roots": tree.roots,
         "referred": referred_total,
         "max_depth": int(nodes.generation.max()),
         "graph_truncated": len(keep) < len(nodes),
     }
-    return TreeResult(gens, depth, breadth, tops, {"nodes": graph_nodes, "edges": graph_edges}, summary)
+    return TreeResult(gens, depth, breadth, tops, graph, summary)

@@ -119,7 +119,7 @@ def score(
         raise AnalyticsError(f"weights need a non-negative weight for each of {', '.join(sorted(dims))}")
     total_w = sum(weights.values())
     per_dim = {d: sum(1 for i in indicators if i.dimension == d) for d in dims}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ind in indicators:
         weight = weights[ind.dimension] / total_w / per_dim[ind.dimension]
         v = values.get(ind.key)
@@ -153,11 +153,12 @@ def scorecard(
     if not (f.start and f.end):
         raise AnalyticsError("the scorecard compares with the previous period: give start and end")
     length = (f.end - f.start).days + 1
-    prev = replace(f, start=f.start - timedelta(days=length), end=f.start - timedelta(days=1))
+    prev_start, prev_end = f.start - timedelta(days=length), f.start - timedelta(days=1)
+    prev = replace(f, start=prev_start, end=prev_end)
     now = kpis(fr, costs)
     before = kpis(Frame(fr.backend, prev, fr.config), costs)
     out = score(indicator_values(now, before), stage, weights)
     out["period"] = f.describe()
     out["kpis"] = now  # the period's KPI sheet the values came from (e.g. for a benchmark comparison)
-    out["previous_period"] = {"start": prev.start.isoformat(), "end": prev.end.isoformat()}
+    out["previous_period"] = {"start": prev_start.isoformat(), "end": prev_end.isoformat()}
     return out

@@ -7,13 +7,14 @@ writer per file) and returns JSON-ready dicts/lists.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from liebian import ports
 from liebian.analytics import benchmarks as bench
 from liebian.analytics import channels as channels_mod
 from liebian.analytics import cohorts as cohorts_mod
@@ -24,10 +25,6 @@ from liebian.analytics import scorecard as score_mod
 from liebian.analytics.common import AnalyticsError, Filters, Frame, MetricConfig, records
 from liebian.analytics.kpis import Costs
 from liebian.engine.backend import analytics_backend
-
-# Providers of reward cost (fen) for a filter set, e.g. the reward ledger; summed into Costs.
-# A provider is `fn(filters) -> int`. The rewards domain registers one when it exists.
-REWARD_COST_PROVIDERS: list[Callable[[Filters], int]] = []
 
 
 def parse_date(value: str | date | None, field: str) -> date | None:
@@ -90,8 +87,13 @@ def frame(
 
 
 def costs_for(filters: Filters, reward_cost_fen: int | None = None, other_cost_fen: int = 0) -> Costs:
+    """The costs of the KPI sheet: the reward cost given, else the wired provider's (the reward
+    ledger's issued rewards the filters select, `rewards.costs.reward_cost_fen`)."""
     if reward_cost_fen is None:
-        reward_cost_fen = sum(provider(filters) for provider in REWARD_COST_PROVIDERS)
+        provider = ports.current().reward_cost
+        if provider is None:
+            raise ports.NotWired("no reward-cost provider is wired: the KPI costs would silently be 0")
+        reward_cost_fen = provider(filters)
     if reward_cost_fen < 0 or other_cost_fen < 0:
         raise AnalyticsError("costs must not be negative")
     return Costs(reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)

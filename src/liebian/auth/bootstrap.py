@@ -17,8 +17,6 @@ from liebian.auth import service
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 
-PASSWORD_FILE = "initial-admin-password"
-
 
 def ensure_first_admin() -> str | None:
     """Create `admin` if the store has no users; returns the one-time password (or None)."""
@@ -29,7 +27,7 @@ def ensure_first_admin() -> str | None:
         service.create_user(
             s, "admin", password, "admin", actor="system:bootstrap", must_change_password=True
         )
-    path = get_settings().data_dir / PASSWORD_FILE
+    path = get_settings().data_dir / service.PASSWORD_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(password + "\n")
@@ -40,7 +38,3 @@ def ensure_first_admin() -> str | None:
         file=sys.stderr,
     )
     return password
-
-
-def forget_initial_password() -> None:
-    (get_settings().data_dir / PASSWORD_FILE).unlink(missing_ok=True)

@@ -362,6 +362,7 @@ ROUTES: dict[tuple[str, str], str] = {
 COMMANDS: dict[str, str] = {
     "db upgrade": "auth:admin",
     "db current": "auth:admin",
+    "db warehouse": "auth:admin",
     "import events": "ingest:write",
     "import orders": "ingest:write",
     "import identities": "identity:write",

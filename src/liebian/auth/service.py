@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from liebian.auth import policy
 from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, User
+from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.errors import DomainError
 from liebian.privacy.crypto import keys
@@ -178,11 +179,17 @@ def reset_password(session: Session, username: str, password: str, *, actor: str
     user.failed_logins = 0
     user.locked_until = None
     audit(session, actor, "user.password", f"user:{username}", {}, ip)
-    from liebian.auth.bootstrap import forget_initial_password
-
     if username == "admin":
         forget_initial_password()
     return user
+
+
+# The first admin's one-time password (auth/bootstrap.py writes it); gone once it was changed.
+PASSWORD_FILE = "initial-admin-password"
+
+
+def forget_initial_password() -> None:
+    (get_settings().data_dir / PASSWORD_FILE).unlink(missing_ok=True)
 
 
 def _require_user(session: Session, username: str) -> User:
@@ -484,8 +491,6 @@ _verified = _VerifiedKeys()
 
 
 def _cache_seconds() -> float:
-    from liebian.config import get_settings
-
     return get_settings().auth_cache_seconds
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from liebian.automation import service
-from liebian.jobs import job
+from liebian.ports import Job
 
 
-@job("journeys", every_seconds=300)
 def journeys() -> list[dict]:
     """Enter new persons into every active journey and run every due wait, branch and action."""
     return service.run_all()
+
+
+JOBS = (Job("journeys", journeys, every_seconds=300),)

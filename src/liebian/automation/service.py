@@ -22,7 +22,9 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -30,16 +32,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from liebian.automation.models import ContactSlot, Journey, JourneyAction, JourneyEnrollment, JourneyMark
-from liebian.automation.schemas import Action, JourneyDefinition
+from liebian.automation.schemas import Action, Condition, JourneyDefinition
 from liebian.config import get_settings
-from liebian.db.base import utcnow
-from liebian.db.session import session_scope
+from liebian.db.base import Base, utcnow
+from liebian.db.session import rowcount, session_scope
 from liebian.engine import warehouse
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: pandas and httpx imported on first use (liebian/lazy.py)
-pd = lazy_import("pandas")
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import duckdb
+    import httpx
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    httpx = lazy_import("httpx")
+    pd = lazy_import("pandas")
 
 log = logging.getLogger("liebian.automation")
 MAX_STEPS_PER_PASS = 50  # a branch loop cannot spin forever inside one pass
@@ -52,7 +59,7 @@ class AutomationError(Exception):
         self.status = status
         self.field = field
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "errors": [{"field": self.field, "reason": self.message}]}
 
 
@@ -62,7 +69,7 @@ class AutomationError(Exception):
 SEALED = "sealed:"  # webhook secrets are stored AES-GCM encrypted and never shown
 
 
-def _secrets(data: dict, fn) -> dict:
+def _secrets(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
     for step in data["steps"]:
         action = step.get("action")
         if action and action.get("secret"):
@@ -85,7 +92,7 @@ def _definition(j: Journey) -> JourneyDefinition:
     return JourneyDefinition.model_validate(data)
 
 
-def journey_view(session: Session, j: Journey) -> dict:
+def journey_view(session: Session, j: Journey) -> dict[str, Any]:
     return {
         "id": j.id,
         "name": j.name,
@@ -96,7 +103,9 @@ def journey_view(session: Session, j: Journey) -> dict:
     }
 
 
-def create_journey(session: Session, name: str, definition: JourneyDefinition | dict) -> dict:
+def create_journey(
+    session: Session, name: str, definition: JourneyDefinition | dict[str, Any]
+) -> dict[str, Any]:
     if isinstance(definition, dict):
         definition = JourneyDefinition.model_validate(definition)
     quiet_hours(definition.quiet_hours)  # reject a bad override now, not at the first action
@@ -115,15 +124,15 @@ def _journey(session: Session, journey_id: int) -> Journey:
     return j
 
 
-def get_journey(session: Session, journey_id: int) -> dict:
+def get_journey(session: Session, journey_id: int) -> dict[str, Any]:
     return journey_view(session, _journey(session, journey_id))
 
 
-def list_journeys(session: Session) -> list[dict]:
+def list_journeys(session: Session) -> list[dict[str, Any]]:
     return [journey_view(session, j) for j in session.scalars(select(Journey).order_by(Journey.id))]
 
 
-def set_status(session: Session, journey_id: int, status: str) -> dict:
+def set_status(session: Session, journey_id: int, status: str) -> dict[str, Any]:
     if status not in ("active", "paused"):
         raise AutomationError(f"status: {status!r} is not active or paused", field="status")
     j = _journey(session, journey_id)
@@ -174,8 +183,10 @@ def cap_window(now: datetime, window_days: int) -> int:
     return local.date().toordinal() // window_days
 
 
-def _insert(session: Session):
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+def _insert(session: Session) -> Callable[[type[Base]], postgresql.Insert | sqlite.Insert]:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def claim_contact(
@@ -211,7 +222,7 @@ def claim_contact(
     return False
 
 
-def contacts(session: Session, person_id: int) -> list[dict]:
+def contacts(session: Session, person_id: int) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(ContactSlot).where(ContactSlot.person_id == person_id).order_by(ContactSlot.id)
     )
@@ -271,7 +282,7 @@ def _candidates(session: Session, j: Journey, d: JourneyDefinition, now: datetim
     return [int(r[0]) for r in rows]
 
 
-def enter(session: Session, journey_id: int, now: datetime | None = None) -> dict:
+def enter(session: Session, journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Enrol every person the trigger selects and who was never in this journey."""
     now = now or utcnow()
     j = _journey(session, journey_id)
@@ -303,21 +314,28 @@ def enter(session: Session, journey_id: int, now: datetime | None = None) -> dic
 # ------------------------------------------------------------------ advancing enrolments
 
 
-def _condition(session: Session, e: JourneyEnrollment, cond) -> bool:
+def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> int:
+    row = con.execute(sql, params).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _condition(session: Session, e: JourneyEnrollment, cond: Condition) -> bool:
     if cond.tag is not None:
         from liebian.tags import service as tags
 
         return any(t["tag"] == cond.tag for t in tags.person_tags(session, e.person_id))
     with warehouse.connect(read_only=True) as con:
-        n = con.execute(
+        n = _count(
+            con,
             "SELECT count(*) FROM events WHERE person_id = ? AND event = ? AND ts >= ?",
             [e.person_id, cond.event, e.entered_at],
-        ).fetchone()[0]
+        )
         if cond.event == "order_paid" and not n:
-            n = con.execute(
+            n = _count(
+                con,
                 "SELECT count(*) FROM orders WHERE person_id = ? AND status = 'paid' AND ts >= ?",
                 [e.person_id, e.entered_at],
-            ).fetchone()[0]
+            )
     return n > 0
 
 
@@ -332,7 +350,7 @@ def _log(
     )  # fmt: skip
 
 
-def _move(session: Session, e: JourneyEnrollment, **values) -> bool:
+def _move(session: Session, e: JourneyEnrollment, **values: object) -> bool:
     """Conditional UPDATE on the version this worker read: False when another worker moved it first."""
     result = session.execute(
         update(JourneyEnrollment)
@@ -340,7 +358,7 @@ def _move(session: Session, e: JourneyEnrollment, **values) -> bool:
         .values(version=e.version + 1, **values)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -348,7 +366,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def _send_webhook(a: Action, body: dict, key: str) -> tuple[bool, str]:
+def _send_webhook(a: Action, body: dict[str, Any], key: str) -> tuple[bool, str]:
     raw = json.dumps(body, ensure_ascii=False, sort_keys=True).encode()
     ts = str(int(time.time()))
     headers = {
@@ -365,6 +383,8 @@ def _send_webhook(a: Action, body: dict, key: str) -> tuple[bool, str]:
 
 
 def _mark(session: Session, e: JourneyEnrollment, a: Action) -> str:
+    if a.name is None:  # unreachable: the schema requires a name on tag and campaign actions
+        raise AutomationError(f"a {a.type} action needs a name", field="name")
     if a.type == "campaign":
         from liebian.campaigns import service as campaigns
 
@@ -378,10 +398,12 @@ def _mark(session: Session, e: JourneyEnrollment, a: Action) -> str:
     return f"{a.type} {a.name}"
 
 
-def _advance_one(enrollment_id: int, d: JourneyDefinition, now: datetime, quiet) -> list[str]:
+def _advance_one(
+    enrollment_id: int, d: JourneyDefinition, now: datetime, quiet: tuple[int, int] | None
+) -> list[str]:
     outcomes: list[str] = []
     for _ in range(MAX_STEPS_PER_PASS):
-        send: tuple[Action, dict, str, int, int] | None = None
+        send: tuple[Action, dict[str, Any], str, int, int] | None = None
         with session_scope() as s:
             e = s.get(JourneyEnrollment, enrollment_id)
             if e is None or e.status != "active" or e.next_at > now:
@@ -403,6 +425,8 @@ def _advance_one(enrollment_id: int, d: JourneyDefinition, now: datetime, quiet)
                     return outcomes
                 continue
             a = step.action
+            if a is None:  # unreachable: a step is a wait, a branch or an action (the schema checks)
+                raise AutomationError(f"journey step {e.step} has nothing to do", field="steps")
             if not _has_consent(s, e.person_id):
                 if _move(s, e, status="exited", exit_reason="no_consent"):
                     _log(s, e, e.step, a, "no_consent")
@@ -437,16 +461,19 @@ def _advance_one(enrollment_id: int, d: JourneyDefinition, now: datetime, quiet)
                 "step": e.step, "payload": a.payload, "sent_at": now.isoformat(),
             }  # fmt: skip
             send = (a, body, f"journey-{e.journey_id}-{e.id}-{e.step}", e.id, e.step)
+        if send is None:  # unreachable: every other way through the block returns or continues
+            return outcomes
         a, body, key, eid, step_no = send
         ok, detail = _send_webhook(a, body, key)
         with session_scope() as s:
-            e = s.get(JourneyEnrollment, eid)
-            _log(s, e, step_no, a, "sent" if ok else "failed", detail)
+            sent = s.get(JourneyEnrollment, eid)
+            if sent is not None:  # not deleted while the webhook ran
+                _log(s, sent, step_no, a, "sent" if ok else "failed", detail)
         outcomes.append("sent" if ok else "failed")
     return outcomes
 
 
-def advance(journey_id: int, now: datetime | None = None) -> dict:
+def advance(journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Run every due step of every active enrolment of the journey (waits, branches, actions)."""
     now = now or utcnow()
     with session_scope() as s:
@@ -471,7 +498,7 @@ def advance(journey_id: int, now: datetime | None = None) -> dict:
     return {"journey_id": journey_id, "due": len(due), "actions": counts}
 
 
-def run(journey_id: int, now: datetime | None = None) -> dict:
+def run(journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """One pass: enter new persons, then advance every due enrolment."""
     now = now or utcnow()
     with session_scope() as s:
@@ -479,7 +506,7 @@ def run(journey_id: int, now: datetime | None = None) -> dict:
     return {**entered, **advance(journey_id, now)}
 
 
-def run_all(now: datetime | None = None) -> list[dict]:
+def run_all(now: datetime | None = None) -> list[dict[str, Any]]:
     with session_scope() as s:
         ids = list(s.scalars(select(Journey.id).where(Journey.status == "active").order_by(Journey.id)))
     out = []
@@ -495,12 +522,14 @@ def run_all(now: datetime | None = None) -> list[dict]:
 # ------------------------------------------------------------------ statistics
 
 
-def stats(session: Session, journey_id: int, now: datetime | None = None) -> dict:
+def stats(session: Session, journey_id: int, now: datetime | None = None) -> dict[str, Any]:
     """Entered, actioned and converted per arm; lift of the treatment over the held-out control."""
     return stats_many(session, [journey_id], now)[journey_id]
 
 
-def stats_many(session: Session, journey_ids: list[int], now: datetime | None = None) -> dict[int, dict]:
+def stats_many(
+    session: Session, journey_ids: list[int], now: datetime | None = None
+) -> dict[int, dict[str, Any]]:
     """`stats` of several journeys with one query per table (the console lists them all)."""
     now = now or utcnow()
     journeys = {j.id: j for j in session.scalars(select(Journey).where(Journey.id.in_(journey_ids)))}

@@ -11,147 +11,171 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from liebian.background import worker_lifespan
-from liebian.campaigns import service
+from liebian.campaigns import flows, invites, service, views
+from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
+    AcceptBlocked,
     AcceptRequest,
+    AcceptView,
+    AuditEntry,
     CampaignCreate,
     CampaignEdit,
+    CampaignSummary,
+    CampaignView,
+    ComplianceReport,
     ConversionRequest,
+    ConversionView,
+    GrantView,
+    InviteInfo,
     InviteRequest,
+    InviteView,
+    LeaderboardRow,
     Participant,
+    ProgressView,
+    ReferralNode,
     RefundRequest,
+    RefundView,
+    VersionView,
 )
 from liebian.db.session import session_scope
+from liebian.rewards.service import LedgerError
+from liebian.schemas import encode
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
-router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.WarehouseFlusher))
+router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.warehouse_flusher))
 
 
 def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     """One transaction per request; refused requests roll back everything and say why."""
-    from liebian.rewards.service import LedgerError
-
     try:
         with session_scope() as s:
             result = fn(s, *args, **kwargs)
-    except service.CampaignError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.body())
+    except CampaignError as exc:
+        return JSONResponse(status_code=exc.status, content=exc.as_dict())
     except LedgerError as exc:
         return JSONResponse(status_code=exc.status, content=exc.as_dict())
     if is_dataclass(result):
         result = asdict(result)
     if status != 200:
-        return JSONResponse(status_code=status, content=_jsonable(result))
+        return JSONResponse(status_code=status, content=encode(result))
     return result
-
-
-def _jsonable(value: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(value)
 
 
 # ---------------------------------------------------------------- operators
 
 
-@router.post("/api/v1/campaigns", status_code=201)
+@router.post("/api/v1/campaigns", status_code=201, response_model=CampaignView)
 def create_campaign(body: CampaignCreate):
     """Create a draft campaign from its rules (contradictory rules → 422 naming the fields)."""
     return _run(service.create_campaign, body.rules, campaign_id=body.id, status=201)
 
 
-@router.get("/api/v1/campaigns")
+@router.get("/api/v1/campaigns", response_model=list[CampaignSummary])
 def list_campaigns(status: str | None = None):
     return _run(service.list_campaigns, status)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}")
+@router.get("/api/v1/campaigns/{campaign_id}", response_model=CampaignView)
 def get_campaign(campaign_id: str):
     return _run(service.get_campaign, campaign_id)
 
 
-@router.put("/api/v1/campaigns/{campaign_id}")
+@router.put("/api/v1/campaigns/{campaign_id}", response_model=CampaignView)
 def edit_campaign(campaign_id: str, body: CampaignEdit):
     """Edit the rules: in place for a draft, as a new version for a launched campaign."""
     return _run(service.edit_campaign, campaign_id, body.rules, note=body.note)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/versions")
+@router.get("/api/v1/campaigns/{campaign_id}/versions", response_model=list[VersionView])
 def campaign_versions(campaign_id: str):
     return _run(service.versions, campaign_id)
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/launch")
+@router.post("/api/v1/campaigns/{campaign_id}/launch", response_model=CampaignView)
 def launch(campaign_id: str):
     """Launch after the compliance check (hard failures → 422 listing them)."""
     return _run(service.launch, campaign_id)
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/pause")
+@router.post("/api/v1/campaigns/{campaign_id}/pause", response_model=CampaignView)
 def pause(campaign_id: str):
     return _run(service.pause, campaign_id)
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/end")
+@router.post("/api/v1/campaigns/{campaign_id}/end", response_model=CampaignView)
 def end(campaign_id: str):
     """End the campaign (a leaderboard grants its rank rewards now)."""
     return _run(service.end, campaign_id)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/compliance")
+@router.get(
+    "/api/v1/campaigns/{campaign_id}/compliance",
+    response_model=ComplianceReport,
+    response_model_exclude_unset=True,  # hard findings carry no score
+)
 def compliance(campaign_id: str):
     return _run(service.compliance_report, campaign_id)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/audit")
+@router.get("/api/v1/campaigns/{campaign_id}/audit", response_model=list[AuditEntry])
 def audit(campaign_id: str, limit: int = Query(200, ge=1, le=5000)):
     return _run(service.audit_log, campaign_id, limit)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/referrals")
+@router.get("/api/v1/campaigns/{campaign_id}/referrals", response_model=list[ReferralNode])
 def referrals(campaign_id: str):
     """The referral tree: each referral with its parent and generation."""
-    return _run(service.referral_tree, campaign_id)
+    return _run(views.referral_tree, campaign_id)
 
 
 # ---------------------------------------------------------------- front ends
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/invites")
+@router.post("/api/v1/campaigns/{campaign_id}/invites", response_model=InviteView)
 def my_invite(campaign_id: str, body: InviteRequest):
     """My invite code and link for this campaign and channel (the same until it expires)."""
-    return _run(service.get_invite, campaign_id, body, channel=body.channel)
+    return _run(invites.get_invite, campaign_id, body, channel=body.channel)
 
 
-@router.get("/api/v1/invites/{code}")
+@router.get("/api/v1/invites/{code}", response_model=InviteInfo)
 def invite_info(code: str):
-    return _run(service.invite_info, code)
+    return _run(invites.invite_info, code)
 
 
-@router.get("/api/v1/invites/{code}/poster.png", response_class=Response)
+@router.get(
+    "/api/v1/invites/{code}/poster.png",
+    response_class=Response,
+    response_model=None,
+    responses={200: {"content": {"image/png": {}}, "description": "the poster (PNG)"}},
+)
 def invite_poster(code: str):
-    result = _run(service.poster_png, code)
+    result = _run(invites.poster_png, code)
     if isinstance(result, JSONResponse):
         return result
     return Response(content=result, media_type="image/png")
 
 
-@router.get("/i/{code}", include_in_schema=False)
+@router.get("/i/{code}", include_in_schema=False, response_class=RedirectResponse, response_model=None)
 def click(code: str, request: Request):
     """The short link: record the click (invite_click) and redirect to the landing page."""
     ip = request.client.host if request.client else None
-    result = _run(lambda s: service.click(s, code, ip=ip, user_agent=request.headers.get("user-agent"))[1])
+    result = _run(lambda s: invites.click(s, code, ip=ip, user_agent=request.headers.get("user-agent"))[1])
     if isinstance(result, JSONResponse):
         return result
     return RedirectResponse(result, status_code=302)
 
 
-@router.post("/api/v1/invites/accept", status_code=201)
+@router.post(
+    "/api/v1/invites/accept",
+    status_code=201,
+    response_model=AcceptView,
+    responses={403: {"model": AcceptBlocked, "description": "blocked by the risk checks (kept)"}},
+)
 def accept(body: AcceptRequest, request: Request):
     """A friend accepts an invite (signs up through it). A blocked referral answers 403 and is kept."""
     if body.ip is None and request.client:
         body.ip = request.client.host
-    result = _run(service.accept_invite, body)
+    result = _run(flows.accept_invite, body)
     if isinstance(result, JSONResponse):
         return result
     if result["state"] == "blocked":
@@ -160,36 +184,40 @@ def accept(body: AcceptRequest, request: Request):
             content={
                 "detail": "the referral was blocked by risk checks",
                 "code": "blocked",
-                **_jsonable(result),
+                **encode(result),
             },
         )
-    return JSONResponse(status_code=201, content=_jsonable(result))
+    return JSONResponse(status_code=201, content=encode(result))
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/conversions")
+@router.post(
+    "/api/v1/campaigns/{campaign_id}/conversions",
+    response_model=ConversionView,
+    response_model_exclude_unset=True,  # a note says why a role got nothing: role and state only
+)
 def report_conversion(campaign_id: str, body: ConversionRequest):
     """Report an order or custom event; the same order_id again changes nothing (duplicate: true)."""
-    return _run(service.report_conversion, campaign_id, body)
+    return _run(flows.report_conversion, campaign_id, body)
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/refunds")
+@router.post("/api/v1/campaigns/{campaign_id}/refunds", response_model=RefundView)
 def refund(campaign_id: str, body: RefundRequest):
     """An order was refunded: within the hold its rewards are revoked."""
-    return _run(service.refund, campaign_id, body.order_id, note=body.note)
+    return _run(flows.refund, campaign_id, body.order_id, note=body.note)
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/claims")
+@router.post("/api/v1/campaigns/{campaign_id}/claims", response_model=GrantView)
 def claim(campaign_id: str, body: Participant):
     """Share-for-coupon: claim the coupon once the link was opened often enough."""
-    return _run(service.claim, campaign_id, body)
+    return _run(flows.claim, campaign_id, body)
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/progress")
+@router.get("/api/v1/campaigns/{campaign_id}/progress", response_model=ProgressView)
 def progress(campaign_id: str, id_type: str, id: str):
     """My progress and rewards in a campaign."""
-    return _run(service.progress, campaign_id, Participant(id_type=id_type, id=id))
+    return _run(views.progress, campaign_id, Participant(id_type=id_type, id=id))
 
 
-@router.get("/api/v1/campaigns/{campaign_id}/leaderboard")
+@router.get("/api/v1/campaigns/{campaign_id}/leaderboard", response_model=list[LeaderboardRow])
 def leaderboard(campaign_id: str, limit: int = Query(20, ge=1, le=500)):
-    return _run(service.leaderboard, campaign_id, limit)
+    return _run(views.leaderboard, campaign_id, limit)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from liebian.campaigns import service
+from liebian.campaigns import budget, invites, outbox, service, views
+from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import Participant
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
@@ -34,7 +35,7 @@ def _call(fn, *args, **kwargs):
     try:
         with session_scope() as s:
             return fn(s, *args, **kwargs)
-    except service.CampaignError as exc:
+    except CampaignError as exc:
         err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
         for e in exc.errors:
             err_console.print(f"  {e['field']}: {e['reason']}")
@@ -131,14 +132,14 @@ def poster(
 ) -> None:
     """Write the inviter's share poster (PNG with QR code) for a live campaign."""
     person = Participant(id_type=id_type, id=id, nickname=nickname or None)
-    invite = _call(service.get_invite, campaign_id, person, channel=channel)
-    out.write_bytes(_call(service.poster_png, invite["code"]))
+    invite = _call(invites.get_invite, campaign_id, person, channel=channel)
+    out.write_bytes(_call(invites.poster_png, invite["code"]))
     console.print(f"{out}  {invite['link']}")
 
 
 @app.command()
 def leaderboard(campaign_id: str, limit: int = typer.Option(20, min=1), fmt: Format = FMT) -> None:
-    emit(_call(service.leaderboard, campaign_id, limit), fmt, title=f"{campaign_id} leaderboard")
+    emit(_call(views.leaderboard, campaign_id, limit), fmt, title=f"{campaign_id} leaderboard")
 
 
 @app.command("close-due")
@@ -146,7 +147,7 @@ def close_due() -> None:
     """End campaigns past their end date (leaderboards grant their rank rewards) and give back the
     budget of rewards rejected or revoked in the ledger; for cron (the server does it every 30 s)."""
     closed = _call(service.close_due)
-    released = _call(service.reconcile_reservations)
+    released = _call(budget.reconcile_reservations)
     console.print(
         f"{len(closed)} campaign(s) ended{': ' + ', '.join(closed) if closed else ''}; {released} reservation(s) released"
     )
@@ -155,10 +156,5 @@ def close_due() -> None:
 @app.command()
 def flush() -> None:
     """Move queued invite events and referral edges to the warehouse now (the server does it every second)."""
-    total = 0
-    while True:
-        n = _call(service.flush_warehouse)
-        total += n
-        if n < service.FLUSH_ROWS:
-            break
+    total = outbox.drain_warehouse()
     console.print(f"{total} rows flushed to the warehouse")

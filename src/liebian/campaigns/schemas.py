@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from liebian.schemas import UtcDateTime
+
 CAMPAIGN_TYPES = ("invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard")
 
 
@@ -123,53 +125,6 @@ class CampaignRules(BaseModel):
         return out
 
 
-def rule_problems(r: CampaignRules) -> list[tuple[str, str]]:
-    p: list[tuple[str, str]] = []
-    if r.start_at and r.end_at and r.end_at <= r.start_at:
-        p.append(("end_at", "the window ends before it starts"))
-    for i in range(1, len(r.tiers)):
-        if r.tiers[i].threshold <= r.tiers[i - 1].threshold:
-            p.append((f"tiers.{i}.threshold", "tier thresholds must increase"))
-        if r.tiers[i].reward.value_fen < r.tiers[i - 1].reward.value_fen:
-            p.append((f"tiers.{i}.reward.value_fen", "a higher tier must not be worth less"))
-    rewards = r.rewards()
-    if r.per_inviter_cap == 0 and rewards:
-        p.append(("per_inviter_cap", "a cap of 0 allows no reward although rewards are defined"))
-    if r.per_inviter_cap and r.tiers and r.tiers[-1].threshold > r.per_inviter_cap:
-        p.append(
-            (
-                "tiers",
-                f"the top tier needs {r.tiers[-1].threshold} friends but the cap is {r.per_inviter_cap}",
-            )
-        )
-    smallest = min((w.value_fen for w in rewards if w.value_fen > 0), default=None)
-    if r.budget_fen is not None and smallest is not None and r.budget_fen < smallest:
-        p.append(("budget_fen", f"the budget {r.budget_fen} is smaller than one reward ({smallest} fen)"))
-    if r.stock == 0 and rewards:
-        p.append(("stock", "a stock of 0 allows no reward although rewards are defined"))
-    q = r.qualifying_event
-    if q.kind == "order_min_amount" and q.min_amount_fen <= 0:
-        p.append(("qualifying_event.min_amount_fen", "order_min_amount needs a positive amount"))
-    if q.kind == "custom" and not q.event_name:
-        p.append(("qualifying_event.event_name", "a custom qualifying event needs its name"))
-    need = {
-        "invite_task": ("tiers", bool(r.tiers)),
-        "double_sided": ("inviter_reward", bool(r.inviter_reward and r.friend_reward)),
-        "group_buy": ("group", r.group is not None),
-        "assist": ("assist", r.assist is not None),
-        "share_coupon": ("inviter_reward", r.inviter_reward is not None),
-        "leaderboard": ("leaderboard", r.leaderboard is not None),
-    }[r.type]
-    if not need[1]:
-        what = "inviter_reward and friend_reward" if r.type == "double_sided" else need[0]
-        p.append((need[0], f"{r.type} campaigns need {what}"))
-    if r.leaderboard and not r.leaderboard.rewards:
-        p.append(("leaderboard.rewards", "at least one reward is needed"))
-    if r.risk_policy.block_at < r.risk_policy.hold_at:
-        p.append(("risk_policy.block_at", "block_at must not be below hold_at"))
-    return p
-
-
 class CampaignCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{1,62}$", description="optional slug")
@@ -220,3 +175,188 @@ class RefundRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: str = Field(min_length=1, max_length=128)
     note: str = ""
+
+
+# ---------------------------------------------------------------- responses
+
+
+class CampaignSummary(BaseModel):
+    id: str
+    type: str
+    title: str
+    status: str = Field(description="draft, scheduled, live, paused or ended (moved on by the clock)")
+    version: int
+    budget_fen: int | None
+    budget_used_fen: int
+    stock: int | None
+    stock_used: int
+    created_at: UtcDateTime
+    launched_at: UtcDateTime | None
+
+
+class CampaignView(CampaignSummary):
+    rules: dict = Field(description="the rules of the version in force (CampaignRules)")
+
+
+class VersionView(BaseModel):
+    version: int
+    created_at: UtcDateTime
+    note: str
+    rules: dict
+
+
+class ComplianceFinding(BaseModel):
+    rule: str
+    field: str
+    message: str
+    score: int | None = Field(None, description="soft findings: what it adds to the risk score")
+
+
+class ComplianceReport(BaseModel):
+    campaign_id: str
+    version: int
+    passed: bool
+    hard: list[ComplianceFinding]
+    soft: list[ComplianceFinding]
+    risk_score: int
+    risk_level: Literal["low", "medium", "high"]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    ts: UtcDateTime
+    actor: str
+    action: str
+    campaign_id: str | None
+    entity: str
+    entity_id: str
+    detail: dict
+
+
+class ReferralNode(BaseModel):
+    referral_id: int
+    inviter_person_id: int
+    friend_person_id: int
+    parent_referral_id: int | None
+    generation: int
+    state: str
+    version: int
+    channel: str
+    qualified_at: UtcDateTime | None
+
+
+class InviteView(BaseModel):
+    code: str
+    link: str
+    poster_url: str
+    campaign_id: str
+    channel: str
+    inviter_person_id: int
+    clicks: int
+    expires_at: UtcDateTime
+
+
+class InviteInfo(InviteView):
+    title: str
+    rules_text: str
+    nickname: str
+    status: str
+
+
+class SignalView(BaseModel):
+    code: str
+    score: int
+    detail: str
+
+
+class GrantView(BaseModel):
+    person_id: int
+    role: str
+    reward_code: str
+    value_fen: int
+    reward_id: int | None
+    state: Literal["granted", "budget_exhausted"]
+
+
+class GrantOutcome(BaseModel):
+    """A grant, or a note why a role got nothing (then only role and state)."""
+
+    role: str
+    state: str = Field(description="granted, budget_exhausted, or why nothing was granted")
+    person_id: int | None = None
+    reward_code: str | None = None
+    value_fen: int | None = None
+    reward_id: int | None = None
+
+
+class AcceptView(BaseModel):
+    referral_id: int
+    campaign_id: str
+    version: int
+    inviter_person_id: int
+    friend_person_id: int
+    state: Literal["accepted", "held", "blocked"]
+    generation: int
+    channel: str
+    risk_score: int
+    signals: list[SignalView]
+    grants: list[GrantOutcome]
+    reattributed: bool
+
+
+class AcceptBlocked(AcceptView):
+    detail: str
+    code: Literal["blocked"]
+
+
+class OrderView(BaseModel):
+    order_id: str
+    campaign_id: str
+    person_id: int
+    referral_id: int | None
+    event: str
+    amount_fen: int
+    status: str
+    reason: str
+    ts: UtcDateTime
+
+
+class ConversionView(OrderView):
+    duplicate: bool
+    grants: list[GrantOutcome]
+
+
+class RefundView(OrderView):
+    revoked: list[int]
+    duplicate: bool
+
+
+class RewardSummary(BaseModel):
+    id: int
+    campaign_id: str
+    person_id: int
+    reward_code: str
+    value_fen: int
+    state: str
+    source_ref: str
+    created_at: UtcDateTime
+
+
+class ProgressView(BaseModel):
+    campaign_id: str
+    person_id: int
+    invited: int
+    by_state: dict[str, int]
+    qualified: int
+    cap: int | None
+    next_tier: int | None
+    invites: list[InviteView]
+    rewards: list[RewardSummary]
+
+
+class LeaderboardRow(BaseModel):
+    rank: int
+    person_id: int
+    nickname: str
+    qualified: int
+    reached_at: UtcDateTime

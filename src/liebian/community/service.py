@@ -14,12 +14,15 @@ import json
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from liebian.community import sentiment
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 MIN_MESSAGES = 10  # a group-day with fewer messages is too small for a share to mean anything
 NEGATIVE_THRESHOLD = 0.05
@@ -66,8 +69,9 @@ def _window(start: date | None, end: date | None) -> tuple[datetime | None, date
     return s, e
 
 
-def _where(s: datetime | None, e: datetime | None, group_id: str | None) -> tuple[str, list]:
-    parts, params = ["1=1"], []
+def _where(s: datetime | None, e: datetime | None, group_id: str | None) -> tuple[str, list[object]]:
+    parts: list[str] = ["1=1"]
+    params: list[object] = []
     if s:
         parts.append("ts >= ?")
         params.append(s)
@@ -97,7 +101,7 @@ def negative_share(
     start: date | None = None,
     end: date | None = None,
     group_id: str | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Per group and (UTC) day: messages, negative messages and their share, sorted by group, day."""
     s, e = _window(start, end)
     where, params = _where(s, e, group_id)
@@ -121,7 +125,7 @@ def group_health(
     start: date | None = None,
     end: date | None = None,
     group_id: str | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """The health sheet of every group (or one) over [start, end] (calendar days, inclusive)."""
     s, e = _window(start, end)
     # members: anyone who posted in the group before the window's end
@@ -137,12 +141,9 @@ def group_health(
         params,
     ).fetchall()
     last_ts = max((r[2] for r in rows), default=None)
-    week_from = (
-        (e if e else (last_ts + timedelta(seconds=1) if last_ts else None)) - timedelta(days=7)
-        if rows
-        else None
-    )
-    acc: dict[str, dict] = {}
+    week_end = e or (last_ts + timedelta(seconds=1) if last_ts else None)
+    week_from = week_end - timedelta(days=7) if rows and week_end else None
+    acc: dict[str, dict[str, Any]] = {}
     for gid, pid, ts, text, props in rows:
         g = acc.setdefault(gid, {"messages": 0, "speakers": set(), "weekly": set(), "interactions": 0,
                                  "labels": Counter(), "themes": Counter()})  # fmt: skip
@@ -186,7 +187,7 @@ def top_contributors(
     end: date | None = None,
     group_id: str | None = None,
     limit: int = 20,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """KOC candidates: persons by messages posted (and groups they are active in), most first."""
     if limit < 1 or limit > 1000:
         raise CommunityError(f"limit: {limit} is not within 1–1000")

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -36,8 +36,8 @@ class ProcessLock:
     def __init__(self, name: str, url: str | None = None) -> None:
         self.name = name
         self.url = url or get_settings().sqlalchemy_url
-        self._conn = None  # PostgreSQL: the connection holding the advisory lock
-        self._engine = None
+        self._conn: Connection | None = None  # PostgreSQL: the connection holding the advisory lock
+        self._engine: Engine | None = None
         self._fd: int | None = None  # SQLite: the locked file
         self._mutex = threading.Lock()
 
@@ -124,8 +124,9 @@ class ProcessLock:
         return False
 
     def _close_pg(self) -> None:
-        with contextlib.suppress(Exception):
-            self._conn.close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
         self._conn = None
 
     def _try_file(self) -> bool:

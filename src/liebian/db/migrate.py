@@ -5,10 +5,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import liebian
 from liebian.config import get_settings
 from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:  # the type only; the module itself is imported on first use (below)
+    from alembic.config import Config
 
 # deferred: Alembic (and SQLAlchemy with it) costs ~0.5 s of every CLI and server start-up
 command = lazy_import("alembic.command")
@@ -28,7 +32,7 @@ def import_all_models() -> None:
                     raise
 
 
-def alembic_config(url: str | None = None) -> alembic_config_module.Config:
+def alembic_config(url: str | None = None) -> Config:
     config = alembic_config_module.Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", (url or get_settings().sqlalchemy_url).replace("%", "%%"))

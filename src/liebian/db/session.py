@@ -6,8 +6,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from liebian.config import get_settings
@@ -33,12 +34,17 @@ WRITE_LOCK_TIMEOUT = 30.0
 
 class _SqliteCursor(sqlite3.Cursor):
     def execute(self, sql, parameters=(), /):
-        self.connection._before_statement(sql)
+        self._before_statement(sql)
         return super().execute(sql, parameters)
 
     def executemany(self, sql, seq_of_parameters, /):
-        self.connection._before_statement(sql)
+        self._before_statement(sql)
         return super().executemany(sql, seq_of_parameters)
+
+    def _before_statement(self, sql: str) -> None:
+        connection = self.connection
+        if isinstance(connection, _SqliteConnection):  # always: only its connections make these cursors
+            connection._before_statement(sql)
 
 
 class _SqliteConnection(sqlite3.Connection):
@@ -58,7 +64,7 @@ class _SqliteConnection(sqlite3.Connection):
             self._holds = self.write_lock.acquire(timeout=WRITE_LOCK_TIMEOUT)
 
     def _release(self) -> None:
-        if self._holds:
+        if self._holds and self.write_lock is not None:
             self._holds = False
             self.write_lock.release()
 
@@ -151,3 +157,14 @@ def dispose_engines() -> None:
             engine.dispose()
         _engines.clear()
         _factories.clear()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows an UPDATE or DELETE (without RETURNING) matched.
+
+    `Session.execute` types its result as `Result`, since it cannot promise a cursor for every
+    statement; for such a statement it is a `CursorResult`, which has the count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"a {type(result).__name__} has no row count")
+    return result.rowcount

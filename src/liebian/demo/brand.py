@@ -5,6 +5,8 @@ Plain data, kept apart from the generator so documentation and tests can read it
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 BRAND = {"name": "茶语 TeaWords", "sector": "新式茶饮 + 烘焙 (tea drinks and bakery)", "currency": "CNY"}
 
 CHANNELS = ("wecom", "miniprogram", "douyin", "xiaohongshu", "app", "store")
@@ -41,7 +43,20 @@ ORGANIC_CHANNEL_SHARE = (0.22, 0.28, 0.16, 0.10, 0.14, 0.10)
 SECONDARY_CHANNEL_P = (0.25, 0.30, 0.10, 0.08, 0.12, 0.15)
 
 # Campaign windows are fractions of the period, so any --days keeps all three inside it.
-CAMPAIGNS = (
+
+
+class DemoCampaign(TypedDict):
+    campaign_id: str
+    name: str
+    mechanism: str
+    rules: dict[str, Any]
+    window: tuple[float, float]  # start and end as shares of the simulated period
+    offspring_mean: float
+    invitee_channels: tuple[float, ...]  # where invitees arrive, in the order of CHANNELS
+    referral_share: float
+
+
+CAMPAIGNS: tuple[DemoCampaign, ...] = (
     {
         "campaign_id": "c_invite",
         "name": "老带新·邀请有礼",

@@ -13,10 +13,11 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -184,7 +185,7 @@ def _group_ranks(sizes: np.ndarray) -> np.ndarray:
     return np.arange(total) - starts
 
 
-def _dict_strings(indices: np.ndarray, values: list[str] | np.ndarray) -> pa.Array:
+def _dict_strings(indices: np.ndarray, values: Sequence[str] | np.ndarray) -> pa.Array:
     """A string column from indices into a table of values (-1 = empty), kept dictionary-encoded."""
     indices = np.asarray(indices, dtype=np.int32)
     return pa.DictionaryArray.from_arrays(
@@ -213,6 +214,15 @@ def _ts_strings(ts: np.ndarray, fmt: str) -> pa.Array:
 
 
 # --------------------------------------------------------------------------------------------
+
+
+class FraudPlan(TypedDict):
+    """The fraud rings to plant: sizes of each device farm, star inviter and referral circle."""
+
+    device_farm: list[int]
+    star_inviter: list[int]
+    circular_referral: list[int]
+    virtual_phone: int
 
 
 class _Rows:
@@ -334,7 +344,7 @@ class _Generator:
         self.next_person = 0
 
         scale = n / 50_000
-        self.fraud_plan = {
+        self.fraud_plan: FraudPlan = {
             "device_farm": [int(rng.integers(15, 41)) for _ in range(max(1, round(4 * scale)))],
             "star_inviter": [int(rng.integers(12, 26)) for _ in range(max(1, round(3 * scale)))],
             "circular_referral": [int(rng.integers(2, 4)) for _ in range(max(2, round(8 * scale)))],
@@ -374,7 +384,7 @@ class _Generator:
         gs, ge = self.campaign_windows[1]
         self.collapse_day = self._pick_days(gs / self.D + 0.05, ge / self.D - 0.1, 1, set())[0]
         self.super_spreaders: list[tuple[int, int, int]] = []  # (person, campaign, children)
-        self.cascade_stats = []
+        self.cascade_stats: list[dict[str, Any]] = []
         self.participants: list[set] = [set() for _ in brand.CAMPAIGNS]
         self.reached: list[int] = [0 for _ in brand.CAMPAIGNS]
         for ci, c in enumerate(brand.CAMPAIGNS):
@@ -413,7 +423,7 @@ class _Generator:
         self.participants[ci].update(who.tolist())
         return who, t_join
 
-    def _cascade(self, ci: int, c: dict, seeds: np.ndarray, t_seed: np.ndarray) -> None:
+    def _cascade(self, ci: int, c: brand.DemoCampaign, seeds: np.ndarray, t_seed: np.ndarray) -> None:
         """A branching process per campaign, simulated whole, then complete trees kept up to the cap."""
         rng = self.rng
         cap = round(self.referred_target * c["referral_share"])
@@ -421,12 +431,12 @@ class _Generator:
         t_end = min(self.T0 + (e + 1) * DAY, self.T_END) - 60
         m, k = c["offspring_mean"], 0.35  # negative binomial: mean m, dispersion k (heavy tail)
         s = len(seeds)
-        parent = [np.full(s, -1, np.int64)]
-        t_node = [t_seed.astype(np.int64)]
-        gen = [np.zeros(s, np.int64)]
-        root = [np.arange(s)]
-        joined_t = [t_seed.astype(np.int64)]  # seeds are participants already
-        joined = [np.ones(s, bool)]
+        parent_parts = [np.full(s, -1, np.int64)]
+        t_node_parts = [t_seed.astype(np.int64)]
+        gen_parts = [np.zeros(s, np.int64)]
+        root_parts = [np.arange(s)]
+        joined_t_parts = [t_seed.astype(np.int64)]  # seeds are participants already
+        joined_parts = [np.ones(s, bool)]
         n_super = max(1, round(s * 0.0025)) if s else 0
         supers = rng.choice(s, n_super, replace=False) if s else np.zeros(0, np.int64)
         level = 0
@@ -437,25 +447,27 @@ class _Generator:
                 off[supers] = rng.integers(15, 45, n_super)
             parent_of = np.repeat(frontier, off)
             delay = (rng.exponential(1.2 * DAY, len(parent_of)) + 300).astype(np.int64)
-            t_par = np.concatenate(joined_t)[parent_of]
+            t_par = np.concatenate(joined_t_parts)[parent_of]
             t_child = t_par + delay
             ok = t_child < t_end
             parent_of, t_child = parent_of[ok], t_child[ok]
             if len(parent_of) == 0:
                 break
-            total = sum(len(x) for x in parent)
+            total = sum(len(x) for x in parent_parts)
             n_new = len(parent_of)
             j = rng.random(n_new) < 0.65  # invitees who take part invite the next generation
-            parent.append(parent_of)
-            t_node.append(t_child)
-            gen.append(np.full(n_new, level + 1))
-            root.append(np.concatenate(root)[parent_of])
-            joined.append(j)
-            joined_t.append(t_child + rng.integers(60, 3600, n_new))
+            parent_parts.append(parent_of)
+            t_node_parts.append(t_child)
+            gen_parts.append(np.full(n_new, level + 1))
+            root_parts.append(np.concatenate(root_parts)[parent_of])
+            joined_parts.append(j)
+            joined_t_parts.append(t_child + rng.integers(60, 3600, n_new))
             frontier = total + np.flatnonzero(j)
             level += 1
-        parent, t_node, gen, root = (np.concatenate(x) for x in (parent, t_node, gen, root))
-        joined, joined_t = np.concatenate(joined), np.concatenate(joined_t)
+        parent, t_node, gen, root = (
+            np.concatenate(x) for x in (parent_parts, t_node_parts, gen_parts, root_parts)
+        )
+        joined, joined_t = np.concatenate(joined_parts), np.concatenate(joined_t_parts)
         # keep whole trees (super-spreaders first, then in random order) while they fit the cap
         sizes = np.bincount(root[s:], minlength=s)
         order = np.concatenate([supers, rng.permutation(np.setdiff1d(np.arange(s), supers))]).astype(np.int64)
@@ -542,7 +554,7 @@ class _Generator:
         def window_time(ci: int, margin_days: int = 2) -> int:
             s, e = self.campaign_windows[ci]
             d = int(rng.integers(s, max(s + 1, e - margin_days)))
-            return int(self.at([d])[0])
+            return int(self.at(np.array([d]))[0])
 
         for g, size in enumerate(self.fraud_plan["device_farm"]):
             ci = 0 if g % 2 == 0 else 2
@@ -680,7 +692,9 @@ class _Generator:
         values["device_id"] = [f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}" for d in dev.tolist()]
 
         # one table of identifiers; ident[p, t] indexes it (-1: the person has none of type t)
-        table_type, table_value, table_person = [], [], []
+        table_type: list[int] = []
+        table_value: list[str] = []
+        table_person: list[int] = []
         self.ident = np.full((n, len(brand.ID_TYPES)), -1, np.int64)
         for t, name in enumerate(brand.ID_TYPES):
             owners = np.flatnonzero(has[:, t])
@@ -758,7 +772,10 @@ class _Generator:
         """Honest behaviour that resembles fraud: offices sharing an IP, families sharing a handset."""
         rng = self.rng
         scale = self.n / 50_000
-        self.lookalikes = {"office_shared_ip": [], "family_shared_device": []}
+        self.lookalikes: dict[str, list[dict[str, Any]]] = {
+            "office_shared_ip": [],
+            "family_shared_device": [],
+        }
         # offices: an inviter and the colleagues they invited, on one office IP during work hours
         referred = np.flatnonzero(self.kind == REFERRED)
         counts = np.bincount(self.inviter[referred], minlength=self.n)
@@ -1274,7 +1291,9 @@ class _Generator:
 
     def _write_identities(self, path: Path) -> Path:
         rng = self.rng
-        a_all, b_all, src_all = [], [], []
+        a_all: list[np.ndarray] = []
+        b_all: list[np.ndarray] = []
+        src_all: list[np.ndarray] = []
         for ta, tb, prob, _source in LINKS:
             both = np.flatnonzero((self.ident[:, IDT[ta]] >= 0) & (self.ident[:, IDT[tb]] >= 0))
             present = both[rng.random(len(both)) < prob]
@@ -1378,7 +1397,7 @@ class _Generator:
             fraud.append(row)
         fraud_path = truth_dir / "fraud_invitees.csv"
         pacsv.write_csv(pa.Table.from_pylist(fraud), fraud_path, pacsv.WriteOptions(quoting_header="none"))
-        patterns = {}
+        patterns: dict[str, int] = {}
         for row in fraud:
             patterns.setdefault(row["pattern"], 0)
             patterns[row["pattern"]] += 1

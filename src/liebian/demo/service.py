@@ -13,12 +13,16 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from liebian.config import get_settings
 from liebian.db import migrate
 from liebian.db.session import dispose_engines
 from liebian.demo.generator import DemoResult, DemoSpec, generate, load_ground_truth
 from liebian.engine import warehouse
+
+if TYPE_CHECKING:  # the importer itself is imported when the demo loads (see _importer)
+    from liebian.ingest.service import ImportResult
 
 # identities first, so OneID merges apply before the events arrive; then events, orders, messages
 IMPORTS = (
@@ -41,8 +45,8 @@ class DemoBuild:
     spec: DemoSpec
     out_dir: Path
     reused: bool
-    ground_truth: dict
-    imports: list[dict] = field(default_factory=list)
+    ground_truth: dict[str, Any]
+    imports: list[dict[str, Any]] = field(default_factory=list)
     generation_seconds: float | None = None
     import_seconds: float | None = None
 
@@ -51,7 +55,7 @@ def demo_dir() -> Path:
     return get_settings().data_dir / "demo"
 
 
-def _importer():
+def _importer() -> Callable[..., ImportResult]:
     try:
         from liebian.ingest.service import import_file
     except ModuleNotFoundError as exc:  # pragma: no cover - the importer ships with liebian

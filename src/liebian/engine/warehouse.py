@@ -3,7 +3,7 @@
 DuckDB allows one writing process per file, so every unit of work opens the file, does its work
 and closes it again; a process that finds the file locked by another retries until
 `LOCK_WAIT_SECONDS` pass. Times are naive UTC; money is integer fen; direct identifiers (phones)
-arrive here only as HMACs.
+arrive here only as HMACs. The schema is versioned: `warehouse_migrations` upgrades a file on open.
 """
 
 from __future__ import annotations
@@ -14,128 +14,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
+from liebian.engine import warehouse_migrations
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 LOCK_WAIT_SECONDS = 60.0
 
-# "behaviour – transaction – social": events and orders, identities, referral edges, messages.
-# received_at: when the channel's collector got the row (optional input; timeliness is measured
-# from it, falling back to ingested_at, the time liebian loaded it).
-SCHEMA = [
-    """
-    CREATE TABLE IF NOT EXISTS events (
-        event_id VARCHAR NOT NULL,
-        ts TIMESTAMP NOT NULL,
-        person_id BIGINT NOT NULL,
-        id_type VARCHAR NOT NULL,
-        user_id VARCHAR NOT NULL,
-        event VARCHAR NOT NULL,
-        channel VARCHAR NOT NULL,
-        campaign_id VARCHAR,
-        invite_code VARCHAR,
-        referrer_person_id BIGINT,
-        device_id VARCHAR,
-        ip VARCHAR,
-        props VARCHAR,
-        received_at TIMESTAMP,
-        batch_id VARCHAR NOT NULL,
-        ingested_at TIMESTAMP NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS orders (
-        order_id VARCHAR NOT NULL,
-        ts TIMESTAMP NOT NULL,
-        person_id BIGINT NOT NULL,
-        id_type VARCHAR NOT NULL,
-        user_id VARCHAR NOT NULL,
-        amount_fen BIGINT NOT NULL,
-        currency VARCHAR NOT NULL,
-        status VARCHAR NOT NULL,
-        channel VARCHAR NOT NULL,
-        campaign_id VARCHAR,
-        status_ts TIMESTAMP NOT NULL,
-        props VARCHAR,
-        received_at TIMESTAMP,
-        batch_id VARCHAR NOT NULL,
-        ingested_at TIMESTAMP NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS messages (
-        message_id VARCHAR NOT NULL,
-        ts TIMESTAMP NOT NULL,
-        group_id VARCHAR NOT NULL,
-        person_id BIGINT NOT NULL,
-        id_type VARCHAR NOT NULL,
-        user_id VARCHAR NOT NULL,
-        text VARCHAR,
-        channel VARCHAR NOT NULL,
-        props VARCHAR,
-        batch_id VARCHAR NOT NULL,
-        ingested_at TIMESTAMP NOT NULL
-    )
-    """,
-    # One row per invitee and campaign: who brought whom (the first inviter seen wins here;
-    # the campaign engine applies its own first/last-touch rule to rewards).
-    """
-    CREATE TABLE IF NOT EXISTS referral_edges (
-        inviter_person_id BIGINT NOT NULL,
-        invitee_person_id BIGINT NOT NULL,
-        campaign_id VARCHAR,
-        channel VARCHAR NOT NULL,
-        ts TIMESTAMP NOT NULL,
-        event_id VARCHAR NOT NULL
-    )
-    """,
-    # Replica of the operational OneID registry, so analyses can map identifiers to persons.
-    """
-    CREATE TABLE IF NOT EXISTS identity_map (
-        id_type VARCHAR NOT NULL,
-        id_value VARCHAR NOT NULL,
-        person_id BIGINT NOT NULL
-    )
-    """,
-    # Person merges already applied to the warehouse tables (watermark for the merge log).
-    """
-    CREATE TABLE IF NOT EXISTS applied_merges (
-        merge_id BIGINT NOT NULL,
-        applied_at TIMESTAMP NOT NULL
-    )
-    """,
-    # Each loaded import batch; re-running a batch is a no-op thanks to id anti-joins.
-    """
-    CREATE TABLE IF NOT EXISTS import_batches (
-        batch_id VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL,
-        source VARCHAR NOT NULL,
-        rows_read BIGINT NOT NULL,
-        rows_loaded BIGINT NOT NULL,
-        rows_duplicate BIGINT NOT NULL,
-        rows_rejected BIGINT NOT NULL,
-        finished_at TIMESTAMP NOT NULL
-    )
-    """,
-    # Rows that could not be loaded, kept visible (quarantine) besides the rejects file.
-    """
-    CREATE TABLE IF NOT EXISTS rejects (
-        batch_id VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL,
-        source VARCHAR NOT NULL,
-        line BIGINT,
-        field VARCHAR,
-        reason VARCHAR NOT NULL,
-        raw VARCHAR,
-        rejected_at TIMESTAMP NOT NULL
-    )
-    """,
-]
-
+# The tables analyses read (and Spark reads as their Parquet exports).
 TABLES = ("events", "orders", "messages", "referral_edges", "identity_map")
 
 
@@ -176,7 +68,8 @@ WRITE_LOCK = threading.RLock()
 
 @contextmanager
 def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse for one unit of work; create the schema on first use.
+    """Open the warehouse for one unit of work; create or upgrade its schema first if needed
+    (see `warehouse_migrations`).
 
     `read_only=True` documents that the caller will not write. The file is always opened
     read-write: DuckDB refuses a read-only and a read-write connection to one file inside one
@@ -213,9 +106,23 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create missing tables (idempotent; `connect` holds the process's lock while it runs)."""
-    for ddl in SCHEMA:
-        con.execute(ddl)
+    """Apply the schema migrations the warehouse lacks (a no-op when it is current; `connect` holds
+    the process's lock while it runs). Raises `WarehouseTooNew` for a warehouse of a newer release."""
+    warehouse_migrations.migrate(con)
+
+
+def schema_versions(path: Path | None = None) -> tuple[int | None, int]:
+    """(the warehouse file's schema version, the latest this code knows), without migrating it;
+    None when the file does not exist yet."""
+    path = Path(path or warehouse_path())
+    if not path.exists():
+        return None, warehouse_migrations.LATEST_VERSION
+    with WRITE_LOCK:
+        con = _open(path)
+        try:
+            return warehouse_migrations.current_version(con), warehouse_migrations.LATEST_VERSION
+        finally:
+            con.close()
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -1,9 +1,6 @@
 """Anti-fraud: inline rules for the campaign engine, graph analysis, scoring and the review queue.
 
-Importing this package plugs the inline checks into `campaigns.service.RISK_CHECKS` (the server
-imports `liebian.fraud.api`, the CLI `liebian.fraud.cli`, the scheduler `liebian.fraud.jobs`).
+The inline rules reach the campaign flows through the wiring (`liebian.bootstrap` puts
+`liebian.fraud.inline.RISK_CHECKS` into `liebian.ports.Wiring.risk_checks`), not by importing
+this package.
 """
-
-from liebian.fraud import inline as _inline
-
-_inline.register()

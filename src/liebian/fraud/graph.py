@@ -26,17 +26,25 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from liebian.fraud.reasons import REASONS
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: DuckDB, NumPy, pandas, SciPy and scikit-learn imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
-sp_sparse = lazy_import("scipy.sparse")
-sp_csgraph = lazy_import("scipy.sparse.csgraph")
-sk_ensemble = lazy_import("sklearn.ensemble")
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp_sparse
+    import scipy.sparse.csgraph as sp_csgraph
+    import sklearn.ensemble as sk_ensemble
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sp_sparse = lazy_import("scipy.sparse")
+    sp_csgraph = lazy_import("scipy.sparse.csgraph")
+    sk_ensemble = lazy_import("sklearn.ensemble")
 
 PERSON_TABLE = "fraud_person_risk"
 REFERRAL_TABLE = "fraud_referral_risk"
@@ -119,6 +127,48 @@ def scan(
         ).fetchone()[0]
     as_of = as_of or datetime(1970, 1, 1)
 
+    _links(con, p)
+    t = lap("links", t)
+    n_shared, n_comp = _shared_components(con)
+    t = lap("components", t)
+    _cycles(con)
+    t = lap("cycles", t)
+    _invitee_activity(con, p, as_of)
+    t = lap("activity", t)
+    _farms(con, p)
+    _stars(con, p)
+    t = lap("farms_stars", t)
+    _anomalies(con, p)
+    _virtual_phones(con, virtual_phone_persons)
+    t = lap("anomaly", t)
+    _person_scores(con, p, as_of)
+    _referral_scores(con, as_of)
+    t = lap("score", t)
+
+    counts = con.execute(
+        f"""
+        SELECT (SELECT count(DISTINCT person_id) FROM fr_links),
+               (SELECT count(*) FROM fr_edges),
+               (SELECT count(*) FROM {PERSON_TABLE} WHERE score >= {float(p.flag_threshold)}),
+               (SELECT count(*) FROM {REFERRAL_TABLE} WHERE score >= {float(p.flag_threshold)})
+        """
+    ).fetchone()
+    _drop_temp_tables(con)
+    return ScanResult(
+        persons=int(counts[0]),
+        referrals=int(counts[1]),
+        shared_links=n_shared,
+        components=n_comp,
+        flagged_persons=int(counts[2]),
+        flagged_referrals=int(counts[3]),
+        seconds=round(time.perf_counter() - t0, 3),
+        timings=timings,
+    )
+
+
+def _links(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
+    """fr_edges (the referrals) and fr_shared (identifiers that 2..max_share persons share), with the
+    identifier links they come from."""
     # Referrals: one row per (inviter, invitee, campaign).
     con.execute(
         """
@@ -175,8 +225,10 @@ def scan(
               HAVING count(*) BETWEEN 2 AND {int(p.max_share)}) c USING (kind, value)
         """
     )
-    t = lap("links", t)
 
+
+def _shared_components(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """fr_comp: each person's component of the shared-identifier graph; (shared links, components)."""
     # Components of the shared-identifier graph (bipartite person–identifier, undirected).
     arrays = con.execute(
         "SELECT person_id, (hash(kind || ':' || value) >> 1)::BIGINT AS link FROM fr_shared"
@@ -199,8 +251,10 @@ def scan(
     con.register("fr_comp_df", comp)
     con.execute("CREATE OR REPLACE TEMP TABLE fr_comp AS SELECT * FROM fr_comp_df")
     con.unregister("fr_comp_df")
-    t = lap("components", t)
+    return n_shared, int(n_comp)
 
+
+def _cycles(con: duckdb.DuckDBPyConnection) -> None:
     # Cycles: strongly connected components of the directed referral graph.
     edge_arrays = con.execute("SELECT inviter, invitee FROM fr_edges WHERE inviter <> invitee").fetchnumpy()
     src = np.asarray(edge_arrays["inviter"], dtype=np.int64)
@@ -215,8 +269,9 @@ def scan(
     con.register("fr_cycle_df", cyc)
     con.execute("CREATE OR REPLACE TEMP TABLE fr_cycle AS SELECT * FROM fr_cycle_df")
     con.unregister("fr_cycle_df")
-    t = lap("cycles", t)
 
+
+def _invitee_activity(con: duckdb.DuckDBPyConnection, p: GraphParams, as_of: datetime) -> None:
     # Per-invitee activity: last activity and paid orders, for churn and "one order then nothing".
     con.execute(
         """
@@ -242,8 +297,9 @@ def scan(
         WHERE e.inviter <> e.invitee
         """
     )
-    t = lap("activity", t)
 
+
+def _farms(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
     lo = round((1.0 - float(p.burst_share)) / 2, 4)  # the central burst_share of sign-up times
     # Farms: per (inviter, component) the invitees, their distinct devices and the sign-up span.
     con.execute(
@@ -277,6 +333,9 @@ def scan(
            OR ((g.t90 - g.t10) / 60 <= {int(p.burst_minutes)} AND g.dud_share >= {float(p.dud_share)})
         """
     )
+
+
+def _stars(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
     # Star inviters: invitees old enough to judge, nearly all churned / one order then nothing.
     con.execute(
         f"""
@@ -287,8 +346,9 @@ def scan(
            AND greatest(avg(churned::INT), avg(dud::INT)) >= {float(p.star_churn_share)}
         """
     )
-    t = lap("farms_stars", t)
 
+
+def _anomalies(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
     # Isolation Forest over per-inviter features.
     feats = con.execute(
         f"""
@@ -325,12 +385,18 @@ def scan(
     con.register("fr_anom_df", anomalies)
     con.execute("CREATE OR REPLACE TEMP TABLE fr_anom AS SELECT * FROM fr_anom_df")
     con.unregister("fr_anom_df")
+
+
+def _virtual_phones(
+    con: duckdb.DuckDBPyConnection, virtual_phone_persons: np.ndarray | list[int] | None
+) -> None:
     vp = np.asarray(list(virtual_phone_persons) if virtual_phone_persons is not None else [], dtype=np.int64)
     con.register("fr_vp_df", pd.DataFrame({"person_id": vp}))
     con.execute("CREATE OR REPLACE TEMP TABLE fr_vp AS SELECT DISTINCT person_id FROM fr_vp_df")
     con.unregister("fr_vp_df")
-    t = lap("anomaly", t)
 
+
+def _person_scores(con: duckdb.DuckDBPyConnection, p: GraphParams, as_of: datetime) -> None:
     # Reasons per person: (person_id, code, strength, detail).
     con.execute(
         f"""
@@ -373,6 +439,9 @@ def scan(
         GROUP BY 1
         """
     )
+
+
+def _referral_scores(con: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
     # Referral reasons: the invitee's own reasons (not the inviter-role ones) plus edge evidence.
     con.execute(
         """
@@ -417,16 +486,9 @@ def scan(
         GROUP BY 1, 2, 3
         """
     )
-    t = lap("score", t)
 
-    counts = con.execute(
-        f"""
-        SELECT (SELECT count(DISTINCT person_id) FROM fr_links),
-               (SELECT count(*) FROM fr_edges),
-               (SELECT count(*) FROM {PERSON_TABLE} WHERE score >= {float(p.flag_threshold)}),
-               (SELECT count(*) FROM {REFERRAL_TABLE} WHERE score >= {float(p.flag_threshold)})
-        """
-    ).fetchone()
+
+def _drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
     for temp in (
         "fr_ipua",
         "fr_ipua_crowd",
@@ -446,16 +508,6 @@ def scan(
         "fr_weights",
     ):
         con.execute(f"DROP TABLE IF EXISTS {temp}")
-    return ScanResult(
-        persons=int(counts[0]),
-        referrals=int(counts[1]),
-        shared_links=n_shared,
-        components=int(n_comp),
-        flagged_persons=int(counts[2]),
-        flagged_referrals=int(counts[3]),
-        seconds=round(time.perf_counter() - t0, 3),
-        timings=timings,
-    )
 
 
 def _register_weights(con: duckdb.DuckDBPyConnection) -> None:

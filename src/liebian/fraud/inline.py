@@ -1,9 +1,12 @@
 """Inline risk checks, run by the campaign engine when an invite is accepted and when a conversion is
-reported (`campaigns.service.RISK_CHECKS`). Each rule returns RiskSignals with a stable reason code
-(reasons.py); the campaign's policy adds the scores up and decides allow / hold / block.
+reported. They implement the neutral risk seam (`liebian.risk`): `RISK_CHECKS` is what
+`liebian.bootstrap` wires into the campaign flows. Each rule returns RiskSignals with a stable
+reason code (reasons.py); the campaign's policy adds the scores up and decides allow / hold / block.
 
-`register()` appends `inline_check` to RISK_CHECKS once; importing `liebian.fraud` calls it, so the
-server (which imports fraud.api), the CLI and the scheduler all run with the checks in place.
+The campaign's own limits are rules here too, each in one place: `rule_cap` (per-device and per-IP
+caps counted exactly by the campaign's cap counters, the per-inviter cap from sightings) and
+`rule_circular` (the friend upstream of the inviter in the campaign's tree, or an inviter of the
+inviter in any campaign).
 
 Every call records a sighting (fraud_sightings) after the rules ran: velocity, bursts, IP+UA
 matches, cross-campaign cycles and cap hits count earlier sightings, never the current one.
@@ -18,7 +21,8 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from liebian.campaigns.service import RISK_CHECKS, RiskContext, RiskSignal
+from liebian.campaigns.budget import bump
+from liebian.campaigns.models import Referral
 from liebian.config import get_settings
 from liebian.fraud.models import FraudSighting
 from liebian.fraud.reasons import REASONS
@@ -26,6 +30,7 @@ from liebian.identity import service as identity
 from liebian.identity.keys import IdentifierError
 from liebian.identity.models import Person
 from liebian.privacy.crypto import normalize_phone
+from liebian.risk import RiskCheck, RiskContext, RiskSignal
 
 
 @dataclass
@@ -254,25 +259,65 @@ def rule_new_device(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     return []
 
 
+# The campaign's own limits block whatever the policy (a score of 100 reaches the default block_at);
+# their codes are the campaign engine's, older than the reason catalogue, and kept as they are.
+LIMIT_SCORE = 100
+
+
 def rule_cap(session: Session, ctx: RiskContext) -> list[RiskSignal]:
-    cap = getattr(ctx.rules, "per_inviter_cap", None)
-    if ctx.stage != "accept" or ctx.inviter is None or cap is None:
+    """The campaign's caps at accept. Per device and per IP they are exact: the campaign's cap
+    counters move by one conditional UPDATE here, and a friend over the cap is `device_cap` /
+    `ip_cap`. The per-inviter cap is enforced when friends qualify; accepts beyond it are CAP_HIT."""
+    if ctx.stage != "accept":
         return []
-    n = _sightings(session, ctx)["cap"]
-    if n >= cap:
-        return [_signal("CAP_HIT", f"friend {n + 1} for an inviter capped at {cap}")]
-    return []
+    out = []
+    for scope, value, cap in (
+        ("device", ctx.device_id, ctx.rules.per_device_cap),
+        ("ip", ctx.ip, ctx.rules.per_ip_cap),
+    ):
+        if value and cap is not None and bump(session, ctx.campaign_id, scope, value, cap) is None:
+            out.append(RiskSignal(f"{scope}_cap", LIMIT_SCORE, f"more than {cap} friends from one {scope}"))
+    cap = ctx.rules.per_inviter_cap
+    if ctx.inviter is not None and cap is not None:
+        n = _sightings(session, ctx)["cap"]
+        if n >= cap:
+            out.append(_signal("CAP_HIT", f"friend {n + 1} for an inviter capped at {cap}"))
+    return out
 
 
 def rule_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
-    """The friend invited the inviter before, in any campaign (A→B, then B→A)."""
+    """A circular referral, one signal: the friend is upstream of the inviter in this campaign's
+    referral tree (`circular_referral`), or else invited the inviter before in any campaign (A→B,
+    then B→A: CIRCULAR, from sightings)."""
     if ctx.stage != "accept" or ctx.inviter is None or ctx.friend is None:
         return []
+    if not ctx.friend_is_new and _upstream(session, ctx.campaign_id, ctx.inviter, ctx.friend):
+        return [RiskSignal("circular_referral", LIMIT_SCORE, "the friend is upstream of the inviter")]
     back = _sightings(session, ctx)["circular"]
     return [_signal("CIRCULAR", "the friend invited the inviter before")] if back else []
 
 
+def _upstream(session: Session, campaign_id: str, inviter: int, friend: int) -> bool:
+    """Whether `friend` brought `inviter` into the campaign, directly or further up the chain."""
+    person, seen = inviter, set()
+    while person is not None and person not in seen:
+        seen.add(person)
+        parent = session.scalar(
+            select(Referral.inviter_person_id).where(
+                Referral.campaign_id == campaign_id, Referral.friend_person_id == person
+            )
+        )
+        if parent == friend:
+            return True
+        person = parent
+    return False
+
+
+# The campaign's limits first: their counters move before anything else is read (lock order:
+# referral → counters → campaign row), and their signals lead the list as they always did.
 RULES = (
+    rule_cap,
+    rule_circular,
     rule_same_person,
     rule_shared_with_inviter,
     rule_ip_ua,
@@ -280,13 +325,11 @@ RULES = (
     rule_bursts,
     rule_virtual_phone,
     rule_new_device,
-    rule_cap,
-    rule_circular,
 )
 
 
 def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
-    """All rules, then remember this sighting. The RiskCheck registered with the campaign engine.
+    """All rules, then remember this sighting: the fraud domain's one RiskCheck.
 
     Inviter and friend are read once (one statement for both) and the counts of earlier sightings
     once (`_sightings`, when a rule needs one), for all the rules."""
@@ -320,7 +363,5 @@ def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     return signals
 
 
-def register() -> None:
-    """Plug the inline checks into the campaign engine (idempotent)."""
-    if inline_check not in RISK_CHECKS:
-        RISK_CHECKS.append(inline_check)
+# What the wiring gives the campaign flows (`liebian.ports.Wiring.risk_checks`).
+RISK_CHECKS: tuple[RiskCheck, ...] = (inline_check,)

@@ -18,11 +18,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import flows as campaigns
 from liebian.campaigns.models import Referral
 from liebian.db.base import utcnow
 from liebian.fraud import graph
@@ -34,15 +35,21 @@ from liebian.identity.models import Identifier
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt
 from liebian.rewards import service as ledger
+from liebian.scalars import as_int
 
-# deferred for start-up time: DuckDB, NumPy and pandas imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 CASE_THRESHOLD = 50.0
 STATUSES = ("open", "approved", "rejected")
 ACTIONS = {"approve": "approved", "reject": "rejected"}
+_Query = TypeVar("_Query", bound=Select[Any])  # the case list and its count share their filters
 
 
 class FraudError(Exception):
@@ -50,7 +57,7 @@ class FraudError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "detail": self.message, "field": self.field}
 
 
@@ -67,6 +74,8 @@ def virtual_phone_persons(session: Session, prefixes: list[str] | None = None) -
         )
     )
     for person_id, token in rows:
+        if token is None:  # excluded by the query already
+            continue
         try:
             if is_virtual_phone(decrypt(token), prefixes):
                 found.append(person_id)
@@ -77,12 +86,12 @@ def virtual_phone_persons(session: Session, prefixes: list[str] | None = None) -
 
 @dataclass
 class ScanReport:
-    scan: dict
+    scan: dict[str, Any]
     cases_opened: int
     cases_updated: int
     held_synced: int
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {**self.scan, "cases_opened": self.cases_opened, "cases_updated": self.cases_updated,
                 "held_synced": self.held_synced}  # fmt: skip
 
@@ -107,7 +116,7 @@ def _case_key(campaign_id: str | None, inviter: int | None, person: int) -> str:
 
 
 def _audit(session: Session, case: FraudCase, action: str, actor: str, from_status: str | None, note: str = "",
-           effects: dict | None = None, key: str | None = None) -> FraudAudit:  # fmt: skip
+           effects: dict[str, Any] | None = None, key: str | None = None) -> FraudAudit:  # fmt: skip
     row = FraudAudit(
         case_id=case.id, action=action, actor=actor, from_status=from_status, to_status=case.status,
         note=note, effects=json.dumps(effects or {}, ensure_ascii=False), idempotency_key=key, ts=utcnow(),
@@ -126,40 +135,40 @@ def upsert_cases(session: Session, risky: pd.DataFrame, *, source: str, actor: s
     ]
     existing: dict[str, FraudCase] = {}
     for start in range(0, len(keys), 500):
-        for case in session.scalars(
+        for found in session.scalars(
             select(FraudCase).where(FraudCase.case_key.in_(keys[start : start + 500]))
         ):
-            existing[case.case_key] = case
+            existing[found.case_key] = found
     referral_ids = _referral_ids(session, risky)
     opened = updated = 0
     now = utcnow()
-    for key, row in zip(keys, risky.itertuples(index=False), strict=True):
-        reasons = [str(x) for x in row.reasons]
-        details = [str(x) for x in row.details]
+    for key, row in zip(keys, risky.to_dict("records"), strict=True):
+        reasons = [str(x) for x in row["reasons"]]
+        details = [str(x) for x in row["details"]]
         case = existing.get(key)
         if case is None:
             case = FraudCase(
-                case_key=key, subject="referral", campaign_id=row.campaign_id, channel=row.channel,
-                person_id=int(row.invitee_person_id), inviter_person_id=int(row.inviter_person_id),
-                referral_id=referral_ids.get((row.campaign_id, int(row.invitee_person_id))),
-                source=source, score=float(row.score), reasons=json.dumps(reasons), details=json.dumps(details),
-                pattern=row.pattern or "", status="open", created_at=now, updated_at=now,
+                case_key=key, subject="referral", campaign_id=row["campaign_id"], channel=row["channel"],
+                person_id=int(row["invitee_person_id"]), inviter_person_id=int(row["inviter_person_id"]),
+                referral_id=referral_ids.get((row["campaign_id"], int(row["invitee_person_id"]))),
+                source=source, score=float(row["score"]), reasons=json.dumps(reasons), details=json.dumps(details),
+                pattern=row["pattern"] or "", status="open", created_at=now, updated_at=now,
             )  # fmt: skip
             session.add(case)
             session.flush()
-            _audit(session, case, "open", actor, None, note=f"score {row.score}: {', '.join(reasons)}")
+            _audit(session, case, "open", actor, None, note=f"score {row['score']}: {', '.join(reasons)}")
             opened += 1
         elif case.status == "open" and (
-            abs(case.score - float(row.score)) > 0.05 or json.loads(case.reasons) != reasons
+            abs(case.score - float(row["score"])) > 0.05 or json.loads(case.reasons) != reasons
         ):
             old = case.score
             case.score, case.reasons, case.details = (
-                float(row.score),
+                float(row["score"]),
                 json.dumps(reasons),
                 json.dumps(details),
             )
-            case.pattern, case.updated_at = row.pattern or "", now
-            _audit(session, case, "rescore", actor, "open", note=f"score {old} → {row.score}")
+            case.pattern, case.updated_at = row["pattern"] or "", now
+            _audit(session, case, "rescore", actor, "open", note=f"score {old} → {row['score']}")
             updated += 1
     session.flush()
     return opened, updated
@@ -216,7 +225,7 @@ def sync_held_referrals(session: Session, actor: str = "system:fraud-scan") -> i
 # ------------------------------------------------------------------ queue
 
 
-def case_view(case: FraudCase, lang: str = "zh-CN") -> dict:
+def case_view(case: FraudCase, lang: str = "zh-CN") -> dict[str, Any]:
     reasons = json.loads(case.reasons or "[]")
     details = json.loads(case.details or "[]")
     return {
@@ -254,7 +263,7 @@ def list_cases(
     limit: int = 100,
     offset: int = 0,
     lang: str = "zh-CN",
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     q = (
         _cases_query(select(FraudCase), status, campaign_id, pattern, min_score)
         .order_by(FraudCase.score.desc(), FraudCase.id)
@@ -264,7 +273,9 @@ def list_cases(
     return [case_view(c, lang) for c in session.scalars(q)]
 
 
-def _cases_query(q, status: str | None, campaign_id: str | None, pattern: str | None, min_score: float):
+def _cases_query(
+    q: _Query, status: str | None, campaign_id: str | None, pattern: str | None, min_score: float
+) -> _Query:
     if status is not None and status not in STATUSES:
         raise FraudError(422, "invalid", f"status: {status!r} is not one of {', '.join(STATUSES)}", "status")
     q = q.where(FraudCase.score >= min_score)
@@ -290,7 +301,7 @@ def count_cases(
     return int(session.scalar(q) or 0)
 
 
-def queue_facets(session: Session) -> dict:
+def queue_facets(session: Session) -> dict[str, Any]:
     """What the queue can be filtered by: cases per status, and the campaigns and patterns present."""
     statuses = dict.fromkeys(STATUSES, 0)
     campaigns_seen: set[str] = set()
@@ -316,7 +327,7 @@ def _load(session: Session, case_id: int) -> FraudCase:
     return case
 
 
-def get_case(session: Session, case_id: int, lang: str = "zh-CN") -> dict:
+def get_case(session: Session, case_id: int, lang: str = "zh-CN") -> dict[str, Any]:
     case = _load(session, case_id)
     audit = session.scalars(select(FraudAudit).where(FraudAudit.case_id == case_id).order_by(FraudAudit.id))
     return {
@@ -362,7 +373,7 @@ def decide(
     actor: str,
     note: str = "",
     idempotency_key: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Approve or reject one case; flows into the ledger. Idempotent (see the module docstring)."""
     if action not in ACTIONS:
         raise FraudError(422, "invalid", f"action: {action!r} is not approve or reject", "action")
@@ -405,8 +416,10 @@ def decide(
     return {**get_case(session, case_id), "changed": True, "effects": effects}
 
 
-def _apply_to_ledger(session: Session, case: FraudCase, target: str, *, actor: str, note: str) -> dict:
-    effects: dict[str, list] = {"released": [], "rejected": [], "revoked": [], "untouched": []}
+def _apply_to_ledger(
+    session: Session, case: FraudCase, target: str, *, actor: str, note: str
+) -> dict[str, Any]:
+    effects: dict[str, list[object]] = {"released": [], "rejected": [], "revoked": [], "untouched": []}
     reviewer = f"fraud-review:{actor}"
     for reward_id in _case_rewards(session, case):
         view = ledger.get_reward(session, reward_id)
@@ -436,7 +449,7 @@ def _apply_to_ledger(session: Session, case: FraudCase, target: str, *, actor: s
 def bulk_decide(
     session: Session, case_ids: Iterable[int], action: str, *, actor: str, note: str = "",
     idempotency_key: str | None = None,
-) -> list[dict]:  # fmt: skip
+) -> list[dict[str, Any]]:  # fmt: skip
     """Decide many cases; each gets its own key (`<key>:<case id>`) and its own outcome row."""
     out = []
     for case_id in dict.fromkeys(int(c) for c in case_ids):
@@ -457,26 +470,26 @@ def bulk_decide(
 # ------------------------------------------------------------------ metrics
 
 
-def fraud_rate(session: Session, by: str = "campaign") -> list[dict]:
+def fraud_rate(session: Session, by: str = "campaign") -> list[dict[str, Any]]:
     """Rejected referrals / all referrals, per campaign or per campaign and channel (plan: 0.5%)."""
     if by not in ("campaign", "channel"):
         raise FraudError(422, "invalid", f"by: {by!r} is not campaign or channel", "by")
     keys = [Referral.campaign_id] + ([Referral.channel] if by == "channel" else [])
     totals = session.execute(select(*keys, func.count()).group_by(*keys)).all()
     case_keys = [FraudCase.campaign_id] + ([FraudCase.channel] if by == "channel" else [])
-    rejected = dict(
-        (tuple(r[:-1]), r[-1])
+    rejected = {
+        tuple(r[:-1]): as_int(r[-1])
         for r in session.execute(
             select(*case_keys, func.count())
             .where(FraudCase.status == "rejected", FraudCase.subject == "referral")
             .group_by(*case_keys)
         ).all()
-    )
+    }
     out = []
     for row in totals:
-        group, total = tuple(row[:-1]), row[-1]
-        n_rej = int(rejected.get(group, 0))
-        item = {"campaign_id": group[0]}
+        group, total = tuple(row[:-1]), int(row[-1])
+        n_rej = rejected.get(group, 0)
+        item: dict[str, Any] = {"campaign_id": group[0]}
         if by == "channel":
             item["channel"] = group[1]
         item.update(
@@ -502,7 +515,7 @@ PATTERN_ALIASES = {  # the demo's names → ours
 }
 
 
-def _prf(tp: int, fp: int, fn: int) -> dict:
+def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
@@ -510,8 +523,8 @@ def _prf(tp: int, fp: int, fn: int) -> dict:
 
 
 def evaluate(
-    con: duckdb.DuckDBPyConnection, ground_truth: dict | Path, threshold: float = CASE_THRESHOLD
-) -> dict:
+    con: duckdb.DuckDBPyConnection, ground_truth: dict[str, Any] | Path, threshold: float = CASE_THRESHOLD
+) -> dict[str, Any]:
     """Precision / recall / F1 of the last scan's flagged referrals against injected fraud.
 
     The unit is the referral (inviter → invitee): the demo's truth lists each fraudulent invitee with
@@ -519,9 +532,12 @@ def evaluate(
     Per pattern, recall counts that pattern's referrals flagged for any reason, and precision
     counts the flagged referrals whose strongest reason belongs to that pattern.
     """
-    if isinstance(ground_truth, Path | str):
-        ground_truth = json.loads(Path(ground_truth).read_text(encoding="utf-8"))
-    rows = ground_truth.get("fraud", {}).get("invitees")
+    truth_doc: dict[str, Any] = (
+        json.loads(Path(ground_truth).read_text(encoding="utf-8"))
+        if isinstance(ground_truth, Path | str)
+        else ground_truth
+    )
+    rows = truth_doc.get("fraud", {}).get("invitees")
     if rows is None:
         raise FraudError(422, "invalid", "ground truth: no fraud.invitees list", "fraud.invitees")
     keys, problems = [], []
@@ -556,7 +572,7 @@ def evaluate(
         (int(p), c): pat for p, c, pat in zip(mapped.invitee, mapped.campaign_id, mapped.pattern, strict=True)
     }
     patterns = sorted(set(truth_keys.values()))
-    out = {"threshold": threshold, "truth_referrals": len(rows), "unmapped": unmapped,
+    out: dict[str, Any] = {"threshold": threshold, "truth_referrals": len(rows), "unmapped": unmapped,
            "flagged_referrals": len(flagged_keys), "patterns": {}}  # fmt: skip
     for pat in patterns:
         t = {k for k, v in truth_keys.items() if v == pat}

@@ -51,6 +51,46 @@ def generate(
     out = Synthetic()
     base = 10**12
     pid = base + np.arange(persons, dtype=np.int64)
+    rows = _Rows(rng, base + persons)
+    _legit(rows, pid, edges_per_person, days, ip_pool, ua_count, min_visits)
+    truth: dict[str, set[int]] = {"device_farm": set(), "star_churn": set(), "circular": set()}
+    look: dict[str, set[int]] = {"coworkers": set(), "family": set()}
+    _farms(rows, pid, farms, days, truth)
+    _stars(rows, stars, days, truth)
+    _cycles(rows, cycles, days, truth)
+    _coworkers(rows, coworkers, days, look)
+    _families(rows, families, days, look)
+
+    events = pd.concat(rows.events, ignore_index=True)
+    orders = pd.concat(rows.orders, ignore_index=True)
+    edges = pd.concat(rows.edges, ignore_index=True)
+    _insert(con, events, orders, edges)
+    out.truth, out.lookalikes = truth, look
+    out.persons, out.referrals, out.events = int(rows.next_id - base), len(edges), len(events)
+    return out
+
+
+@dataclass
+class _Rows:
+    """The frames being generated (events, orders, referral edges) and the next free person id."""
+
+    rng: np.random.Generator
+    next_id: int
+    events: list[pd.DataFrame] = field(default_factory=list)
+    orders: list[pd.DataFrame] = field(default_factory=list)
+    edges: list[pd.DataFrame] = field(default_factory=list)
+
+    def new_ids(self, n: int) -> np.ndarray:
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        return ids
+
+
+def _legit(rows: _Rows, pid: np.ndarray, edges_per_person: float, days: int, ip_pool: int | None,
+           ua_count: int, min_visits: int) -> None:  # fmt: skip
+    """Legitimate persons: referral trees, their own devices, visits and orders over the following weeks."""
+    rng = rows.rng
+    persons = len(pid)
     # Legit: sign-up times spread over the period; inviter = an earlier person (roots have none).
     signup = np.sort(rng.uniform(0, days * 86400 * 0.9, persons))
     device = np.array([f"d{i}" for i in range(persons)], dtype=object)
@@ -60,50 +100,54 @@ def generate(
     n_edges = int(persons * min(edges_per_person, 0.95))
     invitees = rng.choice(np.arange(1, persons), size=min(n_edges, persons - 1), replace=False)
     inviters = (rng.random(len(invitees)) * invitees).astype(np.int64)  # an earlier person
-    ev_rows = [_frame(pid, signup, device, ip, ua, "signup")]
+    rows.events.append(_frame(pid, signup, device, ip, ua, "signup"))
     # Active persons come back: 1–6 further events and 0–5 orders over the following weeks.
     visits = rng.integers(min_visits, 7, persons)
     rep = np.repeat(np.arange(persons), visits)
     later = signup[rep] + rng.uniform(86400 * 1.5, 86400 * 30, len(rep))
-    ev_rows.append(_frame(pid[rep], later, device[rep], ip[rep], ua[rep], "visit"))
+    rows.events.append(_frame(pid[rep], later, device[rep], ip[rep], ua[rep], "visit"))
     n_ord = rng.integers(0, 6, persons)
     orep = np.repeat(np.arange(persons), n_ord)
     ots = signup[orep] + rng.uniform(3600, 86400 * 30, len(orep))
-    ord_rows = [
+    rows.orders.append(
         pd.DataFrame({"person_id": pid[orep], "ts": ots, "amount_fen": rng.integers(990, 8000, len(orep))})
-    ]
-    edge_rows = [pd.DataFrame({"inviter": pid[inviters], "invitee": pid[invitees], "ts": signup[invitees]})]
+    )
+    rows.edges.append(
+        pd.DataFrame({"inviter": pid[inviters], "invitee": pid[invitees], "ts": signup[invitees]})
+    )
 
-    next_id = base + persons
-    truth: dict[str, set[int]] = {"device_farm": set(), "star_churn": set(), "circular": set()}
-    look: dict[str, set[int]] = {"coworkers": set(), "family": set()}
 
-    def new_ids(n: int) -> np.ndarray:
-        nonlocal next_id
-        ids = np.arange(next_id, next_id + n, dtype=np.int64)
-        next_id += n
-        return ids
-
+def _farms(rows: _Rows, pid: np.ndarray, farms: int, days: int, truth: dict[str, set[int]]) -> None:
+    """Device farms: one (legitimate) inviter, 15–40 invitees on 2–3 devices, burst sign-ups, one minimum order."""
+    rng = rows.rng
+    persons = len(pid)
     for f in range(farms):
         inviter = pid[rng.integers(0, persons)]
         n = int(rng.integers(15, 41))
-        members = new_ids(n)
+        members = rows.new_ids(n)
         t0 = rng.uniform(86400 * 5, days * 86400 * 0.7)
         ts = t0 + np.sort(rng.uniform(0, 3600, n))  # burst within an hour
         devs = np.array([f"farm{f}-{k}" for k in rng.integers(0, int(rng.integers(2, 4)), n)], dtype=object)
         fip = np.full(n, 9_000_000 + f)
-        ev_rows.append(_frame(members, ts, devs, fip, np.full(n, FARM_UA, dtype=object), "signup"))
-        ord_rows.append(pd.DataFrame({"person_id": members, "ts": ts + 300, "amount_fen": np.full(n, 990)}))
-        edge_rows.append(pd.DataFrame({"inviter": np.full(n, inviter), "invitee": members, "ts": ts}))
+        rows.events.append(_frame(members, ts, devs, fip, np.full(n, FARM_UA, dtype=object), "signup"))
+        rows.orders.append(
+            pd.DataFrame({"person_id": members, "ts": ts + 300, "amount_fen": np.full(n, 990)})
+        )
+        rows.edges.append(pd.DataFrame({"inviter": np.full(n, inviter), "invitee": members, "ts": ts}))
         truth["device_farm"].update(members.tolist())
         truth["device_farm"].add(int(inviter))
+
+
+def _stars(rows: _Rows, stars: int, days: int, truth: dict[str, set[int]]) -> None:
+    """Star inviters whose invitees order once and churn the same day."""
+    rng = rows.rng
     for _s in range(stars):
-        inviter = new_ids(1)
+        inviter = rows.new_ids(1)
         n = int(rng.integers(8, 21))
-        members = new_ids(n)
+        members = rows.new_ids(n)
         t_inv = rng.uniform(0, days * 86400 * 0.3)
         ts = rng.uniform(t_inv + 86400, days * 86400 * 0.8, n)
-        ev_rows.append(
+        rows.events.append(
             _frame(
                 inviter,
                 np.array([t_inv]),
@@ -113,7 +157,7 @@ def generate(
                 "signup",
             )
         )
-        ev_rows.append(
+        rows.events.append(
             _frame(
                 members,
                 ts,
@@ -123,13 +167,20 @@ def generate(
                 "signup",
             )
         )
-        ord_rows.append(pd.DataFrame({"person_id": members, "ts": ts + 600, "amount_fen": np.full(n, 990)}))
-        edge_rows.append(pd.DataFrame({"inviter": np.full(n, inviter[0]), "invitee": members, "ts": ts}))
+        rows.orders.append(
+            pd.DataFrame({"person_id": members, "ts": ts + 600, "amount_fen": np.full(n, 990)})
+        )
+        rows.edges.append(pd.DataFrame({"inviter": np.full(n, inviter[0]), "invitee": members, "ts": ts}))
         truth["star_churn"].update([int(inviter[0]), *members.tolist()])
+
+
+def _cycles(rows: _Rows, cycles: int, days: int, truth: dict[str, set[int]]) -> None:
+    """Circular referrals: A invites B, B invites A."""
+    rng = rows.rng
     for _c in range(cycles):
-        a, b = new_ids(2)
+        a, b = rows.new_ids(2)
         ta = rng.uniform(0, days * 86400 * 0.8)
-        ev_rows.append(
+        rows.events.append(
             _frame(
                 np.array([a, b]),
                 np.array([ta, ta + 600]),
@@ -139,13 +190,18 @@ def generate(
                 "signup",
             )
         )
-        edge_rows.append(pd.DataFrame({"inviter": [a, b], "invitee": [b, a], "ts": [ta + 600, ta + 1200]}))
+        rows.edges.append(pd.DataFrame({"inviter": [a, b], "invitee": [b, a], "ts": [ta + 600, ta + 1200]}))
         truth["circular"].update([int(a), int(b)])
+
+
+def _coworkers(rows: _Rows, coworkers: int, days: int, look: dict[str, set[int]]) -> None:
+    """Look-alikes: coworkers on one office IP+UA with their own devices, one inviting the others."""
+    rng = rows.rng
     for w in range(coworkers):
-        staff = new_ids(8)
+        staff = rows.new_ids(8)
         ts = np.sort(rng.uniform(86400, days * 86400 * 0.7, 8))
         office = np.full(8, 8_000_000 + w)
-        ev_rows.append(
+        rows.events.append(
             _frame(
                 staff,
                 ts,
@@ -156,7 +212,7 @@ def generate(
             )
         )
         rep2 = np.repeat(np.arange(8), 4)
-        ev_rows.append(
+        rows.events.append(
             _frame(
                 staff[rep2],
                 ts[rep2] + rng.uniform(2 * 86400, 20 * 86400, len(rep2)),
@@ -166,25 +222,32 @@ def generate(
                 "visit",
             )
         )
-        ord_rows.append(
+        rows.orders.append(
             pd.DataFrame(
                 {"person_id": staff[rep2], "ts": ts[rep2] + 86400 * 3, "amount_fen": np.full(len(rep2), 2500)}
             )
         )
-        edge_rows.append(pd.DataFrame({"inviter": np.full(7, staff[0]), "invitee": staff[1:], "ts": ts[1:]}))
+        rows.edges.append(pd.DataFrame({"inviter": np.full(7, staff[0]), "invitee": staff[1:], "ts": ts[1:]}))
         look["coworkers"].update(staff.tolist())
+
+
+def _families(rows: _Rows, families: int, days: int, look: dict[str, set[int]]) -> None:
+    """Look-alikes: families sharing one handset."""
+    rng = rows.rng
     for _f in range(families):
-        fam = new_ids(3)
+        fam = rows.new_ids(3)
         ts = np.sort(rng.uniform(86400, days * 86400 * 0.7, 3))
         dev = np.full(3, f"fam{fam[0]}", dtype=object)
-        ev_rows.append(_frame(fam, ts, dev, np.full(3, int(rng.integers(0, 10**6))), UAS[:3], "signup"))
-        ev_rows.append(_frame(fam, ts + 5 * 86400, dev, np.full(3, 5), UAS[:3], "visit"))
+        rows.events.append(_frame(fam, ts, dev, np.full(3, int(rng.integers(0, 10**6))), UAS[:3], "signup"))
+        rows.events.append(_frame(fam, ts + 5 * 86400, dev, np.full(3, 5), UAS[:3], "visit"))
         # like the demo's families they share a handset but do not invite each other
         look["family"].update(fam.tolist())
 
-    events = pd.concat(ev_rows, ignore_index=True)
-    orders = pd.concat(ord_rows, ignore_index=True)
-    edges = pd.concat(edge_rows, ignore_index=True)
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, events: pd.DataFrame, orders: pd.DataFrame, edges: pd.DataFrame
+) -> None:
+    """Append the generated frames to the warehouse's events, orders and referral_edges."""
     con.register("syn_events", events)
     con.register("syn_orders", orders)
     con.register("syn_edges", edges)
@@ -218,9 +281,6 @@ def generate(
     )
     for name in ("syn_events", "syn_orders", "syn_edges"):
         con.unregister(name)
-    out.truth, out.lookalikes = truth, look
-    out.persons, out.referrals, out.events = int(next_id - base), len(edges), len(events)
-    return out
 
 
 def _frame(person, ts, device, ip, ua, event: str) -> pd.DataFrame:

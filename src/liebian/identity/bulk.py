@@ -32,18 +32,25 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.db.session import get_engine, session_scope
+from liebian.identity import service
 from liebian.identity.keys import DIRECT_TYPES, assign_person_ids, display_value, person_id_for, person_id_sql
+from liebian.identity.models import Identifier
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import encrypt
 
-# deferred for start-up time: DuckDB and PyArrow imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-pa = lazy_import("pyarrow")
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pa = lazy_import("pyarrow")
 
 # Below this many identifiers the ordinary resolve() is as fast and simpler.
 BULK_THRESHOLD = 2000
@@ -244,8 +251,6 @@ def _insert_identifiers(conn: Connection, source: str, stamp) -> int:
 def _resolve_taken(session: Session, conn: Connection, con: duckdb.DuckDBPyConnection) -> dict:
     """Ids of the plan that persons already holds: the same identifier registered meanwhile (use
     that registration) or a collision/tombstone (salt). Returns the keys registered meanwhile."""
-    from liebian.identity import service
-
     rows = conn.exec_driver_sql(
         "SELECT b.id_type, b.id_value, b.person_id FROM bulk_new b JOIN persons p ON p.id = b.person_id"
     ).fetchall()
@@ -317,8 +322,6 @@ def store(
 def register_new(con: duckdb.DuckDBPyConnection, keys_sql: str, source: str = "") -> int:
     """Register the identifiers of `keys_sql` (id_type, id_value, raw) that are new to the
     warehouse's identity_map, and add them to identity_map. Returns how many the store gained."""
-    from liebian.identity import service
-
     last = service.sync_watermark(con)
     if not plan(con, keys_sql):
         return 0
@@ -327,9 +330,6 @@ def register_new(con: duckdb.DuckDBPyConnection, keys_sql: str, source: str = ""
 
 def _store_and_map(con: duckdb.DuckDBPyConnection, source: str, last: int) -> int:
     """Write bulk_plan to the store (every rule of `store`), then to identity_map; drops bulk_plan."""
-    from liebian.db.session import session_scope
-    from liebian.identity import service
-
     with session_scope() as session:
         other, inserted = store(session, con, source, utcnow())
     # Committed in the store: now the warehouse's replica (a crash here is repaired by the next sync).
@@ -388,8 +388,6 @@ class Registration:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source: str, last: int, planned: int):
-        from liebian.db.session import get_engine
-
         self.source, self.last, self.planned = source, last, planned
         self.seen_at = utcnow()
         self.seconds = 0.0
@@ -407,11 +405,6 @@ class Registration:
         self._thread.start()
 
     def _run(self, staged: pa.Table | Path) -> None:
-        from sqlalchemy import func, select
-
-        from liebian.db.session import session_scope
-        from liebian.identity.models import Identifier
-
         started = time.perf_counter()
         try:
             with session_scope() as session:
@@ -466,8 +459,6 @@ def register_beside(con: duckdb.DuckDBPyConnection, keys_sql: str, source: str =
     """`register_new`, with the store written beside the caller's load (see `Registration`) when
     there are at least BESIDE_THRESHOLD new identifiers. Returns None when the registration is
     already complete (nothing new, or few enough to register at once)."""
-    from liebian.identity import service
-
     last = service.sync_watermark(con)
     planned = plan(con, keys_sql)
     if not planned:
@@ -486,8 +477,6 @@ def resolve_bulk(
     seen_at: datetime | None = None,
 ) -> dict[tuple[str, str], int]:
     """Map identifiers (RawIdentifier or stored-form keys) to person ids, founding new persons."""
-    from liebian.identity import service
-
     raw_by_key: dict[tuple[str, str], str] = {}
     keys: set[tuple[str, str]] = set()
     items = list(identifiers)

@@ -3,11 +3,13 @@ from __future__ import annotations
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.identity import service
-from liebian.jobs import job
+from liebian.ports import Job
 
 
-@job("identity-sync", every_seconds=60)
 def identity_sync() -> dict[str, int]:
     """Copy new identifiers and replay person merges onto the warehouse."""
     with session_scope() as session, warehouse.connect() as con:
         return service.sync_warehouse(session, con)
+
+
+JOBS = (Job("identity-sync", identity_sync, every_seconds=60),)

@@ -12,16 +12,18 @@ Rules
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from liebian import ports
 from liebian.db.base import utcnow
 from liebian.identity.keys import (
     DIRECT_TYPES,
@@ -36,17 +38,17 @@ from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerg
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import encrypt
 
-# deferred for start-up time: DuckDB, pandas and PyArrow imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-pd = lazy_import("pandas")
-pa = lazy_import("pyarrow")
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pd = lazy_import("pandas")
+    pa = lazy_import("pyarrow")
 
 Key = tuple[str, str]  # (id_type, stored value)
 CHUNK = 900
-
-# Other domains keep person ids in the operational store too; they register here to follow merges.
-MergeHook = Callable[[Session, dict[int, int]], None]
-MERGE_HOOKS: list[MergeHook] = []
 
 
 def _insert(session: Session, model):
@@ -242,11 +244,8 @@ def _evidence_order(e: LinkEvidence) -> tuple:
     return (e.observed_at or datetime.min, *pair[0], *pair[1], e.source)
 
 
-def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
-    """Apply identity evidence in a deterministic order; merge, keep as-is, or record a conflict."""
-    ordered = sorted(evidence, key=_evidence_order)
-    persons = _resolve_locked(session, [x for e in ordered for x in (e.a, e.b)], source="link")
-    involved = sorted(set(persons.values()))
+def _singular_identifiers(session: Session, involved: list[int]) -> dict[int, dict[str, set[str]]]:
+    """Per person, the identifiers of the types a person holds at most one of (SINGULAR_TYPES)."""
     singular: dict[int, dict[str, set[str]]] = {p: {} for p in involved}
     for chunk in _chunks(involved):
         rows = session.execute(
@@ -256,6 +255,39 @@ def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
         )
         for pid, id_type, value in rows:
             singular[pid].setdefault(id_type, set()).add(value)
+    return singular
+
+
+def _insert_links(session: Session, link_rows: list[dict]) -> dict[tuple, int]:
+    """Record the evidence rows; the id of each merging link by its pair (type a, value a, type b, value b)."""
+    # One batched INSERT … RETURNING, not a round trip per link. The rows may come back in any order
+    # (SQLite batches only then), so merges find their link by its pair: a pair merges once a batch.
+    links = IdentityLink.__table__
+    merge_link: dict[tuple, int] = {}
+    if link_rows:
+        returned = session.execute(
+            insert(links).returning(
+                links.c.id,
+                links.c.id_type_a,
+                links.c.id_value_a,
+                links.c.id_type_b,
+                links.c.id_value_b,
+                links.c.outcome,
+            ),
+            link_rows,
+        )
+        merge_link = {
+            (ta, va, tb, vb): lid for lid, ta, va, tb, vb, outcome in returned if outcome == "merged"
+        }
+    return merge_link
+
+
+def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
+    """Apply identity evidence in a deterministic order; merge, keep as-is, or record a conflict."""
+    ordered = sorted(evidence, key=_evidence_order)
+    persons = _resolve_locked(session, [x for e in ordered for x in (e.a, e.b)], source="link")
+    involved = sorted(set(persons.values()))
+    singular = _singular_identifiers(session, involved)
 
     parent: dict[int, int] = {p: p for p in involved}
 
@@ -303,25 +335,7 @@ def link(session: Session, evidence: Sequence[LinkEvidence]) -> LinkReport:
                 "detail": detail,
             }
         )
-    # One batched INSERT … RETURNING, not a round trip per link. The rows may come back in any order
-    # (SQLite batches only then), so merges find their link by its pair: a pair merges once a batch.
-    links = IdentityLink.__table__
-    merge_link: dict[tuple, int] = {}
-    if link_rows:
-        returned = session.execute(
-            insert(links).returning(
-                links.c.id,
-                links.c.id_type_a,
-                links.c.id_value_a,
-                links.c.id_type_b,
-                links.c.id_value_b,
-                links.c.outcome,
-            ),
-            link_rows,
-        )
-        merge_link = {
-            (ta, va, tb, vb): lid for lid, ta, va, tb, vb, outcome in returned if outcome == "merged"
-        }
+    merge_link = _insert_links(session, link_rows)
     final = {p: find(p) for p in involved if find(p) != p}
     _apply_merges(session, [(s, m, merge_link[pair]) for pair, s, m in merge_rows], final)
     report.merges = final
@@ -381,8 +395,9 @@ def _apply_merges(session: Session, log: list[tuple[int, int, int | None]], fina
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Person | Identifier):
             session.expire(obj)
-    for hook in MERGE_HOOKS:
-        hook(session, final)
+    # Other domains keep person ids in the operational store too: they follow in this transaction.
+    for follow in ports.current().merge_followers:
+        follow(session, final)
 
 
 def current_person(session: Session, person_id: int) -> int | None:
@@ -495,7 +510,6 @@ def sync_warehouse(session: Session, con: duckdb.DuckDBPyConnection) -> dict[str
 
 def sync_watermark(con: duckdb.DuckDBPyConnection) -> int:
     """The id of the last registry identifier copied into the warehouse's identity_map."""
-    con.execute("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)")
     # fetchall: DuckDB 2 refuses register() while a fetchone() result is still open
     return con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()[0][0]
 
@@ -560,7 +574,3 @@ def conflict_count(session: Session, start: datetime | None = None, end: datetim
     if end is not None:
         query = query.where(IdentityLink.observed_at < end)
     return session.scalar(query) or 0
-
-
-# Set-based registration for file imports (ingestion); defined in bulk.py to keep this module readable.
-from liebian.identity.bulk import register_new, resolve_bulk  # noqa: E402, F401

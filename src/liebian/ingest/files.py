@@ -18,18 +18,22 @@ import codecs
 import contextlib
 import datetime as dt
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from liebian.ingest.normalize import q
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: DuckDB and PyArrow imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-pa = lazy_import("pyarrow")
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pa = lazy_import("pyarrow")
 
 FORMATS = {
     ".csv": "csv",
@@ -167,6 +171,8 @@ def _read_csv(
             parsed = _csv_into(con, _utf8_copy(path, tmp), path, transform=transform)
         else:  # UTF-8 after all: its rows with text DuckDB refused are rejects like any other
             parsed = _csv_into(con, path, path, keep_invalid=True, transform=transform)
+    if parsed is None:  # transcoded from GB18030, and still its header line is no UTF-8
+        raise FileImportError(f"{path}: the header line is neither UTF-8 nor GB18030")
     headers, parse_rejects, good, _invalid = parsed
     # raw0 holds the file's records in order (rowid); a transform's result has a placeholder _line
     star = "* EXCLUDE (_line)" if transform is not None else "*"
@@ -323,7 +329,7 @@ def _register_rows(
     con.unregister("raw_arrow")
 
 
-def _unique_headers(raw_headers: list[object], path: Path) -> list[str]:
+def _unique_headers(raw_headers: Sequence[object], path: Path) -> list[str]:
     headers: list[str] = []
     for i, h in enumerate(raw_headers):
         name = (cell_text(h) or "").strip() or f"column{i + 1}"

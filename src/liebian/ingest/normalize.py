@@ -183,9 +183,8 @@ def _fixed_offset_since_1992(tz: str) -> int | None:
         for year in range(1992, 2040)
         for month in (1, 4, 7, 10)
     }
-    if len(offsets) == 1:
-        return int(offsets.pop().total_seconds())
-    return None
+    offset = offsets.pop() if len(offsets) == 1 else None
+    return int(offset.total_seconds()) if offset is not None else None
 
 
 def local_to_utc_sql(expr: str, tz: str) -> str:
@@ -359,6 +358,76 @@ def _ts_checks(b: _Builder, name: str, required: bool) -> None:
     )
 
 
+def _identity_pair_columns(b: _Builder, tz: str) -> None:
+    """identities: two identifiers (type and value, a and b) that belong to one person, and when."""
+    for side in ("a", "b"):
+        t = ident(f"id_type_{side}")
+        b.value(f"id_type_{side}", f"lower({t})")
+        b.value(f"raw_{side}", _raw_value_sql(f"lower({t})", f"id_{side}"))
+        _identifier_checks(
+            b, f"id_type_{side}", f"id_{side}", f"id_type_{side}", f"id_{side}", f"n_raw_{side}"
+        )
+    b.value("ts", ts_sql('"ts"', tz, as_cast="__ts_cast"))
+    _ts_checks(b, "ts", required=False)
+    b.value("source", '"source"')
+
+
+def _event_columns(b: _Builder) -> None:
+    """events: the event, its campaign, invite, device and address, and the referrer's identifier."""
+    b.value("event", '"event"')
+    b.error('"event" IS NULL', "event", q("missing event"))
+    for col in ("campaign_id", "invite_code", "device_id", "ip"):
+        b.value(col, ident(col))
+    ref_type = 'lower(coalesce("referrer_id_type", "id_type"))'
+    b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END')
+    b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"))
+    b.error(
+        f'"referrer_id" IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {ref_type})',
+        "referrer_id_type",
+        f"'unknown id_type ' || coalesce({ref_type}, '')",
+    )
+    b.error(
+        f"CASE WHEN \"referrer_id\" IS NOT NULL AND {ref_type} = 'phone'"
+        " THEN NOT regexp_full_match(\"n_referrer_raw\", '\\d{7,15}') ELSE false END",
+        "referrer_id",
+        q("not a phone number"),
+    )
+
+
+def _order_columns(b: _Builder) -> None:
+    """orders: the amount (fen, or yuan with at most two decimals), currency, status and campaign."""
+    yuan = money_text_sql('"amount"')
+    n_fen = b.value(
+        "amount_fen",
+        'CASE WHEN "amount_fen" IS NOT NULL THEN try_cast("amount_fen" AS BIGINT)'
+        f" WHEN regexp_full_match({yuan}, '-?\\d{{1,13}}(\\.\\d{{1,2}})?')"
+        f" THEN (try_cast({yuan} AS DECIMAL(18, 2)) * 100)::BIGINT END",
+    )
+    b.error('"amount" IS NULL AND "amount_fen" IS NULL', "amount", q("missing amount"))
+    b.error(
+        '"amount_fen" IS NOT NULL AND NOT regexp_full_match("amount_fen", \'-?\\d{1,15}\')',
+        "amount_fen",
+        "'not an integer number of fen: ' || \"amount_fen\"",
+    )
+    b.error(
+        f'"amount_fen" IS NULL AND "amount" IS NOT NULL AND NOT regexp_full_match({yuan}, \'-?\\d{{1,13}}(\\.\\d{{1,2}})?\')',
+        "amount",
+        "'not an amount in yuan with at most 2 decimals: ' || \"amount\"",
+    )
+    b.error(f'"amount_fen" IS NOT NULL AND {n_fen} < 0', "amount_fen", q("negative amount"))
+    b.error(f'"amount_fen" IS NULL AND {n_fen} < 0', "amount", q("negative amount"))
+    n_cur = b.value("currency", "upper(coalesce(\"currency\", 'CNY'))")
+    b.error(
+        f"NOT regexp_full_match({n_cur}, '[A-Z]{{3}}')",
+        "currency",
+        "'not an ISO currency code: ' || \"currency\"",
+    )
+    status = b.lookup("status", 'lower("status")', STATUS_ALIASES)
+    n_status = b.value("status", f"CASE WHEN \"status\" IS NULL THEN 'paid' ELSE {status} END")
+    b.error(f'"status" IS NOT NULL AND {n_status} IS NULL', "status", "'unknown order status ' || \"status\"")
+    b.value("campaign_id", '"campaign_id"')
+
+
 def normalize_query(
     kind: str, source: str, settings: Settings | None = None, raw_row: bool = False
 ) -> NormalizedQuery:
@@ -373,16 +442,7 @@ def normalize_query(
     tz = settings.timezone
     b = _Builder(kind)
     if kind == "identities":
-        for side in ("a", "b"):
-            t = ident(f"id_type_{side}")
-            b.value(f"id_type_{side}", f"lower({t})")
-            b.value(f"raw_{side}", _raw_value_sql(f"lower({t})", f"id_{side}"))
-            _identifier_checks(
-                b, f"id_type_{side}", f"id_{side}", f"id_type_{side}", f"id_{side}", f"n_raw_{side}"
-            )
-        b.value("ts", ts_sql('"ts"', tz, as_cast="__ts_cast"))
-        _ts_checks(b, "ts", required=False)
-        b.value("source", '"source"')
+        _identity_pair_columns(b, tz)
         return b.sql(source, raw_row)
 
     id_col = ID_COLUMN[kind]
@@ -410,62 +470,14 @@ def normalize_query(
     )
 
     if kind == "events":
-        b.value("event", '"event"')
-        b.error('"event" IS NULL', "event", q("missing event"))
-        for col in ("campaign_id", "invite_code", "device_id", "ip"):
-            b.value(col, ident(col))
-        ref_type = 'lower(coalesce("referrer_id_type", "id_type"))'
-        b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END')
-        b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"))
-        b.error(
-            f'"referrer_id" IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {ref_type})',
-            "referrer_id_type",
-            f"'unknown id_type ' || coalesce({ref_type}, '')",
-        )
-        b.error(
-            f"CASE WHEN \"referrer_id\" IS NOT NULL AND {ref_type} = 'phone'"
-            " THEN NOT regexp_full_match(\"n_referrer_raw\", '\\d{7,15}') ELSE false END",
-            "referrer_id",
-            q("not a phone number"),
-        )
+        _event_columns(b)
 
     if kind in ("events", "orders"):
         b.value("received_at", ts_sql('"received_at"', tz))
         _ts_checks(b, "received_at", required=False)
 
     if kind == "orders":
-        yuan = money_text_sql('"amount"')
-        n_fen = b.value(
-            "amount_fen",
-            'CASE WHEN "amount_fen" IS NOT NULL THEN try_cast("amount_fen" AS BIGINT)'
-            f" WHEN regexp_full_match({yuan}, '-?\\d{{1,13}}(\\.\\d{{1,2}})?')"
-            f" THEN (try_cast({yuan} AS DECIMAL(18, 2)) * 100)::BIGINT END",
-        )
-        b.error('"amount" IS NULL AND "amount_fen" IS NULL', "amount", q("missing amount"))
-        b.error(
-            '"amount_fen" IS NOT NULL AND NOT regexp_full_match("amount_fen", \'-?\\d{1,15}\')',
-            "amount_fen",
-            "'not an integer number of fen: ' || \"amount_fen\"",
-        )
-        b.error(
-            f'"amount_fen" IS NULL AND "amount" IS NOT NULL AND NOT regexp_full_match({yuan}, \'-?\\d{{1,13}}(\\.\\d{{1,2}})?\')',
-            "amount",
-            "'not an amount in yuan with at most 2 decimals: ' || \"amount\"",
-        )
-        b.error(f'"amount_fen" IS NOT NULL AND {n_fen} < 0', "amount_fen", q("negative amount"))
-        b.error(f'"amount_fen" IS NULL AND {n_fen} < 0', "amount", q("negative amount"))
-        n_cur = b.value("currency", "upper(coalesce(\"currency\", 'CNY'))")
-        b.error(
-            f"NOT regexp_full_match({n_cur}, '[A-Z]{{3}}')",
-            "currency",
-            "'not an ISO currency code: ' || \"currency\"",
-        )
-        status = b.lookup("status", 'lower("status")', STATUS_ALIASES)
-        n_status = b.value("status", f"CASE WHEN \"status\" IS NULL THEN 'paid' ELSE {status} END")
-        b.error(
-            f'"status" IS NOT NULL AND {n_status} IS NULL', "status", "'unknown order status ' || \"status\""
-        )
-        b.value("campaign_id", '"campaign_id"')
+        _order_columns(b)
 
     if kind == "messages":
         b.value("group_id", '"group_id"')

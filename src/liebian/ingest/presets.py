@@ -174,6 +174,19 @@ class Mapping:
     prop_headers: list[str]
 
 
+def _missing_columns(preset: Preset, kind: str, headers: list[str], missing: list[str]) -> PresetError:
+    """The error naming the columns a file lacks, with the spellings the preset accepts for them."""
+    wanted = []
+    for col in missing:
+        template = preset.columns.get(col, "")
+        spellings = [s for n in PLACEHOLDER.findall(template) for s in preset.sources.get(n, ())]
+        wanted.append(f"{col} ({' / '.join(spellings)})" if spellings and preset.name != "generic" else col)
+    return PresetError(
+        f"the file lacks column(s) the {preset.name} preset needs for {kind}: {', '.join(wanted)}; "
+        f"found columns: {', '.join(headers)}"
+    )
+
+
 def mapping_sql(
     preset: Preset, kind: str, headers: list[str], raw: str = "raw", keep_raw: bool = False
 ) -> Mapping:
@@ -220,17 +233,7 @@ def mapping_sql(
     if kind == "orders" and select["amount"] == "NULL::VARCHAR" and select["amount_fen"] == "NULL::VARCHAR":
         missing.append("amount or amount_fen")
     if missing and headers:  # no headers at all: nothing but unparseable records, rejected on their own
-        wanted = []
-        for col in missing:
-            template = preset.columns.get(col, "")
-            spellings = [s for n in PLACEHOLDER.findall(template) for s in preset.sources.get(n, ())]
-            wanted.append(
-                f"{col} ({' / '.join(spellings)})" if spellings and preset.name != "generic" else col
-            )
-        raise PresetError(
-            f"the file lacks column(s) the {preset.name} preset needs for {kind}: {', '.join(wanted)}; "
-            f"found columns: {', '.join(headers)}"
-        )
+        raise _missing_columns(preset, kind, headers, missing)
 
     used = set(found.values())
     dropped = {header_key(d) for d in preset.drop}

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
-from liebian.monitor import schemas, service
+from liebian.monitor import anomalies, notifications, rules, schemas, service
 from liebian.monitor.detector import DetectorError
 from liebian.monitor.service import MonitorError
 
@@ -47,25 +47,25 @@ router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"], route_class=_Moni
 @router.get("/rules")
 def list_rules() -> list[dict]:
     with session_scope() as s:
-        return service.list_rules(s)
+        return rules.list_rules(s)
 
 
 @router.post("/rules", status_code=201)
 def create_rule(body: schemas.RuleIn, request: Request) -> dict:
     with session_scope() as s:
-        return service.create_rule(s, body.model_dump(), actor=principal_of(request).name)
+        return rules.create_rule(s, body.model_dump(), actor=principal_of(request).name)
 
 
 @router.post("/rules/defaults", status_code=201)
 def install_defaults(request: Request) -> list[dict]:
     with session_scope() as s:
-        return service.install_default_rules(s, actor=principal_of(request).name)
+        return rules.install_default_rules(s, actor=principal_of(request).name)
 
 
 @router.patch("/rules/{rule_id}")
 def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict:
     with session_scope() as s:
-        return service.update_rule(
+        return rules.update_rule(
             s, rule_id, body.model_dump(exclude_unset=True), actor=principal_of(request).name
         )
 
@@ -73,7 +73,7 @@ def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict
 @router.delete("/rules/{rule_id}")
 def disable_rule(rule_id: int, request: Request) -> dict:
     with session_scope() as s:
-        return service.delete_rule(s, rule_id, actor=principal_of(request).name)
+        return rules.delete_rule(s, rule_id, actor=principal_of(request).name)
 
 
 @router.post("/rules/evaluate")
@@ -84,7 +84,7 @@ def evaluate(
     ),
 ) -> list[dict]:
     with session_scope() as s:
-        return service.evaluate_rules(s, day, hour=hour.replace(tzinfo=None) if hour else None)
+        return rules.evaluate_rules(s, day, hour=hour.replace(tzinfo=None) if hour else None)
 
 
 @router.get("/series")
@@ -97,21 +97,23 @@ def series(
     channel: str | None = None,
 ) -> dict:
     """One KPI per local day or hour (Asia/Shanghai); hours not yet finished are left out."""
-    values = service.metric_series(metric, start, end, grain=grain, campaign_id=campaign_id, channel=channel)
+    values = anomalies.metric_series(
+        metric, start, end, grain=grain, campaign_id=campaign_id, channel=channel
+    )
     scope = {k: v for k, v in (("campaign_id", campaign_id), ("channel", channel)) if v}
-    return {"metric": metric, "grain": grain, "scope": scope, "points": service.series_points(values)}
+    return {"metric": metric, "grain": grain, "scope": scope, "points": anomalies.series_points(values)}
 
 
 @router.get("/series/live")
 def live_series(
-    metric: str = "participants", days: int = Query(2, ge=1, le=service.MAX_HOURLY_DAYS)
+    metric: str = "participants", days: int = Query(2, ge=1, le=anomalies.MAX_HOURLY_DAYS)
 ) -> list[dict]:
     """Hourly series of every live campaign, in total (channel null) and per channel."""
     with session_scope() as s:
         return [
             {"campaign_id": e["campaign_id"], "channel": e["channel"], "since": e["since"].isoformat(),
-             "metric": metric, "points": service.series_points(e["frame"][metric])}
-            for e in service.live_series(s, days, metrics=[metric])
+             "metric": metric, "points": anomalies.series_points(e["frame"][metric])}
+            for e in anomalies.live_series(s, days, metrics=[metric])
         ]  # fmt: skip
 
 
@@ -145,26 +147,26 @@ def acknowledge(alert_id: int, request: Request) -> dict:
 def resolve(alert_id: int, body: schemas.ResolveIn, request: Request) -> dict:
     with session_scope() as s:
         alert = service.resolve(s, alert_id, body.root_cause, actor=principal_of(request).name)
-        service.notify_alert(s, alert, "resolved")
+        notifications.notify_alert(s, alert, "resolved")
         return alert
 
 
 @router.post("/escalate")
 def escalate() -> list[dict]:
     with session_scope() as s:
-        return service.escalate_due(s)
+        return notifications.escalate_due(s)
 
 
 @router.get("/channels")
 def list_channels() -> list[dict]:
     with session_scope() as s:
-        return service.list_channels(s)
+        return notifications.list_channels(s)
 
 
 @router.post("/channels", status_code=201)
 def add_channel(body: schemas.ChannelIn, request: Request) -> dict:
     with session_scope() as s:
-        return service.add_channel(
+        return notifications.add_channel(
             s,
             body.name,
             body.kind,
@@ -178,13 +180,13 @@ def add_channel(body: schemas.ChannelIn, request: Request) -> dict:
 @router.get("/deliveries")
 def list_deliveries(alert_id: int | None = None, limit: int = Query(200, ge=1, le=10000)) -> list[dict]:
     with session_scope() as s:
-        return service.list_deliveries(s, alert_id, limit)
+        return notifications.list_deliveries(s, alert_id, limit)
 
 
 @router.post("/scan")
 def scan(body: schemas.ScanIn) -> dict:
     with session_scope() as s:
-        return service.scan_series(
+        return anomalies.scan_series(
             s, body.metric, body.start, body.end, campaign_id=body.campaign_id, channel=body.channel,
             sensitivity=body.sensitivity, min_change=body.min_change, grain=body.grain,
         )  # fmt: skip

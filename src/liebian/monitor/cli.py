@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from typing import overload
 
 import typer
 
 from liebian.auth.cli_guard import acting
 from liebian.db.session import session_scope
-from liebian.monitor import service
+from liebian.monitor import anomalies, notifications, rules, service
 from liebian.monitor.detector import DetectorError
 from liebian.monitor.service import MonitorError
 from liebian.output import Format, emit, err_console
@@ -35,6 +36,12 @@ def _actor() -> str:
     return acting().name
 
 
+@overload
+def _day(value: str, field: str) -> date: ...
+@overload
+def _day(value: str | None, field: str) -> date | None: ...
+
+
 def _day(value: str | None, field: str) -> date | None:
     if value is None:
         return None
@@ -48,19 +55,19 @@ def _day(value: str | None, field: str) -> date | None:
 @rules_app.command("list")
 def rules_list(fmt: Format = FMT) -> None:
     """List the threshold rules."""
-    emit(_run(service.list_rules), fmt)
+    emit(_run(rules.list_rules), fmt)
 
 
 @rules_app.command("add")
 def rules_add(
     name: str = typer.Option(..., help="unique name"),
-    metric: str = typer.Option(..., help=", ".join(service.RULE_METRICS)),
+    metric: str = typer.Option(..., help=", ".join(rules.RULE_METRICS)),
     op: str = typer.Option(..., help="< or >"),
     threshold: float = typer.Option(..., help="a share, e.g. 0.15"),
     campaign_id: str | None = typer.Option(None),
     channel: str | None = typer.Option(None),
     level: str = typer.Option("一般", help="一般 | 重要 | 紧急"),
-    action: str = typer.Option("none", help=", ".join(service.ACTIONS)),
+    action: str = typer.Option("none", help=", ".join(rules.ACTIONS)),
     auto_adjust: bool = typer.Option(False, "--auto-adjust/--no-auto-adjust"),
     limits: str = typer.Option("{}", help='JSON, e.g. {"max_reward_fen": 2000, "step_pct": 0.2}'),
     fmt: Format = FMT,
@@ -73,19 +80,19 @@ def rules_add(
         raise typer.Exit(2) from None
     data = {"name": name, "metric": metric, "op": op, "threshold": threshold, "campaign_id": campaign_id,
             "channel": channel, "level": level, "action": action, "auto_adjust": auto_adjust, "limits": parsed}  # fmt: skip
-    emit(_run(service.create_rule, data, actor=_actor()), fmt)
+    emit(_run(rules.create_rule, data, actor=_actor()), fmt)
 
 
 @rules_app.command("defaults")
 def rules_defaults(fmt: Format = FMT) -> None:
     """Install the plan's rules (participation < 15%, fission < 10%, negative share > 5%, …)."""
-    emit(_run(service.install_default_rules, actor=_actor()), fmt)
+    emit(_run(rules.install_default_rules, actor=_actor()), fmt)
 
 
 @rules_app.command("disable")
 def rules_disable(rule_id: int, fmt: Format = FMT) -> None:
     """Disable a rule (its alerts stay)."""
-    emit(_run(service.delete_rule, rule_id, actor=_actor()), fmt)
+    emit(_run(rules.delete_rule, rule_id, actor=_actor()), fmt)
 
 
 def _hour(value: str | None) -> datetime | None:
@@ -108,13 +115,13 @@ def evaluate(
 ) -> None:
     """Check every enabled rule for one day (or hour); open alerts; notify; apply auto-adjust policies."""
     h = _hour(hour)
-    d = None if h else _day(day, "day") or service.local_time().date() - timedelta(days=1)
-    emit(_run(service.evaluate_rules, d, hour=h), fmt)
+    d = None if h else _day(day, "day") or anomalies.local_time().date() - timedelta(days=1)
+    emit(_run(rules.evaluate_rules, d, hour=h), fmt)
 
 
 @app.command("series")
 def series(
-    metric: str = typer.Option(..., help=", ".join(service.SERIES_METRICS)),
+    metric: str = typer.Option(..., help=", ".join(anomalies.SERIES_METRICS)),
     start: str = typer.Option(..., help="YYYY-MM-DD (local)"),
     end: str = typer.Option(..., help="YYYY-MM-DD (local)"),
     grain: str = typer.Option("day", help="day | hour (hours not yet finished are left out)"),
@@ -124,7 +131,7 @@ def series(
 ) -> None:
     """One KPI per local day or hour (Asia/Shanghai)."""
     values = _run(
-        lambda _s: service.metric_series(
+        lambda _s: anomalies.metric_series(
             metric,
             _day(start, "start"),
             _day(end, "end"),
@@ -133,22 +140,22 @@ def series(
             channel=channel,
         )
     )
-    emit(service.series_points(values), fmt)
+    emit(anomalies.series_points(values), fmt)
 
 
 @app.command("live")
 def live(
-    metric: str = typer.Option("participants", help=", ".join(service.SERIES_METRICS)),
-    days: int = typer.Option(2, help=f"local days back, 1–{service.MAX_HOURLY_DAYS}"),
+    metric: str = typer.Option("participants", help=", ".join(anomalies.SERIES_METRICS)),
+    days: int = typer.Option(2, help=f"local days back, 1–{anomalies.MAX_HOURLY_DAYS}"),
     fmt: Format = FMT,
 ) -> None:
     """Hourly series of every live campaign, in total (no channel) and per channel."""
-    entries = _run(service.live_series, days, metrics=[metric])
+    entries = _run(anomalies.live_series, days, metrics=[metric])
     emit(
         [
             {"campaign_id": e["campaign_id"], "channel": e["channel"], **p}
             for e in entries
-            for p in service.series_points(e["frame"][metric])
+            for p in anomalies.series_points(e["frame"][metric])
         ],
         fmt,
     )
@@ -156,7 +163,7 @@ def live(
 
 @app.command("scan")
 def scan(
-    metric: str = typer.Option(..., help=", ".join(service.SERIES_METRICS)),
+    metric: str = typer.Option(..., help=", ".join(anomalies.SERIES_METRICS)),
     start: str = typer.Option(..., help="YYYY-MM-DD"),
     end: str = typer.Option(..., help="YYYY-MM-DD"),
     campaign_id: str | None = typer.Option(None),
@@ -168,7 +175,7 @@ def scan(
 ) -> None:
     """Anomalies of one daily or hourly KPI series (STL + robust 3σ, calendar of known effects)."""
     result = _run(
-        service.scan_series, metric, _day(start, "start"), _day(end, "end"), campaign_id=campaign_id,
+        anomalies.scan_series, metric, _day(start, "start"), _day(end, "end"), campaign_id=campaign_id,
         channel=channel, sensitivity=sensitivity, min_change=min_change, grain=grain,
     )  # fmt: skip
     emit(result["anomalies"] if fmt != Format.json else result, fmt)
@@ -213,7 +220,7 @@ def resolve(
 @app.command("escalate")
 def escalate(fmt: Format = FMT) -> None:
     """Escalate open alerts whose response deadline has passed."""
-    emit(_run(service.escalate_due), fmt)
+    emit(_run(notifications.escalate_due), fmt)
 
 
 @channels_app.command("add")
@@ -226,16 +233,16 @@ def channels_add(
     fmt: Format = FMT,
 ) -> None:
     """Add a notification channel (URL and secret are stored encrypted)."""
-    emit(_run(service.add_channel, name, kind, target, secret, min_level, actor=_actor()), fmt)
+    emit(_run(notifications.add_channel, name, kind, target, secret, min_level, actor=_actor()), fmt)
 
 
 @channels_app.command("list")
 def channels_list(fmt: Format = FMT) -> None:
     """List notification channels (URLs without their keys)."""
-    emit(_run(service.list_channels), fmt)
+    emit(_run(notifications.list_channels), fmt)
 
 
 @app.command("deliveries")
 def deliveries(alert_id: int | None = typer.Option(None), fmt: Format = FMT) -> None:
     """The notification delivery log."""
-    emit(_run(service.list_deliveries, alert_id), fmt)
+    emit(_run(notifications.list_deliveries, alert_id), fmt)

@@ -17,13 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: NumPy, pandas and statsmodels imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
-sm_seasonal = lazy_import("statsmodels.tsa.seasonal")
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import statsmodels.tsa.seasonal as sm_seasonal
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sm_seasonal = lazy_import("statsmodels.tsa.seasonal")
 
 DEFAULT_SENSITIVITY = 3.0
 DEFAULT_MIN_CHANGE = 0.15  # below this relative move no alert (3% noise makes 3σ ≈ 9%)
@@ -158,6 +163,78 @@ def _cold(
     return scale, (float(fwd(max(lo_ok, 0.0))) if lo >= 0 else lo_ok, float(fwd(hi_ok)))
 
 
+def _forecast(work: np.ndarray, t: int, period: int, window: int, errors: list[float], fwd, inv,
+              min_change: float) -> tuple[float, float, tuple[float, float] | None]:  # fmt: skip
+    """The expected (transformed) value at `t` from the cleaned history before it, the scale of a
+    normal forecast error, and the cold-start bounds when the cold-start rule applies."""
+    cold_bounds = None
+    if t < MIN_PERIODS * period:
+        # Cold start (a campaign's first weeks): too short to learn a weekly pattern, so the
+        # median of what came before is expected, and only a value outside everything seen so
+        # far (one full cycle at least, weekend peaks included) by the materiality margin counts.
+        expected = float(np.median(work[:t]))
+        scale, cold_bounds = _cold(work[:t], fwd, inv, min_change)
+    else:
+        hist = work[max(0, t - window) : t]
+        # History is already cleaned of anomalies, so a plain (non-robust) fit; a wide seasonal
+        # window keeps one noisy week from reshaping the weekly pattern.
+        fit = sm_seasonal.STL(hist, period=period, seasonal=31).fit()
+        # one step ahead: the last trend level and the seasonal value one period back
+        expected = float(fit.trend[-1] + fit.seasonal[-period])
+        if len(errors) >= 2 * period:  # two cycles of forecast errors before judging by them
+            recent = np.array(errors[-window:])
+            scale = 1.4826 * float(np.median(np.abs(recent - np.median(recent))))
+            scale = max(scale, 1e-3 * abs(expected), 1e-9)
+        else:  # still warming up: the cold-start rule
+            scale, cold_bounds = _cold(work[:t], fwd, inv, min_change)
+    return expected, scale, cold_bounds
+
+
+def _checked_series(
+    values: pd.Series | Sequence[tuple[object, float]], period: int, sensitivity: float
+) -> pd.Series:
+    if sensitivity <= 0:
+        raise DetectorError(f"sensitivity: must be > 0, got {sensitivity}")
+    if period < 2:
+        raise DetectorError(f"period: must be ≥ 2, got {period}")
+    s = _as_series(values)
+    need = period + 1
+    if len(s) < need:
+        raise DetectorError(f"series: {len(s)} points, need at least {need} (period {period} + 1)")
+    return s
+
+
+def _keep_flagged(work: np.ndarray, y: np.ndarray, t: int, run: list[int], run_errors: list[float],
+                  shift_after: int, expected: float) -> None:  # fmt: skip
+    """What the cleaned history keeps for a flagged point: the expected value, until the episode is
+    long enough to be a level shift, from which on the observed values."""
+    if len(run) == shift_after:
+        # A level shift: move the older history onto the new level (in logs: rescale it),
+        # so neither the trend nor the weekly pattern has to absorb the step.
+        work[: run[0]] += float(np.median(run_errors))
+        for i in run:
+            work[i] = y[i]
+    elif len(run) > shift_after:
+        work[t] = y[t]
+    else:
+        work[t] = expected
+
+
+def _anomaly(s: pd.Series, t: int, observed: float, shown: float, score: float, effect: str | None,
+             run: list[int]) -> Anomaly:  # fmt: skip
+    return Anomaly(
+        ts=s.index[t],
+        observed=observed,
+        expected=shown,
+        residual=observed - shown,
+        score=score,
+        direction="spike" if score > 0 else "drop",
+        explained_by=effect,
+        episode_start=s.index[run[0]] if run else s.index[t],
+        episode_length=len(run) or 1,
+    )
+
+
 def detect(
     values: pd.Series | Sequence[tuple[object, float]],
     *,
@@ -183,24 +260,17 @@ def detect(
     young campaign) a point must leave the whole range seen so far by `min_change` (cold start).
     `counts=True` marks a series of counts (Poisson noise: square-root transform, see `_transform`).
     """
-    if sensitivity <= 0:
-        raise DetectorError(f"sensitivity: must be > 0, got {sensitivity}")
-    if period < 2:
-        raise DetectorError(f"period: must be ≥ 2, got {period}")
-    s = _as_series(values)
-    need = period + 1
-    if len(s) < need:
-        raise DetectorError(f"series: {len(s)} points, need at least {need} (period {period} + 1)")
+    s = _checked_series(values, period, sensitivity)
     effect_of = [next((e.name for e in calendar if e.covers(ts.date())), None) for ts in s.index]
     raw = s.to_numpy()
     if np.isnan(raw).all():
         raise DetectorError("series: no usable values")
     fwd, inv = _transform(raw, log, counts)
     y = fwd(raw)
-    work = (
+    filled = (
         pd.Series(y).where(~np.array([e is not None for e in effect_of])).interpolate(limit_direction="both")
     )
-    work = work.to_numpy().copy()
+    work = filled.to_numpy().copy()
     errors: list[float] = []
     out: list[Anomaly] = []
     run: list[int] = []  # indices of the current episode
@@ -208,26 +278,7 @@ def detect(
     run_errors: list[float] = []
     window = history_periods * period
     for t in range(period, len(y)):
-        cold_bounds = None
-        if t < MIN_PERIODS * period:
-            # Cold start (a campaign's first weeks): too short to learn a weekly pattern, so the
-            # median of what came before is expected, and only a value outside everything seen so
-            # far (one full cycle at least, weekend peaks included) by the materiality margin counts.
-            expected = float(np.median(work[:t]))
-            scale, cold_bounds = _cold(work[:t], fwd, inv, min_change)
-        else:
-            hist = work[max(0, t - window) : t]
-            # History is already cleaned of anomalies, so a plain (non-robust) fit; a wide seasonal
-            # window keeps one noisy week from reshaping the weekly pattern.
-            fit = sm_seasonal.STL(hist, period=period, seasonal=31).fit()
-            # one step ahead: the last trend level and the seasonal value one period back
-            expected = float(fit.trend[-1] + fit.seasonal[-period])
-            if len(errors) >= 2 * period:  # two cycles of forecast errors before judging by them
-                recent = np.array(errors[-window:])
-                scale = 1.4826 * float(np.median(np.abs(recent - np.median(recent))))
-                scale = max(scale, 1e-3 * abs(expected), 1e-9)
-            else:  # still warming up: the cold-start rule
-                scale, cold_bounds = _cold(work[:t], fwd, inv, min_change)
+        expected, scale, cold_bounds = _forecast(work, t, period, window, errors, fwd, inv, min_change)
         if np.isnan(y[t]):
             work[t] = expected
             continue
@@ -250,31 +301,9 @@ def detect(
             run.append(t)
             run_sign = sign
             run_errors.append(err)
-            if len(run) == shift_after:
-                # A level shift: move the older history onto the new level (in logs: rescale it),
-                # so neither the trend nor the weekly pattern has to absorb the step.
-                work[: run[0]] += float(np.median(run_errors))
-                for i in run:
-                    work[i] = y[i]
-            elif len(run) > shift_after:
-                work[t] = y[t]
-            else:
-                work[t] = expected
+            _keep_flagged(work, y, t, run, run_errors, shift_after, expected)
         else:
             work[t] = y[t]
         if flagged:
-            shown = shown_expected
-            out.append(
-                Anomaly(
-                    ts=s.index[t],
-                    observed=float(raw[t]),
-                    expected=shown,
-                    residual=float(raw[t]) - shown,
-                    score=err / scale,
-                    direction="spike" if sign > 0 else "drop",
-                    explained_by=effect_of[t],
-                    episode_start=s.index[run[0]] if run else s.index[t],
-                    episode_length=len(run) or 1,
-                )
-            )
+            out.append(_anomaly(s, t, float(raw[t]), shown_expected, err / scale, effect_of[t], run))
     return out

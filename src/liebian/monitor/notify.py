@@ -19,6 +19,7 @@ Formats:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -28,12 +29,15 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 PUBLIC_FIELDS = (
@@ -167,28 +171,28 @@ def send(
     timeout: float = 10.0,
 ) -> Result:
     """Deliver one notification `view` (from `public_view`) through a channel of `kind`."""
-    opts = {"attempts": attempts, "backoff": backoff, "sleep": sleep, "timeout": timeout}
+    post = functools.partial(_post, attempts=attempts, backoff=backoff, sleep=sleep, timeout=timeout)
     text = markdown(view)
     if kind == "wecom":
         body = json.dumps({"msgtype": "markdown", "markdown": {"content": text}}, ensure_ascii=False).encode()
-        return _post(target, body, {}, check_errcode=True, **opts)
+        return post(target, body, {}, check_errcode=True)
     if kind == "dingtalk":
         url = target
         if secret:
             ts = int(now() * 1000)
             url += ("&" if "?" in url else "?") + f"timestamp={ts}&sign={dingtalk_sign(secret, ts)}"
         title = f"【{view['level']}】{view['title']}"
-        body = json.dumps(
+        content = json.dumps(
             {"msgtype": "markdown", "markdown": {"title": title, "text": text}}, ensure_ascii=False
         )
-        return _post(url, body.encode(), {}, check_errcode=True, **opts)
+        return post(url, content.encode(), {}, check_errcode=True)
     if kind == "webhook":
         body = json.dumps(view, ensure_ascii=False, sort_keys=True, default=str).encode()
         ts = int(now())
         headers = {"X-Liebian-Timestamp": str(ts), "X-Liebian-Event": view["event"]}
         if secret:
             headers["X-Liebian-Signature"] = webhook_signature(secret, ts, body)
-        return _post(target, body, headers, check_errcode=False, **opts)
+        return post(target, body, headers, check_errcode=False)
     if kind == "email":
         return _send_email(
             target, view, text, attempts=attempts, backoff=backoff, sleep=sleep, timeout=timeout

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
 
-# deferred for start-up time: NumPy imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
+if TYPE_CHECKING:
+    import numpy as np
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
 
 START, CONV, NULL = "(start)", "(conversion)", "(null)"
 MODELS = ("first", "last", "linear", "time_decay", "position", "markov")
@@ -133,7 +136,7 @@ def attribute(paths: Sequence[Path], half_life_hours: float = 72.0) -> list[dict
     touches = sorted({t for r in results.values() for t in r})
     rows = []
     for t in touches:
-        row = {"touchpoint": t}
+        row: dict[str, str | float] = {"touchpoint": t}
         for m, r in results.items():
             row[f"{m}_conversions"] = round(r.get(t, {}).get("conversions", 0.0), 6)
             row[f"{m}_revenue_fen"] = round(r.get(t, {}).get("revenue", 0.0), 2)

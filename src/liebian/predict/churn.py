@@ -9,18 +9,27 @@ feature query filters `ts <= cutoff`, so rows after the cutoff cannot change a f
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
-from liebian.predict.common import PredictError, single_thread
+from liebian.predict.common import PredictError, aggregate_row, single_thread
 
-# deferred for start-up time: DuckDB, NumPy, pandas and scikit-learn imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
-sk_calibration = lazy_import("sklearn.calibration")
-sk_ensemble = lazy_import("sklearn.ensemble")
-sk_inspection = lazy_import("sklearn.inspection")
-sk_metrics = lazy_import("sklearn.metrics")
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import sklearn.calibration as sk_calibration
+    import sklearn.ensemble as sk_ensemble
+    import sklearn.inspection as sk_inspection
+    import sklearn.metrics as sk_metrics
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sk_calibration = lazy_import("sklearn.calibration")
+    sk_ensemble = lazy_import("sklearn.ensemble")
+    sk_inspection = lazy_import("sklearn.inspection")
+    sk_metrics = lazy_import("sklearn.metrics")
 
 FEATURES = (
     "recency_days",
@@ -139,9 +148,7 @@ def labels(
 
 
 def data_end(con: duckdb.DuckDBPyConnection) -> datetime:
-    end = con.execute(
-        "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders))"
-    ).fetchone()[0]
+    end = aggregate_row(con, "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders))")[0]
     if end is None:
         raise PredictError("events/orders: the warehouse is empty; churn needs activity")
     return end
@@ -205,13 +212,13 @@ def fit_churn(con: duckdb.DuckDBPyConnection, window_days: int = 30, seed: int =
         "train_cutoff": t0.isoformat(),
         "test_cutoff": t1.isoformat(),
         "window_days": window_days,
-        "importance": sorted(
-            (
-                {"feature": f, "auc_drop": float(m)}
-                for f, m in zip(FEATURES, imp.importances_mean, strict=True)
-            ),
-            key=lambda r: -r["auc_drop"],
-        ),
+        "importance": [
+            {"feature": f, "auc_drop": drop}
+            for f, drop in sorted(
+                ((f, float(m)) for f, m in zip(FEATURES, imp.importances_mean, strict=True)),
+                key=lambda feature_drop: -feature_drop[1],
+            )
+        ],
     }
     # the scoring model learns from the most recent labelled slice
     final = _model(seed).fit(X_test, y_test)

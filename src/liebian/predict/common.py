@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
@@ -16,8 +16,10 @@ from threadpoolctl import threadpool_limits
 from liebian.lazy import lazy_import
 from liebian.output import err_console
 
-# deferred for start-up time: DuckDB imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 
 class PredictError(ValueError):
@@ -69,7 +71,7 @@ def fit_progress(title: str, total: int, show: bool = True) -> Iterator[_Steps]:
         yield _Steps(progress, task, total)
 
 
-def single_thread():
+def single_thread() -> AbstractContextManager[object]:
     """Run scikit-learn's OpenMP/BLAS code on one thread.
 
     The fits here are small (thousands of rows): on shared cores OpenMP's spinning threads made
@@ -78,21 +80,31 @@ def single_thread():
     return threadpool_limits(limits=1)
 
 
-def data_snapshot(con: duckdb.DuckDBPyConnection) -> dict:
+def aggregate_row(con: duckdb.DuckDBPyConnection, sql: str, params: object = None) -> tuple[Any, ...]:
+    """The one row of an aggregate query (a SELECT of aggregates always has exactly one)."""
+    row = con.execute(sql, params).fetchone()
+    if row is None:
+        raise RuntimeError(f"an aggregate query returned no row: {sql}")
+    return row
+
+
+def data_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """What a model was fitted on: row counts, max event time and a content hash of the ids.
 
     The hash folds every event/order id (and order status/amount) with bit_xor, so it does not
     depend on row order and changes when any row is added, removed or altered.
     """
-    counts, max_ts, parts = {}, {}, []
+    counts: dict[str, int] = {}
+    max_ts: dict[str, str | None] = {}
+    parts: list[str] = []
     for table, id_expr in (
         ("events", "event_id"),
         ("orders", "order_id || status || CAST(amount_fen AS VARCHAR)"),
         ("referral_edges", "CAST(inviter_person_id AS VARCHAR) || '>' || CAST(invitee_person_id AS VARCHAR)"),
     ):
-        n, ts, h = con.execute(
-            f"SELECT count(*), max(ts), coalesce(bit_xor(hash({id_expr})), 0) FROM {table}"
-        ).fetchone()
+        n, ts, h = aggregate_row(
+            con, f"SELECT count(*), max(ts), coalesce(bit_xor(hash({id_expr})), 0) FROM {table}"
+        )
         counts[table] = int(n)
         max_ts[table] = ts.isoformat() if isinstance(ts, datetime) else None
         parts.append(f"{table}:{n}:{h}")
@@ -100,9 +112,18 @@ def data_snapshot(con: duckdb.DuckDBPyConnection) -> dict:
     return {"rows": counts, "max_ts": max_ts, "hash": digest}
 
 
-def jsonable(value: Any) -> Any:
+@overload
+def jsonable(value: Mapping[str, Any]) -> dict[str, Any]: ...
+@overload
+def jsonable(value: list[Any] | tuple[Any, ...]) -> list[Any]: ...
+
+
+def jsonable(value: Mapping[str, Any] | list[Any] | tuple[Any, ...]) -> dict[str, Any] | list[Any]:
     """Numpy/pandas scalars and containers as plain JSON values (NaN → None)."""
-    return json.loads(json.dumps(value, default=_default, allow_nan=True).replace("NaN", "null"))
+    plain: dict[str, Any] | list[Any] = json.loads(
+        json.dumps(value, default=_default, allow_nan=True).replace("NaN", "null")
+    )
+    return plain
 
 
 def _default(value: Any) -> Any:

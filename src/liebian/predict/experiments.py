@@ -11,15 +11,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
 
-# deferred for start-up time: NumPy, SciPy and statsmodels imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-stats = lazy_import("scipy.stats")
-sm_power = lazy_import("statsmodels.stats.power")
-sm_proportion = lazy_import("statsmodels.stats.proportion")
+if TYPE_CHECKING:
+    import numpy as np
+    import scipy.stats as stats
+    import statsmodels.stats.power as sm_power
+    import statsmodels.stats.proportion as sm_proportion
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    stats = lazy_import("scipy.stats")
+    sm_power = lazy_import("statsmodels.stats.power")
+    sm_proportion = lazy_import("statsmodels.stats.proportion")
 
 SRM_ALPHA = 0.001  # the usual threshold for a sample-ratio mismatch alarm
 
@@ -65,10 +71,10 @@ def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float =
 
 def srm_check(counts: Sequence[int], weights: Sequence[float] | None = None) -> dict:
     """Chi-square goodness of fit of the observed split against the planned weights."""
-    counts = np.asarray(counts, float)
-    weights = np.asarray(weights if weights is not None else [1.0] * len(counts), float)
-    expected = counts.sum() * weights / weights.sum()
-    chi2, p = stats.chisquare(counts, expected)
+    observed = np.asarray(counts, float)
+    planned = np.asarray(weights if weights is not None else [1.0] * len(observed), float)
+    expected = observed.sum() * planned / planned.sum()
+    chi2, p = stats.chisquare(observed, expected)
     return {"chi2": float(chi2), "p_value": float(p), "mismatch": bool(p < SRM_ALPHA)}
 
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, aggregate_row
 
-# deferred for start-up time: DuckDB, NumPy and pandas imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 STATES = ("new", "active", "loyal", "silent", "churned")
 
@@ -40,14 +45,12 @@ class LifecycleConfig:
 def activity_by_period(con: duckdb.DuckDBPyConnection, cfg: LifecycleConfig, end: datetime | None = None):
     """person × period activity (events + paid orders) and paid orders/revenue, from the warehouse."""
     if end is None:
-        end = con.execute(
-            "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders))"
-        ).fetchone()[0]
+        end = aggregate_row(
+            con, "SELECT greatest((SELECT max(ts) FROM events), (SELECT max(ts) FROM orders))"
+        )[0]
         if end is None:
             raise PredictError("events/orders: the warehouse is empty; the lifecycle needs activity")
-    start = con.execute(
-        "SELECT least((SELECT min(ts) FROM events), (SELECT min(ts) FROM orders))"
-    ).fetchone()[0]
+    start = aggregate_row(con, "SELECT least((SELECT min(ts) FROM events), (SELECT min(ts) FROM orders))")[0]
     n_periods = int((end - start) / timedelta(days=cfg.period_days)) + 1
     origin = end - timedelta(days=cfg.period_days * n_periods)  # periods end at `end`
     df = con.execute(

@@ -14,15 +14,21 @@ import io
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
-from liebian.predict.common import PredictError
+from liebian.predict.common import PredictError, aggregate_row
 
-# deferred for start-up time: DuckDB, NumPy, pandas and SciPy imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
-stats = lazy_import("scipy.stats")
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import scipy.stats as stats
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    stats = lazy_import("scipy.stats")
 
 # CDNOW, 2357 customers, time unit = weeks (the papers' reference values)
 PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -47,7 +53,7 @@ def rfm_summary(
     if unit_days <= 0:
         raise PredictError(f"unit_days: must be positive (got {unit_days})")
     if cutoff is None:
-        cutoff = con.execute("SELECT max(ts) FROM orders WHERE status = 'paid'").fetchone()[0]
+        cutoff = aggregate_row(con, "SELECT max(ts) FROM orders WHERE status = 'paid'")[0]
         if cutoff is None:
             raise PredictError("orders: no paid orders in the warehouse; LTV needs purchases")
     df = con.execute(

@@ -10,6 +10,7 @@ still describes the data is answered by comparing its snapshot with `current_sna
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
 
 from liebian.engine import warehouse
 from liebian.lazy import lazy_import
@@ -17,9 +18,12 @@ from liebian.predict import experiments
 from liebian.predict import store as model_store
 from liebian.predict.common import PredictError, data_snapshot, jsonable
 
-# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 BY = ("channel", "segment")
 UNSEGMENTED = "(未分群 unsegmented)"
@@ -204,7 +208,10 @@ def segment_summary(channel: str | None = None, person_ids: Collection[int] | No
             "silhouette": entry["metrics"]["silhouette"],
             "persons": selected,
             "profiles": profiles,
-            "rfm_grid": [{"r_score": r, "f_score": f, "persons": int(n)} for (r, f), n in grid.items()],
+            "rfm_grid": [
+                {"r_score": r, "f_score": f, "persons": int(n)}
+                for (r, f), n in zip(grid.index, grid, strict=True)
+            ],
         }
     )
 

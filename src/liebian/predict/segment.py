@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError, single_thread
 
-# deferred for start-up time: NumPy, pandas and scikit-learn imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
-sk_cluster = lazy_import("sklearn.cluster")
-sk_metrics = lazy_import("sklearn.metrics")
-sk_preprocessing = lazy_import("sklearn.preprocessing")
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import sklearn.cluster as sk_cluster
+    import sklearn.metrics as sk_metrics
+    import sklearn.preprocessing as sk_preprocessing
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sk_cluster = lazy_import("sklearn.cluster")
+    sk_metrics = lazy_import("sklearn.metrics")
+    sk_preprocessing = lazy_import("sklearn.preprocessing")
 
 MIN_SAMPLES = 1000  # the source plan: K-Means on at least 1000 users (001 §2.2.3)
 SILHOUETTE_SAMPLE = 5000  # silhouette is O(n²): score a fixed random sample beyond this
@@ -58,7 +65,7 @@ def choose_k(X: np.ndarray, k_range=range(2, 9), seed: int = 0, allow_small: boo
         models[k] = km
     if not scores:
         raise PredictError("K-Means found fewer than two distinct clusters for every k")
-    best = max(scores, key=scores.get)
+    best = max(scores, key=scores.__getitem__)
     return {"k": best, "silhouette": scores, "model": models[best], "warning": warning}
 
 

@@ -11,16 +11,29 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from liebian.engine import warehouse
 from liebian.lazy import lazy_import
 from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
 from liebian.predict import store as model_store
-from liebian.predict.common import PredictError, data_snapshot, fit_progress, jsonable, single_thread
+from liebian.predict.common import (
+    PredictError,
+    aggregate_row,
+    data_snapshot,
+    fit_progress,
+    jsonable,
+    single_thread,
+)
 
-# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 __all__ = [
     "PredictError",
@@ -38,13 +51,13 @@ __all__ = [
 ]
 
 
-def _new_persons(con, new_after_days: float) -> pd.DataFrame:
+def _new_persons(con: duckdb.DuckDBPyConnection, new_after_days: float) -> pd.DataFrame:
     """Persons acquired during the data, and whether by referral.
 
     Acquired = has a `signup` event; without sign-up events in the data, first seen at least
     `new_after_days` after the data starts (existing members are active from the start).
     """
-    has_signups = con.execute("SELECT count(*) FROM events WHERE event = 'signup'").fetchone()[0] > 0
+    has_signups = aggregate_row(con, "SELECT count(*) FROM events WHERE event = 'signup'")[0] > 0
     acquired = (
         "SELECT DISTINCT person_id FROM events WHERE event = 'signup'"
         if has_signups
@@ -72,7 +85,7 @@ def fit_ltv(
     new_after_days: float = 7.0,
     progress: bool = False,
     store: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """BG/NBD + Gamma-Gamma on the warehouse's paid orders; per-person CLV; the LTV multiplier.
 
     The multiplier compares users acquired by referral with other users acquired over the same
@@ -140,7 +153,7 @@ def fit_lifecycle(
     discount_rate: float = 0.0,
     progress: bool = False,
     store: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     cfg = lifecycle.LifecycleConfig(period_days, loyal_orders, loyal_periods, churn_periods)
     with (
         fit_progress("Lifecycle Markov chain", 2, progress) as steps,
@@ -160,7 +173,9 @@ def fit_lifecycle(
     return jsonable({"model": entry, **result})
 
 
-def fit_churn(window_days: int = 30, seed: int = 0, progress: bool = False, store: bool = True) -> dict:
+def fit_churn(
+    window_days: int = 30, seed: int = 0, progress: bool = False, store: bool = True
+) -> dict[str, Any]:
     """Fit, validate on a later slice, store; the stored artefact scores persons later."""
     with (
         fit_progress("Churn risk (gradient boosting)", 4, progress) as steps,
@@ -186,7 +201,7 @@ def churn_risk(
     person_ids: Sequence[int] | None = None,
     at: datetime | None = None,
     top: int = 3,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Risk per person (highest first) with its main reasons, from a stored churn model."""
     entry = model_store.get_model(model_id, kind="churn")
     art = model_store.load_artefact(entry)
@@ -213,7 +228,7 @@ def fit_segments(
     seed: int = 0,
     progress: bool = False,
     store: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """RFM scores + K-Means profiles (k by silhouette) on the churn feature set at the latest time."""
     if k_min < 2 or k_max < k_min:
         raise PredictError(f"k range: need 2 <= k_min <= k_max (got {k_min}..{k_max})")
@@ -259,7 +274,7 @@ def fit_segments(
 
 
 def touch_paths(
-    con,
+    con: duckdb.DuckDBPyConnection,
     by: str = "channel",
     lookback_days: int = 30,
     start: datetime | None = None,
@@ -329,8 +344,8 @@ def attribution_report(
     start: date | None = None,
     end: date | None = None,
     person_ids: Sequence[int] | None = None,
-    store_params: dict | None = None,
-) -> dict:
+    store_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Every attribution model side by side, one row per touchpoint.
 
     `start`/`end` are calendar days in the display zone (inclusive) bounding the conversions;
@@ -349,7 +364,7 @@ def attribution_report(
         {"by": by, "paths": len(paths), "conversions": sum(p.converted for p in paths),
          "revenue_fen": sum(p.revenue for p in paths), "half_life_hours": half_life_hours, "rows": rows}
     )  # fmt: skip
-    if store_params is not None:
+    if store_params is not None and snap is not None:
         params = {"by": by, "lookback_days": lookback_days, "half_life_hours": half_life_hours,
                   "start": start.isoformat() if start else None, "end": end.isoformat() if end else None}  # fmt: skip
         report["model"] = model_store.save_model("attribution", params | store_params, report, snap)
@@ -368,7 +383,7 @@ def _utc_days(start: date | None, end: date | None) -> tuple[datetime | None, da
     return lo, hi
 
 
-def calibrate_growth(campaign_id: str) -> dict:
+def calibrate_growth(campaign_id: str) -> dict[str, Any]:
     """Observed K-factor, participation and cycle time of a running campaign (warehouse data).
 
     participation = participants (join/share in the campaign) / persons reached by it;
@@ -376,7 +391,8 @@ def calibrate_growth(campaign_id: str) -> dict:
     first campaign action to their invitees' arrival.
     """
     with warehouse.connect(read_only=True) as con:
-        row = con.execute(
+        row = aggregate_row(
+            con,
             """
             WITH c AS (SELECT * FROM events WHERE campaign_id = ?),
             reached AS (SELECT count(DISTINCT person_id) AS n FROM c),
@@ -389,7 +405,7 @@ def calibrate_growth(campaign_id: str) -> dict:
                       ON p.person_id = e.inviter_person_id WHERE e.ts >= p.t)
             """,
             [campaign_id, campaign_id],
-        ).fetchone()
+        )
     reached, participants, referred, cycle_days = row
     if not reached:
         raise PredictError(f"campaign_id: no events of campaign {campaign_id!r} in the warehouse")
@@ -408,13 +424,13 @@ def calibrate_growth(campaign_id: str) -> dict:
     }
 
 
-def growth_projection(params: simulate.GrowthParams, runs: int = 1000, seed: int = 0) -> dict:
+def growth_projection(params: simulate.GrowthParams, runs: int = 1000, seed: int = 0) -> dict[str, Any]:
     result = simulate.project(params, runs, seed)
     result["participation_sweep"] = simulate.participation_sweep(params)
     return jsonable(result)
 
 
-def lifecycle_config_defaults() -> dict:
+def lifecycle_config_defaults() -> dict[str, Any]:
     return asdict(lifecycle.LifecycleConfig())
 
 
@@ -433,7 +449,7 @@ def person_features(at: datetime | None = None) -> pd.DataFrame:
     return out
 
 
-def primary_channels(con, at: datetime) -> pd.DataFrame:
+def primary_channels(con: duckdb.DuckDBPyConnection, at: datetime) -> pd.DataFrame:
     """Each person's channel: the one with most of their events up to `at` (ties: alphabetical)."""
     return con.execute(
         """

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from liebian.auth.deps import client_ip, principal_of
 from liebian.auth.schemas import encode
 from liebian.db.session import session_scope
-from liebian.privacy import service
+from liebian.privacy import retention, service, subject_requests
 from liebian.privacy.schemas import (
     ConsentIn,
     ConsentOut,
@@ -102,14 +102,14 @@ def consent_state(person_id: int):
 @router.get("/inventory", response_model=list[InventoryRow], responses=ERRORS)
 def inventory() -> list[dict]:
     """Which personal data liebian holds, for which purpose, protected how, kept how long."""
-    return service.data_inventory()
+    return retention.data_inventory()
 
 
 @router.post("/requests/export", responses=NOT_FOUND)
 def export(body: SubjectRequest, request: Request) -> dict:
     """Everything about a person across both stores (JSON). Audited."""
     return _run(
-        service.export_person,
+        subject_requests.export_person,
         body.person_id,
         actor=principal_of(request).name,
         ip=client_ip(request),
@@ -121,7 +121,7 @@ def export(body: SubjectRequest, request: Request) -> dict:
 def delete(body: SubjectRequest, request: Request):
     """Erase a person's identifiers from both stores; returns the verifiable record."""
     return _run(
-        service.delete_person,
+        subject_requests.delete_person,
         body.person_id,
         actor=principal_of(request).name,
         ip=client_ip(request),
@@ -131,7 +131,7 @@ def delete(body: SubjectRequest, request: Request):
 
 @router.get("/requests", response_model=list[RequestOut], responses=ERRORS)
 def requests():
-    return _run(service.list_requests)
+    return _run(subject_requests.list_requests)
 
 
 @router.post("/persons/{person_id}/reveal", response_model=RevealOut, responses=NOT_FOUND)
@@ -139,7 +139,7 @@ def reveal(person_id: int, body: RevealRequest, request: Request):
     """Decrypt a person's phone (or payment account). Audited with the reason given."""
     try:
         with session_scope() as s:
-            values = service.reveal(
+            values = subject_requests.reveal(
                 s,
                 person_id,
                 body.id_type,

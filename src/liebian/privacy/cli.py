@@ -10,7 +10,8 @@ import typer
 from liebian.auth.cli_guard import acting
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
-from liebian.privacy import crypto, service
+from liebian.privacy import crypto, service, subject_requests
+from liebian.privacy import retention as retention_policy
 
 app = typer.Typer(no_args_is_help=True)
 notice_app = typer.Typer(no_args_is_help=True, help="Versioned privacy notices.")
@@ -94,7 +95,7 @@ def consent_show(
 @app.command("inventory")
 def inventory(fmt: Format = typer.Option(Format.table, "--format")) -> None:
     """The data inventory: which personal data, for which purpose, kept how long."""
-    emit(service.data_inventory(), fmt, title="data inventory")
+    emit(retention_policy.data_inventory(), fmt, title="data inventory")
 
 
 @app.command("export")
@@ -106,7 +107,7 @@ def export(
     """Export everything about a person (both stores) to a JSON file."""
     try:
         with session_scope() as s:
-            data = service.export_person(s, person_id, actor=acting().name, ip="cli", reason=reason)
+            data = subject_requests.export_person(s, person_id, actor=acting().name, ip="cli", reason=reason)
     except service.PrivacyError as exc:
         _fail(exc)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,9 @@ def delete(
         typer.confirm(f"erase person {person_id}'s identifiers from both stores?", abort=True)
     try:
         with session_scope() as s:
-            record = service.delete_person(s, person_id, actor=acting().name, ip="cli", reason=reason)
+            record = subject_requests.delete_person(
+                s, person_id, actor=acting().name, ip="cli", reason=reason
+            )
     except service.PrivacyError as exc:
         _fail(exc)
     if fmt is Format.table:
@@ -148,7 +151,7 @@ def delete(
 def requests(fmt: Format = typer.Option(Format.table, "--format")) -> None:
     """Data-subject requests done so far, with their record hashes."""
     with session_scope() as s:
-        rows = service.list_requests(s)
+        rows = subject_requests.list_requests(s)
     for r in rows:
         r["record"] = (
             json.dumps(r["record"], ensure_ascii=False)[:200] if fmt is Format.table else r["record"]
@@ -165,7 +168,9 @@ def reveal(
     """Decrypt a person's phone (audited)."""
     try:
         with session_scope() as s:
-            values = service.reveal(s, person_id, id_type, actor=acting().name, ip="cli", reason=reason)
+            values = subject_requests.reveal(
+                s, person_id, id_type, actor=acting().name, ip="cli", reason=reason
+            )
     except service.PrivacyError as exc:
         _fail(exc)
     for v in values:
@@ -193,13 +198,13 @@ def rotate_key() -> None:
 def reencrypt() -> None:
     """Re-seal every ciphertext under the active key; shows the keys still in use."""
     with session_scope() as s:
-        counts = service.reencrypt_all(s)
-        usage = service.key_usage(s)
+        counts = retention_policy.reencrypt_all(s)
+        usage = retention_policy.key_usage(s)
     console.print(f"re-encrypted: {counts}; ciphertexts per key now: {usage}")
 
 
 @app.command("retention")
 def retention() -> None:
     """Apply the retention policy now (also a scheduled job: privacy-retention)."""
-    deleted = service.apply_retention(actor=acting().name)
+    deleted = retention_policy.apply_retention(actor=acting().name)
     console.print(f"deleted by retention: {deleted}")

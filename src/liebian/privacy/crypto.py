@@ -7,7 +7,7 @@ Encryption keys are versioned so they can be rotated: every ciphertext starts wi
 key that sealed it (`k2:<base64>`); ciphertexts without a prefix are from before versioning and
 belong to key "1". `LIEBIAN_ENCRYPTION_KEY` takes one hex key (key "1") or a list `2:<hex>,1:<hex>`
 whose first entry is the active key. With the key file, `rotate_encryption_key()` adds a key and
-makes it active; `reencrypt_all()` (privacy.service) re-seals old ciphertexts under it. Old keys stay
+makes it active; `reencrypt_all()` (privacy.retention) re-seals old ciphertexts under it. Old keys stay
 readable until no ciphertext needs them.
 """
 
@@ -22,12 +22,15 @@ import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: cryptography imported on first use (liebian/lazy.py)
-aead = lazy_import("cryptography.hazmat.primitives.ciphers.aead")
+if TYPE_CHECKING:
+    import cryptography.hazmat.primitives.ciphers.aead as aead
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    aead = lazy_import("cryptography.hazmat.primitives.ciphers.aead")
 
 LEGACY_KID = "1"
 _KID_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
@@ -94,14 +97,12 @@ def parse_encryption_env(value: str) -> tuple[str, dict[str, bytes]]:
     if ":" not in value:
         return LEGACY_KID, {LEGACY_KID: _aes_key(value, "LIEBIAN_ENCRYPTION_KEY")}
     found: dict[str, bytes] = {}
-    active = None
     for part in value.split(","):
         kid, _, hex_value = part.strip().partition(":")
         if not _KID_RE.match(kid):
             raise KeyError_(f"LIEBIAN_ENCRYPTION_KEY: bad key id {kid!r} (letters and digits, ≤16)")
         found[kid] = _aes_key(hex_value, f"LIEBIAN_ENCRYPTION_KEY key {kid}")
-        active = active or kid
-    return active, found
+    return next(iter(found)), found  # the first key id given (dicts keep insertion order)
 
 
 def _listed(stored: dict) -> dict[str, str]:
@@ -134,7 +135,7 @@ def keys() -> Keys:
 def rotate_encryption_key() -> str:
     """Add a new AES-256 key to the key file and make it the active one; returns its id.
 
-    New ciphertexts use it at once; run `reencrypt_all` (privacy.service) to re-seal the old ones.
+    New ciphertexts use it at once; run `reencrypt_all` (privacy.retention) to re-seal the old ones.
     With keys given by LIEBIAN_ENCRYPTION_KEY, rotate by listing the new key first instead.
     """
     s = get_settings()

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from liebian.db.session import session_scope
-from liebian.jobs import job
-from liebian.privacy import service
+from liebian.ports import Job
+from liebian.privacy import retention as retention_policy
 
 
-@job("privacy-retention", every_seconds=24 * 3600)
 def retention() -> dict:
     """Delete warehouse events, messages and rejected rows older than settings.retention_days."""
-    return service.apply_retention()
+    return retention_policy.apply_retention()
 
 
-@job("privacy-reencrypt", every_seconds=3600)
 def reencrypt() -> dict:
     """Re-seal ciphertexts still under an old encryption key (a no-op when none are)."""
     with session_scope() as s:
-        return service.reencrypt_all(s)
+        return retention_policy.reencrypt_all(s)
+
+
+JOBS = (
+    Job("privacy-retention", retention, every_seconds=24 * 3600),
+    Job("privacy-reencrypt", reencrypt, every_seconds=3600),
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 from liebian.privacy.crypto import mask_email, mask_id_card, mask_phone
 
@@ -64,6 +65,7 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
         # Mask the parts and keep msg/args apart when that is enough: some formatters (uvicorn's
         # access log) read record.args themselves. Otherwise keep only the masked text.
         args = record.args
+        new_args: tuple[object, ...] | Mapping[str, object] | None
         if isinstance(args, tuple):
             new_args = tuple(_mask_arg(a) for a in args)
         elif isinstance(args, dict):

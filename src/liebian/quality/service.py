@@ -17,6 +17,7 @@ import statistics
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
@@ -40,9 +41,12 @@ from liebian.quality.schemas import (
     VolumeAnomaly,
 )
 
-# deferred for start-up time: DuckDB and pandas imported on first use (liebian/lazy.py)
-duckdb = lazy_import("duckdb")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pd = lazy_import("pandas")
 
 # Fields that must be filled (they make the completeness score) and optional ones (reported only).
 REQUIRED_FIELDS = {
@@ -108,13 +112,13 @@ def _window(column: str, start: datetime | None, end: datetime | None) -> str:
     return " AND ".join(parts)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     cursor = con.execute(sql)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict:
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     return _rows(con, sql)[0]
 
 
@@ -178,17 +182,11 @@ class _Checked:
     error_rows: int  # loaded rows with an out-of-range value or a duplicate
 
 
-def consistency(
-    con: duckdb.DuckDBPyConnection,
-    start: datetime | None,
-    end: datetime | None,
-    cfg: QualityConfig,
-    now: datetime,
-    identity_conflicts: int | None,
-) -> _Checked:
-    future, old = f"ts > {_ts(now)}", f"ts < {_ts(cfg.min_ts)}"
-    factor = float(cfg.amount_outlier_factor)
-    events = _one(
+def _event_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, cfg: QualityConfig,
+                  future: str, old: str) -> dict[str, Any]:  # fmt: skip
+    """Events in the window: content duplicates (same person, event, channel within the duplicate
+    window), future and too old timestamps."""
+    return _one(
         con,
         f"""
         WITH e AS (
@@ -204,7 +202,14 @@ def consistency(
         FROM f
         """,
     )
-    orders = _one(
+
+
+def _order_checks(con: duckdb.DuckDBPyConnection, start: datetime | None, end: datetime | None, cfg: QualityConfig,
+                  future: str, old: str) -> dict[str, Any]:  # fmt: skip
+    """Orders in the window: repeated order ids, amounts out of range or far from the median, future
+    and too old timestamps, refunds before their payment, buyers without any event."""
+    factor = float(cfg.amount_outlier_factor)
+    return _one(
         con,
         f"""
         WITH o AS (
@@ -231,6 +236,19 @@ def consistency(
         FROM f
         """,
     )
+
+
+def consistency(
+    con: duckdb.DuckDBPyConnection,
+    start: datetime | None,
+    end: datetime | None,
+    cfg: QualityConfig,
+    now: datetime,
+    identity_conflicts: int | None,
+) -> _Checked:
+    future, old = f"ts > {_ts(now)}", f"ts < {_ts(cfg.min_ts)}"
+    events = _event_checks(con, start, end, cfg, future, old)
+    orders = _order_checks(con, start, end, cfg, future, old)
     messages = _one(
         con,
         f"""
@@ -547,29 +565,8 @@ def quality_report(
     )
 
 
-def _findings(
-    filled: Completeness,
-    c: Consistency,
-    timely: Timeliness,
-    anomalies: list[VolumeAnomaly],
-    held: Quarantine,
-    errors: ErrorRate,
-    cfg: QualityConfig,
-) -> list[Finding]:
-    """Everything that is not clean, one line each, most actionable first."""
-    out: list[Finding] = []
-    if not errors.passed:
-        out.append(
-            Finding(
-                check="error_rate",
-                count=errors.rejected_rows + errors.problem_rows,
-                detail=f"error rate {errors.error_rate:.3%} above the target {errors.target:.3%}",
-            )
-        )
-    for category, n in held.by_category.items():
-        out.append(
-            Finding(check=f"rejected:{category}", count=n, detail=f"{n} rows quarantined ({category})")
-        )
+def _consistency_findings(c: Consistency, cfg: QualityConfig) -> list[Finding]:
+    """One finding per consistency check that found rows."""
     problems = [
         (
             "duplicate_content_events",
@@ -601,7 +598,33 @@ def _findings(
         ),
         ("identity_conflicts", None, c.identity_conflicts or 0, "contradicting OneID evidence kept apart"),
     ]
-    out.extend(Finding(check=k, table=t, count=n, detail=d) for k, t, n, d in problems if n)
+    return [Finding(check=k, table=t, count=n, detail=d) for k, t, n, d in problems if n]
+
+
+def _findings(
+    filled: Completeness,
+    c: Consistency,
+    timely: Timeliness,
+    anomalies: list[VolumeAnomaly],
+    held: Quarantine,
+    errors: ErrorRate,
+    cfg: QualityConfig,
+) -> list[Finding]:
+    """Everything that is not clean, one line each, most actionable first."""
+    out: list[Finding] = []
+    if not errors.passed:
+        out.append(
+            Finding(
+                check="error_rate",
+                count=errors.rejected_rows + errors.problem_rows,
+                detail=f"error rate {errors.error_rate:.3%} above the target {errors.target:.3%}",
+            )
+        )
+    for category, n in held.by_category.items():
+        out.append(
+            Finding(check=f"rejected:{category}", count=n, detail=f"{n} rows quarantined ({category})")
+        )
+    out.extend(_consistency_findings(c, cfg))
     for f in filled.fields:
         if f.required and f.missing:
             out.append(
@@ -636,11 +659,13 @@ def _findings(
     return out
 
 
-def metric_rows(report: QualityReport) -> list[dict]:
+def metric_rows(report: QualityReport) -> list[dict[str, Any]]:
     """The report flattened to (section, name, table, channel, value) rows for CSV and tables."""
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
 
-    def add(section: str, name: str, value, table: str | None = None, channel: str | None = None) -> None:
+    def add(
+        section: str, name: str, value: object, table: str | None = None, channel: str | None = None
+    ) -> None:
         rows.append(
             {"section": section, "name": name, "table": table or "", "channel": channel or "", "value": value}
         )
@@ -662,7 +687,7 @@ def metric_rows(report: QualityReport) -> list[dict]:
     return rows
 
 
-def check_ground_truth(report: QualityReport, truth: dict) -> list[dict]:
+def check_ground_truth(report: QualityReport, truth: dict[str, Any]) -> list[dict[str, Any]]:
     """Injected problems (the demo's ground_truth.json "quality" section) against what was detected."""
     rows = []
 
@@ -694,12 +719,12 @@ def check_ground_truth(report: QualityReport, truth: dict) -> list[dict]:
 # ------------------------------------------------------------------------ the console's report
 
 # (window, settings, data version, hour) → (report, daily volume); a few recent windows only
-_MEMO: dict[tuple, tuple[QualityReport, pd.DataFrame]] = {}
+_MEMO: dict[tuple[object, ...], tuple[QualityReport, pd.DataFrame]] = {}
 _MEMO_LOCK = threading.Lock()
 MEMO_SIZE = 8
 
 
-def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
+def data_version(con: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
     """A cheap summary of everything the report reads (about 0.1 s on 1.9M events): the row count
     of every table it reads, the latest arrival in events, orders and messages, the import batches
     (every file and collector batch, order-status updates included, adds one) and the person merges
@@ -710,7 +735,10 @@ def data_version(con: duckdb.DuckDBPyConnection) -> tuple:
                   "import_batches", "applied_merges")
     )  # fmt: skip
     latest = ", ".join(f"(SELECT max(ingested_at) FROM {t})" for t in ("events", "orders", "messages"))
-    return tuple(con.execute(f"SELECT {counts}, {latest}").fetchone())
+    row = con.execute(f"SELECT {counts}, {latest}").fetchone()
+    if row is None:  # unreachable: a SELECT of scalar subqueries has one row
+        raise RuntimeError("the data version query returned no row")
+    return tuple(row)
 
 
 def current_report(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from pathlib import Path
+from typing import NoReturn, overload
 
 import typer
 
@@ -17,9 +18,15 @@ app = typer.Typer(no_args_is_help=True)
 FMT = typer.Option(Format.table, "--format")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err_console.print(f"[red]{message}[/red]")
     raise typer.Exit(2)
+
+
+@overload
+def _date(value: str, field: str) -> date: ...
+@overload
+def _date(value: str | None, field: str) -> date | None: ...
 
 
 def _date(value: str | None, field: str) -> date | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from liebian.jobs import job
+from liebian.ports import Job
 from liebian.reports import service
 
 
-@job("reports", every_seconds=3600)
 def reports() -> list[dict]:
     """Send every due weekly/monthly report to its subscribers, once per period."""
     return service.run_scheduled()
+
+
+JOBS = (Job("reports", reports, every_seconds=3600),)

@@ -23,9 +23,11 @@ import re
 import smtplib
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -37,13 +39,16 @@ from sqlalchemy.orm import Session
 from liebian.analytics import service as analytics
 from liebian.config import get_settings
 from liebian.db.base import utcnow
-from liebian.db.session import session_scope
+from liebian.db.session import rowcount, session_scope
 from liebian.lazy import lazy_import
 from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
 
-# deferred for start-up time: openpyxl and httpx imported on first use (liebian/lazy.py)
-openpyxl = lazy_import("openpyxl")
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+    import openpyxl
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
+    openpyxl = lazy_import("openpyxl")
 
 log = logging.getLogger("liebian.reports")
 KINDS = ("weekly", "monthly")
@@ -72,7 +77,7 @@ class ReportError(Exception):
         self.status = status
         self.field = field
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "errors": [{"field": self.field, "reason": self.message}]}
 
 
@@ -116,7 +121,7 @@ def _check_metric(metric: str) -> str:
     )
 
 
-def _target_view(t: ReportTarget) -> dict:
+def _target_view(t: ReportTarget) -> dict[str, Any]:
     return {
         "id": t.id, "name": t.name, "metric": t.metric, "baseline": t.baseline, "target": t.target,
         "start_date": t.start_date.isoformat(), "due_date": t.due_date.isoformat(), "owner": t.owner,
@@ -140,7 +145,7 @@ def _check_target(
 def create_target(
     session: Session, name: str, metric: str, baseline: float, target: float, start_date: date, due_date: date,
     owner: str = "",
-) -> dict:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     """A SMART target, e.g. retention_d1 0.32 → 0.41 from 2026-11-01 to 2027-01-31."""
     _check_target(session, name, metric, baseline, target, start_date, due_date)
     t = ReportTarget(
@@ -155,7 +160,7 @@ def create_target(
 def update_target(
     session: Session, target_id: int, name: str, metric: str, baseline: float, target: float, start_date: date,
     due_date: date, owner: str = "",
-) -> dict:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     """Edit a target (same checks as when it was set)."""
     t = session.get(ReportTarget, target_id)
     if t is None:
@@ -167,7 +172,7 @@ def update_target(
     return _target_view(t)
 
 
-def list_targets(session: Session) -> list[dict]:
+def list_targets(session: Session) -> list[dict[str, Any]]:
     return [_target_view(t) for t in session.scalars(select(ReportTarget).order_by(ReportTarget.id))]
 
 
@@ -178,7 +183,7 @@ def delete_target(session: Session, target_id: int) -> None:
     session.delete(t)
 
 
-def progress(target: dict, current: float | None, as_of: date) -> dict:
+def progress(target: dict[str, Any], current: float | None, as_of: date) -> dict[str, Any]:
     """Share of the way from baseline to target, against the share of time elapsed."""
     start, due = date.fromisoformat(target["start_date"]), date.fromisoformat(target["due_date"])
     elapsed = min(max((as_of - start).days / (due - start).days, 0.0), 1.0)
@@ -196,7 +201,9 @@ def progress(target: dict, current: float | None, as_of: date) -> dict:
     return {**target, "current": current, "progress": done, "time_elapsed": elapsed, "status": status}
 
 
-def targets_progress(targets: list[dict], kpis: dict, as_of: date) -> list[dict]:
+def targets_progress(
+    targets: list[dict[str, Any]], kpis: dict[str, Any], as_of: date
+) -> list[dict[str, Any]]:
     """Every target's progress with `current` taken from one period's KPIs (a report's)."""
     return [progress(t, kpis.get(t["metric"]), as_of) for t in targets]
 
@@ -204,7 +211,7 @@ def targets_progress(targets: list[dict], kpis: dict, as_of: date) -> list[dict]
 # ------------------------------------------------------------------ the report data
 
 
-def build_report(kind: str, start: date, end: date, engine: str | None = None) -> dict:
+def build_report(kind: str, start: date, end: date, engine: str | None = None) -> dict[str, Any]:
     """All sections of one period's report, as plain data (numbers straight from the services)."""
     from liebian.fraud import service as fraud
 
@@ -253,7 +260,7 @@ def utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     return at(start), at(end + timedelta(days=1))
 
 
-def period_alerts(session: Session, start: date, end: date) -> list[dict]:
+def period_alerts(session: Session, start: date, end: date) -> list[dict[str, Any]]:
     """Alerts (monitor service) seen during the period: first seen before its end, last seen after its start."""
     from liebian.monitor import service as monitor
 
@@ -265,10 +272,10 @@ def period_alerts(session: Session, start: date, end: date) -> list[dict]:
     return rows
 
 
-def recommend(report: dict) -> list[dict]:
+def recommend(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Rule-based next steps from the report's own numbers (each names the number that fired it)."""
     k = report["kpis"]
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
 
     def add(rule: str, text: str) -> None:
         out.append({"rule": rule, "recommendation": text})
@@ -314,7 +321,7 @@ KPI_ROWS = (
 )  # fmt: skip
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -327,15 +334,15 @@ def _fmt(value) -> str:
 def bar_svg(labels: list[str], values: list[float | None], title: str, width: int = 560) -> Markup:
     """A horizontal bar chart as inline SVG: no chart library, no network, prints and e-mails."""
     bar, gap, left = 22, 8, 170
-    values = [v or 0 for v in values]
-    top = max(values, default=0) or 1
-    height = 30 + len(values) * (bar + gap)
+    lengths = [v or 0 for v in values]
+    top = max(lengths, default=0) or 1
+    height = 30 + len(lengths) * (bar + gap)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
         f'<text x="0" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
     ]
-    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+    for i, (label, value) in enumerate(zip(labels, lengths, strict=True)):
         y = 28 + i * (bar + gap)
         w = max((width - left - 70) * value / top, 1)
         parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(str(label)[:26])}</text>')
@@ -351,7 +358,7 @@ _env = Environment(
 _env.filters["fmt"] = _fmt
 
 
-def render_html(report: dict) -> str:
+def render_html(report: dict[str, Any]) -> str:
     k, p = report["kpis"], report["previous_kpis"]
     kpi_rows = [(label, k.get(key), p.get(key)) for key, label in KPI_ROWS if key in k]
     charts = [
@@ -376,7 +383,9 @@ def render_html(report: dict) -> str:
     return _env.get_template("report.html").render(r=report, kpi_rows=kpi_rows, charts=charts)
 
 
-def _sheet(wb: openpyxl.Workbook, title: str, rows: list[dict], columns: list[str] | None = None) -> None:
+def _sheet(
+    wb: openpyxl.Workbook, title: str, rows: list[dict[str, Any]], columns: list[str] | None = None
+) -> None:
     ws = wb.create_sheet(title)
     columns = columns or list(dict.fromkeys(c for r in rows for c in r))
     ws.append(columns)
@@ -384,16 +393,17 @@ def _sheet(wb: openpyxl.Workbook, title: str, rows: list[dict], columns: list[st
         ws.append([_cell(r.get(c)) for c in columns])
 
 
-def _cell(value):
+def _cell(value: object) -> object:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, default=str)
     return value
 
 
-def render_xlsx(report: dict) -> bytes:
+def render_xlsx(report: dict[str, Any]) -> bytes:
     """One sheet per section; cells hold the services' raw numbers (rates as fractions, money in fen)."""
     wb = openpyxl.Workbook()
-    wb.remove(wb.active)
+    if wb.active is not None:  # the blank first sheet
+        wb.remove(wb.active)
     k, p = report["kpis"], report["previous_kpis"]
     metrics = [m for m, v in k.items() if isinstance(v, int | float) or v is None]
     metrics = [m for m in metrics if m not in ("segment_size",)]
@@ -424,7 +434,7 @@ def render_xlsx(report: dict) -> bytes:
 
 def generate(
     kind: str, start: date | None = None, end: date | None = None, as_of: date | None = None
-) -> dict:
+) -> dict[str, Any]:
     """On demand: the report of [start, end], or of the last complete `kind` period before as_of."""
     if kind not in KINDS:
         raise ReportError(f"kind: {kind!r} is not weekly or monthly", field="kind")
@@ -440,7 +450,7 @@ def generate(
 STALE_AFTER = timedelta(hours=1)
 
 
-def _document_view(d: ReportDocument, now: datetime | None = None) -> dict:
+def _document_view(d: ReportDocument, now: datetime | None = None) -> dict[str, Any]:
     status, detail = d.status, d.detail
     if status in ("pending", "running") and d.created_at < (now or utcnow()) - STALE_AFTER:
         status, detail = "failed", "interrupted: the server stopped before the report was finished"
@@ -455,7 +465,7 @@ def _document_view(d: ReportDocument, now: datetime | None = None) -> dict:
 def request_document(
     session: Session, kind: str, start: date | None = None, end: date | None = None, requested_by: str = "",
     as_of: date | None = None,
-) -> dict:  # fmt: skip
+) -> dict[str, Any]:  # fmt: skip
     """Ask for a report to be generated and kept (status pending); `produce_document` builds it."""
     if kind not in KINDS:
         raise ReportError(f"kind: {kind!r} is not weekly or monthly", field="kind")
@@ -472,17 +482,19 @@ def request_document(
     return _document_view(d)
 
 
-def produce_document(document_id: int) -> dict:
+def produce_document(document_id: int) -> dict[str, Any]:
     """Build a pending document's report and keep it (done), or record why it could not be (failed).
     Claimed by a conditional UPDATE, so two workers never build the same document."""
     from liebian.analytics.common import AnalyticsError
 
     with session_scope() as s:
-        claimed = s.execute(
-            update(ReportDocument)
-            .where(ReportDocument.id == document_id, ReportDocument.status == "pending")
-            .values(status="running")
-        ).rowcount
+        claimed = rowcount(
+            s.execute(
+                update(ReportDocument)
+                .where(ReportDocument.id == document_id, ReportDocument.status == "pending")
+                .values(status="running")
+            )
+        )
         d = s.get(ReportDocument, document_id)
         if d is None:
             raise ReportError(f"document_id: report {document_id} does not exist", 404, "document_id")
@@ -499,6 +511,8 @@ def produce_document(document_id: int) -> dict:
         status, detail = "failed", f"{type(exc).__name__}: {exc}"
     with session_scope() as s:
         d = s.get(ReportDocument, document_id)
+        if d is None:  # deleted while it was built
+            raise ReportError(f"document_id: report {document_id} does not exist", 404, "document_id")
         d.status, d.detail, d.data, d.finished_at = status, detail[:2000], data, utcnow()
         s.flush()
         return _document_view(d)
@@ -519,7 +533,7 @@ def produce_later(document_id: int) -> None:
     threading.Thread(target=work, name=f"report-document-{document_id}", daemon=True).start()
 
 
-def save_document(report: dict, requested_by: str) -> int:
+def save_document(report: dict[str, Any], requested_by: str) -> int:
     """Keep a report that was already built (the schedule's), as a done document."""
     with session_scope() as s:
         d = ReportDocument(
@@ -533,14 +547,14 @@ def save_document(report: dict, requested_by: str) -> int:
         return d.id
 
 
-def list_documents(session: Session, limit: int = 50) -> list[dict]:
+def list_documents(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """The newest kept reports first (without their data)."""
     now = utcnow()
     rows = session.scalars(select(ReportDocument).order_by(ReportDocument.id.desc()).limit(limit))
     return [_document_view(d, now) for d in rows]
 
 
-def get_document(session: Session, document_id: int) -> dict:
+def get_document(session: Session, document_id: int) -> dict[str, Any]:
     """A kept report: its view plus `report` (the data) once it is done."""
     d = session.get(ReportDocument, document_id)
     if d is None:
@@ -556,11 +570,13 @@ def get_document(session: Session, document_id: int) -> dict:
 # ------------------------------------------------------------------ subscriptions and delivery
 
 
-def _sub_view(s: ReportSubscription) -> dict:
+def _sub_view(s: ReportSubscription) -> dict[str, Any]:
     return {"id": s.id, "kind": s.kind, "channel": s.channel, "address": s.address, "active": s.active}
 
 
-def subscribe(session: Session, kind: str, channel: str, address: str, secret: str | None = None) -> dict:
+def subscribe(
+    session: Session, kind: str, channel: str, address: str, secret: str | None = None
+) -> dict[str, Any]:
     from liebian.privacy.crypto import encrypt
 
     if kind not in KINDS:
@@ -586,11 +602,11 @@ def subscribe(session: Session, kind: str, channel: str, address: str, secret: s
     return _sub_view(sub)
 
 
-def list_subscriptions(session: Session) -> list[dict]:
+def list_subscriptions(session: Session) -> list[dict[str, Any]]:
     return [_sub_view(s) for s in session.scalars(select(ReportSubscription).order_by(ReportSubscription.id))]
 
 
-def unsubscribe(session: Session, subscription_id: int) -> dict:
+def unsubscribe(session: Session, subscription_id: int) -> dict[str, Any]:
     sub = session.get(ReportSubscription, subscription_id)
     if sub is None:
         raise ReportError(f"subscription_id: {subscription_id} does not exist", 404, "subscription_id")
@@ -598,14 +614,14 @@ def unsubscribe(session: Session, subscription_id: int) -> dict:
     return _sub_view(sub)
 
 
-def _title(report: dict) -> str:
+def _title(report: dict[str, Any]) -> str:
     name = {"weekly": "周报 Weekly report", "monthly": "月报 Monthly report"}.get(
         report["kind"], "报告 Report"
     )
     return f"liebian {name} {report['period_start']} – {report['period_end']}"
 
 
-def send_email(address: str, report: dict, html: str, xlsx: bytes) -> None:
+def send_email(address: str, report: dict[str, Any], html: str, xlsx: bytes) -> None:
     settings = get_settings()
     msg = EmailMessage()
     msg["Subject"] = _title(report)
@@ -631,7 +647,7 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
-def send_webhook(url: str, secret: str, report: dict, html: str, xlsx: bytes) -> None:
+def send_webhook(url: str, secret: str, report: dict[str, Any], html: str, xlsx: bytes) -> None:
     body = json.dumps(
         {
             "kind": report["kind"], "period_start": report["period_start"], "period_end": report["period_end"],
@@ -650,7 +666,13 @@ def send_webhook(url: str, secret: str, report: dict, html: str, xlsx: bytes) ->
     r.raise_for_status()
 
 
-def deliver(sub: dict, secret: str, report: dict, html: str | None = None, xlsx: bytes | None = None) -> None:
+def deliver(
+    sub: dict[str, Any],
+    secret: str,
+    report: dict[str, Any],
+    html: str | None = None,
+    xlsx: bytes | None = None,
+) -> None:
     html = html if html is not None else render_html(report)
     xlsx = xlsx if xlsx is not None else render_xlsx(report)
     if sub["channel"] == "email":
@@ -659,8 +681,10 @@ def deliver(sub: dict, secret: str, report: dict, html: str | None = None, xlsx:
         send_webhook(sub["address"], secret, report, html, xlsx)
 
 
-def _insert(session: Session):
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
+def _insert(session: Session) -> Callable[[type[ReportRun]], postgresql.Insert | sqlite.Insert]:
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def _claim(session: Session, sub_id: int, kind: str, start: date, end: date) -> int | None:
@@ -672,7 +696,7 @@ def _claim(session: Session, sub_id: int, kind: str, start: date, end: date) -> 
         .on_conflict_do_nothing(index_elements=["subscription_id", "kind", "period_start"])
         .returning(ReportRun.id)
     )  # fmt: skip
-    new_id = session.execute(stmt).scalar()  # RETURNING: rowcount is -1 on psycopg
+    new_id: int | None = session.execute(stmt).scalar()  # RETURNING: rowcount is -1 on psycopg
     if new_id is not None:
         return new_id
     run = session.scalar(
@@ -680,19 +704,21 @@ def _claim(session: Session, sub_id: int, kind: str, start: date, end: date) -> 
             ReportRun.subscription_id == sub_id, ReportRun.kind == kind, ReportRun.period_start == start
         )
     )
+    if run is None:  # the conflicting row was deleted in between
+        return None
     retried = session.execute(
         update(ReportRun).where(ReportRun.id == run.id, ReportRun.status == "failed").values(status="sending")
     )
-    return run.id if retried.rowcount == 1 else None
+    return run.id if rowcount(retried) == 1 else None
 
 
-def run_scheduled(now: datetime | None = None) -> list[dict]:
+def run_scheduled(now: datetime | None = None) -> list[dict[str, Any]]:
     """The job: send every due report to every active subscription of its kind, once."""
     from liebian.privacy.crypto import decrypt
 
     out = []
     for kind, start, end in due_reports(today_local(now)):
-        cache: dict | None = None
+        cache: dict[str, Any] | None = None
         with session_scope() as s:
             subs = list(
                 s.scalars(
@@ -729,7 +755,7 @@ def run_scheduled(now: datetime | None = None) -> list[dict]:
     return out
 
 
-def list_runs(session: Session, limit: int = 100) -> list[dict]:
+def list_runs(session: Session, limit: int = 100) -> list[dict[str, Any]]:
     rows = session.scalars(select(ReportRun).order_by(ReportRun.id.desc()).limit(limit))
     return [
         {

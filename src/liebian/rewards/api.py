@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
@@ -15,8 +15,10 @@ from liebian.lazy import lazy_import
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
 
-# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 
 class _LedgerRoute(APIRoute):

@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.jobs import job
 from liebian.lazy import lazy_import
+from liebian.ports import Job
 from liebian.rewards import service, webhooks
 
-# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 
-@job("ledger-release", every_seconds=30)
 def ledger_release() -> dict[str, int]:
     """Approve pending rewards whose hold period is over."""
     with session_scope() as session:
         return {"released": service.release_due(session, utcnow())}
 
 
-@job("webhooks-deliver", every_seconds=5)
 def webhooks_deliver() -> dict[str, int]:
     """Post due webhook deliveries (bounded in time so the other jobs are not starved)."""
     with session_scope() as session, httpx.Client(timeout=webhooks.TIMEOUT_S) as client:
         return {"attempted": webhooks.deliver_due(session, utcnow(), client, max_seconds=20)}
+
+
+JOBS = (
+    Job("ledger-release", ledger_release, every_seconds=30),
+    Job("webhooks-deliver", webhooks_deliver, every_seconds=5),
+)

@@ -13,6 +13,7 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,8 +33,10 @@ from liebian.rewards.service import (
     _view,
 )
 
-# deferred for start-up time: openpyxl imported on first use (liebian/lazy.py)
-openpyxl = lazy_import("openpyxl")
+if TYPE_CHECKING:
+    import openpyxl
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    openpyxl = lazy_import("openpyxl")
 
 _R = Reward.__table__
 COLUMNS = [

@@ -34,7 +34,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from liebian import ports
 from liebian.db.base import utcnow
+from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
 
@@ -242,7 +244,8 @@ def _append(
     note: str,
     idempotency_key: str,
 ) -> dict:
-    """Append one entry after the head (the caller holds the head lock) and announce it."""
+    """Append one entry after the head (the caller holds the head lock) and tell the wired ledger
+    subscribers (webhooks, campaign budgets) in this same transaction."""
     entry = {
         "seq": head.seq + 1,
         "reward_id": reward["id"],
@@ -262,9 +265,8 @@ def _append(
     session.execute(_INSERT_ENTRY, entry)
     session.execute(_HEAD_SET, {"b_seq": entry["seq"], "b_hash": entry["hash"]})
     head.seq, head.hash = entry["seq"], entry["hash"]
-    from liebian.rewards import webhooks  # the outbox shares this transaction
-
-    webhooks.enqueue_for_entry(session, entry, reward)
+    for subscriber in ports.current().ledger_subscribers:
+        subscriber(session, entry, reward)
     return entry
 
 
@@ -290,6 +292,26 @@ def _entry_by_key(session: Session, key: str):
 # --- the seam ----------------------------------------------------------------------------------
 
 
+def _check_grant(campaign_id: str, person_id: int, reward_code: str, value_fen: int, source_ref: str,
+                 hold_until: datetime | None) -> None:  # fmt: skip
+    """Every bad field of a grant, named in one LedgerError (422)."""
+    problems = []
+    if not isinstance(campaign_id, str) or not campaign_id or len(campaign_id) > 64:
+        problems.append("campaign_id: must be a non-empty string of at most 64 characters")
+    if not isinstance(person_id, int) or isinstance(person_id, bool):
+        problems.append("person_id: must be an integer")
+    if not isinstance(reward_code, str) or not reward_code or len(reward_code) > 64:
+        problems.append("reward_code: must be a non-empty string of at most 64 characters")
+    if not isinstance(value_fen, int) or isinstance(value_fen, bool) or value_fen < 0:
+        problems.append("value_fen: must be an integer number of fen ≥ 0")
+    if not isinstance(source_ref, str) or not source_ref or len(source_ref) > 128:
+        problems.append("source_ref: must be a non-empty string of at most 128 characters")
+    if hold_until is not None and (not isinstance(hold_until, datetime) or hold_until.tzinfo is not None):
+        problems.append("hold_until: must be a naive UTC datetime or None")
+    if problems:
+        raise LedgerError("invalid", "; ".join(problems), 422)
+
+
 def grant(
     session: Session,
     *,
@@ -308,21 +330,7 @@ def grant(
     hold_until None means no hold period: the next `release_due` approves it (unless held).
     """
     _check_key(idempotency_key)
-    problems = []
-    if not isinstance(campaign_id, str) or not campaign_id or len(campaign_id) > 64:
-        problems.append("campaign_id: must be a non-empty string of at most 64 characters")
-    if not isinstance(person_id, int) or isinstance(person_id, bool):
-        problems.append("person_id: must be an integer")
-    if not isinstance(reward_code, str) or not reward_code or len(reward_code) > 64:
-        problems.append("reward_code: must be a non-empty string of at most 64 characters")
-    if not isinstance(value_fen, int) or isinstance(value_fen, bool) or value_fen < 0:
-        problems.append("value_fen: must be an integer number of fen ≥ 0")
-    if not isinstance(source_ref, str) or not source_ref or len(source_ref) > 128:
-        problems.append("source_ref: must be a non-empty string of at most 128 characters")
-    if hold_until is not None and (not isinstance(hold_until, datetime) or hold_until.tzinfo is not None):
-        problems.append("hold_until: must be a naive UTC datetime or None")
-    if problems:
-        raise LedgerError("invalid", "; ".join(problems), 422)
+    _check_grant(campaign_id, person_id, reward_code, value_fen, source_ref, hold_until)
 
     head = _lock_head(session)
     existing = session.execute(_REWARD_BY_KEY, {"b_key": idempotency_key}).mappings().first()
@@ -551,8 +559,6 @@ def get_reward(session: Session, reward_id: int) -> RewardView:
 def person_ids(session: Session, person_id: int) -> list[int]:
     """The person and every person id merged into it (OneID): rewards stay on the id they were
     granted to — the chain is never rewritten — and reads gather them."""
-    from liebian.identity import service as identity
-
     view = identity.person_view(session, person_id)
     if view is None:
         return [person_id]
@@ -638,6 +644,30 @@ def balances(session: Session, by: str = "person", key: str | int | list | None 
 # --- verification ------------------------------------------------------------------------------
 
 
+def _projection_mismatches(session: Session, replay: dict[int, dict]) -> list[dict]:
+    """Where the rewards table disagrees with the state replayed from the ledger entries."""
+    mismatches: list[dict] = []
+    fields = ("state", "value_fen", "person_id", "campaign_id", "held_for_review")
+    seen = set()
+    for r in session.execute(select(_R).execution_options(yield_per=5000)).mappings():
+        seen.add(r["id"])
+        expected_row = replay.get(r["id"])
+        if expected_row is None:
+            mismatches.append(
+                {"reward_id": r["id"], "field": "*", "expected": None, "found": "row without a grant entry"}
+            )
+            continue
+        for name in fields:
+            found = bool(r[name]) if name == "held_for_review" else r[name]
+            if found != expected_row[name]:
+                mismatches.append(
+                    {"reward_id": r["id"], "field": name, "expected": expected_row[name], "found": found}
+                )
+    for reward_id in sorted(set(replay) - seen):
+        mismatches.append({"reward_id": reward_id, "field": "*", "expected": "row", "found": None})
+    return mismatches
+
+
 def verify_chain(session: Session) -> VerifyResult:
     """Replay the chain: sequence, links, HMACs, legal moves; then compare the rewards table."""
     key = chain_key()
@@ -698,26 +728,7 @@ def verify_chain(session: Session) -> VerifyResult:
         return bad(head_seq, f"the ledger head's hash does not match entry {head_seq}")
 
     result = VerifyResult(True, checked, head_seq)
-    fields = ("state", "value_fen", "person_id", "campaign_id", "held_for_review")
-    seen = set()
-    for r in session.execute(select(_R).execution_options(yield_per=5000)).mappings():
-        seen.add(r["id"])
-        expected_row = replay.get(r["id"])
-        if expected_row is None:
-            result.projection_mismatches.append(
-                {"reward_id": r["id"], "field": "*", "expected": None, "found": "row without a grant entry"}
-            )
-            continue
-        for name in fields:
-            found = bool(r[name]) if name == "held_for_review" else r[name]
-            if found != expected_row[name]:
-                result.projection_mismatches.append(
-                    {"reward_id": r["id"], "field": name, "expected": expected_row[name], "found": found}
-                )
-    for reward_id in sorted(set(replay) - seen):
-        result.projection_mismatches.append(
-            {"reward_id": reward_id, "field": "*", "expected": "row", "found": None}
-        )
+    result.projection_mismatches.extend(_projection_mismatches(session, replay))
     if result.projection_mismatches:
         result.ok = False
         first = result.projection_mismatches[0]

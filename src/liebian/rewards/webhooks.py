@@ -19,6 +19,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from sqlalchemy import select, update
@@ -28,10 +29,12 @@ from liebian.db.base import utcnow
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from liebian.rewards.service import LedgerError
+from liebian.rewards.service import LedgerError, transaction_of
 
-# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 EVENT_TYPES = (
     "reward.granted",
@@ -192,8 +195,6 @@ _ENDPOINTS_KEY = "webhook_endpoints"
 def _active_endpoints(session: Session) -> list:
     """The active endpoints, read once per transaction (a referral's two grants append two entries);
     the endpoint functions above forget the list when they change one."""
-    from liebian.rewards.service import transaction_of
-
     tx = transaction_of(session)
     held = session.info.get(_ENDPOINTS_KEY)
     if held is not None and tx is not None and held[0] is tx:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
 from liebian.rewards import service, webhooks
 
-# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 log = logging.getLogger(__name__)
 

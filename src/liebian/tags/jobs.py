@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from liebian.db.session import session_scope
-from liebian.jobs import job
+from liebian.ports import Job
 from liebian.predict.common import PredictError
 from liebian.tags import service
 
 
-@job("tags-recompute", every_seconds=24 * 3600)
 def tags_recompute() -> dict:
     """Recompute every tag and the health score from the warehouse; record the tag history."""
     try:
@@ -18,3 +17,6 @@ def tags_recompute() -> dict:
     except PredictError as exc:  # nothing to tag yet (an empty warehouse): a skip, not a failure
         return {"skipped": str(exc)}
     return {"run_id": result["run_id"], "persons": result["persons"], "tags": len(result["tags"])}
+
+
+JOBS = (Job("tags-recompute", tags_recompute, every_seconds=24 * 3600),)

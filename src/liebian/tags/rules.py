@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 MAX_RULE_LENGTH = 2000
 
@@ -201,7 +205,11 @@ def _value(node: ast.AST, frame: pd.DataFrame):
         return frame[node.id].to_numpy()
     if isinstance(node, ast.Constant):
         return node.value
-    if isinstance(node, ast.UnaryOp):  # negative number (checked)
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, int | float)
+    ):  # a negative number (checked)
         return -node.operand.value
     if isinstance(node, ast.List | ast.Tuple):
         return [_value(e, frame) for e in node.elts]

@@ -11,21 +11,25 @@ rows are the tag history.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
 from liebian.lazy import lazy_import
 from liebian.predict import service as predict_service
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
 from liebian.tags.rules import Rule, RuleError, parse_rule
 
-# deferred for start-up time: NumPy and pandas imported on first use (liebian/lazy.py)
-np = lazy_import("numpy")
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 LEVELS = ("attribute", "behaviour", "value")
 TIERS = ("新手", "活跃", "高价值", "沉默")
@@ -86,12 +90,12 @@ class TagError(ValueError):
     """A tag request that cannot be done (status 404/409/422)."""
 
     def __init__(
-        self, message: str, status: int = 422, field: str = "tag", detail: dict | None = None
+        self, message: str, status: int = 422, field: str = "tag", detail: dict[str, Any] | None = None
     ) -> None:
         super().__init__(message)
         self.status, self.field, self.detail = status, field, detail or {}
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "detail": "invalid request",
             "errors": [{"field": self.field, "reason": str(self), **self.detail}],
@@ -168,7 +172,7 @@ def tag_features(at: datetime | None = None) -> pd.DataFrame:
 HEALTH_BANDS = ("健康", "一般", "预警")
 
 
-def record_health(feats: pd.DataFrame | None = None) -> dict:
+def record_health(feats: pd.DataFrame | None = None) -> dict[str, Any]:
     """Store everyone's health score, band, value tier and channel (model store, kind "health").
 
     Computing the scores reads every person's features (about a second on 50 000 persons); the
@@ -183,14 +187,17 @@ def record_health(feats: pd.DataFrame | None = None) -> dict:
         drop=True
     )
     metrics = {"persons": len(table), "mean": float(table["health_score"].mean()) if len(table) else None}
+    at = feats.attrs.get("at")
     params = {
-        "at": feats.attrs.get("at").isoformat() if feats.attrs.get("at") else None,
+        "at": at.isoformat() if at else None,
         "weights": HEALTH_WEIGHTS,
     }
     return model_store.save_model("health", params, metrics, snapshot, artefact=table)
 
 
-def health_distribution(channel: str | None = None, person_ids=None) -> dict | None:
+def health_distribution(
+    channel: str | None = None, person_ids: Collection[int] | None = None
+) -> dict[str, Any] | None:
     """The newest stored health scores for the selected persons: 10-point histogram, bands, value
     tiers, mean and median. None when none are stored."""
     from liebian.predict import store as model_store
@@ -292,7 +299,7 @@ def tag_names(session: Session) -> list[str]:
     return list(session.scalars(select(TagDefinition.name).distinct().order_by(TagDefinition.name)))
 
 
-def list_tags(session: Session, all_versions: bool = False) -> list[dict]:
+def list_tags(session: Session, all_versions: bool = False) -> list[dict[str, Any]]:
     rows = session.scalars(select(TagDefinition).order_by(TagDefinition.name, TagDefinition.version)).all()
     if not all_versions:
         latest: dict[str, TagDefinition] = {}
@@ -309,7 +316,7 @@ def list_tags(session: Session, all_versions: bool = False) -> list[dict]:
     return [_tag_dict(r, counts.get(r.name, 0)) for r in rows]
 
 
-def _tag_dict(t: TagDefinition, members: int | None = None) -> dict:
+def _tag_dict(t: TagDefinition, members: int | None = None) -> dict[str, Any]:
     out = {
         "name": t.name,
         "version": t.version,
@@ -325,12 +332,14 @@ def _tag_dict(t: TagDefinition, members: int | None = None) -> dict:
     return out
 
 
-def _chunks(items: list, size: int = 500) -> Iterable[list]:
+def _chunks(items: list[int], size: int = 500) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
 
-def recompute(session: Session, at: datetime | None = None, features: pd.DataFrame | None = None) -> dict:
+def recompute(
+    session: Session, at: datetime | None = None, features: pd.DataFrame | None = None
+) -> dict[str, Any]:
     """Evaluate every active tag's latest version; open and close assignments; record the run."""
     now = utcnow()
     feats = features if features is not None else tag_features(at)
@@ -365,7 +374,7 @@ def recompute(session: Session, at: datetime | None = None, features: pd.DataFra
             )
         if join:
             session.execute(
-                TagAssignment.__table__.insert(),
+                table_of(TagAssignment).insert(),
                 [
                     {
                         "tag_name": name,
@@ -411,7 +420,7 @@ def members(session: Session, name: str, limit: int = 1000, offset: int = 0) -> 
 
 def history(
     session: Session, name: str | None = None, person_id: int | None = None, limit: int = 1000
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Assignment rows (newest first) for a tag, a person, or both."""
     if name is None and person_id is None:
         raise TagError("history needs a tag name or a person id", field="query")
@@ -428,7 +437,7 @@ def history(
     ]  # fmt: skip
 
 
-def person_tags(session: Session, person_id: int) -> list[dict]:
+def person_tags(session: Session, person_id: int) -> list[dict[str, Any]]:
     rows = session.execute(
         select(TagAssignment, TagDefinition.level)
         .join(
@@ -444,7 +453,7 @@ def person_tags(session: Session, person_id: int) -> list[dict]:
     ]
 
 
-def person_health(person_id: int, at: datetime | None = None) -> dict:
+def person_health(person_id: int, at: datetime | None = None) -> dict[str, Any]:
     feats = predict_service.person_features(at)
     health = health_scores(feats)
     row = health[health["person_id"] == person_id]
@@ -452,12 +461,12 @@ def person_health(person_id: int, at: datetime | None = None) -> dict:
         raise TagError(f"person_id {person_id} not found in the warehouse", status=404, field="person_id")
     tier = value_tiers(feats)[np.flatnonzero(feats["person_id"].to_numpy() == person_id)[0]]
     return {
-        **{k: (v.item() if hasattr(v, "item") else v) for k, v in row.iloc[0].to_dict().items()},
+        **{str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.iloc[0].to_dict().items()},
         "value_tier": tier,
     }
 
 
-def runs(session: Session, limit: int = 20) -> list[dict]:
+def runs(session: Session, limit: int = 20) -> list[dict[str, Any]]:
     rows = session.scalars(select(TagRun).order_by(TagRun.id.desc()).limit(limit)).all()
     return [
         {"run_id": r.id, "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None,

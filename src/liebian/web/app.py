@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from liebian import __version__
+from liebian.bootstrap import bootstrap
 from liebian.config import get_settings
 from liebian.db import migrate
 from liebian.jobs import Scheduler
@@ -37,12 +38,19 @@ ROUTERS = [
     "liebian.wecom.api",
     # console pages (web/pages); a module not written yet is skipped
     "liebian.web.pages.overview",
-    "liebian.web.pages.analytics",
-    "liebian.web.pages.models",
+    "liebian.web.pages.analytics.funnel",
+    "liebian.web.pages.analytics.retention",
+    "liebian.web.pages.analytics.referrals",
+    "liebian.web.pages.analytics.channels",
+    "liebian.web.pages.analytics.scorecard",
+    "liebian.web.pages.models.ltv",
+    "liebian.web.pages.models.attribution",
+    "liebian.web.pages.models.experiments",
     "liebian.web.pages.campaigns",
     "liebian.web.pages.fraud",
     "liebian.web.pages.alerts",
     "liebian.web.pages.reports",
+    "liebian.web.pages.journeys",
     "liebian.web.pages.data",
     "liebian.web.pages.settings",
 ]
@@ -62,6 +70,7 @@ def _include_routers(app: FastAPI) -> None:
 def create_app(run_migrations: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        bootstrap()  # the links between the domains, before the first request and the scheduler
         if run_migrations:
             from liebian.db.locks import ProcessLock
 

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from liebian.background import worker_lifespan
-from liebian.campaigns.service import CampaignError
+from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.wecom import service
+from liebian.wecom import processing, service
 from liebian.wecom.client import WecomApiError
 from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 # Pipeline events are handed to the collector in batches, off the callback's request path.
-router = APIRouter(tags=["wecom"], lifespan=worker_lifespan(service.OutboxFlusher))
+router = APIRouter(tags=["wecom"], lifespan=worker_lifespan(service.outbox_flusher))
 
 # (method, path) authenticated by WeCom's msg_signature instead of an operator session.
 PUBLIC_ROUTES = [("GET", "/api/v1/wecom/callback"), ("POST", "/api/v1/wecom/callback")]
@@ -53,7 +53,7 @@ def callback_verify(
     try:
         echo, ts = service.verify_url(msg_signature, timestamp, nonce, echostr)
         with session_scope() as s:
-            service.claim_nonce(s, nonce, ts, utcnow())
+            processing.claim_nonce(s, nonce, ts, utcnow())
     except service.CallbackRejected as exc:
         return _reject(exc, request)
     return PlainTextResponse(echo)
@@ -77,7 +77,7 @@ def _handle_event(request: Request, msg_signature, timestamp, nonce, body: bytes
         msg = service.open_envelope(msg_signature, timestamp, nonce, body)
         msg = service.enrich(msg, service.get_client())
         with session_scope() as s:
-            result = service.process(s, msg)
+            result = processing.process(s, msg)
     except service.CallbackRejected as exc:
         return _reject(exc, request)
     log.info("WeCom %s/%s: %s", result.get("event"), result.get("change_type"), result.get("outcome"))

@@ -1,4 +1,4 @@
-"""WeCom attribution on top of the campaign engine, composed only of `liebian.campaigns.service` calls.
+"""WeCom attribution on top of the campaign engine, composed only of its flows and views.
 
 - A friend added through an invite's 联系我 code accepts that invite (`accept_invite`), with the
   external_userid as the identifier and the unionid as a further one (OneID links them).
@@ -13,10 +13,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from liebian.campaigns import service as campaigns
+from liebian.campaigns import flows, views
+from liebian.campaigns.common import CampaignError, rules_of
 from liebian.campaigns.schemas import AcceptRequest, ConversionRequest
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ def stay_order_id(external_userid: str) -> str:
 
 
 def counts_only_staying(session: Session, campaign_id: str, version: int) -> bool:
-    q = campaigns.rules_of(session, campaign_id, version).qualifying_event
+    q = rules_of(session, campaign_id, version).qualifying_event
     return q.kind == "custom" and q.event_name == WECOM_QUALIFYING_EVENT
 
 
@@ -51,15 +53,15 @@ def attribute_add(
     other = {"unionid": unionid} if unionid else {}
     try:
         with session.begin_nested():
-            accepted = campaigns.accept_invite(
+            accepted = flows.accept_invite(
                 session,
                 AcceptRequest(
                     code=invite_code, id_type="external_userid", id=external_userid, other_ids=other
                 ),
             )
-    except campaigns.CampaignError as exc:
+    except CampaignError as exc:
         return {"outcome": "not_attributed", "code": exc.code, "reason": exc.message}
-    out = {
+    out: dict[str, Any] = {
         "outcome": "attributed" if accepted.state != "blocked" else "blocked",
         "campaign_id": accepted.campaign_id,
         "referral_id": accepted.referral_id,
@@ -71,7 +73,7 @@ def attribute_add(
     if accepted.state != "blocked" and counts_only_staying(session, accepted.campaign_id, accepted.version):
         try:
             with session.begin_nested():
-                conv = campaigns.report_conversion(
+                conv = flows.report_conversion(
                     session,
                     accepted.campaign_id,
                     ConversionRequest(
@@ -86,7 +88,7 @@ def attribute_add(
                 )
             out["qualified"] = conv["status"] == "qualified"
             out["grants"] = list(out["grants"]) + list(conv["grants"])
-        except campaigns.CampaignError as exc:
+        except CampaignError as exc:
             out["qualified"] = False
             out["qualify_error"] = exc.code
     return out
@@ -97,19 +99,19 @@ def churn(session: Session, *, campaign_id: str, external_userid: str, referral_
     friends who stay and the hold is not over; otherwise the loss is only recorded."""
     try:
         with session.begin_nested():
-            refunded = campaigns.refund(
+            refunded = flows.refund(
                 session,
                 campaign_id,
                 stay_order_id(external_userid),
                 note="the friend deleted the staff member (WeCom del_follow_user)",
                 actor="wecom",
             )
-    except campaigns.CampaignError as exc:
+    except CampaignError as exc:
         if exc.code == "unknown_order":
             return {"outcome": "recorded", "reason": "the campaign does not count only friends who stay"}
         return {"outcome": "recorded", "reason": f"{exc.code}: {exc.message}"}
     ref = next(
-        (r for r in campaigns.referral_tree(session, campaign_id) if r["referral_id"] == referral_id),
+        (r for r in views.referral_tree(session, campaign_id) if r["referral_id"] == referral_id),
         None,
     )
     subtracted = ref is not None and ref["state"] == "refunded" and not refunded["duplicate"]

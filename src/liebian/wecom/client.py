@@ -9,17 +9,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: httpx imported on first use (liebian/lazy.py)
-httpx = lazy_import("httpx")
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 
 log = logging.getLogger(__name__)
@@ -166,8 +169,12 @@ class WecomClient:
             token = self.access_token()
             body = self._with_backoff(
                 path,
-                lambda token=token: self._get_json(
-                    method, path, params={"access_token": token, **(params or {})}, json=payload
+                functools.partial(
+                    self._get_json,
+                    method,
+                    path,
+                    params={"access_token": token, **(params or {})},
+                    json=payload,
                 ),
             )
             code = int(body.get("errcode", 0) or 0)

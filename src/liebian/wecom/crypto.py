@@ -16,13 +16,18 @@ import hashlib
 import hmac
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
 
-# deferred for start-up time: cryptography imported on first use (liebian/lazy.py)
-ciphers = lazy_import("cryptography.hazmat.primitives.ciphers")
-algorithms = lazy_import("cryptography.hazmat.primitives.ciphers.algorithms")
-modes = lazy_import("cryptography.hazmat.primitives.ciphers.modes")
+if TYPE_CHECKING:
+    import cryptography.hazmat.primitives.ciphers as ciphers
+    import cryptography.hazmat.primitives.ciphers.algorithms as algorithms
+    import cryptography.hazmat.primitives.ciphers.modes as modes
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ciphers = lazy_import("cryptography.hazmat.primitives.ciphers")
+    algorithms = lazy_import("cryptography.hazmat.primitives.ciphers.algorithms")
+    modes = lazy_import("cryptography.hazmat.primitives.ciphers.modes")
 
 
 BLOCK = 32

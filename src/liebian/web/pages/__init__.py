@@ -1,1 +1,2 @@
-"""Console pages, one module per area; each exposes `router` (listed in web/app.py ROUTERS)."""
+"""Console pages: a module per page area, a package per page group (analytics, models); each page
+module exposes `router` (listed in web/app.py ROUTERS)."""

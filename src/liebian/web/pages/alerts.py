@@ -184,6 +184,7 @@ def _rules_table(rules: list[dict], t) -> Table:
 @router.get("/alerts")
 def inbox(request: Request) -> Response:
     from liebian.db.session import session_scope
+    from liebian.monitor import rules as monitor_rules
     from liebian.monitor import service as monitor
 
     t = translator(locale_of(request))
@@ -201,7 +202,7 @@ def inbox(request: Request) -> Response:
         # the page shows the latest SHOWN; an export has every alert of the view
         rows = monitor.list_alerts(s, None if status == "all" else status, level or None,
                                    limit=10_000 if exporting else SHOWN + 1)  # fmt: skip
-        rules = monitor.list_rules(s)
+        rules = monitor_rules.list_rules(s)
     counts["all"] = sum(counts[st] for st in monitor.STATUSES)
     overdue = counts["overdue"]
     chosen = [_decorate(a, t, now) for a in rows]
@@ -290,13 +291,16 @@ def acknowledge(request: Request, alert_id: int) -> Response:
 
 @router.post("/alerts/{alert_id}/resolve")
 def resolve(request: Request, alert_id: int, root_cause: str = Form("")) -> Response:
+    from liebian.monitor import notifications as monitor_notifications
     from liebian.monitor import service as monitor
 
     t = translator(locale_of(request))
 
     def do(s, actor: str) -> dict:
         alert = monitor.resolve(s, alert_id, root_cause, actor=actor)
-        monitor.notify_alert(s, alert, "resolved")  # as the API does: the channels hear it is over
+        monitor_notifications.notify_alert(
+            s, alert, "resolved"
+        )  # as the API does: the channels hear it is over
         return alert
 
     result = _act(request, alert_id, do)
@@ -309,8 +313,8 @@ def resolve(request: Request, alert_id: int, root_cause: str = Form("")) -> Resp
 def install_defaults(request: Request) -> Response:
     from liebian.auth.deps import principal_of
     from liebian.db.session import session_scope
-    from liebian.monitor import service as monitor
+    from liebian.monitor import rules as monitor_rules
 
     with session_scope() as s:
-        monitor.install_default_rules(s, actor=principal_of(request).name)
+        monitor_rules.install_default_rules(s, actor=principal_of(request).name)
     return htmx_redirect("/alerts")  # the page again, with the rules listed

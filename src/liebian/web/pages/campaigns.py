@@ -9,26 +9,32 @@ problems the service reports land next to the field they name — and shows what
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignRules
-from liebian.web.console import (
-    Column,
-    ConsoleFilters,
-    Table,
-    flash_fragment,
-    htmx_redirect,
-    render,
-)
+from liebian.campaigns import invites, service
+from liebian.campaigns import views as campaign_views
+from liebian.campaigns.common import CampaignError
+from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignCreate
+from liebian.db.session import session_scope
+from liebian.rewards import service as ledger
+from liebian.web.console import Column, ConsoleFilters, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, register, translator
+from liebian.web.pages.campaign_form import (
+    all_fields,
+    brand_zone,
+    default_rules,
+    editor_sections,
+    local_time,
+    place_errors,
+    row_count,
+    rules_from_form,
+    values_from_rules,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -273,340 +279,6 @@ def channel_namer(locale: str):
     return name
 
 
-# --- time and money at the edge -----------------------------------------------------------------
-
-
-def _zone() -> ZoneInfo:
-    from liebian.config import get_settings
-
-    return ZoneInfo(get_settings().timezone)
-
-
-def local_time(value: Any) -> datetime | None:
-    """A naive-UTC time (or its ISO text) in the brand's zone, for display and datetime inputs."""
-    if value in (None, ""):
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(_zone()).replace(tzinfo=None)
-
-
-def _utc_from_local(text: str) -> str:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone())
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()
-
-
-def _fen_from_yuan(text: str) -> int:
-    amount = Decimal(text.replace(",", "").replace("¥", "").strip())
-    if amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        raise InvalidOperation(text)
-    return int(amount * 100)
-
-
-def _yuan_text(fen: Any) -> str:
-    if fen in (None, ""):
-        return ""
-    return f"{Decimal(int(fen)) / 100:.2f}"
-
-
-# --- the editor's fields ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Field:
-    """One input; `name` is the path in the rules document that the service's errors name."""
-
-    name: str
-    label: str  # i18n key
-    kind: str = "text"  # text textarea int float yuan datetime select checkbox list
-    options: tuple[str, ...] = ()
-    option_label: str = ""  # i18n prefix for the options' labels
-    required: bool = False
-    label_n: int | None = None  # fills {n} in the label
-
-    @property
-    def dom_id(self) -> str:
-        return "f-" + self.name.replace(".", "-").replace("_", "-")
-
-
-@dataclass
-class Section:
-    legend: str  # i18n key
-    fields: list[Field]
-    group: str = ""  # errors about the whole group (e.g. "tiers") are shown on the section
-    help: str = ""
-    rows: list[tuple[str, int, list[Field]]] = field(default_factory=list)  # (label key, n, fields)
-
-
-def _reward(prefix: str) -> list[Field]:
-    return [
-        Field(f"{prefix}.code", "campaigns.f.reward_code"),
-        Field(f"{prefix}.name", "campaigns.f.reward_name"),
-        Field(f"{prefix}.value_fen", "campaigns.f.reward_value", "yuan"),
-    ]
-
-
-def _reward_section(kind: str, rows: int) -> Section:
-    """The rewards of a campaign type (rows: tiers or leaderboard ranks shown)."""
-    sec = Section("campaigns.sec.rewards", [])
-    if kind == "invite_task":
-        sec.group, sec.help = "tiers", "campaigns.tiers_help"
-        for i in range(rows):
-            fields = [
-                Field(f"tiers.{i}.threshold", "campaigns.f.threshold", "int"),
-                *_reward(f"tiers.{i}.reward"),
-            ]
-            sec.rows.append(("campaigns.f.tier", i + 1, fields))
-    elif kind in ("double_sided", "share_coupon"):
-        sec.group = "inviter_reward"
-        sec.rows.append(("campaigns.f.inviter_reward", 0, _reward("inviter_reward")))
-        sec.rows.append(("campaigns.f.friend_reward", 0, _reward("friend_reward")))
-        if kind == "share_coupon":
-            sec.fields.append(Field("shares_required", "campaigns.f.shares_required", "int"))
-    elif kind == "group_buy":
-        sec.group = "group"
-        sec.fields += [
-            Field("group.size", "campaigns.f.group_size", "int", required=True),
-            Field("group.window_hours", "campaigns.f.window_hours", "float"),
-        ]
-        for role in ("initiator", "joiner", "bringer"):
-            sec.rows.append((f"campaigns.f.{role}_reward", 0, _reward(f"group.{role}_reward")))
-    elif kind == "assist":
-        sec.group = "assist"
-        sec.fields.append(Field("assist.required", "campaigns.f.assist_required", "int", required=True))
-        sec.rows.append(("campaigns.f.assist_reward", 0, _reward("assist.reward")))
-    elif kind == "leaderboard":
-        sec.group, sec.help = "leaderboard", "campaigns.ranks_help"
-        sec.fields.append(Field("leaderboard.top_n", "campaigns.f.top_n", "int", required=True))
-        for i in range(rows):
-            sec.rows.append(("campaigns.f.rank", i + 1, _reward(f"leaderboard.rewards.{i}")))
-    return sec
-
-
-def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[Section]:
-    basics = [
-        Field("type", "campaigns.type", "select", CAMPAIGN_TYPES, "campaigns.type."),
-        Field("title", "campaigns.title", required=True),
-        Field("rules_text", "campaigns.f.rules_text", "textarea"),
-        Field(
-            "poster_template",
-            "campaigns.f.poster_template",
-            "select",
-            ("classic", "minimal"),
-            "campaigns.poster.",
-        ),
-        Field("landing_url", "campaigns.f.landing_url"),
-    ]
-    if new:
-        basics.insert(0, Field("id", "campaigns.f.id"))
-    sections = [
-        Section("campaigns.sec.basics", basics),
-        Section(
-            "campaigns.sec.window",
-            [
-                Field("start_at", "campaigns.f.start_at", "datetime"),
-                Field("end_at", "campaigns.f.end_at", "datetime"),
-                Field("invite_ttl_days", "campaigns.f.invite_ttl_days", "float"),
-                Field("claim_window_days", "campaigns.f.claim_window_days", "float"),
-            ],
-        ),
-        Section(
-            "campaigns.sec.qualifying",
-            [
-                Field(
-                    "qualifying_event.kind",
-                    "campaigns.f.qualifying_kind",
-                    "select",
-                    ("signup", "first_order", "order_min_amount", "custom"),
-                    "campaigns.qe.",
-                ),
-                Field("qualifying_event.min_amount_fen", "campaigns.f.min_amount", "yuan"),
-                Field("qualifying_event.event_name", "campaigns.f.event_name"),
-                Field(
-                    "attribution",
-                    "campaigns.f.attribution",
-                    "select",
-                    ("first_touch", "last_touch"),
-                    "campaigns.attr.",
-                ),
-                Field("referrer_min_spend_fen", "campaigns.f.referrer_min_spend", "yuan"),
-                Field("require_new_friend", "campaigns.f.require_new_friend", "checkbox"),
-            ],
-        ),  # fmt: skip
-        _reward_section(kind, rows),
-        Section(
-            "campaigns.sec.limits",
-            [
-                Field("per_inviter_cap", "campaigns.f.per_inviter_cap", "int"),
-                Field("per_device_cap", "campaigns.f.per_device_cap", "int"),
-                Field("per_ip_cap", "campaigns.f.per_ip_cap", "int"),
-                Field("budget_fen", "campaigns.f.budget", "yuan"),
-                Field("stock", "campaigns.f.stock", "int"),
-                Field("hold_days", "campaigns.f.hold_days", "float"),
-                Field("regions", "campaigns.f.regions", "list"),
-                Field("stores", "campaigns.f.stores", "list"),
-            ],
-        ),
-        Section(
-            "campaigns.sec.risk",
-            [
-                Field("risk_policy.hold_at", "campaigns.f.hold_at", "int"),
-                Field("risk_policy.block_at", "campaigns.f.block_at", "int"),
-            ],
-        ),
-        Section(
-            "campaigns.sec.compliance",
-            [
-                Field("collects", "campaigns.f.collects", "list"),
-                Field("consent_step", "campaigns.f.consent_step", "checkbox"),
-                Field("reward_value_disclosed", "campaigns.f.reward_value_disclosed", "checkbox"),
-                Field("forced_sharing", "campaigns.f.forced_sharing", "checkbox"),
-            ],
-        ),
-    ]
-    if launched:
-        sections[0].fields.append(Field("note", "campaigns.f.note"))
-    return sections
-
-
-def all_fields(sections: list[Section]) -> list[Field]:
-    out = []
-    for sec in sections:
-        out += sec.fields
-        for _label, _n, fields in sec.rows:
-            out += fields
-    return out
-
-
-# --- rules document ↔ form values ---------------------------------------------------------------
-
-
-def _get_path(doc: Any, path: str) -> Any:
-    for part in path.split("."):
-        if isinstance(doc, list):
-            i = int(part)
-            doc = doc[i] if i < len(doc) else None
-        elif isinstance(doc, dict):
-            doc = doc.get(part)
-        else:
-            return None
-    return doc
-
-
-def values_from_rules(rules: dict, fields: list[Field]) -> dict[str, Any]:
-    """What each input shows for a rules document."""
-    out: dict[str, Any] = {}
-    for f in fields:
-        value = _get_path(rules, f.name)
-        if f.kind == "yuan":
-            out[f.name] = _yuan_text(value)
-        elif f.kind == "datetime":
-            moment = local_time(value)
-            out[f.name] = moment.strftime("%Y-%m-%dT%H:%M") if moment else ""
-        elif f.kind == "list":
-            out[f.name] = ", ".join(value or [])
-        elif f.kind == "checkbox":
-            out[f.name] = bool(value)
-        else:
-            out[f.name] = "" if value is None else str(value)
-    return out
-
-
-def default_rules(kind: str = "invite_task") -> dict:
-    """A new campaign's starting point: the rules schema's own defaults."""
-    return CampaignRules.model_construct(type=kind, title="").model_dump(mode="json")
-
-
-def _set_path(doc: dict, path: str, value: Any) -> None:
-    parts = path.split(".")
-    for part in parts[:-1]:
-        doc = doc.setdefault(part, {})
-    doc[parts[-1]] = value
-
-
-def _indexed_lists(doc: dict, prefix: str) -> dict[str, str]:
-    """{"0": {...}, "2": {...}} under `prefix` → a list without empty rows; returns the renumbering
-    (new index → shown row) so the service's errors about tiers.1 point at the row the user sees."""
-    parent_path, _, key = prefix.rpartition(".")
-    parent = _get_path(doc, parent_path) if parent_path else doc
-    if not isinstance(parent, dict) or key not in parent:
-        return {}
-    rows = parent[key]
-    kept = sorted((int(i) for i, row in rows.items() if row), key=int)
-    parent[key] = [rows[str(i)] for i in kept]
-    return {str(new): str(old) for new, old in enumerate(kept)}
-
-
-def rules_from_form(
-    form: dict[str, str], fields: list[Field], t
-) -> tuple[dict, dict[str, list[str]], dict[str, dict[str, str]]]:
-    """The rules document from the submitted form; values that are not numbers, amounts or times are
-    reported against their field (before the service sees them). Also returns how list rows were
-    renumbered (see `_indexed_lists`)."""
-    doc: dict = {}
-    errors: dict[str, list[str]] = {}
-    for f in fields:
-        if f.name in ("id", "note"):
-            continue
-        raw = form.get(f.name)
-        if f.kind == "checkbox":
-            _set_path(doc, f.name, raw is not None)
-            continue
-        text = (raw or "").strip()
-        if text == "":
-            if f.kind in ("text", "textarea") and f.name in ("title", "rules_text"):
-                _set_path(doc, f.name, "")
-            continue  # empty: the schema's default (None / not set)
-        try:
-            if f.kind == "int":
-                value: Any = int(text)
-            elif f.kind == "float":
-                value = float(text)
-            elif f.kind == "yuan":
-                value = _fen_from_yuan(text)
-            elif f.kind == "datetime":
-                value = _utc_from_local(text)
-            elif f.kind == "list":
-                value = [v.strip() for v in text.replace("，", ",").split(",") if v.strip()]
-            else:
-                value = text
-        except (ValueError, InvalidOperation):
-            key = {"int": "campaigns.err.int", "float": "campaigns.err.number", "yuan": "campaigns.err.yuan",
-                   "datetime": "campaigns.err.datetime"}[f.kind]  # fmt: skip
-            errors.setdefault(f.name, []).append(t(key))
-            continue
-        _set_path(doc, f.name, value)
-    renumbered = {prefix: _indexed_lists(doc, prefix) for prefix in ("tiers", "leaderboard.rewards")}
-    return doc, errors, renumbered
-
-
-def place_errors(service_errors: list[dict], renumbered: dict[str, dict[str, str]]) -> dict[str, list[str]]:
-    """The service's [{field, reason}] keyed by the form's field names (list rows as shown)."""
-    out: dict[str, list[str]] = {}
-    for err in service_errors:
-        name = str(err.get("field") or "rules")
-        for prefix, mapping in renumbered.items():
-            if name.startswith(prefix + "."):
-                index, _, rest = name[len(prefix) + 1 :].partition(".")
-                if index in mapping:
-                    name = f"{prefix}.{mapping[index]}" + (f".{rest}" if rest else "")
-        out.setdefault(name, []).append(str(err.get("reason", "")))
-    return out
-
-
-def _row_count(values: dict[str, Any], prefix: str) -> int:
-    seen = [int(k[len(prefix) + 1 :].split(".")[0]) for k in values if k.startswith(prefix + ".")]
-    filled = [
-        int(k[len(prefix) + 1 :].split(".")[0])
-        for k, v in values.items()
-        if k.startswith(prefix + ".") and v not in ("", None, False)
-    ]
-    return max(3, max(filled, default=-1) + 2, max(seen, default=-1) + 1)
-
-
 # --- pages --------------------------------------------------------------------------------------
 
 
@@ -659,8 +331,6 @@ def _overlaps(row: dict, start: str, end: str) -> bool:
 
 @router.get("/campaigns")
 def campaign_list(request: Request) -> Response:
-    from liebian.campaigns import service
-    from liebian.db.session import session_scope
 
     t = translator(locale_of(request))
     filters = ConsoleFilters.from_request(request)
@@ -672,7 +342,7 @@ def campaign_list(request: Request) -> Response:
     }
     with session_scope() as s:
         views = service.list_campaigns(s, wanted["status"] or None, with_rules=True)
-        stats = service.campaign_stats(s)
+        stats = campaign_views.campaign_stats(s)
     rows = _list_rows(t, views, stats)
     needle = wanted["q"].lower()
     rows = [
@@ -714,7 +384,7 @@ def campaign_list(request: Request) -> Response:
         "types": CAMPAIGN_TYPES,
         "table": table,
         "any_campaign": bool(views),
-        "zone": _zone().key,
+        "zone": brand_zone().key,
     }
     return render(request, "campaigns/list.html", context, tables=[table])
 
@@ -742,7 +412,7 @@ def _editor_context(
         values = values_from_rules(source_rules, all_fields(probe))
         values["type"] = kind
     prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
-    sections = editor_sections(kind, _row_count(values, prefix), new=new, launched=launched)
+    sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
     fields = all_fields(sections)
     errors = errors or {}
     names = {f.name for f in fields} | {s.group for s in sections if s.group}
@@ -780,13 +450,11 @@ def _submitted(request: Request) -> dict[str, Any] | None:
 
 
 def _load_campaign(campaign_id: str) -> dict | None:
-    from liebian.campaigns import service
-    from liebian.db.session import session_scope
 
     with session_scope() as s:
         try:
             return service.get_campaign(s, campaign_id)
-        except service.CampaignError:
+        except CampaignError:
             return None
 
 
@@ -810,9 +478,6 @@ def campaign_edit(request: Request, campaign_id: str) -> Response:
 
 def _save(request: Request, campaign: dict | None, values: dict[str, Any]) -> Response:
     """Create or edit through the service; its refusals come back next to the fields they name."""
-    from liebian.campaigns import service
-    from liebian.campaigns.schemas import CampaignCreate
-    from liebian.db.session import session_scope
 
     t = translator(locale_of(request))
     new = campaign is None
@@ -822,7 +487,7 @@ def _save(request: Request, campaign: dict | None, values: dict[str, Any]) -> Re
         values["type"] = kind
     launched = not new and campaign["status"] != "draft"
     prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
-    sections = editor_sections(kind, _row_count(values, prefix), new=new, launched=launched)
+    sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
     doc, errors, renumbered = rules_from_form(values, all_fields(sections), t)
     campaign_id = (values.get("id") or "").strip() or None
     if new and campaign_id == "new":  # /campaigns/new is the editor: such a campaign had no page
@@ -843,7 +508,7 @@ def _save(request: Request, campaign: dict | None, values: dict[str, Any]) -> Re
                         s, campaign["id"], doc, note=(values.get("note") or "").strip(), actor=actor
                     )
             return htmx_redirect(f"/campaigns/{saved['id']}")
-        except service.CampaignError as exc:
+        except CampaignError as exc:
             errors = place_errors(exc.errors or [{"field": "rules", "reason": exc.message}], renumbered)
     context = _editor_context(request, campaign=campaign, values=values, errors=errors)
     # 200: htmx swaps only successful answers; the form comes back with the problems marked
@@ -870,30 +535,9 @@ async def campaign_update(request: Request, campaign_id: str) -> Response:
 # detail -----------------------------------------------------------------------------------------
 
 
-@router.get("/campaigns/{campaign_id}")
-def campaign_detail(request: Request, campaign_id: str) -> Response:
-    from liebian.campaigns import service
-    from liebian.db.session import session_scope
-    from liebian.rewards import service as ledger
-
-    t = translator(locale_of(request))
-    exporting = request.query_params.get("export") == "referrals"
-    with session_scope() as s:
-        try:
-            campaign = service.get_campaign(s, campaign_id)
-        except service.CampaignError:
-            return _campaign_error_page(request, campaign_id, 404)
-        report = service.compliance_report(s, campaign_id)
-        stats = service.campaign_stats(s, campaign_id).get(campaign_id, {})
-        referrals = service.referral_tree(s, campaign_id, limit=None if exporting else SHOWN_REFERRALS)
-        versions = service.versions(s, campaign_id)
-        balances = ledger.balances(s, by="campaign", key=campaign_id)
-        audit = service.audit_log(s, campaign_id, limit=20)
-    channel_name = channel_namer(locale_of(request))
-    for r in referrals:
-        r["state_text"] = t(f"campaigns.state.{r['state']}")
-        r["channel"] = channel_name(r["channel"])
-        r["qualified_at"] = local_time(r["qualified_at"])
+def _detail_tables(t, referrals: list[dict], versions: list[dict], balances: list[dict],
+                   audit: list[dict]) -> list[Table]:  # fmt: skip
+    """The detail page's tables: referrals, rewards by state, rule versions, audit."""
     referral_table = Table(
         "referrals",
         [
@@ -940,6 +584,31 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         [{**a, "ts": local_time(a["ts"])} for a in audit],
         title="campaigns.audit",
     )
+    return [referral_table, reward_table, version_table, audit_table]
+
+
+@router.get("/campaigns/{campaign_id}")
+def campaign_detail(request: Request, campaign_id: str) -> Response:
+
+    t = translator(locale_of(request))
+    exporting = request.query_params.get("export") == "referrals"
+    with session_scope() as s:
+        try:
+            campaign = service.get_campaign(s, campaign_id)
+        except CampaignError:
+            return _campaign_error_page(request, campaign_id, 404)
+        report = service.compliance_report(s, campaign_id)
+        stats = campaign_views.campaign_stats(s, campaign_id).get(campaign_id, {})
+        referrals = campaign_views.referral_tree(s, campaign_id, limit=None if exporting else SHOWN_REFERRALS)
+        versions = service.versions(s, campaign_id)
+        balances = ledger.balances(s, by="campaign", key=campaign_id)
+        audit = service.audit_log(s, campaign_id, limit=20)
+    channel_name = channel_namer(locale_of(request))
+    for r in referrals:
+        r["state_text"] = t(f"campaigns.state.{r['state']}")
+        r["channel"] = channel_name(r["channel"])
+        r["qualified_at"] = local_time(r["qualified_at"])
+    tables = _detail_tables(t, referrals, versions, balances, audit)
     rules = campaign["rules"]
     context = {
         "campaign": campaign,
@@ -949,37 +618,32 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         "held": stats.get("states", {}).get("held", 0),
         "start": local_time(rules.get("start_at")),
         "end": local_time(rules.get("end_at")),
-        "zone": _zone().key,
-        "tables": [referral_table, reward_table, version_table, audit_table],
+        "zone": brand_zone().key,
+        "tables": tables,
         "referral_total": stats.get("referrals", 0),
         "shown_referrals": SHOWN_REFERRALS,
     }
-    tables = [referral_table, reward_table, version_table, audit_table]
     return render(request, "campaigns/detail.html", context, tables=tables)
 
 
 @router.get("/campaigns/{campaign_id}/poster.png")
 def campaign_poster(campaign_id: str) -> Response:
-    from liebian.campaigns import service
-    from liebian.db.session import session_scope
 
     try:
         with session_scope() as s:
-            png = service.poster_preview(s, campaign_id)
-    except service.CampaignError as exc:
+            png = invites.poster_preview(s, campaign_id)
+    except CampaignError as exc:
         return Response(exc.message, status_code=exc.status, media_type="text/plain")
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 def _lifecycle(request: Request, campaign_id: str, action: str) -> Response:
-    from liebian.campaigns import service
-    from liebian.db.session import session_scope
 
     fn = {"launch": service.launch, "pause": service.pause, "end": service.end}[action]
     try:
         with session_scope() as s:
             fn(s, campaign_id, actor=_principal(request).name)
-    except service.CampaignError as exc:
+    except CampaignError as exc:
         reasons = [f"{e['field']}: {e['reason']}" for e in exc.errors] or [exc.message]
         return flash_fragment(" · ".join(reasons), ok=False)
     return htmx_redirect(f"/campaigns/{campaign_id}")

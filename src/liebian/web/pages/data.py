@@ -223,32 +223,10 @@ def _warm_quality_report() -> None:
         quality.current_report(con, session=s)
 
 
-@router.get("/quality")
-def quality_page(request: Request) -> Response:
-    from liebian.config import get_settings
-    from liebian.db.session import session_scope
-    from liebian.engine import warehouse
-    from liebian.quality import service as quality
-    from liebian.web.console import FilterError
-
-    t = translator(locale_of(request))
-    q = request.query_params
-    filters = ConsoleFilters(start=(q.get("start") or "").strip(), end=(q.get("end") or "").strip())
-    context: dict = {"filters": filters, "error": None, "has_data": False}
-    try:
-        af = filters.to_analytics()  # the shared date parsing: "start: …" / "… is after end …"
-    except FilterError as exc:
-        return render(request, "data/quality.html", context | {"error": str(exc)}, status_code=422)
-    zone = ZoneInfo(get_settings().timezone)
-    start = _utc_midnight(af.start, zone) if af.start else None
-    end = _utc_midnight(date.fromordinal(af.end.toordinal() + 1), zone) if af.end else None
-    with warehouse.connect() as con, session_scope() as s:
-        report, daily = quality.current_report(con, start=start, end=end, session=s)
-    if report.error_rate.rows_received == 0:
-        return render(request, "data/quality.html", context)
-    held = report.quarantine
+def _quarantine_chart(t, held) -> Chart:
+    """Quarantined rows per category, largest first."""
     categories = sorted(held.by_category.items(), key=lambda kv: -kv[1])
-    quarantine_chart = Chart(
+    return Chart(
         "quarantine",
         {
             "animation": False,
@@ -266,11 +244,11 @@ def quality_page(request: Request) -> Response:
         "quality.quarantine_chart",
         height=max(160, 40 * len(categories) + 50),
     )
-    charts = [
-        _volume_chart(t, "volume-events", "quality.volume_events", daily, "events", report.volume_anomalies),
-        _volume_chart(t, "volume-orders", "quality.volume_orders", daily, "orders", report.volume_anomalies),
-        quarantine_chart,
-    ]
+
+
+def _quality_tables(report) -> list[Table]:
+    """The report's tables: findings, quarantine reasons, volume anomalies, timeliness, null rates."""
+    held = report.quarantine
     findings = Table(
         "findings",
         [
@@ -335,7 +313,38 @@ def quality_page(request: Request) -> Response:
         [f.model_dump() | {"required_text": "✓" if f.required else ""} for f in report.completeness.fields],
         title="quality.fields",
     )
-    tables = [findings, reasons, anomalies, late, fields]
+    return [findings, reasons, anomalies, late, fields]
+
+
+@router.get("/quality")
+def quality_page(request: Request) -> Response:
+    from liebian.config import get_settings
+    from liebian.db.session import session_scope
+    from liebian.engine import warehouse
+    from liebian.quality import service as quality
+    from liebian.web.console import FilterError
+
+    t = translator(locale_of(request))
+    q = request.query_params
+    filters = ConsoleFilters(start=(q.get("start") or "").strip(), end=(q.get("end") or "").strip())
+    context: dict = {"filters": filters, "error": None, "has_data": False}
+    try:
+        af = filters.to_analytics()  # the shared date parsing: "start: …" / "… is after end …"
+    except FilterError as exc:
+        return render(request, "data/quality.html", context | {"error": str(exc)}, status_code=422)
+    zone = ZoneInfo(get_settings().timezone)
+    start = _utc_midnight(af.start, zone) if af.start else None
+    end = _utc_midnight(date.fromordinal(af.end.toordinal() + 1), zone) if af.end else None
+    with warehouse.connect() as con, session_scope() as s:
+        report, daily = quality.current_report(con, start=start, end=end, session=s)
+    if report.error_rate.rows_received == 0:
+        return render(request, "data/quality.html", context)
+    charts = [
+        _volume_chart(t, "volume-events", "quality.volume_events", daily, "events", report.volume_anomalies),
+        _volume_chart(t, "volume-orders", "quality.volume_orders", daily, "orders", report.volume_anomalies),
+        _quarantine_chart(t, report.quarantine),
+    ]
+    tables = _quality_tables(report)
     context |= {
         "has_data": True,
         "report": report,

@@ -14,7 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from liebian.web.console import Column, ConsoleFilters, Table, htmx_redirect, render
 from liebian.web.i18n import locale_of, register, translator
-from liebian.web.pages.campaigns import channel_namer, local_time
+from liebian.web.pages.campaign_form import local_time
+from liebian.web.pages.campaigns import channel_namer
 
 router = APIRouter(include_in_schema=False)
 

@@ -3,6 +3,8 @@ drill-down by channel and by day (clicking a day or a channel narrows every page
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -19,8 +21,10 @@ from liebian.web.console import (
 )
 from liebian.web.i18n import LOCALES, locale_of, translator
 
-# deferred for start-up time: pandas imported on first use (liebian/lazy.py)
-pd = lazy_import("pandas")
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    pd = lazy_import("pandas")
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,7 +50,7 @@ def _anomaly_marks(trend: list[dict], metric: str) -> list[dict]:
     """Points the monitor's detector flags on this series (calendar effects are not marked)."""
     from liebian.db.session import session_scope
     from liebian.monitor import detector
-    from liebian.monitor.service import calendar_for
+    from liebian.monitor.anomalies import calendar_for
 
     if len(trend) < 15:
         return []

@@ -118,6 +118,7 @@ def _section_context(section: str) -> dict:
     from liebian.auth import policy
     from liebian.auth import service as auth
     from liebian.db.session import session_scope
+    from liebian.monitor import notifications as monitor_notifications
     from liebian.monitor import service as monitor
 
     with session_scope() as s:
@@ -126,7 +127,7 @@ def _section_context(section: str) -> dict:
         if section == "keys":
             return {"keys": auth.list_api_keys(s), "users": auth.list_users(s), "roles": policy.ROLES}
         if section == "channels":
-            return {"channels": monitor.list_channels(s), "kinds": monitor.CHANNEL_KINDS,
+            return {"channels": monitor_notifications.list_channels(s), "kinds": monitor.CHANNEL_KINDS,
                     "levels": monitor.LEVELS}  # fmt: skip
     permissions = list(policy.PERMISSIONS.items())
     return {
@@ -293,21 +294,21 @@ def add_channel(
     secret: str = Form(""),
     min_level: str = Form("一般"),
 ) -> Response:
-    from liebian.monitor import service as monitor
+    from liebian.monitor import notifications as monitor_notifications
 
     name = name.strip()
     if not name or len(name) > 100:
         return _refused(request, "channels", "name: 1–100 characters")
     return _write(
         request, "channels",
-        lambda s, actor, _ip: monitor.add_channel(s, name, kind, target, secret.strip(), min_level, actor=actor),
+        lambda s, actor, _ip: monitor_notifications.add_channel(s, name, kind, target, secret.strip(), min_level, actor=actor),
         lambda _c, t: (f"{t('settings.channel_added')}: {name}", "", True),
     )  # fmt: skip
 
 
 @router.post("/settings/channels/{channel_id}/test")
 def test_channel(request: Request, channel_id: int) -> Response:
-    from liebian.monitor import service as monitor
+    from liebian.monitor import notifications as monitor_notifications
 
     def done(delivery: dict, t) -> tuple[str, str, bool]:
         if delivery["status"] == "delivered":
@@ -316,15 +317,18 @@ def test_channel(request: Request, channel_id: int) -> Response:
         return f"{t('settings.test_failed')}: {delivery['channel']} — {detail}", "", False
 
     return _write(
-        request, "channels", lambda s, actor, _ip: monitor.test_channel(s, channel_id, actor=actor), done
+        request,
+        "channels",
+        lambda s, actor, _ip: monitor_notifications.test_channel(s, channel_id, actor=actor),
+        done,
     )
 
 
 @router.post("/settings/channels/{channel_id}/remove")
 def remove_channel(request: Request, channel_id: int) -> Response:
-    from liebian.monitor import service as monitor
+    from liebian.monitor import notifications as monitor_notifications
 
     return _write(
-        request, "channels", lambda s, actor, _ip: monitor.remove_channel(s, channel_id, actor=actor),
+        request, "channels", lambda s, actor, _ip: monitor_notifications.remove_channel(s, channel_id, actor=actor),
         lambda removed, t: (f"{t('settings.channel_removed')}: {removed['name']}", "", True),
     )  # fmt: skip

@@ -1,0 +1,208 @@
+"""The campaign's limits and money: cap counters, budget and stock reservations, grants.
+
+Every counter moves by one conditional statement (see `common`). A grant reserves budget and
+stock on the campaign row first, then asks the ledger (`liebian.rewards.service`) for the reward,
+idempotently by key; a reward the ledger later rejects or revokes gives its reservation back once
+(`release_on_entry`, the ledger's subscriber; `reconcile_reservations` repairs what it missed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from liebian.campaigns.common import audit, expire_campaign, stmt
+from liebian.campaigns.models import Campaign, CapCounter, Reservation
+from liebian.campaigns.schemas import Reward
+from liebian.db.base import utcnow
+from liebian.rewards import service as ledger
+
+
+def bump(session: Session, campaign_id: str, scope: str, key: str, cap: int | None, n: int = 1) -> int | None:
+    """Raise a counter by n unless that passes the cap: the new value, or None when capped."""
+    if cap is not None and n > cap:
+        return None
+    params = {"b_cid": campaign_id, "b_scope": scope, "b_key": key, "b_n": n, "b_now": utcnow()}
+    if cap is None:
+        row = session.execute(stmt(session, "bump_uncapped"), params).first()
+    else:
+        row = session.execute(stmt(session, "bump"), {**params, "b_cap": cap}).first()
+    return None if row is None else row[0]
+
+
+def unbump(session: Session, campaign_id: str, scope: str, key: str, n: int = 1) -> None:
+    session.execute(
+        update(CapCounter)
+        .where(
+            CapCounter.campaign_id == campaign_id,
+            CapCounter.scope == scope,
+            CapCounter.key == key,
+            CapCounter.used >= n,
+        )
+        .values(used=CapCounter.used - n)
+    )
+
+
+@dataclass
+class Grant:
+    person_id: int
+    role: str
+    reward_code: str
+    value_fen: int
+    reward_id: int | None
+    state: str  # granted | budget_exhausted
+
+
+def grant(
+    session: Session,
+    campaign_id: str,
+    person_id: int,
+    reward: Reward,
+    *,
+    role: str,
+    key: str,
+    source_ref: str,
+    hold_until: datetime | None,
+    held: bool,
+    reason: str,
+) -> Grant:
+    """Reserve budget and stock atomically, then grant through the ledger (idempotent by key)."""
+    idem = f"{campaign_id}:{key}"
+    row = session.execute(
+        stmt(session, "reserve"),
+        {
+            "campaign_id": campaign_id,
+            "idempotency_key": idem,
+            "value_fen": reward.value_fen,
+            "released": False,
+            "created_at": utcnow(),
+        },
+    ).first()
+    if row is not None:  # first time: take budget and stock or give the reservation back
+        took = session.execute(
+            stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": reward.value_fen}
+        ).rowcount
+        expire_campaign(session, campaign_id)
+        if not took:
+            session.execute(delete(Reservation).where(Reservation.id == row[0]))
+            audit(
+                session,
+                "reward.budget_exhausted",
+                campaign_id,
+                {"key": key, "person_id": person_id},
+                entity="reservation",
+            )
+            return Grant(person_id, role, reward.code, reward.value_fen, None, "budget_exhausted")
+    view = ledger.grant(
+        session,
+        campaign_id=campaign_id,
+        person_id=person_id,
+        reward_code=reward.code,
+        value_fen=reward.value_fen,
+        reason=reason,
+        source_ref=source_ref,
+        idempotency_key=idem,
+        hold_until=hold_until,
+        held_for_review=held,
+    )
+    if row is not None:
+        session.execute(stmt(session, "reservation_reward"), {"b_id": row[0], "b_reward": view.id})
+        audit(
+            session,
+            "reward.reserve",
+            campaign_id,
+            {
+                "key": key,
+                "person_id": person_id,
+                "value_fen": reward.value_fen,
+                "reward_id": view.id,
+                "held": held,
+            },
+            entity="reservation",
+            entity_id=row[0],
+        )
+    return Grant(person_id, role, reward.code, reward.value_fen, view.id, "granted")
+
+
+def release(session: Session, reward_id: int, *, wait: bool = True) -> bool:
+    """A reward was rejected or revoked: give its budget and stock back, once.
+
+    `wait=False` is for callers holding the ledger head: a grant takes the campaign row before
+    the head, so waiting here for a row a grant holds could deadlock. When the row is taken, the
+    reservation stays open for `reconcile_reservations` (False)."""
+    if not wait and not _campaign_row_free(session, reward_id):
+        return False
+    res = session.execute(
+        update(Reservation)
+        .where(Reservation.reward_id == reward_id, Reservation.released.is_(False))
+        .values(released=True)
+        .returning(Reservation.campaign_id, Reservation.value_fen)
+    ).first()
+    if res is None:
+        return False
+    session.execute(
+        update(Campaign)
+        .where(Campaign.id == res[0])
+        .values(budget_used_fen=Campaign.budget_used_fen - res[1], stock_used=Campaign.stock_used - 1)
+    )
+    audit(
+        session, "reward.release", res[0], {"reward_id": reward_id, "value_fen": res[1]}, entity="reservation"
+    )
+    return True
+
+
+def _campaign_row_free(session: Session, reward_id: int) -> bool:
+    """Lock the campaign row of the reward's open reservation unless another transaction holds it
+    (PostgreSQL; SQLite has one writer at a time and nothing to skip)."""
+    cid = session.scalar(
+        select(Reservation.campaign_id).where(
+            Reservation.reward_id == reward_id, Reservation.released.is_(False)
+        )
+    )
+    if cid is None:
+        return True  # nothing to release: release() finds no open reservation
+    locked = select(Campaign.id).where(Campaign.id == cid).with_for_update(skip_locked=True)
+    return session.scalar(locked) is not None
+
+
+FINAL_STATES = ("rejected", "revoked")
+
+
+def release_on_entry(session: Session, entry: dict, reward: dict) -> None:
+    """The ledger's subscriber (wired in `liebian.bootstrap`): an entry moving a reward to rejected
+    or revoked gives the reward's reservation back, once, in the entry's transaction (or, while a
+    grant holds the campaign row, leaves it to `reconcile_reservations`: see `release`)."""
+    if entry.get("to_state") in FINAL_STATES:
+        release(session, reward["id"], wait=False)
+
+
+def reconcile_reservations(session: Session, campaign_id: str | None = None) -> int:
+    """Release the budget of rewards rejected or revoked in the ledger whose reservation is still
+    held: a repair job (`release_on_entry` is the main path). Idempotent; run with close_due."""
+    open_ids = set(
+        session.scalars(
+            select(Reservation.reward_id).where(
+                Reservation.released.is_(False),
+                Reservation.reward_id.is_not(None),
+                *([Reservation.campaign_id == campaign_id] if campaign_id else []),
+            )
+        )
+    )
+    released = 0
+    for state in FINAL_STATES:
+        offset = 0
+        while open_ids:
+            page = ledger.list_rewards(
+                session, state=state, campaign_id=campaign_id, limit=1000, offset=offset
+            )
+            for reward in page:
+                if reward.id in open_ids and release(session, reward.id):
+                    open_ids.discard(reward.id)
+                    released += 1
+            if len(page) < 1000:
+                break
+            offset += 1000
+    return released

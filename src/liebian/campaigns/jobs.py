@@ -1,0 +1,26 @@
+"""Scheduled campaign jobs (`liebian job run NAME` for cron; `liebian campaign close-due` does the first)."""
+
+from __future__ import annotations
+
+from liebian.campaigns import budget, service
+from liebian.db.session import session_scope
+from liebian.ports import Job
+
+
+def close_due_campaigns() -> dict:
+    """End launched campaigns past their end date; leaderboards grant their ranks."""
+    with session_scope() as session:
+        return {"closed": service.close_due(session)}
+
+
+def reconcile_reservations() -> dict[str, int]:
+    """Repair: give back the budget of rewards rejected or revoked whose reservation is still held."""
+    with session_scope() as session:
+        return {"released": budget.reconcile_reservations(session)}
+
+
+JOBS = (
+    Job("campaigns-close-due", close_due_campaigns, every_seconds=60),
+    # A repair, slower: budget goes back where a reward is refused; this catches what was missed.
+    Job("campaigns-reconcile-reservations", reconcile_reservations, every_seconds=3600),
+)

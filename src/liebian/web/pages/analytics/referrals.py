@@ -1,0 +1,159 @@
+"""The /referrals page: the referral graph (the largest whole trees that fit) and the top spreaders."""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from liebian.web.console import (
+    Chart,
+    Column,
+    ConsoleFilters,
+    FilterError,
+    Table,
+    cached_analytics,
+    render,
+    warmer,
+)
+from liebian.web.i18n import register
+from liebian.web.pages.analytics.common import PALETTE, failed_page, page_start
+
+router = APIRouter(include_in_schema=False)
+
+register(
+    {
+        # referrals
+        "referrals.heading": ("裂变关系图", "Referral graph"),
+        "referrals.graph": ("最大的几棵邀请树（力导向布局）", "The largest referral trees (force layout)"),
+        "referrals.cap": (
+            "为保证速度，关系图只画规模最大的完整邀请树，最多 {n} 人；全部数据见下方表格和导出。",
+            "For speed the graph draws only the largest whole trees, at most {n} persons; the tables and exports cover everyone.",
+        ),
+        "referrals.truncated": ("（已截断）", "(truncated)"),
+        "referrals.spreaders": ("传播最广的人", "Top spreaders"),
+        "referrals.generations": ("按代统计", "By generation"),
+        "referrals.person_id": ("人员 ID", "Person id"),
+        "referrals.generation": ("代", "Generation"),
+        "referrals.direct_invitees": ("直接邀请", "Direct invitees"),
+        "referrals.descendants": ("下游总人数", "Descendants"),
+        "referrals.depth_below": ("下游层数", "Depth below"),
+        "referrals.invitees_who_bought": ("下单的直接被邀请人", "Invitees who bought"),
+        "referrals.persons": ("人数", "Persons"),
+        "referrals.share_of_referred": ("占被邀请人", "Share of referred"),
+        "referrals.inviters": ("发起邀请人数", "Inviters"),
+        "referrals.spread_rate": ("传播率", "Spread rate"),
+        "referrals.invitees": ("邀请人数", "Invitees"),
+        "referrals.edges": ("邀请关系", "Referral edges"),
+        "referrals.roots": ("邀请树", "Trees"),
+        "referrals.max_depth": ("最大层数", "Deepest generation"),
+        "referrals.referred": ("被邀请人", "Referred persons"),
+        "referrals.gen0": ("第 0 代（发起人）", "Generation 0 (roots)"),
+        "referrals.gen": ("第 {n} 代", "Generation {n}"),
+        "referrals.gen_more": ("第 {n} 代及以后", "Generation {n}+"),
+    }
+)
+
+
+GRAPH_NODES = 300  # persons drawn in the referral graph (the largest whole trees that fit)
+
+
+TOP_SPREADERS = 20
+
+
+def _graph_chart(t, graph: dict) -> Chart:
+    gens = 4  # generation 0, 1, 2 and 3+ as legend categories
+    categories = [t("referrals.gen0")] + [
+        t("referrals.gen").replace("{n}", str(g)) for g in range(1, gens - 1)
+    ]
+    categories.append(t("referrals.gen_more").replace("{n}", str(gens - 1)))
+    nodes = [
+        {
+            "id": str(n["id"]),
+            "name": str(n["id"]),
+            "category": min(n["generation"], gens - 1),
+            "symbolSize": round(min(40.0, 5 + 2.5 * math.sqrt(n["descendants"])), 1),
+            "value": n["descendants"],
+        }
+        for n in graph["nodes"]
+    ]
+    links = [{"source": str(e["source"]), "target": str(e["target"])} for e in graph["edges"]]
+    option = {
+        "animation": False,
+        "tooltip": {"formatter": "{b}: {c}"},
+        "legend": {"top": 0, "data": categories},
+        "color": PALETTE,
+        "series": [
+            {
+                "name": t("referrals.heading"),
+                "type": "graph",
+                "layout": "force",
+                "roam": True,
+                "data": nodes,
+                "links": links,
+                "categories": [{"name": c} for c in categories],
+                "top": 40,
+                "force": {"repulsion": 40, "gravity": 0.08, "edgeLength": 12, "layoutAnimation": True},
+                "lineStyle": {"color": "#8c959f", "width": 0.8},
+                "emphasis": {"focus": "adjacency"},
+            }
+        ],
+    }
+    return Chart("referral_graph", option, "referrals.graph", height=520)
+
+
+@warmer
+def _warm_default_view() -> None:
+    """The referral graph as first opened (no filters)."""
+    af = ConsoleFilters().to_analytics()
+    cached_analytics("run_referral_tree", af, TOP_SPREADERS, GRAPH_NODES)
+
+
+@router.get("/referrals")
+def referrals_page(request: Request) -> Response:
+    from liebian.analytics.common import AnalyticsError
+
+    t, filters, context = page_start(request)
+    template = "analytics/referrals.html"
+    context["cap_note"] = t("referrals.cap").replace("{n}", str(GRAPH_NODES))
+    try:
+        tree = cached_analytics("run_referral_tree", filters.to_analytics(), TOP_SPREADERS, GRAPH_NODES)
+    except (FilterError, AnalyticsError) as exc:
+        return failed_page(request, template, context, exc)
+    if not tree["summary"].get("edges"):
+        return render(request, template, context)
+    spreaders = Table(
+        "top_spreaders",
+        [
+            Column("person_id", "referrals.person_id"),
+            Column("generation", "referrals.generation", "int"),
+            Column("direct_invitees", "referrals.direct_invitees", "int"),
+            Column("descendants", "referrals.descendants", "int"),
+            Column("depth_below", "referrals.depth_below", "int"),
+            Column("invitees_who_bought", "referrals.invitees_who_bought", "int"),
+        ],
+        [r | {"person_id": str(r["person_id"])} for r in tree["top_spreaders"]],
+        title="referrals.spreaders",
+    )
+    generations = Table(
+        "generations",
+        [
+            Column("generation", "referrals.generation", "int"),
+            Column("persons", "referrals.persons", "int"),
+            Column("share_of_referred", "referrals.share_of_referred", "pct"),
+            Column("inviters", "referrals.inviters", "int"),
+            Column("spread_rate", "referrals.spread_rate", "pct"),
+            Column("invitees", "referrals.invitees", "int"),
+        ],
+        tree["generations"],
+        title="referrals.generations",
+    )
+    context |= {
+        "has_data": True,
+        "summary": tree["summary"],
+        "graph_persons": len(tree["graph"]["nodes"]),
+        "charts": [_graph_chart(t, tree["graph"])],
+        "tables": [spreaders, generations],
+    }
+    return render(request, template, context, tables=[spreaders, generations])

@@ -1,0 +1,470 @@
+"""The console's /journeys pages (issue #11, marketing automation): the journeys with their statistics
+(entered, actioned, converted, hold-out control and lift — the automation service's `stats_many`), one
+journey as a readable flow with the contact rules checked before every action, and creating,
+activating and pausing journeys.
+
+Every number and every rule comes from liebian.automation.service.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from liebian.db.session import session_scope
+from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render, warmer
+from liebian.web.i18n import locale_of, register, translator
+
+router = APIRouter(include_in_schema=False)
+
+register(
+    {
+        # journeys
+        "journeys.heading": ("自动化旅程", "Marketing journeys"),
+        "journeys.new": ("新建旅程", "New journey"),
+        "journeys.list": ("旅程与效果", "Journeys and results"),
+        "journeys.name": ("名称", "Name"),
+        "journeys.status": ("状态", "Status"),
+        "journeys.status.active": ("运行中", "active"),
+        "journeys.status.paused": ("已暂停", "paused"),
+        "journeys.trigger": ("触发", "Trigger"),
+        "journeys.entered": ("进入（实验组）", "Entered (treatment)"),
+        "journeys.control_entered": ("对照组人数", "Control group"),
+        "journeys.actioned": ("已触达", "Actioned"),
+        "journeys.converted": ("已转化", "Converted"),
+        "journeys.treatment_rate": ("实验组转化率", "Treatment conversion"),
+        "journeys.control_rate": ("对照组转化率", "Control conversion"),
+        "journeys.lift": ("提升（相对）", "Lift (relative)"),
+        "journeys.uplift": ("提升（绝对）", "Uplift (absolute)"),
+        "journeys.last_scan": ("上次扫描", "Last scan"),
+        "journeys.none": ("还没有旅程。", "No journeys yet."),
+        "journeys.rates_chart": ("实验组与对照组转化率", "Conversion: treatment against hold-out control"),
+        "journeys.arm": ("分组", "Arm"),
+        "journeys.arm.treatment": ("实验组", "treatment"),
+        "journeys.arm.control": ("对照组（不触达）", "control (held out)"),
+        "journeys.arms": ("分组统计", "Statistics per arm"),
+        "journeys.arm_entered": ("进入人数", "Entered"),
+        "journeys.conversion_rate": ("转化率", "Conversion rate"),
+        "journeys.outcomes": ("动作结果", "Action outcomes"),
+        "journeys.outcome": ("结果", "Outcome"),
+        "journeys.count": ("次数", "Count"),
+        "journeys.outcome.sent": ("已执行", "sent"),
+        "journeys.outcome.capped": ("超频跳过", "skipped: frequency cap"),
+        "journeys.outcome.quiet_hours": ("免打扰顺延", "postponed: quiet hours"),
+        "journeys.outcome.no_consent": ("无营销授权退出", "stopped: no marketing consent"),
+        "journeys.outcome.failed": ("失败", "failed"),
+        "journeys.flow": ("旅程流程", "Flow"),
+        "journeys.step": ("步骤", "Step"),
+        "journeys.goal": ("转化目标", "Goal"),
+        "journeys.goal_text": ("{days} 天内发生 {event}", "{event} within {days} days"),
+        "journeys.trigger.segment": ("进入人群（标签）「{tag}」", "Enters the segment (tag) “{tag}”"),
+        "journeys.trigger.event": (
+            "发生事件 {event}（首次扫描回看 {hours} 小时）",
+            "Does the event {event} (first scan looks back {hours} h)",
+        ),
+        "journeys.trigger.churn_risk": ("流失风险高于 {threshold}", "Churn risk above {threshold}"),
+        "journeys.trigger.silence": ("沉默超过 {days} 天", "Silent for more than {days} days"),
+        "journeys.wait": ("等待 {hours} 小时", "Wait {hours} hours"),
+        "journeys.branch": ("判断：{cond}", "Branch: {cond}"),
+        "journeys.cond_event": ("进入后发生过 {event}", "did {event} since entering"),
+        "journeys.cond_tag": ("带有标签 {tag}", "carries the tag {tag}"),
+        "journeys.then": ("是 → {target}", "yes → {target}"),
+        "journeys.else": ("否 → {target}", "no → {target}"),
+        "journeys.target.next": ("下一步", "next step"),
+        "journeys.target.exit": ("退出旅程", "exit the journey"),
+        "journeys.target.step": ("第 {n} 步", "step {n}"),
+        "journeys.action.webhook": (
+            "通过 {channel} 发送（Webhook {url}）",
+            "Send via {channel} (webhook {url})",
+        ),
+        "journeys.action.tag": ("打标签 {name}", "Tag {name}"),
+        "journeys.action.campaign": ("加入活动 {name} 的受众", "Add to the audience of campaign {name}"),
+        "journeys.rules": ("每次动作前的检查", "Checked before every action"),
+        "journeys.rule_consent": (
+            "营销授权（marketing）：以最新记录为准，撤回后在下一次动作时退出。",
+            "Marketing consent: the newest record decides; a withdrawal stops the journey at the next action.",
+        ),
+        "journeys.rule_quiet": (
+            "免打扰时段：{hours}（{zone}）{source}",
+            "Quiet hours: {hours} ({zone}) {source}",
+        ),
+        "journeys.rule_quiet_none": ("免打扰时段：无{source}", "Quiet hours: none{source}"),
+        "journeys.rule_quiet_own": ("— 本旅程设置", "— set by this journey"),
+        "journeys.rule_quiet_global": ("— 全局设置", "— global setting"),
+        "journeys.rule_cap": (
+            "频次上限：每人每 {days} 天最多 {cap} 次触达，跨所有渠道与旅程（打标签、加入活动不计）。",
+            "Frequency cap: at most {cap} contacts per person per {days} days across all channels and "
+            "journeys (tags and campaign audiences contact nobody).",
+        ),
+        "journeys.rule_holdout": (
+            "对照组：{pct}% 的进入者被留出，从不触达，用于计算提升。",
+            "Hold-out: {pct}% of entrants are held out and never actioned, to measure lift.",
+        ),
+        "journeys.pause": ("暂停", "Pause"),
+        "journeys.activate": ("启用", "Activate"),
+        "journeys.back": ("返回旅程列表", "Back to journeys"),
+        "journeys.definition": ("旅程定义（JSON）", "Definition (JSON)"),
+        "journeys.definition_hint": (
+            "触发 → 步骤（wait / branch / action）→ 目标；格式见 docs/automation.md。从示例开始：",
+            "Trigger → steps (wait / branch / action) → goal; see docs/automation.md. Start from an example:",
+        ),
+        "journeys.example.silence": ("沉默用户唤醒", "Wake up silent users"),
+        "journeys.example.churn": ("流失干预", "Churn intervention"),
+        "journeys.example.segment": ("人群欢迎", "Segment welcome"),
+        "journeys.activate_now": ("创建后立即启用", "Activate at once"),
+        "journeys.create": ("创建旅程", "Create journey"),
+        "journeys.bad_json": (
+            "definition：不是有效的 JSON（{error}）",
+            "definition: not valid JSON ({error})",
+        ),
+    }
+)
+
+
+EXAMPLES: dict[str, dict] = {
+    "silence": {
+        "trigger": {"type": "silence", "days": 14},
+        "steps": [
+            {"action": {"type": "webhook", "channel": "sms", "url": "https://sms.example.com/send",
+                        "secret": "replace-with-your-signing-secret", "payload": {"template": "wake_up_1"}}},
+            {"wait": {"hours": 48}},
+            {"branch": {"if": {"event": "order_paid"}, "then": "exit", "else": "next"}},
+            {"action": {"type": "webhook", "channel": "wecom", "url": "https://wecom.example.com/hook",
+                        "secret": "replace-with-your-signing-secret"}},
+            {"action": {"type": "tag", "name": "woken"}},
+        ],
+        "goal": {"event": "order_paid", "within_days": 14},
+        "holdout_pct": 10,
+    },
+    "churn": {
+        "trigger": {"type": "churn_risk", "threshold": 0.7},
+        "steps": [
+            {"action": {"type": "webhook", "channel": "coupon", "url": "https://coupons.example.com/grant",
+                        "secret": "replace-with-your-signing-secret", "payload": {"coupon": "COMEBACK20"}}},
+            {"wait": {"hours": 72}},
+            {"branch": {"if": {"event": "order_paid"}, "then": "exit", "else": "next"}},
+            {"action": {"type": "tag", "name": "churn_risk_contacted"}},
+        ],
+        "goal": {"event": "order_paid", "within_days": 21},
+        "holdout_pct": 10,
+    },
+    "segment": {
+        "trigger": {"type": "segment", "tag": "high_value"},
+        "steps": [
+            {"action": {"type": "campaign", "name": "your-campaign-id"}},
+            {"wait": {"hours": 24}},
+            {"action": {"type": "webhook", "channel": "wecom", "url": "https://wecom.example.com/hook",
+                        "secret": "replace-with-your-signing-secret"}},
+        ],
+        "goal": {"event": "join_campaign", "within_days": 7},
+        "holdout_pct": 10,
+        "quiet_hours": "22-8",
+    },
+}  # fmt: skip
+
+
+def _target_text(t, target) -> str:
+    if target == "next":
+        return t("journeys.target.next")
+    if target == "exit":
+        return t("journeys.target.exit")
+    return t("journeys.target.step").format(n=int(target) + 1)
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def trigger_text(t, trigger: dict) -> str:
+    kind = trigger["type"]
+    if kind == "segment":
+        return t("journeys.trigger.segment").format(tag=trigger["tag"])
+    if kind == "event":
+        return t("journeys.trigger.event").format(
+            event=trigger["event"], hours=_num(trigger.get("lookback_hours", 24))
+        )
+    if kind == "churn_risk":
+        return t("journeys.trigger.churn_risk").format(threshold=_num(trigger["threshold"]))
+    return t("journeys.trigger.silence").format(days=trigger["days"])
+
+
+def flow(t, definition: dict) -> list[dict]:
+    """The journey's steps as readable nodes: kind, text, and for a branch where each answer goes."""
+    nodes = []
+    for i, step in enumerate(definition["steps"]):
+        node: dict[str, Any] = {"n": i + 1, "anchor": f"step-{i + 1}"}
+        if step.get("wait"):
+            node |= {"kind": "wait", "text": t("journeys.wait").format(hours=_num(step["wait"]["hours"]))}
+        elif step.get("branch"):
+            b = step["branch"]
+            cond = b["if"]
+            cond_text = (
+                t("journeys.cond_event").format(event=cond["event"])
+                if cond.get("event")
+                else t("journeys.cond_tag").format(tag=cond["tag"])
+            )
+            node |= {
+                "kind": "branch",
+                "text": t("journeys.branch").format(cond=cond_text),
+                "answers": [
+                    (
+                        t("journeys.then").format(target=_target_text(t, b.get("then", "next"))),
+                        b.get("then", "next"),
+                    ),
+                    (
+                        t("journeys.else").format(target=_target_text(t, b.get("else", "next"))),
+                        b.get("else", "next"),
+                    ),
+                ],
+            }
+        else:
+            a = step["action"]
+            if a["type"] == "webhook":
+                text = t("journeys.action.webhook").format(channel=a.get("channel", ""), url=a.get("url", ""))
+            else:
+                text = t(f"journeys.action.{a['type']}").format(name=a.get("name", ""))
+            node |= {"kind": "action", "action": a["type"], "text": text, "payload": a.get("payload") or None}
+        nodes.append(node)
+    return nodes
+
+
+def contact_rules(t, definition: dict) -> list[str]:
+    """The checks the automation service makes before every action, with this journey's settings."""
+    from liebian.automation import service
+    from liebian.config import get_settings
+
+    settings = get_settings()
+    own = definition.get("quiet_hours") is not None
+    quiet = service.quiet_hours(definition.get("quiet_hours"))
+    source = t("journeys.rule_quiet_own") if own else t("journeys.rule_quiet_global")
+    quiet_text = (
+        t("journeys.rule_quiet_none").format(source=source)
+        if quiet is None
+        else t("journeys.rule_quiet").format(hours=f"{quiet[0]:02d}:00–{quiet[1]:02d}:00", zone=settings.timezone,
+                                             source=source)
+    )  # fmt: skip
+    return [
+        t("journeys.rule_consent"),
+        quiet_text,
+        t("journeys.rule_cap").format(
+            cap=settings.automation_cap_contacts, days=settings.automation_cap_window_days
+        ),
+        t("journeys.rule_holdout").format(pct=definition.get("holdout_pct", 10)),
+    ]
+
+
+def _journey_row(t, journey: dict, st: dict) -> dict:
+    tr, co = st["arms"]["treatment"], st["arms"]["control"]
+    return {
+        "id": journey["id"],
+        "name": journey["name"],
+        "status": t(f"journeys.status.{journey['status']}"),
+        "trigger": trigger_text(t, journey["definition"]["trigger"]),
+        "entered": tr["entered"],
+        "control_entered": co["entered"],
+        "actioned": tr["actioned"],
+        "converted": tr["converted"],
+        "treatment_rate": tr["conversion_rate"],
+        "control_rate": co["conversion_rate"],
+        "lift": st["lift"],
+        "uplift": st["uplift"],
+        "last_scan_at": journey["last_scan_at"],
+    }
+
+
+def _rates_chart(t, rows: list[dict], chart_id: str = "journey-rates", links: bool = True) -> Chart:
+    option = {
+        "animation": False,
+        "tooltip": {"trigger": "axis"},
+        "legend": {"top": 0},
+        "grid": {"left": 50, "right": 20, "top": 36, "bottom": 40},
+        "xAxis": {"type": "category", "data": [r["name"] for r in rows]},
+        "yAxis": {"type": "value", "axisLabel": {"formatter": "{value}%"}},
+        "series": [
+            {
+                "name": t("journeys.arm.treatment"),
+                "type": "bar",
+                "itemStyle": {"color": "#b3102a"},
+                "data": [
+                    None if r["treatment_rate"] is None else round(r["treatment_rate"] * 100, 2) for r in rows
+                ],
+            },
+            {
+                "name": t("journeys.arm.control"),
+                "type": "bar",
+                "itemStyle": {"color": "#8c959f"},
+                "data": [
+                    None if r["control_rate"] is None else round(r["control_rate"] * 100, 2) for r in rows
+                ],
+            },
+        ],
+    }
+    if links:  # a click on a journey's bars opens it
+        option["liebianLinks"] = [[f"/journeys/{r['id']}" for r in rows]] * 2
+    return Chart(chart_id, option, "journeys.rates_chart", height=300)
+
+
+@warmer
+def _warm_journey_stats() -> None:
+    """The journeys' results change with the operational store, so they are not kept; computing them
+    once loads what the page needs (modules, the warehouse columns of the goals) before a visitor."""
+    from liebian.automation import service
+
+    with session_scope() as s:
+        service.stats_many(s, [j["id"] for j in service.list_journeys(s)])
+
+
+@router.get("/journeys")
+def journeys_page(request: Request) -> Response:
+    from liebian.automation import service
+
+    t = translator(locale_of(request))
+    with session_scope() as s:
+        journeys = service.list_journeys(s)
+        stats = service.stats_many(s, [j["id"] for j in journeys])
+    rows = [_journey_row(t, j, stats[j["id"]]) for j in journeys]
+    table = Table(
+        "journeys",
+        [
+            Column("name", "journeys.name"),
+            Column("status", "journeys.status"),
+            Column("trigger", "journeys.trigger"),
+            Column("entered", "journeys.entered", "int"),
+            Column("control_entered", "journeys.control_entered", "int"),
+            Column("actioned", "journeys.actioned", "int"),
+            Column("converted", "journeys.converted", "int"),
+            Column("treatment_rate", "journeys.treatment_rate", "pct"),
+            Column("control_rate", "journeys.control_rate", "pct"),
+            Column("lift", "journeys.lift", "pct"),
+            Column("uplift", "journeys.uplift", "pct"),
+            Column("last_scan_at", "journeys.last_scan", "datetime"),
+        ],
+        rows,
+        title="journeys.list",
+        link=lambda row: f"/journeys/{row['id']}",
+        link_column="name",
+    )
+    charts = [_rates_chart(t, rows)] if rows else []
+    return render(request, "reports/journeys.html", {"table": table, "charts": charts}, tables=[table])
+
+
+@router.get("/journeys/new")
+def journey_new(request: Request) -> Response:
+    example = request.query_params.get("example", "silence")
+    definition = json.dumps(EXAMPLES.get(example, EXAMPLES["silence"]), ensure_ascii=False, indent=2)
+    return render(
+        request,
+        "reports/journey_new.html",
+        {"definition": definition, "examples": list(EXAMPLES), "example": example},
+    )
+
+
+def _validation_text(exc) -> str:
+    """A pydantic error as 'field.path: reason; …' (the definition's own field names)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"definition.{loc}: {err['msg']}" if loc else f"definition: {err['msg']}")
+    return "; ".join(parts)
+
+
+@router.post("/journeys")
+def journey_create(
+    request: Request, name: str = Form(""), definition: str = Form(""), activate: str = Form("")
+) -> Response:
+    from pydantic import ValidationError
+
+    from liebian.automation import service
+    from liebian.automation.service import AutomationError
+
+    t = translator(locale_of(request))
+    if not name.strip():
+        return flash_fragment(t("reports.required").format(field="name"), ok=False)
+    try:
+        data = json.loads(definition)
+    except json.JSONDecodeError as exc:
+        return flash_fragment(t("journeys.bad_json").format(error=exc), ok=False)
+    if not isinstance(data, dict):
+        return flash_fragment(t("journeys.bad_json").format(error="an object {…} is expected"), ok=False)
+    try:
+        with session_scope() as s:
+            journey = service.create_journey(s, name.strip()[:128], data)
+            if not activate:
+                service.set_status(s, journey["id"], "paused")
+    except ValidationError as exc:
+        return flash_fragment(_validation_text(exc), ok=False)
+    except AutomationError as exc:
+        return flash_fragment(exc.message, ok=False)
+    return htmx_redirect(f"/journeys/{journey['id']}")
+
+
+@router.get("/journeys/{journey_id}")
+def journey_page(request: Request, journey_id: int) -> Response:
+    from liebian.automation import service
+    from liebian.automation.service import AutomationError
+
+    t = translator(locale_of(request))
+    try:
+        with session_scope() as s:
+            journey = service.get_journey(s, journey_id)
+            st = service.stats(s, journey_id)
+    except AutomationError as exc:
+        return Response(exc.message, status_code=exc.status, media_type="text/plain; charset=utf-8")
+    definition = journey["definition"]
+    row = _journey_row(t, journey, st)
+    arms = Table(
+        "arms",
+        [
+            Column("arm", "journeys.arm"),
+            Column("entered", "journeys.arm_entered", "int"),
+            Column("actioned", "journeys.actioned", "int"),
+            Column("converted", "journeys.converted", "int"),
+            Column("conversion_rate", "journeys.conversion_rate", "pct"),
+        ],
+        [{"arm": t(f"journeys.arm.{arm}"), **st["arms"][arm]} for arm in ("treatment", "control")],
+        title="journeys.arms",
+    )
+    outcomes = Table(
+        "outcomes",
+        [Column("outcome", "journeys.outcome"), Column("count", "journeys.count", "int")],
+        [{"outcome": t(f"journeys.outcome.{k}"), "count": n} for k, n in sorted(st["outcomes"].items())],
+        title="journeys.outcomes",
+    )
+    goal = definition.get("goal") or {"event": "order_paid", "within_days": 14}
+    context = {
+        "journey": journey,
+        "stats": st,
+        "row": row,
+        "trigger": trigger_text(t, definition["trigger"]),
+        "nodes": flow(t, definition),
+        "goal": t("journeys.goal_text").format(event=goal["event"], days=_num(goal["within_days"])),
+        "rules": contact_rules(t, definition),
+        "charts": [_rates_chart(t, [row], "journey-arms", links=False)],
+        "tables": [arms, outcomes],
+    }
+    return render(request, "reports/journey.html", context, tables=[arms, outcomes])
+
+
+def _set_status(journey_id: int, status: str) -> Response:
+    from liebian.automation import service
+    from liebian.automation.service import AutomationError
+
+    try:
+        with session_scope() as s:
+            service.set_status(s, journey_id, status)
+    except AutomationError as exc:
+        return flash_fragment(exc.message, ok=False)
+    return htmx_redirect(f"/journeys/{journey_id}")
+
+
+@router.post("/journeys/{journey_id}/pause")
+def journey_pause(journey_id: int) -> Response:
+    return _set_status(journey_id, "paused")
+
+
+@router.post("/journeys/{journey_id}/activate")
+def journey_activate(journey_id: int) -> Response:
+    return _set_status(journey_id, "active")
