@@ -8,22 +8,38 @@ still fails loudly.
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from liebian.lazy import lazy_import
 
-_NUMBERS = (int, float, Decimal, np.integer, np.floating, np.bool_)
+if TYPE_CHECKING:
+    import numpy as np
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+
+
+_Numbers = tuple[
+    type[int], type[float], type[Decimal], type["np.integer[Any]"], type["np.floating[Any]"], type["np.bool_"]
+]
+
+
+@functools.cache
+def _numbers() -> _Numbers:
+    """The number types a cell may hold (a function: naming NumPy's would import it at start-up)."""
+    return (int, float, Decimal, np.integer, np.floating, np.bool_)
 
 
 def as_int(value: object) -> int:
     """int() of a numeric cell: Python, numpy and Decimal numbers (NaN raises, as int() does)."""
-    if isinstance(value, _NUMBERS):
+    if isinstance(value, _numbers()):
         return int(value)
     raise TypeError(f"expected a number, got {value!r}")
 
 
 def as_float(value: object) -> float:
     """float() of a numeric cell: Python, numpy and Decimal numbers."""
-    if isinstance(value, _NUMBERS):
+    if isinstance(value, _numbers()):
         return float(value)
     raise TypeError(f"expected a number, got {value!r}")

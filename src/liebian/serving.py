@@ -14,11 +14,29 @@ from liebian.output import console
 
 ASGI_APP = "liebian.web.asgi:app"
 
+# uvicorn's supervisor replaces a worker that does not answer its ping within this time. A worker
+# answers only once multiprocessing's spawn has re-imported the parent's main module (here the
+# `liebian` script, hence liebian.cli) and unpickled its config: on a machine kept busy by other
+# work that can take longer than uvicorn's default of 5 s, and the replacement is as slow.
+HEALTHCHECK_TIMEOUT_S = 30
 
-def serve(host: str | None = None, port: int | None = None, workers: int = 1) -> None:
+
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = 1,
+    healthcheck_timeout: int = HEALTHCHECK_TIMEOUT_S,
+) -> None:
     """Serve until stopped; host and port default to the settings."""
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
     console.print(f"liebian console: [bold]http://{host}:{port}/[/bold]  API docs: http://{host}:{port}/docs")
-    uvicorn.run(ASGI_APP, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        ASGI_APP,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        timeout_worker_healthcheck=healthcheck_timeout,
+    )

@@ -54,3 +54,13 @@ def test_peak_memory_of_a_child_is_its_own() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert float(done.stdout) < 200
     del ballast
+
+
+def test_startup_benchmark_measures_every_command_beside_its_floor() -> None:
+    out = _bench("startup", "--scale", "quick")
+    labels = [r[0] for r in _rows(out, "floor:")] + [r[0] for r in _rows(out, "liebian")]
+    labels += [r[0] for r in _rows(out, "python")]
+    assert "floor: python -c 'import fastapi'" in labels and "liebian --help" in labels
+    assert "python -c 'import liebian.web.asgi'" in labels
+    (fastapi_floor,) = _rows(out, "floor: python -c 'import fastapi'")
+    assert fastapi_floor[3:] == ["1.00", "1.00"]  # the yardstick of the ratios

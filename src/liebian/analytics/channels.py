@@ -11,12 +11,16 @@ and D7 retention.
 
 from __future__ import annotations
 
-from typing import Any
-
-import ibis.expr.types as ir
+from typing import TYPE_CHECKING, Any
 
 from liebian.analytics.common import Frame, clean, ratio
 from liebian.analytics.kpis import Costs
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ir = lazy_import("ibis.expr.types")
 
 FISSION_AXES = ("invites_sent", "k_factor")
 CONVERSION_AXES = ("conversion_rate", "aov_fen", "retention_d7")

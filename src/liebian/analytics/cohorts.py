@@ -9,23 +9,38 @@ have not fully happened yet (after the last data period) are None, not 0.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-
-import ibis
-import ibis.expr.datatypes as dt
-import ibis.expr.types as ir
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liebian.analytics.common import AnalyticsError, Frame, clean
+from liebian.lazy import lazy_import
 from liebian.scalars import as_int
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.datatypes as dt
+    import ibis.expr.types as ir
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    dt = lazy_import("ibis.expr.datatypes")
+    ir = lazy_import("ibis.expr.types")
+    pd = lazy_import("pandas")
 
 UNITS = ("day", "week", "month")
 COHORT_BY = ("first_event", "referral")
 
 
-@ibis.udf.agg.builtin
-def bit_or(x: dt.int64) -> dt.int64:
-    """Bitwise OR of the group's values (BIT_OR on DuckDB and Spark)."""
+@functools.cache
+def _bit_or():
+    """Ibis's BIT_OR aggregate, made on first use (declaring it would import Ibis at start-up)."""
+
+    @ibis.udf.agg.builtin
+    def bit_or(x: dt.int64) -> dt.int64:
+        """Bitwise OR of the group's values (BIT_OR on DuckDB and Spark)."""
+
+    return bit_or
 
 
 # The one-pass retention keeps, per person, one 64-bit mask (see _retention_one_pass): bit 0 = a
@@ -191,7 +206,7 @@ def _retention_one_pass(
     bits = ibis.ifelse(
         t.rel >= 0, (ibis.literal(TOP_BIT, "int64") >> (60 - 2 * t.rel)) * flags, 2 * t.start.cast("int64")
     ) + t.before.cast("int64")
-    per = t.group_by("person_id").aggregate(mask=bit_or(bits.cast("int64")))
+    per = t.group_by("person_id").aggregate(mask=_bit_or()(bits.cast("int64")))
     starts = 3 | sum(1 << (2 + 2 * i) for i in range(MASK_UNITS))
     x = per.mask & starts
     per = per.mutate(low=x & -x)

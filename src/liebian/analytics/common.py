@@ -12,14 +12,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
-
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
+    pd = lazy_import("pandas")
 
 EPOCH = date(1970, 1, 1)
 DAY = 86400

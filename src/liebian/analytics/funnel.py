@@ -23,13 +23,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-
-import ibis
-import ibis.expr.types as ir
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liebian.analytics.common import AnalyticsError, Frame, clean, ratio
+from liebian.lazy import lazy_import
 from liebian.scalars import as_int
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
+    pd = lazy_import("pandas")
 
 ORDER_PAID = "order_paid"
 NONE_LABEL = "(none)"

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
-
-import ibis
-import ibis.expr.types as ir
+from typing import TYPE_CHECKING, Any
 
 from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio, records
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,18 @@ Definitions
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import ibis
-import ibis.expr.types as ir
-
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import ibis
+    import ibis.expr.types as ir
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    ir = lazy_import("ibis.expr.types")
 
 DAY = 86_400
 

@@ -12,13 +12,20 @@ rule plus a visited set: the smallest member of a cycle left unvisited roots it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import ibis
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liebian.analytics.common import Frame, clean, ratio
+from liebian.lazy import lazy_import
 from liebian.scalars import as_int
+
+if TYPE_CHECKING:
+    import ibis
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 
 @dataclass

@@ -24,12 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-import httpx
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -40,6 +37,16 @@ from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
 from liebian.db.session import rowcount, session_scope
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+    import httpx
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    httpx = lazy_import("httpx")
+    pd = lazy_import("pandas")
 
 log = logging.getLogger("liebian.automation")
 MAX_STEPS_PER_PASS = 50  # a branch loop cannot spin forever inside one pass

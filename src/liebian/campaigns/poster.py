@@ -14,9 +14,20 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import qrcode
-from PIL import Image, ImageDraw, ImageFont
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import PIL.Image as Image
+    import PIL.ImageDraw as ImageDraw
+    import PIL.ImageFont as ImageFont
+    import qrcode
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    qrcode = lazy_import("qrcode")
+    Image = lazy_import("PIL.Image")
+    ImageDraw = lazy_import("PIL.ImageDraw")
+    ImageFont = lazy_import("PIL.ImageFont")
 
 KNOWN_FONTS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",

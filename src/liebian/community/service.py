@@ -14,11 +14,15 @@ import json
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from liebian.community import sentiment
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 MIN_MESSAGES = 10  # a group-day with fewer messages is too small for a share to mean anything
 NEGATIVE_THRESHOLD = 0.05

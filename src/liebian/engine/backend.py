@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import ibis
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import ibis
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
 
 
 def parquet_dir() -> Path:

@@ -7,11 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-
-import ibis
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import ibis
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
 
 
 @lru_cache(maxsize=1)

@@ -14,11 +14,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import warehouse_migrations
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 LOCK_WAIT_SECONDS = 60.0
 

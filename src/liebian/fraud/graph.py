@@ -26,15 +26,25 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-
-import duckdb
-import numpy as np
-import pandas as pd
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from sklearn.ensemble import IsolationForest
+from typing import TYPE_CHECKING
 
 from liebian.fraud.reasons import REASONS
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp_sparse
+    import scipy.sparse.csgraph as sp_csgraph
+    import sklearn.ensemble as sk_ensemble
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sp_sparse = lazy_import("scipy.sparse")
+    sp_csgraph = lazy_import("scipy.sparse.csgraph")
+    sk_ensemble = lazy_import("sklearn.ensemble")
 from liebian.predict.common import aggregate_row
 
 PERSON_TABLE = "fraud_person_risk"
@@ -89,8 +99,8 @@ def _components(src: np.ndarray, dst: np.ndarray, directed: bool) -> tuple[np.nd
     if n == 0:
         return nodes, np.empty(0, dtype=np.int64)
     a, b = inverse[: len(src)], inverse[len(src) :]
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
-    _, labels = connected_components(graph, directed=directed, connection="strong")
+    graph = sp_sparse.coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    _, labels = sp_csgraph.connected_components(graph, directed=directed, connection="strong")
     return nodes, labels.astype(np.int64)
 
 
@@ -234,10 +244,10 @@ def _shared_components(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
     link_nodes, link_idx = np.unique(links_col, return_inverse=True)
     n_p, n_l = len(person_nodes), len(link_nodes)
     if n_shared:
-        graph = coo_matrix(
+        graph = sp_sparse.coo_matrix(
             (np.ones(n_shared, dtype=np.int8), (person_idx, n_p + link_idx)), shape=(n_p + n_l, n_p + n_l)
         ).tocsr()
-        n_comp, labels = connected_components(graph, directed=False)
+        n_comp, labels = sp_csgraph.connected_components(graph, directed=False)
         comp = pd.DataFrame({"person_id": person_nodes, "comp": labels[:n_p].astype(np.int64)})
     else:
         n_comp, comp = 0, pd.DataFrame({"person_id": np.empty(0, np.int64), "comp": np.empty(0, np.int64)})
@@ -367,7 +377,7 @@ def _anomalies(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
                 np.log1p(feats.per_hour.to_numpy(float)),
             ]
         )
-        forest = IsolationForest(
+        forest = sk_ensemble.IsolationForest(
             n_estimators=50, max_samples=min(256, len(feats)), random_state=p.anomaly_seed, n_jobs=1
         )
         forest.fit(matrix)

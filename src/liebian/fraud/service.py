@@ -18,11 +18,8 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import duckdb
-import numpy as np
-import pandas as pd
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
@@ -35,9 +32,19 @@ from liebian.fraud.models import FraudAudit, FraudCase
 from liebian.fraud.reasons import REASONS, describe
 from liebian.identity.keys import IdentifierError, stored_value
 from liebian.identity.models import Identifier
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt
 from liebian.rewards import service as ledger
 from liebian.scalars import as_int
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 CASE_THRESHOLD = 50.0
 STATUSES = ("open", "approved", "rejected")

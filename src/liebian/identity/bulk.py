@@ -32,9 +32,8 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
-import pyarrow as pa
 from sqlalchemy import Connection, func, select
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
@@ -44,7 +43,15 @@ from liebian.db.session import get_engine, session_scope
 from liebian.identity import service
 from liebian.identity.keys import DIRECT_TYPES, assign_person_ids, display_value, person_id_for, person_id_sql
 from liebian.identity.models import Identifier
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import encrypt
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pa = lazy_import("pyarrow")
 
 # Below this many identifiers the ordinary resolve() is as fast and simpler.
 BULK_THRESHOLD = 2000

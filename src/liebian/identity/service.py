@@ -16,11 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import duckdb
-import pandas as pd
-import pyarrow as pa
 from sqlalchemy import Insert, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -38,7 +35,17 @@ from liebian.identity.keys import (
     stored_value,
 )
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import encrypt
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pd = lazy_import("pandas")
+    pa = lazy_import("pyarrow")
 
 Key = tuple[str, str]  # (id_type, stored value)
 CHUNK = 900

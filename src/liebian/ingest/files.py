@@ -21,12 +21,19 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import orjson
-import pyarrow as pa
 
 from liebian.ingest.normalize import q
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pa = lazy_import("pyarrow")
 
 FORMATS = {
     ".csv": "csv",

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
@@ -16,6 +15,12 @@ from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.ingest.files import RawFile
 from liebian.ingest.steps import Steps
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 
 @dataclass

@@ -5,9 +5,7 @@ register the identifiers with OneID beside the load, then load (`load.py`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from liebian.db.session import session_scope
 from liebian.identity import bulk
@@ -18,6 +16,14 @@ from liebian.ingest.load import STATUS_RANK, Outcome, load, load_identities
 from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, normalize_query
 from liebian.ingest.presets import Preset, mapping_sql
 from liebian.ingest.steps import Steps
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pa = lazy_import("pyarrow")
 
 TEMP_OBJECTS = (  # views before the tables they read
     "mapped",

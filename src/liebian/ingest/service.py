@@ -16,9 +16,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from liebian.config import get_settings
 from liebian.db.base import utcnow
@@ -28,6 +26,12 @@ from liebian.ingest.normalize import KINDS
 from liebian.ingest.pipeline import drop_temp, normaliser, run_pipeline
 from liebian.ingest.presets import GENERIC_COLUMNS, PresetError, get_preset
 from liebian.ingest.steps import ProgressHook, Steps
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 __all__ = [
     "FileImportError",

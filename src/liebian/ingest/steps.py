@@ -7,8 +7,14 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import duckdb
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 # on_progress(step name, fraction of the whole import done): the console's import page hears it
 ProgressHook = Callable[[str, float], None]

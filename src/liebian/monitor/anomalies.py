@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.monitor import detector
 from liebian.monitor.notifications import notify_alert
 from liebian.monitor.service import invalid, raise_alert
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    pd = lazy_import("pandas")
 
 # KPI series the anomaly scan can watch (keys of analytics' KPI sheet)
 SERIES_METRICS = (

@@ -17,10 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-from statsmodels.tsa.seasonal import STL
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import statsmodels.tsa.seasonal as sm_seasonal
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sm_seasonal = lazy_import("statsmodels.tsa.seasonal")
 
 DEFAULT_SENSITIVITY = 3.0
 DEFAULT_MIN_CHANGE = 0.15  # below this relative move no alert (3% noise makes 3σ ≈ 9%)
@@ -170,7 +178,7 @@ def _forecast(work: np.ndarray, t: int, period: int, window: int, errors: list[f
         hist = work[max(0, t - window) : t]
         # History is already cleaned of anomalies, so a plain (non-robust) fit; a wide seasonal
         # window keeps one noisy week from reshaping the weekly pattern.
-        fit = STL(hist, period=period, seasonal=31).fit()
+        fit = sm_seasonal.STL(hist, period=period, seasonal=31).fit()
         # one step ahead: the last trend level and the seasonal value one period back
         expected = float(fit.trend[-1] + fit.seasonal[-period])
         if len(errors) >= 2 * period:  # two cycles of forecast errors before judging by them

@@ -29,10 +29,15 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
-
-import httpx
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 PUBLIC_FIELDS = (

@@ -6,18 +6,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.monitor.anomalies import kpi_frame, live_campaigns
 from liebian.monitor.models import Alert, AlertRule
 from liebian.monitor.notifications import notify_alert
 from liebian.monitor.service import LEVELS, MonitorError, alert_row, alert_view, audit, invalid, raise_alert
 from liebian.scalars import as_float
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    pd = lazy_import("pandas")
 
 ACTIONS = ("none", "raise_reward_tier", "pause_campaign", "review_channel", "review_group")
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
+
+if TYPE_CHECKING:
+    import numpy as np
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
 
 START, CONV, NULL = "(start)", "(conversion)", "(null)"
 MODELS = ("first", "last", "linear", "time_decay", "position", "markov")

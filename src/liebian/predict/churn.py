@@ -9,16 +9,27 @@ feature query filters `ts <= cutoff`, so rows after the cutoff cannot change a f
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import duckdb
-import numpy as np
-import pandas as pd
-from sklearn.calibration import calibration_curve
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import brier_score_loss, roc_auc_score
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError, aggregate_row, single_thread
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import sklearn.calibration as sk_calibration
+    import sklearn.ensemble as sk_ensemble
+    import sklearn.inspection as sk_inspection
+    import sklearn.metrics as sk_metrics
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sk_calibration = lazy_import("sklearn.calibration")
+    sk_ensemble = lazy_import("sklearn.ensemble")
+    sk_inspection = lazy_import("sklearn.inspection")
+    sk_metrics = lazy_import("sklearn.metrics")
 
 FEATURES = (
     "recency_days",
@@ -143,9 +154,9 @@ def data_end(con: duckdb.DuckDBPyConnection) -> datetime:
     return end
 
 
-def _model(seed: int) -> HistGradientBoostingClassifier:
+def _model(seed: int) -> sk_ensemble.HistGradientBoostingClassifier:
     # shallow, regularised trees: a few thousand persons per slice, and probabilities must stay calibrated
-    return HistGradientBoostingClassifier(
+    return sk_ensemble.HistGradientBoostingClassifier(
         max_iter=150,
         learning_rate=0.03,
         max_depth=3,
@@ -156,7 +167,7 @@ def _model(seed: int) -> HistGradientBoostingClassifier:
 
 
 def reliability(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
-    prob_true, prob_pred = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+    prob_true, prob_pred = sk_calibration.calibration_curve(y, p, n_bins=bins, strategy="quantile")
     return [{"predicted": float(a), "observed": float(b)} for a, b in zip(prob_pred, prob_true, strict=True)]
 
 
@@ -184,13 +195,15 @@ def fit_churn(con: duckdb.DuckDBPyConnection, window_days: int = 30, seed: int =
     say("fit")
     p_test = model.predict_proba(X_test)[:, 1]
     with single_thread():
-        imp = permutation_importance(model, X_test, y_test, scoring="roc_auc", n_repeats=3, random_state=seed)
+        imp = sk_inspection.permutation_importance(
+            model, X_test, y_test, scoring="roc_auc", n_repeats=3, random_state=seed
+        )
     say("validate")
     metrics = {
-        "auc": float(roc_auc_score(y_test, p_test)),
-        "brier": float(brier_score_loss(y_test, p_test)),
+        "auc": float(sk_metrics.roc_auc_score(y_test, p_test)),
+        "brier": float(sk_metrics.brier_score_loss(y_test, p_test)),
         "base_rate": float(y_test.mean()),
-        "brier_baseline": float(brier_score_loss(y_test, np.full(len(y_test), y_train.mean()))),
+        "brier_baseline": float(sk_metrics.brier_score_loss(y_test, np.full(len(y_test), y_train.mean()))),
         "reliability": reliability(y_test, p_test),
         # expected calibration error over the (equal-count) reliability bins
         "ece": float(np.mean([abs(b["predicted"] - b["observed"]) for b in reliability(y_test, p_test)])),

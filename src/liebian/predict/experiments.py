@@ -11,17 +11,21 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-from scipy import stats
-from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.stats.proportion import (
-    confint_proportions_2indep,
-    proportion_effectsize,
-    proportions_ztest,
-)
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import scipy.stats as stats
+    import statsmodels.stats.power as sm_power
+    import statsmodels.stats.proportion as sm_proportion
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    stats = lazy_import("scipy.stats")
+    sm_power = lazy_import("statsmodels.stats.power")
+    sm_proportion = lazy_import("statsmodels.stats.proportion")
 
 SRM_ALPHA = 0.001  # the usual threshold for a sample-ratio mismatch alarm
 
@@ -50,8 +54,10 @@ def sample_size_proportions(baseline: float, mde: float, alpha: float = 0.05, po
         raise PredictError(
             f"baseline/mde: need 0 < baseline < 1 and 0 < baseline+mde < 1 (got {baseline}, {mde})"
         )
-    es = proportion_effectsize(baseline + mde, baseline)
-    return math.ceil(NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0))
+    es = sm_proportion.proportion_effectsize(baseline + mde, baseline)
+    return math.ceil(
+        sm_power.NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0)
+    )
 
 
 def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -59,7 +65,7 @@ def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float =
     if sd <= 0 or mde == 0:
         raise PredictError(f"sd/mde: need sd > 0 and mde != 0 (got {sd}, {mde})")
     return math.ceil(
-        TTestIndPower().solve_power(effect_size=abs(mde) / sd, alpha=alpha, power=power, ratio=1.0)
+        sm_power.TTestIndPower().solve_power(effect_size=abs(mde) / sd, alpha=alpha, power=power, ratio=1.0)
     )
 
 
@@ -101,9 +107,9 @@ def readout(
         # variance is zero (scipy refuses, statsmodels returns NaN)
         z, p_z, chi2, p_chi2 = 0.0, 1.0, 0.0, 1.0
     else:
-        z, p_z = proportions_ztest(x, n)
+        z, p_z = sm_proportion.proportions_ztest(x, n)
         chi2, p_chi2, _, _ = stats.chi2_contingency(table, correction=False)
-    lo, hi = confint_proportions_2indep(x[0], n[0], x[1], n[1], method="newcomb", alpha=alpha)
+    lo, hi = sm_proportion.confint_proportions_2indep(x[0], n[0], x[1], n[1], method="newcomb", alpha=alpha)
     rates = x / n
     out = {
         "control": control.get("name", "control"),

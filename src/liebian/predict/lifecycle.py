@@ -10,12 +10,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import duckdb
-import numpy as np
-import pandas as pd
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError, aggregate_row
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 STATES = ("new", "active", "loyal", "silent", "churned")
 

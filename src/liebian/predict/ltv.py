@@ -14,13 +14,21 @@ import io
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import duckdb
-import numpy as np
-import pandas as pd
-from scipy import stats
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError, aggregate_row
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+    import scipy.stats as stats
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    stats = lazy_import("scipy.stats")
 
 # CDNOW, 2357 customers, time unit = weeks (the papers' reference values)
 PAPER_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

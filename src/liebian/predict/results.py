@@ -10,14 +10,20 @@ still describes the data is answered by comparing its snapshot with `current_sna
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
 from liebian.predict import experiments
 from liebian.predict import store as model_store
 from liebian.predict.common import PredictError, data_snapshot, jsonable
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 BY = ("channel", "segment")
 UNSEGMENTED = "(未分群 unsegmented)"

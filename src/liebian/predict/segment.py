@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError, single_thread
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import sklearn.cluster as sk_cluster
+    import sklearn.metrics as sk_metrics
+    import sklearn.preprocessing as sk_preprocessing
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
+    sk_cluster = lazy_import("sklearn.cluster")
+    sk_metrics = lazy_import("sklearn.metrics")
+    sk_preprocessing = lazy_import("sklearn.preprocessing")
 
 MIN_SAMPLES = 1000  # the source plan: K-Means on at least 1000 users (001 §2.2.3)
 SILHOUETTE_SAMPLE = 5000  # silhouette is O(n²): score a fixed random sample beyond this
@@ -48,11 +57,11 @@ def choose_k(X: np.ndarray, k_range=range(2, 9), seed: int = 0, allow_small: boo
     scores, models = {}, {}
     for k in ks:
         with single_thread():
-            km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
+            km = sk_cluster.KMeans(n_clusters=k, n_init=10, random_state=seed).fit(X)
         labels = km.labels_
         if len(np.unique(labels[sample])) < 2:
             continue
-        scores[k] = float(silhouette_score(X[sample], labels[sample]))
+        scores[k] = float(sk_metrics.silhouette_score(X[sample], labels[sample]))
         models[k] = km
     if not scores:
         raise PredictError("K-Means found fewer than two distinct clusters for every k")
@@ -86,7 +95,9 @@ def kmeans_profiles(
     if missing:
         raise PredictError(f"columns: unknown feature(s) {missing}; known: {sorted(df.columns)}")
     raw = df[columns].astype(float)
-    X = StandardScaler().fit_transform(np.log1p(raw.clip(lower=0)))  # heavy-tailed counts and money
+    X = sk_preprocessing.StandardScaler().fit_transform(
+        np.log1p(raw.clip(lower=0))
+    )  # heavy-tailed counts and money
     chosen = choose_k(X, k_range, seed, allow_small)
     labels = chosen["model"].labels_
     centres = pd.DataFrame(X, columns=columns).groupby(labels).mean()

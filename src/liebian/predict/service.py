@@ -11,13 +11,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from liebian.engine import warehouse
+from liebian.lazy import lazy_import
 from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
 from liebian.predict import store as model_store
 from liebian.predict.common import (
@@ -28,6 +25,15 @@ from liebian.predict.common import (
     jsonable,
     single_thread,
 )
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 __all__ = [
     "PredictError",

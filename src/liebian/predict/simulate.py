@@ -13,10 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from liebian.lazy import lazy_import
 from liebian.predict.common import PredictError
+
+if TYPE_CHECKING:
+    import numpy as np
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
 
 
 @dataclass(frozen=True)

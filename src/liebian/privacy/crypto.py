@@ -22,10 +22,15 @@ import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import cryptography.hazmat.primitives.ciphers.aead as aead
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    aead = lazy_import("cryptography.hazmat.primitives.ciphers.aead")
 
 LEGACY_KID = "1"
 _KID_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
@@ -187,7 +192,7 @@ def encrypt(plaintext: str) -> str:
     """AES-256-GCM under the active key: `k<id>:` + base64(nonce ‖ ciphertext ‖ tag)."""
     k = keys()
     nonce = os.urandom(12)
-    sealed = AESGCM(k.encryption_key).encrypt(nonce, plaintext.encode("utf-8"), None)
+    sealed = aead.AESGCM(k.encryption_key).encrypt(nonce, plaintext.encode("utf-8"), None)
     return f"k{k.active_kid}:" + base64.b64encode(nonce + sealed).decode("ascii")
 
 
@@ -206,7 +211,7 @@ def decrypt(token: str) -> str:
     if key is None:
         raise KeyError_(f"ciphertext sealed with key {kid}, which is not configured")
     raw = base64.b64decode(body)
-    return AESGCM(key).decrypt(raw[:12], raw[12:], None).decode("utf-8")
+    return aead.AESGCM(key).decrypt(raw[:12], raw[12:], None).decode("utf-8")
 
 
 def mask_phone(phone: str) -> str:

@@ -11,9 +11,8 @@ rotation and the data inventory in `retention.py`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
@@ -22,7 +21,13 @@ from liebian.db.base import Base
 from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.identity.models import Person
+from liebian.lazy import lazy_import
 from liebian.privacy.models import ConsentRecord, PrivacyNotice
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 PURPOSES = ("collection", "marketing", "analytics", "sharing")
 

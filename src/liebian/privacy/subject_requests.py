@@ -18,8 +18,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import duckdb
 from sqlalchemy import ColumnElement, String, Text, func, select, update
 from sqlalchemy.orm import Session
 
@@ -30,9 +30,15 @@ from liebian.engine import warehouse
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, normalize_phone
 from liebian.privacy.models import ConsentRecord, DataSubjectRequest
 from liebian.privacy.service import PrivacyError, consent_state, store_tables, warehouse_count
+
+if TYPE_CHECKING:
+    import duckdb
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
 
 PERSON_COLUMNS = (
     "person_id",

@@ -17,16 +17,15 @@ import statistics
 import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import duckdb
-import pandas as pd
 from sqlalchemy.orm import Session
 
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.identity import service as identity_service
+from liebian.lazy import lazy_import
 from liebian.quality.schemas import (
     ChannelTimeliness,
     Completeness,
@@ -41,6 +40,13 @@ from liebian.quality.schemas import (
     Timeliness,
     VolumeAnomaly,
 )
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    duckdb = lazy_import("duckdb")
+    pd = lazy_import("pandas")
 
 # Fields that must be filled (they make the completeness score) and optional ones (reported only).
 REQUIRED_FIELDS = {

@@ -27,13 +27,11 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
-from openpyxl import Workbook
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -42,7 +40,15 @@ from liebian.analytics import service as analytics
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import rowcount, session_scope
+from liebian.lazy import lazy_import
 from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
+
+if TYPE_CHECKING:
+    import httpx
+    import openpyxl
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
+    openpyxl = lazy_import("openpyxl")
 
 log = logging.getLogger("liebian.reports")
 KINDS = ("weekly", "monthly")
@@ -377,7 +383,9 @@ def render_html(report: dict[str, Any]) -> str:
     return _env.get_template("report.html").render(r=report, kpi_rows=kpi_rows, charts=charts)
 
 
-def _sheet(wb: Workbook, title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
+def _sheet(
+    wb: openpyxl.Workbook, title: str, rows: list[dict[str, Any]], columns: list[str] | None = None
+) -> None:
     ws = wb.create_sheet(title)
     columns = columns or list(dict.fromkeys(c for r in rows for c in r))
     ws.append(columns)
@@ -393,7 +401,7 @@ def _cell(value: object) -> object:
 
 def render_xlsx(report: dict[str, Any]) -> bytes:
     """One sheet per section; cells hold the services' raw numbers (rates as fractions, money in fen)."""
-    wb = Workbook()
+    wb = openpyxl.Workbook()
     if wb.active is not None:  # the blank first sheet
         wb.remove(wb.active)
     k, p = report["kpis"], report["previous_kpis"]

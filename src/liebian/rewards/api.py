@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import httpx
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.lazy import lazy_import
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
+
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 
 class _LedgerRoute(APIRoute):

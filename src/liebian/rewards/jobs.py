@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.lazy import lazy_import
 from liebian.ports import Job
 from liebian.rewards import service, webhooks
+
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 
 def ledger_release() -> dict[str, int]:

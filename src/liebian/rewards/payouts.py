@@ -13,13 +13,13 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.lazy import lazy_import
 from liebian.rewards.models import PayoutBatch, Reward
 from liebian.rewards.service import (
     APPROVED,
@@ -32,6 +32,11 @@ from liebian.rewards.service import (
     _transition_locked,
     _view,
 )
+
+if TYPE_CHECKING:
+    import openpyxl
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    openpyxl = lazy_import("openpyxl")
 
 _R = Reward.__table__
 COLUMNS = [
@@ -97,7 +102,7 @@ def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
         writer.writerows(_rows(rewards))
         return buffer.getvalue().encode("utf-8-sig")
     if fmt == "xlsx":
-        wb = Workbook()
+        wb = openpyxl.Workbook()
         ws = wb.active
         assert ws is not None  # a new workbook has its one sheet active
         ws.title = "payouts"

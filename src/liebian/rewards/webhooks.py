@@ -20,18 +20,23 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import httpx
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
+from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from liebian.rewards.service import LedgerError, transaction_of
+
+if TYPE_CHECKING:
+    import httpx
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    httpx = lazy_import("httpx")
 
 EVENT_TYPES = (
     "reward.granted",

@@ -13,17 +13,23 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.db.base import table_of, utcnow
+from liebian.lazy import lazy_import
 from liebian.predict import service as predict_service
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
 from liebian.tags.rules import Rule, RuleError, parse_rule
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    np = lazy_import("numpy")
+    pd = lazy_import("pandas")
 
 LEVELS = ("attribute", "behaviour", "value")
 TIERS = ("新手", "活跃", "高价值", "沉默")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import threading
 from contextlib import asynccontextmanager
 
@@ -126,8 +127,9 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     def health() -> dict:
         from liebian.web.console import WARM_STATUS
 
+        # pid: which worker process answered (several serve one port);
         # console_warmup: how often the console's default views were computed ahead of visitors
-        return {"status": "ok", "version": __version__, "console_warmup": WARM_STATUS}
+        return {"status": "ok", "version": __version__, "pid": os.getpid(), "console_warmup": WARM_STATUS}
 
     _include_routers(app)
     from fastapi.staticfiles import StaticFiles

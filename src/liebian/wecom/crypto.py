@@ -16,8 +16,19 @@ import hashlib
 import hmac
 import os
 import struct
+from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from liebian.lazy import lazy_import
+
+if TYPE_CHECKING:
+    import cryptography.hazmat.primitives.ciphers as ciphers
+    import cryptography.hazmat.primitives.ciphers.algorithms as algorithms
+    import cryptography.hazmat.primitives.ciphers.modes as modes
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ciphers = lazy_import("cryptography.hazmat.primitives.ciphers")
+    algorithms = lazy_import("cryptography.hazmat.primitives.ciphers.algorithms")
+    modes = lazy_import("cryptography.hazmat.primitives.ciphers.modes")
+
 
 BLOCK = 32
 
@@ -73,8 +84,8 @@ class MsgCrypt:
 
     # -------------------------------------------------------------- AES
 
-    def _cipher(self) -> Cipher:
-        return Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
+    def _cipher(self) -> ciphers.Cipher:
+        return ciphers.Cipher(algorithms.AES(self.key), modes.CBC(self.key[:16]))
 
     def encrypt(self, msg: str, *, random_prefix: bytes | None = None) -> str:
         prefix = random_prefix if random_prefix is not None else os.urandom(16)

@@ -3,10 +3,12 @@ drill-down by channel and by day (clicking a day or a channel narrows every page
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from liebian.lazy import lazy_import
 from liebian.web.console import (
     Chart,
     Column,
@@ -17,6 +19,11 @@ from liebian.web.console import (
     render,
 )
 from liebian.web.i18n import LOCALES, locale_of, translator
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    pd = lazy_import("pandas")
 
 router = APIRouter(include_in_schema=False)
 

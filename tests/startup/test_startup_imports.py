@@ -1,0 +1,78 @@
+"""The app's import leaves the heavy libraries for first use, and liebian/lazy.py's stand-ins behave
+like the modules they stand for."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from test_startup_cli import HEAVY
+
+from liebian.lazy import lazy_import
+
+
+def test_the_app_imports_no_heavy_library(tmp_path: Path) -> None:
+    """What uvicorn's workers import before they serve: the app, its routers and their services."""
+    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
+    env.pop("LIEBIAN_DATABASE_URL", None)
+    script = "import sys, json\nimport liebian.web.asgi\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert "liebian.campaigns.api" in loaded and "liebian.fraud.graph" in loaded  # the routers' domains
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    assert not heavy, f"importing the app imported {heavy}"
+
+
+def test_first_use_puts_the_module_in_place_of_the_stand_in() -> None:
+    namespace: dict = {}
+    exec("from liebian.lazy import lazy_import\ncolorsys = lazy_import('colorsys')", namespace)
+    stand_in = namespace["colorsys"]
+    assert stand_in is not sys.modules.get("colorsys")
+    assert repr(stand_in) == "<lazy module 'colorsys'>"
+    assert stand_in.rgb_to_hsv(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
+    import colorsys
+
+    assert namespace["colorsys"] is colorsys  # later uses in that module go straight to it
+    assert stand_in.hls_to_rgb is colorsys.hls_to_rgb  # a stray reference still works
+    assert "rgb_to_yiq" in dir(stand_in)
+
+
+def test_a_submodule_and_a_missing_attribute() -> None:
+    parsers = lazy_import("email.parser")
+    assert parsers.Parser.__module__ == "email.parser"
+    try:
+        parsers.no_such_thing  # noqa: B018
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("a missing attribute must raise AttributeError")
+
+
+def test_threads_using_a_stand_in_at_once_all_see_the_whole_module(tmp_path: Path, monkeypatch) -> None:
+    """The first use from several threads at once (the scheduler, a flusher, the thread pool): each
+    waits for the import to finish instead of seeing a half-executed module."""
+    (tmp_path / "slow_to_import.py").write_text("import time\ntime.sleep(0.3)\nVALUE = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_to_import", raising=False)
+    slow = lazy_import("slow_to_import")
+    start = threading.Barrier(8)
+    results: list[object] = []
+
+    def use() -> None:
+        start.wait()
+        try:
+            results.append(slow.VALUE)
+        except AttributeError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [42] * 8
+    sys.modules.pop("slow_to_import", None)
