@@ -142,6 +142,7 @@ def test_serve_after_the_demo_runs_the_web_app_with_the_settings(loaded, monkeyp
     """`demo --serve` serves through liebian.serving (the demo does not import the web layer)."""
     import uvicorn
 
+    from liebian import serving
     from liebian.cli import app
 
     data, _result = loaded
@@ -152,9 +153,10 @@ def test_serve_after_the_demo_runs_the_web_app_with_the_settings(loaded, monkeyp
     )
     assert res.exit_code == 0, res.output
     assert "demo ready; starting the server" in res.output
-    assert [(target, options["host"], options["port"], options["workers"]) for target, options in runs] == [
-        ("liebian.web.asgi:app", "127.0.0.1", 8000, 1)
-    ]
+    assert [
+        (target, options["host"], options["port"], options["workers"], options["timeout_worker_healthcheck"])
+        for target, options in runs
+    ] == [("liebian.web.asgi:app", "127.0.0.1", 8000, 1, serving.HEALTHCHECK_TIMEOUT_S)]
 
 
 def test_demo_refuses_a_data_dir_holding_other_data(data_dir: Path) -> None:

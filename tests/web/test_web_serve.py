@@ -16,13 +16,25 @@ def test_serve_runs_uvicorn_on_the_web_app_with_the_options(tmp_path, monkeypatc
     runs: list[tuple[str, dict]] = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **options: runs.append((target, options)))
     res = CliRunner().invoke(
-        app, ["--data-dir", str(tmp_path / "d"), "serve", "--port", "8123", "--workers", "2"]
+        app,
+        [
+            "--data-dir",
+            str(tmp_path / "d"),
+            "serve",
+            "--port",
+            "8123",
+            "--workers",
+            "2",
+            "--healthcheck-timeout",
+            "45",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "http://127.0.0.1:8123/" in res.output
-    assert [(target, options["host"], options["port"], options["workers"]) for target, options in runs] == [
-        ("liebian.web.asgi:app", "127.0.0.1", 8123, 2)
-    ]
+    assert [
+        (target, options["host"], options["port"], options["workers"], options["timeout_worker_healthcheck"])
+        for target, options in runs
+    ] == [("liebian.web.asgi:app", "127.0.0.1", 8123, 2, 45)]
 
 
 def test_importing_the_serving_module_does_not_import_the_web_layer() -> None:
