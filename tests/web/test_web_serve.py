@@ -15,20 +15,8 @@ from liebian.cli import app
 def test_serve_runs_uvicorn_on_the_web_app_with_the_options(tmp_path, monkeypatch) -> None:
     runs: list[tuple[str, dict]] = []
     monkeypatch.setattr(uvicorn, "run", lambda target, **options: runs.append((target, options)))
-    res = CliRunner().invoke(
-        app,
-        [
-            "--data-dir",
-            str(tmp_path / "d"),
-            "serve",
-            "--port",
-            "8123",
-            "--workers",
-            "2",
-            "--healthcheck-timeout",
-            "45",
-        ],
-    )
+    command = ["serve", "--port", "8123", "--workers", "2", "--healthcheck-timeout", "45"]
+    res = CliRunner().invoke(app, ["--data-dir", str(tmp_path / "d"), *command])
     assert res.exit_code == 0, res.output
     assert "http://127.0.0.1:8123/" in res.output
     assert [
