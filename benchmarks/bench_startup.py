@@ -93,10 +93,10 @@ def run(scale: str) -> Report:
             f"{wall[label] / wall[floor]:.2f}",
             f"{cpu[label] / cpu[floor]:.2f}",
         )
-    slow = [label for label, _ in todo[2:] if label != "liebian campaign --help" and wall[label] >= LIMIT_S]
     report.notes.append(
         f"{rounds} rounds after a warm-up; 1-minute load average at the end {os.getloadavg()[0]:.1f} "
-        f"({os.cpu_count()} cores). Target: `liebian --help` and the app's import under {LIMIT_S:.0f} s on an "
-        f"idle machine — {'met' if not slow else 'not met by ' + ', '.join(slow)} in this run."
+        f"({os.cpu_count()} cores): on a busy machine the wall times stretch, the CPU times and the "
+        f"ratios to the floor much less. Target: `liebian --help` and the app's import under "
+        f"{LIMIT_S:.0f} s wall on an idle machine."
     )
     return report
