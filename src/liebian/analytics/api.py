@@ -6,19 +6,12 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
 
 from liebian.analytics import service
 from liebian.analytics.common import AnalyticsError, Filters
+from liebian.errors import blame
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
-
-
-def _bad(field: str, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={"detail": "invalid request", "errors": [{"field": field, "reason": str(exc)}]},
-    )
 
 
 def filters_dep(
@@ -27,25 +20,19 @@ def filters_dep(
     channel: Annotated[list[str], Query(description="channel filter, repeatable")] = [],  # noqa: B006
     campaign: Annotated[list[str], Query(description="campaign filter, repeatable")] = [],  # noqa: B006
     segment: Annotated[str | None, Query(description="comma-separated person ids")] = None,
-) -> Filters | JSONResponse:
-    try:
+) -> Filters:
+    with blame("filters"):
         return service.make_filters(
             start, end, channel, campaign, segment.split(",") if segment is not None else None
         )
-    except AnalyticsError as exc:
-        return _bad("filters", exc)
 
 
-FiltersDep = Annotated[Filters | JSONResponse, Depends(filters_dep)]
+FiltersDep = Annotated[Filters, Depends(filters_dep)]
 
 
 def _run(filters, fn, *args, **kwargs):
-    if isinstance(filters, JSONResponse):
-        return filters
-    try:
+    with blame("query"):
         return fn(filters, *args, **kwargs)
-    except AnalyticsError as exc:
-        return _bad("query", exc)
 
 
 @router.get("/kpis")
@@ -122,7 +109,7 @@ def scorecard(
     try:
         parsed = json.loads(weights) if weights else None
     except json.JSONDecodeError as exc:
-        return _bad("weights", exc)
+        raise AnalyticsError(str(exc), field="weights") from exc
     return _run(filters, service.run_scorecard, stage, parsed)
 
 

@@ -37,20 +37,18 @@ from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
+from liebian.errors import DomainError, code_for
 
 log = logging.getLogger("liebian.automation")
 MAX_STEPS_PER_PASS = 50  # a branch loop cannot spin forever inside one pass
 
 
-class AutomationError(Exception):
-    def __init__(self, message: str, status: int = 422, field: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field = field
+class AutomationError(DomainError):
+    """A refused journey request; the body always names the field (as the app's 422s do)."""
 
-    def as_dict(self) -> dict:
-        return {"detail": self.message, "errors": [{"field": self.field, "reason": self.message}]}
+    def __init__(self, message: str, status: int = 422, field: str = ""):
+        errors = [{"field": field, "reason": message}]
+        super().__init__(code_for(status), message, status, field=field or None, errors=errors)
 
 
 # ------------------------------------------------------------------ definitions

@@ -5,39 +5,26 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from liebian.community import sentiment, service
-from liebian.community.service import CommunityError
 from liebian.engine import warehouse
 
 router = APIRouter(prefix="/api/v1/community", tags=["community"])
 
 
-def _bad(exc: Exception) -> JSONResponse:
-    field, _, reason = str(exc).partition(": ")
-    return JSONResponse(status_code=422, content={"detail": str(exc), "errors": [{"field": field if reason else "", "reason": reason or str(exc)}]})  # fmt: skip
-
-
 @router.get("/groups")
 def groups(start: date | None = None, end: date | None = None, group_id: str | None = None):
-    try:
-        with warehouse.connect() as con:
-            return service.group_health(con, start, end, group_id)
-    except CommunityError as exc:
-        return _bad(exc)
+    with warehouse.connect() as con:
+        return service.group_health(con, start, end, group_id)
 
 
 @router.get("/negative")
 def negative(
     start: date | None = None, end: date | None = None, group_id: str | None = None, only_alerts: bool = False
 ):
-    try:
-        with warehouse.connect() as con:
-            rows = service.negative_share(con, start, end, group_id)
-    except CommunityError as exc:
-        return _bad(exc)
+    with warehouse.connect() as con:
+        rows = service.negative_share(con, start, end, group_id)
     return [r for r in rows if r["alert"]] if only_alerts else rows
 
 
@@ -46,11 +33,8 @@ def contributors(
     start: date | None = None, end: date | None = None, group_id: str | None = None,
     limit: int = Query(20, ge=1, le=1000),
 ):  # fmt: skip
-    try:
-        with warehouse.connect() as con:
-            return service.top_contributors(con, start, end, group_id, limit)
-    except CommunityError as exc:
-        return _bad(exc)
+    with warehouse.connect() as con:
+        return service.top_contributors(con, start, end, group_id, limit)
 
 
 class SentimentIn(BaseModel):

@@ -18,6 +18,7 @@ from functools import lru_cache
 import duckdb
 
 from liebian.community import sentiment
+from liebian.errors import Invalid
 
 MIN_MESSAGES = 10  # a group-day with fewer messages is too small for a share to mean anything
 NEGATIVE_THRESHOLD = 0.05
@@ -47,8 +48,11 @@ THEMES = {
 }
 
 
-class CommunityError(ValueError):
-    pass
+class CommunityError(Invalid, ValueError):
+    """Bad input to a community analysis; the message is "field: reason" or just the reason."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid", message)
 
 
 @lru_cache(maxsize=50_000)

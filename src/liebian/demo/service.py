@@ -19,6 +19,7 @@ from liebian.db import migrate
 from liebian.db.session import dispose_engines
 from liebian.demo.generator import DemoResult, DemoSpec, generate, load_ground_truth
 from liebian.engine import warehouse
+from liebian.errors import Conflict
 
 # identities first, so OneID merges apply before the events arrive; then events, orders, messages
 IMPORTS = (
@@ -32,8 +33,11 @@ IMPORTS = (
 MARKER = "loaded.json"
 
 
-class DemoError(RuntimeError):
+class DemoError(Conflict, RuntimeError):
     """The demo cannot be built here as asked (the message says what to do)."""
+
+    def __init__(self, message: str):
+        super().__init__("conflict", message)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from liebian.config import get_settings
+from liebian.errors import Unavailable
 
 LOCK_WAIT_SECONDS = 60.0
 
@@ -137,8 +138,11 @@ SCHEMA = [
 TABLES = ("events", "orders", "messages", "referral_edges", "identity_map")
 
 
-class WarehouseLocked(RuntimeError):
-    """Another process kept the warehouse file locked for longer than we wait."""
+class WarehouseLocked(Unavailable, RuntimeError):
+    """Another process kept the warehouse file locked for longer than we wait (503: retry later)."""
+
+    def __init__(self, message: str):
+        super().__init__("busy", message)
 
 
 def warehouse_path() -> Path:

@@ -5,37 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.fraud import graph, schemas, service
 from liebian.fraud.reasons import REASONS
-from liebian.fraud.service import FraudError
-from liebian.rewards.service import LedgerError
 
 DB_INT_MAX = 2**63 - 1  # larger ids cannot exist and would overflow the database driver
 
 
-class _FraudRoute(APIRoute):
-    """Answer a FraudError / LedgerError with its status and code instead of a 500."""
-
-    def get_route_handler(self):
-        original = super().get_route_handler()
-
-        async def handler(request):
-            try:
-                return await original(request)
-            except FraudError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-            except LedgerError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-        return handler
-
-
-router = APIRouter(prefix="/api/v1/fraud", tags=["fraud"], route_class=_FraudRoute)
+router = APIRouter(prefix="/api/v1/fraud", tags=["fraud"])
 
 
 @router.get("/cases")

@@ -6,42 +6,12 @@ from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.monitor import schemas, service
-from liebian.monitor.detector import DetectorError
-from liebian.monitor.service import MonitorError
 
-
-class _MonitorRoute(APIRoute):
-    """Answer a MonitorError / DetectorError with its status and the field it is about."""
-
-    def get_route_handler(self):
-        original = super().get_route_handler()
-
-        async def handler(request):
-            try:
-                return await original(request)
-            except MonitorError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-            except DetectorError as exc:
-                field, _, reason = str(exc).partition(": ")
-                return JSONResponse(
-                    status_code=422,
-                    content={
-                        "detail": str(exc),
-                        "code": "invalid",
-                        "errors": [{"field": field, "reason": reason}],
-                    },
-                )
-
-        return handler
-
-
-router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"], route_class=_MonitorRoute)
+router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
 
 
 @router.get("/rules")

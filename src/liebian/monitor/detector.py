@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from statsmodels.tsa.seasonal import STL
 
+from liebian.errors import Invalid
+
 DEFAULT_SENSITIVITY = 3.0
 DEFAULT_MIN_CHANGE = 0.15  # below this relative move no alert (3% noise makes 3σ ≈ 9%)
 MIN_PERIODS = 3  # full cycles of history before the first forecast (two more learn its error)
@@ -38,8 +40,11 @@ SPRING_FESTIVAL = {
 }
 
 
-class DetectorError(ValueError):
-    pass
+class DetectorError(Invalid, ValueError):
+    """A series the detector cannot use; the message is "field: reason"."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid", message)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from email.message import EmailMessage
 import httpx
 
 from liebian.config import get_settings
+from liebian.errors import BadGateway
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 PUBLIC_FIELDS = (
@@ -57,8 +58,11 @@ PUBLIC_FIELDS = (
 SCOPE_FIELDS = ("campaign_id", "channel", "group_id")
 
 
-class NotifyError(Exception):
-    pass
+class NotifyError(BadGateway):
+    """A notification channel refused or could not be reached."""
+
+    def __init__(self, message: str):
+        super().__init__("unavailable", message)
 
 
 @dataclass

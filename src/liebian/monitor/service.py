@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 from liebian.monitor import detector, notify
 from liebian.monitor.models import Alert, AlertRule, Delivery, NotifyChannel
 
@@ -70,17 +71,9 @@ DEFAULT_RULES = [
 ]  # fmt: skip
 
 
-class MonitorError(Exception):
+class MonitorError(DomainError):
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-    def as_dict(self) -> dict:
-        body: dict[str, Any] = {"detail": self.message, "code": self.code}
-        if self.status == 422 or self.field:  # which field, and why
-            field, _, reason = self.message.partition(": ")
-            body["errors"] = [{"field": self.field or "", "reason": reason or self.message}]
-        return body
+        super().__init__(code, message, status, field=field)
 
 
 def _bad(field: str, reason: str) -> MonitorError:

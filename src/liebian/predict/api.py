@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
 
+from liebian.errors import blame
 from liebian.predict import experiments, service, simulate
 from liebian.predict import store as model_store
-from liebian.predict.common import PredictError, jsonable
+from liebian.predict.common import jsonable
 from liebian.predict.schemas import AssignRequest, ReadoutRequest, SimulateRequest
 
 router = APIRouter(prefix="/api/v1/predict", tags=["predict"])
 
 
-def _bad(field: str, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={"detail": "invalid request", "errors": [{"field": field, "reason": str(exc)}]},
-    )
-
-
 def _call(field: str, fn, *args, **kwargs):
-    try:
+    with blame(field):  # a PredictError names the parameter this route was given
         return fn(*args, **kwargs)
-    except PredictError as exc:
-        return _bad(field, exc)
 
 
 @router.post("/ltv")
@@ -33,8 +24,6 @@ def fit_ltv(
     top: int = Query(20, ge=0, le=10000),
 ):  # fmt: skip
     result = _call("ltv", service.fit_ltv, horizon_days, discount, unit_days)
-    if isinstance(result, JSONResponse):
-        return result
     per_person = result.pop("per_person")
     result["top"] = jsonable(per_person.sort_values("clv_fen", ascending=False).head(top).to_dict("records"))
     return result
@@ -67,14 +56,13 @@ def churn_risk(
     person: list[int] | None = Query(None), model: str | None = None, limit: int = Query(100, ge=1, le=100000)
 ):
     result = _call("person", service.churn_risk, model, person)
-    return result if isinstance(result, JSONResponse) else result[:limit]
+    return result[:limit]
 
 
 @router.post("/segments")
 def fit_segments(k_min: int = Query(2, ge=2), k_max: int = Query(8, ge=2), allow_small: bool = False):
     result = _call("segments", service.fit_segments, k_min=k_min, k_max=k_max, allow_small=allow_small)
-    if not isinstance(result, JSONResponse):
-        result.pop("assignments")
+    result.pop("assignments")
     return result
 
 
@@ -93,13 +81,11 @@ def models(kind: str | None = None) -> list[dict]:
 
 @router.post("/experiments/assign")
 def ab_assign(body: AssignRequest):
-    try:
+    with blame("variants"):
         return [
             {"unit_id": u, "variant": experiments.assign(body.experiment, u, body.variants, body.weights)}
             for u in body.units
         ]
-    except PredictError as exc:
-        return _bad("variants", exc)
 
 
 @router.get("/experiments/plan")
@@ -108,7 +94,7 @@ def ab_plan(
     power: float = Query(0.8, gt=0, lt=1),
 ):  # fmt: skip
     n = _call("mde", experiments.sample_size_proportions, baseline, mde, alpha, power)
-    return n if isinstance(n, JSONResponse) else {"n_per_variant": n, "baseline": baseline, "mde": mde}
+    return {"n_per_variant": n, "baseline": baseline, "mde": mde}
 
 
 @router.post("/experiments/readout")
@@ -119,7 +105,7 @@ def ab_readout(body: ReadoutRequest):
 
 @router.post("/simulate")
 def growth(body: SimulateRequest):
-    try:
+    with blame("simulate"):
         calib = None
         k, q, cycle = body.k_per_participant, body.participation, body.cycle_days
         if body.calibrate_campaign:
@@ -137,5 +123,3 @@ def growth(body: SimulateRequest):
             body.start,
         )
         return service.growth_projection(params, body.runs) | {"calibration": calib}
-    except PredictError as exc:
-        return _bad("simulate", exc)

@@ -30,11 +30,8 @@ NOT_FOUND = {**ERRORS, 404: {"description": "no such person"}}
 
 
 def _run(fn, *args, status: int = 200, **kwargs):
-    try:
-        with session_scope() as s:
-            result = fn(s, *args, **kwargs)
-    except service.PrivacyError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.as_dict())
+    with session_scope() as s:
+        result = fn(s, *args, **kwargs)
     return JSONResponse(status_code=status, content=encode(result))
 
 
@@ -137,16 +134,13 @@ def requests():
 @router.post("/persons/{person_id}/reveal", response_model=RevealOut, responses=NOT_FOUND)
 def reveal(person_id: int, body: RevealRequest, request: Request):
     """Decrypt a person's phone (or payment account). Audited with the reason given."""
-    try:
-        with session_scope() as s:
-            values = service.reveal(
-                s,
-                person_id,
-                body.id_type,
-                actor=principal_of(request).name,
-                ip=client_ip(request),
-                reason=body.reason,
-            )
-    except service.PrivacyError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.as_dict())
+    with session_scope() as s:
+        values = service.reveal(
+            s,
+            person_id,
+            body.id_type,
+            actor=principal_of(request).name,
+            ip=client_ip(request),
+            reason=body.reason,
+        )
     return {"person_id": person_id, "id_type": body.id_type, "values": values}

@@ -26,6 +26,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from liebian.config import get_settings
+from liebian.errors import Unavailable
 
 LEGACY_KID = "1"
 _KID_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
@@ -39,8 +40,11 @@ class Keys:
     encryption_keys: dict[str, bytes] = field(default_factory=dict)  # every readable key by id
 
 
-class KeyError_(ValueError):
-    """A key is missing or malformed (the message says which)."""
+class KeyError_(Unavailable, ValueError):
+    """A key is missing or malformed (the message says which): the server cannot serve this now."""
+
+    def __init__(self, message: str):
+        super().__init__("unavailable", message)
 
 
 def _key_file(data_dir: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from liebian.analytics.common import AnalyticsError
 from liebian.db.session import session_scope
@@ -17,19 +17,13 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _error(exc: ReportError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-
 def _report(kind: str, start: date | None, end: date | None):
     if (start is None) != (end is None):
-        return _error(ReportError("start, end: give both or neither", field="start"))
+        raise ReportError("start, end: give both or neither", field="start")
     try:
         return service.generate(kind, start, end)
-    except ReportError as exc:
-        return _error(exc)
-    except AnalyticsError as exc:
-        return _error(ReportError(str(exc), field="query"))
+    except AnalyticsError as exc:  # a report's body names the query, with the analysis' message
+        raise ReportError(str(exc), field="query") from exc
 
 
 KIND = Query("weekly", pattern="^(weekly|monthly)$")
@@ -44,8 +38,6 @@ def report_json(kind: str = KIND, start: date | None = None, end: date | None = 
 @router.get("/report.html", response_class=HTMLResponse)
 def report_html(kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
-    if isinstance(report, JSONResponse):
-        return report
     return HTMLResponse(service.render_html(report))
 
 
@@ -61,8 +53,6 @@ def report_html(kind: str = KIND, start: date | None = None, end: date | None = 
 )
 def report_xlsx(kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
-    if isinstance(report, JSONResponse):
-        return report
     return xlsx_response(report)
 
 
@@ -84,20 +74,14 @@ def targets() -> list[dict]:
 
 @router.post("/targets", status_code=201)
 def add_target(body: TargetIn):
-    try:
-        with session_scope() as s:
-            return service.create_target(s, **body.model_dump())
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.create_target(s, **body.model_dump())
 
 
 @router.delete("/targets/{target_id}", status_code=204)
 def delete_target(target_id: int):
-    try:
-        with session_scope() as s:
-            service.delete_target(s, target_id)
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        service.delete_target(s, target_id)
     return Response(status_code=204)
 
 
@@ -109,20 +93,14 @@ def subscriptions() -> list[dict]:
 
 @router.post("/subscriptions", status_code=201)
 def subscribe(body: SubscriptionIn):
-    try:
-        with session_scope() as s:
-            return service.subscribe(s, body.kind, body.channel, body.address, body.secret)
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.subscribe(s, body.kind, body.channel, body.address, body.secret)
 
 
 @router.delete("/subscriptions/{subscription_id}")
 def unsubscribe(subscription_id: int):
-    try:
-        with session_scope() as s:
-            return service.unsubscribe(s, subscription_id)
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.unsubscribe(s, subscription_id)
 
 
 @router.get("/runs")
@@ -153,23 +131,17 @@ def request_document(body: DocumentIn, request: Request):
     background — poll GET /documents/{id}."""
     from liebian.auth.deps import principal_of
 
-    try:
-        with session_scope() as s:
-            doc = service.request_document(
-                s, body.kind, body.start, body.end, requested_by=principal_of(request).name
-            )
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        doc = service.request_document(
+            s, body.kind, body.start, body.end, requested_by=principal_of(request).name
+        )
     service.produce_later(doc["id"])
     return doc
 
 
-def _kept(document_id: int) -> dict | JSONResponse:
-    try:
-        with session_scope() as s:
-            return service.get_document(s, document_id)
-    except ReportError as exc:
-        return _error(exc)
+def _kept(document_id: int) -> dict:
+    with session_scope() as s:
+        return service.get_document(s, document_id)
 
 
 @router.get("/documents/{document_id}")
@@ -181,7 +153,7 @@ def document(document_id: int):
 @router.get("/documents/{document_id}/report.html", response_class=HTMLResponse)
 def document_html(document_id: int):
     kept = _kept(document_id)
-    return kept if isinstance(kept, JSONResponse) else HTMLResponse(service.render_html(kept["report"]))
+    return HTMLResponse(service.render_html(kept["report"]))
 
 
 @router.get(
@@ -196,4 +168,4 @@ def document_html(document_id: int):
 )
 def document_xlsx(document_id: int):
     kept = _kept(document_id)
-    return kept if isinstance(kept, JSONResponse) else xlsx_response(kept["report"])
+    return xlsx_response(kept["report"])

@@ -7,31 +7,14 @@ from typing import Literal
 
 import httpx
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.responses import Response
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
 
-
-class _LedgerRoute(APIRoute):
-    """Answer a LedgerError with its status and code instead of a 500."""
-
-    def get_route_handler(self):
-        original = super().get_route_handler()
-
-        async def handler(request):
-            try:
-                return await original(request)
-            except LedgerError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-        return handler
-
-
-router = APIRouter(prefix="/api/v1", tags=["rewards"], route_class=_LedgerRoute)
+router = APIRouter(prefix="/api/v1", tags=["rewards"])
 
 ACTIONS = {
     "approve": service.APPROVED,

@@ -35,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 from liebian.privacy.crypto import keys
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
 
@@ -62,17 +63,10 @@ GENESIS = "0" * 64
 MAX_KEY = 160
 
 
-class LedgerError(Exception):
+class LedgerError(DomainError):
     """A refused ledger operation. `status` is the HTTP status the API answers with."""
 
-    def __init__(self, code: str, message: str, status: int = 409):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def as_dict(self) -> dict:
-        return {"detail": self.message, "code": self.code}
+    default_status = 409
 
 
 @dataclass(frozen=True)

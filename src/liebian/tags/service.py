@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.errors import DomainError, code_for
 from liebian.predict import service as predict_service
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
 from liebian.tags.rules import Rule, RuleError, parse_rule
@@ -79,20 +80,17 @@ DEFAULT_TAGS = (
 )
 
 
-class TagError(ValueError):
+class TagError(DomainError, ValueError):
     """A tag request that cannot be done (status 404/409/422)."""
+
+    summary = "invalid request"
 
     def __init__(
         self, message: str, status: int = 422, field: str = "tag", detail: dict | None = None
     ) -> None:
-        super().__init__(message)
-        self.status, self.field, self.detail = status, field, detail or {}
-
-    def as_dict(self) -> dict:
-        return {
-            "detail": "invalid request",
-            "errors": [{"field": self.field, "reason": str(self), **self.detail}],
-        }
+        self.detail = detail or {}
+        errors = [{"field": field, "reason": message, **self.detail}]
+        super().__init__(code_for(status), message, status, field=field, errors=errors)
 
 
 def _pct(values: pd.Series) -> np.ndarray:

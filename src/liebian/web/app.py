@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from liebian import __version__
 from liebian.config import get_settings
 from liebian.db import migrate
+from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
@@ -110,6 +111,12 @@ def create_app(run_migrations: bool = True) -> FastAPI:
             for err in exc.errors()
         ]
         return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": problems})
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        # The one translation of a refused request: status, stable code, field, both languages.
+        lang = request_lang(request.headers.get("accept-language"), request.query_params.get("lang"))
+        return JSONResponse(status_code=exc.status, content=exc.response_body(lang))
 
     @app.get("/api/v1/health", tags=["system"])
     def health() -> dict:

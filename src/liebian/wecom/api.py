@@ -21,7 +21,6 @@ from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.web.background import worker_lifespan
 from liebian.wecom import service
-from liebian.wecom.client import WecomApiError
 from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
 
 log = logging.getLogger(__name__)
@@ -91,11 +90,10 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     try:
         with session_scope() as s:
             result = fn(s, *args, **kwargs)
-    except (service.WecomError, CampaignError) as exc:
+    # WecomError and WecomApiError (502) are answered by the app's DomainError handler
+    except CampaignError as exc:  # not a DomainError yet (the campaign split makes it one)
         return JSONResponse(status_code=exc.status, content=exc.body())
-    except WecomApiError as exc:
-        return JSONResponse(status_code=502, content=exc.as_dict())
-    except ValueError as exc:
+    except ValueError as exc:  # bad input found by a library (no code of ours)
         return JSONResponse(status_code=422, content={"detail": str(exc), "code": "invalid", "errors": []})
     return JSONResponse(status_code=status, content=jsonable_encoder(result))
 

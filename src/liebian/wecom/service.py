@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 from liebian.campaigns import service as campaigns
 from liebian.config import Settings, get_settings
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.wecom import attribution
 from liebian.wecom.client import WecomApiError, WecomClient
@@ -58,22 +59,22 @@ CUSTOMER_EVENTS = ("add_external_contact", "edit_external_contact", "del_externa
 MAX_BODY = 64 * 1024  # WeCom's callbacks are a few hundred bytes
 
 
-class CallbackRejected(Exception):
+class CallbackRejected(DomainError):
+    """A callback refused before it is applied (WeCom is answered in plain text, see wecom/api.py)."""
+
     def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        super().__init__(code, message, status)
 
 
-class WecomError(Exception):
+class WecomError(DomainError):
     """A contact-way request refused here (before or after asking WeCom)."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.errors = [{"field": field, "reason": message}] if field else []
+        errors = [{"field": field, "reason": message}] if field else []
+        super().__init__(code, message, status, field=field, errors=errors)
 
     def body(self) -> dict:
-        return {"detail": self.message, "code": self.code, "errors": self.errors}
+        return self.response_body()
 
 
 def _ins(session: Session, model):
