@@ -25,6 +25,7 @@ from liebian.auth.schemas import (
     LoginRequest,
     LoginResponse,
     Me,
+    PolicyTable,
     UserCreate,
     UserCreated,
     UserOut,
@@ -81,7 +82,7 @@ def login(body: LoginRequest, request: Request):
     return response
 
 
-@router.post("/api/v1/auth/logout", status_code=204)
+@router.post("/api/v1/auth/logout", status_code=204, response_class=Response)
 def logout(request: Request) -> Response:
     """End the console session (idempotent)."""
     token = request.cookies.get(SESSION_COOKIE)
@@ -192,7 +193,7 @@ def revoke_key(key_id: str, request: Request):
         return service.key_view(record)
 
 
-@router.get("/api/v1/auth/policy", responses=ERRORS)
+@router.get("/api/v1/auth/policy", response_model=PolicyTable, responses=ERRORS)
 def policy_table() -> dict:
     """The permission matrix and the route table (what each role may do)."""
     return {
@@ -227,6 +228,7 @@ def audit_verify() -> dict:
 
 @router.get(
     "/api/v1/auth/audit/export",
+    response_class=Response,
     responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
 )
 def audit_export(fmt: str = Query("csv", pattern="^(csv|jsonl)$")) -> Response:

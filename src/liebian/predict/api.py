@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from liebian.errors import blame
-from liebian.predict import experiments, service, simulate
+from liebian.predict import experiments, schemas, service, simulate
 from liebian.predict import store as model_store
 from liebian.predict.common import jsonable
 from liebian.predict.schemas import AssignRequest, ReadoutRequest, SimulateRequest
@@ -18,7 +18,7 @@ def _call(field: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-@router.post("/ltv")
+@router.post("/ltv", response_model=schemas.LtvFit)
 def fit_ltv(
     horizon_days: int = Query(180, ge=1), discount: float = Query(0.10, ge=0), unit_days: float = Query(7.0, gt=0),
     top: int = Query(20, ge=0, le=10000),
@@ -29,7 +29,7 @@ def fit_ltv(
     return result
 
 
-@router.post("/lifecycle")
+@router.post("/lifecycle", response_model=schemas.ModelFit)
 def fit_lifecycle(
     period_days: int = Query(14, ge=1), loyal_orders: int = Query(2, ge=1), loyal_periods: int = Query(3, ge=1),
     churn_periods: int = Query(3, ge=1), periods: int = Query(6, ge=1, le=120), discount: float = Query(0.0, ge=0),
@@ -46,12 +46,12 @@ def fit_lifecycle(
     )
 
 
-@router.post("/churn")
+@router.post("/churn", response_model=schemas.ModelFit)
 def fit_churn(window_days: int = Query(30, ge=1, le=365)):
     return _call("window_days", service.fit_churn, window_days)
 
 
-@router.get("/churn/risk")
+@router.get("/churn/risk", response_model=list[schemas.ChurnRisk])
 def churn_risk(
     person: list[int] | None = Query(None), model: str | None = None, limit: int = Query(100, ge=1, le=100000)
 ):
@@ -59,14 +59,14 @@ def churn_risk(
     return result[:limit]
 
 
-@router.post("/segments")
+@router.post("/segments", response_model=schemas.ModelFit)
 def fit_segments(k_min: int = Query(2, ge=2), k_max: int = Query(8, ge=2), allow_small: bool = False):
     result = _call("segments", service.fit_segments, k_min=k_min, k_max=k_max, allow_small=allow_small)
     result.pop("assignments")
     return result
 
 
-@router.get("/attribution")
+@router.get("/attribution", response_model=schemas.Attribution)
 def attribution(
     by: str = Query("channel", pattern="^(channel|campaign)$"), lookback_days: int = Query(30, ge=1),
     half_life_hours: float = Query(72.0, gt=0),
@@ -74,12 +74,12 @@ def attribution(
     return _call("attribution", service.attribution_report, by, lookback_days, half_life_hours)
 
 
-@router.get("/models")
+@router.get("/models", response_model=list[schemas.StoredModel])
 def models(kind: str | None = None) -> list[dict]:
     return model_store.list_models(kind)
 
 
-@router.post("/experiments/assign")
+@router.post("/experiments/assign", response_model=list[schemas.Assignment])
 def ab_assign(body: AssignRequest):
     with blame("variants"):
         return [
@@ -88,7 +88,7 @@ def ab_assign(body: AssignRequest):
         ]
 
 
-@router.get("/experiments/plan")
+@router.get("/experiments/plan", response_model=schemas.Plan)
 def ab_plan(
     baseline: float = Query(..., gt=0, lt=1), mde: float = Query(...), alpha: float = Query(0.05, gt=0, lt=1),
     power: float = Query(0.8, gt=0, lt=1),
@@ -97,13 +97,13 @@ def ab_plan(
     return {"n_per_variant": n, "baseline": baseline, "mde": mde}
 
 
-@router.post("/experiments/readout")
+@router.post("/experiments/readout", response_model=schemas.Readout)
 def ab_readout(body: ReadoutRequest):
     c, t = body.control.model_dump(exclude_none=True), body.treatment.model_dump(exclude_none=True)
     return _call("readout", experiments.readout, c, t, body.alpha, body.planned_n, body.weights)
 
 
-@router.post("/simulate")
+@router.post("/simulate", response_model=schemas.Projection)
 def growth(body: SimulateRequest):
     with blame("simulate"):
         calib = None

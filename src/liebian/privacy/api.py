@@ -18,6 +18,7 @@ from liebian.privacy.schemas import (
     InventoryRow,
     NoticeCreate,
     NoticeOut,
+    PersonExport,
     RequestOut,
     RevealOut,
     RevealRequest,
@@ -102,7 +103,7 @@ def inventory() -> list[dict]:
     return service.data_inventory()
 
 
-@router.post("/requests/export", responses=NOT_FOUND)
+@router.post("/requests/export", response_model=PersonExport, responses=NOT_FOUND)
 def export(body: SubjectRequest, request: Request) -> dict:
     """Everything about a person across both stores (JSON). Audited."""
     return _run(

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from liebian.analytics.common import AnalyticsError
 from liebian.db.session import session_scope
-from liebian.reports import service
+from liebian.reports import schemas, service
 from liebian.reports.schemas import DocumentIn, SubscriptionIn, TargetIn
 from liebian.reports.service import ReportError
 
@@ -29,7 +29,7 @@ def _report(kind: str, start: date | None, end: date | None):
 KIND = Query("weekly", pattern="^(weekly|monthly)$")
 
 
-@router.get("/report.json")
+@router.get("/report.json", response_model=schemas.Report)
 def report_json(kind: str = KIND, start: date | None = None, end: date | None = None):
     """The report's data; without start/end the last complete week or month (display zone)."""
     return _report(kind, start, end)
@@ -66,50 +66,50 @@ def xlsx_response(report: dict) -> Response:
     )
 
 
-@router.get("/targets")
+@router.get("/targets", response_model=list[schemas.TargetOut])
 def targets() -> list[dict]:
     with session_scope() as s:
         return service.list_targets(s)
 
 
-@router.post("/targets", status_code=201)
+@router.post("/targets", status_code=201, response_model=schemas.TargetOut)
 def add_target(body: TargetIn):
     with session_scope() as s:
         return service.create_target(s, **body.model_dump())
 
 
-@router.delete("/targets/{target_id}", status_code=204)
+@router.delete("/targets/{target_id}", status_code=204, response_class=Response)
 def delete_target(target_id: int):
     with session_scope() as s:
         service.delete_target(s, target_id)
     return Response(status_code=204)
 
 
-@router.get("/subscriptions")
+@router.get("/subscriptions", response_model=list[schemas.SubscriptionOut])
 def subscriptions() -> list[dict]:
     with session_scope() as s:
         return service.list_subscriptions(s)
 
 
-@router.post("/subscriptions", status_code=201)
+@router.post("/subscriptions", status_code=201, response_model=schemas.SubscriptionOut)
 def subscribe(body: SubscriptionIn):
     with session_scope() as s:
         return service.subscribe(s, body.kind, body.channel, body.address, body.secret)
 
 
-@router.delete("/subscriptions/{subscription_id}")
+@router.delete("/subscriptions/{subscription_id}", response_model=schemas.SubscriptionOut)
 def unsubscribe(subscription_id: int):
     with session_scope() as s:
         return service.unsubscribe(s, subscription_id)
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=list[schemas.RunOut])
 def runs(limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
     with session_scope() as s:
         return service.list_runs(s, limit)
 
 
-@router.post("/send-due")
+@router.post("/send-due", response_model=list[schemas.SentOut])
 def send_due() -> list[dict]:
     """Run the schedule now: deliver every report due today that was not delivered yet."""
     return service.run_scheduled()
@@ -118,14 +118,14 @@ def send_due() -> list[dict]:
 # ------------------------------------------------------------------ kept reports (documents)
 
 
-@router.get("/documents")
+@router.get("/documents", response_model=list[schemas.DocumentOut])
 def documents(limit: int = Query(50, ge=1, le=500)) -> list[dict]:
     """Kept reports, newest first (without their data)."""
     with session_scope() as s:
         return service.list_documents(s, limit)
 
 
-@router.post("/documents", status_code=202)
+@router.post("/documents", status_code=202, response_model=schemas.DocumentOut)
 def request_document(body: DocumentIn, request: Request):
     """Generate a report and keep it: answers at once (status pending); the server builds it in the
     background — poll GET /documents/{id}."""
@@ -144,7 +144,7 @@ def _kept(document_id: int) -> dict:
         return service.get_document(s, document_id)
 
 
-@router.get("/documents/{document_id}")
+@router.get("/documents/{document_id}", response_model=schemas.KeptDocument)
 def document(document_id: int):
     """A kept report with its data (`report`); 409 while it is still being built."""
     return _kept(document_id)

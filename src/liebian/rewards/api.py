@@ -99,7 +99,7 @@ def review_hold(reward_id: int, body: schemas.ReviewHoldRequest):
         return service.set_review_hold(s, reward_id, body.held, actor=body.actor, note=body.note).as_dict()
 
 
-@router.get("/my/rewards")
+@router.get("/my/rewards", response_model=schemas.MyRewards)
 def my_rewards(person_id: int):
     """A participant's rewards and balances (the auth layer binds person_id to the caller)."""
     with session_scope() as s:
@@ -143,7 +143,7 @@ def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | N
         ]
 
 
-@router.post("/ledger/release")
+@router.post("/ledger/release", response_model=schemas.Released)
 def release(as_of: datetime | None = None):
     """Approve pending rewards whose hold period is over (the background worker also does this).
 
@@ -236,7 +236,7 @@ def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
         ).as_dict()
 
 
-@router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204)
+@router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204, response_class=Response)
 def delete_endpoint(endpoint_id: int):
     with session_scope() as s:
         webhooks.delete_endpoint(s, endpoint_id)
@@ -264,7 +264,7 @@ def replay_delivery(delivery_id: int):
         return webhooks.replay(s, delivery_id)
 
 
-@router.post("/webhooks/deliver")
+@router.post("/webhooks/deliver", response_model=schemas.DeliveryRound)
 def deliver_now():
     """Run one delivery round now (the background worker and `liebian ledger deliver` do the same)."""
     with session_scope() as s, httpx.Client(timeout=webhooks.TIMEOUT_S) as client:

@@ -15,6 +15,7 @@ from liebian.config import get_settings
 from liebian.db import migrate
 from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
+from liebian.shapes import Open
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
 ROUTERS = [
@@ -45,6 +46,12 @@ ROUTERS = [
     "liebian.web.pages.data",
     "liebian.web.pages.settings",
 ]
+
+
+class Health(Open):
+    status: str
+    version: str
+    console_warmup: dict
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -118,7 +125,7 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         lang = request_lang(request.headers.get("accept-language"), request.query_params.get("lang"))
         return JSONResponse(status_code=exc.status, content=exc.response_body(lang))
 
-    @app.get("/api/v1/health", tags=["system"])
+    @app.get("/api/v1/health", tags=["system"], response_model=Health)
     def health() -> dict:
         from liebian.web.console import WARM_STATUS
 

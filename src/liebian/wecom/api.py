@@ -21,7 +21,14 @@ from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.web.background import worker_lifespan
 from liebian.wecom import service
-from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
+from liebian.wecom.schemas import (
+    CallbackOut,
+    ContactWayCreate,
+    ContactWayOut,
+    ContactWayUpdate,
+    FollowOut,
+    GroupMemberOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,45 +105,45 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     return JSONResponse(status_code=status, content=jsonable_encoder(result))
 
 
-@router.post("/api/v1/wecom/contact-ways", status_code=201)
+@router.post("/api/v1/wecom/contact-ways", status_code=201, response_model=ContactWayOut)
 def create_contact_way(body: ContactWayCreate):
     """A 联系我 code whose state maps to an inviter's invite or to a channel (created in WeCom unless
     `create_in_wecom` is false)."""
     return _run(service.create_contact_way, body, service.get_client(), status=201)
 
 
-@router.get("/api/v1/wecom/contact-ways")
+@router.get("/api/v1/wecom/contact-ways", response_model=list[ContactWayOut])
 def list_contact_ways(campaign_id: str | None = None):
     return _run(service.list_states, campaign_id)
 
 
-@router.get("/api/v1/wecom/contact-ways/{state}")
+@router.get("/api/v1/wecom/contact-ways/{state}", response_model=ContactWayOut)
 def get_contact_way(state: str):
     return _run(service.get_state, state)
 
 
-@router.put("/api/v1/wecom/contact-ways/{state}")
+@router.put("/api/v1/wecom/contact-ways/{state}", response_model=ContactWayOut)
 def update_contact_way(state: str, body: ContactWayUpdate):
     return _run(service.update_contact_way, state, body, service.get_client())
 
 
-@router.delete("/api/v1/wecom/contact-ways/{state}")
+@router.delete("/api/v1/wecom/contact-ways/{state}", response_model=ContactWayOut)
 def delete_contact_way(state: str):
     return _run(service.delete_contact_way, state, service.get_client())
 
 
-@router.get("/api/v1/wecom/follows")
+@router.get("/api/v1/wecom/follows", response_model=list[FollowOut])
 def follows(external_userid: str):
     """The staff members an external contact follows or followed (added/deleted, by whom)."""
     return _run(service.follows, external_userid)
 
 
-@router.get("/api/v1/wecom/groups/{chat_id}/members")
+@router.get("/api/v1/wecom/groups/{chat_id}/members", response_model=list[GroupMemberOut])
 def group_members(chat_id: str):
     return _run(service.group_members, chat_id)
 
 
-@router.get("/api/v1/wecom/callbacks")
+@router.get("/api/v1/wecom/callbacks", response_model=list[CallbackOut])
 def recent_callbacks(limit: int = Query(100, ge=1, le=1000)):
     """Recently processed callback events with their outcome (attribution, churn, ignored …)."""
     return _run(service.callbacks, limit)
