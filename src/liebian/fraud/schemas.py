@@ -81,7 +81,7 @@ class PersonRisk(Open):
     score: float
     reasons: list[Any]
     details: list[Any]
-    pattern: str | None = None
+    # and `pattern` when the last scan found the person
 
 
 class ScanResult(Open):

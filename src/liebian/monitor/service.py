@@ -73,7 +73,11 @@ DEFAULT_RULES = [
 
 class MonitorError(DomainError):
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(code, message, status, field=field)
+        errors = None
+        if status == 422 or field:  # which field, and why (also on a 404/409 that names one)
+            reason = message.partition(": ")[2]
+            errors = [{"field": field or "", "reason": reason or message}]
+        super().__init__(code, message, status, field=field, errors=errors)
 
 
 def _bad(field: str, reason: str) -> MonitorError:

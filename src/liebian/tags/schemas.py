@@ -34,7 +34,9 @@ class RuleCheck(BaseModel):
     features: list[str]
 
 
-class Tag(BaseModel):
+class Tag(Open):
+    """A tag version; listings add `members` (the current member count)."""
+
     name: str
     version: int
     level: str
@@ -43,7 +45,6 @@ class Tag(BaseModel):
     created_by: str | None = None
     created_at: str | None = None
     retired_at: str | None = None
-    members: int | None = None
 
 
 class Run(Open):
