@@ -24,7 +24,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "not_payable": ("奖励不可发放：{message}", "reward not payable"),
     "endpoint_deleted": ("Webhook 端点已删除：{message}", "webhook endpoint deleted"),
     "concurrent_change": ("数据已被并发修改，请重试：{message}", "changed concurrently, retry"),
-    "invalid_transition": ("奖励状态不能这样变更：{message}", "transition not allowed"),
+    "illegal_transition": ("奖励状态不能这样变更：{message}", "transition not allowed"),
+    "held_for_review": ("奖励正在风控审核中，暂不能变更：{message}", "reward held for fraud review"),
+    "idempotency_conflict": ("幂等键已用于另一个请求：{message}", "idempotency key used for another request"),
     # -- fraud review
     "already_decided": ("该风控案件已处理：{message}", "case already decided"),
     # -- WeCom
@@ -38,6 +40,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_large": ("回调消息过大：{message}", "callback too large"),
     "replayed_nonce": ("回调 nonce 重复（疑似重放）：{message}", "replayed nonce"),
     "not_configured": ("企业微信回调未配置：{message}", "callback not configured"),
+    "bad_timestamp": ("回调时间戳无效：{message}", "bad timestamp"),
+    "stale_timestamp": ("回调时间戳已过期：{message}", "stale timestamp"),
     "bad_nonce": ("回调 nonce 无效：{message}", "bad nonce"),
     "bad_signature": ("回调签名校验失败：{message}", "bad signature"),
     "bad_ciphertext": ("回调密文无效：{message}", "bad ciphertext"),

@@ -21,7 +21,6 @@ from typing import Any
 
 from liebian.error_messages import MESSAGES
 
-LANGS = ("zh-CN", "en")
 _FIELD_NAME = re.compile(r"[A-Za-z_][\w.\-\[\]]*")
 
 

@@ -49,7 +49,7 @@ def notice_current():
     with session_scope() as s:
         current = service.current_notice(s)
     if current is None:
-        return JSONResponse(status_code=404, content={"detail": "no privacy notice has been published"})
+        raise service.PrivacyError("not_found", "no privacy notice has been published", 404)
     return JSONResponse(encode(current))
 
 
