@@ -3,7 +3,21 @@ steps): the models declare what every answer has and pass the rest through (see 
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import BaseModel
+
 from liebian.shapes import Open
+
+Rows = list[dict[str, Any]]
+
+
+class AppliedFilters(BaseModel):
+    start: str | None
+    end: str | None
+    channels: list[str]
+    campaigns: list[str]
+    segment_size: int | None
 
 
 class Kpis(Open):
@@ -13,21 +27,44 @@ class Kpis(Open):
 class Funnel(Open):
     """Steps with their counts and conversion, overall and per breakdown value."""
 
+    filters: AppliedFilters
+    window_days: float
+    breakdown: str | None
+    median_seconds_to_convert: Any
+    steps: Rows
+
 
 class Dropped(Open):
     """A person who reached the step before `at_step` and not `at_step`."""
 
 
 class Retention(Open):
-    """Cohorts by period with their retained counts and rates."""
+    """Cohorts by period with their retained counts and rates (`matrix`: one row per cohort)."""
+
+    unit: str
+    cohort_by: str
+    matrix: Rows
+    cells: Rows
 
 
 class Revenue(Open):
-    """Cohorts by period with their revenue (fen) and per-person revenue."""
+    """Cohorts by period with their cumulative revenue per person (fen)."""
+
+    unit: str
+    cohort_by: str
+    ltv_curves: Rows
+    cells: Rows
 
 
 class ReferralTree(Open):
-    """The referral forest's summary, the top inviters and a graph limited to `max_graph_nodes`."""
+    """The referral forest: generations, depth and breadth, top spreaders, a bounded graph."""
+
+    generations: Rows
+    depth_distribution: Rows
+    breadth_distribution: Rows
+    top_spreaders: Rows
+    graph: dict[str, Any]
+    summary: dict[str, Any]
 
 
 class Channel(Open):
@@ -40,3 +77,7 @@ class Scorecard(Open):
 
 class Benchmarks(Open):
     """The brand's metrics against the sector's reference values."""
+
+    sector: str
+    filters: AppliedFilters
+    comparison: Any
