@@ -73,9 +73,6 @@ class WecomError(DomainError):
         errors = [{"field": field, "reason": message}] if field else []
         super().__init__(code, message, status, field=field, errors=errors)
 
-    def body(self) -> dict:
-        return self.response_body()
-
 
 def _ins(session: Session, model):
     return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(model)
