@@ -68,7 +68,7 @@ class ReportError(DomainError):
 
     def __init__(self, message: str, status: int = 422, field: str = ""):
         errors = [{"field": field, "reason": message}]
-        super().__init__(code_for(status), message, status, field=field or None, errors=errors)
+        super().__init__(code_for(status), message, status, field=field, errors=errors)
 
 
 # ------------------------------------------------------------------ periods and schedule
