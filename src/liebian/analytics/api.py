@@ -6,19 +6,12 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
 
-from liebian.analytics import service
+from liebian.analytics import schemas, service
 from liebian.analytics.common import AnalyticsError, Filters
+from liebian.errors import blame
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
-
-
-def _bad(field: str, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=422,
-        content={"detail": "invalid request", "errors": [{"field": field, "reason": str(exc)}]},
-    )
 
 
 def filters_dep(
@@ -27,35 +20,29 @@ def filters_dep(
     channel: Annotated[list[str], Query(description="channel filter, repeatable")] = [],  # noqa: B006
     campaign: Annotated[list[str], Query(description="campaign filter, repeatable")] = [],  # noqa: B006
     segment: Annotated[str | None, Query(description="comma-separated person ids")] = None,
-) -> Filters | JSONResponse:
-    try:
+) -> Filters:
+    with blame("filters"):
         return service.make_filters(
             start, end, channel, campaign, segment.split(",") if segment is not None else None
         )
-    except AnalyticsError as exc:
-        return _bad("filters", exc)
 
 
-FiltersDep = Annotated[Filters | JSONResponse, Depends(filters_dep)]
+FiltersDep = Annotated[Filters, Depends(filters_dep)]
 
 
 def _run(filters, fn, *args, **kwargs):
-    if isinstance(filters, JSONResponse):
-        return filters
-    try:
+    with blame("query"):
         return fn(filters, *args, **kwargs)
-    except AnalyticsError as exc:
-        return _bad("query", exc)
 
 
-@router.get("/kpis")
+@router.get("/kpis", response_model=schemas.Kpis)
 def kpis(
     filters: FiltersDep, reward_cost_fen: int | None = Query(None, ge=0), other_cost_fen: int = Query(0, ge=0)
 ) -> dict:
     return _run(filters, service.run_kpis, reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)
 
 
-@router.get("/funnel")
+@router.get("/funnel", response_model=schemas.Funnel)
 def funnel(
     filters: FiltersDep,
     steps: str | None = Query(
@@ -67,7 +54,7 @@ def funnel(
     return _run(filters, service.run_funnel, steps, window_days, breakdown)
 
 
-@router.get("/funnel/dropped")
+@router.get("/funnel/dropped", response_model=list[schemas.Dropped])
 def dropped(
     filters: FiltersDep,
     at_step: int = Query(..., ge=2),
@@ -77,7 +64,7 @@ def dropped(
     return _run(filters, service.run_dropped, at_step, steps, window_days)
 
 
-@router.get("/retention")
+@router.get("/retention", response_model=schemas.Retention)
 def retention(
     filters: FiltersDep,
     unit: str = Query("week", pattern="^(day|week|month)$"),
@@ -88,7 +75,7 @@ def retention(
     return _run(filters, service.run_retention, unit, cohort_by, periods, cohorts)
 
 
-@router.get("/revenue")
+@router.get("/revenue", response_model=schemas.Revenue)
 def revenue(
     filters: FiltersDep,
     unit: str = Query("month", pattern="^(day|week|month)$"),
@@ -99,7 +86,7 @@ def revenue(
     return _run(filters, service.run_revenue, unit, cohort_by, periods, cohorts)
 
 
-@router.get("/referral-tree")
+@router.get("/referral-tree", response_model=schemas.ReferralTree)
 def referral_tree(
     filters: FiltersDep,
     top: int = Query(20, ge=1, le=1000),
@@ -108,12 +95,12 @@ def referral_tree(
     return _run(filters, service.run_referral_tree, top, max_graph_nodes)
 
 
-@router.get("/channels")
+@router.get("/channels", response_model=list[schemas.Channel])
 def channels(filters: FiltersDep) -> list[dict]:
     return _run(filters, service.run_channels)
 
 
-@router.get("/scorecard")
+@router.get("/scorecard", response_model=schemas.Scorecard)
 def scorecard(
     filters: FiltersDep,
     stage: str = Query("mature", pattern="^(launch|growth|mature)$"),
@@ -122,10 +109,10 @@ def scorecard(
     try:
         parsed = json.loads(weights) if weights else None
     except json.JSONDecodeError as exc:
-        return _bad("weights", exc)
+        raise AnalyticsError(str(exc), field="weights") from exc
     return _run(filters, service.run_scorecard, stage, parsed)
 
 
-@router.get("/benchmarks")
+@router.get("/benchmarks", response_model=schemas.Benchmarks)
 def benchmarks(filters: FiltersDep, sector: str = Query(...)) -> dict:
     return _run(filters, service.run_benchmarks, sector)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from liebian.config import get_settings
+from liebian.errors import Invalid
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -31,8 +32,14 @@ EPOCH = date(1970, 1, 1)
 DAY = 86400
 
 
-class AnalyticsError(ValueError):
-    """Bad analysis input; the message names the parameter and the reason."""
+class AnalyticsError(Invalid, ValueError):
+    """Bad analysis input; the message names the parameter and the reason.
+    The router names the parameter at fault (`errors.blame`); `detail` is "invalid request"."""
+
+    summary = "invalid request"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__("invalid", message, field=field)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from liebian.auth.schemas import (
     LoginRequest,
     LoginResponse,
     Me,
+    PolicyTable,
     UserCreate,
     UserCreated,
     UserOut,
@@ -36,10 +37,6 @@ from liebian.db.session import session_scope
 router = APIRouter(tags=["auth"])
 
 ERRORS = {401: {"description": "not authenticated"}, 403: {"description": "forbidden"}}
-
-
-def _error(exc: service.AuthError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=exc.as_dict())
 
 
 @router.post(
@@ -61,13 +58,13 @@ def login(body: LoginRequest, request: Request):
         except service.AuthError as exc:
             error = exc
     if error is not None:
-        return _error(error)
+        raise error
     response = JSONResponse(out)
     set_session_cookie(response, token)
     return response
 
 
-@router.post("/api/v1/auth/logout", status_code=204)
+@router.post("/api/v1/auth/logout", status_code=204, response_class=Response)
 def logout(request: Request) -> Response:
     """End the console session (idempotent)."""
     token = request.cookies.get(SESSION_COOKIE)
@@ -103,20 +100,17 @@ def users() -> list[dict]:
 def create_user(body: UserCreate, request: Request):
     """Create a console user; without a password a one-time password is returned (change on first login)."""
     password = body.password or service.generate_password()
-    try:
-        with session_scope() as s:
-            user = service.create_user(
-                s,
-                body.username,
-                password,
-                body.role,
-                actor=principal_of(request).name,
-                ip=client_ip(request),
-                must_change_password=body.password is None,
-            )
-            out = service.user_view(user)
-    except service.AuthError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        user = service.create_user(
+            s,
+            body.username,
+            password,
+            body.role,
+            actor=principal_of(request).name,
+            ip=client_ip(request),
+            must_change_password=body.password is None,
+        )
+        out = service.user_view(user)
     out["one_time_password"] = None if body.password else password
     return JSONResponse(status_code=201, content=encode(out))
 
@@ -128,18 +122,15 @@ def create_user(body: UserCreate, request: Request):
 )
 def update_user(username: str, body: UserUpdate, request: Request):
     actor, ip = principal_of(request).name, client_ip(request)
-    try:
-        with session_scope() as s:
-            if body.role is not None:
-                service.set_role(s, username, body.role, actor=actor, ip=ip)
-            if body.active is not None:
-                service.set_active(s, username, body.active, actor=actor, ip=ip)
-            user = service.get_user(s, username)
-            if user is None:
-                raise service.AuthError("not_found", f"user {username!r} does not exist", 404)
-            return service.user_view(user)
-    except service.AuthError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        if body.role is not None:
+            service.set_role(s, username, body.role, actor=actor, ip=ip)
+        if body.active is not None:
+            service.set_active(s, username, body.active, actor=actor, ip=ip)
+        user = service.get_user(s, username)
+        if user is None:
+            raise service.AuthError("not_found", f"user {username!r} does not exist", 404)
+        return service.user_view(user)
 
 
 @router.get("/api/v1/auth/keys", response_model=list[KeyOut], responses=ERRORS)
@@ -156,22 +147,19 @@ def keys() -> list[dict]:
 )
 def create_key(body: KeyCreate, request: Request):
     """Create an API key. The key is in this response only; liebian keeps a hash."""
-    try:
-        with session_scope() as s:
-            plaintext, record = service.create_api_key(
-                s,
-                name=body.name,
-                actor=principal_of(request).name,
-                kind=body.kind,
-                username=body.username,
-                role=body.role,
-                scopes=body.scopes,
-                expires_days=body.expires_days,
-                ip=client_ip(request),
-            )
-            out = service.key_view(record, body.username if body.kind == "user" else None)
-    except service.AuthError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        plaintext, record = service.create_api_key(
+            s,
+            name=body.name,
+            actor=principal_of(request).name,
+            kind=body.kind,
+            username=body.username,
+            role=body.role,
+            scopes=body.scopes,
+            expires_days=body.expires_days,
+            ip=client_ip(request),
+        )
+        out = service.key_view(record, body.username if body.kind == "user" else None)
     out["key"] = plaintext
     return JSONResponse(status_code=201, content=encode(out))
 
@@ -182,17 +170,12 @@ def create_key(body: KeyCreate, request: Request):
     responses={**ERRORS, 404: {"description": "no such key"}},
 )
 def revoke_key(key_id: str, request: Request):
-    try:
-        with session_scope() as s:
-            record = service.revoke_api_key(
-                s, key_id, actor=principal_of(request).name, ip=client_ip(request)
-            )
-            return service.key_view(record)
-    except service.AuthError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        record = service.revoke_api_key(s, key_id, actor=principal_of(request).name, ip=client_ip(request))
+        return service.key_view(record)
 
 
-@router.get("/api/v1/auth/policy", responses=ERRORS)
+@router.get("/api/v1/auth/policy", response_model=PolicyTable, responses=ERRORS)
 def policy_table() -> dict:
     """The permission matrix and the route table (what each role may do)."""
     return {
@@ -227,6 +210,7 @@ def audit_verify() -> dict:
 
 @router.get(
     "/api/v1/auth/audit/export",
+    response_class=Response,
     responses={**ERRORS, 200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
 )
 def audit_export(fmt: str = Query("csv", pattern="^(csv|jsonl)$")) -> Response:

@@ -103,3 +103,15 @@ class AuditVerify(BaseModel):
     bad_seq: int | None = None
     reason: str = ""
     head: str | None = None
+
+
+class RoutePermission(BaseModel):
+    method: str
+    path: str
+    permission: str
+
+
+class PolicyTable(BaseModel):
+    roles: dict[str, list[str]]
+    public_key_scopes: list[str]
+    routes: list[RoutePermission]

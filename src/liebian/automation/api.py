@@ -3,75 +3,54 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
 from liebian.automation import service
-from liebian.automation.schemas import JourneyIn
-from liebian.automation.service import AutomationError
+from liebian.automation.schemas import JourneyIn, JourneyOut, PassOut, StatsOut
 from liebian.db.session import session_scope
 
 router = APIRouter(prefix="/api/v1/journeys", tags=["automation"])
 
 
-def _error(exc: AutomationError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=JourneyOut)
 def create(body: JourneyIn):
-    try:
-        with session_scope() as s:
-            return service.create_journey(s, body.name, body.definition)
-    except AutomationError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.create_journey(s, body.name, body.definition)
 
 
-@router.get("")
+@router.get("", response_model=list[JourneyOut])
 def list_journeys() -> list[dict]:
     with session_scope() as s:
         return service.list_journeys(s)
 
 
-@router.get("/{journey_id}")
+@router.get("/{journey_id}", response_model=JourneyOut)
 def get(journey_id: int):
-    try:
-        with session_scope() as s:
-            return service.get_journey(s, journey_id)
-    except AutomationError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.get_journey(s, journey_id)
 
 
 def _status(journey_id: int, status: str):
-    try:
-        with session_scope() as s:
-            return service.set_status(s, journey_id, status)
-    except AutomationError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.set_status(s, journey_id, status)
 
 
-@router.post("/{journey_id}/pause")
+@router.post("/{journey_id}/pause", response_model=JourneyOut)
 def pause(journey_id: int):
     return _status(journey_id, "paused")
 
 
-@router.post("/{journey_id}/resume")
+@router.post("/{journey_id}/resume", response_model=JourneyOut)
 def resume(journey_id: int):
     return _status(journey_id, "active")
 
 
-@router.post("/{journey_id}/run")
+@router.post("/{journey_id}/run", response_model=PassOut)
 def run(journey_id: int):
     """One pass now: enter new persons, then run every due step."""
-    try:
-        return service.run(journey_id)
-    except AutomationError as exc:
-        return _error(exc)
+    return service.run(journey_id)
 
 
-@router.get("/{journey_id}/stats")
+@router.get("/{journey_id}/stats", response_model=StatsOut)
 def stats(journey_id: int):
-    try:
-        with session_scope() as s:
-            return service.stats(s, journey_id)
-    except AutomationError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.stats(s, journey_id)

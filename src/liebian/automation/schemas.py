@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from liebian.shapes import Open
 
 
 class _Strict(BaseModel):
@@ -117,3 +119,23 @@ class JourneyDefinition(_Strict):
 class JourneyIn(_Strict):
     name: str = Field(min_length=1, max_length=128)
     definition: JourneyDefinition
+
+
+# ------------------------------------------------------------------ responses
+
+
+class JourneyOut(Open):
+    id: int
+    name: str
+    status: str
+    definition: dict[str, Any]
+    created_at: str
+    last_scan_at: str | None = None
+
+
+class PassOut(Open):
+    """One pass of a journey: how many persons entered and what each step did."""
+
+
+class StatsOut(Open):
+    """A journey's statistics (entered, per step, goal reached)."""

@@ -37,6 +37,7 @@ from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
 from liebian.db.session import rowcount, session_scope
 from liebian.engine import warehouse
+from liebian.errors import DomainError, code_for
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -52,15 +53,12 @@ log = logging.getLogger("liebian.automation")
 MAX_STEPS_PER_PASS = 50  # a branch loop cannot spin forever inside one pass
 
 
-class AutomationError(Exception):
-    def __init__(self, message: str, status: int = 422, field: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field = field
+class AutomationError(DomainError):
+    """A refused journey request; the body always names the field (as the app's 422s do)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"detail": self.message, "errors": [{"field": self.field, "reason": self.message}]}
+    def __init__(self, message: str, status: int = 422, field: str = ""):
+        errors = [{"field": field, "reason": message}]
+        super().__init__(code_for(status), message, status, field=field, errors=errors)
 
 
 # ------------------------------------------------------------------ definitions

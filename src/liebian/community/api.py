@@ -5,60 +5,39 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
-from liebian.community import sentiment, service
-from liebian.community.service import CommunityError
+from liebian.community import schemas, sentiment, service
+from liebian.community.schemas import SentimentIn
 from liebian.engine import warehouse
 
 router = APIRouter(prefix="/api/v1/community", tags=["community"])
 
 
-def _bad(exc: Exception) -> JSONResponse:
-    field, _, reason = str(exc).partition(": ")
-    return JSONResponse(status_code=422, content={"detail": str(exc), "errors": [{"field": field if reason else "", "reason": reason or str(exc)}]})  # fmt: skip
-
-
-@router.get("/groups")
+@router.get("/groups", response_model=list[schemas.GroupHealth])
 def groups(start: date | None = None, end: date | None = None, group_id: str | None = None):
-    try:
-        with warehouse.connect() as con:
-            return service.group_health(con, start, end, group_id)
-    except CommunityError as exc:
-        return _bad(exc)
+    with warehouse.connect() as con:
+        return service.group_health(con, start, end, group_id)
 
 
-@router.get("/negative")
+@router.get("/negative", response_model=list[schemas.NegativeShare])
 def negative(
     start: date | None = None, end: date | None = None, group_id: str | None = None, only_alerts: bool = False
 ):
-    try:
-        with warehouse.connect() as con:
-            rows = service.negative_share(con, start, end, group_id)
-    except CommunityError as exc:
-        return _bad(exc)
+    with warehouse.connect() as con:
+        rows = service.negative_share(con, start, end, group_id)
     return [r for r in rows if r["alert"]] if only_alerts else rows
 
 
-@router.get("/contributors")
+@router.get("/contributors", response_model=list[schemas.Contributor])
 def contributors(
     start: date | None = None, end: date | None = None, group_id: str | None = None,
     limit: int = Query(20, ge=1, le=1000),
 ):  # fmt: skip
-    try:
-        with warehouse.connect() as con:
-            return service.top_contributors(con, start, end, group_id, limit)
-    except CommunityError as exc:
-        return _bad(exc)
+    with warehouse.connect() as con:
+        return service.top_contributors(con, start, end, group_id, limit)
 
 
-class SentimentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    texts: list[str] = Field(min_length=1, max_length=1000)
-
-
-@router.post("/sentiment")
+@router.post("/sentiment", response_model=list[schemas.Sentiment])
 def classify(body: SentimentIn) -> list[dict]:
     out = []
     for text in body.texts:

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from liebian.community import sentiment
+from liebian.errors import Invalid
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -52,8 +53,11 @@ THEMES = {
 }
 
 
-class CommunityError(ValueError):
-    pass
+class CommunityError(Invalid, ValueError):
+    """Bad input to a community analysis; the message is "field: reason" or just the reason."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid", message)
 
 
 @lru_cache(maxsize=50_000)

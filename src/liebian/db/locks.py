@@ -26,10 +26,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from liebian.config import get_settings
+from liebian.errors import Unavailable
 
 
-class LockTimeout(RuntimeError):
-    """The lock stayed with another process for longer than the caller waits."""
+class LockTimeout(Unavailable, RuntimeError):
+    """The lock stayed with another process for longer than the caller waits (503: retry later)."""
+
+    def __init__(self, message: str):
+        super().__init__("busy", message)
 
 
 class ProcessLock:

@@ -20,6 +20,7 @@ from liebian.db import migrate
 from liebian.db.session import dispose_engines
 from liebian.demo.generator import DemoResult, DemoSpec, generate, load_ground_truth
 from liebian.engine import warehouse
+from liebian.errors import Conflict
 
 if TYPE_CHECKING:  # the importer itself is imported when the demo loads (see _importer)
     from liebian.ingest.service import ImportResult
@@ -36,8 +37,11 @@ IMPORTS = (
 MARKER = "loaded.json"
 
 
-class DemoError(RuntimeError):
+class DemoError(Conflict, RuntimeError):
     """The demo cannot be built here as asked (the message says what to do)."""
+
+    def __init__(self, message: str):
+        super().__init__("conflict", message)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import warehouse_migrations
+from liebian.errors import Unavailable
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -31,8 +32,11 @@ LOCK_WAIT_SECONDS = 60.0
 TABLES = ("events", "orders", "messages", "referral_edges", "identity_map")
 
 
-class WarehouseLocked(RuntimeError):
-    """Another process kept the warehouse file locked for longer than we wait."""
+class WarehouseLocked(Unavailable, RuntimeError):
+    """Another process kept the warehouse file locked for longer than we wait (503: retry later)."""
+
+    def __init__(self, message: str):
+        super().__init__("busy", message)
 
 
 def warehouse_path() -> Path:

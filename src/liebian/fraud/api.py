@@ -5,40 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.fraud import graph, schemas, service
 from liebian.fraud.reasons import REASONS
-from liebian.fraud.service import FraudError
-from liebian.rewards.service import LedgerError
 
 DB_INT_MAX = 2**63 - 1  # larger ids cannot exist and would overflow the database driver
 
 
-class _FraudRoute(APIRoute):
-    """Answer a FraudError / LedgerError with its status and code instead of a 500."""
-
-    def get_route_handler(self):
-        original = super().get_route_handler()
-
-        async def handler(request):
-            try:
-                return await original(request)
-            except FraudError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-            except LedgerError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-        return handler
+router = APIRouter(prefix="/api/v1/fraud", tags=["fraud"])
 
 
-router = APIRouter(prefix="/api/v1/fraud", tags=["fraud"], route_class=_FraudRoute)
-
-
-@router.get("/cases")
+@router.get("/cases", response_model=list[schemas.Case])
 def list_cases(
     status: Literal["open", "approved", "rejected", "all"] = "open",
     campaign_id: str | None = None,
@@ -55,7 +34,7 @@ def list_cases(
         )  # fmt: skip
 
 
-@router.get("/cases/{case_id}")
+@router.get("/cases/{case_id}", response_model=schemas.Case)
 def get_case(
     case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)], lang: Literal["zh-CN", "en"] = "zh-CN"
 ) -> dict:
@@ -71,7 +50,7 @@ def _decide(case_id: int, action: str, body: schemas.Decision, header_key: str |
         )  # fmt: skip
 
 
-@router.post("/cases/{case_id}/approve")
+@router.post("/cases/{case_id}/approve", response_model=schemas.Decided)
 def approve(
     case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
     body: schemas.Decision,
@@ -81,7 +60,7 @@ def approve(
     return _decide(case_id, "approve", body, idempotency_key)
 
 
-@router.post("/cases/{case_id}/reject")
+@router.post("/cases/{case_id}/reject", response_model=schemas.Decided)
 def reject(
     case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
     body: schemas.Decision,
@@ -91,7 +70,7 @@ def reject(
     return _decide(case_id, "reject", body, idempotency_key)
 
 
-@router.post("/cases/bulk")
+@router.post("/cases/bulk", response_model=list[schemas.BulkOutcome])
 def bulk(body: schemas.BulkDecision, idempotency_key: str | None = Header(None)) -> list[dict]:
     with session_scope() as session:
         return service.bulk_decide(
@@ -100,14 +79,14 @@ def bulk(body: schemas.BulkDecision, idempotency_key: str | None = Header(None))
         )  # fmt: skip
 
 
-@router.get("/rate")
+@router.get("/rate", response_model=list[schemas.Rate])
 def fraud_rate(by: Literal["campaign", "channel"] = "campaign") -> list[dict]:
     """Rejected referrals / all referrals (the plan's reference point: 0.5%)."""
     with session_scope() as session:
         return service.fraud_rate(session, by)
 
 
-@router.get("/reasons")
+@router.get("/reasons", response_model=list[schemas.ReasonCode])
 def reasons() -> list[dict]:
     return [
         {"code": r.code, "weight": r.weight, "pattern": r.pattern, "zh": r.zh, "en": r.en}
@@ -115,7 +94,7 @@ def reasons() -> list[dict]:
     ]
 
 
-@router.get("/persons/{person_id}")
+@router.get("/persons/{person_id}", response_model=schemas.PersonRisk)
 def person_risk(person_id: Annotated[int, Path(ge=0, le=DB_INT_MAX)]) -> dict:
     """The last graph scan's score and reasons for one person (score 0 when nothing was found)."""
     with warehouse.connect(read_only=True) as con:
@@ -127,7 +106,7 @@ def person_risk(person_id: Annotated[int, Path(ge=0, le=DB_INT_MAX)]) -> dict:
             "pattern": r.pattern}  # fmt: skip
 
 
-@router.post("/scan")
+@router.post("/scan", response_model=schemas.ScanResult)
 def scan() -> dict:
     """Run the graph scan now (the scheduler also runs it hourly) and refresh the review queue."""
     with session_scope() as session, warehouse.connect() as con:

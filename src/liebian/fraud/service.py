@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from liebian.campaigns import flows as campaigns
 from liebian.campaigns.models import Referral
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 from liebian.fraud import graph
 from liebian.fraud.inline import is_virtual_phone
 from liebian.fraud.models import FraudAudit, FraudCase
@@ -52,13 +53,9 @@ ACTIONS = {"approve": "approved", "reject": "rejected"}
 _Query = TypeVar("_Query", bound=Select[Any])  # the case list and its count share their filters
 
 
-class FraudError(Exception):
+class FraudError(DomainError):
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "detail": self.message, "field": self.field}
+        super().__init__(code, message, status, field=field)
 
 
 # ------------------------------------------------------------------ scan → cases

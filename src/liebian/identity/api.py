@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from liebian.db.session import session_scope
+from liebian.errors import NotFound
 from liebian.identity import service
 from liebian.identity.keys import IdentifierError, display_value
 from liebian.identity.schemas import LinkIn, LinkOut, PersonOut
@@ -21,17 +22,25 @@ def get_session() -> Iterator[Session]:
         yield session
 
 
-def _invalid(field: str, reason: str) -> JSONResponse:
-    # the same shape as the app's validation errors
-    return JSONResponse(
-        status_code=422, content={"detail": "invalid request", "errors": [{"field": field, "reason": reason}]}
-    )
+@contextmanager
+def blame_identifier(rename: Callable[[str], str]) -> Iterator[None]:
+    """An IdentifierError names the request's field (`id`, `a.id`…), not the service's."""
+    try:
+        yield
+    except IdentifierError as exc:
+        exc.field = rename(exc.field or "")
+        raise
+
+
+def _named(field: str) -> Callable[[str], str]:
+    """A renamer for `blame_identifier` that names one request field whatever the service called it."""
+    return lambda _service_field: field
 
 
 def _person(session: Session, person_id: int) -> PersonOut:
     view = service.person_view(session, person_id)
     if view is None:
-        raise HTTPException(404, detail=f"no person {person_id}")
+        raise NotFound("not_found", f"no person {person_id}")
     return PersonOut(**view.__dict__)
 
 
@@ -42,13 +51,11 @@ def lookup_person(
     session: Session = Depends(get_session),
 ):
     """The person holding an identifier (phones are matched by their HMAC, never stored in clear)."""
-    try:
+    with blame_identifier(lambda field: "id" if field != "id_type" else "id_type"):
         person_id = service.find_person(session, id_type, id)
-    except IdentifierError as exc:
-        return _invalid("id" if exc.field != "id_type" else "id_type", exc.reason)
     if person_id is None:
         id_type = id_type.strip().lower()
-        raise HTTPException(404, detail=f"no person has {id_type} {display_value(id_type, id)}")
+        raise NotFound("not_found", f"no person has {id_type} {display_value(id_type, id)}")
     return _person(session, person_id)
 
 
@@ -63,11 +70,9 @@ def link_identities(body: LinkIn, session: Session = Depends(get_session)):
     """Record evidence that two identifiers are one human: merge, already the same, or conflict."""
     sides = {}
     for side, given in (("a", body.a), ("b", body.b)):
-        try:
+        with blame_identifier(_named(f"{side}.id")):
             sides[side] = service.RawIdentifier(given.id_type, given.id)
             sides[side].key  # noqa: B018 — hashing validates the value (empty, not a phone…)
-        except IdentifierError as exc:
-            return _invalid(f"{side}.id", exc.reason)
     result = service.link_pair(session, sides["a"], sides["b"], body.source, body.observed_at)
     session.commit()  # durable before the client hears "merged"
     return LinkOut(**result.__dict__)

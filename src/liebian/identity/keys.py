@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from liebian.errors import Invalid
 from liebian.privacy.crypto import identifier_hmac, mask_identifier, mask_phone, normalize_phone
 
 ID_TYPES = (
@@ -24,11 +25,22 @@ SINGULAR_TYPES = frozenset({"unionid", "external_userid", "app_user", "douyin_op
 DIRECT_TYPES = frozenset({"phone", "payment_account"})
 
 
-class IdentifierError(ValueError):
+class IdentifierError(Invalid, ValueError):
+    """An identifier that cannot be used; `field` may be renamed by the caller that knows the request."""
+
+    summary = "invalid request"
+
     def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
         self.reason = reason
+        super().__init__("invalid", f"{field}: {reason}", field=field)
+
+    @property
+    def errors(self) -> list[dict]:
+        return [{"field": self.field or "", "reason": self.reason}]
+
+    @errors.setter
+    def errors(self, value: list[dict] | None) -> None:
+        self._errors = value
 
 
 def check_id_type(id_type: str, field: str = "id_type") -> str:

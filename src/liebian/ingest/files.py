@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from liebian.errors import Invalid
 from liebian.ingest.normalize import q
 from liebian.lazy import lazy_import
 
@@ -52,8 +53,11 @@ CHUNK = 16 * 1024 * 1024
 RAW_LIMIT = 2000  # characters of a broken line kept in the rejects
 
 
-class FileImportError(Exception):
+class FileImportError(Invalid):
     """The file cannot be read at all (missing, unknown format or encoding, no header…)."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid", message)
 
 
 @dataclass

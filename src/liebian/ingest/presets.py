@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from liebian.errors import Invalid
 from liebian.ingest.normalize import GENERIC_COLUMNS, clean_sql, generic_columns, ident, q
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-class PresetError(ValueError):
+class PresetError(Invalid, ValueError):
     """The file's columns cannot feed the chosen preset (a whole-file problem)."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid", message)
 
 
 @dataclass(frozen=True)

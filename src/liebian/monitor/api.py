@@ -6,63 +6,33 @@ from datetime import date, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.monitor import anomalies, notifications, rules, schemas, service
-from liebian.monitor.detector import DetectorError
-from liebian.monitor.service import MonitorError
+
+router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
 
 
-class _MonitorRoute(APIRoute):
-    """Answer a MonitorError / DetectorError with its status and the field it is about."""
-
-    def get_route_handler(self):
-        original = super().get_route_handler()
-
-        async def handler(request):
-            try:
-                return await original(request)
-            except MonitorError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-            except DetectorError as exc:
-                field, _, reason = str(exc).partition(": ")
-                return JSONResponse(
-                    status_code=422,
-                    content={
-                        "detail": str(exc),
-                        "code": "invalid",
-                        "errors": [{"field": field, "reason": reason}],
-                    },
-                )
-
-        return handler
-
-
-router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"], route_class=_MonitorRoute)
-
-
-@router.get("/rules")
+@router.get("/rules", response_model=list[schemas.RuleOut])
 def list_rules() -> list[dict]:
     with session_scope() as s:
         return rules.list_rules(s)
 
 
-@router.post("/rules", status_code=201)
+@router.post("/rules", status_code=201, response_model=schemas.RuleOut)
 def create_rule(body: schemas.RuleIn, request: Request) -> dict:
     with session_scope() as s:
         return rules.create_rule(s, body.model_dump(), actor=principal_of(request).name)
 
 
-@router.post("/rules/defaults", status_code=201)
+@router.post("/rules/defaults", status_code=201, response_model=list[schemas.RuleOut])
 def install_defaults(request: Request) -> list[dict]:
     with session_scope() as s:
         return rules.install_default_rules(s, actor=principal_of(request).name)
 
 
-@router.patch("/rules/{rule_id}")
+@router.patch("/rules/{rule_id}", response_model=schemas.RuleOut)
 def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict:
     with session_scope() as s:
         return rules.update_rule(
@@ -70,13 +40,13 @@ def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict
         )
 
 
-@router.delete("/rules/{rule_id}")
+@router.delete("/rules/{rule_id}", response_model=schemas.RuleOut)
 def disable_rule(rule_id: int, request: Request) -> dict:
     with session_scope() as s:
         return rules.delete_rule(s, rule_id, actor=principal_of(request).name)
 
 
-@router.post("/rules/evaluate")
+@router.post("/rules/evaluate", response_model=list[schemas.AlertOut])
 def evaluate(
     day: date | None = Query(None, description="the day to check (YYYY-MM-DD)"),
     hour: datetime | None = Query(
@@ -87,7 +57,7 @@ def evaluate(
         return rules.evaluate_rules(s, day, hour=hour.replace(tzinfo=None) if hour else None)
 
 
-@router.get("/series")
+@router.get("/series", response_model=schemas.SeriesOut)
 def series(
     metric: str,
     start: date,
@@ -104,7 +74,7 @@ def series(
     return {"metric": metric, "grain": grain, "scope": scope, "points": anomalies.series_points(values)}
 
 
-@router.get("/series/live")
+@router.get("/series/live", response_model=list[schemas.LiveSeriesOut])
 def live_series(
     metric: str = "participants", days: int = Query(2, ge=1, le=anomalies.MAX_HOURLY_DAYS)
 ) -> list[dict]:
@@ -117,7 +87,7 @@ def live_series(
         ]  # fmt: skip
 
 
-@router.get("/alerts")
+@router.get("/alerts", response_model=list[schemas.AlertOut | schemas.AlertGroupOut])
 def list_alerts(
     status: Literal["open", "acknowledged", "resolved"] | None = None,
     level: Literal["一般", "重要", "紧急"] | None = None,
@@ -131,19 +101,19 @@ def list_alerts(
         return service.list_alerts(s, status, level, group_key, limit)
 
 
-@router.get("/alerts/{alert_id}")
+@router.get("/alerts/{alert_id}", response_model=schemas.AlertOut)
 def get_alert(alert_id: int) -> dict:
     with session_scope() as s:
         return service.get_alert(s, alert_id)
 
 
-@router.post("/alerts/{alert_id}/acknowledge")
+@router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertOut)
 def acknowledge(alert_id: int, request: Request) -> dict:
     with session_scope() as s:
         return service.acknowledge(s, alert_id, actor=principal_of(request).name)
 
 
-@router.post("/alerts/{alert_id}/resolve")
+@router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut)
 def resolve(alert_id: int, body: schemas.ResolveIn, request: Request) -> dict:
     with session_scope() as s:
         alert = service.resolve(s, alert_id, body.root_cause, actor=principal_of(request).name)
@@ -151,19 +121,19 @@ def resolve(alert_id: int, body: schemas.ResolveIn, request: Request) -> dict:
         return alert
 
 
-@router.post("/escalate")
+@router.post("/escalate", response_model=list[schemas.AlertOut])
 def escalate() -> list[dict]:
     with session_scope() as s:
         return notifications.escalate_due(s)
 
 
-@router.get("/channels")
+@router.get("/channels", response_model=list[schemas.ChannelOut])
 def list_channels() -> list[dict]:
     with session_scope() as s:
         return notifications.list_channels(s)
 
 
-@router.post("/channels", status_code=201)
+@router.post("/channels", status_code=201, response_model=schemas.ChannelOut)
 def add_channel(body: schemas.ChannelIn, request: Request) -> dict:
     with session_scope() as s:
         return notifications.add_channel(
@@ -177,13 +147,13 @@ def add_channel(body: schemas.ChannelIn, request: Request) -> dict:
         )
 
 
-@router.get("/deliveries")
+@router.get("/deliveries", response_model=list[schemas.DeliveryOut])
 def list_deliveries(alert_id: int | None = None, limit: int = Query(200, ge=1, le=10000)) -> list[dict]:
     with session_scope() as s:
         return notifications.list_deliveries(s, alert_id, limit)
 
 
-@router.post("/scan")
+@router.post("/scan", response_model=schemas.ScanOut)
 def scan(body: schemas.ScanIn) -> dict:
     with session_scope() as s:
         return anomalies.scan_series(

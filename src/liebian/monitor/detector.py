@@ -30,6 +30,8 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     pd = lazy_import("pandas")
     sm_seasonal = lazy_import("statsmodels.tsa.seasonal")
 
+from liebian.errors import Invalid
+
 DEFAULT_SENSITIVITY = 3.0
 DEFAULT_MIN_CHANGE = 0.15  # below this relative move no alert (3% noise makes 3σ ≈ 9%)
 MIN_PERIODS = 3  # full cycles of history before the first forecast (two more learn its error)
@@ -46,8 +48,11 @@ SPRING_FESTIVAL = {
 }
 
 
-class DetectorError(ValueError):
-    pass
+class DetectorError(Invalid, ValueError):
+    """A series the detector cannot use; the message is "field: reason"."""
+
+    def __init__(self, message: str):
+        super().__init__("invalid", message)
 
 
 @dataclass(frozen=True)

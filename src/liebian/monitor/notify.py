@@ -32,6 +32,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
+from liebian.errors import BadGateway
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -63,8 +64,11 @@ PUBLIC_FIELDS = (
 SCOPE_FIELDS = ("campaign_id", "channel", "group_id")
 
 
-class NotifyError(Exception):
-    pass
+class NotifyError(BadGateway):
+    """A notification channel refused or could not be reached."""
+
+    def __init__(self, message: str):
+        super().__init__("unavailable", message)
 
 
 @dataclass

@@ -1,11 +1,13 @@
-"""Request shapes of the monitoring API."""
+"""Request and response shapes of the monitoring API."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from liebian.shapes import Open
 
 Level = Literal["一般", "重要", "紧急"]
 
@@ -63,3 +65,82 @@ class ScanIn(BaseModel):
     sensitivity: float = Field(3.0, gt=0)
     min_change: float = Field(0.15, ge=0)
     grain: Literal["day", "hour"] = "day"
+
+
+# ------------------------------------------------------------------ responses
+
+
+class RuleOut(Open):
+    id: int
+    name: str
+    metric: str
+    op: str
+    threshold: float
+    campaign_id: str | None = None
+    channel: str | None = None
+    level: str
+    action: str
+    auto_adjust: bool
+    limits: dict[str, Any]
+    enabled: bool
+
+
+class AlertOut(Open):
+    id: int
+    kind: str | None = None
+    metric: str | None = None
+    scope: dict[str, Any] | None = None
+    level: str | None = None
+    status: str | None = None
+    title: str | None = None
+
+
+class AlertGroupOut(Open):
+    """`grouped=true`: alerts folded by group key."""
+
+    group_key: str
+    alerts: int
+    worst_level: str
+    metrics: list[str]
+
+
+class ChannelOut(Open):
+    id: int
+    name: str
+    kind: str
+    target: str
+    signed: bool
+    min_level: str
+    enabled: bool
+
+
+class DeliveryOut(Open):
+    id: int
+    alert_id: int | None = None
+    channel_id: int | None = None
+    channel: str | None = None
+    event: str
+    status: str
+    attempts: int
+    http_status: int | None = None
+    error: str | None = None
+    created_at: str | None = None
+
+
+class SeriesOut(Open):
+    metric: str
+    grain: str
+    scope: dict[str, str]
+    points: list[Any]
+
+
+class LiveSeriesOut(Open):
+    campaign_id: str
+    channel: str | None = None
+    since: str
+    metric: str
+    points: list[Any]
+
+
+class ScanOut(Open):
+    """The detector's verdict over a series (anomalies and the model's expectations)."""

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
+from liebian.errors import DomainError
 from liebian.monitor.models import Alert
 
 LEVELS = ("一般", "重要", "紧急")
@@ -35,17 +36,13 @@ STATUSES = ("open", "acknowledged", "resolved")
 CHANNEL_KINDS = ("wecom", "dingtalk", "webhook", "email")
 
 
-class MonitorError(Exception):
+class MonitorError(DomainError):
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"detail": self.message, "code": self.code}
-        if self.status == 422 or self.field:  # which field, and why
-            field, _, reason = self.message.partition(": ")
-            body["errors"] = [{"field": self.field or "", "reason": reason or self.message}]
-        return body
+        errors = None
+        if status == 422 or field:  # which field, and why (also on a 404/409 that names one)
+            reason = message.partition(": ")[2]
+            errors = [{"field": field or "", "reason": reason or message}]
+        super().__init__(code, message, status, field=field, errors=errors)
 
 
 def invalid(field: str, reason: str) -> MonitorError:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, overload
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
+from liebian.errors import Invalid
 from liebian.lazy import lazy_import
 from liebian.output import err_console
 
@@ -22,8 +23,14 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     duckdb = lazy_import("duckdb")
 
 
-class PredictError(ValueError):
-    """Bad input to a model (the message names the field and the reason); HTTP 422, CLI exit 2."""
+class PredictError(Invalid, ValueError):
+    """Bad input to a model (the message names the field and the reason); HTTP 422, CLI exit 2.
+    The router names the parameter at fault (`errors.blame`); `detail` is "invalid request"."""
+
+    summary = "invalid request"
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__("invalid", message, field=field)
 
 
 # Who else wants to hear about a fit's steps (the console's progress display); per thread/task.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
+
+from liebian.shapes import Open
 
 
 class Variant(BaseModel):
@@ -41,3 +44,49 @@ class SimulateRequest(BaseModel):
     start: date | None = None
     calibrate_campaign: str | None = None
     runs: int = Field(1000, ge=1, le=20000)
+
+
+# ------------------------------------------------------------------ responses
+
+
+class LtvFit(Open):
+    """The fitted CLV model: its metrics and the `top` persons by CLV."""
+
+    top: list[dict[str, Any]]
+
+
+class ModelFit(Open):
+    """A fitted model's summary (lifecycle chain, churn classifier, segments): metrics and parameters."""
+
+
+class ChurnRisk(Open):
+    """One person's churn probability under the stored model."""
+
+
+class Attribution(Open):
+    """Credit per channel or campaign under each attribution model."""
+
+
+class StoredModel(Open):
+    """A fitted model kept in the model store."""
+
+
+class Assignment(BaseModel):
+    unit_id: str
+    variant: str
+
+
+class Plan(BaseModel):
+    n_per_variant: int | float
+    baseline: float
+    mde: float
+
+
+class Readout(Open):
+    """The experiment's effect, interval and decision."""
+
+
+class Projection(Open):
+    """The growth simulation's runs summarised per cycle; `calibration` when fitted to a campaign."""
+
+    calibration: dict[str, Any] | None = None

@@ -18,6 +18,7 @@ from liebian.privacy.schemas import (
     InventoryRow,
     NoticeCreate,
     NoticeOut,
+    PersonExport,
     RequestOut,
     RevealOut,
     RevealRequest,
@@ -30,11 +31,8 @@ NOT_FOUND = {**ERRORS, 404: {"description": "no such person"}}
 
 
 def _run(fn, *args, status: int = 200, **kwargs):
-    try:
-        with session_scope() as s:
-            result = fn(s, *args, **kwargs)
-    except service.PrivacyError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.as_dict())
+    with session_scope() as s:
+        result = fn(s, *args, **kwargs)
     return JSONResponse(status_code=status, content=encode(result))
 
 
@@ -51,7 +49,7 @@ def notice_current():
     with session_scope() as s:
         current = service.current_notice(s)
     if current is None:
-        return JSONResponse(status_code=404, content={"detail": "no privacy notice has been published"})
+        raise service.PrivacyError("not_found", "no privacy notice has been published", 404)
     return JSONResponse(encode(current))
 
 
@@ -105,7 +103,7 @@ def inventory() -> list[dict]:
     return retention.data_inventory()
 
 
-@router.post("/requests/export", responses=NOT_FOUND)
+@router.post("/requests/export", response_model=PersonExport, responses=NOT_FOUND)
 def export(body: SubjectRequest, request: Request) -> dict:
     """Everything about a person across both stores (JSON). Audited."""
     return _run(
@@ -137,16 +135,13 @@ def requests():
 @router.post("/persons/{person_id}/reveal", response_model=RevealOut, responses=NOT_FOUND)
 def reveal(person_id: int, body: RevealRequest, request: Request):
     """Decrypt a person's phone (or payment account). Audited with the reason given."""
-    try:
-        with session_scope() as s:
-            values = subject_requests.reveal(
-                s,
-                person_id,
-                body.id_type,
-                actor=principal_of(request).name,
-                ip=client_ip(request),
-                reason=body.reason,
-            )
-    except service.PrivacyError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.as_dict())
+    with session_scope() as s:
+        values = subject_requests.reveal(
+            s,
+            person_id,
+            body.id_type,
+            actor=principal_of(request).name,
+            ip=client_ip(request),
+            reason=body.reason,
+        )
     return {"person_id": person_id, "id_type": body.id_type, "values": values}

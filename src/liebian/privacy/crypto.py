@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
+from liebian.errors import Unavailable
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -44,8 +45,11 @@ class Keys:
     encryption_keys: dict[str, bytes] = field(default_factory=dict)  # every readable key by id
 
 
-class KeyError_(ValueError):
-    """A key is missing or malformed (the message says which)."""
+class KeyError_(Unavailable, ValueError):
+    """A key is missing or malformed (the message says which): the server cannot serve this now."""
+
+    def __init__(self, message: str):
+        super().__init__("unavailable", message)
 
 
 def _key_file(data_dir: str) -> str:

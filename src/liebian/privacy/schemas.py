@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from liebian.auth.schemas import UtcDateTime
+from liebian.shapes import Open
 
 Purpose = Literal["collection", "marketing", "analytics", "sharing"]
 
@@ -103,3 +104,9 @@ class InventoryRow(BaseModel):
     purpose: str
     protection: str
     retention: str
+
+
+class PersonExport(Open):
+    """Everything liebian holds about one person, by store and table (the tables vary with the data)."""
+
+    person_id: int

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from liebian.analytics.common import AnalyticsError
 from liebian.db.session import session_scope
-from liebian.reports import service
+from liebian.reports import schemas, service
 from liebian.reports.schemas import DocumentIn, SubscriptionIn, TargetIn
 from liebian.reports.service import ReportError
 
@@ -17,25 +17,19 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _error(exc: ReportError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-
 def _report(kind: str, start: date | None, end: date | None):
     if (start is None) != (end is None):
-        return _error(ReportError("start, end: give both or neither", field="start"))
+        raise ReportError("start, end: give both or neither", field="start")
     try:
         return service.generate(kind, start, end)
-    except ReportError as exc:
-        return _error(exc)
-    except AnalyticsError as exc:
-        return _error(ReportError(str(exc), field="query"))
+    except AnalyticsError as exc:  # a report's body names the query, with the analysis' message
+        raise ReportError(str(exc), field="query") from exc
 
 
 KIND = Query("weekly", pattern="^(weekly|monthly)$")
 
 
-@router.get("/report.json")
+@router.get("/report.json", response_model=schemas.Report)
 def report_json(kind: str = KIND, start: date | None = None, end: date | None = None):
     """The report's data; without start/end the last complete week or month (display zone)."""
     return _report(kind, start, end)
@@ -44,8 +38,6 @@ def report_json(kind: str = KIND, start: date | None = None, end: date | None = 
 @router.get("/report.html", response_class=HTMLResponse)
 def report_html(kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
-    if isinstance(report, JSONResponse):
-        return report
     return HTMLResponse(service.render_html(report))
 
 
@@ -61,8 +53,6 @@ def report_html(kind: str = KIND, start: date | None = None, end: date | None = 
 )
 def report_xlsx(kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
-    if isinstance(report, JSONResponse):
-        return report
     return xlsx_response(report)
 
 
@@ -76,62 +66,50 @@ def xlsx_response(report: dict) -> Response:
     )
 
 
-@router.get("/targets")
+@router.get("/targets", response_model=list[schemas.TargetOut])
 def targets() -> list[dict]:
     with session_scope() as s:
         return service.list_targets(s)
 
 
-@router.post("/targets", status_code=201)
+@router.post("/targets", status_code=201, response_model=schemas.TargetOut)
 def add_target(body: TargetIn):
-    try:
-        with session_scope() as s:
-            return service.create_target(s, **body.model_dump())
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.create_target(s, **body.model_dump())
 
 
-@router.delete("/targets/{target_id}", status_code=204)
+@router.delete("/targets/{target_id}", status_code=204, response_class=Response)
 def delete_target(target_id: int):
-    try:
-        with session_scope() as s:
-            service.delete_target(s, target_id)
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        service.delete_target(s, target_id)
     return Response(status_code=204)
 
 
-@router.get("/subscriptions")
+@router.get("/subscriptions", response_model=list[schemas.SubscriptionOut])
 def subscriptions() -> list[dict]:
     with session_scope() as s:
         return service.list_subscriptions(s)
 
 
-@router.post("/subscriptions", status_code=201)
+@router.post("/subscriptions", status_code=201, response_model=schemas.SubscriptionOut)
 def subscribe(body: SubscriptionIn):
-    try:
-        with session_scope() as s:
-            return service.subscribe(s, body.kind, body.channel, body.address, body.secret)
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.subscribe(s, body.kind, body.channel, body.address, body.secret)
 
 
-@router.delete("/subscriptions/{subscription_id}")
+@router.delete("/subscriptions/{subscription_id}", response_model=schemas.SubscriptionOut)
 def unsubscribe(subscription_id: int):
-    try:
-        with session_scope() as s:
-            return service.unsubscribe(s, subscription_id)
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        return service.unsubscribe(s, subscription_id)
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=list[schemas.RunOut])
 def runs(limit: int = Query(100, ge=1, le=1000)) -> list[dict]:
     with session_scope() as s:
         return service.list_runs(s, limit)
 
 
-@router.post("/send-due")
+@router.post("/send-due", response_model=list[schemas.SentOut])
 def send_due() -> list[dict]:
     """Run the schedule now: deliver every report due today that was not delivered yet."""
     return service.run_scheduled()
@@ -140,39 +118,33 @@ def send_due() -> list[dict]:
 # ------------------------------------------------------------------ kept reports (documents)
 
 
-@router.get("/documents")
+@router.get("/documents", response_model=list[schemas.DocumentOut])
 def documents(limit: int = Query(50, ge=1, le=500)) -> list[dict]:
     """Kept reports, newest first (without their data)."""
     with session_scope() as s:
         return service.list_documents(s, limit)
 
 
-@router.post("/documents", status_code=202)
+@router.post("/documents", status_code=202, response_model=schemas.DocumentOut)
 def request_document(body: DocumentIn, request: Request):
     """Generate a report and keep it: answers at once (status pending); the server builds it in the
     background — poll GET /documents/{id}."""
     from liebian.auth.deps import principal_of
 
-    try:
-        with session_scope() as s:
-            doc = service.request_document(
-                s, body.kind, body.start, body.end, requested_by=principal_of(request).name
-            )
-    except ReportError as exc:
-        return _error(exc)
+    with session_scope() as s:
+        doc = service.request_document(
+            s, body.kind, body.start, body.end, requested_by=principal_of(request).name
+        )
     service.produce_later(doc["id"])
     return doc
 
 
-def _kept(document_id: int) -> dict | JSONResponse:
-    try:
-        with session_scope() as s:
-            return service.get_document(s, document_id)
-    except ReportError as exc:
-        return _error(exc)
+def _kept(document_id: int) -> dict:
+    with session_scope() as s:
+        return service.get_document(s, document_id)
 
 
-@router.get("/documents/{document_id}")
+@router.get("/documents/{document_id}", response_model=schemas.KeptDocument)
 def document(document_id: int):
     """A kept report with its data (`report`); 409 while it is still being built."""
     return _kept(document_id)
@@ -181,7 +153,7 @@ def document(document_id: int):
 @router.get("/documents/{document_id}/report.html", response_class=HTMLResponse)
 def document_html(document_id: int):
     kept = _kept(document_id)
-    return kept if isinstance(kept, JSONResponse) else HTMLResponse(service.render_html(kept["report"]))
+    return HTMLResponse(service.render_html(kept["report"]))
 
 
 @router.get(
@@ -196,4 +168,4 @@ def document_html(document_id: int):
 )
 def document_xlsx(document_id: int):
     kept = _kept(document_id)
-    return kept if isinstance(kept, JSONResponse) else xlsx_response(kept["report"])
+    return xlsx_response(kept["report"])

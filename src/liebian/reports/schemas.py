@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from liebian.shapes import Open
 
 
 class TargetIn(BaseModel):
@@ -34,3 +36,68 @@ class DocumentIn(BaseModel):
     kind: Literal["weekly", "monthly"] = "weekly"
     start: date | None = None
     end: date | None = None
+
+
+# ------------------------------------------------------------------ responses
+
+
+class Report(Open):
+    """A report's data: the period, the KPIs against their targets, the sections."""
+
+    kind: str
+    period_start: str
+    period_end: str
+
+
+class TargetOut(BaseModel):
+    id: int
+    name: str
+    metric: str
+    baseline: float
+    target: float
+    start_date: str
+    due_date: str
+    owner: str | None = None
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    kind: str
+    channel: str
+    address: str
+    active: bool
+
+
+class RunOut(Open):
+    id: int
+    subscription_id: int | None = None
+    kind: str
+    period_start: str
+    period_end: str
+    status: str
+    detail: str | None = None
+    sent_at: str | None = None
+
+
+class SentOut(Open):
+    subscription_id: int
+    kind: str
+    period_start: str
+    status: str
+    detail: str | None = None
+
+
+class DocumentOut(Open):
+    id: int
+    kind: str
+    period_start: str
+    period_end: str
+    status: str
+    detail: str | None = None
+    requested_by: str | None = None
+    created_at: str
+    finished_at: str | None = None
+
+
+class KeptDocument(DocumentOut):
+    report: dict[str, Any]

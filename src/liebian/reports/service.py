@@ -40,6 +40,7 @@ from liebian.analytics import service as analytics
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import rowcount, session_scope
+from liebian.errors import DomainError, code_for
 from liebian.lazy import lazy_import
 from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
 
@@ -70,15 +71,12 @@ ALERT_COLUMNS = (
 FRAUD_RATE_LIMIT = 0.005  # the plan's ceiling (REQUIREMENTS: fraud rate ≤ 0.5%)
 
 
-class ReportError(Exception):
-    def __init__(self, message: str, status: int = 422, field: str = ""):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.field = field
+class ReportError(DomainError):
+    """A refused report request; the body always names the field (as the app's 422s do)."""
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"detail": self.message, "errors": [{"field": self.field, "reason": self.message}]}
+    def __init__(self, message: str, status: int = 422, field: str = ""):
+        errors = [{"field": field, "reason": message}]
+        super().__init__(code_for(status), message, status, field=field, errors=errors)
 
 
 # ------------------------------------------------------------------ periods and schedule

@@ -6,8 +6,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.responses import Response
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
@@ -20,23 +19,7 @@ if TYPE_CHECKING:
 else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     httpx = lazy_import("httpx")
 
-
-class _LedgerRoute(APIRoute):
-    """Answer a LedgerError with its status and code instead of a 500."""
-
-    def get_route_handler(self):
-        original = super().get_route_handler()
-
-        async def handler(request):
-            try:
-                return await original(request)
-            except LedgerError as exc:
-                return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-        return handler
-
-
-router = APIRouter(prefix="/api/v1", tags=["rewards"], route_class=_LedgerRoute)
+router = APIRouter(prefix="/api/v1", tags=["rewards"])
 
 ACTIONS = {
     "approve": service.APPROVED,
@@ -121,7 +104,7 @@ def review_hold(reward_id: int, body: schemas.ReviewHoldRequest):
         return service.set_review_hold(s, reward_id, body.held, actor=body.actor, note=body.note).as_dict()
 
 
-@router.get("/my/rewards")
+@router.get("/my/rewards", response_model=schemas.MyRewards)
 def my_rewards(person_id: int):
     """A participant's rewards and balances (the auth layer binds person_id to the caller)."""
     with session_scope() as s:
@@ -165,7 +148,7 @@ def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | N
         ]
 
 
-@router.post("/ledger/release")
+@router.post("/ledger/release", response_model=schemas.Released)
 def release(as_of: datetime | None = None):
     """Approve pending rewards whose hold period is over (the background worker also does this).
 
@@ -258,7 +241,7 @@ def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
         ).as_dict()
 
 
-@router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204)
+@router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204, response_class=Response)
 def delete_endpoint(endpoint_id: int):
     with session_scope() as s:
         webhooks.delete_endpoint(s, endpoint_id)
@@ -286,7 +269,7 @@ def replay_delivery(delivery_id: int):
         return webhooks.replay(s, delivery_id)
 
 
-@router.post("/webhooks/deliver")
+@router.post("/webhooks/deliver", response_model=schemas.DeliveryRound)
 def deliver_now():
     """Run one delivery round now (the background worker and `liebian ledger deliver` do the same)."""
     with session_scope() as s, httpx.Client(timeout=webhooks.TIMEOUT_S) as client:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from liebian.schemas import UtcDateTime
@@ -136,3 +138,39 @@ class Delivery(BaseModel):
 class DeliveryDetail(Delivery):
     payload: dict
     log: list[dict]
+
+
+class MyBalance(BaseModel):
+    state: str
+    value_fen: int
+    rewards: int
+
+
+class MyReward(BaseModel):
+    """A reward as the participant's page reads it (times as stored: naive UTC)."""
+
+    id: int
+    campaign_id: str
+    person_id: int
+    reward_code: str
+    value_fen: int
+    state: str
+    source_ref: str
+    created_at: datetime
+    reason: str = ""
+    hold_until: datetime | None = None
+    held_for_review: bool = False
+    updated_at: datetime | None = None
+
+
+class MyRewards(BaseModel):
+    rewards: list[MyReward]
+    balances: list[MyBalance]
+
+
+class Released(BaseModel):
+    released: int
+
+
+class DeliveryRound(BaseModel):
+    attempted: int

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from liebian import ports
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
+from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
@@ -67,17 +68,10 @@ GENESIS = "0" * 64
 MAX_KEY = 160
 
 
-class LedgerError(Exception):
+class LedgerError(DomainError):
     """A refused ledger operation. `status` is the HTTP status the API answers with."""
 
-    def __init__(self, code: str, message: str, status: int = 409):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"detail": self.message, "code": self.code}
+    default_status = 409
 
 
 @dataclass(frozen=True)

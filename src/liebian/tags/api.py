@@ -5,121 +5,85 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import JSONResponse
 
 from liebian.db.session import session_scope
+from liebian.errors import blame
 from liebian.predict.common import PredictError
-from liebian.tags import service
-from liebian.tags.rules import RuleError
+from liebian.tags import schemas, service
 from liebian.tags.schemas import RuleIn, TagIn
-from liebian.tags.service import TagError
 
 router = APIRouter(prefix="/api/v1/tags", tags=["tags"])
 
 
-def _error(exc: TagError) -> JSONResponse:
-    return JSONResponse(status_code=exc.status, content=exc.as_dict())
-
-
-@router.get("/features")
+@router.get("/features", response_model=list[schemas.Feature])
 def features() -> list[dict]:
     """The rule language's vocabulary: feature names, types and meanings."""
     return [{"name": k, "type": t, "description": d} for k, (t, d) in service.FEATURES.items()]
 
 
-@router.post("/validate")
+@router.post("/validate", response_model=schemas.RuleCheck)
 def validate(body: RuleIn):
-    try:
-        rule = service.check_rule(body.rule)
-    except RuleError as exc:
-        return JSONResponse(
-            status_code=422,
-            content={
-                "detail": "invalid rule",
-                "errors": [{"field": "rule", "reason": str(exc), **exc.as_dict()}],
-            },
-        )
+    rule = service.check_rule(body.rule)
     return {"valid": True, "features": sorted(rule.features)}
 
 
-@router.get("")
+@router.get("", response_model=list[schemas.Tag])
 def list_tags(all_versions: bool = False) -> list[dict]:
     with session_scope() as session:
         return service.list_tags(session, all_versions)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=schemas.Tag)
 def define(body: TagIn):
-    try:
-        with session_scope() as session:
-            return service._tag_dict(
-                service.define_tag(session, body.name, body.rule, body.level, body.description)
-            )
-    except TagError as exc:
-        return _error(exc)
+    with session_scope() as session:
+        return service._tag_dict(
+            service.define_tag(session, body.name, body.rule, body.level, body.description)
+        )
 
 
-@router.post("/defaults")
+@router.post("/defaults", response_model=list[schemas.Tag])
 def install_defaults() -> list[dict]:
     with session_scope() as session:
         return [service._tag_dict(t) for t in service.install_defaults(session)]
 
 
-@router.post("/recompute")
+@router.post("/recompute", response_model=schemas.Recompute)
 def recompute():
-    try:
-        with session_scope() as session:
-            return service.recompute(session)
-    except PredictError as exc:
-        return JSONResponse(
-            status_code=422,
-            content={"detail": "invalid request", "errors": [{"field": "warehouse", "reason": str(exc)}]},
-        )
+    with blame("warehouse"), session_scope() as session:
+        return service.recompute(session)
 
 
-@router.get("/runs")
+@router.get("/runs", response_model=list[schemas.Run])
 def runs(limit: int = Query(20, ge=1, le=1000)) -> list[dict]:
     with session_scope() as session:
         return service.runs(session, limit)
 
 
-@router.get("/persons/{person_id}")
+@router.get("/persons/{person_id}", response_model=schemas.PersonTags)
 def person(person_id: Annotated[int, Path(ge=0, le=2**63 - 1)]):
     """A person's current tags and health score (health is null while the warehouse has no activity)."""
+    with session_scope() as session:
+        tags = service.person_tags(session, person_id)
     try:
-        with session_scope() as session:
-            tags = service.person_tags(session, person_id)
-        try:
-            health = service.person_health(person_id)
-        except PredictError:
-            health = None
-        return {"person_id": person_id, "tags": tags, "health": health}
-    except TagError as exc:
-        return _error(exc)
+        health = service.person_health(person_id)
+    except PredictError:
+        health = None
+    return {"person_id": person_id, "tags": tags, "health": health}
 
 
-@router.get("/history")
+@router.get("/history", response_model=list[schemas.HistoryRow])
 def history(tag: str | None = None, person: int | None = None, limit: int = Query(1000, ge=1, le=100000)):
-    try:
-        with session_scope() as session:
-            return service.history(session, tag, person, limit)
-    except TagError as exc:
-        return _error(exc)
+    with session_scope() as session:
+        return service.history(session, tag, person, limit)
 
 
-@router.get("/{name}/members")
+@router.get("/{name}/members", response_model=schemas.Members)
 def members(name: str, limit: int = Query(1000, ge=1, le=100000), offset: int = Query(0, ge=0)):
-    try:
-        with session_scope() as session:
-            return {"tag": name, "person_ids": service.members(session, name, limit, offset)}
-    except TagError as exc:
-        return _error(exc)
+    with session_scope() as session:
+        return {"tag": name, "person_ids": service.members(session, name, limit, offset)}
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", response_model=schemas.Tag)
 def retire(name: str):
-    try:
-        with session_scope() as session:
-            return service._tag_dict(service.retire_tag(session, name))
-    except TagError as exc:
-        return _error(exc)
+    with session_scope() as session:
+        return service._tag_dict(service.retire_tag(session, name))

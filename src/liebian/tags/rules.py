@@ -26,6 +26,8 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     np = lazy_import("numpy")
     pd = lazy_import("pandas")
 
+from liebian.errors import Invalid
+
 MAX_RULE_LENGTH = 2000
 
 _OPS = {
@@ -40,12 +42,16 @@ _OPS = {
 }
 
 
-class RuleError(ValueError):
+class RuleError(Invalid, ValueError):
     """A rule that cannot be used; `position` is the 1-based column, `token` the offending text."""
+
+    summary = "invalid rule"
 
     def __init__(self, rule: str, position: int, token: str, reason: str) -> None:
         self.rule, self.position, self.token, self.reason = rule, position, token, reason
-        super().__init__(f"rule error at position {position} ({token!r}): {reason}")
+        message = f"rule error at position {position} ({token!r}): {reason}"
+        errors = [{"field": "rule", "reason": reason, "position": position, "token": token, "rule": rule}]
+        super().__init__("invalid_rule", message, field="rule", errors=errors)
 
     def as_dict(self) -> dict:
         return {"position": self.position, "token": self.token, "reason": self.reason, "rule": self.rule}

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.db.base import table_of, utcnow
+from liebian.errors import DomainError, code_for
 from liebian.lazy import lazy_import
 from liebian.predict import service as predict_service
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
@@ -86,20 +87,17 @@ DEFAULT_TAGS = (
 )
 
 
-class TagError(ValueError):
+class TagError(DomainError, ValueError):
     """A tag request that cannot be done (status 404/409/422)."""
+
+    summary = "invalid request"
 
     def __init__(
         self, message: str, status: int = 422, field: str = "tag", detail: dict[str, Any] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status, self.field, self.detail = status, field, detail or {}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "detail": "invalid request",
-            "errors": [{"field": self.field, "reason": str(self), **self.detail}],
-        }
+        self.detail = detail or {}
+        errors = [{"field": field, "reason": message, **self.detail}]
+        super().__init__(code_for(status), message, status, field=field, errors=errors)
 
 
 def _pct(values: pd.Series) -> np.ndarray:

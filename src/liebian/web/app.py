@@ -15,7 +15,9 @@ from liebian import __version__
 from liebian.bootstrap import bootstrap
 from liebian.config import get_settings
 from liebian.db import migrate
+from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
+from liebian.shapes import Open
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
 ROUTERS = [
@@ -54,6 +56,12 @@ ROUTERS = [
     "liebian.web.pages.data",
     "liebian.web.pages.settings",
 ]
+
+
+class Health(Open):
+    status: str
+    version: str
+    console_warmup: dict
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -123,7 +131,13 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         ]
         return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": problems})
 
-    @app.get("/api/v1/health", tags=["system"])
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        # The one translation of a refused request: status, stable code, field, both languages.
+        lang = request_lang(request.headers.get("accept-language"), request.query_params.get("lang"))
+        return JSONResponse(status_code=exc.status, content=exc.response_body(lang))
+
+    @app.get("/api/v1/health", tags=["system"], response_model=Health)
     def health() -> dict:
         from liebian.web.console import WARM_STATUS
 

@@ -21,8 +21,14 @@ from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.wecom import processing, service
-from liebian.wecom.client import WecomApiError
-from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate
+from liebian.wecom.schemas import (
+    CallbackOut,
+    ContactWayCreate,
+    ContactWayOut,
+    ContactWayUpdate,
+    FollowOut,
+    GroupMemberOut,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,54 +97,53 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     try:
         with session_scope() as s:
             result = fn(s, *args, **kwargs)
-    except (service.WecomError, CampaignError) as exc:
+    # WecomError and WecomApiError (502) are answered by the app's DomainError handler
+    except CampaignError as exc:  # not a DomainError yet (the campaign split makes it one)
         return JSONResponse(status_code=exc.status, content=exc.body())
-    except WecomApiError as exc:
-        return JSONResponse(status_code=502, content=exc.as_dict())
-    except ValueError as exc:
+    except ValueError as exc:  # bad input found by a library (no code of ours)
         return JSONResponse(status_code=422, content={"detail": str(exc), "code": "invalid", "errors": []})
     return JSONResponse(status_code=status, content=jsonable_encoder(result))
 
 
-@router.post("/api/v1/wecom/contact-ways", status_code=201)
+@router.post("/api/v1/wecom/contact-ways", status_code=201, response_model=ContactWayOut)
 def create_contact_way(body: ContactWayCreate):
     """A 联系我 code whose state maps to an inviter's invite or to a channel (created in WeCom unless
     `create_in_wecom` is false)."""
     return _run(service.create_contact_way, body, service.get_client(), status=201)
 
 
-@router.get("/api/v1/wecom/contact-ways")
+@router.get("/api/v1/wecom/contact-ways", response_model=list[ContactWayOut])
 def list_contact_ways(campaign_id: str | None = None):
     return _run(service.list_states, campaign_id)
 
 
-@router.get("/api/v1/wecom/contact-ways/{state}")
+@router.get("/api/v1/wecom/contact-ways/{state}", response_model=ContactWayOut)
 def get_contact_way(state: str):
     return _run(service.get_state, state)
 
 
-@router.put("/api/v1/wecom/contact-ways/{state}")
+@router.put("/api/v1/wecom/contact-ways/{state}", response_model=ContactWayOut)
 def update_contact_way(state: str, body: ContactWayUpdate):
     return _run(service.update_contact_way, state, body, service.get_client())
 
 
-@router.delete("/api/v1/wecom/contact-ways/{state}")
+@router.delete("/api/v1/wecom/contact-ways/{state}", response_model=ContactWayOut)
 def delete_contact_way(state: str):
     return _run(service.delete_contact_way, state, service.get_client())
 
 
-@router.get("/api/v1/wecom/follows")
+@router.get("/api/v1/wecom/follows", response_model=list[FollowOut])
 def follows(external_userid: str):
     """The staff members an external contact follows or followed (added/deleted, by whom)."""
     return _run(service.follows, external_userid)
 
 
-@router.get("/api/v1/wecom/groups/{chat_id}/members")
+@router.get("/api/v1/wecom/groups/{chat_id}/members", response_model=list[GroupMemberOut])
 def group_members(chat_id: str):
     return _run(service.group_members, chat_id)
 
 
-@router.get("/api/v1/wecom/callbacks")
+@router.get("/api/v1/wecom/callbacks", response_model=list[CallbackOut])
 def recent_callbacks(limit: int = Query(100, ge=1, le=1000)):
     """Recently processed callback events with their outcome (attribution, churn, ignored …)."""
     return _run(service.callbacks, limit)

@@ -25,6 +25,8 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     httpx = lazy_import("httpx")
 
 
+from liebian.errors import BadGateway, DomainError
+
 log = logging.getLogger(__name__)
 
 # httpx logs every request URL at INFO; WeCom puts the secret and the token in the query string.
@@ -71,14 +73,14 @@ ERROR_MESSAGES = {
 }
 
 
-class WecomApiError(Exception):
+class WecomApiError(BadGateway):
     def __init__(self, api: str, errcode: int, errmsg: str):
         self.api, self.errcode, self.errmsg = api, errcode, errmsg
         reason = ERROR_MESSAGES.get(errcode, "see WeCom's global error codes (全局错误码)")
-        super().__init__(f"WeCom {api} failed with errcode {errcode}: {reason} (errmsg: {errmsg})")
-
-    def as_dict(self) -> dict:
-        return {"detail": str(self), "code": f"wecom_{self.errcode}", "errors": []}
+        message = f"WeCom {api} failed with errcode {errcode}: {reason} (errmsg: {errmsg})"
+        # the code names WeCom's errcode; the Chinese message is the catalogue's "wecom_api" one
+        zh = DomainError("wecom_api", message).message_zh
+        super().__init__(f"wecom_{errcode}", message, message_zh=zh, errors=[])
 
 
 class WecomClient:

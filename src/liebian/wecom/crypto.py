@@ -30,16 +30,16 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     modes = lazy_import("cryptography.hazmat.primitives.ciphers.modes")
 
 
+from liebian.errors import DomainError
+
 BLOCK = 32
 
 
-class CryptoError(ValueError):
+class CryptoError(DomainError, ValueError):
     """A callback that fails a check: `code` is stable (for logs and metrics), the message says why."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(code, message)
 
 
 def aes_key(encoding_aes_key: str) -> bytes:

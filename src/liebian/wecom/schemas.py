@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from liebian.campaigns.schemas import Participant
+from liebian.shapes import Open
 
 STATE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"
 
@@ -58,3 +60,51 @@ class Message:
     unionid: str | None = None  # filled from externalcontact/get when the client is configured
     nonce: str = ""
     timestamp: int = 0
+
+
+# ------------------------------------------------------------------ responses
+
+
+class ContactWayOut(Open):
+    state: str
+    kind: str
+    campaign_id: str | None = None
+    invite_code: str | None = None
+    inviter_person_id: int | None = None
+    channel: str | None = None
+    region: str | None = None
+    store: str | None = None
+    config_id: str | None = None
+    qr_code: str | None = None
+    users: list[Any]
+    remark: str | None = None
+    created_at: datetime | None = None
+    deleted_at: datetime | None = None
+
+
+class FollowOut(Open):
+    external_userid: str
+    wecom_staff: str | None = None
+    person_id: int | None = None
+    state: str | None = None
+    campaign_id: str | None = None
+    referral_id: int | None = None
+
+
+class GroupMemberOut(Open):
+    chat_id: str
+    member_id: str
+    member_kind: Any = None
+    joined_at: datetime | None = None
+    left_at: datetime | None = None
+    in_group: bool
+
+
+class CallbackOut(Open):
+    id: int
+    event: str | None = None
+    change_type: str | None = None
+    external_userid: str | None = None
+    wecom_staff: str | None = None
+    chat_id: str | None = None
+    state: str | None = None

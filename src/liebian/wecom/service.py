@@ -40,6 +40,7 @@ from liebian.campaigns import service as campaigns
 from liebian.config import Settings, get_settings
 from liebian.db.base import utcnow
 from liebian.engine.outbox import OutboxFlusher
+from liebian.errors import DomainError
 from liebian.wecom.client import WecomApiError, WecomClient
 from liebian.wecom.crypto import CryptoError, MsgCrypt
 from liebian.wecom.models import (
@@ -57,22 +58,19 @@ CUSTOMER_EVENTS = ("add_external_contact", "edit_external_contact", "del_externa
 MAX_BODY = 64 * 1024  # WeCom's callbacks are a few hundred bytes
 
 
-class CallbackRejected(Exception):
+class CallbackRejected(DomainError):
+    """A callback refused before it is applied (WeCom is answered in plain text, see wecom/api.py)."""
+
     def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        super().__init__(code, message, status)
 
 
-class WecomError(Exception):
+class WecomError(DomainError):
     """A contact-way request refused here (before or after asking WeCom)."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.errors = [{"field": field, "reason": message}] if field else []
-
-    def body(self) -> dict[str, Any]:
-        return {"detail": self.message, "code": self.code, "errors": self.errors}
+        errors = [{"field": field, "reason": message}] if field else []
+        super().__init__(code, message, status, field=field, errors=errors)
 
 
 # ---------------------------------------------------------------- configuration

@@ -1,0 +1,57 @@
+"""The message catalogue of domain errors: stable code → (zh-CN template, English template).
+
+Templates may use `{field}` (the field at fault), `{message}` (the English message given at the raise
+site, which carries the specifics: ids, values) and the `params` of the raise. The English template is
+used only when a raise gives no message; the Chinese one always, so every error speaks both languages.
+Codes are stable: clients and logs match on them, so rename none.
+"""
+
+from __future__ import annotations
+
+MESSAGES: dict[str, tuple[str, str]] = {
+    # -- generic kinds, shared by every domain
+    "invalid": ("请求无效：{message}", "invalid request"),
+    "not_found": ("未找到：{message}", "not found"),
+    "conflict": ("与当前状态冲突：{message}", "conflict with the current state"),
+    "exists": ("已存在：{message}", "already exists"),
+    "unauthorized": ("未登录或凭据无效：{message}", "not authenticated"),
+    "forbidden": ("无权执行此操作：{message}", "forbidden"),
+    "locked": ("账号已暂时锁定：{message}", "account locked"),
+    "unavailable": ("服务暂时不可用，请稍后重试：{message}", "temporarily unavailable, retry later"),
+    "busy": ("资源正被其他进程占用，请稍后重试：{message}", "busy, retry later"),
+    "bad_state": ("当前状态不允许此操作：{message}", "not allowed in the current state"),
+    # -- rewards (ledger, payouts, webhooks)
+    "not_payable": ("奖励不可发放：{message}", "reward not payable"),
+    "endpoint_deleted": ("Webhook 端点已删除：{message}", "webhook endpoint deleted"),
+    "concurrent_change": ("数据已被并发修改，请重试：{message}", "changed concurrently, retry"),
+    "illegal_transition": ("奖励状态不能这样变更：{message}", "transition not allowed"),
+    "held_for_review": ("奖励正在风控审核中，暂不能变更：{message}", "reward held for fraud review"),
+    "idempotency_conflict": ("幂等键已用于另一个请求：{message}", "idempotency key used for another request"),
+    # -- fraud review
+    "already_decided": ("该风控案件已处理：{message}", "case already decided"),
+    # -- WeCom
+    "unknown_state": ("未知的渠道活码 state：{message}", "unknown contact-way state"),
+    "state_exists": ("渠道活码 state 已存在：{message}", "contact-way state exists"),
+    "deleted": ("已删除：{message}", "deleted"),
+    "wecom_api": ("企业微信接口调用失败：{message}", "WeCom API call failed"),
+    "missing_parameter": ("回调缺少参数：{message}", "callback parameter missing"),
+    "malformed_xml": ("回调 XML 格式错误：{message}", "malformed callback XML"),
+    "malformed_event": ("回调事件格式错误：{message}", "malformed callback event"),
+    "too_large": ("回调消息过大：{message}", "callback too large"),
+    "replayed_nonce": ("回调 nonce 重复（疑似重放）：{message}", "replayed nonce"),
+    "not_configured": ("企业微信回调未配置：{message}", "callback not configured"),
+    "bad_timestamp": ("回调时间戳无效：{message}", "bad timestamp"),
+    "stale_timestamp": ("回调时间戳已过期：{message}", "stale timestamp"),
+    "bad_nonce": ("回调 nonce 无效：{message}", "bad nonce"),
+    "bad_signature": ("回调签名校验失败：{message}", "bad signature"),
+    "bad_ciphertext": ("回调密文无效：{message}", "bad ciphertext"),
+    "bad_aes_key": ("EncodingAESKey 无效：{message}", "bad EncodingAESKey"),
+    "bad_token": ("回调 Token 无效：{message}", "bad token"),
+    "bad_receive_id": ("回调 ReceiveId 不匹配：{message}", "receive id mismatch"),
+    "bad_padding": ("回调密文填充错误：{message}", "bad padding"),
+    "bad_length": ("回调消息长度错误：{message}", "bad length"),
+    # -- analyses, models, tags, reports (bad query input)
+    "invalid_rule": ("标签规则无效：{message}", "invalid rule"),
+    "not_ready": ("尚未生成完成，请稍后再取：{message}", "not ready yet"),
+    "no_data": ("数据不足，无法计算：{message}", "not enough data"),
+}
