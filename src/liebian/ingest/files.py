@@ -57,7 +57,7 @@ class FileImportError(Invalid):
     """The file cannot be read at all (missing, unknown format or encoding, no header…)."""
 
     def __init__(self, message: str):
-        super().__init__("invalid", message)
+        super().__init__("invalid", message, field="file")
 
 
 @dataclass

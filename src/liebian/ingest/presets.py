@@ -21,7 +21,7 @@ class PresetError(Invalid, ValueError):
     """The file's columns cannot feed the chosen preset (a whole-file problem)."""
 
     def __init__(self, message: str):
-        super().__init__("invalid", message)
+        super().__init__("invalid", message, field="preset")
 
 
 @dataclass(frozen=True)
