@@ -7,8 +7,10 @@ from pathlib import Path
 
 import typer
 
+from liebian.analytics import benchmarks as bench
 from liebian.analytics import service
 from liebian.analytics.common import AnalyticsError
+from liebian.engine.backend import export_parquet
 from liebian.output import Format, emit, err_console
 
 app = typer.Typer(
@@ -199,7 +201,6 @@ def benchmarks_cmd(
     reference: Path = typer.Option(None, "--reference", help="JSON {sector: {indicator: value}} replacing the defaults."),
 ) -> None:  # fmt: skip
     """Five core indicators against industry references."""
-    from liebian.analytics import benchmarks as bench
 
     try:
         table = bench.load_reference(reference) if reference else None
@@ -214,7 +215,6 @@ def benchmarks_cmd(
 @app.command("export-parquet")
 def export_cmd() -> None:
     """Write the warehouse tables as Parquet (what the Spark engine reads)."""
-    from liebian.engine.backend import export_parquet
 
     written = export_parquet()
     emit([{"table": t, "path": str(p)} for t, p in written.items()], Format.table)

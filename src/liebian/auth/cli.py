@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from liebian.auth import policy, service
-from liebian.auth.cli_guard import acting
+from liebian.auth.cli_guard import acting, current_principal
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
 
@@ -167,7 +167,6 @@ def show_policy(fmt: Format = typer.Option(Format.table, "--format")) -> None:
 @app.command("whoami")
 def whoami() -> None:
     """Who the CLI acts as (from LIEBIAN_API_KEY, --user/LIEBIAN_USER, or the bootstrap admin)."""
-    from liebian.auth.cli_guard import current_principal
 
     try:
         p = current_principal()

@@ -33,12 +33,17 @@ from sqlalchemy.orm import Session
 
 from liebian.automation.models import ContactSlot, Journey, JourneyAction, JourneyEnrollment, JourneyMark
 from liebian.automation.schemas import Action, Condition, JourneyDefinition
+from liebian.campaigns import service as campaigns
 from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
 from liebian.db.session import rowcount, session_scope
 from liebian.engine import warehouse
 from liebian.errors import DomainError, code_for
 from liebian.lazy import lazy_import
+from liebian.predict import service as predict
+from liebian.privacy import service as privacy
+from liebian.privacy.crypto import decrypt, encrypt
+from liebian.tags import service as tags
 
 if TYPE_CHECKING:
     import duckdb
@@ -76,13 +81,11 @@ def _secrets(data: dict[str, Any], fn: Callable[[str], str]) -> dict[str, Any]:
 
 
 def _seal(d: JourneyDefinition) -> str:
-    from liebian.privacy.crypto import encrypt
 
     return json.dumps(_secrets(d.model_dump(mode="json", by_alias=True), lambda v: SEALED + encrypt(v)))
 
 
 def _definition(j: Journey) -> JourneyDefinition:
-    from liebian.privacy.crypto import decrypt
 
     data = _secrets(
         json.loads(j.definition), lambda v: decrypt(v[len(SEALED) :]) if v.startswith(SEALED) else v
@@ -230,7 +233,6 @@ def contacts(session: Session, person_id: int) -> list[dict[str, Any]]:
 
 
 def _has_consent(session: Session, person_id: int) -> bool:
-    from liebian.privacy import service as privacy
 
     return privacy.has_consent(session, person_id, "marketing")
 
@@ -247,8 +249,6 @@ def in_control(journey_id: int, person_id: int, holdout_pct: int) -> bool:
 def _candidates(session: Session, j: Journey, d: JourneyDefinition, now: datetime) -> list[int]:
     t = d.trigger
     if t.type == "segment":
-        from liebian.tags import service as tags
-
         out: list[int] = []
         while True:
             page = tags.members(session, t.tag, limit=10000, offset=len(out))
@@ -256,8 +256,6 @@ def _candidates(session: Session, j: Journey, d: JourneyDefinition, now: datetim
             if len(page) < 10000:
                 return out
     if t.type == "churn_risk":
-        from liebian.predict import service as predict
-
         feats = predict.person_features()
         scores = predict.churn_scores(feats)
         if scores is None:
@@ -319,8 +317,6 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> in
 
 def _condition(session: Session, e: JourneyEnrollment, cond: Condition) -> bool:
     if cond.tag is not None:
-        from liebian.tags import service as tags
-
         return any(t["tag"] == cond.tag for t in tags.person_tags(session, e.person_id))
     with warehouse.connect(read_only=True) as con:
         n = _count(
@@ -384,8 +380,6 @@ def _mark(session: Session, e: JourneyEnrollment, a: Action) -> str:
     if a.name is None:  # unreachable: the schema requires a name on tag and campaign actions
         raise AutomationError(f"a {a.type} action needs a name", field="name")
     if a.type == "campaign":
-        from liebian.campaigns import service as campaigns
-
         campaigns.get_campaign(session, a.name)  # raises when it does not exist
     stmt = (
         _insert(session)(JourneyMark)

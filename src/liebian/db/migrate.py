@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import liebian
 from liebian.config import get_settings
+from liebian.db.session import get_engine
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:  # the type only; the module itself is imported on first use (below)
@@ -51,8 +52,6 @@ def ensure_current(url: str | None = None) -> None:
 
 def current_revision(url: str | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
-
-    from liebian.db.session import get_engine
 
     with get_engine(url).connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

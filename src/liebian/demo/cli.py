@@ -7,7 +7,10 @@ from datetime import date, datetime
 
 import typer
 
+from liebian.analytics.overview import overview, overview_rows
 from liebian.demo.generator import DEFAULT_END_DATE, DemoSpec
+from liebian.demo.service import DemoError, build
+from liebian.engine.backend import analytics_backend
 from liebian.output import Format, console, emit, err_console
 
 app = typer.Typer()
@@ -30,9 +33,6 @@ def demo(
     fmt: Format = typer.Option(Format.table, "--format", help="Output of the KPI summary."),
 ) -> None:
     """Generate the demo brand 茶语 TeaWords, import it and print its KPI summary."""
-    from liebian.analytics.overview import overview, overview_rows
-    from liebian.demo.service import DemoError, build
-    from liebian.engine.backend import analytics_backend
 
     try:
         spec = DemoSpec(seed=seed, persons=persons, days=days, end_date=_as_date(end_date))

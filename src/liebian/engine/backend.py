@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import warehouse
+from liebian.engine.spark import spark_backend
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ def analytics_backend(engine: str | None = None) -> Iterator[ibis.BaseBackend]:
         with warehouse.connect(read_only=True) as con:
             yield ibis.duckdb.from_connection(con)
     elif engine == "spark":
-        from liebian.engine.spark import spark_backend
-
         with spark_backend(parquet_dir()) as backend:
             yield backend
     else:  # pragma: no cover - settings validation prevents it

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import typer
 
+from liebian.db import migrate
+from liebian.ingest.files import FileImportError
+from liebian.ingest.presets import PresetError
+from liebian.ingest.service import import_file
 from liebian.output import Format, emit, err_console
 
 app = typer.Typer(no_args_is_help=True)
 
 
 def _run(kind: str, path: Path, preset: str, fmt: Format, progress: bool) -> None:
-    from liebian.db import migrate
-    from liebian.ingest.files import FileImportError
-    from liebian.ingest.presets import PresetError
-    from liebian.ingest.service import import_file
 
     migrate.upgrade()
     try:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from liebian.lazy import lazy_import
+from liebian.output import err_console
 
 if TYPE_CHECKING:
     import duckdb
@@ -39,8 +40,6 @@ class Steps:
         self.progress = None
         if enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            from liebian.output import err_console
 
             self.progress = Progress(
                 TextColumn("{task.description}"),

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from liebian.analytics import service as analytics
+from liebian.analytics.common import MetricConfig, zone_offset_seconds
+from liebian.campaigns import service as campaigns
 from liebian.db.base import utcnow
 from liebian.lazy import lazy_import
 from liebian.monitor import detector
@@ -53,7 +56,6 @@ COUNT_METRICS = frozenset(SERIES_METRICS) - {"participation_rate", "referred_sha
 
 def local_time(now: datetime | None = None) -> datetime:
     """`now` (naive UTC) as naive local time of analytics' display zone (Asia/Shanghai)."""
-    from liebian.analytics.common import MetricConfig, zone_offset_seconds
 
     return (now or utcnow()) + timedelta(seconds=zone_offset_seconds(MetricConfig().zone))
 
@@ -101,7 +103,6 @@ def kpi_frame(
     display zone). Buckets that have not ended by `now` are left out: always for hours (default
     now), for days only when `now` is given.
     """
-    from liebian.analytics import service as analytics
 
     _check_series(None, start, end, grain)
     filters = analytics.make_filters(start, end, channels=[channel] if channel else (), campaigns=[campaign_id] if campaign_id else ())  # fmt: skip
@@ -137,7 +138,6 @@ def series_points(series: pd.Series) -> list[dict]:
 def live_campaigns(session: Session) -> list[dict]:
     """Campaigns that are live now (launched and inside their window), with the local hour their
     window began (the later of launch and start_at): their hourly series start there."""
-    from liebian.campaigns import service as campaigns
 
     out = []
     for c in campaigns.list_campaigns(session, status="live"):
@@ -160,7 +160,6 @@ def live_series(
     days up to the last finished hour (and from the campaign's window start): one entry per
     (campaign, channel) with a frame of the KPIs (`frame`) — campaigns that are not live are not
     watched hourly (their daily series are)."""
-    from liebian.analytics import service as analytics
 
     if not 1 <= days <= MAX_HOURLY_DAYS:
         raise invalid("days", f"must lie in 1–{MAX_HOURLY_DAYS}, got {days}")
@@ -189,8 +188,6 @@ def calendar_for(session: Session | None, years: Iterable[int]) -> list[detector
     """The default calendar plus every campaign launch known to the campaign service."""
     effects = detector.default_calendar(years)
     if session is not None:
-        from liebian.campaigns import service as campaigns
-
         launches = []
         for c in campaigns.list_campaigns(session):
             launched = c.get("launched_at")

@@ -22,6 +22,7 @@ from liebian.monitor.service import (
     audit,
     invalid,
 )
+from liebian.privacy import crypto
 
 
 def escalate_due(
@@ -53,7 +54,6 @@ def escalate_due(
 
 
 def _crypto():
-    from liebian.privacy import crypto
 
     return crypto
 

@@ -11,12 +11,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liebian.analytics import service as analytics
+from liebian.campaigns import service as campaigns
+from liebian.campaigns.common import CampaignError
+from liebian.community import service as community
 from liebian.db.base import utcnow
+from liebian.engine import warehouse
+from liebian.fraud import service as fraud
 from liebian.lazy import lazy_import
 from liebian.monitor.anomalies import kpi_frame, live_campaigns
 from liebian.monitor.models import Alert, AlertRule
 from liebian.monitor.notifications import notify_alert
 from liebian.monitor.service import LEVELS, MonitorError, alert_row, alert_view, audit, invalid, raise_alert
+from liebian.quality import service as quality
 from liebian.scalars import as_float
 
 if TYPE_CHECKING:
@@ -189,8 +196,6 @@ def _measure_hour(
 def _measure(session: Session, rule: AlertRule, day: date, engine: str | None) -> list[tuple[dict, float]]:
     """(scope, value) pairs a rule is checked on for `day`."""
     if rule.metric in ("participation_rate", "fission_rate"):
-        from liebian.analytics import service as analytics
-
         key = HOURLY_RULES[rule.metric][0]
         ids = [rule.campaign_id] if rule.campaign_id else [c["campaign_id"] for c in live_campaigns(session)]
         out = []
@@ -203,9 +208,6 @@ def _measure(session: Session, rule: AlertRule, day: date, engine: str | None) -
                 out.append(({"campaign_id": cid, "channel": rule.channel}, float(v)))
         return out
     if rule.metric == "negative_share":
-        from liebian.community import service as community
-        from liebian.engine import warehouse
-
         with warehouse.connect() as con:
             rows = community.negative_share(con, day, day)
         return [
@@ -214,15 +216,10 @@ def _measure(session: Session, rule: AlertRule, day: date, engine: str | None) -
             if r["messages"] >= community.MIN_MESSAGES
         ]
     if rule.metric == "fraud_rate":
-        from liebian.fraud import service as fraud
-
         rows = fraud.fraud_rate(session)
         return [({"campaign_id": r["campaign_id"]}, r["fraud_rate"]) for r in rows
                 if not rule.campaign_id or r["campaign_id"] == rule.campaign_id]  # fmt: skip
     if rule.metric == "dq_error_rate":
-        from liebian.engine import warehouse
-        from liebian.quality import service as quality
-
         start = datetime.combine(day, datetime.min.time())
         with warehouse.connect() as con:
             report = quality.quality_report(con, start=start, end=start + timedelta(days=1))
@@ -286,8 +283,6 @@ def evaluate_rules(
 
 def auto_adjust(session: Session, rule: AlertRule, alert: dict, *, now: datetime | None = None) -> dict:
     """Apply the rule's action within its limits; audit it; record what was done on the alert."""
-    from liebian.campaigns import service as campaigns
-    from liebian.campaigns.common import CampaignError
 
     now = now or utcnow()
     limits = json.loads(rule.limits or "{}")

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from liebian.auth import service as auth_service
 from liebian.db.base import utcnow
 from liebian.errors import DomainError
 from liebian.monitor.models import Alert
@@ -53,7 +54,6 @@ def invalid(field: str, reason: str) -> MonitorError:
 
 
 def audit(session: Session, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
-    from liebian.auth import service as auth_service
 
     auth_service.audit(session, actor, action, target, detail)
 

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from liebian.analytics.common import MetricConfig, zone_offset_seconds
 from liebian.engine import warehouse
 from liebian.lazy import lazy_import
 from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
@@ -373,7 +374,6 @@ def attribution_report(
 
 def _utc_days(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
     """Local calendar days (inclusive) as naive UTC bounds."""
-    from liebian.analytics.common import MetricConfig, zone_offset_seconds
 
     if start and end and start > end:
         raise PredictError(f"start {start} is after end {end}")

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from liebian.auth.cli_guard import acting
+from liebian.auth.service import audit
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
 from liebian.privacy import crypto, service, subject_requests
@@ -185,7 +186,6 @@ def rotate_key() -> None:
     except crypto.KeyError_ as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    from liebian.auth.service import audit
 
     with session_scope() as s:
         audit(s, acting().name, "privacy.key.rotate", f"encryption-key:{kid}", {}, "cli")

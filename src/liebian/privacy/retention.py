@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from liebian.auth.service import audit
 from liebian.config import get_settings
 from liebian.db.base import utcnow
+from liebian.db.session import session_scope
+from liebian.engine import warehouse
 from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys
 from liebian.privacy.service import store_tables, warehouse_count
 
@@ -29,8 +31,6 @@ RETENTION_COLUMNS = {"events": "ts", "messages": "ts", "rejects": "rejected_at"}
 
 def apply_retention(now: datetime | None = None, actor: str = "system:retention") -> dict[str, int]:
     """Delete warehouse rows older than the configured days (settings.retention_days; 0 keeps)."""
-    from liebian.db.session import session_scope
-    from liebian.engine import warehouse
 
     now = now or utcnow()
     days = get_settings().retention_days

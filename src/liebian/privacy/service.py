@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
 from liebian.db.base import Base
+from liebian.db.migrate import import_all_models
 from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.identity.models import Person
@@ -246,8 +247,6 @@ def follow_merges(session: Session, final: dict[int, int]) -> None:
 def store_tables(session: Session | None = None) -> list[Table]:
     """Every model table (of every domain) that exists in the store."""
     from sqlalchemy import inspect
-
-    from liebian.db.migrate import import_all_models
 
     import_all_models()
     if session is None:

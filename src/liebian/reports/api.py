@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from liebian.analytics.common import AnalyticsError
+from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.reports import schemas, service
 from liebian.reports.schemas import DocumentIn, SubscriptionIn, TargetIn
@@ -129,7 +130,6 @@ def documents(limit: int = Query(50, ge=1, le=500)) -> list[dict]:
 def request_document(body: DocumentIn, request: Request):
     """Generate a report and keep it: answers at once (status pending); the server builds it in the
     background — poll GET /documents/{id}."""
-    from liebian.auth.deps import principal_of
 
     with session_scope() as s:
         doc = service.request_document(

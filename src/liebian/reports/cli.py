@@ -9,6 +9,7 @@ from typing import NoReturn, overload
 import typer
 
 from liebian.analytics.common import AnalyticsError
+from liebian.auth.cli_guard import acting
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
 from liebian.reports import service
@@ -75,7 +76,6 @@ def keep_cmd(
     fmt: Format = FMT,
 ) -> None:
     """Generate a report now and keep it (listed by `report documents` and in the console)."""
-    from liebian.auth.cli_guard import acting
 
     s_, e_ = _date(start, "start"), _date(end, "end")
     try:

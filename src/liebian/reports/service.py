@@ -37,11 +37,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from liebian.analytics import service as analytics
+from liebian.analytics.common import AnalyticsError
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import rowcount, session_scope
 from liebian.errors import DomainError, code_for
+from liebian.fraud import service as fraud
 from liebian.lazy import lazy_import
+from liebian.monitor import service as monitor
+from liebian.privacy.crypto import decrypt, encrypt
 from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
 
 if TYPE_CHECKING:
@@ -211,7 +215,6 @@ def targets_progress(
 
 def build_report(kind: str, start: date, end: date, engine: str | None = None) -> dict[str, Any]:
     """All sections of one period's report, as plain data (numbers straight from the services)."""
-    from liebian.fraud import service as fraud
 
     if end < start:
         raise ReportError("end: before start", field="end")
@@ -260,7 +263,6 @@ def utc_bounds(start: date, end: date) -> tuple[datetime, datetime]:
 
 def period_alerts(session: Session, start: date, end: date) -> list[dict[str, Any]]:
     """Alerts (monitor service) seen during the period: first seen before its end, last seen after its start."""
-    from liebian.monitor import service as monitor
 
     lo, hi = utc_bounds(start, end)
     rows = []
@@ -483,7 +485,6 @@ def request_document(
 def produce_document(document_id: int) -> dict[str, Any]:
     """Build a pending document's report and keep it (done), or record why it could not be (failed).
     Claimed by a conditional UPDATE, so two workers never build the same document."""
-    from liebian.analytics.common import AnalyticsError
 
     with session_scope() as s:
         claimed = rowcount(
@@ -575,7 +576,6 @@ def _sub_view(s: ReportSubscription) -> dict[str, Any]:
 def subscribe(
     session: Session, kind: str, channel: str, address: str, secret: str | None = None
 ) -> dict[str, Any]:
-    from liebian.privacy.crypto import encrypt
 
     if kind not in KINDS:
         raise ReportError(f"kind: {kind!r} is not weekly or monthly", field="kind")
@@ -712,7 +712,6 @@ def _claim(session: Session, sub_id: int, kind: str, start: date, end: date) -> 
 
 def run_scheduled(now: datetime | None = None) -> list[dict[str, Any]]:
     """The job: send every due report to every active subscription of its kind, once."""
-    from liebian.privacy.crypto import decrypt
 
     out = []
     for kind, start, end in due_reports(today_local(now)):

@@ -22,6 +22,9 @@ from liebian.db.base import table_of, utcnow
 from liebian.errors import DomainError, code_for
 from liebian.lazy import lazy_import
 from liebian.predict import service as predict_service
+from liebian.predict import store as model_store
+from liebian.predict.common import jsonable
+from liebian.predict.results import current_snapshot, latest, select_persons
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
 from liebian.tags.rules import Rule, RuleError, parse_rule
 
@@ -176,8 +179,6 @@ def record_health(feats: pd.DataFrame | None = None) -> dict[str, Any]:
     Computing the scores reads every person's features (about a second on 50 000 persons); the
     stored scores are summarised for any selection by `health_distribution`.
     """
-    from liebian.predict import store as model_store
-    from liebian.predict.results import current_snapshot
 
     snapshot = current_snapshot()
     feats = feats if feats is not None else tag_features()
@@ -198,9 +199,6 @@ def health_distribution(
 ) -> dict[str, Any] | None:
     """The newest stored health scores for the selected persons: 10-point histogram, bands, value
     tiers, mean and median. None when none are stored."""
-    from liebian.predict import store as model_store
-    from liebian.predict.common import jsonable
-    from liebian.predict.results import latest, select_persons
 
     entry = latest("health")
     if entry is None:

@@ -29,6 +29,14 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from liebian.analytics import service as analytics
+from liebian.analytics.common import AnalyticsError
+from liebian.auth.deps import principal_of
+from liebian.campaigns import service as campaign_service
+from liebian.db.session import session_scope
+from liebian.engine import warehouse
+from liebian.tags import service as tags
+from liebian.tags.service import TagError
 from liebian.web.i18n import (
     DEFAULT_LOCALE,
     format_money_fen,
@@ -78,7 +86,6 @@ NAV: list[NavItem] = [
 
 
 def _principal(request: Request):
-    from liebian.auth.deps import principal_of
 
     cached = getattr(request.state, "console_principal", None)
     if cached is None:
@@ -137,7 +144,6 @@ _REFRESHING: set[tuple] = set()
 
 
 def cached(key: tuple, compute: Callable[[], Any]) -> Any:
-    from liebian.engine import warehouse
 
     full = (warehouse.file_state(), *key)
     with _CACHE_LOCK:
@@ -151,7 +157,6 @@ def cached(key: tuple, compute: Callable[[], Any]) -> Any:
 
 def cached_analytics(name: str, af: Any, *args: Any, **kwargs: Any) -> Any:
     """`analytics.service.<name>(af, …)` through `cached`: pages that show the same analysis share it."""
-    from liebian.analytics import service as analytics
 
     key = ("analytics", name, af, args, tuple(sorted(kwargs.items())))
     return cached(key, lambda: getattr(analytics, name)(af, *args, **kwargs))
@@ -205,7 +210,6 @@ def warm_once(warmers: Sequence[Callable[[], None]]) -> None:
 
 def start_warming(stop: threading.Event, warmers: Sequence[Callable[[], None]]) -> threading.Thread:
     """A daemon thread that runs `warmers` now and again after every change of the warehouse."""
-    from liebian.engine import warehouse
 
     def loop() -> None:
         warmed = None
@@ -261,8 +265,6 @@ class ConsoleFilters:
 
     def to_analytics(self):
         """The analytics service's Filters; a segment names a tag whose current members are used."""
-        from liebian.analytics import service as analytics
-        from liebian.analytics.common import AnalyticsError
 
         segment = None
         if self.segment:
@@ -280,9 +282,6 @@ class ConsoleFilters:
 
 
 def segment_members(tag: str) -> list[int]:
-    from liebian.db.session import session_scope
-    from liebian.tags import service as tags
-    from liebian.tags.service import TagError
 
     with session_scope() as s:
         try:
@@ -299,9 +298,6 @@ def segment_members(tag: str) -> list[int]:
 def filter_options() -> dict[str, list[str]]:
     """Choices for the filter bar: channels seen in the warehouse (cached with the warehouse's
     state), campaigns and tags (read fresh: they change in the database, e.g. after a refit)."""
-    from liebian.campaigns import service as campaign_service
-    from liebian.db.session import session_scope
-    from liebian.tags import service as tags
 
     with session_scope() as s:
         campaigns, segments = campaign_service.campaign_ids(s), tags.tag_names(s)
@@ -313,7 +309,6 @@ def filter_options() -> dict[str, list[str]]:
 
 
 def _warehouse_channels() -> list[str]:
-    from liebian.engine import warehouse
 
     try:
         with warehouse.connect() as con:

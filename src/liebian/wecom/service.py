@@ -39,8 +39,10 @@ from liebian.campaigns import invites
 from liebian.campaigns import service as campaigns
 from liebian.config import Settings, get_settings
 from liebian.db.base import utcnow
+from liebian.db.session import session_scope
 from liebian.engine.outbox import OutboxFlusher
 from liebian.errors import DomainError
+from liebian.ingest import service as ingest
 from liebian.wecom.client import WecomApiError, WecomClient
 from liebian.wecom.crypto import CryptoError, MsgCrypt
 from liebian.wecom.models import (
@@ -265,8 +267,6 @@ def flush_outbox(limit: int = 1000) -> int:
     Idempotent: the collector deduplicates by event_id, so a crash between ingest and delete only
     repeats work. Items the collector rejects are kept in the warehouse's `rejects` table by it.
     """
-    from liebian.db.session import session_scope
-    from liebian.ingest import service as ingest
 
     done = 0
     with _flush_lock:

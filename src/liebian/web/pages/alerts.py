@@ -11,6 +11,13 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from liebian.auth.deps import principal_of, write_refused
+from liebian.config import get_settings
+from liebian.db.session import session_scope
+from liebian.monitor import notifications as monitor_notifications
+from liebian.monitor import rules as monitor_rules
+from liebian.monitor import service as monitor
+from liebian.monitor.service import MonitorError
 from liebian.web.console import Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.messages import CATALOGUE
@@ -24,7 +31,6 @@ SHOWN = 200  # alerts listed on the page; the export has them all
 
 
 def _zone() -> ZoneInfo:
-    from liebian.config import get_settings
 
     return ZoneInfo(get_settings().timezone)
 
@@ -106,9 +112,6 @@ def _rules_table(rules: list[dict], t) -> Table:
 
 @router.get("/alerts")
 def inbox(request: Request) -> Response:
-    from liebian.db.session import session_scope
-    from liebian.monitor import rules as monitor_rules
-    from liebian.monitor import service as monitor
 
     t = translator(locale_of(request))
     status = request.query_params.get("status") or "open"
@@ -174,7 +177,6 @@ def inbox(request: Request) -> Response:
 
 
 def _can_write(request: Request) -> bool:
-    from liebian.auth.deps import principal_of
 
     return principal_of(request).can("campaign:write")
 
@@ -187,9 +189,6 @@ def _row(request: Request, alert: dict, message: str) -> Response:
 
 
 def _act(request: Request, alert_id: int, do) -> Response:
-    from liebian.auth.deps import principal_of, write_refused
-    from liebian.db.session import session_scope
-    from liebian.monitor.service import MonitorError
 
     actor = principal_of(request).name
     try:
@@ -203,7 +202,6 @@ def _act(request: Request, alert_id: int, do) -> Response:
 
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge(request: Request, alert_id: int) -> Response:
-    from liebian.monitor import service as monitor
 
     t = translator(locale_of(request))
     result = _act(request, alert_id, lambda s, actor: monitor.acknowledge(s, alert_id, actor=actor))
@@ -214,8 +212,6 @@ def acknowledge(request: Request, alert_id: int) -> Response:
 
 @router.post("/alerts/{alert_id}/resolve")
 def resolve(request: Request, alert_id: int, root_cause: str = Form("")) -> Response:
-    from liebian.monitor import notifications as monitor_notifications
-    from liebian.monitor import service as monitor
 
     t = translator(locale_of(request))
 
@@ -234,9 +230,6 @@ def resolve(request: Request, alert_id: int, root_cause: str = Form("")) -> Resp
 
 @router.post("/alerts/rules/defaults")
 def install_defaults(request: Request) -> Response:
-    from liebian.auth.deps import principal_of
-    from liebian.db.session import session_scope
-    from liebian.monitor import rules as monitor_rules
 
     with session_scope() as s:
         monitor_rules.install_default_rules(s, actor=principal_of(request).name)

@@ -30,7 +30,16 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, render
+from liebian.auth.deps import principal_of, write_refused
+from liebian.config import get_settings
+from liebian.db.session import session_scope
+from liebian.engine import warehouse
+from liebian.ingest import service as ingest
+from liebian.ingest.files import FORMATS
+from liebian.ingest.normalize import KINDS
+from liebian.ingest.presets import NAMED, PRESET_NAMES
+from liebian.quality import service as quality
+from liebian.web.console import Chart, Column, ConsoleFilters, FilterError, Table, flash_fragment, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.messages import CATALOGUE
 
@@ -86,9 +95,6 @@ def _volume_chart(t, chart_id: str, title: str, daily, table: str, anomalies: li
 
 def warm_quality_report() -> None:
     """The report over all data, as /quality first shows it (kept by quality.current_report)."""
-    from liebian.db.session import session_scope
-    from liebian.engine import warehouse
-    from liebian.quality import service as quality
 
     with warehouse.connect() as con, session_scope() as s:
         quality.current_report(con, session=s)
@@ -189,11 +195,6 @@ def _quality_tables(report) -> list[Table]:
 
 @router.get("/quality")
 def quality_page(request: Request) -> Response:
-    from liebian.config import get_settings
-    from liebian.db.session import session_scope
-    from liebian.engine import warehouse
-    from liebian.quality import service as quality
-    from liebian.web.console import FilterError
 
     t = translator(locale_of(request))
     q = request.query_params
@@ -283,10 +284,6 @@ def _run_import(job: ImportJob, path: Path) -> None:
 
 
 def _import_options() -> dict:
-    from liebian.config import get_settings
-    from liebian.ingest.files import FORMATS
-    from liebian.ingest.normalize import KINDS
-    from liebian.ingest.presets import NAMED, PRESET_NAMES
 
     presets = [(name, NAMED[name].kind if name in NAMED else "") for name in PRESET_NAMES]
     return {
@@ -299,7 +296,6 @@ def _import_options() -> dict:
 
 def _local(at: datetime) -> datetime:
     """A naive UTC time of the warehouse as naive local time (the brand's zone) for display."""
-    from liebian.config import get_settings
 
     return at.replace(tzinfo=UTC).astimezone(ZoneInfo(get_settings().timezone)).replace(tzinfo=None)
 
@@ -326,8 +322,6 @@ def _batches_table(batches: list[dict]) -> Table:
 
 @router.get("/import")
 def import_page(request: Request) -> Response:
-    from liebian.engine import warehouse
-    from liebian.ingest import service as ingest
 
     with warehouse.connect() as con:
         batches = ingest.list_batches(con, limit=20)
@@ -340,7 +334,6 @@ def import_page(request: Request) -> Response:
 
 def _refused(request: Request, message: str) -> Response:
     """The reason an upload was refused, where the progress would show (no http.* audit entry)."""
-    from liebian.auth.deps import write_refused
 
     write_refused(request)
     return flash_fragment(message, ok=False)
@@ -353,10 +346,7 @@ def start_import(
     preset: str = Form("generic"),
     file: UploadFile | None = File(None),
 ) -> Response:
-    from liebian.auth.deps import principal_of
-    from liebian.config import get_settings
     from liebian.ingest.files import FileImportError, detect_format
-    from liebian.ingest.normalize import KINDS
     from liebian.ingest.presets import PresetError, get_preset
 
     t = translator(locale_of(request))
@@ -384,9 +374,6 @@ def start_import(
 def _job_fragment(request: Request, job: ImportJob | None, job_id: str = "") -> Response:
     batch = None
     if job is not None and job.status == "done":
-        from liebian.engine import warehouse
-        from liebian.ingest import service as ingest
-
         with warehouse.connect() as con:  # the import is over: the warehouse is free again
             batch = ingest.get_batch(con, job.result["batch_id"], rejects_limit=50)
     context = {"job": job, "job_id": job_id, "batch": batch, "step_key": _step_key(job)}
@@ -409,8 +396,6 @@ def import_job(request: Request, job_id: str) -> Response:
 
 @router.get("/import/batches/{batch_id}")
 def batch_page(request: Request, batch_id: str) -> Response:
-    from liebian.engine import warehouse
-    from liebian.ingest import service as ingest
 
     with warehouse.connect() as con:
         batch = ingest.get_batch(con, batch_id, rejects_limit=10_000)

@@ -14,6 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from liebian.automation import service
+from liebian.automation.service import AutomationError
+from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
@@ -129,8 +132,6 @@ def flow(t, definition: dict) -> list[dict]:
 
 def contact_rules(t, definition: dict) -> list[str]:
     """The checks the automation service makes before every action, with this journey's settings."""
-    from liebian.automation import service
-    from liebian.config import get_settings
 
     settings = get_settings()
     own = definition.get("quiet_hours") is not None
@@ -206,7 +207,6 @@ def _rates_chart(t, rows: list[dict], chart_id: str = "journey-rates", links: bo
 def warm_journey_stats() -> None:
     """The journeys' results change with the operational store, so they are not kept; computing them
     once loads what the page needs (modules, the warehouse columns of the goals) before a visitor."""
-    from liebian.automation import service
 
     with session_scope() as s:
         service.stats_many(s, [j["id"] for j in service.list_journeys(s)])
@@ -214,7 +214,6 @@ def warm_journey_stats() -> None:
 
 @router.get("/journeys")
 def journeys_page(request: Request) -> Response:
-    from liebian.automation import service
 
     t = translator(locale_of(request))
     with session_scope() as s:
@@ -272,9 +271,6 @@ def journey_create(
 ) -> Response:
     from pydantic import ValidationError
 
-    from liebian.automation import service
-    from liebian.automation.service import AutomationError
-
     t = translator(locale_of(request))
     if not name.strip():
         return flash_fragment(t("reports.required").format(field="name"), ok=False)
@@ -298,8 +294,6 @@ def journey_create(
 
 @router.get("/journeys/{journey_id}")
 def journey_page(request: Request, journey_id: int) -> Response:
-    from liebian.automation import service
-    from liebian.automation.service import AutomationError
 
     t = translator(locale_of(request))
     try:
@@ -344,8 +338,6 @@ def journey_page(request: Request, journey_id: int) -> Response:
 
 
 def _set_status(journey_id: int, status: str) -> Response:
-    from liebian.automation import service
-    from liebian.automation.service import AutomationError
 
     try:
         with session_scope() as s:

@@ -8,14 +8,20 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
+from liebian.monitor import detector
+from liebian.monitor.anomalies import calendar_for
 from liebian.web.console import (
     Chart,
     Column,
     ConsoleFilters,
     FilterError,
     Table,
+    cached,
+    cached_analytics,
     filter_options,
+    first_page_for,
     render,
 )
 from liebian.web.i18n import LOCALES, locale_of, translator
@@ -47,9 +53,6 @@ TREND_LINES = ("new_users", "new_referred_users", "participants", "active_users"
 
 def _anomaly_marks(trend: list[dict], metric: str) -> list[dict]:
     """Points the monitor's detector flags on this series (calendar effects are not marked)."""
-    from liebian.db.session import session_scope
-    from liebian.monitor import detector
-    from liebian.monitor.anomalies import calendar_for
 
     if len(trend) < 15:
         return []
@@ -125,8 +128,6 @@ def _analyses(af):
     """The overview's analyses (shared through the cache with other pages and the warmer)."""
     from dataclasses import replace
 
-    from liebian.web.console import cached_analytics
-
     span = cached_analytics("run_data_span", af)
     if span is None:
         return None
@@ -138,7 +139,6 @@ def _analyses(af):
 
 def _overview_data(filters: ConsoleFilters, af, locale: str):
     """`_compute` through the console's cache, per locale (the trend chart carries translated names)."""
-    from liebian.web.console import cached
 
     return cached(("overview", filters, af, locale), lambda: _compute(translator(locale), af, filters))
 
@@ -151,7 +151,6 @@ def warm_default_view() -> None:
 
 @router.get("/")
 def overview(request: Request) -> Response:
-    from liebian.web.console import first_page_for
 
     landing = first_page_for(request)
     if landing != "/":  # a role without analytics (e.g. a reviewer) lands on its first page

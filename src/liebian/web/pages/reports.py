@@ -16,7 +16,11 @@ from typing import Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
+from liebian.reports import service
+from liebian.reports.api import xlsx_response
+from liebian.reports.service import TARGET_METRICS, ReportError
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 
@@ -28,7 +32,6 @@ def _t(request: Request):
 
 
 def _user(request: Request) -> str:
-    from liebian.auth.deps import principal_of
 
     return principal_of(request).name
 
@@ -56,7 +59,6 @@ def _metric_label(t, metric: str) -> str:
 
 
 def _metric_choices(t) -> list[tuple[str, str]]:
-    from liebian.reports.service import TARGET_METRICS
 
     metrics = ["retention_d1", "retention_d7", "retention_d30", *TARGET_METRICS]
     return [(m, _metric_label(t, m)) for m in metrics]
@@ -130,7 +132,6 @@ def _progress_chart(t, targets: list[dict]) -> Chart:
 
 
 def _documents_context(request: Request) -> dict[str, Any]:
-    from liebian.reports import service
 
     with session_scope() as s:
         documents = service.list_documents(s)
@@ -140,9 +141,6 @@ def _documents_context(request: Request) -> dict[str, Any]:
 
 @router.get("/reports")
 def reports_page(request: Request) -> Response:
-    from liebian.auth.deps import principal_of
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     t = _t(request)
     can_write = principal_of(request).can("reports:write")
@@ -223,8 +221,6 @@ def _parse_number(t, field: str, value: str) -> float:
 def reports_generate(
     request: Request, kind: str = Form("weekly"), start: str = Form(""), end: str = Form("")
 ) -> Response:
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     t = _t(request)
     try:
@@ -244,8 +240,6 @@ def reports_generate(
 
 
 def _document_report(document_id: int) -> dict | Response:
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     try:
         with session_scope() as s:
@@ -256,7 +250,6 @@ def _document_report(document_id: int) -> dict | Response:
 
 @router.get("/reports/{document_id}/report.html")
 def report_html(document_id: int) -> Response:
-    from liebian.reports import service
 
     report = _document_report(document_id)
     if isinstance(report, Response):
@@ -266,7 +259,6 @@ def report_html(document_id: int) -> Response:
 
 @router.get("/reports/{document_id}/report.xlsx")
 def report_xlsx(document_id: int) -> Response:
-    from liebian.reports.api import xlsx_response
 
     report = _document_report(document_id)
     if isinstance(report, Response):
@@ -290,8 +282,6 @@ def _target_fields(t, form: dict[str, str]) -> dict[str, Any]:
 
 
 def _save_target(request: Request, form: dict[str, str], target_id: int | None) -> Response:
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     t = _t(request)
     try:
@@ -336,8 +326,6 @@ def target_update(
 
 @router.delete("/reports/targets/{target_id}")
 def target_delete(target_id: int) -> Response:
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     try:
         with session_scope() as s:
@@ -352,8 +340,6 @@ def subscription_create(
     request: Request, kind: str = Form("weekly"), channel: str = Form("email"), address: str = Form(""),
     secret: str = Form(""),
 ) -> Response:  # fmt: skip
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     try:
         with session_scope() as s:
@@ -365,8 +351,6 @@ def subscription_create(
 
 @router.delete("/reports/subscriptions/{subscription_id}")
 def subscription_delete(subscription_id: int) -> Response:
-    from liebian.reports import service
-    from liebian.reports.service import ReportError
 
     try:
         with session_scope() as s:

@@ -9,6 +9,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from liebian.auth import policy
+from liebian.auth import service as auth
+from liebian.auth.deps import client_ip, principal_of, write_refused
+from liebian.auth.service import AuthError
+from liebian.db.session import session_scope
+from liebian.monitor import notifications as monitor_notifications
+from liebian.monitor import service as monitor
+from liebian.monitor.service import MonitorError
 from liebian.web.console import render
 from liebian.web.i18n import locale_of, translator
 
@@ -18,18 +26,12 @@ SECTIONS = ("users", "roles", "keys", "channels")
 
 
 def _actor(request: Request) -> tuple[str, str]:
-    from liebian.auth.deps import client_ip, principal_of
 
     return principal_of(request).name, client_ip(request)
 
 
 def _section_context(section: str) -> dict:
     """What one section lists, read from the services."""
-    from liebian.auth import policy
-    from liebian.auth import service as auth
-    from liebian.db.session import session_scope
-    from liebian.monitor import notifications as monitor_notifications
-    from liebian.monitor import service as monitor
 
     with session_scope() as s:
         if section == "users":
@@ -64,7 +66,6 @@ def _section(
 
 
 def _me(request: Request) -> str:
-    from liebian.auth.deps import principal_of
 
     return principal_of(request).name.removeprefix("user:")
 
@@ -72,9 +73,6 @@ def _me(request: Request) -> str:
 def _write(request: Request, section: str, change, done) -> Response:
     """Run `change(session, actor, ip)` through the auth or monitor service; answer the section
     with `done(result, t)` → (message, secret, ok), or with the service's error."""
-    from liebian.auth.service import AuthError
-    from liebian.db.session import session_scope
-    from liebian.monitor.service import MonitorError
 
     t = translator(locale_of(request))
     actor, ip = _actor(request)
@@ -89,7 +87,6 @@ def _write(request: Request, section: str, change, done) -> Response:
 
 def _refused(request: Request, section: str, message: str) -> Response:
     """The section with the reason a write was refused (nothing changed: no http.* audit entry)."""
-    from liebian.auth.deps import write_refused
 
     write_refused(request)
     return _section(request, section, message, ok=False)
@@ -102,7 +99,6 @@ def _refused(request: Request, section: str, message: str) -> Response:
 def create_user(
     request: Request, username: str = Form(""), role: str = Form(""), password: str = Form("")
 ) -> Response:
-    from liebian.auth import service as auth
 
     one_time = "" if password else auth.generate_password()
 
@@ -119,7 +115,6 @@ def create_user(
 
 @router.post("/settings/users/{username}/role")
 def change_role(request: Request, username: str, role: str = Form("")) -> Response:
-    from liebian.auth import service as auth
 
     if username == _me(request) and role != "admin":
         return _refused(request, "users", translator(locale_of(request))("settings.yourself"))
@@ -131,7 +126,6 @@ def change_role(request: Request, username: str, role: str = Form("")) -> Respon
 
 @router.post("/settings/users/{username}/active")
 def set_active(request: Request, username: str, active: str = Form("")) -> Response:
-    from liebian.auth import service as auth
 
     on = active == "1"
     if username == _me(request) and not on:
@@ -144,7 +138,6 @@ def set_active(request: Request, username: str, active: str = Form("")) -> Respo
 
 @router.post("/settings/users/{username}/password")
 def reset_password(request: Request, username: str) -> Response:
-    from liebian.auth import service as auth
 
     one_time = auth.generate_password()
     return _write(
@@ -166,7 +159,6 @@ def create_key(
     scopes: str = Form(""),
     expires_days: str = Form("90"),
 ) -> Response:
-    from liebian.auth import service as auth
 
     days = expires_days.strip()
     if days and not days.isdigit():
@@ -184,8 +176,6 @@ def create_key(
 
 @router.post("/settings/keys/{key_id}/revoke")
 def revoke_key(request: Request, key_id: str) -> Response:
-    from liebian.auth import service as auth
-
     return _write(
         request, "keys", lambda s, actor, ip: auth.revoke_api_key(s, key_id, actor=actor, ip=ip),
         lambda _k, t: (f"{t('settings.key_revoked')}: {key_id}", "", True),
@@ -204,7 +194,6 @@ def add_channel(
     secret: str = Form(""),
     min_level: str = Form("一般"),
 ) -> Response:
-    from liebian.monitor import notifications as monitor_notifications
 
     name = name.strip()
     if not name or len(name) > 100:
@@ -218,7 +207,6 @@ def add_channel(
 
 @router.post("/settings/channels/{channel_id}/test")
 def test_channel(request: Request, channel_id: int) -> Response:
-    from liebian.monitor import notifications as monitor_notifications
 
     def done(delivery: dict, t) -> tuple[str, str, bool]:
         if delivery["status"] == "delivered":
@@ -236,8 +224,6 @@ def test_channel(request: Request, channel_id: int) -> Response:
 
 @router.post("/settings/channels/{channel_id}/remove")
 def remove_channel(request: Request, channel_id: int) -> Response:
-    from liebian.monitor import notifications as monitor_notifications
-
     return _write(
         request, "channels", lambda s, actor, _ip: monitor_notifications.remove_channel(s, channel_id, actor=actor),
         lambda removed, t: (f"{t('settings.channel_removed')}: {removed['name']}", "", True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.analytics.common import AnalyticsError
 from liebian.web.console import (
     Chart,
     Column,
@@ -34,7 +35,6 @@ def warm_default_view() -> None:
 
 @router.get("/channels")
 def channels_page(request: Request) -> Response:
-    from liebian.analytics.common import AnalyticsError
 
     t, filters, context = page_start(request)
     template = "analytics/channels.html"

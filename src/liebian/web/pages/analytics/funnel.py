@@ -7,6 +7,9 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.analytics import funnel as funnel_mod
+from liebian.analytics.common import AnalyticsError, MetricConfig, zone_offset_seconds
+from liebian.auth.deps import principal_of
 from liebian.web.console import (
     Chart,
     Column,
@@ -29,7 +32,6 @@ BREAKDOWNS = ("channel", "campaign")
 def _to_local():
     """A function turning a warehouse time (naive UTC) into local time of the display zone (the
     zone of the analytics' days); the zone's offset is looked up once."""
-    from liebian.analytics.common import MetricConfig, zone_offset_seconds
 
     shift = timedelta(seconds=zone_offset_seconds(MetricConfig().zone))
     return lambda ts: ts + shift if isinstance(ts, datetime) else ts
@@ -44,7 +46,6 @@ def _step_label(t, step: dict) -> str:
 def _dropped_link(request: Request, filters: ConsoleFilters, step: int) -> str | None:
     """The drill-down to the persons who dropped at `step`: it lists persons, so (like its API) it
     needs identity:read; without it the funnel shows the counts only."""
-    from liebian.auth.deps import principal_of
 
     if step < 2 or not principal_of(request).can("identity:read"):
         return None
@@ -134,7 +135,6 @@ def warm_default_view() -> None:
 
 @router.get("/funnel")
 def funnel_page(request: Request) -> Response:
-    from liebian.analytics.common import AnalyticsError
 
     t, filters, context = page_start(request)
     template = "analytics/funnel.html"
@@ -188,8 +188,6 @@ def funnel_page(request: Request) -> Response:
 
 @router.get("/funnel/dropped")
 def dropped_page(request: Request) -> Response:
-    from liebian.analytics import funnel as funnel_mod
-    from liebian.analytics.common import AnalyticsError
 
     t, filters, context = page_start(request)
     template = "analytics/dropped.html"

@@ -7,6 +7,7 @@ import math
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.analytics.common import AnalyticsError
 from liebian.web.console import (
     Chart,
     Column,
@@ -75,7 +76,6 @@ def warm_default_view() -> None:
 
 @router.get("/referrals")
 def referrals_page(request: Request) -> Response:
-    from liebian.analytics.common import AnalyticsError
 
     t, filters, context = page_start(request)
     template = "analytics/referrals.html"

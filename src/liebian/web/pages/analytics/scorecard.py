@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.analytics import benchmarks as bench
+from liebian.analytics.common import AnalyticsError
 from liebian.web.console import (
     Chart,
     Column,
@@ -135,8 +137,6 @@ def warm_default_view() -> None:
 
 @router.get("/scorecard")
 def scorecard_page(request: Request) -> Response:
-    from liebian.analytics import benchmarks as bench
-    from liebian.analytics.common import AnalyticsError
 
     t, filters, context = page_start(request)
     template = "analytics/scorecard.html"

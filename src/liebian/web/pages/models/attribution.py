@@ -8,6 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.predict import results
+from liebian.predict import service as predict
 from liebian.web.console import (
     Chart,
     Column,
@@ -67,7 +69,6 @@ def _attr_request(request: Request):
 
 
 def _attr_stage(af, members, key_params) -> list[Stage]:
-    from liebian.predict import service as predict
 
     def work(_report) -> None:
         predict.attribution_report(
@@ -131,7 +132,6 @@ def _attr_view(t, report: dict, by: str) -> tuple[list[Table], list[Chart]]:
 
 @router.get("/attribution")
 def attribution_page(request: Request) -> Response:
-    from liebian.predict import results
 
     t = translator(locale_of(request))
     q = request.query_params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from liebian.predict.results import is_current
 from liebian.web.console import ConsoleFilters, segment_members
 
 PALETTE = ["#0a4fa8", "#b3102a", "#116329", "#8a4b00", "#6639ba", "#1b7c83", "#4d5560", "#c2185b"]
@@ -11,7 +12,6 @@ def fitted(entry: dict | None, snapshot: dict) -> dict | None:
     """When a stored fit was made, on data up to when, and whether the data is still the same."""
     if entry is None:
         return None
-    from liebian.predict.results import is_current
 
     seen = (entry.get("snapshot") or {}).get("max_ts") or {}
     return {

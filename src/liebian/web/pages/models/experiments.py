@@ -9,6 +9,9 @@ from html import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from liebian.auth.deps import principal_of
+from liebian.predict import experiments, results
+from liebian.predict.common import PredictError
 from liebian.web.console import Chart, Column, ConsoleFilters, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.models.common import bar_option
@@ -107,8 +110,6 @@ def _forest_chart(t, rows: list[dict]) -> Chart:
 
 @router.get("/experiments")
 def experiments_page(request: Request) -> Response:
-    from liebian.auth.deps import principal_of
-    from liebian.predict import results
 
     t = translator(locale_of(request))
     entries = results.experiment_readouts()
@@ -163,9 +164,6 @@ def _int_field(form, key: str, required: bool = True) -> int | None:
 
 @router.post("/experiments")
 async def experiments_readout(request: Request) -> Response:
-    from liebian.auth.deps import principal_of
-    from liebian.predict import experiments, results
-    from liebian.predict.common import PredictError
 
     t = translator(locale_of(request))
     form = await request.form()
@@ -216,8 +214,6 @@ async def experiments_readout(request: Request) -> Response:
 
 @router.get("/experiments/plan")
 def experiments_plan(request: Request) -> Response:
-    from liebian.predict import experiments
-    from liebian.predict.common import PredictError
 
     t = translator(locale_of(request))
     q = request.query_params

@@ -7,6 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.auth.deps import principal_of
+from liebian.db.session import session_scope
+from liebian.predict import results
+from liebian.predict import service as predict
+from liebian.predict.common import PredictError
+from liebian.tags import service as tags
 from liebian.web.console import (
     Chart,
     Column,
@@ -32,11 +38,8 @@ TIER_KEYS = {"新手": "tier.new", "活跃": "tier.active", "高价值": "tier.h
 
 
 def _refit_stages(what: str) -> list[Stage]:
-    from liebian.predict import service as predict
 
     def tags_and_health(report) -> None:
-        from liebian.db.session import session_scope
-        from liebian.tags import service as tags
 
         feats = tags.tag_features()
         tags.record_health(feats)
@@ -250,11 +253,6 @@ def _add_health(tables: list[Table], charts: list[Chart], t, health: dict) -> No
 
 @router.get("/ltv")
 def ltv_page(request: Request) -> Response:
-    from liebian.auth.deps import principal_of
-    from liebian.db.session import session_scope
-    from liebian.predict import results
-    from liebian.predict.common import PredictError
-    from liebian.tags import service as tags
 
     t = translator(locale_of(request))
     filters = ConsoleFilters.from_request(request)
