@@ -20,8 +20,8 @@ from __future__ import annotations
 from liebian import ports
 from liebian.automation import jobs as automation_jobs
 from liebian.campaigns import budget as campaign_budget
-from liebian.campaigns import flows as campaign_flows
 from liebian.campaigns import jobs as campaign_jobs
+from liebian.campaigns import merges as campaign_merges
 from liebian.fraud import inline as fraud_inline
 from liebian.fraud import jobs as fraud_jobs
 from liebian.identity import jobs as identity_jobs
@@ -57,7 +57,7 @@ def default_wiring() -> ports.Wiring:
         raise ValueError(f"two jobs share a name: {', '.join(duplicates)}")
     return ports.Wiring(
         risk_checks=fraud_inline.RISK_CHECKS,
-        merge_followers=(campaign_flows.follow_merges, privacy.follow_merges),
+        merge_followers=(campaign_merges.follow_merges, privacy.follow_merges),
         ledger_subscribers=(webhooks.enqueue_for_entry, campaign_budget.release_on_entry),
         reward_cost=reward_costs.reward_cost_fen,
         jobs=jobs,

@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from liebian import ports
-from liebian.campaigns import budget, flows, invites, service, views
+from liebian.campaigns import budget, flows, invites, merges, service, views
 from liebian.campaigns.models import Campaign
 from liebian.campaigns.schemas import AcceptRequest, ConversionRequest, Participant
 from liebian.db.session import session_scope
@@ -173,6 +173,6 @@ def test_follow_merges_moves_campaign_person_ids(store) -> None:
         with session_scope() as s:
             twin = identity.resolve(s, [identity.RawIdentifier("unionid", "alice-2")], source="test")
             twin_id = next(iter(twin.values()))
-            flows.follow_merges(s, {inviter: twin_id})
+            merges.follow_merges(s, {inviter: twin_id})
         with session_scope() as s:
             assert [r["inviter_person_id"] for r in views.referral_tree(s, "merge")] == [twin_id]

@@ -44,7 +44,7 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
     assert risk == ["liebian.fraud.inline.inline_check"]
     assert inline.inline_check in w.risk_checks
     assert privacy.follow_merges in w.merge_followers
-    assert "liebian.campaigns.flows.follow_merges" in [_named(f) for f in w.merge_followers]
+    assert "liebian.campaigns.merges.follow_merges" in [_named(f) for f in w.merge_followers]
     assert webhooks.enqueue_for_entry in w.ledger_subscribers
     assert "liebian.campaigns.budget.release_on_entry" in [_named(f) for f in w.ledger_subscribers]
     names = [job.name for job in w.jobs]

@@ -18,6 +18,7 @@ from liebian.campaigns.common import audit, expire_campaign, stmt
 from liebian.campaigns.models import Campaign, CapCounter, Reservation
 from liebian.campaigns.schemas import Reward
 from liebian.db.base import utcnow
+from liebian.db.session import rowcount
 from liebian.rewards import service as ledger
 
 
@@ -82,9 +83,9 @@ def grant(
         },
     ).first()
     if row is not None:  # first time: take budget and stock or give the reservation back
-        took = session.execute(
-            stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": reward.value_fen}
-        ).rowcount
+        took = rowcount(
+            session.execute(stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": reward.value_fen})
+        )
         expire_campaign(session, campaign_id)
         if not took:
             session.execute(delete(Reservation).where(Reservation.id == row[0]))

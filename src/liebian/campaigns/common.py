@@ -10,11 +10,13 @@ writing it back, so it holds with many workers on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import bindparam, event, or_, select, update
+from sqlalchemy import Executable, Table, bindparam, event, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -30,7 +32,7 @@ from liebian.campaigns.models import (
     Reservation,
 )
 from liebian.campaigns.schemas import CampaignRules
-from liebian.db.base import utcnow
+from liebian.db.base import Base, table_of, utcnow
 from liebian.errors import DomainError
 
 LAUNCHED = ("scheduled", "live")
@@ -45,13 +47,13 @@ class CampaignError(DomainError):
         code: str,
         message: str,
         field: str | None = None,
-        errors: list[dict] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ):
         super().__init__(code, message, status)
         self.field = field
         self.errors = errors or ([{"field": field, "reason": message}] if field else [])
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"detail": self.message, "code": self.code, "errors": self.errors}
 
     body = as_dict  # the name the routers and the CLI use
@@ -60,7 +62,8 @@ class CampaignError(DomainError):
 # ---------------------------------------------------------------- small helpers
 
 
-def ins(session: Session, model):
+def ins(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """INSERT for the session's dialect (both have `on_conflict_do_nothing`/`_do_update`)."""
     return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(model)
 
 
@@ -73,15 +76,17 @@ def to_json(value: Any) -> str:
 # Executed as Core statements, they do not synchronise loaded objects: the callers set or expire
 # the attributes they change.
 _C, _REF, _ORD, _CNT, _RES = (
-    Campaign.__table__,
-    Referral.__table__,
-    CampaignOrder.__table__,
-    CapCounter.__table__,
-    Reservation.__table__,
+    table_of(Campaign),
+    table_of(Referral),
+    table_of(CampaignOrder),
+    table_of(CapCounter),
+    table_of(Reservation),
 )
 
 
-def _build_statements(insert) -> dict[str, Any]:
+def _build_statements(
+    insert: Callable[[Table], postgresql.Insert] | Callable[[Table], sqlite.Insert],
+) -> dict[str, Executable]:
     b = bindparam
     counter = insert(_CNT).values(
         campaign_id=b("b_cid"), scope=b("b_scope"), key=b("b_key"), used=b("b_n"), updated_at=b("b_now")
@@ -126,10 +131,10 @@ def _build_statements(insert) -> dict[str, Any]:
     }
 
 
-_statements: dict[str, dict[str, Any]] = {}
+_statements: dict[str, dict[str, Executable]] = {}
 
 
-def stmt(session: Session, name: str):
+def stmt(session: Session, name: str) -> Executable:
     dialect = session.get_bind().dialect.name
     built = _statements.get(dialect)
     if built is None:
@@ -150,7 +155,7 @@ def audit(
     session: Session,
     action: str,
     campaign_id: str | None,
-    detail: dict | None = None,
+    detail: dict[str, Any] | None = None,
     *,
     actor: str = "system",
     entity: str = "campaign",
@@ -177,7 +182,7 @@ def _write_audit(session: Session) -> None:
     session.info.pop("campaign_refs", None)
     rows = session.info.pop("campaign_audit", None)
     if rows:
-        session.execute(CampaignAudit.__table__.insert(), rows)
+        session.execute(table_of(CampaignAudit).insert(), rows)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -216,6 +221,17 @@ def load_campaign(session: Session, campaign_id: str, *, lock: bool = False) -> 
     if c is None:
         raise CampaignError(404, "unknown_campaign", f"no campaign {campaign_id!r}", field="campaign_id")
     return c
+
+
+_Section = TypeVar("_Section")
+
+
+def section(rules: CampaignRules, value: _Section | None, name: str) -> _Section:
+    """A part of the rules the campaign's type needs (`rules.group` of a group_buy campaign…).
+    Publishing refuses rules without it (each strategy's `problems`), so a missing one is a bug."""
+    if value is None:
+        raise RuntimeError(f"a {rules.type} campaign without its {name} rules")
+    return value
 
 
 def effective_status(c: Campaign, rules: CampaignRules, now: datetime) -> str:

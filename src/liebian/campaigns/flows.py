@@ -1,5 +1,5 @@
 """The campaign's work that crosses domains: a friend accepts an invite, qualifies, converts, is
-refunded; a sharer claims; a fraud reviewer decides; OneID merges persons.
+refunded; a sharer claims; a fraud reviewer decides. (OneID merges: `merges`.)
 
 Each flow calls OneID (`participants`), the risk checks the wiring gives it (`liebian.risk`,
 `liebian.ports`), the budget and the ledger (`budget`), the warehouse outbox (`outbox`), and the
@@ -23,7 +23,7 @@ from liebian.campaigns import outbox
 from liebian.campaigns.budget import Grant, bump, grant, release, unbump
 from liebian.campaigns.common import CampaignError, audit, live_rules, load_campaign, rules_of, stmt, to_json
 from liebian.campaigns.invites import invite_code, verify_code
-from liebian.campaigns.models import Campaign, CampaignOrder, CapCounter, Group, Invite, Referral
+from liebian.campaigns.models import Campaign, CampaignOrder, Invite, Referral
 from liebian.campaigns.participants import find_person, keys_of, resolve_person
 from liebian.campaigns.schemas import (
     AcceptRequest,
@@ -33,6 +33,7 @@ from liebian.campaigns.schemas import (
 )
 from liebian.campaigns.strategies import Award, strategy_for
 from liebian.db.base import utcnow
+from liebian.db.session import rowcount
 from liebian.identity import service as identity
 from liebian.rewards import service as ledger
 from liebian.risk import Assessment, RiskContext, assess
@@ -51,8 +52,8 @@ class AcceptResult:
     generation: int
     channel: str
     risk_score: int = 0
-    signals: list[dict] = field(default_factory=list)
-    grants: list[dict] = field(default_factory=list)
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    grants: list[dict[str, Any]] = field(default_factory=list)
     reattributed: bool = False
 
 
@@ -127,7 +128,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
         signals=[asdict(s) for s in risk.signals],
     )
     if state != "blocked" and rules.qualifying_event.kind == "signup":
-        ref = session.get(Referral, referral_id)
+        ref = session.get_one(Referral, referral_id)
         _ok, result.grants = _qualify(
             session, ref, rules, source_ref=f"referral:{c.id}:{ref.id}", order_id=None, now=now
         )
@@ -135,7 +136,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
 
 
 def _earlier_referral(
-    session: Session, c: Campaign, rules: CampaignRules, inviter: int, known: dict
+    session: Session, c: Campaign, rules: CampaignRules, inviter: int, known: dict[identity.Key, int]
 ) -> Referral | None:
     """A friend already known to OneID: their referral in this campaign when last touch moves it to
     this inviter; refused when it cannot move or when the campaign wants new friends only."""
@@ -199,7 +200,8 @@ def _insert_referral(
     ).first()
     if row is None:
         raise _already_accepted()
-    return row[0]
+    referral_id: int = row[0]  # RETURNING referrals.id
+    return referral_id
 
 
 def _record_accept(
@@ -303,13 +305,13 @@ def _reattribute(
 def _inviter_spend_ok(session: Session, rules: CampaignRules, inviter: int) -> bool:
     if rules.referrer_min_spend_fen <= 0:
         return True
-    spent = session.scalar(
+    spent = session.execute(
         select(func.coalesce(func.sum(CampaignOrder.amount_fen), 0)).where(
             CampaignOrder.person_id == inviter,
             CampaignOrder.event == "order",
             CampaignOrder.status != "refunded",
         )
-    )
+    ).scalar_one()
     return spent >= rules.referrer_min_spend_fen
 
 
@@ -344,7 +346,9 @@ class _Giver:
         )
 
 
-def _count_inviter(session: Session, ref: Referral, rules: CampaignRules, notes: list[dict]) -> int | None:
+def _count_inviter(
+    session: Session, ref: Referral, rules: CampaignRules, notes: list[dict[str, Any]]
+) -> int | None:
     """Raise the inviter's counter for this referral: its new value, or None (with a note) when the
     inviter does not count it; `counted`, set optimistically when qualifying, is then undone."""
     inviter = ref.inviter_person_id
@@ -369,15 +373,17 @@ def _qualify(
     source_ref: str,
     order_id: str | None,
     now: datetime,
-) -> tuple[bool, list[dict]]:
+) -> tuple[bool, list[dict[str, Any]]]:
     """The friend met the qualifying event: count it once and grant what the version's rules give."""
     if now - ref.accepted_at > timedelta(days=rules.claim_window_days):
         return False, [{"role": "friend", "state": "outside_claim_window"}]
     kind = strategy_for(rules.type)
     counts = kind.counts_inviter
-    won = session.execute(
-        stmt(session, "qualify"), {"b_id": ref.id, "b_now": now, "b_order": order_id, "b_counted": counts}
-    ).rowcount
+    won = rowcount(
+        session.execute(
+            stmt(session, "qualify"), {"b_id": ref.id, "b_now": now, "b_order": order_id, "b_counted": counts}
+        )
+    )
     if not won:
         return False, []
     for name, value in (("qualified_at", now), ("qualifying_order", order_id), ("counted", counts)):
@@ -386,7 +392,7 @@ def _qualify(
     give = _Giver(
         session, ref.campaign_id, kind.name, source_ref, now + timedelta(days=rules.hold_days), held
     )
-    notes: list[dict] = []
+    notes: list[dict[str, Any]] = []
     count = _count_inviter(session, ref, rules, notes) if counts else None
     give(Award(ref.friend_person_id, rules.friend_reward, "friend", f"friend:{ref.id}"))
     if count is not None:
@@ -408,7 +414,7 @@ def _qualify(
 
 def report_conversion(
     session: Session, campaign_id: str, req: ConversionRequest, *, now: datetime | None = None
-) -> dict:
+) -> dict[str, Any]:
     """An order or custom event of a participant; idempotent by order id, judged by the referral's version."""
     now = now or utcnow()
     c = load_campaign(session, campaign_id)
@@ -422,7 +428,8 @@ def report_conversion(
     if isinstance(order_pk, dict):  # the same order id again
         return order_pk
     ref = session.scalar(stmt(session, "referral_of_friend"), {"b_cid": c.id, "b_pid": person})
-    status, reason, grants = "unattributed", "", []
+    status, reason = "unattributed", ""
+    grants: list[dict[str, Any]] = []
     if ref is not None:
         status, reason, grants = _judge_and_qualify(session, c, ref, req, person, ts, now)
     session.execute(
@@ -453,7 +460,7 @@ def report_conversion(
 
 def _insert_order(
     session: Session, c: Campaign, req: ConversionRequest, person: int, ts: datetime, now: datetime
-) -> int | dict:
+) -> int | dict[str, Any]:
     """The order's row id; for an order id reported before, that order's view (or 409 when it was
     reported for another participant)."""
     row = session.execute(
@@ -473,10 +480,11 @@ def _insert_order(
         },
     ).first()
     if row is not None:
-        return row[0]
-    existing = session.scalar(
+        order_pk: int = row[0]  # RETURNING campaign_orders.id
+        return order_pk
+    existing = session.execute(
         select(CampaignOrder).where(CampaignOrder.campaign_id == c.id, CampaignOrder.order_id == req.order_id)
-    )
+    ).scalar_one()  # the row whose unique key made the insert do nothing
     if existing.person_id != person:
         raise CampaignError(
             409,
@@ -495,7 +503,7 @@ def _judge_and_qualify(
     person: int,
     ts: datetime,
     now: datetime,
-) -> tuple[str, str, list[dict]]:
+) -> tuple[str, str, list[dict[str, Any]]]:
     """A conversion of a referred friend: (status, reason, grants) after the rules of the referral's
     version, the risk checks (block, or hold the referral) and qualification."""
     rules = rules_of(session, c.id, ref.version)
@@ -561,7 +569,7 @@ def _order_ref(campaign_id: str, order_id: str) -> str:
     return f"order:{campaign_id}:{order_id}"
 
 
-def _order_view(o: CampaignOrder) -> dict:
+def _order_view(o: CampaignOrder) -> dict[str, Any]:
     return {
         "order_id": o.order_id,
         "campaign_id": o.campaign_id,
@@ -577,7 +585,7 @@ def _order_view(o: CampaignOrder) -> dict:
 
 def refund(
     session: Session, campaign_id: str, order_id: str, *, note: str = "", actor: str = "system"
-) -> dict:
+) -> dict[str, Any]:
     """A refunded order: within the hold its rewards are revoked (clawback) and the counts given back."""
     now = utcnow()
     c = load_campaign(session, campaign_id)
@@ -589,14 +597,16 @@ def refund(
             404, "unknown_order", f"no order {order_id!r} was reported in campaign {c.id}", field="order_id"
         )
     was = o.status
-    won = session.execute(
-        update(CampaignOrder)
-        .where(CampaignOrder.id == o.id, CampaignOrder.status != "refunded")
-        .values(status="refunded", refunded_at=now)
-    ).rowcount
+    won = rowcount(
+        session.execute(
+            update(CampaignOrder)
+            .where(CampaignOrder.id == o.id, CampaignOrder.status != "refunded")
+            .values(status="refunded", refunded_at=now)
+        )
+    )
     if not won:
         return {**_order_view(o), "revoked": [], "duplicate": True}
-    revoked = []
+    revoked: list[int] = []
     ref = session.get(Referral, o.referral_id) if o.referral_id else None
     if was == "qualified" and ref is not None and ref.qualifying_order == order_id:
         rules = rules_of(session, c.id, ref.version)
@@ -620,9 +630,11 @@ def _claw_back(
 ) -> list[int]:
     """Within the hold: the referral is refunded and uncounted, its rewards revoked, their budget
     given back. The ids of the revoked rewards."""
-    uncounted = session.execute(
-        update(Referral).where(Referral.id == ref.id, Referral.counted.is_(True)).values(counted=False)
-    ).rowcount
+    uncounted = rowcount(
+        session.execute(
+            update(Referral).where(Referral.id == ref.id, Referral.counted.is_(True)).values(counted=False)
+        )
+    )
     session.execute(update(Referral).where(Referral.id == ref.id).values(state="refunded"))
     if uncounted:
         unbump(session, c.id, "inviter", str(ref.inviter_person_id))
@@ -642,7 +654,9 @@ def _claw_back(
 # ---------------------------------------------------------------- share-for-coupon claims
 
 
-def claim(session: Session, campaign_id: str, p: Participant, *, now: datetime | None = None) -> dict:
+def claim(
+    session: Session, campaign_id: str, p: Participant, *, now: datetime | None = None
+) -> dict[str, Any]:
     """Share-for-coupon: a participant whose link was opened `shares_required` times claims the coupon."""
     now = now or utcnow()
     c = load_campaign(session, campaign_id)
@@ -653,11 +667,11 @@ def claim(session: Session, campaign_id: str, p: Participant, *, now: datetime |
             409, "not_share_coupon", f"campaign {c.id} is a {rules.type} campaign", field="campaign_id"
         )
     pid = find_person(session, p)
-    clicks = session.scalar(
+    clicks = session.execute(
         select(func.coalesce(func.sum(Invite.clicks), 0)).where(
             Invite.campaign_id == c.id, Invite.inviter_person_id == pid
         )
-    )
+    ).scalar_one()
     if clicks < rules.shares_required:
         raise CampaignError(
             409,
@@ -702,12 +716,14 @@ def review_referral(session: Session, referral_id: int, approved: bool, *, actor
     longer counted towards the inviter's tiers. Referrals not held are left as they are.
     """
     target = "accepted" if approved else "blocked"
-    values: dict = {"state": target, "note": note or f"fraud review: {target}"}
+    values: dict[str, Any] = {"state": target, "note": note or f"fraud review: {target}"}
     if not approved:
         values["counted"] = False
-    changed = session.execute(
-        update(Referral).where(Referral.id == referral_id, Referral.state == "held").values(**values)
-    ).rowcount
+    changed = rowcount(
+        session.execute(
+            update(Referral).where(Referral.id == referral_id, Referral.state == "held").values(**values)
+        )
+    )
     ref = session.get(Referral, referral_id)
     if ref is None:
         raise CampaignError(404, "not_found", f"referral {referral_id} does not exist", "referral_id")
@@ -723,75 +739,3 @@ def review_referral(session: Session, referral_id: int, approved: bool, *, actor
             entity_id=referral_id,
         )
     return ref.state
-
-
-# ---------------------------------------------------------------- OneID merges
-
-
-def follow_merges(session: Session, final: dict[int, int]) -> None:
-    """Person ids in campaign tables follow OneID merges (a `ports.MergeFollower`, wired in
-    `liebian.bootstrap`); `final` maps each merged person to the surviving one."""
-    # Most merges (bulk identity imports) touch persons who never took part in a campaign: find
-    # the few that did with a handful of set-based queries, then rewrite only those.
-    involved = _campaign_participants(session, list(final))
-    for merged, survivor in final.items():
-        if merged in involved:
-            _move_person(session, merged, survivor)
-    session.flush()
-
-
-def _move_person(session: Session, merged: int, survivor: int) -> None:
-    session.execute(
-        update(Invite).where(Invite.inviter_person_id == merged).values(inviter_person_id=survivor)
-    )
-    session.execute(
-        update(Referral).where(Referral.inviter_person_id == merged).values(inviter_person_id=survivor)
-    )
-    dup_campaigns = select(Referral.campaign_id).where(Referral.friend_person_id == survivor)
-    session.execute(
-        update(Referral)
-        .where(Referral.friend_person_id == merged, Referral.campaign_id.in_(dup_campaigns))
-        .values(state="duplicate", note="friend merged into a person already referred")
-    )
-    session.execute(
-        update(Referral)
-        .where(Referral.friend_person_id == merged, Referral.state != "duplicate")
-        .values(friend_person_id=survivor)
-    )
-    # A merge can reveal that inviter and friend are one human: such referrals are blocked.
-    session.execute(
-        update(Referral)
-        .where(Referral.friend_person_id == survivor, Referral.inviter_person_id == survivor)
-        .values(state="blocked", note="self-referral found by a OneID merge")
-    )
-    session.execute(update(CampaignOrder).where(CampaignOrder.person_id == merged).values(person_id=survivor))
-    session.execute(
-        update(Group).where(Group.initiator_person_id == merged).values(initiator_person_id=survivor)
-    )
-    for counter in session.scalars(
-        select(CapCounter).where(CapCounter.scope == "inviter", CapCounter.key == str(merged))
-    ).all():
-        bump(session, counter.campaign_id, "inviter", str(survivor), None, counter.used)
-        session.delete(counter)
-
-
-def _campaign_participants(session: Session, person_ids: list[int]) -> set[int]:
-    columns = (
-        Invite.inviter_person_id,
-        Referral.inviter_person_id,
-        Referral.friend_person_id,
-        CampaignOrder.person_id,
-        Group.initiator_person_id,
-    )
-    found: set[int] = set()
-    for start in range(0, len(person_ids), 500):
-        chunk = person_ids[start : start + 500]
-        for column in columns:
-            found.update(session.scalars(select(column).where(column.in_(chunk)).distinct()))
-        keys = session.scalars(
-            select(CapCounter.key).where(
-                CapCounter.scope == "inviter", CapCounter.key.in_([str(p) for p in chunk])
-            )
-        )
-        found.update(int(k) for k in keys)
-    return found

@@ -153,7 +153,7 @@ def click(
         props={"user_agent": user_agent or ""},
         key=f"click:{inv.id}:{os.urandom(6).hex()}",
     )
-    c = session.get(Campaign, inv.campaign_id)
+    c = session.get_one(Campaign, inv.campaign_id)
     rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
     target = rules.landing_url or f"{get_settings().public_url.rstrip('/')}/api/v1/invites/{code}"
     sep = "&" if "?" in target else "?"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from liebian.campaigns.common import to_json
 from liebian.campaigns.models import Outbox
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
 from liebian.db.session import session_scope
 
 
@@ -51,7 +51,7 @@ def record_event(
     rows = [{"kind": "event", "payload": to_json(payload), "created_at": utcnow()}]
     if edge:
         rows.append({"kind": "edge", "payload": to_json(payload), "created_at": utcnow()})
-    session.execute(Outbox.__table__.insert(), rows)
+    session.execute(table_of(Outbox).insert(), rows)
 
 
 # Outbox payloads are parsed by DuckDB, not Python: a flush then holds the GIL only to fetch the

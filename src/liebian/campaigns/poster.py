@@ -111,7 +111,7 @@ def qr_image(link: str, size: int) -> Image.Image:
         qr.make_image(fill_color="black", back_color="white")
         .get_image()
         .convert("RGB")
-        .resize((size, size), Image.NEAREST)
+        .resize((size, size), Image.Resampling.NEAREST)
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from typing import Any, Literal, TypedDict
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
@@ -30,7 +31,7 @@ from liebian.db.base import utcnow
 from liebian.engine.outbox import OutboxFlusher
 
 
-def audit_log(session: Session, campaign_id: str | None = None, limit: int = 200) -> list[dict]:
+def audit_log(session: Session, campaign_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
     q = select(CampaignAudit).order_by(CampaignAudit.id.desc()).limit(limit)
     if campaign_id:
         q = q.where(CampaignAudit.campaign_id == campaign_id)
@@ -52,7 +53,7 @@ def audit_log(session: Session, campaign_id: str | None = None, limit: int = 200
 # ---------------------------------------------------------------- rules and versions
 
 
-def parse_rules(data: dict) -> CampaignRules:
+def parse_rules(data: dict[str, Any]) -> CampaignRules:
     """Validate a rules document; every problem is reported with its field (422)."""
     try:
         rules = CampaignRules.model_validate(data)
@@ -106,11 +107,11 @@ def rule_problems(r: CampaignRules) -> list[tuple[str, str]]:
     return p
 
 
-def _summary(errors: list[dict]) -> str:
+def _summary(errors: list[dict[str, Any]]) -> str:
     return "; ".join(f"{e['field']}: {e['reason']}" for e in errors)
 
 
-def campaign_view(session: Session, c: Campaign, now: datetime | None = None) -> dict:
+def campaign_view(session: Session, c: Campaign, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
     return {
@@ -130,8 +131,8 @@ def campaign_view(session: Session, c: Campaign, now: datetime | None = None) ->
 
 
 def create_campaign(
-    session: Session, rules_data: dict, *, campaign_id: str | None = None, actor: str = "operator"
-) -> dict:
+    session: Session, rules_data: dict[str, Any], *, campaign_id: str | None = None, actor: str = "operator"
+) -> dict[str, Any]:
     rules = parse_rules(rules_data)
     cid = campaign_id or f"cmp_{os.urandom(5).hex()}"
     if session.get(Campaign, cid) is not None:
@@ -157,8 +158,8 @@ def create_campaign(
 
 
 def edit_campaign(
-    session: Session, campaign_id: str, rules_data: dict, *, note: str = "", actor: str = "operator"
-) -> dict:
+    session: Session, campaign_id: str, rules_data: dict[str, Any], *, note: str = "", actor: str = "operator"
+) -> dict[str, Any]:
     """Change the rules. A draft is edited in place; a launched campaign gets a new version."""
     c = load_campaign(session, campaign_id, lock=True)
     if c.status == "ended":
@@ -201,7 +202,7 @@ def edit_campaign(
     return campaign_view(session, c, now)
 
 
-def get_campaign(session: Session, campaign_id: str) -> dict:
+def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
     return campaign_view(session, load_campaign(session, campaign_id))
 
 
@@ -210,7 +211,9 @@ def campaign_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Campaign.id).order_by(Campaign.created_at)))
 
 
-def list_campaigns(session: Session, status: str | None = None, *, with_rules: bool = False) -> list[dict]:
+def list_campaigns(
+    session: Session, status: str | None = None, *, with_rules: bool = False
+) -> list[dict[str, Any]]:
     now = utcnow()
     out = []
     for c in session.scalars(select(Campaign).order_by(Campaign.created_at)):
@@ -222,7 +225,7 @@ def list_campaigns(session: Session, status: str | None = None, *, with_rules: b
     return out
 
 
-def versions(session: Session, campaign_id: str) -> list[dict]:
+def versions(session: Session, campaign_id: str) -> list[dict[str, Any]]:
     load_campaign(session, campaign_id)
     rows = session.scalars(
         select(CampaignVersion)
@@ -238,9 +241,30 @@ def versions(session: Session, campaign_id: str) -> list[dict]:
 # ---------------------------------------------------------------- compliance and lifecycle
 
 
-def compliance(rules: CampaignRules) -> dict:
+class Finding(TypedDict):
+    """A compliance rule the campaign breaks, and the field to change."""
+
+    rule: str
+    field: str
+    message: str
+
+
+class ScoredFinding(Finding):
+    score: int  # what the finding adds to the risk score
+
+
+class Compliance(TypedDict):
+    passed: bool  # no hard finding: the campaign may launch
+    hard: list[Finding]
+    soft: list[ScoredFinding]
+    risk_score: int
+    risk_level: Literal["high", "medium", "low"]
+
+
+def compliance(rules: CampaignRules) -> Compliance:
     """Hard rules block launch; soft findings add up to a compliance risk score (0–100)."""
-    hard, soft = [], []
+    hard: list[Finding] = []
+    soft: list[ScoredFinding] = []
     if rules.per_inviter_cap is None:
         hard.append(
             {
@@ -305,7 +329,7 @@ def compliance(rules: CampaignRules) -> dict:
     }
 
 
-def compliance_report(session: Session, campaign_id: str) -> dict:
+def compliance_report(session: Session, campaign_id: str) -> dict[str, Any]:
     c = load_campaign(session, campaign_id)
     report = compliance(rules_of(session, c.id, c.version, cache=c.status != "draft"))
     return {"campaign_id": c.id, "version": c.version, **report}
@@ -313,7 +337,7 @@ def compliance_report(session: Session, campaign_id: str) -> dict:
 
 def launch(
     session: Session, campaign_id: str, *, actor: str = "operator", now: datetime | None = None
-) -> dict:
+) -> dict[str, Any]:
     now = now or utcnow()
     c = load_campaign(session, campaign_id, lock=True)
     rules = rules_of(session, c.id, c.version, cache=False)
@@ -338,7 +362,7 @@ def launch(
     return campaign_view(session, c, now)
 
 
-def pause(session: Session, campaign_id: str, *, actor: str = "operator") -> dict:
+def pause(session: Session, campaign_id: str, *, actor: str = "operator") -> dict[str, Any]:
     now = utcnow()
     c = load_campaign(session, campaign_id, lock=True)
     status = effective_status(c, rules_of(session, c.id, c.version, cache=c.status != "draft"), now)
@@ -352,7 +376,9 @@ def pause(session: Session, campaign_id: str, *, actor: str = "operator") -> dic
     return campaign_view(session, c, now)
 
 
-def end(session: Session, campaign_id: str, *, actor: str = "operator", now: datetime | None = None) -> dict:
+def end(
+    session: Session, campaign_id: str, *, actor: str = "operator", now: datetime | None = None
+) -> dict[str, Any]:
     """End the campaign; its type's end happens once (a leaderboard grants its rank rewards)."""
     now = now or utcnow()
     c = load_campaign(session, campaign_id, lock=True)

@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from liebian.campaigns.common import CampaignError, audit, ins
+from liebian.campaigns.common import CampaignError, audit, ins, section
 from liebian.campaigns.models import Campaign, Group, Invite, Referral
 from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignRules, Reward
 from liebian.campaigns.views import settle_leaderboard
+from liebian.db.session import rowcount
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,10 @@ class Assist(CampaignType):
         return _needs(rules, "assist", rules.assist is not None)
 
     def on_counted(self, rules: CampaignRules, ref: Referral, count: int, give: Give) -> None:
-        if count == rules.assist.required:
+        assist = section(rules, rules.assist, "assist")
+        if count == assist.required:
             inviter = ref.inviter_person_id
-            give(Award(inviter, rules.assist.reward, "assist", f"assist:{inviter}"))
+            give(Award(inviter, assist.reward, "assist", f"assist:{inviter}"))
 
 
 class ShareCoupon(CampaignType):
@@ -159,24 +161,25 @@ class GroupBuy(CampaignType):
         if parent is not None and parent[2] is not None:
             gid = parent[2]
         else:
+            window = timedelta(hours=section(rules, rules.group, "group").window_hours)
             session.execute(
                 ins(session, Group)
                 .values(
                     campaign_id=inv.campaign_id,
                     initiator_person_id=inviter,
                     opened_at=inv.created_at,
-                    deadline=inv.created_at + timedelta(hours=rules.group.window_hours),
+                    deadline=inv.created_at + window,
                     members_done=0,
                     state="open",
                 )
                 .on_conflict_do_nothing()
             )
-            gid = session.scalar(
+            gid = session.execute(
                 select(Group.id).where(
                     Group.campaign_id == inv.campaign_id, Group.initiator_person_id == inviter
                 )
-            )
-        g = session.get(Group, gid)
+            ).scalar_one()
+        g = session.get_one(Group, gid)
         if g.state != "open":
             raise CampaignError(409, "group_complete", "this group is already complete", field="code")
         if now > g.deadline:
@@ -191,7 +194,7 @@ class GroupBuy(CampaignType):
         """One more member done; the member completing the group rewards all of them, once."""
         if ref.group_id is None:
             return
-        g = rules.group
+        g = section(rules, rules.group, "group")
         done = session.execute(
             update(Group)
             .where(Group.id == ref.group_id, Group.state == "open", Group.deadline >= now)
@@ -200,14 +203,16 @@ class GroupBuy(CampaignType):
         ).first()
         if done is None or done[0] < g.size - 1:
             return
-        won = session.execute(
-            update(Group)
-            .where(Group.id == ref.group_id, Group.state == "open", Group.members_done >= g.size - 1)
-            .values(state="complete", completed_at=now)
-        ).rowcount
+        won = rowcount(
+            session.execute(
+                update(Group)
+                .where(Group.id == ref.group_id, Group.state == "open", Group.members_done >= g.size - 1)
+                .values(state="complete", completed_at=now)
+            )
+        )
         if not won:
             return
-        group = session.get(Group, ref.group_id)
+        group = session.get_one(Group, ref.group_id)
         members = session.execute(
             select(Referral.friend_person_id, Referral.inviter_person_id, Referral.state).where(
                 Referral.group_id == group.id, Referral.qualified_at.is_not(None)

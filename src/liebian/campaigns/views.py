@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from liebian.campaigns.budget import grant
-from liebian.campaigns.common import audit, load_campaign, rules_of
+from liebian.campaigns.common import audit, load_campaign, rules_of, section
 from liebian.campaigns.invites import invite_view
 from liebian.campaigns.models import Campaign, CapCounter, Invite, Referral
 from liebian.campaigns.participants import find_person
@@ -30,11 +30,11 @@ def progress(session: Session, campaign_id: str, p: Participant) -> dict:
             .group_by(Referral.state)
         ).all()
     )
-    qualified = session.scalar(
+    qualified = session.execute(
         select(func.count()).where(
             Referral.campaign_id == c.id, Referral.inviter_person_id == pid, Referral.counted.is_(True)
         )
-    )
+    ).scalar_one()
     invites = [
         invite_view(i)
         for i in session.scalars(
@@ -81,7 +81,7 @@ def leaderboard(session: Session, campaign_id: str, limit: int = 20) -> list[dic
         .order_by(CapCounter.used.desc(), CapCounter.updated_at, CapCounter.key)
         .limit(limit)
     ).all()
-    names = {}
+    names: dict[int, str] = {}
     if rows:
         for pid, nick in session.execute(
             select(Invite.inviter_person_id, Invite.nickname).where(
@@ -102,7 +102,7 @@ def leaderboard(session: Session, campaign_id: str, limit: int = 20) -> list[dic
 
 
 def settle_leaderboard(session: Session, c: Campaign, rules: CampaignRules, now: datetime) -> list[dict]:
-    lb = rules.leaderboard
+    lb = section(rules, rules.leaderboard, "leaderboard")
     out = []
     for row in leaderboard(session, c.id, lb.top_n):
         reward = lb.rewards[min(row["rank"], len(lb.rewards)) - 1]

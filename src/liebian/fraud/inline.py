@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from liebian.campaigns.budget import bump
 from liebian.campaigns.models import Referral
 from liebian.config import get_settings
+from liebian.db.base import table_of
 from liebian.fraud.models import FraudSighting
 from liebian.fraud.reasons import REASONS
 from liebian.identity import service as identity
@@ -94,7 +95,7 @@ def _current(session: Session, person: int | None) -> int | None:
     return identity.current_person(session, person) or person
 
 
-_P, _S = Person.__table__, FraudSighting.__table__
+_P, _S = table_of(Person), table_of(FraudSighting)
 _CURRENT = select(_P.c.id, _P.c.merged_into).where(_P.c.id.in_(bindparam("ids", expanding=True)))
 NONE = -1  # stands for a missing person id in the counts below (person ids are positive)
 
@@ -141,10 +142,11 @@ _COUNTS = select(
 
 
 def _sightings(session: Session, ctx: RiskContext) -> dict[str, int]:
-    """Counts of earlier sightings for this context (kept on the context while inline_check runs)."""
-    cached = getattr(ctx, "_fraud_counts", None)
-    if cached is not None:
-        return cached
+    """Counts of earlier sightings for this context (kept in the session, with the context they
+    were counted for, while inline_check runs)."""
+    cached: tuple[RiskContext, dict[str, int]] | None = session.info.get("fraud_counts")
+    if cached is not None and cached[0] is ctx:
+        return cached[1]
     mine = [p for p in (_current(session, ctx.friend), _current(session, ctx.inviter)) if p is not None]
     mine += [NONE] * (2 - len(mine))
     row = session.execute(
@@ -240,7 +242,7 @@ def is_virtual_phone(phone: str | None, prefixes: list[str] | None = None) -> bo
 
 
 def rule_virtual_phone(session: Session, ctx: RiskContext) -> list[RiskSignal]:
-    if is_virtual_phone(ctx.phone):
+    if ctx.phone and is_virtual_phone(ctx.phone):
         return [_signal("VIRTUAL_PHONE", f"prefix {normalize_phone(ctx.phone)[:3]}")]
     return []
 
@@ -299,7 +301,8 @@ def rule_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
 
 def _upstream(session: Session, campaign_id: str, inviter: int, friend: int) -> bool:
     """Whether `friend` brought `inviter` into the campaign, directly or further up the chain."""
-    person, seen = inviter, set()
+    person: int | None = inviter
+    seen: set[int] = set()
     while person is not None and person not in seen:
         seen.add(person)
         parent = session.scalar(
@@ -340,13 +343,13 @@ def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     session.info["fraud_current"] = known
     try:
         if ctx.stage == "accept" or ctx.device_id or (ctx.ip and ctx.user_agent):
-            ctx._fraud_counts = _sightings(session, ctx)
+            session.info["fraud_counts"] = (ctx, _sightings(session, ctx))
         signals: list[RiskSignal] = []
         for rule in RULES:
             signals.extend(rule(session, ctx))
     finally:
         session.info.pop("fraud_current", None)
-        ctx.__dict__.pop("_fraud_counts", None)
+        session.info.pop("fraud_counts", None)
     session.execute(
         _S.insert(),
         {

@@ -258,9 +258,9 @@ def values_from_rules(rules: dict, fields: list[Field]) -> dict[str, Any]:
     return out
 
 
-def default_rules(kind: str = "invite_task") -> dict:
-    """A new campaign's starting point: the rules schema's own defaults."""
-    return CampaignRules.model_construct(type=kind, title="").model_dump(mode="json")
+def default_rules() -> dict[str, Any]:
+    """A new campaign's starting point: the rules schema's own defaults (the editor's first type)."""
+    return CampaignRules.model_construct(type="invite_task", title="").model_dump(mode="json")
 
 
 def _set_path(doc: dict, path: str, value: Any) -> None:

@@ -170,15 +170,15 @@ def campaign_list(request: Request) -> Response:
 def _editor_context(
     request: Request,
     *,
-    campaign: dict | None,
+    campaign: dict[str, Any] | None,
     values: dict[str, Any] | None = None,
     errors: dict[str, list[str]] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The editor for a new campaign (campaign None) or an existing one, showing `values` (a
     submitted form) or else the campaign's current rules."""
     new = campaign is None
-    launched = not new and campaign["status"] != "draft"
-    source_rules = default_rules() if new else campaign["rules"]
+    launched = campaign is not None and campaign["status"] != "draft"
+    source_rules = default_rules() if campaign is None else campaign["rules"]
     kind = (values or {}).get("type") or source_rules.get("type") or "invite_task"
     if kind not in CAMPAIGN_TYPES:
         kind = "invite_task"
@@ -192,7 +192,7 @@ def _editor_context(
     errors = errors or {}
     names = {f.name for f in fields} | {s.group for s in sections if s.group}
     unplaced = [f"{name}: {'; '.join(reasons)}" for name, reasons in errors.items() if name not in names]
-    action = "/campaigns/new" if new else f"/campaigns/{campaign['id']}/edit"
+    action = "/campaigns/new" if campaign is None else f"/campaigns/{campaign['id']}/edit"
     return {
         "campaign": campaign,
         "new": new,
@@ -204,7 +204,7 @@ def _editor_context(
         "error_count": sum(len(v) for v in errors.values()),
         "unplaced": unplaced,
         "action": action,
-        "next_version": (campaign["version"] + 1) if launched else 1,
+        "next_version": (campaign["version"] + 1) if campaign is not None and launched else 1,
     }
 
 
@@ -224,7 +224,7 @@ def _submitted(request: Request) -> dict[str, Any] | None:
     return _form_values(request.query_params)
 
 
-def _load_campaign(campaign_id: str) -> dict | None:
+def _load_campaign(campaign_id: str) -> dict[str, Any] | None:
 
     with session_scope() as s:
         try:
@@ -233,7 +233,7 @@ def _load_campaign(campaign_id: str) -> dict | None:
             return None
 
 
-def _editor_page(request: Request, campaign: dict | None) -> Response:
+def _editor_page(request: Request, campaign: dict[str, Any] | None) -> Response:
     context = _editor_context(request, campaign=campaign, values=_submitted(request))
     return render(request, "campaigns/editor.html", context)
 
@@ -251,16 +251,16 @@ def campaign_edit(request: Request, campaign_id: str) -> Response:
     return _editor_page(request, campaign)
 
 
-def _save(request: Request, campaign: dict | None, values: dict[str, Any]) -> Response:
+def _save(request: Request, campaign: dict[str, Any] | None, values: dict[str, Any]) -> Response:
     """Create or edit through the service; its refusals come back next to the fields they name."""
 
     t = translator(locale_of(request))
     new = campaign is None
-    kind = values.get("type") if values.get("type") in CAMPAIGN_TYPES else "invite_task"
-    if not new and campaign["status"] != "draft":
+    kind: str = values["type"] if values.get("type") in CAMPAIGN_TYPES else "invite_task"
+    launched = campaign is not None and campaign["status"] != "draft"
+    if campaign is not None and launched:
         kind = campaign["type"]  # a launched campaign keeps its type
         values["type"] = kind
-    launched = not new and campaign["status"] != "draft"
     prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
     sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
     doc, errors, renumbered = rules_from_form(values, all_fields(sections), t)
@@ -276,7 +276,7 @@ def _save(request: Request, campaign: dict | None, values: dict[str, Any]) -> Re
         actor = _principal(request).name
         try:
             with session_scope() as s:
-                if new:
+                if campaign is None:
                     saved = service.create_campaign(s, doc, campaign_id=campaign_id, actor=actor)
                 else:
                     saved = service.edit_campaign(

@@ -96,7 +96,7 @@ def _queue_page(request: Request, params: dict[str, Any], flash: tuple[str, bool
         pages = max(1, -(-total // PAGE_SIZE))
         params = {**params, "page": min(params["page"], pages)}
         if export:  # every matching case, not just this page
-            cases = []
+            cases: list[dict[str, Any]] = []
             while len(cases) < total:
                 batch = service.list_cases(s, **filters, limit=1000, offset=len(cases), lang=locale)
                 if not batch:
@@ -188,9 +188,11 @@ async def _form(request: Request) -> tuple[dict[str, Any], list[int]]:
     form = await request.form()
     ids = []
     for value in form.getlist("case_ids"):
+        if not isinstance(value, str):  # an uploaded file is no case id
+            continue
         try:
             ids.append(int(value))
-        except (TypeError, ValueError):
+        except ValueError:
             continue
     return {k: v for k, v in form.items() if isinstance(v, str)}, ids
 

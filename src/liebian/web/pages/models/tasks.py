@@ -93,9 +93,12 @@ def _run_stages(task: Task, stages: list[Stage]) -> None:
         def on_step(step: str, done: int, _total: int, base: int = base) -> None:
             task.step, task.done = step, base + done
 
+        def report(step: str, done: int, total: int = steps) -> None:
+            on_step(step, done, total)
+
         try:
             with listen_steps(on_step):
-                work(lambda step, done, total=steps: on_step(step, done, total))
+                work(report)
         except (PredictError, TagError, FilterError) as exc:
             task.errors.append(f"{label}: {exc}")
         except Exception as exc:  # noqa: BLE001 - shown on the page and logged, never lost
