@@ -15,6 +15,7 @@ from liebian.campaigns.common import to_json
 from liebian.campaigns.models import Outbox
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import session_scope
+from liebian.engine import warehouse
 
 
 def record_event(
@@ -103,8 +104,6 @@ def _flush(session: Session, limit: int) -> int:
     # pyarrow and DuckDB load only in the process that flushes (the server's thread, the CLI's
     # flush), not in every process that imports the campaign engine
     import pyarrow as pa
-
-    from liebian.engine import warehouse
 
     rows = session.execute(
         select(Outbox.id, Outbox.kind, Outbox.payload).order_by(Outbox.id).limit(limit)

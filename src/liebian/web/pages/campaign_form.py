@@ -11,12 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignRules
+from liebian.config import get_settings
 
 # --- time and money at the edge -------------------------------------------------------------------
 
 
 def brand_zone() -> ZoneInfo:
-    from liebian.config import get_settings
 
     return ZoneInfo(get_settings().timezone)
 

@@ -23,6 +23,7 @@ from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignCreate
 from liebian.db.session import session_scope
 from liebian.rewards import service as ledger
 from liebian.web.console import Column, ConsoleFilters, Table, flash_fragment, htmx_redirect, render
+from liebian.web.console import _principal as principal
 from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.campaign_form import (
     all_fields,
@@ -58,7 +59,6 @@ def channel_namer(locale: str):
 
 
 def _principal(request: Request):
-    from liebian.web.console import _principal as principal
 
     return principal(request)
 

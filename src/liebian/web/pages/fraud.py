@@ -12,7 +12,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from liebian.web.console import Column, ConsoleFilters, Table, htmx_redirect, render
+from liebian.db.session import session_scope
+from liebian.fraud import service
+from liebian.web.console import Column, ConsoleFilters, Table, _principal, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.campaign_form import local_time
 from liebian.web.pages.campaigns import channel_namer
@@ -82,8 +84,6 @@ CASE_COLUMNS = [
 
 
 def _queue_page(request: Request, params: dict[str, Any], flash: tuple[str, bool] | None = None) -> Response:
-    from liebian.db.session import session_scope
-    from liebian.fraud import service
 
     locale = locale_of(request)
     status = None if params["status"] == "all" else params["status"]
@@ -147,7 +147,6 @@ def fraud_queue(request: Request) -> Response:
 
 
 def _actor(request: Request) -> str:
-    from liebian.web.console import _principal
 
     return _principal(request).name
 
@@ -167,8 +166,6 @@ def _summary(t, results: list[dict], target: str) -> tuple[str, bool]:
 
 
 def _decide(request: Request, form: dict[str, Any], case_ids: list[int], action: str) -> Response:
-    from liebian.db.session import session_scope
-    from liebian.fraud import service
 
     t = translator(locale_of(request))
     params = _params(form)
@@ -221,8 +218,6 @@ async def bulk(request: Request) -> Response:
 
 
 def _sync(request: Request, form: dict[str, Any]) -> Response:
-    from liebian.db.session import session_scope
-    from liebian.fraud import service
 
     t = translator(locale_of(request))
     with session_scope() as s:
@@ -251,8 +246,6 @@ def _effects(t, effects: dict) -> str:
 
 @router.get("/fraud/cases/{case_id}")
 def case_detail(request: Request, case_id: int) -> Response:
-    from liebian.db.session import session_scope
-    from liebian.fraud import service
 
     locale = locale_of(request)
     t = translator(locale)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from liebian.predict.common import PredictError, listen_steps
+from liebian.tags.service import TagError
 from liebian.web.console import FilterError
 
 log = logging.getLogger("liebian.web.models")
@@ -83,8 +85,6 @@ def _work(task: Task, stages: list[Stage]) -> None:
 
 
 def _run_stages(task: Task, stages: list[Stage]) -> None:
-    from liebian.predict.common import PredictError, listen_steps
-    from liebian.tags.service import TagError
 
     base = 0
     for label, steps, work in stages:
