@@ -61,6 +61,7 @@ ROUTERS = [
 class Health(Open):
     status: str
     version: str
+    pid: int  # the worker process that answered (several serve one port)
     console_warmup: dict
 
 
