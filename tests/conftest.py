@@ -7,6 +7,7 @@ schema of its own. Without it they skip, saying so.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,25 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     reset_settings_cache()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store migrated once per session by Alembic; each test starts from a copy of it
+    (running every migration for every test cost more than most tests)."""
+    path = tmp_path_factory.mktemp("store-template") / "liebian.db"
+    url = f"sqlite:///{path}"
+    migrate.upgrade(url)
+    dispose_engines()  # closing the connections checkpoints the WAL into the file
+    assert migrate.current_revision(url) == migrate.head_revision()
+    dispose_engines()
+    return path
+
+
+def _migrated_sqlite(template: Path) -> None:
+    target = Path(get_settings().sqlalchemy_url.removeprefix("sqlite:///"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, target)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The operational store, migrated: once on SQLite and once on PostgreSQL."""
@@ -82,7 +102,9 @@ def store(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.Mo
         schema = f"t_{uuid.uuid4().hex[:12]}"
         monkeypatch.setenv("LIEBIAN_DATABASE_URL", _postgres_schema_url(PG_URL, schema))
         reset_settings_cache()
-    migrate.upgrade()
+        migrate.upgrade()
+    else:
+        _migrated_sqlite(request.getfixturevalue("sqlite_template"))
     yield request.param
     dispose_engines()
     if schema:
@@ -90,9 +112,9 @@ def store(request: pytest.FixtureRequest, data_dir: Path, monkeypatch: pytest.Mo
 
 
 @pytest.fixture
-def sqlite_store(data_dir: Path) -> str:
+def sqlite_store(data_dir: Path, sqlite_template: Path) -> str:
     """The operational store on SQLite only, migrated (for tests that do not touch SQL dialects)."""
-    migrate.upgrade()
+    _migrated_sqlite(sqlite_template)
     return "sqlite"
 
 
