@@ -38,7 +38,7 @@ DOMAINS = [
     ("liebian.privacy.cli", "privacy", "Consent, data-subject requests, retention."),
     ("liebian.auth.cli", "auth", "Users, roles, API keys, audit."),
     ("liebian.wecom.cli", "wecom", "WeCom (企业微信) contact ways and callbacks."),
-    ("liebian.jobs", "job", "Run a scheduled job once (for cron)."),
+    ("liebian.job_cli", "job", "Run a scheduled job once (for cron)."),
 ]
 
 # Commands of a domain's module merged into the root: (module, command name, its docstring's first line)

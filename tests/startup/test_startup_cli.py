@@ -37,7 +37,7 @@ def test_help_imports_no_domain_and_no_heavy_library() -> None:
         m for m in loaded if m.startswith("liebian.") and m.endswith(".cli") and m != "liebian.cli"
     )
     assert not domain_clis, f"`liebian --help` imported {domain_clis}"
-    assert "liebian.jobs" not in loaded
+    assert "liebian.job_cli" not in loaded
     heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
     assert not heavy, f"`liebian --help` imported {heavy}"
 
