@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
+from liebian.click_compat import click
 from liebian.config import reset_settings_cache
 from liebian.db import migrate
 
@@ -88,7 +88,8 @@ class RootGroup(TyperGroup):
         self.listed |= {name: help_text for _module, name, help_text in DOMAINS}
         self.listing = False
         for name in self.listed:
-            self.commands.setdefault(name, None)  # the names typo suggestions choose from
+            # None until the module is imported; the names are what typo suggestions choose from
+            self.commands.setdefault(name, None)  # type: ignore[arg-type]
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
@@ -97,7 +98,7 @@ class RootGroup(TyperGroup):
         if cmd_name not in self.listed:
             return super().get_command(ctx, cmd_name)
         if self.listing:  # the help page only needs the name and the help
-            return click.Command(cmd_name, help=self.listed[cmd_name])
+            return TyperCommand(cmd_name, help=self.listed[cmd_name])
         if self.commands[cmd_name] is None:
             self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -36,7 +37,10 @@ from liebian.db.session import session_scope
 
 router = APIRouter(tags=["auth"])
 
-ERRORS = {401: {"description": "not authenticated"}, 403: {"description": "forbidden"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not authenticated"},
+    403: {"description": "forbidden"},
+}
 
 
 @router.post(

@@ -17,46 +17,59 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-import click
 import typer
 from sqlalchemy.exc import OperationalError, ProgrammingError
+from typer.core import TyperGroup
+from typer.models import CommandInfo
 
 from liebian.auth import policy
+from liebian.click_compat import click
 from liebian.output import err_console
+
+if TYPE_CHECKING:  # imported with the command, not for --help
+    from liebian.auth.service import Principal
 
 EXIT_DENIED = 3
 CLI_USER: str | None = None  # set by the root callback from --user / LIEBIAN_USER
 
 
-def _name_of(info) -> str:
+def _name_of(info: CommandInfo) -> str:
     if info.name:
         return info.name
+    assert info.callback is not None, "a registered command has a callback"
     return info.callback.__name__.lower().replace("_", "-")
 
 
-def _iter_infos(app: typer.Typer, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
+def _iter_infos(app: typer.Typer, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, CommandInfo]]:
     """(command path, CommandInfo) for every command of a Typer app, sub-apps included."""
     for info in app.registered_commands:
         yield " ".join((*prefix, _name_of(info))), info
     for group in app.registered_groups:
-        name = group.name or group.typer_instance.info.name
-        yield from _iter_infos(group.typer_instance, (*prefix, name))
+        sub = group.typer_instance
+        assert sub is not None, "add_typer always gives the sub-app"
+        name = group.name or sub.info.name
+        assert isinstance(name, str), "liebian names every sub-app it adds"
+        yield from _iter_infos(sub, (*prefix, name))
 
 
 def iter_commands(app: typer.Typer) -> Iterator[tuple[str, click.Command]]:
     """(command path, click command) for every command the CLI offers, the groups liebian/cli.py
     imports only when they are invoked included (this imports them)."""
 
-    def walk(group: click.Command, ctx: click.Context, prefix: tuple[str, ...]):
+    def walk(
+        group: TyperGroup, ctx: click.Context, prefix: tuple[str, ...]
+    ) -> Iterator[tuple[str, click.Command]]:
         for name in group.list_commands(ctx):
             command = group.get_command(ctx, name)
-            if hasattr(command, "list_commands"):
+            if isinstance(command, TyperGroup):  # every group of typer's building
                 yield from walk(command, click.Context(command, parent=ctx, info_name=name), (*prefix, name))
-            else:
+            elif command is not None:
                 yield " ".join((*prefix, name)), command
 
     root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup), "the liebian CLI is a group of commands"
     yield from walk(root, click.Context(root, info_name="liebian"), ())
 
 
@@ -89,7 +102,7 @@ def current_principal():
     )
 
 
-def check(path: str) -> object:
+def check(path: str) -> Principal:
     """Authorise one command path; exits with code 3 and a message when refused."""
     from liebian.auth import service
 
@@ -149,11 +162,12 @@ def guarded(path: str, callback: Callable) -> Callable:
         finally:
             _ACTING.pop()
 
-    wrapper.__liebian_guarded__ = True
+    wrapper.__liebian_guarded__ = True  # type: ignore[attr-defined]  # a marker on the function object
     return wrapper
 
 
 def install(app: typer.Typer, prefix: tuple[str, ...] = ()) -> None:
     """Guard every command of `app`, whose commands are reached as `liebian <prefix> <command>`."""
     for path, info in _iter_infos(app, prefix):
-        info.callback = guarded(path, info.callback)
+        if info.callback is not None:  # a registered command always has one
+            info.callback = guarded(path, info.callback)

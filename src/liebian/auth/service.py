@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -37,7 +38,7 @@ from sqlalchemy.orm import Session
 from liebian.auth import policy
 from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, User
 from liebian.config import get_settings
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
 from liebian.errors import DomainError
 from liebian.privacy.crypto import keys
 
@@ -111,7 +112,7 @@ def generate_password() -> str:
 
 
 def has_users(session: Session) -> bool:
-    return session.scalar(select(func.count()).select_from(User)) > 0
+    return (session.scalar(select(func.count()).select_from(User)) or 0) > 0
 
 
 def get_user(session: Session, username: str) -> User | None:
@@ -199,7 +200,7 @@ def _require_user(session: Session, username: str) -> User:
     return user
 
 
-def user_view(user: User) -> dict:
+def user_view(user: User) -> dict[str, Any]:
     return {
         "username": user.username,
         "role": user.role,
@@ -210,7 +211,7 @@ def user_view(user: User) -> dict:
     }
 
 
-def list_users(session: Session) -> list[dict]:
+def list_users(session: Session) -> list[dict[str, Any]]:
     return [user_view(u) for u in session.scalars(select(User).order_by(User.username))]
 
 
@@ -298,6 +299,7 @@ def revoke_session(session: Session, token: str, ip: str = "") -> bool:
         return False
     s.revoked_at = utcnow()
     user = session.get(User, s.user_id)
+    assert user is not None  # a session's user_id is a foreign key
     audit(session, f"user:{user.username}", "logout", f"user:{user.username}", {}, ip)
     return True
 
@@ -526,7 +528,7 @@ def verified_key_principal(plaintext: str) -> Principal | None:
     return principal
 
 
-def key_view(record: ApiKey, owner: str | None = None) -> dict:
+def key_view(record: ApiKey, owner: str | None = None) -> dict[str, Any]:
     return {
         "key_id": record.key_id,
         "name": record.name,
@@ -542,7 +544,7 @@ def key_view(record: ApiKey, owner: str | None = None) -> dict:
     }
 
 
-def list_api_keys(session: Session) -> list[dict]:
+def list_api_keys(session: Session) -> list[dict[str, Any]]:
     rows = session.execute(
         select(ApiKey, User.username).outerjoin(User, User.id == ApiKey.user_id).order_by(ApiKey.id)
     )
@@ -561,7 +563,7 @@ def chain_key() -> bytes:
     return _derive_chain_key(keys().hmac_key)
 
 
-def _canonical(entry: dict) -> bytes:
+def _canonical(entry: dict[str, Any]) -> bytes:
     ts = entry["ts"]
     body = {
         "seq": int(entry["seq"]),
@@ -576,11 +578,11 @@ def _canonical(entry: dict) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def _entry_hash(entry: dict) -> str:
+def _entry_hash(entry: dict[str, Any]) -> str:
     return hmac.new(chain_key(), _canonical(entry), hashlib.sha256).hexdigest()
 
 
-_H = AuditHead.__table__
+_H = table_of(AuditHead)
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
@@ -604,9 +606,9 @@ def audit(
     actor: str,
     action: str,
     target: str = "",
-    detail: dict | None = None,
+    detail: dict[str, Any] | None = None,
     ip: str = "",
-) -> dict:
+) -> dict[str, Any]:
     """Append one entry to the audit chain (in the caller's transaction) and return it."""
     seq, prev = _lock_head(session)
     entry = {
@@ -620,7 +622,7 @@ def audit(
         "prev_hash": prev,
     }
     entry["hash"] = _entry_hash(entry)
-    session.execute(AuditEntry.__table__.insert(), entry)
+    session.execute(table_of(AuditEntry).insert(), entry)
     session.execute(_H.update().where(_H.c.id == 1).values(seq=entry["seq"], hash=entry["hash"]))
     return entry
 
@@ -633,7 +635,7 @@ def audit_entries(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int | None = 1000,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     q = select(AuditEntry).order_by(AuditEntry.seq)
     if actor:
         q = q.where(AuditEntry.actor == actor)
@@ -661,7 +663,7 @@ def audit_entries(
     ]
 
 
-def verify_audit(session: Session) -> dict:
+def verify_audit(session: Session) -> dict[str, Any]:
     """Replay the chain: every hash, every link, no gap, and the head at the last entry."""
     prev, expected_seq, count = GENESIS, 1, 0
     for e in session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).yield_per(1000):

@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from liebian.background import worker_lifespan
 from liebian.campaigns import flows, invites, service, views
-from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
     AcceptBlocked,
     AcceptRequest,
@@ -38,23 +37,18 @@ from liebian.campaigns.schemas import (
     VersionView,
 )
 from liebian.db.session import session_scope
-from liebian.rewards.service import LedgerError
 from liebian.schemas import encode
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
 router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.warehouse_flusher))
 
 
-def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
-    """One transaction per request; refused requests roll back everything and say why."""
-    try:
-        with session_scope() as s:
-            result = fn(s, *args, **kwargs)
-    except CampaignError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.as_dict())
-    except LedgerError as exc:
-        return JSONResponse(status_code=exc.status, content=exc.as_dict())
-    if is_dataclass(result):
+def _run(fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -> Any:
+    """One transaction per request. A refused request (a `DomainError`: CampaignError, LedgerError…)
+    rolls back everything and is answered by the app's one handler."""
+    with session_scope() as s:
+        result = fn(s, *args, **kwargs)
+    if is_dataclass(result) and not isinstance(result, type):
         result = asdict(result)
     if status != 200:
         return JSONResponse(status_code=status, content=encode(result))
@@ -150,8 +144,6 @@ def invite_info(code: str):
 )
 def invite_poster(code: str):
     result = _run(invites.poster_png, code)
-    if isinstance(result, JSONResponse):
-        return result
     return Response(content=result, media_type="image/png")
 
 
@@ -160,8 +152,6 @@ def click(code: str, request: Request):
     """The short link: record the click (invite_click) and redirect to the landing page."""
     ip = request.client.host if request.client else None
     result = _run(lambda s: invites.click(s, code, ip=ip, user_agent=request.headers.get("user-agent"))[1])
-    if isinstance(result, JSONResponse):
-        return result
     return RedirectResponse(result, status_code=302)
 
 
@@ -176,8 +166,6 @@ def accept(body: AcceptRequest, request: Request):
     if body.ip is None and request.client:
         body.ip = request.client.host
     result = _run(flows.accept_invite, body)
-    if isinstance(result, JSONResponse):
-        return result
     if result["state"] == "blocked":
         return JSONResponse(
             status_code=403,

@@ -3,6 +3,8 @@ Who may call what is decided by auth.policy (enforced centrally), not here."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -26,8 +28,11 @@ from liebian.privacy.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
-ERRORS = {401: {"description": "not authenticated"}, 403: {"description": "forbidden"}}
-NOT_FOUND = {**ERRORS, 404: {"description": "no such person"}}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not authenticated"},
+    403: {"description": "forbidden"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {**ERRORS, 404: {"description": "no such person"}}
 
 
 def _run(fn, *args, status: int = 200, **kwargs):

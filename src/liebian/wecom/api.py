@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from liebian.background import worker_lifespan
-from liebian.campaigns.common import CampaignError
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.wecom import processing, service
@@ -58,6 +57,7 @@ def callback_verify(
     """WeCom's URL verification: answer the decrypted echostr (signature-authenticated, no login)."""
     try:
         echo, ts = service.verify_url(msg_signature, timestamp, nonce, echostr)
+        assert nonce is not None  # verify_url rejects a request without one
         with session_scope() as s:
             processing.claim_nonce(s, nonce, ts, utcnow())
     except service.CallbackRejected as exc:
@@ -97,9 +97,7 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     try:
         with session_scope() as s:
             result = fn(s, *args, **kwargs)
-    # WecomError and WecomApiError (502) are answered by the app's DomainError handler
-    except CampaignError as exc:  # not a DomainError yet (the campaign split makes it one)
-        return JSONResponse(status_code=exc.status, content=exc.body())
+    # Domain errors (WecomError, WecomApiError 502, CampaignError) are answered by the app's handler
     except ValueError as exc:  # bad input found by a library (no code of ours)
         return JSONResponse(status_code=422, content={"detail": str(exc), "code": "invalid", "errors": []})
     return JSONResponse(status_code=status, content=jsonable_encoder(result))
