@@ -39,6 +39,7 @@ from liebian.auth import policy
 from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, User
 from liebian.config import get_settings
 from liebian.db.base import table_of, utcnow
+from liebian.db.session import session_scope
 from liebian.errors import DomainError
 from liebian.privacy.crypto import keys
 
@@ -518,7 +519,6 @@ def verified_key_principal(plaintext: str) -> Principal | None:
     cached = _verified.get(digest)
     if cached is not None:
         return cached
-    from liebian.db.session import session_scope
 
     generation = _verified.generation
     with session_scope() as s:

@@ -12,12 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from liebian import __version__
+from liebian.auth.bootstrap import ensure_first_admin
+from liebian.auth.deps import AuditMiddleware, SecurityHeadersMiddleware, authorize
 from liebian.bootstrap import bootstrap
 from liebian.config import get_settings
 from liebian.db import migrate
+from liebian.db.locks import ProcessLock
 from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
+from liebian.privacy import logfilter
 from liebian.shapes import Open
+from liebian.web.console import STATIC_DIR, WARM_STATUS, start_warming
+from liebian.web.pages.warmup import WARMERS
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
 ROUTERS = [
@@ -81,14 +87,10 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI):
         bootstrap()  # the links between the domains, before the first request and the scheduler
         if run_migrations:
-            from liebian.db.locks import ProcessLock
-
             # several workers start at once: one migrates and creates the first admin at a time
             with ProcessLock("startup"):
                 migrate.upgrade()
                 if get_settings().bootstrap_admin:
-                    from liebian.auth.bootstrap import ensure_first_admin
-
                     ensure_first_admin()
         settings = get_settings()
         scheduler = Scheduler()
@@ -100,16 +102,10 @@ def create_app(run_migrations: bool = True) -> FastAPI:
             settings.console_warmup if settings.console_warmup is not None else settings.scheduler_enabled
         )
         if warmup:
-            from liebian.web.console import start_warming
-            from liebian.web.pages.warmup import WARMERS
-
             start_warming(stop_warming, WARMERS)
         yield
         stop_warming.set()
         scheduler.stop()
-
-    from liebian.auth.deps import AuditMiddleware, SecurityHeadersMiddleware, authorize
-    from liebian.privacy import logfilter
 
     logfilter.install()  # no phone, e-mail or ID-card number in any log line
     # One gate for every route (auth.policy); a body cap for every request.
@@ -140,7 +136,6 @@ def create_app(run_migrations: bool = True) -> FastAPI:
 
     @app.get("/api/v1/health", tags=["system"], response_model=Health)
     def health() -> dict:
-        from liebian.web.console import WARM_STATUS
 
         # pid: which worker process answered (several serve one port);
         # console_warmup: how often the console's default views were computed ahead of visitors
@@ -148,8 +143,6 @@ def create_app(run_migrations: bool = True) -> FastAPI:
 
     _include_routers(app)
     from fastapi.staticfiles import StaticFiles
-
-    from liebian.web.console import STATIC_DIR
 
     # The console's own CSS/JS and the vendored htmx and ECharts (no CDN: intranets have no internet).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
