@@ -58,6 +58,7 @@ NO_AUTO_MIGRATE = {"db", None}
 def load_command(name: str) -> click.Command:
     """Import the module of the root command or group `name` and build its click command, each of its
     commands guarded by auth.policy.COMMANDS."""
+    # deferred: the CLI root loads a domain only when one of its commands runs
     from liebian.auth.cli_guard import (
         install,  # with the command: auth and SQLAlchemy are not needed for --help
     )
@@ -129,6 +130,8 @@ def main(
 ) -> None:
     # imported when a command runs, not for `liebian --help` (start-up time)
     from liebian.auth import cli_guard
+
+    # deferred: the CLI root loads a domain only when one of its commands runs
     from liebian.privacy import logfilter
 
     logfilter.install()  # no phone, e-mail or ID-card number in any log line

@@ -15,6 +15,7 @@ def utc_iso(value: datetime) -> str:
 
 def encode(value):
     """JSON-ready, with naive-UTC datetimes as RFC 3339 (for handlers that build their response)."""
+    # deferred: the CLI's output shares this module and should not load FastAPI
     from fastapi.encoders import jsonable_encoder
 
     return jsonable_encoder(value, custom_encoder={datetime: utc_iso})

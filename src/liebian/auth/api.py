@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -235,6 +235,5 @@ def audit_export(fmt: str = Query("csv", pattern="^(csv|jsonl)$")) -> Response:
 def _naive(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is None:
         return value
-    from datetime import UTC
 
     return value.astimezone(UTC).replace(tzinfo=None)

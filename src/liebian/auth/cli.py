@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -214,8 +215,6 @@ def audit_export(
         rows = service.audit_entries(s, limit=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".csv":
-        import csv
-
         with out.open("w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(
                 fh, fieldnames=["seq", "ts", "actor", "action", "target", "detail", "ip", "prev_hash", "hash"]

@@ -75,6 +75,7 @@ def iter_commands(app: typer.Typer) -> Iterator[tuple[str, click.Command]]:
 
 def current_principal():
     """The CLI's principal (see the module docstring); raises AuthError when it cannot be established."""
+    # deferred: the guard loads auth only when a guarded command runs, not for --help
     from liebian.auth import service
     from liebian.db.session import session_scope
 
@@ -104,6 +105,7 @@ def current_principal():
 
 def check(path: str) -> Principal:
     """Authorise one command path; exits with code 3 and a message when refused."""
+    # deferred: the guard loads auth only when a guarded command runs, not for --help
     from liebian.auth import service
 
     permission = policy.command_permission(path)
@@ -125,6 +127,7 @@ def check(path: str) -> Principal:
 
 
 def _audit(actor: str, action: str, target: str, detail: dict) -> None:
+    # deferred: the guard loads auth only when a guarded command runs, not for --help
     from liebian.auth import service
     from liebian.db.session import session_scope
 
@@ -140,6 +143,7 @@ _ACTING: list = []
 
 def acting():
     """The principal of the command being run (for commands that audit their own actions)."""
+    # deferred: the guard loads auth only when a guarded command runs, not for --help
     from liebian.auth import service
 
     return _ACTING[-1] if _ACTING else service.LOCAL_BOOTSTRAP

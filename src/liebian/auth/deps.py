@@ -11,11 +11,13 @@ front-end traffic (ingestion, invites, conversions) is recorded by its own domai
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 
 from fastapi import Depends, HTTPException, Request, Response
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from liebian.auth import policy, service
 from liebian.auth.service import ANONYMOUS_PRINCIPAL, Principal
@@ -215,13 +217,10 @@ class AuditMiddleware:
         await self.app(scope, receive, send_and_note)
         pending = (scope.get("state") or {}).get("liebian_audit")
         if pending and (pending["read"] or status.get("code", 500) < 400):
-            from starlette.concurrency import run_in_threadpool
-
             await run_in_threadpool(_write_audit, pending, status.get("code", 500))
 
 
 def _same(a: str, b: str) -> bool:
-    import hmac
 
     return hmac.compare_digest(a.encode(), b.encode())
 

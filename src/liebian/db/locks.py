@@ -15,6 +15,7 @@ electing the one process that runs scheduled jobs (`jobs.Scheduler`).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import threading
@@ -91,8 +92,6 @@ class ProcessLock:
                     self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
                 self._close_pg()
             if self._fd is not None:
-                import fcntl
-
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
                 os.close(self._fd)
                 self._fd = None
@@ -134,7 +133,6 @@ class ProcessLock:
         self._conn = None
 
     def _try_file(self) -> bool:
-        import fcntl
 
         path = _lock_file(self.url, self.name)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -51,6 +51,7 @@ def ensure_current(url: str | None = None) -> None:
 
 
 def current_revision(url: str | None = None) -> str | None:
+    # deferred: Alembic loads only when the store's revision is checked (start-up time)
     from alembic.runtime.migration import MigrationContext
 
     with get_engine(url).connect() as connection:
@@ -58,6 +59,7 @@ def current_revision(url: str | None = None) -> str | None:
 
 
 def head_revision() -> str | None:
+    # deferred: Alembic loads only when the store's revision is checked (start-up time)
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()

@@ -22,6 +22,7 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 @lru_cache(maxsize=1)
 def spark_session():
     try:
+        # deferred: PySpark is optional (the spark extra) and starts a JVM
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError("the Spark engine needs `pip install liebian[spark]` and Java 17") from exc

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import datetime as dt
+import mmap
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -202,7 +204,6 @@ def _read_csv(
 
 def _looks_utf8(path: Path) -> str | None:
     """utf-8 or utf-8-sig when the file may be UTF-8 text, None when only a full check can tell."""
-    import mmap
 
     with path.open("rb") as fh:
         head = fh.read(4)
@@ -287,7 +288,6 @@ def _csv_into(
 
 def _csv_header(source: Path, path: Path) -> tuple[list[str], str]:
     """The header row and the delimiter (the most frequent of , tab ; | in the header line)."""
-    import csv
 
     with source.open(encoding="utf-8-sig", newline="") as fh:
         first = fh.readline()
@@ -348,6 +348,7 @@ def _unique_headers(raw_headers: Sequence[object], path: Path) -> list[str]:
 
 
 def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
+    # deferred: only XLSX imports need the Calamine reader
     from python_calamine import CalamineWorkbook
 
     try:

@@ -10,6 +10,8 @@ direct identifiers (phones) are HMACs. Every input column arrives as text.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime as _dt
+from zoneinfo import ZoneInfo
 
 from liebian.config import Settings, get_settings
 from liebian.identity.keys import DIRECT_TYPES, ID_TYPES
@@ -174,8 +176,6 @@ def clean_sql(expr: str) -> str:
 
 def _fixed_offset_since_1992(tz: str) -> int | None:
     """The zone's UTC offset in seconds when it has had no DST since 1992 (Asia/Shanghai: 28800)."""
-    from datetime import datetime as _dt
-    from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(tz)
     offsets = {

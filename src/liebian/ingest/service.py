@@ -12,6 +12,7 @@ killed at any point and re-run therefore ends with every row exactly once.
 
 from __future__ import annotations
 
+import csv
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -260,7 +261,6 @@ def get_batch(
 
 
 def _write_rejects_csv(rejects: list[tuple[int, str, str, str]], path: Path) -> None:
-    import csv
 
     # UTF-8 with BOM: the rejects file is opened in Excel by the people who fix the rows.
     with path.open("w", encoding="utf-8-sig", newline="") as fh:

@@ -39,6 +39,7 @@ class Steps:
         self.timings: dict[str, float] = {}
         self.progress = None
         if enabled:
+            # deferred: only a terminal shows progress bars
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self.progress = Progress(

@@ -38,6 +38,7 @@ PAPER_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
 def _lifetimes():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it warns about a pandas option removed in pandas 4
+        # deferred: lifetimes pulls SciPy and pandas; only LTV fits need it (start-up time)
         from lifetimes import BetaGeoFitter, GammaGammaFitter
     return BetaGeoFitter, GammaGammaFitter
 
@@ -97,6 +98,7 @@ def fit_bgnbd(frequency, recency, T, penalizer: float | None = None) -> tuple[di
     Without an explicit penalizer, the plain MLE is tried first; when it does not converge (short
     histories where hardly anyone drops out drive a and b to infinity) a small L2 penalty is added.
     """
+    # deferred: lifetimes pulls SciPy and pandas; only LTV fits need it (start-up time)
     from lifetimes.utils import ConvergenceError
 
     BetaGeoFitter, _ = _lifetimes()
@@ -131,6 +133,7 @@ def fit_gamma_gamma(frequency, monetary_value, penalizer: float = 0.0) -> dict:
     keep = (f > 0) & (m > 0)
     if keep.sum() < 10:
         raise PredictError(f"Gamma-Gamma needs at least 10 repeat buyers (got {int(keep.sum())})")
+    # deferred: lifetimes pulls SciPy and pandas; only LTV fits need it (start-up time)
     from lifetimes.utils import ConvergenceError
 
     ggf = GammaGammaFitter(penalizer_coef=penalizer)
@@ -277,6 +280,7 @@ def _bca_ratio_interval(
     a: np.ndarray, b: np.ndarray, dist: np.ndarray, confidence: float
 ) -> tuple[float, float]:
     """Efron & Tibshirani (14.3, 15.4) as in scipy's `_bca_interval`, for mean(a)/mean(b)."""
+    # deferred: SciPy is heavy; only LTV fits need it (start-up time)
     from scipy.special import ndtr, ndtri
 
     theta = a.mean() / b.mean()

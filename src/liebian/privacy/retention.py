@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
@@ -49,7 +49,6 @@ def apply_retention(now: datetime | None = None, actor: str = "system:retention"
 
 def reencrypt_all(session: Session, batch: int = 1000) -> dict[str, int]:
     """Re-seal every ciphertext that is not under the active key; returns counts per table."""
-    from sqlalchemy import Table
 
     active = keys().active_kid
     tables = {t.name: t for t in store_tables(session)}

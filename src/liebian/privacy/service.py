@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
@@ -246,7 +246,6 @@ def follow_merges(session: Session, final: dict[int, int]) -> None:
 
 def store_tables(session: Session | None = None) -> list[Table]:
     """Every model table (of every domain) that exists in the store."""
-    from sqlalchemy import inspect
 
     import_all_models()
     if session is None:

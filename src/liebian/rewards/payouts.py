@@ -131,6 +131,7 @@ def read_ids(path: Path) -> list[int]:
     """Reward ids from an export file (CSV or XLSX, the reward_id column)."""
     path = Path(path)
     if path.suffix.lower() == ".xlsx":
+        # deferred: openpyxl is heavy and only XLSX exports need it (start-up time)
         from openpyxl import load_workbook
 
         ws = load_workbook(path, read_only=True).active

@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from liebian import __version__
 from liebian.auth.bootstrap import ensure_first_admin
@@ -142,7 +144,6 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         return {"status": "ok", "version": __version__, "pid": os.getpid(), "console_warmup": WARM_STATUS}
 
     _include_routers(app)
-    from fastapi.staticfiles import StaticFiles
 
     # The console's own CSS/JS and the vendored htmx and ECharts (no CDN: intranets have no internet).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -152,7 +153,6 @@ def create_app(run_migrations: bool = True) -> FastAPI:
 
 def _document_validation_errors(app: FastAPI) -> None:
     """Make the OpenAPI document describe the 422 body the handler above really sends."""
-    from fastapi.openapi.utils import get_openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:

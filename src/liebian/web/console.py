@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +27,7 @@ from urllib.parse import urlencode
 import orjson
 from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
+from fastapi.routing import iter_route_contexts
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
@@ -122,8 +124,6 @@ def _available_paths(request: Request) -> set[str]:
     app = request.app
     paths = getattr(app.state, "console_paths", None)
     if paths is None:
-        from fastapi.routing import iter_route_contexts
-
         paths = {rc.path for rc in iter_route_contexts(app.routes)}
         app.state.console_paths = paths
     return paths
@@ -397,6 +397,7 @@ def export_table(table: Table, fmt: str, locale: str) -> Response:
             headers=disposition,
         )
     if fmt == "xlsx":
+        # deferred: openpyxl is heavy and only XLSX exports need it (start-up time)
         from openpyxl import Workbook
 
         wb = Workbook(write_only=True)
@@ -499,7 +500,6 @@ def flash_fragment(message: str, ok: bool = True, retarget: str | None = None) -
     """A small status line an htmx form swaps in after a write (role=status for screen readers).
     `retarget` (a CSS selector) shows it there instead of the form's own target (e.g. an error of
     a button whose target is a table row)."""
-    from html import escape
 
     cls = "flash ok" if ok else "flash error"
     headers = {"HX-Retarget": retarget, "HX-Reswap": "innerHTML"} if retarget else None

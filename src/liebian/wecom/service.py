@@ -32,7 +32,7 @@ from typing import Any
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from liebian.campaigns import invites
@@ -310,7 +310,6 @@ def outbox_flusher(interval: float = 1.0) -> OutboxFlusher:
 
 
 def pending_events(session: Session) -> int:
-    from sqlalchemy import func
 
     return session.scalar(select(func.count()).select_from(WecomOutbox)) or 0
 

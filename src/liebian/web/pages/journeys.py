@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from liebian.automation import service
 from liebian.automation.service import AutomationError
@@ -269,7 +270,6 @@ def _validation_text(exc) -> str:
 def journey_create(
     request: Request, name: str = Form(""), definition: str = Form(""), activate: str = Form("")
 ) -> Response:
-    from pydantic import ValidationError
 
     t = translator(locale_of(request))
     if not name.strip():

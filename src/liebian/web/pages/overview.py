@@ -3,6 +3,7 @@ drill-down by channel and by day (clicking a day or a channel narrows every page
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
@@ -126,7 +127,6 @@ def _compute(t, af, filters: ConsoleFilters):
 
 def _analyses(af):
     """The overview's analyses (shared through the cache with other pages and the warmer)."""
-    from dataclasses import replace
 
     span = cached_analytics("run_data_span", af)
     if span is None:
