@@ -16,8 +16,6 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from liebian.click_compat import click
-from liebian.config import reset_settings_cache
-from liebian.db import migrate
 
 # (module, sub-command name, help)
 DOMAINS = [
@@ -128,10 +126,12 @@ def main(
         None, "--user", envvar="LIEBIAN_USER", help="Act as this console user (or set LIEBIAN_API_KEY)."
     ),
 ) -> None:
-    # imported when a command runs, not for `liebian --help` (start-up time)
+    # imported when a command runs, not for `liebian --help` (start-up time: settings and the store
+    # bring pydantic-settings and SQLAlchemy, the bootstrap every domain)
     from liebian.auth import cli_guard
-
-    # deferred: the CLI root loads a domain only when one of its commands runs
+    from liebian.bootstrap import bootstrap
+    from liebian.config import reset_settings_cache
+    from liebian.db import migrate
     from liebian.privacy import logfilter
 
     logfilter.install()  # no phone, e-mail or ID-card number in any log line
@@ -139,8 +139,6 @@ def main(
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
-    from liebian.bootstrap import bootstrap  # deferred: it loads every domain; `liebian --help` does not
-
     bootstrap()  # the links between the domains (risk checks, merge followers, ledger subscribers, jobs)
     if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
         # A fresh data directory works without a separate `liebian db upgrade` first.
