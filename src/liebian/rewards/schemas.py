@@ -146,20 +146,11 @@ class MyBalance(BaseModel):
     rewards: int
 
 
-class MyReward(BaseModel):
+class MyReward(Reward):
     """A reward as the participant's page reads it (times as stored: naive UTC)."""
 
-    id: int
-    campaign_id: str
-    person_id: int
-    reward_code: str
-    value_fen: int
-    state: str
-    source_ref: str
     created_at: datetime
-    reason: str = ""
     hold_until: datetime | None = None
-    held_for_review: bool = False
     updated_at: datetime | None = None
 
 
