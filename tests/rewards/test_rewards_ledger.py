@@ -12,7 +12,7 @@ from rewards_helpers import grant, raw
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.rewards import service
+from liebian.rewards import chain, service
 from liebian.rewards.service import LedgerError
 
 
@@ -314,7 +314,7 @@ def test_insert_is_found(ledger):
         "idempotency_key": "forged",
         "prev_hash": prev,
     }
-    forged["hash"] = hashlib.sha256(service.canonical(forged)).hexdigest()
+    forged["hash"] = hashlib.sha256(chain.canonical(forged)).hexdigest()
     raw(
         "INSERT INTO ledger_entries (seq, reward_id, kind, from_state, to_state, amount_fen, campaign_id, person_id,"
         " actor, note, ts, idempotency_key, prev_hash, hash) VALUES (:seq, :reward_id, :kind, :from_state,"
@@ -355,7 +355,7 @@ def test_editing_the_rewards_table_is_found(ledger):
     result = _verify()
     assert not result.ok and result.first_bad_seq is None
     assert result.projection_mismatches == [
-        {"reward_id": ledger["c"], "field": "state", "expected": "rejected", "found": "approved"}
+        {"reward_id": ledger["c"], "field": "state", "expected": "rejected", "found": "approved", "seq": 7}
     ]
     assert f"reward {ledger['c']}" in result.reason
 

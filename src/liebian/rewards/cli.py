@@ -39,8 +39,9 @@ def verify(fmt: Format = typer.Option(Format.table, "--format", help="table, jso
         where = f"first bad entry: seq {result.first_bad_seq}" if result.first_bad_seq else "entries OK"
         console.print(f"[red]ledger NOT OK[/red] — {where}\n{result.reason}")
         for m in result.projection_mismatches[:20]:
+            said_by = f"entry {m['seq']}" if m.get("seq") is not None else "the entries"
             console.print(
-                f"  reward {m['reward_id']}: {m['field']} is {m['found']!r}, entries say {m['expected']!r}"
+                f"  reward {m['reward_id']}: {m['field']} is {m['found']!r}, {said_by} says {m['expected']!r}"
             )
     if not result.ok:
         raise typer.Exit(1)

@@ -45,7 +45,8 @@ class Reward(Base):
 
 
 class LedgerEntry(Base):
-    """Append-only. `hash` = HMAC-SHA256 over the canonical form of the entry and `prev_hash`."""
+    """Append-only. `hash` = HMAC-SHA256 over the canonical form of the entry and `prev_hash`
+    (and, from v2 on, the reward row after the entry)."""
 
     __tablename__ = "ledger_entries"
 
@@ -65,6 +66,11 @@ class LedgerEntry(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The canonical form the hash covers: 1 = the fields above; 2 = also `reward_after`.
+    v: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # v2: the reward row after this entry (rewards.service.seal: canonical JSON of every column
+    # but the id); `verify_chain` compares the rewards table with each reward's latest one.
+    reward_after: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class LedgerHead(Base):

@@ -12,23 +12,20 @@ Exactly once
 - A repeated idempotency key returns the result of the first call and writes nothing; the same key
   used for a different operation is an error (`idempotency_conflict`), never silently accepted.
 
-Hash chain
-- entry.hash = HMAC-SHA256(chain key, canonical JSON of the entry including prev_hash). The chain
-  key is derived from the data directory's HMAC key (LIEBIAN_HMAC_KEY or keys.json), which does not
-  live in the database: someone who can write the database but not read the key cannot re-compute
-  the chain after editing it. `verify_chain` replays every entry and also checks the `rewards`
-  table (a projection of the entries) against the replay.
+Hash chain (the canonical form, its versions and the reward seal: rewards/chain.py)
+- entry.hash = HMAC-SHA256(chain key, canonical JSON of the entry including prev_hash); the key
+  does not live in the database. Every entry written since revision ledger01 (canonical form v2)
+  also commits to the reward row after it, so `verify_chain` names an edit of any column of the
+  `rewards` table; older entries keep v1 and verify as they were (never re-sealed).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Row, RowMapping, bindparam, or_, select
@@ -41,7 +38,7 @@ from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.errors import DomainError
 from liebian.identity import service as identity
-from liebian.privacy.crypto import keys
+from liebian.rewards.chain import ENTRY_VERSION, KNOWN_VERSIONS, SEALED_FIELDS, chain_key, entry_hash, seal
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
 
 PENDING, APPROVED, ISSUED, REDEEMED, REJECTED, REVOKED = (
@@ -130,41 +127,6 @@ def _view(r: Mapping[str, Any] | RowMapping) -> RewardView:
 
 def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
-
-
-@lru_cache(maxsize=4)
-def _derive_chain_key(hmac_key: bytes) -> bytes:
-    # Domain separation: the identifier-HMAC key is never used directly for the chain.
-    return hmac.new(hmac_key, b"liebian/ledger-chain/v1", hashlib.sha256).digest()
-
-
-def chain_key() -> bytes:
-    return _derive_chain_key(keys().hmac_key)
-
-
-def canonical(entry: Mapping[str, Any] | RowMapping) -> bytes:
-    """The bytes the hash covers: every field of the entry but the hash, as sorted compact JSON."""
-    ts = entry["ts"]
-    body = {
-        "seq": int(entry["seq"]),
-        "reward_id": int(entry["reward_id"]),
-        "kind": entry["kind"],
-        "from_state": entry["from_state"],
-        "to_state": entry["to_state"],
-        "amount_fen": int(entry["amount_fen"]),
-        "campaign_id": entry["campaign_id"],
-        "person_id": int(entry["person_id"]),
-        "actor": entry["actor"],
-        "note": entry["note"],
-        "ts": ts.isoformat(timespec="microseconds") if isinstance(ts, datetime) else str(ts),
-        "idempotency_key": entry["idempotency_key"],
-        "prev_hash": entry["prev_hash"],
-    }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def entry_hash(entry: Mapping[str, Any] | RowMapping, key: bytes | None = None) -> str:
-    return hmac.new(key or chain_key(), canonical(entry), hashlib.sha256).hexdigest()
 
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them here.
@@ -258,6 +220,8 @@ def _append(
         "ts": utcnow(),
         "idempotency_key": idempotency_key,
         "prev_hash": head.hash,
+        "v": ENTRY_VERSION,
+        "reward_after": seal(reward),
     }
     entry["hash"] = entry_hash(entry)
     session.execute(_INSERT_ENTRY, entry)
@@ -644,28 +608,90 @@ def balances(
 # --- verification ------------------------------------------------------------------------------
 
 
+# What a reward whose entries are all v1 can be checked on (the v1 entries carry no more of it).
+V1_FIELDS = ("state", "value_fen", "person_id", "campaign_id", "held_for_review", "idempotency_key", "reason")
+
+
+def _expected_of(replay_row: dict[str, Any], row: RowMapping) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(what the ledger says, what the table holds) for one reward, field by field: every sealed
+    column against the reward's latest v2 entry, else the fields its v1 entries carry."""
+    if replay_row["sealed"] is not None:
+        return json.loads(replay_row["sealed"]), json.loads(seal(row))
+    found = {name: row[name] for name in V1_FIELDS}
+    found["held_for_review"] = bool(found["held_for_review"])
+    return {name: replay_row[name] for name in V1_FIELDS}, found
+
+
 def _projection_mismatches(session: Session, replay: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Where the rewards table disagrees with the state replayed from the ledger entries."""
+    """Where the rewards table disagrees with the ledger, naming the reward, the field and the
+    entry (`seq`) that says otherwise."""
     mismatches: list[dict[str, Any]] = []
-    fields = ("state", "value_fen", "person_id", "campaign_id", "held_for_review")
     seen = set()
     for r in session.execute(select(_R).execution_options(yield_per=5000)).mappings():
         seen.add(r["id"])
-        expected_row = replay.get(r["id"])
-        if expected_row is None:
+        replay_row = replay.get(r["id"])
+        if replay_row is None:
             mismatches.append(
-                {"reward_id": r["id"], "field": "*", "expected": None, "found": "row without a grant entry"}
-            )
+                {"reward_id": r["id"], "field": "*", "expected": None, "found": "row without a grant entry",
+                 "seq": None}
+            )  # fmt: skip
             continue
-        for name in fields:
-            found = bool(r[name]) if name == "held_for_review" else r[name]
-            if found != expected_row[name]:
+        expected, found = _expected_of(replay_row, r)
+        for name in SEALED_FIELDS:
+            if name in expected and found.get(name) != expected[name]:
                 mismatches.append(
-                    {"reward_id": r["id"], "field": name, "expected": expected_row[name], "found": found}
-                )
+                    {"reward_id": r["id"], "field": name, "expected": expected[name], "found": found.get(name),
+                     "seq": replay_row["seq"]}
+                )  # fmt: skip
     for reward_id in sorted(set(replay) - seen):
-        mismatches.append({"reward_id": reward_id, "field": "*", "expected": "row", "found": None})
+        mismatches.append(
+            {
+                "reward_id": reward_id,
+                "field": "*",
+                "expected": "row",
+                "found": None,
+                "seq": replay[reward_id]["seq"],
+            }
+        )
     return mismatches
+
+
+def _replay(e: RowMapping, replay: dict[int, dict[str, Any]]) -> str | None:
+    """Apply one (authentic) entry to the replayed rewards; the reason it cannot be, or None."""
+    seq, kind, rid, version = e["seq"], e["kind"], e["reward_id"], e["v"]
+    if version not in KNOWN_VERSIONS:
+        return f"entry {seq}: unknown canonical form v{version}"
+    if version == 1 and e["reward_after"] is not None:
+        return f"entry {seq}: a v1 entry carries a reward seal its hash does not cover (added outside the ledger)"
+    state = replay.get(rid)
+    if kind == "grant":
+        if state is not None:
+            return f"entry {seq}: reward {rid} granted twice"
+        state = replay[rid] = {
+            "state": e["to_state"],
+            "value_fen": e["amount_fen"],
+            "person_id": e["person_id"],
+            "campaign_id": e["campaign_id"],
+            "held_for_review": False,
+            "idempotency_key": e["idempotency_key"],
+            "reason": e["note"],
+        }
+    elif state is None:
+        return f"entry {seq}: reward {rid} has no grant before it"
+    elif kind == "transition":
+        if e["from_state"] != state["state"] or e["to_state"] not in TRANSITIONS[state["state"]]:
+            return (
+                f"entry {seq}: {e['from_state']} → {e['to_state']} is not a legal move from {state['state']}"
+            )
+        state["state"] = e["to_state"]
+    elif kind in ("hold", "unhold"):
+        state["held_for_review"] = kind == "hold"
+    else:
+        return f"entry {seq}: unknown kind {kind!r}"
+    state["seq"], state["sealed"] = seq, e["reward_after"] if version >= 2 else state.get("sealed")
+    if version >= 2 and json.loads(e["reward_after"]).get("state") != e["to_state"]:
+        return f"entry {seq}: its reward seal does not say the state the entry moves to ({e['to_state']})"
+    return None
 
 
 def verify_chain(session: Session) -> VerifyResult:
@@ -681,37 +707,16 @@ def verify_chain(session: Session) -> VerifyResult:
 
     rows = session.execute(select(_E).order_by(_E.c.seq).execution_options(yield_per=5000)).mappings()
     for e in rows:
-        seq, kind, rid = e["seq"], e["kind"], e["reward_id"]
+        seq = e["seq"]
         if seq != expected:
             return bad(expected, f"entry {expected} is missing: the next entry found is {seq} (deleted)")
         if e["prev_hash"] != prev:
             return bad(seq, f"entry {seq} does not link to entry {seq - 1} (inserted, deleted or reordered)")
         if not hmac.compare_digest(entry_hash(e, key), e["hash"]):
             return bad(seq, f"entry {seq}: hash does not match its content (edited or forged)")
-        state = replay.get(rid)
-        if kind == "grant":
-            if state is not None:
-                return bad(seq, f"entry {seq}: reward {rid} granted twice")
-            replay[rid] = {
-                "state": e["to_state"],
-                "value_fen": e["amount_fen"],
-                "person_id": e["person_id"],
-                "campaign_id": e["campaign_id"],
-                "held_for_review": False,
-            }
-        elif state is None:
-            return bad(seq, f"entry {seq}: reward {rid} has no grant before it")
-        elif kind == "transition":
-            if e["from_state"] != state["state"] or e["to_state"] not in TRANSITIONS[state["state"]]:
-                return bad(
-                    seq,
-                    f"entry {seq}: {e['from_state']} → {e['to_state']} is not a legal move from {state['state']}",
-                )
-            state["state"] = e["to_state"]
-        elif kind in ("hold", "unhold"):
-            state["held_for_review"] = kind == "hold"
-        else:
-            return bad(seq, f"entry {seq}: unknown kind {kind!r}")
+        problem = _replay(e, replay)
+        if problem is not None:
+            return bad(seq, problem)
         prev, expected, checked = e["hash"], expected + 1, checked + 1
 
     if head_seq > checked:
@@ -732,8 +737,9 @@ def verify_chain(session: Session) -> VerifyResult:
     if result.projection_mismatches:
         result.ok = False
         first = result.projection_mismatches[0]
+        said_by = f"entry {first['seq']}" if first["seq"] is not None else "the entries"
         result.reason = (
             f"rewards table disagrees with the ledger: reward {first['reward_id']} "
-            f"{first['field']} is {first['found']!r}, the entries say {first['expected']!r}"
+            f"{first['field']} is {first['found']!r}, {said_by} says {first['expected']!r}"
         )
     return result
