@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, PlainSerializer, WithJsonSchema
+
+
+class Request(BaseModel):
+    """The base of every request body: an unknown field is refused (422 naming it), never ignored —
+    a misspelled field must not silently fall back to a default (tests/test_strict_requests.py
+    checks every JSON body of the app)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def utc_iso(value: datetime) -> str:

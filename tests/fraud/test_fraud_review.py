@@ -216,23 +216,24 @@ def test_review_api(client) -> None:
     assert client.get(f"/api/v1/fraud/cases/{one}").json()["audit"][0]["action"] == "open"
     assert client.get("/api/v1/fraud/cases/424242").status_code == 404
 
-    bad = client.post(f"/api/v1/fraud/cases/{one}/reject", json={"note": "x"})
+    # the reviewer is the authenticated caller: a body that names one is refused, naming the field
+    bad = client.post(f"/api/v1/fraud/cases/{one}/reject", json={"reviewer": "li", "note": "x"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "reviewer"
     r = client.post(
-        f"/api/v1/fraud/cases/{one}/reject", json={"reviewer": "li"}, headers={"Idempotency-Key": "h-1"}
+        f"/api/v1/fraud/cases/{one}/reject", json={"note": "号段异常"}, headers={"Idempotency-Key": "h-1"}
     )
     assert r.status_code == 200 and r.json()["status"] == "rejected"
+    caller = client.get("/api/v1/auth/me").json()["name"]
+    assert r.json()["reviewer"] == caller and r.json()["note"] == "号段异常"
     r2 = client.post(
-        f"/api/v1/fraud/cases/{one}/reject", json={"reviewer": "li"}, headers={"Idempotency-Key": "h-1"}
+        f"/api/v1/fraud/cases/{one}/reject", json={"note": "号段异常"}, headers={"Idempotency-Key": "h-1"}
     )
     assert r2.status_code == 200 and r2.json()["changed"] is False
-    conflict = client.post(f"/api/v1/fraud/cases/{one}/approve", json={"reviewer": "wang"})
+    conflict = client.post(f"/api/v1/fraud/cases/{one}/approve", json={})
     assert conflict.status_code == 409 and conflict.json()["code"] == "already_decided"
 
     other = listed[1]["id"]
-    bulk = client.post(
-        "/api/v1/fraud/cases/bulk", json={"reviewer": "wang", "action": "approve", "case_ids": [other]}
-    )
+    bulk = client.post("/api/v1/fraud/cases/bulk", json={"action": "approve", "case_ids": [other]})
     assert bulk.status_code == 200 and bulk.json()[0]["changed"] is True
     assert client.get("/api/v1/fraud/cases").json() == []
     assert len(client.get("/api/v1/fraud/cases", params={"status": "all"}).json()) == 2

@@ -34,10 +34,10 @@ def _grants(n: int = 3, **kw) -> list[int]:
 def test_transitions_over_http(client):
     a, b, _ = _grants()
     r = client.post(
-        f"/api/v1/rewards/{a}/approve", json={"actor": "alice"}, headers={"Idempotency-Key": "ap-1"}
+        f"/api/v1/rewards/{a}/approve", json={"note": "checked"}, headers={"Idempotency-Key": "ap-1"}
     )
     assert r.status_code == 200 and r.json()["state"] == "approved"
-    again = client.post(f"/api/v1/rewards/{a}/approve", json={"idempotency_key": "ap-1", "actor": "alice"})
+    again = client.post(f"/api/v1/rewards/{a}/approve", json={"idempotency_key": "ap-1", "note": "checked"})
     assert again.status_code == 200 and again.json()["state"] == "approved"
     illegal = client.post(f"/api/v1/rewards/{b}/redeem", json={"idempotency_key": "rd-1"})
     assert illegal.status_code == 409 and illegal.json()["code"] == "illegal_transition"
@@ -46,17 +46,16 @@ def test_transitions_over_http(client):
     assert no_key.status_code == 422 and "idempotency_key" in no_key.json()["detail"]
     missing = client.post("/api/v1/rewards/9999/approve", json={"idempotency_key": "x"})
     assert missing.status_code == 404 and "9999" in missing.json()["detail"]
-    hold = client.post(
-        f"/api/v1/rewards/{b}/review-hold", json={"held": True, "actor": "risk", "note": "burst"}
-    )
+    hold = client.post(f"/api/v1/rewards/{b}/review-hold", json={"held": True, "note": "burst"})
     assert hold.status_code == 200 and hold.json()["held_for_review"] is True
     blocked = client.post(f"/api/v1/rewards/{b}/approve", json={"idempotency_key": "ap-b"})
     assert blocked.status_code == 409 and blocked.json()["code"] == "held_for_review"
 
     detail = client.get(f"/api/v1/rewards/{a}").json()
-    assert [(e["kind"], e["to_state"], e["actor"]) for e in detail["entries"]] == [
-        ("grant", "pending", "system:grant"),
-        ("transition", "approved", "alice"),
+    caller = client.get("/api/v1/auth/me").json()["name"]  # the API key's principal
+    assert [(e["kind"], e["to_state"], e["actor"], e["note"]) for e in detail["entries"]] == [
+        ("grant", "pending", "system:grant", "invited a friend who bought"),
+        ("transition", "approved", caller, "checked"),
     ]
     assert [x["id"] for x in client.get("/api/v1/rewards", params={"state": "approved"}).json()] == [a]
     bad_state = client.get("/api/v1/rewards", params={"state": "paid"})

@@ -19,7 +19,7 @@ def test_concurrent_duplicate_requests_over_http(live_server, admin_headers):
     def approve(i: int) -> httpx.Response:
         return httpx.post(
             f"{url}/approve",
-            json={"actor": f"op{i}"},
+            json={"note": f"op{i}"},
             headers={**admin_headers, "Idempotency-Key": "ap"},
             timeout=60,
         )

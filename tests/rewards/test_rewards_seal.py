@@ -82,7 +82,12 @@ def test_entries_carry_the_reward_after_them(store):
         entries = service.entries(s, reward_id=r.id)
         assert [e["v"] for e in entries] == [2, 2, 2, 2]
         seals = [json.loads(e["reward_after"]) for e in entries]
-        assert [(x["state"], x["held_for_review"]) for x in seals] == [("pending", True), ("pending", True), ("pending", False), ("approved", False)]
+        assert [(x["state"], x["held_for_review"]) for x in seals] == [
+            ("pending", True),
+            ("pending", True),
+            ("pending", False),
+            ("approved", False),
+        ]
         assert service.verify_chain(s).ok
 
 

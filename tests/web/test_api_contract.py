@@ -81,7 +81,7 @@ def test_a_domain_error_reaches_the_client_in_both_languages(client, monkeypatch
 
 def test_a_422_keeps_the_errors_list_and_names_the_field(client):
     # a real raise site: the ledger wants an idempotency key
-    r = client.post("/api/v1/payouts/issue", json={"actor": "ops"})
+    r = client.post("/api/v1/payouts/issue", json={"reward_ids": [1]})
     assert r.status_code == 422
     body = r.json()
     assert body["code"] == "invalid" and body["field"] == "idempotency_key"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 
+from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.fraud import graph, schemas, service
@@ -42,39 +43,45 @@ def get_case(
         return service.get_case(session, case_id, lang)
 
 
-def _decide(case_id: int, action: str, body: schemas.Decision, header_key: str | None) -> dict:
+def _decide(
+    request: Request, case_id: int, action: str, body: schemas.Decision, header_key: str | None
+) -> dict:
     with session_scope() as session:
         return service.decide(
-            session, case_id, action, actor=body.reviewer, note=body.note,
+            session, case_id, action, actor=principal_of(request).name, note=body.note,
             idempotency_key=body.idempotency_key or header_key,
         )  # fmt: skip
 
 
 @router.post("/cases/{case_id}/approve", response_model=schemas.Decided)
 def approve(
+    request: Request,
     case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
     body: schemas.Decision,
     idempotency_key: str | None = Header(None),
 ) -> dict:
     """Not fraud: the referral's rewards leave the review hold."""
-    return _decide(case_id, "approve", body, idempotency_key)
+    return _decide(request, case_id, "approve", body, idempotency_key)
 
 
 @router.post("/cases/{case_id}/reject", response_model=schemas.Decided)
 def reject(
+    request: Request,
     case_id: Annotated[int, Path(ge=1, le=DB_INT_MAX)],
     body: schemas.Decision,
     idempotency_key: str | None = Header(None),
 ) -> dict:
     """Fraud: the referral's rewards are rejected (issued ones revoked)."""
-    return _decide(case_id, "reject", body, idempotency_key)
+    return _decide(request, case_id, "reject", body, idempotency_key)
 
 
 @router.post("/cases/bulk", response_model=list[schemas.BulkOutcome])
-def bulk(body: schemas.BulkDecision, idempotency_key: str | None = Header(None)) -> list[dict]:
+def bulk(
+    request: Request, body: schemas.BulkDecision, idempotency_key: str | None = Header(None)
+) -> list[dict]:
     with session_scope() as session:
         return service.bulk_decide(
-            session, body.case_ids, body.action, actor=body.reviewer, note=body.note,
+            session, body.case_ids, body.action, actor=principal_of(request).name, note=body.note,
             idempotency_key=body.idempotency_key or idempotency_key,
         )  # fmt: skip
 

@@ -11,8 +11,9 @@ from liebian.shapes import Open
 
 
 class Decision(BaseModel):
+    """The reviewer is the authenticated caller (audited as such), never a field of the body."""
+
     model_config = ConfigDict(extra="forbid")
-    reviewer: str = Field(min_length=1, max_length=128, description="who decides (audited)")
     note: str = Field("", max_length=2000, description="reviewer's note (audited)")
     idempotency_key: str | None = Field(None, min_length=1, max_length=180)
 

@@ -6,10 +6,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from liebian.schemas import Request
+
 MAX_ITEMS = 1000
 
 
-class Batch(BaseModel):
+class Batch(Request):
     """1–1000 items in the generic format (see docs/formats.md); each item is checked on its own."""
 
     items: list[Any] = Field(min_length=1, description=f"1 to {MAX_ITEMS} events or orders")

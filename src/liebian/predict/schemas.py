@@ -7,17 +7,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from liebian.schemas import Request
 from liebian.shapes import Open
 
 
-class Variant(BaseModel):
+class Variant(Request):
     name: str
     units: int = Field(gt=0)
     conversions: int = Field(ge=0)
     revenue: list[float] | None = Field(default=None, description="per-unit revenue (fen), zeros included")
 
 
-class ReadoutRequest(BaseModel):
+class ReadoutRequest(Request):
     control: Variant
     treatment: Variant
     alpha: float = Field(0.05, gt=0, lt=1)
@@ -25,14 +26,14 @@ class ReadoutRequest(BaseModel):
     weights: list[float] | None = None
 
 
-class AssignRequest(BaseModel):
+class AssignRequest(Request):
     experiment: str = Field(min_length=1)
     units: list[str] = Field(min_length=1)
     variants: list[str] = Field(default_factory=lambda: ["限时优惠", "抽奖"], min_length=2)
     weights: list[float] | None = None
 
 
-class SimulateRequest(BaseModel):
+class SimulateRequest(Request):
     seed_users: int = Field(1000, ge=1)
     k_per_participant: float = Field(2.0, ge=0)
     participation: float = Field(0.3, ge=0, le=1)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
+from liebian.auth.deps import principal_of
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
@@ -72,14 +73,16 @@ def get_reward(reward_id: int):
 
 def _make_transition(action: str, to_state: str):
     def endpoint(
+        request: Request,
         reward_id: int,
         body: schemas.TransitionRequest,
         idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
     ):
         key = _key(body.idempotency_key, idempotency_key)
+        actor = principal_of(request).name  # who is authenticated, never what the body claims
         with session_scope() as s:
             view = service.transition(
-                s, reward_id, to_state, idempotency_key=key, actor=body.actor, note=body.note
+                s, reward_id, to_state, idempotency_key=key, actor=actor, note=body.note
             )
             return view.as_dict()
 
@@ -98,10 +101,11 @@ for _action, _to in ACTIONS.items():
 
 
 @router.post("/rewards/{reward_id}/review-hold", response_model=schemas.Reward)
-def review_hold(reward_id: int, body: schemas.ReviewHoldRequest):
-    """Hold a reward for fraud review, or clear the hold."""
+def review_hold(request: Request, reward_id: int, body: schemas.ReviewHoldRequest):
+    """Hold a reward for fraud review, or clear the hold (the ledger records the caller)."""
+    actor = principal_of(request).name
     with session_scope() as s:
-        return service.set_review_hold(s, reward_id, body.held, actor=body.actor, note=body.note).as_dict()
+        return service.set_review_hold(s, reward_id, body.held, actor=actor, note=body.note).as_dict()
 
 
 @router.get("/my/rewards", response_model=schemas.MyRewards)
@@ -196,14 +200,22 @@ def export_payouts(
 
 @router.post("/payouts/issue", response_model=schemas.Batch)
 def issue_payouts(
+    request: Request,
     body: schemas.IssueBatchRequest,
     idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
 ):
-    """Mark the given (or all payable approved) rewards issued in one idempotent batch."""
+    """Mark rewards issued in one idempotent batch: exactly `reward_ids`, or every payable approved
+    reward with `all_approved: true` (optionally of `campaign_id`). Neither → 422, nothing issued."""
     key = _key(body.idempotency_key, idempotency_key)
     with session_scope() as s:
         return payouts.issue_batch(
-            s, idempotency_key=key, actor=body.actor, reward_ids=body.reward_ids, campaign_id=body.campaign_id
+            s,
+            idempotency_key=key,
+            actor=principal_of(request).name,
+            reward_ids=body.reward_ids,
+            all_approved=body.all_approved,
+            campaign_id=body.campaign_id,
+            note=body.note,
         ).as_dict()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import typer
 
+from liebian.auth.cli_guard import acting
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
@@ -86,9 +87,9 @@ def issue(
     ),
     all_approved: bool = typer.Option(False, "--all-approved", help="issue every payable approved reward"),
     campaign: str | None = typer.Option(None, help="with --all-approved: only this campaign"),
-    actor: str = typer.Option("cli", help="who issues"),
+    note: str = typer.Option("", help="a note kept in the ledger entries"),
 ) -> None:
-    """Mark rewards issued in one idempotent batch."""
+    """Mark rewards issued in one idempotent batch (the ledger records who runs the command)."""
     if (ids_file is None) == (not all_approved):
         err_console.print("[red]error[/red]: give exactly one of --ids-file or --all-approved")
         raise typer.Exit(2)
@@ -96,7 +97,13 @@ def issue(
         ids = payouts.read_ids(ids_file) if ids_file else None
         with session_scope() as s:
             batch = payouts.issue_batch(
-                s, idempotency_key=key, actor=actor, reward_ids=ids, campaign_id=campaign
+                s,
+                idempotency_key=key,
+                actor=acting().name,
+                reward_ids=ids,
+                all_approved=all_approved,
+                campaign_id=campaign,
+                note=note,
             )
     except LedgerError as exc:
         _fail(exc)

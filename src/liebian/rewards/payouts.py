@@ -165,22 +165,66 @@ def _batch_view(b: PayoutBatch) -> BatchView:
     )
 
 
+def _check_selection(reward_ids: list[int] | None, all_approved: bool) -> None:
+    """Which rewards a batch issues must be said explicitly: the ids, or all_approved."""
+    if reward_ids is not None and all_approved:
+        raise LedgerError("invalid", "all_approved: give either reward_ids or all_approved, not both", 422)
+    if reward_ids is None and not all_approved:
+        raise LedgerError(
+            "invalid",
+            "reward_ids: required — the ids of the rewards to issue "
+            "(or all_approved: true to issue every payable approved reward)",
+            422,
+        )
+    if reward_ids is not None and not reward_ids:
+        raise LedgerError("invalid", "reward_ids: must list at least one reward", 422)
+
+
+def _check_payable(session: Session, ids: list[int], campaign_id: str | None) -> None:
+    """Refuse the batch, naming each reward that cannot be issued."""
+    found = {
+        r.id: r
+        for r in session.execute(
+            select(_R.c.id, _R.c.state, _R.c.held_for_review, _R.c.campaign_id).where(_R.c.id.in_(ids))
+        )
+    }
+    problems = []
+    for rid in ids:
+        r = found.get(rid)
+        if r is None:
+            problems.append(f"reward {rid} does not exist")
+        elif r.state != APPROVED:
+            problems.append(f"reward {rid} is {r.state}, not approved")
+        elif r.held_for_review:
+            problems.append(f"reward {rid} is held for review")
+        elif campaign_id and r.campaign_id != campaign_id:
+            problems.append(f"reward {rid} belongs to campaign {r.campaign_id}, not {campaign_id}")
+    if problems:
+        raise LedgerError("not_payable", "batch refused: " + "; ".join(problems))
+
+
 def issue_batch(
     session: Session,
     *,
     idempotency_key: str,
     actor: str,
     reward_ids: list[int] | None = None,
+    all_approved: bool = False,
     campaign_id: str | None = None,
+    note: str = "",
 ) -> BatchView:
-    """Mark rewards issued in one batch: the given ids, or every payable approved reward.
+    """Mark rewards issued in one batch: exactly the given ids, or — only when asked for with
+    `all_approved` — every payable approved reward (of `campaign_id`, if given). Nothing is
+    issued by default: a request that names neither is refused.
 
-    All or nothing: if any given reward is not approved (or is held for review) the batch is refused,
-    naming each such reward, and nothing is written.
+    All or nothing: if any given reward is not approved (or is held for review, or belongs to
+    another campaign than `campaign_id`) the batch is refused, naming each such reward, and
+    nothing is written.
     """
     _check_key(idempotency_key)
     if not actor:
         raise LedgerError("invalid", "actor: must name who issues the batch", 422)
+    _check_selection(reward_ids, all_approved)
     head = _lock_head(session)
     existing = session.execute(
         select(PayoutBatch).where(PayoutBatch.idempotency_key == idempotency_key)
@@ -197,27 +241,7 @@ def issue_batch(
         ids = [r.id for r in payable(session, APPROVED, campaign_id)]
     else:
         ids = sorted(set(reward_ids))
-        found = (
-            {
-                r.id: r
-                for r in session.execute(
-                    select(_R.c.id, _R.c.state, _R.c.held_for_review).where(_R.c.id.in_(ids))
-                )
-            }
-            if ids
-            else {}
-        )
-        problems = []
-        for rid in ids:
-            r = found.get(rid)
-            if r is None:
-                problems.append(f"reward {rid} does not exist")
-            elif r.state != APPROVED:
-                problems.append(f"reward {rid} is {r.state}, not approved")
-            elif r.held_for_review:
-                problems.append(f"reward {rid} is held for review")
-        if problems:
-            raise LedgerError("not_payable", "batch refused: " + "; ".join(problems))
+        _check_payable(session, ids, campaign_id)
     total = 0
     for rid in ids:
         issued, _ = _transition_locked(
@@ -227,7 +251,7 @@ def issue_batch(
             ISSUED,
             idempotency_key=f"{idempotency_key}:{rid}",
             actor=actor,
-            note=f"payout batch {idempotency_key}",
+            note=f"payout batch {idempotency_key}" + (f": {note}" if note else ""),
         )
         total += issued.value_fen
     batch = PayoutBatch(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from liebian.schemas import UtcDateTime
+from liebian.schemas import Request, UtcDateTime
 
 
 class Reward(BaseModel):
@@ -39,23 +39,26 @@ class Entry(BaseModel):
     idempotency_key: str
     prev_hash: str
     hash: str
+    v: int = 1
+    # v2: the reward row after this entry, as sealed by its hash (rewards/chain.py)
+    reward_after: str | None = None
 
 
 class RewardDetail(Reward):
     entries: list[Entry]
 
 
-class TransitionRequest(BaseModel):
+class TransitionRequest(Request):
+    """The ledger records the authenticated caller as the entry's actor; `note` is free text."""
+
     # Or the Idempotency-Key header; one of the two is required.
     idempotency_key: str | None = Field(default=None, max_length=160)
-    actor: str = Field(default="operator", min_length=1, max_length=128)
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=2000, description="the caller's note, kept in the entry")
 
 
-class ReviewHoldRequest(BaseModel):
+class ReviewHoldRequest(Request):
     held: bool
-    actor: str = Field(default="reviewer", min_length=1, max_length=128)
-    note: str = Field(default="", max_length=2000)
+    note: str = Field(default="", max_length=2000, description="the caller's note, kept in the entry")
 
 
 class VerifyResult(BaseModel):
@@ -74,12 +77,15 @@ class Balance(BaseModel):
     rewards: int
 
 
-class IssueBatchRequest(BaseModel):
+class IssueBatchRequest(Request):
+    """Exactly one of `reward_ids` (the exported ids) or `all_approved: true` (every payable
+    approved reward, of `campaign_id` if given); nothing is ever issued by default."""
+
     idempotency_key: str | None = Field(default=None, max_length=160)
-    actor: str = Field(default="operator", min_length=1, max_length=128)
-    # The exported reward ids to issue; omit to issue every payable approved reward.
-    reward_ids: list[int] | None = None
-    campaign_id: str | None = None
+    reward_ids: list[int] | None = Field(default=None, min_length=1, max_length=100_000)
+    all_approved: bool = False
+    campaign_id: str | None = Field(default=None, max_length=64)
+    note: str = Field(default="", max_length=2000, description="the caller's note, kept in the entries")
 
 
 class Batch(BaseModel):
@@ -92,14 +98,14 @@ class Batch(BaseModel):
     reward_ids: list[int]
 
 
-class EndpointCreate(BaseModel):
+class EndpointCreate(Request):
     url: str = Field(max_length=500)
     event_types: list[str] = Field(default_factory=lambda: ["*"])
     secret: str | None = Field(default=None, min_length=16, max_length=200)
     description: str = Field(default="", max_length=200)
 
 
-class EndpointUpdate(BaseModel):
+class EndpointUpdate(Request):
     url: str | None = Field(default=None, max_length=500)
     event_types: list[str] | None = None
     active: bool | None = None

@@ -6,17 +6,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from liebian.schemas import Request
 from liebian.shapes import Open
 
 
-class TagIn(BaseModel):
+class TagIn(Request):
     name: str = Field(min_length=1, max_length=64)
     rule: str = Field(min_length=1, max_length=2000, examples=['orders_90d >= 3 and channel in ["wecom"]'])
     level: Literal["attribute", "behaviour", "value"]
     description: str = ""
 
 
-class RuleIn(BaseModel):
+class RuleIn(Request):
     rule: str = Field(min_length=1, max_length=2000)
 
 
