@@ -262,12 +262,15 @@ def test_review_cli(client) -> None:
         q["reasons"] == "VIRTUAL_PHONE" and "虚拟运营商" in q["texts"] for q in queue
     )
     ids = [str(q["id"]) for q in queue]
-    rej = runner.invoke(
-        cli_app, ["fraud", "reject", *ids, "--reviewer", "li", "--note", "批量", "--format", "json"]
-    )
+    # the reviewer is who runs the command, not a name the caller types
+    named = runner.invoke(cli_app, ["fraud", "reject", *ids, "--reviewer", "li"])
+    assert named.exit_code == 2 and "--reviewer" in named.output
+    rej = runner.invoke(cli_app, ["fraud", "reject", *ids, "--note", "批量", "--format", "json"])
     assert rej.exit_code == 0, rej.output
     assert [r["changed"] for r in json.loads(rej.stdout)] == [True, True]
-    again = runner.invoke(cli_app, ["fraud", "approve", ids[0], "--reviewer", "li"])
+    with session_scope() as s:
+        assert service.get_case(s, int(ids[0]), "en")["reviewer"] == "local:bootstrap"
+    again = runner.invoke(cli_app, ["fraud", "approve", ids[0]])
     assert again.exit_code == 2 and "already rejected" in again.output
     rate = json.loads(runner.invoke(cli_app, ["fraud", "rate", "--format", "json"]).stdout)
     assert rate == [{"campaign_id": "c6", "referrals": 2, "rejected": 2, "fraud_rate": 1.0}]

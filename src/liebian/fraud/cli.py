@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from liebian.auth.cli_guard import acting
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -125,7 +126,8 @@ def show_command(
         _fail(exc)
 
 
-def _decide(case_ids: list[int], action: str, reviewer: str, note: str, key: str | None, fmt: Format) -> None:
+def _decide(case_ids: list[int], action: str, note: str, key: str | None, fmt: Format) -> None:
+    reviewer = acting().name  # who runs the command (--user / LIEBIAN_USER / an API key), audited
     try:
         with session_scope() as session:
             if len(case_ids) == 1:
@@ -148,25 +150,23 @@ def _decide(case_ids: list[int], action: str, reviewer: str, note: str, key: str
 @app.command("approve")
 def approve_command(
     case_ids: list[int] = typer.Argument(..., help="one or more case ids"),
-    reviewer: str = typer.Option(..., "--reviewer", help="who decides (audited)"),
     note: str = typer.Option("", "--note"),
     key: str | None = typer.Option(None, "--idempotency-key"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Not fraud: release the rewards held for review."""
-    _decide(case_ids, "approve", reviewer, note, key, fmt)
+    _decide(case_ids, "approve", note, key, fmt)
 
 
 @app.command("reject")
 def reject_command(
     case_ids: list[int] = typer.Argument(..., help="one or more case ids"),
-    reviewer: str = typer.Option(..., "--reviewer", help="who decides (audited)"),
     note: str = typer.Option("", "--note"),
     key: str | None = typer.Option(None, "--idempotency-key"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
     """Fraud: reject the referral's rewards (revoke issued ones)."""
-    _decide(case_ids, "reject", reviewer, note, key, fmt)
+    _decide(case_ids, "reject", note, key, fmt)
 
 
 @app.command("rate")
