@@ -636,6 +636,8 @@ def _projection_mismatches(session: Session, replay: dict[int, dict[str, Any]]) 
                  "seq": None}
             )  # fmt: skip
             continue
+        if replay_row["sealed"] is not None and replay_row["sealed"] == seal(r):
+            continue  # the row is exactly what its latest entry sealed (the common case: no parsing)
         expected, found = _expected_of(replay_row, r)
         for name in SEALED_FIELDS:
             if name in expected and found.get(name) != expected[name]:
@@ -689,8 +691,6 @@ def _replay(e: RowMapping, replay: dict[int, dict[str, Any]]) -> str | None:
     else:
         return f"entry {seq}: unknown kind {kind!r}"
     state["seq"], state["sealed"] = seq, e["reward_after"] if version >= 2 else state.get("sealed")
-    if version >= 2 and json.loads(e["reward_after"]).get("state") != e["to_state"]:
-        return f"entry {seq}: its reward seal does not say the state the entry moves to ({e['to_state']})"
     return None
 
 
