@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from liebian.auth.deps import principal_of
 from liebian.background import worker_lifespan
 from liebian.campaigns import flows, invites, service, views
 from liebian.campaigns.schemas import (
@@ -55,13 +56,18 @@ def _run(fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -
     return result
 
 
+def _actor(request: Request) -> str:
+    """Who acts, for the campaign audit and the ledger: the authenticated caller, never the body."""
+    return principal_of(request).name
+
+
 # ---------------------------------------------------------------- operators
 
 
 @router.post("/api/v1/campaigns", status_code=201, response_model=CampaignView)
-def create_campaign(body: CampaignCreate):
+def create_campaign(body: CampaignCreate, request: Request):
     """Create a draft campaign from its rules (contradictory rules → 422 naming the fields)."""
-    return _run(service.create_campaign, body.rules, campaign_id=body.id, status=201)
+    return _run(service.create_campaign, body.rules, campaign_id=body.id, actor=_actor(request), status=201)
 
 
 @router.get("/api/v1/campaigns", response_model=list[CampaignSummary])
@@ -75,9 +81,9 @@ def get_campaign(campaign_id: str):
 
 
 @router.put("/api/v1/campaigns/{campaign_id}", response_model=CampaignView)
-def edit_campaign(campaign_id: str, body: CampaignEdit):
+def edit_campaign(campaign_id: str, body: CampaignEdit, request: Request):
     """Edit the rules: in place for a draft, as a new version for a launched campaign."""
-    return _run(service.edit_campaign, campaign_id, body.rules, note=body.note)
+    return _run(service.edit_campaign, campaign_id, body.rules, note=body.note, actor=_actor(request))
 
 
 @router.get("/api/v1/campaigns/{campaign_id}/versions", response_model=list[VersionView])
@@ -86,20 +92,20 @@ def campaign_versions(campaign_id: str):
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/launch", response_model=CampaignView)
-def launch(campaign_id: str):
+def launch(campaign_id: str, request: Request):
     """Launch after the compliance check (hard failures → 422 listing them)."""
-    return _run(service.launch, campaign_id)
+    return _run(service.launch, campaign_id, actor=_actor(request))
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/pause", response_model=CampaignView)
-def pause(campaign_id: str):
-    return _run(service.pause, campaign_id)
+def pause(campaign_id: str, request: Request):
+    return _run(service.pause, campaign_id, actor=_actor(request))
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/end", response_model=CampaignView)
-def end(campaign_id: str):
+def end(campaign_id: str, request: Request):
     """End the campaign (a leaderboard grants its rank rewards now)."""
-    return _run(service.end, campaign_id)
+    return _run(service.end, campaign_id, actor=_actor(request))
 
 
 @router.get(
@@ -189,9 +195,10 @@ def report_conversion(campaign_id: str, body: ConversionRequest):
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/refunds", response_model=RefundView)
-def refund(campaign_id: str, body: RefundRequest):
-    """An order was refunded: within the hold its rewards are revoked."""
-    return _run(flows.refund, campaign_id, body.order_id, note=body.note)
+def refund(campaign_id: str, body: RefundRequest, request: Request):
+    """An order was refunded: within the hold its rewards are revoked (the ledger and the campaign
+    audit record the caller as the actor)."""
+    return _run(flows.refund, campaign_id, body.order_id, note=body.note, actor=_actor(request))
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/claims", response_model=GrantView)
