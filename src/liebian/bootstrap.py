@@ -33,8 +33,7 @@ from liebian.privacy import service as privacy
 from liebian.reports import jobs as report_jobs
 from liebian.rewards import costs as reward_costs
 from liebian.rewards import jobs as reward_jobs
-from liebian.rewards import points
-from liebian.rewards import webhooks
+from liebian.rewards import points, webhooks
 from liebian.tags import jobs as tag_jobs
 
 # Each domain's scheduled jobs, in the order the scheduler runs them.

@@ -18,11 +18,15 @@ from liebian.rewards.points import PointsError
 
 
 def _earn(s, key: str, person_id: int = 1, pts: int = 100, **kw):
-    return points.earn(s, person_id=person_id, points=pts, reason="test", idempotency_key=key, actor="op", **kw)
+    return points.earn(
+        s, person_id=person_id, points=pts, reason="test", idempotency_key=key, actor="op", **kw
+    )
 
 
 def _spend(s, key: str, person_id: int = 1, pts: int = 10, **kw):
-    return points.spend(s, person_id=person_id, points=pts, reason="gift", idempotency_key=key, actor="pos", **kw)
+    return points.spend(
+        s, person_id=person_id, points=pts, reason="gift", idempotency_key=key, actor="pos", **kw
+    )
 
 
 def test_earn_spend_balance_and_history(store):
@@ -143,7 +147,9 @@ def test_revoke_takes_back_what_the_source_earned_never_below_zero(store):
         _earn(s, "e1", pts=100, source_ref="order:c1:o1", campaign_id="c1")
         _earn(s, "e2", pts=30)
         _spend(s, "s1", pts=110)  # 100 from the first lot, 10 from the second (FIFO)
-        [revoked] = points.revoke_source(s, "order:c1:o1", idempotency_key="r1", actor="refund", reason="refund")
+        [revoked] = points.revoke_source(
+            s, "order:c1:o1", idempotency_key="r1", actor="refund", reason="refund"
+        )
         assert (revoked.kind, revoked.delta, revoked.balance_after) == ("revoke", -20, 0)
         assert "80 of 100 points already spent" in revoked.reason
         assert points.revoke_source(s, "order:c1:o1", idempotency_key="r1", actor="refund", reason="refund")[
