@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, bindparam, func, select
+from sqlalchemy import ColumnElement, RowMapping, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from liebian import ports
@@ -167,7 +167,8 @@ def _check(
     problems = []
     if not _is_int(person_id):
         problems.append("person_id: must be an integer")
-    if not _is_int(points) or not (0 < abs(points) <= MAX_POINTS) or (points < 0 and not signed):  # type: ignore[operator]  # checked to be an int first
+    amount = points if isinstance(points, int) and not isinstance(points, bool) else None
+    if amount is None or not 0 < abs(amount) <= MAX_POINTS or (amount < 0 and not signed):
         kind = "a non-zero integer" if signed else "a positive integer"
         problems.append(f"points: must be {kind} of at most {MAX_POINTS}")
     problem = key_problem(idempotency_key)
@@ -242,9 +243,9 @@ def _take(
 ) -> list[list[int]]:
     """Take `points` from the unexpired lots of these persons, those that expire first first (the
     lots of `first_source` before any other, for a revocation). The caller checked the balance."""
-    order = [_L.c.expires_at, _L.c.earn_seq]
+    order: list[ColumnElement[Any]] = [_L.c.expires_at, _L.c.earn_seq]
     if first_source is not None:
-        order.insert(0, (_L.c.source_ref != first_source))
+        order.insert(0, _L.c.source_ref != first_source)
     lots = session.execute(
         select(_L.c.earn_seq, _L.c.remaining)
         .where(_L.c.person_id.in_(ids), _L.c.expires_at > now, _L.c.remaining > 0)
