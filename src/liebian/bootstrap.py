@@ -13,6 +13,8 @@ Reading guide — who calls whom through the wiring:
 - ledger_subscribers: the reward ledger calls them for every entry, in the entry's transaction.
 - reward_cost: analytics asks it for the KPI sheet's reward cost (CAC, ROI, LTV/CAC).
 - jobs: the scheduler and `liebian job` run them.
+- conversion_followers: the campaign flows call them when a referred purchase qualifies and when it
+  is refunded, in that transaction; the points ledger (积分) earns and revokes points.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from liebian.privacy import service as privacy
 from liebian.reports import jobs as report_jobs
 from liebian.rewards import costs as reward_costs
 from liebian.rewards import jobs as reward_jobs
-from liebian.rewards import webhooks
+from liebian.rewards import points, webhooks
 from liebian.tags import jobs as tag_jobs
 
 # Each domain's scheduled jobs, in the order the scheduler runs them.
@@ -61,6 +63,7 @@ def default_wiring() -> ports.Wiring:
         ledger_subscribers=(webhooks.enqueue_for_entry, campaign_budget.release_on_entry),
         reward_cost=reward_costs.reward_cost_fen,
         jobs=jobs,
+        conversion_followers=(points.follow_conversion,),
     )
 
 

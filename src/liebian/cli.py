@@ -25,6 +25,7 @@ DOMAINS = [
     ("liebian.quality.cli", "quality", "Data-quality report."),
     ("liebian.campaigns.cli", "campaign", "Fission campaigns, invites and posters."),
     ("liebian.rewards.cli", "ledger", "The reward ledger, payouts and webhooks."),
+    ("liebian.rewards.points_cli", "points", "Points (积分): balances, history, chain verify."),
     ("liebian.fraud.cli", "fraud", "Anti-fraud rules, graph scan and review queue."),
     ("liebian.analytics.cli", "analyze", "Growth analytics."),
     ("liebian.predict.cli", "predict", "Predictive models and experiments."),

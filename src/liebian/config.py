@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     automation_quiet_hours: str = Field(
         default="21-9", description="START-END hours, display zone; '' = none"
     )
+    # rewards/points.py: earned points (积分) lapse this many days after they were earned (FIFO use)
+    points_expire_days: int = Field(default=365, ge=1, description="days before earned points expire")
     # reports/: SMTP for e-mailed reports
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25

@@ -27,6 +27,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "illegal_transition": ("奖励状态不能这样变更：{message}", "transition not allowed"),
     "held_for_review": ("奖励正在风控审核中，暂不能变更：{message}", "reward held for fraud review"),
     "idempotency_conflict": ("幂等键已用于另一个请求：{message}", "idempotency key used for another request"),
+    # -- points (积分)
+    "insufficient_points": ("积分不足：{message}", "not enough points"),
     # -- fraud review
     "already_decided": ("该风控案件已处理：{message}", "case already decided"),
     # -- the campaign engine (a fixed sentence stands alone; ids, times and fields come in {message})

@@ -3,7 +3,8 @@
 Some links cross domains in the direction the import graph must not: the campaign flows run the
 fraud rules, every domain that keeps person ids follows OneID merges, the ledger tells its
 subscribers (webhooks, campaign budgets) about each entry, analytics asks the ledger what rewards
-cost, the scheduler runs every domain's jobs. Each link is a field of `Wiring`.
+cost, the scheduler runs every domain's jobs, the points ledger follows qualified conversions and
+their refunds. Each link is a field of `Wiring`.
 
 `liebian.bootstrap.bootstrap()` builds the real `Wiring` from the domains and installs it; the app
 factory, the CLI root and the scheduler call it. Tests install fakes with `use(...)`. Nothing here
@@ -15,9 +16,10 @@ This module imports no domain: every domain may import it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # types only: importing them at run time would pull domains into this module
@@ -52,12 +54,37 @@ RewardCostProvider = Callable[[Any], int]
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """A campaign order of a referred friend that qualified the referral, or its refund; the
+    campaign flows hand it to every conversion follower (the points ledger) in their transaction."""
+
+    event: str  # "qualified" | "refunded"
+    campaign_id: str
+    order_id: str
+    source_ref: str  # the ledger's reference of the order (rewards and points earned by it)
+    friend_person_id: int
+    inviter_person_id: int
+    amount_fen: int
+    ordered_at: datetime  # naive UTC
+    held: bool = False  # the referral is held for fraud review
+    # the campaign version's points rule: per_yuan, multiplier, window_start, window_end, earner
+    points: Mapping[str, Any] | None = None
+    actor: str = "system"
+
+
+# (session, conversion) — called in the conversion's (or refund's) transaction; what it returns is
+# ignored.
+ConversionFollower = Callable[["Session", Conversion], object]
+
+
+@dataclass(frozen=True)
 class Wiring:
     risk_checks: tuple[RiskCheck, ...] = ()
     merge_followers: tuple[MergeFollower, ...] = ()
     ledger_subscribers: tuple[LedgerSubscriber, ...] = ()
     reward_cost: RewardCostProvider | None = None
     jobs: tuple[Job, ...] = ()
+    conversion_followers: tuple[ConversionFollower, ...] = ()
 
     def with_(self, **changes: Any) -> Wiring:
         """A copy with some links replaced (tests: the real wiring with one fake)."""

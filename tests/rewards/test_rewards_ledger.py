@@ -12,7 +12,8 @@ from rewards_helpers import grant, raw
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.rewards import chain, service
+from liebian.rewards import ledger_hash
+from liebian.rewards import service
 from liebian.rewards.service import LedgerError
 
 
@@ -314,7 +315,7 @@ def test_insert_is_found(ledger):
         "idempotency_key": "forged",
         "prev_hash": prev,
     }
-    forged["hash"] = hashlib.sha256(chain.canonical(forged)).hexdigest()
+    forged["hash"] = hashlib.sha256(ledger_hash.canonical(forged)).hexdigest()
     raw(
         "INSERT INTO ledger_entries (seq, reward_id, kind, from_state, to_state, amount_fen, campaign_id, person_id,"
         " actor, note, ts, idempotency_key, prev_hash, hash) VALUES (:seq, :reward_id, :kind, :from_state,"

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from liebian.cli import app as cli_app
 from liebian.db.session import session_scope
-from liebian.rewards import chain, service
+from liebian.rewards import ledger_hash
+from liebian.rewards import service
 from liebian.rewards.models import Reward
 
 # A different value for every column the seal covers (raw SQL, as someone with database access).
@@ -40,7 +41,7 @@ def _latest_seq(reward_id: int) -> int:
 def test_the_seal_covers_every_column_of_the_rewards_table():
     """A column added to `rewards` later must be sealed too (or this fails)."""
     columns = {c.name for c in Reward.__table__.columns} - {"id"}
-    assert columns == set(chain.SEALED_FIELDS) == set(EDITS)
+    assert columns == set(ledger_hash.SEALED_FIELDS) == set(EDITS)
 
 
 @pytest.mark.parametrize("column", sorted(EDITS))
@@ -99,7 +100,7 @@ def _rewrite_as_v1() -> None:
     prev = service.GENESIS
     for e in entries:
         e.update(v=1, reward_after=None, prev_hash=prev)
-        e["hash"] = chain.entry_hash(e)
+        e["hash"] = ledger_hash.entry_hash(e)
         raw(
             "UPDATE ledger_entries SET v = 1, reward_after = NULL, prev_hash = :p, hash = :h WHERE seq = :s",
             p=prev,

@@ -47,13 +47,14 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
     assert "liebian.campaigns.merges.follow_merges" in [_named(f) for f in w.merge_followers]
     assert webhooks.enqueue_for_entry in w.ledger_subscribers
     assert "liebian.campaigns.budget.release_on_entry" in [_named(f) for f in w.ledger_subscribers]
+    assert [_named(f) for f in w.conversion_followers] == ["liebian.rewards.points.follow_conversion"]
     names = [job.name for job in w.jobs]
     assert len(names) == len(set(names))
     for job in w.jobs:
         _named(job.func)
         assert job.every_seconds > 0 and job.description, job
     expected = {
-        "identity-sync", "ledger-release", "webhooks-deliver", "campaigns-close-due",
+        "identity-sync", "ledger-release", "webhooks-deliver", "points-expire", "campaigns-close-due",
         "campaigns-reconcile-reservations", "fraud-scan", "tags-recompute", "monitor-rules",
         "monitor-escalate", "monitor-anomalies", "monitor-live", "reports", "journeys",
         "privacy-retention", "privacy-reencrypt",

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from liebian import ports
-from liebian.campaigns import outbox
+from liebian.campaigns import followers, outbox
 from liebian.campaigns.budget import Grant, bump, grant, release, unbump
 from liebian.campaigns.common import CampaignError, audit, live_rules, load_campaign, rules_of, stmt, to_json
 from liebian.campaigns.invites import invite_code, verify_code
@@ -398,6 +398,7 @@ def _qualify(
     if count is not None:
         kind.on_counted(rules, ref, count, give)
     kind.after_qualify(session, ref, rules, give, now)
+    followers.qualified(session, ref, rules, source_ref, order_id)
     audit(
         session,
         "referral.qualify",
@@ -612,6 +613,7 @@ def refund(
         rules = rules_of(session, c.id, ref.version)
         if ref.qualified_at is not None and now <= ref.qualified_at + timedelta(days=rules.hold_days):
             revoked = _claw_back(session, c, ref, order_id, actor=actor, note=note)
+    followers.refunded(session, o, _order_ref(c.id, order_id), actor=actor)
     audit(
         session,
         "order.refund",

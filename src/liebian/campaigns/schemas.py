@@ -71,6 +71,19 @@ class RiskPolicy(BaseModel):
     block_at: int = Field(100, ge=1, description="total risk score from which the referral is blocked")
 
 
+class PointsRule(BaseModel):
+    """积分 for referred purchases: `per_yuan` points per whole yuan of a qualifying order, times
+    `multiplier` (double points by default) when the order falls within the window; the window is the
+    campaign's start_at … end_at unless given. A refund of the order revokes them."""
+
+    model_config = ConfigDict(extra="forbid")
+    per_yuan: int = Field(1, ge=0, le=10000, description="points per yuan of a referred purchase")
+    multiplier: int = Field(2, ge=1, le=10, description="within the window (2 = double points)")
+    window_start: datetime | None = Field(None, description="default: the campaign's start_at")
+    window_end: datetime | None = Field(None, description="default: the campaign's end_at")
+    earner: Literal["friend", "inviter", "both"] = Field("friend", description="who earns the points")
+
+
 class CampaignRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -101,6 +114,7 @@ class CampaignRules(BaseModel):
     assist: AssistRules | None = None
     leaderboard: LeaderboardRules | None = None
     risk_policy: RiskPolicy = Field(default_factory=RiskPolicy)
+    points: PointsRule | None = Field(None, description="积分 for referred purchases (double points)")
     landing_url: str | None = Field(None, description="front-end page a clicked link redirects to")
     poster_template: str = "classic"
     # compliance inputs

@@ -53,7 +53,18 @@ PERSON_COLUMNS = (
 
 
 # Tables whose rows are evidence and must not change (hash chains) or that hold the erasure record.
-UNTOUCHABLE = frozenset({"ledger_entries", "ledger_head", "audit_log", "audit_head", "privacy_requests"})
+UNTOUCHABLE = frozenset(
+    {
+        "ledger_entries",
+        "ledger_head",
+        "points_entries",
+        "points_head",
+        "points_lots",
+        "audit_log",
+        "audit_head",
+        "privacy_requests",
+    }
+)
 
 
 # Columns with personal data of the row's person besides identifiers: cleared on erasure.

@@ -1,15 +1,12 @@
-"""The reward ledger's hash chain: the canonical form of an entry, its HMAC and the reward seal.
+"""What every hash-chained, append-only log of the rewards domain shares: the head lock that
+serialises appends, the chain keys and the sealing of an entry.
 
-entry.hash = HMAC-SHA256(chain key, canonical JSON of the entry including prev_hash). The chain key
-is derived from the data directory's HMAC key (LIEBIAN_HMAC_KEY or keys.json), which does not live
-in the database. Versions of the canonical form (the entry's `v`):
+Used by the reward ledger (`service`) and the points ledger (`points`); each log has its own head
+table (one row, id 1: the last seq and hash) and its own key (a label derives it from the data
+directory's HMAC key, which does not live in the database).
 
-- v1: the entry's own fields (seq, reward, kind, states, amount, campaign, person, actor, note, ts,
-  idempotency key, prev_hash).
-- v2: v1 and `reward_after`, the reward row as it stands after the entry (`seal`: every column of
-  `rewards` but the id). An edit of any column of the rewards table is then named by verify.
-
-An entry keeps the version it was written in: old chains verify unchanged and are never re-sealed.
+The head lock: `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the first statement is an UPDATE,
+which takes the database's one write lock. Everything after it in the transaction runs serialised.
 """
 
 from __future__ import annotations
@@ -18,86 +15,96 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import RowMapping
+from sqlalchemy import Select, Table, Update, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, SessionTransaction
 
 from liebian.privacy.crypto import keys
 
-# The canonical form new entries are written in (see `canonical`).
-ENTRY_VERSION = 2
-# The columns of `rewards` a v2 entry seals (all but the id, which the entry names): whatever
-# decides a reward's money or its path. tests/rewards check that no column is left out.
-SEALED_FIELDS = (
-    "campaign_id",
-    "person_id",
-    "reward_code",
-    "value_fen",
-    "state",
-    "reason",
-    "source_ref",
-    "hold_until",
-    "held_for_review",
-    "idempotency_key",
-    "created_at",
-    "updated_at",
-)
-KNOWN_VERSIONS = frozenset({1, 2})
+GENESIS = "0" * 64
+MAX_KEY = 160
 
 
-@lru_cache(maxsize=4)
-def _derive_chain_key(hmac_key: bytes) -> bytes:
-    # Domain separation: the identifier-HMAC key is never used directly for the chain.
-    return hmac.new(hmac_key, b"liebian/ledger-chain/v1", hashlib.sha256).digest()
+@dataclass
+class Head:
+    seq: int
+    hash: str
 
 
-def chain_key() -> bytes:
-    return _derive_chain_key(keys().hmac_key)
+def transaction_of(session: Session) -> SessionTransaction | None:
+    """The innermost transaction in progress (a savepoint's, if any), or None before the first
+    statement. Values cached for "this transaction" are keyed by it: a rolled-back savepoint or a
+    new transaction is a different object, so they are read again."""
+    return session.get_nested_transaction() or session.get_transaction()
 
 
-def _plain(value: Any) -> Any:
-    """A column value as the seal and verify compare it (JSON-ready, the same on SQLite and PostgreSQL)."""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="microseconds")
-    return value
+@lru_cache(maxsize=8)
+def _head_statements(head: Table) -> tuple[Select[Any], Update]:
+    # Built once per head table: constructing SQLAlchemy expressions costs more than running them.
+    read = select(head.c.seq, head.c.hash).where(head.c.id == 1)
+    touch = head.update().where(head.c.id == 1).values(seq=head.c.seq).returning(head.c.seq, head.c.hash)
+    return read.with_for_update(), touch
 
 
-def seal(reward: Mapping[str, Any] | RowMapping) -> str:
-    """The reward row as canonical JSON: what a v2 entry stores in `reward_after` and its hash covers."""
-    body = {name: _plain(reward[name]) for name in SEALED_FIELDS}
-    body["held_for_review"] = bool(body["held_for_review"])
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def lock_head(session: Session, head_table: Table, info_key: str) -> Head:
+    """Serialise the writers of one chain; returns its head. Creates the head row on first use.
+
+    The lock lasts until the transaction ends, so a second write in the same transaction reuses the
+    head it holds (cached in `session.info[info_key]`) instead of locking again."""
+    held = session.info.get(info_key)
+    tx = transaction_of(session)
+    if held is not None and tx is not None and held[0] is tx:
+        head: Head = held[1]  # session.info holds (transaction, Head), see below
+        return head
+    pg = session.get_bind().dialect.name == "postgresql"
+    for_update, touch = _head_statements(head_table)
+    for _ in range(2):
+        # SQLite: a write as the first statement — pysqlite opens the transaction here and SQLite hands
+        # out its single write lock (waiting on busy_timeout), so every later read sees the newest data.
+        row = session.execute(for_update if pg else touch).first()
+        if row is not None:
+            head = Head(int(row[0]), row[1])
+            session.info[info_key] = (transaction_of(session), head)
+            return head
+        insert = pg_insert if pg else sqlite_insert
+        session.execute(insert(head_table).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+    raise RuntimeError(f"could not create the head row of {head_table.name}")  # pragma: no cover
 
 
-def canonical(entry: Mapping[str, Any] | RowMapping) -> bytes:
-    """The bytes the hash covers: every field of the entry but the hash, as sorted compact JSON.
+@lru_cache(maxsize=8)
+def _derive(hmac_key: bytes, label: bytes) -> bytes:
+    # Domain separation: the identifier-HMAC key is never used directly for a chain.
+    return hmac.new(hmac_key, label, hashlib.sha256).digest()
 
-    v1 (entries written before the reward seal): the entry's own fields. v2 adds `v` and
-    `reward_after` (the sealed reward row); an edit of either changes the bytes."""
-    ts = entry["ts"]
-    version = entry.get("v", 1)
-    body = {
-        "seq": int(entry["seq"]),
-        "reward_id": int(entry["reward_id"]),
-        "kind": entry["kind"],
-        "from_state": entry["from_state"],
-        "to_state": entry["to_state"],
-        "amount_fen": int(entry["amount_fen"]),
-        "campaign_id": entry["campaign_id"],
-        "person_id": int(entry["person_id"]),
-        "actor": entry["actor"],
-        "note": entry["note"],
-        "ts": ts.isoformat(timespec="microseconds") if isinstance(ts, datetime) else str(ts),
-        "idempotency_key": entry["idempotency_key"],
-        "prev_hash": entry["prev_hash"],
+
+def derive_key(label: str) -> bytes:
+    """The key of one chain, e.g. `derive_key("liebian/points-chain/v1")`."""
+    return _derive(keys().hmac_key, label.encode())
+
+
+def canonical_json(body: Mapping[str, Any]) -> bytes:
+    """Sorted compact JSON; datetimes as ISO 8601 with microseconds."""
+    normal = {
+        k: v.isoformat(timespec="microseconds") if isinstance(v, datetime) else v for k, v in body.items()
     }
-    if version >= 2:
-        body["v"] = version
-        body["reward_after"] = entry["reward_after"]
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def entry_hash(entry: Mapping[str, Any] | RowMapping, key: bytes | None = None) -> str:
-    return hmac.new(key or chain_key(), canonical(entry), hashlib.sha256).hexdigest()
+def seal(body: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 (hex) of the canonical JSON of an entry's fields."""
+    return hmac.new(key, canonical_json(body), hashlib.sha256).hexdigest()
+
+
+def key_problem(idempotency_key: object) -> str | None:
+    """Why an idempotency key is unusable, or None."""
+    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
+        return "idempotency_key: must be a non-empty string"
+    if len(idempotency_key) > MAX_KEY:
+        return f"idempotency_key: longer than {MAX_KEY} characters"
+    return None

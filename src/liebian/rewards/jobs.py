@@ -8,7 +8,7 @@ from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
 from liebian.ports import Job
-from liebian.rewards import service, webhooks
+from liebian.rewards import points, service, webhooks
 
 if TYPE_CHECKING:
     import httpx
@@ -28,7 +28,14 @@ def webhooks_deliver() -> dict[str, int]:
         return {"attempted": webhooks.deliver_due(session, utcnow(), client, max_seconds=20)}
 
 
+def points_expire() -> dict[str, int]:
+    """Expire earned points whose time is up (one `expire` entry per lapsed lot)."""
+    with session_scope() as session:
+        return {"expired_lots": points.expire_due(session, utcnow())}
+
+
 JOBS = (
     Job("ledger-release", ledger_release, every_seconds=30),
     Job("webhooks-deliver", webhooks_deliver, every_seconds=5),
+    Job("points-expire", points_expire, every_seconds=3600),
 )

@@ -147,3 +147,60 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str] = mapped_column(Text, default="")
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- points (积分): a second hash-chained ledger, with the same guarantees (rewards/points.py) -------
+
+
+class PointsEntry(Base):
+    """Append-only. `hash` = HMAC-SHA256 (the points chain's key) over every other field."""
+
+    __tablename__ = "points_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    person_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    # earn | spend | expire | revoke | adjust
+    kind: Mapped[str] = mapped_column(String(16))
+    # points added (> 0) or taken (< 0); a revoke of points already spent may be 0
+    delta: Mapped[int] = mapped_column(BigInteger)
+    # the person's balance (all their merged ids) after this entry
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    campaign_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    # the order / grant that earned the points (a refund revokes every earn of its source)
+    source_ref: Mapped[str] = mapped_column(String(128), default="", index=True)
+    # earns: when their points lapse; None for every other kind
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # which earns a debit took its points from: JSON [[earn seq, points], …] (FIFO by expiry)
+    lots: Mapped[str] = mapped_column(Text, default="[]")
+    actor: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class PointsHead(Base):
+    """One row (id 1): the last seq and hash of the points chain. Locked by every append."""
+
+    __tablename__ = "points_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class PointsLot(Base):
+    """The balance projection: one row per earn, with what is left of it. A person's balance is the
+    sum of `remaining` over their unexpired lots; `points verify` replays the entries against it."""
+
+    __tablename__ = "points_lots"
+    __table_args__ = (CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_in_range"),)
+
+    earn_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    person_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    source_ref: Mapped[str] = mapped_column(String(128), default="", index=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), default="")

@@ -40,7 +40,7 @@ class Entry(BaseModel):
     prev_hash: str
     hash: str
     v: int = 1
-    # v2: the reward row after this entry, as sealed by its hash (rewards/chain.py)
+    # v2: the reward row after this entry, as sealed by its hash (rewards/ledger_hash.py)
     reward_after: str | None = None
 
 

@@ -12,7 +12,7 @@ Exactly once
 - A repeated idempotency key returns the result of the first call and writes nothing; the same key
   used for a different operation is an error (`idempotency_conflict`), never silently accepted.
 
-Hash chain (the canonical form, its versions and the reward seal: rewards/chain.py)
+Hash chain (the canonical form, its versions and the reward seal: rewards/ledger_hash.py)
 - entry.hash = HMAC-SHA256(chain key, canonical JSON of the entry including prev_hash); the key
   does not live in the database. Every entry written since revision ledger01 (canonical form v2)
   also commits to the reward row after it, so `verify_chain` names an edit of any column of the
@@ -29,16 +29,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, RowMapping, bindparam, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 
 from liebian import ports
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.errors import DomainError
 from liebian.identity import service as identity
-from liebian.rewards.chain import ENTRY_VERSION, KNOWN_VERSIONS, SEALED_FIELDS, chain_key, entry_hash, seal
+from liebian.rewards.chain import GENESIS, key_problem, lock_head
+from liebian.rewards.chain import Head as _Head
+from liebian.rewards.chain import transaction_of as transaction_of  # re-exported (webhooks)
+from liebian.rewards.ledger_hash import ENTRY_VERSION, KNOWN_VERSIONS, SEALED_FIELDS, chain_key, entry_hash, seal
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
 
 PENDING, APPROVED, ISSUED, REDEEMED, REJECTED, REVOKED = (
@@ -61,8 +62,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 FINAL = frozenset(s for s, nxt in TRANSITIONS.items() if not nxt)
 # Moves that pay out; a reward held for review cannot make them until the hold is cleared.
 FORWARD = frozenset({APPROVED, ISSUED, REDEEMED})
-GENESIS = "0" * 64
-MAX_KEY = 160
 
 
 class LedgerError(DomainError):
@@ -125,15 +124,11 @@ def _view(r: Mapping[str, Any] | RowMapping) -> RewardView:
     )
 
 
-def _is_pg(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them here.
 _R, _E, _H = table_of(Reward), table_of(LedgerEntry), table_of(LedgerHead)
 _HEAD = select(_H.c.seq, _H.c.hash).where(_H.c.id == 1)
-_HEAD_FOR_UPDATE = _HEAD.with_for_update()
-_HEAD_TOUCH = _H.update().where(_H.c.id == 1).values(seq=_H.c.seq).returning(_H.c.seq, _H.c.hash)
 _HEAD_SET = _H.update().where(_H.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _ENTRY_BY_KEY = select(_E.c.reward_id, _E.c.kind, _E.c.to_state).where(
     _E.c.idempotency_key == bindparam("b_key")
@@ -154,41 +149,10 @@ _SET_HOLD = (
 )
 
 
-@dataclass
-class _Head:
-    seq: int
-    hash: str
-
-
-def transaction_of(session: Session) -> SessionTransaction | None:
-    """The innermost transaction in progress (a savepoint's, if any), or None before the first
-    statement. Values cached for "this transaction" are keyed by it: a rolled-back savepoint or a
-    new transaction is a different object, so they are read again."""
-    return session.get_nested_transaction() or session.get_transaction()
-
-
 def _lock_head(session: Session) -> _Head:
-    """Serialise ledger writers; returns the head. Creates the head row on first use.
-
-    The lock lasts until the transaction ends, so a second write in the same transaction (the two
-    rewards of a double-sided referral) reuses the head it holds instead of locking again."""
-    held = session.info.get("ledger_head")
-    tx = transaction_of(session)
-    if held is not None and tx is not None and held[0] is tx:
-        head: _Head = held[1]  # session.info holds (transaction, _Head), see below
-        return head
-    pg = _is_pg(session)
-    for _ in range(2):
-        # SQLite: a write as the first statement — pysqlite opens the transaction here and SQLite hands
-        # out its single write lock (waiting on busy_timeout), so every later read sees the newest data.
-        row = session.execute(_HEAD_FOR_UPDATE if pg else _HEAD_TOUCH).first()
-        if row is not None:
-            head = _Head(int(row[0]), row[1])
-            session.info["ledger_head"] = (transaction_of(session), head)
-            return head
-        insert = pg_insert if pg else sqlite_insert
-        session.execute(insert(LedgerHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
-    raise RuntimeError("could not create the ledger head")  # pragma: no cover
+    """Serialise ledger writers (`chain.lock_head`); returns the head. The lock lasts until the
+    transaction ends: a second write in it (the two rewards of a double-sided referral) reuses it."""
+    return lock_head(session, _H, "ledger_head")
 
 
 def _append(
@@ -240,10 +204,9 @@ def _load(session: Session, reward_id: int) -> dict[str, Any]:
 
 
 def _check_key(idempotency_key: str) -> str:
-    if not isinstance(idempotency_key, str) or not idempotency_key.strip():
-        raise LedgerError("invalid", "idempotency_key: must be a non-empty string", 422)
-    if len(idempotency_key) > MAX_KEY:
-        raise LedgerError("invalid", f"idempotency_key: longer than {MAX_KEY} characters", 422)
+    problem = key_problem(idempotency_key)
+    if problem:
+        raise LedgerError("invalid", problem, 422)
     return idempotency_key
 
 

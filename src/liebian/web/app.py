@@ -34,6 +34,7 @@ ROUTERS = [
     "liebian.quality.api",
     "liebian.campaigns.api",
     "liebian.rewards.api",
+    "liebian.rewards.points_api",
     "liebian.fraud.api",
     "liebian.analytics.api",
     "liebian.predict.api",
