@@ -12,8 +12,7 @@ from rewards_helpers import grant, raw
 
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.rewards import ledger_hash
-from liebian.rewards import service
+from liebian.rewards import ledger_hash, service
 from liebian.rewards.service import LedgerError
 
 

@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from liebian.cli import app as cli_app
 from liebian.db.session import session_scope
-from liebian.rewards import ledger_hash
-from liebian.rewards import service
+from liebian.rewards import ledger_hash, service
 from liebian.rewards.models import Reward
 
 # A different value for every column the seal covers (raw SQL, as someone with database access).

@@ -39,7 +39,14 @@ from liebian.identity import service as identity
 from liebian.rewards.chain import GENESIS, key_problem, lock_head
 from liebian.rewards.chain import Head as _Head
 from liebian.rewards.chain import transaction_of as transaction_of  # re-exported (webhooks)
-from liebian.rewards.ledger_hash import ENTRY_VERSION, KNOWN_VERSIONS, SEALED_FIELDS, chain_key, entry_hash, seal
+from liebian.rewards.ledger_hash import (
+    ENTRY_VERSION,
+    KNOWN_VERSIONS,
+    SEALED_FIELDS,
+    chain_key,
+    entry_hash,
+    seal,
+)
 from liebian.rewards.models import LedgerEntry, LedgerHead, Reward
 
 PENDING, APPROVED, ISSUED, REDEEMED, REJECTED, REVOKED = (
@@ -122,8 +129,6 @@ def _view(r: Mapping[str, Any] | RowMapping) -> RewardView:
         held_for_review=bool(r["held_for_review"]),
         updated_at=r["updated_at"],
     )
-
-
 
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them here.
