@@ -154,9 +154,9 @@ UDF = "liebian_pii_scrub"
 
 def register(con: duckdb.DuckDBPyConnection) -> str:
     """Make `liebian_pii_scrub(VARCHAR) -> VARCHAR` callable on `con` (once per connection)."""
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [UDF]
-    ).fetchall()[0][0]
+    exists = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [UDF]).fetchall()[
+        0
+    ][0]
     if not exists:
         policy = get_settings().pii_policy
         con.create_function(UDF, lambda s: scrub(s, policy), ["VARCHAR"], "VARCHAR", side_effects=False)
