@@ -256,6 +256,12 @@ class InviteView(BaseModel):
     expires_at: UtcDateTime
 
 
+class MyInviteView(InviteView):
+    participant_token: str = Field(
+        description="the inviter's token for my/* and progress with the public key (X-Participant-Token)"
+    )
+
+
 class InviteInfo(InviteView):
     title: str
     rules_text: str
@@ -302,6 +308,9 @@ class AcceptView(BaseModel):
     signals: list[SignalView]
     grants: list[GrantOutcome]
     reattributed: bool
+    participant_token: str | None = Field(
+        None, description="the friend's token for my/* and progress with the public key (X-Participant-Token)"
+    )
 
 
 class AcceptBlocked(AcceptView):

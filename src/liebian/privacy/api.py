@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from liebian.auth.deps import client_ip, principal_of
 from liebian.auth.schemas import encode
 from liebian.db.session import session_scope
-from liebian.privacy import retention, service, subject_requests
+from liebian.privacy import retention, service, subject_requests, tokens
 from liebian.privacy.schemas import (
     ConsentIn,
     ConsentOut,
@@ -83,8 +83,18 @@ def publish(body: NoticeCreate, request: Request):
     status_code=201,
     responses={**NOT_FOUND, 422: {"description": "invalid"}},
 )
-def consent(body: ConsentIn, request: Request):
-    """Record a grant or a withdrawal; a withdrawal counts from this moment."""
+def consent(
+    body: ConsentIn,
+    request: Request,
+    x_participant_token: str | None = Header(None, description="the public key's participant token"),
+):
+    """Record a grant or a withdrawal; a withdrawal counts from this moment. With the public key,
+    only for the participant token's own person."""
+    caller = tokens.caller_person(request)
+    if caller is not None and body.person_id != caller:
+        raise service.PrivacyError(
+            "forbidden", "person_id: a participant token records its own person's consent only", 403
+        )
     return _run(
         service.record_consent,
         body.person_id,
