@@ -133,12 +133,8 @@ def export(body: SubjectRequest, request: Request) -> dict:
 @router.post("/requests/delete", response_model=DeletionRecord, responses=NOT_FOUND)
 def delete(body: SubjectRequest, request: Request):
     """Erase a person's identifiers from both stores; returns the verifiable record."""
-    return _run(
-        subject_requests.delete_person,
-        body.person_id,
-        actor=principal_of(request).name,
-        ip=client_ip(request),
-        reason=body.reason,
+    return subject_requests.erase_person(
+        body.person_id, actor=principal_of(request).name, ip=client_ip(request), reason=body.reason
     )
 
 

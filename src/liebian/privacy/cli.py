@@ -128,10 +128,7 @@ def delete(
     if not yes:
         typer.confirm(f"erase person {person_id}'s identifiers from both stores?", abort=True)
     try:
-        with session_scope() as s:
-            record = subject_requests.delete_person(
-                s, person_id, actor=acting().name, ip="cli", reason=reason
-            )
+        record = subject_requests.erase_person(person_id, actor=acting().name, ip="cli", reason=reason)
     except service.PrivacyError as exc:
         _fail(exc)
     if fmt is Format.table:

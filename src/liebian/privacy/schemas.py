@@ -82,6 +82,9 @@ class DeletionRecord(BaseModel):
     identifiers_removed: list[dict]
     operational: dict[str, int]
     warehouse: dict[str, int]
+    files: dict[str, int] = Field(
+        default_factory=dict, description="data files rewritten: rows removed per file"
+    )
     kept: dict
     traces_after: dict[str, int]
 
