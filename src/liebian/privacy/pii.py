@@ -3,10 +3,11 @@
 What is found (`find`):
 
 - mainland mobile numbers (`13812345678`, `138 1234 5678`, `138-1234-5678`, with `+86`/`0086`);
-- Chinese resident ID numbers: 18 characters whose last is the ISO 7064 MOD 11-2 check
-  (`0`-`9` or `X`);
+- Chinese resident ID numbers: 18 characters with a region digit, a birth date and, last, the
+  ISO 7064 MOD 11-2 check (`0`-`9` or `X`);
 - e-mail addresses;
-- bank-card numbers: 13-19 digits (plain, or in groups of four) passing the Luhn check.
+- bank-card numbers: 15-19 digits (plain, or in groups of four) with a card issuer's prefix,
+  passing the Luhn check.
 
 What replaces them (`scrub`), per `Settings.pii_policy`:
 
@@ -42,16 +43,29 @@ KINDS = ("id_card", "bank_card", "phone", "email")
 CANDIDATE_SQL = r"@|\d{11}|\d{3}[ -]\d{4}[ -]\d{4}"
 
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{17}[0-9Xx])(?![0-9A-Za-z])")
-_BANK_CARD = re.compile(r"(?<![\d-])(\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?|\d{13,19})(?![\d-])")
-_PHONE = re.compile(r"(?<![\d+])((?:\+86|0086)[ -]?)?(1[3-9]\d(?:\d{8}|[ -]\d{4}[ -]\d{4}))(?!\d)")
+_BANK_CARD = re.compile(
+    r"(?<![0-9A-Za-z-])(\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?|\d{15,19})(?![0-9A-Za-z-])"
+)
+_PHONE = re.compile(
+    r"(?<![0-9A-Za-z+])((?:\+86|0086)[ -]?)?(1[3-9]\d(?:\d{8}|[ -]\d{4}[ -]\d{4}))(?![0-9A-Za-z])"
+)
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
 
+# Issuer prefixes of the cards sold in China (UnionPay 62, Visa 4, Mastercard 51-55 and 22-27,
+# JCB 35, American Express 34/37): other Luhn-valid runs of digits (order numbers) stay as they are.
+_CARD_PREFIX = re.compile(r"62|4|5[1-5]|2[2-7]|3[457]")
+
+
 def id_card_valid(value: str) -> bool:
-    """An 18-character resident ID number whose last character is its ISO 7064 MOD 11-2 check."""
-    if len(value) != 18 or not value[:17].isdigit():
+    """An 18-character resident ID number: region digit 1-8, a real birth date from 1900 on, and
+    its last character the ISO 7064 MOD 11-2 check."""
+    if len(value) != 18 or not value[:17].isdigit() or value[0] not in "12345678":
+        return False
+    year, month, day = int(value[6:10]), int(value[10:12]), int(value[12:14])
+    if not (1900 <= year <= 2100 and 1 <= month <= 12 and 1 <= day <= 31):
         return False
     total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
     return _ID_CHECK[total % 11] == value[17].upper()
@@ -83,7 +97,7 @@ def _spans(text: str) -> Iterator[Found]:
             yield Found("id_card", m.start(1), m.end(1), m.group(1).upper())
     for m in _BANK_CARD.finditer(text):
         digits = re.sub(r"\D", "", m.group(1))
-        if 13 <= len(digits) <= 19 and luhn_valid(digits):
+        if 15 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_valid(digits):
             yield Found("bank_card", m.start(1), m.end(1), digits)
     for m in _PHONE.finditer(text):
         yield Found("phone", m.start(), m.end(), re.sub(r"\D", "", m.group(2)))

@@ -102,11 +102,13 @@ class RequestOut(BaseModel):
 
 
 class InventoryRow(BaseModel):
-    data: str
-    where: str
+    data: str = Field(description="what was found: identifiers in clear, hashed, sealed, pseudonymous ids")
+    where: str = Field(description="store: table.column, or file: path in the data directory")
     purpose: str
     protection: str
     retention: str
+    rows: int = Field(0, description="non-empty values scanned")
+    clear: int = Field(0, description="identifiers found in clear text (should be 0)")
 
 
 class PersonExport(Open):
