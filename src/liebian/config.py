@@ -88,6 +88,18 @@ class Settings(BaseSettings):
         le=366 * 86400,
         description="lifetime of the participant token the public key needs for my/* and progress",
     )
+    participant_token_id_types: list[str] = Field(
+        default_factory=lambda: [
+            "unionid",
+            "openid",
+            "external_userid",
+            "app_user",
+            "douyin_openid",
+            "xhs_id",
+        ],
+        description="identifier types for which the public key's invite/accept answers carry a participant "
+        "token (opaque ids a visitor cannot guess; not phones)",
+    )
     retention_days: dict[str, int] = Field(
         default_factory=lambda: {"events": 730, "messages": 365, "rejects": 90},
         description="days raw warehouse rows are kept (0 = forever)",

@@ -108,3 +108,15 @@ def test_forged_tampered_and_expired_tokens_are_refused_alike(clients, monkeypat
         assert (r.status_code, r.json()["code"]) == (401, "participant_token"), bad
     assert tokens.verify(tokens.issue(int(pid))) == int(pid)
     assert int(tokens.issue(1).split(".")[2]) - time.time() <= 60
+
+
+def test_a_typed_phone_earns_no_token_from_the_public_key(clients):
+    """Anyone can type someone else's phone: with the public key, a phone invite carries no token
+    (a unionid, which WeChat gives only to its owner, does); the brand's server key gets one."""
+    admin, public = clients
+    admin.create(rules("double_sided"), cid="ds")
+    body = {"id_type": "phone", "id": "13912345678", "channel": "share"}
+    by_public = public.post("/api/v1/campaigns/ds/invites", json=body)
+    assert by_public.status_code == 200 and by_public.json()["participant_token"] is None
+    by_server = admin.c.post("/api/v1/campaigns/ds/invites", json=body).json()
+    assert tokens.verify(by_server["participant_token"]) == by_server["inviter_person_id"]

@@ -128,11 +128,11 @@ def referrals(campaign_id: str):
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/invites", response_model=MyInviteView)
-def my_invite(campaign_id: str, body: InviteRequest):
+def my_invite(campaign_id: str, body: InviteRequest, request: Request):
     """My invite code and link for this campaign and channel (the same until it expires), and my
     participant token (for progress and my/* with the public key)."""
     view = _run(invites.get_invite, campaign_id, body, channel=body.channel)
-    return {**view, "participant_token": tokens.issue(view["inviter_person_id"])}
+    return {**view, "participant_token": tokens.issue_for(request, body.id_type, view["inviter_person_id"])}
 
 
 @router.get("/api/v1/invites/{code}", response_model=InviteInfo)
@@ -179,7 +179,7 @@ def accept(body: AcceptRequest, request: Request):
                 **encode(result),
             },
         )
-    result["participant_token"] = tokens.issue(result["friend_person_id"])
+    result["participant_token"] = tokens.issue_for(request, body.id_type, result["friend_person_id"])
     return JSONResponse(status_code=201, content=encode(result))
 
 

@@ -257,8 +257,10 @@ class InviteView(BaseModel):
 
 
 class MyInviteView(InviteView):
-    participant_token: str = Field(
-        description="the inviter's token for my/* and progress with the public key (X-Participant-Token)"
+    participant_token: str | None = Field(
+        None,
+        description="the inviter's token for my/* and progress with the public key (X-Participant-Token); "
+        "null for an identifier type that earns none (a phone, with the public key)",
     )
 
 

@@ -61,6 +61,18 @@ def verify(token: str | None, now: float | None = None) -> int:
     return int(parts[1])
 
 
+def issue_for(request: Request, id_type: str, person_id: int) -> str | None:
+    """The token an invite or accept answer carries. With the public key only for the identifier
+    types of `Settings.participant_token_id_types` (opaque channel ids a visitor cannot guess, such
+    as a unionid): anyone can type someone else's phone number, so a phone alone earns no token
+    from the public key. Operators' and service keys (the brand's server, which verified the
+    identifier) get one for any type."""
+    guessable = id_type.strip().lower() not in get_settings().participant_token_id_types
+    if guessable and principal_of(request).kind == "public":
+        return None
+    return issue(person_id)
+
+
 def caller_person(request: Request) -> int | None:
     """The person a public-key request acts for (from its token); None for operators, who name
     the person themselves."""
