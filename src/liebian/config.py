@@ -77,6 +77,29 @@ class Settings(BaseSettings):
     bootstrap_admin: bool = Field(
         default=True, description="create 'admin' with a one-time password on a store without users"
     )
+    # privacy/pii.py: phones, resident ID numbers, e-mails and bank cards found in properties,
+    # message text and rejects at ingest: "hash" = masked form + identifier HMAC, "drop" = type only
+    pii_policy: Literal["hash", "drop"] = Field(
+        default="hash", description="what replaces a personal identifier found at ingest: hash or drop"
+    )
+    participant_token_ttl_seconds: int = Field(
+        default=30 * 86400,
+        ge=60,
+        le=366 * 86400,
+        description="lifetime of the participant token the public key needs for my/* and progress",
+    )
+    participant_token_id_types: list[str] = Field(
+        default_factory=lambda: [
+            "unionid",
+            "openid",
+            "external_userid",
+            "app_user",
+            "douyin_openid",
+            "xhs_id",
+        ],
+        description="identifier types for which the public key's invite/accept answers carry a participant "
+        "token (opaque ids a visitor cannot guess; not phones)",
+    )
     retention_days: dict[str, int] = Field(
         default_factory=lambda: {"events": 730, "messages": 365, "rejects": 90},
         description="days raw warehouse rows are kept (0 = forever)",

@@ -20,6 +20,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unavailable": ("服务暂时不可用，请稍后重试：{message}", "temporarily unavailable, retry later"),
     "busy": ("资源正被其他进程占用，请稍后重试：{message}", "busy, retry later"),
     "bad_state": ("当前状态不允许此操作：{message}", "not allowed in the current state"),
+    # -- privacy: the public key's participant token (privacy/tokens.py)
+    "participant_token": (
+        "缺少、无效或已过期的参与者令牌：{message}",
+        "missing, invalid or expired participant token",
+    ),
     # -- rewards (ledger, payouts, webhooks)
     "not_payable": ("奖励不可发放：{message}", "reward not payable"),
     "endpoint_deleted": ("Webhook 端点已删除：{message}", "webhook endpoint deleted"),

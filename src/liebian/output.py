@@ -15,6 +15,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from liebian.cells import safe_record
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -54,7 +56,7 @@ def emit(
         columns = list(rows[0].keys()) if rows else []
         writer = csv.DictWriter(buffer, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(safe_record(r) for r in rows)
         sys.stdout.write(buffer.getvalue())
     else:
         table = Table(title=title or None)

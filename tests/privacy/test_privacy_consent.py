@@ -8,13 +8,18 @@ from typer.testing import CliRunner
 
 from liebian.db.session import session_scope
 from liebian.identity import service as identity
-from liebian.privacy import service
+from liebian.privacy import service, tokens
 
 
 def _person(session, openid: str) -> int:
     return identity.resolve(session, [identity.RawIdentifier("openid", openid)], source="test")[
         ("openid", openid)
     ]
+
+
+def _person_outside_session(openid: str) -> int:
+    with session_scope() as s:
+        return _person(s, openid)
 
 
 def _notice(session, reconsent=()):
@@ -87,17 +92,32 @@ def test_consent_over_http_and_cli(store, admin_headers, public_headers, monkeyp
     assert client.post("/api/v1/privacy/notices", json=body, headers=public_headers).status_code == 403
     assert client.post("/api/v1/privacy/notices", json=body, headers=admin_headers).status_code == 201
     assert client.get("/api/v1/privacy/notices/current", headers=public_headers).json()["version"] == 1
-    # the front end records the user's choice with the public key
+    # the front end records the user's choice with the public key and the user's participant token
+    mine = public_headers | {tokens.HEADER: tokens.issue(pid)}
     r = client.post(
         "/api/v1/privacy/consents",
         json={"person_id": pid, "purpose": "marketing", "granted": True},
-        headers=public_headers,
+        headers=mine,
     )
     assert r.status_code == 201, r.text
+    # another person, existing or not, is refused alike; no token is refused
+    for other in (424242, _person_outside_session("o-http-000002")):
+        r = client.post(
+            "/api/v1/privacy/consents",
+            json={"person_id": other, "purpose": "marketing", "granted": False},
+            headers=mine,
+        )
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden")
+    r = client.post(
+        "/api/v1/privacy/consents",
+        json={"person_id": pid, "purpose": "marketing", "granted": False},
+        headers=public_headers,
+    )
+    assert (r.status_code, r.json()["code"]) == (401, "participant_token")
     r = client.post(
         "/api/v1/privacy/consents",
         json={"person_id": 424242, "purpose": "marketing", "granted": True},
-        headers=public_headers,
+        headers=admin_headers,
     )
     assert r.status_code == 404 and "person_id" in r.json()["detail"]
     # but cannot read anyone's consent

@@ -33,6 +33,7 @@ from liebian.auth.schemas import (
     UserUpdate,
     encode,
 )
+from liebian.cells import safe_record
 from liebian.db.session import session_scope
 
 router = APIRouter(tags=["auth"])
@@ -228,7 +229,9 @@ def audit_export(fmt: str = Query("csv", pattern="^(csv|jsonl)$")) -> Response:
     writer = csv.DictWriter(buffer, fieldnames=list(AuditOut.model_fields))
     writer.writeheader()
     for r in rows:
-        writer.writerow({**r, "detail": json.dumps(r["detail"], ensure_ascii=False, sort_keys=True)})
+        writer.writerow(
+            safe_record({**r, "detail": json.dumps(r["detail"], ensure_ascii=False, sort_keys=True)})
+        )
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
 
 

@@ -11,6 +11,7 @@ import typer
 
 from liebian.auth import policy, service
 from liebian.auth.cli_guard import acting, current_principal
+from liebian.cells import safe_record
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
 
@@ -221,7 +222,8 @@ def audit_export(
             )
             writer.writeheader()
             for r in rows:
-                writer.writerow({**r, "detail": json.dumps(r["detail"], ensure_ascii=False, sort_keys=True)})
+                detail = json.dumps(r["detail"], ensure_ascii=False, sort_keys=True)
+                writer.writerow(safe_record({**r, "detail": detail}))
     else:
         with out.open("w", encoding="utf-8") as fh:
             for r in rows:

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from liebian.auth.deps import principal_of
 from liebian.background import worker_lifespan
 from liebian.campaigns import flows, invites, service, views
+from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
     AcceptBlocked,
     AcceptRequest,
@@ -28,8 +29,8 @@ from liebian.campaigns.schemas import (
     GrantView,
     InviteInfo,
     InviteRequest,
-    InviteView,
     LeaderboardRow,
+    MyInviteView,
     Participant,
     ProgressView,
     ReferralNode,
@@ -38,6 +39,7 @@ from liebian.campaigns.schemas import (
     VersionView,
 )
 from liebian.db.session import session_scope
+from liebian.privacy import tokens
 from liebian.schemas import encode
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
@@ -131,10 +133,12 @@ def referrals(campaign_id: str):
 # ---------------------------------------------------------------- front ends
 
 
-@router.post("/api/v1/campaigns/{campaign_id}/invites", response_model=InviteView)
-def my_invite(campaign_id: str, body: InviteRequest):
-    """My invite code and link for this campaign and channel (the same until it expires)."""
-    return _run(invites.get_invite, campaign_id, body, channel=body.channel)
+@router.post("/api/v1/campaigns/{campaign_id}/invites", response_model=MyInviteView)
+def my_invite(campaign_id: str, body: InviteRequest, request: Request):
+    """My invite code and link for this campaign and channel (the same until it expires), and my
+    participant token (for progress and my/* with the public key)."""
+    view = _run(invites.get_invite, campaign_id, body, channel=body.channel)
+    return {**view, "participant_token": tokens.issue_for(request, body.id_type, view["inviter_person_id"])}
 
 
 @router.get("/api/v1/invites/{code}", response_model=InviteInfo)
@@ -181,6 +185,7 @@ def accept(body: AcceptRequest, request: Request):
                 **encode(result),
             },
         )
+    result["participant_token"] = tokens.issue_for(request, body.id_type, result["friend_person_id"])
     return JSONResponse(status_code=201, content=encode(result))
 
 
@@ -208,8 +213,21 @@ def claim(campaign_id: str, body: Participant):
 
 
 @router.get("/api/v1/campaigns/{campaign_id}/progress", response_model=ProgressView)
-def progress(campaign_id: str, id_type: str, id: str):
-    """My progress and rewards in a campaign."""
+def progress(
+    campaign_id: str,
+    request: Request,
+    id_type: str | None = None,
+    id: str | None = None,
+    x_participant_token: str | None = Header(None, description="the public key's participant token"),
+):
+    """My progress and rewards in a campaign. With the public key: the participant token's person
+    (id_type and id are not consulted: no answer tells whether an identifier is known); operators
+    name the participant with id_type and id."""
+    caller = tokens.caller_person(request)
+    if caller is not None:
+        return _run(views.progress_of, campaign_id, caller)
+    if id_type is None or id is None:
+        raise CampaignError(422, "invalid", "id_type and id: required", field="id")
     return _run(views.progress, campaign_id, Participant(id_type=id_type, id=id))
 
 

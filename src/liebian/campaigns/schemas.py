@@ -270,6 +270,14 @@ class InviteView(BaseModel):
     expires_at: UtcDateTime
 
 
+class MyInviteView(InviteView):
+    participant_token: str | None = Field(
+        None,
+        description="the inviter's token for my/* and progress with the public key (X-Participant-Token); "
+        "null for an identifier type that earns none (a phone, with the public key)",
+    )
+
+
 class InviteInfo(InviteView):
     title: str
     rules_text: str
@@ -316,6 +324,9 @@ class AcceptView(BaseModel):
     signals: list[SignalView]
     grants: list[GrantOutcome]
     reattributed: bool
+    participant_token: str | None = Field(
+        None, description="the friend's token for my/* and progress with the public key (X-Participant-Token)"
+    )
 
 
 class AcceptBlocked(AcceptView):

@@ -20,8 +20,13 @@ from liebian.rewards import service as ledger
 
 
 def progress(session: Session, campaign_id: str, p: Participant) -> dict:
+    load_campaign(session, campaign_id)  # an unknown campaign answers before the participant
+    return progress_of(session, campaign_id, find_person(session, p))
+
+
+def progress_of(session: Session, campaign_id: str, pid: int) -> dict:
+    """The progress of person `pid` (a participant token's person): zeros when they took no part."""
     c = load_campaign(session, campaign_id)
-    pid = find_person(session, p)
     rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
     counts = dict(
         session.execute(

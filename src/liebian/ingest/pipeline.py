@@ -17,6 +17,7 @@ from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, normalize_quer
 from liebian.ingest.presets import Preset, mapping_sql
 from liebian.ingest.steps import Steps
 from liebian.lazy import lazy_import
+from liebian.privacy import pii
 
 if TYPE_CHECKING:
     import duckdb
@@ -99,6 +100,7 @@ def run_pipeline(
             con.execute("DROP TABLE raw0")
         con.execute("DROP TABLE IF EXISTS line_shifts")
         _collect_rejects(con, raw_file)
+        pii.scrub_batch(con, kind)  # identifiers in properties, message text and rejects
     with steps.step("hashing identifiers"):
         _hash_direct_identifiers(con, kind)
     if kind == "identities":

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from liebian.cells import safe_row
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.engine import warehouse
@@ -266,4 +267,4 @@ def _write_rejects_csv(rejects: list[tuple[int, str, str, str]], path: Path) -> 
     with path.open("w", encoding="utf-8-sig", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["line", "field", "reason", "raw"])
-        writer.writerows(rejects)
+        writer.writerows(safe_row(r) for r in rejects)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from liebian.analytics.common import MetricConfig, zone_offset_seconds
+from liebian.cells import safe_cell
 from liebian.engine import warehouse
 from liebian.lazy import lazy_import
 from liebian.predict import attribution, churn, lifecycle, ltv, segment, simulate
@@ -252,7 +253,8 @@ def fit_segments(
     if export is not None:
         export = Path(export)
         export.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(
+        text = table.select_dtypes(include="object").columns
+        table.assign(**{c: table[c].map(safe_cell) for c in text}).to_csv(
             export, index=False, quoting=csv.QUOTE_MINIMAL, encoding="utf-8-sig"
         )  # Excel reads BOM UTF-8
     steps.step("profiles")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from liebian.auth.deps import client_ip, principal_of
 from liebian.auth.schemas import encode
 from liebian.db.session import session_scope
-from liebian.privacy import retention, service, subject_requests
+from liebian.privacy import inventory as data_inventory
+from liebian.privacy import service, subject_requests, tokens
 from liebian.privacy.schemas import (
     ConsentIn,
     ConsentOut,
@@ -83,8 +84,18 @@ def publish(body: NoticeCreate, request: Request):
     status_code=201,
     responses={**NOT_FOUND, 422: {"description": "invalid"}},
 )
-def consent(body: ConsentIn, request: Request):
-    """Record a grant or a withdrawal; a withdrawal counts from this moment."""
+def consent(
+    body: ConsentIn,
+    request: Request,
+    x_participant_token: str | None = Header(None, description="the public key's participant token"),
+):
+    """Record a grant or a withdrawal; a withdrawal counts from this moment. With the public key,
+    only for the participant token's own person."""
+    caller = tokens.caller_person(request)
+    if caller is not None and body.person_id != caller:
+        raise service.PrivacyError(
+            "forbidden", "person_id: a participant token records its own person's consent only", 403
+        )
     return _run(
         service.record_consent,
         body.person_id,
@@ -104,8 +115,9 @@ def consent_state(person_id: int):
 
 @router.get("/inventory", response_model=list[InventoryRow], responses=ERRORS)
 def inventory() -> list[dict]:
-    """Which personal data liebian holds, for which purpose, protected how, kept how long."""
-    return retention.data_inventory()
+    """Which personal data liebian holds, where, protected how, for which purpose, kept how long:
+    measured by scanning every table of both stores and every data file (slow on a large warehouse)."""
+    return data_inventory.data_inventory()
 
 
 @router.post("/requests/export", response_model=PersonExport, responses=NOT_FOUND)
@@ -123,12 +135,8 @@ def export(body: SubjectRequest, request: Request) -> dict:
 @router.post("/requests/delete", response_model=DeletionRecord, responses=NOT_FOUND)
 def delete(body: SubjectRequest, request: Request):
     """Erase a person's identifiers from both stores; returns the verifiable record."""
-    return _run(
-        subject_requests.delete_person,
-        body.person_id,
-        actor=principal_of(request).name,
-        ip=client_ip(request),
-        reason=body.reason,
+    return subject_requests.erase_person(
+        body.person_id, actor=principal_of(request).name, ip=client_ip(request), reason=body.reason
     )
 
 

@@ -12,6 +12,7 @@ from liebian.auth.service import audit
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
 from liebian.privacy import crypto, service, subject_requests
+from liebian.privacy import inventory as data_inventory
 from liebian.privacy import retention as retention_policy
 
 app = typer.Typer(no_args_is_help=True)
@@ -95,8 +96,8 @@ def consent_show(
 
 @app.command("inventory")
 def inventory(fmt: Format = typer.Option(Format.table, "--format")) -> None:
-    """The data inventory: which personal data, for which purpose, kept how long."""
-    emit(retention_policy.data_inventory(), fmt, title="data inventory")
+    """The data inventory, measured: every table, export and rejects file scanned for personal data."""
+    emit(data_inventory.data_inventory(), fmt, title="data inventory")
 
 
 @app.command("export")
@@ -128,10 +129,7 @@ def delete(
     if not yes:
         typer.confirm(f"erase person {person_id}'s identifiers from both stores?", abort=True)
     try:
-        with session_scope() as s:
-            record = subject_requests.delete_person(
-                s, person_id, actor=acting().name, ip="cli", reason=reason
-            )
+        record = subject_requests.erase_person(person_id, actor=acting().name, ip="cli", reason=reason)
     except service.PrivacyError as exc:
         _fail(exc)
     if fmt is Format.table:

@@ -1,5 +1,5 @@
-"""Retention (warehouse rows older than the configured days are deleted), key rotation (re-sealing
-ciphertexts under the active key, which key seals what) and the data inventory."""
+"""Retention (warehouse rows older than the configured days are deleted) and key rotation (re-sealing
+ciphertexts under the active key, which key seals what). The data inventory is `inventory.py`."""
 
 from __future__ import annotations
 
@@ -84,85 +84,3 @@ def key_usage(session: Session) -> dict[str, int]:
             kid = key_id_of(token)
             usage[kid] = usage.get(kid, 0) + 1
     return usage
-
-
-def data_inventory() -> list[dict]:
-    """Which personal data liebian holds, for which purpose, protected how and kept how long."""
-    days = get_settings().retention_days
-
-    def keep(table: str) -> str:
-        n = int(days.get(table, 0) or 0)
-        return f"{n} days" if n else "until erased"
-
-    return [
-        {
-            "data": "phone number, payment account",
-            "where": "identifiers (operational)",
-            "purpose": "collection",
-            "protection": "HMAC-SHA256 for joining + AES-256-GCM for audited reveal; masked 138****1234",
-            "retention": "until erased",
-        },
-        {
-            "data": "channel ids (unionid, openid, external_userid, device id, app user)",
-            "where": "identifiers, identity_map",
-            "purpose": "collection",
-            "protection": "shown masked; role identity:read",
-            "retention": "until erased",
-        },
-        {
-            "data": "behaviour events (with device id, IP)",
-            "where": "warehouse events",
-            "purpose": "analytics",
-            "protection": "person id pseudonym; phones only as HMAC",
-            "retention": keep("events"),
-        },
-        {
-            "data": "orders",
-            "where": "warehouse orders, campaign_orders",
-            "purpose": "collection",
-            "protection": "person id pseudonym",
-            "retention": "accounting: until erased (identifiers removed on erasure)",
-        },
-        {
-            "data": "community messages (free text)",
-            "where": "warehouse messages",
-            "purpose": "analytics",
-            "protection": "text cleared on erasure",
-            "retention": keep("messages"),
-        },
-        {
-            "data": "rejected import rows (raw input)",
-            "where": "warehouse rejects",
-            "purpose": "collection (data quality)",
-            "protection": "deleted on erasure",
-            "retention": keep("rejects"),
-        },
-        {
-            "data": "referrals, rewards, ledger",
-            "where": "campaign_*, rewards, ledger_entries",
-            "purpose": "marketing",
-            "protection": "person id only; ledger hash-chained",
-            "retention": "ledger kept (pseudonymous)",
-        },
-        {
-            "data": "fraud signals (device id, IP)",
-            "where": "fraud_sightings, fraud_cases",
-            "purpose": "collection (fraud prevention)",
-            "protection": "roles fraud:read / fraud:review",
-            "retention": "until erased",
-        },
-        {
-            "data": "consent records",
-            "where": "consent_records",
-            "purpose": "proof of consent",
-            "protection": "append-only",
-            "retention": "until erased",
-        },
-        {
-            "data": "console users, audit log (actor, IP)",
-            "where": "auth_users, audit_log",
-            "purpose": "security",
-            "protection": "argon2id passwords; hash-chained audit; auditors only",
-            "retention": "kept",
-        },
-    ]

@@ -82,6 +82,9 @@ class DeletionRecord(BaseModel):
     identifiers_removed: list[dict]
     operational: dict[str, int]
     warehouse: dict[str, int]
+    files: dict[str, int] = Field(
+        default_factory=dict, description="data files rewritten: rows removed per file"
+    )
     kept: dict
     traces_after: dict[str, int]
 
@@ -99,11 +102,13 @@ class RequestOut(BaseModel):
 
 
 class InventoryRow(BaseModel):
-    data: str
-    where: str
+    data: str = Field(description="what was found: identifiers in clear, hashed, sealed, pseudonymous ids")
+    where: str = Field(description="store: table.column, or file: path in the data directory")
     purpose: str
     protection: str
     retention: str
+    rows: int = Field(0, description="non-empty values scanned")
+    clear: int = Field(0, description="identifiers found in clear text (should be 0)")
 
 
 class PersonExport(Open):

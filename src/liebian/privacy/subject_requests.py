@@ -25,12 +25,13 @@ from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
 from liebian.db.base import utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import rowcount, session_scope
 from liebian.engine import warehouse
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
 from liebian.lazy import lazy_import
+from liebian.privacy import compaction
 from liebian.privacy.crypto import decrypt, normalize_phone
 from liebian.privacy.models import ConsentRecord, DataSubjectRequest
 from liebian.privacy.service import PrivacyError, consent_state, store_tables, warehouse_count
@@ -348,15 +349,20 @@ def delete_person(session: Session, person_id: int, *, actor: str, ip: str = "",
     values = _trace_values(idents)
     stored = sorted({i.stored for i in idents})
     wh_counts = _erase_in_warehouse(pids, stored, values)
+    with warehouse.connect() as con:
+        file_counts = compaction.erase_in_files(con, values)
+    compaction.compact_warehouse()  # freed DuckDB blocks keep the bytes: rewrite the file
     op_counts, kept_in_ledger = _erase_in_store(session, pids, stored, values)
     session.flush()
     with warehouse.connect(read_only=True) as con:
         traces = find_traces(session, con, values)
+    traces.update({f"file.{k}": v for k, v in compaction.file_traces(values).items()})
     record = {
         "person_ids": pids,
         "identifiers_removed": [{"id_type": i.id_type, "display": i.display} for i in idents],
         "operational": {k: v for k, v in op_counts.items() if v},
         "warehouse": {k: v for k, v in wh_counts.items() if v},
+        "files": file_counts,
         "kept": {
             "ledger_entries_with_a_value": kept_in_ledger,
             "note": "events, orders, referrals, rewards and ledger entries stay under the pseudonymous person id",
@@ -368,6 +374,16 @@ def delete_person(session: Session, person_id: int, *, actor: str, ip: str = "",
     ).hexdigest()
     request = _store_request(session, "delete", pids[0], actor, reason, record, digest, ip)
     return {**record, "request_id": request.id, "record_hash": digest}
+
+
+def erase_person(person_id: int, *, actor: str, ip: str = "", reason: str = "") -> dict:
+    """`delete_person` in its own transaction, then the store compacted (`VACUUM`) so that the
+    freed pages keep no byte of the person (the warehouse is rewritten inside `delete_person`)."""
+    with session_scope() as session:
+        record = delete_person(session, person_id, actor=actor, ip=ip, reason=reason)
+    touched = {key.split(".")[0] for key in record["operational"]}
+    compaction.compact_store(touched)
+    return record
 
 
 def _store_request(

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from liebian.analytics import service as analytics
 from liebian.analytics.common import AnalyticsError
+from liebian.cells import safe_row
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import rowcount, session_scope
@@ -390,7 +391,7 @@ def _sheet(
     columns = columns or list(dict.fromkeys(c for r in rows for c in r))
     ws.append(columns)
     for r in rows:
-        ws.append([_cell(r.get(c)) for c in columns])
+        ws.append(safe_row(_cell(r.get(c)) for c in columns))
 
 
 def _cell(value: object) -> object:

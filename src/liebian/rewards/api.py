@@ -12,6 +12,7 @@ from liebian.auth.deps import principal_of
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
+from liebian.privacy import tokens
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
 
@@ -109,9 +110,23 @@ def review_hold(request: Request, reward_id: int, body: schemas.ReviewHoldReques
 
 
 @router.get("/my/rewards", response_model=schemas.MyRewards)
-def my_rewards(person_id: int):
-    """A participant's rewards and balances (the auth layer binds person_id to the caller)."""
+def my_rewards(
+    request: Request,
+    person_id: int | None = None,
+    x_participant_token: str | None = Header(None, description="the public key's participant token"),
+):
+    """A participant's rewards and balances. With the public key: the person of the participant
+    token (a person_id, if given, must be theirs); operators name the person."""
+    caller = tokens.caller_person(request)
     with session_scope() as s:
+        if caller is not None:
+            if person_id is not None and person_id not in service.person_ids(s, caller):
+                raise LedgerError(
+                    "forbidden", "person_id: a participant token reads its own person only", 403
+                )
+            person_id = caller
+        elif person_id is None:
+            raise LedgerError("invalid", "person_id: required", 422)
         totals: dict[str, list[int]] = {}
         for b in service.balances(s, "person", service.person_ids(s, person_id)):
             totals.setdefault(b["state"], [0, 0])

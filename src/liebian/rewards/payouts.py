@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liebian.cells import safe_row
 from liebian.db.base import utcnow
 from liebian.lazy import lazy_import
 from liebian.rewards.models import PayoutBatch, Reward
@@ -99,7 +100,7 @@ def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(COLUMNS)
-        writer.writerows(_rows(rewards))
+        writer.writerows(safe_row(r) for r in _rows(rewards))
         return buffer.getvalue().encode("utf-8-sig")
     if fmt == "xlsx":
         wb = openpyxl.Workbook()
@@ -111,7 +112,7 @@ def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
             # person ids exceed Excel's 15 significant digits: keep them as text
             row[2] = str(row[2])
             row[5] = float(row[5])
-            ws.append(row)
+            ws.append(safe_row(row))
         out = io.BytesIO()
         wb.save(out)
         return out.getvalue()

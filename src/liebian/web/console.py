@@ -35,6 +35,7 @@ from liebian.analytics import service as analytics
 from liebian.analytics.common import AnalyticsError
 from liebian.auth.deps import principal_of
 from liebian.campaigns import service as campaign_service
+from liebian.cells import safe_row
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.tags import service as tags
@@ -390,7 +391,7 @@ def export_table(table: Table, fmt: str, locale: str) -> Response:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(header)
-        writer.writerows(rows)
+        writer.writerows(safe_row(r) for r in rows)
         return Response(
             ("\ufeff" + buf.getvalue()).encode("utf-8"),
             media_type="text/csv; charset=utf-8",
@@ -404,7 +405,7 @@ def export_table(table: Table, fmt: str, locale: str) -> Response:
         ws = wb.create_sheet(table.id[:31])
         ws.append(header)
         for row in rows:
-            ws.append(row)
+            ws.append(safe_row(row))
         out = io.BytesIO()
         wb.save(out)
         return Response(
