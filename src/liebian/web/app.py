@@ -33,6 +33,7 @@ ROUTERS = [
     "liebian.identity.api",
     "liebian.quality.api",
     "liebian.campaigns.api",
+    "liebian.campaigns.stage_api",
     "liebian.rewards.api",
     "liebian.fraud.api",
     "liebian.analytics.api",
