@@ -153,6 +153,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/campaigns/{campaign_id}/launch"): "campaign:write",
     ("POST", "/campaigns/{campaign_id}/pause"): "campaign:write",
     ("POST", "/campaigns/{campaign_id}/end"): "campaign:write",
+    ("POST", "/campaigns/{campaign_id}/stages/evaluate"): "campaign:write",
+    ("POST", "/campaigns/{campaign_id}/stages/advance"): "campaign:write",
+    ("POST", "/campaigns/{campaign_id}/stages/exit-rule"): "campaign:write",
     # console: fraud review
     ("GET", "/fraud"): "fraud:read",
     ("GET", "/fraud/cases/{case_id}"): "fraud:read",

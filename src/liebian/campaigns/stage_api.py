@@ -37,7 +37,9 @@ def evaluate(campaign_id: str, request: Request):
 def advance(campaign_id: str, body: AdvanceRequest, request: Request):
     """Move to the next stage: 409 stage_gate_not_met unless the gate holds (or `force`)."""
     with session_scope() as s:
-        return stages.advance(s, campaign_id, force=body.force, note=body.note, actor=principal_of(request).name)
+        return stages.advance(
+            s, campaign_id, force=body.force, note=body.note, actor=principal_of(request).name
+        )
 
 
 @router.post("/exit-rule", response_model=ExitView)

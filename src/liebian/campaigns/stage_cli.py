@@ -46,7 +46,9 @@ def show(campaign_id: str, fmt: Format = FMT) -> None:
     if fmt is Format.json:
         emit(view, fmt)
         return
-    console.print(f"{campaign_id}: stage [bold]{view['stage']}[/bold] since {view['entered_at']:%Y-%m-%d %H:%M} UTC")
+    console.print(
+        f"{campaign_id}: stage [bold]{view['stage']}[/bold] since {view['entered_at']:%Y-%m-%d %H:%M} UTC"
+    )
     _emit_gate(view["gate"], fmt)
     console.print(f"exit rule: {view['exit_rule']['action']} — {view['exit_rule']['reason']}")
     emit(view["history"], fmt, title="history")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import distinct, func, select, union
@@ -36,7 +36,7 @@ from liebian.campaigns import service, variants
 from liebian.campaigns.common import CampaignError, audit, effective_status, load_campaign, rules_of, to_json
 from liebian.campaigns.models import Campaign, Invite, Referral, StageEvent, StagePlan
 from liebian.campaigns.schemas import AcceptRequest, CampaignRules
-from liebian.campaigns.stage_schemas import STAGES, ExitRule, Gate, StagePlanDoc
+from liebian.campaigns.stage_schemas import STAGES, ExitRule, Gate, StageName, StagePlanDoc
 from liebian.db.base import utcnow
 
 NOT_ACCEPTED = ("blocked", "duplicate")
@@ -136,7 +136,12 @@ def gate_result(stage: str, gate: Gate, m: dict[str, Any]) -> dict[str, Any]:
             continue
         value = m[metric]
         checks.append(
-            {"metric": metric, "value": value, "threshold": threshold, "ok": value is not None and value >= threshold}
+            {
+                "metric": metric,
+                "value": value,
+                "threshold": threshold,
+                "ok": value is not None and value >= threshold,
+            }
         )
     return {"stage": stage, "passed": all(ch["ok"] for ch in checks), "checks": checks, "metrics": m}
 
@@ -156,13 +161,17 @@ def _plan(session: Session, campaign_id: str, *, lock: bool = False) -> StagePla
     return row
 
 
+def _stage(row: StagePlan) -> StageName:
+    return cast(StageName, row.stage)  # written only from STAGES
+
+
 def _next(stage: str) -> str | None:
     i = STAGES.index(stage)
     return STAGES[i + 1] if i + 1 < len(STAGES) else None
 
 
 def _gate_of(row: StagePlan, doc: StagePlanDoc, session: Session, now: datetime) -> dict[str, Any]:
-    gate = doc.gates.get(row.stage) or Gate()  # type: ignore[call-overload]  # stage is a StageName
+    gate = doc.gates.get(_stage(row)) or Gate()
     return gate_result(row.stage, gate, metrics(session, row.campaign_id, row.entered_at, now))
 
 
@@ -195,8 +204,12 @@ def _record(
         )
     )
     summary = {"stage": row.stage, "passed": passed, "action": action, **detail}
-    audit(session, f"stage.{kind}", row.campaign_id, summary, actor=actor, entity="stage", entity_id=row.stage)
-    auth_service.audit(session, actor, f"campaign.stage.{kind}", f"campaign:{row.campaign_id}", json.loads(to_json(summary)))
+    audit(
+        session, f"stage.{kind}", row.campaign_id, summary, actor=actor, entity="stage", entity_id=row.stage
+    )
+    auth_service.audit(
+        session, actor, f"campaign.stage.{kind}", f"campaign:{row.campaign_id}", json.loads(to_json(summary))
+    )
     session.flush()
 
 
@@ -226,7 +239,12 @@ def history(session: Session, campaign_id: str, limit: int = 50) -> list[dict[st
 
 
 def set_plan(
-    session: Session, campaign_id: str, doc: StagePlanDoc, *, actor: str = "operator", now: datetime | None = None
+    session: Session,
+    campaign_id: str,
+    doc: StagePlanDoc,
+    *,
+    actor: str = "operator",
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Set (or change) the stage plan; a campaign without one starts in the pilot."""
     now = now or utcnow()
@@ -238,12 +256,25 @@ def set_plan(
         session.add(row)
     row.plan, row.updated_at = doc.model_dump_json(), now
     session.flush()
-    _record(session, row, "plan", actor, now, action="created" if created else "changed", detail={"plan": doc.model_dump(mode="json")})
+    _record(
+        session,
+        row,
+        "plan",
+        actor,
+        now,
+        action="created" if created else "changed",
+        detail={"plan": doc.model_dump(mode="json")},
+    )
     return view(session, campaign_id, now=now)
 
 
 def evaluate(
-    session: Session, campaign_id: str, *, actor: str = "operator", now: datetime | None = None, record: bool = True
+    session: Session,
+    campaign_id: str,
+    *,
+    actor: str = "operator",
+    now: datetime | None = None,
+    record: bool = True,
 ) -> dict[str, Any]:
     """The current stage's gate against the metrics since the stage began (recorded in the history)."""
     now = now or utcnow()
@@ -255,7 +286,10 @@ def evaluate(
 
 
 def _gate_detail(result: dict[str, Any]) -> dict[str, Any]:
-    return {"checks": result["checks"], "metrics": {k: v for k, v in result["metrics"].items() if k != "since"}}
+    return {
+        "checks": result["checks"],
+        "metrics": {k: v for k, v in result["metrics"].items() if k != "since"},
+    }
 
 
 def advance(
@@ -276,7 +310,9 @@ def advance(
     result = _gate_of(row, _doc(row), session, now)
     if not result["passed"] and not force:
         failing = ", ".join(
-            f"{ch['metric']} {_fmt(ch['value'])} < {_fmt(ch['threshold'])}" for ch in result["checks"] if not ch["ok"]
+            f"{ch['metric']} {_fmt(ch['value'])} < {_fmt(ch['threshold'])}"
+            for ch in result["checks"]
+            if not ch["ok"]
         )
         raise CampaignError(
             409, "stage_gate_not_met", f"the {row.stage} gate is not met: {failing}", errors=[
@@ -286,9 +322,17 @@ def advance(
         )  # fmt: skip
     _record(session, row, "gate", actor, now, passed=result["passed"], detail=_gate_detail(result))
     previous = row.stage
-    row.stage, row.entered_at, row.exit_window_from, row.exit_fired_at, row.updated_at = nxt, now, now, None, now
+    row.stage, row.entered_at, row.exit_window_from, row.exit_fired_at, row.updated_at = (
+        nxt,
+        now,
+        now,
+        None,
+        now,
+    )
     detail = {"from": previous, "forced": force and not result["passed"], "note": note}
-    _record(session, row, "enter", actor, now, passed=result["passed"], action=f"{previous}→{nxt}", detail=detail)
+    _record(
+        session, row, "enter", actor, now, passed=result["passed"], action=f"{previous}→{nxt}", detail=detail
+    )
     return view(session, campaign_id, now=now)
 
 
@@ -352,9 +396,15 @@ def apply_exit_rule(
     now = now or utcnow()
     row = _plan(session, campaign_id, lock=True)
     doc = _doc(row)
-    rule = doc.exit_rules.get(row.stage)  # type: ignore[call-overload]  # stage is a StageName
+    rule = doc.exit_rules.get(_stage(row))
     m = metrics(session, campaign_id, row.exit_window_from, now)
-    out = {"stage": row.stage, "enabled": bool(rule and rule.enabled), "fired": False, "rule": rule, "metrics": m}
+    out = {
+        "stage": row.stage,
+        "enabled": bool(rule and rule.enabled),
+        "fired": False,
+        "rule": rule,
+        "metrics": m,
+    }
     c = load_campaign(session, campaign_id, lock=True)
     status = effective_status(c, rules_of(session, c.id, c.version, cache=c.status != "draft"), now)
     action, reason = _exit_blocker(rule, row, m, status, now)
@@ -378,7 +428,10 @@ def _exit_blocker(
     if status != "live":
         return "not_live", f"the campaign is {status}"
     if row.exit_fired_at and now < row.exit_fired_at + timedelta(hours=rule.cooldown_hours):
-        return "cooldown", f"fired at {row.exit_fired_at:%Y-%m-%d %H:%M} UTC; resting {rule.cooldown_hours:g} h"
+        return (
+            "cooldown",
+            f"fired at {row.exit_fired_at:%Y-%m-%d %H:%M} UTC; resting {rule.cooldown_hours:g} h",
+        )
     if m["participants"] < rule.min_participants:
         return "small_sample", f"{m['participants']} participants, {rule.min_participants} needed"
     if m["fission_rate"] is not None and m["fission_rate"] >= rule.min_fission_rate:
@@ -394,7 +447,7 @@ def view(session: Session, campaign_id: str, *, now: datetime | None = None) -> 
     now = now or utcnow()
     row = _plan(session, campaign_id)
     doc = _doc(row)
-    rule = doc.exit_rules.get(row.stage)  # type: ignore[call-overload]  # stage is a StageName
+    rule = doc.exit_rules.get(_stage(row))
     m = metrics(session, campaign_id, row.exit_window_from, now)
     c = load_campaign(session, campaign_id)
     status = effective_status(c, rules_of(session, c.id, c.version, cache=c.status != "draft"), now)

@@ -101,7 +101,9 @@ def rules_for(rules: CampaignRules, place: Place) -> tuple[CampaignRules, str]:
     return merge(rules, variant), variant.name
 
 
-def remember(session: Session, campaign_id: str, referral_id: int, req: AcceptRequest, rules: CampaignRules) -> None:
+def remember(
+    session: Session, campaign_id: str, referral_id: int, req: AcceptRequest, rules: CampaignRules
+) -> None:
     """Keep where the friend of a new referral joined (nothing to keep when the request names no place)."""
     place = Place.of(req)
     if not place:
@@ -154,7 +156,12 @@ def problems(
         places.add((v.region, v.store_type))
         fixed = sorted(FIXED_FIELDS & set(v.overrides))
         for key in fixed:
-            out.append((f"{at}.overrides.{key}", f"{key} belongs to the whole campaign and cannot differ per variant"))
+            out.append(
+                (
+                    f"{at}.overrides.{key}",
+                    f"{key} belongs to the whole campaign and cannot differ per variant",
+                )
+            )
         if fixed:
             continue
         try:
@@ -189,7 +196,11 @@ def checked(rules: CampaignRules, compliance: Callable[[CampaignRules], Any]) ->
             for f in sub.get(key, []):
                 if (f.get("rule"), f.get("field")) in seen:
                     continue  # inherited from the base rules: reported there once
-                found = {**f, "field": f"variants.{i}.{f.get('field', '')}", "message": f"[{v.name}] {f.get('message', '')}"}
+                found = {
+                    **f,
+                    "field": f"variants.{i}.{f.get('field', '')}",
+                    "message": f"[{v.name}] {f.get('message', '')}",
+                }
                 report.setdefault(key, []).append(found)
         report["passed"] = bool(report.get("passed", True)) and bool(sub.get("passed", True))
         if sub.get("risk_score", 0) > report.get("risk_score", 0):

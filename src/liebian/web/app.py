@@ -58,6 +58,7 @@ ROUTERS = [
     "liebian.web.pages.models.attribution",
     "liebian.web.pages.models.experiments",
     "liebian.web.pages.campaigns",
+    "liebian.web.pages.campaign_stages",
     "liebian.web.pages.fraud",
     "liebian.web.pages.alerts",
     "liebian.web.pages.reports",
