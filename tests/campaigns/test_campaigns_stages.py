@@ -143,7 +143,7 @@ def test_the_exit_rule_pauses_at_the_ceiling_and_the_job_runs_it(client: TestCli
     api.create(rules("double_sided"), "capped")
     plan = {
         "pilot": {"share": 1.0},
-        "exit_rules": {"pilot": {"min_participants": 3, "max_reward_fen": 1000, "cooldown_hours": 0}},
+        "exit_rules": {"pilot": {"min_participants": 3, "step_pct": 0.5, "max_reward_fen": 1000, "cooldown_hours": 0}},
         "auto_advance": False,
     }
     assert client.put("/api/v1/campaigns/capped/stages", json=plan).status_code == 200
@@ -169,7 +169,8 @@ def test_the_exit_rule_pauses_at_the_ceiling_and_the_job_runs_it(client: TestCli
 def test_the_job_records_gate_changes_once_and_moves_on_when_asked(client: TestClient) -> None:
     api = Api(client)
     api.create(rules("double_sided", qualifying_event={"kind": "signup"}), "auto")
-    plan = {"pilot": {"stores": ["s-1"]}, "gates": {"pilot": {"min_qualified": 1}}, "auto_advance": True}
+    gates = {"pilot": {"min_qualified": 1}, "rollout": {"min_participants": 5}}
+    plan = {"pilot": {"stores": ["s-1"]}, "gates": gates, "auto_advance": True}
     assert client.put("/api/v1/campaigns/auto/stages", json=plan).status_code == 200
     assert jobs.check_stages()["gates_recorded"] == ["auto"]  # not met: recorded once
     assert jobs.check_stages()["gates_recorded"] == []
@@ -180,7 +181,8 @@ def test_the_job_records_gate_changes_once_and_moves_on_when_asked(client: TestC
     assert client.get("/api/v1/campaigns/auto/stages").json()["stage"] == "rollout"
     assert api.accept(code, "guest-2", store="s-2").status_code == 201  # everyone, after the pilot
     last = client.post("/api/v1/campaigns/auto/stages/advance", json={}).json()
-    assert last["code"] == "stage_gate_not_met"  # rollout's default gate: fission rate ≥ 10 %, none yet
+    assert last["code"] == "stage_gate_not_met"  # 1 participant of the 5 the rollout gate wants
+    assert jobs.check_stages()["advanced"] == []
     forced = client.post("/api/v1/campaigns/auto/stages/advance", json={"force": True, "note": "ops call"})
     assert forced.json()["stage"] == "optimise"
     assert forced.json()["history"][0]["detail"]["forced"] is True
