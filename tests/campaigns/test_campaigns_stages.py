@@ -143,7 +143,9 @@ def test_the_exit_rule_pauses_at_the_ceiling_and_the_job_runs_it(client: TestCli
     api.create(rules("double_sided"), "capped")
     plan = {
         "pilot": {"share": 1.0},
-        "exit_rules": {"pilot": {"min_participants": 3, "step_pct": 0.5, "max_reward_fen": 1000, "cooldown_hours": 0}},
+        "exit_rules": {
+            "pilot": {"min_participants": 3, "step_pct": 0.5, "max_reward_fen": 1000, "cooldown_hours": 0}
+        },
         "auto_advance": False,
     }
     assert client.put("/api/v1/campaigns/capped/stages", json=plan).status_code == 200

@@ -310,13 +310,13 @@ def advance(
     result = _gate_of(row, _doc(row), session, now)
     if not result["passed"] and not force:
         failing = ", ".join(
-            f"{ch['metric']} {_fmt(ch['value'])} < {_fmt(ch['threshold'])}"
+            f"{ch['metric']} {_fmt(ch['value'], ch['metric'])} < {_fmt(ch['threshold'], ch['metric'])}"
             for ch in result["checks"]
             if not ch["ok"]
         )
         raise CampaignError(
             409, "stage_gate_not_met", f"the {row.stage} gate is not met: {failing}", errors=[
-                {"field": ch["metric"], "reason": f"{_fmt(ch['value'])} < {_fmt(ch['threshold'])}"}
+                {"field": ch["metric"], "reason": f"{_fmt(ch['value'], ch['metric'])} < {_fmt(ch['threshold'], ch['metric'])}"}
                 for ch in result["checks"] if not ch["ok"]
             ]
         )  # fmt: skip
@@ -336,10 +336,10 @@ def advance(
     return view(session, campaign_id, now=now)
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | None, metric: str = "fission_rate") -> str:
     if value is None:
         return "n/a"
-    return f"{value:.2%}" if 0 < value < 1 else f"{value:g}"
+    return f"{value:.1%}" if metric.endswith("_rate") else f"{value:.3g}"
 
 
 # ---------------------------------------------------------------- the exit rule
@@ -489,7 +489,11 @@ def run_due(session: Session, now: datetime | None = None) -> dict[str, list[str
     actor = "system:campaigns-stages"
     for row in session.scalars(select(StagePlan).order_by(StagePlan.campaign_id)).all():
         c = session.get(Campaign, row.campaign_id)
-        if c is None or effective_status(c, rules_of(session, c.id, c.version), now) != "live":
+        if (
+            c is None
+            or effective_status(c, rules_of(session, c.id, c.version, cache=c.status != "draft"), now)
+            != "live"
+        ):
             continue
         try:
             doc = _doc(row)
