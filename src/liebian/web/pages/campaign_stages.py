@@ -50,7 +50,7 @@ def _act(request: Request, campaign_id: str, action: str) -> Response:
     except CampaignError as exc:
         reasons = [f"{e['field']}: {e['reason']}" for e in exc.errors] or [exc.message]
         return flash_fragment(" · ".join(reasons), ok=False, retarget="#stage-result")
-    return htmx_redirect(f"/campaigns/{campaign_id}#stages")
+    return htmx_redirect(f"/campaigns/{campaign_id}")
 
 
 @router.post("/campaigns/{campaign_id}/stages/evaluate")
