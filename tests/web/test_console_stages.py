@@ -8,12 +8,14 @@ import uuid
 
 import pytest
 from console_helpers import check_accessibility, check_page
+from fastapi.testclient import TestClient
 
 from liebian.campaigns import flows, invites, stages
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.schemas import AcceptRequest, Participant
 from liebian.campaigns.stage_schemas import StagePlanDoc
 from liebian.db.session import session_scope
+from liebian.web.app import create_app
 
 RULES_TEXT = "每邀请一位新朋友注册即可获得奖励，每人最多邀请 3 位，奖励在退款期结束后发放。"
 
@@ -72,3 +74,38 @@ def test_a_staged_campaign_on_its_detail_page(page, console_store) -> None:
     page.goto(f"/campaigns/{cid}?lang=en")
     assert page.locator("#stage-current").inner_text() == "Rollout"
     page.goto(f"/campaigns/{cid}?lang=zh-CN")
+
+
+# --- TestClient ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client(sqlite_store, admin_headers):
+    with TestClient(create_app(), headers=admin_headers) as c:
+        yield c
+
+
+def test_editing_in_the_console_keeps_the_variants_and_an_unstaged_campaign_shows_no_stages(client) -> None:
+    variant = {
+        "name": "mall",
+        "store_type": "mall",
+        "overrides": {"friend_reward": {"code": "M", "value_fen": 900}},
+    }
+    doc = {
+        "type": "double_sided", "title": "邀友有礼", "rules_text": RULES_TEXT, "per_inviter_cap": 3,
+        "inviter_reward": {"code": "INV", "value_fen": 1000}, "friend_reward": {"code": "NEW", "value_fen": 500},
+        "variants": [variant],
+    }  # fmt: skip
+    assert client.post("/api/v1/campaigns", json={"id": "kept", "rules": doc}).status_code == 201
+    assert 'id="stages"' not in client.get("/campaigns/kept").text
+    form = {
+        "_submitted": "1", "type": "double_sided", "title": "邀友有礼 · 改", "rules_text": RULES_TEXT,
+        "qualifying_event.kind": "first_order", "attribution": "first_touch", "poster_template": "classic",
+        "inviter_reward.code": "INV", "inviter_reward.value_fen": "12", "friend_reward.code": "NEW",
+        "friend_reward.value_fen": "5", "per_inviter_cap": "3", "hold_days": "7", "claim_window_days": "7",
+        "invite_ttl_days": "30", "risk_policy.hold_at": "50", "risk_policy.block_at": "100",
+        "require_new_friend": "on", "reward_value_disclosed": "on",
+    }  # fmt: skip
+    assert client.post("/campaigns/kept/edit", data=form).status_code == 204
+    rules = client.get("/api/v1/campaigns/kept").json()["rules"]
+    assert rules["title"] == "邀友有礼 · 改" and rules["variants"] == [{**variant, "region": None}]

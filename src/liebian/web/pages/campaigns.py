@@ -265,6 +265,8 @@ def _save(request: Request, campaign: dict[str, Any] | None, values: dict[str, A
     prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
     sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
     doc, errors, renumbered = rules_from_form(values, all_fields(sections), t)
+    if campaign is not None:  # the form has no region / store-type variants: they stay as they are
+        doc.setdefault("variants", campaign["rules"].get("variants", []))
     campaign_id = (values.get("id") or "").strip() or None
     if new and campaign_id == "new":  # /campaigns/new is the editor: such a campaign had no page
         errors.setdefault("id", []).append(t("campaigns.err.reserved_id"))
