@@ -8,13 +8,14 @@ from pathlib import Path
 
 import typer
 
-from liebian.campaigns import budget, invites, outbox, service, views
+from liebian.campaigns import budget, invites, outbox, service, stage_cli, views
 from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import Participant
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
 
 app = typer.Typer(no_args_is_help=True)
+app.add_typer(stage_cli.app, name="stage")
 
 FMT = typer.Option(Format.table, "--format", "-f", help="table, json or csv")
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from liebian import ports
-from liebian.campaigns import followers, outbox
+from liebian.campaigns import followers, outbox, stages, variants
 from liebian.campaigns.budget import Grant, bump, grant, release, unbump
 from liebian.campaigns.common import CampaignError, audit, live_rules, load_campaign, rules_of, stmt, to_json
 from liebian.campaigns.invites import invite_code, verify_code
@@ -83,7 +83,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
     now = now or utcnow()
     inv = verify_code(session, req.code, now)
     c = load_campaign(session, inv.campaign_id)
-    rules = live_rules(session, c, now)
+    rules = stages.admit(session, c, live_rules(session, c, now), req)  # pilot; region/store variant
     inviter = inv.inviter_person_id
     known = identity.lookup(session, keys_of(req, req.device_id))
     if inviter in known.values():
@@ -113,6 +113,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
     risk = _risk(session, ctx)
     generation = parent[1] + 1 if parent else 1
     referral_id = _insert_referral(session, c, inv, req, friend, parent, group_id, risk, now)
+    variants.remember(session, c.id, referral_id, req, rules)
     state = _STATE_OF[risk.decision]
     _record_accept(session, c, inv, req, friend, referral_id, generation, risk, now)
     result = AcceptResult(
@@ -507,7 +508,7 @@ def _judge_and_qualify(
 ) -> tuple[str, str, list[dict[str, Any]]]:
     """A conversion of a referred friend: (status, reason, grants) after the rules of the referral's
     version, the risk checks (block, or hold the referral) and qualification."""
-    rules = rules_of(session, c.id, ref.version)
+    rules = variants.for_referral(session, ref, rules_of(session, c.id, ref.version))
     status, reason = _judge(rules, ref, req, ts)
     if status != "qualifying":
         return status, reason, []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liebian.campaigns import budget, service
+from liebian.campaigns import budget, service, stages
 from liebian.db.session import session_scope
 from liebian.ports import Job
 
@@ -19,8 +19,16 @@ def reconcile_reservations() -> dict[str, int]:
         return {"released": budget.reconcile_reservations(session)}
 
 
+def check_stages() -> dict[str, list[str]]:
+    """Staged campaigns: record gate outcomes, move on where auto_advance is set, fire exit rules."""
+    with session_scope() as session:
+        return stages.run_due(session)
+
+
 JOBS = (
     Job("campaigns-close-due", close_due_campaigns, every_seconds=60),
     # A repair, slower: budget goes back where a reward is refused; this catches what was missed.
     Job("campaigns-reconcile-reservations", reconcile_reservations, every_seconds=3600),
+    # 001 §4.1: stage gates and the exit rule (fission rate < 10 % → raise rewards or pause)
+    Job("campaigns-stages", check_stages, every_seconds=600),
 )

@@ -197,3 +197,50 @@ class Outbox(Base):
     kind: Mapped[str] = mapped_column(String(16))  # event | edge
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StagePlan(Base):
+    """A campaign's staged roll-out (试点 → 推广 → 优化, 001 §4.1): the stage it is in, who the pilot
+    admits, the gate each stage must pass to move on and the exit rule (`campaigns.stages`)."""
+
+    __tablename__ = "campaign_stage_plans"
+
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(16), default="pilot")  # pilot | rollout | optimise
+    entered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # JSON (campaigns.stages.PlanDoc): pilot traffic, gates and exit rule per stage, auto_advance
+    plan: Mapped[str] = mapped_column(Text, default="{}")
+    # the exit rule measures from here (the stage's entry, or its last firing) and rests until
+    exit_window_from: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    exit_fired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class StageEvent(Base):
+    """The history of a staged campaign: a stage entered, a gate evaluated, the exit rule fired."""
+
+    __tablename__ = "campaign_stage_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    ts: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(16))  # plan | enter | gate | exit
+    stage: Mapped[str] = mapped_column(String(16))
+    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    action: Mapped[str] = mapped_column(String(32), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON: metrics, thresholds, what changed
+
+
+class ReferralPlace(Base):
+    """Where a referred friend joined (region, store, store type): picks the rule variant their
+    referral is judged under (`campaigns.variants`)."""
+
+    __tablename__ = "campaign_referral_places"
+
+    referral_id: Mapped[int] = mapped_column(Integer, ForeignKey("campaign_referrals.id"), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), index=True)
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    store: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    store_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    variant: Mapped[str] = mapped_column(String(64), default="")  # the variant's name; "" = base rules

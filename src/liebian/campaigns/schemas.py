@@ -84,6 +84,21 @@ class PointsRule(BaseModel):
     earner: Literal["friend", "inviter", "both"] = Field("friend", description="who earns the points")
 
 
+# A region, store or store type as front ends name it: letters (any script), digits, - _ . and spaces.
+PLACE_PATTERN = r"^[\w][\w .-]{0,63}$"
+
+
+class RuleVariant(BaseModel):
+    """Rules overridden for one region and/or store type (`campaigns.variants`): `overrides` is a
+    partial rules document merged over the base rules for participants who join there."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64, description="shown in reports and the console")
+    region: str | None = Field(None, pattern=PLACE_PATTERN)
+    store_type: str | None = Field(None, pattern=PLACE_PATTERN)
+    overrides: dict = Field(default_factory=dict, description="rule fields that differ here")
+
+
 class CampaignRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -122,6 +137,9 @@ class CampaignRules(BaseModel):
     consent_step: bool = False
     reward_value_disclosed: bool = True
     forced_sharing: bool = False
+    variants: list[RuleVariant] = Field(
+        default_factory=list, description="rules per region / store type; the first that matches applies"
+    )
 
     def rewards(self) -> list[Reward]:
         out = [t.reward for t in self.tiers]
@@ -167,6 +185,10 @@ class InviteRequest(Participant):
 
 class AcceptRequest(Participant):
     code: str = Field(min_length=1, max_length=64)
+    # where the friend joins: pilot admission and the rule variant (campaigns.stages, .variants)
+    region: str | None = Field(None, pattern=PLACE_PATTERN)
+    store: str | None = Field(None, pattern=PLACE_PATTERN)
+    store_type: str | None = Field(None, pattern=PLACE_PATTERN)
     device_id: str | None = Field(None, max_length=128)
     ip: str | None = Field(None, max_length=64)
     user_agent: str | None = Field(None, max_length=512)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from liebian.campaigns import variants
 from liebian.campaigns.common import (
     CampaignError,
     audit,
@@ -104,6 +105,7 @@ def rule_problems(r: CampaignRules) -> list[tuple[str, str]]:
         p.append(("leaderboard.rewards", "at least one reward is needed"))
     if r.risk_policy.block_at < r.risk_policy.hold_at:
         p.append(("risk_policy.block_at", "block_at must not be below hold_at"))
+    p += variants.problems(r, rule_problems)  # each region / store-type variant's merged rules
     return p
 
 
@@ -331,7 +333,7 @@ def compliance(rules: CampaignRules) -> Compliance:
 
 def compliance_report(session: Session, campaign_id: str) -> dict[str, Any]:
     c = load_campaign(session, campaign_id)
-    report = compliance(rules_of(session, c.id, c.version, cache=c.status != "draft"))
+    report = variants.checked(rules_of(session, c.id, c.version, cache=c.status != "draft"), compliance)
     return {"campaign_id": c.id, "version": c.version, **report}
 
 
@@ -346,7 +348,7 @@ def launch(
         raise CampaignError(409, "campaign_ended", f"campaign {campaign_id} has ended")
     if status == "live":
         return campaign_view(session, c, now)
-    report = compliance(rules)
+    report = variants.checked(rules, compliance)  # the base rules and each variant's
     if not report["passed"]:
         errors = [{"field": h["field"], "reason": h["message"]} for h in report["hard"]]
         raise CampaignError(

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from liebian.web.messages import analytics, campaigns, core, data, models, operations
+from liebian.web.messages import analytics, campaigns, core, data, models, operations, stages
 
-GROUPS = (core, analytics, models, campaigns, operations, data)
+GROUPS = (core, analytics, models, campaigns, operations, data, stages)
 
 # Read-only: a page that wants another message adds it to its group's module, never at run time.
 CATALOGUE: MappingProxyType[str, tuple[str, str]] = MappingProxyType(

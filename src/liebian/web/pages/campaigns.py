@@ -36,6 +36,7 @@ from liebian.web.pages.campaign_form import (
     rules_from_form,
     values_from_rules,
 )
+from liebian.web.pages.campaign_stages import stage_section
 
 router = APIRouter(include_in_schema=False)
 
@@ -264,6 +265,8 @@ def _save(request: Request, campaign: dict[str, Any] | None, values: dict[str, A
     prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
     sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
     doc, errors, renumbered = rules_from_form(values, all_fields(sections), t)
+    if campaign is not None:  # the form has no region / store-type variants: they stay as they are
+        doc.setdefault("variants", campaign["rules"].get("variants", []))
     campaign_id = (values.get("id") or "").strip() or None
     if new and campaign_id == "new":  # /campaigns/new is the editor: such a campaign had no page
         errors.setdefault("id", []).append(t("campaigns.err.reserved_id"))
@@ -378,6 +381,7 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         versions = service.versions(s, campaign_id)
         balances = ledger.balances(s, by="campaign", key=campaign_id)
         audit = service.audit_log(s, campaign_id, limit=20)
+        staged = stage_section(s, campaign_id)  # None when the campaign is not staged
     channel_name = channel_namer(locale_of(request))
     for r in referrals:
         r["state_text"] = t(f"campaigns.state.{r['state']}")
@@ -397,6 +401,7 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         "tables": tables,
         "referral_total": stats.get("referrals", 0),
         "shown_referrals": SHOWN_REFERRALS,
+        "stages": staged,
     }
     return render(request, "campaigns/detail.html", context, tables=tables)
 
