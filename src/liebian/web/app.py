@@ -134,7 +134,8 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
         # The one translation of a refused request: status, stable code, field, both languages.
         lang = request_lang(request.headers.get("accept-language"), request.query_params.get("lang"))
-        return JSONResponse(status_code=exc.status, content=exc.response_body(lang))
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return JSONResponse(status_code=exc.status, content=exc.response_body(lang), headers=headers)
 
     @app.get("/api/v1/health", tags=["system"], response_model=Health)
     def health() -> dict:
