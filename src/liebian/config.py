@@ -41,11 +41,23 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("liebian-data"), description="where all state lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
-    # connections per process to a PostgreSQL store: keep workers × (size + overflow) below the
-    # server's max_connections (docs/deploy.md)
-    db_pool_size: int = Field(default=10, ge=1, description="pooled PostgreSQL connections per process")
-    db_max_overflow: int = Field(
-        default=20, ge=0, description="extra connections a process may open at peaks"
+    # connections per process to a PostgreSQL store: by default derived from the server's
+    # max_connections and the number of workers (db.session.plan_pool, docs/deploy.md); when set,
+    # checked against them at start
+    db_pool_size: int | None = Field(
+        default=None, ge=1, description="pooled PostgreSQL connections per process (default: derived)"
+    )
+    db_max_overflow: int | None = Field(
+        default=None, ge=0, description="extra connections a process may open at peaks (default: derived)"
+    )
+    db_pool_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request waits for a pooled connection before a 503"
+    )
+    db_reserved_connections: int = Field(
+        default=10, ge=0, description="PostgreSQL connections left to the CLI, cron jobs and psql"
+    )
+    workers: int = Field(
+        default=1, ge=1, description="server worker processes (set by `liebian serve --workers`)"
     )
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default in data_dir")
     engine: Literal["duckdb", "spark"] = "duckdb"
