@@ -19,7 +19,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-
 # files in the data directory that must not be readable by others (ensure_dirs tightens old ones)
 PRIVATE_FILES = (
     "liebian.db",

@@ -24,9 +24,7 @@ class UnsafeURL(DomainError):
 
     def __init__(self, field: str, reason: str):
         message = f"{field}: {reason}"
-        super().__init__(
-            "unsafe_url", message, 422, field=field, errors=[{"field": field, "reason": reason}]
-        )
+        super().__init__("unsafe_url", message, 422, field=field, errors=[{"field": field, "reason": reason}])
 
 
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

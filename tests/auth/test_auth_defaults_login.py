@@ -37,12 +37,16 @@ def test_unknown_user_wrong_password_locked_and_inactive_answer_the_same(store) 
     make_user("held", "analyst", "a locked user's password")
     with session_scope() as s:
         s.execute(update(User).where(User.username == "gone").values(active=False))
-        s.execute(update(User).where(User.username == "held").values(locked_until=utcnow() + timedelta(minutes=10)))
+        s.execute(
+            update(User).where(User.username == "held").values(locked_until=utcnow() + timedelta(minutes=10))
+        )
     answers = {
         "unknown": _comparable(_login(_client("192.0.2.1"), "nobody", "whatever it is")),
         "wrong password": _comparable(_login(_client("192.0.2.2"), "admin", "not the password")),
         "deactivated": _comparable(_login(_client("192.0.2.3"), "gone", "a deactivated user's password")),
-        "locked, right password": _comparable(_login(_client("192.0.2.4"), "held", "a locked user's password")),
+        "locked, right password": _comparable(
+            _login(_client("192.0.2.4"), "held", "a locked user's password")
+        ),
     }
     assert len(set(map(repr, answers.values()))) == 1, answers
     assert answers["unknown"][0] == 401 and answers["unknown"][1]["detail"] == "wrong username or password"

@@ -92,7 +92,9 @@ def _liebian_command() -> list[str]:
 def test_four_workers_under_a_burst_answer_no_5xx_but_503(store, tmp_path: Path) -> None:
     settings = get_settings()
     key = make_api_key("service", "admin")
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(settings.data_dir), LIEBIAN_DATABASE_URL=settings.database_url or "")
+    env = dict(
+        os.environ, LIEBIAN_DATA_DIR=str(settings.data_dir), LIEBIAN_DATABASE_URL=settings.database_url or ""
+    )
     # A small budget (8 connections: 2 per worker) and a short wait make the burst outrun the pools
     # (the shared test server keeps its connections for other runs): waiting requests get 503s.
     limits = pool.server_limits(settings.sqlalchemy_url)
@@ -122,7 +124,9 @@ def test_four_workers_under_a_burst_answer_no_5xx_but_503(store, tmp_path: Path)
             # a new key per request would be a write; campaign lists read the store on every call
             path = "/api/v1/campaigns" if i % 2 else "/api/v1/rewards"
             try:
-                return httpx.get(f"{url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=120).status_code
+                return httpx.get(
+                    f"{url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=120
+                ).status_code
             except httpx.HTTPError:
                 return -1
 
@@ -132,7 +136,9 @@ def test_four_workers_under_a_burst_answer_no_5xx_but_503(store, tmp_path: Path)
         def watch() -> None:  # the server's connections to this database, while the burst runs
             with session_scope() as s:
                 while not done.is_set():
-                    n = s.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"))
+                    n = s.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+                    )
                     peak[0] = max(peak[0], int(n.scalar_one()))
                     time.sleep(0.05)
 

@@ -27,7 +27,9 @@ DAY = date(2026, 11, 19)  # local day the rules job checks ("yesterday")
 T0 = datetime(2026, 11, 20, 1, 0)  # naive UTC: 09:00 local the next morning
 
 
-def _raise(session, level: str = "重要", period: str = "2026-11-19", now: datetime = T0, observed: float = 0.1):
+def _raise(
+    session, level: str = "重要", period: str = "2026-11-19", now: datetime = T0, observed: float = 0.1
+):
     return service.raise_alert(
         session, kind="threshold", metric="participation_rate", scope={"campaign_id": "c1"}, level=level,
         title="参与率低", observed=observed, threshold=0.15, period=period, now=now,
@@ -74,8 +76,12 @@ def _low_participation_day(cid: str) -> None:
     start = datetime.combine(DAY, datetime.min.time()) + timedelta(hours=10)
     write(
         [
-            {"at": start + timedelta(minutes=p), "person": p, "campaign": cid,
-             "event": "join_campaign" if p < 4 else "page_view"}
+            {
+                "at": start + timedelta(minutes=p),
+                "person": p,
+                "campaign": cid,
+                "event": "join_campaign" if p < 4 else "page_view",
+            }
             for p in range(40)
         ]  # fmt: skip
     )
@@ -84,7 +90,9 @@ def _low_participation_day(cid: str) -> None:
 def test_the_rules_job_rechecking_yesterday_does_not_reopen_a_resolved_alert(store: str, receiver) -> None:
     with session_scope() as s:
         campaigns.create_campaign(s, campaign_rules("invite_task"), campaign_id="c_low")
-        campaigns.launch(s, "c_low", now=datetime.combine(DAY, datetime.min.time()) - OFFSET - timedelta(days=2))
+        campaigns.launch(
+            s, "c_low", now=datetime.combine(DAY, datetime.min.time()) - OFFSET - timedelta(days=2)
+        )
         rule = rules.create_rule(s, {"name": "参与率低于15%", "metric": "participation_rate", "op": "<",
                                      "threshold": 0.15, "campaign_id": "c_low", "level": "重要"}, actor="t")  # fmt: skip
         notifications.add_channel(s, "hook", "webhook", f"{receiver.url}/hook", actor="t")

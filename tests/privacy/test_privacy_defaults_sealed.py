@@ -35,8 +35,12 @@ def _seal_everything(receiver_url: str) -> int:
     with session_scope() as s:
         identity.resolve(s, [identity.RawIdentifier("phone", "13800138000")], source="test")
         webhooks.create_endpoint(s, "https://hooks.example.com/rewards", secret="whsec_0123456789abcdef")
-        reports.subscribe(s, "weekly", "webhook", "https://hooks.example.com/reports", "report-secret-0123456789")
-        notifications.add_channel(s, "ops", "webhook", "https://hooks.example.com/ops", "s3cret-ops", actor="t")
+        reports.subscribe(
+            s, "weekly", "webhook", "https://hooks.example.com/reports", "report-secret-0123456789"
+        )
+        notifications.add_channel(
+            s, "ops", "webhook", "https://hooks.example.com/ops", "s3cret-ops", actor="t"
+        )
         journey = automation.create_journey(
             s, "wake-up", {"trigger": {"type": "silence", "days": 14}, "steps": [webhook(receiver_url, "sms")],
                            "holdout_pct": 0},

@@ -35,7 +35,9 @@ def _loose(root: Path) -> list[str]:
     ]
 
 
-def test_store_warehouse_keys_and_rejects_are_created_owner_only(data_dir: Path, shell_umask, tmp_path) -> None:
+def test_store_warehouse_keys_and_rejects_are_created_owner_only(
+    data_dir: Path, shell_umask, tmp_path
+) -> None:
     reset_settings_cache()
     assert CliRunner().invoke(cli_app, ["db", "upgrade"]).exit_code == 0  # creates liebian.db
     crypto.identifier_hmac("13800138000")  # creates keys.json
@@ -64,5 +66,8 @@ def test_files_left_readable_by_an_older_version_are_tightened(data_dir: Path, s
         (data_dir / name).chmod(0o644)
     reset_settings_cache()
     get_settings()  # every liebian process starts here
-    modes = {name: stat.S_IMODE((data_dir / name).stat().st_mode) for name in ("liebian.db", "warehouse.duckdb", "keys.json")}
+    modes = {
+        name: stat.S_IMODE((data_dir / name).stat().st_mode)
+        for name in ("liebian.db", "warehouse.duckdb", "keys.json")
+    }
     assert modes == {"liebian.db": 0o600, "warehouse.duckdb": 0o600, "keys.json": 0o600}

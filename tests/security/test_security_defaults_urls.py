@@ -19,9 +19,11 @@ from liebian.automation.models import JourneyAction
 from liebian.config import reset_settings_cache
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.monitor import notifications, service as monitor
+from liebian.monitor import notifications
+from liebian.monitor import service as monitor
 from liebian.monitor.models import Delivery
-from liebian.rewards import service as rewards, webhooks
+from liebian.rewards import service as rewards
+from liebian.rewards import webhooks
 from liebian.web.app import create_app
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "automation"))

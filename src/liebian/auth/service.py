@@ -255,7 +255,9 @@ def authenticate(session: Session, username: str, password: str, ip: str = "") -
     return user
 
 
-def _login_failed(session: Session, username: str, user: User | None, reason: str, ip: str, now: datetime) -> None:
+def _login_failed(
+    session: Session, username: str, user: User | None, reason: str, ip: str, now: datetime
+) -> None:
     """Count the failure for the address and (a wrong password) for the account; lock; audit."""
     throttle.ip_failed(session, ip, now)
     detail: dict[str, Any] = {"reason": reason}

@@ -31,9 +31,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from liebian import urlguard
 from liebian.automation.models import ContactSlot, Journey, JourneyAction, JourneyEnrollment, JourneyMark
 from liebian.automation.schemas import Action, Condition, JourneyDefinition
-from liebian import urlguard
 from liebian.campaigns import service as campaigns
 from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
