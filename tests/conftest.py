@@ -73,6 +73,14 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     reset_settings_cache()
 
 
+@pytest.fixture
+def allow_private_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local receivers listen on the loopback, which webhooks and notifications refuse by default
+    (liebian.urlguard): tests that post to one allow it, as an internal deployment would."""
+    monkeypatch.setenv("LIEBIAN_ALLOW_PRIVATE_URLS", "1")
+    reset_settings_cache()
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite store migrated once per session by Alembic; each test starts from a copy of it

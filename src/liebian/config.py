@@ -19,6 +19,17 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+# files in the data directory that must not be readable by others (ensure_dirs tightens old ones)
+PRIVATE_FILES = (
+    "liebian.db",
+    "liebian.db-wal",
+    "liebian.db-shm",
+    "warehouse.duckdb",
+    "warehouse.duckdb.wal",
+    "keys.json",
+)
+PRIVATE_UMASK = 0o077
+
 
 def _toml_path() -> Path:
     return Path(os.environ.get("LIEBIAN_CONFIG", "liebian.toml"))
@@ -29,11 +40,23 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("liebian-data"), description="where all state lives")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in data_dir")
-    # connections per process to a PostgreSQL store: keep workers × (size + overflow) below the
-    # server's max_connections (docs/deploy.md)
-    db_pool_size: int = Field(default=10, ge=1, description="pooled PostgreSQL connections per process")
-    db_max_overflow: int = Field(
-        default=20, ge=0, description="extra connections a process may open at peaks"
+    # connections per process to a PostgreSQL store: by default derived from the server's
+    # max_connections and the number of workers (db.session.plan_pool, docs/deploy.md); when set,
+    # checked against them at start
+    db_pool_size: int | None = Field(
+        default=None, ge=1, description="pooled PostgreSQL connections per process (default: derived)"
+    )
+    db_max_overflow: int | None = Field(
+        default=None, ge=0, description="extra connections a process may open at peaks (default: derived)"
+    )
+    db_pool_timeout: float = Field(
+        default=10.0, gt=0, description="seconds a request waits for a pooled connection before a 503"
+    )
+    db_reserved_connections: int = Field(
+        default=10, ge=0, description="PostgreSQL connections left to the CLI, cron jobs and psql"
+    )
+    workers: int = Field(
+        default=1, ge=1, description="server worker processes (set by `liebian serve --workers`)"
     )
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default in data_dir")
     engine: Literal["duckdb", "spark"] = "duckdb"
@@ -68,6 +91,17 @@ class Settings(BaseSettings):
         default=600, description="public/anonymous requests per client and route"
     )
     cookie_secure: bool | None = None
+    allow_private_urls: bool = Field(
+        default=False,
+        description="let webhook and notification URLs point at loopback, private and link-local "
+        "addresses (receivers on the internal network; local test receivers)",
+    )
+    login_ip_failures: int = Field(
+        default=10, ge=1, description="failed logins from one IP before it is throttled"
+    )
+    login_ip_window_minutes: int = Field(
+        default=15, ge=1, description="window of the per-IP login throttle and how long it lasts"
+    )
     auth_cache_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -157,7 +191,24 @@ class Settings(BaseSettings):
         return self.base_url or f"http://{self.host}:{self.port}"
 
     def ensure_dirs(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Create the data directory owner-only and make what this process creates owner-only.
+
+        The store, the warehouse, the key file, exports and rejects hold personal data: the umask
+        makes every file this process creates 0600 (directories 0700), whatever creates it (SQLite,
+        DuckDB, the export writers), and files left readable by an older version are tightened.
+        """
+        os.umask(PRIVATE_UMASK)
+        created = not self.data_dir.exists()
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if created:
+            self.data_dir.chmod(0o700)  # mkdir's mode is filtered by the umask of the parent's creator
+        for name in PRIVATE_FILES:
+            path = self.data_dir / name
+            try:
+                if path.stat().st_mode & 0o077:
+                    path.chmod(0o600)
+            except OSError:  # absent (the usual case), or not ours to change
+                continue
 
 
 @lru_cache

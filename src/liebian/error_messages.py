@@ -19,6 +19,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "locked": ("账号已暂时锁定：{message}", "account locked"),
     "unavailable": ("服务暂时不可用，请稍后重试：{message}", "temporarily unavailable, retry later"),
     "busy": ("资源正被其他进程占用，请稍后重试：{message}", "busy, retry later"),
+    "unsafe_url": ("地址指向内部网络，服务器不会向其发送：{message}", "URL points at an internal address"),
+    "throttled": ("登录失败次数过多，请稍后再试：{message}", "too many failed logins from this address"),
     "bad_state": ("当前状态不允许此操作：{message}", "not allowed in the current state"),
     # -- privacy: the public key's participant token (privacy/tokens.py)
     "participant_token": (

@@ -31,6 +31,8 @@ class DomainError(Exception):
     # When set, the English `detail` is this summary and the message goes to errors[].reason (the
     # "invalid request" shape of the app's own validation errors, which some domains answer with).
     summary: str | None = None
+    # seconds after which a retry may succeed (429, 503): sent as the Retry-After header
+    retry_after: int | None = None
 
     def __init__(
         self,

@@ -7,10 +7,14 @@ import the web layer (no domain does; tests/test_architecture.py).
 
 from __future__ import annotations
 
+import os
+
+import typer
 import uvicorn
 
-from liebian.config import get_settings
-from liebian.output import console
+from liebian.config import Settings, get_settings, reset_settings_cache
+from liebian.db import pool
+from liebian.output import console, err_console
 
 ASGI_APP = "liebian.web.asgi:app"
 
@@ -27,8 +31,15 @@ def serve(
     workers: int = 1,
     healthcheck_timeout: int = HEALTHCHECK_TIMEOUT_S,
 ) -> None:
-    """Serve until stopped; host and port default to the settings."""
+    """Serve until stopped; host and port default to the settings.
+
+    The workers learn their number from LIEBIAN_WORKERS (each sizes its PostgreSQL pool by it); on
+    PostgreSQL the pools are checked against the server's max_connections before any worker starts.
+    """
+    os.environ["LIEBIAN_WORKERS"] = str(workers)
+    reset_settings_cache()
     settings = get_settings()
+    check_pool(settings)
     host = host or settings.host
     port = port or settings.port
     console.print(f"liebian console: [bold]http://{host}:{port}/[/bold]  API docs: http://{host}:{port}/docs")
@@ -40,3 +51,17 @@ def serve(
         log_level="info",
         timeout_worker_healthcheck=healthcheck_timeout,
     )
+
+
+def check_pool(settings: Settings) -> None:
+    """On PostgreSQL: say how the connections are shared, or stop with what to change."""
+    url = settings.sqlalchemy_url
+    if not url.startswith("postgresql"):
+        return
+    limits = pool.server_limits(url)
+    try:
+        plan = pool.plan_pool(settings, limits)
+    except pool.PoolConfigError as exc:
+        err_console.print(f"[red]cannot start: {exc.message}[/red]")
+        raise typer.Exit(2) from exc
+    console.print(plan.describe(limits, settings.db_reserved_connections))

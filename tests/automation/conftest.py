@@ -7,7 +7,7 @@ from automation_helpers import Receiver
 
 
 @pytest.fixture
-def receiver():
+def receiver(allow_private_urls):
     r = Receiver()
     yield r
     r.close()

@@ -30,7 +30,7 @@ def api(store: str, admin_headers):
 
 
 @pytest.fixture
-def receiver():
+def receiver(allow_private_urls):
     with Receiver() as r:
         yield r
 

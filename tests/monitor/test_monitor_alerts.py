@@ -73,7 +73,7 @@ def test_lifecycle_open_acknowledged_resolved(session) -> None:
     assert actions[-2:] == ["monitor.alert.acknowledge", "monitor.alert.resolve"]
 
 
-def test_dedup_updates_the_unresolved_alert_and_a_resolved_one_reopens(session) -> None:
+def test_dedup_updates_the_unresolved_alert_and_a_resolved_one_stays_resolved_that_day(session) -> None:
     a, new = _raise(session, observed=0.10)
     b, again = _raise(session, observed=0.08, now=T0 + timedelta(hours=1))
     assert new and not again and b["id"] == a["id"]
@@ -83,7 +83,9 @@ def test_dedup_updates_the_unresolved_alert_and_a_resolved_one_reopens(session) 
     assert new_scope and other["id"] != a["id"]
     service.resolve(session, a["id"], "fixed", actor="ops")
     c, reopened = _raise(session, now=T0 + timedelta(hours=3))
-    assert reopened and c["id"] not in (a["id"], other["id"])
+    assert not reopened and c["id"] == a["id"] and c["status"] == "resolved"
+    d, worse = _raise(session, "紧急", now=T0 + timedelta(hours=3))  # a higher level opens a new one
+    assert worse and d["id"] not in (a["id"], other["id"])
 
 
 def test_grouping_by_campaign_worst_level_first(session) -> None:

@@ -57,7 +57,7 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def receiver(allow_private_urls: None) -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()

@@ -96,10 +96,10 @@ def test_rotation_also_reseals_notification_secrets(sqlite_store, data_dir):
 
     with session_scope() as s:
         monitor_notifications.add_channel(
-            s, "ops", "webhook", "http://127.0.0.1:9/hook", "s3cret", actor="admin"
+            s, "ops", "webhook", "https://hooks.example.com/hook", "s3cret", actor="admin"
         )
         monitor_notifications.add_channel(
-            s, "robot", "wecom", "http://127.0.0.1:9/robot", actor="admin"
+            s, "robot", "wecom", "https://hooks.example.com/robot", actor="admin"
         )  # no secret
     crypto.rotate_encryption_key()
     with session_scope() as s:
@@ -108,6 +108,6 @@ def test_rotation_also_reseals_notification_secrets(sqlite_store, data_dir):
     crypto.retire_encryption_key("1")
     with session_scope() as s:
         channels = {c.name: c for c in s.scalars(select(NotifyChannel))}
-        assert crypto.decrypt(channels["ops"].target_encrypted) == "http://127.0.0.1:9/hook"
+        assert crypto.decrypt(channels["ops"].target_encrypted) == "https://hooks.example.com/hook"
         assert crypto.decrypt(channels["ops"].secret_encrypted) == "s3cret"
         assert channels["robot"].secret_encrypted == ""

@@ -20,7 +20,7 @@ def mailbox(monkeypatch):
 
 
 @pytest.fixture
-def report_receiver():
+def report_receiver(allow_private_urls):
     r = Receiver()
     yield r
     r.close()

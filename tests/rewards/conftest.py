@@ -17,6 +17,11 @@ def _no_scheduler(monkeypatch):
     reset_settings_cache()
 
 
+@pytest.fixture(autouse=True)
+def _local_receivers(allow_private_urls: None) -> None:
+    """The webhook receivers of these tests listen on the loopback (liebian.urlguard refuses it)."""
+
+
 @pytest.fixture
 def ledger(store):
     """A small ledger: three rewards moved through several states (9 entries)."""

@@ -144,7 +144,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def receiver(allow_private_urls):
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)

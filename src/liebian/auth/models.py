@@ -89,3 +89,18 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginFailures(Base):
+    """Failed logins in the current window, per client address (`ip:…`) and per account (`user:…`).
+
+    The per-address count throttles one client (429 for that address only); the per-account count
+    locks the account only when failures come from several addresses, so one attacker cannot lock a
+    user out (auth.service.authenticate).
+    """
+
+    __tablename__ = "auth_login_failures"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[datetime] = mapped_column(DateTime)

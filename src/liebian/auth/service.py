@@ -1,7 +1,9 @@
 """Users, sessions, API keys and the audit log — the logic behind auth.api, auth.cli and auth.deps.
 
-Passwords: argon2id (argon2-cffi's defaults), re-hashed on login when the parameters change; five
-failed logins lock the account for 15 minutes.
+Passwords: argon2id (argon2-cffi's defaults), re-hashed on login when the parameters change. Every
+failed login answers the same; failures are counted per client address (throttled after
+`login_ip_failures` in the window) and per account (locked for 15 minutes after three times that,
+which one address alone cannot reach): auth.throttle.
 
 API keys: `lb_<key id>_<secret>` with 256 random bits of secret, shown once. Only SHA-256 of the
 whole key is stored: for a random 256-bit secret a fast hash is enough (there is nothing to guess a
@@ -35,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from liebian.auth import policy
+from liebian.auth import policy, throttle
 from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, User
 from liebian.config import get_settings
 from liebian.db.base import table_of, utcnow
@@ -45,7 +47,6 @@ from liebian.privacy.crypto import keys
 
 GENESIS = "0" * 64
 SESSION_HOURS = 12
-MAX_FAILED_LOGINS = 5
 LOCK_MINUTES = 15
 MIN_PASSWORD = 10
 _hasher = PasswordHasher()
@@ -217,40 +218,55 @@ def list_users(session: Session) -> list[dict[str, Any]]:
 
 
 def authenticate(session: Session, username: str, password: str, ip: str = "") -> User:
-    """Check a password; counts failures and locks the account after MAX_FAILED_LOGINS."""
-    user = get_user(session, username or "")
+    """Check a password. Every refusal is the same 401 "wrong username or password" — unknown user,
+    wrong password, locked or deactivated account — and costs one argon2 computation, so neither
+    the answer nor its time tells whether an account exists. A client address with too many
+    failures is throttled (429 with Retry-After, for any username); an account is locked only after
+    more failures than one address may make in the window (auth.throttle)."""
     now = utcnow()
+    wait = throttle.ip_blocked_for(session, ip, now)
+    if wait:
+        error = AuthError("throttled", "too many failed logins from this address; retry later", 429)
+        error.retry_after = wait
+        raise error
+    user = get_user(session, username or "")
+    reason = None
     if user is None:
-        _hasher.hash(password or "x")  # spend the same time as a real check: no user enumeration
-        audit(
-            session,
-            f"user:{username}"[:128],
-            "login.failed",
-            f"user:{username}"[:255],
-            {"reason": "unknown"},
-            ip,
-        )
+        _hasher.hash(password or "x")  # spend the same time as a real check
+        reason = "unknown"
+    else:
+        try:
+            _hasher.verify(user.password_hash, password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            reason = "password"
+        if reason is None and user.locked_until and user.locked_until > now:
+            reason = "locked"
+        elif reason is None and not user.active:
+            reason = "inactive"
+    if reason is not None:
+        _login_failed(session, username or "", user, reason, ip, now)
         raise AuthError("unauthorized", "wrong username or password", 401)
-    if user.locked_until and user.locked_until > now:
-        audit(session, f"user:{username}", "login.failed", f"user:{username}", {"reason": "locked"}, ip)
-        raise AuthError("locked", f"account locked until {user.locked_until.isoformat()}Z", 429)
-    try:
-        _hasher.verify(user.password_hash, password or "")
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        user.failed_logins += 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-            user.failed_logins = 0
-        audit(session, f"user:{username}", "login.failed", f"user:{username}", {"reason": "password"}, ip)
-        raise AuthError("unauthorized", "wrong username or password", 401) from None
-    if not user.active:
-        audit(session, f"user:{username}", "login.failed", f"user:{username}", {"reason": "inactive"}, ip)
-        raise AuthError("unauthorized", "wrong username or password", 401)
+    assert user is not None  # no reason to refuse: the user exists
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.failed_logins = 0
     user.last_login_at = now
+    throttle.account_succeeded(session, user.username)
     return user
+
+
+def _login_failed(
+    session: Session, username: str, user: User | None, reason: str, ip: str, now: datetime
+) -> None:
+    """Count the failure for the address and (a wrong password) for the account; lock; audit."""
+    throttle.ip_failed(session, ip, now)
+    detail: dict[str, Any] = {"reason": reason}
+    if user is not None and reason == "password":
+        user.failed_logins = throttle.account_failed(session, user.username, now)
+        if user.failed_logins >= throttle.account_limit():
+            user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+            detail["locked_until"] = user.locked_until.isoformat()
+    audit(session, f"user:{username}"[:128], "login.failed", f"user:{username}"[:255], detail, ip)
 
 
 # --- sessions ----------------------------------------------------------------------------------

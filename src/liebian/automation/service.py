@@ -31,6 +31,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from liebian import urlguard
 from liebian.automation.models import ContactSlot, Journey, JourneyAction, JourneyEnrollment, JourneyMark
 from liebian.automation.schemas import Action, Condition, JourneyDefinition
 from liebian.campaigns import service as campaigns
@@ -85,6 +86,13 @@ def _seal(d: JourneyDefinition) -> str:
     return json.dumps(_secrets(d.model_dump(mode="json", by_alias=True), lambda v: SEALED + encrypt(v)))
 
 
+def _check_urls(d: JourneyDefinition) -> None:
+    """Webhook actions post to the outside only (liebian.urlguard); the 422 names the step."""
+    for i, step in enumerate(d.steps):
+        if step.action is not None and step.action.url is not None:
+            urlguard.check_url(str(step.action.url), f"definition.steps[{i}].action.url")
+
+
 def _definition(j: Journey) -> JourneyDefinition:
 
     data = _secrets(
@@ -110,6 +118,7 @@ def create_journey(
     if isinstance(definition, dict):
         definition = JourneyDefinition.model_validate(definition)
     quiet_hours(definition.quiet_hours)  # reject a bad override now, not at the first action
+    _check_urls(definition)
     if session.scalar(select(Journey.id).where(Journey.name == name)) is not None:
         raise AutomationError(f"name: a journey named {name!r} exists", 409, "name")
     j = Journey(name=name, definition=_seal(definition), status="active")
@@ -370,7 +379,10 @@ def _send_webhook(a: Action, body: dict[str, Any], key: str) -> tuple[bool, str]
         "Idempotency-Key": key,
     }
     try:
+        urlguard.check_before_send(str(a.url), "action.url")  # again: the name may point elsewhere now
         r = httpx.post(str(a.url), content=raw, headers=headers, timeout=10)
+    except urlguard.UnsafeURL as exc:
+        return False, exc.message
     except httpx.HTTPError as exc:
         return False, f"{type(exc).__name__}: {exc}"
     return r.is_success, f"HTTP {r.status_code}"

@@ -12,6 +12,7 @@ from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from liebian.config import get_settings
+from liebian.db import pool
 
 _engines: dict[str, Engine] = {}
 _factories: dict[str, sessionmaker[Session]] = {}
@@ -117,15 +118,23 @@ def get_engine(url: str | None = None) -> Engine:
 
                 event.listen(engine, "connect", _on_connect)
             else:
-                settings = get_settings()
-                engine = create_engine(
-                    url,
-                    pool_size=settings.db_pool_size,
-                    max_overflow=settings.db_max_overflow,
-                    pool_pre_ping=True,
-                )
+                engine = _server_engine(url)
             _engines[url] = engine
         return engine
+
+
+def _server_engine(url: str) -> Engine:
+    """A pooled engine for a database server; on PostgreSQL the pool fits its max_connections
+    (db.pool.plan_pool: derived from the workers, or the settings checked)."""
+    settings = get_settings()
+    size = settings.db_pool_size or pool.DEFAULT_POOL_SIZE
+    overflow = settings.db_max_overflow if settings.db_max_overflow is not None else pool.DEFAULT_MAX_OVERFLOW
+    if url.startswith("postgresql"):
+        plan = pool.plan_pool(settings, pool.server_limits(url))
+        size, overflow = plan.pool_size, plan.max_overflow
+    return create_engine(
+        url, pool_size=size, max_overflow=overflow, pool_timeout=settings.db_pool_timeout, pool_pre_ping=True
+    )
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

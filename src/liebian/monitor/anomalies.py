@@ -237,14 +237,15 @@ def scan_series(
             if a.alert and a.ts >= since:
                 direction = "突增" if a.direction == "spike" else "骤降"
                 when = a.ts.date().isoformat() if grain == "day" else a.ts.strftime("%Y-%m-%dT%H:00")
-                view, _ = raise_alert(
+                view, new = raise_alert(
                     session, kind="anomaly", metric=metric, scope=scope, level=level,
                     title=f"{metric} {direction}（{when}）：实际 {a.observed:.4g}，预期 {a.expected:.4g}",
                     observed=a.observed, expected=a.expected, period=when,
                     suggested_action="review_channel" if channel else "raise_reward_tier" if a.direction == "drop" else "none",
                     now=now,
                 )  # fmt: skip
-                alerts.append(view)
+                if new or view["status"] != "resolved":  # a resolved alert of the day stays resolved
+                    alerts.append(view)
     return {
         "metric": metric,
         "grain": grain,

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liebian import urlguard
 from liebian.db.base import utcnow
 from liebian.monitor import notify
 from liebian.monitor.models import Alert, Delivery, NotifyChannel
@@ -80,6 +81,8 @@ def add_channel(
             raise invalid("target", f"e-mail channels need comma-separated addresses; bad: {bad or target!r}")
     elif not target.startswith(("http://", "https://")):
         raise invalid("target", f"{kind} channels need an http(s) URL")
+    else:
+        urlguard.check_url(target, "target")
     if kind == "dingtalk" and secret and not secret.startswith("SEC"):
         raise invalid("secret", "a DingTalk 加签 secret starts with SEC")
     if session.scalar(select(NotifyChannel).where(NotifyChannel.name == name)):

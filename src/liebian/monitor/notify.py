@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+from liebian import urlguard
 from liebian.config import get_settings
 from liebian.errors import BadGateway
 from liebian.lazy import lazy_import
@@ -133,6 +134,10 @@ def _post(
     check_errcode: bool,
     timeout: float,
 ) -> Result:
+    try:
+        urlguard.check_before_send(url, "target")  # again: the name may point elsewhere now
+    except urlguard.UnsafeURL as exc:
+        return Result("failed", 0, None, exc.message)
     last = Result("failed", 0)
     for attempt in range(1, attempts + 1):
         last.attempts = attempt

@@ -273,6 +273,8 @@ def evaluate_rules(
                 observed=value, threshold=rule.threshold, period=period,
                 suggested_action=rule.action, rule_id=rule.id, now=now,
             )  # fmt: skip
+            if not new and view["status"] == "resolved":
+                continue  # resolved for this subject and day, and no higher level crossed
             if new and rule.auto_adjust:
                 view = auto_adjust(session, rule, view, now=now)
             if new and notify_new:

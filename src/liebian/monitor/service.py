@@ -8,8 +8,9 @@ automatic adjustments), `notifications` (channels, deliveries, escalation).
   re-derived here. Live campaigns are also watched per hour (`live_series`, `scan_live`).
 - Alerts: levels 一般 / 重要 / 紧急 with response deadlines of 2 h / 4 h / 8 h, the source document's
   mapping (002 §7.3: 一般级 2 h, 重要级 4 h, 紧急级 8 h; DEADLINE_HOURS). open → acknowledged → resolved (a root-cause note
-  is required to resolve). An alert with the same dedup key (kind, metric, scope) that is not
-  resolved is updated (occurrences + 1, latest values) instead of opened again; `group_key` (the
+  is required to resolve). Alerts deduplicate by kind × metric × scope × day (`dedup_key`): a
+  repeat of an unresolved alert updates it (occurrences + 1, latest values), and a resolved one
+  stays resolved for that day unless a higher level is crossed (`raise_alert`); `group_key` (the
   campaign / channel / group) groups alerts for the list view. An open alert whose deadline passes
   is escalated one level (a 紧急 alert stays 紧急 and is re-notified) with a new deadline
   (`notifications.escalate_due`).
@@ -96,6 +97,16 @@ def alert_view(a: Alert) -> dict[str, Any]:
     }
 
 
+def dedup_key(kind: str, metric: str, scope_json: str, period: str) -> str:
+    """kind × metric × scope × day: what makes two alerts the same alert."""
+    day = period[:10]  # "2026-11-19" or "2026-11-19T10:00" → the day
+    return f"{kind}:{metric}:{day}:{scope_json}"[:255]
+
+
+def _higher(level: str, than: str) -> bool:
+    return LEVELS.index(level) > LEVELS.index(than)
+
+
 def raise_alert(
     session: Session,
     *,
@@ -112,22 +123,29 @@ def raise_alert(
     rule_id: int | None = None,
     now: datetime | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Open an alert, or update the unresolved one with the same key. Returns (alert, is_new)."""
+    """Open an alert, or update the one of the same subject and day. Returns (alert, is_new).
+
+    The dedup key is kind × metric × scope × day (the day of `period`; an hourly period counts for
+    its day), so the daily and hourly checks of a rule, and the rules job re-checking yesterday
+    every hour, all land on one alert. While that alert is unresolved a repeat updates it
+    (occurrences + 1, the latest values; a higher level raises its level). Once resolved it stays
+    resolved for that day unless the new level is higher than the level it was resolved at: then a
+    new alert opens (is_new, so it is notified).
+    """
     now = now or utcnow()
     if level not in LEVELS:
         raise invalid("level", f"{level!r} is not one of {', '.join(LEVELS)}")
     scope_json = _scope_json(scope)
-    key = f"{kind}:{metric}:{scope_json}"[:255]
-    existing = session.scalar(
-        select(Alert)
-        .where(Alert.dedup_key == key, Alert.status != "resolved")
-        .order_by(Alert.id.desc())
-        .limit(1)
-    )
-    if existing is not None:
+    key = dedup_key(kind, metric, scope_json, period)
+    existing = session.scalar(select(Alert).where(Alert.dedup_key == key).order_by(Alert.id.desc()).limit(1))
+    if existing is not None and existing.status == "resolved" and not _higher(level, existing.level):
+        return alert_view(existing), False
+    if existing is not None and existing.status != "resolved":
         existing.occurrences += 1
         existing.last_seen = now
         existing.observed, existing.expected, existing.period = observed, expected, period
+        if _higher(level, existing.level):
+            existing.level = level
         session.flush()
         return alert_view(existing), False
     group = next((f"{k}:{scope[k]}" for k in ("campaign_id", "group_id", "channel") if scope.get(k)), "all")

@@ -14,17 +14,8 @@ from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys
+from liebian.privacy.sealed import SEALED_FIELDS, SealedField, ciphertexts, reseal
 from liebian.privacy.service import store_tables, warehouse_count
-
-# Ciphertext columns re-sealed when the encryption key rotates: (table, primary key, column)
-CIPHERTEXT_COLUMNS = (
-    ("identifiers", "id", "encrypted_value"),
-    ("webhook_endpoints", "id", "secret_encrypted"),
-    ("report_subscriptions", "id", "secret_encrypted"),
-    ("monitor_channels", "id", "target_encrypted"),
-    ("monitor_channels", "id", "secret_encrypted"),
-)
-
 
 RETENTION_COLUMNS = {"events": "ts", "messages": "ts", "rejects": "rejected_at"}
 
@@ -48,39 +39,44 @@ def apply_retention(now: datetime | None = None, actor: str = "system:retention"
 
 
 def reencrypt_all(session: Session, batch: int = 1000) -> dict[str, int]:
-    """Re-seal every ciphertext that is not under the active key; returns counts per table."""
+    """Re-seal every ciphertext that is not under the active key (every field of
+    privacy.sealed.SEALED_FIELDS); returns the ciphertexts re-sealed per table."""
 
     active = keys().active_kid
-    tables = {t.name: t for t in store_tables(session)}
+
+    def reseal_token(token: str) -> str | None:
+        return None if key_id_of(token) == active else encrypt(decrypt(token))
+
     counts: dict[str, int] = {}
-    for name, pk, column in CIPHERTEXT_COLUMNS:
-        table: Table | None = tables.get(name)
-        if table is None:
-            continue
-        col, key = table.c[column], table.c[pk]
-        done = 0
-        sealed = col.is_not(None) & (col != "")  # "" marks "no secret"
-        for row_id, token in session.execute(select(key, col).where(sealed)).all():
-            if key_id_of(token) == active:
+    for field, table in _present_fields(session):
+        col, key = table.c[field.column], table.c[field.pk]
+        done = rows = 0
+        for row_id, value in session.execute(select(key, col).where(col.is_not(None) & (col != ""))).all():
+            stale = sum(1 for token in ciphertexts(field, value) if key_id_of(token) != active)
+            if not stale:
                 continue
-            session.execute(update(table).where(key == row_id).values({column: encrypt(decrypt(token))}))
-            done += 1
-            if done % batch == 0:
+            new = reseal(field, value, reseal_token)
+            session.execute(update(table).where(key == row_id).values({field.column: new}))
+            done += stale
+            rows += 1
+            if rows % batch == 0:
                 session.flush()
-        counts[name] = counts.get(name, 0) + done  # a table may seal several columns
+        counts[field.table] = counts.get(field.table, 0) + done  # a table may seal several columns
     return counts
 
 
 def key_usage(session: Session) -> dict[str, int]:
     """How many ciphertexts each key id seals (a key can be retired when it seals none)."""
-    tables = {t.name: t for t in store_tables(session)}
     usage: dict[str, int] = {}
-    for name, _pk, column in CIPHERTEXT_COLUMNS:
-        table = tables.get(name)
-        if table is None:
-            continue
-        sealed = table.c[column].is_not(None) & (table.c[column] != "")
-        for (token,) in session.execute(select(table.c[column]).where(sealed)):
-            kid = key_id_of(token)
-            usage[kid] = usage.get(kid, 0) + 1
+    for field, table in _present_fields(session):
+        col = table.c[field.column]
+        for (value,) in session.execute(select(col).where(col.is_not(None) & (col != ""))):
+            for token in ciphertexts(field, value):
+                kid = key_id_of(token)
+                usage[kid] = usage.get(kid, 0) + 1
     return usage
+
+
+def _present_fields(session: Session) -> list[tuple[SealedField, Table]]:
+    tables = {t.name: t for t in store_tables(session)}
+    return [(f, tables[f.table]) for f in SEALED_FIELDS if f.table in tables]

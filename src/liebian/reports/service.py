@@ -36,6 +36,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from liebian import urlguard
 from liebian.analytics import service as analytics
 from liebian.analytics.common import AnalyticsError
 from liebian.cells import safe_row
@@ -587,6 +588,7 @@ def subscribe(
     if channel == "webhook":
         if not re.match(r"https?://", address):
             raise ReportError(f"address: {address!r} is not an http(s) URL", field="address")
+        urlguard.check_url(address, "address")
         if not secret or len(secret) < 16:
             raise ReportError("secret: a webhook needs a signing secret of 16+ characters", field="secret")
     sub = ReportSubscription(
@@ -657,6 +659,7 @@ def send_webhook(url: str, secret: str, report: dict[str, Any], html: str, xlsx:
         ensure_ascii=False, default=str,
     ).encode()  # fmt: skip
     ts = str(int(time.time()))
+    urlguard.check_before_send(url, "address")  # again: the name may point elsewhere now
     r = httpx.post(
         url, content=body, timeout=30,
         headers={"Content-Type": "application/json", "X-Liebian-Timestamp": ts,

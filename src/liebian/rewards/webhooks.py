@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 from sqlalchemy import Row, select, update
 from sqlalchemy.orm import Session
 
+from liebian import urlguard
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.lazy import lazy_import
@@ -88,7 +89,7 @@ def _check_url(url: str) -> str:
         raise LedgerError("invalid", f"url: {url!r} is not an http(s) URL", 422)
     if len(url) > 500:
         raise LedgerError("invalid", "url: longer than 500 characters", 422)
-    return url
+    return urlguard.check_url(url, "url")
 
 
 def _check_events(event_types: list[str] | None) -> str:
@@ -352,10 +353,13 @@ def _attempt(
             "X-Liebian-Signature": sign(secret, timestamp, body),
         }
         try:
+            urlguard.check_before_send(endpoint.url)  # again: the name may point elsewhere now
             response = client.post(endpoint.url, content=body, headers=headers)
             status_code = response.status_code
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}: {response.text[:200]}"
+        except urlguard.UnsafeURL as exc:
+            error = exc.message[:500]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
     duration_ms = int((time.perf_counter() - started) * 1000)

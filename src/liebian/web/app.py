@@ -12,13 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import exc as sa_exc
 
 from liebian import __version__
 from liebian.auth.bootstrap import ensure_first_admin
 from liebian.auth.deps import AuditMiddleware, SecurityHeadersMiddleware, authorize
 from liebian.bootstrap import bootstrap
 from liebian.config import get_settings
-from liebian.db import migrate
+from liebian.db import migrate, pool
 from liebian.db.locks import ProcessLock
 from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
@@ -133,11 +134,22 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         ]
         return JSONResponse(status_code=422, content={"detail": "invalid request", "errors": problems})
 
+    async def _store_busy(request: Request, exc: Exception) -> JSONResponse:
+        # every pooled connection in use (or the server out of them): 503 and when to retry, never a 500
+        busy = pool.unavailable_error(exc)
+        if busy is None:
+            raise exc
+        return await _domain_error(request, busy)
+
+    app.add_exception_handler(sa_exc.TimeoutError, _store_busy)
+    app.add_exception_handler(sa_exc.OperationalError, _store_busy)
+
     @app.exception_handler(DomainError)
     async def _domain_error(request: Request, exc: DomainError) -> JSONResponse:
         # The one translation of a refused request: status, stable code, field, both languages.
         lang = request_lang(request.headers.get("accept-language"), request.query_params.get("lang"))
-        return JSONResponse(status_code=exc.status, content=exc.response_body(lang))
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        return JSONResponse(status_code=exc.status, content=exc.response_body(lang), headers=headers)
 
     @app.get("/api/v1/health", tags=["system"], response_model=Health)
     def health() -> dict:

@@ -19,6 +19,7 @@ from liebian.automation import service
 from liebian.automation.service import AutomationError
 from liebian.config import get_settings
 from liebian.db.session import session_scope
+from liebian.urlguard import UnsafeURL
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 
@@ -287,7 +288,7 @@ def journey_create(
                 service.set_status(s, journey["id"], "paused")
     except ValidationError as exc:
         return flash_fragment(_validation_text(exc), ok=False)
-    except AutomationError as exc:
+    except (AutomationError, UnsafeURL) as exc:
         return flash_fragment(exc.message, ok=False)
     return htmx_redirect(f"/journeys/{journey['id']}")
 

@@ -42,8 +42,11 @@ def login_form(request: Request, username: str = Form(""), password: str = Form(
             token, _csrf = service.create_session(s, user, client_ip(request))
         except service.AuthError as exc:
             error = exc
-    if error is not None:
-        return _login_page(request, error.message, error.status)
+    if error is not None:  # the same page for every refusal; a throttled address is told when to retry
+        page = _login_page(request, error.message, error.status)
+        if error.retry_after is not None:
+            page.headers["Retry-After"] = str(error.retry_after)
+        return page
     response = RedirectResponse("/", status_code=303)
     set_session_cookie(response, token)
     return response

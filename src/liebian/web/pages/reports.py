@@ -21,6 +21,7 @@ from liebian.db.session import session_scope
 from liebian.reports import service
 from liebian.reports.api import xlsx_response
 from liebian.reports.service import TARGET_METRICS, ReportError
+from liebian.urlguard import UnsafeURL
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 
@@ -344,7 +345,7 @@ def subscription_create(
     try:
         with session_scope() as s:
             service.subscribe(s, kind, channel, address.strip(), secret or None)
-    except ReportError as exc:
+    except (ReportError, UnsafeURL) as exc:
         return flash_fragment(exc.message, ok=False)
     return _reload()
 

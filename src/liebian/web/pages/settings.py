@@ -17,6 +17,7 @@ from liebian.db.session import session_scope
 from liebian.monitor import notifications as monitor_notifications
 from liebian.monitor import service as monitor
 from liebian.monitor.service import MonitorError
+from liebian.urlguard import UnsafeURL
 from liebian.web.console import render
 from liebian.web.i18n import locale_of, translator
 
@@ -79,7 +80,7 @@ def _write(request: Request, section: str, change, done) -> Response:
     try:
         with session_scope() as s:
             result = change(s, actor, ip)
-    except (AuthError, MonitorError) as exc:
+    except (AuthError, MonitorError, UnsafeURL) as exc:
         return _refused(request, section, exc.message)
     message, secret, ok = done(result, t)
     return _section(request, section, message, ok=ok, secret=secret)
