@@ -14,10 +14,10 @@ import os
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liebian.campaigns import outbox
+from liebian.campaigns import outbox, visits
 from liebian.campaigns.common import (
     CampaignError,
     audit,
@@ -94,9 +94,20 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
 
 
 def get_invite(
-    session: Session, campaign_id: str, p: Participant, *, channel: str = "share", now: datetime | None = None
+    session: Session,
+    campaign_id: str,
+    p: Participant,
+    *,
+    channel: str = "share",
+    now: datetime | None = None,
+    device_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
 ) -> dict:
-    """My invite link for a campaign and channel (渠道活码): the same code until it expires."""
+    """My invite link for a campaign and channel (渠道活码): the same code until it expires.
+
+    The device and IP + user agent the inviter asked from are remembered (hashed) as theirs: their
+    own clicks on the link never count (`visits`)."""
     now = now or utcnow()
     c = load_campaign(session, campaign_id)
     rules = live_rules(session, c, now)
@@ -130,16 +141,33 @@ def get_invite(
         audit(session, "invite.create", c.id, {"channel": channel}, entity="invite", entity_id=inv.id)
     elif p.nickname and p.nickname != inv.nickname:
         inv.nickname = p.nickname
+    visits.lock_inviter(session, c.id, pid)
+    visits.record_own(session, inv, visits.visitor_of(pid, device_id, ip, user_agent), now)
+    session.refresh(inv)
     return invite_view(inv)
 
 
 def click(
-    session: Session, code: str, *, ip: str | None = None, user_agent: str | None = None
+    session: Session,
+    code: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    device_id: str | None = None,
+    id_type: str | None = None,
+    visitor_id: str | None = None,
+    minted: str | None = None,
 ) -> tuple[Invite, str]:
-    """Record a click on an invite link (an `invite_click` event) and return where to send the browser."""
+    """Record a click on an invite link (an `invite_click` event) and return where to send the browser.
+
+    The invite's click count moves only for a distinct visitor who is not the inviter (`visits`):
+    the visitor's person (`id_type`/`visitor_id`, when OneID knows it), else device (`device_id`,
+    or the visitor cookie), else IP + user agent; `minted` is the cookie set by this click."""
     now = utcnow()
     inv = verify_code(session, code, now)
-    session.execute(update(Invite).where(Invite.id == inv.id).values(clicks=Invite.clicks + 1))
+    person = visits.known_person(session, id_type, visitor_id)
+    visitor = visits.visitor_of(person, device_id, ip, user_agent)
+    outcome = visits.count_click(session, inv, visitor, now, minted=minted)
     code = invite_code(inv)
     outbox.record_event(
         session,
@@ -149,8 +177,8 @@ def click(
         campaign_id=inv.campaign_id,
         code=code,
         channel=inv.channel,
-        ip=ip,
-        props={"user_agent": user_agent or ""},
+        ip=visits.net_hash(ip),  # the warehouse keeps the keyed hash, never the address
+        props={"user_agent": user_agent or "", "visit": outcome},
         key=f"click:{inv.id}:{os.urandom(6).hex()}",
     )
     c = session.get_one(Campaign, inv.campaign_id)

@@ -149,6 +149,9 @@ class Participant(BaseModel):
 
 class InviteRequest(Participant):
     channel: str = Field("share", max_length=64, description="渠道: share, poster, wecom_group, store …")
+    device_id: str | None = Field(None, max_length=128, description="the inviter's device (their clicks)")
+    ip: str | None = Field(None, max_length=64, description="the inviter's IP; default the caller's")
+    user_agent: str | None = Field(None, max_length=512, description="default the caller's")
 
 
 class AcceptRequest(Participant):
