@@ -56,7 +56,10 @@ def clicks(api: Api, code: str) -> int:
 def test_the_sharers_own_clicks_never_unlock_the_coupon(api: Api) -> None:
     code = coupon(api, shares=5)
     for _ in range(5):  # the sharer's own phone: same IP and user agent as when the code was made
-        assert api.c.get(f"/i/{code}", headers={"user-agent": SHARER_UA}, follow_redirects=False).status_code == 302
+        assert (
+            api.c.get(f"/i/{code}", headers={"user-agent": SHARER_UA}, follow_redirects=False).status_code
+            == 302
+        )
     api.c.cookies.clear()
     for _ in range(3):  # dropping the cookie does not make them a stranger
         api.c.cookies.clear()

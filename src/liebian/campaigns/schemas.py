@@ -6,12 +6,11 @@ on every edit; contradictory rules are reported together, each naming its field.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from liebian.schemas import UtcDateTime
+from liebian.schemas import EdgeDateTime, UtcDateTime
 
 CAMPAIGN_TYPES = ("invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard")
 
@@ -77,8 +76,8 @@ class CampaignRules(BaseModel):
     type: Literal["invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard"]
     title: str = Field(min_length=1, max_length=200)
     rules_text: str = ""
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: EdgeDateTime | None = None
+    end_at: EdgeDateTime | None = None
     attribution: Literal["first_touch", "last_touch"] = "first_touch"
     claim_window_days: float = Field(7, gt=0, description="invite → qualifying event")
     invite_ttl_days: float = Field(30, gt=0)
@@ -165,7 +164,7 @@ class ConversionRequest(Participant):
     order_id: str = Field(min_length=1, max_length=128)
     event: str = Field("order", max_length=64, description="order, or a custom event name")
     amount_fen: int = Field(0, ge=0)
-    ts: datetime | None = None
+    ts: EdgeDateTime | None = None
     region: str | None = None
     store: str | None = None
     device_id: str | None = Field(None, max_length=128)

@@ -46,7 +46,7 @@ class Visitor:
     device: str | None = None
     net: str | None = None
 
-    def keys(self) -> list[str]:
+    def ids(self) -> list[str]:
         return [k for k in (self.person, self.device, self.net) if k]
 
 
@@ -118,7 +118,7 @@ def record_own(session: Session, inv: Invite, me: Visitor, now: datetime, *, cli
     """Remember the identifiers the inviter was seen with (creating or fetching the code, or
     clicking their own link); a self-click adds one to the strongest of them."""
     rows = []
-    for key in me.keys():
+    for key in me.ids():
         row = _row(session, inv.campaign_id, inv.inviter_person_id, OWN + key)
         if row is None:
             row = _add(session, inv, OWN + key, now, own=True, counted=False)
@@ -132,7 +132,7 @@ def record_own(session: Session, inv: Invite, me: Visitor, now: datetime, *, cli
 def _is_own(session: Session, inv: Invite, v: Visitor) -> bool:
     if v.person == f"p{inv.inviter_person_id}":
         return True
-    own_keys = [OWN + k for k in v.keys()]
+    own_keys = [OWN + k for k in v.ids()]
     if not own_keys:
         return False
     found = session.scalar(
@@ -163,7 +163,7 @@ def count_click(
         return "own"
     if cookie and _row(session, inv.campaign_id, inv.inviter_person_id, cookie) is None:
         _add(session, inv, cookie, now, own=False, counted=False)  # the same visitor as this click
-    keys = v.keys()
+    keys = v.ids()
     if not keys:  # nothing at all to tell visitors apart: not countable
         return "repeat"
     key = keys[0]

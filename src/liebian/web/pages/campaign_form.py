@@ -35,7 +35,7 @@ def _utc_from_local(text: str) -> str:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=brand_zone())
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def _fen_from_yuan(text: str) -> int:
