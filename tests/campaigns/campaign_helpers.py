@@ -46,12 +46,14 @@ TYPE_RULES: dict[str, dict[str, Any]] = {
     },
     "assist": {
         "type": "assist",
+        "platforms": ["app"],  # 助力 pays for forwarding: banned in WeChat (诱导分享), a risk elsewhere
         "require_new_friend": False,
         "qualifying_event": {"kind": "signup"},
         "assist": {"required": 2, "reward": {"code": "CUT", "value_fen": 800}},
     },
     "share_coupon": {
         "type": "share_coupon",
+        "platforms": ["app"],  # a reward for shares: banned in WeChat (诱导分享), a risk elsewhere
         "qualifying_event": {"kind": "signup"},
         "inviter_reward": {"code": "SHARE", "value_fen": 100},
         "friend_reward": {"code": "WELCOME", "value_fen": 100},

@@ -107,6 +107,11 @@ class CampaignRules(BaseModel):
     consent_step: bool = False
     reward_value_disclosed: bool = True
     forced_sharing: bool = False
+    platforms: list[str] = Field(
+        default_factory=lambda: ["wechat"],
+        description="where the links are shared (wechat, wecom, app, web, douyin…): WeChat's "
+        "external-link rules apply in wechat and wecom",
+    )
 
     def rewards(self) -> list[Reward]:
         out = [t.reward for t in self.tiers]
@@ -211,6 +216,11 @@ class ComplianceFinding(BaseModel):
     rule: str
     field: str
     message: str
+    message_zh: str = ""
+    citation: str = Field("", description="the platform rule, law or plan the finding rests on")
+    citation_zh: str = ""
+    suggestion: str = Field("", description="a safer alternative")
+    suggestion_zh: str = ""
     score: int | None = Field(None, description="soft findings: what it adds to the risk score")
 
 
