@@ -42,6 +42,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "campaigns.type.share_coupon": ("分享领券", "Share for a coupon"),
     "campaigns.type.leaderboard": ("排行榜", "Leaderboard"),
     "campaigns.state.accepted": ("已接受", "accepted"),
+    "campaigns.state.qualified": ("已达标", "qualified"),
     "campaigns.state.held": ("待审核", "held"),
     "campaigns.state.blocked": ("已拦截", "blocked"),
     "campaigns.state.refunded": ("已退款", "refunded"),
