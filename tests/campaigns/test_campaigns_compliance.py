@@ -32,8 +32,13 @@ def test_share_for_coupon_with_five_shares_is_induced_sharing(api: Api) -> None:
     report = api.c.get("/api/v1/campaigns/share5/compliance").json()
     assert report["passed"] is False
     (found,) = [h for h in report["hard"] if h["rule"] == "induced_sharing"]
-    assert found["field"] == "shares_required" and "5" in found["message"] and "诱导分享" in found["message_zh"]
-    assert "《微信外部链接内容管理规范》" in found["citation"] and "《微信外部链接内容管理规范》" in found["citation_zh"]
+    assert (
+        found["field"] == "shares_required" and "5" in found["message"] and "诱导分享" in found["message_zh"]
+    )
+    assert (
+        "《微信外部链接内容管理规范》" in found["citation"]
+        and "《微信外部链接内容管理规范》" in found["citation_zh"]
+    )
     assert found["suggestion"] and found["suggestion_zh"]
     r = api.c.post("/api/v1/campaigns/share5/launch")
     assert r.status_code == 422 and r.json()["code"] == "compliance_failed"

@@ -105,7 +105,7 @@ def test_create_fix_launch_and_see_the_campaign_live_in_the_list(page, console_u
     page.locator("#campaign-status", has_text="进行中").wait_for()
     view = page.request.get(f"/api/v1/campaigns/{cid}").json()
     assert view["status"] == "live" and view["version"] == 1
-    assert view["rules"]["start_at"] == "2026-01-01T01:00:00"  # 09:00 in Shanghai is 01:00 UTC
+    assert view["rules"]["start_at"] == "2026-01-01T01:00:00Z"  # 09:00 in Shanghai is 01:00 UTC
     assert view["rules"]["budget_fen"] == 100_000
 
     page.goto("/campaigns?status=live")

@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 
+from campaigns.campaign_helpers import Api, rules
 from liebian.web.app import create_app
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "campaigns"))
-from campaign_helpers import Api, rules  # noqa: E402  (the campaign tests' helpers)
 
 
 @pytest.fixture
@@ -21,7 +16,9 @@ def api(store: str, admin_headers):
         yield Api(client)
 
 
-@pytest.mark.parametrize(("lang", "qualified", "accepted"), [("zh-CN", "已达标", "已接受"), ("en", "qualified", "accepted")])
+@pytest.mark.parametrize(
+    ("lang", "qualified", "accepted"), [("zh-CN", "已达标", "已接受"), ("en", "qualified", "accepted")]
+)
 def test_a_qualified_referral_reads_qualified(api: Api, lang: str, qualified: str, accepted: str) -> None:
     api.create(rules("double_sided"), "labels")
     code = api.invite("labels", "alice")["code"]
@@ -32,3 +29,11 @@ def test_a_qualified_referral_reads_qualified(api: Api, lang: str, qualified: st
     assert page.status_code == 200, page.text[:300]
     rows = page.text.split('id="referrals"', 1)[1]
     assert rows.count(f">{qualified}<") == 1 and rows.count(f">{accepted}<") == 1
+
+
+def test_the_compliance_panel_cites_the_rule_and_a_safer_alternative(api: Api) -> None:
+    api.create(rules("share_coupon", platforms=["wechat"], shares_required=5), "share5", launch=False)
+    zh = api.c.get("/campaigns/share5", params={"lang": "zh-CN"}).text
+    en = api.c.get("/campaigns/share5", params={"lang": "en"}).text
+    assert "《微信外部链接内容管理规范》" in zh and "诱导分享" in zh and "建议" in zh
+    assert "induced sharing" in en and "Safer alternative" in en

@@ -198,7 +198,8 @@ def induced_sharing(rules: CampaignRules) -> list[Finding]:
 
 def in_wechat(rules: CampaignRules) -> bool:
     """Whether the campaign's links are shared inside WeChat (WeChat's link rules apply)."""
-    return bool({p.strip().lower() for p in rules.platforms} & {"wechat", "wecom", "weixin"})
+    named = {p.strip().lower() for p in rules.platforms if p.strip()}
+    return not named or bool(named & {"wechat", "wecom", "weixin"})  # unnamed: assume WeChat
 
 
 def _hard(rules: CampaignRules) -> list[Finding]:
@@ -219,12 +220,12 @@ def _soft(rules: CampaignRules) -> list[ScoredFinding]:
     soft: list[ScoredFinding] = []
 
     def add(score: int, rule: str, fld: str, **values: Any) -> None:
-        soft.append({**finding(rule, fld, **values), "score": score})  # type: ignore[typeddict-item]  # Finding + score
+        soft.append({**finding(rule, fld, **values), "score": score})
 
     if not in_wechat(rules):  # outside WeChat a reward for sharing is still a risk, not a ban
         for f in induced_sharing(rules):
             if f["rule"] == "induced_sharing":
-                soft.append({**f, "score": 30})  # type: ignore[typeddict-item]  # Finding + score
+                soft.append({**f, "score": 30})
     if rules.per_inviter_cap and rules.per_inviter_cap > PLAN_CAP:
         add(20, "invite_cap_high", "per_inviter_cap", cap=rules.per_inviter_cap, plan=PLAN_CAP)
     if rules.budget_fen is None and rules.stock is None:

@@ -105,6 +105,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "campaigns.f.consent_step": ("有用户授权步骤", "Has a consent step"),
     "campaigns.f.reward_value_disclosed": ("已公示奖励价值", "Reward value disclosed"),
+    "campaigns.f.platforms": (
+        "分享平台（wechat、wecom、app、web、douyin…；微信内适用《微信外部链接内容管理规范》）",
+        "Shared on (wechat, wecom, app, web, douyin…; WeChat's external-link rules apply in WeChat)",
+    ),
+    "campaigns.citation": ("依据", "Rule"),
+    "campaigns.suggestion": ("建议", "Safer alternative"),
+    "campaigns.rule.induced_sharing": ("禁止以奖励诱导分享", "No rewards for sharing (诱导分享)"),
     "campaigns.f.forced_sharing": ("要求强制分享（违规）", "Requires sharing (forbidden)"),
     "campaigns.f.note": ("版本说明", "Version note"),
     "campaigns.f.tier": ("第 {n} 档", "Tier {n}"),

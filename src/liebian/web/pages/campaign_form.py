@@ -207,6 +207,7 @@ def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[
                 Field("consent_step", "campaigns.f.consent_step", "checkbox"),
                 Field("reward_value_disclosed", "campaigns.f.reward_value_disclosed", "checkbox"),
                 Field("forced_sharing", "campaigns.f.forced_sharing", "checkbox"),
+                Field("platforms", "campaigns.f.platforms", "list"),
             ],
         ),
     ]
