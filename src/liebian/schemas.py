@@ -77,3 +77,11 @@ def parse_edge_datetime(text: str) -> datetime:
         return _EDGE.validate_python(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         raise ValueError(f"{text!r} is not a time: use 2026-12-31, 2026-12-31T08:00, …Z or …+08:00") from None
+
+
+def to_local(value: datetime) -> datetime:
+    """A time as naive local time of the display zone (for inputs that name a local hour or day):
+    an aware time converted, a naive one taken as local already."""
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(ZoneInfo(get_settings().timezone)).replace(tzinfo=None)

@@ -15,6 +15,7 @@ from liebian.campaigns.common import rules_of
 from liebian.campaigns.models import CampaignVersion
 from liebian.cli import app as cli_app
 from liebian.db.session import session_scope
+from liebian.identity.models import IdentityLink
 from liebian.web.app import create_app
 
 
@@ -85,3 +86,17 @@ def test_cli_times_take_a_zone(store: str) -> None:
         assert out.exit_code == 0, out.output
     bad = runner.invoke(cli_app, ["ledger", "release", "--as-of", "yesterday"])
     assert bad.exit_code == 2 and "not a time" in bad.output
+
+
+@pytest.mark.parametrize("sent", ["2026-06-01T00:00:00Z", "2026-06-01T08:00:00+08:00", "2026-06-01T08:00:00"])
+def test_link_evidence_time_with_a_zone_is_stored_as_utc(api: Api, sent: str) -> None:
+    body = {
+        "a": {"id_type": "unionid", "id": f"u-{len(sent)}"},
+        "b": {"id_type": "device_id", "id": f"d-{len(sent)}"},
+        "observed_at": sent,
+    }
+    r = api.c.post("/api/v1/identities/link", json=body)
+    assert r.status_code == 200, r.text
+    with session_scope() as s:
+        observed = s.scalar(select(IdentityLink.observed_at).order_by(IdentityLink.id.desc()).limit(1))
+    assert observed is not None and observed.isoformat() == "2026-06-01T00:00:00"
