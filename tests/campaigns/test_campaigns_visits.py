@@ -3,8 +3,11 @@ SQLite and PostgreSQL; repeated self-clicks are scored by the fraud rules (throu
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 from campaign_helpers import Api, rules
 from fastapi.testclient import TestClient
@@ -155,3 +158,23 @@ def test_repeated_self_clicks_are_scored_at_accept(api: Api) -> None:
     api.click(code2)
     r = api.accept(code2, "fred", device_id="fred-phone")
     assert "SELF_CLICKS" not in {s["code"] for s in r.json()["signals"]}
+
+
+def test_concurrent_clicks_count_each_visitor_once(live_server: str, admin_headers) -> None:
+    """Against the real server (uvicorn): 30 simultaneous opens by bob and one each by 10 friends
+    count 11 visitors."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    with httpx.Client(base_url=live_server, timeout=60, limits=limits, headers=admin_headers) as client:
+        api = Api(client)
+        code = coupon(api, shares=11)
+        visitors = ["bob"] * 30 + [f"friend{i}" for i in range(10)]
+        gate = threading.Barrier(len(visitors))
+
+        def open_link(who: str) -> int:
+            gate.wait()
+            return api.click(code, who).status_code
+
+        with ThreadPoolExecutor(max_workers=len(visitors)) as pool:
+            assert set(pool.map(open_link, visitors)) == {302}
+        assert clicks(api, code) == 11
+        assert claim(api, 11).status_code == 200
