@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from liebian.campaigns.models import InviteVisit
 from liebian.config import get_settings
 from liebian.db.session import session_scope
+from liebian.identity.keys import person_id_for
 from liebian.web.app import create_app
 
 SHARER_UA = "Mozilla/5.0 (iPhone; sharer) MicroMessenger/8.0"
@@ -178,3 +179,17 @@ def test_concurrent_clicks_count_each_visitor_once(live_server: str, admin_heade
             assert set(pool.map(open_link, visitors)) == {302}
         assert clicks(api, code) == 11
         assert claim(api, 11).status_code == 200
+
+
+def test_the_sharers_visits_follow_a_oneid_merge(api: Api) -> None:
+    code = coupon(api, shares=1)  # alice's link, asked for from her phone
+    r = api.c.post("/api/v1/campaigns/coupon1/invites", json={"id_type": "openid", "id": "o-0"})
+    assert r.status_code == 200, r.text
+    assert person_id_for("openid", "o-0") < person_id_for("unionid", "alice")  # o-0's person survives
+    link = {"a": {"id_type": "unionid", "id": "alice"}, "b": {"id_type": "openid", "id": "o-0"}}
+    assert api.c.post("/api/v1/identities/link", json=link).json()["outcome"] == "merged"
+    info = api.c.get(f"/api/v1/invites/{code}")
+    assert info.status_code == 200, info.text
+    api.c.cookies.clear()
+    api.c.get(f"/i/{code}", headers={"user-agent": SHARER_UA})  # still alice's own phone
+    assert clicks(api, code) == 0

@@ -32,6 +32,7 @@ from liebian.campaigns.participants import resolve_person
 from liebian.campaigns.schemas import Participant
 from liebian.config import get_settings
 from liebian.db.base import utcnow
+from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 
 CODE_RE = re.compile(r"^[a-z2-7]{23}$")
@@ -68,6 +69,17 @@ def invite_view(inv: Invite) -> dict:
     }
 
 
+def _signed_for(session: Session, inv: Invite, mac: str) -> bool:
+    """Whether the code's signature is the invite's: signed for its inviter, or for a person OneID
+    merged into the inviter since (the invite then moved to the survivor, its code stays valid)."""
+    if hmac.compare_digest(_code_mac(inv.token, inv.campaign_id, inv.inviter_person_id), mac):
+        return True
+    return any(
+        hmac.compare_digest(_code_mac(inv.token, inv.campaign_id, old), mac)
+        for old in identity.merged_from(session, inv.inviter_person_id)
+    )
+
+
 def verify_code(session: Session, code: str, now: datetime | None = None) -> Invite:
     """The invite a code stands for: 400 malformed or forged, 404 unknown, 410 expired."""
     code = (code or "").strip().lower()
@@ -80,8 +92,7 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
         session.info.setdefault("campaign_refs", []).append(row[1])
     if inv is None:
         raise CampaignError(404, "unknown_code", "no such invite code", field="code")
-    expected = _code_mac(inv.token, inv.campaign_id, inv.inviter_person_id)
-    if not hmac.compare_digest(expected, code[13:]):
+    if not _signed_for(session, inv, code[13:]):
         raise CampaignError(400, "forged_code", "the invite code's signature does not match", field="code")
     if (now or utcnow()) > inv.expires_at:
         raise CampaignError(

@@ -195,3 +195,30 @@ def self_clicks(session: Session, campaign_id: str, inviter: int) -> int:
         )
     )
     return int(total or 0)
+
+
+def follow_merge(session: Session, merged: int, survivor: int) -> None:
+    """An inviter merged into another person (OneID): their visits become the survivor's; a visitor
+    both had keeps the survivor's row, with the clicks of both."""
+    theirs = set(
+        session.execute(
+            select(InviteVisit.campaign_id, InviteVisit.visitor_key).where(
+                InviteVisit.inviter_person_id == survivor
+            )
+        ).tuples()
+    )
+    for row in session.scalars(select(InviteVisit).where(InviteVisit.inviter_person_id == merged)).all():
+        if (row.campaign_id, row.visitor_key) in theirs:
+            session.execute(
+                update(InviteVisit)
+                .where(
+                    InviteVisit.inviter_person_id == survivor,
+                    InviteVisit.campaign_id == row.campaign_id,
+                    InviteVisit.visitor_key == row.visitor_key,
+                )
+                .values(clicks=InviteVisit.clicks + row.clicks)
+            )
+            session.delete(row)
+        else:
+            row.inviter_person_id = survivor
+    session.flush()
