@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     )
     # anti-fraud: phone prefixes of virtual operators (虚拟运营商), held for review by the inline check
     fraud_virtual_prefixes: list[str] = Field(default_factory=lambda: ["162", "165", "167", "170", "171"])
+    # campaigns/invites: a visitor known only by IP + user agent counts once within this window
+    # (a person or a device counts once per campaign and inviter)
+    visit_window_hours: float = Field(
+        default=24, gt=0, description="hours within which the same IP + user agent is one visitor"
+    )
     # security (auth/, privacy/): request body cap, per-client rate limit of public and anonymous
     # calls, the session cookie's Secure flag (default: on when base_url is https), retention in days
     max_request_bytes: int = Field(default=16 * 1024 * 1024, description="largest accepted request body")

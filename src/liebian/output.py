@@ -12,10 +12,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from liebian.cells import safe_record
+from liebian.schemas import parse_edge_datetime
 
 console = Console()
 err_console = Console(stderr=True)
@@ -25,6 +27,15 @@ class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+def edge_time(text: str) -> datetime:
+    """The `parser` of a CLI option that takes a time: `Z`, an offset (`+08:00`) or naive in the
+    configured display zone (a date alone: its midnight there), as naive UTC."""
+    try:
+        return parse_edge_datetime(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _plain(value: Any) -> Any:

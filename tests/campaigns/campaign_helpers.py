@@ -46,12 +46,14 @@ TYPE_RULES: dict[str, dict[str, Any]] = {
     },
     "assist": {
         "type": "assist",
+        "platforms": ["app"],  # 助力 pays for forwarding: banned in WeChat (诱导分享), a risk elsewhere
         "require_new_friend": False,
         "qualifying_event": {"kind": "signup"},
         "assist": {"required": 2, "reward": {"code": "CUT", "value_fen": 800}},
     },
     "share_coupon": {
         "type": "share_coupon",
+        "platforms": ["app"],  # a reward for shares: banned in WeChat (诱导分享), a risk elsewhere
         "qualifying_event": {"kind": "signup"},
         "inviter_reward": {"code": "SHARE", "value_fen": 100},
         "friend_reward": {"code": "WELCOME", "value_fen": 100},
@@ -96,8 +98,14 @@ class Api:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def click(self, code: str) -> httpx.Response:
-        return self.c.get(f"/i/{code}", follow_redirects=False)
+    def click(self, code: str, visitor: str | None = None, **params: str) -> httpx.Response:
+        """Open the short link; `visitor` clicks from their own phone (device id and user agent),
+        otherwise from this client's address, user agent and visitor cookie."""
+        headers = {}
+        if visitor:
+            params.setdefault("device_id", f"phone-of-{visitor}")
+            headers["user-agent"] = f"Mozilla/5.0 (iPhone; {visitor}) MicroMessenger/8.0"
+        return self.c.get(f"/i/{code}", params=params, headers=headers, follow_redirects=False)
 
     def accept(self, code: str, uid: str, **extra: Any) -> httpx.Response:
         return self.c.post(

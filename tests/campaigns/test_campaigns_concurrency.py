@@ -58,7 +58,7 @@ def test_100_claims_on_a_budget_of_10_give_exactly_10(client: httpx.Client) -> N
     api = Api(client)
     api.create(rules("share_coupon", friend_reward=None, budget_fen=10 * 100), "budget")
     for i in range(100):
-        assert api.click(api.invite("budget", f"sharer{i}")["code"]).status_code == 302
+        assert api.click(api.invite("budget", f"sharer{i}")["code"], f"friend{i}").status_code == 302
     responses = burst(
         100,
         lambda i: client.post(

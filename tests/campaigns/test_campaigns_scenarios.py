@@ -60,7 +60,7 @@ def held(cid: str) -> Counter:
 def friend_joins(
     api: Api, code: str, uid: str, cid: str, order_id: str | None = None, amount: int = 9900
 ) -> dict:
-    assert api.click(code).status_code == 302
+    assert api.click(code, uid).status_code == 302
     r = api.accept(code, uid)
     assert r.status_code == 201, r.text
     if order_id:

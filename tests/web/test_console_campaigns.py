@@ -105,7 +105,7 @@ def test_create_fix_launch_and_see_the_campaign_live_in_the_list(page, console_u
     page.locator("#campaign-status", has_text="进行中").wait_for()
     view = page.request.get(f"/api/v1/campaigns/{cid}").json()
     assert view["status"] == "live" and view["version"] == 1
-    assert view["rules"]["start_at"] == "2026-01-01T01:00:00"  # 09:00 in Shanghai is 01:00 UTC
+    assert view["rules"]["start_at"] == "2026-01-01T01:00:00Z"  # 09:00 in Shanghai is 01:00 UTC
     assert view["rules"]["budget_fen"] == 100_000
 
     page.goto("/campaigns?status=live")
@@ -154,7 +154,7 @@ def test_detail_lists_the_referrals_the_service_knows(page, console_store) -> No
         assert cells[1] == str(referral["inviter_person_id"]) and cells[2] == str(
             referral["friend_person_id"]
         )
-        assert cells[5] == "已接受"
+        assert cells[5] == "已达标"  # qualified at signup: 已达标, no longer 已接受
     # rewards by state come from the ledger: 2 referrals x (inviter + friend), pending while on hold
     rewards = page.locator("table#rewards tbody tr").first.locator("td").all_inner_texts()
     assert rewards[0].startswith("待发放") and rewards[1] == "4" and rewards[2] == "¥30.00"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -35,6 +34,7 @@ from liebian.auth.schemas import (
 )
 from liebian.cells import safe_record
 from liebian.db.session import session_scope
+from liebian.schemas import EdgeDateTime
 
 router = APIRouter(tags=["auth"])
 
@@ -196,15 +196,13 @@ def policy_table() -> dict:
 def audit_log(
     actor: str | None = Query(None, max_length=128),
     action: str | None = Query(None, max_length=128, description="prefix, e.g. login or http.post"),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: EdgeDateTime | None = None,
+    until: EdgeDateTime | None = None,
     limit: int = Query(1000, ge=1, le=100_000),
 ) -> list[dict]:
     """The audit log (auditors only)."""
     with session_scope() as s:
-        return service.audit_entries(
-            s, actor=actor, action=action, since=_naive(since), until=_naive(until), limit=limit
-        )
+        return service.audit_entries(s, actor=actor, action=action, since=since, until=until, limit=limit)
 
 
 @router.get("/api/v1/auth/audit/verify", response_model=AuditVerify, responses=ERRORS)
@@ -233,10 +231,3 @@ def audit_export(fmt: str = Query("csv", pattern="^(csv|jsonl)$")) -> Response:
             safe_record({**r, "detail": json.dumps(r["detail"], ensure_ascii=False, sort_keys=True)})
         )
     return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-
-    return value.astimezone(UTC).replace(tzinfo=None)

@@ -3,6 +3,7 @@ accept, conversions, progress, leaderboard), plus the short link `/i/{code}` tha
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -41,6 +42,10 @@ from liebian.campaigns.schemas import (
 from liebian.db.session import session_scope
 from liebian.privacy import tokens
 from liebian.schemas import encode
+
+# The short link's visitor cookie: a random id, so a browser's clicks count as one visitor.
+VISITOR_COOKIE = "liebian_visitor"
+VISITOR_COOKIE_AGE = 365 * 24 * 3600
 
 # Warehouse events are queued in the operational store and moved to DuckDB off the request path.
 router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.warehouse_flusher))
@@ -136,8 +141,18 @@ def referrals(campaign_id: str):
 @router.post("/api/v1/campaigns/{campaign_id}/invites", response_model=MyInviteView)
 def my_invite(campaign_id: str, body: InviteRequest, request: Request):
     """My invite code and link for this campaign and channel (the same until it expires), and my
-    participant token (for progress and my/* with the public key)."""
-    view = _run(invites.get_invite, campaign_id, body, channel=body.channel)
+    participant token (for progress and my/* with the public key). The inviter's device and IP +
+    user agent (default: this request's) mark their own clicks."""
+    ip = body.ip or (request.client.host if request.client else None)
+    view = _run(
+        invites.get_invite,
+        campaign_id,
+        body,
+        channel=body.channel,
+        device_id=body.device_id,
+        ip=ip,
+        user_agent=body.user_agent or request.headers.get("user-agent"),
+    )
     return {**view, "participant_token": tokens.issue_for(request, body.id_type, view["inviter_person_id"])}
 
 
@@ -158,11 +173,30 @@ def invite_poster(code: str):
 
 
 @router.get("/i/{code}", include_in_schema=False, response_class=RedirectResponse, response_model=None)
-def click(code: str, request: Request):
-    """The short link: record the click (invite_click) and redirect to the landing page."""
+def click(
+    code: str,
+    request: Request,
+    id_type: str | None = Query(None, max_length=64),
+    id: str | None = Query(None, max_length=256),
+    device_id: str | None = Query(None, max_length=128),
+):
+    """The short link: record the click (invite_click) and redirect to the landing page. A click
+    counts once per distinct visitor (`invites.click`); the visitor cookie tells browsers apart."""
     ip = request.client.host if request.client else None
-    result = _run(lambda s: invites.click(s, code, ip=ip, user_agent=request.headers.get("user-agent"))[1])
-    return RedirectResponse(result, status_code=302)
+    cookie = request.cookies.get(VISITOR_COOKIE) or None
+    minted = None if cookie else secrets.token_hex(16)
+    result = _run(
+        lambda s: invites.click(
+            s, code, ip=ip, user_agent=request.headers.get("user-agent"), device_id=device_id or cookie,
+            id_type=id_type, visitor_id=id, minted=minted,
+        )[1]
+    )  # fmt: skip
+    response = RedirectResponse(result, status_code=302)
+    if minted:
+        response.set_cookie(
+            VISITOR_COOKIE, minted, max_age=VISITOR_COOKIE_AGE, path="/i/", httponly=True, samesite="lax"
+        )
+    return response
 
 
 @router.post(

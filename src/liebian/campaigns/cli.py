@@ -109,16 +109,16 @@ def compliance(campaign_id: str, fmt: Format = FMT) -> None:
     report = _call(service.compliance_report, campaign_id)
     if fmt is Format.json:
         emit(report, fmt)
-        return
-    rows = [
-        {"kind": "hard", "rule": h["rule"], "field": h["field"], "message": h["message"], "score": ""}
-        for h in report["hard"]
-    ]
-    rows += [{"kind": "soft", **s} for s in report["soft"]]
-    emit(rows, fmt, title=f"{campaign_id} v{report['version']} compliance")
-    verdict = "[green]passes[/green]" if report["passed"] else "[red]fails: launch is blocked[/red]"
-    console.print(f"{verdict}; risk score {report['risk_score']} ({report['risk_level']})")
-    if not report["passed"]:
+    else:
+        keys = ("rule", "field", "message", "message_zh", "citation", "suggestion")
+        rows = [{"kind": "hard", **{k: h[k] for k in keys}, "score": ""} for h in report["hard"]]
+        rows += [{"kind": "soft", **{k: f[k] for k in keys}, "score": f["score"]} for f in report["soft"]]
+        emit(rows, fmt, title=f"{campaign_id} v{report['version']} compliance")
+        verdict = "[green]passes[/green]" if report["passed"] else "[red]fails: launch is blocked[/red]"
+        (console if fmt is Format.table else err_console).print(
+            f"{verdict}; risk score {report['risk_score']} ({report['risk_level']})"
+        )
+    if not report["passed"]:  # every format: scripts and CI see the failure in the exit code
         raise typer.Exit(1)
 
 

@@ -206,7 +206,8 @@ def rules_of(session: Session, campaign_id: str, version: int, *, cache: bool = 
     )
     if text is None:
         raise CampaignError(404, "unknown_version", f"campaign {campaign_id} has no version {version}")
-    rules = CampaignRules.model_validate_json(text)
+    # stored before rule times carried a zone, a naive time there is UTC (later ones end in Z)
+    rules = CampaignRules.model_validate_json(text, context={"naive_utc": True})
     if cache:
         _rules_cache[key] = rules
     return rules

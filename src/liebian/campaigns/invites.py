@@ -14,10 +14,10 @@ import os
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liebian.campaigns import outbox
+from liebian.campaigns import outbox, visits
 from liebian.campaigns.common import (
     CampaignError,
     audit,
@@ -32,6 +32,7 @@ from liebian.campaigns.participants import resolve_person
 from liebian.campaigns.schemas import Participant
 from liebian.config import get_settings
 from liebian.db.base import utcnow
+from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 
 CODE_RE = re.compile(r"^[a-z2-7]{23}$")
@@ -68,6 +69,17 @@ def invite_view(inv: Invite) -> dict:
     }
 
 
+def _signed_for(session: Session, inv: Invite, mac: str) -> bool:
+    """Whether the code's signature is the invite's: signed for its inviter, or for a person OneID
+    merged into the inviter since (the invite then moved to the survivor, its code stays valid)."""
+    if hmac.compare_digest(_code_mac(inv.token, inv.campaign_id, inv.inviter_person_id), mac):
+        return True
+    return any(
+        hmac.compare_digest(_code_mac(inv.token, inv.campaign_id, old), mac)
+        for old in identity.merged_from(session, inv.inviter_person_id)
+    )
+
+
 def verify_code(session: Session, code: str, now: datetime | None = None) -> Invite:
     """The invite a code stands for: 400 malformed or forged, 404 unknown, 410 expired."""
     code = (code or "").strip().lower()
@@ -80,8 +92,7 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
         session.info.setdefault("campaign_refs", []).append(row[1])
     if inv is None:
         raise CampaignError(404, "unknown_code", "no such invite code", field="code")
-    expected = _code_mac(inv.token, inv.campaign_id, inv.inviter_person_id)
-    if not hmac.compare_digest(expected, code[13:]):
+    if not _signed_for(session, inv, code[13:]):
         raise CampaignError(400, "forged_code", "the invite code's signature does not match", field="code")
     if (now or utcnow()) > inv.expires_at:
         raise CampaignError(
@@ -94,9 +105,20 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
 
 
 def get_invite(
-    session: Session, campaign_id: str, p: Participant, *, channel: str = "share", now: datetime | None = None
+    session: Session,
+    campaign_id: str,
+    p: Participant,
+    *,
+    channel: str = "share",
+    now: datetime | None = None,
+    device_id: str | None = None,
+    ip: str | None = None,
+    user_agent: str | None = None,
 ) -> dict:
-    """My invite link for a campaign and channel (渠道活码): the same code until it expires."""
+    """My invite link for a campaign and channel (渠道活码): the same code until it expires.
+
+    The device and IP + user agent the inviter asked from are remembered (hashed) as theirs: their
+    own clicks on the link never count (`visits`)."""
     now = now or utcnow()
     c = load_campaign(session, campaign_id)
     rules = live_rules(session, c, now)
@@ -130,16 +152,33 @@ def get_invite(
         audit(session, "invite.create", c.id, {"channel": channel}, entity="invite", entity_id=inv.id)
     elif p.nickname and p.nickname != inv.nickname:
         inv.nickname = p.nickname
+    visits.lock_inviter(session, c.id, pid)
+    visits.record_own(session, inv, visits.visitor_of(pid, device_id, ip, user_agent), now)
+    session.refresh(inv)
     return invite_view(inv)
 
 
 def click(
-    session: Session, code: str, *, ip: str | None = None, user_agent: str | None = None
+    session: Session,
+    code: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    device_id: str | None = None,
+    id_type: str | None = None,
+    visitor_id: str | None = None,
+    minted: str | None = None,
 ) -> tuple[Invite, str]:
-    """Record a click on an invite link (an `invite_click` event) and return where to send the browser."""
+    """Record a click on an invite link (an `invite_click` event) and return where to send the browser.
+
+    The invite's click count moves only for a distinct visitor who is not the inviter (`visits`):
+    the visitor's person (`id_type`/`visitor_id`, when OneID knows it), else device (`device_id`,
+    or the visitor cookie), else IP + user agent; `minted` is the cookie set by this click."""
     now = utcnow()
     inv = verify_code(session, code, now)
-    session.execute(update(Invite).where(Invite.id == inv.id).values(clicks=Invite.clicks + 1))
+    person = visits.known_person(session, id_type, visitor_id)
+    visitor = visits.visitor_of(person, device_id, ip, user_agent)
+    outcome = visits.count_click(session, inv, visitor, now, minted=minted)
     code = invite_code(inv)
     outbox.record_event(
         session,
@@ -149,8 +188,8 @@ def click(
         campaign_id=inv.campaign_id,
         code=code,
         channel=inv.channel,
-        ip=ip,
-        props={"user_agent": user_agent or ""},
+        ip=visits.net_hash(ip),  # the warehouse keeps the keyed hash, never the address
+        props={"user_agent": user_agent or "", "visit": outcome},
         key=f"click:{inv.id}:{os.urandom(6).hex()}",
     )
     c = session.get_one(Campaign, inv.campaign_id)

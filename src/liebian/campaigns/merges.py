@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from liebian.campaigns import visits
 from liebian.campaigns.budget import bump
 from liebian.campaigns.models import CampaignOrder, CapCounter, Group, Invite, Referral
 
@@ -27,6 +28,7 @@ def follow_merges(session: Session, final: dict[int, int]) -> None:
 
 
 def _move_person(session: Session, merged: int, survivor: int) -> None:
+    visits.follow_merge(session, merged, survivor)
     session.execute(
         update(Invite).where(Invite.inviter_person_id == merged).values(inviter_person_id=survivor)
     )

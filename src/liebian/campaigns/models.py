@@ -74,6 +74,32 @@ class Invite(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class InviteVisit(Base):
+    """Who opened an inviter's links in a campaign: one row per distinct visitor, keyed by the
+    strongest identifier the click had (`p<person>`, `d<device HMAC>`, `n<IP+UA HMAC>`), and one
+    `own` row per identifier the inviter was seen with (`own:p…`, `own:d…`, `own:n…`). Only
+    keyed hashes are stored, never a raw IP or device id."""
+
+    __tablename__ = "campaign_invite_visits"
+    __table_args__ = (
+        UniqueConstraint(
+            "campaign_id", "inviter_person_id", "visitor_key", name="uq_campaign_invite_visits_visitor"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"))
+    inviter_person_id: Mapped[int] = mapped_column(BigInteger)
+    visitor_key: Mapped[str] = mapped_column(String(80))
+    own: Mapped[bool] = mapped_column(Boolean, default=False)
+    invite_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)  # every click, counted or not
+    visits: Mapped[int] = mapped_column(Integer, default=0)  # times counted as a distinct visitor
+    first_at: Mapped[datetime] = mapped_column(DateTime)
+    last_at: Mapped[datetime] = mapped_column(DateTime)
+    counted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class Referral(Base):
     """Who brought whom in a campaign: one row per friend and campaign (attribution target)."""
 

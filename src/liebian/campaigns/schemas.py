@@ -6,12 +6,11 @@ on every edit; contradictory rules are reported together, each naming its field.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from liebian.schemas import UtcDateTime
+from liebian.schemas import EdgeDateTime, UtcDateTime
 
 CAMPAIGN_TYPES = ("invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard")
 
@@ -79,8 +78,8 @@ class PointsRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     per_yuan: int = Field(1, ge=0, le=10000, description="points per yuan of a referred purchase")
     multiplier: int = Field(2, ge=1, le=10, description="within the window (2 = double points)")
-    window_start: datetime | None = Field(None, description="default: the campaign's start_at")
-    window_end: datetime | None = Field(None, description="default: the campaign's end_at")
+    window_start: EdgeDateTime | None = Field(None, description="default: the campaign's start_at")
+    window_end: EdgeDateTime | None = Field(None, description="default: the campaign's end_at")
     earner: Literal["friend", "inviter", "both"] = Field("friend", description="who earns the points")
 
 
@@ -105,8 +104,8 @@ class CampaignRules(BaseModel):
     type: Literal["invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard"]
     title: str = Field(min_length=1, max_length=200)
     rules_text: str = ""
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: EdgeDateTime | None = None
+    end_at: EdgeDateTime | None = None
     attribution: Literal["first_touch", "last_touch"] = "first_touch"
     claim_window_days: float = Field(7, gt=0, description="invite → qualifying event")
     invite_ttl_days: float = Field(30, gt=0)
@@ -137,6 +136,11 @@ class CampaignRules(BaseModel):
     consent_step: bool = False
     reward_value_disclosed: bool = True
     forced_sharing: bool = False
+    platforms: list[str] = Field(
+        default_factory=lambda: ["wechat"],
+        description="where the links are shared (wechat, wecom, app, web, douyin…): WeChat's "
+        "external-link rules apply in wechat and wecom",
+    )
     variants: list[RuleVariant] = Field(
         default_factory=list, description="rules per region / store type; the first that matches applies"
     )
@@ -181,6 +185,9 @@ class Participant(BaseModel):
 
 class InviteRequest(Participant):
     channel: str = Field("share", max_length=64, description="渠道: share, poster, wecom_group, store …")
+    device_id: str | None = Field(None, max_length=128, description="the inviter's device (their clicks)")
+    ip: str | None = Field(None, max_length=64, description="the inviter's IP; default the caller's")
+    user_agent: str | None = Field(None, max_length=512, description="default the caller's")
 
 
 class AcceptRequest(Participant):
@@ -198,7 +205,7 @@ class ConversionRequest(Participant):
     order_id: str = Field(min_length=1, max_length=128)
     event: str = Field("order", max_length=64, description="order, or a custom event name")
     amount_fen: int = Field(0, ge=0)
-    ts: datetime | None = None
+    ts: EdgeDateTime | None = None
     region: str | None = None
     store: str | None = None
     device_id: str | None = Field(None, max_length=128)
@@ -245,6 +252,11 @@ class ComplianceFinding(BaseModel):
     rule: str
     field: str
     message: str
+    message_zh: str = ""
+    citation: str = Field("", description="the platform rule, law or plan the finding rests on")
+    citation_zh: str = ""
+    suggestion: str = Field("", description="a safer alternative")
+    suggestion_zh: str = ""
     score: int | None = Field(None, description="soft findings: what it adds to the risk score")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
-from typing import Any, Literal, TypedDict
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select, update
@@ -24,6 +24,7 @@ from liebian.campaigns.common import (
     load_campaign,
     rules_of,
 )
+from liebian.campaigns.compliance import Compliance, check_rules
 from liebian.campaigns.models import Campaign, CampaignAudit, CampaignVersion
 from liebian.campaigns.outbox import drain_warehouse
 from liebian.campaigns.schemas import CampaignRules
@@ -243,92 +244,10 @@ def versions(session: Session, campaign_id: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- compliance and lifecycle
 
 
-class Finding(TypedDict):
-    """A compliance rule the campaign breaks, and the field to change."""
-
-    rule: str
-    field: str
-    message: str
-
-
-class ScoredFinding(Finding):
-    score: int  # what the finding adds to the risk score
-
-
-class Compliance(TypedDict):
-    passed: bool  # no hard finding: the campaign may launch
-    hard: list[Finding]
-    soft: list[ScoredFinding]
-    risk_score: int
-    risk_level: Literal["high", "medium", "low"]
-
-
 def compliance(rules: CampaignRules) -> Compliance:
-    """Hard rules block launch; soft findings add up to a compliance risk score (0–100)."""
-    hard: list[Finding] = []
-    soft: list[ScoredFinding] = []
-    if rules.per_inviter_cap is None:
-        hard.append(
-            {
-                "rule": "invite_cap",
-                "field": "per_inviter_cap",
-                "message": "no per-inviter invite cap (邀请上限)",
-            }
-        )
-    if len(rules.rules_text.strip()) < 10:
-        hard.append(
-            {"rule": "rules_text", "field": "rules_text", "message": "no published rules text (活动规则)"}
-        )
-    if rules.collects and not rules.consent_step:
-        hard.append(
-            {
-                "rule": "consent",
-                "field": "consent_step",
-                "message": f"collects {', '.join(rules.collects)} without a consent step (用户授权)",
-            }
-        )
-    if not rules.reward_value_disclosed:
-        hard.append(
-            {
-                "rule": "reward_disclosure",
-                "field": "reward_value_disclosed",
-                "message": "reward value not disclosed",
-            }
-        )
-    if rules.forced_sharing:
-        hard.append(
-            {
-                "rule": "forced_sharing",
-                "field": "forced_sharing",
-                "message": "forced sharing (诱导分享) is not allowed",
-            }
-        )
-
-    def add(rule: str, fld: str, message: str, score: int) -> None:
-        soft.append({"rule": rule, "field": fld, "message": message, "score": score})
-
-    if rules.per_inviter_cap and rules.per_inviter_cap > 3:
-        add("invite_cap_high", "per_inviter_cap", f"cap {rules.per_inviter_cap} above the recommended 3", 20)
-    if rules.budget_fen is None and rules.stock is None:
-        add("no_budget", "budget_fen", "no budget or stock cap", 15)
-    if rules.hold_days < 7:
-        add("short_hold", "hold_days", f"hold {rules.hold_days} d is shorter than a 7-day refund window", 10)
-    if rules.end_at is None:
-        add("open_ended", "end_at", "no end date", 10)
-    if rules.per_device_cap is None and rules.per_ip_cap is None:
-        add("no_device_cap", "per_device_cap", "no per-device or per-IP cap", 10)
-    if "phone" in rules.collects:
-        add("collects_phone", "collects", "collects phone numbers", 5)
-    if not rules.regions and not rules.stores:
-        add("no_scope", "regions", "no region/store scoping (regional rules may differ)", 5)
-    score = min(100, sum(s["score"] for s in soft))
-    return {
-        "passed": not hard,
-        "hard": hard,
-        "soft": soft,
-        "risk_score": score,
-        "risk_level": "high" if score >= 40 else "medium" if score >= 20 else "low",
-    }
+    """Hard rules block launch; soft findings add up to a compliance risk score (0–100). The
+    check reads the mechanics (`campaigns.compliance.check_rules`, callable per variant)."""
+    return check_rules(rules)
 
 
 def compliance_report(session: Session, campaign_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from liebian.campaigns import visits
 from liebian.campaigns.budget import bump
 from liebian.campaigns.models import Referral
 from liebian.config import get_settings
@@ -58,8 +59,10 @@ class InlineConfig:
             "DEVICE_NOT_NEW": 50,
             "CAP_HIT": 30,
             "CIRCULAR": 100,
+            "SELF_CLICKS": 25,
         }
     )
+    self_clicks_max: int = 2  # the inviter's own clicks on their links in the campaign; more is a signal
 
 
 CONFIG = InlineConfig()
@@ -299,6 +302,17 @@ def rule_circular(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     return [_signal("CIRCULAR", "the friend invited the inviter before")] if back else []
 
 
+def rule_self_clicks(session: Session, ctx: RiskContext) -> list[RiskSignal]:
+    """The inviter opened their own links over and over (the campaign's visits know their own
+    clicks, which never count): padding clicks to unlock a share reward is a sign of a farmer."""
+    if ctx.stage != "accept" or ctx.inviter is None:
+        return []
+    n = visits.self_clicks(session, ctx.campaign_id, ctx.inviter)
+    if n > CONFIG.self_clicks_max:
+        return [_signal("SELF_CLICKS", f"the inviter opened their own link {n} times")]
+    return []
+
+
 def _upstream(session: Session, campaign_id: str, inviter: int, friend: int) -> bool:
     """Whether `friend` brought `inviter` into the campaign, directly or further up the chain."""
     person: int | None = inviter
@@ -328,6 +342,7 @@ RULES = (
     rule_bursts,
     rule_virtual_phone,
     rule_new_device,
+    rule_self_clicks,
 )
 
 

@@ -89,6 +89,13 @@ REASONS: dict[str, Reason] = {
         ),
         Reason("CAP_HIT", 100, "超出邀请上限", "invite cap reached", "cap"),
         Reason(
+            "SELF_CLICKS",
+            40,
+            "邀请人反复点击自己的邀请链接（刷点击）",
+            "the inviter repeatedly opened their own invite link (click padding)",
+            "self",
+        ),
+        Reason(
             "CIRCULAR",
             90,
             "循环邀请（A 邀请 B，B 又邀请 A）",

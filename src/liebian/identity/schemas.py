@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from liebian.identity.keys import IdentifierError, check_id_type
+from liebian.schemas import EdgeDateTime
 
 
 class IdentifierOut(BaseModel):
@@ -45,7 +46,9 @@ class LinkIn(BaseModel):
     a: IdentifierIn
     b: IdentifierIn
     source: str = Field("api", max_length=64)
-    observed_at: datetime | None = Field(None, description="when the evidence was seen (UTC); default now")
+    observed_at: EdgeDateTime | None = Field(
+        None, description="when the evidence was seen (Z, an offset, or the display zone); default now"
+    )
 
 
 class LinkOut(BaseModel):

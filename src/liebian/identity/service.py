@@ -402,6 +402,11 @@ def current_person(session: Session, person_id: int) -> int | None:
     return person.merged_into or person.id
 
 
+def merged_from(session: Session, person_id: int) -> list[int]:
+    """The persons merged into this one (their ids now stand for it), oldest id first."""
+    return list(session.scalars(select(Person.id).where(Person.merged_into == person_id).order_by(Person.id)))
+
+
 @dataclass
 class PersonView:
     person_id: int

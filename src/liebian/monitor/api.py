@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.monitor import anomalies, notifications, rules, schemas, service
+from liebian.schemas import to_local
 
 router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
 
@@ -54,7 +55,7 @@ def evaluate(
     ),
 ) -> list[dict]:
     with session_scope() as s:
-        return rules.evaluate_rules(s, day, hour=hour.replace(tzinfo=None) if hour else None)
+        return rules.evaluate_rules(s, day, hour=to_local(hour) if hour else None)
 
 
 @router.get("/series", response_model=schemas.SeriesOut)

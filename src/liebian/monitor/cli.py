@@ -14,6 +14,7 @@ from liebian.monitor import anomalies, notifications, rules, service
 from liebian.monitor.detector import DetectorError
 from liebian.monitor.service import MonitorError
 from liebian.output import Format, emit, err_console
+from liebian.schemas import to_local
 
 app = typer.Typer(no_args_is_help=True)
 rules_app = typer.Typer(no_args_is_help=True, help="Threshold rules.")
@@ -99,7 +100,7 @@ def _hour(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=None)
+        return to_local(datetime.fromisoformat(value))  # …Z or …+08:00 → the local hour
     except ValueError:
         err_console.print(f"[red]hour: {value!r} is not a local time (YYYY-MM-DDTHH:00)[/red]")
         raise typer.Exit(2) from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -11,14 +9,15 @@ from liebian.db.session import session_scope
 from liebian.engine import warehouse
 from liebian.quality import service
 from liebian.quality.schemas import QualityReport
+from liebian.schemas import EdgeDateTime
 
 router = APIRouter(prefix="/api/v1/quality", tags=["quality"])
 
 
 @router.get("/report", response_model=QualityReport)
 def quality_report(
-    start: datetime | None = Query(None, description="first time included (UTC)"),
-    end: datetime | None = Query(None, description="first time excluded (UTC)"),
+    start: EdgeDateTime | None = Query(None, description="first time included (Z, offset or display zone)"),
+    end: EdgeDateTime | None = Query(None, description="first time excluded (Z, offset or display zone)"),
     # finite numbers only: the thresholds go into the report's queries
     late_hours: float = Query(
         24.0, gt=0, le=366 * 24, allow_inf_nan=False, description="arrival later than this after ts is late"
@@ -31,7 +30,6 @@ def quality_report(
     ),
 ):
     """Scores 0–100, the error rate against the 0.3 % target, and every finding."""
-    start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
         return JSONResponse(
             status_code=422,
@@ -47,10 +45,3 @@ def quality_report(
     )
     with warehouse.connect() as con, session_scope() as session:
         return service.quality_report(con, start=start, end=end, session=session, config=config)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    """Aware times (…+08:00) become the naive UTC used inside liebian; naive ones are UTC already."""
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
-from liebian.output import Format, console, emit, err_console
+from liebian.output import Format, console, edge_time, emit, err_console
 from liebian.quality import service
 
 app = typer.Typer(no_args_is_help=True)
@@ -19,8 +19,10 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command()
 def report(
-    start: datetime | None = typer.Option(None, help="First time included (UTC), e.g. 2026-08-01."),
-    end: datetime | None = typer.Option(None, help="First time excluded (UTC)."),
+    start: datetime | None = typer.Option(
+        None, parser=edge_time, help="First time included, e.g. 2026-08-01 (display zone), …Z or …+08:00."
+    ),
+    end: datetime | None = typer.Option(None, parser=edge_time, help="First time excluded (as --start)."),
     late_hours: float = typer.Option(24.0, help="Rows arriving later than this after their time are late."),
     max_amount_yuan: float = typer.Option(100_000.0, help="Order amounts above this are out of range."),
     outlier_factor: float = typer.Option(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -15,6 +14,7 @@ from liebian.lazy import lazy_import
 from liebian.privacy import tokens
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
+from liebian.schemas import EdgeDateTime
 
 if TYPE_CHECKING:
     import httpx
@@ -168,13 +168,11 @@ def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | N
 
 
 @router.post("/ledger/release", response_model=schemas.Released)
-def release(as_of: datetime | None = None):
+def release(as_of: EdgeDateTime | None = None):
     """Approve pending rewards whose hold period is over (the background worker also does this).
 
-    `as_of` (naive UTC, default now) lets an operator or a test run the release for a given time.
+    `as_of` (Z, an offset or the display zone; default now) runs the release for a given time.
     """
-    if as_of is not None and as_of.tzinfo is not None:
-        as_of = as_of.astimezone(UTC).replace(tzinfo=None)
     with session_scope() as s:
         return {"released": service.release_due(s, as_of or utcnow())}
 

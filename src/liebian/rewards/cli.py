@@ -11,7 +11,7 @@ import typer
 from liebian.auth.cli_guard import acting
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.output import Format, console, emit, err_console
+from liebian.output import Format, console, edge_time, emit, err_console
 from liebian.rewards import payouts, service, webhooks
 from liebian.rewards.service import LedgerError
 
@@ -115,7 +115,12 @@ def issue(
 
 @app.command()
 def release(
-    as_of: datetime | None = typer.Option(None, "--as-of", help="run as of this UTC time (default now)"),
+    as_of: datetime | None = typer.Option(
+        None,
+        "--as-of",
+        parser=edge_time,
+        help="run as of this time (Z, +08:00 or the display zone; default now)",
+    ),
 ) -> None:
     """Approve pending rewards whose hold period is over (for cron)."""
     with session_scope() as s:

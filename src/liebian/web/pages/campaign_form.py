@@ -35,7 +35,7 @@ def _utc_from_local(text: str) -> str:
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=brand_zone())
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def _fen_from_yuan(text: str) -> int:
@@ -207,6 +207,7 @@ def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[
                 Field("consent_step", "campaigns.f.consent_step", "checkbox"),
                 Field("reward_value_disclosed", "campaigns.f.reward_value_disclosed", "checkbox"),
                 Field("forced_sharing", "campaigns.f.forced_sharing", "checkbox"),
+                Field("platforms", "campaigns.f.platforms", "list"),
             ],
         ),
     ]

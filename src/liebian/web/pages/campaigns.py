@@ -313,6 +313,14 @@ async def campaign_update(request: Request, campaign_id: str) -> Response:
 # detail -----------------------------------------------------------------------------------------
 
 
+def referral_state(referral: dict) -> str:
+    """What a referral's state reads as: an accepted friend who reached the qualifying event is
+    qualified (已达标); held, blocked, refunded and duplicate referrals read as they are."""
+    if referral["state"] == "accepted" and referral.get("qualified_at"):
+        return "qualified"
+    return str(referral["state"])
+
+
 def _detail_tables(t, referrals: list[dict], versions: list[dict], balances: list[dict],
                    audit: list[dict]) -> list[Table]:  # fmt: skip
     """The detail page's tables: referrals, rewards by state, rule versions, audit."""
@@ -384,7 +392,7 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         staged = stage_section(s, campaign_id)  # None when the campaign is not staged
     channel_name = channel_namer(locale_of(request))
     for r in referrals:
-        r["state_text"] = t(f"campaigns.state.{r['state']}")
+        r["state_text"] = t(f"campaigns.state.{referral_state(r)}")
         r["channel"] = channel_name(r["channel"])
         r["qualified_at"] = local_time(r["qualified_at"])
     tables = _detail_tables(t, referrals, versions, balances, audit)
