@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, Field, PlainSerializer, WithJsonSchema
+
+from liebian.config import Settings, get_settings
 
 
 def utc_iso(value: datetime) -> str:
@@ -27,3 +29,54 @@ UtcDateTime = Annotated[
     PlainSerializer(utc_iso, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+# ---------------------------------------------------------------- bounds at the edges (hostile input)
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def time_bounds(settings: Settings | None = None) -> tuple[datetime, datetime]:
+    """The naive-UTC range of times accepted at the edges: `input_time_min` to now +
+    `input_future_days` (a year-1 or year-9999 time would break every analysis later)."""
+    settings = settings or get_settings()
+    low = settings.input_time_min
+    if low.tzinfo is not None:
+        low = low.astimezone(UTC).replace(tzinfo=None)
+    return low, datetime.now(UTC).replace(tzinfo=None) + timedelta(days=settings.input_future_days)
+
+
+def check_time_range(value: datetime | None) -> datetime | None:
+    """Refuse a time outside `time_bounds()` (aware times are compared in UTC)."""
+    if value is None:
+        return None
+    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    low, high = time_bounds()
+    if not low <= naive <= high:
+        raise ValueError(f"time outside {low:%Y-%m-%d} … {high:%Y-%m-%d %H:%M} UTC")
+    return value
+
+
+# Planned times (a campaign's start and end) may lie further ahead, but not beyond this.
+PLAN_MAX = datetime(2199, 12, 31)
+
+
+def check_plan_range(value: datetime | None) -> datetime | None:
+    """Refuse a planned time before `input_time_min` or after `PLAN_MAX`."""
+    if value is None:
+        return None
+    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    low = time_bounds()[0]
+    if not low <= naive <= PLAN_MAX:
+        raise ValueError(f"time outside {low:%Y-%m-%d} … {PLAN_MAX:%Y-%m-%d}")
+    return value
+
+
+# A time in the sane range: stack it on any datetime type, e.g. Annotated[UtcDateTime, InTimeRange]
+# (something that happened: at most input_future_days ahead) or InPlanRange (something planned).
+InTimeRange = AfterValidator(check_time_range)
+InPlanRange = AfterValidator(check_plan_range)
+# Integers that fit a 64-bit column; the largest amount in fen; the longest span of days.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+MAX_FEN = 10**15  # ten trillion yuan: sums of many amounts still fit 64 bits
+MAX_DAYS = 36_500

@@ -429,17 +429,46 @@ def records_into(con: duckdb.DuckDBPyConnection, items: list) -> RawFile:
     records: list[tuple[int, dict]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            rejects.append((index, "item", "not a JSON object", orjson.dumps(item).decode()[:RAW_LIMIT]))
+            rejects.append((index, "item", "not a JSON object", _raw_text(item)))
             continue
         if any(not str(key).strip() for key in item):
-            raw = orjson.dumps(item, default=str).decode()[:RAW_LIMIT]
-            rejects.append((index, "item", "a property name must not be empty", raw))
+            rejects.append((index, "item", "a property name must not be empty", _raw_text(item)))
             continue
-        records.append((index, item))
+        texts, problem = _item_texts(item)
+        if problem is not None:
+            rejects.append((index, problem[0], problem[1], _raw_text(item)))
+            continue
+        records.append((index, texts))
         for key in item:
             if key not in seen:
                 seen.add(key)
                 headers.append(key)
-    columns = [[cell_text(item.get(h)) for _, item in records] for h in headers]
+    columns = [[texts.get(h) for _, texts in records] for h in headers]
     _register_rows(con, headers, [n for n, _ in records], columns)
     return RawFile("api", None, headers, len(items), rejects)
+
+
+def _raw_text(item: object) -> str:
+    """An item as JSON text for the rejects (cut), whatever it holds."""
+    try:
+        text = orjson.dumps(item, default=str).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson goes
+        text = str(item)
+    return text[:RAW_LIMIT].replace("\x00", "\\u0000")
+
+
+def _item_texts(item: dict) -> tuple[dict[str, str | None], tuple[str, str] | None]:
+    """The item's values as text, or the (field, reason) that refuses the item: a NUL character
+    (PostgreSQL stores none) or a value nested too deep to store."""
+    texts: dict[str, str | None] = {}
+    for key, value in item.items():
+        if "\x00" in key:
+            return texts, ("item", "a property name contains a NUL character")
+        try:
+            text = cell_text(value)
+        except orjson.JSONEncodeError:
+            return texts, (key, f"{key} is nested too deep")
+        if text is not None and ("\x00" in text or (isinstance(value, dict | list) and "\\u0000" in text)):
+            return texts, (key, f"{key} contains a NUL character")
+        texts[key] = text
+    return texts, None
