@@ -46,11 +46,20 @@ def time_bounds(settings: Settings | None = None) -> tuple[datetime, datetime]:
     return low, datetime.now(UTC).replace(tzinfo=None) + timedelta(days=settings.input_future_days)
 
 
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        return datetime.min if value.year < 2000 else datetime.max
+
+
 def check_time_range(value: datetime | None) -> datetime | None:
     """Refuse a time outside `time_bounds()` (aware times are compared in UTC)."""
     if value is None:
         return None
-    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    naive = _naive_utc(value)
     low, high = time_bounds()
     if not low <= naive <= high:
         raise ValueError(f"time outside {low:%Y-%m-%d} … {high:%Y-%m-%d %H:%M} UTC")
@@ -65,7 +74,7 @@ def check_plan_range(value: datetime | None) -> datetime | None:
     """Refuse a planned time before `input_time_min` or after `PLAN_MAX`."""
     if value is None:
         return None
-    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+    naive = _naive_utc(value)
     low = time_bounds()[0]
     if not low <= naive <= PLAN_MAX:
         raise ValueError(f"time outside {low:%Y-%m-%d} … {PLAN_MAX:%Y-%m-%d}")
