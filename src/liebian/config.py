@@ -75,9 +75,9 @@ class Settings(BaseSettings):
     )
     max_json_depth: int = Field(default=64, ge=2, description="deepest nesting of a JSON request body")
     max_import_uncompressed_bytes: int = Field(
-        default=1024 * 1024 * 1024,
+        default=256 * 1024 * 1024,
         ge=1,
-        description="largest uncompressed content of an uploaded XLSX workbook (zip bombs)",
+        description="largest uncompressed content of an XLSX workbook (zip bombs)",
     )
     max_import_rows: int = Field(default=20_000_000, ge=1, description="most rows of one import file")
     max_concurrent_imports: int = Field(

@@ -20,6 +20,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unavailable": ("服务暂时不可用，请稍后重试：{message}", "temporarily unavailable, retry later"),
     "busy": ("资源正被其他进程占用，请稍后重试：{message}", "busy, retry later"),
     "bad_state": ("当前状态不允许此操作：{message}", "not allowed in the current state"),
+    # -- ingest: limits of one uploaded file and of imports running at once
+    "file_too_large": ("文件超出导入上限：{message}", "file too large to import"),
+    "too_many_imports": ("同时进行的导入过多，请稍后重试：{message}", "too many imports at once, retry later"),
     # -- rewards (ledger, payouts, webhooks)
     "not_payable": ("奖励不可发放：{message}", "reward not payable"),
     "endpoint_deleted": ("Webhook 端点已删除：{message}", "webhook endpoint deleted"),
