@@ -74,6 +74,9 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="how far past now a time given at the edges may lie, in days"
     )
     max_json_depth: int = Field(default=64, ge=2, description="deepest nesting of a JSON request body")
+    max_query_value_chars: int = Field(
+        default=4096, ge=16, description="longest value of one query parameter (characters)"
+    )
     max_import_uncompressed_bytes: int = Field(
         default=256 * 1024 * 1024,
         ge=1,

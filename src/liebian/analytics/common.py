@@ -80,10 +80,18 @@ class Filters:
     def __post_init__(self) -> None:
         if self.start and self.end and self.start > self.end:
             raise AnalyticsError(f"start {self.start} is after end {self.end}")
+        low, high = (t.date() for t in ANALYSABLE)
+        for name in ("start", "end"):
+            day = getattr(self, name)
+            if day is not None and not low <= day < high:
+                raise AnalyticsError(f"{name} {day} lies outside {low} … {high}", field=name)
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "campaigns", tuple(self.campaigns))
         if self.segment is not None:
-            object.__setattr__(self, "segment", frozenset(int(p) for p in self.segment))
+            ids = frozenset(int(p) for p in self.segment)
+            if any(not -(2**63) <= p < 2**63 for p in ids):
+                raise AnalyticsError("segment: a person id lies outside 64 bits", field="segment")
+            object.__setattr__(self, "segment", ids)
 
     def describe(self) -> dict[str, Any]:
         return {

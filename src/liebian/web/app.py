@@ -24,7 +24,7 @@ from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
 from liebian.privacy import logfilter
 from liebian.shapes import Open
-from liebian.web.limits import JsonDepthMiddleware
+from liebian.web.limits import InputLimitsMiddleware
 from liebian.web.console import STATIC_DIR, WARM_STATUS, start_warming
 from liebian.web.pages.warmup import WARMERS
 
@@ -121,7 +121,7 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     )
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(JsonDepthMiddleware)  # inside the body cap: reads at most max_request_bytes
+    app.add_middleware(InputLimitsMiddleware)  # inside the body cap: reads at most max_request_bytes
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

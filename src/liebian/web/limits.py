@@ -1,15 +1,17 @@
-"""Limits on what a request may carry, before any route parses it: JSON nesting depth.
+"""Limits on what a request may carry, before any route parses it: query values, JSON nesting.
 
 The body size is capped by FastAPI itself (`max_body_size`, setting `max_request_bytes`); this
-middleware refuses a JSON body nested deeper than `max_json_depth` with the 422 every liebian
-validation error has, naming the body and the reason. Deep nesting costs recursion in every
-parser and encoder after it (orjson stops at 255 levels, Python's own at about 1,000).
+middleware refuses a query value longer than `max_query_value_chars` and a JSON body nested deeper
+than `max_json_depth`, with the 422 every liebian validation error has, naming the parameter (or
+the body) and the reason. Deep nesting costs recursion in every parser and encoder after it
+(orjson stops at 255 levels, Python's own at about 1,000).
 """
 
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -44,14 +46,34 @@ def _is_json(scope) -> bool:
     return False
 
 
-class JsonDepthMiddleware:
-    """Pure ASGI: reads a JSON request body, refuses it when nested too deep, else replays it."""
+def long_query_value(query_string: bytes, limit: int) -> str | None:
+    """The name of the first query parameter whose value is longer than `limit` characters."""
+    if len(query_string) <= limit:
+        return None
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if len(value) > limit:
+            return name
+    return None
+
+
+class InputLimitsMiddleware:
+    """Pure ASGI: refuses an over-long query value; reads a JSON request body, refuses it when
+    nested too deep, else replays it."""
 
     def __init__(self, app) -> None:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in _BODY_METHODS or not _is_json(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = get_settings()
+        name = long_query_value(scope.get("query_string") or b"", settings.max_query_value_chars)
+        if name is not None:
+            limit = settings.max_query_value_chars
+            await _refuse(send, f"query.{name}", f"longer than {limit} characters")
+            return
+        if scope.get("method") not in _BODY_METHODS or not _is_json(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -65,10 +87,9 @@ class JsonDepthMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        limit = get_settings().max_json_depth
-        depth = json_depth(body)
-        if depth > limit:
-            await _refuse(send, limit)
+        limit = settings.max_json_depth
+        if json_depth(body) > limit:
+            await _refuse(send, "body", f"the JSON body is nested deeper than {limit} levels")
             return
         replay = [{"type": "http.request", "body": body, "more_body": False}]
         if messages and messages[-1]["type"] != "http.request":
@@ -80,9 +101,8 @@ class JsonDepthMiddleware:
         await self.app(scope, replayed, send)
 
 
-async def _refuse(send, limit: int) -> None:
-    reason = f"the JSON body is nested deeper than {limit} levels"
-    content = orjson.dumps({"detail": "invalid request", "errors": [{"field": "body", "reason": reason}]})
+async def _refuse(send, field: str, reason: str) -> None:
+    content = orjson.dumps({"detail": "invalid request", "errors": [{"field": field, "reason": reason}]})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode())]
     await send({"type": "http.response.start", "status": 422, "headers": headers})
     await send({"type": "http.response.body", "body": content})
