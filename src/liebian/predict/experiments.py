@@ -55,6 +55,8 @@ def sample_size_proportions(baseline: float, mde: float, alpha: float = 0.05, po
             f"baseline/mde: need 0 < baseline < 1 and 0 < baseline+mde < 1 (got {baseline}, {mde})"
         )
     es = sm_proportion.proportion_effectsize(baseline + mde, baseline)
+    if not abs(es) > 1e-9:  # a lift this small rounds away: no sample size detects it
+        raise PredictError(f"mde: {mde} is too small a lift to detect over {baseline}")
     return math.ceil(
         sm_power.NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -140,7 +141,11 @@ def ledger_entries(
 
 
 @router.get("/ledger/balances", response_model=list[schemas.Balance])
-def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | None = None):
+def ledger_balances(
+    by: Literal["person", "campaign"] = "campaign", key: str | None = Query(None, max_length=128)
+):
+    if by == "person" and key is not None and not re.fullmatch(r"-?\d{1,18}", key):
+        raise LedgerError("invalid", "key: a person id is an integer of at most 18 digits", 422, field="key")
     with session_scope() as s:
         return [
             {"key": str(b[by]), "state": b["state"], "value_fen": b["value_fen"], "rewards": b["rewards"]}
