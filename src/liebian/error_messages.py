@@ -22,7 +22,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_state": ("当前状态不允许此操作：{message}", "not allowed in the current state"),
     # -- ingest: limits of one uploaded file and of imports running at once
     "file_too_large": ("文件超出导入上限：{message}", "file too large to import"),
-    "too_many_imports": ("同时进行的导入过多，请稍后重试：{message}", "too many imports at once, retry later"),
+    "too_many_imports": (
+        "同时进行的导入过多，请稍后重试：{message}",
+        "too many imports at once, retry later",
+    ),
     # -- rewards (ledger, payouts, webhooks)
     "not_payable": ("奖励不可发放：{message}", "reward not payable"),
     "endpoint_deleted": ("Webhook 端点已删除：{message}", "webhook endpoint deleted"),

@@ -34,13 +34,17 @@ def _events(n: int, **changes_at: dict) -> list[dict]:
 
 @pytest.fixture
 def public(store, public_headers):
-    with TestClient(create_app(run_migrations=False), headers=public_headers, raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(run_migrations=False), headers=public_headers, raise_server_exceptions=False
+    ) as c:
         yield c
 
 
 @pytest.fixture
 def operator(store, admin_headers):
-    with TestClient(create_app(run_migrations=False), headers=admin_headers, raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(run_migrations=False), headers=admin_headers, raise_server_exceptions=False
+    ) as c:
         yield c
 
 
@@ -56,7 +60,9 @@ def test_a_year_one_event_is_rejected_and_the_console_stays_up(public, admin_hea
     assert body["accepted"] == 2 and body["rejected"] == 3
     rejected = _rejected(body)
     assert {i: [e["field"] for e in errs] for i, errs in rejected.items()} == {
-        1: ["ts"], 2: ["ts"], 3: ["received_at"]
+        1: ["ts"],
+        2: ["ts"],
+        3: ["received_at"],
     }
     assert "timestamp outside 2000-01-01" in rejected[1][0]["reason"]
     for path in ("/", "/api/v1/analytics/retention"):
@@ -85,7 +91,10 @@ def test_over_long_values_and_deep_json_are_refused(public):
         nested = [nested]
     r = public.post("/api/v1/events/batch", json={"items": [dict(EVENT, props=nested)]})
     assert r.status_code == 422
-    assert r.json()["errors"][0] == {"field": "body", "reason": "the JSON body is nested deeper than 64 levels"}
+    assert r.json()["errors"][0] == {
+        "field": "body",
+        "reason": "the JSON body is nested deeper than 64 levels",
+    }
     # nesting within the limit is kept like any property
     shallow: list = []
     for _ in range(60):

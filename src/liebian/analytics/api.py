@@ -38,7 +38,8 @@ def _run(filters, fn, *args, **kwargs):
 
 @router.get("/kpis", response_model=schemas.Kpis)
 def kpis(
-    filters: FiltersDep, reward_cost_fen: int | None = Query(None, ge=0, le=MAX_FEN),
+    filters: FiltersDep,
+    reward_cost_fen: int | None = Query(None, ge=0, le=MAX_FEN),
     other_cost_fen: int = Query(0, ge=0, le=MAX_FEN),
 ) -> dict:
     return _run(filters, service.run_kpis, reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)

@@ -30,7 +30,9 @@ class RulesError(ValueError):
 class Reward(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=64, description="reward/coupon code in the brand's system")
-    value_fen: int = Field(ge=0, le=MAX_FEN, description="the reward's value in fen (disclosed to participants)")
+    value_fen: int = Field(
+        ge=0, le=MAX_FEN, description="the reward's value in fen (disclosed to participants)"
+    )
     name: str = Field("", max_length=200)
 
 
@@ -70,8 +72,12 @@ class LeaderboardRules(BaseModel):
 
 class RiskPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hold_at: int = Field(50, ge=1, le=MAX_COUNT, description="total risk score from which rewards are held for review")
-    block_at: int = Field(100, ge=1, le=MAX_COUNT, description="total risk score from which the referral is blocked")
+    hold_at: int = Field(
+        50, ge=1, le=MAX_COUNT, description="total risk score from which rewards are held for review"
+    )
+    block_at: int = Field(
+        100, ge=1, le=MAX_COUNT, description="total risk score from which the referral is blocked"
+    )
 
 
 class CampaignRules(BaseModel):
@@ -93,18 +99,24 @@ class CampaignRules(BaseModel):
     per_ip_cap: int | None = Field(None, ge=1, le=MAX_COUNT)
     budget_fen: int | None = Field(None, ge=0, le=MAX_FEN)
     stock: int | None = Field(None, ge=0, le=MAX_COUNT)
-    hold_days: float = Field(7, ge=0, le=MAX_DAYS, description="pending before approval; set it to the refund window")
+    hold_days: float = Field(
+        7, ge=0, le=MAX_DAYS, description="pending before approval; set it to the refund window"
+    )
     regions: list[str] | None = None
     stores: list[str] | None = None
     tiers: list[Tier] = Field(default_factory=list)
     inviter_reward: Reward | None = None
     friend_reward: Reward | None = None
-    shares_required: int = Field(1, ge=1, le=MAX_COUNT, description="share_coupon: clicks on the link before claiming")
+    shares_required: int = Field(
+        1, ge=1, le=MAX_COUNT, description="share_coupon: clicks on the link before claiming"
+    )
     group: GroupRules | None = None
     assist: AssistRules | None = None
     leaderboard: LeaderboardRules | None = None
     risk_policy: RiskPolicy = Field(default_factory=RiskPolicy)
-    landing_url: str | None = Field(None, max_length=2048, description="front-end page a clicked link redirects to")
+    landing_url: str | None = Field(
+        None, max_length=2048, description="front-end page a clicked link redirects to"
+    )
     poster_template: str = Field("classic", max_length=64)
     # compliance inputs
     collects: list[str] = Field(default_factory=list, description="personal data the campaign collects")

@@ -423,7 +423,8 @@ def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
         if all(v is None or v == "" for v in row):
             continue
         count += 1
-        check_rows(path, count)
+        if count > limit:
+            check_rows(path, count)  # raises, naming the limit
         lines.append(number)
         for i in range(len(headers)):
             columns[i].append(cell_text(row[i]) if i < len(row) else None)

@@ -24,8 +24,8 @@ from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
 from liebian.privacy import logfilter
 from liebian.shapes import Open
-from liebian.web.limits import InputLimitsMiddleware
 from liebian.web.console import STATIC_DIR, WARM_STATUS, start_warming
+from liebian.web.limits import InputLimitsMiddleware
 from liebian.web.pages.warmup import WARMERS
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
