@@ -201,7 +201,9 @@ def claim(campaign_id: str, body: Participant):
 
 
 @router.get("/api/v1/campaigns/{campaign_id}/progress", response_model=ProgressView)
-def progress(campaign_id: str, id_type: str, id: str):
+def progress(
+    campaign_id: str, id_type: str = Query(max_length=64), id: str = Query(min_length=1, max_length=256)
+):
     """My progress and rewards in a campaign."""
     return _run(views.progress, campaign_id, Participant(id_type=id_type, id=id))
 

@@ -75,6 +75,8 @@ def srm_check(counts: Sequence[int], weights: Sequence[float] | None = None) -> 
     """Chi-square goodness of fit of the observed split against the planned weights."""
     observed = np.asarray(counts, float)
     planned = np.asarray(weights if weights is not None else [1.0] * len(observed), float)
+    if planned.shape != observed.shape or not (np.isfinite(planned) & (planned > 0)).all():
+        raise PredictError(f"weights: need one positive weight per variant, {len(observed)} in all")
     expected = observed.sum() * planned / planned.sum()
     chi2, p = stats.chisquare(observed, expected)
     return {"chi2": float(chi2), "p_value": float(p), "mismatch": bool(p < SRM_ALPHA)}
