@@ -57,9 +57,10 @@ def sample_size_proportions(baseline: float, mde: float, alpha: float = 0.05, po
     es = sm_proportion.proportion_effectsize(baseline + mde, baseline)
     if not abs(es) > 1e-9:  # a lift this small rounds away: no sample size detects it
         raise PredictError(f"mde: {mde} is too small a lift to detect over {baseline}")
-    return math.ceil(
-        sm_power.NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0)
-    )
+    n = sm_power.NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0)
+    if not math.isfinite(n):
+        raise PredictError(f"alpha/power: no sample size reaches power {power} at alpha {alpha}")
+    return math.ceil(n)
 
 
 def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:

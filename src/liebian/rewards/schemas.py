@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from liebian.schemas import UtcDateTime
+from liebian.schemas import Int64, UtcDateTime
 
 
 class Reward(BaseModel):
@@ -78,8 +78,8 @@ class IssueBatchRequest(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=160)
     actor: str = Field(default="operator", min_length=1, max_length=128)
     # The exported reward ids to issue; omit to issue every payable approved reward.
-    reward_ids: list[int] | None = None
-    campaign_id: str | None = None
+    reward_ids: list[Int64] | None = None
+    campaign_id: str | None = Field(default=None, max_length=64)
 
 
 class Batch(BaseModel):

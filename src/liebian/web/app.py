@@ -155,7 +155,8 @@ def create_app(run_migrations: bool = True) -> FastAPI:
 
 # The refusals any operation may answer with, whatever its own responses: the gate (401 no or bad
 # credentials, 403 not allowed, 429 throttled), the input limits (413 body too large, 422 invalid)
-# and the domains' errors (400 bad request, 404 unknown id, 409 conflicting state).
+# and the domains' errors (400 bad request, 404 unknown id, 409 conflicting state, 503 a feature not
+# configured on this server or a store busy).
 SHARED_ERRORS = {
     "400": "bad request",
     "401": "not authenticated",
@@ -165,6 +166,7 @@ SHARED_ERRORS = {
     "413": "request or file too large",
     "422": "invalid input, naming the field and the reason",
     "429": "too many requests",
+    "503": "not configured here, or busy: retry later",
 }
 ERROR_SCHEMA = {
     "title": "Error",

@@ -40,12 +40,16 @@ PUBLIC_ROUTES = [("GET", "/api/v1/wecom/callback"), ("POST", "/api/v1/wecom/call
 
 
 # WeCom is answered in plain text, refusals included (the app's shared errors are JSON).
+# The gate refuses a bad API key before the route runs, in JSON like every other route.
 PLAIN_REFUSALS: dict[int | str, dict[str, Any]] = {
     status: {
         "description": "refused, with the reason",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+        },
     }
-    for status in (400, 401, 403, 413, 429)
+    for status in (400, 401, 403, 413, 429, 503)
 }
 
 
