@@ -150,6 +150,16 @@ def test_query_values_out_of_range_are_refused(operator):
         assert r.status_code == 422, (path[:60], r.status_code, r.text[:300])
 
 
+def test_ids_beyond_64_bits_in_paths_and_queries_are_refused(operator):
+    huge = str(2**64)
+    for path in (f"/api/v1/rewards/{huge}", f"/api/v1/journeys/{huge}", f"/api/v1/monitor/alerts/{huge}",
+                 f"/api/v1/webhooks/deliveries/{huge}", f"/api/v1/persons/{huge}", f"/fraud/cases/{huge}",
+                 f"/api/v1/ledger/entries?reward_id={huge}", f"/api/v1/tags/history?person={huge}"):  # fmt: skip
+        r = operator.get(path)
+        assert r.status_code == 422, (path, r.status_code, r.text[:300])
+        assert "9223372036854775807" in r.text
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(
     item=st.dictionaries(

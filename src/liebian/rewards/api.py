@@ -14,6 +14,7 @@ from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
+from liebian.schemas import Int64
 
 if TYPE_CHECKING:
     import httpx
@@ -44,7 +45,7 @@ def _key(body_key: str | None, header_key: str | None) -> str:
 def list_rewards(
     state: str | None = None,
     campaign_id: str | None = None,
-    person_id: int | None = None,
+    person_id: Int64 | None = None,
     source_ref: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
@@ -63,7 +64,7 @@ def list_rewards(
 
 
 @router.get("/rewards/{reward_id}", response_model=schemas.RewardDetail)
-def get_reward(reward_id: int):
+def get_reward(reward_id: Int64):
     with session_scope() as s:
         return {
             **service.get_reward(s, reward_id).as_dict(),
@@ -99,14 +100,14 @@ for _action, _to in ACTIONS.items():
 
 
 @router.post("/rewards/{reward_id}/review-hold", response_model=schemas.Reward)
-def review_hold(reward_id: int, body: schemas.ReviewHoldRequest):
+def review_hold(reward_id: Int64, body: schemas.ReviewHoldRequest):
     """Hold a reward for fraud review, or clear the hold."""
     with session_scope() as s:
         return service.set_review_hold(s, reward_id, body.held, actor=body.actor, note=body.note).as_dict()
 
 
 @router.get("/my/rewards", response_model=schemas.MyRewards)
-def my_rewards(person_id: int):
+def my_rewards(person_id: Int64):
     """A participant's rewards and balances (the auth layer binds person_id to the caller)."""
     with session_scope() as s:
         totals: dict[str, list[int]] = {}
@@ -134,7 +135,7 @@ def verify():
 
 @router.get("/ledger/entries", response_model=list[schemas.Entry])
 def ledger_entries(
-    reward_id: int | None = None, after_seq: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
+    reward_id: Int64 | None = None, after_seq: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
 ):
     with session_scope() as s:
         return service.entries(s, reward_id=reward_id, after_seq=after_seq, limit=limit)
@@ -228,13 +229,13 @@ def list_endpoints():
 
 
 @router.get("/webhooks/endpoints/{endpoint_id}", response_model=schemas.Endpoint)
-def get_endpoint(endpoint_id: int):
+def get_endpoint(endpoint_id: Int64):
     with session_scope() as s:
         return webhooks.get_endpoint(s, endpoint_id).as_dict()
 
 
 @router.patch("/webhooks/endpoints/{endpoint_id}", response_model=schemas.Endpoint)
-def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
+def update_endpoint(endpoint_id: Int64, body: schemas.EndpointUpdate):
     with session_scope() as s:
         return webhooks.update_endpoint(
             s,
@@ -247,7 +248,7 @@ def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
 
 
 @router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204, response_class=Response)
-def delete_endpoint(endpoint_id: int):
+def delete_endpoint(endpoint_id: Int64):
     with session_scope() as s:
         webhooks.delete_endpoint(s, endpoint_id)
     return Response(status_code=204)
@@ -255,20 +256,20 @@ def delete_endpoint(endpoint_id: int):
 
 @router.get("/webhooks/deliveries", response_model=list[schemas.Delivery])
 def list_deliveries(
-    status: str | None = None, endpoint_id: int | None = None, limit: int = Query(100, ge=1, le=1000)
+    status: str | None = None, endpoint_id: Int64 | None = None, limit: int = Query(100, ge=1, le=1000)
 ):
     with session_scope() as s:
         return webhooks.list_deliveries(s, status=status, endpoint_id=endpoint_id, limit=limit)
 
 
 @router.get("/webhooks/deliveries/{delivery_id}", response_model=schemas.DeliveryDetail)
-def get_delivery(delivery_id: int):
+def get_delivery(delivery_id: Int64):
     with session_scope() as s:
         return webhooks.get_delivery(s, delivery_id)
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/replay", response_model=schemas.Delivery)
-def replay_delivery(delivery_id: int):
+def replay_delivery(delivery_id: Int64):
     """Send a delivery again (same id and body) on the worker's next round."""
     with session_scope() as s:
         return webhooks.replay(s, delivery_id)
