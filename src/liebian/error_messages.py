@@ -44,6 +44,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "campaign_ended": ("活动已结束：{message}", "campaign ended"),
     "invalid_rules": ("活动规则无效：{message}", "invalid campaign rules"),
     "contradictory_rules": ("活动规则相互矛盾：{message}", "contradictory campaign rules"),
+    "stored_rules_invalid": (
+        "已保存的活动规则超出允许范围，请编辑规则：{message}",
+        "stored campaign rules out of range",
+    ),
     "compliance_failed": ("合规检查未通过：{message}", "compliance check failed"),
     "window_over": ("活动时间窗口已结束，无法发布", "the campaign window has already ended"),
     "malformed_code": ("邀请码格式错误", "the invite code is malformed"),

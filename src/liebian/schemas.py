@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, Field, PlainSerializer, ValidationInfo, WithJsonSchema
 
 from liebian.config import Settings, get_settings
 
@@ -55,10 +55,16 @@ def _naive_utc(value: datetime) -> datetime:
         return datetime.min if value.year < 2000 else datetime.max
 
 
-def check_time_range(value: datetime | None) -> datetime | None:
+def _stored(info: ValidationInfo | None) -> bool:
+    """Validation of what the store already holds (context {"stored": True}): edge ranges do not
+    apply, the value was accepted once and must stay readable."""
+    return bool(info is not None and isinstance(info.context, dict) and info.context.get("stored"))
+
+
+def check_time_range(value: datetime | None, info: ValidationInfo | None = None) -> datetime | None:
     """Refuse a time outside `time_bounds()` (aware times are compared in UTC)."""
-    if value is None:
-        return None
+    if value is None or _stored(info):
+        return value
     naive = _naive_utc(value)
     low, high = time_bounds()
     if not low <= naive <= high:
@@ -70,10 +76,10 @@ def check_time_range(value: datetime | None) -> datetime | None:
 PLAN_MAX = datetime(2199, 12, 31)
 
 
-def check_plan_range(value: datetime | None) -> datetime | None:
+def check_plan_range(value: datetime | None, info: ValidationInfo | None = None) -> datetime | None:
     """Refuse a planned time before `input_time_min` or after `PLAN_MAX`."""
-    if value is None:
-        return None
+    if value is None or _stored(info):
+        return value
     naive = _naive_utc(value)
     low = time_bounds()[0]
     if not low <= naive <= PLAN_MAX:

@@ -6,9 +6,9 @@ document does not declare (the app declares the refusals every operation may giv
 `web/app.py` SHARED_ERRORS), responses and content types as documented.
 
 Bounded for CI: a few examples per operation (LIEBIAN_SCHEMATHESIS_EXAMPLES, default 3: about
-1,500 cases), derandomised (the same cases every run, so a red CI reproduces), no deadline. Every
+1,000 cases, a minute), derandomised (the same cases every run, so a red CI reproduces), no deadline. Every
 operation is run and all failures are reported together. The long run (over 10,000 cases, about
-15 minutes): `LIEBIAN_SCHEMATHESIS_EXAMPLES=32 pytest tests/security/test_security_schemathesis.py -s`
+10 minutes): `LIEBIAN_SCHEMATHESIS_EXAMPLES=32 pytest tests/security/test_security_schemathesis.py -s`
 (the test prints how many cases it ran)."""
 
 from __future__ import annotations

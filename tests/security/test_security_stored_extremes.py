@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from liebian.auth import policy
+from liebian.campaigns import common
 from liebian.campaigns.models import Campaign, CampaignVersion
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -65,11 +66,16 @@ def _seed_store() -> None:
         doc |= {"start_at": "0001-01-01T00:00:00", "end_at": "9999-12-31T23:59:59"}
         version.rules = json.dumps(doc)
         s.execute(update(Campaign).where(Campaign.id == "wild").values(budget_fen=INT64_MAX))
+        # a second campaign whose stored rules break the bounds of today's edge
+        wilder = s.scalars(select(CampaignVersion).where(CampaignVersion.campaign_id == "wilder")).one()
+        wilder.rules = json.dumps(json.loads(wilder.rules) | {"hold_days": 1e308, "budget_fen": 2**64})
+    common.clear_rules_cache()  # a fresh process: nothing read before the seeding
 
 
 def _ingest_normal_rows(client: TestClient) -> None:
     api = Api(client)
     api.create(rules("invite_task"), "wild")
+    api.create(rules("invite_task"), "wilder", launch=False)
     code = api.invite("wild", "alice")["code"]
     assert api.accept(code, "bob").status_code < 300
     assert api.order("wild", "bob", "o-1").status_code < 300
@@ -101,10 +107,14 @@ def test_every_page_and_analysis_survives_extreme_stored_values(store, admin_hea
             r = client.get(path)
             if r.status_code >= 500:
                 failures.append(f"GET {path}: {r.status_code} {r.text[:200]}")
-        for path in ("/campaigns/wild", "/api/v1/campaigns/wild", "/api/v1/campaigns/wild/stats"):
+        wild = [f"{p}/{c}" for c in ("wild", "wilder") for p in ("/campaigns", "/api/v1/campaigns")]
+        for path in (*wild, "/api/v1/campaigns/wild/stats", "/api/v1/campaigns/wilder/compliance"):
             r = client.get(path)
             if r.status_code >= 500:
                 failures.append(f"GET {path}: {r.status_code} {r.text[:200]}")
+        listed = client.get("/api/v1/campaigns")
+        assert listed.status_code == 200 and {c["id"] for c in listed.json()} >= {"wild", "wilder"}
+        assert client.get("/campaigns").status_code == 200
         for path in POSTS:
             r = client.post(path)
             if r.status_code >= 500:
