@@ -7,6 +7,7 @@ warehouse, the key file, import rejects and exports.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -92,6 +93,27 @@ class Settings(BaseSettings):
     # security (auth/, privacy/): request body cap, per-client rate limit of public and anonymous
     # calls, the session cookie's Secure flag (default: on when base_url is https), retention in days
     max_request_bytes: int = Field(default=16 * 1024 * 1024, description="largest accepted request body")
+    # hostile input (ingest/, web/app.py): the range of times accepted at every edge, JSON nesting,
+    # and the limits of one uploaded import file
+    input_time_min: datetime = Field(
+        default=datetime(2000, 1, 1), description="earliest time accepted at the edges (naive UTC)"
+    )
+    input_future_days: float = Field(
+        default=1.0, ge=0, description="how far past now a time given at the edges may lie, in days"
+    )
+    max_json_depth: int = Field(default=64, ge=2, description="deepest nesting of a JSON request body")
+    max_query_value_chars: int = Field(
+        default=4096, ge=16, description="longest value of one query parameter (characters)"
+    )
+    max_import_uncompressed_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1,
+        description="largest uncompressed content of an XLSX workbook (zip bombs)",
+    )
+    max_import_rows: int = Field(default=20_000_000, ge=1, description="most rows of one import file")
+    max_concurrent_imports: int = Field(
+        default=2, ge=1, description="uploads imported at once per process; more are refused (429)"
+    )
     rate_limit_per_minute: int = Field(
         default=600, description="public/anonymous requests per client and route"
     )

@@ -27,6 +27,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "缺少、无效或已过期的参与者令牌：{message}",
         "missing, invalid or expired participant token",
     ),
+    # -- ingest: limits of one uploaded file and of imports running at once
+    "file_too_large": ("文件超出导入上限：{message}", "file too large to import"),
+    "too_many_imports": (
+        "同时进行的导入过多，请稍后重试：{message}",
+        "too many imports at once, retry later",
+    ),
     # -- rewards (ledger, payouts, webhooks)
     "not_payable": ("奖励不可发放：{message}", "reward not payable"),
     "endpoint_deleted": ("Webhook 端点已删除：{message}", "webhook endpoint deleted"),
@@ -51,6 +57,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "campaign_ended": ("活动已结束：{message}", "campaign ended"),
     "invalid_rules": ("活动规则无效：{message}", "invalid campaign rules"),
     "contradictory_rules": ("活动规则相互矛盾：{message}", "contradictory campaign rules"),
+    "stored_rules_invalid": (
+        "已保存的活动规则超出允许范围，请编辑规则：{message}",
+        "stored campaign rules out of range",
+    ),
     "compliance_failed": ("合规检查未通过：{message}", "compliance check failed"),
     "window_over": ("活动时间窗口已结束，无法发布", "the campaign window has already ended"),
     "malformed_code": ("邀请码格式错误", "the invite code is malformed"),

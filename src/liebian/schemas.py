@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -10,18 +10,19 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     PlainSerializer,
     TypeAdapter,
     ValidationInfo,
     WithJsonSchema,
 )
 
-from liebian.config import get_settings
+from liebian.config import Settings, get_settings
 
 
 class Request(BaseModel):
     """The base of every request body: an unknown field is refused (422 naming it), never ignored —
-    a misspelled field must not silently fall back to a default (tests/test_strict_requests.py
+    a misspelled field must not silently fall back to a default (tests/web/test_api_strict_requests.py
     checks every JSON body of the app)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -56,7 +57,10 @@ def to_utc(value: datetime, *, naive_utc: bool = False) -> datetime:
         if naive_utc:
             return value
         value = value.replace(tzinfo=ZoneInfo(get_settings().timezone))
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it: a ValueError names the field
+        raise ValueError("time outside the representable range") from None
 
 
 def _edge(value: datetime, info: ValidationInfo) -> datetime:
@@ -101,3 +105,69 @@ def to_local(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value
     return value.astimezone(ZoneInfo(get_settings().timezone)).replace(tzinfo=None)
+
+
+# ---------------------------------------------------------------- bounds at the edges (hostile input)
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def time_bounds(settings: Settings | None = None) -> tuple[datetime, datetime]:
+    """The naive-UTC range of times accepted at the edges: `input_time_min` to now +
+    `input_future_days` (a year-1 or year-9999 time would break every analysis later)."""
+    settings = settings or get_settings()
+    low = settings.input_time_min
+    if low.tzinfo is not None:
+        low = low.astimezone(UTC).replace(tzinfo=None)
+    return low, datetime.now(UTC).replace(tzinfo=None) + timedelta(days=settings.input_future_days)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        return datetime.min if value.year < 2000 else datetime.max
+
+
+def _stored(info: ValidationInfo | None) -> bool:
+    """Validation of what the store already holds (context {"stored": True}): edge ranges do not
+    apply, the value was accepted once and must stay readable."""
+    return bool(info is not None and isinstance(info.context, dict) and info.context.get("stored"))
+
+
+def check_time_range(value: datetime | None, info: ValidationInfo | None = None) -> datetime | None:
+    """Refuse a time outside `time_bounds()` (aware times are compared in UTC)."""
+    if value is None or _stored(info):
+        return value
+    naive = _naive_utc(value)
+    low, high = time_bounds()
+    if not low <= naive <= high:
+        raise ValueError(f"time outside {low:%Y-%m-%d} … {high:%Y-%m-%d %H:%M} UTC")
+    return value
+
+
+# Planned times (a campaign's start and end) may lie further ahead, but not beyond this.
+PLAN_MAX = datetime(2199, 12, 31)
+
+
+def check_plan_range(value: datetime | None, info: ValidationInfo | None = None) -> datetime | None:
+    """Refuse a planned time before `input_time_min` or after `PLAN_MAX`."""
+    if value is None or _stored(info):
+        return value
+    naive = _naive_utc(value)
+    low = time_bounds()[0]
+    if not low <= naive <= PLAN_MAX:
+        raise ValueError(f"time outside {low:%Y-%m-%d} … {PLAN_MAX:%Y-%m-%d}")
+    return value
+
+
+# A time in the sane range: stack it on any datetime type, e.g. Annotated[UtcDateTime, InTimeRange]
+# (something that happened: at most input_future_days ahead) or InPlanRange (something planned).
+InTimeRange = AfterValidator(check_time_range)
+InPlanRange = AfterValidator(check_plan_range)
+# Integers that fit a 64-bit column; the largest amount in fen; the longest span of days.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+MAX_FEN = 10**15  # ten trillion yuan: sums of many amounts still fit 64 bits
+MAX_DAYS = 36_500

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from liebian.analytics import schemas, service
 from liebian.analytics.common import AnalyticsError, Filters
 from liebian.errors import blame
+from liebian.schemas import MAX_DAYS, MAX_FEN
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 
@@ -37,7 +38,9 @@ def _run(filters, fn, *args, **kwargs):
 
 @router.get("/kpis", response_model=schemas.Kpis)
 def kpis(
-    filters: FiltersDep, reward_cost_fen: int | None = Query(None, ge=0), other_cost_fen: int = Query(0, ge=0)
+    filters: FiltersDep,
+    reward_cost_fen: int | None = Query(None, ge=0, le=MAX_FEN),
+    other_cost_fen: int = Query(0, ge=0, le=MAX_FEN),
 ) -> dict:
     return _run(filters, service.run_kpis, reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)
 
@@ -48,7 +51,7 @@ def funnel(
     steps: str | None = Query(
         None, description="comma list of events or name=event; order_paid = paid order"
     ),
-    window_days: float = Query(14, gt=0),
+    window_days: float = Query(14, gt=0, le=MAX_DAYS),
     breakdown: str | None = Query(None, pattern="^(channel|campaign)$"),
 ) -> dict:
     return _run(filters, service.run_funnel, steps, window_days, breakdown)
@@ -57,9 +60,9 @@ def funnel(
 @router.get("/funnel/dropped", response_model=list[schemas.Dropped])
 def dropped(
     filters: FiltersDep,
-    at_step: int = Query(..., ge=2),
+    at_step: int = Query(..., ge=2, le=1000),
     steps: str | None = None,
-    window_days: float = Query(14, gt=0),
+    window_days: float = Query(14, gt=0, le=MAX_DAYS),
 ) -> list[dict]:
     return _run(filters, service.run_dropped, at_step, steps, window_days)
 

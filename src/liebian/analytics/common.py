@@ -30,6 +30,30 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 
 EPOCH = date(1970, 1, 1)
 DAY = 86400
+MIN_DAY_NUMBER, MAX_DAY_NUMBER = (date.min - EPOCH).days, (date.max - EPOCH).days
+# Times an analysis reads: a row stored outside them (year 1 from a broken clock, written before
+# the edges checked times, or straight into the warehouse) is left out, so that day arithmetic in
+# any zone stays within what both backends and Python's dates can hold.
+ANALYSABLE = (datetime(1970, 1, 2), datetime(2200, 1, 1))
+TIMED_TABLES = ("events", "orders", "referral_edges", "messages")
+
+
+def analysable_views(con: Any) -> None:
+    """On one DuckDB connection, shadow the timed tables with temp views of their analysable rows
+    (for analyses written in SQL; a temp view dies with the connection)."""
+    db = con.execute("SELECT current_database()").fetchone()[0]
+    low, high = (f"{t:%Y-%m-%d %H:%M:%S}" for t in ANALYSABLE)
+    for name in TIMED_TABLES:
+        con.execute(
+            f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{db}".main.{name}'
+            f" WHERE ts >= TIMESTAMP '{low}' AND ts < TIMESTAMP '{high}'"
+        )
+
+
+def analysable(t: ir.Table, column: str = "ts") -> ir.Table:
+    """`t` without the rows whose `column` lies outside `ANALYSABLE`."""
+    low, high = ANALYSABLE
+    return t.filter((t[column] >= low) & (t[column] < high))
 
 
 class AnalyticsError(Invalid, ValueError):
@@ -56,10 +80,18 @@ class Filters:
     def __post_init__(self) -> None:
         if self.start and self.end and self.start > self.end:
             raise AnalyticsError(f"start {self.start} is after end {self.end}")
+        low, high = (t.date() for t in ANALYSABLE)
+        for name in ("start", "end"):
+            day = getattr(self, name)
+            if day is not None and not low <= day < high:
+                raise AnalyticsError(f"{name} {day} lies outside {low} … {high}", field=name)
         object.__setattr__(self, "channels", tuple(self.channels))
         object.__setattr__(self, "campaigns", tuple(self.campaigns))
         if self.segment is not None:
-            object.__setattr__(self, "segment", frozenset(int(p) for p in self.segment))
+            ids = frozenset(int(p) for p in self.segment)
+            if any(not -(2**63) <= p < 2**63 for p in ids):
+                raise AnalyticsError("segment: a person id lies outside 64 bits", field="segment")
+            object.__setattr__(self, "segment", ids)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -168,14 +200,17 @@ class Frame:
 
     @staticmethod
     def day_date(number: int) -> date:
-        return EPOCH + timedelta(days=int(number))
+        """The date of a day number, clamped to the dates Python can hold."""
+        return EPOCH + timedelta(days=min(max(int(number), MIN_DAY_NUMBER), MAX_DAY_NUMBER))
 
     # --- tables ---------------------------------------------------------------------------------
     def table(self, name: str) -> ir.Table:
+        """A warehouse table; rows of the timed tables outside `ANALYSABLE` are left out."""
         try:
-            return self.backend.table(name)
+            t = self.backend.table(name)
         except Exception as exc:
             raise AnalyticsError(f"the analytics backend has no table {name!r}: {exc}") from exc
+        return analysable(t) if name in TIMED_TABLES else t
 
     def in_period(self, t: ir.Table, column: str = "ts") -> ir.Table:
         if self.filters.start or self.filters.end:

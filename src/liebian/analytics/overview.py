@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from liebian.analytics.common import analysable
 from liebian.config import get_settings
 from liebian.lazy import lazy_import
 
@@ -73,8 +74,8 @@ def _scalar(expr: ir.Scalar) -> int:
 def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]:
     """The KPI overview of everything in the warehouse (see the module docstring for definitions)."""
     offset = _offset_seconds(tz or get_settings().timezone)
-    events = backend.table("events")
-    orders = backend.table("orders")
+    events = analysable(backend.table("events"))
+    orders = analysable(backend.table("orders"))
     out: dict[str, Any] = {}
 
     out["persons"] = _scalar(

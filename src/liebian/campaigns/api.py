@@ -250,8 +250,8 @@ def claim(campaign_id: str, body: Participant):
 def progress(
     campaign_id: str,
     request: Request,
-    id_type: str | None = None,
-    id: str | None = None,
+    id_type: str | None = Query(None, max_length=64),
+    id: str | None = Query(None, min_length=1, max_length=256),
     x_participant_token: str | None = Header(None, description="the public key's participant token"),
 ):
     """My progress and rewards in a campaign. With the public key: the participant token's person

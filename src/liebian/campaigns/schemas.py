@@ -6,11 +6,14 @@ on every edit; contradictory rules are reported together, each naming its field.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from liebian.schemas import EdgeDateTime, UtcDateTime
+from liebian.schemas import MAX_DAYS, MAX_FEN, EdgeDateTime, InPlanRange, InTimeRange, UtcDateTime
+
+# Bounds of the counts in rules (a cap, a threshold, a group size): far above any real campaign.
+MAX_COUNT = 10**9
 
 CAMPAIGN_TYPES = ("invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard")
 
@@ -26,27 +29,29 @@ class RulesError(ValueError):
 class Reward(BaseModel):
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=64, description="reward/coupon code in the brand's system")
-    value_fen: int = Field(ge=0, description="the reward's value in fen (disclosed to participants)")
-    name: str = ""
+    value_fen: int = Field(
+        ge=0, le=MAX_FEN, description="the reward's value in fen (disclosed to participants)"
+    )
+    name: str = Field("", max_length=200)
 
 
 class Tier(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    threshold: int = Field(ge=1, description="qualified friends needed")
+    threshold: int = Field(ge=1, le=MAX_COUNT, description="qualified friends needed")
     reward: Reward
 
 
 class QualifyingEvent(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["signup", "first_order", "order_min_amount", "custom"] = "first_order"
-    min_amount_fen: int = Field(0, ge=0)
-    event_name: str | None = None
+    min_amount_fen: int = Field(0, ge=0, le=MAX_FEN)
+    event_name: str | None = Field(None, max_length=64)
 
 
 class GroupRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    size: int = Field(ge=2, description="members including the initiator")
-    window_hours: float = Field(24, gt=0)
+    size: int = Field(ge=2, le=MAX_COUNT, description="members including the initiator")
+    window_hours: float = Field(24, gt=0, le=MAX_DAYS * 24)
     initiator_reward: Reward | None = None
     joiner_reward: Reward | None = None
     bringer_reward: Reward | None = None
@@ -54,20 +59,24 @@ class GroupRules(BaseModel):
 
 class AssistRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    required: int = Field(ge=1, description="assists that unlock the reward")
+    required: int = Field(ge=1, le=MAX_COUNT, description="assists that unlock the reward")
     reward: Reward
 
 
 class LeaderboardRules(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    top_n: int = Field(ge=1)
+    top_n: int = Field(ge=1, le=MAX_COUNT)
     rewards: list[Reward] = Field(description="one per rank, best first; the last repeats")
 
 
 class RiskPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hold_at: int = Field(50, ge=1, description="total risk score from which rewards are held for review")
-    block_at: int = Field(100, ge=1, description="total risk score from which the referral is blocked")
+    hold_at: int = Field(
+        50, ge=1, le=MAX_COUNT, description="total risk score from which rewards are held for review"
+    )
+    block_at: int = Field(
+        100, ge=1, le=MAX_COUNT, description="total risk score from which the referral is blocked"
+    )
 
 
 class PointsRule(BaseModel):
@@ -78,8 +87,12 @@ class PointsRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     per_yuan: int = Field(1, ge=0, le=10000, description="points per yuan of a referred purchase")
     multiplier: int = Field(2, ge=1, le=10, description="within the window (2 = double points)")
-    window_start: EdgeDateTime | None = Field(None, description="default: the campaign's start_at")
-    window_end: EdgeDateTime | None = Field(None, description="default: the campaign's end_at")
+    window_start: Annotated[EdgeDateTime | None, InPlanRange] = Field(
+        None, description="default: the campaign's start_at"
+    )
+    window_end: Annotated[EdgeDateTime | None, InPlanRange] = Field(
+        None, description="default: the campaign's end_at"
+    )
     earner: Literal["friend", "inviter", "both"] = Field("friend", description="who earns the points")
 
 
@@ -103,34 +116,40 @@ class CampaignRules(BaseModel):
 
     type: Literal["invite_task", "double_sided", "group_buy", "assist", "share_coupon", "leaderboard"]
     title: str = Field(min_length=1, max_length=200)
-    rules_text: str = ""
-    start_at: EdgeDateTime | None = None
-    end_at: EdgeDateTime | None = None
+    rules_text: str = Field("", max_length=20_000)
+    start_at: Annotated[EdgeDateTime | None, InPlanRange] = None
+    end_at: Annotated[EdgeDateTime | None, InPlanRange] = None
     attribution: Literal["first_touch", "last_touch"] = "first_touch"
-    claim_window_days: float = Field(7, gt=0, description="invite → qualifying event")
-    invite_ttl_days: float = Field(30, gt=0)
+    claim_window_days: float = Field(7, gt=0, le=MAX_DAYS, description="invite → qualifying event")
+    invite_ttl_days: float = Field(30, gt=0, le=MAX_DAYS)
     qualifying_event: QualifyingEvent = Field(default_factory=QualifyingEvent)
     require_new_friend: bool = True
-    referrer_min_spend_fen: int = Field(0, ge=0)
-    per_inviter_cap: int | None = Field(None, ge=0)
-    per_device_cap: int | None = Field(None, ge=1)
-    per_ip_cap: int | None = Field(None, ge=1)
-    budget_fen: int | None = Field(None, ge=0)
-    stock: int | None = Field(None, ge=0)
-    hold_days: float = Field(7, ge=0, description="pending before approval; set it to the refund window")
+    referrer_min_spend_fen: int = Field(0, ge=0, le=MAX_FEN)
+    per_inviter_cap: int | None = Field(None, ge=0, le=MAX_COUNT)
+    per_device_cap: int | None = Field(None, ge=1, le=MAX_COUNT)
+    per_ip_cap: int | None = Field(None, ge=1, le=MAX_COUNT)
+    budget_fen: int | None = Field(None, ge=0, le=MAX_FEN)
+    stock: int | None = Field(None, ge=0, le=MAX_COUNT)
+    hold_days: float = Field(
+        7, ge=0, le=MAX_DAYS, description="pending before approval; set it to the refund window"
+    )
     regions: list[str] | None = None
     stores: list[str] | None = None
     tiers: list[Tier] = Field(default_factory=list)
     inviter_reward: Reward | None = None
     friend_reward: Reward | None = None
-    shares_required: int = Field(1, ge=1, description="share_coupon: clicks on the link before claiming")
+    shares_required: int = Field(
+        1, ge=1, le=MAX_COUNT, description="share_coupon: clicks on the link before claiming"
+    )
     group: GroupRules | None = None
     assist: AssistRules | None = None
     leaderboard: LeaderboardRules | None = None
     risk_policy: RiskPolicy = Field(default_factory=RiskPolicy)
     points: PointsRule | None = Field(None, description="积分 for referred purchases (double points)")
-    landing_url: str | None = Field(None, description="front-end page a clicked link redirects to")
-    poster_template: str = "classic"
+    landing_url: str | None = Field(
+        None, max_length=2048, description="front-end page a clicked link redirects to"
+    )
+    poster_template: str = Field("classic", max_length=64)
     # compliance inputs
     collects: list[str] = Field(default_factory=list, description="personal data the campaign collects")
     consent_step: bool = False
@@ -204,10 +223,10 @@ class AcceptRequest(Participant):
 class ConversionRequest(Participant):
     order_id: str = Field(min_length=1, max_length=128)
     event: str = Field("order", max_length=64, description="order, or a custom event name")
-    amount_fen: int = Field(0, ge=0)
-    ts: EdgeDateTime | None = None
-    region: str | None = None
-    store: str | None = None
+    amount_fen: int = Field(0, ge=0, le=MAX_FEN)
+    ts: Annotated[EdgeDateTime | None, InTimeRange] = None
+    region: str | None = Field(None, max_length=128)
+    store: str | None = Field(None, max_length=128)
     device_id: str | None = Field(None, max_length=128)
     ip: str | None = Field(None, max_length=64)
     user_agent: str | None = Field(None, max_length=512)

@@ -116,12 +116,23 @@ def _summary(errors: list[dict[str, Any]]) -> str:
 
 def campaign_view(session: Session, c: Campaign, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
-    rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
+    try:
+        rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
+        status, rules_doc = effective_status(c, rules, now), rules.model_dump(mode="json")
+    except CampaignError as exc:  # stored rules out of today's bounds: list it as stored, to be edited
+        if exc.code != "stored_rules_invalid":
+            raise
+        text = session.scalar(
+            select(CampaignVersion.rules).where(
+                CampaignVersion.campaign_id == c.id, CampaignVersion.version == c.version
+            )
+        )
+        status, rules_doc = c.status, json.loads(text or "{}")
     return {
         "id": c.id,
         "type": c.type,
         "title": c.title,
-        "status": effective_status(c, rules, now),
+        "status": status,
         "version": c.version,
         "budget_fen": c.budget_fen,
         "budget_used_fen": c.budget_used_fen,
@@ -129,7 +140,7 @@ def campaign_view(session: Session, c: Campaign, now: datetime | None = None) ->
         "stock_used": c.stock_used,
         "created_at": c.created_at,
         "launched_at": c.launched_at,
-        "rules": rules.model_dump(mode="json"),
+        "rules": rules_doc,
     }
 
 

@@ -13,6 +13,7 @@ from liebian.errors import NotFound
 from liebian.identity import service
 from liebian.identity.keys import IdentifierError, display_value
 from liebian.identity.schemas import LinkIn, LinkOut, PersonOut
+from liebian.schemas import Int64
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 
@@ -60,7 +61,7 @@ def lookup_person(
 
 
 @router.get("/persons/{person_id}", response_model=PersonOut)
-def get_person(person_id: int, session: Session = Depends(get_session)) -> PersonOut:
+def get_person(person_id: Int64, session: Session = Depends(get_session)) -> PersonOut:
     """A person and all their identifiers; an id merged away leads to the surviving person."""
     return _person(session, person_id)
 

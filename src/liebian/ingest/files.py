@@ -20,6 +20,7 @@ import csv
 import datetime as dt
 import mmap
 import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from liebian.config import get_settings
 from liebian.errors import Invalid
 from liebian.ingest.normalize import q
 from liebian.lazy import lazy_import
@@ -60,6 +62,44 @@ class FileImportError(Invalid):
 
     def __init__(self, message: str):
         super().__init__("invalid", message, field="file")
+
+
+class FileTooLarge(FileImportError):
+    """The file exceeds an import limit (uncompressed size, rows): 413, naming the limit."""
+
+    def __init__(self, message: str):
+        Invalid.__init__(self, "file_too_large", message, 413, field="file")
+
+
+def check_archive(path: Path, limit: int | None = None) -> None:
+    """Refuse an XLSX workbook (a zip archive) whose content would expand beyond `limit` bytes
+    (setting `max_import_uncompressed_bytes`) before anything parses it: first the sizes its
+    directory declares, then the bytes really inflated (a directory may lie; the CRC then fails)."""
+    limit = limit or get_settings().max_import_uncompressed_bytes
+    if not zipfile.is_zipfile(path):
+        return  # a legacy .xls is no archive: its size is its content
+    too_large = f"{path.name}: the workbook expands to more than {limit // (1024 * 1024)} MB"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if sum(m.file_size for m in members) > limit:
+                raise FileTooLarge(too_large + " (its directory says so)")
+            inflated = 0
+            for member in members:
+                with archive.open(member) as fh:
+                    while chunk := fh.read(1024 * 1024):
+                        inflated += len(chunk)
+                        if inflated > limit:
+                            raise FileTooLarge(too_large)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, ValueError) as exc:
+        # ValueError/NotImplementedError: encrypted members or unknown compression methods
+        raise FileImportError(f"{path.name}: not a readable Excel workbook: {exc}") from exc
+
+
+def check_rows(path: Path, rows: int) -> None:
+    limit = get_settings().max_import_rows
+    if rows > limit:
+        raise FileTooLarge(f"{path.name}: more than {limit} rows (max_import_rows); split the file")
 
 
 @dataclass
@@ -148,13 +188,15 @@ def read_into(
     fmt = detect_format(path)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="import-") as tmp:
         if fmt == "csv":
-            yield _read_csv(con, path, Path(tmp), transform)
+            raw_file = _read_csv(con, path, Path(tmp), transform)
         elif fmt == "xlsx":
-            yield _read_xlsx(con, path)
+            raw_file = _read_xlsx(con, path)
         elif fmt == "jsonl":
-            yield _read_jsonl(con, path)
+            raw_file = _read_jsonl(con, path)
         else:
-            yield _read_parquet(con, path)
+            raw_file = _read_parquet(con, path)
+        check_rows(path, raw_file.rows_read)
+        yield raw_file
 
 
 def _read_csv(
@@ -321,14 +363,22 @@ def cell_text(value: object) -> str | None:
 
 
 def _register_rows(
-    con: duckdb.DuckDBPyConnection, headers: list[str], lines: list[int], columns: list[list]
+    con: duckdb.DuckDBPyConnection,
+    headers: list[str],
+    lines: list[int],
+    columns: list[list],
+    append: bool = False,
 ) -> None:
+    """Rows as the temp table raw0 (or appended to it) and the view raw over it."""
     arrays = {"_line": pa.array(lines, pa.int64())}
     for header, values in zip(headers, columns, strict=True):
         arrays[header] = pa.array(values, pa.string())
     table = pa.table(arrays) if lines else pa.table({k: pa.array([], v.type) for k, v in arrays.items()})
     con.register("raw_arrow", table)
-    con.execute("CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM raw_arrow")
+    if append:
+        con.execute("INSERT INTO raw0 SELECT * FROM raw_arrow")
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE raw0 AS SELECT * FROM raw_arrow")
     con.execute("CREATE OR REPLACE TEMP VIEW raw AS SELECT * FROM raw0")
     con.unregister("raw_arrow")
 
@@ -347,27 +397,43 @@ def _unique_headers(raw_headers: Sequence[object], path: Path) -> list[str]:
     return headers
 
 
+XLSX_CHUNK = 100_000  # rows turned into Python values at a time
+
+
 def _read_xlsx(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
+    """The first sheet, after `check_archive`; rows go to DuckDB in chunks (Python holds one chunk
+    at a time, never the whole sheet as Python values)."""
     # deferred: only XLSX imports need the Calamine reader
     from python_calamine import CalamineWorkbook
 
+    check_archive(path)
+    limit = get_settings().max_import_rows
     try:
-        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python(skip_empty_area=False)
+        rows = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).iter_rows()
+        header = next(rows, None)
     except Exception as exc:  # calamine raises its own error types for every broken workbook
         raise FileImportError(f"{path.name}: not a readable Excel workbook: {exc}") from exc
-    if not sheet:
+    if header is None:
         raise FileImportError(f"{path.name}: the first sheet is empty")
-    headers = _unique_headers(sheet[0], path)
+    headers = _unique_headers(header, path)
     columns: list[list] = [[] for _ in headers]
     lines: list[int] = []
-    for number, row in enumerate(sheet[1:], start=2):
+    count, first = 0, True
+    for number, row in enumerate(rows, start=2):
         if all(v is None or v == "" for v in row):
             continue
+        count += 1
+        if count > limit:
+            check_rows(path, count)  # raises, naming the limit
         lines.append(number)
         for i in range(len(headers)):
             columns[i].append(cell_text(row[i]) if i < len(row) else None)
-    _register_rows(con, headers, lines, columns)
-    return RawFile("xlsx", None, headers, len(lines))
+        if len(lines) >= XLSX_CHUNK:
+            _register_rows(con, headers, lines, columns, append=not first)
+            columns, lines, first = [[] for _ in headers], [], False
+    if first or lines:
+        _register_rows(con, headers, lines, columns, append=not first)
+    return RawFile("xlsx", None, headers, count)
 
 
 def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> RawFile:
@@ -429,17 +495,46 @@ def records_into(con: duckdb.DuckDBPyConnection, items: list) -> RawFile:
     records: list[tuple[int, dict]] = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            rejects.append((index, "item", "not a JSON object", orjson.dumps(item).decode()[:RAW_LIMIT]))
+            rejects.append((index, "item", "not a JSON object", _raw_text(item)))
             continue
         if any(not str(key).strip() for key in item):
-            raw = orjson.dumps(item, default=str).decode()[:RAW_LIMIT]
-            rejects.append((index, "item", "a property name must not be empty", raw))
+            rejects.append((index, "item", "a property name must not be empty", _raw_text(item)))
             continue
-        records.append((index, item))
+        texts, problem = _item_texts(item)
+        if problem is not None:
+            rejects.append((index, problem[0], problem[1], _raw_text(item)))
+            continue
+        records.append((index, texts))
         for key in item:
             if key not in seen:
                 seen.add(key)
                 headers.append(key)
-    columns = [[cell_text(item.get(h)) for _, item in records] for h in headers]
+    columns = [[texts.get(h) for _, texts in records] for h in headers]
     _register_rows(con, headers, [n for n, _ in records], columns)
     return RawFile("api", None, headers, len(items), rejects)
+
+
+def _raw_text(item: object) -> str:
+    """An item as JSON text for the rejects (cut), whatever it holds."""
+    try:
+        text = orjson.dumps(item, default=str).decode()
+    except orjson.JSONEncodeError:  # nested deeper than orjson goes
+        text = str(item)
+    return text[:RAW_LIMIT].replace("\x00", "\\u0000")
+
+
+def _item_texts(item: dict) -> tuple[dict[str, str | None], tuple[str, str] | None]:
+    """The item's values as text, or the (field, reason) that refuses the item: a NUL character
+    (PostgreSQL stores none) or a value nested too deep to store."""
+    texts: dict[str, str | None] = {}
+    for key, value in item.items():
+        if "\x00" in key:
+            return texts, ("item", "a property name contains a NUL character")
+        try:
+            text = cell_text(value)
+        except orjson.JSONEncodeError:
+            return texts, (key, f"{key} is nested too deep")
+        if text is not None and ("\x00" in text or (isinstance(value, dict | list) and "\\u0000" in text)):
+            return texts, (key, f"{key} contains a NUL character")
+        texts[key] = text
+    return texts, None

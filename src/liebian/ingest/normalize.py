@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from liebian.config import Settings, get_settings
 from liebian.identity.keys import DIRECT_TYPES, ID_TYPES
+from liebian.schemas import time_bounds
 
 KINDS = ("events", "orders", "identities", "messages")
 
@@ -115,6 +116,9 @@ GENERIC_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 ID_COLUMN = {"events": "event_id", "orders": "order_id", "messages": "message_id"}
 MAX_ID_LENGTH = 128
+# Bytes (UTF-8) of any other generic column; a message's text may be longer.
+MAX_VALUE_BYTES = 1024
+MAX_TEXT_BYTES = 64 * 1024
 
 
 def generic_columns(kind: str) -> tuple[str, ...]:
@@ -347,18 +351,30 @@ def _raw_value_sql(type_expr: str, value_col: str) -> str:
     return f"CASE WHEN {type_expr} = 'phone' THEN {phone_digits_sql(v)} ELSE {v} END"
 
 
-def _ts_checks(b: _Builder, name: str, required: bool) -> None:
-    col = ident(name)
+def _ts_checks(b: _Builder, name: str, required: bool, bounds: tuple[_dt, _dt]) -> None:
+    col, n_col = ident(name), ident("n_" + name)
     if required:
         b.error(f"{col} IS NULL", name, q(f"missing {name}"))
+    b.error(f"{col} IS NOT NULL AND {n_col} IS NULL", name, f"'unreadable timestamp ' || {col}")
+    # A time outside the sane range (a year 1 from a broken clock) would break every analysis later.
+    low, high = (f"{t:%Y-%m-%d %H:%M:%S}" for t in bounds)
     b.error(
-        f"{col} IS NOT NULL AND {ident('n_' + name)} IS NULL",
+        f"{n_col} < TIMESTAMP {q(low)} OR {n_col} > TIMESTAMP {q(high)}",
         name,
-        f"'unreadable timestamp ' || {col}",
+        q(f"timestamp outside {low} … {high} UTC: ") + f" || {col}",
     )
 
 
-def _identity_pair_columns(b: _Builder, tz: str) -> None:
+def _text_checks(b: _Builder, kind: str) -> None:
+    """No generic column may hold a NUL character (PostgreSQL refuses them) or be absurdly long."""
+    for name in generic_columns(kind):
+        col = ident(name)
+        limit = MAX_TEXT_BYTES if name == "text" else MAX_VALUE_BYTES
+        b.error(f"contains({col}, chr(0))", name, q(f"{name} contains a NUL character"))
+        b.error(f"strlen({col}) > {limit}", name, q(f"{name} longer than {limit} bytes"))
+
+
+def _identity_pair_columns(b: _Builder, tz: str, bounds: tuple[_dt, _dt]) -> None:
     """identities: two identifiers (type and value, a and b) that belong to one person, and when."""
     for side in ("a", "b"):
         t = ident(f"id_type_{side}")
@@ -368,7 +384,7 @@ def _identity_pair_columns(b: _Builder, tz: str) -> None:
             b, f"id_type_{side}", f"id_{side}", f"id_type_{side}", f"id_{side}", f"n_raw_{side}"
         )
     b.value("ts", ts_sql('"ts"', tz, as_cast="__ts_cast"))
-    _ts_checks(b, "ts", required=False)
+    _ts_checks(b, "ts", required=False, bounds=bounds)
     b.value("source", '"source"')
 
 
@@ -441,8 +457,10 @@ def normalize_query(
     settings = settings or get_settings()
     tz = settings.timezone
     b = _Builder(kind)
+    bounds = time_bounds(settings)
+    _text_checks(b, kind)
     if kind == "identities":
-        _identity_pair_columns(b, tz)
+        _identity_pair_columns(b, tz, bounds)
         return b.sql(source, raw_row)
 
     id_col = ID_COLUMN[kind]
@@ -452,7 +470,7 @@ def normalize_query(
     b.error(f"length({idc}) > {MAX_ID_LENGTH}", id_col, q(f"{id_col} longer than {MAX_ID_LENGTH} characters"))
 
     b.value("ts", ts_sql('"ts"', tz, as_cast="__ts_cast"))
-    _ts_checks(b, "ts", required=True)
+    _ts_checks(b, "ts", required=True, bounds=bounds)
 
     # Identifiers: the type is checked; phones become digits here and an HMAC later (per distinct value).
     b.value("id_type", 'lower("id_type")')
@@ -474,7 +492,7 @@ def normalize_query(
 
     if kind in ("events", "orders"):
         b.value("received_at", ts_sql('"received_at"', tz))
-        _ts_checks(b, "received_at", required=False)
+        _ts_checks(b, "received_at", required=False, bounds=bounds)
 
     if kind == "orders":
         _order_columns(b)

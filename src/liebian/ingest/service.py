@@ -13,6 +13,7 @@ killed at any point and re-run therefore ends with every row exactly once.
 from __future__ import annotations
 
 import csv
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,8 @@ from liebian.cells import safe_row
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.engine import warehouse
-from liebian.ingest.files import FileImportError, read_into, records_into
+from liebian.errors import DomainError
+from liebian.ingest.files import FileImportError, FileTooLarge, check_archive, read_into, records_into
 from liebian.ingest.normalize import KINDS
 from liebian.ingest.pipeline import drop_temp, normaliser, run_pipeline
 from liebian.ingest.presets import GENERIC_COLUMNS, PresetError, get_preset
@@ -36,7 +38,11 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     duckdb = lazy_import("duckdb")
 
 __all__ = [
+    "IMPORT_SLOTS",
     "FileImportError",
+    "FileTooLarge",
+    "TooManyImports",
+    "check_archive",
     "ImportResult",
     "ItemResult",
     "PresetError",
@@ -84,6 +90,38 @@ class ItemResult:
 
 def new_batch_id(kind: str) -> str:
     return f"{kind}-{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+
+
+class TooManyImports(DomainError):
+    """Every import slot of this process is taken (setting `max_concurrent_imports`): 429."""
+
+    default_status = 429
+
+
+class ImportSlots:
+    """A bound on the uploads imported at once by one process: a slot is taken when an upload is
+    accepted and given back when its import ends; with none free the upload is refused, not queued
+    (queued uploads would hold their files and threads while waiting)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def take(self) -> None:
+        limit = get_settings().max_concurrent_imports
+        with self._lock:
+            if self.taken >= limit:
+                raise TooManyImports(
+                    "too_many_imports", f"{limit} imports are running in this process; retry when one ends"
+                )
+            self.taken += 1
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.taken = max(0, self.taken - 1)
+
+
+IMPORT_SLOTS = ImportSlots()
 
 
 # ---------------------------------------------------------------- public entry points

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.monitor import anomalies, notifications, rules, schemas, service
-from liebian.schemas import to_local
+from liebian.schemas import Int64, to_local
 
 router = APIRouter(prefix="/api/v1/monitor", tags=["monitor"])
 
@@ -34,7 +34,7 @@ def install_defaults(request: Request) -> list[dict]:
 
 
 @router.patch("/rules/{rule_id}", response_model=schemas.RuleOut)
-def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict:
+def update_rule(rule_id: Int64, body: schemas.RulePatch, request: Request) -> dict:
     with session_scope() as s:
         return rules.update_rule(
             s, rule_id, body.model_dump(exclude_unset=True), actor=principal_of(request).name
@@ -42,7 +42,7 @@ def update_rule(rule_id: int, body: schemas.RulePatch, request: Request) -> dict
 
 
 @router.delete("/rules/{rule_id}", response_model=schemas.RuleOut)
-def disable_rule(rule_id: int, request: Request) -> dict:
+def disable_rule(rule_id: Int64, request: Request) -> dict:
     with session_scope() as s:
         return rules.delete_rule(s, rule_id, actor=principal_of(request).name)
 
@@ -103,19 +103,19 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", response_model=schemas.AlertOut)
-def get_alert(alert_id: int) -> dict:
+def get_alert(alert_id: Int64) -> dict:
     with session_scope() as s:
         return service.get_alert(s, alert_id)
 
 
 @router.post("/alerts/{alert_id}/acknowledge", response_model=schemas.AlertOut)
-def acknowledge(alert_id: int, request: Request) -> dict:
+def acknowledge(alert_id: Int64, request: Request) -> dict:
     with session_scope() as s:
         return service.acknowledge(s, alert_id, actor=principal_of(request).name)
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=schemas.AlertOut)
-def resolve(alert_id: int, body: schemas.ResolveIn, request: Request) -> dict:
+def resolve(alert_id: Int64, body: schemas.ResolveIn, request: Request) -> dict:
     with session_scope() as s:
         alert = service.resolve(s, alert_id, body.root_cause, actor=principal_of(request).name)
         notifications.notify_alert(s, alert, "resolved")
@@ -149,7 +149,7 @@ def add_channel(body: schemas.ChannelIn, request: Request) -> dict:
 
 
 @router.get("/deliveries", response_model=list[schemas.DeliveryOut])
-def list_deliveries(alert_id: int | None = None, limit: int = Query(200, ge=1, le=10000)) -> list[dict]:
+def list_deliveries(alert_id: Int64 | None = None, limit: int = Query(200, ge=1, le=10000)) -> list[dict]:
     with session_scope() as s:
         return notifications.list_deliveries(s, alert_id, limit)
 

@@ -55,9 +55,12 @@ def sample_size_proportions(baseline: float, mde: float, alpha: float = 0.05, po
             f"baseline/mde: need 0 < baseline < 1 and 0 < baseline+mde < 1 (got {baseline}, {mde})"
         )
     es = sm_proportion.proportion_effectsize(baseline + mde, baseline)
-    return math.ceil(
-        sm_power.NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0)
-    )
+    if not abs(es) > 1e-9:  # a lift this small rounds away: no sample size detects it
+        raise PredictError(f"mde: {mde} is too small a lift to detect over {baseline}")
+    n = sm_power.NormalIndPower().solve_power(effect_size=abs(es), alpha=alpha, power=power, ratio=1.0)
+    if not math.isfinite(n):
+        raise PredictError(f"alpha/power: no sample size reaches power {power} at alpha {alpha}")
+    return math.ceil(n)
 
 
 def sample_size_means(sd: float, mde: float, alpha: float = 0.05, power: float = 0.8) -> int:
@@ -73,6 +76,8 @@ def srm_check(counts: Sequence[int], weights: Sequence[float] | None = None) -> 
     """Chi-square goodness of fit of the observed split against the planned weights."""
     observed = np.asarray(counts, float)
     planned = np.asarray(weights if weights is not None else [1.0] * len(observed), float)
+    if planned.shape != observed.shape or not (np.isfinite(planned) & (planned > 0)).all():
+        raise PredictError(f"weights: need one positive weight per variant, {len(observed)} in all")
     expected = observed.sum() * planned / planned.sum()
     chi2, p = stats.chisquare(observed, expected)
     return {"chi2": float(chi2), "p_value": float(p), "mismatch": bool(p < SRM_ALPHA)}

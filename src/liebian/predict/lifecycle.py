@@ -61,8 +61,10 @@ def activity_by_period(con: duckdb.DuckDBPyConnection, cfg: LifecycleConfig, end
             SELECT person_id, ts, 1, amount_fen FROM orders WHERE status = 'paid' AND ts > ? AND ts <= ?
         )
         SELECT person_id,
-               CAST(floor(date_diff('second', CAST(? AS TIMESTAMP), ts - INTERVAL 1 MICROSECOND)
-                          / (86400.0 * ?)) AS INTEGER) AS period,
+               -- exact microseconds: date_diff('second') counts boundaries, and with sub-second
+               -- times it put the latest row one period past the end
+               CAST(floor((epoch_us(ts) - epoch_us(CAST(? AS TIMESTAMP)) - 1)
+                          / (86400e6 * ?)) AS INTEGER) AS period,
                count(*) AS acts, sum(orders) AS orders, sum(fen) AS fen
         FROM act GROUP BY ALL
         """,

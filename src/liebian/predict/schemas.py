@@ -12,18 +12,22 @@ from liebian.shapes import Open
 
 
 class Variant(Request):
-    name: str
-    units: int = Field(gt=0)
-    conversions: int = Field(ge=0)
-    revenue: list[float] | None = Field(default=None, description="per-unit revenue (fen), zeros included")
+    name: str = Field(max_length=200)
+    units: int = Field(gt=0, le=10**12)
+    conversions: int = Field(ge=0, le=10**12)
+    revenue: list[float] | None = Field(
+        default=None, max_length=1_000_000, description="per-unit revenue (fen), zeros included"
+    )
 
 
 class ReadoutRequest(Request):
     control: Variant
     treatment: Variant
     alpha: float = Field(0.05, gt=0, lt=1)
-    planned_n: int | None = Field(None, gt=0, description="units per variant planned (fixed horizon)")
-    weights: list[float] | None = None
+    planned_n: int | None = Field(
+        None, gt=0, le=10**12, description="units per variant planned (fixed horizon)"
+    )
+    weights: list[float] | None = Field(None, max_length=1000)
 
 
 class AssignRequest(Request):
@@ -34,13 +38,13 @@ class AssignRequest(Request):
 
 
 class SimulateRequest(Request):
-    seed_users: int = Field(1000, ge=1)
-    k_per_participant: float = Field(2.0, ge=0)
+    seed_users: int = Field(1000, ge=1, le=10**12)
+    k_per_participant: float = Field(2.0, ge=0, le=1000)
     participation: float = Field(0.3, ge=0, le=1)
     churn: float = Field(0.1, ge=0, le=1)
-    cycle_days: float = Field(7.0, gt=0)
-    cost_per_user_fen: int = Field(500, ge=0)
-    budget_fen: int | None = Field(None, ge=0)
+    cycle_days: float = Field(7.0, gt=0, le=365)
+    cost_per_user_fen: int = Field(500, ge=0, le=10**9)
+    budget_fen: int | None = Field(None, ge=0, le=10**15)
     cycles: int = Field(10, ge=1, le=200)
     start: date | None = None
     calibrate_campaign: str | None = None

@@ -7,13 +7,14 @@ the stored model's manifest entry. Other domains (tags, automation, reports) cal
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from liebian.analytics.common import MetricConfig, zone_offset_seconds
+from liebian.analytics.common import MetricConfig, analysable_views, zone_offset_seconds
 from liebian.cells import safe_cell
 from liebian.engine import warehouse
 from liebian.lazy import lazy_import
@@ -51,6 +52,15 @@ __all__ = [
     "person_features",
     "churn_scores",
 ]
+
+
+@contextmanager
+def _reading() -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse for a model: its timed tables hold only analysable rows (a year-1 time
+    stored before the edges checked times would overflow every period computation)."""
+    with warehouse.connect(read_only=True) as con:
+        analysable_views(con)
+        yield con
 
 
 def _new_persons(con: duckdb.DuckDBPyConnection, new_after_days: float) -> pd.DataFrame:
@@ -100,7 +110,7 @@ def fit_ltv(
         raise PredictError(f"discount_rate_annual: must be in [0, 10) (got {discount_rate_annual})")
     with fit_progress("LTV BG/NBD + Gamma-Gamma", 4, progress) as steps:
         # read, then let the warehouse go: the fit takes a while and other work needs the warehouse
-        with warehouse.connect(read_only=True) as con:
+        with _reading() as con:
             snap = data_snapshot(con)
             summary = ltv.rfm_summary(con, unit_days=unit_days)
             new = _new_persons(con, new_after_days)
@@ -159,7 +169,7 @@ def fit_lifecycle(
     cfg = lifecycle.LifecycleConfig(period_days, loyal_orders, loyal_periods, churn_periods)
     with (
         fit_progress("Lifecycle Markov chain", 2, progress) as steps,
-        warehouse.connect(read_only=True) as con,
+        _reading() as con,
     ):
         snap = data_snapshot(con)
         steps.step("states")
@@ -181,7 +191,7 @@ def fit_churn(
     """Fit, validate on a later slice, store; the stored artefact scores persons later."""
     with (
         fit_progress("Churn risk (gradient boosting)", 4, progress) as steps,
-        warehouse.connect(read_only=True) as con,
+        _reading() as con,
     ):
         snap = data_snapshot(con)
         with single_thread():
@@ -207,7 +217,7 @@ def churn_risk(
     """Risk per person (highest first) with its main reasons, from a stored churn model."""
     entry = model_store.get_model(model_id, kind="churn")
     art = model_store.load_artefact(entry)
-    with warehouse.connect(read_only=True) as con:
+    with _reading() as con:
         feats = churn.features(con, at or churn.data_end(con))
     if person_ids is not None:
         wanted = set(int(p) for p in person_ids)
@@ -236,7 +246,7 @@ def fit_segments(
         raise PredictError(f"k range: need 2 <= k_min <= k_max (got {k_min}..{k_max})")
     with (
         fit_progress("Segmentation (RFM + K-Means)", 3, progress) as steps,
-        warehouse.connect(read_only=True) as con,
+        _reading() as con,
     ):
         snap = data_snapshot(con)
         end = churn.data_end(con)
@@ -357,7 +367,7 @@ def attribution_report(
     so that it can be shown again without recomputing while the data is unchanged.
     """
     lo, hi = _utc_days(start, end)
-    with warehouse.connect(read_only=True) as con:
+    with _reading() as con:
         snap = data_snapshot(con) if store_params is not None else None
         paths = touch_paths(con, by, lookback_days, lo, hi, person_ids)
     if not any(p.converted for p in paths):
@@ -392,7 +402,7 @@ def calibrate_growth(campaign_id: str) -> dict[str, Any]:
     k_per_participant = referred persons / participants; cycle = median hours from an inviter's
     first campaign action to their invitees' arrival.
     """
-    with warehouse.connect(read_only=True) as con:
+    with _reading() as con:
         row = aggregate_row(
             con,
             """
@@ -442,7 +452,7 @@ def person_features(at: datetime | None = None) -> pd.DataFrame:
     The same features as the churn model (rows with ts <= at only); `channel` is the channel with
     most of the person's events (ties: alphabetical). Tags and automation read this.
     """
-    with warehouse.connect(read_only=True) as con:
+    with _reading() as con:
         at = at or churn.data_end(con)
         feats = churn.features(con, at)
         channels = primary_channels(con, at)

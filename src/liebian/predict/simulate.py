@@ -71,6 +71,9 @@ def expected_variance(p: GrowthParams) -> np.ndarray:
     return p.seed_users * var1
 
 
+MAX_USERS = 1e15
+
+
 def simulate(p: GrowthParams, runs: int = 1000, seed: int = 0) -> np.ndarray:
     """Monte Carlo generation sizes, shape (runs, cycles + 1)."""
     if runs < 1:
@@ -78,9 +81,14 @@ def simulate(p: GrowthParams, runs: int = 1000, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     z = np.full(runs, p.seed_users, dtype=np.int64)
     out = [z.copy()]
-    for _ in range(p.cycles):
+    for cycle in range(p.cycles):
         participants = rng.binomial(z, (1 - p.churn) * p.participation)
-        z = rng.poisson(p.k_per_participant * participants)
+        lam = p.k_per_participant * participants
+        if lam.max(initial=0) > MAX_USERS:  # beyond what Poisson draws (and int64) hold
+            raise PredictError(
+                f"k_per_participant/cycles: the projection outgrows {MAX_USERS:.0e} users by cycle {cycle + 1}"
+            )
+        z = rng.poisson(lam)
         out.append(z.copy())
     return np.stack(out, axis=1)
 
@@ -90,6 +98,8 @@ def project(p: GrowthParams, runs: int = 1000, seed: int = 0) -> dict:
     sims = simulate(p, runs, seed)
     exp = expected_sizes(p)
     start = p.start or date.today()
+    if not date(2000, 1, 1) <= start <= date(2199, 12, 31):
+        raise PredictError(f"start: {start} lies outside 2000-01-01 … 2199-12-31")
     cum_new = np.cumsum(exp) - p.seed_users  # acquired users (seeds are already there)
     cost = cum_new * p.cost_per_user_fen
     rows = []

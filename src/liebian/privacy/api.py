@@ -27,6 +27,7 @@ from liebian.privacy.schemas import (
     RevealRequest,
     SubjectRequest,
 )
+from liebian.schemas import Int64
 
 router = APIRouter(prefix="/api/v1/privacy", tags=["privacy"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -109,7 +110,7 @@ def consent(
 
 
 @router.get("/consents/{person_id}", response_model=list[ConsentState], responses=NOT_FOUND)
-def consent_state(person_id: int):
+def consent_state(person_id: Int64):
     return _run(service.consent_state, person_id)
 
 
@@ -146,7 +147,7 @@ def requests():
 
 
 @router.post("/persons/{person_id}/reveal", response_model=RevealOut, responses=NOT_FOUND)
-def reveal(person_id: int, body: RevealRequest, request: Request):
+def reveal(person_id: Int64, body: RevealRequest, request: Request):
     """Decrypt a person's phone (or payment account). Audited with the reason given."""
     with session_scope() as s:
         values = subject_requests.reveal(

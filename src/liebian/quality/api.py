@@ -23,10 +23,14 @@ def quality_report(
         24.0, gt=0, le=366 * 24, allow_inf_nan=False, description="arrival later than this after ts is late"
     ),
     max_amount_yuan: float = Query(
-        100_000.0, gt=0, allow_inf_nan=False, description="order amounts above this are out of range"
+        100_000.0, gt=0, le=1e13, allow_inf_nan=False, description="order amounts above this are out of range"
     ),
     outlier_factor: float = Query(
-        100.0, ge=0, allow_inf_nan=False, description="amounts this many times off the median order (0: off)"
+        100.0,
+        ge=0,
+        le=1e9,
+        allow_inf_nan=False,
+        description="amounts this many times off the median order (0: off)",
     ),
 ):
     """Scores 0–100, the error rate against the 0.3 % target, and every finding."""

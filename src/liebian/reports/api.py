@@ -13,6 +13,7 @@ from liebian.db.session import session_scope
 from liebian.reports import schemas, service
 from liebian.reports.schemas import DocumentIn, SubscriptionIn, TargetIn
 from liebian.reports.service import ReportError
+from liebian.schemas import Int64
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -80,7 +81,7 @@ def add_target(body: TargetIn):
 
 
 @router.delete("/targets/{target_id}", status_code=204, response_class=Response)
-def delete_target(target_id: int):
+def delete_target(target_id: Int64):
     with session_scope() as s:
         service.delete_target(s, target_id)
     return Response(status_code=204)
@@ -99,7 +100,7 @@ def subscribe(body: SubscriptionIn):
 
 
 @router.delete("/subscriptions/{subscription_id}", response_model=schemas.SubscriptionOut)
-def unsubscribe(subscription_id: int):
+def unsubscribe(subscription_id: Int64):
     with session_scope() as s:
         return service.unsubscribe(s, subscription_id)
 
@@ -145,13 +146,13 @@ def _kept(document_id: int) -> dict:
 
 
 @router.get("/documents/{document_id}", response_model=schemas.KeptDocument)
-def document(document_id: int):
+def document(document_id: Int64):
     """A kept report with its data (`report`); 409 while it is still being built."""
     return _kept(document_id)
 
 
 @router.get("/documents/{document_id}/report.html", response_class=HTMLResponse)
-def document_html(document_id: int):
+def document_html(document_id: Int64):
     kept = _kept(document_id)
     return HTMLResponse(service.render_html(kept["report"]))
 
@@ -166,6 +167,6 @@ def document_html(document_id: int):
         }
     },
 )
-def document_xlsx(document_id: int):
+def document_xlsx(document_id: Int64):
     kept = _kept(document_id)
     return xlsx_response(kept["report"])

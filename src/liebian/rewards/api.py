@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 from fastapi import APIRouter, Header, Query, Request
@@ -14,7 +15,7 @@ from liebian.lazy import lazy_import
 from liebian.privacy import tokens
 from liebian.rewards import payouts, schemas, service, webhooks
 from liebian.rewards.service import LedgerError
-from liebian.schemas import EdgeDateTime
+from liebian.schemas import EdgeDateTime, Int64
 
 if TYPE_CHECKING:
     import httpx
@@ -45,7 +46,7 @@ def _key(body_key: str | None, header_key: str | None) -> str:
 def list_rewards(
     state: str | None = None,
     campaign_id: str | None = None,
-    person_id: int | None = None,
+    person_id: Int64 | None = None,
     source_ref: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
@@ -64,7 +65,7 @@ def list_rewards(
 
 
 @router.get("/rewards/{reward_id}", response_model=schemas.RewardDetail)
-def get_reward(reward_id: int):
+def get_reward(reward_id: Int64):
     with session_scope() as s:
         return {
             **service.get_reward(s, reward_id).as_dict(),
@@ -102,7 +103,7 @@ for _action, _to in ACTIONS.items():
 
 
 @router.post("/rewards/{reward_id}/review-hold", response_model=schemas.Reward)
-def review_hold(request: Request, reward_id: int, body: schemas.ReviewHoldRequest):
+def review_hold(request: Request, reward_id: Int64, body: schemas.ReviewHoldRequest):
     """Hold a reward for fraud review, or clear the hold (the ledger records the caller)."""
     actor = principal_of(request).name
     with session_scope() as s:
@@ -112,7 +113,7 @@ def review_hold(request: Request, reward_id: int, body: schemas.ReviewHoldReques
 @router.get("/my/rewards", response_model=schemas.MyRewards)
 def my_rewards(
     request: Request,
-    person_id: int | None = None,
+    person_id: Int64 | None = None,
     x_participant_token: str | None = Header(None, description="the public key's participant token"),
 ):
     """A participant's rewards and balances. With the public key: the person of the participant
@@ -152,14 +153,18 @@ def verify():
 
 @router.get("/ledger/entries", response_model=list[schemas.Entry])
 def ledger_entries(
-    reward_id: int | None = None, after_seq: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
+    reward_id: Int64 | None = None, after_seq: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000)
 ):
     with session_scope() as s:
         return service.entries(s, reward_id=reward_id, after_seq=after_seq, limit=limit)
 
 
 @router.get("/ledger/balances", response_model=list[schemas.Balance])
-def ledger_balances(by: Literal["person", "campaign"] = "campaign", key: str | None = None):
+def ledger_balances(
+    by: Literal["person", "campaign"] = "campaign", key: str | None = Query(None, max_length=128)
+):
+    if by == "person" and key is not None and not re.fullmatch(r"-?\d{1,18}", key):
+        raise LedgerError("invalid", "key: a person id is an integer of at most 18 digits", 422, field="key")
     with session_scope() as s:
         return [
             {"key": str(b[by]), "state": b["state"], "value_fen": b["value_fen"], "rewards": b["rewards"]}
@@ -248,13 +253,13 @@ def list_endpoints():
 
 
 @router.get("/webhooks/endpoints/{endpoint_id}", response_model=schemas.Endpoint)
-def get_endpoint(endpoint_id: int):
+def get_endpoint(endpoint_id: Int64):
     with session_scope() as s:
         return webhooks.get_endpoint(s, endpoint_id).as_dict()
 
 
 @router.patch("/webhooks/endpoints/{endpoint_id}", response_model=schemas.Endpoint)
-def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
+def update_endpoint(endpoint_id: Int64, body: schemas.EndpointUpdate):
     with session_scope() as s:
         return webhooks.update_endpoint(
             s,
@@ -267,7 +272,7 @@ def update_endpoint(endpoint_id: int, body: schemas.EndpointUpdate):
 
 
 @router.delete("/webhooks/endpoints/{endpoint_id}", status_code=204, response_class=Response)
-def delete_endpoint(endpoint_id: int):
+def delete_endpoint(endpoint_id: Int64):
     with session_scope() as s:
         webhooks.delete_endpoint(s, endpoint_id)
     return Response(status_code=204)
@@ -275,20 +280,20 @@ def delete_endpoint(endpoint_id: int):
 
 @router.get("/webhooks/deliveries", response_model=list[schemas.Delivery])
 def list_deliveries(
-    status: str | None = None, endpoint_id: int | None = None, limit: int = Query(100, ge=1, le=1000)
+    status: str | None = None, endpoint_id: Int64 | None = None, limit: int = Query(100, ge=1, le=1000)
 ):
     with session_scope() as s:
         return webhooks.list_deliveries(s, status=status, endpoint_id=endpoint_id, limit=limit)
 
 
 @router.get("/webhooks/deliveries/{delivery_id}", response_model=schemas.DeliveryDetail)
-def get_delivery(delivery_id: int):
+def get_delivery(delivery_id: Int64):
     with session_scope() as s:
         return webhooks.get_delivery(s, delivery_id)
 
 
 @router.post("/webhooks/deliveries/{delivery_id}/replay", response_model=schemas.Delivery)
-def replay_delivery(delivery_id: int):
+def replay_delivery(delivery_id: Int64):
     """Send a delivery again (same id and body) on the worker's next round."""
     with session_scope() as s:
         return webhooks.replay(s, delivery_id)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from liebian.schemas import Request, UtcDateTime
+from liebian.schemas import Int64, Request, UtcDateTime
 
 
 class Reward(BaseModel):
@@ -82,7 +82,7 @@ class IssueBatchRequest(Request):
     approved reward, of `campaign_id` if given); nothing is ever issued by default."""
 
     idempotency_key: str | None = Field(default=None, max_length=160)
-    reward_ids: list[int] | None = Field(default=None, min_length=1, max_length=100_000)
+    reward_ids: list[Int64] | None = Field(default=None, min_length=1, max_length=100_000)
     all_approved: bool = False
     campaign_id: str | None = Field(default=None, max_length=64)
     note: str = Field(default="", max_length=2000, description="the caller's note, kept in the entries")

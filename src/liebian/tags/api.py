@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query
 from liebian.db.session import session_scope
 from liebian.errors import blame
 from liebian.predict.common import PredictError
+from liebian.schemas import Int64
 from liebian.tags import schemas, service
 from liebian.tags.schemas import RuleIn, TagIn
 
@@ -72,7 +73,7 @@ def person(person_id: Annotated[int, Path(ge=0, le=2**63 - 1)]):
 
 
 @router.get("/history", response_model=list[schemas.HistoryRow])
-def history(tag: str | None = None, person: int | None = None, limit: int = Query(1000, ge=1, le=100000)):
+def history(tag: str | None = None, person: Int64 | None = None, limit: int = Query(1000, ge=1, le=100000)):
     with session_scope() as session:
         return service.history(session, tag, person, limit)
 

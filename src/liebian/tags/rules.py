@@ -14,6 +14,7 @@ pandas DataFrame of features (vectorised), never by `eval`.
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 from liebian.errors import Invalid
 
 MAX_RULE_LENGTH = 2000
+MAX_NUMBER = 1e15  # beyond it a comparison with a 64-bit feature column overflows
 
 _OPS = {
     ast.Eq: "==",
@@ -114,7 +116,7 @@ def _literal(rule: str, node: ast.AST) -> str:
         if isinstance(node.value, bool):
             return "number"
         if isinstance(node.value, int | float):
-            return "number"
+            return _number(rule, node, node.value)
         if isinstance(node.value, str):
             return "string"
         raise _fail(rule, node, f"unsupported literal {node.value!r}")
@@ -125,10 +127,17 @@ def _literal(rule: str, node: ast.AST) -> str:
         and isinstance(node.operand.value, int | float)
         and not isinstance(node.operand.value, bool)
     ):
-        return "number"
+        return _number(rule, node, node.operand.value)
     if isinstance(node, ast.Name) and node.id in ("true", "false"):
         return "number"
     raise _fail(rule, node, _NOT_ALLOWED.get(type(node), "expected a number or a string here"))
+
+
+def _number(rule: str, node: ast.AST, value: float) -> str:
+    """A number a feature column can be compared with: finite, within 64 bits."""
+    if abs(value) > MAX_NUMBER or not math.isfinite(value):  # abs first: a huge int has no float
+        raise _fail(rule, node, f"numbers in a rule lie between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}")
+    return "number"
 
 
 _NOT_ALLOWED = {

@@ -26,6 +26,7 @@ from liebian.jobs import Scheduler
 from liebian.privacy import logfilter
 from liebian.shapes import Open
 from liebian.web.console import STATIC_DIR, WARM_STATUS, start_warming
+from liebian.web.limits import InputLimitsMiddleware
 from liebian.web.pages.warmup import WARMERS
 
 # Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
@@ -124,6 +125,7 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     )
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(InputLimitsMiddleware)  # inside the body cap: reads at most max_request_bytes
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -166,12 +168,55 @@ def create_app(run_migrations: bool = True) -> FastAPI:
     return app
 
 
+# The refusals any operation may answer with, whatever its own responses: the gate (401 no or bad
+# credentials, 403 not allowed, 429 throttled), the input limits (413 body too large, 422 invalid)
+# and the domains' errors (400 bad request, 404 unknown id, 409 conflicting state, 503 a feature not
+# configured on this server or a store busy).
+SHARED_ERRORS = {
+    "400": "bad request",
+    "401": "not authenticated",
+    "403": "not allowed for this principal",
+    "404": "not found",
+    "409": "conflicts with the current state",
+    "413": "request or file too large",
+    "422": "invalid input, naming the field and the reason",
+    "429": "too many requests",
+    "503": "not configured here, or busy: retry later",
+}
+ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["detail"],
+    "properties": {
+        "detail": {},  # a sentence, or FastAPI's own list of problems
+        "code": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+        "message_en": {"type": "string"},
+        "message_zh": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _document_shared_errors(schema: dict) -> None:
+    """Declare SHARED_ERRORS on every operation that does not declare the status itself."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for methods in schema.get("paths", {}).values():
+        for operation in methods.values():
+            responses = operation.setdefault("responses", {})
+            for status, description in SHARED_ERRORS.items():
+                responses.setdefault(status, {"description": description, **ref})
+
+
 def _document_validation_errors(app: FastAPI) -> None:
-    """Make the OpenAPI document describe the 422 body the handler above really sends."""
+    """Make the OpenAPI document describe the 422 body the handler above really sends, and the
+    refusals every operation may give (SHARED_ERRORS)."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            _document_shared_errors(schema)
             schemas = schema.get("components", {}).get("schemas", {})
             if "HTTPValidationError" in schemas:
                 schemas["HTTPValidationError"] = {

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from liebian.background import worker_lifespan
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.schemas import encode
 from liebian.wecom import processing, service
 from liebian.wecom.schemas import (
     CallbackOut,
@@ -39,6 +39,20 @@ router = APIRouter(tags=["wecom"], lifespan=worker_lifespan(service.outbox_flush
 PUBLIC_ROUTES = [("GET", "/api/v1/wecom/callback"), ("POST", "/api/v1/wecom/callback")]
 
 
+# WeCom is answered in plain text, refusals included (the app's shared errors are JSON).
+# The gate refuses a bad API key before the route runs, in JSON like every other route.
+PLAIN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": "refused, with the reason",
+        "content": {
+            "text/plain": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
+        },
+    }
+    for status in (400, 401, 403, 413, 429, 503)
+}
+
+
 def _reject(exc: service.CallbackRejected, request: Request) -> PlainTextResponse:
     ip = request.client.host if request.client else "-"
     # The reason is logged; the token, key and message content never are.
@@ -46,7 +60,7 @@ def _reject(exc: service.CallbackRejected, request: Request) -> PlainTextRespons
     return PlainTextResponse(f"{exc.code}: {exc.message}", status_code=exc.status)
 
 
-@router.get("/api/v1/wecom/callback", response_class=PlainTextResponse)
+@router.get("/api/v1/wecom/callback", response_class=PlainTextResponse, responses=PLAIN_REFUSALS)
 def callback_verify(
     request: Request,
     msg_signature: str | None = None,
@@ -65,7 +79,7 @@ def callback_verify(
     return PlainTextResponse(echo)
 
 
-@router.post("/api/v1/wecom/callback", response_class=PlainTextResponse)
+@router.post("/api/v1/wecom/callback", response_class=PlainTextResponse, responses=PLAIN_REFUSALS)
 async def callback_event(
     request: Request,
     msg_signature: str | None = None,
@@ -100,7 +114,7 @@ def _run(fn: Callable[..., Any], *args, status: int = 200, **kwargs) -> Any:
     # Domain errors (WecomError, WecomApiError 502, CampaignError) are answered by the app's handler
     except ValueError as exc:  # bad input found by a library (no code of ours)
         return JSONResponse(status_code=422, content={"detail": str(exc), "code": "invalid", "errors": []})
-    return JSONResponse(status_code=status, content=jsonable_encoder(result))
+    return JSONResponse(status_code=status, content=encode(result))  # times as RFC 3339 UTC
 
 
 @router.post("/api/v1/wecom/contact-ways", status_code=201, response_model=ContactWayOut)

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from liebian.campaigns.schemas import Participant
+from liebian.schemas import UtcDateTime
 from liebian.shapes import Open
 
 STATE_PATTERN = r"^[A-Za-z0-9_-]{1,30}$"
@@ -78,8 +79,8 @@ class ContactWayOut(Open):
     qr_code: str | None = None
     users: list[Any]
     remark: str | None = None
-    created_at: datetime | None = None
-    deleted_at: datetime | None = None
+    created_at: UtcDateTime | None = None
+    deleted_at: UtcDateTime | None = None
 
 
 class FollowOut(Open):
@@ -95,8 +96,8 @@ class GroupMemberOut(Open):
     chat_id: str
     member_id: str
     member_kind: Any = None
-    joined_at: datetime | None = None
-    left_at: datetime | None = None
+    joined_at: UtcDateTime | None = None
+    left_at: UtcDateTime | None = None
     in_group: bool
 
 

@@ -18,6 +18,7 @@ from liebian.monitor import notifications as monitor_notifications
 from liebian.monitor import rules as monitor_rules
 from liebian.monitor import service as monitor
 from liebian.monitor.service import MonitorError
+from liebian.schemas import Int64
 from liebian.web.console import Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.messages import CATALOGUE
@@ -201,7 +202,7 @@ def _act(request: Request, alert_id: int, do) -> Response:
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge(request: Request, alert_id: int) -> Response:
+def acknowledge(request: Request, alert_id: Int64) -> Response:
 
     t = translator(locale_of(request))
     result = _act(request, alert_id, lambda s, actor: monitor.acknowledge(s, alert_id, actor=actor))
@@ -211,7 +212,7 @@ def acknowledge(request: Request, alert_id: int) -> Response:
 
 
 @router.post("/alerts/{alert_id}/resolve")
-def resolve(request: Request, alert_id: int, root_cause: str = Form("")) -> Response:
+def resolve(request: Request, alert_id: Int64, root_cause: str = Form("")) -> Response:
 
     t = translator(locale_of(request))
 

@@ -28,7 +28,10 @@ def local_time(value: Any) -> datetime | None:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(brand_zone()).replace(tzinfo=None)
+    try:
+        return moment.astimezone(brand_zone()).replace(tzinfo=None)
+    except OverflowError:  # year 1 or 9999 stored before the edge bounded times: shown as stored
+        return moment.replace(tzinfo=None)
 
 
 def _utc_from_local(text: str) -> str:

@@ -281,6 +281,7 @@ def _run_import(job: ImportJob, path: Path) -> None:
     finally:
         job.seconds = round(time.monotonic() - job.started, 1)
         shutil.rmtree(path.parent, ignore_errors=True)
+        ingest.IMPORT_SLOTS.give_back()
 
 
 def _import_options() -> dict:
@@ -332,11 +333,14 @@ def import_page(request: Request) -> Response:
     return render(request, "data/import.html", context, tables=[table])
 
 
-def _refused(request: Request, message: str) -> Response:
-    """The reason an upload was refused, where the progress would show (no http.* audit entry)."""
+def _refused(request: Request, message: str, status: int = 200) -> Response:
+    """The reason an upload was refused, where the progress would show (no http.* audit entry);
+    limits answer with their status (413, 422, 429), which console.js swaps in like a 200."""
 
     write_refused(request)
-    return flash_fragment(message, ok=False)
+    response = flash_fragment(message, ok=False)
+    response.status_code = status
+    return response
 
 
 @router.post("/import")
@@ -361,11 +365,22 @@ def start_import(
     except (PresetError, FileImportError) as exc:
         return _refused(request, f"{'preset' if isinstance(exc, PresetError) else 'file'}: {exc}")
     job = ImportJob(uuid.uuid4().hex[:12], kind, preset, name, principal_of(request).name)
+    try:
+        ingest.IMPORT_SLOTS.take()  # a bound on imports at once, given back when the import ends
+    except ingest.TooManyImports as exc:
+        return _refused(request, exc.message, status=exc.status)
     folder = get_settings().data_dir / "tmp" / "uploads" / job.id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
-    with path.open("wb") as fh:
-        shutil.copyfileobj(file.file, fh)
+    try:
+        with path.open("wb") as fh:
+            shutil.copyfileobj(file.file, fh)
+        if detect_format(path) == "xlsx":
+            ingest.check_archive(path)  # a zip bomb is refused here, before any parsing
+    except FileImportError as exc:
+        ingest.IMPORT_SLOTS.give_back()
+        shutil.rmtree(folder, ignore_errors=True)
+        return _refused(request, f"file: {exc}", status=exc.status)
     _remember(job)
     threading.Thread(target=_run_import, args=(job, path), name=f"import-{job.id}", daemon=True).start()
     return _job_fragment(request, job)

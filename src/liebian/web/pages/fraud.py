@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liebian.db.session import session_scope
 from liebian.fraud import service
+from liebian.schemas import Int64
 from liebian.web.console import Column, ConsoleFilters, Table, _principal, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.campaign_form import local_time
@@ -195,14 +196,14 @@ async def _form(request: Request) -> tuple[dict[str, Any], list[int]]:
 
 
 @router.post("/fraud/cases/{case_id}/approve")
-async def approve_case(request: Request, case_id: int) -> Response:
+async def approve_case(request: Request, case_id: Int64) -> Response:
     """Not fraud: the referral is accepted and its rewards leave the review hold."""
     form, _ids = await _form(request)
     return await run_in_threadpool(_decide, request, form, [case_id], "approve")
 
 
 @router.post("/fraud/cases/{case_id}/reject")
-async def reject_case(request: Request, case_id: int) -> Response:
+async def reject_case(request: Request, case_id: Int64) -> Response:
     """Fraud: the referral is blocked and its rewards rejected (issued ones revoked)."""
     form, _ids = await _form(request)
     return await run_in_threadpool(_decide, request, form, [case_id], "reject")
@@ -245,7 +246,7 @@ def _effects(t, effects: dict) -> str:
 
 
 @router.get("/fraud/cases/{case_id}")
-def case_detail(request: Request, case_id: int) -> Response:
+def case_detail(request: Request, case_id: Int64) -> Response:
 
     locale = locale_of(request)
     t = translator(locale)

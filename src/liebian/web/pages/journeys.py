@@ -19,6 +19,7 @@ from liebian.automation import service
 from liebian.automation.service import AutomationError
 from liebian.config import get_settings
 from liebian.db.session import session_scope
+from liebian.schemas import Int64
 from liebian.urlguard import UnsafeURL
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
@@ -294,7 +295,7 @@ def journey_create(
 
 
 @router.get("/journeys/{journey_id}")
-def journey_page(request: Request, journey_id: int) -> Response:
+def journey_page(request: Request, journey_id: Int64) -> Response:
 
     t = translator(locale_of(request))
     try:
@@ -349,10 +350,10 @@ def _set_status(journey_id: int, status: str) -> Response:
 
 
 @router.post("/journeys/{journey_id}/pause")
-def journey_pause(journey_id: int) -> Response:
+def journey_pause(journey_id: Int64) -> Response:
     return _set_status(journey_id, "paused")
 
 
 @router.post("/journeys/{journey_id}/activate")
-def journey_activate(journey_id: int) -> Response:
+def journey_activate(journey_id: Int64) -> Response:
     return _set_status(journey_id, "active")

@@ -21,6 +21,7 @@ from liebian.db.session import session_scope
 from liebian.reports import service
 from liebian.reports.api import xlsx_response
 from liebian.reports.service import TARGET_METRICS, ReportError
+from liebian.schemas import Int64
 from liebian.urlguard import UnsafeURL
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
 from liebian.web.i18n import locale_of, translator
@@ -250,7 +251,7 @@ def _document_report(document_id: int) -> dict | Response:
 
 
 @router.get("/reports/{document_id}/report.html")
-def report_html(document_id: int) -> Response:
+def report_html(document_id: Int64) -> Response:
 
     report = _document_report(document_id)
     if isinstance(report, Response):
@@ -259,7 +260,7 @@ def report_html(document_id: int) -> Response:
 
 
 @router.get("/reports/{document_id}/report.xlsx")
-def report_xlsx(document_id: int) -> Response:
+def report_xlsx(document_id: Int64) -> Response:
 
     report = _document_report(document_id)
     if isinstance(report, Response):
@@ -317,7 +318,7 @@ def target_create(
 
 @router.put("/reports/targets/{target_id}")
 def target_update(
-    request: Request, target_id: int, name: str = Form(""), metric: str = Form(""), baseline: str = Form(""),
+    request: Request, target_id: Int64, name: str = Form(""), metric: str = Form(""), baseline: str = Form(""),
     target: str = Form(""), start_date: str = Form(""), due_date: str = Form(""), owner: str = Form(""),
 ) -> Response:  # fmt: skip
     form = {"name": name, "metric": metric, "baseline": baseline, "target": target,
@@ -326,7 +327,7 @@ def target_update(
 
 
 @router.delete("/reports/targets/{target_id}")
-def target_delete(target_id: int) -> Response:
+def target_delete(target_id: Int64) -> Response:
 
     try:
         with session_scope() as s:
@@ -351,7 +352,7 @@ def subscription_create(
 
 
 @router.delete("/reports/subscriptions/{subscription_id}")
-def subscription_delete(subscription_id: int) -> Response:
+def subscription_delete(subscription_id: Int64) -> Response:
 
     try:
         with session_scope() as s:

@@ -17,6 +17,7 @@ from liebian.db.session import session_scope
 from liebian.monitor import notifications as monitor_notifications
 from liebian.monitor import service as monitor
 from liebian.monitor.service import MonitorError
+from liebian.schemas import Int64
 from liebian.urlguard import UnsafeURL
 from liebian.web.console import render
 from liebian.web.i18n import locale_of, translator
@@ -207,7 +208,7 @@ def add_channel(
 
 
 @router.post("/settings/channels/{channel_id}/test")
-def test_channel(request: Request, channel_id: int) -> Response:
+def test_channel(request: Request, channel_id: Int64) -> Response:
 
     def done(delivery: dict, t) -> tuple[str, str, bool]:
         if delivery["status"] == "delivered":
@@ -224,7 +225,7 @@ def test_channel(request: Request, channel_id: int) -> Response:
 
 
 @router.post("/settings/channels/{channel_id}/remove")
-def remove_channel(request: Request, channel_id: int) -> Response:
+def remove_channel(request: Request, channel_id: Int64) -> Response:
     return _write(
         request, "channels", lambda s, actor, _ip: monitor_notifications.remove_channel(s, channel_id, actor=actor),
         lambda removed, t: (f"{t('settings.channel_removed')}: {removed['name']}", "", True),

@@ -61,5 +61,14 @@
   });
   document.addEventListener("DOMContentLoaded", function () { drawCharts(document); });
   document.addEventListener("htmx:afterSwap", function (event) { drawCharts(event.detail.target); });
+  // A refusal with a 4xx status (an upload over a limit: 413, 422, 429) carries its reason as a
+  // flash line: show it like a 200 answer.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status >= 400 && xhr.status < 500 && /^<p class="flash error"/.test(xhr.responseText || "")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
   window.liebianConsole = { drawCharts: drawCharts, downloadPng: downloadPng };
 })();
