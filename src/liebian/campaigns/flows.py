@@ -315,6 +315,9 @@ def _inviter_spend_ok(session: Session, rules: CampaignRules, inviter: int) -> b
     return spent >= rules.referrer_min_spend_fen
 
 
+LEDGER_FINAL_BAD = (ledger.REJECTED, ledger.REVOKED)
+
+
 @dataclass
 class _Giver:
     """Grants the awards of one qualification, in the order the strategy hands them over."""
@@ -326,10 +329,27 @@ class _Giver:
     hold_until: datetime
     held: bool
     grants: list[Grant] = field(default_factory=list)
+    live: dict[int, set[str]] = field(default_factory=dict)  # person → reasons of live rewards
+
+    def holds_live(self, person_id: int, reason: str) -> bool:
+        """Whether the person holds a live reward of this reason in the campaign. Concurrent
+        qualifications of one inviter wait for the inviter's counter row, which this one locked."""
+        if person_id not in self.live:
+            self.live[person_id] = {
+                r.reason
+                for r in ledger.rewards_for(self.session, person_id)
+                if r.campaign_id == self.campaign_id and r.state not in LEDGER_FINAL_BAD
+            }
+        return reason in self.live[person_id]
 
     def __call__(self, award: Award) -> None:
         if award.reward is None:
             return
+        reason = f"{self.campaign_type}:{award.role}"
+        if award.once:
+            if self.holds_live(award.person_id, reason):
+                return
+            self.live[award.person_id].add(reason)
         self.grants.append(
             grant(
                 self.session,
@@ -341,7 +361,7 @@ class _Giver:
                 source_ref=self.source_ref,
                 hold_until=self.hold_until,
                 held=self.held if award.held is None else award.held,
-                reason=f"{self.campaign_type}:{award.role}",
+                reason=reason,
             )
         )
 
