@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liebian.campaigns import budget, service
+from liebian.campaigns import budget, service, verification
 from liebian.db.session import session_scope
 from liebian.ports import Job
 
@@ -19,8 +19,19 @@ def reconcile_reservations() -> dict[str, int]:
         return {"released": budget.reconcile_reservations(session)}
 
 
+def verify_orders() -> dict[str, int]:
+    """Pending public-key conversions: confirm those whose order reached the warehouse (import,
+    collector), then reject those unconfirmed for `conversion_confirm_hours` (audited)."""
+    with session_scope() as session:
+        found = verification.confirm_from_warehouse(session)
+    with session_scope() as session:
+        return {"confirmed_from_imports": found, "rejected": verification.expire_pending(session)}
+
+
 JOBS = (
     Job("campaigns-close-due", close_due_campaigns, every_seconds=60),
     # A repair, slower: budget goes back where a reward is refused; this catches what was missed.
     Job("campaigns-reconcile-reservations", reconcile_reservations, every_seconds=3600),
+    # Public-key conversions wait for a trusted order; imports confirm them, the clock rejects them.
+    Job("campaigns-verify-orders", verify_orders, every_seconds=300),
 )

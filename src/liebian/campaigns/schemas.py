@@ -161,7 +161,8 @@ class AcceptRequest(Participant):
 class ConversionRequest(Participant):
     order_id: str = Field(min_length=1, max_length=128)
     event: str = Field("order", max_length=64, description="order, or a custom event name")
-    amount_fen: int = Field(0, ge=0)
+    amount_fen: int = Field(0, ge=0, description="with the public key: shown only; a trusted order's counts")
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of amount_fen's unit")
     ts: datetime | None = None
     region: str | None = None
     store: str | None = None
@@ -169,6 +170,24 @@ class ConversionRequest(Participant):
     ip: str | None = Field(None, max_length=64)
     user_agent: str | None = Field(None, max_length=512)
     payment_account: str | None = Field(None, max_length=128)
+
+
+class OrderCallback(BaseModel):
+    """A shop's server reports an order (signed: X-Liebian-Signature, HMAC-SHA256 of the body)."""
+
+    model_config = ConfigDict(extra="forbid")
+    shop_id: str = Field(min_length=1, max_length=64)
+    order_id: str = Field(min_length=1, max_length=128)
+    status: Literal["paid", "refunded", "cancelled"]
+    amount_fen: int = Field(ge=0)
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    ts: datetime | None = None
+    buyer: Participant = Field(description="the buyer as the shop knows them (OneID resolves them)")
+
+
+class ShopCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shop_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 class RefundRequest(BaseModel):
@@ -316,7 +335,12 @@ class OrderView(BaseModel):
     referral_id: int | None
     event: str
     amount_fen: int
-    status: str
+    currency: str = "CNY"
+    verified_by: str | None = Field(None, description="who vouched for the order; none while pending")
+    status: str = Field(
+        description="qualified, not_qualifying, unattributed, out_of_scope, blocked, refunded, "
+        "pending (awaiting a trusted order) or rejected (never confirmed)"
+    )
     reason: str
     ts: UtcDateTime
 
@@ -360,3 +384,21 @@ class LeaderboardRow(BaseModel):
     nickname: str
     qualified: int
     reached_at: UtcDateTime
+
+
+class ShopView(BaseModel):
+    shop_id: str
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
+    secret: str | None = Field(None, description="shown once, when the shop is created")
+
+
+class VerifiedOrderView(BaseModel):
+    order_id: str
+    source: str
+    shop_id: str | None
+    status: str
+    amount_fen: int
+    currency: str
+    ts: UtcDateTime
+    confirmed: list[OrderView] = Field(description="conversions this order confirmed, rejected or refunded")
