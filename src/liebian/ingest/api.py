@@ -11,9 +11,15 @@ from liebian.ingest.schemas import MAX_ITEMS, Batch, BatchResult, ItemResultOut
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 
-# The batch's source says who sent it: orders from the public front-end key are not trusted to
-# confirm campaign conversions (liebian.campaigns.verification reads the source).
+# The batch's source says who sent it: orders from the public front-end key (a public key that can
+# also report conversions) are not trusted to confirm campaign conversions; a collector's key
+# (ingestion only) or an operator's is (liebian.campaigns.verification reads the source).
 PUBLIC_SOURCE = "api:public"
+
+
+def _source(request: Request) -> str:
+    principal = principal_of(request)
+    return PUBLIC_SOURCE if principal.kind == "public" and principal.can("frontend") else "api"
 
 
 def _collect(kind: str, batch: Batch, request: Request) -> BatchResult:
@@ -22,8 +28,7 @@ def _collect(kind: str, batch: Batch, request: Request) -> BatchResult:
             status_code=413,
             detail=f"a batch holds at most {MAX_ITEMS} items; this one has {len(batch.items)}: split it",
         )
-    source = PUBLIC_SOURCE if principal_of(request).kind == "public" else "api"
-    summary, outcomes = service.ingest_items(kind, batch.items, source=source)
+    summary, outcomes = service.ingest_items(kind, batch.items, source=_source(request))
     return BatchResult(
         batch_id=summary.batch_id,
         accepted=sum(o.status == "accepted" for o in outcomes),
