@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from liebian.campaigns import jobs as campaign_jobs
 from liebian.campaigns import verification
+from liebian.campaigns.models import VerifiedOrder
 from liebian.config import reset_settings_cache
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
@@ -232,3 +233,24 @@ def test_orders_from_the_collector_confirm_unless_the_public_key_sent_them(clien
     assert front.order("coll", "carl", "o-carl").json()["status"] == "pending"
     with session_scope() as s:
         assert identity.find_person(s, "unionid", "bob") == bob["person_id"]
+
+
+def test_a_report_and_its_confirmation_that_crossed_are_joined_by_the_job(clients) -> None:
+    """A pending report committed while a concurrent callback recorded its order (neither saw the
+    other): the verify-orders job confirms it from the recorded trusted order."""
+    op, front = clients
+    code = launch(op, "crossed")
+    front.accept(code, "bob")
+    bob = front.order("crossed", "bob", "o-bob", amount_fen=999_900).json()
+    assert bob["status"] == "pending"
+    with session_scope() as s:  # what the concurrent callback's transaction left
+        s.add(
+            VerifiedOrder(order_id="o-bob", source="callback", person_id=bob["person_id"], event="order",
+                          amount_fen=6000, currency="CNY", status="paid", ts=utcnow())
+        )  # fmt: skip
+    campaign_jobs.verify_orders()
+    after = front.order("crossed", "bob", "o-bob").json()
+    assert (
+        after["status"] == "qualified" and after["amount_fen"] == 6000 and after["verified_by"] == "callback"
+    )
+    assert ledger("crossed") == [("T1", "pending")]

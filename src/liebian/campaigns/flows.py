@@ -430,12 +430,17 @@ def _qualify(
 
 
 def report_conversion(
-    session: Session, campaign_id: str, req: ConversionRequest, *, now: datetime | None = None
+    session: Session,
+    campaign_id: str,
+    req: ConversionRequest,
+    *,
+    now: datetime | None = None,
+    verified_by: str = "operator",
 ) -> dict[str, Any]:
     """A conversion from a trusted source (operator key, WeCom), judged at once; idempotent by order
     id. (A public-key report waits for a trusted order: `campaigns.verification`.)"""
     now = now or utcnow()
-    received = receive_order(session, campaign_id, req, now=now, verified_by="operator")
+    received = receive_order(session, campaign_id, req, now=now, verified_by=verified_by)
     if isinstance(received, dict):  # the same order id again
         return received
     return conclude_order(session, received, req, now=now)

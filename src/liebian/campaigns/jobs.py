@@ -25,6 +25,8 @@ def verify_orders() -> dict[str, int]:
     with session_scope() as session:
         found = verification.confirm_from_warehouse(session)
     with session_scope() as session:
+        verification.confirm_known(session)
+    with session_scope() as session:
         return {"confirmed_from_imports": found, "rejected": verification.expire_pending(session)}
 
 

@@ -249,6 +249,20 @@ def expire_pending(session: Session, now: datetime | None = None) -> int:
     return sum(not reject(session, row, reason)["duplicate"] for row in due)
 
 
+def confirm_known(session: Session, now: datetime | None = None) -> int:
+    """A repair: pending conversions whose trusted order is recorded already (a report and its
+    confirmation that crossed in concurrent transactions) are confirmed or rejected now."""
+    rows = session.execute(
+        select(CampaignOrder, VerifiedOrder)
+        .join(VerifiedOrder, VerifiedOrder.order_id == CampaignOrder.order_id)
+        .where(CampaignOrder.status == "pending")
+        .order_by(CampaignOrder.id)
+        .limit(1000)
+    ).all()
+    now = now or utcnow()
+    return sum(not _apply(session, row, known, now)["duplicate"] for row, known in rows)
+
+
 def pending_order_ids(session: Session, limit: int = 5000) -> list[str]:
     return list(
         session.scalars(

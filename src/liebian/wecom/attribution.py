@@ -87,6 +87,7 @@ def attribute_add(
                         region=region,
                         store=store,
                     ),
+                    verified_by="wecom",  # the add is WeCom's own event, reported by the server
                 )
             out["qualified"] = conv["status"] == "qualified"
             out["grants"] = list(out["grants"]) + list(conv["grants"])
