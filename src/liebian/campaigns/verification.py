@@ -147,20 +147,24 @@ def _upsert(session: Session, order: TrustedOrder, now: datetime) -> VerifiedOrd
     """The order's one trusted record: created, or moved on from paid to refunded/cancelled (never
     back); another buyer's order under the same id is refused."""
     values = {k: getattr(order, k) for k in TrustedOrder.__dataclass_fields__}
-    session.execute(
+    created = session.execute(
         ins(session, VerifiedOrder)
         .values(**values, received_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["order_id"])
-    )
+        .returning(VerifiedOrder.id)
+    ).first()
     q = select(VerifiedOrder).where(VerifiedOrder.order_id == order.order_id).with_for_update()
     known = session.scalars(q.execution_options(populate_existing=True)).one()
     if not _same_person(session, known.person_id, order.person_id):
         raise CampaignError(
             409, "order_conflict", f"order {order.order_id} is another buyer's order", field="order_id"
         )
-    if known.status == PAID and order.status in ENDED:
+    moved = known.status == PAID and order.status in ENDED
+    if moved:
         known.status, known.updated_at = order.status, now
         session.flush()
+    if created is None and not moved:
+        return known  # known already, nothing new to audit
     audit(
         session,
         "order.verified",
