@@ -23,6 +23,8 @@ CIPHERTEXT_COLUMNS = (
     ("report_subscriptions", "id", "secret_encrypted"),
     ("monitor_channels", "id", "target_encrypted"),
     ("monitor_channels", "id", "secret_encrypted"),
+    ("campaign_order_shops", "shop_id", "secret_sealed"),  # shops' order-callback secrets
+    ("campaign_orders", "id", "pending_detail"),  # a pending conversion's context, until judged
 )
 
 
