@@ -165,6 +165,10 @@ class Settings(BaseSettings):
         default_factory=lambda: {"events": 730, "messages": 365, "rejects": 90},
         description="days raw warehouse rows are kept (0 = forever)",
     )
+    # campaigns/: a conversion reported with the public key waits this long for a trusted order
+    conversion_confirm_hours: float = Field(
+        default=72, gt=0, description="hours a public-key conversion waits for a trusted order, then rejected"
+    )
     # WeCom (企业微信) self-built app: corp id, the 客户联系 secret, and the callback token / EncodingAESKey.
     # Secrets are SecretStr so that they never show in reprs or logs.
     wecom_corp_id: str | None = None

@@ -208,6 +208,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/i/{code}"): ANONYMOUS,
     ("POST", "/api/v1/invites/accept"): "frontend",
     ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "frontend",
+    # trusted orders: shops' servers sign their callbacks (no key); operators manage the shops
+    ("POST", "/api/v1/orders/callback"): ANONYMOUS,
+    ("POST", "/api/v1/orders/shops"): "campaign:write",
+    ("GET", "/api/v1/orders/shops"): "campaign:read",
+    ("DELETE", "/api/v1/orders/shops/{shop_id}"): "campaign:write",
     ("GET", "/api/v1/campaigns/{campaign_id}/progress"): "frontend",
     ("GET", "/api/v1/campaigns/{campaign_id}/leaderboard"): "frontend",
     ("GET", "/api/v1/my/rewards"): "frontend",

@@ -10,10 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from liebian.auth.deps import principal_of
 from liebian.background import worker_lifespan
-from liebian.campaigns import flows, invites, service, views
+from liebian.campaigns import flows, invites, service, verification, views
 from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
     AcceptBlocked,
@@ -32,11 +33,15 @@ from liebian.campaigns.schemas import (
     InviteRequest,
     LeaderboardRow,
     MyInviteView,
+    OrderCallback,
     Participant,
     ProgressView,
     ReferralNode,
     RefundRequest,
     RefundView,
+    ShopCreate,
+    ShopView,
+    VerifiedOrderView,
     VersionView,
 )
 from liebian.db.session import session_scope
@@ -228,9 +233,14 @@ def accept(body: AcceptRequest, request: Request):
     response_model=ConversionView,
     response_model_exclude_unset=True,  # a note says why a role got nothing: role and state only
 )
-def report_conversion(campaign_id: str, body: ConversionRequest):
-    """Report an order or custom event; the same order_id again changes nothing (duplicate: true)."""
-    return _run(flows.report_conversion, campaign_id, body)
+def report_conversion(campaign_id: str, body: ConversionRequest, request: Request):
+    """Report an order or custom event; the same order_id again changes nothing (duplicate: true).
+
+    With the public front-end key the conversion is `pending` until a trusted source confirms the
+    order (the operator's order feed, a signed shop callback, an import); its amount, currency and
+    status then come from the trusted order. Any other key is trusted: judged at once."""
+    trusted = principal_of(request).kind != "public"
+    return _run(verification.report, campaign_id, body, trusted=trusted)
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/refunds", response_model=RefundView)
@@ -268,3 +278,43 @@ def progress(
 @router.get("/api/v1/campaigns/{campaign_id}/leaderboard", response_model=list[LeaderboardRow])
 def leaderboard(campaign_id: str, limit: int = Query(20, ge=1, le=500)):
     return _run(views.leaderboard, campaign_id, limit)
+
+
+# ---------------------------------------------------------------- trusted orders
+
+
+@router.post(
+    "/api/v1/orders/callback",
+    response_model=VerifiedOrderView,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": OrderCallback.model_json_schema()}},
+        }
+    },
+)
+async def order_callback(request: Request):
+    """A shop's server reports an order (paid, refunded, cancelled). Authenticated by the header
+    `X-Liebian-Signature: sha256=<hex HMAC-SHA256 of the raw body under the shop's secret>`; a
+    missing or wrong signature, or an unknown shop, answers 401. The order confirms (or rejects,
+    or refunds) the conversions reported with its id."""
+    body = await request.body()
+    signature = request.headers.get(verification.SIGNATURE_HEADER)
+    return await run_in_threadpool(_run, verification.order_callback, body, signature)
+
+
+@router.post("/api/v1/orders/shops", status_code=201, response_model=ShopView)
+def create_shop(body: ShopCreate, request: Request):
+    """A shop that may post signed order callbacks; its secret is in this answer only."""
+    return _run(verification.create_shop, body.shop_id, actor=principal_of(request).name, status=201)
+
+
+@router.get("/api/v1/orders/shops", response_model=list[ShopView])
+def list_shops():
+    return _run(verification.list_shops)
+
+
+@router.delete("/api/v1/orders/shops/{shop_id}", response_model=ShopView)
+def revoke_shop(shop_id: str, request: Request):
+    """Revoke a shop's secret: its callbacks are refused from now on."""
+    return _run(verification.revoke_shop, shop_id, actor=principal_of(request).name)

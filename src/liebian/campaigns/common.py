@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Executable, Table, bindparam, event, or_, select, update
+from sqlalchemy import Executable, Table, bindparam, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -263,3 +263,33 @@ def live_rules(session: Session, c: Campaign, now: datetime) -> CampaignRules:
     if status != "live":
         raise CampaignError(409, "campaign_not_live", f"campaign {c.id} is {status}", field="campaign_id")
     return rules
+
+
+def order_view(o: CampaignOrder) -> dict[str, Any]:
+    return {
+        "order_id": o.order_id,
+        "campaign_id": o.campaign_id,
+        "person_id": o.person_id,
+        "referral_id": o.referral_id,
+        "event": o.event,
+        "amount_fen": o.amount_fen,
+        "currency": o.currency,
+        "verified_by": o.verified_by,
+        "status": o.status,
+        "reason": o.reason,
+        "ts": o.ts,
+    }
+
+
+def inviter_spend_ok(session: Session, rules: CampaignRules, inviter: int) -> bool:
+    """Whether the inviter spent the minimum the rules ask of a referrer (confirmed, not refunded)."""
+    if rules.referrer_min_spend_fen <= 0:
+        return True
+    spent = session.execute(
+        select(func.coalesce(func.sum(CampaignOrder.amount_fen), 0)).where(
+            CampaignOrder.person_id == inviter,
+            CampaignOrder.event == "order",
+            CampaignOrder.status.not_in(("refunded", "pending", "rejected")),  # only confirmed orders
+        )
+    ).scalar_one()
+    return spent >= rules.referrer_min_spend_fen

@@ -21,7 +21,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 from liebian import ports
 from liebian.campaigns import followers, outbox, stages, variants
 from liebian.campaigns.budget import Grant, bump, grant, release, unbump
-from liebian.campaigns.common import CampaignError, audit, live_rules, load_campaign, rules_of, stmt, to_json
+from liebian.campaigns.common import (
+    CampaignError,
+    audit,
+    inviter_spend_ok,
+    live_rules,
+    load_campaign,
+    order_view,
+    rules_of,
+    stmt,
+    to_json,
+)
 from liebian.campaigns.invites import invite_code, verify_code
 from liebian.campaigns.models import Campaign, CampaignOrder, Invite, Referral
 from liebian.campaigns.participants import find_person, keys_of, resolve_person
@@ -303,17 +313,7 @@ def _reattribute(
 # ---------------------------------------------------------------- qualification and rewards
 
 
-def _inviter_spend_ok(session: Session, rules: CampaignRules, inviter: int) -> bool:
-    if rules.referrer_min_spend_fen <= 0:
-        return True
-    spent = session.execute(
-        select(func.coalesce(func.sum(CampaignOrder.amount_fen), 0)).where(
-            CampaignOrder.person_id == inviter,
-            CampaignOrder.event == "order",
-            CampaignOrder.status != "refunded",
-        )
-    ).scalar_one()
-    return spent >= rules.referrer_min_spend_fen
+LEDGER_FINAL_BAD = (ledger.REJECTED, ledger.REVOKED)
 
 
 @dataclass
@@ -327,10 +327,27 @@ class _Giver:
     hold_until: datetime
     held: bool
     grants: list[Grant] = field(default_factory=list)
+    live: dict[int, set[str]] = field(default_factory=dict)  # person → reasons of live rewards
+
+    def holds_live(self, person_id: int, reason: str) -> bool:
+        """A live reward of this reason in the campaign? (Qualifications of one inviter queue on the
+        inviter's counter row, locked by this one.)"""
+        if person_id not in self.live:
+            self.live[person_id] = {
+                r.reason
+                for r in ledger.rewards_for(self.session, person_id)
+                if r.campaign_id == self.campaign_id and r.state not in LEDGER_FINAL_BAD
+            }
+        return reason in self.live[person_id]
 
     def __call__(self, award: Award) -> None:
         if award.reward is None:
             return
+        reason = f"{self.campaign_type}:{award.role}"
+        if award.once:
+            if self.holds_live(award.person_id, reason):
+                return
+            self.live[award.person_id].add(reason)
         self.grants.append(
             grant(
                 self.session,
@@ -342,7 +359,7 @@ class _Giver:
                 source_ref=self.source_ref,
                 hold_until=self.hold_until,
                 held=self.held if award.held is None else award.held,
-                reason=f"{self.campaign_type}:{award.role}",
+                reason=reason,
             )
         )
 
@@ -354,7 +371,7 @@ def _count_inviter(
     inviter does not count it; `counted`, set optimistically when qualifying, is then undone."""
     inviter = ref.inviter_person_id
     count = None
-    if not _inviter_spend_ok(session, rules, inviter):
+    if not inviter_spend_ok(session, rules, inviter):
         notes.append({"role": "inviter", "state": "referrer_spend_below_threshold"})
     else:
         count = bump(session, ref.campaign_id, "inviter", str(inviter), rules.per_inviter_cap)
@@ -415,10 +432,43 @@ def _qualify(
 
 
 def report_conversion(
-    session: Session, campaign_id: str, req: ConversionRequest, *, now: datetime | None = None
+    session: Session,
+    campaign_id: str,
+    req: ConversionRequest,
+    *,
+    now: datetime | None = None,
+    verified_by: str = "operator",
 ) -> dict[str, Any]:
-    """An order or custom event of a participant; idempotent by order id, judged by the referral's version."""
+    """A conversion from a trusted source (operator key, WeCom), judged at once; idempotent by order
+    id. (A public-key report waits for a trusted order: `campaigns.verification`.)"""
     now = now or utcnow()
+    received = receive_order(session, campaign_id, req, now=now, verified_by=verified_by)
+    if isinstance(received, dict):  # the same order id again
+        return received
+    return conclude_order(session, received, req, now=now)
+
+
+@dataclass(frozen=True)
+class Received:
+    """A conversion's new order row: its campaign, row id, participant and order time."""
+
+    campaign: Campaign
+    order_pk: int
+    person: int
+    ts: datetime
+
+
+def receive_order(
+    session: Session,
+    campaign_id: str,
+    req: ConversionRequest,
+    *,
+    now: datetime,
+    verified_by: str | None,
+    status: str = "received",
+) -> Received | dict[str, Any]:
+    """Record the reported order (`status` pending: awaiting a trusted order); for an order id
+    reported before, that order's view instead (or 409 when reported for another participant)."""
     c = load_campaign(session, campaign_id)
     if c.status == "draft":
         raise CampaignError(409, "campaign_not_live", f"campaign {c.id} is a draft", field="campaign_id")
@@ -426,9 +476,17 @@ def report_conversion(
     ts = req.ts or now
     if ts.tzinfo is not None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
-    order_pk = _insert_order(session, c, req, person, ts, now)
-    if isinstance(order_pk, dict):  # the same order id again
+    order_pk = _insert_order(session, c, req, person, ts, now, verified_by=verified_by, status=status)
+    if isinstance(order_pk, dict):
         return order_pk
+    return Received(c, order_pk, person, ts)
+
+
+def conclude_order(
+    session: Session, rec: Received, req: ConversionRequest, *, now: datetime
+) -> dict[str, Any]:
+    """Judge a received (or now confirmed) order: its referral's rules, the risk checks, qualification."""
+    c, person, ts = rec.campaign, rec.person, rec.ts
     ref = session.scalar(stmt(session, "referral_of_friend"), {"b_cid": c.id, "b_pid": person})
     status, reason = "unattributed", ""
     grants: list[dict[str, Any]] = []
@@ -436,7 +494,7 @@ def report_conversion(
         status, reason, grants = _judge_and_qualify(session, c, ref, req, person, ts, now)
     session.execute(
         stmt(session, "order_outcome"),
-        {"b_id": order_pk, "b_status": status, "b_reason": reason, "b_ref": ref.id if ref else None},
+        {"b_id": rec.order_pk, "b_status": status, "b_reason": reason, "b_ref": ref.id if ref else None},
     )
     audit(
         session,
@@ -444,24 +502,26 @@ def report_conversion(
         c.id,
         {"order_id": req.order_id, "status": status},
         entity="order",
-        entity_id=order_pk,
+        entity_id=rec.order_pk,
     )
-    view = {
-        "order_id": req.order_id,
-        "campaign_id": c.id,
-        "person_id": person,
-        "referral_id": ref.id if ref else None,
-        "event": req.event,
-        "amount_fen": req.amount_fen,
-        "status": status,
-        "reason": reason,
-        "ts": ts,
-    }
-    return {**view, "duplicate": False, "grants": grants}
+    o = session.scalars(
+        select(CampaignOrder)
+        .where(CampaignOrder.id == rec.order_pk)
+        .execution_options(populate_existing=True)
+    ).one()
+    return {**order_view(o), "duplicate": False, "grants": grants}
 
 
 def _insert_order(
-    session: Session, c: Campaign, req: ConversionRequest, person: int, ts: datetime, now: datetime
+    session: Session,
+    c: Campaign,
+    req: ConversionRequest,
+    person: int,
+    ts: datetime,
+    now: datetime,
+    *,
+    verified_by: str | None,
+    status: str,
 ) -> int | dict[str, Any]:
     """The order's row id; for an order id reported before, that order's view (or 409 when it was
     reported for another participant)."""
@@ -473,7 +533,10 @@ def _insert_order(
             "person_id": person,
             "event": req.event,
             "amount_fen": req.amount_fen,
-            "status": "received",
+            "currency": req.currency,
+            "verified_by": verified_by,
+            "pending_detail": None,
+            "status": status,
             "reason": "",
             "region": req.region,
             "store": req.store,
@@ -494,7 +557,7 @@ def _insert_order(
             f"order {req.order_id} was reported for another participant",
             field="order_id",
         )
-    return {**_order_view(existing), "duplicate": True, "grants": []}
+    return {**order_view(existing), "duplicate": True, "grants": []}
 
 
 def _judge_and_qualify(
@@ -556,6 +619,8 @@ def _judge(rules: CampaignRules, ref: Referral, req: ConversionRequest, ts: date
     q = rules.qualifying_event
     if q.kind == "signup":
         return "not_qualifying", "qualified at signup"
+    if q.kind == "order_min_amount" and req.currency != "CNY":
+        return "not_qualifying", f"an amount in {req.currency} is not compared with a minimum in CNY"
     if q.kind == "custom":
         ok = req.event == q.event_name
     else:
@@ -569,20 +634,6 @@ def _judge(rules: CampaignRules, ref: Referral, req: ConversionRequest, ts: date
 
 def _order_ref(campaign_id: str, order_id: str) -> str:
     return f"order:{campaign_id}:{order_id}"
-
-
-def _order_view(o: CampaignOrder) -> dict[str, Any]:
-    return {
-        "order_id": o.order_id,
-        "campaign_id": o.campaign_id,
-        "person_id": o.person_id,
-        "referral_id": o.referral_id,
-        "event": o.event,
-        "amount_fen": o.amount_fen,
-        "status": o.status,
-        "reason": o.reason,
-        "ts": o.ts,
-    }
 
 
 def refund(
@@ -607,7 +658,7 @@ def refund(
         )
     )
     if not won:
-        return {**_order_view(o), "revoked": [], "duplicate": True}
+        return {**order_view(o), "revoked": [], "duplicate": True}
     revoked: list[int] = []
     ref = session.get(Referral, o.referral_id) if o.referral_id else None
     if was == "qualified" and ref is not None and ref.qualifying_order == order_id:
@@ -625,7 +676,7 @@ def refund(
         entity_id=o.id,
     )
     session.refresh(o)
-    return {**_order_view(o), "revoked": revoked, "duplicate": False}
+    return {**order_view(o), "revoked": revoked, "duplicate": False}
 
 
 def _claw_back(

@@ -136,7 +136,11 @@ class CampaignOrder(Base):
     """A reported conversion (order or custom event); the order id makes reports idempotent."""
 
     __tablename__ = "campaign_orders"
-    __table_args__ = (UniqueConstraint("campaign_id", "order_id"),)
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "order_id"),
+        Index("ix_campaign_orders_order_id", "order_id"),  # a confirmed order's reports, any campaign
+        Index("ix_campaign_orders_status", "status", "created_at"),  # pending reports due to expire
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[str] = mapped_column(String(64), ForeignKey("campaigns.id"))
@@ -145,7 +149,8 @@ class CampaignOrder(Base):
     referral_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     event: Mapped[str] = mapped_column(String(64))
     amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    # qualified | not_qualifying | unattributed | out_of_scope | blocked | refunded
+    # qualified | not_qualifying | unattributed | out_of_scope | blocked | refunded, or
+    # pending (reported with the public key, awaiting a trusted order) | rejected (never confirmed)
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     region: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -153,6 +158,43 @@ class CampaignOrder(Base):
     ts: Mapped[datetime] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     refunded_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    currency: Mapped[str] = mapped_column(String(8), default="CNY", server_default="CNY")
+    # who vouched for the order: operator (trusted key), callback, import, wecom; None while pending
+    verified_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # a pending report's context (event, region, store, device, IP …) sealed with the project's
+    # key (privacy.crypto), judged when the order is confirmed; cleared then
+    pending_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class VerifiedOrder(Base):
+    """An order as a trusted source knows it (operator-key order feed, signed shop callback, the
+    import/collector pipeline, WeCom): the amount, currency and status conversions are judged by."""
+
+    __tablename__ = "campaign_verified_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(String(32))  # operator | callback | import | wecom
+    shop_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    person_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    event: Mapped[str] = mapped_column(String(64), default="order")
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(8), default="CNY")
+    status: Mapped[str] = mapped_column(String(16))  # paid | refunded | cancelled
+    ts: Mapped[datetime] = mapped_column(DateTime)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class OrderShop(Base):
+    """A shop whose server reports orders by signed callback; its secret sealed (privacy.crypto)."""
+
+    __tablename__ = "campaign_order_shops"
+
+    shop_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class CapCounter(Base):

@@ -223,7 +223,10 @@ class AcceptRequest(Participant):
 class ConversionRequest(Participant):
     order_id: str = Field(min_length=1, max_length=128)
     event: str = Field("order", max_length=64, description="order, or a custom event name")
-    amount_fen: int = Field(0, ge=0, le=MAX_FEN)
+    amount_fen: int = Field(
+        0, ge=0, le=MAX_FEN, description="with the public key: shown only; a trusted order's counts"
+    )
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of amount_fen's unit")
     ts: Annotated[EdgeDateTime | None, InTimeRange] = None
     region: str | None = Field(None, max_length=128)
     store: str | None = Field(None, max_length=128)
@@ -231,6 +234,24 @@ class ConversionRequest(Participant):
     ip: str | None = Field(None, max_length=64)
     user_agent: str | None = Field(None, max_length=512)
     payment_account: str | None = Field(None, max_length=128)
+
+
+class OrderCallback(BaseModel):
+    """A shop's server reports an order (signed: X-Liebian-Signature, HMAC-SHA256 of the body)."""
+
+    model_config = ConfigDict(extra="forbid")
+    shop_id: str = Field(min_length=1, max_length=64)
+    order_id: str = Field(min_length=1, max_length=128)
+    status: Literal["paid", "refunded", "cancelled"]
+    amount_fen: int = Field(ge=0, le=MAX_FEN)
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    ts: Annotated[EdgeDateTime | None, InTimeRange] = None
+    buyer: Participant = Field(description="the buyer as the shop knows them (OneID resolves them)")
+
+
+class ShopCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shop_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 class RefundRequest(BaseModel):
@@ -394,7 +415,12 @@ class OrderView(BaseModel):
     referral_id: int | None
     event: str
     amount_fen: int
-    status: str
+    currency: str = "CNY"
+    verified_by: str | None = Field(None, description="who vouched for the order; none while pending")
+    status: str = Field(
+        description="qualified, not_qualifying, unattributed, out_of_scope, blocked, refunded, "
+        "pending (awaiting a trusted order) or rejected (never confirmed)"
+    )
     reason: str
     ts: UtcDateTime
 
@@ -438,3 +464,21 @@ class LeaderboardRow(BaseModel):
     nickname: str
     qualified: int
     reached_at: UtcDateTime
+
+
+class ShopView(BaseModel):
+    shop_id: str
+    created_at: UtcDateTime
+    revoked_at: UtcDateTime | None
+    secret: str | None = Field(None, description="shown once, when the shop is created")
+
+
+class VerifiedOrderView(BaseModel):
+    order_id: str
+    source: str
+    shop_id: str | None
+    status: str
+    amount_fen: int
+    currency: str
+    ts: UtcDateTime
+    confirmed: list[OrderView] = Field(description="conversions this order confirmed, rejected or refunded")

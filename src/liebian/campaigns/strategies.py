@@ -28,13 +28,19 @@ from liebian.db.session import rowcount
 
 @dataclass(frozen=True)
 class Award:
-    """A reward a hook gives: to whom, in which role, under which idempotency key."""
+    """A reward a hook gives: to whom, in which role, under which idempotency key.
+
+    The key names the event that earned the reward (the tier and the referral that reached it), so
+    a retried request maps to the same reward while a reward revoked by a refund can be earned
+    again by a later friend. `once`: the person holds at most one live (not rejected or revoked)
+    reward of this role in the campaign; the flow skips the award while one is live."""
 
     person_id: int
     reward: Reward | None  # None: the rules define no such reward, nothing is given
     role: str
     key: str
     held: bool | None = None  # None: held for review when the qualifying referral is held
+    once: bool = False
 
 
 Give = Callable[[Award], None]
@@ -85,10 +91,13 @@ class InviteTask(CampaignType):
         return _needs(rules, "tiers", bool(rules.tiers))
 
     def on_counted(self, rules: CampaignRules, ref: Referral, count: int, give: Give) -> None:
+        """Every tier the count reaches that the inviter holds no live reward of: the tier just
+        reached, and a lower one whose reward a refund revoked (earned again by this friend)."""
         inviter = ref.inviter_person_id
         for tier in rules.tiers:
-            if tier.threshold == count:
-                give(Award(inviter, tier.reward, f"tier{tier.threshold}", f"tier:{inviter}:{tier.threshold}"))
+            if tier.threshold <= count:
+                key = f"tier:{inviter}:{tier.threshold}:ref:{ref.id}"
+                give(Award(inviter, tier.reward, f"tier{tier.threshold}", key, once=True))
 
 
 class DoubleSided(CampaignType):
@@ -114,9 +123,9 @@ class Assist(CampaignType):
 
     def on_counted(self, rules: CampaignRules, ref: Referral, count: int, give: Give) -> None:
         assist = section(rules, rules.assist, "assist")
-        if count == assist.required:
+        if count >= assist.required:
             inviter = ref.inviter_person_id
-            give(Award(inviter, assist.reward, "assist", f"assist:{inviter}"))
+            give(Award(inviter, assist.reward, "assist", f"assist:{inviter}:ref:{ref.id}", once=True))
 
 
 class ShareCoupon(CampaignType):

@@ -32,6 +32,10 @@ SEALED_FIELDS: tuple[SealedField, ...] = (
     SealedField("report_subscriptions", "id", "secret_encrypted", what="report webhook signing secrets"),
     SealedField("monitor_channels", "id", "target_encrypted", what="alert channel URLs (robot keys)"),
     SealedField("monitor_channels", "id", "secret_encrypted", what="alert channel signing secrets"),
+    SealedField("campaign_order_shops", "shop_id", "secret_sealed", what="shops' order-callback secrets"),
+    SealedField(
+        "campaign_orders", "id", "pending_detail", what="a pending conversion's context, until judged"
+    ),
     SealedField(
         "journeys", "id", "definition", json_prefix="sealed:", what="journey webhook signing secrets"
     ),

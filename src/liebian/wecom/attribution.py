@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from liebian.campaigns import flows, views
-from liebian.campaigns.common import CampaignError, rules_of
+from liebian.campaigns.common import rules_of
 from liebian.campaigns.schemas import AcceptRequest, ConversionRequest
+from liebian.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,9 @@ def attribute_add(
     """The friend added a staff member through an invite's 联系我 code: accept the invite and, where
     the campaign qualifies by the WeCom add, report that add as the qualifying conversion.
 
-    A refusal by the engine (not new, already accepted, campaign not live, own invite …) is an
-    outcome, not an error: it is returned with the engine's code and nothing of the attempt stays.
+    A refusal by the engine or the ledger (not new, already accepted, campaign not live, own
+    invite …) is an outcome, not an error: it is returned with its code and nothing of the attempt
+    stays, so WeCom is answered `success` and its retries converge.
     """
     other = {"unionid": unionid} if unionid else {}
     try:
@@ -59,7 +61,7 @@ def attribute_add(
                     code=invite_code, id_type="external_userid", id=external_userid, other_ids=other
                 ),
             )
-    except CampaignError as exc:
+    except DomainError as exc:  # CampaignError, LedgerError …: an outcome that WeCom's retry cannot change
         return {"outcome": "not_attributed", "code": exc.code, "reason": exc.message}
     out: dict[str, Any] = {
         "outcome": "attributed" if accepted.state != "blocked" else "blocked",
@@ -85,12 +87,14 @@ def attribute_add(
                         region=region,
                         store=store,
                     ),
+                    verified_by="wecom",  # the add is WeCom's own event, reported by the server
                 )
             out["qualified"] = conv["status"] == "qualified"
             out["grants"] = list(out["grants"]) + list(conv["grants"])
-        except CampaignError as exc:
+        except DomainError as exc:  # the engine's or the ledger's refusal: an outcome, never a 500
             out["qualified"] = False
             out["qualify_error"] = exc.code
+            out["qualify_reason"] = exc.message
     return out
 
 
@@ -106,7 +110,7 @@ def churn(session: Session, *, campaign_id: str, external_userid: str, referral_
                 note="the friend deleted the staff member (WeCom del_follow_user)",
                 actor="wecom",
             )
-    except CampaignError as exc:
+    except DomainError as exc:
         if exc.code == "unknown_order":
             return {"outcome": "recorded", "reason": "the campaign does not count only friends who stay"}
         return {"outcome": "recorded", "reason": f"{exc.code}: {exc.message}"}
