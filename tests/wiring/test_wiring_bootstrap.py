@@ -55,7 +55,8 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
         assert job.every_seconds > 0 and job.description, job
     expected = {
         "identity-sync", "ledger-release", "webhooks-deliver", "points-expire", "campaigns-close-due",
-        "campaigns-reconcile-reservations", "campaigns-stages", "fraud-scan", "tags-recompute", "monitor-rules",
+        "campaigns-reconcile-reservations", "campaigns-stages", "campaigns-verify-orders", "fraud-scan",
+        "tags-recompute", "monitor-rules",
         "monitor-escalate", "monitor-anomalies", "monitor-live", "reports", "journeys",
         "privacy-retention", "privacy-reencrypt",
     }  # fmt: skip
