@@ -225,6 +225,14 @@ def campaign_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Campaign.id).order_by(Campaign.created_at)))
 
 
+def campaign_titles(session: Session) -> list[tuple[str, str]]:
+    """Every campaign's (id, title), oldest first (the console's campaign filter)."""
+    return [
+        (cid, title)
+        for cid, title in session.execute(select(Campaign.id, Campaign.title).order_by(Campaign.created_at))
+    ]
+
+
 def list_campaigns(
     session: Session, status: str | None = None, *, with_rules: bool = False
 ) -> list[dict[str, Any]]:
