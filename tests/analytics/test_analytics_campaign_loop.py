@@ -15,10 +15,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from liebian.analytics import service as analytics
 from liebian.cli import app as cli
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
+from liebian.engine.backend import export_parquet
 from liebian.rewards import service as rewards
 from liebian.web.app import create_app
 
@@ -110,6 +112,30 @@ def test_a_campaign_run_through_the_api_shows_in_analytics_and_the_console(store
         rows = list(csv.DictReader(io.StringIO(daily.text.lstrip("\ufeff"))))
         assert sum(int(r["成交额"]) for r in rows) == _value(k, "revenue_fen") == 3 * AMOUNT
         assert sum(int(r["参与人数"]) for r in rows) == _value(k, "participants")
+
+
+def test_the_loop_reads_the_same_on_every_analytics_engine(
+    sqlite_store: str, admin_headers, engine: str
+) -> None:
+    """The warehouse rows the outbox wrote give the same KPI sheet on DuckDB and on Spark
+    (LIEBIAN_TEST_SPARK=1) as the HTTP API gives."""
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
+        cid = _run_campaign(Api(client))
+        api = client.get("/api/v1/analytics/kpis", params={"campaign": cid}).json()
+    if engine == "spark":
+        export_parquet()
+    got = analytics.run_kpis(analytics.make_filters(campaigns=[cid]), engine)
+    for name in (
+        "participants",
+        "buyers",
+        "paid_orders",
+        "revenue_fen",
+        "refunded_fen",
+        "reward_cost_fen",
+        "roi",
+    ):
+        assert _value(got, name) == _value(api.get("kpis", api), name), name
+    assert _value(got, "refunded_fen") == AMOUNT
 
 
 def test_imported_campaigns_are_offered_and_kept_selected(store: str, admin_headers) -> None:
