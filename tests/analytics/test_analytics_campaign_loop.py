@@ -150,6 +150,10 @@ def test_imported_campaigns_are_offered_and_kept_selected(store: str, admin_head
         assert page.status_code == 200
         selected = re.search(r'<option value="([^"]*)" selected>([^<]*)</option>', page.text)
         assert selected is not None and selected.group(1) == "c_invite"
+        assert '<option value="c_invite"' in page.text
+        unknown = client.get("/", params={"campaign": "c_elsewhere"})  # no row yet: still the choice
+        kept = re.search(r'<option value="([^"]*)" selected>', unknown.text)
+        assert kept is not None and kept.group(1) == "c_elsewhere"
         r = client.get("/api/v1/analytics/kpis", params={"campaign": "c_invite"}).json()
         k = r.get("kpis", r)
         assert _value(k, "participants") == 1

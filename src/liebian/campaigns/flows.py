@@ -243,7 +243,7 @@ def _record_accept(
         key=f"accept:{referral_id}",
         edge=state != "blocked",
     )
-    outbox.joined(session, friend, inv, now)
+    outbox.joined(session, friend, inv, now, blocked=state == "blocked")
     audit(
         session,
         "referral.accept",

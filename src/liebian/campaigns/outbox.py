@@ -82,8 +82,11 @@ def invite_created(session: Session, inv: Invite, code: str) -> None:
     joined(session, inv.inviter_person_id, inv, inv.created_at)
 
 
-def joined(session: Session, person_id: int, inv: Invite, ts: datetime) -> None:
-    """A person takes part in a campaign (`join_campaign`, once per person and campaign)."""
+def joined(session: Session, person_id: int, inv: Invite, ts: datetime, *, blocked: bool = False) -> None:
+    """A person takes part in a campaign (`join_campaign`, once per person and campaign); a friend
+    whose accept was blocked as fraud does not."""
+    if blocked:
+        return
     record_event(
         session,
         event="join_campaign",
