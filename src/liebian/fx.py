@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from liebian.config import Settings, get_settings
@@ -27,6 +28,16 @@ from liebian.errors import DomainError
 BASE = "CNY"
 RATE_COLUMNS = ("date", "currency", "cny_per_unit")
 _CODE = re.compile(r"[A-Z]{3}")
+
+
+class _Priced(Protocol):
+    amount_fen: int
+    currency: str
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> _Priced: ...
+
+
+PricedT = TypeVar("PricedT", bound=_Priced)
 
 
 class FxError(DomainError):
@@ -109,7 +120,9 @@ def no_rate_reason(currency: str, day: date | str, staleness_days: int) -> str:
 
 def rate_on(rates: list[Rate], currency: str, day: date, staleness_days: int) -> Rate | None:
     """The latest rate of `currency` dated on or before `day` and at most `staleness_days` older."""
-    usable = [r for r in rates if r.currency == currency and day - timedelta(days=staleness_days) <= r.day <= day]
+    usable = [
+        r for r in rates if r.currency == currency and day - timedelta(days=staleness_days) <= r.day <= day
+    ]
     return max(usable, key=lambda r: r.day, default=None)
 
 
@@ -133,3 +146,12 @@ def to_cny(amount: int, currency: str, ts: datetime, settings: Settings | None =
             params={"currency": currency, "day": str(day)},
         )
     return Converted(to_fen(amount, rate.cny_per_unit), amount, currency, rate.cny_per_unit)
+
+
+def in_cny(request: PricedT, ts: datetime, settings: Settings | None = None) -> PricedT:
+    """A request (a pydantic model with `amount_fen` and `currency`) with its amount in fen of CNY:
+    itself when in CNY already, else a copy converted at naive UTC time `ts` (FxError: 422)."""
+    if request.currency == BASE:
+        return request
+    converted = to_cny(request.amount_fen, request.currency, ts, settings)
+    return request.model_copy(update={"amount_fen": converted.amount_fen, "currency": BASE})
