@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from liebian.config import Settings, get_settings
@@ -154,4 +154,4 @@ def in_cny(request: PricedT, ts: datetime, settings: Settings | None = None) -> 
     if request.currency == BASE:
         return request
     converted = to_cny(request.amount_fen, request.currency, ts, settings)
-    return request.model_copy(update={"amount_fen": converted.amount_fen, "currency": BASE})
+    return cast(PricedT, request.model_copy(update={"amount_fen": converted.amount_fen, "currency": BASE}))
