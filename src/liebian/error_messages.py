@@ -60,6 +60,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "没有 {currency}→CNY 在 {day} 或之前的可用汇率（{field}）：{message}",
         "no exchange rate to CNY for the amount's currency and day",
     ),
+    "bad_fx_rates": (
+        "汇率配置无法读取，外币金额暂不能换算：{message}",
+        "the configured exchange rates cannot be read",
+    ),
     "invalid_rules": ("活动规则无效：{message}", "invalid campaign rules"),
     "contradictory_rules": ("活动规则相互矛盾：{message}", "contradictory campaign rules"),
     "stored_rules_invalid": (

@@ -46,6 +46,12 @@ class FxError(DomainError):
     default_status = 422
 
 
+class FxRatesInvalid(DomainError):
+    """The configured rates cannot be read: nothing in another currency converts until fixed."""
+
+    default_status = 503
+
+
 @dataclass(frozen=True)
 class Rate:
     currency: str
@@ -95,15 +101,18 @@ def read_rates_csv(path: Path) -> list[Rate]:
 
 def configured_rates(settings: Settings | None = None) -> list[Rate]:
     """Every rate of the settings (`fx_rates`, then `fx_rates_file`); a later one of the same
-    currency and day replaces an earlier one."""
+    currency and day replaces an earlier one. FxRatesInvalid (503) names the bad setting or line."""
     settings = settings or get_settings()
-    rates = [
-        parse_rate(day, currency, value, f"fx_rates[{currency}][{day}]")
-        for currency, days in settings.fx_rates.items()
-        for day, value in days.items()
-    ]
-    if settings.fx_rates_file is not None:
-        rates += read_rates_csv(settings.fx_rates_file)
+    try:
+        rates = [
+            parse_rate(day, currency, value, f"fx_rates[{currency}][{day}]")
+            for currency, days in settings.fx_rates.items()
+            for day, value in days.items()
+        ]
+        if settings.fx_rates_file is not None:
+            rates += read_rates_csv(settings.fx_rates_file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise FxRatesInvalid("bad_fx_rates", f"exchange rates: {exc}") from exc
     latest = {(r.currency, r.day): r for r in rates}
     return sorted(latest.values(), key=lambda r: (r.currency, r.day))
 

@@ -7,12 +7,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from ingest_helpers import read_rejects, rows, write_csv
 from typer.testing import CliRunner
 
+from liebian import fx
+from liebian.auth import service as auth
 from liebian.cli import app as cli_app
 from liebian.config import reset_settings_cache
+from liebian.db.session import session_scope
 from liebian.ingest.service import import_file
+from liebian.web.app import create_app
 
 HEADER = ["order_id", "ts", "user_id", "id_type", "amount", "currency", "status", "channel"]
 
@@ -102,3 +107,50 @@ def test_a_mixed_file_sums_to_the_hand_computed_cny_total(store, rates, tmp_path
         ("U1", 14462),
     ]
     assert _kpis_revenue() == 129900 + 14462 + 8183 + 5
+
+
+@pytest.fixture
+def collector(rates, store, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LIEBIAN_SCHEDULER_ENABLED", "false")  # no background jobs racing the test
+    reset_settings_cache()
+    with session_scope() as session:
+        key, _record = auth.create_api_key(
+            session, name="collector", actor="test", kind="public", scopes=["ingest:write"]
+        )
+    with TestClient(create_app()) as c:
+        c.headers["X-API-Key"] = key
+        yield c
+
+
+def test_the_collector_converts_and_rejects_the_item_without_a_rate_naming_currency(collector) -> None:
+    base = {"ts": "2026-11-11T10:00:00+08:00", "id_type": "openid", "channel": "app", "status": "paid"}
+    items = [
+        {**base, "order_id": "U1", "user_id": "o_a", "amount": "100.01", "currency": "USD"},
+        {**base, "order_id": "E1", "user_id": "o_b", "amount": "10", "currency": "EUR"},
+    ]
+    r = collector.post("/api/v1/orders/batch", json={"items": items})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(i["index"], i["status"]) for i in body["items"]] == [(0, "accepted"), (1, "rejected")]
+    assert body["items"][1]["errors"] == [
+        {"field": "currency", "reason": "no EUR→CNY rate on or before 2026-11-11 (at most 7 days old)"}
+    ]
+    assert rows("SELECT order_id, amount_fen, orig_amount, orig_currency FROM orders") == [
+        ("U1", 72352, 10001, "USD")
+    ]
+
+
+def test_a_bad_rates_file_stops_a_foreign_order_import_naming_its_line(store, rates, tmp_path):
+    write_csv(
+        rates,
+        ["date", "currency", "cny_per_unit"],
+        [["2026-11-10", "USD", "7.2"], ["2026-11-10", "HKD", "-1"]],
+    )
+    path = write_csv(
+        tmp_path / "orders.csv",
+        HEADER,
+        [["U1", "2026-11-11 10:00", "o_a", "openid", "1", "USD", "paid", "app"]],
+    )
+    with pytest.raises(fx.FxRatesInvalid, match=r"rates.csv:3: cny_per_unit '-1' must be a positive number"):
+        import_file(path, "orders")
+    assert rows("SELECT count(*) FROM orders") == [(0,)]
