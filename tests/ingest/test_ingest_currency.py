@@ -154,3 +154,20 @@ def test_a_bad_rates_file_stops_a_foreign_order_import_naming_its_line(store, ra
     with pytest.raises(fx.FxRatesInvalid, match=r"rates.csv:3: cny_per_unit '-1' must be a positive number"):
         import_file(path, "orders")
     assert rows("SELECT count(*) FROM orders") == [(0,)]
+
+
+def test_fx_cli_lists_the_rates_and_converts_with_the_one_of_the_day(store, rates):
+    runner = CliRunner()
+    out = runner.invoke(cli_app, ["fx", "list", "--currency", "usd", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert [(r["date"], r["cny_per_unit"]) for r in json.loads(out.stdout)] == [
+        ("2026-11-09", "7.1000"),
+        ("2026-11-10", "7.2345"),
+        ("2026-11-12", "9.9999"),
+    ]
+    out = runner.invoke(cli_app, ["fx", "convert", "1999", "USD", "--date", "2026-11-11", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    got = json.loads(out.stdout)
+    assert (got["amount_fen"], got["fx_rate"], got["rate_date"]) == (14462, "7.2345", "2026-11-10")
+    out = runner.invoke(cli_app, ["fx", "convert", "1999", "EUR", "--date", "2026-11-11"])
+    assert out.exit_code == 2 and "no EUR→CNY rate on or before 2026-11-11" in out.output
