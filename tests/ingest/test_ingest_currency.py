@@ -16,6 +16,7 @@ from liebian.auth import service as auth
 from liebian.cli import app as cli_app
 from liebian.config import reset_settings_cache
 from liebian.db.session import session_scope
+from liebian.engine import warehouse
 from liebian.ingest.service import import_file
 from liebian.web.app import create_app
 
@@ -171,3 +172,18 @@ def test_fx_cli_lists_the_rates_and_converts_with_the_one_of_the_day(store, rate
     assert (got["amount_fen"], got["fx_rate"], got["rate_date"]) == (14462, "7.2345", "2026-11-10")
     out = runner.invoke(cli_app, ["fx", "convert", "1999", "EUR", "--date", "2026-11-11"])
     assert out.exit_code == 2 and "no EUR→CNY rate on or before 2026-11-11" in out.output
+
+
+def test_an_order_left_unconverted_by_an_older_release_is_not_summed_into_cny(store, rates, tmp_path):
+    path = write_csv(
+        tmp_path / "orders.csv",
+        HEADER,
+        [["C1", "2026-11-11 10:00", "o_a", "openid", "50", "", "paid", "app"]],
+    )
+    import_file(path, "orders")
+    with warehouse.connect() as con:  # as the previous release stored a USD order: not converted
+        con.execute(
+            "INSERT INTO orders SELECT * REPLACE ('OLD1' AS order_id, 999999 AS amount_fen, 'USD' AS currency)"
+            " FROM orders WHERE order_id = 'C1'"
+        )
+    assert _kpis_revenue() == 5000
