@@ -73,15 +73,17 @@ def test_without_a_covering_rate_the_row_is_rejected_naming_it(store, rates, tmp
             ["E1", "2026-11-11 10:00", "o_b", "openid", "10", "EUR", "paid", "app"],
             ["H1", "2026-11-25 10:00", "o_c", "openid", "10", "HKD", "paid", "app"],  # rate 15 days old
             ["U0", "2026-11-01 10:00", "o_d", "openid", "10", "USD", "paid", "app"],  # only later rates
+            ["U9", "someday", "o_e", "openid", "10", "USD", "paid", "app"],  # no day: its ts is the fault
         ],
     )
     result = import_file(path, "orders")
-    assert (result.rows_loaded, result.rows_rejected) == (1, 3)
+    assert (result.rows_loaded, result.rows_rejected) == (1, 4)
     rejects = {(r["line"], r["field"]): r["reason"] for r in read_rejects(result.rejects_path)}
     assert rejects == {
         ("3", "currency"): "no EUR→CNY rate on or before 2026-11-11 (at most 7 days old)",
         ("4", "currency"): "no HKD→CNY rate on or before 2026-11-25 (at most 7 days old)",
         ("5", "currency"): "no USD→CNY rate on or before 2026-11-01 (at most 7 days old)",
+        ("6", "ts"): "unreadable timestamp someday",
     }
     assert rows("SELECT order_id FROM orders") == [("C1",)]
     assert _kpis_revenue() == 5000

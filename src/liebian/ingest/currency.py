@@ -35,38 +35,42 @@ _REJECT_FIELDS = ("order_id", "ts", "amount_fen", "currency", "status", "channel
 
 
 def _converting_sql(tz: str, staleness: int) -> str:
-    reason = (
+    no_rate = (
         f"'no ' || s.currency || '→{fx.BASE} rate on or before ' || strftime(s.__day, '%Y-%m-%d')"
         f" || ' (at most {staleness} days old)'"
     )
+    reason = (
+        f"CASE WHEN s.__covered THEN 'amount in {fx.BASE} too large: ' || s.amount_fen ELSE {no_rate} END"
+    )
+    field = "CASE WHEN s.__covered THEN 'amount' ELSE 'currency' END"
     raw = "to_json({" + ", ".join(f"{q(c)}: s.{c}" for c in _REJECT_FIELDS) + "})::VARCHAR"
     return f"""
     CREATE OR REPLACE TEMP TABLE staged_fx AS
     WITH s AS (
         SELECT *, CAST(timezone({q(tz)}, timezone('UTC', ts)) AS DATE) AS __day,
                regexp_full_match(currency, '[A-Z]{{3}}') AND currency <> {q(fx.BASE)} AND amount_fen IS NOT NULL
+               AND ts IS NOT NULL
                AS __foreign
         FROM staged
     ),
     j AS (
         SELECT s.*, r.rate AS __rate,
-               r.day IS NOT NULL AND r.day >= s.__day - INTERVAL {staleness} DAY AS __covered
+               r.day IS NOT NULL AND r.day >= s.__day - INTERVAL {staleness} DAY AS __covered,
+               try_cast(round(s.amount_fen::DECIMAL(38, 0) * r.rate, 0) AS BIGINT) AS __cny
         FROM s ASOF LEFT JOIN fx_rates_batch r ON r.currency = s.currency AND s.__day >= r.day
-    )
-    SELECT s.* EXCLUDE (__day, __foreign, __rate, __covered) REPLACE (
-               CASE WHEN NOT s.__foreign THEN s.amount_fen
-                    WHEN s.__covered THEN round(s.amount_fen::DECIMAL(38, 0) * s.__rate, 0)::BIGINT
-               END AS amount_fen,
+    ),
+    k AS (SELECT *, __foreign AND (NOT __covered OR __cny IS NULL) AS __bad FROM j)
+    SELECT s.* EXCLUDE (__day, __foreign, __rate, __covered, __cny, __bad) REPLACE (
+               CASE WHEN NOT s.__foreign THEN s.amount_fen WHEN NOT s.__bad THEN s.__cny END AS amount_fen,
                CASE WHEN s.__foreign THEN {q(fx.BASE)} ELSE s.currency END AS currency,
-               CASE WHEN s.__foreign AND NOT s.__covered
-                    THEN list_append(s._errors, {{'field': 'currency', 'reason': {reason}}})
+               CASE WHEN s.__bad THEN list_append(s._errors, {{'field': {field}, 'reason': {reason}}})
                     ELSE s._errors END AS _errors,
-               CASE WHEN s.__foreign AND NOT s.__covered THEN coalesce(s._raw, {raw}) ELSE s._raw END AS _raw
+               CASE WHEN s.__bad THEN coalesce(s._raw, {raw}) ELSE s._raw END AS _raw
            ),
            s.amount_fen AS orig_amount,
            s.currency AS orig_currency,
-           CASE WHEN s.__foreign AND s.__covered THEN s.__rate END AS fx_rate
-    FROM j s
+           CASE WHEN s.__foreign AND NOT s.__bad THEN s.__rate END AS fx_rate
+    FROM k s
     """
 
 
