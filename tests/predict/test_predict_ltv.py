@@ -74,7 +74,7 @@ def con():
     ]
     for oid, ts, person, fen, status in rows:
         c.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', ?, 'app', NULL, ?, NULL, NULL, 'b', ?)",
+            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', ?, 'app', NULL, ?, NULL, NULL, 'b', ?, NULL, NULL, NULL)",
             [oid, ts, person, fen, status, ts, ts],
         )
     yield c
