@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import String, Text, select
 
 from liebian.automation import service as automation
@@ -20,17 +21,37 @@ from liebian.privacy.sealed import SEALED_FIELDS
 from liebian.privacy.service import store_tables
 from liebian.reports import service as reports
 from liebian.rewards import webhooks
+from liebian.web.app import create_app
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "automation"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "campaigns"))
 from automation_helpers import Receiver, add_events, make_persons, webhook  # noqa: E402
+from campaign_helpers import Api, rules  # noqa: E402
 
 # a ciphertext of privacy.crypto: `k<key id>:` + base64 of nonce ‖ ciphertext ‖ tag (≥ 28 bytes)
 CIPHERTEXT = re.compile(r"k([A-Za-z0-9]{1,16}):([A-Za-z0-9+/]{36,}={0,2})")
 NOON = datetime(2026, 11, 2, 4, 0)  # 12:00 in Asia/Shanghai: outside the quiet hours
 
 
-def _seal_everything(receiver_url: str) -> int:
-    """One of each thing liebian seals, through the services that make them."""
+def _seal_campaign_secrets(admin_headers: dict[str, str], public_headers: dict[str, str]) -> None:
+    """A shop's order-callback secret and a public-key conversion waiting for a trusted order."""
+    app = create_app(run_migrations=False)
+    with (
+        TestClient(app, headers=admin_headers) as op_client,
+        TestClient(app, headers=public_headers) as front,
+    ):
+        op, public = Api(op_client), Api(front)
+        assert op_client.post("/api/v1/orders/shops", json={"shop_id": "shop-1"}).status_code == 201
+        tiers = [{"threshold": 1, "reward": {"code": "T1", "value_fen": 500}}]
+        op.create(rules("invite_task", tiers=tiers), "sealed")
+        code = op.invite("sealed", "alice")["code"]
+        assert public.accept(code, "bob").status_code == 201
+        assert public.order("sealed", "bob", "o-1", amount_fen=6000).json()["status"] == "pending"
+
+
+def _seal_everything(receiver_url: str, admin_headers: dict[str, str], public_headers: dict[str, str]) -> int:
+    """One of each thing liebian seals, through the services (and routes) that make them."""
+    _seal_campaign_secrets(admin_headers, public_headers)
     make_persons(1)
     with session_scope() as s:
         identity.resolve(s, [identity.RawIdentifier("phone", "13800138000")], source="test")
@@ -72,8 +93,10 @@ def receiver(allow_private_urls):
     r.close()
 
 
-def test_every_column_holding_a_ciphertext_is_in_the_registry(store, receiver) -> None:
-    _seal_everything(receiver.url)
+def test_every_column_holding_a_ciphertext_is_in_the_registry(
+    store, receiver, admin_headers, public_headers
+) -> None:
+    _seal_everything(receiver.url, admin_headers, public_headers)
     registered = {(f.table, f.column) for f in SEALED_FIELDS}
     found = _sealed_cells()
     assert found - registered == set(), "sealed values outside privacy.sealed.SEALED_FIELDS"
@@ -87,9 +110,9 @@ def test_every_column_holding_a_ciphertext_is_in_the_registry(store, receiver) -
 
 
 def test_rotation_reseals_journey_secrets_and_the_journey_signs_after_the_old_key_is_retired(
-    store, receiver
+    store, receiver, admin_headers, public_headers
 ) -> None:
-    jid = _seal_everything(receiver.url)
+    jid = _seal_everything(receiver.url, admin_headers, public_headers)
     new = crypto.rotate_encryption_key()
     with session_scope() as s:
         counts = retention.reencrypt_all(s)
