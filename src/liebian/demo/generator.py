@@ -1525,7 +1525,9 @@ class _Generator:
         p, ts = ev["person"], ev["ts"]
         day = self.day_of(ts)
         active = np.zeros((self.n, self.D + 7), bool)
-        active[p, np.clip(day, 0, self.D + 6)] = True
+        # coming back is a choice: an ad exposure does not make a person active (as in analytics)
+        chose = ev["event"] != EV["exposure"]
+        active[p[chose], np.clip(day[chose], 0, self.D + 6)] = True
         new = np.flatnonzero((self.arrival_day >= 0) & (self.arrival_day < self.D - 1))
         d1 = float(active[new, self.arrival_day[new] + 1].mean())
         d1_by = {}
