@@ -32,8 +32,7 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
     EP = [e for e in E if in_p(e)]
     # reached by a campaign: an event of a campaign, or joining one
     reached = {e["person_id"] for e in EP if e["campaign_id"] is not None or e["event"] == "join_campaign"}
-    received = {e["person_id"] for e in EP if e["event"] in ("invite_click", "invite_accept")}
-    accepted = {e["person_id"] for e in EP if e["event"] == "invite_accept"}
+    opened = {e["person_id"] for e in EP if e["event"] in ("invite_click", "invite_accept")}
     sharers = {e["person_id"] for e in EP if e["event"] == "invite_share"}
     active = {e["person_id"] for e in EP if e["event"] not in PASSIVE}
     participants = {e["person_id"] for e in EP if e["event"] == "join_campaign"}
@@ -41,6 +40,7 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
     shares = sum(1 for e in EP if e["event"] in ("share", "invite_share"))
     edges = [x for x in rows.edges if dims(x, "inviter_person_id") and in_p(x)]
     referred = {x["invitee_person_id"] for x in edges}
+    received = opened | referred  # received or opened an invite; every invitee received one
     inviters = {x["inviter_person_id"] for x in edges}
     seen_all: dict[int, datetime] = {}
     for e in rows.events:
@@ -74,7 +74,7 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
         "reached": len(reached), "active_users": len(active), "participants": len(participants),
         "participation_rate": r(len(participants), len(reached)), "invites_sent": invites, "shares": shares,
         "invites_per_participant": r(invites, len(participants)), "referred_users": len(referred),
-        "invite_conversion": r(len(accepted), len(received)), "inviters": len(inviters),
+        "invite_conversion": r(len(referred), len(received)), "inviters": len(inviters),
         "referral_rate": r(len(sharers & active), len(active)),
         "viral_cycle_days": statistics.median(cycles) / 86400 if cycles else None,
         "buyers": len(buyers), "conversion_rate": r(len(buyers & reached), len(reached)), "paid_orders": len(paid),
@@ -86,7 +86,7 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
     }  # fmt: skip
     # K-factor: invitations received per participant × accepted per invitation; else referred new users
     out["k_factor"] = (
-        r(len(received), len(participants)) * r(len(accepted), len(received))
+        r(len(received), len(participants)) * r(len(referred), len(received))
         if received and participants else None if received else r(len(new_ref), len(participants))
     )  # fmt: skip
     cost = reward + other
@@ -138,8 +138,9 @@ def test_kpis_match_reference_on_scenario(scenario, load, engine):
     assert got["reached"] == 5  # campaign events of 1, 2, 3, 4, 8 (5, 6, 7 had none; 9, 10 out of it)
     assert got["participants"] == 4  # 1, 2, 3, 8
     assert got["invites_sent"] == 3 and got["referred_users"] == 3
-    # 3 opened an invite (a click) but no invite_accept event: conversion 0 of 1 received
-    assert got["invite_conversion"] == 0 and got["k_factor"] == 0 and got["k_factor_basis"] == "invites"
+    # 3, 4 and 8 received an invite (3 clicked one) and all accepted: (3 / 4) × (3 / 3)
+    assert got["invite_conversion"] == 1 and got["k_factor"] == pytest.approx(3 / 4)
+    assert got["k_factor_basis"] == "invites"
     assert got["revenue_fen"] == 10000 + 5000 + 8000 + 6000 + 3000  # refunded and cancelled excluded
     assert got["refunded_orders"] == 1 and got["refunded_fen"] == 20000
     assert got["repurchase_rate"] == pytest.approx(2 / 3)  # 1 and 8 bought twice, 2 once

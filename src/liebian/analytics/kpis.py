@@ -63,13 +63,9 @@ def _registration_rows(fr: Frame) -> ir.Table:
     return ibis.union(_rows(reg), _rows(bare))
 
 
-def new_users(fr: Frame) -> ir.Table:
-    """person_id, first_ts: persons whose first registration falls in the period (docs/metrics.md).
-
-    A person's first registration is the earliest of `_registration_rows`; it counts for the filters
-    (channel, campaign, segment) when that row matches them. Persons with no registration (members known
-    before the data) are never new, nor are persons active before the configured baseline day.
-    """
+def first_registrations(fr: Frame) -> ir.Table:
+    """person_id, first_ts: each person's first registration (all time, every dimension), without the
+    persons active before the configured baseline day (existing members)."""
     rows = _registration_rows(fr)
     first = rows.group_by("person_id").aggregate(first_ts=rows.ts.min())
     baseline = fr.config.baseline
@@ -78,9 +74,29 @@ def new_users(fr: Frame) -> ir.Table:
         bound = fr.utc_bound(baseline)
         before = ibis.union(_rows(ev.filter(ev.ts < bound)), _rows(od.filter(od.ts < bound)))
         first = first.anti_join(before, first.person_id == before.person_id)
+    return first
+
+
+def registrations_by_channel(fr: Frame) -> ir.Table:
+    """channel, person_id, first_ts: the rows (matching the filters) of each person's first
+    registration, so that a channel filter selects exactly that channel's rows."""
+    first = first_registrations(fr)
+    hit = fr.with_dims(_registration_rows(fr))
+    got = hit.join(first, [hit.person_id == first.person_id, hit.ts == first.first_ts])
+    return got.select("channel", "person_id", "first_ts").distinct()
+
+
+def new_users(fr: Frame) -> ir.Table:
+    """person_id, first_ts: persons whose first registration falls in the period (docs/metrics.md).
+
+    A person's first registration is the earliest of `_registration_rows`; it counts for the filters
+    (channel, campaign, segment) when that row matches them. Persons with no registration (members known
+    before the data) are never new, nor are persons active before the configured baseline day.
+    """
+    first = first_registrations(fr)
     f = fr.filters
     if f.channels or f.campaigns or f.segment is not None:
-        hit = fr.with_dims(rows)
+        hit = fr.with_dims(_registration_rows(fr))
         first = first.semi_join(hit, [first.person_id == hit.person_id, first.first_ts == hit.ts])
     return fr.in_period(first, "first_ts")
 
@@ -107,12 +123,10 @@ def _row_counts(fr: Frame, e: ir.Table) -> dict[str, ir.Value]:
 
 def _person_flags(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.Value]:
     """Per person, in the period: seen; reached by a campaign (an event of a campaign, or joining one);
-    active (a non-passive event); joined; sent an invite; received or opened an invite (clicked one or
-    accepted one); accepted an invite. Each subset flag implies its base, so every rate over them is a
-    probability by construction."""
+    active (a non-passive event); joined; sent an invite (and active). Each subset flag implies its
+    base, so every rate over them is a probability by construction."""
     ev = fr.ev
     joined = in_period & (t.event == ev.join)
-    accepted = in_period & (t.event == ev.invite_accept)
     shared = in_period & (t.event == ev.invite_share)
     return {
         "seen": in_period.any(),
@@ -120,8 +134,6 @@ def _person_flags(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[st
         "active": (in_period & ~t.event.isin(list(ev.passive))).any(),
         "joined": joined.any(),
         "shared": (shared & ~t.event.isin(list(ev.passive))).any(),
-        "received": (in_period & (t.event == ev.invite_click) | accepted).any(),
-        "accepted": accepted.any(),
     }
 
 
@@ -134,12 +146,25 @@ def _person_counts(per: ir.Table) -> dict[str, ir.Value]:
         "active_users": per.person_id.count(where=per.active),
         "participants": per.person_id.count(where=per.joined),
         "sharers": per.person_id.count(where=per.shared),
-        "invite_recipients": per.person_id.count(where=per.received),
-        "invite_accepted": per.person_id.count(where=per.accepted),
     }
 
 
-def _reached_buyers(per: ir.Table, paid: ir.Table, keys: tuple[str, ...] = ("person_id",)) -> ir.Table:
+def invite_recipients(fr: Frame, e: ir.Table, edges: ir.Table, bucket: int | None = None) -> ir.Table:
+    """Distinct persons who received or opened an invite (clicked one, accepted one, or are an accepted
+    invite's invitee): the base of invite conversion, which holds every invitee (per bucket if given)."""
+    ev = fr.ev
+    opened = e.filter(e.event.isin([ev.invite_click, ev.invite_accept]))
+    opened = opened.select(
+        "person_id", bucket=fr.bucket_of(opened.ts, bucket) if bucket else ibis.literal(0, "int64")
+    )
+    inv = edges.select(
+        person_id=edges.invitee_person_id,
+        bucket=fr.bucket_of(edges.ts, bucket) if bucket else ibis.literal(0, "int64"),
+    )
+    return ibis.union(opened, inv, distinct=True)
+
+
+def reached_buyers(per: ir.Table, paid: ir.Table, keys: tuple[str, ...] = ("person_id",)) -> ir.Table:
     """The distinct buyers (per `keys`) among the persons a campaign reached."""
     buyers = paid.select(*keys).distinct()
     reached = per.filter(per.reached_c)
@@ -152,7 +177,7 @@ def _event_counts(fr: Frame, e: ir.Table, bucket: ir.Value, size: int) -> ir.Tab
     persons = per.group_by("bucket").aggregate(**_person_counts(per))
     out = persons.join(e.group_by(bucket=bucket).aggregate(**_row_counts(fr, e)), "bucket")
     paid = fr.orders()
-    rb = _reached_buyers(per, paid.mutate(bucket=fr.bucket_of(paid.ts, size)), ("person_id", "bucket"))
+    rb = reached_buyers(per, paid.mutate(bucket=fr.bucket_of(paid.ts, size)), ("person_id", "bucket"))
     rb = rb.group_by("bucket").aggregate(reached_buyers=rb.person_id.count())
     out = out.left_join(rb, "bucket").drop("bucket_right")
     return out.mutate(reached_buyers=ibis.coalesce(out.reached_buyers, 0))
@@ -183,7 +208,7 @@ def referred_new(fr: Frame, new: ir.Table) -> ir.Table:
 RATES = {
     "participation_rate": ("participants", "reached"),
     "invites_per_participant": ("invites_sent", "participants"),
-    "invite_conversion": ("invite_accepted", "invite_recipients"),
+    "invite_conversion": ("referred_users", "invite_recipients"),
     "referral_rate": ("sharers", "active_users"),
     "conversion_rate": ("reached_buyers", "reached"),
     "aov_fen": ("revenue_fen", "paid_orders"),
@@ -258,6 +283,8 @@ def kpi_counts(fr: Frame) -> ir.Table:
 
     edges = fr.edges()
     parts.append(edges.aggregate(**_edge_counts(edges)))
+    rec = invite_recipients(fr, e, edges)
+    parts.append(rec.aggregate(invite_recipients=rec.person_id.count()))
     # Viral cycle time: from the inviter's first appearance anywhere to the invitee's acquisition.
     f = fr.filters
     if f.channels or f.campaigns or f.segment is not None:
@@ -271,7 +298,7 @@ def kpi_counts(fr: Frame) -> ir.Table:
 
     paid = fr.orders()
     parts.append(paid.aggregate(**_paid_counts(paid)))
-    rb = _reached_buyers(per, paid)
+    rb = reached_buyers(per, paid)
     parts.append(rb.aggregate(reached_buyers=rb.person_id.count()))
     per_buyer = paid.group_by("person_id").aggregate(n=paid.order_id.count())
     parts.append(per_buyer.aggregate(repeat_buyers=per_buyer.person_id.count(where=per_buyer.n >= 2)))
@@ -303,14 +330,17 @@ def kpi_counts(fr: Frame) -> ir.Table:
 
 def k_factor_inputs(r: dict[str, Any]) -> dict[str, Any]:
     """K-factor = invites per participant × conversion per invite, where an invite is a person who
-    received or opened one: (invite_recipients / participants) × (invite_accepted / invite_recipients).
+    received or opened one: (invite_recipients / participants) × (referred_users / invite_recipients).
     Without invite events it falls back to referred new users / participants (`k_factor_basis` says
     which one); None without participants."""
     if r["invite_recipients"]:
         k = ratio(r["invite_recipients"], r["participants"])
-        conv = ratio(r["invite_accepted"], r["invite_recipients"])
+        conv = ratio(r["referred_users"], r["invite_recipients"])
         return {"k_factor": None if k is None or conv is None else k * conv, "k_factor_basis": "invites"}
-    return {"k_factor": ratio(r["new_referred_users"], r["participants"]), "k_factor_basis": "referred_new_users"}
+    return {
+        "k_factor": ratio(r["new_referred_users"], r["participants"]),
+        "k_factor_basis": "referred_new_users",
+    }
 
 
 def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
@@ -333,7 +363,6 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
         invites_per_participant=_rate(r, "invites_per_participant"),
         referred_users=r["referred_users"],
         invite_recipients=r["invite_recipients"],
-        invite_accepted=r["invite_accepted"],
         invite_conversion=_rate(r, "invite_conversion"),
     )
     out.update(k_factor_inputs(r))
@@ -378,7 +407,7 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
 
 SERIES_GRAINS = {"day": DAY, "hour": 3600}
 SERIES_COUNTS = (
-    "seen_users", "reached", "active_users", "participants", "sharers", "invite_recipients", "invite_accepted",
+    "seen_users", "reached", "active_users", "participants", "sharers", "invite_recipients",
     "reached_buyers", "invites_sent", "invite_clicks", "shares", "events",
     "referred_users", "inviters", "buyers", "paid_orders", "revenue_fen", "new_users", "new_referred_users",
 )  # fmt: skip
@@ -404,9 +433,11 @@ def kpi_series(fr: Frame, grain: str = "day") -> list[dict[str, Any]]:
     e, edges, paid = fr.events(), fr.edges(), fr.orders()
     new = new_users(fr)
     ref_new = referred_new(fr, new)
+    rec = invite_recipients(fr, e, edges, size)
     parts = [
         _event_counts(fr, e, fr.bucket_of(e.ts, size), size),
         per_bucket(edges, _edge_counts(edges)),
+        rec.group_by("bucket").aggregate(invite_recipients=rec.person_id.count()),
         per_bucket(paid, _paid_counts(paid)),
         per_bucket(new, {"new_users": new.person_id.count()}, "first_ts"),
         per_bucket(ref_new, {"new_referred_users": ref_new.person_id.count()}, "first_ts"),
