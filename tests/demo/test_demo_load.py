@@ -129,7 +129,9 @@ def test_the_summary_and_the_kpi_sheet_are_one_set_of_numbers(loaded) -> None:
         assert summary[mine] == pytest.approx(sheet[theirs]), mine
     # an independent count in SQL: persons with a sign-up event (every demo channel has sign-ups)
     with warehouse.connect(read_only=True) as con:
-        signed_up = con.execute("SELECT count(DISTINCT person_id) FROM events WHERE event = 'signup'").fetchone()[0]
+        signed_up = con.execute(
+            "SELECT count(DISTINCT person_id) FROM events WHERE event = 'signup'"
+        ).fetchone()[0]
     assert sheet["new_users"] == signed_up
     assert sheet["new_users"] == pytest.approx(truth["new_persons"], rel=0.05)
     assert sheet["retention_d1"] == pytest.approx(truth["d1_retention"], abs=0.03)
