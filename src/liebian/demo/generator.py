@@ -1468,6 +1468,7 @@ class _Generator:
             },
             "files": self.file_truth,
             "cascades": self.cascade_stats,
+            "super_spreaders": self._true_super_spreaders(len(self.super_spreaders)),
             "koc_candidates": [
                 {**self.ident_of(p), "campaign_id": camp_ids[c], "invitees": k}
                 for p, c, k in sorted(self.super_spreaders, key=lambda x: -x[2])
@@ -1517,6 +1518,18 @@ class _Generator:
                 "truth/referrals.parquet",
                 "truth/message_labels.parquet",
             ],
+        }
+
+    def _true_super_spreaders(self, k: int) -> dict:
+        """The k persons who truly brought the most people themselves: direct invitees that are not
+        injected fraud, fraud inviters left out (k = the super-spreader seeds the cascades kept)."""
+        legit = np.flatnonzero((self.inviter >= 0) & (self.kind != FRAUD_INVITEE))
+        direct = np.bincount(self.inviter[legit], minlength=self.n)
+        direct[self.kind == FRAUD_INVITER] = 0
+        order = np.lexsort((np.arange(self.n), -direct))[:k]
+        return {
+            "definition": "the persons with the most direct invitees (injected fraud left out)",
+            "persons": [{**self.ident_of(int(p)), "direct_invitees": int(direct[p])} for p in order if direct[p] > 0],
         }
 
     def _true_kpis(self) -> dict:
