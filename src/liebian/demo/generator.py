@@ -1529,7 +1529,9 @@ class _Generator:
         order = np.lexsort((np.arange(self.n), -direct))[:k]
         return {
             "definition": "the persons with the most direct invitees (injected fraud left out)",
-            "persons": [{**self.ident_of(int(p)), "direct_invitees": int(direct[p])} for p in order if direct[p] > 0],
+            "persons": [
+                {**self.ident_of(int(p)), "direct_invitees": int(direct[p])} for p in order if direct[p] > 0
+            ],
         }
 
     def _true_kpis(self) -> dict:
