@@ -206,3 +206,25 @@ def test_large_segments_filter_like_small_ones(scenario, load):
     assert big.pop("segment_size") == 2003 and small.pop("segment_size") == 3
     assert big == small
     assert small["participants"] == 2  # 1 and 3
+
+
+def test_a_baseline_day_makes_earlier_actives_existing_members(scenario, load):
+    """With `MetricConfig.baseline`, persons with an event or order before that day are existing
+    members, never new (a brand whose data starts mid-life sets it to the first day of the data)."""
+    from liebian.analytics.common import Filters, Frame, MetricConfig
+    from liebian.analytics.kpis import kpis
+    from liebian.engine.backend import analytics_backend
+
+    load()
+    with analytics_backend("duckdb") as backend:
+        plain = kpis(Frame(backend, Filters(start=START, end=END), MetricConfig(timezone="Asia/Shanghai")))
+        config = MetricConfig(timezone="Asia/Shanghai", baseline=date(2026, 3, 3))
+        based = kpis(Frame(backend, Filters(start=START, end=END), config))
+    assert plain["new_users"] == 4  # 2, 3, 7, 8
+    # 2 (03-01) and 3 (03-02) were active before 03-03: existing; 7 and 8 arrive after it
+    want = {
+        p
+        for p in (2, 3, 7, 8)
+        if min(e["local"] for e in scenario.events if e["person_id"] == p).date() >= date(2026, 3, 3)
+    }
+    assert want == {7, 8} and based["new_users"] == len(want)
