@@ -27,6 +27,7 @@ from liebian.campaigns import merges as campaign_merges
 from liebian.campaigns import outbox as campaign_outbox
 from liebian.fraud import inline as fraud_inline
 from liebian.fraud import jobs as fraud_jobs
+from liebian.fraud import service as fraud_service
 from liebian.identity import jobs as identity_jobs
 from liebian.monitor import jobs as monitor_jobs
 from liebian.privacy import jobs as privacy_jobs
@@ -69,6 +70,7 @@ def default_wiring() -> ports.Wiring:
         reward_cost=reward_costs.reward_cost_fen,
         jobs=jobs,
         conversion_followers=(points.follow_conversion,),
+        flagged_persons=fraud_service.flagged_persons,
     )
 
 

@@ -116,6 +116,9 @@ class EventNames:
     signup: str = "signup"
     invite_accept: str = "invite_accept"
     share: str = "share"
+    # Events that register a person (a sign-up, a follow of the official account). In a channel that
+    # has none of them, a person's first order or first activity there is their registration.
+    registration: tuple[str, ...] = ("signup", "follow")
     # Events a person does not choose (an ad or feed impression): they reach but do not make active.
     passive: tuple[str, ...] = ("exposure",)
 
@@ -126,6 +129,9 @@ class MetricConfig:
     timezone: str = ""
     silent_days: int = 30  # no activity for this many days before the period = silent
     retention_days: tuple[int, ...] = (1, 7, 30)
+    # Persons active (an event or an order) before this local day are existing members, never new
+    # users (None: only those known from their events; see docs/metrics.md "New users").
+    baseline: date | None = None
 
     @property
     def zone(self) -> str:
