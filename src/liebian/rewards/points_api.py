@@ -15,6 +15,7 @@ from liebian.db.session import session_scope
 from liebian.rewards import points
 from liebian.rewards import points_schemas as schemas
 from liebian.rewards.points import PointsError
+from liebian.schemas import Int64
 
 router = APIRouter(prefix="/api/v1/points", tags=["points"])
 
@@ -105,14 +106,14 @@ def revoke(
 
 
 @router.get("/persons/{person_id}", response_model=schemas.PointsBalance)
-def balance(person_id: int):
+def balance(person_id: Int64):
     """A person's points (merged OneID persons included) and when they expire."""
     with session_scope() as s:
         return points.balance(s, person_id)
 
 
 @router.get("/persons/{person_id}/history", response_model=list[schemas.PointsEntry])
-def history(person_id: int, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+def history(person_id: Int64, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10**9)):
     """A person's points entries, newest first."""
     with session_scope() as s:
         return [r.as_dict() for r in points.history(s, person_id, limit=limit, offset=offset)]

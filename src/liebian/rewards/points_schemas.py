@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from liebian.rewards.points import MAX_POINTS
-from liebian.schemas import UtcDateTime
+from liebian.schemas import Int64, Request, UtcDateTime
 
 
-class _Write(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    person_id: int
+class _Write(Request):
+    person_id: Int64
     # Or the Idempotency-Key header; one of the two is required.
     idempotency_key: str | None = Field(default=None, max_length=160)
     reason: str = Field(default="", max_length=2000, description="why (free text, recorded in the entry)")
