@@ -30,8 +30,7 @@ class AdjustRequest(_Write):
     reason: str = Field(min_length=1, max_length=2000, description="why the balance is corrected")
 
 
-class RevokeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RevokeRequest(Request):
     source_ref: str = Field(min_length=1, max_length=128)
     idempotency_key: str | None = Field(default=None, max_length=160)
     reason: str = Field(default="revoked", max_length=2000)
