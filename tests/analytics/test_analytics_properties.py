@@ -72,7 +72,7 @@ def backend(events: list, orders: list, edges: list) -> ibis.BaseBackend:
         ("events", ev, "event_id VARCHAR, ts TIMESTAMP, person_id BIGINT, event VARCHAR, channel VARCHAR, "
                        "campaign_id VARCHAR, referrer_person_id BIGINT"),
         ("orders", od, "order_id VARCHAR, ts TIMESTAMP, person_id BIGINT, amount_fen BIGINT, status VARCHAR, "
-                       "channel VARCHAR, campaign_id VARCHAR"),
+                       "channel VARCHAR, campaign_id VARCHAR, currency VARCHAR DEFAULT 'CNY'"),
         ("referral_edges", ed, "inviter_person_id BIGINT, invitee_person_id BIGINT, campaign_id VARCHAR, "
                                "channel VARCHAR, ts TIMESTAMP, event_id VARCHAR"),
     ):  # fmt: skip
