@@ -69,7 +69,7 @@ def generate(con: duckdb.DuckDBPyConnection, n: int, seed: int = 20261122) -> di
     )
     con.execute(
         "CREATE TABLE orders (order_id VARCHAR, ts TIMESTAMP, person_id BIGINT, amount_fen BIGINT, status VARCHAR, "
-        "channel VARCHAR, campaign_id VARCHAR)"
+        "channel VARCHAR, campaign_id VARCHAR, currency VARCHAR DEFAULT 'CNY')"  # analytics sum CNY only
     )
     con.execute(
         "CREATE TABLE referral_edges (inviter_person_id BIGINT, invitee_person_id BIGINT, campaign_id VARCHAR, "
@@ -104,7 +104,7 @@ def generate(con: duckdb.DuckDBPyConnection, n: int, seed: int = 20261122) -> di
         }
     )
     con.register("o", orders)
-    con.execute("INSERT INTO orders SELECT * FROM o")
+    con.execute("INSERT INTO orders BY NAME SELECT * FROM o")
     con.unregister("o")
     # Random recursive trees: invitee i was invited by someone who joined before (a smaller id),
     # drawn towards recent joiners so that chains grow several generations deep.

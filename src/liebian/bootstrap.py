@@ -24,8 +24,10 @@ from liebian.automation import jobs as automation_jobs
 from liebian.campaigns import budget as campaign_budget
 from liebian.campaigns import jobs as campaign_jobs
 from liebian.campaigns import merges as campaign_merges
+from liebian.campaigns import outbox as campaign_outbox
 from liebian.fraud import inline as fraud_inline
 from liebian.fraud import jobs as fraud_jobs
+from liebian.fraud import service as fraud_service
 from liebian.identity import jobs as identity_jobs
 from liebian.monitor import jobs as monitor_jobs
 from liebian.privacy import jobs as privacy_jobs
@@ -60,10 +62,15 @@ def default_wiring() -> ports.Wiring:
     return ports.Wiring(
         risk_checks=fraud_inline.RISK_CHECKS,
         merge_followers=(campaign_merges.follow_merges, privacy.follow_merges),
-        ledger_subscribers=(webhooks.enqueue_for_entry, campaign_budget.release_on_entry),
+        ledger_subscribers=(
+            webhooks.enqueue_for_entry,
+            campaign_budget.release_on_entry,
+            campaign_outbox.reward_on_entry,
+        ),
         reward_cost=reward_costs.reward_cost_fen,
         jobs=jobs,
         conversion_followers=(points.follow_conversion,),
+        flagged_persons=fraud_service.flagged_persons,
     )
 
 

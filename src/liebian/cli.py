@@ -27,6 +27,7 @@ DOMAINS = [
     ("liebian.rewards.cli", "ledger", "The reward ledger, payouts and webhooks."),
     ("liebian.rewards.points_cli", "points", "Points (积分): balances, history, chain verify."),
     ("liebian.fraud.cli", "fraud", "Anti-fraud rules, graph scan and review queue."),
+    ("liebian.fx_cli", "fx", "Exchange rates to CNY for amounts in other currencies."),
     ("liebian.analytics.cli", "analyze", "Growth analytics."),
     ("liebian.predict.cli", "predict", "Predictive models and experiments."),
     ("liebian.tags.cli", "tags", "Tags, the rule language and the health score."),

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
     # ingest.normalize.CHANNELS must be added to extra_channels to be accepted
     channel_aliases: dict[str, str] = Field(default_factory=dict)
     extra_channels: list[str] = Field(default_factory=list)
+    # Exchange rates to CNY (liebian/fx.py, docs/formats.md "Currencies"): {"USD": {"2026-11-10": "7.1234"}}
+    # (CNY per one unit of the currency, per day) and/or a CSV file `date,currency,cny_per_unit`.
+    fx_rates: dict[str, dict[str, str]] = Field(default_factory=dict)
+    fx_rates_file: Path | None = Field(default=None, description="CSV of rates: date,currency,cny_per_unit")
+    fx_max_staleness_days: int = Field(
+        default=7, ge=0, description="a rate older than this many days before the order is not used"
+    )
     hmac_key: str | None = Field(default=None, description="hex key for identifier HMACs")
     encryption_key: str | None = Field(default=None, description="hex AES-256 key for PII ciphertext")
     host: str = "127.0.0.1"

@@ -55,6 +55,15 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "last_stage": ("活动已在最后阶段：{message}", "campaign is in its last stage"),
     "not_live": ("只有已发布的活动才能暂停：{message}", "campaign not launched"),
     "campaign_ended": ("活动已结束：{message}", "campaign ended"),
+    # -- money in another currency without a rate to CNY (liebian/fx.py)
+    "no_fx_rate": (
+        "没有 {currency}→CNY 在 {day} 或之前的可用汇率（{field}）：{message}",
+        "no exchange rate to CNY for the amount's currency and day",
+    ),
+    "bad_fx_rates": (
+        "汇率配置无法读取，外币金额暂不能换算：{message}",
+        "the configured exchange rates cannot be read",
+    ),
     "invalid_rules": ("活动规则无效：{message}", "invalid campaign rules"),
     "contradictory_rules": ("活动规则相互矛盾：{message}", "contradictory campaign rules"),
     "stored_rules_invalid": (

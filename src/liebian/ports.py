@@ -51,6 +51,9 @@ MergeFollower = Callable[["Session", dict[int, int]], object]
 LedgerSubscriber = Callable[["Session", dict[str, Any], dict[str, Any]], object]
 # (analytics filters) -> reward cost in fen for the rewards those filters select.
 RewardCostProvider = Callable[[Any], int]
+# () -> the person ids anti-fraud flags (a case open or rejected, as the friend or its inviter):
+# analytics leaves them out of the KOC ranking and its qualified invitees.
+FlaggedPersons = Callable[[], frozenset[int]]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Wiring:
     reward_cost: RewardCostProvider | None = None
     jobs: tuple[Job, ...] = ()
     conversion_followers: tuple[ConversionFollower, ...] = ()
+    flagged_persons: FlaggedPersons | None = None
 
     def with_(self, **changes: Any) -> Wiring:
         """A copy with some links replaced (tests: the real wiring with one fake)."""

@@ -30,13 +30,17 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
 
     E = [e for e in rows.events if dims(e)]
     EP = [e for e in E if in_p(e)]
-    reached = {e["person_id"] for e in EP}
+    # reached by a campaign: an event of a campaign, or joining one
+    reached = {e["person_id"] for e in EP if e["campaign_id"] is not None or e["event"] == "join_campaign"}
+    opened = {e["person_id"] for e in EP if e["event"] in ("invite_click", "invite_accept")}
+    sharers = {e["person_id"] for e in EP if e["event"] == "invite_share"}
     active = {e["person_id"] for e in EP if e["event"] not in PASSIVE}
     participants = {e["person_id"] for e in EP if e["event"] == "join_campaign"}
     invites = sum(1 for e in EP if e["event"] == "invite_share")
     shares = sum(1 for e in EP if e["event"] in ("share", "invite_share"))
     edges = [x for x in rows.edges if dims(x, "inviter_person_id") and in_p(x)]
     referred = {x["invitee_person_id"] for x in edges}
+    received = opened | referred  # received or opened an invite; every invitee received one
     inviters = {x["inviter_person_id"] for x in edges}
     seen_all: dict[int, datetime] = {}
     for e in rows.events:
@@ -47,10 +51,18 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
     per_buyer = {p: sum(1 for o in paid if o["person_id"] == p) for p in buyers}
     revenue = sum(o["amount_fen"] for o in paid)
     refunded = [o for o in rows.orders if o["status"] == "refunded" and dims(o) and in_p(o)]
+    # new users: first registration (sign-up/follow; in a channel without them, any event or order)
+    reg_channels = {e["channel"] for e in rows.events if e["event"] in ("signup", "follow")}
+    reg_rows = [e for e in rows.events if e["event"] in ("signup", "follow")] + [
+        x for x in rows.events + rows.orders if x["channel"] not in reg_channels
+    ]
     first: dict[int, datetime] = {}
-    for e in E:
-        first[e["person_id"]] = min(first.get(e["person_id"], e["local"]), e["local"])
-    new = {p for p, t in first.items() if start <= t.date() <= end}
+    for x in reg_rows:
+        first[x["person_id"]] = min(first.get(x["person_id"], x["local"]), x["local"])
+    new = {
+        p for p, t in first.items()
+        if start <= t.date() <= end and any(x["person_id"] == p and x["local"] == t and dims(x) for x in reg_rows)
+    }  # fmt: skip
     new_ref = {p for p in new if any(x["invitee_person_id"] == p for x in rows.edges)}
     new_rev = sum(o["amount_fen"] for o in rows.orders if o["status"] == "paid" and o["person_id"] in new)
     as_of = max(e["local"].date() for e in E)
@@ -62,19 +74,20 @@ def ref_kpis(rows, start, end, channels=(), campaigns=(), segment=None, reward=0
         "reached": len(reached), "active_users": len(active), "participants": len(participants),
         "participation_rate": r(len(participants), len(reached)), "invites_sent": invites, "shares": shares,
         "invites_per_participant": r(invites, len(participants)), "referred_users": len(referred),
-        "invite_conversion": r(len(referred), invites), "inviters": len(inviters),
-        "referral_rate": r(len(inviters), len(active)),
+        "invite_conversion": r(len(referred), len(received)), "inviters": len(inviters),
+        "referral_rate": r(len(sharers & active), len(active)),
         "viral_cycle_days": statistics.median(cycles) / 86400 if cycles else None,
-        "buyers": len(buyers), "conversion_rate": r(len(buyers), len(reached)), "paid_orders": len(paid),
+        "buyers": len(buyers), "conversion_rate": r(len(buyers & reached), len(reached)), "paid_orders": len(paid),
         "revenue_fen": revenue, "aov_fen": r(revenue, len(paid)),
         "repurchase_rate": r(sum(1 for n in per_buyer.values() if n >= 2), len(buyers)),
         "refunded_orders": len(refunded), "refunded_fen": sum(o["amount_fen"] for o in refunded),
         "new_users": len(new), "new_referred_users": len(new_ref),
         "ltv_fen": r(new_rev, len(new)),
     }  # fmt: skip
+    # K-factor: invitations received per participant × accepted per invitation; else referred new users
     out["k_factor"] = (
-        None if out["invites_per_participant"] is None or out["invite_conversion"] is None
-        else out["invites_per_participant"] * out["invite_conversion"]
+        r(len(received), len(participants)) * r(len(referred), len(received))
+        if received and participants else None if received else r(len(new_ref), len(participants))
     )  # fmt: skip
     cost = reward + other
     out["cac_fen"] = r(cost, len(new)) if cost else None
@@ -122,16 +135,19 @@ def test_kpis_match_reference_on_scenario(scenario, load, engine):
     )
     check(got, ref_kpis(scenario, START, END, reward=6000, other=3000))
     # Known answers, worked out by hand from the scenario's story:
-    assert got["reached"] == 8  # persons 1-8; 9 is after the period and 10 before it
+    assert got["reached"] == 5  # campaign events of 1, 2, 3, 4, 8 (5, 6, 7 had none; 9, 10 out of it)
     assert got["participants"] == 4  # 1, 2, 3, 8
     assert got["invites_sent"] == 3 and got["referred_users"] == 3
-    assert got["k_factor"] == pytest.approx(3 / 4)
+    # 3, 4 and 8 received an invite (3 clicked one) and all accepted: (3 / 4) × (3 / 3)
+    assert got["invite_conversion"] == 1 and got["k_factor"] == pytest.approx(3 / 4)
+    assert got["k_factor_basis"] == "invites"
     assert got["revenue_fen"] == 10000 + 5000 + 8000 + 6000 + 3000  # refunded and cancelled excluded
     assert got["refunded_orders"] == 1 and got["refunded_fen"] == 20000
     assert got["repurchase_rate"] == pytest.approx(2 / 3)  # 1 and 8 bought twice, 2 once
-    # New: 1, 2, 3, 4, 7, 8. Back on D1: 1 (app_open) and 2, whose page view one second after its
-    # 23:59:59 exposure is already the next local day.
-    assert got["new_users"] == 6 and got["retention_d1"] == pytest.approx(2 / 6)
+    # New: 3 signs up in WeCom (so WeCom's 1 and 4 without a sign-up are existing members); douyin and the
+    # mini-program have no sign-ups, first activity registers there: 2, 7, 8. Back on D1: 2, whose page
+    # view one second after its 23:59:59 exposure is already the next local day.
+    assert got["new_users"] == 4 and got["retention_d1"] == pytest.approx(1 / 4)
     assert got["reactivation_rate"] == 1.0 and got["silent_users"] == 1  # person 5
 
 
@@ -190,3 +206,25 @@ def test_large_segments_filter_like_small_ones(scenario, load):
     assert big.pop("segment_size") == 2003 and small.pop("segment_size") == 3
     assert big == small
     assert small["participants"] == 2  # 1 and 3
+
+
+def test_a_baseline_day_makes_earlier_actives_existing_members(scenario, load):
+    """With `MetricConfig.baseline`, persons with an event or order before that day are existing
+    members, never new (a brand whose data starts mid-life sets it to the first day of the data)."""
+    from liebian.analytics.common import Filters, Frame, MetricConfig
+    from liebian.analytics.kpis import kpis
+    from liebian.engine.backend import analytics_backend
+
+    load()
+    with analytics_backend("duckdb") as backend:
+        plain = kpis(Frame(backend, Filters(start=START, end=END), MetricConfig(timezone="Asia/Shanghai")))
+        config = MetricConfig(timezone="Asia/Shanghai", baseline=date(2026, 3, 3))
+        based = kpis(Frame(backend, Filters(start=START, end=END), config))
+    assert plain["new_users"] == 4  # 2, 3, 7, 8
+    # 2 (03-01) and 3 (03-02) were active before 03-03: existing; 7 and 8 arrive after it
+    want = {
+        p
+        for p in (2, 3, 7, 8)
+        if min(e["local"] for e in scenario.events if e["person_id"] == p).date() >= date(2026, 3, 3)
+    }
+    assert want == {7, 8} and based["new_users"] == len(want)

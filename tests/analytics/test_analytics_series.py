@@ -38,8 +38,10 @@ def test_hourly_series_split_the_day_at_local_hours(scenario, load) -> None:
     hours = service.run_kpi_series(service.make_filters(day - timedelta(days=1), day), "hour")
     assert len(hours) == 48 and hours[0]["start"] == "2026-03-01T00:00:00"
     by = {r["start"]: r for r in hours}
-    # person 2: exposure at 23:59:59 (03-01 23:00, reached, not active), page view + join at 00:00:00
-    assert (by["2026-03-01T23:00:00"]["reached"], by["2026-03-01T23:00:00"]["active_users"]) == (1, 0)
+    # person 2: exposure at 23:59:59 (03-01 23:00, seen, not active, no campaign so not reached), page
+    # view + join at 00:00:00
+    h23 = by["2026-03-01T23:00:00"]
+    assert (h23["seen_users"], h23["reached"], h23["active_users"]) == (1, 0, 0)
     assert by["2026-03-02T00:00:00"]["participants"] == 1
     assert by["2026-03-02T00:00:00"]["participation_rate"] == 1.0
     assert by["2026-03-01T03:00:00"]["participation_rate"] is None  # an empty hour: no base, no rate

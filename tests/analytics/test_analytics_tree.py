@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from liebian.analytics import service
 
 
@@ -71,6 +73,7 @@ def test_referral_tree_structure(rows, load, engine):
     assert top[0] == {
         "person_id": 1,
         "generation": 0,
+        "direct_qualified_invitees": 2,
         "direct_invitees": 2,
         "descendants": 4,
         "depth_below": 3,
@@ -91,3 +94,29 @@ def test_graph_budget_keeps_whole_trees(rows, load):
     assert got["summary"]["graph_truncated"] is True
     campaign = service.run_referral_tree(service.make_filters("2026-03-01", "2026-03-07", campaigns=["c2"]))
     assert campaign["summary"]["edges"] == 2 and campaign["summary"]["roots"] == 2  # 6 → 3 and 9 → 8
+
+
+def test_kocs_rank_by_direct_qualified_invitees_without_flagged_persons(rows, load):
+    """6 brought 7 and (later) claimed 3; 2 heads the longest chain (2 → 4 → 5). Ranked by descendants
+    2 came before 6; by direct invitees they tie at 1 and descendants break it. Flagging 3 (a fraud
+    case) takes one qualified invitee from 1; flagging 8 drops it from the ranking."""
+    from liebian.analytics import referral_tree
+    from liebian.analytics.common import Filters, Frame
+    from liebian.engine.backend import analytics_backend
+
+    build_tree(rows)
+    rows.edge(6, 12, "2026-03-03 11:00:00")  # 6 now has two direct invitees and fewer descendants than 1
+    load()
+    with analytics_backend("duckdb") as backend:
+        fr = Frame(backend, Filters(start=date(2026, 3, 1), end=date(2026, 3, 7)))
+        plain = referral_tree.referral_tree(fr).top_spreaders
+        flagged = referral_tree.referral_tree(fr, flagged=frozenset({3, 8})).top_spreaders
+    # by direct invitees (1 and 6 have two each; 1 has more descendants), then the ones with one
+    assert [(t["person_id"], t["direct_qualified_invitees"]) for t in plain][:2] == [(1, 2), (6, 2)]
+    assert [t["person_id"] for t in plain][2] == 2  # one direct invitee, the most descendants (4, 5)
+    # 3 flagged: 1 keeps one qualified invitee of two and falls behind 6 (still before 2: more
+    # descendants); 8 is out
+    assert [(t["person_id"], t["direct_qualified_invitees"], t["direct_invitees"]) for t in flagged][:3] == [
+        (6, 2, 2), (1, 1, 2), (2, 1, 1)
+    ]  # fmt: skip
+    assert 8 not in {t["person_id"] for t in flagged} and 3 not in {t["person_id"] for t in flagged}

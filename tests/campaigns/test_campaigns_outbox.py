@@ -6,7 +6,8 @@ import json
 from datetime import datetime
 
 from liebian.campaigns import outbox, service
-from liebian.campaigns.models import Outbox
+from liebian.campaigns.models import CampaignOrder, Outbox
+from liebian.campaigns.schemas import ConversionRequest
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
 
@@ -52,3 +53,36 @@ def test_outbox_rows_reach_the_warehouse_field_for_field_once(store) -> None:
     assert sorted(edges) == sorted(
         (big - 1, big + i, "c-1", "wecom_group", when, f"cmp:k{i}") for i in range(1, n, 2)
     )
+
+
+def test_conversions_add_one_order_row_per_order_id_and_refunds_mark_it(store) -> None:
+    """An order the warehouse holds already (an import) is tagged with the campaign, not added again;
+    a new one is added once however often it is queued; a refund marks it refunded."""
+    when = datetime(2026, 11, 3, 9, 30)
+    with warehouse.connect() as con:
+        con.execute(
+            "INSERT INTO orders BY NAME SELECT 'imp-1' AS order_id, ?::TIMESTAMP AS ts, 7 AS person_id, "
+            "'phone' AS id_type, 'x' AS user_id, 5000 AS amount_fen, 'CNY' AS currency, 'paid' AS status, "
+            "'youzan' AS channel, NULL AS campaign_id, ?::TIMESTAMP AS status_ts, 'b1' AS batch_id, "
+            "?::TIMESTAMP AS ingested_at",
+            [when, when, when],
+        )
+    with session_scope() as s:
+        for pk, order_id in ((1, "imp-1"), (2, "new-1"), (3, "new-1")):
+            req = ConversionRequest(id_type="unionid", id="u", order_id=order_id, amount_fen=9900)
+            outbox.concluded(s, pk, "c-1", req, 7, when, "qualified")
+    service.warehouse_flusher().flush_once()
+    with session_scope() as s:
+        order = CampaignOrder(
+            id=2, campaign_id="c-1", order_id="new-1", person_id=7, event="order", amount_fen=9900,
+            currency="CNY", status="refunded", reason="", created_at=when, ts=when,
+        )  # fmt: skip
+        outbox.refunded(s, order, when)
+    service.warehouse_flusher().flush_once()
+    with warehouse.connect() as con:
+        rows = con.execute(
+            "SELECT order_id, channel, campaign_id, amount_fen, status FROM orders ORDER BY 1"
+        ).fetchall()
+        conversions = con.execute("SELECT count(*) FROM events WHERE event = 'conversion'").fetchall()[0][0]
+    assert rows == [("imp-1", "youzan", "c-1", 5000, "paid"), ("new-1", "campaign", "c-1", 9900, "refunded")]
+    assert conversions == 3

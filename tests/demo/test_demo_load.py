@@ -107,6 +107,38 @@ def test_overview_after_the_load_is_close_to_the_truth(loaded) -> None:
     assert got["ltv_multiplier"] > 1  # referred users are worth more, through OneID as in truth
 
 
+def test_the_summary_and_the_kpi_sheet_are_one_set_of_numbers(loaded) -> None:
+    """The demo summary and `liebian analyze kpis` (the API, the console) on the same warehouse agree,
+    and new users are the persons who registered: as many as the generator made (existing members,
+    who have no sign-up, are never new); D1 retention of new users within 3 points of the truth."""
+    from liebian.cli import app
+
+    data, result = loaded
+    truth = result.ground_truth["kpis"]
+    with analytics_backend("duckdb") as backend:
+        summary = overview(backend)
+    res = CliRunner().invoke(app, ["--data-dir", str(data), "analyze", "kpis", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    sheet = json.loads(res.stdout)
+    pairs = {
+        "reached": "reached", "participants": "participants", "participation": "participation_rate",
+        "new_persons": "new_users", "referred_persons": "new_referred_users",
+        "referral_share": "referred_share_of_new", "k_factor": "k_factor", "d1_retention": "retention_d1",
+    }  # fmt: skip
+    for mine, theirs in pairs.items():
+        assert summary[mine] == pytest.approx(sheet[theirs]), mine
+    # an independent count in SQL: persons with a sign-up event (every demo channel has sign-ups)
+    with warehouse.connect(read_only=True) as con:
+        signed_up = con.execute(
+            "SELECT count(DISTINCT person_id) FROM events WHERE event = 'signup'"
+        ).fetchone()[0]
+    assert sheet["new_users"] == signed_up
+    assert sheet["new_users"] == pytest.approx(truth["new_persons"], rel=0.05)
+    assert sheet["retention_d1"] == pytest.approx(truth["d1_retention"], abs=0.03)
+    for key in ("participation_rate", "referred_share_of_new", "retention_d1", "invite_conversion"):
+        assert 0 <= sheet[key] <= 1, key
+
+
 def test_rerun_reuses_the_load_and_a_different_spec_needs_force(loaded) -> None:
     data, _result = loaded
     with warehouse.connect(read_only=True) as con:

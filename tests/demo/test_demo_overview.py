@@ -61,10 +61,10 @@ EXPECTED = {
     "reached": 5,  # everyone has a campaign event
     "participants": 2,  # P1, P3
     "participation": 0.4,
-    "new_persons": 4,  # P1, P2, P3, P5
+    "new_persons": 4,  # P1, P2, P3, P5 signed up; P4 is an existing member (no sign-up)
     "referred_persons": 2,  # P2, P3 (P5 referred itself)
     "referral_share": 0.5,
-    "k_factor": 1.0,
+    "k_factor": 1.0,  # received an invite: P2, P3, P5 (per participant 3 / 2) × accepted 2 / 3
     "d1_retention": 0.6667,  # P1 and P2 of P1, P2, P3 (P5 signed up on the last day)
     "ltv_multiplier": 0.4,  # referred (0 + 60) / 2 = 30 vs other new (150 + 0) / 2 = 75
 }
@@ -118,8 +118,17 @@ def write_warehouse() -> None:
             for o, p, t, y, s in ORDERS
         ]
     )
+    # the importer's referral edges: an accepted invite from another person (not P5's self-referral)
+    ed = pd.DataFrame(
+        [
+            {"inviter_person_id": r, "invitee_person_id": p, "campaign_id": c, "channel": "miniprogram",
+             "ts": utc(t), "event_id": f"e{i}"}
+            for i, (p, t, e, c, r) in enumerate(EVENTS)
+            if e == "invite_accept" and r is not None and r != p
+        ]
+    )  # fmt: skip
     with warehouse.connect() as con:
-        for name, frame in (("events", ev), ("orders", od)):
+        for name, frame in (("events", ev), ("orders", od), ("referral_edges", ed)):
             con.register("incoming", frame)
             con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM incoming")
             con.unregister("incoming")

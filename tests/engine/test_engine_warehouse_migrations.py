@@ -90,7 +90,12 @@ def test_a_previous_release_warehouse_upgrades_in_place_keeping_its_rows(
         assert current_version(con) == LATEST_VERSION
         after = _contents(con)
         watermark = con.execute("SELECT coalesce(max(last_identifier_id), 0) FROM identity_sync").fetchall()
-    assert {t: rows for t, rows in after.items() if t in before} == before
+    # the previous release's columns keep their values; columns added since follow them
+    width = {t: len(rows[0]) for t, rows in before.items() if rows}
+    kept = {t: sorted((r[: width.get(t, len(r))] for r in after[t]), key=repr) for t in before}
+    assert kept == before
+    # migration 3: an order loaded before conversion existed is its own original (orig_amount, …)
+    assert [r[width["orders"] :] for r in after["orders"]] == [(9900, "CNY", None)]
     assert watermark == [(42 if synced else 0,)]
     assert [v for v, _ in _version_rows(path)] == list(range(1, LATEST_VERSION + 1))
     with warehouse.connect(path=path) as con:
@@ -102,7 +107,7 @@ def test_the_identity_sync_table_is_the_one_the_previous_release_made() -> None:
     for ddl in [*PREVIOUS_RELEASE_DDL, PREVIOUS_RELEASE_IDENTITY_SYNC_DDL]:
         previous.execute(ddl)
     versioned = duckdb.connect()
-    migrate(versioned)
+    migrate(versioned, MIGRATIONS[:2])  # migration 2 made the table; later ones change others
     assert _definitions(versioned) == _definitions(previous)
 
 

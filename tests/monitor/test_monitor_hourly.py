@@ -65,9 +65,17 @@ def plain_counts(events: list[dict], orders: list[dict], campaign: str, channel:
     ]
     paid = [o for o in orders if o.get("campaign") == campaign and o.get("status", "paid") == "paid"
             and channel in (None, o.get("channel", "wecom"))]  # fmt: skip
-    first: dict[int, datetime] = {}
-    for e in mine:
-        first[e["person"]] = min(first.get(e["person"], e["at"]), e["at"])
+    # new users: first registration; no channel here has a sign-up, so a person's first event or
+    # order anywhere registers them, and counts when that row is of the campaign (and channel)
+    rows = [("e", x) for x in events] + [("o", x) for x in orders]
+    first_at: dict[int, datetime] = {}
+    for _, x in rows:
+        first_at[x["person"]] = min(first_at.get(x["person"], x["at"]), x["at"])
+    first = {
+        x["person"]: x["at"] for _, x in rows
+        if x["at"] == first_at[x["person"]] and x.get("campaign") == campaign
+        and channel in (None, x.get("channel", "wecom"))
+    }  # fmt: skip
     out: dict[datetime, dict] = defaultdict(lambda: defaultdict(set))
     for e in mine:
         h = out[hour_of(e["at"])]

@@ -105,7 +105,7 @@ def test_paths_are_built_from_the_warehouse():
     ev("h", 2, 5, "page_view", "wecom")
     conv = t0 + timedelta(hours=4)
     con.execute(
-        "INSERT INTO orders VALUES ('o1', ?, 1, 'app', 'u', 5000, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?)",
+        "INSERT INTO orders VALUES ('o1', ?, 1, 'app', 'u', 5000, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?, NULL, NULL, NULL)",
         [conv, conv, conv],
     )
     paths = touch_paths(con, "channel", lookback_days=30)

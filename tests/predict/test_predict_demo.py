@@ -96,7 +96,7 @@ def test_churn_features_use_only_data_before_the_cutoff(demo, tmp_path):
             [f"late{i}-", ts, p],
         )
         con.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', 99999, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?)",
+            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', 99999, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?, NULL, NULL, NULL)",
             [f"late-o{i}", ts, p, ts, ts],
         )
         con.execute(

@@ -31,7 +31,7 @@ def con():
     def order(person, days_before, fen):
         ts = END - timedelta(days=days_before)
         c.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?)",
+            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?, NULL, NULL, NULL)",
             [f"o{person}-{days_before}", ts, person, fen, ts, ts],
         )
 

@@ -74,7 +74,7 @@ def con():
     ]
     for oid, ts, person, fen, status in rows:
         c.execute(
-            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', ?, 'app', NULL, ?, NULL, NULL, 'b', ?)",
+            "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', ?, 'app', NULL, ?, NULL, NULL, 'b', ?, NULL, NULL, NULL)",
             [oid, ts, person, fen, status, ts, ts],
         )
     yield c
@@ -140,3 +140,48 @@ def test_ratio_ci_covers_the_true_ratio():
     assert got["multiplier"] == pytest.approx(a.mean() / b.mean())
     assert got["ci_low"] < 1.8 < got["ci_high"]
     assert got["ci_low"] < got["multiplier"] < got["ci_high"]
+
+
+def _orders_without_referrals(n_persons: int = 60, seed: int = 3) -> pd.DataFrame:
+    """A brand with paid orders (many repeat buyers) and no referral at all."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(1, n_persons + 1):
+        first = datetime(2026, 1, 1) + pd.Timedelta(days=int(rng.integers(0, 60)))
+        for k in range(int(rng.integers(1, 6))):
+            ts = first + pd.Timedelta(days=int(k * rng.integers(5, 30)))
+            rows.append(
+                {"order_id": f"o{p}-{k}", "ts": ts, "person_id": p, "id_type": "phone", "user_id": f"u{p}",
+                 "amount_fen": int(rng.integers(2000, 20000)), "currency": "CNY", "status": "paid",
+                 "channel": "store", "campaign_id": None, "status_ts": ts, "props": None, "received_at": None,
+                 "batch_id": "b", "ingested_at": datetime(2026, 6, 1)}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_ltv_on_orders_without_referrals_fits_and_reports_the_multiplier_unavailable(data_dir):
+    """Before: `liebian predict ltv` failed outright ("LTV multiplier needs two groups of at least 2
+    customers (got 0 and 0)"). The fit and per-person CLV stand; the multiplier says why it is missing."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from liebian.cli import app
+    from liebian.engine import warehouse
+
+    orders = _orders_without_referrals()
+    with warehouse.connect() as con:
+        con.register("incoming", orders)
+        con.execute("INSERT INTO orders BY NAME SELECT * FROM incoming")
+        con.unregister("incoming")
+    res = CliRunner().invoke(app, ["predict", "ltv", "--format", "json", "--top", "100"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    m = out["metrics"]["ltv_multiplier"]
+    assert m["available"] is False and m["multiplier"] is None
+    assert "two groups of at least 2 customers" in m["reason"]
+    assert out["metrics"]["customers"] == orders.person_id.nunique()
+    assert len(out["top"]) == orders.person_id.nunique() and all(r["clv_fen"] >= 0 for r in out["top"])
+    assert set(out["params"]["bgnbd"]) == {"r", "alpha", "a", "b"}
+    table = CliRunner().invoke(app, ["predict", "ltv"])
+    assert table.exit_code == 0 and "unavailable" in table.stdout

@@ -34,7 +34,8 @@ def _write(events=(), orders=(), edges=()):
         for person, days, fen in orders:
             ts = END - timedelta(days=days)
             con.execute(
-                "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?)",
+                "INSERT INTO orders VALUES (?, ?, ?, 'app', 'u', ?, 'CNY', 'paid', 'app', NULL, ?, NULL, NULL, 'b', ?,"
+                " NULL, NULL, NULL)",
                 [f"o{person}-{days}", ts, person, fen, ts, ts],
             )
         for inviter, invitee, days in edges:

@@ -47,7 +47,11 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
     assert "liebian.campaigns.merges.follow_merges" in [_named(f) for f in w.merge_followers]
     assert webhooks.enqueue_for_entry in w.ledger_subscribers
     assert "liebian.campaigns.budget.release_on_entry" in [_named(f) for f in w.ledger_subscribers]
+    assert "liebian.campaigns.outbox.reward_on_entry" in [_named(f) for f in w.ledger_subscribers]
     assert [_named(f) for f in w.conversion_followers] == ["liebian.rewards.points.follow_conversion"]
+    assert (
+        w.flagged_persons is not None and _named(w.flagged_persons) == "liebian.fraud.service.flagged_persons"
+    )
     names = [job.name for job in w.jobs]
     assert len(names) == len(set(names))
     for job in w.jobs:

@@ -14,12 +14,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from liebian.analytics.common import Frame, clean, ratio
-from liebian.analytics.kpis import Costs
+from liebian.analytics.kpis import Costs, k_factor_inputs, reached_buyers, registrations_by_channel
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
+    import ibis
     import ibis.expr.types as ir
 else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    ibis = lazy_import("ibis")
     ir = lazy_import("ibis.expr.types")
 
 FISSION_AXES = ("invites_sent", "k_factor")
@@ -36,33 +38,43 @@ def channel_counts(fr: Frame) -> ir.Table:
     """One row per channel with an event in the period: the counts the radar's axes divide.
 
     Grouping by channel gives each channel exactly the rows its channel filter would select:
-    events, referral edges and paid orders by their own channel; new users by their first event
-    in the channel; the last data day by the channel's last event. Coming back counts in any
+    events, referral edges and paid orders by their own channel; new users by the channel of their
+    first registration (kpis.new_users); the last data day by the channel's last event. Coming back counts in any
     channel, as in the sheet."""
     ev = fr.ev
     e = fr.events()
     e = e.filter(e.channel.notnull())
     # One aggregation per (channel, person) gives the distinct persons: two distinct counts would
-    # cost DuckDB a hash aggregation over all the events each.
+    # cost DuckDB a hash aggregation over all the events each. Flags as the sheet's (kpis.py).
+    joined = e.event == ev.join
     per = e.group_by("channel", "person_id").aggregate(
-        joined=(e.event == ev.join).any(), invites=e.event_id.count(where=e.event == ev.invite_share)
+        joined=joined.any(),
+        reached_c=(e.campaign_id.notnull() | joined).any(),
+        invites=e.event_id.count(where=e.event == ev.invite_share),
     )
     out = per.group_by("channel").aggregate(
-        reached=per.person_id.count(),
+        reached=per.person_id.count(where=per.reached_c),
         participants=per.person_id.count(where=per.joined),
         invites_sent=per.invites.sum(),
     )
     edges = fr.edges()
     referred = edges.group_by("channel").aggregate(referred_users=edges.invitee_person_id.nunique())
+    opened = e.filter(e.event.isin([ev.invite_click, ev.invite_accept])).select("channel", "person_id")
+    rec = ibis.union(opened, edges.select("channel", person_id=edges.invitee_person_id), distinct=True)
+    recipients = rec.group_by("channel").aggregate(invite_recipients=rec.person_id.count())
     paid = fr.orders()
     money = paid.group_by("channel").aggregate(
         buyers=paid.person_id.nunique(), paid_orders=paid.order_id.count(), revenue_fen=paid.amount_fen.sum()
     )
+    rb = reached_buyers(per, paid, ("channel", "person_id"))
+    rb = rb.group_by("channel").aggregate(reached_buyers=rb.person_id.count())
     # D7 retention of the channel's new users (first event in the channel falls in the period).
     seen = fr.events(period=False)
-    first = seen.group_by("channel", "person_id").aggregate(first_ts=seen.ts.min())
     as_of = seen.group_by("channel").aggregate(as_of=fr.day_of(seen.ts.max()))
-    new = fr.in_period(first, "first_ts")
+    new = fr.in_period(registrations_by_channel(fr), "first_ts")
+    all_edges = fr.table("referral_edges")
+    ref_new = new.semi_join(all_edges, new.person_id == all_edges.invitee_person_id)
+    ref_new = ref_new.group_by("channel").aggregate(new_referred_users=ref_new.person_id.count())
     cohort = new.mutate(first_day=fr.day_of(new.first_ts)).join(as_of, "channel")
     eligible = cohort.filter(cohort.first_day + RETENTION_DAY <= cohort.as_of)
     back_ev = fr.in_segment(fr.table("events"))
@@ -74,7 +86,7 @@ def channel_counts(fr: Frame) -> ir.Table:
     )
     base = eligible.group_by("channel").aggregate(d_base=eligible.person_id.count())
     came_back = back.group_by("channel").aggregate(d_back=back.person_id.count())
-    for part in (referred, money, base, came_back):
+    for part in (referred, recipients, money, rb, ref_new, base, came_back):
         out = out.left_join(part, "channel").drop("channel_right")
     return out
 
@@ -89,15 +101,17 @@ def channel_radar(
     rows: list[dict[str, Any]] = []
     for name in names:
         c = {k: clean(v) for k, v in found.get(name, {}).items()}
-        invites, participants = int(c.get("invites_sent") or 0), int(c.get("participants") or 0)
-        ipp = ratio(invites, participants)
-        conv = ratio(c.get("referred_users") or 0, invites)
+        invites = int(c.get("invites_sent") or 0)
+        counts = {
+            k: int(c.get(k) or 0)
+            for k in ("invite_recipients", "participants", "referred_users", "new_referred_users")
+        }
         rows.append(
             {
                 "channel": name,
                 "invites_sent": invites,
-                "k_factor": None if ipp is None or conv is None else ipp * conv,
-                "conversion_rate": ratio(c.get("buyers") or 0, c.get("reached") or 0),
+                "k_factor": k_factor_inputs(counts)["k_factor"],
+                "conversion_rate": ratio(c.get("reached_buyers") or 0, c.get("reached") or 0),
                 "aov_fen": ratio(c.get("revenue_fen") or 0, c.get("paid_orders") or 0),
                 "retention_d7": ratio(c.get("d_back") or 0, c.get("d_base") or 0),
             }

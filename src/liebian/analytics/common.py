@@ -44,9 +44,10 @@ def analysable_views(con: Any) -> None:
     db = con.execute("SELECT current_database()").fetchone()[0]
     low, high = (f"{t:%Y-%m-%d %H:%M:%S}" for t in ANALYSABLE)
     for name in TIMED_TABLES:
+        cny = " AND currency = 'CNY'" if name == "orders" else ""  # as in `Frame.table`
         con.execute(
             f'CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "{db}".main.{name}'
-            f" WHERE ts >= TIMESTAMP '{low}' AND ts < TIMESTAMP '{high}'"
+            f" WHERE ts >= TIMESTAMP '{low}' AND ts < TIMESTAMP '{high}'{cny}"
         )
 
 
@@ -115,6 +116,9 @@ class EventNames:
     signup: str = "signup"
     invite_accept: str = "invite_accept"
     share: str = "share"
+    # Events that register a person (a sign-up, a follow of the official account). In a channel that
+    # has none of them, a person's first order or first activity there is their registration.
+    registration: tuple[str, ...] = ("signup", "follow")
     # Events a person does not choose (an ad or feed impression): they reach but do not make active.
     passive: tuple[str, ...] = ("exposure",)
 
@@ -125,6 +129,9 @@ class MetricConfig:
     timezone: str = ""
     silent_days: int = 30  # no activity for this many days before the period = silent
     retention_days: tuple[int, ...] = (1, 7, 30)
+    # Persons active (an event or an order) before this local day are existing members, never new
+    # users (None: only those known from their events; see docs/metrics.md "New users").
+    baseline: date | None = None
 
     @property
     def zone(self) -> str:
@@ -210,6 +217,10 @@ class Frame:
             t = self.backend.table(name)
         except Exception as exc:
             raise AnalyticsError(f"the analytics backend has no table {name!r}: {exc}") from exc
+        if (
+            name == "orders"
+        ):  # amounts in CNY only: older warehouses may hold unconverted ones (liebian/fx.py)
+            t = t.filter(t.currency == "CNY")
         return analysable(t) if name in TIMED_TABLES else t
 
     def in_period(self, t: ir.Table, column: str = "ts") -> ir.Table:

@@ -43,9 +43,62 @@ def first_seen(fr: Frame, dims: bool = True) -> ir.Table:
     return t.group_by("person_id").aggregate(first_ts=t.ts.min())
 
 
+_ROW = ("person_id", "ts", "channel", "campaign_id")
+
+
+def _rows(t: ir.Table) -> ir.Table:
+    """person_id, ts, channel, campaign_id of `t`, nullable (tables differ in NOT NULL)."""
+    types = {"person_id": "int64", "ts": "timestamp(6)", "channel": "string", "campaign_id": "string"}
+    return t.select(**{c: t[c].cast(ibis.dtype(types[c]).copy(nullable=True)) for c in _ROW})
+
+
+def _registration_rows(fr: Frame) -> ir.Table:
+    """Rows that register a person: a registration event (sign-up, follow), or, in a channel that has
+    no registration event at all, an order or any event there (all time, every dimension)."""
+    ev, od = fr.table("events"), fr.table("orders")
+    reg = ev.filter(ev.event.isin(list(fr.ev.registration)))
+    reg_channels = reg.select(reg_channel=reg.channel).distinct()
+    rows = ibis.union(_rows(ev), _rows(od))
+    bare = rows.anti_join(reg_channels, rows.channel == reg_channels.reg_channel)
+    return ibis.union(_rows(reg), _rows(bare))
+
+
+def first_registrations(fr: Frame) -> ir.Table:
+    """person_id, first_ts: each person's first registration (all time, every dimension), without the
+    persons active before the configured baseline day (existing members)."""
+    rows = _registration_rows(fr)
+    first = rows.group_by("person_id").aggregate(first_ts=rows.ts.min())
+    baseline = fr.config.baseline
+    if baseline is not None:
+        ev, od = fr.table("events"), fr.table("orders")
+        bound = fr.utc_bound(baseline)
+        before = ibis.union(_rows(ev.filter(ev.ts < bound)), _rows(od.filter(od.ts < bound)))
+        first = first.anti_join(before, first.person_id == before.person_id)
+    return first
+
+
+def registrations_by_channel(fr: Frame) -> ir.Table:
+    """channel, person_id, first_ts: the rows (matching the filters) of each person's first
+    registration, so that a channel filter selects exactly that channel's rows."""
+    first = first_registrations(fr)
+    hit = fr.with_dims(_registration_rows(fr))
+    got = hit.join(first, [hit.person_id == first.person_id, hit.ts == first.first_ts])
+    return got.select("channel", "person_id", "first_ts").distinct()
+
+
 def new_users(fr: Frame) -> ir.Table:
-    """Persons whose first event falls in the period."""
-    return fr.in_period(first_seen(fr), "first_ts")
+    """person_id, first_ts: persons whose first registration falls in the period (docs/metrics.md).
+
+    A person's first registration is the earliest of `_registration_rows`; it counts for the filters
+    (channel, campaign, segment) when that row matches them. Persons with no registration (members known
+    before the data) are never new, nor are persons active before the configured baseline day.
+    """
+    first = first_registrations(fr)
+    f = fr.filters
+    if f.channels or f.campaigns or f.segment is not None:
+        hit = fr.with_dims(_registration_rows(fr))
+        first = first.semi_join(hit, [first.person_id == hit.person_id, first.first_ts == hit.ts])
+    return fr.in_period(first, "first_ts")
 
 
 def _reference_day(fr: Frame) -> ir.Table:
@@ -69,12 +122,18 @@ def _row_counts(fr: Frame, e: ir.Table) -> dict[str, ir.Value]:
 
 
 def _person_flags(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.Value]:
-    """Per person: seen in the period, active in it (a non-passive event), joined in it."""
+    """Per person, in the period: seen; reached by a campaign (an event of a campaign, or joining one);
+    active (a non-passive event); joined; sent an invite (and active). Each subset flag implies its
+    base, so every rate over them is a probability by construction."""
     ev = fr.ev
+    joined = in_period & (t.event == ev.join)
+    shared = in_period & (t.event == ev.invite_share)
     return {
         "seen": in_period.any(),
+        "reached_c": (in_period & t.campaign_id.notnull() | joined).any(),
         "active": (in_period & ~t.event.isin(list(ev.passive))).any(),
-        "joined": (in_period & (t.event == ev.join)).any(),
+        "joined": joined.any(),
+        "shared": (shared & ~t.event.isin(list(ev.passive))).any(),
     }
 
 
@@ -82,17 +141,46 @@ def _person_counts(per: ir.Table) -> dict[str, ir.Value]:
     # Persons counted from one aggregation per person: several distinct counts with conditions
     # would cost DuckDB one hash aggregation over all the events each.
     return {
-        "reached": per.person_id.count(where=per.seen),
+        "seen_users": per.person_id.count(where=per.seen),
+        "reached": per.person_id.count(where=per.reached_c),
         "active_users": per.person_id.count(where=per.active),
         "participants": per.person_id.count(where=per.joined),
+        "sharers": per.person_id.count(where=per.shared),
     }
 
 
-def _event_counts(fr: Frame, e: ir.Table, bucket: ir.Value) -> ir.Table:
+def invite_recipients(fr: Frame, e: ir.Table, edges: ir.Table, bucket: int | None = None) -> ir.Table:
+    """Distinct persons who received or opened an invite (clicked one, accepted one, or are an accepted
+    invite's invitee): the base of invite conversion, which holds every invitee (per bucket if given)."""
+    ev = fr.ev
+    opened = e.filter(e.event.isin([ev.invite_click, ev.invite_accept]))
+    opened = opened.select(
+        "person_id", bucket=fr.bucket_of(opened.ts, bucket) if bucket else ibis.literal(0, "int64")
+    )
+    inv = edges.select(
+        person_id=edges.invitee_person_id,
+        bucket=fr.bucket_of(edges.ts, bucket) if bucket else ibis.literal(0, "int64"),
+    )
+    return ibis.union(opened, inv, distinct=True)
+
+
+def reached_buyers(per: ir.Table, paid: ir.Table, keys: tuple[str, ...] = ("person_id",)) -> ir.Table:
+    """The distinct buyers (per `keys`) among the persons a campaign reached."""
+    buyers = paid.select(*keys).distinct()
+    reached = per.filter(per.reached_c)
+    return buyers.semi_join(reached, [buyers[k] == reached[k] for k in keys])
+
+
+def _event_counts(fr: Frame, e: ir.Table, bucket: ir.Value, size: int) -> ir.Table:
     """The event counts of `e` per bucket (a local day or hour)."""
     per = e.group_by(person_id=e.person_id, bucket=bucket).aggregate(**_person_flags(fr, e, e.ts.notnull()))
     persons = per.group_by("bucket").aggregate(**_person_counts(per))
-    return persons.join(e.group_by(bucket=bucket).aggregate(**_row_counts(fr, e)), "bucket")
+    out = persons.join(e.group_by(bucket=bucket).aggregate(**_row_counts(fr, e)), "bucket")
+    paid = fr.orders()
+    rb = reached_buyers(per, paid.mutate(bucket=fr.bucket_of(paid.ts, size)), ("person_id", "bucket"))
+    rb = rb.group_by("bucket").aggregate(reached_buyers=rb.person_id.count())
+    out = out.left_join(rb, "bucket").drop("bucket_right")
+    return out.mutate(reached_buyers=ibis.coalesce(out.reached_buyers, 0))
 
 
 def _edge_counts(edges: ir.Table) -> dict[str, ir.Value]:
@@ -110,7 +198,7 @@ def _paid_counts(paid: ir.Table) -> dict[str, ir.Value]:
     }
 
 
-def _referred_new(fr: Frame, new: ir.Table) -> ir.Table:
+def referred_new(fr: Frame, new: ir.Table) -> ir.Table:
     """The new users who arrived through an accepted invite (an edge names them as invitee)."""
     all_edges = fr.table("referral_edges")
     return new.semi_join(all_edges, new.person_id == all_edges.invitee_person_id)
@@ -120,9 +208,9 @@ def _referred_new(fr: Frame, new: ir.Table) -> ir.Table:
 RATES = {
     "participation_rate": ("participants", "reached"),
     "invites_per_participant": ("invites_sent", "participants"),
-    "invite_conversion": ("referred_users", "invites_sent"),
-    "referral_rate": ("inviters", "active_users"),
-    "conversion_rate": ("buyers", "reached"),
+    "invite_conversion": ("referred_users", "invite_recipients"),
+    "referral_rate": ("sharers", "active_users"),
+    "conversion_rate": ("reached_buyers", "reached"),
     "aov_fen": ("revenue_fen", "paid_orders"),
     "referred_share_of_new": ("new_referred_users", "new_users"),
 }
@@ -195,6 +283,8 @@ def kpi_counts(fr: Frame) -> ir.Table:
 
     edges = fr.edges()
     parts.append(edges.aggregate(**_edge_counts(edges)))
+    rec = invite_recipients(fr, e, edges)
+    parts.append(rec.aggregate(invite_recipients=rec.person_id.count()))
     # Viral cycle time: from the inviter's first appearance anywhere to the invitee's acquisition.
     f = fr.filters
     if f.channels or f.campaigns or f.segment is not None:
@@ -208,6 +298,8 @@ def kpi_counts(fr: Frame) -> ir.Table:
 
     paid = fr.orders()
     parts.append(paid.aggregate(**_paid_counts(paid)))
+    rb = reached_buyers(per, paid)
+    parts.append(rb.aggregate(reached_buyers=rb.person_id.count()))
     per_buyer = paid.group_by("person_id").aggregate(n=paid.order_id.count())
     parts.append(per_buyer.aggregate(repeat_buyers=per_buyer.person_id.count(where=per_buyer.n >= 2)))
     refunded = fr.orders(paid=False)
@@ -216,10 +308,10 @@ def kpi_counts(fr: Frame) -> ir.Table:
         refunded.aggregate(refunded_orders=refunded.order_id.count(), refunded_fen=refunded.amount_fen.sum())
     )
 
-    new = fr.in_period(per.select("person_id", "first_ts"), "first_ts")  # as new_users(fr)
+    new = new_users(fr)
     parts.append(new.aggregate(new_users=new.person_id.count()))
-    referred_new = _referred_new(fr, new)
-    parts.append(referred_new.aggregate(new_referred_users=referred_new.person_id.count()))
+    ref_new = referred_new(fr, new)
+    parts.append(ref_new.aggregate(new_referred_users=ref_new.person_id.count()))
     # Observed LTV: every paid order of the period's new users, in any channel, to date.
     all_paid = fr.table("orders")
     all_paid = all_paid.filter(all_paid.status == "paid")
@@ -236,6 +328,21 @@ def kpi_counts(fr: Frame) -> ir.Table:
     return out
 
 
+def k_factor_inputs(r: dict[str, Any]) -> dict[str, Any]:
+    """K-factor = invites per participant × conversion per invite, where an invite is a person who
+    received or opened one: (invite_recipients / participants) × (referred_users / invite_recipients).
+    Without invite events it falls back to referred new users / participants (`k_factor_basis` says
+    which one); None without participants."""
+    if r["invite_recipients"]:
+        k = ratio(r["invite_recipients"], r["participants"])
+        conv = ratio(r["referred_users"], r["invite_recipients"])
+        return {"k_factor": None if k is None or conv is None else k * conv, "k_factor_basis": "invites"}
+    return {
+        "k_factor": ratio(r["new_referred_users"], r["participants"]),
+        "k_factor_basis": "referred_new_users",
+    }
+
+
 def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     """The KPI sheet for the frame's filters: counts, rates and money (fen), None where undefined."""
     costs = costs or Costs()
@@ -245,6 +352,7 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     r = row
     out: dict[str, Any] = dict(fr.filters.describe())
     out.update(
+        seen_users=r["seen_users"],
         reached=r["reached"],
         active_users=r["active_users"],
         participants=r["participants"],
@@ -254,16 +362,18 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
         shares=r["shares"],
         invites_per_participant=_rate(r, "invites_per_participant"),
         referred_users=r["referred_users"],
+        invite_recipients=r["invite_recipients"],
         invite_conversion=_rate(r, "invite_conversion"),
     )
-    ipp, conv = out["invites_per_participant"], out["invite_conversion"]
-    out["k_factor"] = None if ipp is None or conv is None else ipp * conv
+    out.update(k_factor_inputs(r))
     cycle = r["viral_cycle_seconds"]
     out["viral_cycle_days"] = None if cycle is None else cycle / DAY
     out.update(
         inviters=r["inviters"],
+        sharers=r["sharers"],
         referral_rate=_rate(r, "referral_rate"),
         buyers=r["buyers"],
+        reached_buyers=r["reached_buyers"],
         conversion_rate=_rate(r, "conversion_rate"),
         paid_orders=r["paid_orders"],
         revenue_fen=r["revenue_fen"],
@@ -297,7 +407,8 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
 
 SERIES_GRAINS = {"day": DAY, "hour": 3600}
 SERIES_COUNTS = (
-    "reached", "active_users", "participants", "invites_sent", "invite_clicks", "shares", "events",
+    "seen_users", "reached", "active_users", "participants", "sharers", "invite_recipients",
+    "reached_buyers", "invites_sent", "invite_clicks", "shares", "events",
     "referred_users", "inviters", "buyers", "paid_orders", "revenue_fen", "new_users", "new_referred_users",
 )  # fmt: skip
 
@@ -321,13 +432,15 @@ def kpi_series(fr: Frame, grain: str = "day") -> list[dict[str, Any]]:
 
     e, edges, paid = fr.events(), fr.edges(), fr.orders()
     new = new_users(fr)
-    referred_new = _referred_new(fr, new)
+    ref_new = referred_new(fr, new)
+    rec = invite_recipients(fr, e, edges, size)
     parts = [
-        _event_counts(fr, e, fr.bucket_of(e.ts, size)),
+        _event_counts(fr, e, fr.bucket_of(e.ts, size), size),
         per_bucket(edges, _edge_counts(edges)),
+        rec.group_by("bucket").aggregate(invite_recipients=rec.person_id.count()),
         per_bucket(paid, _paid_counts(paid)),
         per_bucket(new, {"new_users": new.person_id.count()}, "first_ts"),
-        per_bucket(referred_new, {"new_referred_users": referred_new.person_id.count()}, "first_ts"),
+        per_bucket(ref_new, {"new_referred_users": ref_new.person_id.count()}, "first_ts"),
     ]
     out = ibis.union(*(p.select("bucket") for p in parts), distinct=True)
     for part in parts:

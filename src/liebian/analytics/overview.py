@@ -8,24 +8,18 @@ Definitions
 - persons: distinct persons with an event or an order.
 - orders: distinct orders not cancelled; GMV: their amounts (refunded ones included: GMV is gross);
   refund rate: refunded orders / orders; AOV: GMV / orders.
-- reached: persons with any campaign event; participants: persons who joined a campaign;
-  participation = participants / reached.
-- new persons: persons with a sign-up; referred: new persons with an accepted invite from another
-  person; referral share = referred / new; K-factor = referred / participants (new users each
-  participant brought).
-- D1 retention: of the persons who signed up on day d (d before the last day of data), the share with
-  any event on day d+1.
+- reached, participants, participation, new persons (`new_users`), referred (`new_referred_users`),
+  referral share, K-factor and D1 retention are the KPI sheet's (analytics/kpis.py, docs/metrics.md),
+  computed by it: the demo summary, the CLI, the API and the console give the same numbers.
 - LTV multiplier: paid (not refunded) revenue per referred new person / per other new person.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
-from liebian.analytics.common import analysable
-from liebian.config import get_settings
+from liebian.analytics.common import Frame, MetricConfig, analysable
+from liebian.analytics.kpis import kpis, new_users, referred_new
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -35,7 +29,6 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     ibis = lazy_import("ibis")
     ir = lazy_import("ibis.expr.types")
 
-DAY = 86_400
 
 LABELS = {
     "persons": "用户数 persons",
@@ -57,11 +50,6 @@ LABELS = {
 RATIOS = {"refund_rate", "participation", "referral_share", "d1_retention"}
 
 
-def _offset_seconds(tz: str) -> int:
-    offset = datetime.now(ZoneInfo(tz)).utcoffset()
-    return int(offset.total_seconds()) if offset else 0
-
-
 def _ratio(num: float, den: float, digits: int = 4) -> float | None:
     return round(num / den, digits) if den else None
 
@@ -73,7 +61,6 @@ def _scalar(expr: ir.Scalar) -> int:
 
 def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]:
     """The KPI overview of everything in the warehouse (see the module docstring for definitions)."""
-    offset = _offset_seconds(tz or get_settings().timezone)
     events = analysable(backend.table("events"))
     orders = analysable(backend.table("orders"))
     out: dict[str, Any] = {}
@@ -99,36 +86,22 @@ def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]
     out["aov_yuan"] = round(gmv_fen / 100 / n_orders, 2) if n_orders else None
     out["refund_rate"] = _ratio(0 if n_orders == 0 else int(row["refunded"]), n_orders)
 
-    out["reached"] = _scalar(events.filter(events.campaign_id.notnull()).person_id.nunique())
-    out["participants"] = _scalar(events.filter(events.event == "join_campaign").person_id.nunique())
-    out["participation"] = _ratio(out["participants"], out["reached"])
+    # The growth metrics are the KPI sheet's (analytics/kpis.py), not a second definition.
+    fr = Frame(backend, config=MetricConfig(timezone=tz or ""))
+    sheet = kpis(fr)
+    out["reached"] = sheet["reached"]
+    out["participants"] = sheet["participants"]
+    out["participation"] = sheet["participation_rate"]
+    out["new_persons"] = sheet["new_users"]
+    out["referred_persons"] = sheet["new_referred_users"]
+    out["referral_share"] = sheet["referred_share_of_new"]
+    out["k_factor"] = sheet["k_factor"]
+    out["d1_retention"] = sheet["retention_d1"]
 
-    signups = events.filter(events.event == "signup")
-    out["new_persons"] = _scalar(signups.person_id.nunique())
-    accepted = events.filter(
-        (events.event == "invite_accept")
-        & events.referrer_person_id.notnull()
-        & (events.referrer_person_id != events.person_id)
-    )
-    referred = accepted.select("person_id").distinct()
-    out["referred_persons"] = _scalar(referred.count())
-    out["referral_share"] = _ratio(out["referred_persons"], out["new_persons"])
-    out["k_factor"] = _ratio(out["referred_persons"], out["participants"], 3)
-
-    day = ((events.ts.epoch_seconds() + offset) // DAY).cast("int64")
-    active = events.select(person_id=events.person_id, day=day).distinct()
-    last_day = active.day.max()
-    cohort = signups.group_by("person_id").aggregate(
-        d0=((signups.ts.epoch_seconds() + offset) // DAY).cast("int64").min()
-    )
-    cohort = cohort.filter(cohort.d0 < last_day)
-    back = cohort.join(active, (cohort.person_id == active.person_id) & (active.day == cohort.d0 + 1))
-    base = _scalar(cohort.count())
-    out["d1_retention"] = _ratio(_scalar(back.count()), base)
-
+    new = new_users(fr).select("person_id")
+    referred = referred_new(fr, new).select("person_id")
     paid = orders.filter(orders.status == "paid")
     revenue = paid.group_by("person_id").aggregate(revenue=paid.amount_fen.sum())
-    new = signups.select("person_id").distinct()
     flagged = new.left_join(referred.mutate(is_referred=ibis.literal(1)), "person_id").select(
         "person_id", is_referred=ibis.coalesce(ibis._.is_referred, 0)
     )

@@ -6,7 +6,9 @@ engine does recursion through Ibis. Each invitee keeps one parent: the earliest 
 (ties: the smallest inviter id), so a person counted in two campaigns still sits once in the tree.
 Generation 0 are the roots (inviters nobody in the edge set invited), generation g their g-th level
 descendants. A cycle (A invites B, B invites A in another campaign) is broken by the earliest-edge
-rule plus a visited set: the smallest member of a cycle left unvisited roots it.
+rule plus a visited set: the smallest member of a cycle left unvisited roots it. KOC candidates are
+ranked by direct qualified invitees (descendants second): a chain below someone is mostly other
+people's doing.
 """
 
 from __future__ import annotations
@@ -167,23 +169,33 @@ def _generations(nodes: pd.DataFrame, referred_total: int) -> list[dict]:
     return gens
 
 
-def _top_spreaders(fr: Frame, tree: _Tree, top: int) -> list[dict]:
-    """The inviters with the most descendants, and how many of their direct invitees bought."""
+def _top_spreaders(fr: Frame, tree: _Tree, top: int, flagged: frozenset[int] = frozenset()) -> list[dict]:
+    """KOC candidates: inviters ranked by their direct qualified invitees (direct invitees anti-fraud
+    has not flagged), then descendants; flagged inviters are left out. With how many of their direct
+    invitees bought."""
     nodes, ids, kids, starts = tree.nodes, tree.ids, tree.kids, tree.starts
-    spreaders = nodes[nodes.direct > 0].sort_values(
-        ["descendants", "direct", "person_id"], ascending=[False, False, True]
-    )
-    spreaders = spreaders.head(top)
 
     def children(index: int) -> list[int]:
         return [int(ids[k]) for k in kids[starts[index] : starts[index + 1]]]
 
+    spreaders = nodes[nodes.direct > 0]
+    if flagged:
+        spreaders = spreaders[~spreaders.person_id.isin(list(flagged))]
+        qualified = [sum(1 for k in children(int(i)) if k not in flagged) for i in spreaders.index]
+        spreaders = spreaders.assign(qualified=np.asarray(qualified, dtype=np.int64))
+    else:
+        spreaders = spreaders.assign(qualified=spreaders.direct)
+    spreaders = spreaders[spreaders.qualified > 0].sort_values(
+        ["qualified", "descendants", "person_id"], ascending=[False, False, True]
+    )
+    spreaders = spreaders.head(top)
     kid_ids = {int(r): children(int(i)) for i, r in zip(spreaders.index, spreaders.person_id, strict=True)}
     buyers = _buyers(fr, [c for cs in kid_ids.values() for c in cs])
     return [
         {
             "person_id": as_int(r.person_id),
             "generation": as_int(r.generation),
+            "direct_qualified_invitees": as_int(r.qualified),
             "direct_invitees": as_int(r.direct),
             "descendants": as_int(r.descendants),
             "depth_below": as_int(r.height),
@@ -225,7 +237,10 @@ def _graph(tree: _Tree, edges: pd.DataFrame, max_graph_nodes: int) -> tuple[dict
     return {"nodes": graph_nodes, "edges": graph_edges}, keep
 
 
-def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeResult:
+def referral_tree(
+    fr: Frame, top: int = 20, max_graph_nodes: int = 500, flagged: frozenset[int] = frozenset()
+) -> TreeResult:
+    """The tree of the filters' edges; `flagged` persons (anti-fraud) are left out of the KOC ranking."""
     edges = tree_edges(fr)
     if edges.empty:
         return TreeResult(
@@ -241,7 +256,7 @@ def referral_tree(fr: Frame, top: int = 20, max_graph_nodes: int = 500) -> TreeR
     breadth = [
         {"direct_invitees": as_int(b), "inviters": int(c)} for b, c in inv.value_counts().sort_index().items()
     ]
-    tops = _top_spreaders(fr, tree, top)
+    tops = _top_spreaders(fr, tree, top, flagged)
     graph, keep = _graph(tree, edges, max_graph_nodes)
     summary = {
         "edges": len(edges),

@@ -183,8 +183,10 @@ def run_revenue(
 def run_referral_tree(
     filters: Filters, top: int = 20, max_graph_nodes: int = 500, engine: str | None = None
 ) -> dict[str, Any]:
+    provider = ports.current().flagged_persons if ports.is_wired() else None
+    flagged = provider() if provider else frozenset()
     with frame(filters, engine) as fr:
-        return asdict(tree_mod.referral_tree(fr, top, max_graph_nodes))
+        return asdict(tree_mod.referral_tree(fr, top, max_graph_nodes, flagged))
 
 
 def run_data_span(filters: Filters, engine: str | None = None) -> tuple[date, date] | None:

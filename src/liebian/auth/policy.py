@@ -434,6 +434,8 @@ COMMANDS: dict[str, str] = {
     "fraud reject": "fraud:review",
     "fraud rate": "fraud:read",
     "fraud reasons": "fraud:read",
+    "fx list": "analytics:read",
+    "fx convert": "analytics:read",
     "analyze kpis": "analytics:read",
     "analyze funnel": "analytics:read",
     "analyze dropped": "identity:read",  # lists persons, not an aggregate

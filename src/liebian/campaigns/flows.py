@@ -243,6 +243,7 @@ def _record_accept(
         key=f"accept:{referral_id}",
         edge=state != "blocked",
     )
+    outbox.joined(session, friend, inv, now, blocked=state == "blocked")
     audit(
         session,
         "referral.accept",
@@ -417,6 +418,7 @@ def _qualify(
         kind.on_counted(rules, ref, count, give)
     kind.after_qualify(session, ref, rules, give, now)
     followers.qualified(session, ref, rules, source_ref, order_id)
+    outbox.qualified(session, ref, order_id, now)
     audit(
         session,
         "referral.qualify",
@@ -504,6 +506,7 @@ def conclude_order(
         entity="order",
         entity_id=rec.order_pk,
     )
+    outbox.concluded(session, rec.order_pk, c.id, req, person, ts, status)
     o = session.scalars(
         select(CampaignOrder)
         .where(CampaignOrder.id == rec.order_pk)
@@ -666,6 +669,7 @@ def refund(
         if ref.qualified_at is not None and now <= ref.qualified_at + timedelta(days=rules.hold_days):
             revoked = _claw_back(session, c, ref, order_id, actor=actor, note=note)
     followers.refunded(session, o, _order_ref(c.id, order_id), actor=actor)
+    outbox.refunded(session, o, now)
     audit(
         session,
         "order.refund",

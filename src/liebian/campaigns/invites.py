@@ -150,6 +150,7 @@ def get_invite(
         session.add(inv)
         session.flush()
         audit(session, "invite.create", c.id, {"channel": channel}, entity="invite", entity_id=inv.id)
+        outbox.invite_created(session, inv, invite_code(inv))
     elif p.nickname and p.nickname != inv.nickname:
         inv.nickname = p.nickname
     visits.lock_inviter(session, c.id, pid)

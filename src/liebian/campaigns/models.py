@@ -262,7 +262,7 @@ class Outbox(Base):
     __tablename__ = "campaign_outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # event | edge
+    kind: Mapped[str] = mapped_column(String(16))  # event | edge | order | refund
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

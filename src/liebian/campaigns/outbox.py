@@ -1,18 +1,26 @@
-"""The campaign engine's warehouse outbox: invite, click, accept and conversion events and referral
-edges are queued in the operational store in the request's transaction, and moved into the DuckDB
-warehouse off the request path (`drain_warehouse`, run by the server's flusher thread and by
-`liebian campaign flush`)."""
+"""The campaign engine's warehouse outbox: the campaign loop's events (invites created, joins, clicks,
+accepts, qualifications, conversions, refunds, rewards granted / issued / revoked), referral edges
+and orders are queued in the operational store in the request's transaction, and moved into the
+DuckDB warehouse off the request path (`drain_warehouse`, run by the server's flusher thread and by
+`liebian campaign flush`).
+
+Orders: a concluded (trusted or confirmed) conversion of an `order` event queues an order row,
+tagged with the campaign; an order id the warehouse already holds (an import) is tagged instead
+of added (one row per order id, like the importer's own key). A refund marks it refunded, so
+revenue (paid orders) is net of refunds."""
 
 from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from liebian.campaigns.common import to_json
-from liebian.campaigns.models import Outbox
+from liebian.campaigns.models import CampaignOrder, Invite, Outbox, Referral
+from liebian.campaigns.schemas import ConversionRequest
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
@@ -24,7 +32,7 @@ def record_event(
     event: str,
     ts: datetime,
     person_id: int,
-    campaign_id: str,
+    campaign_id: str | None,
     code: str | None,
     channel: str,
     key: str,
@@ -55,6 +63,150 @@ def record_event(
     session.execute(table_of(Outbox).insert(), rows)
 
 
+# The channel of rows the engine makes without an invite (orders, rewards).
+CAMPAIGN_CHANNEL = "campaign"
+
+
+def invite_created(session: Session, inv: Invite, code: str) -> None:
+    """A new invite link: an `invite_share` (invites created) and the inviter's `join_campaign`."""
+    record_event(
+        session,
+        event="invite_share",
+        ts=inv.created_at,
+        person_id=inv.inviter_person_id,
+        campaign_id=inv.campaign_id,
+        code=code,
+        channel=inv.channel,
+        key=f"invite:{inv.id}",
+    )
+    joined(session, inv.inviter_person_id, inv, inv.created_at)
+
+
+def joined(session: Session, person_id: int, inv: Invite, ts: datetime, *, blocked: bool = False) -> None:
+    """A person takes part in a campaign (`join_campaign`, once per person and campaign); a friend
+    whose accept was blocked as fraud does not."""
+    if blocked:
+        return
+    record_event(
+        session,
+        event="join_campaign",
+        ts=ts,
+        person_id=person_id,
+        campaign_id=inv.campaign_id,
+        code=None,
+        channel=inv.channel,
+        key=f"join:{inv.campaign_id}:{person_id}",
+    )
+
+
+def qualified(session: Session, ref: Referral, order_id: str | None, ts: datetime) -> None:
+    """A referral qualified (the friend met the qualifying event)."""
+    record_event(
+        session,
+        event="referral_qualified",
+        ts=ts,
+        person_id=ref.friend_person_id,
+        campaign_id=ref.campaign_id,
+        code=None,
+        channel=ref.channel,
+        referrer=ref.inviter_person_id,
+        key=f"qualify:{ref.id}",
+        props={"order_id": order_id},
+    )
+
+
+def concluded(
+    session: Session,
+    order_pk: int,
+    campaign_id: str,
+    req: ConversionRequest,
+    person_id: int,
+    ts: datetime,
+    status: str,
+) -> None:
+    """A trusted (or confirmed) conversion, judged: its `conversion` event (with the order's amount
+    and currency) and, for an `order` event, the warehouse order row tagged with the campaign."""
+    props = {
+        "order_id": req.order_id,
+        "status": status,
+        "amount_fen": req.amount_fen,
+        "currency": req.currency,
+        "conversion_event": req.event,
+    }
+    record_event(
+        session,
+        event="conversion",
+        ts=ts,
+        person_id=person_id,
+        campaign_id=campaign_id,
+        code=None,
+        channel=CAMPAIGN_CHANNEL,
+        key=f"conversion:{order_pk}",
+        props=props,
+    )
+    if req.event != "order":
+        return
+    order = {
+        "order_id": req.order_id,
+        "ts": ts.isoformat(),
+        "person_id": person_id,
+        "amount_fen": req.amount_fen,
+        "currency": req.currency,
+        "channel": CAMPAIGN_CHANNEL,
+        "campaign_id": campaign_id,
+    }
+    _queue(session, "order", order)
+
+
+def refunded(session: Session, o: CampaignOrder, ts: datetime) -> None:
+    """A refunded conversion: its `refund` event, and its warehouse order marked refunded."""
+    record_event(
+        session,
+        event="refund",
+        ts=ts,
+        person_id=o.person_id,
+        campaign_id=o.campaign_id,
+        code=None,
+        channel=CAMPAIGN_CHANNEL,
+        key=f"refund:{o.id}",
+        props={"order_id": o.order_id, "amount_fen": o.amount_fen, "currency": o.currency},
+    )
+    _queue(session, "refund", {"order_id": o.order_id, "campaign_id": o.campaign_id, "ts": ts.isoformat()})
+
+
+# Ledger entries that reach the warehouse: a grant, and the moves to issued and revoked.
+_REWARD_EVENTS = {
+    ("grant", None): "reward_granted",
+    ("transition", "issued"): "reward_issued",
+    ("transition", "revoked"): "reward_revoked",
+}
+
+
+def reward_on_entry(session: Session, entry: dict[str, Any], reward: dict[str, Any]) -> None:
+    """The ledger's subscriber (wired in `liebian.bootstrap`): rewards granted, issued and revoked
+    reach the warehouse as `reward_*` events with their value, in the entry's transaction."""
+    event = _REWARD_EVENTS.get((entry["kind"], None if entry["kind"] == "grant" else entry["to_state"]))
+    if event is None or reward.get("person_id") is None:
+        return
+    record_event(
+        session,
+        event=event,
+        ts=entry["ts"],
+        person_id=reward["person_id"],
+        campaign_id=reward.get("campaign_id"),
+        code=None,
+        channel=CAMPAIGN_CHANNEL,
+        key=f"ledger:{entry['seq']}",
+        props={"reward_id": reward["id"], "value_fen": reward["value_fen"], "state": entry["to_state"]},
+    )
+
+
+def _queue(session: Session, kind: str, payload: dict[str, Any]) -> None:
+    session.execute(
+        table_of(Outbox).insert(), [{"kind": kind, "payload": to_json(payload), "created_at": utcnow()}]
+    )
+
+
 # Outbox payloads are parsed by DuckDB, not Python: a flush then holds the GIL only to fetch the
 # rows, so requests served meanwhile do not queue behind it (with a Python loop over 5000 payloads,
 # requests waited up to ~0.5 s after a burst).
@@ -72,6 +224,36 @@ SELECT * FROM (
     FROM outbox_rows WHERE kind = 'event'
 ) n
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = n.event_id)
+QUALIFY row_number() OVER (PARTITION BY n.event_id ORDER BY n.ts) = 1
+"""
+_ORDER_ROWS = """
+SELECT payload->>'$.order_id' AS order_id, (payload->>'$.ts')::TIMESTAMP AS ts,
+       (payload->>'$.person_id')::BIGINT AS person_id, (payload->>'$.amount_fen')::BIGINT AS amount_fen,
+       payload->>'$.currency' AS currency, payload->>'$.channel' AS channel,
+       payload->>'$.campaign_id' AS campaign_id
+FROM outbox_rows WHERE kind = 'order'
+"""
+# One row per order id (the importer's key): a new order is added, a known untagged one tagged.
+_ORDERS_FROM_OUTBOX = f"""
+INSERT INTO orders BY NAME
+SELECT order_id, ts, person_id, 'person' AS id_type, person_id::VARCHAR AS user_id, amount_fen, currency,
+       'paid' AS status, channel, campaign_id, ts AS status_ts, '{{}}' AS props, ts AS received_at,
+       'campaigns' AS batch_id, $now AS ingested_at
+FROM ({_ORDER_ROWS}) n
+WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = n.order_id)
+QUALIFY row_number() OVER (PARTITION BY n.order_id ORDER BY n.ts) = 1
+"""
+_TAG_ORDERS = f"""
+UPDATE orders SET campaign_id = n.campaign_id
+FROM ({_ORDER_ROWS}) n
+WHERE orders.order_id = n.order_id AND orders.campaign_id IS NULL
+"""
+_REFUNDS_FROM_OUTBOX = """
+UPDATE orders SET status = 'refunded', status_ts = n.ts
+FROM (SELECT payload->>'$.order_id' AS order_id, payload->>'$.campaign_id' AS campaign_id,
+             (payload->>'$.ts')::TIMESTAMP AS ts
+      FROM outbox_rows WHERE kind = 'refund') n
+WHERE orders.order_id = n.order_id AND orders.campaign_id = n.campaign_id AND orders.status = 'paid'
 """
 _EDGES_FROM_OUTBOX = """
 INSERT INTO referral_edges BY NAME
@@ -118,6 +300,9 @@ def _flush(session: Session, limit: int) -> int:
             con.execute("BEGIN")
             con.execute(_EVENTS_FROM_OUTBOX, {"now": utcnow()})
             con.execute(_EDGES_FROM_OUTBOX)
+            con.execute(_ORDERS_FROM_OUTBOX, {"now": utcnow()})
+            con.execute(_TAG_ORDERS)
+            con.execute(_REFUNDS_FROM_OUTBOX)
             con.execute("COMMIT")
         finally:
             con.unregister("outbox_rows")

@@ -220,9 +220,12 @@ def get_campaign(session: Session, campaign_id: str) -> dict[str, Any]:
     return campaign_view(session, load_campaign(session, campaign_id))
 
 
-def campaign_ids(session: Session) -> list[str]:
-    """Every campaign's id, oldest first (cheap: no views)."""
-    return list(session.scalars(select(Campaign.id).order_by(Campaign.created_at)))
+def campaign_titles(session: Session) -> list[tuple[str, str]]:
+    """Every campaign's (id, title), oldest first (the console's campaign filter)."""
+    return [
+        (cid, title)
+        for cid, title in session.execute(select(Campaign.id, Campaign.title).order_by(Campaign.created_at))
+    ]
 
 
 def list_campaigns(

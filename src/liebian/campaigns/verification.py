@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from liebian import fx
 from liebian.campaigns import flows
 from liebian.campaigns.common import CampaignError, audit, ins, load_campaign, order_view
 from liebian.campaigns.models import CampaignOrder, OrderShop, VerifiedOrder
@@ -72,6 +73,7 @@ def report(
 ) -> dict[str, Any]:
     """A conversion through the API: judged at once when the caller is trusted, else pending."""
     now = now or utcnow()
+    req = fx.in_cny(req, _naive_utc(req.ts or now))  # another currency counts in CNY, or 422
     if trusted:
         return report_trusted(session, campaign_id, req, now=now)
     return report_pending(session, campaign_id, req, now=now)
@@ -380,6 +382,7 @@ def order_callback(session: Session, body: bytes, signature: str | None) -> dict
     check_signature(session, cb.shop_id, body, signature)
     buyer = resolve_person(session, cb.buyer, source=f"shop:{cb.shop_id}")
     ts = _naive_utc(cb.ts) if cb.ts else utcnow()
+    cb = fx.in_cny(cb, ts)  # another currency counts in CNY, or 422
     order = TrustedOrder(
         cb.order_id, "callback", buyer, cb.amount_fen, cb.currency, cb.status, ts, shop_id=cb.shop_id
     )

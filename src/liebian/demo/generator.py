@@ -1468,6 +1468,7 @@ class _Generator:
             },
             "files": self.file_truth,
             "cascades": self.cascade_stats,
+            "super_spreaders": self._true_super_spreaders(len(self.super_spreaders)),
             "koc_candidates": [
                 {**self.ident_of(p), "campaign_id": camp_ids[c], "invitees": k}
                 for p, c, k in sorted(self.super_spreaders, key=lambda x: -x[2])
@@ -1519,13 +1520,29 @@ class _Generator:
             ],
         }
 
+    def _true_super_spreaders(self, k: int) -> dict:
+        """The k persons who truly brought the most people themselves: direct invitees that are not
+        injected fraud, fraud inviters left out (k = the super-spreader seeds the cascades kept)."""
+        legit = np.flatnonzero((self.inviter >= 0) & (self.kind != FRAUD_INVITEE))
+        direct = np.bincount(self.inviter[legit], minlength=self.n)
+        direct[self.kind == FRAUD_INVITER] = 0
+        order = np.lexsort((np.arange(self.n), -direct))[:k]
+        return {
+            "definition": "the persons with the most direct invitees (injected fraud left out)",
+            "persons": [
+                {**self.ident_of(int(p)), "direct_invitees": int(direct[p])} for p in order if direct[p] > 0
+            ],
+        }
+
     def _true_kpis(self) -> dict:
         """KPIs by true person (before OneID): what a perfect pipeline would report."""
         ev, sel = self._ev_for_truth
         p, ts = ev["person"], ev["ts"]
         day = self.day_of(ts)
         active = np.zeros((self.n, self.D + 7), bool)
-        active[p, np.clip(day, 0, self.D + 6)] = True
+        # coming back is a choice: an ad exposure does not make a person active (as in analytics)
+        chose = ev["event"] != EV["exposure"]
+        active[p[chose], np.clip(day[chose], 0, self.D + 6)] = True
         new = np.flatnonzero((self.arrival_day >= 0) & (self.arrival_day < self.D - 1))
         d1 = float(active[new, self.arrival_day[new] + 1].mean())
         d1_by = {}

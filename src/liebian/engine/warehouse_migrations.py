@@ -181,6 +181,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         "identity_sync: how far the OneID registry was copied into identity_map",
         _sql("CREATE TABLE IF NOT EXISTS identity_sync (last_identifier_id BIGINT)"),
     ),
+    # Orders in another currency are stored converted (liebian/fx.py): amount_fen/currency in CNY,
+    # the amount as given beside them. Rows loaded before were never converted: they keep their
+    # currency (analyses count CNY only) and their amount is copied as the original.
+    Migration(
+        3,
+        "orders: orig_amount, orig_currency, fx_rate (amounts converted to CNY on import)",
+        _sql(
+            "ALTER TABLE orders ADD COLUMN IF NOT EXISTS orig_amount BIGINT",
+            "ALTER TABLE orders ADD COLUMN IF NOT EXISTS orig_currency VARCHAR",
+            "ALTER TABLE orders ADD COLUMN IF NOT EXISTS fx_rate DECIMAL(38, 12)",
+            "UPDATE orders SET orig_amount = amount_fen, orig_currency = currency WHERE orig_amount IS NULL",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from liebian.campaigns import flows as campaigns
 from liebian.campaigns.models import Referral
 from liebian.db.base import utcnow
+from liebian.db.session import session_scope
 from liebian.errors import DomainError
 from liebian.fraud import graph
 from liebian.fraud.inline import is_virtual_phone
@@ -465,6 +466,16 @@ def bulk_decide(
 
 
 # ------------------------------------------------------------------ metrics
+
+
+def flagged_persons() -> frozenset[int]:
+    """Persons anti-fraud flags: the friend and the inviter of every case not approved (open or
+    rejected). Analytics leaves them out of the KOC ranking (`ports.Wiring.flagged_persons`)."""
+    with session_scope() as session:
+        rows = session.execute(
+            select(FraudCase.person_id, FraudCase.inviter_person_id).where(FraudCase.status != "approved")
+        ).all()
+    return frozenset(int(p) for row in rows for p in row if p is not None)
 
 
 def fraud_rate(session: Session, by: str = "campaign") -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from liebian.db.session import session_scope
 from liebian.identity import bulk
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
+from liebian.ingest import currency
 from liebian.ingest.files import RawFile
 from liebian.ingest.steps import Steps
 from liebian.lazy import lazy_import
@@ -179,10 +180,11 @@ def _load_orders(con: duckdb.DuckDBPyConnection, batch_id: str, now: datetime) -
     )
     expected = con.execute("SELECT count(*) FROM order_plan WHERE is_new").fetchall()[0][0]
     inserted = con.execute(
-        """
+        f"""
         INSERT INTO orders
         SELECT t.order_id, t.ts, m.person_id, t.id_type, t.user_id, t.amount_fen, t.currency,
-               p.final.status, t.channel, t.campaign_id, p.final.ts, t._props, t.received_at, $batch, $now
+               p.final.status, t.channel, t.campaign_id, p.final.ts, t._props, t.received_at, $batch, $now,
+               {currency.warehouse_values(con)}
         FROM order_plan p
         JOIN to_load t ON t._line = p.first_line
         JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.user_id

@@ -11,6 +11,7 @@ from liebian.db.session import session_scope
 from liebian.identity import bulk
 from liebian.identity import service as identity
 from liebian.identity.keys import stored_value
+from liebian.ingest import currency
 from liebian.ingest.files import RawFile
 from liebian.ingest.load import STATUS_RANK, Outcome, load, load_identities
 from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, normalize_query
@@ -39,6 +40,8 @@ TEMP_OBJECTS = (  # views before the tables they read
     "drop_lines",
     "loaded_lines",
     "order_groups",
+    "staged_fx",
+    "fx_rates_batch",
 )
 
 
@@ -99,6 +102,8 @@ def run_pipeline(
             con.execute("DROP VIEW raw")
             con.execute("DROP TABLE raw0")
         con.execute("DROP TABLE IF EXISTS line_shifts")
+        if kind == "orders":
+            currency.convert_orders(con)  # to CNY; a row without a rate gets its error here
         _collect_rejects(con, raw_file)
         pii.scrub_batch(con, kind)  # identifiers in properties, message text and rejects
     with steps.step("hashing identifiers"):

@@ -59,7 +59,10 @@ def ltv_cmd(
         {"field": "model", "value": result["model"]["id"]},
         *({"field": f"bgnbd.{k}", "value": round(v, 4)} for k, v in result["params"]["bgnbd"].items()),
         *({"field": f"gamma_gamma.{k}", "value": round(v, 4)} for k, v in (result["params"]["gamma_gamma"] or {}).items()),
-        {"field": "ltv_multiplier", "value": f"{m['multiplier']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"},
+        {"field": "ltv_multiplier", "value": (
+            f"{m['multiplier']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]" if m.get("multiplier") is not None
+            else f"不可用 unavailable: {m.get('reason')}"
+        )},
         {"field": "mean_clv_fen", "value": round(result["metrics"]["mean_clv_fen"])},
     ]  # fmt: skip
     _show(fmt, result, rows, "LTV")

@@ -102,7 +102,7 @@ def fit_ltv(
 
     The multiplier compares users acquired by referral with other users acquired over the same
     time (existing members are left out): mean value per person (paid so far + predicted for the horizon, 0 for non-buyers),
-    with a bootstrap 95 % interval.
+    with a bootstrap 95 % interval; unavailable, with the reason, when either group is too small.
     """
     if horizon_days < unit_days:
         raise PredictError(f"horizon_days: must be at least one unit ({unit_days} days) (got {horizon_days})")
@@ -133,7 +133,7 @@ def fit_ltv(
         )
         merged["value_fen"] = merged["clv_fen"] + merged["historical_fen"]
         ref = merged["referred"].astype(bool)
-        multiplier = ltv.ratio_ci(
+        multiplier = _multiplier(
             merged.loc[ref, "value_fen"].to_numpy(), merged.loc[~ref, "value_fen"].to_numpy()
         )
         steps.step("CLV")
@@ -154,6 +154,23 @@ def fit_ltv(
     }
     entry = model_store.save_model("ltv", params, metrics, snap, artefact=values) if store else None
     return jsonable({"model": entry, "params": params, "metrics": metrics}) | {"per_person": values}
+
+
+def _multiplier(referred: Any, others: Any) -> dict[str, Any]:
+    """The LTV multiplier with its interval, or `available: False` with the reason when a group is too
+    small or worth nothing (the fit and per-person CLV stand regardless)."""
+    try:
+        return {"available": True, "reason": None, **ltv.ratio_ci(referred, others)}
+    except PredictError as exc:
+        return {
+            "available": False,
+            "reason": exc.message,
+            "multiplier": None,
+            "ci_low": None,
+            "ci_high": None,
+            "n_referred": len(referred),
+            "n_other": len(others),
+        }
 
 
 def fit_lifecycle(

@@ -296,17 +296,34 @@ def segment_members(tag: str) -> list[int]:
             raise FilterError(f"segment: {exc}") from exc
 
 
-def filter_options() -> dict[str, list[str]]:
+def filter_options() -> dict[str, list[Any]]:
     """Choices for the filter bar: channels seen in the warehouse (cached with the warehouse's
-    state), campaigns and tags (read fresh: they change in the database, e.g. after a refit)."""
+    state), campaigns and tags (read fresh: they change in the database, e.g. after a refit).
+
+    Campaigns are `(id, title)` pairs: the engine's campaigns by title, then the campaigns only the
+    warehouse knows (imported data, e.g. the demo's c_invite), by their id."""
 
     with session_scope() as s:
-        campaigns, segments = campaign_service.campaign_ids(s), tags.tag_names(s)
+        titles, segments = campaign_service.campaign_titles(s), tags.tag_names(s)
+    known = {cid for cid, _ in titles}
+    imported = [(cid, cid) for cid in cached(("campaigns",), _warehouse_campaigns) if cid not in known]
     return {
         "channels": cached(("channels",), _warehouse_channels),
-        "campaigns": campaigns,
+        "campaigns": titles + imported,
         "segments": segments,
     }
+
+
+def _warehouse_campaigns() -> list[str]:
+
+    try:
+        with warehouse.connect() as con:
+            return [r[0] for r in con.execute(
+                "SELECT campaign_id FROM events WHERE campaign_id IS NOT NULL UNION "
+                "SELECT campaign_id FROM orders WHERE campaign_id IS NOT NULL ORDER BY 1 LIMIT 500"
+            ).fetchall()]  # fmt: skip
+    except Exception:  # noqa: BLE001 - an empty or missing warehouse just offers no campaigns
+        return []
 
 
 def _warehouse_channels() -> list[str]:

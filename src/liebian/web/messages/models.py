@@ -60,6 +60,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ltv.expected_purchases": ("人均预期购买次数", "Expected purchases per customer"),
     "ltv.multiplier": ("裂变用户 LTV 倍数", "LTV multiplier of referred users"),
     "ltv.multiplier_note": ("95% 置信区间（全部数据）", "95% interval (all data)"),
+    "ltv.multiplier_unavailable": ("暂不可用（样本不足）", "Unavailable (groups too small)"),
     "ltv.horizon": ("预测期（天）", "Horizon (days)"),
     "ltv.group": ("分组", "Group"),
     "ltv.by_group": ("各组预测 LTV", "Predicted LTV by group"),
