@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[test,spark,bench]"
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:

@@ -45,6 +45,7 @@ DRILL_DOWNS = [
     ("fraud case", "/fraud", r"/fraud/cases/\d+"),
     ("journey detail", "/journeys", r"/journeys/\d+"),
     ("kept report (HTML)", "/reports", r"/reports/\d+/report\.html"),
+    ("person profile", "/referrals", r"/people/\d+"),
 ]
 
 
@@ -122,7 +123,7 @@ def _arrange_samples(end: date) -> None:
         )  # fmt: skip
     reports.produce_document(doc["id"])
     automation.run(
-        journey["id"], datetime.combine(end - timedelta(days=10), datetime.min.time()) + timedelta(hours=4)
+        journey.id, datetime.combine(end - timedelta(days=10), datetime.min.time()) + timedelta(hours=4)
     )
 
 

@@ -53,7 +53,7 @@ def run(scale: str = "") -> Report:
         gen_s, data = timed(
             lambda: synth.generate(
                 con, persons=persons, edges_per_person=0.95, farms=40, stars=40, cycles=40, coworkers=20,
-                families=60, seed=42, ip_pool=persons // 50, ua_count=8, min_visits=1,
+                families=60, seed=42, ip_pool=persons // 50, ua_count=8, min_visits=1, chains=40, clusters=40,
             )
         )  # fmt: skip
         con.close()
@@ -80,7 +80,7 @@ def run(scale: str = "") -> Report:
         "Stages of the last run (s): " + ", ".join(f"{k} {v}" for k, v in result["timings"].items())
         + f". Synthetic data generated in {gen_s:.1f} s (not counted; that process peaked at {gen_peak:,.0f} MiB) "
         "into a warehouse file: legitimate referral trees and households plus injected device farms, star "
-        "inviters and cycles (liebian.fraud.synth, seed 42). Target ≤ 10 s. The scans run in a fresh process "
+        "inviters, cycles, chains and cross-inviter clusters (liebian.fraud.synth, seed 42). Target ≤ 10 s. The scans run in a fresh process "
         "over that file: scan s is the best of two wall-clock runs after a warm-up, scan CPU s the process CPU "
         "time of one run (DuckDB uses both cores, so CPU s ≥ wall s on an idle machine), peak RSS that process's "
         f"peak. The machine is shared: 1-minute load average {m['load']:.1f} on {os.cpu_count()} cores during "

@@ -1,7 +1,8 @@
 """End-to-end file import: generic events CSV -> warehouse, rows per second and peak memory.
 
 Scales "1M", "3M", "10M" (default: all three in one run, each in a fresh process so that peak
-memory is per scale; "100k" is a smoke size). The file has N/10 distinct users, so the run also
+memory is per scale; "100k" is a smoke size; "1M,3M" runs those two). Beside each import, DuckDB
+alone loads the same file in the same process: the floor the import's rate is judged against. The file has N/10 distinct users, so the run also
 measures registering them with OneID (SQLite store; with a PostgreSQL URL set (common.postgres_url), the largest scale
 is imported once more against that PostgreSQL database). Each scale imports the file, then imports
 it again (every row a duplicate).
@@ -32,7 +33,10 @@ from benchmarks.common import (
 
 SCALES = {"100k": 100_000, "1M": 1_000_000, "3M": 3_000_000, "10M": 10_000_000}
 DEFAULT_SCALES = ("1M", "3M", "10M")
-TARGET = 500_000  # rows/s at 10M (issue #10)
+TARGET = 500_000  # rows/s, first import at 10M (issues #10, #23)
+TARGET_OF_ALONE = 0.25  # the first import's rate as a share of DuckDB alone loading the same file (#23)
+TARGET_AGAIN = 1_000_000  # rows/s, re-import of the same file (#23)
+TARGET_PG = 1.5  # PostgreSQL's first import at most this many times SQLite's time (#23)
 
 
 def generate(path: Path, rows: int, seed: int = 7) -> None:
@@ -59,6 +63,22 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
         """
     )
     con.close()
+
+
+def duckdb_alone(csv_path: Path, workdir: Path) -> dict:
+    """The floor beside the import: DuckDB alone loading the same file into a fresh database file
+    (its own sniffing and types, no checks, no identities)."""
+    target = workdir / "alone.duckdb"
+    con = duckdb.connect(str(target))
+    try:
+        load, wall, cpu = os.getloadavg()[0], time.perf_counter(), time.process_time()
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_csv('{csv_path}')")
+        con.execute("CHECKPOINT")
+        seconds, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        con.close()
+        target.unlink(missing_ok=True)
+    return {"seconds": seconds, "cpu": cpu, "load": load}
 
 
 def _postgres_url(base: str) -> tuple[str, str]:
@@ -101,11 +121,14 @@ def measure(scale: str, store_url: str = "") -> dict:
         out["generate_s"] = time.perf_counter() - start
         out["file_mib"] = csv_path.stat().st_size / 1024 / 1024
         out["memory_mb"] = get_settings().import_memory_mb
+        out["alone"] = duckdb_alone(csv_path, tmp_path)
         out["load_before"] = os.getloadavg()[0]
         for run in ("first", "again"):
             cpu = time.process_time()
+            load = os.getloadavg()[0]
             result = import_file(csv_path, "events")
             out[run] = {
+                "load": load,
                 "seconds": result.seconds,
                 "cpu": time.process_time() - cpu,
                 "rows_per_second": result.rows_per_second,
@@ -128,7 +151,7 @@ def measure(scale: str, store_url: str = "") -> dict:
 
 
 def run(scale: str = "") -> Report:
-    scales = [scale] if scale else list(DEFAULT_SCALES)
+    scales = scale.split(",") if scale else list(DEFAULT_SCALES)  # e.g. "1M,3M"
     for s in scales:
         if s not in SCALES:
             sys.exit(f"unknown scale {s!r}; choose one of {', '.join(SCALES)}")
@@ -139,16 +162,21 @@ def run(scale: str = "") -> Report:
     report = Report(
         title="File import (generic events CSV, end to end)",
         scale=scale,
-        columns=["store", "run", "rows", "file MiB", "seconds", "CPU s", "rows/s", "loaded", "duplicate",
-                 "peak MiB"],
+        columns=["store", "run", "rows", "file MiB", "seconds", "CPU s", "rows/s", "share of DuckDB alone",
+                 "loaded", "duplicate", "peak MiB", "load 1 min"],
     )  # fmt: skip
     for r in results:
+        alone = r["alone"]
+        report.add(
+            r["store"], "DuckDB alone (read_csv into a table)", r["rows"], round(r["file_mib"], 1), alone["seconds"],
+            alone["cpu"], r["rows"] / alone["seconds"], "1.00", r["rows"], 0, "", round(alone["load"], 1),
+        )  # fmt: skip
         for run_name, label in (("first", "first import"), ("again", "re-import (all duplicates)")):
             m = r[run_name]
             report.add(
                 r["store"], label, r["rows"], round(r["file_mib"], 1), m["seconds"], m["cpu"],
-                m["rows_per_second"], m["loaded"], m["duplicate"],
-                round(r["peak_first_mib"] if run_name == "first" else r["peak_mib"]),
+                m["rows_per_second"], f"{alone['seconds'] / m['seconds']:.2f}", m["loaded"], m["duplicate"],
+                round(r["peak_first_mib"] if run_name == "first" else r["peak_mib"]), round(m["load"], 1),
             )  # fmt: skip
     for r in results:
         steps = ", ".join(f"{name} {sec:.1f} s" for name, sec in r["first"]["steps"].items())
@@ -174,19 +202,69 @@ def run(scale: str = "") -> Report:
             "hash tables of 10M event ids spill past the import's memory bound."
         )
     last = sqlite[-1]
-    met = "met" if last["first"]["rows_per_second"] >= TARGET else "NOT met"
+    for target in targets(last, results):  # judged at the largest scale of this run
+        report.target(*target)
     report.notes.append(
-        f"Target ≥ {TARGET:,} rows/s at 10M: {met} at {last['rows']:,} rows "
-        f"({last['first']['rows_per_second']:,.0f} rows/s). N/10 distinct users are registered with OneID on "
+        f"N/10 distinct users are registered with OneID on "
         f"the first import. Import memory bound (import_memory_mb) {last['memory_mb']} MiB; peak MiB is the "
         "resident peak of the process (DuckDB, Python, SQLite page cache). CPU s: process CPU time of all "
-        "threads. Generating the files took "
+        "threads; on a loaded machine it is the steadier figure (wall time stretches with the load). "
+        "Share of DuckDB alone: its seconds over ours for the same file in the same process. Generating the files took "
         + ", ".join(f"{r['generate_s']:.1f} s" for r in sqlite)
         + ". The machine is shared: 1-minute load average "
         + ", ".join(f"{r['load_before']:.1f}–{r['load_after']:.1f}" for r in results)
         + " during the scales."
     )
     return report
+
+
+def targets(last: dict, results: list[dict]) -> list[tuple[str, str, str, bool | None]]:
+    """The targets of issue #23 (what, goal, measured, met): the first import's rate is judged only
+    on 10M rows (None below), the others at any scale."""
+    first, again, alone = last["first"], last["again"], last["alone"]
+    share = alone["seconds"] / first["seconds"]
+    at_10m = last["rows"] >= 10_000_000
+    out: list[tuple[str, str, str, bool | None]] = [
+        (
+            "first import of 10M rows, 1M new persons", f"≥ {TARGET:,} rows/s",
+            f"{first['rows_per_second']:,.0f} rows/s at {last['scale']} (load {first['load']:.1f})",
+            first["rows_per_second"] >= TARGET if at_10m else None,
+        ),
+        (
+            "first import against DuckDB alone loading the same file", f"≥ {TARGET_OF_ALONE:.0%} of its rate",
+            f"{share:.0%} (DuckDB alone {last['rows'] / alone['seconds']:,.0f} rows/s, {alone['cpu']:.1f} CPU s; "
+            f"the import {first['cpu']:.1f} CPU s, CPU share {alone['cpu'] / first['cpu']:.0%})",
+            share >= TARGET_OF_ALONE,
+        ),
+        (
+            "re-import of the same file", f"≥ {TARGET_AGAIN:,} rows/s",
+            f"{again['rows_per_second']:,.0f} rows/s (load {again['load']:.1f})",
+            again["rows_per_second"] >= TARGET_AGAIN,
+        ),
+    ]  # fmt: skip
+    pg = [r for r in results if r["store"] == "postgresql" and r["scale"] == last["scale"]]
+    if pg:
+        ratio = pg[0]["first"]["seconds"] / first["seconds"]
+        again_ratio = pg[0]["again"]["seconds"] / again["seconds"]
+        measured = f"first import {ratio:.2f}×, re-import {again_ratio:.2f}× (CPU {pg[0]['first']['cpu'] / first['cpu']:.2f}×)"
+        out.append(
+            (
+                "PostgreSQL import",
+                f"within {TARGET_PG}× of SQLite",
+                measured,
+                max(ratio, again_ratio) <= TARGET_PG,
+            )
+        )
+    else:
+        out.append(
+            (
+                "PostgreSQL import",
+                f"within {TARGET_PG}× of SQLite",
+                "not measured (no PostgreSQL URL set)",
+                None,
+            )
+        )
+    return out
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "measure":

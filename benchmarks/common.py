@@ -15,22 +15,51 @@ from pathlib import Path
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Target:
+    """One target line of an issue, as measured by a run: `met` None when the run could not judge it
+    (a scale below the target's, a part that did not run here)."""
+
+    issue: str  # "#23"
+    what: str  # "funnel at 10M events"
+    goal: str  # "≤ 1.5× a full scan"
+    measured: str  # "1.42× (CPU 1.38×)"
+    met: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return "met" if self.met else "not judged" if self.met is None else "**not met**"
+
+
 @dataclass
 class Report:
+    """A benchmark's figures. `targets` is the targets convention of the suite: a module's `run()`
+    adds one `Target` per issue target it measures (`report.target(...)`); `python -m benchmarks`
+    prints them under the table and keeps the summary at the top of docs/benchmarks.md."""
+
     title: str
     scale: str = ""
     columns: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
 
     def add(self, *values: Any) -> None:
         self.rows.append(list(values))
+
+    def target(self, what: str, goal: str, measured: str, met: bool | None, issue: str = "#23") -> None:
+        self.targets.append(Target(issue, what, goal, measured, met))
 
     def markdown(self) -> str:
         lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
         for row in self.rows:
             lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
         lines.extend(f"\n{note}" for note in self.notes)
+        if self.targets:
+            lines.append("\n**Targets:**\n")
+            lines.extend(
+                f"- {t.issue} {t.what}: {t.goal}; measured {t.measured} — {t.verdict}" for t in self.targets
+            )
         return "\n".join(lines)
 
 

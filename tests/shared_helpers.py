@@ -3,6 +3,8 @@ directories have a conftest.py, so `from conftest import …` is ambiguous)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from typing import IO
 import httpx
 
 from liebian.db.session import session_scope
+from liebian.privacy import watermark
 
 
 def free_port() -> int:
@@ -58,7 +61,7 @@ def uvicorn_server(
                 raise RuntimeError(
                     f"the server did not start within {timeout:.0f} s (exit code {proc.poll()})"
                 )
-            time.sleep(0.2)
+            time.sleep(0.05)  # a refused connection costs little: poll often
         yield proc, url
     finally:
         proc.terminate()
@@ -66,3 +69,30 @@ def uvicorn_server(
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def export_csv(content: bytes | str) -> list[list[str]]:
+    """The header and rows of a watermarked CSV export (privacy/watermark.py) as a reader of the
+    data sees them: the footer row and the last column (the invisible mark) left out."""
+    text = content.decode("utf-8-sig") if isinstance(content, bytes) else content.lstrip("\ufeff")
+    return [row[:-1] for row in csv.reader(io.StringIO(text)) if row and not watermark.is_footer(row)]
+
+
+def export_records(content: bytes | str) -> list[dict[str, str]]:
+    """`export_csv` as one dict per row, keyed by the header."""
+    header, *rows = export_csv(content)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def export_lines(content: bytes | str) -> list[str]:
+    """`export_csv` written back as CSV lines (header first), for checks on the text of a row."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(export_csv(content))
+    return out.getvalue().splitlines()
+
+
+def export_sheet(ws) -> list[list]:
+    """The rows of a sheet of a watermarked XLSX export, header first: the footer row and the
+    hidden last column (the mark) left out."""
+    rows = [list(row) for row in ws.iter_rows(values_only=True)]
+    return [row[:-1] for row in rows if any(v is not None for v in row) and not watermark.is_footer(row)]

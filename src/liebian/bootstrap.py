@@ -1,9 +1,11 @@
 """Every link between the domains, declared in one place (cosmicpython's bootstrap.py is the model).
 
-`default_wiring()` builds the `ports.Wiring` from the domains; `bootstrap()` installs it. The app
-factory (web/app.py), the CLI root (cli.py) and the scheduler (jobs.py) call `bootstrap()`; tests
+`default_wiring()` builds the `ports.Wiring` from the domains; `bootstrap()` installs it now. The app's
+lifespan (web/app.py), the CLI root (cli.py) and the scheduler (jobs.py) call
+`ports.wire_on_first_use()`, which builds it here when a link is first used (start-up time); tests
 install fakes with `ports.use(...)`. The domains are imported here directly, so a job or hook that
-does not exist fails at start with an ImportError or AttributeError, never by being skipped.
+does not exist fails with an ImportError or AttributeError when the wiring is built (the scheduler's
+first run in a server, the first cross-domain call of a command), never by being skipped.
 
 Reading guide — who calls whom through the wiring:
 - risk_checks: the campaign flows (accept, conversion) run them; fraud implements them (the caps and
@@ -13,8 +15,12 @@ Reading guide — who calls whom through the wiring:
 - ledger_subscribers: the reward ledger calls them for every entry, in the entry's transaction.
 - reward_cost: analytics asks it for the KPI sheet's reward cost (CAC, ROI, LTV/CAC).
 - jobs: the scheduler and `liebian job` run them.
+- import_followers: the importer calls them after a batch is committed to the warehouse; anti-fraud
+  learns the devices and IP addresses of imported events (`fraud.known`).
 - conversion_followers: the campaign flows call them when a referred purchase qualifies and when it
   is refunded, in that transaction; the points ledger (积分) earns and revokes points.
+- other_cost: analytics asks it for the operator-entered other costs (media, staff, tools), pro-rated.
+- reward_ledger: the community KOC programme grants its task rewards through the reward ledger.
 """
 
 from __future__ import annotations
@@ -25,8 +31,13 @@ from liebian.campaigns import budget as campaign_budget
 from liebian.campaigns import jobs as campaign_jobs
 from liebian.campaigns import merges as campaign_merges
 from liebian.campaigns import outbox as campaign_outbox
+from liebian.community import jobs as community_jobs
+from liebian.complaints import jobs as complaint_jobs
+from liebian.costs import service as other_costs
 from liebian.fraud import inline as fraud_inline
 from liebian.fraud import jobs as fraud_jobs
+from liebian.fraud import known as fraud_known
+from liebian.fraud import merges as fraud_merges
 from liebian.fraud import service as fraud_service
 from liebian.identity import jobs as identity_jobs
 from liebian.monitor import jobs as monitor_jobs
@@ -36,6 +47,7 @@ from liebian.reports import jobs as report_jobs
 from liebian.rewards import costs as reward_costs
 from liebian.rewards import jobs as reward_jobs
 from liebian.rewards import points, webhooks
+from liebian.rewards import service as reward_ledger
 from liebian.tags import jobs as tag_jobs
 
 # Each domain's scheduled jobs, in the order the scheduler runs them.
@@ -49,6 +61,8 @@ JOB_SOURCES = (
     report_jobs,
     automation_jobs,
     privacy_jobs,
+    complaint_jobs,
+    community_jobs,
 )
 
 
@@ -61,7 +75,7 @@ def default_wiring() -> ports.Wiring:
         raise ValueError(f"two jobs share a name: {', '.join(duplicates)}")
     return ports.Wiring(
         risk_checks=fraud_inline.RISK_CHECKS,
-        merge_followers=(campaign_merges.follow_merges, privacy.follow_merges),
+        merge_followers=(campaign_merges.follow_merges, privacy.follow_merges, fraud_merges.follow_merges),
         ledger_subscribers=(
             webhooks.enqueue_for_entry,
             campaign_budget.release_on_entry,
@@ -71,6 +85,9 @@ def default_wiring() -> ports.Wiring:
         jobs=jobs,
         conversion_followers=(points.follow_conversion,),
         flagged_persons=fraud_service.flagged_persons,
+        import_followers=(fraud_known.follow_import,),
+        other_cost=other_costs.other_cost_fen,
+        reward_ledger=reward_ledger,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from liebian import ports
 from liebian.click_compat import click
 
 # (module, sub-command name, help)
@@ -38,7 +39,11 @@ DOMAINS = [
     ("liebian.privacy.cli", "privacy", "Consent, data-subject requests, retention."),
     ("liebian.auth.cli", "auth", "Users, roles, API keys, audit."),
     ("liebian.wecom.cli", "wecom", "WeCom (企业微信) contact ways and callbacks."),
+    ("liebian.decisions.cli", "decisions", "Options with expected effects; change proposals."),
     ("liebian.job_cli", "job", "Run a scheduled job once (for cron)."),
+    ("liebian.calendar_cli", "calendar", "Holiday calendar: public holidays, 调休, 春节 window, promotions."),
+    ("liebian.complaints.cli", "complaints", "Complaints and data-subject requests with their deadlines."),
+    ("liebian.costs.cli", "costs", "Other costs per campaign and period (media, staff, tools)."),
 ]
 
 # Commands of a domain's module merged into the root: (module, command name, its docstring's first line)
@@ -129,11 +134,11 @@ def main(
     ),
 ) -> None:
     # imported when a command runs, not for `liebian --help` (start-up time: settings and the store
-    # bring pydantic-settings and SQLAlchemy, the bootstrap every domain)
+    # bring pydantic-settings and SQLAlchemy)
     from liebian.auth import cli_guard
-    from liebian.bootstrap import bootstrap
     from liebian.config import reset_settings_cache
     from liebian.db import migrate
+    from liebian.db.pool import PoolConfigError
     from liebian.privacy import logfilter
 
     logfilter.install()  # no phone, e-mail or ID-card number in any log line
@@ -141,10 +146,17 @@ def main(
     if data_dir is not None:
         os.environ["LIEBIAN_DATA_DIR"] = str(data_dir)
         reset_settings_cache()
-    bootstrap()  # the links between the domains (risk checks, merge followers, ledger subscribers, jobs)
+    # the links between the domains (risk checks, merge followers, ledger subscribers, jobs), built
+    # when a command first crosses one: a command imports only the domains it uses
+    ports.wire_on_first_use()
     if ctx.invoked_subcommand not in NO_AUTO_MIGRATE and "--help" not in sys.argv:
         # A fresh data directory works without a separate `liebian db upgrade` first.
-        migrate.ensure_current()
+        try:
+            migrate.ensure_current()
+        except PoolConfigError as exc:  # the first connection plans the pool: settings that cannot fit
+            from liebian.serving import refuse_to_start  # uvicorn: only on this path (start-up time)
+
+            refuse_to_start(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,12 +7,12 @@ warehouse, the key file, import rejects and exports.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +34,75 @@ PRIVATE_UMASK = 0o077
 
 def _toml_path() -> Path:
     return Path(os.environ.get("LIEBIAN_CONFIG", "liebian.toml"))
+
+
+# ------------------------------------------------------------------ holiday calendar (liebian/calendar.py)
+
+
+class AnnualWindow(BaseModel):
+    """A window that comes back every year on the same days, e.g. 双11 = 11-10 … 11-12."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40)
+    start: str = Field(pattern=r"^\d{2}-\d{2}$", description="MM-DD, first day")
+    end: str = Field(pattern=r"^\d{2}-\d{2}$", description="MM-DD, last day (same year)")
+    kind: Literal["promotion", "season"] = "promotion"
+
+    @model_validator(mode="after")
+    def _days_exist(self) -> AnnualWindow:
+        try:  # 2024 is a leap year: 02-29 is accepted (and skipped in other years)
+            first, last = (date.fromisoformat(f"2024-{v}") for v in (self.start, self.end))
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: not a day of the year ({exc})") from None
+        if last < first:
+            raise ValueError(f"{self.name}: end {self.end} is before start {self.start}")
+        return self
+
+
+class BrandDate(BaseModel):
+    """The brand's own dates (anniversary, member day, store opening): a name and its days."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=40)
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BrandDate:
+        if self.end < self.start:
+            raise ValueError(f"{self.name}: end {self.end} is before start {self.start}")
+        if (self.end - self.start).days > 92:
+            raise ValueError(f"{self.name}: longer than 93 days")
+        return self
+
+
+def _default_promotions() -> list[AnnualWindow]:
+    return [
+        AnnualWindow(name="618", start="06-16", end="06-18"),
+        AnnualWindow(name="双11", start="11-10", end="11-12"),
+        AnnualWindow(name="双12", start="12-12", end="12-12"),
+    ]
+
+
+class CalendarSettings(BaseModel):
+    """Settings `calendar` (liebian.toml `[calendar]`, or LIEBIAN_CALENDAR as JSON). 春节 is counted
+    from 初一: the default 10 days before cover the 春运 travel week, the 21 after 元宵 (初一 + 14)
+    and the week of recovery after it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spring_festival_before_days: int = Field(default=10, ge=0, le=40)
+    spring_festival_after_days: int = Field(default=21, ge=0, le=45)
+    national_day_before_days: int = Field(default=1, ge=0, le=14)
+    national_day_after_days: int = Field(default=1, ge=0, le=14)
+    promotions: list[AnnualWindow] = Field(default_factory=_default_promotions, max_length=50)
+    brand_dates: list[BrandDate] = Field(default_factory=list, max_length=500)
+    other_holidays: bool = Field(
+        default=True,
+        description="the other public holidays and the adjusted working days (调休) explain deviations too",
+    )
 
 
 class Settings(BaseSettings):
@@ -62,6 +131,11 @@ class Settings(BaseSettings):
     warehouse_path: Path | None = Field(default=None, description="DuckDB file; default in data_dir")
     engine: Literal["duckdb", "spark"] = "duckdb"
     spark_master: str = "local[2]"
+    # the Parquet event store both engines read (engine/eventstore.py): a path or a file://,
+    # s3a:// or hdfs:// URL; unset = off (Spark then reads `analyze export-parquet` files)
+    event_store: str | None = Field(
+        default=None, description="Parquet event store path or URL; off when unset"
+    )
     timezone: str = Field(default="Asia/Shanghai", description="zone for naive input times and display")
     import_memory_mb: int = Field(
         default=1024,
@@ -200,6 +274,32 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
+    # liebian/calendar.py: public holidays, adjusted working days, 春节 / 国庆 windows, promotions, brand dates
+    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
+    # complaints/: the response clock. A complaint is due `complaint_deadline_hours` after it is
+    # received (per category: `complaint_category_hours`, e.g. {"food_safety": 4}); a data-subject
+    # request is due `subject_request_deadline_days` after (15: the limit of the 2019 App 认定方法,
+    # inside GB/T 35273-2020 §8.7's 30 days; docs/complaints.md). The owner is reminded once
+    # `complaint_remind_fraction` of the window has passed; an overdue case escalates, and again
+    # every `complaint_escalate_every_hours` while it stays open.
+    complaint_deadline_hours: float = Field(
+        default=24, gt=0, le=8760, description="hours to resolve a complaint"
+    )
+    complaint_category_hours: dict[str, Annotated[float, Field(gt=0, le=8760)]] = Field(default_factory=dict)
+    subject_request_deadline_days: int = Field(
+        default=15, ge=1, le=30, description="days to answer a data-subject request (PIPL rights)"
+    )
+    complaint_remind_fraction: float = Field(
+        default=0.8, gt=0, lt=1, description="share of the window before a reminder"
+    )
+    complaint_escalate_every_hours: float = Field(
+        default=24, gt=0, description="hours between escalations of an overdue case"
+    )
+    # community/: weekly-active share per group against a target (plans: 10 % now → 35 %), staff
+    # user ids (as imported) whose messages are staff content, not UGC
+    community_weekly_active_target: float = Field(default=0.10, ge=0, le=1, description="default target")
+    community_weekly_active_goal: float = Field(default=0.35, ge=0, le=1, description="the plans' goal")
+    community_staff_ids: list[str] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

@@ -22,6 +22,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unsafe_url": ("地址指向内部网络，服务器不会向其发送：{message}", "URL points at an internal address"),
     "throttled": ("登录失败次数过多，请稍后再试：{message}", "too many failed logins from this address"),
     "bad_state": ("当前状态不允许此操作：{message}", "not allowed in the current state"),
+    # -- complaints and data-subject requests (complaints/)
+    "case_closed": ("该投诉或请求已处理完毕：{message}", "the complaint or request is resolved already"),
     # -- privacy: the public key's participant token (privacy/tokens.py)
     "participant_token": (
         "缺少、无效或已过期的参与者令牌：{message}",
@@ -32,6 +34,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "too_many_imports": (
         "同时进行的导入过多，请稍后重试：{message}",
         "too many imports at once, retry later",
+    ),
+    # -- the Parquet event store (engine/eventstore.py)
+    "event_store": (
+        "事件存储未开启或地址不受支持（LIEBIAN_EVENT_STORE）：{message}",
+        "event store off or its URL not supported (LIEBIAN_EVENT_STORE)",
     ),
     # -- rewards (ledger, payouts, webhooks)
     "not_payable": ("奖励不可发放：{message}", "reward not payable"),
@@ -76,10 +83,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "unknown_code": ("邀请码不存在", "no such invite code"),
     "forged_code": ("邀请码签名不匹配", "the invite code's signature does not match"),
     "expired_code": ("邀请码已过期：{message}", "the invite code expired"),
+    "bad_poster_signature": (
+        "海报链接的签名不正确（链接被改动过），请重新获取海报链接",
+        "the poster link's signature does not match (the link was altered); ask for a new poster link",
+    ),
+    "expired_poster_link": (
+        "海报链接已过期，请重新获取海报链接",
+        "the poster link has expired; ask for a new one",
+    ),
     "own_invite": ("不能接受自己的邀请", "an inviter cannot accept their own invite"),
     "already_accepted": ("该好友已在本活动中接受过邀请", "already accepted an invite in this campaign"),
     "already_qualified": ("该好友已被归因且已达标", "the friend is already attributed and qualified"),
     "friend_not_new": ("该好友不是新用户：{message}", "the friend is not new"),
+    "device_not_new": (
+        "该设备已被其他账户使用过，本活动要求新好友使用新设备",
+        "the device was already used by another account",
+    ),
     "claim_window_over": ("首次邀请的认领期已过", "the claim window of the first invite is over"),
     "group_complete": ("该团已满员", "this group is already complete"),
     "group_expired": ("该团已截止：{message}", "the group has closed"),

@@ -1,7 +1,10 @@
 """Exchange rates to CNY: amounts in another currency become fen of CNY before anything sums them.
 
 The user provides dated rates (settings `fx_rates`, `fx_rates_file`: `date,currency,cny_per_unit`,
-CNY per one unit of the currency on that day). An amount dated on day D (in the configured zone)
+CNY per one unit of the currency on that day), or imports them into the operational store
+(`liebian fx import FILE`, a CSV `currency,date,rate` or the settings file's header; table
+`fx_rates`). Conversion uses both; where both give a rate for the same currency and day, the
+settings' rate wins (the deployment's configuration overrides what was imported). An amount dated on day D (in the configured zone)
 uses the latest rate of its currency dated on or before D and at most `fx_max_staleness_days`
 older; a rate dated after D is never used. Without such a rate the amount is refused, naming the
 currency and the day, never summed unconverted.
@@ -22,11 +25,19 @@ from pathlib import Path
 from typing import Protocol, TypeVar, cast
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from liebian.config import Settings, get_settings
+from liebian.costs.models import FxRate
+from liebian.db.base import utcnow
+from liebian.db.session import session_scope
 from liebian.errors import DomainError
 
 BASE = "CNY"
 RATE_COLUMNS = ("date", "currency", "cny_per_unit")
+# The header `liebian fx import` documents (the settings file's header is accepted too).
+IMPORT_COLUMNS = ("currency", "date", "rate")
 _CODE = re.compile(r"[A-Z]{3}")
 
 
@@ -88,13 +99,19 @@ def parse_rate(day: str, currency: str, value: str, where: str) -> Rate:
 
 
 def read_rates_csv(path: Path) -> list[Rate]:
-    """The rates of a CSV file with the header `date,currency,cny_per_unit`."""
+    """The rates of a CSV file with the header `date,currency,cny_per_unit` or `currency,date,rate`
+    (ValueError naming the file's line otherwise)."""
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != RATE_COLUMNS:
-            raise ValueError(f"{path}: the header must be {','.join(RATE_COLUMNS)}")
+        header = tuple(h.strip() for h in reader.fieldnames or ())
+        if header not in (RATE_COLUMNS, IMPORT_COLUMNS):
+            raise ValueError(
+                f"{path}: the header must be {','.join(IMPORT_COLUMNS)} or {','.join(RATE_COLUMNS)}"
+            )
+        reader.fieldnames = list(header)
+        value = "rate" if header == IMPORT_COLUMNS else "cny_per_unit"
         return [
-            parse_rate(row["date"] or "", row["currency"] or "", row["cny_per_unit"] or "", f"{path}:{n}")
+            parse_rate(row["date"] or "", row["currency"] or "", row[value] or "", f"{path}:{n}")
             for n, row in enumerate(reader, start=2)
         ]
 
@@ -115,6 +132,38 @@ def configured_rates(settings: Settings | None = None) -> list[Rate]:
         raise FxRatesInvalid("bad_fx_rates", f"exchange rates: {exc}") from exc
     latest = {(r.currency, r.day): r for r in rates}
     return sorted(latest.values(), key=lambda r: (r.currency, r.day))
+
+
+def stored_rates(session: Session | None = None) -> list[Rate]:
+    """The rates imported into the operational store (`liebian fx import`), by currency and day."""
+    query = select(FxRate.currency, FxRate.day, FxRate.cny_per_unit).order_by(FxRate.currency, FxRate.day)
+    if session is not None:
+        return [Rate(c, d, Decimal(v)) for c, d, v in session.execute(query)]
+    with session_scope() as own:
+        return [Rate(c, d, Decimal(v)) for c, d, v in own.execute(query)]
+
+
+def usable_rates(settings: Settings | None = None) -> list[Rate]:
+    """What conversion uses: the stored rates, with the settings' rates on top (a setting replaces
+    the stored rate of the same currency and day)."""
+    merged = {(r.currency, r.day): r for r in stored_rates()}
+    merged.update({(r.currency, r.day): r for r in configured_rates(settings)})
+    return sorted(merged.values(), key=lambda r: (r.currency, r.day))
+
+
+def import_rates(session: Session, rates: list[Rate], actor: str) -> int:
+    """Store `rates` (a rate of a currency and day stored already is replaced); returns how many."""
+    latest = {(r.currency, r.day): r for r in rates}
+    for rate in latest.values():
+        row = session.get(FxRate, (rate.currency, rate.day))
+        if row is None:
+            row = FxRate(currency=rate.currency, day=rate.day)
+            session.add(row)
+        row.cny_per_unit = str(rate.cny_per_unit)
+        row.imported_by = actor
+        row.imported_at = utcnow()
+    session.flush()
+    return len(latest)
 
 
 def local_day(ts: datetime, settings: Settings) -> date:
@@ -146,7 +195,7 @@ def to_cny(amount: int, currency: str, ts: datetime, settings: Settings | None =
     if currency == BASE:
         return Converted(amount, amount, BASE, None)
     day = local_day(ts, settings)
-    rate = rate_on(configured_rates(settings), currency, day, settings.fx_max_staleness_days)
+    rate = rate_on(usable_rates(settings), currency, day, settings.fx_max_staleness_days)
     if rate is None:
         raise FxError(
             "no_fx_rate",

@@ -1,14 +1,18 @@
-"""`liebian fx`: the exchange rates to CNY the settings provide (`fx_rates`, `fx_rates_file`), and
-what an amount converts to (liebian/fx.py; docs/formats.md "Currencies")."""
+"""`liebian fx`: the exchange rates to CNY the settings provide (`fx_rates`, `fx_rates_file`) or the
+operator imported into the store (`liebian fx import FILE`), and what an amount converts to
+(liebian/fx.py; docs/formats.md "Currencies")."""
 
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import typer
 
 from liebian import fx
+from liebian.auth.cli_guard import acting
 from liebian.config import get_settings
+from liebian.db.session import session_scope
 from liebian.output import Format, emit, err_console
 
 app = typer.Typer(no_args_is_help=True)
@@ -21,9 +25,10 @@ def list_command(
     currency: str | None = typer.Option(None, "--currency", help="Only this currency (ISO code)."),
     fmt: Format = FORMAT,
 ) -> None:
-    """The configured rates (CNY per unit, per day); a bad setting or file line is named."""
+    """The usable rates (CNY per unit, per day: imported and configured); a bad setting or file line
+    is named."""
     try:
-        rates = fx.configured_rates()
+        rates = fx.usable_rates()
     except fx.FxRatesInvalid as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -50,9 +55,7 @@ def convert_command(
     settings = get_settings()
     try:
         day = date.fromisoformat(on)
-        rate = fx.rate_on(
-            fx.configured_rates(settings), currency.upper(), day, settings.fx_max_staleness_days
-        )
+        rate = fx.rate_on(fx.usable_rates(settings), currency.upper(), day, settings.fx_max_staleness_days)
     except (ValueError, fx.FxRatesInvalid) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -75,3 +78,19 @@ def convert_command(
         },
         fmt,
     )
+
+
+@app.command("import")
+def import_command(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV: currency,date,rate."),
+) -> None:
+    """Store the rates of a CSV file (`currency,date,rate`, CNY per unit); a rate of a currency and
+    day stored already is replaced. A bad line is named and nothing is stored."""
+    try:
+        rates = fx.read_rates_csv(path)
+    except (OSError, ValueError, KeyError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    with session_scope() as session:
+        count = fx.import_rates(session, rates, acting().name)
+    emit({"imported": count, "file": str(path)}, Format.table, title="Exchange rates imported")

@@ -1,7 +1,8 @@
 """Scheduled jobs: plain functions, run by the server's scheduler and by `liebian job NAME` (cron).
 
 A domain declares its jobs as data (`JOBS` in its `jobs.py`); liebian/bootstrap.py wires them, and
-this module runs what is wired (`ports.current().jobs`).
+this module runs what is wired (`ports.current().jobs`; the scheduler's thread builds the real wiring
+when it first runs, so no domain's jobs module is imported before then).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import time
 from typing import Any
 
 from liebian import ports
-from liebian.bootstrap import bootstrap
 from liebian.db.locks import ProcessLock
 from liebian.ports import Job
 
@@ -42,7 +42,8 @@ class Scheduler:
     LEAD_RETRY_SECONDS = 5.0
 
     def __init__(self) -> None:
-        bootstrap()  # the jobs it runs are the wired ones
+        # the jobs it runs are the wired ones, built when its thread first reads them (start-up time)
+        ports.wire_on_first_use()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = ProcessLock("scheduler")

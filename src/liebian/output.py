@@ -10,14 +10,21 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.console import Console
-from rich.table import Table
 
 from liebian.cells import safe_record
+from liebian.lazy import lazy_import
 from liebian.schemas import parse_edge_datetime
+
+if TYPE_CHECKING:
+    import typer
+    from rich import table as rich_table
+else:  # deferred for start-up time (liebian/lazy.py): the server imports this module for its
+    # consoles through the domains, and only a command's options and tables need Typer and Rich tables
+    typer = lazy_import("typer")
+    rich_table = lazy_import("rich.table")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -70,7 +77,7 @@ def emit(
         writer.writerows(safe_record(r) for r in rows)
         sys.stdout.write(buffer.getvalue())
     else:
-        table = Table(title=title or None)
+        table = rich_table.Table(title=title or None)
         columns = list(rows[0].keys()) if rows else []
         for column in columns:
             table.add_column(str(column))

@@ -122,15 +122,6 @@ def time_bounds(settings: Settings | None = None) -> tuple[datetime, datetime]:
     return low, datetime.now(UTC).replace(tzinfo=None) + timedelta(days=settings.input_future_days)
 
 
-def _naive_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value
-    try:
-        return value.astimezone(UTC).replace(tzinfo=None)
-    except OverflowError:  # year 1 east of UTC, year 9999 west of it
-        return datetime.min if value.year < 2000 else datetime.max
-
-
 def _stored(info: ValidationInfo | None) -> bool:
     """Validation of what the store already holds (context {"stored": True}): edge ranges do not
     apply, the value was accepted once and must stay readable."""
@@ -141,7 +132,7 @@ def check_time_range(value: datetime | None, info: ValidationInfo | None = None)
     """Refuse a time outside `time_bounds()` (aware times are compared in UTC)."""
     if value is None or _stored(info):
         return value
-    naive = _naive_utc(value)
+    naive = to_utc(value, naive_utc=True)  # range checks run after the edge conversion
     low, high = time_bounds()
     if not low <= naive <= high:
         raise ValueError(f"time outside {low:%Y-%m-%d} … {high:%Y-%m-%d %H:%M} UTC")
@@ -156,7 +147,7 @@ def check_plan_range(value: datetime | None, info: ValidationInfo | None = None)
     """Refuse a planned time before `input_time_min` or after `PLAN_MAX`."""
     if value is None or _stored(info):
         return value
-    naive = _naive_utc(value)
+    naive = to_utc(value, naive_utc=True)  # range checks run after the edge conversion
     low = time_bounds()[0]
     if not low <= naive <= PLAN_MAX:
         raise ValueError(f"time outside {low:%Y-%m-%d} … {PLAN_MAX:%Y-%m-%d}")

@@ -8,6 +8,7 @@ import the web layer (no domain does; tests/test_architecture.py).
 from __future__ import annotations
 
 import os
+from typing import NoReturn
 
 import typer
 import uvicorn
@@ -62,6 +63,11 @@ def check_pool(settings: Settings) -> None:
     try:
         plan = pool.plan_pool(settings, limits)
     except pool.PoolConfigError as exc:
-        err_console.print(f"[red]cannot start: {exc.message}[/red]")
-        raise typer.Exit(2) from exc
+        refuse_to_start(exc)
     console.print(plan.describe(limits, settings.db_reserved_connections))
+
+
+def refuse_to_start(exc: pool.PoolConfigError) -> NoReturn:
+    """Stop a command whose store connections cannot fit the server, saying what to change."""
+    err_console.print(f"[red]cannot start: {exc.message}[/red]")
+    raise typer.Exit(2) from exc

@@ -5,8 +5,6 @@ ROI from them), and the console's overview shows the campaign by title with the 
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import sys
 from datetime import timedelta
@@ -15,6 +13,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from liebian.analytics import catalogue
 from liebian.analytics import service as analytics
 from liebian.cli import app as cli
 from liebian.db.base import utcnow
@@ -23,13 +22,18 @@ from liebian.engine import warehouse
 from liebian.engine.backend import export_parquet
 from liebian.rewards import service as rewards
 from liebian.web.app import create_app
+from liebian.web.console import format_cell
+from liebian.web.pages import overview as overview_page
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "campaigns"))
 from campaign_helpers import Api, rules  # noqa: E402
 
+from shared_helpers import export_records  # noqa: E402
+
 TITLE = "春季邀友有礼·闭环"
 FRIENDS = [f"friend{i}" for i in range(5)]
 AMOUNT = 9900
+CARD = re.compile(r'<div class="card"><div class="label">([^<]*)</div><div class="value">([^<]*)</div></div>')
 
 
 def _value(kpis: dict, name: str):
@@ -80,6 +84,7 @@ def test_a_campaign_run_through_the_api_shows_in_analytics_and_the_console(store
         assert r.status_code == 200, r.text
         k = r.json().get("kpis", r.json())
         assert _value(k, "participants") == 6  # the inviter and the five friends
+        assert _value(k, "referred_users") == 5 and _value(k, "paid_orders") == 3
         assert _value(k, "buyers") == 3  # the refunded order is no purchase
         assert _value(k, "revenue_fen") == 3 * AMOUNT  # net of the refund
         assert _value(k, "reward_cost_fen") == cost
@@ -106,10 +111,15 @@ def test_a_campaign_run_through_the_api_shows_in_analytics_and_the_console(store
         # the console: the campaign is picked by title and kept selected; the same figures
         page = client.get("/", params={"campaign": cid})
         assert page.status_code == 200
-        selected = re.search(r'<option value="([^"]*)" selected>([^<]*)</option>', page.text)
+        selected = re.search(r'<option translate="no" value="([^"]*)" selected>([^<]*)</option>', page.text)
         assert selected is not None and selected.groups() == (cid, TITLE)
+        # its cards (names and units from the metric catalogue) show the API's figures, ROI included
+        cards = dict(CARD.findall(page.text))
+        for key, kind in overview_page.CARDS:
+            assert cards[catalogue.metric(key).zh] == format_cell(_value(k, key), kind, "zh-CN"), key
+        assert cards["ROI"] == f"{(3 * AMOUNT - cost) / cost:,.2f}" and cards["参与人数"] == "6"
         daily = client.get("/", params={"campaign": cid, "export": "daily", "format": "csv"})
-        rows = list(csv.DictReader(io.StringIO(daily.text.lstrip("\ufeff"))))
+        rows = export_records(daily.content)
         assert sum(int(r["成交额"]) for r in rows) == _value(k, "revenue_fen") == 3 * AMOUNT
         assert sum(int(r["参与人数"]) for r in rows) == _value(k, "participants")
 
@@ -148,11 +158,11 @@ def test_imported_campaigns_are_offered_and_kept_selected(store: str, admin_head
     with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
         page = client.get("/", params={"campaign": "c_invite"})
         assert page.status_code == 200
-        selected = re.search(r'<option value="([^"]*)" selected>([^<]*)</option>', page.text)
+        selected = re.search(r'<option translate="no" value="([^"]*)" selected>([^<]*)</option>', page.text)
         assert selected is not None and selected.group(1) == "c_invite"
-        assert '<option value="c_invite"' in page.text
+        assert '<option translate="no" value="c_invite"' in page.text
         unknown = client.get("/", params={"campaign": "c_elsewhere"})  # no row yet: still the choice
-        kept = re.search(r'<option value="([^"]*)" selected>', unknown.text)
+        kept = re.search(r'<option translate="no" value="([^"]*)" selected>', unknown.text)
         assert kept is not None and kept.group(1) == "c_elsewhere"
         r = client.get("/api/v1/analytics/kpis", params={"campaign": "c_invite"}).json()
         k = r.get("kpis", r)

@@ -18,6 +18,7 @@ ADDITIVE = ("invites_sent", "invite_clicks", "shares", "events", "paid_orders", 
 
 @pytest.mark.parametrize("filters", [{}, {"channels": ["douyin"]}, {"campaigns": ["c1"]}])
 def test_daily_series_equals_the_sheet_of_each_day(scenario, random_data, load, engine, filters) -> None:
+    on_spark = engine == "spark"
     engine = load(engine)
     start, end = date(2026, 2, 26), date(2026, 3, 9)
     rows = service.run_kpi_series(service.make_filters(start, end, **filters), "day", engine=engine)
@@ -25,7 +26,8 @@ def test_daily_series_equals_the_sheet_of_each_day(scenario, random_data, load, 
     compared = [
         k for k in (*SERIES_COUNTS, *RATES) if k != "events"
     ]  # the sheet does not show a raw event count
-    for r in rows:
+    # every day on DuckDB; on Spark (a job per sheet, the suite's time) every fourth day
+    for r in rows[::4] if on_spark else rows:
         sheet = service.run_kpis(service.make_filters(r["start"], r["start"], **filters), engine=engine,
                                  reward_cost_fen=0)  # fmt: skip
         assert {k: r[k] for k in compared} == {k: sheet[k] for k in compared}, r["start"]

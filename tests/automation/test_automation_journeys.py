@@ -20,7 +20,7 @@ NOON = datetime(2026, 11, 2, 4, 0)
 
 def _journey(name: str, definition: dict) -> int:
     with session_scope() as s:
-        return service.create_journey(s, name, definition)["id"]
+        return service.create_journey(s, name, definition).id
 
 
 def _enrollments(journey_id: int) -> dict[int, JourneyEnrollment]:

@@ -49,7 +49,7 @@ def test_each_journey_counts_its_own_goal_within_its_own_window(store):
                 "goal": {"event": "checkin", "within_days": 1},
             },
         )
-    for jid in (buy["id"], check["id"]):
+    for jid in (buy.id, check.id):
         service.run(jid, NOON)
     p0, p1, p2, p3, p4, _ = people
     add_events([(p0, "order_paid", NOON + timedelta(days=2)),  # buy: yes
@@ -58,13 +58,13 @@ def test_each_journey_counts_its_own_goal_within_its_own_window(store):
                 (p4, "order_paid", NOON + timedelta(days=8))])  # buy: too late (7 days)  # fmt: skip
     _paid_order(p3, NOON + timedelta(days=1))  # buy: a paid order counts for order_paid
     with session_scope() as s:
-        both = service.stats_many(s, [buy["id"], check["id"]], NOON + timedelta(days=20))
-        alone = service.stats(s, check["id"], NOON + timedelta(days=20))
+        both = service.stats_many(s, [buy.id, check.id], NOON + timedelta(days=20))
+        alone = service.stats(s, check.id, NOON + timedelta(days=20))
         with pytest.raises(service.AutomationError, match="does not exist"):
-            service.stats_many(s, [buy["id"], 999])
+            service.stats_many(s, [buy.id, 999])
         assert service.stats_many(s, []) == {}
-    b, c = both[buy["id"]]["arms"]["treatment"], both[check["id"]]["arms"]["treatment"]
+    b, c = both[buy.id]["arms"]["treatment"], both[check.id]["arms"]["treatment"]
     assert (b["entered"], b["actioned"], b["converted"]) == (6, 6, 2)
     assert (c["entered"], c["actioned"], c["converted"]) == (6, 6, 1)
-    assert b["conversion_rate"] == pytest.approx(2 / 6) and both[buy["id"]]["lift"] is None  # no control arm
-    assert alone == both[check["id"]]
+    assert b["conversion_rate"] == pytest.approx(2 / 6) and both[buy.id]["lift"] is None  # no control arm
+    assert alone == both[check.id]

@@ -52,10 +52,10 @@ TAG_ACTION = {"action": {"type": "tag", "name": "journey-touched"}}
 
 def test_segment_trigger_enrols_exactly_the_tag_members(demo):
     with session_scope() as s:
-        name = next(t["name"] for t in tags.list_tags(s) if t["members"])
+        name = next(t.name for t in tags.list_tags(s) if getattr(t, "members", 0))  # listings count members
         members = set(tags.members(s, name, limit=100000))
         jid = service.create_journey(s, f"seg-{name}", {"trigger": {"type": "segment", "tag": name},
-                                                        "steps": [TAG_ACTION], "holdout_pct": 20})["id"]  # fmt: skip
+                                                        "steps": [TAG_ACTION], "holdout_pct": 20}).id  # fmt: skip
         result = service.enter(s, jid)
     assert result["entered"] == len(members) > 0
     assert result["control"] == sum(service.in_control(jid, p, 20) for p in members)
@@ -73,7 +73,7 @@ def test_churn_risk_trigger_uses_the_stored_model(demo):
     assert risky == expected and 0 < len(expected) < len(feats)
     with session_scope() as s:
         jid = service.create_journey(s, "churn", {"trigger": {"type": "churn_risk", "threshold": threshold},
-                                                 "steps": [TAG_ACTION], "holdout_pct": 0})["id"]  # fmt: skip
+                                                 "steps": [TAG_ACTION], "holdout_pct": 0}).id  # fmt: skip
         assert service.enter(s, jid)["entered"] == len(expected)
     # demo persons gave no marketing consent: the journey must not act on any of them
     result = service.advance(jid)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from liebian.campaigns import invites, views
 from liebian.campaigns.common import CampaignError
 from liebian.campaigns.models import Invite, Referral
+from liebian.campaigns.views import CampaignStats
 from liebian.db.session import session_scope
 from liebian.web.app import create_app
 
@@ -48,10 +49,10 @@ def test_campaign_stats_count_participants_referrals_and_states(api: Api) -> Non
         qualified = s.scalar(
             select(func.count()).where(Referral.campaign_id == "s1", Referral.qualified_at.is_not(None))
         )
-    assert stats["s1"]["participants"] == inviters == 2
-    assert stats["s1"]["referrals"] == 3 and stats["s1"]["states"] == {"accepted": 3}
-    assert stats["s1"]["qualified"] == qualified == 1
-    assert stats["s2"] == {"participants": 1, "referrals": 1, "qualified": 0, "states": {"accepted": 1}}
+    assert stats["s1"].participants == inviters == 2
+    assert stats["s1"].referrals == 3 and stats["s1"].states == {"accepted": 3}
+    assert stats["s1"].qualified == qualified == 1
+    assert stats["s2"] == CampaignStats(participants=1, referrals=1, qualified=0, states={"accepted": 1})
     assert "s3" not in stats  # no invites, no referrals
     assert one == {"s1": stats["s1"]}
 

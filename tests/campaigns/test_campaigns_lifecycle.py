@@ -160,7 +160,7 @@ def test_referrals_follow_oneid_merges(api: Api) -> None:
     assert [r["friend_person_id"] for r in tree] == [survivor]
     # The merged person's order still finds the referral.
     assert api.order("merge", "bob", "o1").json()["status"] == "qualified"
-    # Linking the inviter to the friend reveals a self-referral: the referral is blocked.
+    # Linking the inviter to the friend reveals a self-referral: the referral is held for review.
     carl_ref = api.c.post(
         "/api/v1/invites/accept", json={"code": code, "id_type": "openid", "id": "carl-oa"}
     ).json()
@@ -174,7 +174,7 @@ def test_referrals_follow_oneid_merges(api: Api) -> None:
             ],
         )
     tree = {r["referral_id"]: r for r in api.c.get("/api/v1/campaigns/merge/referrals").json()}
-    assert tree[carl_ref["referral_id"]]["state"] == "blocked"
+    assert tree[carl_ref["referral_id"]]["state"] == "held"
 
 
 def test_cli_create_launch_compliance_poster_leaderboard(store: str, tmp_path) -> None:

@@ -25,6 +25,7 @@ def test_outbox_rows_reach_the_warehouse_field_for_field_once(store) -> None:
                 referrer=big - 1 if i % 2 else None, device_id=f"dev{i}" if i % 3 else None,
                 ip="10.0.0.1" if i == 5 else None, props=props if i == 5 else None, edge=bool(i % 2),
             )  # fmt: skip
+    with session_scope() as s:  # (queued rows are written at commit)
         # a crash after the warehouse commit leaves rows queued again: they must not double
         s.add(Outbox(kind="event", payload=s.query(Outbox.payload).filter(Outbox.kind == "event").first()[0],
                      created_at=when))  # fmt: skip

@@ -138,7 +138,7 @@ class ConversionMachine(RuleBasedStateMachine):
     @rule(data=st.data(), approved=st.booleans())
     def review(self, data: st.DataObject, approved: bool) -> None:
         with session_scope() as s:
-            ids = sorted(r["referral_id"] for r in views.referral_tree(s, self.cid) if r["state"] == "held")
+            ids = sorted(r.referral_id for r in views.referral_tree(s, self.cid) if r.state == "held")
         if ids:
             with session_scope() as s:
                 flows.review_referral(s, data.draw(st.sampled_from(ids)), approved, actor="test")

@@ -87,7 +87,7 @@ def test_a_conversion_runs_through_the_wired_risk_check_into_budget_and_ledger(s
         (inviter, "INV", "granted"),
     }
     with session_scope() as s:
-        assert [r["state"] for r in views.referral_tree(s, "wired")] == ["held"]
+        assert [r.state for r in views.referral_tree(s, "wired")] == ["held"]
         granted = [ledger.get_reward(s, g["reward_id"]) for g in out["grants"]]
         assert all(r.held_for_review and r.state == "pending" for r in granted)
         view = service.get_campaign(s, "wired")
@@ -175,4 +175,4 @@ def test_follow_merges_moves_campaign_person_ids(store) -> None:
             twin_id = next(iter(twin.values()))
             merges.follow_merges(s, {inviter: twin_id})
         with session_scope() as s:
-            assert [r["inviter_person_id"] for r in views.referral_tree(s, "merge")] == [twin_id]
+            assert [r.inviter_person_id for r in views.referral_tree(s, "merge")] == [twin_id]

@@ -373,3 +373,16 @@ def test_community_messages_have_variety_and_negative_days(small_demo) -> None:
     # KOCs post far more than an average member
     per_user = msgs.groupby("user_id").size()
     assert per_user.max() > 10 * per_user.median()
+
+
+def test_the_smallest_demo_the_options_allow_builds_around_double11(tmp_path: Path) -> None:
+    """500 persons over 28 days ending on the default date (双11 inside the period): too few ordinary
+    weekdays for the strict anomaly-day rules, which are relaxed instead of crashing the build."""
+    tiny = generate(DemoSpec(seed=7, persons=500, days=28), tmp_path / "tiny").ground_truth
+    truth_days = [a["date"] for a in tiny["quality"]["volume_anomalies"]] + [
+        a["date"] for a in tiny["metric_anomalies"]
+    ]
+    assert len(truth_days) == len(set(truth_days)) >= 4
+    assert all(tiny["spec"]["start_date"] <= d <= tiny["spec"]["end_date"] for d in truth_days)
+    events = read_events(tmp_path / "tiny" / "files")
+    assert len(events) > 10 * 500 and tiny["sizes"]["persons"] == 500

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -27,9 +29,12 @@ KEYS = ("LIEBIAN_DATA_DIR", "LIEBIAN_DATABASE_URL", "LIEBIAN_WAREHOUSE_PATH", "L
 
 
 @pytest.fixture(scope="module")
-def brand(tmp_path_factory: pytest.TempPathFactory):
-    """A 5,000-person demo built for this module (the fraud scan writes review cases to its store)."""
+def brand(demo_brand_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the session's 5,000-person demo brand (tests/conftest.py; the fraud scan writes
+    review cases to its store, so not the shared one): building another one cost this test most of its
+    time. `build` with the brand's own spec finds it loaded and returns it with its ground truth."""
     data = tmp_path_factory.mktemp("demo_koc") / "data"
+    shutil.copytree(demo_brand_dir, data)
     saved = {k: os.environ.get(k) for k in KEYS}
     for key in saved:
         os.environ.pop(key, None)
@@ -37,7 +42,9 @@ def brand(tmp_path_factory: pytest.TempPathFactory):
     reset_settings_cache()
     dispose_engines()
     try:
-        yield build(DemoSpec(seed=7, persons=5000))
+        built = build(DemoSpec(seed=11, persons=5000))  # tests/conftest.py DEMO_SPEC_*
+        assert built.reused
+        yield built
     finally:
         dispose_engines()
         for key, value in saved.items():

@@ -97,13 +97,13 @@ def test_overview_after_the_load_is_close_to_the_truth(loaded) -> None:
     with analytics_backend("duckdb") as backend:
         got = overview(backend)
     assert got["events"] == result.ground_truth["sizes"]["events"]
-    assert got["orders"] == truth["orders"]
-    assert got["gmv_yuan"] == pytest.approx(truth["gmv_yuan"], abs=0.01)
+    assert got["placed_orders"] == truth["orders"]
+    assert got["gmv_fen"] == pytest.approx(truth["gmv_yuan"] * 100, abs=1)
     assert got["refund_rate"] == pytest.approx(truth["refund_rate"], abs=1e-4)
     # OneID cannot join identifiers no evidence links, so it sees more persons than there are
     assert truth["persons"] < got["persons"] < 1.5 * truth["persons"]
-    assert got["referred_persons"] == pytest.approx(truth["referred_persons"], rel=0.1)
-    assert got["d1_retention"] == pytest.approx(truth["d1_retention"], abs=0.06)
+    assert got["new_referred_users"] == pytest.approx(truth["referred_persons"], rel=0.1)
+    assert got["retention_d1"] == pytest.approx(truth["d1_retention"], abs=0.03)
     assert got["ltv_multiplier"] > 1  # referred users are worth more, through OneID as in truth
 
 
@@ -120,13 +120,10 @@ def test_the_summary_and_the_kpi_sheet_are_one_set_of_numbers(loaded) -> None:
     res = CliRunner().invoke(app, ["--data-dir", str(data), "analyze", "kpis", "--format", "json"])
     assert res.exit_code == 0, res.output
     sheet = json.loads(res.stdout)
-    pairs = {
-        "reached": "reached", "participants": "participants", "participation": "participation_rate",
-        "new_persons": "new_users", "referred_persons": "new_referred_users",
-        "referral_share": "referred_share_of_new", "k_factor": "k_factor", "d1_retention": "retention_d1",
-    }  # fmt: skip
-    for mine, theirs in pairs.items():
-        assert summary[mine] == pytest.approx(sheet[theirs]), mine
+    shared = [key for key in summary if key in sheet]
+    assert len(shared) >= 9  # the summary's growth metrics are the sheet's, under the same keys
+    for key in shared:
+        assert summary[key] == pytest.approx(sheet[key]), key
     # an independent count in SQL: persons with a sign-up event (every demo channel has sign-ups)
     with warehouse.connect(read_only=True) as con:
         signed_up = con.execute(

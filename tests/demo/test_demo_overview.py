@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from liebian.analytics import catalogue
 from liebian.analytics.overview import overview, overview_rows
 from liebian.engine import warehouse
 from liebian.engine.backend import analytics_backend, export_parquet
@@ -54,18 +55,18 @@ ORDERS = [
 EXPECTED = {
     "persons": 5,
     "events": len(EVENTS),
-    "orders": 5,  # o4 was cancelled
-    "gmv_yuan": 490.0,  # 100 + 50 + 80 + 200 + 60
-    "aov_yuan": 98.0,
+    "placed_orders": 5,  # o4 was cancelled
+    "gmv_fen": 49000,  # 100 + 50 + 80 + 200 + 60 yuan
+    "aov_fen": 10250,  # the sheet's: paid revenue (100 + 50 + 200 + 60) / 4 paid orders
     "refund_rate": 0.2,  # o3 of five
     "reached": 5,  # everyone has a campaign event
     "participants": 2,  # P1, P3
-    "participation": 0.4,
-    "new_persons": 4,  # P1, P2, P3, P5 signed up; P4 is an existing member (no sign-up)
-    "referred_persons": 2,  # P2, P3 (P5 referred itself)
-    "referral_share": 0.5,
+    "participation_rate": 0.4,
+    "new_users": 4,  # P1, P2, P3, P5 signed up; P4 is an existing member (no sign-up)
+    "new_referred_users": 2,  # P2, P3 (P5 referred itself)
+    "referred_share_of_new": 0.5,
     "k_factor": 1.0,  # received an invite: P2, P3, P5 (per participant 3 / 2) × accepted 2 / 3
-    "d1_retention": 0.6667,  # P1 and P2 of P1, P2, P3 (P5 signed up on the last day)
+    "retention_d1": 0.6667,  # P1 and P2 of P1, P2, P3 (P5 signed up on the last day)
     "ltv_multiplier": 0.4,  # referred (0 + 60) / 2 = 30 vs other new (150 + 0) / 2 = 75
 }
 
@@ -151,14 +152,18 @@ def test_overview_of_an_empty_warehouse_has_no_ratios(data_dir: Path) -> None:
         pass
     with analytics_backend("duckdb") as backend:
         got = overview(backend)
-    assert got["persons"] == 0 and got["orders"] == 0 and got["gmv_yuan"] == 0
-    assert got["participation"] is None and got["d1_retention"] is None and got["ltv_multiplier"] is None
+    assert got["persons"] == 0 and got["placed_orders"] == 0 and got["gmv_fen"] == 0
+    assert got["participation_rate"] is None and got["retention_d1"] is None and got["ltv_multiplier"] is None
     rows = {r["metric"]: r["value"] for r in overview_rows(got)}
-    assert rows["参与率 participation"] == "—"
+    assert rows["参与率 Participation rate"] == "—"
 
 
 def test_overview_rows_format_ratios_as_percentages() -> None:
+    """Labels and units are the catalogue's: probabilities as percentages, money in yuan, the rest as
+    numbers (K-factor can exceed 1, so it is no percentage)."""
     rows = {r["metric"]: r["value"] for r in overview_rows(EXPECTED)}
     assert rows["次日留存 D1 retention"] == "66.7%"
-    assert rows["GMV ¥"] == "490.00"
-    assert rows["用户数 persons"] == "5"
+    assert rows["GMV"] == "¥490.00"
+    assert rows["用户数 Persons"] == "5"
+    assert rows["K 因子 K-factor"] == "1"  # decimals: at most two places, no trailing zeros (liebian.display)
+    assert list(rows) == [catalogue.metric(key).label for key in EXPECTED]

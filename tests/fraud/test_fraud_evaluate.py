@@ -61,5 +61,5 @@ def test_evaluate_on_a_small_demo_brand(data_dir, sqlite_store) -> None:
     honest_ids = {person_of[(m["id_type"], stored_value(m["id_type"], m["id"]))] for m in honest}
     assert honest_ids and not honest_ids & set(persons.person_id.astype("int64"))
 
-    table = runner.invoke(cli_app, ["fraud", "evaluate", "--no-rescan"])
+    table = runner.invoke(cli_app, ["fraud", "evaluate", "--no-rescan", "--lang", "en"])
     assert table.exit_code == 0 and "overall" in table.stdout and "precision" in table.stdout

@@ -346,11 +346,16 @@ def test_a_farm_bursting_from_one_ip_and_user_agent_is_held_through_the_seam(api
         for i in range(12)
     ]
     states = [o["state"] for o in outs]
-    assert states[:10] == ["accepted"] * 10  # velocity alone (40) stays under the hold threshold (50)
-    assert {s["code"] for s in outs[5]["signals"]} == {"VELOCITY"}
-    assert states[10:] == ["held", "held"]
-    assert {s["code"] for s in outs[10]["signals"]} == {"VELOCITY", "IP_BURST"}
-    assert outs[10]["risk_score"] == inline.CONFIG.scores["VELOCITY"] + inline.CONFIG.scores["IP_BURST"]
+    # From the third account on one IP + user agent: IP_UA_CLUSTER (20), under the hold threshold
+    # alone; with VELOCITY (40, from the sixth accept) the two medium signals hold the referral.
+    assert states[:5] == ["accepted"] * 5
+    assert [{s["code"] for s in o["signals"]} for o in outs[:3]] == [set(), set(), {"IP_UA_CLUSTER"}]
+    assert states[5:] == ["held"] * 7
+    assert {s["code"] for s in outs[5]["signals"]} == {"VELOCITY", "IP_UA_CLUSTER"}
+    assert {s["code"] for s in outs[10]["signals"]} == {"VELOCITY", "IP_BURST", "IP_UA_CLUSTER"}
+    assert outs[10]["risk_score"] == sum(
+        inline.CONFIG.scores[c] for c in ("VELOCITY", "IP_BURST", "IP_UA_CLUSTER")
+    )
     with session_scope() as s:
         assert (
             s.scalar(select(func.count()).select_from(FraudSighting).where(FraudSighting.campaign_id == cid))

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-import liebian.fraud  # noqa: F401 - registers the inline checks
 from liebian.campaigns import outbox
 from liebian.campaigns.models import Referral
 from liebian.cli import app as cli_app
@@ -169,7 +168,10 @@ def test_bulk_decisions_and_fraud_rate(client) -> None:
     referrals = client.get("/api/v1/campaigns/c3/referrals").json()
     n_refs = len(referrals) if isinstance(referrals, list) else len(referrals["referrals"])
     assert n_refs == 4
-    assert rate == [{"campaign_id": "c3", "referrals": 4, "rejected": 2, "fraud_rate": 0.5}]
+    assert [_counts(r) for r in rate] == [
+        {"campaign_id": "c3", "referrals": 4, "rejected": 2, "fraud_rate": 0.5}
+    ]
+    assert [(r["source"], r["title"]) for r in rate] == [("engine", "邀友有礼")]
     assert sum(r["referrals"] for r in by_channel) == 4 and sum(r["rejected"] for r in by_channel) == 2
 
 
@@ -238,7 +240,10 @@ def test_review_api(client) -> None:
     assert client.get("/api/v1/fraud/cases").json() == []
     assert len(client.get("/api/v1/fraud/cases", params={"status": "all"}).json()) == 2
     rate = client.get("/api/v1/fraud/rate").json()
-    assert rate == [{"campaign_id": "c5", "referrals": 2, "rejected": 1, "fraud_rate": 0.5}]
+    assert [_counts(r) for r in rate] == [
+        {"campaign_id": "c5", "referrals": 2, "rejected": 1, "fraud_rate": 0.5}
+    ]
+    assert [(r["source"], r["title"]) for r in rate] == [("engine", "邀友有礼")]
     codes = {r["code"] for r in client.get("/api/v1/fraud/reasons").json()}
     assert {"VIRTUAL_PHONE", "DEVICE_FARM", "STAR_CHURN", "CYCLE", "SHARED_IP_UA"} <= codes
     assert client.get("/api/v1/fraud/cases", params={"status": "nonsense"}).status_code == 422
@@ -273,7 +278,10 @@ def test_review_cli(client) -> None:
     again = runner.invoke(cli_app, ["fraud", "approve", ids[0]])
     assert again.exit_code == 2 and "already rejected" in again.output
     rate = json.loads(runner.invoke(cli_app, ["fraud", "rate", "--format", "json"]).stdout)
-    assert rate == [{"campaign_id": "c6", "referrals": 2, "rejected": 2, "fraud_rate": 1.0}]
+    assert [_counts(r) for r in rate] == [
+        {"campaign_id": "c6", "referrals": 2, "rejected": 2, "fraud_rate": 1.0}
+    ]
+    assert [(r["source"], r["title"]) for r in rate] == [("engine", "邀友有礼")]
     missing = runner.invoke(cli_app, ["fraud", "evaluate", "--ground-truth", "/nonexistent/gt.json"])
     assert missing.exit_code == 2 and "--ground-truth" in missing.output
 
@@ -297,3 +305,8 @@ def test_scan_and_person_risk_api(client) -> None:
     assert client.get("/api/v1/fraud/persons/12345").json() == {
         "person_id": 12345, "score": 0.0, "reasons": [], "details": []
     }  # fmt: skip
+
+
+def _counts(rate_row: dict) -> dict:
+    """A fraud-rate row without its title and source (checked beside)."""
+    return {k: v for k, v in rate_row.items() if k not in ("title", "source")}

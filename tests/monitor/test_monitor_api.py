@@ -54,8 +54,12 @@ def test_rules_and_alert_lifecycle_over_http(sqlite_store: str, admin_headers: d
         assert c.get("/api/v1/monitor/alerts/999").status_code == 404
         r = c.post("/api/v1/monitor/channels", json={"name": "wx", "kind": "wecom", "target": "ftp://x"})
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "target"
-        r = c.post("/api/v1/community/sentiment", json={"texts": ["奶茶太甜了", "今晚8点直播"]})
-        assert [x["label"] for x in r.json()] == ["negative", "neutral"]
+        r = c.post(
+            "/api/v1/community/sentiment",
+            json={"texts": ["奶茶太甜了", "今晚8点直播", "双11全场5折，快来抢"]},
+        )
+        assert [x["label"] for x in r.json()] == ["negative", "neutral", "neutral"]
+        assert [x["marketing"] for x in r.json()] == [False, False, True]
         assert c.get("/api/v1/community/groups").json() == []  # an empty warehouse: no groups, no error
         r = c.get("/api/v1/community/groups", params={"start": "2026-10-02", "end": "2026-10-01"})
         assert r.status_code == 422 and "after end" in r.json()["detail"]

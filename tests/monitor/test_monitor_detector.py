@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liebian.monitor.detector import DetectorError, default_calendar, detect, launch_effects
+from liebian.calendar import HolidayCalendar
+from liebian.config import CalendarSettings
+from liebian.monitor.detector import CalendarEffect, DetectorError, default_calendar, detect, launch_effects
 
 START = date(2026, 7, 1)
 DAYS = 140
@@ -123,3 +125,44 @@ def test_bad_input_is_named() -> None:
         detect(base_series(np.random.default_rng(0)), sensitivity=0)
     with pytest.raises(DetectorError, match="duplicate"):
         detect([(START, 1.0), (START, 2.0)] + [(START + timedelta(days=i), 1.0) for i in range(1, 40)])
+
+
+def test_spring_festival_travel_week_and_recovery_no_longer_alert() -> None:
+    """2026: the 春运 travel week (7–14 Feb) runs at 65 %, the holiday (15–23 Feb) at 40 %; after it
+    60 % up to 元宵 (3 March), 80 % the week after, then back to normal."""
+    rng = np.random.default_rng(26)
+    idx = pd.date_range(date(2025, 11, 20), date(2026, 4, 30), freq="D")
+    s = pd.Series(
+        1000.0 * WEEKLY[idx.day_of_week.to_numpy()] * (1 + rng.normal(0, 0.03, len(idx))), index=idx
+    )
+    for first, last, level in [((2, 7), (2, 14), 0.65), ((2, 15), (2, 23), 0.4), ((2, 24), (3, 3), 0.6),
+                               ((3, 4), (3, 10), 0.8)]:  # fmt: skip
+        s[pd.Timestamp(2026, *first) : pd.Timestamp(2026, *last)] *= level
+    found = detect(s, calendar=default_calendar([2025, 2026]))
+    assert [a for a in found if a.alert] == []
+    travel = [a for a in found if date(2026, 2, 7) <= a.ts.date() <= date(2026, 2, 14)]
+    assert travel and {a.explained_by for a in travel} == {"春节"}  # seen, and named
+    # the old fixed window (eve − 1 … 初六, i.e. 15–23 Feb) alerts on the travel week and the recovery
+    old = [CalendarEffect("春节", date(2026, 2, 15), date(2026, 2, 23))]
+    old_alerts = {a.ts.date() for a in detect(s, calendar=old) if a.alert}
+    assert any(date(2026, 2, 7) <= d <= date(2026, 2, 14) for d in old_alerts)
+    assert any(date(2026, 3, 3) <= d <= date(2026, 3, 12) for d in old_alerts)  # the recovery after 元宵
+    # the window comes from the settings: no margin around the holiday gives the old behaviour back
+    narrow = HolidayCalendar(CalendarSettings(spring_festival_before_days=0, spring_festival_after_days=0))
+    assert {
+        a.ts.date() for a in detect(s, calendar=default_calendar([2025, 2026], narrow)) if a.alert
+    } == old_alerts
+
+
+def test_a_calendar_day_inside_an_episode_neither_ends_nor_extends_it() -> None:
+    rng = np.random.default_rng(11)
+    s = base_series(rng, noise=0.01)
+    first = s.index[70]
+    s[first:] *= 1.6  # a level shift …
+    worked = s.index[71].date()  # … with an adjusted working day on its second day
+    cal = [CalendarEffect("调休上班（国庆节）", worked, worked, "workday")]
+    found = detect(s, calendar=cal)
+    assert [a.ts for a in found if a.alert] == [first]  # one alert for the whole shift
+    assert next(a for a in found if a.ts.date() == worked).explained_by == "调休上班（国庆节）"
+    shift = [a for a in found if a.explained_by is None]
+    assert {a.episode_start for a in shift} == {first} and shift[-1].kind == "level_shift"

@@ -66,7 +66,7 @@ def _seal_everything(receiver_url: str, admin_headers: dict[str, str], public_he
             s, "wake-up", {"trigger": {"type": "silence", "days": 14}, "steps": [webhook(receiver_url, "sms")],
                            "holdout_pct": 0},
         )  # fmt: skip
-    return int(journey["id"])
+    return journey.id
 
 
 def _sealed_cells() -> set[tuple[str, str]]:

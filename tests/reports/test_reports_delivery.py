@@ -20,6 +20,7 @@ from liebian.cli import app as cli_app
 from liebian.db.session import session_scope
 from liebian.reports import service
 from liebian.web.app import create_app
+from shared_helpers import export_sheet
 
 MONDAY_NOV_2 = datetime(2026, 11, 2, 4, 0)  # 12:00 in Shanghai, Monday 2 November
 
@@ -130,7 +131,7 @@ def test_cli_generate_and_targets(sqlite_store, tmp_path):
     assert r.exit_code == 0, r.output
     parse_html((tmp_path / "liebian-monthly-2026-10-01.html").read_text(encoding="utf-8"))
     wb = load_workbook(tmp_path / "liebian-monthly-2026-10-01.xlsx")
-    assert [row[0] for row in wb["Targets"].iter_rows(min_row=2, values_only=True)] == ["d1"]
+    assert [row[0] for row in export_sheet(wb["Targets"])[1:]] == ["d1"]
     r = runner.invoke(cli_app, ["report", "generate", "--start", "2026-10-01"])
     assert r.exit_code == 2 and "give both or neither" in r.output
     r = runner.invoke(cli_app, ["report", "target-add", "x", "--metric", "nope", "--baseline", "0", "--target", "1",

@@ -15,6 +15,7 @@ from liebian.auth.service import create_api_key
 from liebian.db.session import session_scope
 from liebian.reports import service
 from liebian.web.app import create_app
+from shared_helpers import export_sheet
 
 START, END = "2026-10-01", "2026-10-31"
 PERIOD = f"start={START}&end={END}"
@@ -38,7 +39,7 @@ def same(a, b) -> bool:
 
 
 def _rows(ws) -> list[dict]:
-    values = list(ws.values)
+    values = export_sheet(ws)  # without the export watermark's footer row and hidden column
     return [dict(zip(values[0], row, strict=True)) for row in values[1:]]
 
 
@@ -81,7 +82,7 @@ def test_xlsx_numbers_equal_the_analytics_api(client):
     tree = c.get(f"/api/v1/analytics/referral-tree?{PERIOD}&top=10", headers=admin).json()
     assert same(_rows(wb["Top spreaders"]), tree["top_spreaders"]) and len(tree["top_spreaders"]) == 10
     fraud = c.get("/api/v1/fraud/rate", headers=admin).json()
-    cols = ("campaign_id", "referrals", "rejected", "fraud_rate")
+    cols = ("campaign_id", "title", "referrals", "rejected", "fraud_rate")
     assert same(_rows(wb["Fraud"]), [{k: f[k] for k in cols} for f in fraud])
 
     # the SMART target: progress recomputed independently from the API's retention_d1

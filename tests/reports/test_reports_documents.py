@@ -186,3 +186,22 @@ def test_kept_reports_over_http_and_the_cli(sqlite_store, admin_headers, tmp_pat
     ]
     out = runner.invoke(cli_app, ["report", "document", "999"])
     assert out.exit_code == 2 and "report 999 does not exist" in out.output
+
+
+def test_names_in_a_recommendation_are_data_in_either_language():
+    """A campaign title (a name the operator gave) stays as written and is marked as data, so the
+    English report does not read as mixed text; the rule's words are in the reader's language."""
+    from liebian.reports.render import recommendation_text
+
+    rec = {
+        "rule": "fraud_rate",
+        "recommendation": "stored",
+        "params": {"campaign": "邀友有礼<b>", "fraud_rate": 0.012},
+    }
+    en, zh = recommendation_text(rec, "en"), recommendation_text(rec, "zh-CN")
+    assert '<span translate="no">邀友有礼&lt;b&gt;</span>' in en and en.startswith("Campaign ")
+    assert "1.2" in en and "作弊率" in zh and '<span translate="no">邀友有礼&lt;b&gt;</span>' in zh
+    assert (
+        str(recommendation_text({"rule": "unknown", "recommendation": "<i>x</i>"}, "en"))
+        == "&lt;i&gt;x&lt;/i&gt;"
+    )

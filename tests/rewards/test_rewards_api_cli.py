@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 
@@ -16,6 +15,7 @@ from liebian.cli import app as cli_app
 from liebian.db.session import session_scope
 from liebian.rewards import service, webhooks
 from liebian.web.app import create_app
+from shared_helpers import export_records
 
 runner = CliRunner()
 
@@ -87,14 +87,14 @@ def test_payout_export_and_idempotent_issue_batch(client):
         service.set_review_hold(s, ids[2], True, actor="risk", note="")  # approved but held: not payable
     r = client.get("/api/v1/payouts/export", params={"format": "csv"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    rows = export_records(r.content)
     assert [int(x["reward_id"]) for x in rows] == ids[:2]
     assert [(x["value_fen"], x["value_yuan"]) for x in rows] == [("100", "1.00"), ("200", "2.00")]
     assert "phone" not in r.text
     x = client.get("/api/v1/payouts/export", params={"format": "xlsx"})
     ws = load_workbook(io.BytesIO(x.content)).active
     sheet = list(ws.iter_rows(values_only=True))
-    assert sheet[0][0] == "reward_id" and [row[0] for row in sheet[1:]] == ids[:2]
+    assert sheet[0][0] == "reward_id" and [row[0] for row in sheet[1:-1]] == ids[:2]  # the last: the footer
     assert client.get("/api/v1/payouts/export", params={"format": "pdf"}).status_code == 422
 
     batch = client.post("/api/v1/payouts/issue", json={"idempotency_key": "batch-1", "reward_ids": ids[:2]})
@@ -158,7 +158,7 @@ def test_cli_verify_export_issue_balances(store, tmp_path):
         cli_app, ["ledger", "export", "--state", "approved", "--format", "csv", "--out", str(out)]
     )
     assert exported.exit_code == 0, exported.output
-    assert [int(r["reward_id"]) for r in csv.DictReader(io.StringIO(out.read_text("utf-8-sig")))] == ids[:2]
+    assert [int(r["reward_id"]) for r in export_records(out.read_bytes())] == ids[:2]
     xlsx = tmp_path / "pay.xlsx"
     assert runner.invoke(cli_app, ["ledger", "export", "--format", "xlsx", "--out", str(xlsx)]).exit_code == 0
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from liebian.cli import app as cli_app
 from liebian.db.session import session_scope
 from liebian.rewards import ledger_hash, service
+from liebian.rewards.chain import GENESIS
 from liebian.rewards.models import Reward
 
 # A different value for every column the seal covers (raw SQL, as someone with database access).
@@ -96,7 +97,7 @@ def _rewrite_as_v1() -> None:
     hashed with the real chain key (as the previous release did), the head on the last one."""
     with session_scope() as s:
         entries = service.entries(s, limit=10_000)
-    prev = service.GENESIS
+    prev = GENESIS
     for e in entries:
         e.update(v=1, reward_after=None, prev_hash=prev)
         e["hash"] = ledger_hash.entry_hash(e)

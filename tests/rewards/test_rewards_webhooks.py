@@ -69,7 +69,7 @@ def test_delivery_is_signed_and_carries_no_personal_data(store):
         with session_scope() as s:
             entry = service.entries(s)[1]
             assert data["ledger_seq"] == entry["seq"] and data["entry_hash"] == entry["hash"]
-            assert {d["status"] for d in webhooks.list_deliveries(s)} == {"delivered"}
+            assert {d.status for d in webhooks.list_deliveries(s)} == {"delivered"}
 
 
 def test_failing_receiver_is_retried_with_backoff_then_succeeds(store):
@@ -83,15 +83,15 @@ def test_failing_receiver_is_retried_with_backoff_then_succeeds(store):
         assert _deliver(now + webhooks.backoff(1) + timedelta(seconds=1)) == 1  # 500
         with session_scope() as s:
             d = webhooks.list_deliveries(s)[0]
-            assert d["status"] == "pending" and d["attempts"] == 2 and d["last_status_code"] == 500
+            assert d.status == "pending" and d.attempts == 2 and d.last_status_code == 500
         later = now + webhooks.backoff(1) + webhooks.backoff(2) + timedelta(seconds=2)
         assert _deliver(later - timedelta(seconds=3)) == 0  # the second back-off is twice the first
         assert _deliver(later) == 1
         with session_scope() as s:
-            detail = webhooks.get_delivery(s, d["id"])
-        assert detail["status"] == "delivered" and detail["attempts"] == 3
-        assert [a["status_code"] for a in detail["log"]] == [503, 500, 200]
-        assert "HTTP 503" in detail["log"][0]["error"] and detail["log"][2]["error"] == ""
+            detail = webhooks.get_delivery(s, d.id)
+        assert detail.status == "delivered" and detail.attempts == 3
+        assert [a["status_code"] for a in detail.log] == [503, 500, 200]
+        assert "HTTP 503" in detail.log[0]["error"] and detail.log[2]["error"] == ""
         # every attempt of one delivery carries the same delivery id and body
         assert len({r["headers"]["X-Liebian-Delivery"] for r in rx.requests}) == 1
         assert len({r["body"] for r in rx.requests}) == 1
@@ -104,9 +104,9 @@ def test_timeout_is_recorded_as_a_failed_attempt(sqlite_store):
             grant(s, "g1")
         assert _deliver(utcnow(), timeout=0.3) == 1
         with session_scope() as s:
-            d = webhooks.get_delivery(s, webhooks.list_deliveries(s)[0]["id"])
-        assert d["status"] == "pending" and d["log"][0]["status_code"] is None
-        assert "Timeout" in d["log"][0]["error"]
+            d = webhooks.get_delivery(s, webhooks.list_deliveries(s)[0].id)
+        assert d.status == "pending" and d.log[0]["status_code"] is None
+        assert "Timeout" in d.log[0]["error"]
 
 
 def test_dead_after_max_tries_then_replay_delivers(sqlite_store):
@@ -120,14 +120,14 @@ def test_dead_after_max_tries_then_replay_delivers(sqlite_store):
             now += timedelta(seconds=webhooks.BACKOFF_MAX_S + 1)
         with session_scope() as s:
             d = webhooks.list_deliveries(s)[0]
-        assert d["status"] == "dead" and d["attempts"] == webhooks.MAX_TRIES
+        assert d.status == "dead" and d.attempts == webhooks.MAX_TRIES
         assert _deliver(now) == 0
         with session_scope() as s:
-            webhooks.replay(s, d["id"], now)
+            webhooks.replay(s, d.id, now)
         assert _deliver(now) == 1
         with session_scope() as s:
-            after = webhooks.get_delivery(s, d["id"])
-        assert after["status"] == "delivered" and after["attempts"] == webhooks.MAX_TRIES + 1
+            after = webhooks.get_delivery(s, d.id)
+        assert after.status == "delivered" and after.attempts == webhooks.MAX_TRIES + 1
         assert len(rx.requests) == webhooks.MAX_TRIES + 1
 
 
@@ -139,7 +139,7 @@ def test_replay_of_a_delivered_delivery_sends_the_same_body_again(sqlite_store):
         _deliver(utcnow())
         with session_scope() as s:
             d = webhooks.list_deliveries(s)[0]
-            webhooks.replay(s, d["id"])
+            webhooks.replay(s, d.id)
         _deliver(utcnow())
         assert len(rx.requests) == 2 and rx.requests[0]["body"] == rx.requests[1]["body"]
         assert (
@@ -168,7 +168,7 @@ def test_event_filter_inactive_endpoints_and_rollback(sqlite_store):
         with session_scope() as s:
             assert len(webhooks.list_deliveries(s)) == 1
             assert len(service.list_rewards(s)) == 1  # nothing of the rolled-back grant remains
-            assert webhooks.list_deliveries(s, endpoint_id=only_issued)[0]["event_type"] == "reward.issued"
+            assert webhooks.list_deliveries(s, endpoint_id=only_issued)[0].event_type == "reward.issued"
 
 
 def test_endpoint_validation(sqlite_store):

@@ -36,7 +36,7 @@ def test_background_worker_releases_and_delivers(sqlite_store):
         assert [json.loads(r["body"])["type"] for r in rx.requests] == ["reward.approved"]
     with session_scope() as s:
         assert sorted(r.state for r in service.list_rewards(s)) == ["approved", "pending"]
-        assert webhooks.list_deliveries(s)[0]["status"] == "delivered"
+        assert webhooks.list_deliveries(s)[0].status == "delivered"
 
 
 def test_release_endpoint_as_of(sqlite_store, admin_headers):

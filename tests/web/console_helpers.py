@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 CHROMIUM_FLAGS = [
@@ -26,12 +27,19 @@ def chromium_path() -> str | None:
     return path if Path(path).exists() else None
 
 
-def login(browser, console_url: str, username: str, password: str = PASSWORD, locale: str = "zh-CN"):
+def login(
+    browser,
+    console_url: str,
+    username: str,
+    password: str = PASSWORD,
+    locale: str = "zh-CN",
+    timeout: int = 20_000,
+):
     """A new browser context logged in through the login form; returns (context, page, errors)."""
     context = browser.new_context(
         base_url=console_url, locale=locale, viewport={"width": 1400, "height": 900}
     )
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(timeout)
     page = context.new_page()
     errors: list[str] = []
     page.on(
@@ -71,6 +79,14 @@ _INKED_PIXELS = """(el) => {
 }"""
 
 
+def _wait_for_ink(chart, seconds: float = 5.0) -> None:
+    """Poll until ECharts has drawn its first frame into the chart's canvas (ink on it), at most
+    `seconds`; the caller then checks the ink. (A fixed pause per chart cost more and could be short.)"""
+    deadline = time.monotonic() + seconds
+    while chart.evaluate(_INKED_PIXELS)["inked"] <= 50 and time.monotonic() < deadline:
+        time.sleep(0.03)
+
+
 def check_page(page, name: str, min_charts: int = 0) -> None:
     """Save a full-page screenshot as a test artefact; every chart must have a non-blank canvas."""
     page.wait_for_load_state("networkidle")
@@ -81,7 +97,7 @@ def check_page(page, name: str, min_charts: int = 0) -> None:
     for i in range(charts.count()):
         chart = charts.nth(i)
         chart.locator("canvas").first.wait_for(state="attached")
-        page.wait_for_timeout(150)  # let ECharts finish its first frame
+        _wait_for_ink(chart)
         drawn = chart.evaluate(_INKED_PIXELS)
         label = chart.get_attribute("id")
         assert drawn["canvases"] >= 1, f"{name}: chart {label} has no canvas"

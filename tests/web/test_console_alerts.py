@@ -16,6 +16,7 @@ from liebian.monitor import notifications as monitor_notifications
 from liebian.monitor import rules as monitor_rules
 from liebian.monitor import service as monitor
 from liebian.web.app import create_app
+from shared_helpers import export_lines
 
 
 def _now() -> datetime:
@@ -150,8 +151,7 @@ def test_the_inbox_names_what_went_wrong(sqlite_store, admin_headers):
         bad = client.get("/alerts?status=closed")
         assert bad.status_code == 422 and "status: " in bad.text
         # the list exports with the service's values
-        csv_text = client.get("/alerts?status=all&export=alerts&format=csv").content.decode("utf-8-sig")
-    lines = csv_text.strip().splitlines()
+        lines = export_lines(client.get("/alerts?status=all&export=alerts&format=csv").content)
     assert len(lines) == 2 and ",participants," in lines[1] and ",12.0,80.0," in lines[1]
 
 
@@ -166,7 +166,7 @@ def test_installing_the_default_rules_lists_them(sqlite_store, admin_headers):
     assert len(rules) == len(monitor_rules.DEFAULT_RULES)
     for rule in rules:
         assert rule["name"] in page
-    assert "participation_rate &lt; 15.00%" in page
+    assert "参与率 &lt; 15.00%" in page  # the metric by its name, not its code
 
 
 def test_alert_counts_are_the_listed_alerts(sqlite_store):

@@ -5,8 +5,6 @@ answering through another door), never with numbers written into the test."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -15,8 +13,10 @@ import httpx
 import pytest
 from console_helpers import PASSWORD, check_accessibility, check_page
 
-from liebian.web.i18n import format_number
+from liebian.web.format import code_name
+from liebian.web.i18n import format_number, translator
 from liebian.web.pages.analytics.referrals import GRAPH_NODES
+from shared_helpers import export_csv
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def operator(console_url: str) -> Iterator[httpx.Client]:
 
 def _csv(response: httpx.Response) -> list[list[str]]:
     assert response.status_code == 200, response.text
-    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    return export_csv(response.content)  # without the export watermark (footer row, mark column)
 
 
 def _option(html: str, chart_id: str) -> dict:
@@ -52,6 +52,14 @@ def _option(html: str, chart_id: str) -> dict:
 def _cells(page, table_id: str) -> list[list[str]]:
     return page.locator(f"table#{table_id} tbody tr").evaluate_all(
         "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.innerText.trim()))"
+    )
+
+
+def _person_ids(page, table_id: str) -> list[str]:
+    """The person ids of a table's first column: persons are shown by name, linking to their
+    profile with the id as the link's title (web/people.py)."""
+    return page.locator(f"table#{table_id} tbody tr td:first-child a.person").evaluate_all(
+        "links => links.map(a => a.title)"
     )
 
 
@@ -221,7 +229,7 @@ def test_funnel_drill_down_to_the_persons_who_dropped(page):
     assert count == api[0]["persons"] - api[1]["persons"] == api[1]["dropped"]
     dropped = page.request.get("/api/v1/analytics/funnel/dropped?at_step=2").json()
     assert count == len(dropped)
-    listed = [r[0] for r in _cells(page, "dropped")]
+    listed = _person_ids(page, "dropped")
     assert listed and set(listed) <= {str(p["person_id"]) for p in dropped}
     check_page(page, "funnel-dropped")
     check_accessibility(page)
@@ -286,8 +294,7 @@ def test_referral_graph_draws_and_lists_the_top_spreaders(page):
     check_accessibility(page)
     assert str(GRAPH_NODES) in page.locator("#graph-cap").inner_text()
     api = page.request.get(f"/api/v1/analytics/referral-tree?max_graph_nodes={GRAPH_NODES}").json()
-    rows = _cells(page, "top_spreaders")
-    assert [r[0] for r in rows] == [str(s["person_id"]) for s in api["top_spreaders"]]
+    assert _person_ids(page, "top_spreaders") == [str(s["person_id"]) for s in api["top_spreaders"]]
     assert page.locator("#tree-edges").inner_text() == format_number(api["summary"]["edges"], "zh-CN")
 
 
@@ -299,7 +306,8 @@ def test_channel_radar_in_english(page):
     check_accessibility(page)
     api = page.request.get("/api/v1/analytics/channels").json()
     rows = _cells(page, "channels")
-    assert [r[0] for r in rows] == [r["channel"] for r in api]
+    en = translator("en")  # channels by their English names, in the API's order
+    assert [r[0] for r in rows] == [code_name(en, "channel", r["channel"]) for r in api]
     assert [_int(r[1]) for r in rows] == [r["invites_sent"] for r in api]
     with page.expect_download() as png:
         page.locator("button[data-png=channel_radar]").click()

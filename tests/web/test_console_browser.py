@@ -3,12 +3,11 @@ the URL, PNG and CSV/XLSX downloads, role-based menus and the accessible basics.
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 from console_helpers import check_accessibility, check_page, login, role_page
 from openpyxl import load_workbook
+
+from shared_helpers import export_csv, export_sheet
 
 pytestmark = pytest.mark.browser
 
@@ -95,7 +94,7 @@ def test_trend_downloads_as_png_and_tables_export_as_csv_and_xlsx(page):
     with open(got.value.path(), "rb") as fh:
         raw = fh.read()
     assert raw.startswith("\ufeff".encode()), "CSV starts with a BOM so Excel reads the Chinese headers"
-    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    rows = export_csv(raw)  # the data rows, without the watermark's footer and mark column
     assert rows[0][0] == "渠道" and len(rows) - 1 == shown
 
     with page.expect_download() as got:
@@ -105,7 +104,7 @@ def test_trend_downloads_as_png_and_tables_export_as_csv_and_xlsx(page):
     assert got.value.suggested_filename == "by_channel.xlsx"
     with open(got.value.path(), "rb") as fh:
         sheet = load_workbook(fh).active
-    values = list(sheet.values)
+    values = export_sheet(sheet)  # without the watermark's footer row and hidden mark column
     assert len(values) - 1 == shown
     # exports keep raw numbers, and they are the analytics API's numbers
     api = {r["channel"]: r for r in page.request.get("/api/v1/analytics/channels").json()}

@@ -16,6 +16,7 @@ from liebian.campaigns import service as campaigns
 from liebian.db.session import session_scope
 from liebian.web.app import create_app
 
+CONFIRM = {"confirm": "1"}  # what the confirm dialog's button adds
 RULES_TEXT = "每邀请一位新朋友完成首单即可获得奖励，每人最多邀请 5 位，奖励在退款期结束后发放。"
 
 
@@ -50,6 +51,7 @@ def test_create_fix_launch_and_see_the_campaign_live_in_the_list(page, console_u
     page.locator("#f-tiers-0-threshold").fill("3")
     page.locator("#f-tiers-0-reward-code").fill("T3")
     page.locator("#f-tiers-0-reward-value-fen").fill("5")
+    page.locator("#add-row").click()  # one row to start; the button adds the next
     page.locator("#f-tiers-1-threshold").fill("2")  # not increasing: the service refuses it
     page.locator("#f-tiers-1-reward-code").fill("T5")
     page.locator("#f-tiers-1-reward-value-fen").fill("20")
@@ -60,7 +62,7 @@ def test_create_fix_launch_and_see_the_campaign_live_in_the_list(page, console_u
     page.get_by_role("button", name="创建活动").click()
     error = page.locator("#f-tiers-1-threshold-err")
     error.wait_for()
-    assert "tier thresholds must increase" in error.inner_text()
+    assert "档位门槛必须逐档递增" in error.inner_text()  # the service's reason, in the catalogue
     assert page.locator("#f-tiers-1-threshold").get_attribute("aria-invalid") == "true"
     assert page.get_by_role("alert").first.is_visible()
     assert page.url.endswith("/campaigns/new"), "nothing was saved"
@@ -100,6 +102,14 @@ def test_create_fix_launch_and_see_the_campaign_live_in_the_list(page, console_u
     page.wait_for_url(f"**/campaigns/{cid}")
     page.wait_for_load_state("networkidle")
     assert page.locator("#compliance-result").inner_text() == "通过"
+    # launch asks first: dismissing the dialog launches nothing
+    dialogs: list[str] = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.locator("#launch").click()
+    page.wait_for_load_state("networkidle")
+    assert dialogs and "确定发布" in dialogs[0]
+    assert page.request.get(f"/api/v1/campaigns/{cid}").json()["status"] == "draft"
+    page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#launch").click()
     page.wait_for_load_state("networkidle")
     page.locator("#campaign-status", has_text="进行中").wait_for()
@@ -122,7 +132,6 @@ def test_create_fix_launch_and_see_the_campaign_live_in_the_list(page, console_u
 
 @pytest.mark.browser
 def test_detail_lists_the_referrals_the_service_knows(page, console_store) -> None:
-    import liebian.fraud  # noqa: F401 - the server runs the inline checks too
     from liebian.campaigns.schemas import AcceptRequest, Participant
 
     cid = _slug("refs")
@@ -151,9 +160,9 @@ def test_detail_lists_the_referrals_the_service_knows(page, console_store) -> No
     assert rows.count() == len(tree) == 2
     for i, referral in enumerate(tree):
         cells = rows.nth(i).locator("td").all_inner_texts()
-        assert cells[1] == str(referral["inviter_person_id"]) and cells[2] == str(
-            referral["friend_person_id"]
-        )
+        # inviter and friend shown by name, each linking to their profile (title: the person id)
+        shown = rows.nth(i).locator("a.person").evaluate_all("links => links.map(a => a.title)")
+        assert shown == [str(referral.inviter_person_id), str(referral.friend_person_id)]
         assert cells[5] == "已达标"  # qualified at signup: 已达标, no longer 已接受
     # rewards by state come from the ledger: 2 referrals x (inviter + friend), pending while on hold
     rewards = page.locator("table#rewards tbody tr").first.locator("td").all_inner_texts()
@@ -225,18 +234,21 @@ def test_problems_land_next_to_the_fields_they_name(client) -> None:
     form |= {"tiers.2.threshold": "4", "tiers.2.reward.code": "B", "tiers.2.reward.value_fen": "2"}
     page = client.post("/campaigns/new", data=form).text
     errors = _errors(page)
-    assert errors["tiers-2-threshold"] == "tier thresholds must increase"
+    assert errors["tiers-2-threshold"] == "档位门槛必须逐档递增"
     assert "tiers-1-threshold" not in errors
-    assert "the top tier needs 4 friends but the cap is 3" in page  # a group error, on the section
+    assert "最高档位需要 4 位好友，但邀请上限是 3" in page  # a group error, on the section
     # the id the editor's own address uses, and an id the service's slug pattern refuses
     assert "保留" in _errors(client.post("/campaigns/new", data=_form(id="new")).text)["id"]
-    assert "pattern" in _errors(client.post("/campaigns/new", data=_form(id="Bad Id")).text)["id"]
+    assert _errors(client.post("/campaigns/new", data=_form(id="Bad Id")).text)["id"] == "格式不正确"
     assert client.get("/api/v1/campaigns").json() == []
 
 
 def test_editing_a_live_campaign_makes_a_new_version_and_keeps_its_type(client) -> None:
     assert client.post("/campaigns/new", data=_form(id="versioned")).status_code == 204
-    assert client.post("/campaigns/versioned/launch").headers["HX-Redirect"] == "/campaigns/versioned"
+    assert (
+        client.post("/campaigns/versioned/launch", data=CONFIRM).headers["HX-Redirect"]
+        == "/campaigns/versioned"
+    )
     page = client.get("/campaigns/versioned/edit").text
     assert "第 2 版" in page and 'name="note"' in page
     form = _form(type="invite_task", title="邀友有礼 · 加码", note="奖励加码")
@@ -253,13 +265,13 @@ def test_editing_a_live_campaign_makes_a_new_version_and_keeps_its_type(client) 
 
 def test_lifecycle_refusals_are_shown_not_crashes(client) -> None:
     assert client.post("/campaigns/new", data=_form(id="bare", per_inviter_cap="")).status_code == 204
-    refused = client.post("/campaigns/bare/launch")
+    refused = client.post("/campaigns/bare/launch", data=CONFIRM)
     assert refused.status_code == 200 and "flash error" in refused.text
     assert "per_inviter_cap" in refused.text
     assert client.get("/api/v1/campaigns/bare").json()["status"] == "draft"
     paused = client.post("/campaigns/bare/pause")
     assert "only a launched campaign pauses" in paused.text
-    assert client.post("/campaigns/bare/end").headers["HX-Redirect"] == "/campaigns/bare"
+    assert client.post("/campaigns/bare/end", data=CONFIRM).headers["HX-Redirect"] == "/campaigns/bare"
     ended = client.get("/campaigns/bare/edit").text
     assert "活动已结束" in ended
     assert client.get("/campaigns/nope").status_code == 404

@@ -137,7 +137,8 @@ def test_import_page_errors_are_named(sqlite_store, admin_headers, tmp_path):
         batch_id = re.search(r'data-batch="([^"]+)"', done).group(1)
         assert 'id="res-loaded">3<' in done and 'id="res-rejected">1<' in done
         detail = client.get(f"/import/batches/{batch_id}")
-        assert detail.status_code == 200 and "unreadable timestamp" in detail.text
+        # the reason by name in the console's language (the batch record keeps the importer's words)
+        assert detail.status_code == 200 and "无法识别的时间" in detail.text
         assert client.get("/import/batches/nope").status_code == 404
         assert "找不到这个导入任务" in client.get("/import/jobs/unknown").text
         bad_period = client.get("/quality?start=2026-11-10&end=2026-11-01")

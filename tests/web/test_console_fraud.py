@@ -12,7 +12,6 @@ import pytest
 from console_helpers import check_accessibility, check_page, role_page
 from fastapi.testclient import TestClient
 
-import liebian.fraud  # noqa: F401 - registers the inline checks (as the server does)
 from liebian.campaigns import flows, invites
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.models import Referral
@@ -22,6 +21,7 @@ from liebian.fraud import service as fraud
 from liebian.fraud.reasons import describe
 from liebian.rewards import service as ledger
 from liebian.web.app import create_app
+from shared_helpers import export_lines
 
 RULES = {
     "type": "double_sided", "title": "邀友有礼", "rules_text": "每邀请一位新朋友注册即可获得奖励，每人最多 10 位。",
@@ -129,6 +129,7 @@ def test_bulk_reject_rejects_every_selected_case_in_the_ledger(page, console_sto
     page.locator("#check-all").check()
     assert page.locator("input[name=case_ids]:checked").count() == 2
     page.locator("#review-note").fill("虚拟号段批量注册")
+    page.once("dialog", lambda dialog: dialog.accept())  # rejecting asks for confirmation
     page.locator("#bulk-reject").click()
     page.locator("#decision-result").wait_for()
     assert "已驳回案件" in page.locator("#decision-result").inner_text()
@@ -144,7 +145,7 @@ def test_bulk_reject_rejects_every_selected_case_in_the_ledger(page, console_sto
     assert mine["referrals"] == 2 and mine["rejected"] == 2
     page.goto(f"/fraud?status=rejected&campaign={cid}")
     row = page.locator("table#fraud_rate tbody tr", has_text=cid).locator("td").all_inner_texts()
-    assert row == [cid, "2", "2", "100.0%"]
+    assert row == [cid, "邀友有礼", "2", "2", "100.0%"]
 
     # the case page shows the audit trail of the decision
     page.locator(f"tr#case-{cases[0]['id']} a").first.click()
@@ -199,16 +200,13 @@ def test_english_reasons_sync_and_refusals(client) -> None:
     assert "已通过" in _decision(client.post(f"/fraud/cases/{first['id']}/approve", data={}).text)
     again = _decision(client.post(f"/fraud/cases/{first['id']}/approve", data={}).text)
     assert again.startswith("无变化")  # the same decision again changes nothing
-    refused = _decision(client.post(f"/fraud/cases/{first['id']}/reject", data={}).text)
+    refused = _decision(client.post(f"/fraud/cases/{first['id']}/reject", data={"confirm": "1"}).text)
     assert "already approved" in refused  # a decided case cannot be turned around
     assert _decision(client.post("/fraud/bulk", data={"action": "approve"}).text) == "请先勾选案件。"
     assert "action" in _decision(client.post("/fraud/bulk", data={"action": "burn", "case_ids": "1"}).text)
     assert client.get("/fraud/cases/999999").status_code == 404
     # CSV export of the queue: every matching case with its reasons
-    csv_text = client.get(f"/fraud?status=all&campaign={cid}&export=cases&format=csv").content.decode(
-        "utf-8-sig"
-    )
-    lines = csv_text.strip().splitlines()
+    lines = export_lines(client.get(f"/fraud?status=all&campaign={cid}&export=cases&format=csv").content)
     assert len(lines) == 3 and "VIRTUAL_PHONE" in lines[1]
     # pagination and counts agree with the service
     with session_scope() as s:
@@ -218,7 +216,10 @@ def test_english_reasons_sync_and_refusals(client) -> None:
     reviewer = {"Authorization": f"Bearer {make_api_key(role='reviewer')}"}
     viewer = {"Authorization": f"Bearer {make_api_key(role='viewer')}"}
     assert client.get("/fraud", headers=reviewer).status_code == 200
-    assert "已驳回" in _decision(client.post(f"/fraud/cases/{second['id']}/reject", headers=reviewer).text)
+    unconfirmed = client.post(f"/fraud/cases/{second['id']}/reject", headers=reviewer)
+    assert "需要先确认" in _decision(unconfirmed.text)  # a replayed POST without confirm=1
+    rejected = client.post(f"/fraud/cases/{second['id']}/reject", headers=reviewer, data={"confirm": "1"})
+    assert "已驳回" in _decision(rejected.text)
     assert client.get("/fraud", headers=viewer).status_code == 403
     assert client.post("/fraud/bulk", headers=viewer, data={"action": "approve"}).status_code == 403
     assert referral_state(referral_id) == "accepted"

@@ -32,6 +32,18 @@ def _names_in_python(path: Path) -> tuple[set[str], set[str]]:
     in_fstrings = {
         id(part) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for part in node.values
     }
+    # code prefixes: Column(..., codes="quality.tablename") and code_name(t, "alerts.scopekey", code)
+    for node in ast.walk(tree):
+        named = None
+        if isinstance(node, ast.keyword) and node.arg == "codes":
+            named = node.value
+        elif (
+            isinstance(node, ast.Call) and getattr(node.func, "id", "") == "code_name" and len(node.args) > 1
+        ):
+            named = node.args[1]
+        if isinstance(named, ast.Constant) and isinstance(named.value, str):
+            prefixes.add(named.value + ".")
+            in_fstrings.add(id(named))
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
             head = str(node.values[0].value)

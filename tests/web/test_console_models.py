@@ -7,8 +7,6 @@ calculations; never with numbers written into the test.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import time
@@ -22,6 +20,7 @@ from console_helpers import PASSWORD, check_accessibility, check_page
 from fastapi.testclient import TestClient
 
 from liebian.web.console import format_cell
+from shared_helpers import export_records
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +77,7 @@ def _cells(page, table_id: str) -> list[list[str]]:
 
 def _csv(response) -> list[dict]:
     assert response.status_code == 200, response.text
-    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    return export_records(response.content)  # without the export watermark (footer row, mark column)
 
 
 # --- services the pages read (independent calculations) ---------------------------------------

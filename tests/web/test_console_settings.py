@@ -26,7 +26,7 @@ from liebian.web.app import create_app
 def _user(username: str) -> dict:
     with session_scope() as s:
         user = auth.get_user(s, username)
-        return auth.user_view(user) if user else {}
+        return dict(auth.user_view(user)) if user else {}
 
 
 def _password_works(username: str, password: str) -> bool:
@@ -117,7 +117,7 @@ def test_an_api_key_is_shown_once_works_and_is_revoked(page, console_store):
     me = page.request.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {key}"})
     assert me.status == 200 and me.json()["role"] == "viewer"
     with session_scope() as s:
-        record = next(k for k in auth.list_api_keys(s) if k["name"] == name)
+        record = dict(next(k for k in auth.list_api_keys(s) if k.name == name))
     assert key.startswith(record["key_id"] + "_") and record["created_by"] == "user:admin"
 
     page.locator(f"#settings-keys tr[data-key={record['key_id']}]").get_by_role("button", name="吊销").click()
@@ -231,7 +231,7 @@ def test_settings_errors_are_named(sqlite_store, admin_headers):
         assert "target: webhook channels need an http(s) URL" in url.text
         assert "not found" in client.post("/settings/channels/999/test").text
     with session_scope() as s:
-        assert [u["username"] for u in auth.list_users(s)] == ["ann"]
+        assert [u.username for u in auth.list_users(s)] == ["ann"]
         assert monitor_notifications.list_channels(s) == []
         # of the four posts to /settings/users one changed something: one http.post audit entry
         posts = [

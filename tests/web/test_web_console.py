@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from liebian.engine import warehouse
 from liebian.web.app import create_app
+from shared_helpers import export_lines
 
 
 def _load_two_buyers() -> None:
@@ -53,8 +54,7 @@ def test_exports_refuse_an_unknown_table_or_format(sqlite_store, admin_headers) 
         assert client.get("/?export=nope&format=csv").status_code == 404
         bad = client.get("/?export=daily&format=pdf")
         assert bad.status_code == 422 and "csv or xlsx" in bad.text
-        csv_text = client.get("/?export=daily&format=csv").content.decode("utf-8-sig")
-    lines = csv_text.strip().splitlines()
+        lines = export_lines(client.get("/?export=daily&format=csv").content)
     # one day of data: header + 2026-11-01 (02:00/03:00 UTC are 10:00/11:00 in Shanghai), ¥25,000 in fen
     assert len(lines) == 2 and lines[1].startswith("2026-11-01,") and lines[1].endswith(",2500000")
 

@@ -110,8 +110,8 @@ def test_add_through_an_invite_moves_progress_and_a_delete_is_churn(client, fake
         persons = identity.lookup(s, keys)
         assert set(persons.values()) == {ref["friend_person_id"]}
         (follow,) = service.follows(s, "woFRIEND1")
-        assert follow["wecom_staff"] == "zhangsan" and follow["welcome_code_received"] is True
-        assert follow["referral_id"] == ref["referral_id"]
+        assert follow.wecom_staff == "zhangsan" and follow.welcome_code_received is True
+        assert follow.referral_id == ref["referral_id"]
     # the pipeline: the add event (with the staff member as wecom_staff, not a person id) and the edge
     (added,) = warehouse_events("add_external_contact")
     assert added["person_id"] == ref["friend_person_id"] and added["campaign_id"] == cid

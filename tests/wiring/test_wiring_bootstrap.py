@@ -52,6 +52,12 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
     assert (
         w.flagged_persons is not None and _named(w.flagged_persons) == "liebian.fraud.service.flagged_persons"
     )
+    # anti-fraud follows merges after the campaign engine (it reads the referrals that engine moved)
+    followers = [_named(f) for f in w.merge_followers]
+    assert followers.index("liebian.fraud.merges.follow_merges") > followers.index(
+        "liebian.campaigns.merges.follow_merges"
+    )
+    assert [_named(f) for f in w.import_followers] == ["liebian.fraud.known.follow_import"]
     names = [job.name for job in w.jobs]
     assert len(names) == len(set(names))
     for job in w.jobs:
@@ -62,7 +68,8 @@ def test_bootstrap_wires_every_link_with_named_functions() -> None:
         "campaigns-reconcile-reservations", "campaigns-stages", "campaigns-verify-orders", "fraud-scan",
         "tags-recompute", "monitor-rules",
         "monitor-escalate", "monitor-anomalies", "monitor-live", "reports", "journeys",
-        "privacy-retention", "privacy-reencrypt",
+        "privacy-retention", "privacy-reencrypt", "fraud-known-uses",
+        "complaints-escalate", "community-weekly-active",
     }  # fmt: skip
     assert set(names) == expected
 
@@ -137,6 +144,22 @@ def test_app_factory_wires_the_process(sqlite_store: str) -> None:
         assert client.get("/api/v1/health").status_code == 200
         assert ports.is_wired()
         assert ports.current().reward_cost is costs.reward_cost_fen
+
+
+def test_a_server_whose_wiring_cannot_be_built_stops_at_start(
+    sqlite_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's import leaves the wiring for later (start-up time); its start builds it, so a job
+    source without jobs stops the server before it answers a request."""
+    monkeypatch.setattr(
+        bootstrap_mod, "JOB_SOURCES", (*bootstrap_mod.JOB_SOURCES, types.ModuleType("nojobs"))
+    )
+    with (
+        ports.use(None),
+        pytest.raises(AttributeError, match="JOBS"),
+        TestClient(create_app(run_migrations=False)),
+    ):
+        pass
 
 
 def test_scheduler_runs_the_wired_jobs(sqlite_store: str) -> None:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from liebian.analytics import schemas, service
+from liebian.analytics import catalogue, schemas, service
+from liebian.analytics import insights_funnel as funnel_modes
 from liebian.analytics.common import AnalyticsError, Filters
 from liebian.errors import blame
 from liebian.schemas import MAX_DAYS, MAX_FEN
@@ -40,7 +41,7 @@ def _run(filters, fn, *args, **kwargs):
 def kpis(
     filters: FiltersDep,
     reward_cost_fen: int | None = Query(None, ge=0, le=MAX_FEN),
-    other_cost_fen: int = Query(0, ge=0, le=MAX_FEN),
+    other_cost_fen: int | None = Query(None, ge=0, le=MAX_FEN),
 ) -> dict:
     return _run(filters, service.run_kpis, reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)
 
@@ -53,8 +54,15 @@ def funnel(
     ),
     window_days: float = Query(14, gt=0, le=MAX_DAYS),
     breakdown: str | None = Query(None, pattern="^(channel|campaign)$"),
+    mode: str = Query("ordered", pattern="^(ordered|strict|unordered)$", description="step order"),
+    exclusion: list[str] = Query(  # noqa: B008
+        [],
+        max_length=10,
+        description="event:from_step:to_step, repeatable (persons who did it between leave)",
+    ),
 ) -> dict:
-    return _run(filters, service.run_funnel, steps, window_days, breakdown)
+    exclusions = funnel_modes.parse_exclusions(exclusion)
+    return _run(filters, service.run_funnel, steps, window_days, breakdown, mode=mode, exclusions=exclusions)
 
 
 @router.get("/funnel/dropped", response_model=list[schemas.Dropped])
@@ -63,8 +71,11 @@ def dropped(
     at_step: int = Query(..., ge=2, le=1000),
     steps: str | None = None,
     window_days: float = Query(14, gt=0, le=MAX_DAYS),
+    mode: str = Query("ordered", pattern="^(ordered|strict|unordered)$"),
+    exclusion: list[str] = Query([], max_length=10, description="event:from_step:to_step"),  # noqa: B008
 ) -> list[dict]:
-    return _run(filters, service.run_dropped, at_step, steps, window_days)
+    exclusions = funnel_modes.parse_exclusions(exclusion)
+    return _run(filters, service.run_dropped, at_step, steps, window_days, mode=mode, exclusions=exclusions)
 
 
 @router.get("/retention", response_model=schemas.Retention)
@@ -114,6 +125,12 @@ def scorecard(
     except json.JSONDecodeError as exc:
         raise AnalyticsError(str(exc), field="weights") from exc
     return _run(filters, service.run_scorecard, stage, parsed)
+
+
+@router.get("/metrics", response_model=list[schemas.MetricDefinition])
+def metrics() -> list[dict]:
+    """The metric catalogue: every metric's names, unit, formula, population, time and filters."""
+    return [catalogue.describe(m) for m in catalogue.METRICS]
 
 
 @router.get("/benchmarks", response_model=schemas.Benchmarks)

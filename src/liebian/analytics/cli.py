@@ -8,9 +8,11 @@ from pathlib import Path
 import typer
 
 from liebian.analytics import benchmarks as bench
-from liebian.analytics import service
+from liebian.analytics import catalogue, service
 from liebian.analytics.common import AnalyticsError
+from liebian.engine import eventstore, warehouse
 from liebian.engine.backend import export_parquet
+from liebian.errors import Invalid
 from liebian.output import Format, emit, err_console
 
 app = typer.Typer(
@@ -22,7 +24,21 @@ END = typer.Option(None, "--end", help="Last day, inclusive.")
 CHANNEL = typer.Option([], "--channel", help="Channel filter (repeatable).")
 CAMPAIGN = typer.Option([], "--campaign", help="Campaign id filter (repeatable).")
 SEGMENT = typer.Option(None, "--segment-file", help="File with one person id per line.")
-ENGINE = typer.Option(None, "--engine", help="duckdb or spark (default: settings).")
+ENGINES = ("duckdb", "spark")
+
+
+def _engine(value: str | None) -> str | None:
+    if value is not None and value not in ENGINES:
+        raise typer.BadParameter(f"{value!r} is not an engine; expected one of {', '.join(ENGINES)}")
+    return value
+
+
+ENGINE = typer.Option(
+    None,
+    "--engine",
+    callback=_engine,
+    help="duckdb or spark (default: settings; Spark reads LIEBIAN_EVENT_STORE when set).",
+)
 FORMAT = typer.Option(Format.table, "--format", help="table, json or csv.")
 
 
@@ -41,7 +57,9 @@ def kpis_cmd(
     start: str = START, end: str = END, channel: list[str] = CHANNEL, campaign: list[str] = CAMPAIGN,
     segment_file: Path = SEGMENT, engine: str = ENGINE, fmt: Format = FORMAT,
     reward_cost: int = typer.Option(None, "--reward-cost", help="Reward cost in fen (default: reward ledger)."),
-    other_cost: int = typer.Option(0, "--other-cost", help="Other campaign costs in fen (media, staff, tools)."),
+    other_cost: int = typer.Option(
+        None, "--other-cost", help="Other campaign costs in fen (default: the costs entered, `liebian costs`)."
+    ),
 ) -> None:  # fmt: skip
     """The KPI sheet (definitions: docs/metrics.md)."""
     try:
@@ -50,7 +68,25 @@ def kpis_cmd(
         )
     except AnalyticsError as exc:
         _fail(exc)
-    emit(result, fmt, title="KPIs")
+    if fmt is not Format.table:
+        emit(result, fmt, title="KPIs")
+        return
+    # the table: the catalogue's names and units; json and csv keep the raw values
+    rows = [
+        {"metric": k, "name": catalogue.metric(k).label, "value": catalogue.format_value(k, v)}
+        for k, v in result.items()
+        if catalogue.is_metric(k)
+    ]
+    emit(rows, fmt, title="KPIs")
+
+
+@app.command("metrics")
+def metrics_cmd(fmt: Format = FORMAT) -> None:
+    """The metric catalogue: every metric's names, unit and formula (docs/metrics.md)."""
+    rows = [catalogue.describe(m) for m in catalogue.METRICS]
+    if fmt is Format.table:
+        rows = [{k: r[k] for k in ("key", "name_zh", "name_en", "unit", "formula")} for r in rows]
+    emit(rows, fmt, title="Metrics")
 
 
 @app.command("funnel")
@@ -218,3 +254,25 @@ def export_cmd() -> None:
 
     written = export_parquet()
     emit([{"table": t, "path": str(p)} for t, p in written.items()], Format.table)
+
+
+@app.command("sync-store")
+def sync_store_cmd() -> None:
+    """Publish the warehouse to the Parquet event store (LIEBIAN_EVENT_STORE): the first fill of
+    an existing warehouse, or a repair; imports keep it up to date by themselves."""
+    try:
+        loc = eventstore.location()
+        with warehouse.connect() as con:
+            eventstore.publish(con)
+    except (Invalid, OSError) as exc:
+        _fail(exc)
+    manifest = eventstore.read_manifest(loc)
+    emit(
+        [
+            {"table": t, "files": len(eventstore.table_files(manifest, t)),
+             "rows": sum(g["rows"] for g in manifest["tables"].get(t, []))}
+            for t in warehouse.TABLES
+        ],
+        Format.table,
+        title=f"event store {loc.url}: manifest {manifest['version']}",
+    )  # fmt: skip

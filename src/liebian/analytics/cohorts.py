@@ -33,7 +33,7 @@ COHORT_BY = ("first_event", "referral")
 
 
 @functools.cache
-def _bit_or():
+def bit_or():
     """Ibis's BIT_OR aggregate, made on first use (declaring it would import Ibis at start-up)."""
 
     @ibis.udf.agg.builtin
@@ -41,6 +41,17 @@ def _bit_or():
         """Bitwise OR of the group's values (BIT_OR on DuckDB and Spark)."""
 
     return bit_or
+
+
+@functools.cache
+def bit_count():
+    """The BIT_COUNT scalar function (set bits of an integer; DuckDB and Spark), made on first use."""
+
+    @ibis.udf.scalar.builtin
+    def bit_count(x: dt.int64) -> dt.int64:
+        """Number of set bits of `x`."""
+
+    return bit_count
 
 
 # The one-pass retention keeps, per person, one 64-bit mask (see _retention_one_pass): bit 0 = a
@@ -206,7 +217,7 @@ def _retention_one_pass(
     bits = ibis.ifelse(
         t.rel >= 0, (ibis.literal(TOP_BIT, "int64") >> (60 - 2 * t.rel)) * flags, 2 * t.start.cast("int64")
     ) + t.before.cast("int64")
-    per = t.group_by("person_id").aggregate(mask=_bit_or()(bits.cast("int64")))
+    per = t.group_by("person_id").aggregate(mask=bit_or()(bits.cast("int64")))
     starts = 3 | sum(1 << (2 + 2 * i) for i in range(MASK_UNITS))
     x = per.mask & starts
     per = per.mutate(low=x & -x)

@@ -20,7 +20,7 @@ are one UNION, executed as one query (DuckDB computes each shared level once).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -41,6 +41,8 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 ORDER_PAID = "order_paid"
 NONE_LABEL = "(none)"
 BREAKDOWNS = ("channel", "campaign", "segment")
+# Builds the per-step levels (fr, steps, window, breakdown) → tables; `_chain` is the ordered funnel.
+ChainBuilder = Callable[["Frame", Sequence["Step"], timedelta, "str | None"], list["ir.Table"]]
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,15 @@ def _step_rows(fr: Frame, step: Step, first: bool) -> ir.Table:
 
 
 def levels(
-    fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None = None
+    fr: Frame,
+    steps: Sequence[Step],
+    window: timedelta,
+    breakdown: str | None = None,
+    build: ChainBuilder | None = None,
 ) -> list[ir.Table]:
-    """One table per step: person_id, [bd], t0 (entry), prev_t (step k-1), cur_t (step k)."""
-    out = _chain(fr, steps, window, breakdown)
+    """One table per step: person_id, [bd], t0 (entry), prev_t (step k-1), cur_t (step k).
+    `build` replaces the ordered chain (analytics/insights_funnel.py: strict, any order, exclusions)."""
+    out = (build or _chain)(fr, steps, window, breakdown)
     out[0] = out[0].mutate(prev_t=out[0].t0, cur_t=out[0].t0)
     return out
 
@@ -147,6 +154,7 @@ def funnel(
     window: timedelta = timedelta(days=14),
     breakdown: str | None = None,
     segments: Mapping[str, Sequence[int]] | None = None,
+    build: ChainBuilder | None = None,
 ) -> FunnelResult:
     """Per step: persons, conversion from the previous step and from the start, drop-off, and the
     median seconds from the previous step and from entry. `breakdown="segment"` needs `segments`
@@ -162,12 +170,12 @@ def funnel(
         frames = []
         for name, ids in segments.items():
             sub = Frame(fr.backend, replace(fr.filters, segment=frozenset(ids)), fr.config)
-            part = _aggregate(sub, steps, window, None)
+            part = _aggregate(sub, steps, window, None, build)
             part.insert(0, "breakdown", name)
             frames.append(part)
         table = pd.concat(frames, ignore_index=True)
     else:
-        table = _aggregate(fr, steps, window, breakdown)
+        table = _aggregate(fr, steps, window, breakdown, build)
     if table.empty:  # a breakdown over no entries
         return FunnelResult(table, {}, window.total_seconds() / 86400, breakdown)
     last = table[table.step == len(steps)]
@@ -179,10 +187,16 @@ def funnel(
     return FunnelResult(table, medians, window.total_seconds() / 86400, breakdown)
 
 
-def _aggregate(fr: Frame, steps: Sequence[Step], window: timedelta, breakdown: str | None) -> pd.DataFrame:
+def _aggregate(
+    fr: Frame,
+    steps: Sequence[Step],
+    window: timedelta,
+    breakdown: str | None,
+    build: ChainBuilder | None = None,
+) -> pd.DataFrame:
     group = ["bd"] if breakdown else []
     parts = []
-    for k, t in enumerate(_chain(fr, steps, window, breakdown)):
+    for k, t in enumerate((build or _chain)(fr, steps, window, breakdown)):
         metrics = {"persons": t.person_id.count()}
         if k:
             metrics["median_seconds_from_prev"] = (
@@ -234,13 +248,14 @@ def dropped_persons(
     at_step: int,
     steps: Sequence[Step] = DEFAULT_STEPS,
     window: timedelta = timedelta(days=14),
+    build: ChainBuilder | None = None,
 ) -> pd.DataFrame:
     """Persons who reached step `at_step - 1` but not step `at_step` (1-based): person_id, the time
     they reached the last step they made, and their entry channel and campaign (for follow-up)."""
     steps = tuple(steps)
     if not 2 <= at_step <= len(steps):
         raise AnalyticsError(f"at_step must be between 2 and {len(steps)}; got {at_step}")
-    lv = levels(fr, steps, window)
+    lv = levels(fr, steps, window, build=build)
     before, after = lv[at_step - 2], lv[at_step - 1]
     lost = before.anti_join(after, "person_id")
     lost = lost.select("person_id", "t0", last_step_ts=lost.cur_t)

@@ -1,7 +1,8 @@
 """The KPI sheet: participation, invites, K-factor, conversion, money, retention, stickiness.
 
 All counts come out of ONE query (single-row aggregates cross-joined), the ratios are then taken
-in Python so both engines divide the same exact integers. Definitions: docs/metrics.md.
+in Python so both engines divide the same exact integers. Every metric is defined in the catalogue
+(analytics/catalogue.py; docs/metrics.md is generated from it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from liebian.analytics.common import DAY, AnalyticsError, Frame, clean, ratio, records
+from liebian.analytics import catalogue
+from liebian.analytics.cohorts import bit_count as _bit_count
+from liebian.analytics.cohorts import bit_or as _bit_or
+from liebian.analytics.common import DAY, AnalyticsError, Frame, analysable, clean, ratio, records
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -57,17 +61,47 @@ def _registration_rows(fr: Frame) -> ir.Table:
     no registration event at all, an order or any event there (all time, every dimension)."""
     ev, od = fr.table("events"), fr.table("orders")
     reg = ev.filter(ev.event.isin(list(fr.ev.registration)))
-    reg_channels = reg.select(reg_channel=reg.channel).distinct()
+    reg_channels = _registration_channels(fr)
     rows = ibis.union(_rows(ev), _rows(od))
     bare = rows.anti_join(reg_channels, rows.channel == reg_channels.reg_channel)
     return ibis.union(_rows(reg), _rows(bare))
 
 
+def _registration_channels(fr: Frame) -> ir.Table:
+    """reg_channel: the channels that have a registration event."""
+    ev = fr.table("events")
+    reg = ev.filter(ev.event.isin(list(fr.ev.registration)))
+    return reg.select(reg_channel=reg.channel).distinct()
+
+
+def _registers(fr: Frame, t: ir.Table, events: bool) -> ir.BooleanValue:
+    """Whether a row of the events (`events`) or of the orders is one of `_registration_rows`."""
+    bare = (~t.channel.isin(_registration_channels(fr).reg_channel)).fill_null(True)  # as the anti-join
+    return t.event.isin(list(fr.ev.registration)) | bare if events else bare
+
+
 def first_registrations(fr: Frame) -> ir.Table:
     """person_id, first_ts: each person's first registration (all time, every dimension), without the
-    persons active before the configured baseline day (existing members)."""
+    existing members: persons active before the configured baseline day, and persons imported with a
+    `member_since` on a day before that of their first registration (members before the data)."""
     rows = _registration_rows(fr)
-    first = rows.group_by("person_id").aggregate(first_ts=rows.ts.min())
+    return _without_members(fr, rows.group_by("person_id").aggregate(first_ts=rows.ts.min()))
+
+
+def _without_members(fr: Frame, first: ir.Table) -> ir.Table:
+    """`first` (person_id, first_ts) without the existing members (see `first_registrations`)."""
+    try:
+        members = fr.table("members")
+    except AnalyticsError:  # a Parquet export older than the table has none: no member is known
+        members = None
+    if members is not None:
+        first = first.anti_join(
+            members,
+            [
+                first.person_id == members.person_id,
+                fr.day_of(members.member_since) < fr.day_of(first.first_ts),
+            ],
+        )
     baseline = fr.config.baseline
     if baseline is not None:
         ev, od = fr.table("events"), fr.table("orders")
@@ -101,12 +135,40 @@ def new_users(fr: Frame) -> ir.Table:
     return fr.in_period(first, "first_ts")
 
 
+def _new_users_from(fr: Frame, per: ir.Table) -> ir.Table:
+    """new_users(fr) without filters, the events' side of each first registration taken from `per`
+    (the sheet's aggregation of every event by person, with `reg_ts`): the events are grouped by
+    person once instead of twice; the orders' side is added from its own, smaller, aggregation."""
+    od = fr.table("orders")
+    od = od.filter(_registers(fr, od, events=False))
+    from_orders = od.group_by("person_id").aggregate(reg_ts=od.ts.min())
+    both = ibis.union(per.select("person_id", "reg_ts"), from_orders)
+    first = both.group_by("person_id").aggregate(first_ts=both.reg_ts.min())
+    first = first.filter(first.first_ts.notnull())  # persons without any registration row
+    return fr.in_period(_without_members(fr, first), "first_ts")
+
+
 def _reference_day(fr: Frame) -> ir.Table:
     """One row: as_of (last local day with data) and ref_day (the period end, else as_of)."""
-    t = fr.events(period=False)
+    t = _events_where(fr, None, period=False)
     ref = t.aggregate(as_of=fr.day_of(t.ts.max()))
     end = fr.filters.end
     return ref.mutate(ref_day=ibis.literal(fr.day_number(end), "int64") if end else ref.as_of)
+
+
+def _events_where(fr: Frame, names: list[str] | None, period: bool = True) -> ir.Table:
+    """The events (filtered like `fr.events`) named one of `names` (when None: all of them, with the
+    columns person_id, ts, channel and campaign_id only), as their own relation: not the one the sheet's aggregation by person reads, so
+    that the engine scans the table again (cheap, the filter is pushed into the scan) instead of
+    keeping every column of every event in memory for a second reader."""
+    t = fr.backend.table("events")
+    if names is None:  # a node of its own: the columns `fr.events` filters on and the time only
+        t = t.select("person_id", "ts", "channel", "campaign_id")
+    else:  # likewise (filtered on the name before the times)
+        t = t.filter(t.event.isin(names))
+    t = analysable(t)
+    t = fr.with_dims(t)
+    return fr.in_period(t) if period else t
 
 
 # The counts of the period that add up per day or hour: one definition each, used by the KPI sheet
@@ -115,10 +177,32 @@ def _row_counts(fr: Frame, e: ir.Table) -> dict[str, ir.Value]:
     ev = fr.ev
     return {
         "invites_sent": e.event_id.count(where=e.event == ev.invite_share),
-        "invite_clicks": e.event_id.count(where=e.event == ev.invite_click),
+        "invite_clicks": _invite_clicks(fr, e),
         "shares": e.event_id.count(where=e.event.isin([ev.share, ev.invite_share])),
         "events": e.event_id.count(),
     }
+
+
+# An engine click that was not a new visitor (campaigns/visits.py: a repeat, or the inviter's own).
+_NOT_A_NEW_VISITOR = r'"visit"\s*:\s*"(repeat|own)"'
+
+
+def _invite_clicks(fr: Frame, e: ir.Table) -> ir.IntegerValue:
+    """Clicks of invites as distinct visitors: an imported click naming its inviter (referrer)
+    counts once per visitor, inviter and campaign in the period, never the inviter's own; the
+    engine's clicks (no referrer) count when campaigns/visits.py judged them a new visitor (their
+    `props.visit`); any other click counts as it is."""
+    click = e.event == fr.ev.invite_click
+    named = click & e.referrer_person_id.notnull() & (e.person_id != e.referrer_person_id)
+    pair = e.person_id.cast("string").concat(
+        "|", e.referrer_person_id.cast("string"), "|", e.campaign_id.fill_null("")
+    )
+    unnamed = click & e.referrer_person_id.isnull()
+    if "props" in e.columns:  # tables built by hand (tests) may lack it
+        # CASE, not AND: the engine then matches the pattern on the clicks only, not on every event
+        unnamed = ibis.ifelse(unnamed, ~e.props.fill_null("").re_search(_NOT_A_NEW_VISITOR), False)
+    # likewise the pair is built for the named clicks only (NULL elsewhere, which nunique skips)
+    return ibis.ifelse(named, pair, ibis.null("string")).nunique() + e.event_id.count(where=unnamed)
 
 
 def _person_flags(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.Value]:
@@ -204,16 +288,9 @@ def referred_new(fr: Frame, new: ir.Table) -> ir.Table:
     return new.semi_join(all_edges, new.person_id == all_edges.invitee_person_id)
 
 
-# Rates of one count over another (None when the base is empty), shared by the sheet and the series.
-RATES = {
-    "participation_rate": ("participants", "reached"),
-    "invites_per_participant": ("invites_sent", "participants"),
-    "invite_conversion": ("referred_users", "invite_recipients"),
-    "referral_rate": ("sharers", "active_users"),
-    "conversion_rate": ("reached_buyers", "reached"),
-    "aov_fen": ("revenue_fen", "paid_orders"),
-    "referred_share_of_new": ("new_referred_users", "new_users"),
-}
+# Rates of one count over another (None when the base is empty), shared by the sheet and the series:
+# the catalogue's (analytics/catalogue.py) additive rates.
+RATES = catalogue.series_rates()
 
 
 def _rate(counts: dict[str, Any], name: str) -> float | None:
@@ -221,11 +298,11 @@ def _rate(counts: dict[str, Any], name: str) -> float | None:
     return ratio(counts[num], counts[den])
 
 
-def _retention_counts(fr: Frame, new: ir.Table, ref: ir.Table) -> list[ir.Table]:
-    """Day-N retention of the period's new users: the base and who came back, per N."""
+def _retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
+    """Day-N retention of the period's new users (`cohort`: person_id, first_day, as_of): the base and
+    who came back, per N."""
     out: list[ir.Table] = []
     # Retention on day N after the first day; only cohorts whose day N is already in the data count.
-    cohort = new.mutate(first_day=fr.day_of(new.first_ts)).cross_join(ref)
     days = fr.config.retention_days
     out.append(
         cohort.aggregate(
@@ -246,28 +323,83 @@ def _retention_counts(fr: Frame, new: ir.Table, ref: ir.Table) -> list[ir.Table]
     return out
 
 
-def _activity_counts(fr: Frame, ref: ir.Table) -> list[ir.Table]:
-    """Stickiness (person-days and MAU of the 30 days to the reference day); silent and reactivated users."""
-    out: list[ir.Table] = []
-    # Stickiness: average DAU over the 30 days ending at the period end (or the last data day) / MAU.
-    act = _active(fr, fr.events(period=False))
-    act_days = act.select("person_id", day=fr.day_of(act.ts)).cross_join(ref.select("ref_day"))
-    # the window first, then the distinct (person, day) pairs of those 30 days only
-    act_days = act_days.filter((act_days.day <= act_days.ref_day) & (act_days.day > act_days.ref_day - 30))
-    win = act_days.select("person_id", "day").distinct()
-    out.append(win.aggregate(person_days_30=win.person_id.count(), mau=win.person_id.nunique()))
+def _activity_flags(fr: Frame, t: ir.Table, ref: ir.Table) -> dict[str, ir.Value]:
+    """Per person, from their events `t` (all time): the active days among the 30 days to the reference
+    day (the period end, else the last data day) as bits of one integer (bit i: day ref_day - i), and,
+    with a period start, the time of their last active event before it (silent, reactivated users).
+    Folded into the sheet's aggregation by person: no distinct over all (person, day) pairs."""
+    active = ~t.event.isin(list(fr.ev.passive))
+    end = fr.filters.end
+    ref_day = ibis.literal(fr.day_number(end), "int64") if end else ref.ref_day.as_scalar()
+    back = ref_day - fr.day_of(t.ts)  # 0 .. 29 inside the window
+    bit = ibis.ifelse(active & (back >= 0) & (back < 30), ibis.literal(1, "int64") << back, 0)
+    out: dict[str, ir.Value] = {"days_30": _bit_or()(bit.cast("int64"))}
+    start = fr.filters.start
+    if start:
+        out["last_active_before"] = t.ts.max(where=active & (t.ts < fr.utc_bound(start)))
+    return out
 
+
+def _activity_counts(fr: Frame, per: ir.Table) -> dict[str, ir.Value]:
+    """Stickiness (person-days and MAU of the 30 days to the reference day); silent and reactivated users
+    (persons whose last active event before the period start is older than `silent_days`; reactivated:
+    active in the period), from the flags of `_activity_flags`."""
+    out: dict[str, ir.Value] = {
+        "person_days_30": ibis.coalesce(_bit_count()(per.days_30).cast("int64").sum(), 0),
+        "mau": per.person_id.count(where=per.days_30 != 0),
+    }
     start = fr.filters.start
     if start:
         silent_before = fr.utc_bound(start - timedelta(days=fr.config.silent_days))
-        before = act.filter(act.ts < fr.utc_bound(start))
-        last = before.group_by("person_id").aggregate(last_ts=before.ts.max())
-        silent = last.filter(last.last_ts < silent_before)
-        in_period = _active(fr, fr.events())
-        back = silent.semi_join(in_period, silent.person_id == in_period.person_id)
-        out.append(silent.aggregate(silent_users=silent.person_id.count()))
-        out.append(back.aggregate(reactivated_users=back.person_id.count()))
+        silent = per.last_active_before < silent_before
+        out["silent_users"] = per.person_id.count(where=silent)
+        out["reactivated_users"] = per.person_id.count(where=silent & per.active)
     return out
+
+
+def _sheet_rows(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.Value]:
+    """Per person, the period's rows that `_row_counts` counts (summed over persons by the sheet); the
+    clicks naming their inviter are counted apart (`_named_clicks`), being distinct visitor pairs."""
+    ev = fr.ev
+    unnamed = (t.event == ev.invite_click) & t.referrer_person_id.isnull()
+    if "props" in t.columns:  # as in `_invite_clicks`
+        unnamed = ibis.ifelse(unnamed, ~t.props.fill_null("").re_search(_NOT_A_NEW_VISITOR), False)
+    return {
+        "n_invites_sent": t.event_id.count(where=in_period & (t.event == ev.invite_share)),
+        "n_unnamed_clicks": t.event_id.count(where=in_period & unnamed),
+        "n_shares": t.event_id.count(where=in_period & t.event.isin([ev.share, ev.invite_share])),
+        "n_events": t.event_id.count(where=in_period),
+    }
+
+
+def _named_clicks(fr: Frame) -> ir.Table:
+    """One row: the distinct (visitor, inviter, campaign) of the period's clicks naming their inviter."""
+    e = _events_where(fr, [fr.ev.invite_click])
+    named = e.filter(e.referrer_person_id.notnull() & (e.person_id != e.referrer_person_id))
+    pair = named.person_id.cast("string").concat(
+        "|", named.referrer_person_id.cast("string"), "|", named.campaign_id.fill_null("")
+    )
+    return named.aggregate(named_clicks=pair.nunique())
+
+
+def _new_user_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
+    """The new users (`cohort`: person_id, first_ts, first_day, as_of, ref_day), the referred ones, their
+    revenue to date and their day-N retention. Every count reads `cohort` (one relation, which the
+    engine computes once): `referred_new` as a condition (IN), not a semi-join that would expand the
+    new users again."""
+    invitees = fr.table("referral_edges").invitee_person_id
+    parts = [
+        cohort.aggregate(
+            new_users=cohort.person_id.count(),
+            new_referred_users=cohort.person_id.count(where=cohort.person_id.isin(invitees)),
+        )
+    ]
+    # Observed LTV: every paid order of the period's new users, in any channel, to date.
+    all_paid = fr.table("orders")
+    all_paid = all_paid.filter(all_paid.status == "paid")
+    new_rev = all_paid.semi_join(cohort, all_paid.person_id == cohort.person_id)
+    parts.append(new_rev.aggregate(new_user_revenue_fen=new_rev.amount_fen.sum()))
+    return parts + _retention_counts(fr, cohort)
 
 
 def kpi_counts(fr: Frame) -> ir.Table:
@@ -275,19 +407,39 @@ def kpi_counts(fr: Frame) -> ir.Table:
     # One aggregation per person over the events of all time (filtered by channel, campaign,
     # segment) gives their first event (new users) and what they did in the period.
     t = fr.events(period=False)
-    per = t.group_by("person_id").aggregate(first_ts=t.ts.min(), **_person_flags(fr, t, fr.period_mask(t.ts)))
-    e = fr.events()
+    f = fr.filters
+    # Without filters these are all the events: the same aggregation finds each person's first
+    # registration among them (`_new_users_from`), sparing a second group-by of every event.
+    shared = not (f.channels or f.campaigns or f.segment is not None)
+    reg = {"reg_ts": t.ts.min(where=_registers(fr, t, events=True))} if shared else {}
+    ref = _reference_day(fr)
+    in_period = fr.period_mask(t.ts)
+    # The period's row counts, stickiness and silent users come out of the same aggregation: every
+    # other reader of the events reads its own, pre-filtered rows (`_events_where`).
+    per = t.group_by("person_id").aggregate(
+        first_ts=t.ts.min(),
+        **_person_flags(fr, t, in_period),
+        **reg,
+        **_sheet_rows(fr, t, in_period),
+        **_activity_flags(fr, t, ref),
+    )
+    rows = {k: ibis.coalesce(per[f"n_{k}"].sum(), 0) for k in ("invites_sent", "shares", "events")}
     parts: list[ir.Table] = [
-        per.aggregate(**_person_counts(per)).cross_join(e.aggregate(**_row_counts(fr, e)))
+        per.aggregate(
+            **_person_counts(per),
+            **rows,
+            unnamed_clicks=ibis.coalesce(per.n_unnamed_clicks.sum(), 0),
+            **_activity_counts(fr, per),
+        ).cross_join(_named_clicks(fr))
     ]
 
     edges = fr.edges()
     parts.append(edges.aggregate(**_edge_counts(edges)))
-    rec = invite_recipients(fr, e, edges)
+    ev = fr.ev
+    rec = invite_recipients(fr, _events_where(fr, [ev.invite_click, ev.invite_accept]), edges)
     parts.append(rec.aggregate(invite_recipients=rec.person_id.count()))
     # Viral cycle time: from the inviter's first appearance anywhere to the invitee's acquisition.
-    f = fr.filters
-    if f.channels or f.campaigns or f.segment is not None:
+    if not shared:
         seen = fr.table("events")
         seen = seen.group_by("person_id").aggregate(first_ts=seen.ts.min())
     else:
@@ -308,24 +460,14 @@ def kpi_counts(fr: Frame) -> ir.Table:
         refunded.aggregate(refunded_orders=refunded.order_id.count(), refunded_fen=refunded.amount_fen.sum())
     )
 
-    new = new_users(fr)
-    parts.append(new.aggregate(new_users=new.person_id.count()))
-    ref_new = referred_new(fr, new)
-    parts.append(ref_new.aggregate(new_referred_users=ref_new.person_id.count()))
-    # Observed LTV: every paid order of the period's new users, in any channel, to date.
-    all_paid = fr.table("orders")
-    all_paid = all_paid.filter(all_paid.status == "paid")
-    new_rev = all_paid.semi_join(new, all_paid.person_id == new.person_id)
-    parts.append(new_rev.aggregate(new_user_revenue_fen=new_rev.amount_fen.sum()))
-
-    ref = _reference_day(fr)
-    parts += _retention_counts(fr, new, ref)
-    parts += _activity_counts(fr, ref)
+    new = _new_users_from(fr, per) if shared else new_users(fr)
+    parts += _new_user_counts(fr, new.mutate(first_day=fr.day_of(new.first_ts)).cross_join(ref))
 
     out = parts[0]
     for part in parts[1:]:
         out = out.cross_join(part)
-    return out
+    out = out.mutate(invite_clicks=out.unnamed_clicks + out.named_clicks)
+    return out.drop("unnamed_clicks", "named_clicks")
 
 
 def k_factor_inputs(r: dict[str, Any]) -> dict[str, Any]:
@@ -343,74 +485,50 @@ def k_factor_inputs(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _cost_based(v: dict[str, Any], value: float | None) -> float | None:
+    return value if v["total_cost_fen"] else None  # n/a without costs, never a 0 cost
+
+
+# The sheet's metrics that are neither a count of `kpi_counts` nor a rate of two named values: their
+# formula (the catalogue states it) as code, over the values computed before them in catalogue order.
+DERIVED: dict[str, Any] = {
+    "viral_cycle_days": lambda v: (
+        None if v["viral_cycle_seconds"] is None else v["viral_cycle_seconds"] / DAY
+    ),
+    "total_cost_fen": lambda v: v["reward_cost_fen"] + v["other_cost_fen"],
+    "cac_fen": lambda v: _cost_based(v, ratio(v["total_cost_fen"], v["new_users"])),
+    "roi": lambda v: _cost_based(v, ratio(v["revenue_fen"] - v["total_cost_fen"], v["total_cost_fen"])),
+    "dau_avg_30d": lambda v: v["person_days_30"] / 30,
+}
+
+
 def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
-    """The KPI sheet for the frame's filters: counts, rates and money (fen), None where undefined."""
+    """The KPI sheet for the frame's filters: every sheet metric of the catalogue, in its order, from
+    the counts of `kpi_counts` (counts, rates of two values, `DERIVED`), None where undefined."""
     costs = costs or Costs()
-    row = records(fr.execute(kpi_counts(fr)))[0]
+    v = records(fr.execute(kpi_counts(fr)))[0]
     for key in ("revenue_fen", "refunded_fen", "new_user_revenue_fen"):
-        row[key] = int(row[key] or 0)
-    r = row
+        v[key] = int(v[key] or 0)
+    v.update(reward_cost_fen=costs.reward_cost_fen, other_cost_fen=costs.other_cost_fen)
+    v.update(k_factor_inputs(v))
     out: dict[str, Any] = dict(fr.filters.describe())
-    out.update(
-        seen_users=r["seen_users"],
-        reached=r["reached"],
-        active_users=r["active_users"],
-        participants=r["participants"],
-        participation_rate=_rate(r, "participation_rate"),
-        invites_sent=r["invites_sent"],
-        invite_clicks=r["invite_clicks"],
-        shares=r["shares"],
-        invites_per_participant=_rate(r, "invites_per_participant"),
-        referred_users=r["referred_users"],
-        invite_recipients=r["invite_recipients"],
-        invite_conversion=_rate(r, "invite_conversion"),
-    )
-    out.update(k_factor_inputs(r))
-    cycle = r["viral_cycle_seconds"]
-    out["viral_cycle_days"] = None if cycle is None else cycle / DAY
-    out.update(
-        inviters=r["inviters"],
-        sharers=r["sharers"],
-        referral_rate=_rate(r, "referral_rate"),
-        buyers=r["buyers"],
-        reached_buyers=r["reached_buyers"],
-        conversion_rate=_rate(r, "conversion_rate"),
-        paid_orders=r["paid_orders"],
-        revenue_fen=r["revenue_fen"],
-        aov_fen=_rate(r, "aov_fen"),
-        repeat_buyers=r["repeat_buyers"],
-        repurchase_rate=ratio(r["repeat_buyers"], r["buyers"]),
-        refunded_orders=r["refunded_orders"],
-        refunded_fen=r["refunded_fen"],
-        new_users=r["new_users"],
-        new_referred_users=r["new_referred_users"],
-        referred_share_of_new=_rate(r, "referred_share_of_new"),
-        reward_cost_fen=costs.reward_cost_fen,
-        other_cost_fen=costs.other_cost_fen,
-        total_cost_fen=costs.total_fen,
-        cac_fen=ratio(costs.total_fen, r["new_users"]) if costs.total_fen else None,
-        ltv_fen=ratio(r["new_user_revenue_fen"], r["new_users"]),
-    )
-    out["ltv_cac"] = ratio(out["ltv_fen"], out["cac_fen"])
-    out["roi"] = ratio(r["revenue_fen"] - costs.total_fen, costs.total_fen) if costs.total_fen else None
-    for n in fr.config.retention_days:
-        out[f"retention_d{n}"] = ratio(r[f"d{n}_back"], r[f"d{n}_base"])
-        out[f"retention_d{n}_base"] = r[f"d{n}_base"]
-    out["dau_avg_30d"] = r["person_days_30"] / 30
-    out["mau"] = r["mau"]
-    out["dau_mau"] = ratio(r["person_days_30"] / 30, r["mau"])
-    out["silent_users"] = r.get("silent_users")
-    out["reactivated_users"] = r.get("reactivated_users")
-    out["reactivation_rate"] = ratio(r.get("reactivated_users"), r.get("silent_users"))
+    for m in catalogue.sheet_metrics(fr.config.retention_days):
+        if m.key in DERIVED:
+            v[m.key] = DERIVED[m.key](v)
+        elif m.numerator and m.denominator:
+            v[m.key] = ratio(v.get(m.numerator), v.get(m.denominator))
+        elif m.source:
+            v[m.key] = v[m.source]
+        elif m.key not in v:  # counts that need a start (silent, reactivated users)
+            v[m.key] = None
+        out[m.key] = v[m.key]
+        if m.key == "k_factor":
+            out["k_factor_basis"] = v["k_factor_basis"]
     return out
 
 
 SERIES_GRAINS = {"day": DAY, "hour": 3600}
-SERIES_COUNTS = (
-    "seen_users", "reached", "active_users", "participants", "sharers", "invite_recipients",
-    "reached_buyers", "invites_sent", "invite_clicks", "shares", "events",
-    "referred_users", "inviters", "buyers", "paid_orders", "revenue_fen", "new_users", "new_referred_users",
-)  # fmt: skip
+SERIES_COUNTS = catalogue.series_counts()
 
 
 def kpi_series(fr: Frame, grain: str = "day") -> list[dict[str, Any]]:

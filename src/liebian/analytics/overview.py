@@ -1,25 +1,20 @@
-"""The KPI overview: the handful of numbers a growth team reads first (the demo prints them).
+"""The KPI overview (the demo summary): the handful of numbers a growth team reads first.
 
 Ibis expressions over the warehouse tables, run on whichever backend `analytics_backend()` gives
-(DuckDB or PySpark): only exact distinct counts, no ordered aggregates, and calendar days computed
-as integer day numbers from `epoch_seconds` in the display zone, which both backends floor alike.
-
-Definitions
-- persons: distinct persons with an event or an order.
-- orders: distinct orders not cancelled; GMV: their amounts (refunded ones included: GMV is gross);
-  refund rate: refunded orders / orders; AOV: GMV / orders.
-- reached, participants, participation, new persons (`new_users`), referred (`new_referred_users`),
-  referral share, K-factor and D1 retention are the KPI sheet's (analytics/kpis.py, docs/metrics.md),
-  computed by it: the demo summary, the CLI, the API and the console give the same numbers.
-- LTV multiplier: paid (not refunded) revenue per referred new person / per other new person.
+(DuckDB or PySpark). Every figure is a metric of the catalogue (analytics/catalogue.py) under its
+key: the whole-warehouse ones (persons, events, placed_orders, gmv_fen, refund_rate,
+ltv_multiplier) are computed here as the catalogue defines them; the growth metrics (reached,
+participation, new users, K-factor, retention…) are the KPI sheet's, taken from `kpis.kpis`, so the
+summary, the CLI, the API and the console give the same numbers.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from liebian.analytics.common import Frame, MetricConfig, analysable
-from liebian.analytics.kpis import kpis, new_users, referred_new
+from liebian.analytics import catalogue
+from liebian.analytics.common import Frame, MetricConfig, analysable, ratio
+from liebian.analytics.kpis import Costs, kpis, new_users, referred_new
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -30,28 +25,11 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     ir = lazy_import("ibis.expr.types")
 
 
-LABELS = {
-    "persons": "用户数 persons",
-    "events": "事件数 events",
-    "orders": "订单数 orders",
-    "gmv_yuan": "GMV ¥",
-    "aov_yuan": "客单价 AOV ¥",
-    "refund_rate": "退款率 refund rate",
-    "reached": "触达 reached",
-    "participants": "参与 participants",
-    "participation": "参与率 participation",
-    "new_persons": "新增 new persons",
-    "referred_persons": "裂变新增 referred",
-    "referral_share": "裂变占比 referral share",
-    "k_factor": "K 因子 K-factor",
-    "d1_retention": "次日留存 D1 retention",
-    "ltv_multiplier": "LTV 倍数 LTV multiplier",
-}
-RATIOS = {"refund_rate", "participation", "referral_share", "d1_retention"}
-
-
-def _ratio(num: float, den: float, digits: int = 4) -> float | None:
-    return round(num / den, digits) if den else None
+# The summary's metrics, in the order it prints them (names and units: the catalogue).
+SUMMARY = ("persons", "events", "placed_orders", "gmv_fen", "aov_fen", "refund_rate")
+FROM_SHEET = ("reached", "participants", "participation_rate", "new_users", "new_referred_users",
+              "referred_share_of_new", "k_factor", "retention_d1", "aov_fen")  # fmt: skip
+KEYS = (*SUMMARY, *(k for k in FROM_SHEET if k not in SUMMARY), "ltv_multiplier")
 
 
 def _scalar(expr: ir.Scalar) -> int:
@@ -59,8 +37,9 @@ def _scalar(expr: ir.Scalar) -> int:
     return 0 if value is None or value != value else int(value)  # NaN/None from empty tables
 
 
-def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]:
-    """The KPI overview of everything in the warehouse (see the module docstring for definitions)."""
+def overview(backend: ibis.BaseBackend, tz: str | None = None, costs: Costs | None = None) -> dict[str, Any]:
+    """The summary's metrics (`KEYS`) of everything in the warehouse, as the catalogue defines them;
+    `costs` are the KPI sheet's (the reward ledger's, from the caller), so its cost metrics agree."""
     events = analysable(backend.table("events"))
     orders = analysable(backend.table("orders"))
     out: dict[str, Any] = {}
@@ -80,24 +59,20 @@ def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]
     )
     row = money.execute().iloc[0]
     n_orders = int(row["n"])
-    gmv_fen = 0 if n_orders == 0 else int(row["gmv"])
-    out["orders"] = n_orders
-    out["gmv_yuan"] = round(gmv_fen / 100, 2)
-    out["aov_yuan"] = round(gmv_fen / 100 / n_orders, 2) if n_orders else None
-    out["refund_rate"] = _ratio(0 if n_orders == 0 else int(row["refunded"]), n_orders)
+    out["placed_orders"] = n_orders
+    out["gmv_fen"] = 0 if n_orders == 0 else int(row["gmv"])
+    out["refund_rate"] = ratio(0 if n_orders == 0 else int(row["refunded"]), n_orders)
 
     # The growth metrics are the KPI sheet's (analytics/kpis.py), not a second definition.
     fr = Frame(backend, config=MetricConfig(timezone=tz or ""))
-    sheet = kpis(fr)
-    out["reached"] = sheet["reached"]
-    out["participants"] = sheet["participants"]
-    out["participation"] = sheet["participation_rate"]
-    out["new_persons"] = sheet["new_users"]
-    out["referred_persons"] = sheet["new_referred_users"]
-    out["referral_share"] = sheet["referred_share_of_new"]
-    out["k_factor"] = sheet["k_factor"]
-    out["d1_retention"] = sheet["retention_d1"]
+    sheet = kpis(fr, costs)
+    out.update({key: sheet[key] for key in FROM_SHEET})
+    out["ltv_multiplier"] = _ltv_multiplier(fr, orders)
+    return {key: out[key] for key in KEYS}
 
+
+def _ltv_multiplier(fr: Frame, orders: ir.Table) -> float | None:
+    """Paid revenue per referred new user / per other new user, to date (the catalogue's formula)."""
     new = new_users(fr).select("person_id")
     referred = referred_new(fr, new).select("person_id")
     paid = orders.filter(orders.status == "paid")
@@ -114,22 +89,13 @@ def overview(backend: ibis.BaseBackend, tz: str | None = None) -> dict[str, Any]
         .execute()
     )
     per = {int(r.is_referred): (int(r.revenue) / int(r.n) if int(r.n) else 0.0) for r in ltv.itertuples()}
-    out["ltv_multiplier"] = round(per[1] / per[0], 3) if per.get(0) and 1 in per else None
-    return out
+    return per[1] / per[0] if per.get(0) and 1 in per else None
 
 
 def overview_rows(values: dict[str, Any]) -> list[dict[str, Any]]:
-    """The overview as label/value rows for a table, ratios as percentages."""
-    rows = []
-    for key, label in LABELS.items():
-        value = values.get(key)
-        if value is None:
-            shown = "—"
-        elif key in RATIOS:
-            shown = f"{value:.1%}"
-        elif isinstance(value, float):
-            shown = f"{value:,.2f}"
-        else:
-            shown = f"{value:,}"
-        rows.append({"metric": label, "value": shown})
-    return rows
+    """The overview as label/value rows for a table: the catalogue's names (zh and en) and units."""
+    return [
+        {"metric": catalogue.metric(key).label, "value": catalogue.format_value(key, values.get(key))}
+        for key in KEYS
+        if key in values
+    ]

@@ -21,7 +21,28 @@ class AppliedFilters(BaseModel):
 
 
 class Kpis(Open):
-    """The KPI sheet: each metric's value, inputs and definition, with the filters applied."""
+    """The KPI sheet: the value of each of its metrics (definitions: /api/v1/analytics/metrics), with
+    the filters applied."""
+
+
+class MetricDefinition(BaseModel):
+    """One metric of the catalogue (analytics/catalogue.py)."""
+
+    key: str
+    name_zh: str
+    name_en: str
+    unit: str
+    probability: bool
+    section: str
+    formula: str
+    numerator: str | None
+    denominator: str | None
+    population: str
+    time: str
+    filters: str
+    differs: str | None
+    in_kpi_sheet: bool
+    in_series: bool
 
 
 class Funnel(Open):

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from liebian.analytics.common import AnalyticsError, Frame, ratio
+from liebian.analytics import catalogue
+from liebian.analytics.common import AnalyticsError, Frame
 from liebian.analytics.kpis import Costs, kpis
 
 FIRST_LEVEL = {
@@ -34,67 +35,59 @@ STAGES: dict[str, dict[str, float]] = {
 
 @dataclass(frozen=True)
 class Indicator:
+    """A scorecard indicator: a catalogue metric (its name and formula are the catalogue's), where it
+    belongs and its scoring references."""
+
     key: str
-    label: str
     parent: str
     dimension: str
     low: float
     high: float
 
+    @property
+    def label(self) -> str:
+        return catalogue.metric(self.key).label
+
 
 INDICATORS: tuple[Indicator, ...] = (
-    Indicator("new_user_growth", "新增用户环比 new-user growth", "user_growth", "scale", -0.2, 0.5),
-    Indicator(
-        "referred_share_of_new", "裂变新客占比 referred share of new", "user_growth", "scale", 0.05, 0.5
-    ),
-    Indicator("k_factor", "K 因子 K-factor", "user_growth", "scale", 0.05, 1.0),
-    Indicator("referral_rate", "推荐率 referral rate", "user_growth", "scale", 0.01, 0.2),
-    Indicator("reach_growth", "触达人数环比 reach growth", "brand_voice", "scale", -0.2, 0.5),
-    Indicator("shares_per_active", "人均分享 shares per active user", "brand_voice", "activity", 0.05, 1.0),
-    Indicator("participation_rate", "参与率 participation rate", "brand_voice", "activity", 0.05, 0.3),
-    Indicator(
-        "invites_per_participant", "人均邀请 invites per participant", "brand_voice", "activity", 0.5, 3.0
-    ),
-    Indicator("retention_d7", "7日留存 D7 retention", "brand_voice", "activity", 0.05, 0.4),
-    Indicator("dau_mau", "DAU/MAU", "brand_voice", "activity", 0.05, 0.3),
-    Indicator("aov_change", "客单价环比 AOV change", "aov_lift", "conversion", -0.1, 0.2),
-    Indicator("conversion_rate", "转化率 conversion rate", "aov_lift", "conversion", 0.01, 0.15),
-    Indicator("invite_conversion", "邀请转化率 invite conversion", "aov_lift", "conversion", 0.05, 0.4),
-    Indicator("repurchase_rate", "复购率 repurchase rate", "repurchase_change", "conversion", 0.05, 0.35),
-    Indicator(
-        "repurchase_change",
-        "复购率变化 repurchase change (pp)",
-        "repurchase_change",
-        "conversion",
-        -0.05,
-        0.05,
-    ),
+    Indicator("new_user_growth", "user_growth", "scale", -0.2, 0.5),
+    Indicator("referred_share_of_new", "user_growth", "scale", 0.05, 0.5),
+    Indicator("k_factor", "user_growth", "scale", 0.05, 1.0),
+    Indicator("referral_rate", "user_growth", "scale", 0.01, 0.2),
+    Indicator("reach_growth", "brand_voice", "scale", -0.2, 0.5),
+    Indicator("shares_per_active", "brand_voice", "activity", 0.05, 1.0),
+    Indicator("participation_rate", "brand_voice", "activity", 0.05, 0.3),
+    Indicator("invites_per_participant", "brand_voice", "activity", 0.5, 3.0),
+    Indicator("retention_d7", "brand_voice", "activity", 0.05, 0.4),
+    Indicator("dau_mau", "brand_voice", "activity", 0.05, 0.3),
+    Indicator("aov_change", "aov_lift", "conversion", -0.1, 0.2),
+    Indicator("conversion_rate", "aov_lift", "conversion", 0.01, 0.15),
+    Indicator("invite_conversion", "aov_lift", "conversion", 0.05, 0.4),
+    Indicator("repurchase_rate", "repurchase_change", "conversion", 0.05, 0.35),
+    Indicator("repurchase_change", "repurchase_change", "conversion", -0.05, 0.05),
 )
 
 
-def _change(now: float | None, before: float | None) -> float | None:
-    return None if now is None or before is None or before == 0 else (now - before) / before
+def change(m: catalogue.Metric, now: dict[str, Any], before: dict[str, Any]) -> float | None:
+    """A change metric of the catalogue: relative ((now − before) / before) or in points (now − before)."""
+    assert m.change_of is not None
+    a, b = now.get(m.change_of), before.get(m.change_of)
+    if a is None or b is None:
+        return None
+    if m.change == "points":
+        return float(a - b)
+    return None if b == 0 else (a - b) / b
 
 
-def indicator_values(now: dict[str, Any], before: dict[str, Any]) -> dict[str, float | None]:
-    rp_now, rp_before = now["repurchase_rate"], before["repurchase_rate"]
-    return {
-        "new_user_growth": _change(now["new_users"], before["new_users"]),
-        "referred_share_of_new": now["referred_share_of_new"],
-        "k_factor": now["k_factor"],
-        "referral_rate": now["referral_rate"],
-        "reach_growth": _change(now["reached"], before["reached"]),
-        "shares_per_active": ratio(now["shares"], now["active_users"]),
-        "participation_rate": now["participation_rate"],
-        "invites_per_participant": now["invites_per_participant"],
-        "retention_d7": now["retention_d7"],
-        "dau_mau": now["dau_mau"],
-        "aov_change": _change(now["aov_fen"], before["aov_fen"]),
-        "conversion_rate": now["conversion_rate"],
-        "invite_conversion": now["invite_conversion"],
-        "repurchase_rate": rp_now,
-        "repurchase_change": None if rp_now is None or rp_before is None else rp_now - rp_before,
-    }
+def indicator_values(
+    now: dict[str, Any], before: dict[str, Any], indicators: tuple[Indicator, ...] = INDICATORS
+) -> dict[str, float | None]:
+    """Each indicator's value: the sheet's metric, or the catalogue's change against the period before."""
+    out: dict[str, float | None] = {}
+    for ind in indicators:
+        m = catalogue.metric(ind.key)
+        out[ind.key] = change(m, now, before) if m.change_of else now[ind.key]
+    return out
 
 
 def score_value(value: float, low: float, high: float) -> float:

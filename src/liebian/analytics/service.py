@@ -19,6 +19,7 @@ from liebian.analytics import benchmarks as bench
 from liebian.analytics import channels as channels_mod
 from liebian.analytics import cohorts as cohorts_mod
 from liebian.analytics import funnel as funnel_mod
+from liebian.analytics import insights_funnel as funnel_modes
 from liebian.analytics import kpis as kpis_mod
 from liebian.analytics import referral_tree as tree_mod
 from liebian.analytics import scorecard as score_mod
@@ -86,21 +87,31 @@ def frame(
         yield Frame(backend, filters or Filters(), config)
 
 
-def costs_for(filters: Filters, reward_cost_fen: int | None = None, other_cost_fen: int = 0) -> Costs:
-    """The costs of the KPI sheet: the reward cost given, else the wired provider's (the reward
-    ledger's issued rewards the filters select, `rewards.costs.reward_cost_fen`)."""
+def costs_for(
+    filters: Filters, reward_cost_fen: int | None = None, other_cost_fen: int | None = None
+) -> Costs:
+    """The costs of the KPI sheet: each cost given, else the wired provider's — the reward ledger's
+    issued rewards the filters select (`rewards.costs.reward_cost_fen`) and the operator-entered
+    other costs pro-rated to the period (`costs.service.other_cost_fen`)."""
+    wiring = ports.current()
     if reward_cost_fen is None:
-        provider = ports.current().reward_cost
-        if provider is None:
+        if wiring.reward_cost is None:
             raise ports.NotWired("no reward-cost provider is wired: the KPI costs would silently be 0")
-        reward_cost_fen = provider(filters)
+        reward_cost_fen = wiring.reward_cost(filters)
+    if other_cost_fen is None:
+        if wiring.other_cost is None:
+            raise ports.NotWired("no other-cost provider is wired: the KPI costs would silently be 0")
+        other_cost_fen = wiring.other_cost(filters)
     if reward_cost_fen < 0 or other_cost_fen < 0:
         raise AnalyticsError("costs must not be negative")
     return Costs(reward_cost_fen=reward_cost_fen, other_cost_fen=other_cost_fen)
 
 
 def run_kpis(
-    filters: Filters, engine: str | None = None, reward_cost_fen: int | None = None, other_cost_fen: int = 0
+    filters: Filters,
+    engine: str | None = None,
+    reward_cost_fen: int | None = None,
+    other_cost_fen: int | None = None,
 ) -> dict[str, Any]:
     costs = costs_for(filters, reward_cost_fen, other_cost_fen)
     with frame(filters, engine) as fr:
@@ -132,10 +143,14 @@ def run_funnel(
     breakdown: str | None = None,
     segments: dict[str, Sequence[int]] | None = None,
     engine: str | None = None,
+    mode: str = "ordered",
+    exclusions: Sequence[funnel_modes.Exclusion] = (),
 ) -> dict[str, Any]:
+    """The funnel; `mode` and `exclusions` as analytics/insights_funnel.py describes."""
     parsed = funnel_mod.parse_steps(steps)
+    build = funnel_modes.builder(parsed, mode, tuple(exclusions))
     with frame(filters, engine) as fr:
-        result = funnel_mod.funnel(fr, parsed, timedelta(days=window_days), breakdown, segments)
+        result = funnel_mod.funnel(fr, parsed, timedelta(days=window_days), breakdown, segments, build=build)
     return {
         "filters": filters.describe(),
         "window_days": result.window_days,
@@ -151,10 +166,13 @@ def run_dropped(
     steps: str | Sequence[str] | None = None,
     window_days: float = 14,
     engine: str | None = None,
+    mode: str = "ordered",
+    exclusions: Sequence[funnel_modes.Exclusion] = (),
 ) -> list[dict[str, Any]]:
     parsed = funnel_mod.parse_steps(steps)
+    build = funnel_modes.builder(parsed, mode, tuple(exclusions))
     with frame(filters, engine) as fr:
-        return records(funnel_mod.dropped_persons(fr, at_step, parsed, timedelta(days=window_days)))
+        return records(funnel_mod.dropped_persons(fr, at_step, parsed, timedelta(days=window_days), build))
 
 
 def run_retention(

@@ -85,13 +85,13 @@ def logout(request: Request) -> Response:
 
 
 @router.get("/api/v1/auth/me", response_model=Me, responses=ERRORS)
-def me(request: Request) -> dict:
+def me(request: Request) -> Me:
     p = principal_of(request)
-    return {"name": p.name, "kind": p.kind, "role": p.role, "permissions": sorted(p.permissions)}
+    return Me(name=p.name, kind=p.kind, role=p.role, permissions=sorted(p.permissions))
 
 
 @router.get("/api/v1/auth/users", response_model=list[UserOut], responses=ERRORS)
-def users() -> list[dict]:
+def users() -> list[UserOut]:
     with session_scope() as s:
         return service.list_users(s)
 
@@ -115,8 +115,8 @@ def create_user(body: UserCreate, request: Request):
             ip=client_ip(request),
             must_change_password=body.password is None,
         )
-        out = service.user_view(user)
-    out["one_time_password"] = None if body.password else password
+        view = service.user_view(user)
+    out = UserCreated(**dict(view), one_time_password=None if body.password else password)
     return JSONResponse(status_code=201, content=encode(out))
 
 
@@ -139,7 +139,7 @@ def update_user(username: str, body: UserUpdate, request: Request):
 
 
 @router.get("/api/v1/auth/keys", response_model=list[KeyOut], responses=ERRORS)
-def keys() -> list[dict]:
+def keys() -> list[KeyOut]:
     with session_scope() as s:
         return service.list_api_keys(s)
 
@@ -164,8 +164,8 @@ def create_key(body: KeyCreate, request: Request):
             expires_days=body.expires_days,
             ip=client_ip(request),
         )
-        out = service.key_view(record, body.username if body.kind == "user" else None)
-    out["key"] = plaintext
+        view = service.key_view(record, body.username if body.kind == "user" else None)
+    out = KeyCreated(**dict(view), key=plaintext)
     return JSONResponse(status_code=201, content=encode(out))
 
 

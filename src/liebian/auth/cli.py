@@ -58,7 +58,7 @@ def create_user(
 def users(fmt: Format = typer.Option(Format.table, "--format")) -> None:
     """List console users."""
     with session_scope() as s:
-        emit(service.list_users(s), fmt)
+        emit([dict(user) for user in service.list_users(s)], fmt)
 
 
 @app.command("set-role")
@@ -126,7 +126,7 @@ def create_key(
                 expires_days=expires_days or None,
                 ip="cli",
             )
-            view = service.key_view(record, username)
+            view = dict(service.key_view(record, username))
     except service.AuthError as exc:
         _fail(exc)
     view["key"] = plaintext
@@ -142,7 +142,7 @@ def create_key(
 def keys(fmt: Format = typer.Option(Format.table, "--format")) -> None:
     """List API keys (never the keys themselves)."""
     with session_scope() as s:
-        emit(service.list_api_keys(s), fmt)
+        emit([dict(key) for key in service.list_api_keys(s)], fmt)
 
 
 @app.command("revoke-key")

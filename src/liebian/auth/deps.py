@@ -154,6 +154,8 @@ def authorize(
         raise HTTPException(
             403, f"forbidden: {method} {template} needs the permission {permission or 'admin'}"
         )
+    if principal.kind == "session" and principal.must_change_password and permission != policy.ANONYMOUS:
+        _require_password_change(method, template)
     if principal.kind == "session" and method in UNSAFE and permission != policy.ANONYMOUS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not principal.csrf_token or not _same(sent, principal.csrf_token):
@@ -220,6 +222,20 @@ class AuditMiddleware:
             await run_in_threadpool(_write_audit, pending, status.get("code", 500))
 
 
+# What a console user on a one-time password may still reach (API keys are not affected).
+PASSWORD_CHANGE_ROUTES = frozenset({"/password", "/api/v1/auth/me", "/api/v1/auth/logout"})
+
+
+def _require_password_change(method: str, template: str) -> None:
+    """A session whose user must change the one-time password: console pages lead to /password,
+    anything else is refused until it is changed."""
+    if template in PASSWORD_CHANGE_ROUTES:
+        return
+    if method == "GET" and not template.startswith("/api/"):
+        raise HTTPException(303, "change the one-time password first", headers={"Location": "/password"})
+    raise HTTPException(403, "change the one-time password first (console page /password)")
+
+
 def _same(a: str, b: str) -> bool:
 
     return hmac.compare_digest(a.encode(), b.encode())
@@ -232,8 +248,8 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-# The console: own scripts only; inline styles are used by the templates. /docs and /redoc load
-# their bundles from a CDN and are served without this policy.
+# The console: own scripts only; inline styles are used by the templates. /docs and /redoc (their
+# bundles vendored in static/vendor, see web/apidocs.py) start with an inline script: served without it.
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"

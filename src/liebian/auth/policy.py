@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, str] = {
     "auth:admin": "users, roles and API keys",
     "audit:read": "read, verify and export the audit log",
     "reports:write": "set SMART targets, subscribe addresses to reports, send due reports",
+    "complaints:handle": "complaints and data-subject requests: list, assign, resolve, run the clock",
 }
 
 PUBLIC_SCOPES = frozenset({"ingest:write", "frontend", "consent:record"})
@@ -64,6 +65,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "segments:read",
             "privacy:read",
             "reports:write",
+            "complaints:handle",
         }
     ),
     "analyst": frozenset(
@@ -97,10 +99,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/login"): ANONYMOUS,
     ("POST", "/login"): ANONYMOUS,
     ("POST", "/logout"): ANONYMOUS,
+    ("GET", "/password"): "console:view",
+    ("POST", "/password"): "console:view",
     ("GET", "/alerts"): "analytics:read",
     ("POST", "/alerts/{alert_id}/acknowledge"): "campaign:write",  # as the monitor API
     ("POST", "/alerts/{alert_id}/resolve"): "campaign:write",
     ("POST", "/alerts/rules/defaults"): "campaign:write",
+    ("GET", "/community"): "analytics:read",
+    ("GET", "/alerts/{alert_id}/options"): "analytics:read",
+    ("POST", "/alerts/{alert_id}/options/propose"): "campaign:write",
     ("GET", "/quality"): "quality:read",
     # import: uploading is ingestion; batch records and their rejected lines are quality data
     # (the public front-end key holds ingest:write but must not read them)
@@ -109,6 +116,13 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/import/jobs/{job_id}"): "quality:read",
     ("GET", "/import/batches/{batch_id}"): "quality:read",
     ("GET", "/settings"): "auth:admin",
+    ("GET", "/costs"): "campaign:read",
+    ("POST", "/costs"): "campaign:write",
+    ("POST", "/costs/{cost_id}/remove"): "campaign:write",
+    ("POST", "/community/koc"): "campaign:write",
+    ("POST", "/community/koc/task"): "campaign:write",
+    ("POST", "/community/koc/status"): "campaign:write",
+    ("POST", "/community/koc/settle"): "rewards:write",
     ("POST", "/settings/users"): "auth:admin",
     ("POST", "/settings/users/{username}/role"): "auth:admin",
     ("POST", "/settings/users/{username}/active"): "auth:admin",
@@ -136,6 +150,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/journeys/{journey_id}"): "campaign:read",
     ("POST", "/journeys/{journey_id}/pause"): "campaign:write",
     ("POST", "/journeys/{journey_id}/activate"): "campaign:write",
+    ("POST", "/journeys/editor"): "campaign:write",
     ("GET", "/funnel"): "analytics:read",
     ("GET", "/funnel/dropped"): "identity:read",  # lists persons, like its API
     ("GET", "/retention"): "analytics:read",
@@ -153,6 +168,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/campaigns/{campaign_id}/launch"): "campaign:write",
     ("POST", "/campaigns/{campaign_id}/pause"): "campaign:write",
     ("POST", "/campaigns/{campaign_id}/end"): "campaign:write",
+    ("GET", "/campaigns/editor/row"): "campaign:write",
+    ("POST", "/campaigns/editor/preview"): "campaign:write",
+    ("GET", "/campaigns/{campaign_id}/participants"): "campaign:read",
     ("POST", "/campaigns/{campaign_id}/stages/evaluate"): "campaign:write",
     ("POST", "/campaigns/{campaign_id}/stages/advance"): "campaign:write",
     ("POST", "/campaigns/{campaign_id}/stages/exit-rule"): "campaign:write",
@@ -172,6 +190,15 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/experiments"): "analytics:read",
     ("POST", "/experiments"): "models:write",  # reads out and keeps an experiment
     ("GET", "/experiments/plan"): "analytics:read",
+    # console: rewards (approving and issuing move the ledger; the payout file is a payout export)
+    ("GET", "/rewards"): "rewards:read",
+    ("POST", "/rewards/approve"): "rewards:write",
+    ("POST", "/rewards/{reward_id}/approve"): "rewards:write",
+    ("POST", "/rewards/issue"): "rewards:write",
+    ("GET", "/rewards/payouts"): "rewards:write",
+    # console: persons (search and profile show masked identifiers: looking persons up, audited)
+    ("GET", "/people"): "identity:read",
+    ("GET", "/people/{person_id}"): "identity:read",
     # ingestion
     ("POST", "/api/v1/events/batch"): "ingest:write",
     ("POST", "/api/v1/orders/batch"): "ingest:write",
@@ -206,6 +233,8 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/invites/{code}/poster.png"): "frontend",
     # a tapped link carries no header: anonymous, rate-limited per client
     ("GET", "/i/{code}"): ANONYMOUS,
+    # a poster's URL carries its own signature and expiry (an H5 page's <img> sends no key)
+    ("GET", "/p/{code}.png"): ANONYMOUS,
     ("POST", "/api/v1/invites/accept"): "frontend",
     ("POST", "/api/v1/campaigns/{campaign_id}/conversions"): "frontend",
     # trusted orders: shops' servers sign their callbacks (no key); operators manage the shops
@@ -260,6 +289,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/fraud/scan"): "fraud:review",
     # analytics (aggregates)
     ("GET", "/api/v1/analytics/kpis"): "analytics:read",
+    # operator-entered costs and the exchange rates (costs domain)
+    ("POST", "/api/v1/costs"): "campaign:write",
+    ("GET", "/api/v1/costs"): "campaign:read",
+    ("DELETE", "/api/v1/costs/{cost_id}"): "campaign:write",
+    ("GET", "/api/v1/fx/rates"): "analytics:read",
     ("GET", "/api/v1/analytics/funnel"): "analytics:read",
     ("GET", "/api/v1/analytics/funnel/dropped"): "identity:read",  # lists persons, not an aggregate
     ("GET", "/api/v1/analytics/retention"): "analytics:read",
@@ -268,6 +302,33 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/analytics/channels"): "analytics:read",
     ("GET", "/api/v1/analytics/scorecard"): "analytics:read",
     ("GET", "/api/v1/analytics/benchmarks"): "analytics:read",
+    # the insight builder: saved insights and dashboards (saving is analyst work, like tags)
+    ("GET", "/api/v1/analytics/trends"): "analytics:read",
+    ("GET", "/api/v1/insights/events"): "analytics:read",
+    ("GET", "/api/v1/insights"): "analytics:read",
+    ("POST", "/api/v1/insights"): "models:write",
+    ("GET", "/api/v1/insights/{insight_id}"): "analytics:read",
+    ("PUT", "/api/v1/insights/{insight_id}"): "models:write",
+    ("DELETE", "/api/v1/insights/{insight_id}"): "models:write",
+    ("GET", "/api/v1/insights/{insight_id}/result"): "analytics:read",
+    ("GET", "/api/v1/dashboards"): "analytics:read",
+    ("POST", "/api/v1/dashboards"): "models:write",
+    ("GET", "/api/v1/dashboards/{dashboard_id}"): "analytics:read",
+    ("PUT", "/api/v1/dashboards/{dashboard_id}"): "models:write",
+    ("DELETE", "/api/v1/dashboards/{dashboard_id}"): "models:write",
+    ("GET", "/api/v1/dashboards/{dashboard_id}/results"): "analytics:read",
+    ("GET", "/insights"): "analytics:read",
+    ("POST", "/insights/save"): "models:write",
+    ("GET", "/insights/saved"): "analytics:read",
+    ("GET", "/insights/{insight_id}"): "analytics:read",
+    ("POST", "/insights/{insight_id}/delete"): "models:write",
+    ("GET", "/dashboards"): "analytics:read",
+    ("POST", "/dashboards"): "models:write",
+    ("GET", "/dashboards/{dashboard_id}"): "analytics:read",
+    ("POST", "/dashboards/{dashboard_id}/delete"): "models:write",
+    ("POST", "/funnel/dropped/segment"): "models:write",  # a tag of the listed persons
+    ("POST", "/funnel/dropped/journey"): "campaign:write",  # contacts persons: journey work
+    ("GET", "/api/v1/analytics/metrics"): "analytics:read",
     # predictive models and experiments
     ("POST", "/api/v1/predict/ltv"): "models:write",
     ("POST", "/api/v1/predict/lifecycle"): "models:write",
@@ -303,6 +364,16 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/privacy/requests/delete"): "privacy:dsr",
     ("GET", "/api/v1/privacy/requests"): "privacy:dsr",
     ("POST", "/api/v1/privacy/persons/{person_id}/reveal"): "pii:reveal",
+    # complaints and data-subject requests: front ends file (the public key for its participant's
+    # own person), operators handle
+    ("POST", "/api/v1/complaints"): "frontend",
+    ("GET", "/api/v1/complaints"): "complaints:handle",
+    ("GET", "/api/v1/complaints/due"): "complaints:handle",
+    ("GET", "/api/v1/complaints/{case_id}"): "complaints:handle",
+    ("POST", "/api/v1/complaints/{case_id}/assign"): "complaints:handle",
+    ("POST", "/api/v1/complaints/{case_id}/resolve"): "complaints:handle",
+    ("POST", "/api/v1/complaints/clock"): "complaints:handle",
+    ("GET", "/complaints"): "complaints:handle",
     # auth
     ("POST", "/api/v1/auth/login"): ANONYMOUS,
     ("POST", "/api/v1/auth/logout"): ANONYMOUS,
@@ -335,11 +406,33 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/monitor/scan"): "analytics:read",  # computes; opens alerts only when asked
     ("GET", "/api/v1/monitor/series"): "analytics:read",
     ("GET", "/api/v1/monitor/series/live"): "analytics:read",
+    # decision support: options are analysis; a proposal and its review change a campaign
+    ("GET", "/api/v1/decisions/options"): "analytics:read",
+    ("GET", "/api/v1/decisions/proposals"): "campaign:read",
+    ("POST", "/api/v1/decisions/proposals"): "campaign:write",
+    ("POST", "/api/v1/decisions/proposals/{proposal_id}/approve"): "campaign:write",
+    ("POST", "/api/v1/decisions/proposals/{proposal_id}/reject"): "campaign:write",
     # community health
     ("GET", "/api/v1/community/groups"): "analytics:read",
     ("GET", "/api/v1/community/negative"): "analytics:read",
     ("GET", "/api/v1/community/contributors"): "segments:read",  # person ids
     ("POST", "/api/v1/community/sentiment"): "analytics:read",
+    ("GET", "/api/v1/community/weekly-active"): "analytics:read",
+    ("GET", "/api/v1/community/targets"): "analytics:read",
+    ("PUT", "/api/v1/community/targets/{group_id}"): "campaign:write",
+    ("DELETE", "/api/v1/community/targets/{group_id}"): "campaign:write",
+    ("GET", "/api/v1/community/checkins"): "segments:read",  # person ids
+    ("GET", "/api/v1/community/ugc"): "analytics:read",
+    ("GET", "/api/v1/community/calendar"): "analytics:read",
+    ("POST", "/api/v1/community/calendar"): "campaign:write",
+    ("DELETE", "/api/v1/community/calendar/{item_id}"): "campaign:write",
+    ("GET", "/api/v1/community/koc"): "segments:read",  # person ids
+    ("POST", "/api/v1/community/koc"): "campaign:write",
+    ("POST", "/api/v1/community/koc/{koc_id}/status"): "campaign:write",
+    ("GET", "/api/v1/community/koc/tasks"): "segments:read",
+    ("POST", "/api/v1/community/koc/tasks"): "campaign:write",
+    ("POST", "/api/v1/community/koc/settle"): "rewards:write",  # grants through the reward ledger
+    ("GET", "/api/v1/community/koc/results"): "segments:read",
     # WeCom: WeCom itself calls the callback; its authentication is the msg_signature (wecom.crypto),
     # checked with the replay window and nonce store in wecom.service — no operator login.
     ("GET", "/api/v1/wecom/callback"): ANONYMOUS,
@@ -388,9 +481,11 @@ COMMANDS: dict[str, str] = {
     "import orders": "ingest:write",
     "import identities": "identity:write",
     "import messages": "ingest:write",
+    "import campaigns": "ingest:write",
     "identity show": "identity:read",
     "identity link": "identity:write",
     "identity sync": "identity:write",
+    "identity backfill": "identity:write",
     "quality report": "quality:read",
     # `make demo` must work again after the server created the first admin; the demo refuses a data
     # directory holding other data unless --force, and whoever runs it can delete the directory anyway
@@ -436,6 +531,12 @@ COMMANDS: dict[str, str] = {
     "fraud reasons": "fraud:read",
     "fx list": "analytics:read",
     "fx convert": "analytics:read",
+    "calendar show": "analytics:read",
+    "calendar day": "analytics:read",
+    "fx import": "campaign:write",  # rates decide what revenue counts: operator work, like costs
+    "costs add": "campaign:write",
+    "costs list": "campaign:read",
+    "costs remove": "campaign:write",
     "analyze kpis": "analytics:read",
     "analyze funnel": "analytics:read",
     "analyze dropped": "identity:read",  # lists persons, not an aggregate
@@ -445,7 +546,9 @@ COMMANDS: dict[str, str] = {
     "analyze channels": "analytics:read",
     "analyze scorecard": "analytics:read",
     "analyze benchmarks": "analytics:read",
+    "analyze metrics": "analytics:read",
     "analyze export-parquet": "identity:read",  # person-level rows
+    "analyze sync-store": "identity:write",  # rewrites the event store: person-level rows
     "predict ltv": "models:write",
     "predict lifecycle": "models:write",
     "predict churn": "models:write",
@@ -479,6 +582,7 @@ COMMANDS: dict[str, str] = {
     "privacy rotate-key": "privacy:dsr",
     "privacy reencrypt": "privacy:dsr",
     "privacy retention": "privacy:dsr",
+    "privacy trace": "audit:read",  # names who exported a leaked file: the audit trail's reader
     "auth create-user": "auth:admin",
     "auth users": "auth:admin",
     "auth set-role": "auth:admin",
@@ -512,6 +616,21 @@ COMMANDS: dict[str, str] = {
     "community negative": "analytics:read",
     "community contributors": "segments:read",
     "community sentiment": "analytics:read",
+    "community weekly-active": "analytics:read",
+    "community targets": "analytics:read",
+    "community target-set": "campaign:write",
+    "community target-clear": "campaign:write",
+    "community checkins": "segments:read",
+    "community ugc": "analytics:read",
+    "community calendar": "analytics:read",
+    "community calendar-add": "campaign:write",
+    "community koc-list": "segments:read",
+    "community koc-nominate": "campaign:write",
+    "community koc-status": "campaign:write",
+    "community koc-task": "campaign:write",
+    "community koc-tasks": "segments:read",
+    "community koc-settle": "rewards:write",
+    "community koc-results": "segments:read",
     "wecom flush": "campaign:write",
     "wecom contact-ways": "campaign:read",
     "wecom callbacks": "identity:read",
@@ -531,6 +650,16 @@ COMMANDS: dict[str, str] = {
     "report subscriptions": "reports:write",
     "report send-due": "reports:write",
     "report runs": "reports:write",
+    "complaints add": "complaints:handle",
+    "complaints list": "complaints:handle",
+    "complaints show": "complaints:handle",
+    "complaints assign": "complaints:handle",
+    "complaints resolve": "complaints:handle",
+    "decisions options": "analytics:read",
+    "decisions proposals": "campaign:read",
+    "decisions propose": "campaign:write",
+    "decisions approve": "campaign:write",
+    "decisions reject": "campaign:write",
     "job run": "auth:admin",
     "job scheduler": "auth:admin",
     "job list": "console:view",

@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from liebian.auth import policy, throttle
 from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, User
+from liebian.auth.schemas import KeyOut, UserOut
 from liebian.config import get_settings
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import session_scope
@@ -67,6 +68,8 @@ class Principal:
     user_id: int | None = None
     csrf_token: str | None = None
     key_id: str | None = None
+    # a console user still on a one-time password: the console allows nothing but changing it
+    must_change_password: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -187,6 +190,15 @@ def reset_password(session: Session, username: str, password: str, *, actor: str
     return user
 
 
+def change_own_password(session: Session, username: str, current: str, new: str, ip: str = "") -> User:
+    """A user replaces their own password (the console's first-login page): the current one must be
+    right and the new one different; afterwards the user no longer has to change it."""
+    authenticate(session, username, current, ip)
+    if new == current:
+        raise AuthError("invalid", "new_password: must differ from the current password", 422)
+    return reset_password(session, username, new, actor=f"user:{username}", ip=ip)
+
+
 # The first admin's one-time password (auth/bootstrap.py writes it); gone once it was changed.
 PASSWORD_FILE = "initial-admin-password"
 
@@ -202,18 +214,18 @@ def _require_user(session: Session, username: str) -> User:
     return user
 
 
-def user_view(user: User) -> dict[str, Any]:
-    return {
-        "username": user.username,
-        "role": user.role,
-        "active": user.active,
-        "must_change_password": user.must_change_password,
-        "created_at": user.created_at,
-        "last_login_at": user.last_login_at,
-    }
+def user_view(user: User) -> UserOut:
+    return UserOut(
+        username=user.username,
+        role=user.role,
+        active=user.active,
+        must_change_password=user.must_change_password,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
 
 
-def list_users(session: Session) -> list[dict[str, Any]]:
+def list_users(session: Session) -> list[UserOut]:
     return [user_view(u) for u in session.scalars(select(User).order_by(User.username))]
 
 
@@ -307,6 +319,7 @@ def session_principal(session: Session, token: str) -> Principal | None:
         permissions=policy.permissions_of(user.role),
         user_id=user.id,
         csrf_token=s.csrf_token,
+        must_change_password=bool(user.must_change_password),
     )
 
 
@@ -544,23 +557,23 @@ def verified_key_principal(plaintext: str) -> Principal | None:
     return principal
 
 
-def key_view(record: ApiKey, owner: str | None = None) -> dict[str, Any]:
-    return {
-        "key_id": record.key_id,
-        "name": record.name,
-        "kind": record.kind,
-        "owner": owner,
-        "role": record.role,
-        "scopes": record.scopes.split() if record.scopes else [],
-        "created_by": record.created_by,
-        "created_at": record.created_at,
-        "expires_at": record.expires_at,
-        "revoked_at": record.revoked_at,
-        "last_used_at": record.last_used_at,
-    }
+def key_view(record: ApiKey, owner: str | None = None) -> KeyOut:
+    return KeyOut(
+        key_id=record.key_id,
+        name=record.name,
+        kind=record.kind,
+        owner=owner,
+        role=record.role,
+        scopes=record.scopes.split() if record.scopes else [],
+        created_by=record.created_by,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        revoked_at=record.revoked_at,
+        last_used_at=record.last_used_at,
+    )
 
 
-def list_api_keys(session: Session) -> list[dict[str, Any]]:
+def list_api_keys(session: Session) -> list[KeyOut]:
     rows = session.execute(
         select(ApiKey, User.username).outerjoin(User, User.id == ApiKey.user_id).order_by(ApiKey.id)
     )

@@ -19,7 +19,7 @@ def create(body: JourneyIn):
 
 
 @router.get("", response_model=list[JourneyOut])
-def list_journeys() -> list[dict]:
+def list_journeys() -> list[JourneyOut]:
     with session_scope() as s:
         return service.list_journeys(s)
 

@@ -39,7 +39,7 @@ def create_cmd(
         _fail(f"{definition}: {errs}")
     try:
         with session_scope() as s:
-            emit(service.create_journey(s, name, parsed), fmt)
+            emit(dict(service.create_journey(s, name, parsed)), fmt)
     except AutomationError as exc:
         _fail(exc.message)
 
@@ -48,7 +48,7 @@ def create_cmd(
 def list_cmd(fmt: Format = FMT) -> None:
     """List journeys."""
     with session_scope() as s:
-        emit([{k: v for k, v in j.items() if k != "definition"} for j in service.list_journeys(s)], fmt)
+        emit([j.model_dump(exclude={"definition"}) for j in service.list_journeys(s)], fmt)
 
 
 @app.command("run")
@@ -65,10 +65,7 @@ def pause_cmd(journey_id: int = typer.Argument(...), fmt: Format = FMT) -> None:
     """Pause a journey (no entries, no actions)."""
     try:
         with session_scope() as s:
-            emit(
-                {k: v for k, v in service.set_status(s, journey_id, "paused").items() if k != "definition"},
-                fmt,
-            )
+            emit(service.set_status(s, journey_id, "paused").model_dump(exclude={"definition"}), fmt)
     except AutomationError as exc:
         _fail(exc.message)
 
@@ -78,10 +75,7 @@ def resume_cmd(journey_id: int = typer.Argument(...), fmt: Format = FMT) -> None
     """Resume a paused journey."""
     try:
         with session_scope() as s:
-            emit(
-                {k: v for k, v in service.set_status(s, journey_id, "active").items() if k != "definition"},
-                fmt,
-            )
+            emit(service.set_status(s, journey_id, "active").model_dump(exclude={"definition"}), fmt)
     except AutomationError as exc:
         _fail(exc.message)
 

@@ -22,7 +22,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from liebian import urlguard
 from liebian.automation.models import ContactSlot, Journey, JourneyAction, JourneyEnrollment, JourneyMark
-from liebian.automation.schemas import Action, Condition, JourneyDefinition
+from liebian.automation.schemas import Action, Condition, JourneyDefinition, JourneyOut
 from liebian.campaigns import service as campaigns
 from liebian.config import get_settings
 from liebian.db.base import Base, utcnow
@@ -101,20 +101,18 @@ def _definition(j: Journey) -> JourneyDefinition:
     return JourneyDefinition.model_validate(data)
 
 
-def journey_view(session: Session, j: Journey) -> dict[str, Any]:
-    return {
-        "id": j.id,
-        "name": j.name,
-        "status": j.status,
-        "definition": _secrets(json.loads(j.definition), lambda v: "********"),
-        "created_at": j.created_at.isoformat(),
-        "last_scan_at": j.last_scan_at.isoformat() if j.last_scan_at else None,
-    }
+def journey_view(session: Session, j: Journey) -> JourneyOut:
+    return JourneyOut(
+        id=j.id,
+        name=j.name,
+        status=j.status,
+        definition=_secrets(json.loads(j.definition), lambda v: "********"),
+        created_at=j.created_at.isoformat(),
+        last_scan_at=j.last_scan_at.isoformat() if j.last_scan_at else None,
+    )
 
 
-def create_journey(
-    session: Session, name: str, definition: JourneyDefinition | dict[str, Any]
-) -> dict[str, Any]:
+def create_journey(session: Session, name: str, definition: JourneyDefinition | dict[str, Any]) -> JourneyOut:
     if isinstance(definition, dict):
         definition = JourneyDefinition.model_validate(definition)
     quiet_hours(definition.quiet_hours)  # reject a bad override now, not at the first action
@@ -134,15 +132,15 @@ def _journey(session: Session, journey_id: int) -> Journey:
     return j
 
 
-def get_journey(session: Session, journey_id: int) -> dict[str, Any]:
+def get_journey(session: Session, journey_id: int) -> JourneyOut:
     return journey_view(session, _journey(session, journey_id))
 
 
-def list_journeys(session: Session) -> list[dict[str, Any]]:
+def list_journeys(session: Session) -> list[JourneyOut]:
     return [journey_view(session, j) for j in session.scalars(select(Journey).order_by(Journey.id))]
 
 
-def set_status(session: Session, journey_id: int, status: str) -> dict[str, Any]:
+def set_status(session: Session, journey_id: int, status: str) -> JourneyOut:
     if status not in ("active", "paused"):
         raise AutomationError(f"status: {status!r} is not active or paused", field="status")
     j = _journey(session, journey_id)
@@ -295,6 +293,27 @@ def enter(session: Session, journey_id: int, now: datetime | None = None) -> dic
         return {"journey_id": j.id, "entered": 0, "control": 0, "skipped": "paused"}
     d = _definition(j)
     people = _candidates(session, j, d, now)
+    entered, control = _enrol(session, j, d, people, now)
+    j.last_scan_at = now
+    return {"journey_id": j.id, "candidates": len(people), "entered": entered, "control": control}
+
+
+def enrol(
+    session: Session, journey_id: int, person_ids: Sequence[int], now: datetime | None = None
+) -> dict[str, Any]:
+    """Enrol chosen persons (a list from the console, e.g. a funnel's drop-offs) into an active
+    journey, beside its trigger: the same hold-out, and never twice (as `enter`)."""
+    now = now or utcnow()
+    j = _journey(session, journey_id)
+    if j.status != "active":
+        raise AutomationError(f"journey: {journey_id} is not active", 409, "journey_id")
+    entered, control = _enrol(session, j, _definition(j), person_ids, now)
+    return {"journey_id": j.id, "candidates": len(person_ids), "entered": entered, "control": control}
+
+
+def _enrol(
+    session: Session, j: Journey, d: JourneyDefinition, people: Sequence[int], now: datetime
+) -> tuple[int, int]:
     insert = _insert(session)
     entered = control = 0
     for pid in people:
@@ -312,8 +331,7 @@ def enter(session: Session, journey_id: int, now: datetime | None = None) -> dic
         if session.execute(stmt).first() is not None:
             entered += 1
             control += held
-    j.last_scan_at = now
-    return {"journey_id": j.id, "candidates": len(people), "entered": entered, "control": control}
+    return entered, control
 
 
 # ------------------------------------------------------------------ advancing enrolments
@@ -326,7 +344,7 @@ def _count(con: duckdb.DuckDBPyConnection, sql: str, params: list[object]) -> in
 
 def _condition(session: Session, e: JourneyEnrollment, cond: Condition) -> bool:
     if cond.tag is not None:
-        return any(t["tag"] == cond.tag for t in tags.person_tags(session, e.person_id))
+        return any(t.tag == cond.tag for t in tags.person_tags(session, e.person_id))
     with warehouse.connect(read_only=True) as con:
         n = _count(
             con,

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liebian.auth.deps import principal_of
 from liebian.background import worker_lifespan
-from liebian.campaigns import flows, invites, service, verification, views
+from liebian.campaigns import claims, flows, invites, service, verification, views
 from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import (
     AcceptBlocked,
@@ -56,10 +56,15 @@ VISITOR_COOKIE_AGE = 365 * 24 * 3600
 router = APIRouter(tags=["campaigns"], lifespan=worker_lifespan(service.warehouse_flusher))
 
 
-def _run(fn: Callable[..., Any], *args: Any, status: int = 200, **kwargs: Any) -> Any:
+def _run(
+    fn: Callable[..., Any], *args: Any, status: int = 200, acting: str | None = None, **kwargs: Any
+) -> Any:
     """One transaction per request. A refused request (a `DomainError`: CampaignError, LedgerError…)
-    rolls back everything and is answered by the app's one handler."""
+    rolls back everything and is answered by the app's one handler. `acting`: who the campaign audit
+    names for the request's changes (the caller's API key or user), where the flow names no actor."""
     with session_scope() as s:
+        if acting:
+            s.info["actor"] = acting
         result = fn(s, *args, **kwargs)
     if is_dataclass(result) and not isinstance(result, type):
         result = asdict(result)
@@ -153,6 +158,7 @@ def my_invite(campaign_id: str, body: InviteRequest, request: Request):
         invites.get_invite,
         campaign_id,
         body,
+        acting=_actor(request),
         channel=body.channel,
         device_id=body.device_id,
         ip=ip,
@@ -175,6 +181,25 @@ def invite_info(code: str):
 def invite_poster(code: str):
     result = _run(invites.poster_png, code)
     return Response(content=result, media_type="image/png")
+
+
+@router.get(
+    "/p/{code}.png",
+    response_class=Response,
+    response_model=None,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "the poster (PNG)"},
+        403: {"description": "the signature does not match, or the link has expired"},
+    },
+)
+def signed_poster(code: str, exp: str = Query("", max_length=64), sig: str = Query("", max_length=64)):
+    """An invite's poster without an API key, for an H5 page's <img>: the URL the invite response
+    gives as `poster_url` (signed, expiring with the invite). An altered or expired link: 403."""
+    invites.check_poster_link(
+        code, int(exp) if exp.isascii() and exp.isdigit() and len(exp) <= 12 else -1, sig
+    )
+    png = _run(invites.poster_png, code)
+    return Response(content=png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/i/{code}", include_in_schema=False, response_class=RedirectResponse, response_model=None)
@@ -214,7 +239,7 @@ def accept(body: AcceptRequest, request: Request):
     """A friend accepts an invite (signs up through it). A blocked referral answers 403 and is kept."""
     if body.ip is None and request.client:
         body.ip = request.client.host
-    result = _run(flows.accept_invite, body)
+    result = _run(flows.accept_invite, body, acting=_actor(request))
     if result["state"] == "blocked":
         return JSONResponse(
             status_code=403,
@@ -240,7 +265,7 @@ def report_conversion(campaign_id: str, body: ConversionRequest, request: Reques
     order (the operator's order feed, a signed shop callback, an import); its amount, currency and
     status then come from the trusted order. Any other key is trusted: judged at once."""
     trusted = principal_of(request).kind != "public"
-    return _run(verification.report, campaign_id, body, trusted=trusted)
+    return _run(verification.report, campaign_id, body, trusted=trusted, acting=_actor(request))
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/refunds", response_model=RefundView)
@@ -251,9 +276,9 @@ def refund(campaign_id: str, body: RefundRequest, request: Request):
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/claims", response_model=GrantView)
-def claim(campaign_id: str, body: Participant):
+def claim(campaign_id: str, body: Participant, request: Request):
     """Share-for-coupon: claim the coupon once the link was opened often enough."""
-    return _run(flows.claim, campaign_id, body)
+    return _run(claims.claim, campaign_id, body, acting=_actor(request))
 
 
 @router.get("/api/v1/campaigns/{campaign_id}/progress", response_model=ProgressView)

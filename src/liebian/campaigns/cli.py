@@ -140,7 +140,8 @@ def poster(
 
 @app.command()
 def leaderboard(campaign_id: str, limit: int = typer.Option(20, min=1), fmt: Format = FMT) -> None:
-    emit(_call(views.leaderboard, campaign_id, limit), fmt, title=f"{campaign_id} leaderboard")
+    rows = _call(views.leaderboard, campaign_id, limit)
+    emit([dict(row) for row in rows], fmt, title=f"{campaign_id} leaderboard")
 
 
 @app.command("close-due")

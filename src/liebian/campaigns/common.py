@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Executable, Table, bindparam, event, func, or_, select, update
+from sqlalchemy import Executable, Row, Table, bindparam, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -31,6 +31,7 @@ from liebian.campaigns.models import (
     Invite,
     Referral,
     Reservation,
+    StagePlan,
 )
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.base import Base, table_of, utcnow
@@ -117,17 +118,21 @@ def _build_statements(
         "uncount": update(_REF).where(_REF.c.id == b("b_id")).values(counted=False),
         "insert_referral": insert(_REF).on_conflict_do_nothing().returning(_REF.c.id),
         "insert_order": insert(_ORD).on_conflict_do_nothing().returning(_ORD.c.id),
+        # the order's row as it is now comes back (its view): no read after
         "order_outcome": update(_ORD)
         .where(_ORD.c.id == b("b_id"))
-        .values(status=b("b_status"), reason=b("b_reason"), referral_id=b("b_ref")),
+        .values(status=b("b_status"), reason=b("b_reason"), referral_id=b("b_ref"))
+        .returning(*(_ORD.c[k] for k in ORDER_VIEW)),
         "parent": select(_REF.c.id, _REF.c.generation, _REF.c.group_id).where(
             _REF.c.campaign_id == b("b_cid"), _REF.c.friend_person_id == b("b_pid")
         ),
         "referral_of_friend": select(Referral).where(
             Referral.campaign_id == b("b_cid"), Referral.friend_person_id == b("b_pid")
         ),
-        "invite_by_token": select(Invite, Campaign)
+        # the campaign's stage plan (or none) comes along: an accept asks for it next (stages.admit)
+        "invite_by_token": select(Invite, Campaign, StagePlan)
         .join(Campaign, Campaign.id == Invite.campaign_id)
+        .outerjoin(StagePlan, StagePlan.campaign_id == Campaign.id)
         .where(Invite.token == b("b_token")),
     }
 
@@ -158,17 +163,18 @@ def audit(
     campaign_id: str | None,
     detail: dict[str, Any] | None = None,
     *,
-    actor: str = "system",
+    actor: str | None = None,
     entity: str = "campaign",
     entity_id: str | int = "",
 ) -> None:
     """One audit row per state change, written at the transaction's commit (one INSERT for all rows
     of a request) and dropped with its rollback. `liebian.auth` has no audit service yet: the table
-    campaign_audit stands in."""
+    campaign_audit stands in. Without an explicit actor the row names who the request's session
+    acts for (`session.info["actor"]`, set by the API: the API key or user), else "system"."""
     session.info.setdefault("campaign_audit", []).append(
         {
             "ts": utcnow(),
-            "actor": actor[:64],
+            "actor": (actor or session.info.get("actor") or "system")[:64],
             "action": action,
             "campaign_id": campaign_id,
             "entity": entity,
@@ -265,20 +271,14 @@ def live_rules(session: Session, c: Campaign, now: datetime) -> CampaignRules:
     return rules
 
 
-def order_view(o: CampaignOrder) -> dict[str, Any]:
-    return {
-        "order_id": o.order_id,
-        "campaign_id": o.campaign_id,
-        "person_id": o.person_id,
-        "referral_id": o.referral_id,
-        "event": o.event,
-        "amount_fen": o.amount_fen,
-        "currency": o.currency,
-        "verified_by": o.verified_by,
-        "status": o.status,
-        "reason": o.reason,
-        "ts": o.ts,
-    }
+# The columns of an order's view, in its order.
+ORDER_VIEW = ("order_id", "campaign_id", "person_id", "referral_id", "event", "amount_fen", "currency",
+              "verified_by", "status", "reason", "ts")  # fmt: skip
+
+
+def order_view(o: CampaignOrder | Row[Any]) -> dict[str, Any]:
+    """An order's view, from its ORM row or a result row of the `ORDER_VIEW` columns."""
+    return {k: getattr(o, k) for k in ORDER_VIEW}
 
 
 def inviter_spend_ok(session: Session, rules: CampaignRules, inviter: int) -> bool:

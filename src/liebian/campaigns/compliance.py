@@ -79,7 +79,7 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
         "suggestion": (f"把 per_inviter_cap 降到 {PLAN_CAP}", f"lower per_inviter_cap to {PLAN_CAP}"),
     },
     "rules_text": {
-        "message": ("没有公示活动规则", "no published rules text (活动规则)"),
+        "message": ("未公示活动规则，或规则少于 10 个字", "no published rules text of 10 characters or more"),
         "citation": ("方案 000 §6.3：奖励发放规则公开透明", "plan 000 §6.3: reward rules published"),
         "suggestion": ("填写活动规则（至少 10 个字）", "write the rules text (10 characters or more)"),
     },

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -34,7 +34,7 @@ from liebian.campaigns.common import (
 )
 from liebian.campaigns.invites import invite_code, verify_code
 from liebian.campaigns.models import Campaign, CampaignOrder, Invite, Referral
-from liebian.campaigns.participants import find_person, keys_of, resolve_person
+from liebian.campaigns.participants import keys_of, own_known, resolve_person
 from liebian.campaigns.schemas import (
     AcceptRequest,
     CampaignRules,
@@ -98,7 +98,8 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
     known = identity.lookup(session, keys_of(req, req.device_id))
     if inviter in known.values():
         raise _own_invite()
-    existing = _earlier_referral(session, c, rules, inviter, known)
+    own = own_known(req, known, rules.require_new_friend)  # device alone: not the friend
+    existing = _earlier_referral(session, c, rules, inviter, own)
     if existing is not None:
         return _reattribute(session, existing, inv, c, rules, now)
     friend = resolve_person(session, req, source=f"campaign:{c.id}", device_id=req.device_id, known=known)
@@ -118,7 +119,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
         user_agent=req.user_agent,
         phone=_phone(req),
         ts=now,
-        friend_is_new=not known,
+        friend_is_new=not own,
     )
     risk = _risk(session, ctx)
     generation = parent[1] + 1 if parent else 1
@@ -392,8 +393,10 @@ def _qualify(
     source_ref: str,
     order_id: str | None,
     now: datetime,
+    ordered: tuple[int, datetime] | None = None,
 ) -> tuple[bool, list[dict[str, Any]]]:
-    """The friend met the qualifying event: count it once and grant what the version's rules give."""
+    """The friend met the qualifying event: count it once and grant what the version's rules give.
+    `ordered`: the order row's amount and time, when the caller wrote them (`followers.qualified`)."""
     if now - ref.accepted_at > timedelta(days=rules.claim_window_days):
         return False, [{"role": "friend", "state": "outside_claim_window"}]
     kind = strategy_for(rules.type)
@@ -417,7 +420,7 @@ def _qualify(
     if count is not None:
         kind.on_counted(rules, ref, count, give)
     kind.after_qualify(session, ref, rules, give, now)
-    followers.qualified(session, ref, rules, source_ref, order_id)
+    followers.qualified(session, ref, rules, source_ref, order_id, ordered)
     outbox.qualified(session, ref, order_id, now)
     audit(
         session,
@@ -440,11 +443,13 @@ def report_conversion(
     *,
     now: datetime | None = None,
     verified_by: str = "operator",
+    person: int | None = None,
 ) -> dict[str, Any]:
     """A conversion from a trusted source (operator key, WeCom), judged at once; idempotent by order
-    id. (A public-key report waits for a trusted order: `campaigns.verification`.)"""
+    id. (A public-key report waits for a trusted order: `campaigns.verification`.) `person`: the
+    participant's person when the caller resolved it in this transaction already."""
     now = now or utcnow()
-    received = receive_order(session, campaign_id, req, now=now, verified_by=verified_by)
+    received = receive_order(session, campaign_id, req, now=now, verified_by=verified_by, person=person)
     if isinstance(received, dict):  # the same order id again
         return received
     return conclude_order(session, received, req, now=now)
@@ -468,13 +473,15 @@ def receive_order(
     now: datetime,
     verified_by: str | None,
     status: str = "received",
+    person: int | None = None,
 ) -> Received | dict[str, Any]:
     """Record the reported order (`status` pending: awaiting a trusted order); for an order id
     reported before, that order's view instead (or 409 when reported for another participant)."""
     c = load_campaign(session, campaign_id)
     if c.status == "draft":
         raise CampaignError(409, "campaign_not_live", f"campaign {c.id} is a draft", field="campaign_id")
-    person = resolve_person(session, req, source=f"campaign:{c.id}")
+    if person is None:
+        person = resolve_person(session, req, source=f"campaign:{c.id}")
     ts = req.ts or now
     if ts.tzinfo is not None:
         ts = ts.astimezone(UTC).replace(tzinfo=None)
@@ -494,10 +501,10 @@ def conclude_order(
     grants: list[dict[str, Any]] = []
     if ref is not None:
         status, reason, grants = _judge_and_qualify(session, c, ref, req, person, ts, now)
-    session.execute(
+    o = session.execute(
         stmt(session, "order_outcome"),
         {"b_id": rec.order_pk, "b_status": status, "b_reason": reason, "b_ref": ref.id if ref else None},
-    )
+    ).one()  # RETURNING the order's view columns
     audit(
         session,
         "order.report",
@@ -507,11 +514,6 @@ def conclude_order(
         entity_id=rec.order_pk,
     )
     outbox.concluded(session, rec.order_pk, c.id, req, person, ts, status)
-    o = session.scalars(
-        select(CampaignOrder)
-        .where(CampaignOrder.id == rec.order_pk)
-        .execution_options(populate_existing=True)
-    ).one()
     return {**order_view(o), "duplicate": False, "grants": grants}
 
 
@@ -604,7 +606,13 @@ def _judge_and_qualify(
         )
         ref.state = "held"
     ok, grants = _qualify(
-        session, ref, rules, source_ref=_order_ref(c.id, req.order_id), order_id=req.order_id, now=now
+        session,
+        ref,
+        rules,
+        source_ref=_order_ref(c.id, req.order_id),
+        order_id=req.order_id,
+        now=now,
+        ordered=(req.amount_fen, ts),  # the order row's, as receive_order or the confirmation wrote them
     )
     reason = ", ".join(g["state"] for g in grants if g["state"] != "granted")
     if not ok and not grants:
@@ -707,61 +715,6 @@ def _claw_back(
     for v in views:  # also the ledger's subscriber's job; a reservation is released once
         release(session, v.id)
     return [v.id for v in views]
-
-
-# ---------------------------------------------------------------- share-for-coupon claims
-
-
-def claim(
-    session: Session, campaign_id: str, p: Participant, *, now: datetime | None = None
-) -> dict[str, Any]:
-    """Share-for-coupon: a participant whose link was opened `shares_required` times claims the coupon."""
-    now = now or utcnow()
-    c = load_campaign(session, campaign_id)
-    rules = live_rules(session, c, now)
-    reward = strategy_for(rules.type).claim_reward(rules)
-    if reward is None:
-        raise CampaignError(
-            409, "not_share_coupon", f"campaign {c.id} is a {rules.type} campaign", field="campaign_id"
-        )
-    pid = find_person(session, p)
-    clicks = session.execute(
-        select(func.coalesce(func.sum(Invite.clicks), 0)).where(
-            Invite.campaign_id == c.id, Invite.inviter_person_id == pid
-        )
-    ).scalar_one()
-    if clicks < rules.shares_required:
-        raise CampaignError(
-            409,
-            "not_shared",
-            f"the link was opened {clicks} times, {rules.shares_required} needed",
-            field="id",
-        )
-    g = grant(
-        session,
-        c.id,
-        pid,
-        reward,
-        role="sharer",
-        key=f"claim:{pid}",
-        source_ref=f"claim:{c.id}:{pid}",
-        hold_until=now,
-        held=False,
-        reason=f"{rules.type}:claim",
-    )
-    if g.state == "budget_exhausted":
-        raise CampaignError(
-            409, "budget_exhausted", "the campaign's budget or stock is used up", field="campaign_id"
-        )
-    audit(
-        session,
-        "coupon.claim",
-        c.id,
-        {"person_id": pid, "reward_id": g.reward_id},
-        entity="person",
-        entity_id=pid,
-    )
-    return asdict(g)
 
 
 # ---------------------------------------------------------------- fraud review

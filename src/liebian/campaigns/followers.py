@@ -7,6 +7,7 @@ refunded; both run after the reward ledger's writes (lock order: … → ledger 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -33,19 +34,27 @@ def _tell(session: Session, conversion: ports.Conversion) -> None:
 
 
 def qualified(
-    session: Session, ref: Referral, rules: CampaignRules, source_ref: str, order_id: str | None
+    session: Session,
+    ref: Referral,
+    rules: CampaignRules,
+    source_ref: str,
+    order_id: str | None,
+    ordered: tuple[int, datetime] | None = None,
 ) -> None:
-    """The referral qualified on this order (nothing for a qualification at signup)."""
+    """The referral qualified on this order (nothing for a qualification at signup). `ordered`: the
+    order row's amount and time when the caller has them (it wrote them in this transaction)."""
     followers = ports.current().conversion_followers
     if order_id is None or not followers:
         return
-    order = session.scalar(
-        select(CampaignOrder).where(
-            CampaignOrder.campaign_id == ref.campaign_id, CampaignOrder.order_id == order_id
+    if ordered is None:
+        order = session.scalar(
+            select(CampaignOrder).where(
+                CampaignOrder.campaign_id == ref.campaign_id, CampaignOrder.order_id == order_id
+            )
         )
-    )
-    if order is None:  # pragma: no cover - the flows insert the order before qualifying on it
-        return
+        if order is None:  # pragma: no cover - the flows insert the order before qualifying on it
+            return
+        ordered = (order.amount_fen, order.ts)
     _tell(
         session,
         ports.Conversion(
@@ -55,8 +64,8 @@ def qualified(
             source_ref=source_ref,
             friend_person_id=ref.friend_person_id,
             inviter_person_id=ref.inviter_person_id,
-            amount_fen=order.amount_fen,
-            ordered_at=order.ts,
+            amount_fen=ordered[0],
+            ordered_at=ordered[1],
             held=ref.state == "held",
             points=_points_rule(rules),
         ),

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import os
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -29,9 +29,10 @@ from liebian.campaigns.common import (
 )
 from liebian.campaigns.models import Campaign, Invite
 from liebian.campaigns.participants import resolve_person
-from liebian.campaigns.schemas import Participant
+from liebian.campaigns.schemas import CampaignRules, Participant, Reward
 from liebian.config import get_settings
 from liebian.db.base import utcnow
+from liebian.display import display_zone
 from liebian.identity import service as identity
 from liebian.privacy.crypto import keys
 
@@ -60,7 +61,7 @@ def invite_view(inv: Invite) -> dict:
     return {
         "code": code,
         "link": invite_link(code),
-        "poster_url": f"/api/v1/invites/{code}/poster.png",
+        "poster_url": poster_url(code, inv.expires_at),
         "campaign_id": inv.campaign_id,
         "channel": inv.channel,
         "inviter_person_id": inv.inviter_person_id,
@@ -90,6 +91,8 @@ def verify_code(session: Session, code: str, now: datetime | None = None) -> Inv
     inv = row[0] if row else None
     if row:  # the identity map holds objects weakly: keep the campaign for this session
         session.info.setdefault("campaign_refs", []).append(row[1])
+        # its stage plan, or None: read in the same query, for stages.admit in this transaction
+        session.info.setdefault("stage_plans", {})[row[0].campaign_id] = row[2]
     if inv is None:
         raise CampaignError(404, "unknown_code", "no such invite code", field="code")
     if not _signed_for(session, inv, code[13:]):
@@ -213,21 +216,91 @@ def invite_info(session: Session, code: str) -> dict:
     }
 
 
-def poster_png(session: Session, code: str) -> bytes:
-    """The share poster of an invite: campaign title, the inviter's nickname, a QR code of the link."""
+# --- posters ------------------------------------------------------------------------------------
+# A poster's URL is signed (HMAC under the app's key, domain-separated from invite codes) and expires
+# with its invite, so an H5 page's <img> shows it without an API key and nobody can mint one.
+
+
+def _poster_sig(code: str, exp: int) -> str:
+    msg = f"poster|{code}|{exp}".encode()
+    return _b32(hmac.new(keys().hmac_key, msg, hashlib.sha256).digest()[:10])
+
+
+def poster_path(code: str, expires_at: datetime) -> str:
+    """The signed path of an invite's poster, expiring with the invite: /p/{code}.png?exp=…&sig=…"""
+    exp = int(expires_at.replace(tzinfo=UTC).timestamp())
+    return f"/p/{code}.png?exp={exp}&sig={_poster_sig(code, exp)}"
+
+
+def poster_url(code: str, expires_at: datetime) -> str:
+    """The poster's signed URL on the public address (what an H5 page's <img> shows)."""
+    return get_settings().public_url.rstrip("/") + poster_path(code, expires_at)
+
+
+def check_poster_link(code: str, exp: int, sig: str, now: datetime | None = None) -> None:
+    """403 unless `sig` signs (code, exp) and `exp` has not passed."""
+    if not hmac.compare_digest(_poster_sig(code.strip().lower(), exp), (sig or "").strip().lower()):
+        raise CampaignError(
+            403, "bad_poster_signature", "the poster link's signature does not match", field="sig"
+        )
+    if (now or utcnow()).replace(tzinfo=UTC).timestamp() > exp:
+        raise CampaignError(403, "expired_poster_link", "the poster link has expired", field="exp")
+
+
+def _deadline_text(rules: CampaignRules) -> str:
+    if not (rules.poster.show_deadline and rules.end_at):
+        return ""
+    end = rules.end_at if rules.end_at.tzinfo else rules.end_at.replace(tzinfo=UTC)
+    return f"活动截止 {end.astimezone(display_zone()):%Y-%m-%d %H:%M}"
+
+
+def _yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}".replace(".00", "")
+
+
+def reward_text(rules: CampaignRules) -> str:
+    """What the poster promises: the operator's text, else written from the rewards (the first two
+    tiers, the inviter's and the friend's reward, or the best reward)."""
+    if rules.poster.reward_text:
+        return rules.poster.reward_text
+
+    def named(r: Reward) -> str:
+        return r.name or _yuan(r.value_fen)
+
+    if rules.tiers:
+        return "，".join(f"邀 {t.threshold} 人得 {named(t.reward)}" for t in rules.tiers[:2])
+    if rules.inviter_reward or rules.friend_reward:
+        parts = [f"你得 {named(rules.inviter_reward)}"] if rules.inviter_reward else []
+        parts += [f"好友得 {named(rules.friend_reward)}"] if rules.friend_reward else []
+        return "，".join(parts)
+    best = max(rules.rewards(), key=lambda r: r.value_fen, default=None)
+    return f"最高得 {named(best)}" if best else ""
+
+
+def render_poster(rules: CampaignRules, nickname: str, link: str) -> bytes:
+    """A poster of these rules for one inviter (or the preview: no nickname, a sample link)."""
     from liebian.campaigns import poster  # Pillow and qrcode load only where posters are drawn
 
+    design = rules.poster
+    return poster.render(
+        rules.title, nickname, link, rules.poster_template, reward=reward_text(rules),
+        deadline=_deadline_text(rules), brand=design.brand, background=design.background,
+        pattern=design.pattern, show_avatar=design.show_avatar,
+    )  # fmt: skip
+
+
+def poster_png(session: Session, code: str) -> bytes:
+    """The share poster of an invite: brand, title, reward, the inviter's nickname, a QR code of the
+    link, the deadline."""
     inv = verify_code(session, code)
     c = load_campaign(session, inv.campaign_id)
     rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
-    return poster.render(rules.title, inv.nickname, invite_link(invite_code(inv)), rules.poster_template)
+    return render_poster(rules, inv.nickname, invite_link(invite_code(inv)))
 
 
 def poster_preview(session: Session, campaign_id: str) -> bytes:
     """The campaign's poster as its participants will get it, for the operator to check before
-    launch: the current version's title and template, a placeholder nickname and a sample link."""
-    from liebian.campaigns import poster  # Pillow and qrcode load only where posters are drawn
-
+    launch: the current version's rules, a placeholder nickname and a sample link."""
     c = load_campaign(session, campaign_id)
     rules = rules_of(session, c.id, c.version, cache=c.status != "draft")
-    return poster.render(rules.title, "", invite_link("preview"), rules.poster_template)
+    return render_poster(rules, "", invite_link("preview"))

@@ -46,11 +46,17 @@ def _move_person(session: Session, merged: int, survivor: int) -> None:
         .where(Referral.friend_person_id == merged, Referral.state != "duplicate")
         .values(friend_person_id=survivor)
     )
-    # A merge can reveal that inviter and friend are one human: such referrals are blocked.
+    # A merge can reveal that inviter and friend are one human: such referrals are held for fraud
+    # review (anti-fraud's merge follower opens the case and holds their rewards); a decision
+    # blocks them, never the merge itself.
     session.execute(
         update(Referral)
-        .where(Referral.friend_person_id == survivor, Referral.inviter_person_id == survivor)
-        .values(state="blocked", note="self-referral found by a OneID merge")
+        .where(
+            Referral.friend_person_id == survivor,
+            Referral.inviter_person_id == survivor,
+            Referral.state.in_(("accepted", "held")),
+        )
+        .values(state="held", note="self-referral found by a OneID merge")
     )
     session.execute(update(CampaignOrder).where(CampaignOrder.person_id == merged).values(person_id=survivor))
     session.execute(

@@ -45,6 +45,23 @@ def resolve_person(
     return persons[keys_[0]]
 
 
+def own_known(p: Participant, known: dict[identity.Key, int], require_new: bool) -> dict[identity.Key, int]:
+    """What OneID knows of the friend's own identifiers, out of `known` (theirs and their device's).
+
+    A device that only another account registered does not make the friend that account (the
+    answer would be a misleading `already_accepted`, or worse, that account's referral moving): a
+    campaign for new friends refuses it by its real reason, `device_not_new`; other campaigns go on
+    with the friend as themself, and the risk checks judge the shared device."""
+    own = set(keys_of(p))
+    mine = {k: pid for k, pid in known.items() if k in own}
+    if known and not mine and require_new:
+        raise CampaignError(
+            409, "device_not_new", "the device was already used by another account; this campaign "
+            "needs a new friend on a new device", field="device_id",
+        )  # fmt: skip
+    return mine
+
+
 def find_person(session: Session, p: Participant) -> int:
     key = keys_of(p)[0]
     pid = identity.lookup(session, [key]).get(key)

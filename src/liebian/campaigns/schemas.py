@@ -96,6 +96,25 @@ class PointsRule(BaseModel):
     earner: Literal["friend", "inviter", "both"] = Field("friend", description="who earns the points")
 
 
+POSTER_PATTERNS = ("none", "gradient", "dots", "stripes")
+
+
+class PosterDesign(BaseModel):
+    """How a campaign's share poster looks (campaigns/poster.py): background colour and pattern,
+    the brand, the reward text (empty: written from the rewards), the inviter's avatar and the
+    deadline. The template (`poster_template`) gives the rest of the colours."""
+
+    model_config = ConfigDict(extra="forbid")
+    background: str | None = Field(
+        None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb; none: the template's"
+    )
+    pattern: Literal["none", "gradient", "dots", "stripes"] = "none"
+    brand: str = Field("", max_length=40)
+    reward_text: str = Field("", max_length=60)
+    show_avatar: bool = True
+    show_deadline: bool = True
+
+
 # A region, store or store type as front ends name it: letters (any script), digits, - _ . and spaces.
 PLACE_PATTERN = r"^[\w][\w .-]{0,63}$"
 
@@ -150,6 +169,7 @@ class CampaignRules(BaseModel):
         None, max_length=2048, description="front-end page a clicked link redirects to"
     )
     poster_template: str = Field("classic", max_length=64)
+    poster: PosterDesign = Field(default_factory=PosterDesign)
     # compliance inputs
     collects: list[str] = Field(default_factory=list, description="personal data the campaign collects")
     consent_step: bool = False

@@ -60,8 +60,16 @@ def parse_rules(data: dict[str, Any]) -> CampaignRules:
     try:
         rules = CampaignRules.model_validate(data)
     except ValidationError as exc:
+        # type and params: pydantic's error type and its limits, so that a client (the console)
+        # can say the reason in its own language
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "rules", "reason": e["msg"]} for e in exc.errors()
+            {
+                "field": ".".join(str(p) for p in e["loc"]) or "rules",
+                "reason": e["msg"],
+                "type": e["type"],
+                "params": {k: v for k, v in (e.get("ctx") or {}).items() if isinstance(v, (str, int, float))},
+            }
+            for e in exc.errors()
         ]
         raise CampaignError(422, "invalid_rules", _summary(errors), errors=errors) from None
     problems = rule_problems(rules)

@@ -65,7 +65,8 @@ def in_pilot(campaign_id: str, req: AcceptRequest, doc: StagePlanDoc) -> tuple[b
 def admit(session: Session, c: Campaign, rules: CampaignRules, req: AcceptRequest) -> CampaignRules:
     """A friend joining through an invite: refused outside the pilot while the campaign is in its
     pilot stage; the rules they are judged under (the variant of where they join)."""
-    row = session.get(StagePlan, c.id)
+    known = session.info.get("stage_plans", {})
+    row = known[c.id] if c.id in known else session.get(StagePlan, c.id)  # verify_code read it
     if row is not None and row.stage == "pilot":
         ok, field, why = in_pilot(c.id, req, _doc(row))
         if not ok:

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -44,6 +44,7 @@ from liebian.db.session import rowcount
 from liebian.engine import warehouse
 from liebian.identity import service as identity
 from liebian.privacy.crypto import decrypt, encrypt
+from liebian.schemas import to_utc
 
 PAID = "paid"
 ENDED = ("refunded", "cancelled")
@@ -73,7 +74,7 @@ def report(
 ) -> dict[str, Any]:
     """A conversion through the API: judged at once when the caller is trusted, else pending."""
     now = now or utcnow()
-    req = fx.in_cny(req, _naive_utc(req.ts or now))  # another currency counts in CNY, or 422
+    req = fx.in_cny(req, to_utc(req.ts or now, naive_utc=True))  # another currency counts in CNY, or 422
     if trusted:
         return report_trusted(session, campaign_id, req, now=now)
     return report_pending(session, campaign_id, req, now=now)
@@ -84,12 +85,13 @@ def report_trusted(
 ) -> dict[str, Any]:
     """The operator's order feed: the order becomes a trusted one (confirming pending reports of it
     in every campaign), then the conversion is judged as before."""
-    load_campaign(session, campaign_id)
+    # kept referenced: the identity map is weak, and the conversion below loads the campaign again
+    campaign = load_campaign(session, campaign_id)
     person = resolve_person(session, req, source=f"campaign:{campaign_id}")
-    ts = _naive_utc(req.ts or now)
+    ts = to_utc(req.ts or now, naive_utc=True)
     order = TrustedOrder(req.order_id, source, person, req.amount_fen, req.currency, PAID, ts, req.event)
     confirmed = record(session, order, now=now)
-    result = flows.report_conversion(session, campaign_id, req, now=now)
+    result = flows.report_conversion(session, campaign.id, req, now=now, person=person)
     here = [c for c in confirmed if c["campaign_id"] == campaign_id]
     return here[0] if result["duplicate"] and here else result
 
@@ -149,14 +151,19 @@ def _upsert(session: Session, order: TrustedOrder, now: datetime) -> VerifiedOrd
     """The order's one trusted record: created, or moved on from paid to refunded/cancelled (never
     back); another buyer's order under the same id is refused."""
     values = {k: getattr(order, k) for k in TrustedOrder.__dataclass_fields__}
-    created = session.execute(
+    # a new order comes back whole from its INSERT (RETURNING): no second read; a known one is read
+    # (and locked) after
+    created = session.scalars(
         ins(session, VerifiedOrder)
         .values(**values, received_at=now, updated_at=now)
         .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(VerifiedOrder.id)
+        .returning(VerifiedOrder),
+        execution_options={"populate_existing": True},
     ).first()
-    q = select(VerifiedOrder).where(VerifiedOrder.order_id == order.order_id).with_for_update()
-    known = session.scalars(q.execution_options(populate_existing=True)).one()
+    known = created
+    if known is None:
+        q = select(VerifiedOrder).where(VerifiedOrder.order_id == order.order_id).with_for_update()
+        known = session.scalars(q.execution_options(populate_existing=True)).one()
     if not _same_person(session, known.person_id, order.person_id):
         raise CampaignError(
             409, "order_conflict", f"order {order.order_id} is another buyer's order", field="order_id"
@@ -381,7 +388,7 @@ def order_callback(session: Session, body: bytes, signature: str | None) -> dict
         raise CampaignError(422, "invalid", f"{where}: {first['msg']}", field=where) from None
     check_signature(session, cb.shop_id, body, signature)
     buyer = resolve_person(session, cb.buyer, source=f"shop:{cb.shop_id}")
-    ts = _naive_utc(cb.ts) if cb.ts else utcnow()
+    ts = to_utc(cb.ts, naive_utc=True) if cb.ts else utcnow()
     cb = fx.in_cny(cb, ts)  # another currency counts in CNY, or 422
     order = TrustedOrder(
         cb.order_id, "callback", buyer, cb.amount_fen, cb.currency, cb.status, ts, shop_id=cb.shop_id
@@ -408,7 +415,3 @@ def _shop_of(body: bytes) -> str:
         return ""
     shop = parsed.get("shop_id") if isinstance(parsed, dict) else None
     return shop if isinstance(shop, str) else ""
-
-
-def _naive_utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts

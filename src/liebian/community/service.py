@@ -1,7 +1,8 @@
 """Community health from the warehouse's group messages (WeCom groups and the like).
 
-Per group: members (everyone who has posted in the group up to the end of the window — the
-message table is what we see of a group), speakers in the window and their share of members,
+Per group: members (from join/leave events, `membership`; a group without them is measured over
+its posters, labelled "posters only" and given no speaking share), speakers in the window and their
+share of members,
 messages per member, the weekly active share (speakers of the window's last 7 days / members),
 interactions (messages that @-mention someone or reply to / quote a message: `@` in the text, or
 `reply_to` / `quote_id` in props), the content themes, and the sentiment mix (community.sentiment,
@@ -16,7 +17,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from liebian.community import sentiment
+from liebian.community import days, membership, sentiment
 from liebian.errors import Invalid
 from liebian.lazy import lazy_import
 
@@ -65,15 +66,18 @@ def _label(text: str) -> str:
     return sentiment.classify(text).label  # templates repeat: cache by text
 
 
-def _window(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+def day_window(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """[start, end] calendar days of the display zone (`days`) as [s, e) naive UTC instants; a start
+    after the end is refused."""
     if start and end and start > end:
         raise CommunityError(f"start {start} is after end {end}")
-    s = datetime.combine(start, datetime.min.time()) if start else None
-    e = datetime.combine(end + timedelta(days=1), datetime.min.time()) if end else None
+    s = days.start_of(start) if start else None
+    e = days.start_of(end + timedelta(days=1)) if end else None
     return s, e
 
 
-def _where(s: datetime | None, e: datetime | None, group_id: str | None) -> tuple[str, list[object]]:
+def time_filter(s: datetime | None, e: datetime | None, group_id: str | None) -> tuple[str, list[object]]:
+    """The WHERE clause (on `ts`, `group_id`) and its parameters of a window and an optional group."""
     parts: list[str] = ["1=1"]
     params: list[object] = []
     if s:
@@ -106,11 +110,11 @@ def negative_share(
     end: date | None = None,
     group_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per group and (UTC) day: messages, negative messages and their share, sorted by group, day."""
-    s, e = _window(start, end)
-    where, params = _where(s, e, group_id)
+    """Per group and (local) day: messages, negative messages and their share, sorted by group, day."""
+    s, e = day_window(start, end)
+    where, params = time_filter(s, e, group_id)
     rows = con.execute(
-        f"SELECT group_id, CAST(ts AS DATE) AS day, text FROM messages WHERE {where}", params
+        f"SELECT group_id, {days.day_sql()} AS day, text FROM messages WHERE {where}", params
     ).fetchall()
     counts: dict[tuple[str, date], list[int]] = defaultdict(lambda: [0, 0])
     for gid, day, text in rows:
@@ -131,15 +135,9 @@ def group_health(
     group_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """The health sheet of every group (or one) over [start, end] (calendar days, inclusive)."""
-    s, e = _window(start, end)
-    # members: anyone who posted in the group before the window's end
-    m_where, m_params = _where(None, e, group_id)
-    members = dict(
-        con.execute(
-            f"SELECT group_id, count(DISTINCT person_id) FROM messages WHERE {m_where} GROUP BY 1", m_params
-        ).fetchall()
-    )
-    where, params = _where(s, e, group_id)
+    s, e = day_window(start, end)
+    groups = membership.load(con, group_id)
+    where, params = time_filter(s, e, group_id)
     rows = con.execute(
         f"SELECT group_id, person_id, ts, text, props FROM messages WHERE {where} ORDER BY group_id, ts",
         params,
@@ -163,14 +161,17 @@ def group_health(
     out = []
     for gid in sorted(acc):
         g = acc[gid]
-        n_members = int(members.get(gid, len(g["speakers"])))
+        record = groups.get(gid, membership.GroupMembership(gid))
+        n_members = len(record.members_during(s, week_end or datetime.max)) or len(g["speakers"])
         n = g["messages"]
+        tracked = record.basis == membership.BASIS_MEMBERS
         out.append(
             {
                 "group_id": gid,
+                "membership_basis": record.basis,
                 "members": n_members,
                 "speakers": len(g["speakers"]),
-                "speaking_share": round(len(g["speakers"]) / n_members, 4) if n_members else None,
+                "speaking_share": round(len(g["speakers"]) / n_members, 4) if tracked else None,
                 "messages": n,
                 "messages_per_member": round(n / n_members, 3) if n_members else None,
                 "weekly_active": len(g["weekly"]),
@@ -195,17 +196,17 @@ def top_contributors(
     """KOC candidates: persons by messages posted (and groups they are active in), most first."""
     if limit < 1 or limit > 1000:
         raise CommunityError(f"limit: {limit} is not within 1–1000")
-    s, e = _window(start, end)
-    where, params = _where(s, e, group_id)
+    s, e = day_window(start, end)
+    where, params = time_filter(s, e, group_id)
     rows = con.execute(
         f"""SELECT person_id, count(*) AS messages, count(DISTINCT group_id) AS groups,
-                   count(DISTINCT CAST(ts AS DATE)) AS active_days, list(text) AS texts
+                   count(DISTINCT {days.day_sql()}) AS active_days, list(text) AS texts
             FROM messages WHERE {where} GROUP BY person_id ORDER BY messages DESC, person_id LIMIT ?""",
         [*params, limit],
     ).fetchall()
     out = []
-    for pid, n, groups, days, texts in rows:
+    for pid, n, groups, active_days, texts in rows:
         labels = Counter(_label(t or "") for t in texts)
-        out.append({"person_id": int(pid), "messages": int(n), "groups": int(groups), "active_days": int(days),
+        out.append({"person_id": int(pid), "messages": int(n), "groups": int(groups), "active_days": int(active_days),
                     "positive_share": round(labels["positive"] / n, 4)})  # fmt: skip
     return out

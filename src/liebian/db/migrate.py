@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 
 import liebian
 from liebian.config import get_settings
@@ -45,9 +49,57 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
 
 
 def ensure_current(url: str | None = None) -> None:
-    """Upgrade only when the store is behind (a cheap check on every CLI start)."""
-    if current_revision(url) != head_revision():
+    """Upgrade only when the store is behind (a cheap check on every CLI and server start: the
+    stored revision read with one query, the head read from the migration files; Alembic is
+    imported only to upgrade)."""
+    if stored_revision(url) != files_head():
         upgrade(url)
+
+
+def stored_revision(url: str | None = None) -> str | None:
+    """The store's revision (Alembic's alembic_version table), None for a store without one.
+    Several rows (a store on several branches) read as None: Alembic then sorts it out."""
+    try:
+        with get_engine(url).connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except (sa_exc.ProgrammingError, sa_exc.OperationalError):  # no such table: a fresh store
+        return None
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def files_head() -> str | None:
+    """The head revision of the migration files, read without Alembic (start-up time): the one
+    revision no other names as its down_revision; None when that is not one (Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        values = _assignments(path, ("revision", "down_revision"))
+        revision = values.get("revision")
+        if not isinstance(revision, str):
+            return None
+        revisions.add(revision)
+        down = values.get("down_revision")
+        parents.update(down if isinstance(down, tuple | list) else [down] if isinstance(down, str) else [])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """The literal values assigned to `names` at the top of a migration file."""
+    values: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                values[target.id] = ast.literal_eval(value)
+            except ValueError:
+                return {}
+    return values
 
 
 def current_revision(url: str | None = None) -> str | None:

@@ -137,8 +137,27 @@ def _server_engine(url: str) -> Engine:
     )
 
 
+# The default store's URL per settings object: `Settings.sqlalchemy_url` resolves the data
+# directory on the file system (a stat per path part) and every request opens a session. Cached
+# only for an absolute data directory (a relative one depends on the working directory);
+# `reset_settings_cache` makes a new settings object, so a changed configuration is read again.
+_default_url: tuple[object, str] | None = None
+
+
+def _store_url() -> str:
+    global _default_url
+    settings = get_settings()
+    cached = _default_url
+    if cached is not None and cached[0] is settings:
+        return cached[1]
+    url = settings.sqlalchemy_url
+    if settings.database_url or settings.data_dir.is_absolute():
+        _default_url = (settings, url)
+    return url
+
+
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
-    url = url or get_settings().sqlalchemy_url
+    url = url or _store_url()
     factory = _factories.get(url)
     if factory is None:
         factory = _factories.setdefault(url, sessionmaker(get_engine(url), expire_on_commit=False))

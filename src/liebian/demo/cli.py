@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 import typer
 
+from liebian.analytics import service as analytics
 from liebian.analytics.overview import overview, overview_rows
 from liebian.demo.generator import DEFAULT_END_DATE, DemoSpec
 from liebian.demo.service import DemoError, build
@@ -27,6 +28,12 @@ def demo(
         help="Last day of the data.",
     ),
     serve: bool = typer.Option(False, "--serve/--no-serve", help="Serve the API and console afterwards."),
+    port: int | None = typer.Option(
+        None, min=1, max=65535, help="Port to serve on with --serve (default LIEBIAN_PORT, else 8000)."
+    ),
+    host: str | None = typer.Option(
+        None, help="Interface to serve on with --serve (default LIEBIAN_HOST, else 127.0.0.1)."
+    ),
     force: bool = typer.Option(
         False, "--force", help="Regenerate and reload, resetting this data directory."
     ),
@@ -54,8 +61,10 @@ def demo(
             f"rows in {result.import_seconds:.1f} s ({rejected:,} injected bad rows rejected, see "
             f"{result.out_dir / 'ground_truth.json'}); total {time.perf_counter() - started:.1f} s"
         )
+    # the KPI sheet's costs (the reward ledger's), so the summary's figures are the sheet's
+    costs = analytics.costs_for(analytics.make_filters())
     with analytics_backend() as backend:
-        values = overview(backend)
+        values = overview(backend, costs=costs)
     if fmt is Format.table:
         emit(overview_rows(values), fmt, title="茶语 TeaWords — KPI")
     else:
@@ -64,7 +73,7 @@ def demo(
         from liebian import serving  # uvicorn is loaded only to serve
 
         console.print("demo ready; starting the server (Ctrl-C to stop)")
-        serving.serve()
+        serving.serve(host=host, port=port)
 
 
 def _as_date(value: datetime | date) -> date:

@@ -304,18 +304,35 @@ class _Generator:
         return self.dates[day].isoformat()
 
     def _pick_days(self, lo: float, hi: float, k: int, avoid: set[int]) -> list[int]:
-        """k distinct ordinary weekdays inside [lo, hi] of the period, away from 双11 and each other."""
+        """k distinct ordinary weekdays inside [lo, hi] of the period, away from 双11 and each other.
+
+        A short period (28 days around 双11) may hold too few such days: the rules are then relaxed
+        one at a time (any weekday, then the whole period, then only distinct from `avoid`), so a
+        small demo still builds; a period long enough for the strict rules draws exactly as before."""
+        strict = self._draw_days(lo, hi, k, avoid, weekday_limit=4, gap=2, skip_double11=True)
+        if len(strict) == k:
+            return strict
+        # (lo, hi, weekday_limit, gap, skip_double11), each looser than the one before
+        for rule in ((lo, hi, 7, 2, True), (0.0, 1.0, 7, 1, True), (0.0, 1.0, 7, 0, False)):
+            days = self._draw_days(rule[0], rule[1], k, avoid, *rule[2:])
+            if len(days) == k:
+                return days
+        raise ValueError(f"days: {self.D} days cannot hold {k} distinct event days")
+
+    def _draw_days(
+        self, lo: float, hi: float, k: int, avoid: set[int], weekday_limit: int, gap: int, skip_double11: bool
+    ) -> list[int]:
         out: list[int] = []
         candidates = [
             d
             for d in range(int(lo * self.D), int(hi * self.D))
-            if self.dates[d].weekday() < 4
-            and not (self.dates[d].month == 11 and 8 <= self.dates[d].day <= 14)
+            if self.dates[d].weekday() < weekday_limit
+            and not (skip_double11 and self.dates[d].month == 11 and 8 <= self.dates[d].day <= 14)
         ]
         order = self.rng.permutation(len(candidates))
         for i in order:
             d = candidates[i]
-            if all(abs(d - a) > 2 for a in avoid | set(out)):
+            if all(abs(d - a) > gap for a in avoid | set(out)):
                 out.append(d)
             if len(out) == k:
                 break

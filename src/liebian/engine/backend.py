@@ -1,7 +1,8 @@
 """The analytics engine seam: analyses are Ibis expressions; this module hands them a backend.
 
 DuckDB (embedded, default) reads the warehouse file. Spark (scale-out, `LIEBIAN_ENGINE=spark`)
-reads the same tables as Parquet, exported by `export_parquet` or written by a pipeline.
+reads the same tables as Parquet: the event store the ingest pipeline commits to when
+`LIEBIAN_EVENT_STORE` is set (engine/eventstore.py), else the files `export_parquet` wrote.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
-from liebian.engine import warehouse
-from liebian.engine.spark import spark_backend
+from liebian.engine import eventstore, warehouse
+from liebian.engine.spark import spark_backend, spark_store_backend
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -46,6 +47,9 @@ def analytics_backend(engine: str | None = None) -> Iterator[ibis.BaseBackend]:
     if engine == "duckdb":
         with warehouse.connect(read_only=True) as con:
             yield ibis.duckdb.from_connection(con)
+    elif engine == "spark" and eventstore.configured():
+        with spark_store_backend(eventstore.snapshot()) as backend:
+            yield backend
     elif engine == "spark":
         with spark_backend(parquet_dir()) as backend:
             yield backend

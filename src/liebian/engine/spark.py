@@ -26,9 +26,12 @@ def spark_session():
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError("the Spark engine needs `pip install liebian[spark]` and Java 17") from exc
+    master = get_settings().spark_master
+    builder = SparkSession.builder.master(master)
+    if master.startswith("spark://127.0.0.1:"):  # a cluster on this machine calls the driver back here
+        builder = builder.config("spark.driver.host", "127.0.0.1")
     session = (
-        SparkSession.builder.master(get_settings().spark_master)
-        .appName("liebian")
+        builder.appName("liebian")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", os.environ.get("LIEBIAN_SPARK_SHUFFLE_PARTITIONS", "4"))
         .config("spark.ui.enabled", "false")
@@ -39,12 +42,40 @@ def spark_session():
     return session
 
 
+def stop_spark_session() -> None:
+    """Stop the session (its executors on a cluster); the next `spark_session()` starts a new one
+    with the settings of then (e.g. another `spark_master`)."""
+    if spark_session.cache_info().currsize:
+        spark_session().stop()
+    spark_session.cache_clear()
+
+
+def read_store_table(session, files: list[str]):
+    """A Spark DataFrame of one table's files in the event store (the manifest's list, as URLs or
+    paths; the hive partition column `day` left out so the columns are the warehouse's)."""
+    frame = session.read.parquet(*files)
+    return frame.drop("day") if "day" in frame.columns else frame
+
+
+@contextmanager
+def spark_store_backend(files: dict[str, list[str]]) -> Iterator[ibis.BaseBackend]:
+    """Spark over the event store: `files` is `eventstore.snapshot()`, one manifest's file list."""
+    if "events" not in files:
+        raise FileNotFoundError("the event store has no events table yet: import events first")
+    session = spark_session()
+    backend = ibis.pyspark.connect(session)
+    for table, urls in files.items():
+        read_store_table(session, urls).createOrReplaceTempView(table)
+    yield backend
+
+
 @contextmanager
 def spark_backend(parquet_dir: Path) -> Iterator[ibis.BaseBackend]:
     if not (parquet_dir / "events.parquet").exists():
         raise FileNotFoundError(
             f"the Spark engine reads Parquet from {parquet_dir}, which has no events.parquet: "
-            "run `liebian analyze export-parquet` (or write the tables there) first"
+            "set LIEBIAN_EVENT_STORE (imports then write the store Spark reads), or run "
+            "`liebian analyze export-parquet` first"
         )
     session = spark_session()
     backend = ibis.pyspark.connect(session)

@@ -29,7 +29,7 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 LOCK_WAIT_SECONDS = 60.0
 
 # The tables analyses read (and Spark reads as their Parquet exports).
-TABLES = ("events", "orders", "messages", "referral_edges", "identity_map")
+TABLES = ("events", "orders", "messages", "referral_edges", "identity_map", "members")
 
 
 class WarehouseLocked(Unavailable, RuntimeError):

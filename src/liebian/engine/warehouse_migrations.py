@@ -194,6 +194,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "UPDATE orders SET orig_amount = amount_fen, orig_currency = currency WHERE orig_amount IS NULL",
         ),
     ),
+    # Persons known as members since a time (`member_since` of an imported events or orders file):
+    # existing members, never new users (analytics/kpis.py `first_registrations`). Several rows of
+    # one person may exist (an earlier time imported later); the earliest counts.
+    Migration(
+        4,
+        "members: person_id, member_since (imported member join times)",
+        _sql(
+            "CREATE TABLE IF NOT EXISTS members (person_id BIGINT NOT NULL, member_since TIMESTAMP NOT NULL)"
+        ),
+    ),
+    # Titles of campaigns known only from imports (`liebian import campaigns`, or the events'
+    # campaign_title column): breakdowns and the console's campaign filter show them. One row per
+    # campaign: a later import replaces the title.
+    Migration(
+        5,
+        "campaign_titles: campaign_id, title (titles of imported campaigns)",
+        _sql(
+            "CREATE TABLE IF NOT EXISTS campaign_titles"
+            " (campaign_id VARCHAR NOT NULL, title VARCHAR NOT NULL, updated_at TIMESTAMP NOT NULL)"
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -11,8 +11,10 @@ from liebian.auth.cli_guard import acting
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
+from liebian.errors import DomainError
+from liebian.fraud import evaluate as evaluation
 from liebian.fraud import service
-from liebian.fraud.reasons import REASONS
+from liebian.fraud.reasons import REASONS, label
 from liebian.fraud.service import FraudError
 from liebian.output import Format, console, emit, err_console
 from liebian.rewards.service import LedgerError
@@ -27,10 +29,24 @@ def _fail(exc: FraudError | LedgerError) -> None:
 
 
 @app.command("scan")
-def scan_command(fmt: Format = typer.Option(Format.table, "--format")) -> None:
+def scan_command(
+    engine: str = typer.Option(
+        "duckdb",
+        "--engine",
+        help="duckdb (embedded) | spark: the graph's features on Spark from the event store (LIEBIAN_EVENT_STORE)",
+    ),
+    fmt: Format = typer.Option(Format.table, "--format"),
+) -> None:
     """Graph scan: score persons and referrals, open review cases for the risky referrals."""
-    with session_scope() as session, warehouse.connect() as con:
-        report = service.run_scan(session, con).as_dict()
+    if engine not in ("duckdb", "spark"):
+        err_console.print(f"[red]--engine: {engine!r} is not one of duckdb, spark[/red]")
+        raise typer.Exit(2)
+    try:
+        with session_scope() as session, warehouse.connect() as con:
+            report = service.run_scan(session, con, engine=engine).as_dict()
+    except DomainError as exc:  # the event store is off or unreadable (spark)
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from exc
     timings = report.pop("timings", {})
     emit({**report, **{f"seconds.{k}": v for k, v in timings.items()}}, fmt)
 
@@ -38,15 +54,18 @@ def scan_command(fmt: Format = typer.Option(Format.table, "--format")) -> None:
 @app.command("evaluate")
 def evaluate_command(
     ground_truth: Path | None = typer.Option(
-        None, "--ground-truth", help="default: DATA_DIR/demo/ground_truth.json"
+        None,
+        "--ground-truth",
+        help="labelled file (harness or demo format); default DATA_DIR/demo/ground_truth.json",
     ),
     threshold: float = typer.Option(
         service.CASE_THRESHOLD, "--threshold", help="score that counts as flagged"
     ),
     rescan: bool = typer.Option(True, "--rescan/--no-rescan", help="run the graph scan first"),
+    lang: str = typer.Option("zh-CN", "--lang", help="zh-CN | en"),
     fmt: Format = typer.Option(Format.table, "--format"),
 ) -> None:
-    """Precision, recall and F1 per injected fraud pattern and overall (demo ground truth)."""
+    """Precision, recall and F1 per fraud pattern against a labelled file (referrals and/or persons)."""
     path = ground_truth or get_settings().data_dir / "demo" / "ground_truth.json"
     if not path.exists():
         err_console.print(
@@ -54,31 +73,36 @@ def evaluate_command(
         )
         raise typer.Exit(2)
     try:
-        truth = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        err_console.print(f"[red]--ground-truth: {path} is not JSON: {exc}[/red]")
-        raise typer.Exit(2) from exc
-    try:
+        truth = evaluation.load_truth(path)
         with session_scope() as session, warehouse.connect() as con:
             if rescan:
                 service.run_scan(session, con)
-            result = service.evaluate(con, truth, threshold=threshold)
-    except FraudError as exc:
-        _fail(exc)
+            result = evaluation.evaluate(con, truth, threshold=threshold)
+    except DomainError as exc:
+        err_console.print(f"[red]--ground-truth: {exc.message if lang == 'en' else exc.message_zh}[/red]")
+        raise typer.Exit(2) from exc
     if fmt is Format.json:
         emit(result, fmt)
         return
-    rows = [{"pattern": name, **m} for name, m in result["patterns"].items()]
-    rows.append({"pattern": "overall", **result["overall"]})
-    emit(
-        rows,
-        fmt,
-        title=f"fraud evaluation — threshold {threshold:g}, {result['truth_referrals']} injected referrals",
+    _print_evaluation(result, threshold, lang, fmt)
+
+
+def _print_evaluation(result: dict, threshold: float, lang: str, fmt: Format) -> None:
+    columns = ("truth", "claimed", "precision", "recall", "f1")
+    for unit in ("referrals", "persons"):
+        if not result[unit]:
+            continue
+        rows = [
+            {label("pattern", lang): label(name, lang), **{label(c, lang): m[c] for c in columns}}
+            for name, m in result[unit].items()
+        ]
+        emit(rows, fmt, title=label(unit, lang, threshold=f"{threshold:g}"))
+    d = result["decoys"]
+    console.print(
+        label("decoys", lang, flagged=d["flagged"], total=d["total"], inviters=d["flagged_inviters"])
     )
     if result["unmapped"]:
-        console.print(
-            f"[yellow]{result['unmapped']} ground-truth invitees are not in the warehouse (counted as missed)[/yellow]"
-        )
+        console.print(f"[yellow]{label('unmapped', lang, n=result['unmapped'])}[/yellow]")
 
 
 @app.command("queue")

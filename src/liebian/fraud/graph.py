@@ -13,6 +13,8 @@ Detectors (each yields stable reason codes, see reasons.py):
   churn the same day or never order again after their first order.
 - CYCLE: strongly connected components of the referral graph (A→B→A, A→B→C→A).
 - CROWDED_DEVICE, SHARED_* (invitee shares an identifier with its inviter), SAME_PERSON.
+- CHAIN, CROSS_CLUSTER and self-referral through OneID / the identity store's conflicts: see
+  graph_patterns.py (thresholds for all in graph_params.py).
 - VIRTUAL_PHONE: persons the caller marks (phones are HMACs in the warehouse; the job reads the
   prefix from the operational store).
 - ANOMALY: Isolation Forest over per-inviter features; worth at most 30 points alone, so it only
@@ -28,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from liebian.fraud import graph_patterns as patterns
+from liebian.fraud.graph_params import GraphParams
 from liebian.fraud.reasons import REASONS
 from liebian.lazy import lazy_import
 
@@ -49,24 +53,6 @@ from liebian.predict.common import aggregate_row
 
 PERSON_TABLE = "fraud_person_risk"
 REFERRAL_TABLE = "fraud_referral_risk"
-
-
-@dataclass
-class GraphParams:
-    max_share: int = 200  # identifiers shared by more persons are infrastructure, not evidence
-    ipua_min_events: int = 2  # events a person needs on one IP+UA before it links them
-    crowded_device: int = 5  # persons on one device before it counts as crowded
-    farm_min_invitees: int = 5  # invitees of one inviter inside one identifier component
-    farm_device_ratio: float = 3.0  # invitees per distinct device that make a farm
-    burst_minutes: int = 120  # a farm's sign-ups fall inside this span …
-    burst_share: float = 0.8  # … for at least this share of its invitees
-    dud_share: float = 0.8  # share of invitees that did nothing after a minimal first order
-    star_min_invitees: int = 8  # a handful of churned friends is ordinary; a star has many
-    star_churn_share: float = 0.8
-    churn_min_age_days: float = 2.0  # referrals younger than this are not judged for churn
-    anomaly_min_invitees: int = 3
-    anomaly_seed: int = 7
-    flag_threshold: float = 50.0  # score from which a person/referral is reported as flagged
 
 
 @dataclass
@@ -109,8 +95,13 @@ def scan(
     params: GraphParams | None = None,
     virtual_phone_persons: np.ndarray | list[int] | None = None,
     as_of: datetime | None = None,
+    identity_links: pd.DataFrame | None = None,
 ) -> ScanResult:
-    """Score every person and referral in the warehouse; (re)write fraud_person_risk / _referral_risk."""
+    """Score every person and referral in the warehouse; (re)write fraud_person_risk / _referral_risk.
+
+    `identity_links` (id_type_a, id_value_a, id_type_b, id_value_b, stored values): the identity
+    store's evidence OneID did not merge (conflicts), so a phone / payment account / device seen with
+    two persons still links them (graph_inputs.conflict_links reads it)."""
     p = params or GraphParams()
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
@@ -129,6 +120,8 @@ def scan(
         )[0]
     as_of = as_of or datetime(1970, 1, 1)
 
+    patterns.self_referrals(con)
+    patterns.identity_links(con, identity_links)
     _links(con, p)
     t = lap("links", t)
     n_shared, n_comp = _shared_components(con)
@@ -140,30 +133,81 @@ def scan(
     _farms(con, p)
     _stars(con, p)
     t = lap("farms_stars", t)
+    patterns.chains(con, p)
+    patterns.clusters(con, p)
+    t = lap("chains_clusters", t)
+    _pair_features(con, p)
+    _anomaly_features(con, p)
+    persons, referrals = aggregate_row(
+        con, "SELECT (SELECT count(DISTINCT person_id) FROM fr_links), (SELECT count(*) FROM fr_edges)"
+    )
+    stats = {
+        "persons": int(persons),
+        "referrals": int(referrals),
+        "shared_links": n_shared,
+        "components": n_comp,
+    }
+    return score(con, p, as_of, stats, virtual_phone_persons, timings, t0)
+
+
+# The feature tables the scoring reads (`score`): the embedded scan builds them with DuckDB SQL
+# above, the Spark scan (graph_spark.py) with Spark DataFrames and loads them into the warehouse
+# connection. Columns as the embedded scan types them.
+FEATURE_TABLES: dict[str, str] = {
+    "fr_edges": "inviter BIGINT, invitee BIGINT, campaign_id VARCHAR, channel VARCHAR, ts TIMESTAMP",
+    "fr_self": "person_id BIGINT, campaign_id VARCHAR, channel VARCHAR, ts TIMESTAMP, account VARCHAR",
+    "fr_cycle": "person_id BIGINT, scc BIGINT, size BIGINT",
+    "fr_crowded": "person_id BIGINT, value VARCHAR, n BIGINT",
+    "fr_edge_shared": "inviter BIGINT, invitee BIGINT, campaign_id VARCHAR, kind VARCHAR, value VARCHAR",
+    "fr_farm": "inviter BIGINT, grp VARCHAR, n_inv BIGINT, n_dev BIGINT, dud_share DOUBLE, members BIGINT[], "
+    "ip VARCHAR, span80_minutes DOUBLE",
+    "fr_star": "inviter BIGINT, n_inv BIGINT, churn_share DOUBLE, dud_share DOUBLE",
+    "fr_star_invitee": "inviter BIGINT, invitee BIGINT",
+    "fr_anom_feats": "inviter BIGINT, n_inv BIGINT, churn_share DOUBLE, dud_share DOUBLE, "
+    "inv_per_device DOUBLE, per_hour DOUBLE",
+    "fr_chain": "person_id BIGINT, chain BIGINT, n BIGINT, n_ip BIGINT, n_ua BIGINT, top_ip VARCHAR",
+    "fr_cluster": "kind VARCHAR, value VARCHAR, n_inv BIGINT, n_inviters BIGINT, members BIGINT[], "
+    "span_hours DOUBLE",
+}
+
+
+def score(
+    con: duckdb.DuckDBPyConnection,
+    p: GraphParams,
+    as_of: datetime,
+    stats: dict[str, int],
+    virtual_phone_persons: np.ndarray | list[int] | None = None,
+    timings: dict[str, float] | None = None,
+    started: float | None = None,
+) -> ScanResult:
+    """The scoring both engines share: from the FEATURE_TABLES in `con` (temp tables), the reasons,
+    the anomaly forest and the combined scores → fraud_person_risk / fraud_referral_risk.
+
+    `stats` are the feature extraction's counts (persons, referrals, shared_links, components)."""
+    timings = timings if timings is not None else {}
+    t = time.perf_counter()
+    t0 = started if started is not None else t
     _anomalies(con, p)
     _virtual_phones(con, virtual_phone_persons)
-    t = lap("anomaly", t)
+    _edge_evidence(con)
     _person_scores(con, p, as_of)
     _referral_scores(con, as_of)
-    t = lap("score", t)
-
-    counts = aggregate_row(
+    timings["score"] = round(time.perf_counter() - t, 3)
+    flagged = aggregate_row(
         con,
         f"""
-        SELECT (SELECT count(DISTINCT person_id) FROM fr_links),
-               (SELECT count(*) FROM fr_edges),
-               (SELECT count(*) FROM {PERSON_TABLE} WHERE score >= {float(p.flag_threshold)}),
+        SELECT (SELECT count(*) FROM {PERSON_TABLE} WHERE score >= {float(p.flag_threshold)}),
                (SELECT count(*) FROM {REFERRAL_TABLE} WHERE score >= {float(p.flag_threshold)})
         """,
     )
     _drop_temp_tables(con)
     return ScanResult(
-        persons=int(counts[0]),
-        referrals=int(counts[1]),
-        shared_links=n_shared,
-        components=n_comp,
-        flagged_persons=int(counts[2]),
-        flagged_referrals=int(counts[3]),
+        persons=int(stats["persons"]),
+        referrals=int(stats["referrals"]),
+        shared_links=int(stats["shared_links"]),
+        components=int(stats["components"]),
+        flagged_persons=int(flagged[0]),
+        flagged_referrals=int(flagged[1]),
         seconds=round(time.perf_counter() - t0, 3),
         timings=timings,
     )
@@ -180,12 +224,21 @@ def _links(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
         FROM referral_edges GROUP BY ALL
         """
     )
+    # an invite to one's own second account is a referral even where the importer dropped its edge
+    con.execute(
+        """
+        INSERT INTO fr_edges
+        SELECT s.person_id, s.person_id, s.campaign_id, s.channel, s.ts FROM fr_self s
+        ANTI JOIN fr_edges e ON e.inviter = s.person_id AND e.invitee = s.person_id
+             AND e.campaign_id IS NOT DISTINCT FROM s.campaign_id
+        """
+    )
     # Identifier links per person, then only identifiers that 2..max_share persons share.
     # props repeat per person and address: parse each distinct one once
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fr_ipua AS
-        SELECT person_id, ip || '|' || ua AS value, sum(n) AS n FROM (
+        SELECT person_id, ip, ua, ip || '|' || ua AS value, sum(n) AS n FROM (
             SELECT person_id, ip, {_ua_expr()} AS ua, n FROM (
                 SELECT person_id, ip, props, count(*) AS n FROM events
                 WHERE ip IS NOT NULL AND ip <> '' AND props IS NOT NULL GROUP BY ALL
@@ -205,7 +258,16 @@ def _links(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
             SELECT person_id, 'ipua', value FROM fr_ipua WHERE n >= {int(p.ipua_min_events)}
             UNION ALL
             SELECT person_id, CASE WHEN id_type = 'device_id' THEN 'device' ELSE id_type END, id_value
-            FROM identity_map WHERE id_type IN ('device_id', 'payment_account')
+            FROM identity_map WHERE id_type IN ('device_id', 'payment_account', 'phone')
+            UNION ALL
+            -- identifiers the identity store saw with a person without merging (conflicts)
+            SELECT person_id, kind, value FROM fr_idlinks
+            UNION ALL
+            -- a payment account an order carries (as the importer kept it: a stable token)
+            SELECT person_id, 'payment_account', 'order:' || pay FROM (
+                SELECT DISTINCT person_id, json_extract_string(props, '$.payment_account') AS pay
+                FROM orders WHERE props IS NOT NULL
+            ) WHERE pay IS NOT NULL AND pay <> ''
         )
         """
     )
@@ -329,6 +391,7 @@ def _farms(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
             GROUP BY ALL
         )
         SELECT g.inviter, g.grp, g.n_inv, coalesce(d.n_dev, 0) AS n_dev, g.dud_share, g.members,
+               CASE WHEN g.grp LIKE 'a%' THEN split_part(substr(g.grp, 2), '|', 1) END AS ip,
                (g.t90 - g.t10) / 60 AS span80_minutes
         FROM g LEFT JOIN d USING (inviter, grp)
         -- crowding needs known devices: without any, only the burst-then-nothing shape counts
@@ -349,12 +412,41 @@ def _stars(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
            AND greatest(avg(churned::INT), avg(dud::INT)) >= {float(p.star_churn_share)}
         """
     )
+    # the star's invitees that show it (old enough to judge, churned or one order then nothing)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fr_star_invitee AS
+        SELECT x.inviter, x.invitee FROM fr_edge_x x SEMI JOIN fr_star s USING (inviter)
+        WHERE x.judged AND (x.churned OR x.dud)
+        """
+    )
 
 
-def _anomalies(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
-    # Isolation Forest over per-inviter features.
-    feats = con.execute(
+def _pair_features(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
+    """fr_crowded (devices many persons share) and fr_edge_shared (identifiers both ends of a
+    referral hold), from fr_shared: the scoring's inputs that would otherwise need all links."""
+    con.execute(
         f"""
+        CREATE OR REPLACE TEMP TABLE fr_crowded AS
+        SELECT person_id, value, n FROM fr_shared WHERE kind = 'device' AND n >= {int(p.crowded_device)}
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE fr_edge_shared AS
+        SELECT e.inviter, e.invitee, e.campaign_id, a.kind, a.value
+        FROM fr_edges e JOIN fr_shared a ON a.person_id = e.inviter
+        JOIN fr_shared b ON b.person_id = e.invitee AND b.kind = a.kind AND b.value = a.value
+        WHERE e.inviter <> e.invitee
+        """
+    )
+
+
+def _anomaly_features(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
+    """fr_anom_feats: per-inviter features for the Isolation Forest (inviters with enough invitees)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_anom_feats AS
         WITH dev AS (
             SELECT e.inviter, count(DISTINCT l.value) AS n_dev
             FROM fr_edges e JOIN fr_links l ON l.person_id = e.invitee AND l.kind = 'device' GROUP BY 1
@@ -365,7 +457,12 @@ def _anomalies(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
         FROM fr_edge_x x LEFT JOIN dev USING (inviter)
         GROUP BY 1 HAVING count(*) >= {int(p.anomaly_min_invitees)}
         """
-    ).df()
+    )
+
+
+def _anomalies(con: duckdb.DuckDBPyConnection, p: GraphParams) -> None:
+    # Isolation Forest over per-inviter features (in inviter order: the forest's sample depends on it).
+    feats = con.execute("SELECT * FROM fr_anom_feats ORDER BY inviter").df()
     anomalies = pd.DataFrame({"inviter": np.empty(0, np.int64), "strength": np.empty(0)})
     if len(feats) >= 20:
         matrix = np.column_stack(
@@ -399,32 +496,57 @@ def _virtual_phones(
     con.unregister("fr_vp_df")
 
 
+# edge evidence that also marks the invitee (the second account of a self-referral)
+SELF_CODES = ("SAME_PERSON", "SHARED_DEVICE", "SHARED_PHONE", "SHARED_PAYMENT")
+# person reasons that belong to a role or to certain edges only: not copied onto every referral
+NOT_PROPAGATED = ("FARM_INVITER", "STAR_CHURN", "ANOMALY", *SELF_CODES)
+
+
+def _edge_evidence(con: duckdb.DuckDBPyConnection) -> None:
+    """fr_edge_evidence: what a referral shows by itself (same person, shared identifiers, cycle)."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE fr_edge_evidence AS
+        {patterns.EDGE_REASONS_SQL}
+        UNION ALL
+        SELECT e.inviter, e.invitee, e.campaign_id, 'CIRCULAR', 1.0, json_object('size', a.size)::VARCHAR
+        FROM fr_edges e JOIN fr_cycle a ON a.person_id = e.inviter JOIN fr_cycle b ON b.person_id = e.invitee
+        WHERE a.scc = b.scc
+        """
+    )
+
+
 def _person_scores(con: duckdb.DuckDBPyConnection, p: GraphParams, as_of: datetime) -> None:
-    # Reasons per person: (person_id, code, strength, detail).
+    # Reasons per person: (person_id, code, strength, detail); a detail is the evidence as JSON.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE fr_reasons AS
         SELECT DISTINCT ON (person_id, code) person_id, code, strength, detail FROM (
             SELECT m.person_id, 'DEVICE_FARM' AS code, 1.0 AS strength,
-                   format('{{}} invitees of {{}} on {{}} devices', f.n_inv, f.inviter, f.n_dev) AS detail
+                   json_object('n', f.n_inv, 'inviter', f.inviter, 'devices', f.n_dev, 'ip', f.ip)::VARCHAR AS detail
             FROM fr_farm f, unnest(f.members) AS m(person_id)
             UNION ALL
-            SELECT inviter, 'FARM_INVITER', 1.0, format('{{}} invitees on {{}} devices', n_inv, n_dev) FROM fr_farm
+            SELECT inviter, 'FARM_INVITER', 1.0, json_object('n', n_inv, 'devices', n_dev, 'ip', ip)::VARCHAR
+            FROM fr_farm
             UNION ALL
             SELECT inviter, 'STAR_CHURN', 1.0,
-                   format('{{}} invitees, {{}}% churned same day', n_inv, round(100 * churn_share)) FROM fr_star
+                   json_object('n', n_inv, 'churned', round(100 * churn_share))::VARCHAR FROM fr_star
             UNION ALL
-            SELECT x.invitee, 'STAR_CHURN_INVITEE', 1.0, format('inviter {{}}', x.inviter)
-            FROM fr_edge_x x JOIN fr_star s USING (inviter) WHERE x.judged AND (x.churned OR x.dud)
+            SELECT invitee, 'STAR_CHURN_INVITEE', 1.0, json_object('inviter', inviter)::VARCHAR
+            FROM fr_star_invitee
             UNION ALL
-            SELECT person_id, 'CYCLE', 1.0, format('cycle of {{}} persons', size) FROM fr_cycle
+            SELECT person_id, 'CYCLE', 1.0, json_object('size', size)::VARCHAR FROM fr_cycle
             UNION ALL
-            SELECT person_id, 'CROWDED_DEVICE', 1.0, format('device shared by {{}} persons', max(n))
-            FROM fr_shared WHERE kind = 'device' AND n >= {int(p.crowded_device)} GROUP BY 1
+            SELECT person_id, 'CROWDED_DEVICE', 1.0, json_object('device', arg_max(value, n), 'n', max(n))::VARCHAR
+            FROM fr_crowded GROUP BY 1
             UNION ALL
-            SELECT inviter, 'ANOMALY', strength, format('strength {{}}', round(strength, 2)) FROM fr_anom
+            SELECT inviter, 'ANOMALY', strength, json_object('strength', round(strength, 2))::VARCHAR FROM fr_anom
             UNION ALL
             SELECT person_id, 'VIRTUAL_PHONE', 1.0, '' FROM fr_vp
+            UNION ALL
+            {patterns.PERSON_REASONS_SQL}
+            UNION ALL
+            SELECT invitee, code, strength, detail FROM fr_edge_evidence WHERE code IN {SELF_CODES}
         ) ORDER BY person_id, code, strength DESC
         """
     )
@@ -445,31 +567,21 @@ def _person_scores(con: duckdb.DuckDBPyConnection, p: GraphParams, as_of: dateti
 
 
 def _referral_scores(con: duckdb.DuckDBPyConnection, as_of: datetime) -> None:
-    # Referral reasons: the invitee's own reasons (not the inviter-role ones) plus edge evidence.
+    # Referral reasons: the invitee's own reasons (not the role- or edge-bound ones), the inviter's
+    # anomaly, and the edge's own evidence.
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE fr_edge_reasons AS
         SELECT DISTINCT ON (inviter, invitee, campaign_id, code) * FROM (
             SELECT e.inviter, e.invitee, e.campaign_id, r.code, r.strength, r.detail
             FROM fr_edges e JOIN fr_reasons r ON r.person_id = e.invitee
-            WHERE r.code NOT IN ('FARM_INVITER', 'STAR_CHURN', 'ANOMALY')
+            WHERE r.code NOT IN {NOT_PROPAGATED}
             UNION ALL
             SELECT e.inviter, e.invitee, e.campaign_id, r.code, r.strength, r.detail
             FROM fr_edges e JOIN fr_reasons r ON r.person_id = e.inviter
             WHERE r.code = 'ANOMALY'
             UNION ALL
-            SELECT inviter, invitee, campaign_id, 'SAME_PERSON', 1.0, '' FROM fr_edges WHERE inviter = invitee
-            UNION ALL
-            SELECT e.inviter, e.invitee, e.campaign_id,
-                   CASE a.kind WHEN 'device' THEN 'SHARED_DEVICE' WHEN 'payment_account' THEN 'SHARED_PAYMENT'
-                               ELSE 'SHARED_IP_UA' END, 1.0, ''
-            FROM fr_edges e JOIN fr_shared a ON a.person_id = e.inviter
-            JOIN fr_shared b ON b.person_id = e.invitee AND b.kind = a.kind AND b.value = a.value
-            WHERE e.inviter <> e.invitee
-            UNION ALL
-            SELECT e.inviter, e.invitee, e.campaign_id, 'CIRCULAR', 1.0, format('cycle of {} persons', a.size)
-            FROM fr_edges e JOIN fr_cycle a ON a.person_id = e.inviter JOIN fr_cycle b ON b.person_id = e.invitee
-            WHERE a.scc = b.scc
+            SELECT * FROM fr_edge_evidence
         )
         """
     )
@@ -504,9 +616,20 @@ def _drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
         "fr_farm",
         "fr_star",
         "fr_anom",
+        "fr_anom_feats",
+        "fr_star_invitee",
+        "fr_crowded",
+        "fr_edge_shared",
         "fr_vp",
         "fr_reasons",
         "fr_edge_reasons",
+        "fr_edge_evidence",
+        "fr_self",
+        "fr_idlinks",
+        "fr_fast",
+        "fr_quiet",
+        "fr_chain",
+        "fr_cluster",
         "fr_edges",
         "fr_weights",
     ):

@@ -10,6 +10,15 @@ inviter in any campaign).
 
 Every call records a sighting (fraud_sightings) after the rules ran: velocity, bursts, IP+UA
 matches, cross-campaign cycles and cap hits count earlier sightings, never the current one.
+
+The rules know everything known, not only what the campaign engine saw: devices and addresses of
+imported events (`fraud_known_uses`, filled on import by `fraud.known`) count for DEVICE_NOT_NEW,
+DEVICE_BURST and IP_BURST beside the sightings, read by index in the same one statement.
+
+Medium signals combine (docs/fraud.md, "Combined signals"): IP_UA_CLUSTER (several new accounts
+from one address with one identical user agent) is weak alone, and with VELOCITY or IP_BURST the
+sum reaches the hold threshold; coworkers on an office address with their own phones and a KOC's
+friends on diverse devices stay accepted.
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, union
 from sqlalchemy.orm import Session
 
 from liebian.campaigns import visits
@@ -26,7 +35,8 @@ from liebian.campaigns.budget import bump
 from liebian.campaigns.models import Referral
 from liebian.config import get_settings
 from liebian.db.base import table_of
-from liebian.fraud.models import FraudSighting
+from liebian.fraud.known import value_hash
+from liebian.fraud.models import FraudKnownUse, FraudSighting
 from liebian.fraud.reasons import REASONS
 from liebian.identity import service as identity
 from liebian.identity.keys import IdentifierError
@@ -60,8 +70,10 @@ class InlineConfig:
             "CAP_HIT": 30,
             "CIRCULAR": 100,
             "SELF_CLICKS": 25,
+            "IP_UA_CLUSTER": 20,  # alone under the hold threshold; with VELOCITY or IP_BURST over it
         }
     )
+    ip_ua_cluster_min: int = 3  # accounts (this one included) on one IP + user agent inside ip_burst_window
     self_clicks_max: int = 2  # the inviter's own clicks on their links in the campaign; more is a signal
 
 
@@ -98,7 +110,7 @@ def _current(session: Session, person: int | None) -> int | None:
     return identity.current_person(session, person) or person
 
 
-_P, _S = table_of(Person), table_of(FraudSighting)
+_P, _S, _K = table_of(Person), table_of(FraudSighting), table_of(FraudKnownUse)
 _CURRENT = select(_P.c.id, _P.c.merged_into).where(_P.c.id.in_(bindparam("ids", expanding=True)))
 NONE = -1  # stands for a missing person id in the counts below (person ids are positive)
 
@@ -106,6 +118,31 @@ NONE = -1  # stands for a missing person id in the counts below (person ids are 
 def _counting(*where, distinct_persons: bool = False):
     what = func.count(func.distinct(_S.c.person_id)) if distinct_persons else func.count()
     return select(what).select_from(_S).where(*where).scalar_subquery()
+
+
+def _distinct_persons(sighted, kind: str, bind: str, since: str):
+    """Distinct other persons on a device or an address inside a window: sighted by the campaign
+    engine, or seen in imported events (a known use whose span overlaps the window)."""
+    persons = union(
+        select(_S.c.person_id.label("p")).where(
+            _ACCEPT,
+            sighted == bindparam(bind),
+            _S.c.ts > bindparam(since),
+            _S.c.ts <= bindparam("ts"),
+        ),
+        select(_K.c.person_id.label("p")).where(
+            _K.c.kind == kind,
+            _K.c.value_hash == bindparam(f"{bind}_h"),
+            _K.c.last_seen > bindparam(since),
+            _K.c.first_seen <= bindparam("ts"),
+            _K.c.person_id != bindparam("friend"),
+        ),
+    ).subquery()
+    return (
+        select(func.count(func.distinct(persons.c.p)))
+        .where(persons.c.p != bindparam("friend"))
+        .scalar_subquery()
+    )
 
 
 # Every count of earlier sightings the rules use, in one statement (each subquery uses its index).
@@ -117,14 +154,12 @@ _COUNTS = select(
         _ACCEPT, _S.c.inviter_person_id == bindparam("inviter"), _S.c.ts > bindparam("velocity_since"),
         _S.c.ts <= bindparam("ts"),
     ).label("velocity"),
+    _distinct_persons(_S.c.device_id, "device", "device", "device_since").label("device_burst"),
+    _distinct_persons(_S.c.ip, "ip", "ip", "ip_since").label("ip_burst"),
     _counting(
-        _ACCEPT, _S.c.device_id == bindparam("device"), _S.c.person_id != bindparam("friend"),
-        _S.c.ts > bindparam("device_since"), _S.c.ts <= bindparam("ts"), distinct_persons=True,
-    ).label("device_burst"),
-    _counting(
-        _ACCEPT, _S.c.ip == bindparam("ip"), _S.c.person_id != bindparam("friend"),
+        _ACCEPT, _S.c.ip == bindparam("ip"), _S.c.ua_hash == bindparam("ua"), _S.c.person_id != bindparam("friend"),
         _S.c.ts > bindparam("ip_since"), _S.c.ts <= bindparam("ts"), distinct_persons=True,
-    ).label("ip_burst"),
+    ).label("ip_ua_cluster"),
     _counting(
         _ACCEPT, _S.c.campaign_id == bindparam("campaign"), _S.c.inviter_person_id == bindparam("inviter")
     ).label("cap"),
@@ -141,6 +176,11 @@ _COUNTS = select(
         _S.c.device_id == bindparam("device"), _S.c.person_id.is_not(None),
         _S.c.person_id != bindparam("mine_a"), _S.c.person_id != bindparam("mine_b"),
     ).label("device_others"),
+    select(func.count()).select_from(_K).where(
+        _K.c.kind == "device", _K.c.value_hash == bindparam("device_h"),
+        _K.c.person_id != bindparam("mine_a"), _K.c.person_id != bindparam("mine_b"),
+    ).scalar_subquery().label("device_known_others"),
+    visits.self_clicks_counted("campaign", "inviter").label("self_clicks"),
 )  # fmt: skip
 
 
@@ -160,6 +200,8 @@ def _sightings(session: Session, ctx: RiskContext) -> dict[str, int]:
             "campaign": ctx.campaign_id,
             "device": ctx.device_id or None,
             "ip": ctx.ip or None,
+            "device_h": value_hash("device", ctx.device_id),
+            "ip_h": value_hash("ip", ctx.ip),
             "ua": ua_hash(ctx.user_agent),
             "ts": ctx.ts,
             "velocity_since": ctx.ts - CONFIG.velocity_window,
@@ -236,6 +278,21 @@ def rule_bursts(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     return out
 
 
+def rule_ip_ua_cluster(session: Session, ctx: RiskContext) -> list[RiskSignal]:
+    """Accounts accepting from one address with one identical user agent inside the IP window, this
+    one included: a script or an emulator farm. Coworkers on an office address use their own
+    phones (their user agents differ), so IP alone never counts here."""
+    if ctx.stage != "accept" or not ctx.ip or ua_hash(ctx.user_agent) is None:
+        return []
+    n = _sightings(session, ctx)["ip_ua_cluster"] + 1
+    if n >= CONFIG.ip_ua_cluster_min:
+        minutes = CONFIG.ip_burst_window.total_seconds() / 60
+        return [
+            _signal("IP_UA_CLUSTER", f"{n} accounts from this IP with one user agent within {minutes:g} min")
+        ]
+    return []
+
+
 def is_virtual_phone(phone: str | None, prefixes: list[str] | None = None) -> bool:
     if not phone:
         return False
@@ -258,8 +315,10 @@ def rule_new_device(session: Session, ctx: RiskContext) -> list[RiskSignal]:
         return []
     mine = {_current(session, ctx.friend), _current(session, ctx.inviter)}
     owner = _current(session, _person_of(session, "device_id", ctx.device_id))
-    others = _sightings(session, ctx)["device_others"]
-    if (owner is not None and owner not in mine) or others:
+    counts = _sightings(session, ctx)
+    if counts["device_known_others"]:
+        return [_signal("DEVICE_NOT_NEW", "the device appears in imported events of another account")]
+    if (owner is not None and owner not in mine) or counts["device_others"]:
         return [_signal("DEVICE_NOT_NEW", "the device was used by another account before")]
     return []
 
@@ -307,7 +366,7 @@ def rule_self_clicks(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     clicks, which never count): padding clicks to unlock a share reward is a sign of a farmer."""
     if ctx.stage != "accept" or ctx.inviter is None:
         return []
-    n = visits.self_clicks(session, ctx.campaign_id, ctx.inviter)
+    n = _sightings(session, ctx)["self_clicks"]  # visits.self_clicks, read with the other counts
     if n > CONFIG.self_clicks_max:
         return [_signal("SELF_CLICKS", f"the inviter opened their own link {n} times")]
     return []
@@ -340,6 +399,7 @@ RULES = (
     rule_ip_ua,
     rule_velocity,
     rule_bursts,
+    rule_ip_ua_cluster,
     rule_virtual_phone,
     rule_new_device,
     rule_self_clicks,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
-from liebian.fraud import service
+from liebian.fraud import known, service
 from liebian.ports import Job
 
 
@@ -14,4 +14,7 @@ def fraud_scan() -> dict:
         return service.run_scan(session, con).as_dict()
 
 
-JOBS = (Job("fraud-scan", fraud_scan, every_seconds=3600),)
+JOBS = (
+    Job("fraud-scan", fraud_scan, every_seconds=3600),
+    Job("fraud-known-uses", known.sync_job, every_seconds=900),
+)

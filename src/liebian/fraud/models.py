@@ -81,3 +81,33 @@ class FraudSighting(Base):
     device_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ua_hash: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class FraudKnownUse(Base):
+    """Who used a device or an IP address in the data imported into the warehouse (events), so
+    that the inline rules know devices and addresses the campaign engine never saw. One row per
+    (kind, value, person): first and last time seen. Holds no clear value: `value_hash` is the
+    privacy module's keyed HMAC of the device id or the address (`fraud.known`)."""
+
+    __tablename__ = "fraud_known_uses"
+    __table_args__ = (
+        Index("ix_fraud_known_uses_value", "kind", "value_hash", "last_seen"),
+        Index("ix_fraud_known_uses_person", "person_id"),
+        # the rows are nothing but facts about a person: an erasure deletes them (privacy.subject_requests)
+        {"info": {"erase": "rows"}},
+    )
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # device | ip
+    value_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_seen: Mapped[datetime] = mapped_column(DateTime)
+    last_seen: Mapped[datetime] = mapped_column(DateTime)
+
+
+class FraudKnownSync(Base):
+    """How far the known uses were filled from the warehouse: the last `events.ingested_at` read."""
+
+    __tablename__ = "fraud_known_sync"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    synced_until: Mapped[datetime] = mapped_column(DateTime)

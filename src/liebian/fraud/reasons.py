@@ -7,8 +7,10 @@ independent evidence: score = 100 · (1 − Π(1 − wᵢ/100)).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,7 @@ REASONS: dict[str, Reason] = {
             "inviter and friend are the same person (OneID)",
             "self",
         ),
-        Reason(
-            "SHARED_DEVICE", 90, "好友与邀请人使用同一设备", "friend uses the inviter's device", "device_farm"
-        ),
+        Reason("SHARED_DEVICE", 90, "好友与邀请人使用同一设备", "friend uses the inviter's device", "self"),
         Reason(
             "SHARED_PHONE", 95, "好友与邀请人使用同一手机号", "friend uses the inviter's phone number", "self"
         ),
@@ -146,6 +146,21 @@ REASONS: dict[str, Reason] = {
             "unusual referral behaviour (high isolation-forest anomaly score)",
             "",
         ),
+        # inline facts from everything known, and re-scoring on OneID merges (fraudinline)
+        Reason(
+            "IP_UA_CLUSTER",
+            40,
+            "多个新账户在短时间内使用同一 IP 和同一浏览器标识（UA）接受邀请",
+            "several new accounts accepted from one IP address with one identical user agent in a short time",
+            "device_farm",
+        ),
+        Reason(
+            "SELF_REFERRAL_MERGED",
+            100,
+            "OneID 合并后邀请人与好友为同一人（邀请之后才得知）",
+            "OneID merged the inviter and the friend into one person after the referral (self-referral)",
+            "self",
+        ),
     )
 }
 
@@ -163,3 +178,126 @@ def describe(code: str, lang: str = "zh-CN") -> str:
     if reason is None:
         return code
     return reason.en if lang == "en" else reason.zh
+
+
+# ------------------------------------------------------------------ graph patterns (fraudgraph)
+GRAPH_PATTERN_REASONS = (
+    Reason(
+        "CHAIN",
+        90,
+        "邀请链：一串新账户逐个快速邀请下一个，共用少数 IP，下一单后不再回来",
+        "referral chain: new accounts each inviting the next within minutes, on a few IP addresses, "
+        "gone after one order",
+        "chain",
+    ),
+    Reason(
+        "CROSS_CLUSTER",
+        85,
+        "跨邀请人聚集：不同邀请人的好友共用同一 IP+UA、设备或支付账户，集中注册后不再活跃",
+        "cross-inviter cluster: invitees of different inviters share one IP+UA, device or payment "
+        "account, signed up in a burst and went quiet",
+        "cross_cluster",
+    ),
+)
+REASONS.update({r.code: r for r in GRAPH_PATTERN_REASONS})
+
+# Evidence of a graph reason: its detail is a JSON object of parameters, rendered per language.
+# (fraudgraph block; a reason without a template shows its detail as written.)
+EVIDENCE: dict[str, tuple[str, str]] = {
+    "DEVICE_FARM": (
+        "邀请人 {inviter} 的 {n} 位好友共用 {devices} 台设备{ip_zh}",
+        "{n} invitees of {inviter} on {devices} devices{ip_en}",
+    ),
+    "FARM_INVITER": ("{n} 位好友共用 {devices} 台设备{ip_zh}", "{n} invitees on {devices} devices{ip_en}"),
+    "STAR_CHURN": ("{n} 位好友，{churned}% 当天流失", "{n} invitees, {churned}% churned the same day"),
+    "STAR_CHURN_INVITEE": ("邀请人 {inviter}", "inviter {inviter}"),
+    "CYCLE": ("{size} 人的邀请环", "cycle of {size} persons"),
+    "CIRCULAR": ("{size} 人的邀请环", "cycle of {size} persons"),
+    "CROWDED_DEVICE": ("设备 {device} 被 {n} 个账户使用", "device {device} used by {n} persons"),
+    "ANOMALY": ("异常强度 {strength}", "strength {strength}"),
+    "CHAIN": (
+        "{n} 个账户的邀请链，共用 {ips} 个 IP（主要是 {ip}）",
+        "chain of {n} accounts on {ips} IP addresses (mostly {ip})",
+    ),
+    "CROSS_CLUSTER": (
+        "{n} 位好友来自 {inviters} 个不同邀请人，共用{what_zh}",
+        "{n} invitees of {inviters} different inviters share {what_en}",
+    ),
+    "SAME_PERSON": (
+        "OneID 合并后是同一人；好友账户 {account}",
+        "one person after OneID; friend's account {account}",
+    ),
+    "SHARED_DEVICE": ("共用{what_zh}", "shared {what_en}"),
+    "SHARED_PHONE": ("共用{what_zh}", "shared {what_en}"),
+    "SHARED_PAYMENT": ("共用{what_zh}", "shared {what_en}"),
+    "SHARED_IP_UA": ("共用{what_zh}", "shared {what_en}"),
+}
+KIND_NAMES = {"phone": ("手机号", "phone"), "payment_account": ("支付账户", "payment account")}
+
+
+def _evidence_words(params: dict[str, Any]) -> dict[str, Any]:
+    """Derived words: which identifier ({what_*}) and at which address ({ip_*})."""
+    out = dict.fromkeys(("n", "inviter", "devices", "churned", "size", "device", "strength", "ips", "inviters",
+                         "account"), "?")  # fmt: skip
+    out.update({k: v for k, v in params.items() if v is not None})
+    ip = params.get("ip")
+    out["ip"] = ip or "?"
+    out["ip_zh"], out["ip_en"] = (f"，IP {ip}", f" at IP {ip}") if ip else ("", "")
+    if params.get("device"):
+        out["what_zh"], out["what_en"] = f"设备 {params['device']}", f"device {params['device']}"
+    elif ip and params.get("ua"):
+        out["what_zh"] = f" IP {ip} 与同一 UA（#{params['ua']}）"
+        out["what_en"] = f"IP {ip} with one user agent (#{params['ua']})"
+    else:
+        zh, en = KIND_NAMES.get(str(params.get("kind")), ("标识", "identifier"))
+        out["what_zh"], out["what_en"] = f"{zh} #{params.get('ref', '?')}", f"{en} #{params.get('ref', '?')}"
+    return out
+
+
+def explain(code: str, detail: str, lang: str = "zh-CN") -> str:
+    """A reason's evidence in the reader's language (details that are not JSON are shown as written)."""
+    template = EVIDENCE.get(code)
+    if not template or not detail or not detail.startswith("{"):
+        return detail
+    try:
+        params = json.loads(detail)
+    except json.JSONDecodeError:
+        return detail
+    return template[1 if lang == "en" else 0].format_map(_evidence_words(params))
+
+
+# Pattern names and the evaluation's labels (liebian fraud evaluate), zh-CN first.
+PATTERN_NAMES: dict[str, tuple[str, str]] = {
+    "device_farm": ("设备农场", "device farm"),
+    "star_churn": ("星形邀请流失", "star inviter, churning friends"),
+    "circular": ("循环邀请", "referral ring"),
+    "virtual_phone": ("虚拟号段", "virtual-operator phone"),
+    "chain": ("邀请链", "referral chain"),
+    "cross_cluster": ("跨邀请人聚集", "cross-inviter cluster"),
+    "self": ("自我邀请", "self-referral"),
+    "overall": ("总体", "overall"),
+}
+EVALUATION_LABELS: dict[str, tuple[str, str]] = {
+    "pattern": ("模式", "pattern"),
+    "truth": ("真实数", "truth"),
+    "claimed": ("判为该模式", "claimed"),
+    "precision": ("精确率", "precision"),
+    "recall": ("召回率", "recall"),
+    "f1": ("F1", "F1"),
+    "referrals": ("按邀请关系评估（阈值 {threshold}）", "by referral (threshold {threshold})"),
+    "persons": ("按人评估（阈值 {threshold}）", "by person (threshold {threshold})"),
+    "decoys": (
+        "诱饵（诚实的相似者）被标记：{flagged}/{total}，其中邀请人 {inviters}",
+        "decoys (honest look-alikes) flagged: {flagged}/{total}, inviters among them {inviters}",
+    ),
+    "unmapped": (
+        "{n} 条真值的标识不在数仓中（计为漏检）",
+        "{n} ground-truth identifiers are not in the warehouse (counted as missed)",
+    ),
+}
+
+
+def label(key: str, lang: str = "zh-CN", **params: Any) -> str:
+    """A pattern name or an evaluation label in the reader's language."""
+    pair = PATTERN_NAMES.get(key) or EVALUATION_LABELS.get(key) or (key, key)
+    return pair[1 if lang == "en" else 0].format(**params)

@@ -17,22 +17,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.campaigns import flows as campaigns
-from liebian.campaigns.models import Referral
+from liebian.campaigns.models import Campaign, Referral
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.errors import DomainError
-from liebian.fraud import graph
+from liebian.fraud import graph, graph_spark, imported
+from liebian.fraud.graph_inputs import conflict_links
 from liebian.fraud.inline import is_virtual_phone
 from liebian.fraud.models import FraudAudit, FraudCase
-from liebian.fraud.reasons import REASONS, describe
-from liebian.identity.keys import IdentifierError, stored_value
+from liebian.fraud.reasons import REASONS, describe, explain
 from liebian.identity.models import Identifier
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt
@@ -100,9 +99,18 @@ def run_scan(
     params: graph.GraphParams | None = None,
     case_threshold: float = CASE_THRESHOLD,
     actor: str = "system:fraud-scan",
+    engine: str = "duckdb",
 ) -> ScanReport:
-    """Graph scan over the warehouse, then open/refresh review cases for the risky referrals."""
-    result = graph.scan(con, params, virtual_phone_persons=virtual_phone_persons(session))
+    """Graph scan over the warehouse, then open/refresh review cases for the risky referrals.
+    `engine="spark"` extracts the graph features on Spark from the event store (graph_spark.py);
+    the scoring, the tables written and the cases are the same."""
+    scanner = graph_spark.scan if engine == "spark" else graph.scan
+    result = scanner(
+        con,
+        params,
+        virtual_phone_persons=virtual_phone_persons(session),
+        identity_links=conflict_links(session),
+    )
     risky = graph.referral_risk(con, min_score=case_threshold)
     opened, updated = upsert_cases(session, risky, source="graph", actor=actor)
     held = sync_held_referrals(session, actor=actor)
@@ -220,6 +228,43 @@ def sync_held_referrals(session: Session, actor: str = "system:fraud-scan") -> i
     return opened
 
 
+def flag_referral(
+    session: Session, ref: Referral, code: str, detail: str, *, actor: str, source: str = "merge"
+) -> FraudCase | None:
+    """Flag a referral found risky outside a scan (e.g. a OneID merge): open its case, or put the
+    reason first on its open case, and hold every reward it earned that is not final. A decided case
+    is never reopened (returns None). Nothing is dropped: a reviewer's decision moves the rewards."""
+    case = session.scalar(
+        select(FraudCase).where(FraudCase.referral_id == ref.id, FraudCase.status == "open")
+    )
+    now = utcnow()
+    if case is None:
+        key = _case_key(ref.campaign_id, ref.inviter_person_id, ref.friend_person_id)
+        if session.scalar(select(FraudCase.id).where(FraudCase.case_key == key)) is not None:
+            return None
+        case = FraudCase(
+            case_key=key, subject="referral", campaign_id=ref.campaign_id, channel=ref.channel,
+            person_id=ref.friend_person_id, inviter_person_id=ref.inviter_person_id, referral_id=ref.id,
+            source=source, score=float(REASONS[code].weight), reasons=json.dumps([code]),
+            details=json.dumps([detail], ensure_ascii=False), pattern=REASONS[code].pattern, status="open",
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        session.add(case)
+        session.flush()
+        _audit(session, case, "open", actor, None, note=detail)
+    elif code not in json.loads(case.reasons or "[]"):
+        old = case.score
+        case.reasons = json.dumps([code, *json.loads(case.reasons or "[]")])
+        case.details = json.dumps([detail, *json.loads(case.details or "[]")], ensure_ascii=False)
+        case.score = max(old, float(REASONS[code].weight))
+        case.pattern, case.updated_at = REASONS[code].pattern, now
+        _audit(session, case, "rescore", actor, "open", note=f"score {old} → {case.score}: {detail}")
+    for reward_id in _case_rewards(session, case):
+        if ledger.get_reward(session, reward_id).state not in ledger.FINAL:
+            ledger.set_review_hold(session, reward_id, True, actor=actor, note=detail)
+    return case
+
+
 # ------------------------------------------------------------------ queue
 
 
@@ -239,7 +284,11 @@ def case_view(case: FraudCase, lang: str = "zh-CN") -> dict[str, Any]:
         "score": case.score,
         "pattern": case.pattern,
         "reasons": [
-            {"code": c, "text": describe(c, lang), "detail": details[i] if i < len(details) else ""}
+            {
+                "code": c,
+                "text": describe(c, lang),
+                "detail": explain(c, details[i], lang) if i < len(details) else "",
+            }
             for i, c in enumerate(reasons)
         ],
         "status": case.status,
@@ -323,6 +372,11 @@ def _load(session: Session, case_id: int) -> FraudCase:
     if case is None:
         raise FraudError(404, "not_found", f"case_id: no fraud case {case_id}", "case_id")
     return case
+
+
+def load_case(session: Session, case_id: int) -> FraudCase:
+    """One case row (404 FraudError when there is none)."""
+    return _load(session, case_id)
 
 
 def get_case(session: Session, case_id: int, lang: str = "zh-CN") -> dict[str, Any]:
@@ -479,7 +533,9 @@ def flagged_persons() -> frozenset[int]:
 
 
 def fraud_rate(session: Session, by: str = "campaign") -> list[dict[str, Any]]:
-    """Rejected referrals / all referrals, per campaign or per campaign and channel (plan: 0.5%)."""
+    """Rejected referrals / all referrals, per campaign or per campaign and channel (plan: 0.5%),
+    with each campaign's title; imported campaigns too (fraud/imported.py: their referral edges
+    whose invitee is flagged)."""
     if by not in ("campaign", "channel"):
         raise FraudError(422, "invalid", f"by: {by!r} is not campaign or channel", "by")
     keys = [Referral.campaign_id] + ([Referral.channel] if by == "channel" else [])
@@ -493,6 +549,9 @@ def fraud_rate(session: Session, by: str = "campaign") -> list[dict[str, Any]]:
             .group_by(*case_keys)
         ).all()
     }
+    titles: dict[str, str] = {
+        cid: title for cid, title in session.execute(select(Campaign.id, Campaign.title))
+    }
     out = []
     for row in totals:
         group, total = tuple(row[:-1]), int(row[-1])
@@ -502,101 +561,14 @@ def fraud_rate(session: Session, by: str = "campaign") -> list[dict[str, Any]]:
             item["channel"] = group[1]
         item.update(
             {
+                "title": titles.get(group[0], group[0]),
                 "referrals": int(total),
                 "rejected": n_rej,
                 "fraud_rate": round(n_rej / total, 5) if total else 0.0,
+                "source": "engine",
             }
         )
         out.append(item)
+    engine_ids = set(titles) | {str(row[0]) for row in totals}
+    out += imported.imported_rates(by, engine_ids, flagged_persons())
     return sorted(out, key=lambda r: (r["campaign_id"], r.get("channel", "")))
-
-
-# ------------------------------------------------------------------ evaluation
-
-PATTERN_ALIASES = {  # the demo's names → ours
-    "device_farm": "device_farm",
-    "star_inviter": "star_churn",
-    "star_churn": "star_churn",
-    "circular_referral": "circular",
-    "circular": "circular",
-    "virtual_phone": "virtual_phone",
-}
-
-
-def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
-    p = tp / (tp + fp) if tp + fp else 0.0
-    r = tp / (tp + fn) if tp + fn else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
-
-
-def evaluate(
-    con: duckdb.DuckDBPyConnection, ground_truth: dict[str, Any] | Path, threshold: float = CASE_THRESHOLD
-) -> dict[str, Any]:
-    """Precision / recall / F1 of the last scan's flagged referrals against injected fraud.
-
-    The unit is the referral (inviter → invitee): the demo's truth lists each fraudulent invitee with
-    its inviter, by identifiers; these are mapped to persons through the warehouse's identity map.
-    Per pattern, recall counts that pattern's referrals flagged for any reason, and precision
-    counts the flagged referrals whose strongest reason belongs to that pattern.
-    """
-    truth_doc: dict[str, Any] = (
-        json.loads(Path(ground_truth).read_text(encoding="utf-8"))
-        if isinstance(ground_truth, Path | str)
-        else ground_truth
-    )
-    rows = truth_doc.get("fraud", {}).get("invitees")
-    if rows is None:
-        raise FraudError(422, "invalid", "ground truth: no fraud.invitees list", "fraud.invitees")
-    keys, problems = [], []
-    for i, r in enumerate(rows):
-        try:
-            keys.append((i, r["id_type"], stored_value(r["id_type"], r["id"]), r["inviter_id_type"],
-                         stored_value(r["inviter_id_type"], r["inviter_id"]), PATTERN_ALIASES.get(r["pattern"], r["pattern"]),
-                         r.get("campaign_id")))  # fmt: skip
-        except (KeyError, IdentifierError) as exc:
-            problems.append(f"fraud.invitees[{i}]: {exc}")
-    if problems:
-        raise FraudError(422, "invalid", "; ".join(problems[:5]), "fraud.invitees")
-    truth = pd.DataFrame(keys, columns=["row", "t", "v", "it", "iv", "pattern", "campaign_id"])
-    con.register("fr_truth", truth)
-    mapped = con.execute(
-        """
-        SELECT t.row, t.pattern, t.campaign_id, a.person_id AS invitee, b.person_id AS inviter
-        FROM fr_truth t
-        LEFT JOIN identity_map a ON a.id_type = t.t AND a.id_value = t.v
-        LEFT JOIN identity_map b ON b.id_type = t.it AND b.id_value = t.iv
-        """
-    ).df()
-    con.unregister("fr_truth")
-    unmapped = int(mapped.invitee.isna().sum())
-    mapped = mapped.dropna(subset=["invitee"])
-    referrals = graph.referral_risk(con, min_score=0.0)
-    flagged = referrals[referrals.score >= threshold]
-    # Referral key: (invitee, campaign); the truth's inviter is informative only (merges can move it).
-    flagged_keys = {(int(p), c): pat for p, c, pat in zip(flagged.invitee_person_id, flagged.campaign_id,
-                                                         flagged.pattern, strict=True)}  # fmt: skip
-    truth_keys = {
-        (int(p), c): pat for p, c, pat in zip(mapped.invitee, mapped.campaign_id, mapped.pattern, strict=True)
-    }
-    patterns = sorted(set(truth_keys.values()))
-    out: dict[str, Any] = {"threshold": threshold, "truth_referrals": len(rows), "unmapped": unmapped,
-           "flagged_referrals": len(flagged_keys), "patterns": {}}  # fmt: skip
-    for pat in patterns:
-        t = {k for k, v in truth_keys.items() if v == pat}
-        claimed = {k for k, v in flagged_keys.items() if v == pat}
-        tp_recall = len(t & flagged_keys.keys())
-        # precision: flagged-as-this-pattern that are fraud of any pattern (overlaps are still fraud)
-        tp_prec = len(claimed & truth_keys.keys())
-        m = _prf(tp_recall, len(claimed) - tp_prec, len(t) - tp_recall)
-        m["precision"] = round(tp_prec / len(claimed), 4) if claimed else 0.0
-        m["f1"] = (
-            round(2 * m["precision"] * m["recall"] / (m["precision"] + m["recall"]), 4)
-            if m["precision"] + m["recall"]
-            else 0.0
-        )
-        m["claimed"] = len(claimed)
-        out["patterns"][pat] = m
-    tp = len(truth_keys.keys() & flagged_keys.keys())
-    out["overall"] = _prf(tp, len(flagged_keys) - tp, len(truth_keys) - tp + unmapped)
-    return out

@@ -45,6 +45,8 @@ def generate(
     ip_pool: int | None = None,
     ua_count: int = len(UAS),
     min_visits: int = 0,
+    chains: int = 0,
+    clusters: int = 0,
 ) -> Synthetic:
     """Append synthetic events, orders and referral edges to the warehouse behind `con`."""
     rng = np.random.default_rng(seed)
@@ -54,10 +56,16 @@ def generate(
     rows = _Rows(rng, base + persons)
     _legit(rows, pid, edges_per_person, days, ip_pool, ua_count, min_visits)
     truth: dict[str, set[int]] = {"device_farm": set(), "star_churn": set(), "circular": set()}
+    if chains:
+        truth["chain"] = set()
+    if clusters:
+        truth["cross_cluster"] = set()
     look: dict[str, set[int]] = {"coworkers": set(), "family": set()}
     _farms(rows, pid, farms, days, truth)
     _stars(rows, stars, days, truth)
     _cycles(rows, cycles, days, truth)
+    _chains(rows, chains, days, truth)
+    _clusters(rows, pid, clusters, days, truth)
     _coworkers(rows, coworkers, days, look)
     _families(rows, families, days, look)
 
@@ -192,6 +200,43 @@ def _cycles(rows: _Rows, cycles: int, days: int, truth: dict[str, set[int]]) -> 
         )
         rows.edges.append(pd.DataFrame({"inviter": [a, b], "invitee": [b, a], "ts": [ta + 600, ta + 1200]}))
         truth["circular"].update([int(a), int(b)])
+
+
+def _chains(rows: _Rows, chains: int, days: int, truth: dict[str, set[int]]) -> None:
+    """Chains: 8–10 new accounts each inviting the next within an hour, on two addresses and one
+    user agent, one minimal order each."""
+    rng = rows.rng
+    for c in range(chains):
+        n = int(rng.integers(8, 11))
+        members = rows.new_ids(n)
+        ts = rng.uniform(86400 * 5, days * 86400 * 0.7) + np.cumsum(rng.uniform(300, 3600, n))
+        ips = 9_500_000 + 2 * c + np.arange(n) % 2
+        devs = np.array([f"chain{m}" for m in members], dtype=object)
+        rows.events.append(_frame(members, ts, devs, ips, np.full(n, UAS[5], dtype=object), "signup"))
+        rows.orders.append(
+            pd.DataFrame({"person_id": members, "ts": ts + 300, "amount_fen": np.full(n, 990)})
+        )
+        rows.edges.append(pd.DataFrame({"inviter": members[:-1], "invitee": members[1:], "ts": ts[1:]}))
+        truth["chain"].update(members.tolist())
+
+
+def _clusters(rows: _Rows, pid: np.ndarray, clusters: int, days: int, truth: dict[str, set[int]]) -> None:
+    """Cross-inviter clusters: 10–14 accounts on one address and emulator UA, each brought by a
+    different (legitimate) inviter within a few hours, one minimal order each."""
+    rng = rows.rng
+    for c in range(clusters):
+        n = int(rng.integers(10, 15))
+        members = rows.new_ids(n)
+        ts = rng.uniform(86400 * 5, days * 86400 * 0.7) + np.sort(rng.uniform(0, 4 * 3600, n))
+        devs = np.array([f"clu{m}" for m in members], dtype=object)
+        rows.events.append(_frame(members, ts, devs, np.full(n, 9_700_000 + c), np.full(n, FARM_UA, dtype=object),
+                                  "signup"))  # fmt: skip
+        rows.orders.append(
+            pd.DataFrame({"person_id": members, "ts": ts + 300, "amount_fen": np.full(n, 990)})
+        )
+        inviters = pid[rng.choice(len(pid), n, replace=False)]
+        rows.edges.append(pd.DataFrame({"inviter": inviters, "invitee": members, "ts": ts}))
+        truth["cross_cluster"].update(members.tolist())
 
 
 def _coworkers(rows: _Rows, coworkers: int, days: int, look: dict[str, set[int]]) -> None:

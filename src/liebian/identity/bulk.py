@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.orm import Session
 
 from liebian.db.base import utcnow
 from liebian.db.session import get_engine, session_scope
-from liebian.identity import service
+from liebian.identity import service, staging
 from liebian.identity.keys import DIRECT_TYPES, assign_person_ids, display_value, person_id_for, person_id_sql
 from liebian.identity.models import Identifier
 from liebian.lazy import lazy_import
@@ -61,25 +60,11 @@ DIRECT_SQL = "[" + ", ".join(f"'{t}'" for t in sorted(DIRECT_TYPES)) + "]"
 # Printable ASCII without surrounding blanks: masked in SQL exactly as mask_identifier() does in
 # Python (anything else — other scripts, odd whitespace — is masked by Python itself).
 PLAIN_ASCII = "[!-~]([ -~]*[!-~])?"
-STAGING_DDL = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS bulk_new (id_type VARCHAR(32), id_value VARCHAR(128), "
-    "person_id BIGINT, encrypted_value TEXT, display VARCHAR(64))"
-)
-PLAN_COLUMNS = "id_type, id_value, person_id, encrypted_value, display"
 
 
 def _batches(rows: list, size: int = BATCH):
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
-
-
-def _stamp(conn: Connection, seen_at: datetime):
-    # SQLAlchemy keeps SQLite datetimes as text in this form; PostgreSQL takes the object.
-    return seen_at.strftime("%Y-%m-%d %H:%M:%S.%f") if conn.dialect.name == "sqlite" else seen_at
-
-
-def _mark(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
 
 # ---------------------------------------------------------------- the plan (DuckDB)
@@ -184,24 +169,7 @@ def _salted(
 # ---------------------------------------------------------------- the store
 
 
-def _dbapi(conn: Connection) -> DBAPIConnection:
-    """The driver's connection under `conn` (an open Connection always has one)."""
-    dbapi = conn.connection.dbapi_connection
-    if dbapi is None:
-        raise RuntimeError("the store connection is closed")
-    return dbapi
-
-
-def _tune_sqlite(conn: Connection) -> None:
-    if conn.dialect.name != "sqlite":
-        return
-    # The default 2 MB page cache thrashes once the identifier indexes outgrow it.
-    conn.exec_driver_sql("PRAGMA cache_size = -262144")
-    if not _dbapi(conn).in_transaction:  # SQLite refuses it inside one
-        conn.exec_driver_sql("PRAGMA temp_store = MEMORY")  # the staging tables need no file
-
-
-PLAN_QUERY = f"SELECT {PLAN_COLUMNS} FROM bulk_plan"
+PLAN_QUERY = f"SELECT {staging.PLAN_COLUMNS} FROM bulk_plan"
 
 
 def _export_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -209,8 +177,8 @@ def _export_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _copy_csv(conn: Connection, path: Path) -> None:
-    cursor = _dbapi(conn).cursor()
-    copy_sql = f"COPY bulk_new ({PLAN_COLUMNS}) FROM STDIN (FORMAT csv)"
+    cursor = staging.dbapi(conn).cursor()
+    copy_sql = f"COPY bulk_new ({staging.PLAN_COLUMNS}) FROM STDIN (FORMAT csv)"
     with cursor.copy(copy_sql) as copy, path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             copy.write(chunk)
@@ -218,16 +186,15 @@ def _copy_csv(conn: Connection, path: Path) -> None:
 
 
 def _insert_batches(conn: Connection, batches: Iterable[pa.RecordBatch]) -> None:
-    mark = _mark(conn)
-    insert = f"INSERT INTO bulk_new ({PLAN_COLUMNS}) VALUES ({', '.join([mark] * 5)})"
+    mark = staging.mark(conn)
+    insert = f"INSERT INTO bulk_new ({staging.PLAN_COLUMNS}) VALUES ({', '.join([mark] * 5)})"
     for batch in batches:
         conn.exec_driver_sql(insert, list(zip(*(c.to_pylist() for c in batch.columns), strict=True)))
 
 
 def _fill_staging(conn: Connection, con: duckdb.DuckDBPyConnection) -> None:
     """Copy bulk_plan into the store's temp table bulk_new."""
-    conn.exec_driver_sql(STAGING_DDL)
-    conn.exec_driver_sql("DELETE FROM bulk_new")
+    staging.empty_staging(conn)
     if conn.dialect.name == "postgresql":
         with tempfile.TemporaryDirectory(prefix="liebian-bulk-") as tmp:
             path = Path(tmp) / "bulk_new.csv"
@@ -235,26 +202,6 @@ def _fill_staging(conn: Connection, con: duckdb.DuckDBPyConnection) -> None:
             _copy_csv(conn, path)
         return
     _insert_batches(conn, con.sql(PLAN_QUERY).to_arrow_reader(BATCH))
-
-
-def _insert_persons(conn: Connection, stamp) -> int:
-    mark = _mark(conn)
-    return conn.exec_driver_sql(
-        f"INSERT INTO persons (id, created_at) SELECT person_id, {mark} FROM bulk_new WHERE true "
-        "ORDER BY person_id ON CONFLICT DO NOTHING",  # primary-key order: sequential pages
-        (stamp,),
-    ).rowcount
-
-
-def _insert_identifiers(conn: Connection, source: str, stamp) -> int:
-    """bulk_new into identifiers, skipping identifiers registered meanwhile; returns how many went in."""
-    mark = _mark(conn)
-    return conn.exec_driver_sql(
-        "INSERT INTO identifiers (id_type, id_value, person_id, encrypted_value, display, source, first_seen_at) "
-        f"SELECT id_type, id_value, person_id, encrypted_value, display, {mark}, {mark} FROM bulk_new "
-        "WHERE true ORDER BY id_type, id_value ON CONFLICT DO NOTHING",  # unique-index order
-        (source[:64], stamp),
-    ).rowcount
 
 
 def _resolve_taken(session: Session, conn: Connection, con: duckdb.DuckDBPyConnection) -> dict:
@@ -270,7 +217,7 @@ def _resolve_taken(session: Session, conn: Connection, con: duckdb.DuckDBPyConne
         del wanted[key]
     moved = _salted(con, wanted, taken)
     _set_ids(con, moved)
-    mark = _mark(conn)
+    mark = staging.mark(conn)
     if registered:
         con.executemany(
             "DELETE FROM bulk_plan WHERE id_type = ? AND id_value = ?", [list(k) for k in registered]
@@ -292,14 +239,14 @@ def store(
     """Write bulk_plan to the store. Returns the keys another writer registered first (key → its
     person id; dropped from bulk_plan) and the number of identifiers inserted here."""
     conn = session.connection()
-    stamp = _stamp(conn, seen_at)
-    _tune_sqlite(conn)
+    stamp = staging.stamp(conn, seen_at)
+    staging.tune_sqlite(conn)
     _fill_staging(conn, con)
     n = conn.exec_driver_sql("SELECT count(*) FROM bulk_new").scalar_one()
     other: dict = {}
     conn.exec_driver_sql("SAVEPOINT bulk_persons")
     for attempt in range(TAKEN_ROUNDS):
-        if _insert_persons(conn, stamp) == n:
+        if staging.insert_persons(conn, stamp) == n:
             break
         if attempt == TAKEN_ROUNDS - 1:
             raise RuntimeError("person ids kept being taken while registering identifiers; import again")
@@ -309,8 +256,8 @@ def store(
         other.update(registered)
         n -= len(registered)
     conn.exec_driver_sql("RELEASE SAVEPOINT bulk_persons")
-    inserted = _insert_identifiers(conn, source, stamp)
-    mark = _mark(conn)
+    inserted = staging.insert_identifiers(conn, source, stamp)
+    mark = staging.mark(conn)
     if inserted != n:
         # A concurrent writer registered some of these identifiers first: its ids win, and the
         # persons founded here for them are removed again.
@@ -325,6 +272,7 @@ def store(
         con.executemany("DELETE FROM bulk_plan WHERE id_type = ? AND id_value = ?", [list(k) for k in theirs])
         other.update(theirs)
     conn.exec_driver_sql("DELETE FROM bulk_new")
+    staging.analyze_after_bulk(conn)
     return other, inserted
 
 
@@ -369,21 +317,21 @@ def _store_plain(session: Session, staged: pa.Table | Path, source: str, seen_at
     every identifier new. Returns how many identifiers were inserted, or None when that is not so
     (the caller rolls back and registers with `store`)."""
     conn = session.connection()
-    stamp = _stamp(conn, seen_at)
-    _tune_sqlite(conn)
-    conn.exec_driver_sql(STAGING_DDL)
-    conn.exec_driver_sql("DELETE FROM bulk_new")
+    stamp = staging.stamp(conn, seen_at)
+    staging.tune_sqlite(conn)
+    staging.empty_staging(conn)
     if isinstance(staged, Path):
         _copy_csv(conn, staged)
     else:
         _insert_batches(conn, staged.to_batches(BATCH))
     n = conn.exec_driver_sql("SELECT count(*) FROM bulk_new").scalar()
-    if _insert_persons(conn, stamp) != n:
+    if staging.insert_persons(conn, stamp) != n:
         return None
-    inserted = _insert_identifiers(conn, source, stamp)
+    inserted = staging.insert_identifiers(conn, source, stamp)
     if inserted != n:
         return None
     conn.exec_driver_sql("DELETE FROM bulk_new")
+    staging.analyze_after_bulk(conn)
     return inserted
 
 
@@ -499,8 +447,8 @@ def resolve_bulk(
         return service.resolve(session, items, source=source, seen_at=seen_at)
 
     conn = session.connection()
-    _tune_sqlite(conn)
-    mark = _mark(conn)
+    staging.tune_sqlite(conn)
+    mark = staging.mark(conn)
     # Temporary tables live with the connection (pooled ones keep theirs: emptied before use).
     conn.exec_driver_sql(
         "CREATE TEMPORARY TABLE IF NOT EXISTS bulk_keys (id_type VARCHAR(32), id_value VARCHAR(128))"

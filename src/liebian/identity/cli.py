@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 from liebian.db.session import session_scope
-from liebian.engine import warehouse
+from liebian.engine import eventstore, warehouse
 from liebian.identity import service
 from liebian.identity.keys import IdentifierError, display_value
 from liebian.output import Format, emit, err_console
@@ -80,4 +83,34 @@ def link_cmd(
 def sync(fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv.")) -> None:
     """Copy new identifiers to the warehouse and replay person merges onto its tables."""
     with session_scope() as session, warehouse.connect() as con:
-        emit(service.sync_warehouse(session, con), fmt)
+        result = service.sync_warehouse(session, con)
+        eventstore.commit(con)  # merges replayed: the Parquet store rewrites the affected days
+    emit(result, fmt)
+
+
+@app.command()
+def backfill(
+    history: str = typer.Argument(..., help="CSV or Parquet (file, directory or URL) of identity evidence."),
+    engine: str = typer.Option("spark", "--engine", help="spark (the only engine for a backfill)."),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv."),
+) -> None:
+    """Resolve a large history of identity evidence into persons on Spark (OneID backfill).
+
+    The history has the identities import's columns (id_type_a, id_a, id_type_b, id_b, ts, source)
+    or one column per identifier type (an observation per row). Person ids are those the embedded
+    path (`liebian import identities`) gives; the store, warehouse and event store are updated.
+    """
+    if engine != "spark":
+        raise _fail(
+            "--engine: a backfill runs on spark; use `liebian import identities` for the embedded path"
+        )
+    # deferred: the Spark backfill imports PySpark (an optional extra) when it runs
+    from liebian.identity import backfill_spark
+
+    # A local Spark's Python workers run OneID's own functions: this interpreter, as the driver's.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    try:
+        report = backfill_spark.backfill(history)
+    except backfill_spark.BackfillError as exc:
+        raise _fail(str(exc)) from None
+    emit(backfill_spark.report_dict(report), fmt)

@@ -32,7 +32,7 @@ class Identifier(Base):
     person_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("persons.id"), index=True)
     # AES-GCM ciphertext of a direct identifier, for an authorised and audited reveal.
     encrypted_value: Mapped[str | None] = mapped_column(Text, nullable=True)
-    display: Mapped[str] = mapped_column(String(64))
+    display: Mapped[str] = mapped_column(String(64), index=True)  # the console's search by masked value
     source: Mapped[str] = mapped_column(String(64), default="")
     first_seen_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -1,4 +1,5 @@
-"""`liebian import events|orders|identities|messages FILE --preset NAME`."""
+"""`liebian import events|orders|identities|messages FILE --preset NAME`, and
+`liebian import campaigns FILE` (titles of imported campaigns)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from liebian.db import migrate
+from liebian.ingest import campaigns
 from liebian.ingest.files import FileImportError
 from liebian.ingest.presets import PresetError
 from liebian.ingest.service import import_file
@@ -70,3 +72,29 @@ def _command(kind: str):
 
 for _kind in ("events", "orders", "identities", "messages"):
     app.command(_kind)(_command(_kind))
+
+
+@app.command("campaigns")
+def campaigns_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV: campaign_id,title (UTF-8)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Summary as table, json or csv."),
+) -> None:
+    """Import the titles of imported campaigns (CSV campaign_id,title); a bad row is named by line."""
+    migrate.upgrade()
+    try:
+        result = campaigns.import_campaigns(file)
+    except (OSError, ValueError) as exc:
+        err_console.print(f"[red]cannot import:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    rejects = [{"line": line, "field": name, "reason": reason} for line, name, reason in result.rejects]
+    summary = {
+        "rows_read": result.rows_read,
+        "rows_loaded": result.rows_loaded,
+        "rows_rejected": len(rejects),
+    }
+    if fmt is Format.json:
+        emit({**summary, "rejects": rejects}, fmt)
+        return
+    emit(summary, fmt, title=f"import campaigns: {file.name}")
+    if rejects:
+        emit(rejects, fmt, title="rejected rows")

@@ -83,7 +83,7 @@ def convert_orders(con: duckdb.DuckDBPyConnection, settings: Settings | None = N
     if not foreign:
         return False
     settings = settings or get_settings()
-    rates = fx.configured_rates(settings)
+    rates = fx.usable_rates(settings)
     table = pa.table(
         {
             "currency": pa.array([r.currency for r in rates], pa.string()),

@@ -114,6 +114,27 @@ class RawFile:
     parse_rejects: list[tuple[int, str, str, str]] = field(default_factory=list)
     # True when `raw` already holds the rows the `transform` of read_into() made of the file
     normalised: bool = False
+    # records whose key the warehouse already stores (`KnownKeys`): counted, never normalised;
+    # None when the reader did not look (then the pipeline's own anti-join with the warehouse does)
+    known: int | None = None
+
+
+@dataclass
+class KnownKeys:
+    """Re-imports: recognise the records whose key is already stored before anything normalises
+    or validates them (they were validated when first stored).
+
+    `key(headers)` is a SELECT over the view `raw` (the file's columns as text) giving one column
+    `k`, each record's key exactly as it is stored, in file order; `stored` is a relation with a
+    column `k` of the stored keys. A first pass reads only the keys and anti-joins them with the
+    stored ones; the records found are counted in `RawFile.known` and the transform never sees
+    them. The transform's `_line` then carries each record's number from the first pass (a
+    positional join of the file with the first pass's flags), so the lines stay the file's.
+    """
+
+    key: Callable[[list[str]], str]
+    stored: str
+    column: str  # the transform's output column holding the key (checked against the first pass)
 
 
 # headers -> a SELECT over the view `raw` (the file's columns as text, `_line` still NULL); its
@@ -174,13 +195,18 @@ def _transcode(path: Path, encoding: str, target: Path) -> None:
 
 @contextlib.contextmanager
 def read_into(
-    con: duckdb.DuckDBPyConnection, path: Path, workdir: Path, transform: Transform | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    workdir: Path,
+    transform: Transform | None = None,
+    known: KnownKeys | None = None,
 ) -> Iterator[RawFile]:
     """Create the temp relation `raw` on `con` from `path`; temporary files live in `workdir`.
 
     With `transform`, a CSV file's rows go through it while they are read (one pass, and only its
     result is kept): `raw` then holds the transformed rows with their `_line`, and
-    `RawFile.normalised` is true. Other formats ignore `transform`.
+    `RawFile.normalised` is true. With `known` as well, a CSV file's records already stored are
+    left out before the transform (`KnownKeys`). Other formats ignore `transform` and `known`.
     """
     path = Path(path)
     if not path.is_file():
@@ -188,7 +214,7 @@ def read_into(
     fmt = detect_format(path)
     with tempfile.TemporaryDirectory(dir=workdir, prefix="import-") as tmp:
         if fmt == "csv":
-            raw_file = _read_csv(con, path, Path(tmp), transform)
+            raw_file = _read_csv(con, path, Path(tmp), transform, known if transform else None)
         elif fmt == "xlsx":
             raw_file = _read_xlsx(con, path)
         elif fmt == "jsonl":
@@ -200,7 +226,11 @@ def read_into(
 
 
 def _read_csv(
-    con: duckdb.DuckDBPyConnection, path: Path, tmp: Path, transform: Transform | None = None
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    tmp: Path,
+    transform: Transform | None = None,
+    known: KnownKeys | None = None,
 ) -> RawFile:
     # Decoding a large file in Python just to learn that it is UTF-8 costs seconds: when it looks
     # like UTF-8 (BOM or none, no NUL byte), DuckDB reads it and validates every value itself; only
@@ -208,7 +238,11 @@ def _read_csv(
     encoding = _looks_utf8(path) or detect_encoding(path)
     try:
         parsed = _csv_into(
-            con, path if encoding != "gb18030" else _utf8_copy(path, tmp), path, transform=transform
+            con,
+            path if encoding != "gb18030" else _utf8_copy(path, tmp),
+            path,
+            transform=transform,
+            known=known,
         )
     except UnicodeDecodeError:  # the header line is no UTF-8
         parsed = None
@@ -216,14 +250,16 @@ def _read_csv(
         full = detect_encoding(path)  # raises when the file is neither UTF-8 nor GB18030
         if full == "gb18030":
             encoding = full
-            parsed = _csv_into(con, _utf8_copy(path, tmp), path, transform=transform)
+            parsed = _csv_into(con, _utf8_copy(path, tmp), path, transform=transform, known=known)
         else:  # UTF-8 after all: its rows with text DuckDB refused are rejects like any other
-            parsed = _csv_into(con, path, path, keep_invalid=True, transform=transform)
+            parsed = _csv_into(con, path, path, keep_invalid=True, transform=transform, known=known)
     if parsed is None:  # transcoded from GB18030, and still its header line is no UTF-8
         raise FileImportError(f"{path}: the header line is neither UTF-8 nor GB18030")
-    headers, parse_rejects, good, _invalid = parsed
-    # raw0 holds the file's records in order (rowid); a transform's result has a placeholder _line
+    headers, parse_rejects, good, _invalid, n_known = parsed
+    # raw0 holds the file's records in order (rowid); a transform's result has a placeholder _line,
+    # or, when known records were left out, each record's number (0-based among good records)
     star = "* EXCLUDE (_line)" if transform is not None else "*"
+    record = "raw0._line" if n_known else "raw0.rowid"
     if parse_rejects:
         # Good record r (0-based) sits after every rejected record whose "good rows before it" is
         # at most r: shift its line by that many.
@@ -233,14 +269,20 @@ def _read_csv(
         con.execute("CREATE OR REPLACE TEMP TABLE line_shifts AS SELECT * FROM line_shifts_arrow")
         con.unregister("line_shifts_arrow")
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 + "
-            f"(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= raw0.rowid) AS _line, {star} FROM raw0"
+            f"CREATE OR REPLACE TEMP VIEW raw AS SELECT {record} + 2 + "
+            f"(SELECT count(*) FROM line_shifts WHERE line_shifts.q <= {record}) AS _line, {star} FROM raw0"
         )
     else:
         # A view, not a copy: rowid follows the file's order (insertion order is preserved).
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT rowid + 2 AS _line, {star} FROM raw0")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT {record} + 2 AS _line, {star} FROM raw0")
     return RawFile(
-        "csv", encoding, headers, good + len(parse_rejects), parse_rejects, normalised=transform is not None
+        "csv",
+        encoding,
+        headers,
+        good + len(parse_rejects),
+        parse_rejects,
+        normalised=transform is not None,
+        known=n_known,
     )
 
 
@@ -270,11 +312,12 @@ def _csv_into(
     path: Path,
     keep_invalid: bool = False,
     transform: Transform | None = None,
-) -> tuple[list[str], list[tuple[int, str, str, str]], int, int]:
+    known: KnownKeys | None = None,
+) -> tuple[list[str], list[tuple[int, str, str, str]], int, int, int | None]:
     """Read `source` (UTF-8) into raw0 (through `transform` if given): headers, the records DuckDB
-    could not parse, the good record count, and how many records held invalid UTF-8 (without
+    could not parse, the good record count, how many records held invalid UTF-8 (without
     `keep_invalid`, their rejects are not collected: the caller reads the file again in the right
-    encoding)."""
+    encoding), and how many good records `known` recognised as stored (left out of raw0)."""
     headers, delim = _csv_header(source, path)
     # The header is read here, not sniffed: DuckDB's sniffer gives up on small files with a broken row.
     columns = "{" + ", ".join(f"{q(h)}: 'VARCHAR'" for h in headers) + "}"
@@ -284,20 +327,53 @@ def _csv_into(
     )
     read = f"read_csv({q(str(source))}, {options})"
     select = f"SELECT * FROM {read}"
-    if transform is not None:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT NULL::BIGINT AS _line, * FROM {read}")
-        select = transform(headers)
     # rowid must follow the file's order: line numbers are derived from it
     con.execute("SET preserve_insertion_order = true")
+    n_known: int | None = None
+    good = -1
     try:
+        if transform is not None and known is not None:
+            n_known, good = _known_first(con, read, headers, known)
+        some_new = n_known is not None and 0 < n_known < good
+        if some_new:
+            # Only the records not stored yet reach the transform, each with its record number.
+            con.execute(
+                "CREATE OR REPLACE TEMP VIEW raw AS SELECT f.rec AS _line, x.* "
+                f"FROM {read} x POSITIONAL JOIN read_flags f WHERE NOT f.known"
+            )
+        elif transform is not None:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT NULL::BIGINT AS _line, * FROM {read}")
+        if transform is not None:
+            select = transform(headers)
+        if n_known and n_known == good:  # every record is stored already: nothing to read again
+            select = f"SELECT * FROM ({select}) LIMIT 0"
+        else:
+            _drop_reject_tables(con)  # the first pass's: this pass finds the very same records
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS {select}")
+        if some_new and known is not None and n_known is not None:
+            _check_aligned(con, known, good - n_known)
     except duckdb.Error as exc:
         raise FileImportError(f"{path.name}: not a readable CSV file: {exc}") from exc
     finally:
         if transform is not None:
             con.execute("DROP VIEW IF EXISTS raw")
+        con.execute("DROP TABLE IF EXISTS read_flags")
+        con.execute("DROP TABLE IF EXISTS read_keys")
+    invalid, parse_rejects = _parse_rejects(con, keep_invalid)
+    _drop_reject_tables(con)
+    if good < 0:
+        good = con.execute("SELECT count(*) FROM raw0").fetchall()[0][0]
+    return headers, parse_rejects, good, invalid, n_known
+
+
+def _parse_rejects(
+    con: duckdb.DuckDBPyConnection, keep_invalid: bool
+) -> tuple[int, list[tuple[int, str, str, str]]]:
+    """From the reader's reject tables: how many records held invalid UTF-8, and the records it
+    could not parse as (line, "row", reason, raw text) (none when `invalid` and not `keep_invalid`)."""
     invalid = con.execute(
-        "SELECT count(DISTINCT line) FROM reject_errors WHERE error_type = 'INVALID UNICODE'"
+        "SELECT count(DISTINCT line) FROM reject_errors WHERE error_type IN "
+        f"({', '.join(q(e) for e in INVALID_TEXT_ERRORS)})"
     ).fetchall()[0][0]
     broken = (
         []
@@ -318,14 +394,62 @@ def _csv_into(
             "TOO MANY COLUMNS": "too many columns",
             "UNQUOTED VALUE": "malformed quoting",
             "INVALID UNICODE": "invalid characters",
+            "INVALID ENCODING": "invalid characters",
         }.get(error_type, error_type.lower())
         parse_rejects.append(
             (int(line), "row", f"{reason}: {message}", (raw or "").strip("\r\n")[:RAW_LIMIT])
         )
+    return invalid, parse_rejects
+
+
+def _drop_reject_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE IF EXISTS reject_errors")
     con.execute("DROP TABLE IF EXISTS reject_scans")
-    good = con.execute("SELECT count(*) FROM raw0").fetchall()[0][0]
-    return headers, parse_rejects, good, invalid
+
+
+def _known_first(
+    con: duckdb.DuckDBPyConnection, read: str, headers: list[str], known: KnownKeys
+) -> tuple[int, int]:
+    """The first pass of `KnownKeys`: read only the keys (temp table read_keys; record number =
+    rowid), find those stored, and, when some are but not all, the temp table read_flags (rec,
+    known) in file order. Returns the number of known records and of good records."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT NULL::BIGINT AS _line, * FROM {read}")
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE read_keys AS {known.key(headers)}")
+    finally:
+        con.execute("DROP VIEW raw")
+    # An equality semi-join: a NULL key (a row without id) is never known, it is validated.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE read_known AS "
+        f"SELECT r.rowid AS rec FROM read_keys r SEMI JOIN ({known.stored}) s ON s.k = r.k"
+    )
+    good, n_known = con.execute(
+        "SELECT (SELECT count(*) FROM read_keys), (SELECT count(*) FROM read_known)"
+    ).fetchall()[0]
+    if n_known and n_known < good:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE read_flags AS SELECT r.rowid AS rec, s.rec IS NOT NULL AS known "
+            "FROM read_keys r LEFT JOIN read_known s ON s.rec = r.rowid ORDER BY rec"
+        )
+    con.execute("DROP TABLE read_known")
+    return n_known, good
+
+
+def _check_aligned(con: duckdb.DuckDBPyConnection, known: KnownKeys, expected: int) -> None:
+    """The second pass kept exactly the records the first found new, each under its own number
+    (the positional join of file and flags): never drop or mislabel a row silently."""
+    rows, wrong = con.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE r.{known.column} IS DISTINCT FROM k.k) "
+        "FROM raw0 r LEFT JOIN read_keys k ON k.rowid = r._line"
+    ).fetchall()[0]
+    if rows != expected or wrong:
+        raise RuntimeError(f"re-import: {rows} of {expected} new records read, {wrong} misaligned")
+
+
+# DuckDB's reject type for bytes that are not UTF-8: "INVALID UNICODE" in older releases, "INVALID
+# ENCODING" in DuckDB 2.0 (installed here). Missing the new name made a GBK file whose first Chinese character came after
+# the first rows pass as UTF-8, and its Chinese rows were rejected instead of the file transcoded.
+INVALID_TEXT_ERRORS = ("INVALID UNICODE", "INVALID ENCODING")
 
 
 def _csv_header(source: Path, path: Path) -> tuple[list[str], str]:

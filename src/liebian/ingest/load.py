@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from liebian import ports
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
+from liebian.engine import eventstore
 from liebian.identity import bulk
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
-from liebian.ingest import currency
+from liebian.ingest import campaigns, currency
 from liebian.ingest.files import RawFile
 from liebian.ingest.steps import Steps
 from liebian.lazy import lazy_import
@@ -56,6 +58,10 @@ def load(
                 loaded, updated = _load_orders(con, batch_id, now)
             else:
                 loaded, updated = _load_rows(con, kind, batch_id, now, want_lines), 0
+            if kind in ("events", "orders"):
+                _record_members(con)
+            if kind == "events":
+                campaigns.record_event_titles(con)
             rejects = con.execute(
                 "SELECT line, field, reason, raw FROM batch_rejects ORDER BY line, field"
             ).fetchall()
@@ -94,9 +100,32 @@ def load(
             identity.sync_warehouse(session, con)  # replay merges other writers made meanwhile
     except duckdb.TransactionException:
         pass  # the rows are committed; the next import or sync replays the merges
+    eventstore.commit(con, batch_id)  # the batch, and the merges just replayed, to the Parquet store
+    for follower in ports.current().import_followers:  # e.g. anti-fraud learns the batch's devices
+        follower(con, kind, batch_id)
     lines = {r[0] for r in con.execute("SELECT line FROM loaded_lines").fetchall()} if want_lines else set()
     reasons = Counter(reason_key(reason) for _line, _f, reason, _raw in rejects)
     return Outcome(loaded, duplicate, rejected_rows, updated, dict(reasons), rejects, lines)
+
+
+# Persons the batch says are members since a time (`member_since`): their earliest, kept once per
+# person and time (a later or equal one known already adds nothing). Analytics counts them as
+# existing members, never new users, when they were members before their first registration.
+MEMBERS_INSERT = """
+INSERT INTO members
+SELECT n.person_id, n.member_since FROM (
+    SELECT m.person_id, min(t.member_since) AS member_since
+    FROM to_load t
+    JOIN identity_map m ON m.id_type = t.id_type AND m.id_value = t.user_id
+    WHERE t.member_since IS NOT NULL
+    GROUP BY m.person_id
+) n
+ANTI JOIN members e ON e.person_id = n.person_id AND e.member_since <= n.member_since
+"""
+
+
+def _record_members(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(MEMBERS_INSERT)
 
 
 def reason_key(reason: str) -> str:
@@ -279,6 +308,7 @@ def load_identities(
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    eventstore.commit(con, batch_id)  # the merges and identifiers the evidence brought
     reasons = Counter(reason_key(reason) for _l, _f, reason, _r in rejects)
     details = {
         "merged": report.merged if report else 0,

@@ -102,11 +102,13 @@ GENERIC_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "device_id",
             "ip",
             "received_at",
+            "member_since",
+            "campaign_title",
         ),
     ),
     "orders": (
         ("order_id", "ts", "user_id", "id_type", "channel"),
-        ("amount", "amount_fen", "currency", "status", "campaign_id", "received_at"),
+        ("amount", "amount_fen", "currency", "status", "campaign_id", "received_at", "member_since"),
     ),
     "messages": (
         ("message_id", "ts", "group_id", "user_id", "id_type"),
@@ -116,6 +118,7 @@ GENERIC_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 ID_COLUMN = {"events": "event_id", "orders": "order_id", "messages": "message_id"}
 MAX_ID_LENGTH = 128
+MAX_TITLE_LENGTH = 200  # a campaign's title, as the engine's campaigns allow
 # Bytes (UTF-8) of any other generic column; a message's text may be longer.
 MAX_VALUE_BYTES = 1024
 MAX_TEXT_BYTES = 64 * 1024
@@ -489,10 +492,19 @@ def normalize_query(
 
     if kind == "events":
         _event_columns(b)
+        title = b.value("campaign_title", "nullif(trim(\"campaign_title\"), '')")
+        b.error(
+            f"length({title}) > {MAX_TITLE_LENGTH}",
+            "campaign_title",
+            q(f"campaign_title longer than {MAX_TITLE_LENGTH} characters"),
+        )
 
     if kind in ("events", "orders"):
         b.value("received_at", ts_sql('"received_at"', tz))
         _ts_checks(b, "received_at", required=False, bounds=bounds)
+        # since when the person is a member (a CRM's join date): kept per person in `members`
+        b.value("member_since", ts_sql('"member_since"', tz))
+        _ts_checks(b, "member_since", required=False, bounds=bounds)
 
     if kind == "orders":
         _order_columns(b)

@@ -12,9 +12,9 @@ from liebian.identity import bulk
 from liebian.identity import service as identity
 from liebian.identity.keys import stored_value
 from liebian.ingest import currency
-from liebian.ingest.files import RawFile
+from liebian.ingest.files import KnownKeys, RawFile
 from liebian.ingest.load import STATUS_RANK, Outcome, load, load_identities
-from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, normalize_query
+from liebian.ingest.normalize import DIRECT_TYPES_SQL, ID_COLUMN, clean_sql, ident, normalize_query
 from liebian.ingest.presets import Preset, mapping_sql
 from liebian.ingest.steps import Steps
 from liebian.lazy import lazy_import
@@ -67,6 +67,26 @@ def normaliser(kind: str, preset: Preset) -> Callable[[list[str]], str]:
     return transform
 
 
+# Kinds whose stored rows a re-imported row can only repeat (an order's row may move its status on).
+APPEND_ONLY = ("events", "messages")
+
+
+def known_keys(con: duckdb.DuckDBPyConnection, kind: str, preset: Preset) -> KnownKeys | None:
+    """Re-imports: the rows whose id the warehouse already holds are recognised while reading
+    (`files.KnownKeys`) and counted as duplicates, never normalised nor validated again (they
+    were when first stored). None for kinds a known id may change, and while nothing is stored."""
+    if kind not in APPEND_ONLY or not con.execute(f"SELECT EXISTS (SELECT 1 FROM {kind})").fetchall()[0][0]:
+        return None
+    id_col = ID_COLUMN[kind]
+
+    def key(headers: list[str]) -> str:
+        # The id exactly as the normaliser stores it: the mapped column, cleaned (normalize_query).
+        mapping = mapping_sql(preset, kind, headers)
+        return f"SELECT {clean_sql(ident(id_col))} AS k FROM ({mapping.sql})"
+
+    return KnownKeys(key=key, stored=f"SELECT {id_col} AS k FROM {kind}", column=id_col)
+
+
 def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
     """Free the normalised rows (a table, or a view over the reader's table)."""
     drop_temp(con, ("staged", "raw", "raw0"))
@@ -114,7 +134,7 @@ def run_pipeline(
         if kind == "orders":
             _orders_candidates(con)
             _drop_staged(con)
-        elif _candidates(con, kind):
+        elif _candidates(con, kind, stored_checked=raw_file.known is not None):
             _drop_staged(con)  # else to_load is a view over it
     with steps.step("resolving identities"):
         registration = _register_identities(con, kind, source)
@@ -158,6 +178,9 @@ def _hash_direct_identifiers(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         for t, v in pairs
     )
     rows = con.execute(union).fetchall()
+    if not rows:  # no phones in the batch: no Arrow table (its first use imports pandas, ~1 s)
+        con.execute("CREATE OR REPLACE TEMP TABLE hashed (id_type VARCHAR, raw VARCHAR, id_value VARCHAR)")
+        return
     table = pa.table(
         {
             "id_type": pa.array([t for t, _ in rows], pa.string()),
@@ -188,17 +211,24 @@ def _keyed_select(con: duckdb.DuckDBPyConnection, kind: str) -> tuple[str, bool]
     return f"SELECT {cols} FROM staged s {joins} WHERE len(s._errors) = 0", True
 
 
-def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
+def _candidates(con: duckdb.DuckDBPyConnection, kind: str, stored_checked: bool = False) -> bool:
     """Events/messages to load (`to_load`): the first row per id in the batch, unknown to the
     warehouse. Returns whether to_load is a table of its own (else a view over staged).
 
     Exports seldom repeat an id and a first import finds none in the warehouse, so the rows to
     leave out are found first (a hash aggregate over the ids' 64-bit hashes, exact among the few
     repeated hashes, and a semi-join with the warehouse). When there are none and no phone's HMAC
-    must be joined in, to_load is a view: no copy of the batch.
+    must be joined in, to_load is a view: no copy of the batch. With `stored_checked`, the reader
+    has left out every row whose id the warehouse holds (`known_keys`; the write lock is held
+    since): only repeats within the batch remain to be found.
     """
     id_col = ID_COLUMN[kind]
     keyed, joined = _keyed_select(con, kind)
+    stored = (
+        ""
+        if stored_checked
+        else f"UNION SELECT v._line FROM valid v SEMI JOIN {kind} w ON w.{id_col} = v.{id_col}"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE drop_lines AS
@@ -208,14 +238,17 @@ def _candidates(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
             SELECT _line, row_number() OVER (PARTITION BY {id_col} ORDER BY _line) AS n
             FROM valid WHERE hash({id_col}) IN (SELECT h FROM repeated)
         ) WHERE n > 1
-        UNION
-        SELECT v._line FROM valid v SEMI JOIN {kind} w ON w.{id_col} = v.{id_col}
+        {stored}
         """
     )
     dropped = con.execute("SELECT count(*) FROM drop_lines").fetchall()[0][0]
     if not dropped and not joined:
         con.execute(f"CREATE OR REPLACE TEMP VIEW to_load AS {keyed}")
         return False
+    if dropped == con.execute("SELECT count(*) FROM staged WHERE len(_errors) = 0").fetchall()[0][0]:
+        # Every valid row is known (a file imported again): nothing to key or anti-join.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE to_load AS SELECT * FROM ({keyed}) LIMIT 0")
+        return True
     con.execute(f"CREATE OR REPLACE TEMP VIEW keyed AS {keyed}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE to_load AS SELECT k.* FROM keyed k ANTI JOIN drop_lines d ON d._line = k._line"

@@ -15,6 +15,8 @@ from liebian.errors import Invalid
 from liebian.ingest.normalize import GENERIC_COLUMNS, clean_sql, generic_columns, ident, q
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# How exports name the day a customer became a member (会员): a preset with it maps `member_since`.
+MEMBER_SINCE_HEADERS = ("入会时间", "成为会员时间", "会员注册时间", "开卡时间", "member_since")
 
 
 class PresetError(Invalid, ValueError):
@@ -56,6 +58,7 @@ WECOM_CONTACTS = Preset(
     kind="events",
     description="企业微信客户导出 (WeCom external-contact export) -> add_external_contact events",
     sources={
+        "member_since": MEMBER_SINCE_HEADERS,
         "external_userid": ("外部联系人ID", "外部联系人userid", "external_userid", "客户ID", "客户userid"),
         "add_time": ("添加时间", "添加好友时间", "添加客户时间", "createtime", "add_time"),
         "staff": ("添加人", "添加人账号", "所属员工", "跟进人", "userid"),
@@ -68,6 +71,7 @@ WECOM_CONTACTS = Preset(
         "event_id": "'wecom-add-' || md5(coalesce({external_userid}, '') || '|' || coalesce({staff}, '') "
         "|| '|' || coalesce({add_time}, ''))",
         "ts": "{add_time}",
+        "member_since": "{member_since}",
         "user_id": "{external_userid}",
         "id_type": "'external_userid'",
         "event": "'add_external_contact'",
@@ -86,6 +90,7 @@ MINIPROGRAM_ORDERS = Preset(
     kind="orders",
     description="微信小程序订单导出 (WeChat mini-program order export)",
     sources={
+        "member_since": MEMBER_SINCE_HEADERS,
         "order_id": ("订单号", "订单编号", "商户订单号", "order_id"),
         "ts": ("下单时间", "创建时间", "支付时间", "order_time"),
         "unionid": ("用户unionid", "unionid", "用户UnionID"),
@@ -95,6 +100,7 @@ MINIPROGRAM_ORDERS = Preset(
         "campaign": ("活动ID", "活动编号", "campaign_id"),
     },
     columns={
+        "member_since": "{member_since}",
         "order_id": "{order_id}",
         "ts": "{ts}",
         # unionid is the cross-app identifier: prefer it, fall back to the app's openid.
@@ -125,6 +131,7 @@ DOUYIN_ORDERS = Preset(
     kind="orders",
     description="抖店订单导出 (Douyin shop order export)",
     sources={
+        "member_since": MEMBER_SINCE_HEADERS,
         "order_id": ("订单编号", "主订单编号", "订单号", "子订单编号"),
         "ts": ("下单时间", "订单提交时间", "支付时间", "支付完成时间"),
         "buyer": ("抖音用户ID", "买家ID", "用户ID", "买家抖音ID"),
@@ -132,6 +139,7 @@ DOUYIN_ORDERS = Preset(
         "status": ("订单状态",),
     },
     columns={
+        "member_since": "{member_since}",
         "order_id": "{order_id}",
         "ts": "{ts}",
         "user_id": "{buyer}",

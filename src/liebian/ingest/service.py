@@ -27,7 +27,7 @@ from liebian.engine import warehouse
 from liebian.errors import DomainError
 from liebian.ingest.files import FileImportError, FileTooLarge, check_archive, read_into, records_into
 from liebian.ingest.normalize import KINDS
-from liebian.ingest.pipeline import drop_temp, normaliser, run_pipeline
+from liebian.ingest.pipeline import drop_temp, known_keys, normaliser, run_pipeline
 from liebian.ingest.presets import GENERIC_COLUMNS, PresetError, get_preset
 from liebian.ingest.steps import ProgressHook, Steps
 from liebian.lazy import lazy_import
@@ -161,7 +161,9 @@ def import_file(
         try:
             with (
                 steps.step("reading"),
-                read_into(con, path, workdir, normaliser(kind, preset_obj)) as raw_file,
+                read_into(
+                    con, path, workdir, normaliser(kind, preset_obj), known_keys(con, kind, preset_obj)
+                ) as raw_file,
             ):
                 pass
             result = run_pipeline(con, kind, preset_obj, raw_file, source, batch_id, steps)

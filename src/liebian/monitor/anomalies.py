@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from liebian import display
 from liebian.analytics import service as analytics
 from liebian.analytics.common import MetricConfig, zone_offset_seconds
 from liebian.campaigns import service as campaigns
@@ -185,7 +186,8 @@ def live_series(
 
 
 def calendar_for(session: Session | None, years: Iterable[int]) -> list[detector.CalendarEffect]:
-    """The default calendar plus every campaign launch known to the campaign service."""
+    """The holiday calendar of the settings (liebian/calendar.py: windows, public holidays, adjusted
+    working days) plus every campaign launch known to the campaign service."""
     effects = detector.default_calendar(years)
     if session is not None:
         launches = []
@@ -239,7 +241,9 @@ def scan_series(
                 when = a.ts.date().isoformat() if grain == "day" else a.ts.strftime("%Y-%m-%dT%H:00")
                 view, new = raise_alert(
                     session, kind="anomaly", metric=metric, scope=scope, level=level,
-                    title=f"{metric} {direction}（{when}）：实际 {a.observed:.4g}，预期 {a.expected:.4g}",
+                    # display.decimal: float noise (an expected -9.992e-16) reads 0, never in e-notation
+                    title=f"{metric} {direction}（{when}）：实际 {display.decimal(a.observed, 4)}，"
+                    f"预期 {display.decimal(a.expected, 4)}",
                     observed=a.observed, expected=a.expected, period=when,
                     suggested_action="review_channel" if channel else "raise_reward_tier" if a.direction == "drop" else "none",
                     now=now,

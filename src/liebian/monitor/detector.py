@@ -7,7 +7,8 @@ Each point is judged from the points before it (as a monitor sees it): a varianc
 transform (logs, or the Anscombe square root for small counts), `statsmodels` STL on the cleaned
 history, a one-step forecast = last trend + seasonal one period back, and the 3σ rule on the
 forecast error with σ = 1.4826 × MAD of past errors, plus a materiality threshold (`min_change`).
-Days of known calendar effects (618, 双11, 春节, campaign launches) are reported as *explained*,
+Days of known calendar effects (liebian/calendar.py: 春节 and 国庆 windows, public holidays and adjusted
+working days, 618, 双11, brand dates; and campaign launches) are reported as *explained*,
 never alerted, and kept out of the fit. Level shifts, cold start and episodes: see `detect` and
 docs/monitoring.md.
 """
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from liebian import calendar as holiday_calendar
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -36,17 +38,6 @@ DEFAULT_SENSITIVITY = 3.0
 DEFAULT_MIN_CHANGE = 0.15  # below this relative move no alert (3% noise makes 3σ ≈ 9%)
 MIN_PERIODS = 3  # full cycles of history before the first forecast (two more learn its error)
 
-# 春节 (Spring Festival) moves with the lunar calendar: the first day of the year, 2024–2030.
-SPRING_FESTIVAL = {
-    2024: date(2024, 2, 10),
-    2025: date(2025, 1, 29),
-    2026: date(2026, 2, 17),
-    2027: date(2027, 2, 6),
-    2028: date(2028, 1, 26),
-    2029: date(2029, 2, 13),
-    2030: date(2030, 2, 3),
-}
-
 
 class DetectorError(Invalid, ValueError):
     """A series the detector cannot use; the message is "field: reason"."""
@@ -55,29 +46,22 @@ class DetectorError(Invalid, ValueError):
         super().__init__("invalid", message)
 
 
-@dataclass(frozen=True)
-class CalendarEffect:
-    """A known business effect on [start, end] (inclusive) that explains unusual values."""
-
-    name: str
-    start: date
-    end: date
-    kind: str = "holiday"  # holiday | promotion | campaign_launch
-
-    def covers(self, day: date) -> bool:
-        return self.start <= day <= self.end
+# A known business effect on [start, end] (inclusive) that explains unusual values: the holiday
+# calendar's window (liebian/calendar.py), or a campaign launch (kind "campaign_launch").
+CalendarEffect = holiday_calendar.Window
 
 
-def default_calendar(years: Iterable[int]) -> list[CalendarEffect]:
-    """618 (6/16–6/18), 双11 (11/10–11/12, the demo brand's peak days too), 春节 (eve − 1 … 初六)."""
-    effects: list[CalendarEffect] = []
-    for y in sorted(set(years)):
-        effects.append(CalendarEffect("618", date(y, 6, 16), date(y, 6, 18), "promotion"))
-        effects.append(CalendarEffect("双11", date(y, 11, 10), date(y, 11, 12), "promotion"))
-        if y in SPRING_FESTIVAL:
-            sf = SPRING_FESTIVAL[y]
-            effects.append(CalendarEffect("春节", sf - timedelta(days=2), sf + timedelta(days=6), "holiday"))
-    return effects
+def default_calendar(
+    years: Iterable[int], calendar: holiday_calendar.HolidayCalendar | None = None
+) -> list[CalendarEffect]:
+    """The holiday calendar's effects in `years` (the running settings' calendar by default): brand
+    dates, promotions (618, 双11, 双12), the 春节 and 国庆 windows, public holidays and adjusted
+    working days (liebian/calendar.py)."""
+    wanted = sorted(set(years))
+    if not wanted:
+        return []
+    cal = calendar or holiday_calendar.current()
+    return cal.effects(date(wanted[0], 1, 1), date(wanted[-1], 12, 31))
 
 
 def launch_effects(launches: Iterable[tuple[str, date]], days: int = 2) -> list[CalendarEffect]:
@@ -216,9 +200,10 @@ def _keep_flagged(work: np.ndarray, y: np.ndarray, t: int, run: list[int], run_e
     if len(run) == shift_after:
         # A level shift: move the older history onto the new level (in logs: rescale it),
         # so neither the trend nor the weekly pattern has to absorb the step.
-        work[: run[0]] += float(np.median(run_errors))
-        for i in run:
-            work[i] = y[i]
+        shift = float(np.median(run_errors))
+        work[: run[0]] += shift
+        for i in range(run[0], run[-1] + 1):  # a calendar day inside the episode moves with the history
+            work[i] = y[i] if i in run else work[i] + shift
     elif len(run) > shift_after:
         work[t] = y[t]
     else:
@@ -298,7 +283,8 @@ def detect(
         if cold_bounds is not None:
             flagged = flagged and not (cold_bounds[0] <= y[t] <= cold_bounds[1])
         sign = 1 if err > 0 else -1
-        if not flagged or effect_of[t] is not None or sign != run_sign:
+        # a calendar day neither ends nor extends an episode (调休 on a Sunday inside a level shift)
+        if effect_of[t] is None and (not flagged or sign != run_sign):
             run, run_sign, run_errors = [], 0, []
         if effect_of[t] is not None:
             work[t] = expected

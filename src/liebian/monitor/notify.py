@@ -94,7 +94,13 @@ def _num(v: float | None) -> str:
     return f"{v:.2%}" if abs(v) < 1 and v != 0 else f"{v:,.2f}".rstrip("0").rstrip(".")
 
 
-EVENT_ZH = {"opened": "新告警", "escalated": "告警升级", "resolved": "告警已解决", "test": "测试消息"}
+EVENT_ZH = {
+    "opened": "新告警",
+    "escalated": "告警升级",
+    "resolved": "告警已解决",
+    "test": "测试消息",
+    "reminder": "即将超时提醒",
+}
 
 
 def markdown(view: dict) -> str:

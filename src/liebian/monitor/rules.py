@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from liebian.analytics import catalogue
 from liebian.analytics import service as analytics
 from liebian.campaigns import service as campaigns
 from liebian.campaigns.common import CampaignError
@@ -34,10 +35,14 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 ACTIONS = ("none", "raise_reward_tier", "pause_campaign", "review_channel", "review_group")
 
 
+# rule metric → the KPI sheet's metric it watches (names and formulas: analytics/catalogue.py)
+RULE_KPIS = {"participation_rate": "participation_rate", "fission_rate": "referred_share_of_new"}
 # rule metric → (where it comes from, what scope it is measured on)
 RULE_METRICS = {
-    "participation_rate": "analytics.kpis participation_rate (participants / reached), per campaign and day",
-    "fission_rate": "analytics.kpis referred_share_of_new (new referred users / new users), per campaign and day",
+    **{
+        rule: f"analytics.kpis {key} ({catalogue.metric(key).formula}), per campaign and day"
+        for rule, key in RULE_KPIS.items()
+    },
     "negative_share": "community negative-sentiment share of a group's messages, per group and day",
     "fraud_rate": "fraud.service.fraud_rate (rejected / all referrals), per campaign",
     "dq_error_rate": "quality report error rate (rejected + problem rows / received), per day",
@@ -170,8 +175,7 @@ def _compare(op: str, value: float, threshold: float) -> bool:
 
 
 # rule metric → (series KPI, the count it divides by); checked per hour for live campaigns
-HOURLY_RULES = {"participation_rate": ("participation_rate", "reached"),
-                "fission_rate": ("referred_share_of_new", "new_users")}  # fmt: skip
+HOURLY_RULES = {rule: (key, str(catalogue.metric(key).denominator)) for rule, key in RULE_KPIS.items()}
 
 
 MIN_HOURLY_BASE = 30  # persons in the hour's base: a rate over fewer is noise, not a signal
@@ -195,8 +199,8 @@ def _measure_hour(
 
 def _measure(session: Session, rule: AlertRule, day: date, engine: str | None) -> list[tuple[dict, float]]:
     """(scope, value) pairs a rule is checked on for `day`."""
-    if rule.metric in ("participation_rate", "fission_rate"):
-        key = HOURLY_RULES[rule.metric][0]
+    if rule.metric in RULE_KPIS:
+        key = RULE_KPIS[rule.metric]
         ids = [rule.campaign_id] if rule.campaign_id else [c["campaign_id"] for c in live_campaigns(session)]
         out = []
         for cid in ids:

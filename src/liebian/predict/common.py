@@ -10,17 +10,20 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
 from liebian.errors import Invalid
 from liebian.lazy import lazy_import
-from liebian.output import err_console
 
 if TYPE_CHECKING:
     import duckdb
-else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
+    from rich import console as rich_console
+    from rich import progress as rich_progress
+else:  # deferred for start-up time: imported on first use (liebian/lazy.py); Rich draws the
+    # CLI's progress bars only, and the server (which imports this module) never shows one
     duckdb = lazy_import("duckdb")
+    rich_console = lazy_import("rich.console")
+    rich_progress = lazy_import("rich.progress")
 
 
 class PredictError(Invalid, ValueError):
@@ -48,7 +51,7 @@ def listen_steps(callback: Callable[[str, int, int], None]) -> Iterator[None]:
 
 
 class _Steps:
-    def __init__(self, progress: Progress | None, task: Any, total: int = 0) -> None:
+    def __init__(self, progress: rich_progress.Progress | None, task: Any, total: int = 0) -> None:
         self._progress, self._task, self.total, self.done = progress, task, total, 0
 
     def step(self, label: str) -> None:
@@ -66,12 +69,12 @@ def fit_progress(title: str, total: int, show: bool = True) -> Iterator[_Steps]:
     if not show:
         yield _Steps(None, None, total)
         return
-    with Progress(
-        TextColumn(f"[bold]{title}[/bold]"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} {task.description}"),
-        TimeElapsedColumn(),
-        console=err_console,
+    with rich_progress.Progress(
+        rich_progress.TextColumn(f"[bold]{title}[/bold]"),
+        rich_progress.BarColumn(),
+        rich_progress.TextColumn("{task.completed}/{task.total} {task.description}"),
+        rich_progress.TimeElapsedColumn(),
+        console=rich_console.Console(stderr=True),  # as liebian.output's err_console
         transient=False,
     ) as progress:
         task = progress.add_task("", total=total)

@@ -11,7 +11,7 @@ from liebian.auth.cli_guard import acting
 from liebian.auth.service import audit
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
-from liebian.privacy import crypto, service, subject_requests
+from liebian.privacy import crypto, service, subject_requests, watermark
 from liebian.privacy import inventory as data_inventory
 from liebian.privacy import retention as retention_policy
 
@@ -206,3 +206,22 @@ def retention() -> None:
     """Apply the retention policy now (also a scheduled job: privacy-retention)."""
     deleted = retention_policy.apply_retention(actor=acting().name)
     console.print(f"deleted by retention: {deleted}")
+
+
+@app.command("trace")
+def trace(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="An exported file, or rows pasted into one."
+    ),
+    fmt: Format = typer.Option(Format.table, "--format"),
+) -> None:
+    """Name the export (who, when, what, which filter) a file or a pasted excerpt came from."""
+    with session_scope() as s:
+        result = watermark.trace(s, file.read_bytes())
+    if fmt is Format.json:
+        emit(result, fmt)
+        return
+    if not result["exports"]:
+        console.print("no export mark found in this file")
+        raise typer.Exit(1)
+    emit(result["exports"], fmt, title=f"verdict: {result['verdict']}")

@@ -12,7 +12,7 @@ from liebian.auth.service import audit
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
-from liebian.engine import warehouse
+from liebian.engine import eventstore, warehouse
 from liebian.privacy.crypto import decrypt, encrypt, key_id_of, keys
 from liebian.privacy.sealed import SEALED_FIELDS, SealedField, ciphertexts, reseal
 from liebian.privacy.service import store_tables, warehouse_count
@@ -33,6 +33,7 @@ def apply_retention(now: datetime | None = None, actor: str = "system:retention"
                 continue
             cutoff = now - timedelta(days=keep)
             deleted[table] = warehouse_count(con, f"DELETE FROM {table} WHERE {column} < ?", [cutoff])
+        eventstore.commit(con)  # the Parquet store drops the same days
     with session_scope() as s:
         audit(s, actor, "privacy.retention", "warehouse", {"deleted": deleted, "days": days})
     return deleted

@@ -17,21 +17,22 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, String, Text, func, select, update
+from sqlalchemy import ColumnElement, String, Text, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from liebian.auth.service import audit
+from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import rowcount, session_scope
-from liebian.engine import warehouse
+from liebian.engine import eventstore, warehouse
 from liebian.identity import service as identity
 from liebian.identity.keys import DIRECT_TYPES
 from liebian.identity.models import Identifier, IdentityLink, Person, PersonMerge
 from liebian.lazy import lazy_import
-from liebian.privacy import compaction
+from liebian.privacy import compaction, watermark
 from liebian.privacy.crypto import decrypt, normalize_phone
 from liebian.privacy.models import ConsentRecord, DataSubjectRequest
 from liebian.privacy.service import PrivacyError, consent_state, store_tables, warehouse_count
@@ -160,10 +161,14 @@ def export_person(session: Session, person_id: int, *, actor: str, ip: str = "",
             **{f"wh.{k}": len(v) for k, v in wh.items()},
         }
     }
-    _store_request(
+    req = _store_request(
         session, "export", pids[0], actor, reason, record, hashlib.sha256(body.encode()).hexdigest(), ip
     )
-    return result
+    mark = watermark.issue(  # the file handed out carries who exported it, when, for which request
+        session, actor=actor, what=f"data-subject export (request {req.id})", filter_text=f"request {req.id}",
+        rows=sum(record["tables"].values()), ip=ip,
+    )  # fmt: skip
+    return watermark.mark_document(result, mark)
 
 
 def _warehouse_person_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
@@ -274,6 +279,7 @@ def _erase_in_warehouse(pids: list[int], stored: list[str], values: list[str]) -
                     if n:
                         wh_counts[f"{table}.{col}"] = wh_counts.get(f"{table}.{col}", 0) + n
         con.execute("COMMIT")
+        eventstore.commit(con)  # rewrite the person's days in the Parquet store, the old files go
     return wh_counts
 
 
@@ -317,6 +323,11 @@ def _erase_in_store(
                 )
             continue
         person_cols = [c for c in table.columns if c.name in PERSON_COLUMNS]
+        if table.info.get("erase") == "rows" and person_cols:  # a table of facts about persons only
+            n = rowcount(session.execute(delete(table).where(person_cols[0].in_(pids))))
+            if n:
+                op_counts[f"{table.name}.rows"] = n
+            continue
         personal = [c for c in table.columns if c.name in PERSONAL_COLUMNS]
         if person_cols and personal:
             cond: ColumnElement[bool] = person_cols[0].in_(pids)
@@ -464,3 +475,30 @@ def reveal(
         ip,
     )
     return values
+
+
+# --- the legal deadline ----------------------------------------------------------------------------
+
+# The rights a data-subject request exercises under PIPL (个人信息保护法): to know and to access or
+# copy (arts. 44-45), portability (art. 45), correction (art. 46), deletion (art. 47), an
+# explanation of the processing rules (art. 48) and withdrawal of consent (art. 15).
+SUBJECT_REQUEST_CATEGORIES = (
+    "access",
+    "copy",
+    "portability",
+    "correction",
+    "deletion",
+    "explanation",
+    "withdraw_consent",
+)
+
+
+def legal_deadline(received_at: datetime) -> datetime:
+    """When a data-subject request received at `received_at` (naive UTC) must be answered.
+
+    PIPL art. 50 asks for requests to be handled promptly without naming a figure; liebian uses
+    `Settings.subject_request_deadline_days` (15 by default: the 2019
+    《App违法违规收集使用个人信息行为认定方法》 allows at most 15 working days for deletion and
+    correction requests, GB/T 35273-2020 §8.7 at most 30 days; 15 calendar days is never later
+    than either). docs/complaints.md states the sources."""
+    return received_at + timedelta(days=get_settings().subject_request_deadline_days)

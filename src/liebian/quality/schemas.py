@@ -76,6 +76,10 @@ class VolumeAnomaly(BaseModel):
     expected: float = Field(description="median of the same weekday in the surrounding weeks")
     z: float = Field(description="robust z-score of log(observed / expected) against the channel's MAD")
     ratio: float | None = Field(description="observed / expected")
+    explained_by: str | None = Field(
+        default=None,
+        description="the holiday calendar's name for the day (双11, 春节…): labelled, not an error",
+    )
 
 
 class RejectGroup(BaseModel):
@@ -116,6 +120,8 @@ class Finding(BaseModel):
     channel: str | None = None
     count: int
     detail: str
+    # the numbers and names in `detail`, so that a client (the console) can say it in its language
+    params: dict[str, float | int | str] = {}
 
 
 class QualityReport(BaseModel):

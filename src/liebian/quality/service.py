@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from liebian import calendar as holiday_calendar
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.identity import service as identity_service
@@ -396,7 +397,11 @@ def volume_anomalies(
     channel's own 1.4826·MAD of residuals over the whole series, not the spread of the few reference
     days, which a trend inflates (a growing channel hid an 85 % outage that way); it is floored at
     1/√expected, the Poisson noise of a count, so a perfectly regular history stays quiet.
+    A day the holiday calendar explains (双11, 春节, a brand date…) is labelled, not an error, and is
+    no reference for other days (a 双11 spike would raise the expectation of the weeks around it).
     """
+    days_all = [pd.Timestamp(d).date() for d in daily["day"]]
+    explained = holiday_calendar.current().explained(min(days_all), max(days_all)) if days_all else {}
     found: list[VolumeAnomaly] = []
     for (table, channel), group in daily.groupby(["tbl", "channel"], sort=True):
         counts = {pd.Timestamp(d).date(): int(n) for d, n in zip(group["day"], group["n"], strict=True)}
@@ -411,7 +416,9 @@ def volume_anomalies(
                 [
                     series[other]
                     for k in range(1, cfg.weeks + 1)
-                    if (other := day + sign * timedelta(weeks=k)) in series and other not in (first, last)
+                    if (other := day + sign * timedelta(weeks=k)) in series
+                    and other not in (first, last)
+                    and other not in explained
                 ]
                 for sign in (-1, 1)
             )
@@ -439,6 +446,7 @@ def volume_anomalies(
                         expected=float(expected),
                         z=z,
                         ratio=observed / expected if expected else None,
+                        explained_by=explained.get(day),
                     )
                 )
     return sorted(found, key=lambda a: (a.date, a.table, a.channel))
@@ -566,39 +574,24 @@ def quality_report(
 
 
 def _consistency_findings(c: Consistency, cfg: QualityConfig) -> list[Finding]:
-    """One finding per consistency check that found rows."""
-    problems = [
-        (
-            "duplicate_content_events",
-            "events",
-            c.duplicate_content_events,
-            f"same person, event and channel within {cfg.duplicate_seconds:g} s",
-        ),
-        ("duplicate_order_ids", "orders", c.duplicate_order_ids, "order_id loaded more than once"),
-        (
-            "out_of_range_amounts",
-            "orders",
-            c.out_of_range_amounts,
-            f"amount ≤ 0, above {cfg.max_amount_fen:,} fen or {cfg.amount_outlier_factor:g}× off the median order",
-        ),
-        ("future_timestamps", None, c.future_timestamps, "ts later than now"),
-        ("too_old_timestamps", None, c.too_old_timestamps, f"ts before {cfg.min_ts.date()}"),
-        (
-            "refunds_without_payment",
-            "orders",
-            c.refunds_without_payment,
-            "refund time before the payment time",
-        ),
-        ("orders_without_events", "orders", c.orders_without_events, "the buyer has no behaviour event"),
-        (
-            "edges_to_unknown_persons",
-            "referral_edges",
-            c.edges_to_unknown_persons,
-            "inviter or invitee unknown to the warehouse",
-        ),
-        ("identity_conflicts", None, c.identity_conflicts or 0, "contradicting OneID evidence kept apart"),
-    ]
-    return [Finding(check=k, table=t, count=n, detail=d) for k, t, n, d in problems if n]
+    """One finding per consistency check that found rows (params: the numbers in its detail)."""
+    problems: list[tuple[str, str | None, int, str, dict[str, float | int | str]]] = [
+        ("duplicate_content_events", "events", c.duplicate_content_events,
+         f"same person, event and channel within {cfg.duplicate_seconds:g} s", {"seconds": cfg.duplicate_seconds}),
+        ("duplicate_order_ids", "orders", c.duplicate_order_ids, "order_id loaded more than once", {}),
+        ("out_of_range_amounts", "orders", c.out_of_range_amounts,
+         f"amount ≤ 0, above {cfg.max_amount_fen:,} fen or {cfg.amount_outlier_factor:g}× off the median order",
+         {"max_amount_fen": cfg.max_amount_fen, "outlier_factor": cfg.amount_outlier_factor}),
+        ("future_timestamps", None, c.future_timestamps, "ts later than now", {}),
+        ("too_old_timestamps", None, c.too_old_timestamps, f"ts before {cfg.min_ts.date()}",
+         {"day": cfg.min_ts.date().isoformat()}),
+        ("refunds_without_payment", "orders", c.refunds_without_payment, "refund time before the payment time", {}),
+        ("orders_without_events", "orders", c.orders_without_events, "the buyer has no behaviour event", {}),
+        ("edges_to_unknown_persons", "referral_edges", c.edges_to_unknown_persons,
+         "inviter or invitee unknown to the warehouse", {}),
+        ("identity_conflicts", None, c.identity_conflicts or 0, "contradicting OneID evidence kept apart", {}),
+    ]  # fmt: skip
+    return [Finding(check=k, table=t, count=n, detail=d, params=p) for k, t, n, d, p in problems if n]
 
 
 def _findings(
@@ -618,11 +611,17 @@ def _findings(
                 check="error_rate",
                 count=errors.rejected_rows + errors.problem_rows,
                 detail=f"error rate {errors.error_rate:.3%} above the target {errors.target:.3%}",
+                params={"error_rate": errors.error_rate, "target_rate": errors.target},
             )
         )
     for category, n in held.by_category.items():
         out.append(
-            Finding(check=f"rejected:{category}", count=n, detail=f"{n} rows quarantined ({category})")
+            Finding(
+                check=f"rejected:{category}",
+                count=n,
+                detail=f"{n} rows quarantined ({category})",
+                params={"category": category},
+            )  # fmt: skip
         )
     out.extend(_consistency_findings(c, cfg))
     for f in filled.fields:
@@ -633,6 +632,7 @@ def _findings(
                     table=f.table,
                     count=f.missing,
                     detail=f"{f.field} empty in {f.null_rate:.2%} of rows",
+                    params={"field": f.field, "null_rate": f.null_rate},
                 )
             )
     for ch in timely.channels:
@@ -644,9 +644,10 @@ def _findings(
                     channel=ch.channel,
                     count=ch.late_rows,
                     detail=f"{ch.late_rate:.2%} of rows arrived more than {timely.late_hours:g} h late",
+                    params={"late_rate": ch.late_rate, "hours": timely.late_hours},
                 )
             )
-    for a in anomalies:
+    for a in (a for a in anomalies if a.explained_by is None):  # calendar days are labelled, not findings
         out.append(
             Finding(
                 check="volume_anomaly",
@@ -654,6 +655,7 @@ def _findings(
                 channel=a.channel,
                 count=a.observed,
                 detail=f"{a.date}: {a.observed} rows, expected about {a.expected:g} (z {a.z:+.1f})",
+                params={"day": str(a.date), "observed": a.observed, "expected": a.expected, "z": a.z},
             )
         )
     return out
@@ -681,7 +683,8 @@ def metric_rows(report: QualityReport) -> list[dict[str, Any]]:
     for ch in report.timeliness.channels:
         add("late_rows", "late_rows", ch.late_rows, ch.table, ch.channel)
     for a in report.volume_anomalies:
-        add("volume_anomaly", str(a.date), f"{a.observed} vs {a.expected:g}", a.table, a.channel)
+        label = f" ({a.explained_by})" if a.explained_by else ""
+        add("volume_anomaly", str(a.date), f"{a.observed} vs {a.expected:g}{label}", a.table, a.channel)
     for category, n in report.quarantine.by_category.items():
         add("rejected", category, n)
     return rows
@@ -706,7 +709,11 @@ def check_ground_truth(report: QualityReport, truth: dict[str, Any]) -> list[dic
         add("late_events", truth["late_events"], report.timeliness.late_events)
     if "out_of_range_amounts" in truth:
         add("out_of_range_amounts", truth["out_of_range_amounts"], report.consistency.out_of_range_amounts)
-    flagged = {(a.channel, a.date.isoformat()) for a in report.volume_anomalies if a.table == "events"}
+    flagged = {
+        (a.channel, a.date.isoformat())
+        for a in report.volume_anomalies
+        if a.table == "events" and not a.explained_by
+    }
     for anomaly in truth.get("volume_anomalies", []):
         add(
             f"volume_anomaly.{anomaly['channel']}.{anomaly['date']}",
@@ -758,7 +765,7 @@ def current_report(
     now = now or utcnow()
     conflicts = identity_service.conflict_count(session, start, end) if session is not None else None
     key = (start, end, settings.timezone, settings.quality_error_target, data_version(con), conflicts,
-           now.replace(minute=0, second=0, microsecond=0))  # fmt: skip
+           now.replace(minute=0, second=0, microsecond=0), settings.calendar.model_dump_json())  # fmt: skip
     with _MEMO_LOCK:
         hit = _MEMO.get(key)
     if hit is not None:

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from liebian.analytics.common import AnalyticsError
-from liebian.auth.deps import principal_of
+from liebian.auth.deps import client_ip, principal_of
 from liebian.db.session import session_scope
+from liebian.privacy import watermark
 from liebian.reports import schemas, service
 from liebian.reports.schemas import DocumentIn, SubscriptionIn, TargetIn
 from liebian.reports.service import ReportError
@@ -38,9 +39,9 @@ def report_json(kind: str = KIND, start: date | None = None, end: date | None = 
 
 
 @router.get("/report.html", response_class=HTMLResponse)
-def report_html(kind: str = KIND, start: date | None = None, end: date | None = None):
+def report_html(request: Request, kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
-    return HTMLResponse(service.render_html(report))
+    return html_response(report, request)
 
 
 @router.get(
@@ -53,16 +54,32 @@ def report_html(kind: str = KIND, start: date | None = None, end: date | None = 
         }
     },
 )
-def report_xlsx(kind: str = KIND, start: date | None = None, end: date | None = None):
+def report_xlsx(request: Request, kind: str = KIND, start: date | None = None, end: date | None = None):
     report = _report(kind, start, end)
-    return xlsx_response(report)
+    return xlsx_response(report, request)
 
 
-def xlsx_response(report: dict) -> Response:
-    """A report's workbook as a download (also the console's kept reports)."""
+def _mark(report: dict, fmt: str, request: Request) -> watermark.ExportMark:
+    """The watermark (and audit entry) of one report download."""
+    return watermark.issue_now(
+        actor=principal_of(request).name,
+        what=f"report {report['kind']} ({fmt})",
+        filter_text=f"period {report['period_start']}..{report['period_end']}",
+        ip=client_ip(request),
+    )
+
+
+def html_response(report: dict, request: Request, lang: str = "zh-CN") -> HTMLResponse:
+    """A report's HTML in `lang`, watermarked (also the console's kept reports)."""
+    html = service.render_html(report, lang)
+    return HTMLResponse(watermark.mark_html(html, _mark(report, "html", request)))
+
+
+def xlsx_response(report: dict, request: Request) -> Response:
+    """A report's workbook as a download, watermarked (also the console's kept reports)."""
     name = f"liebian-{report['kind']}-{report['period_start']}.xlsx"
     return Response(
-        service.render_xlsx(report),
+        watermark.mark_xlsx(service.render_xlsx(report), _mark(report, "xlsx", request)),
         media_type=XLSX,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -152,9 +169,9 @@ def document(document_id: Int64):
 
 
 @router.get("/documents/{document_id}/report.html", response_class=HTMLResponse)
-def document_html(document_id: Int64):
+def document_html(document_id: Int64, request: Request):
     kept = _kept(document_id)
-    return HTMLResponse(service.render_html(kept["report"]))
+    return html_response(kept["report"], request)
 
 
 @router.get(
@@ -167,6 +184,6 @@ def document_html(document_id: Int64):
         }
     },
 )
-def document_xlsx(document_id: Int64):
+def document_xlsx(document_id: Int64, request: Request):
     kept = _kept(document_id)
-    return xlsx_response(kept["report"])
+    return xlsx_response(kept["report"], request)

@@ -12,6 +12,7 @@ from liebian.analytics.common import AnalyticsError
 from liebian.auth.cli_guard import acting
 from liebian.db.session import session_scope
 from liebian.output import Format, console, emit, err_console
+from liebian.privacy import watermark
 from liebian.reports import service
 from liebian.reports.service import ReportError
 
@@ -63,8 +64,16 @@ def generate_cmd(
 def _write_files(report: dict, out: Path, stem: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     base = out / stem
-    base.with_suffix(".html").write_text(service.render_html(report), encoding="utf-8")
-    base.with_suffix(".xlsx").write_bytes(service.render_xlsx(report))
+
+    def mark(fmt: str) -> watermark.ExportMark:  # each file is an export: its own mark and audit entry
+        period = f"period {report['period_start']}..{report['period_end']}"
+        return watermark.issue_now(
+            actor=acting().name, what=f"report {report['kind']} ({fmt})", filter_text=period, ip="cli"
+        )
+
+    html = watermark.mark_html(service.render_html(report), mark("html"))
+    base.with_suffix(".html").write_text(html, encoding="utf-8")
+    base.with_suffix(".xlsx").write_bytes(watermark.mark_xlsx(service.render_xlsx(report), mark("xlsx")))
     return base
 
 

@@ -26,16 +26,14 @@ import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup, escape
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from liebian import calendar as holiday_calendar
 from liebian import urlguard
 from liebian.analytics import service as analytics
 from liebian.analytics.common import AnalyticsError
@@ -43,11 +41,15 @@ from liebian.cells import safe_row
 from liebian.config import get_settings
 from liebian.db.base import utcnow
 from liebian.db.session import rowcount, session_scope
+from liebian.decisions import options as decision_options
+from liebian.engine import warehouse
 from liebian.errors import DomainError, code_for
 from liebian.fraud import service as fraud
 from liebian.lazy import lazy_import
 from liebian.monitor import service as monitor
+from liebian.privacy import watermark
 from liebian.privacy.crypto import decrypt, encrypt
+from liebian.reports import render
 from liebian.reports.models import ReportDocument, ReportRun, ReportSubscription, ReportTarget
 
 if TYPE_CHECKING:
@@ -69,6 +71,7 @@ TARGET_METRICS = (
 # Metrics where lower is better (progress runs the other way automatically via baseline > target).
 XLSX_SHEETS = (
     "KPIs", "Targets", "Funnel", "Campaigns", "Cohorts", "Fraud", "Alerts", "Top spreaders", "Recommendations",
+    "Options",
 )  # fmt: skip
 ALERT_COLUMNS = (
     "id", "level", "status", "title", "metric", "observed", "expected", "first_seen", "last_seen",
@@ -91,6 +94,28 @@ class ReportError(DomainError):
 def today_local(now: datetime | None = None) -> date:
     now = now or utcnow()
     return now.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(get_settings().timezone)).date()
+
+
+def last_data_day() -> date | None:
+    """The local day of the warehouse's latest event or order up to now (None when it holds
+    neither); rows stamped in the future (a clock gone wrong, year 9999) do not count."""
+    now = utcnow()
+    with warehouse.connect(read_only=True) as con:
+        row = con.execute(
+            "SELECT greatest((SELECT max(ts) FROM events WHERE ts <= ?), (SELECT max(ts) FROM orders WHERE ts <= ?))",
+            [now, now],
+        ).fetchone()
+    last = row[0] if row else None
+    return today_local(last) if isinstance(last, datetime) else None
+
+
+def default_as_of() -> date:
+    """The day a report asked for without a period is counted back from: today, or the day after
+    the data's last day when the data ends earlier (an import of last quarter, the demo), so that
+    the report covers the last complete period that has data rather than empty weeks."""
+    today = today_local()
+    last = last_data_day()
+    return today if last is None else min(today, last + timedelta(days=1))
 
 
 def period_of(kind: str, as_of: date) -> tuple[date, date]:
@@ -248,8 +273,11 @@ def build_report(kind: str, start: date, end: date, engine: str | None = None) -
         "alerts": alerts,
         "top_spreaders": tree["top_spreaders"],
         "tree_summary": tree["summary"],
+        # holidays, 调休, promotions and brand dates of the period: they explain unusual figures
+        "calendar": [w.as_dict() for w in holiday_calendar.current().effects(start, end)],
     }
     report["recommendations"] = recommend(report)
+    report["options"] = decision_options.report_options(report)  # options with expected effects
     return report
 
 
@@ -279,110 +307,49 @@ def recommend(report: dict[str, Any]) -> list[dict[str, Any]]:
     k = report["kpis"]
     out: list[dict[str, Any]] = []
 
-    def add(rule: str, text: str) -> None:
-        out.append({"rule": rule, "recommendation": text})
+    def add(rule: str, text: str, **params: Any) -> None:
+        # params: the numbers and names in the text, so that the HTML says it in the reader's language
+        out.append({"rule": rule, "recommendation": text, "params": params})
 
     if k.get("k_factor") is not None and k["k_factor"] < 1:
         add("k_factor<1", f"K 因子 {k['k_factor']:.2f} < 1：裂变不能自我维持，提高被邀请人奖励或简化分享步骤。"
-            " K-factor below 1: raise the invitee reward or shorten the share step.")  # fmt: skip
+            " K-factor below 1: raise the invitee reward or shorten the share step.", k_factor=k["k_factor"])  # fmt: skip
     steps = [s for s in report["funnel"] if s.get("drop_off_rate") is not None]
     if steps:
         worst = max(steps, key=lambda s: s["drop_off_rate"])
         add("funnel_drop", f"最大流失在「{worst['name']}」（流失率 {worst['drop_off_rate']:.0%}）：优先优化这一步。"
-            f" Largest drop-off at step {worst['step']} ({worst['event']}).")  # fmt: skip
+            f" Largest drop-off at step {worst['step']} ({worst['event']}).", step=worst["name"], event=worst["event"],
+            drop_off_rate=worst["drop_off_rate"])  # fmt: skip
     for row in report["fraud"]:
         if row["fraud_rate"] > FRAUD_RATE_LIMIT:
-            add("fraud_rate", f"活动 {row['campaign_id']} 作弊率 {row['fraud_rate']:.2%} 超过 0.5%：收紧风控规则并复核待发奖励。"
-                " Fraud rate above 0.5%: tighten rules, review pending rewards.")  # fmt: skip
+            name = row.get("title") or row["campaign_id"]  # campaigns by title (engine and imported)
+            add("fraud_rate", f"活动 {name} 作弊率 {row['fraud_rate']:.2%} 超过 0.5%：收紧风控规则并复核待发奖励。"
+                " Fraud rate above 0.5%: tighten rules, review pending rewards.", campaign=name,
+                fraud_rate=row["fraud_rate"])  # fmt: skip
     for t in report["targets"]:
         if t["status"] == "behind":
             add("target_behind", f"目标「{t['name']}」落后：完成 {t['progress']:.0%}，时间已过 {t['time_elapsed']:.0%}。"
-                f" Target {t['metric']} behind schedule.")  # fmt: skip
+                f" Target {t['metric']} behind schedule.", target=t["name"], progress_rate=t["progress"],
+                elapsed_rate=t["time_elapsed"])  # fmt: skip
     open_urgent = [a for a in report.get("alerts", []) if a["level"] == "紧急" and a["status"] != "resolved"]
     if open_urgent:
         add("urgent_alerts", f"{len(open_urgent)} 条紧急告警未解决（{open_urgent[0]['title']}…）：先处理告警再扩大投放。"
-            " Urgent alerts are still open.")  # fmt: skip
+            " Urgent alerts are still open.", alerts=len(open_urgent), title=open_urgent[0]["title"])  # fmt: skip
     if k.get("silent_users") and (k.get("reactivation_rate") or 0) < 0.1:
         add("wake_up", f"沉默用户 {k['silent_users']} 人、唤醒率 {(k.get('reactivation_rate') or 0):.0%}：启动沉默用户唤醒旅程（silence 触发）。"
-            " Start a silent-user wake-up journey.")  # fmt: skip
+            " Start a silent-user wake-up journey.", silent_users=k["silent_users"],
+            reactivation_rate=k.get("reactivation_rate") or 0)  # fmt: skip
     if k.get("repurchase_rate") is not None and k["repurchase_rate"] < 0.2:
         add("repurchase", f"复购率 {k['repurchase_rate']:.0%} 偏低：对高流失风险客户启动挽留旅程（churn_risk 触发）。"
-            " Low repurchase: start a churn-intervention journey.")  # fmt: skip
+            " Low repurchase: start a churn-intervention journey.", repurchase_rate=k["repurchase_rate"])  # fmt: skip
     return out
 
 
 # ------------------------------------------------------------------ rendering
 
-KPI_ROWS = (
-    ("reached", "触达 reached"), ("participants", "参与 participants"), ("participation_rate", "参与率"),
-    ("invites_sent", "邀请数 invites"), ("k_factor", "K 因子"), ("invite_conversion", "邀请转化率"),
-    ("new_users", "新增 new users"), ("referred_share_of_new", "裂变新增占比"), ("buyers", "购买人数"),
-    ("conversion_rate", "转化率"), ("revenue_fen", "GMV（分）"), ("aov_fen", "客单价（分）"),
-    ("repurchase_rate", "复购率"), ("retention_d1", "次日留存"), ("retention_d7", "7 日留存"),
-    ("dau_mau", "DAU/MAU"), ("reward_cost_fen", "奖励成本（分）"), ("roi", "ROI"),
-)  # fmt: skip
-
-
-def _fmt(value: object) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 10 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def bar_svg(labels: list[str], values: list[float | None], title: str, width: int = 560) -> Markup:
-    """A horizontal bar chart as inline SVG: no chart library, no network, prints and e-mails."""
-    bar, gap, left = 22, 8, 170
-    lengths = [v or 0 for v in values]
-    top = max(lengths, default=0) or 1
-    height = 30 + len(lengths) * (bar + gap)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(title)}"><title>{escape(title)}</title>',
-        f'<text x="0" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-    ]
-    for i, (label, value) in enumerate(zip(labels, lengths, strict=True)):
-        y = 28 + i * (bar + gap)
-        w = max((width - left - 70) * value / top, 1)
-        parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(str(label)[:26])}</text>')
-        parts.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar}" fill="#c0392b"/>')
-        parts.append(f'<text x="{left + w + 4:.1f}" y="{y + 15}" font-size="12">{escape(_fmt(value))}</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))
-
-
-_env = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"])
-)
-_env.filters["fmt"] = _fmt
-
-
-def render_html(report: dict[str, Any]) -> str:
-    k, p = report["kpis"], report["previous_kpis"]
-    kpi_rows = [(label, k.get(key), p.get(key)) for key, label in KPI_ROWS if key in k]
-    charts = [
-        bar_svg(
-            [s["name"] for s in report["funnel"]], [s["persons"] for s in report["funnel"]], "漏斗 Funnel"
-        ),
-        bar_svg(
-            [str(s["person_id"]) for s in report["top_spreaders"]],
-            [s["descendants"] for s in report["top_spreaders"]],
-            "传播达人 Top spreaders (descendants)",
-        ),
-    ]
-    if report["targets"]:
-        charts.insert(
-            0,
-            bar_svg(
-                [t["name"] for t in report["targets"]],
-                [max(t["progress"] or 0, 0) * 100 for t in report["targets"]],
-                "目标进度 Target progress (%)",
-            ),
-        )
-    return _env.get_template("report.html").render(r=report, kpi_rows=kpi_rows, charts=charts)
+# the HTML document in one language (zh-CN or en), its KPI table by the metric catalogue: reports/render.py
+KPI_ROWS = render.KPI_ROWS
+render_html = render.render_html
 
 
 def _sheet(
@@ -418,15 +385,17 @@ def render_xlsx(report: dict[str, Any]) -> bytes:
     _sheet(wb, "Funnel", report["funnel"])
     _sheet(wb, "Campaigns", report["campaigns"])
     _sheet(wb, "Cohorts", report["cohorts"])
-    _sheet(wb, "Fraud", report["fraud"], ["campaign_id", "referrals", "rejected", "fraud_rate"])
+    _sheet(wb, "Fraud", report["fraud"], ["campaign_id", "title", "referrals", "rejected", "fraud_rate"])
     _sheet(wb, "Alerts", report["alerts"], list(ALERT_COLUMNS))
     _sheet(wb, "Top spreaders", report["top_spreaders"])
     _sheet(wb, "Recommendations", report["recommendations"], ["rule", "recommendation"])
+    _sheet(wb, "Options", decision_options.option_rows(report.get("options") or []))
     meta = wb.create_sheet("About", 0)
     for row in (
         ("report", report["kind"]), ("period_start", report["period_start"]),
         ("period_end", report["period_end"]), ("generated_at", report["generated_at"]),
         ("timezone", get_settings().timezone), ("money", "fen (分)"), ("rates", "fractions (0.41 = 41%)"),
+        ("calendar", "; ".join(f"{w['name']} {w['start']}–{w['end']}" for w in report.get("calendar", []))),
     ):  # fmt: skip
         meta.append(row)
     buf = io.BytesIO()
@@ -441,7 +410,7 @@ def generate(
     if kind not in KINDS:
         raise ReportError(f"kind: {kind!r} is not weekly or monthly", field="kind")
     if start is None or end is None:
-        start, end = period_of(kind, as_of or today_local())
+        start, end = period_of(kind, as_of or default_as_of())
     return build_report(kind, start, end)
 
 
@@ -474,7 +443,7 @@ def request_document(
     if (start is None) != (end is None):
         raise ReportError("start, end: give both or neither", field="start")
     if start is None or end is None:
-        start, end = period_of(kind, as_of or today_local())
+        start, end = period_of(kind, as_of or default_as_of())
     if end < start:
         raise ReportError("end: before start", field="end")
     d = ReportDocument(kind=kind, period_start=start, period_end=end, status="pending", detail="", data="",
@@ -675,8 +644,12 @@ def deliver(
     html: str | None = None,
     xlsx: bytes | None = None,
 ) -> None:
-    html = html if html is not None else render_html(report)
-    xlsx = xlsx if xlsx is not None else render_xlsx(report)
+    mark = watermark.issue_now(  # each delivery is an export: its own mark and audit entry
+        actor="system:reports", what=f"report {report['kind']} to subscription {sub['id']}",
+        filter_text=f"period {report['period_start']}..{report['period_end']}",
+    )  # fmt: skip
+    html = watermark.mark_html(html if html is not None else render_html(report), mark)
+    xlsx = watermark.mark_xlsx(xlsx if xlsx is not None else render_xlsx(report), mark)
     if sub["channel"] == "email":
         send_email(sub["address"], report, html, xlsx)
     else:

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response
 
-from liebian.auth.deps import principal_of
+from liebian.auth.deps import client_ip, principal_of
 from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
 from liebian.privacy import tokens
 from liebian.rewards import payouts, schemas, service, webhooks
+from liebian.rewards.group_commit import committer
 from liebian.rewards.service import LedgerError
 from liebian.schemas import EdgeDateTime, Int64
 
@@ -82,11 +83,9 @@ def _make_transition(action: str, to_state: str):
     ):
         key = _key(body.idempotency_key, idempotency_key)
         actor = principal_of(request).name  # who is authenticated, never what the body claims
-        with session_scope() as s:
-            view = service.transition(
-                s, reward_id, to_state, idempotency_key=key, actor=actor, note=body.note
-            )
-            return view.as_dict()
+        # concurrent moves share transactions (group commit, docs/ledger.md); errors are the same
+        view = committer().transition(reward_id, to_state, idempotency_key=key, actor=actor, note=body.note)
+        return view.as_dict()
 
     endpoint.__name__ = f"{action}_reward"
     endpoint.__doc__ = f"Move a reward to {to_state} (idempotent by key; 409 if the move is not allowed)."
@@ -198,11 +197,24 @@ def release(as_of: EdgeDateTime | None = None):
     },
 )
 def export_payouts(
-    state: str = "approved", format: Literal["csv", "xlsx"] = "csv", campaign_id: str | None = None
+    request: Request,
+    state: str = "approved",
+    format: Literal["csv", "xlsx"] = "csv",
+    campaign_id: str | None = None,
 ):
-    """Rewards ready to issue as a CSV or XLSX file (ids and amounts; no personal data)."""
+    """Rewards ready to issue as a CSV or XLSX file (ids and amounts; no personal data), watermarked."""
     with session_scope() as s:
-        data = payouts.export_bytes(payouts.payable(s, state, campaign_id), format)
+        rewards = payouts.payable(s, state, campaign_id)
+        mark = payouts.mark_export(
+            s,
+            len(rewards),
+            format,
+            state,
+            campaign_id,
+            actor=principal_of(request).name,
+            ip=client_ip(request),
+        )
+        data = payouts.export_bytes(rewards, format, mark)
     media = (
         "text/csv; charset=utf-8"
         if format == "csv"

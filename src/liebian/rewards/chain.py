@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Select, Table, Update, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, SessionTransaction
 
 from liebian.privacy.crypto import keys
@@ -108,3 +109,63 @@ def key_problem(idempotency_key: object) -> str | None:
     if len(idempotency_key) > MAX_KEY:
         return f"idempotency_key: longer than {MAX_KEY} characters"
     return None
+
+
+@dataclass
+class VerifyResult:
+    """What replaying one chain found (`liebian ledger verify`, `liebian points verify`)."""
+
+    ok: bool
+    entries_checked: int
+    head_seq: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+    # projection rows (rewards, points_lots) that disagree with the replay of the entries (edited)
+    projection_mismatches: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def walk_chain(
+    session: Session,
+    entries: Table,
+    head_table: Table,
+    hash_of: Callable[[RowMapping], str],
+    replay: Callable[[RowMapping], str | None],
+    head_name: str,
+) -> VerifyResult:
+    """Replay a chain in seq order: no gap, each entry linked to the one before, each HMAC matching
+    its content (`hash_of`), each move legal (`replay` returns why not); then the head must point at
+    the last entry. Stops at the first break; the caller compares its projection table afterwards."""
+    head = session.execute(select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)).first()
+    head_seq = int(head[0]) if head else 0
+    prev, expected, checked = GENESIS, 1, 0
+
+    def bad(seq: int, reason: str) -> VerifyResult:
+        return VerifyResult(False, checked, head_seq, seq, reason)
+
+    rows = session.execute(select(entries).order_by(entries.c.seq).execution_options(yield_per=5000))
+    for e in rows.mappings():
+        seq = e["seq"]
+        if seq != expected:
+            return bad(expected, f"entry {expected} is missing: the next entry found is {seq} (deleted)")
+        if e["prev_hash"] != prev:
+            return bad(seq, f"entry {seq} does not link to entry {seq - 1} (inserted, deleted or reordered)")
+        if not hmac.compare_digest(hash_of(e), e["hash"]):
+            return bad(seq, f"entry {seq}: hash does not match its content (edited or forged)")
+        problem = replay(e)
+        if problem is not None:
+            return bad(seq, problem)
+        prev, expected, checked = e["hash"], expected + 1, checked + 1
+    if head_seq > checked:
+        why = f"entries {checked + 1}…{head_seq} are missing: the head is at {head_seq} (chain truncated)"
+        return bad(checked + 1, why)
+    if head_seq < checked:
+        return bad(
+            head_seq + 1,
+            f"entry {head_seq + 1} lies beyond the {head_name} head ({head_seq}): appended outside the {head_name}",
+        )
+    if head is not None and head[1] != prev:
+        return bad(head_seq, f"the {head_name} head's hash does not match entry {head_seq}")
+    return VerifyResult(True, checked, head_seq)

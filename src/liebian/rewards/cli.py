@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import typer
@@ -13,6 +15,7 @@ from liebian.db.base import utcnow
 from liebian.db.session import session_scope
 from liebian.output import Format, console, edge_time, emit, err_console
 from liebian.rewards import payouts, service, webhooks
+from liebian.rewards.chain import VerifyResult
 from liebian.rewards.service import LedgerError
 
 app = typer.Typer(no_args_is_help=True)
@@ -25,27 +28,36 @@ def _fail(exc: LedgerError) -> None:
     raise typer.Exit(2)
 
 
+def report_verify(
+    result: VerifyResult, fmt: Format, label: str, mismatch_line: Callable[[dict[str, Any]], str]
+) -> None:
+    """Print a chain's verification (`ledger verify`, `points verify`); exit 1 when it is not OK."""
+    if fmt is not Format.table:
+        emit(result.as_dict(), fmt)
+    elif result.ok:
+        console.print(
+            f"[green]{label} OK[/green]: {result.entries_checked} entries, head at {result.head_seq}"
+        )
+    else:
+        where = f"first bad entry: seq {result.first_bad_seq}" if result.first_bad_seq else "entries OK"
+        console.print(f"[red]{label} NOT OK[/red] — {where}\n{result.reason}")
+        for m in result.projection_mismatches[:20]:
+            console.print(f"  {mismatch_line(m)}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _reward_mismatch(m: dict[str, Any]) -> str:
+    said_by = f"entry {m['seq']}" if m.get("seq") is not None else "the entries"
+    return f"reward {m['reward_id']}: {m['field']} is {m['found']!r}, {said_by} says {m['expected']!r}"
+
+
 @app.command()
 def verify(fmt: Format = typer.Option(Format.table, "--format", help="table, json or csv")) -> None:
     """Check the hash chain and the rewards table; exit 1 naming the first bad entry."""
     with session_scope() as s:
         result = service.verify_chain(s)
-    if fmt is not Format.table:
-        emit(result.as_dict(), fmt)
-    elif result.ok:
-        console.print(
-            f"[green]ledger OK[/green]: {result.entries_checked} entries, head at {result.head_seq}"
-        )
-    else:
-        where = f"first bad entry: seq {result.first_bad_seq}" if result.first_bad_seq else "entries OK"
-        console.print(f"[red]ledger NOT OK[/red] — {where}\n{result.reason}")
-        for m in result.projection_mismatches[:20]:
-            said_by = f"entry {m['seq']}" if m.get("seq") is not None else "the entries"
-            console.print(
-                f"  reward {m['reward_id']}: {m['field']} is {m['found']!r}, {said_by} says {m['expected']!r}"
-            )
-    if not result.ok:
-        raise typer.Exit(1)
+    report_verify(result, fmt, "ledger", _reward_mismatch)
 
 
 @app.command()
@@ -73,7 +85,7 @@ def export(
     """Export rewards ready to pay (not held for review) as CSV or XLSX."""
     try:
         with session_scope() as s:
-            n = payouts.export(s, out, fmt, state, campaign)
+            n = payouts.export(s, out, fmt, state, campaign, actor=acting().name)
     except LedgerError as exc:
         _fail(exc)
     console.print(f"{n} rewards written to {out}")
@@ -146,7 +158,7 @@ def replay(delivery_id: int) -> None:
             d = webhooks.replay(s, delivery_id)
     except LedgerError as exc:
         _fail(exc)
-    console.print(f"delivery {d['id']} ({d['delivery_uid']}) queued again")
+    console.print(f"delivery {d.id} ({d.delivery_uid}) queued again")
 
 
 @webhooks_app.command("add")
@@ -189,4 +201,4 @@ def webhooks_deliveries(
     """The delivery log, newest first."""
     with session_scope() as s:
         rows = webhooks.list_deliveries(s, status=status, limit=limit)
-    emit(rows, fmt, title="webhook deliveries")
+    emit([dict(row) for row in rows], fmt, title="webhook deliveries")

@@ -13,14 +13,13 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from liebian.cells import safe_row
 from liebian.db.base import utcnow
-from liebian.lazy import lazy_import
+from liebian.privacy import watermark
 from liebian.rewards.models import PayoutBatch, Reward
 from liebian.rewards.service import (
     APPROVED,
@@ -33,11 +32,6 @@ from liebian.rewards.service import (
     _transition_locked,
     _view,
 )
-
-if TYPE_CHECKING:
-    import openpyxl
-else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
-    openpyxl = lazy_import("openpyxl")
 
 _R = Reward.__table__
 COLUMNS = [
@@ -94,36 +88,49 @@ def _rows(rewards: list[RewardView]) -> list[list]:
     ]
 
 
-def export_bytes(rewards: list[RewardView], fmt: str) -> bytes:
-    """CSV (UTF-8 with BOM so Excel shows Chinese right) or XLSX; money in fen and in yuan."""
+def export_bytes(rewards: list[RewardView], fmt: str, mark: watermark.ExportMark) -> bytes:
+    """CSV (UTF-8 with BOM so Excel shows Chinese right) or XLSX; money in fen and in yuan;
+    watermarked with `mark` (privacy/watermark.py)."""
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(COLUMNS)
-        writer.writerows(safe_row(r) for r in _rows(rewards))
-        return buffer.getvalue().encode("utf-8-sig")
+        return watermark.csv_bytes(COLUMNS, _rows(rewards), mark)
     if fmt == "xlsx":
-        wb = openpyxl.Workbook()
-        ws = wb.active
-        assert ws is not None  # a new workbook has its one sheet active
-        ws.title = "payouts"
-        ws.append(COLUMNS)
-        for row in _rows(rewards):
+        rows = _rows(rewards)
+        for row in rows:
             # person ids exceed Excel's 15 significant digits: keep them as text
             row[2] = str(row[2])
             row[5] = float(row[5])
-            ws.append(safe_row(row))
-        out = io.BytesIO()
-        wb.save(out)
-        return out.getvalue()
+        return watermark.xlsx_bytes("payouts", COLUMNS, rows, mark)
     raise LedgerError("invalid", f"format: {fmt!r} is not csv or xlsx", 422)
 
 
+def check_format(fmt: str) -> str:
+    if fmt not in ("csv", "xlsx"):
+        raise LedgerError("invalid", f"format: {fmt!r} is not csv or xlsx", 422)
+    return fmt
+
+
+def mark_export(
+    session: Session, count: int, fmt: str, state: str, campaign_id: str | None, *, actor: str, ip: str = ""
+) -> watermark.ExportMark:
+    """The watermark (and audit entry) of one payout export."""
+    return watermark.issue(
+        session, actor=actor, what=f"payouts ({fmt})", filter_text=f"state={state} campaign_id={campaign_id or ''}",
+        rows=count, ip=ip,
+    )  # fmt: skip
+
+
 def export(
-    session: Session, out: Path, fmt: str, state: str = APPROVED, campaign_id: str | None = None
+    session: Session,
+    out: Path,
+    fmt: str,
+    state: str = APPROVED,
+    campaign_id: str | None = None,
+    *,
+    actor: str = "system",
 ) -> int:
     rewards = payable(session, state, campaign_id)
-    data = export_bytes(rewards, fmt)
+    mark = mark_export(session, len(rewards), check_format(fmt), state, campaign_id, actor=actor, ip="cli")
+    data = export_bytes(rewards, fmt, mark)
     Path(out).write_bytes(data)
     return len(rewards)
 
@@ -139,10 +146,10 @@ def read_ids(path: Path) -> list[int]:
         if ws is None:
             raise LedgerError("invalid", f"{path.name}: no worksheet", 422)
         rows: list[Any] = list(ws.iter_rows(values_only=True))  # cells: int() checks them below
-        header, body = list(rows[0]), rows[1:]
+        header, body = list(rows[0]), [r for r in rows[1:] if not watermark.is_footer(r)]
     else:
         lines = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
-        header, body = lines[0], lines[1:]
+        header, body = lines[0], [r for r in lines[1:] if not watermark.is_footer(r)]
     if "reward_id" not in header:
         raise LedgerError("invalid", f"{path.name}: no reward_id column", 422)
     col = header.index("reward_id")

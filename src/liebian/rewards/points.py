@@ -23,11 +23,10 @@ order falls within the campaign window; a refund of the order revokes them.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, RowMapping, bindparam, func, select
@@ -38,9 +37,18 @@ from liebian.config import get_settings
 from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.errors import DomainError
-from liebian.rewards.chain import GENESIS, Head, derive_key, key_problem, lock_head, seal
+from liebian.rewards.chain import (
+    Head,
+    VerifyResult,
+    derive_key,
+    key_problem,
+    lock_head,
+    seal,
+    walk_chain,
+)
 from liebian.rewards.models import PointsEntry, PointsHead, PointsLot
 from liebian.rewards.service import person_ids
+from liebian.schemas import to_utc
 
 EARN, SPEND, EXPIRE, REVOKE, ADJUST = "earn", "spend", "expire", "revoke", "adjust"
 KINDS = (EARN, SPEND, EXPIRE, REVOKE, ADJUST)
@@ -93,23 +101,11 @@ class PointsResult:
         return asdict(self)
 
 
-@dataclass
-class PointsVerify:
-    ok: bool
-    entries_checked: int
-    head_seq: int
-    first_bad_seq: int | None = None
-    reason: str = ""
-    # points_lots rows that disagree with the replay of the entries (the projection was edited)
-    projection_mismatches: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+PointsVerify = VerifyResult  # the same report shape as the reward ledger's verify
 
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them here.
 _P, _PH, _L = table_of(PointsEntry), table_of(PointsHead), table_of(PointsLot)
-_HEAD = select(_PH.c.seq, _PH.c.hash).where(_PH.c.id == 1)
 _HEAD_SET = _PH.update().where(_PH.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _BY_KEY = select(_P).where(_P.c.idempotency_key == bindparam("b_key"))
 _TAKE = (
@@ -526,8 +522,8 @@ def history(session: Session, person_id: int, *, limit: int = 100, offset: int =
 def _naive_utc(value: Any) -> datetime | None:
     if value is None:
         return None
-    at = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return at if at.tzinfo is None else at.astimezone(UTC).replace(tzinfo=None)
+    # the rule is a stored document: a naive time in it is UTC
+    return to_utc(datetime.fromisoformat(value) if isinstance(value, str) else value, naive_utc=True)
 
 
 def points_for(rule: Mapping[str, Any], amount_fen: int, ordered_at: datetime) -> tuple[int, int]:
@@ -641,32 +637,15 @@ def verify(session: Session) -> PointsVerify:
     """Replay the points chain: sequence, links, HMACs, lots never overdrawn, debits FIFO-legal
     (nothing taken from a lapsed lot, nothing expired early); then compare the lots table."""
     key = chain_key()
-    head = session.execute(_HEAD).first()
-    head_seq = int(head[0]) if head else 0
-    prev, expected, checked = GENESIS, 1, 0
     lots: dict[int, dict[str, Any]] = {}
 
-    def bad(seq: int, reason: str) -> PointsVerify:
-        return PointsVerify(False, checked, head_seq, seq, reason)
-
-    rows = session.execute(select(_P).order_by(_P.c.seq).execution_options(yield_per=5000)).mappings()
-    for e in rows:
-        seq = e["seq"]
-        if seq != expected:
-            return bad(expected, f"entry {expected} is missing: the next entry found is {seq} (deleted)")
-        if e["prev_hash"] != prev:
-            return bad(seq, f"entry {seq} does not link to entry {seq - 1} (inserted, deleted or reordered)")
-        if not hmac.compare_digest(entry_hash(e, key), e["hash"]):
-            return bad(seq, f"entry {seq}: hash does not match its content (edited or forged)")
+    def replay(e: RowMapping) -> str | None:
         wrong = _replay(e, lots)
-        if wrong:
-            return bad(seq, f"entry {seq}: {wrong}")
-        prev, expected, checked = e["hash"], expected + 1, checked + 1
-    if head_seq != checked:
-        return bad(min(head_seq, checked) + 1, f"the head is at {head_seq} but {checked} entries were found")
-    if head is not None and head[1] != prev:
-        return bad(head_seq, f"the points head's hash does not match entry {head_seq}")
-    result = PointsVerify(True, checked, head_seq)
+        return f"entry {e['seq']}: {wrong}" if wrong else None
+
+    result = walk_chain(session, _P, _PH, lambda e: entry_hash(e, key), replay, "points")
+    if not result.ok:
+        return result
     result.projection_mismatches.extend(_lot_mismatches(session, lots))
     if result.projection_mismatches:
         first = result.projection_mismatches[0]

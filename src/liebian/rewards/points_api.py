@@ -8,6 +8,8 @@ calling (no participant token yet), so a person's balance is an operator read.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from fastapi import APIRouter, Header, Query, Request
 
 from liebian.auth.deps import principal_of
@@ -29,6 +31,16 @@ def _key(body_key: str | None, header_key: str | None) -> str:
     return key
 
 
+class _WrittenBy(TypedDict):
+    idempotency_key: str
+    actor: str
+
+
+def _written_by(request: Request, body_key: str | None, header_key: str | None) -> _WrittenBy:
+    """The idempotency key and the actor every write carries."""
+    return {"idempotency_key": _key(body_key, header_key), "actor": principal_of(request).name}
+
+
 @router.post("/grant", response_model=schemas.PointsEntry)
 def grant(
     body: schemas.GrantRequest,
@@ -44,8 +56,7 @@ def grant(
             reason=body.reason,
             campaign_id=body.campaign_id,
             source_ref=body.source_ref,
-            idempotency_key=_key(body.idempotency_key, idempotency_key),
-            actor=principal_of(request).name,
+            **_written_by(request, body.idempotency_key, idempotency_key),
         ).as_dict()
 
 
@@ -62,8 +73,7 @@ def spend(
             person_id=body.person_id,
             points=body.points,
             reason=body.reason,
-            idempotency_key=_key(body.idempotency_key, idempotency_key),
-            actor=principal_of(request).name,
+            **_written_by(request, body.idempotency_key, idempotency_key),
         ).as_dict()
 
 
@@ -80,8 +90,7 @@ def adjust(
             person_id=body.person_id,
             delta=body.delta,
             reason=body.reason,
-            idempotency_key=_key(body.idempotency_key, idempotency_key),
-            actor=principal_of(request).name,
+            **_written_by(request, body.idempotency_key, idempotency_key),
         ).as_dict()
 
 
@@ -98,8 +107,7 @@ def revoke(
             for r in points.revoke_source(
                 s,
                 body.source_ref,
-                idempotency_key=_key(body.idempotency_key, idempotency_key),
-                actor=principal_of(request).name,
+                **_written_by(request, body.idempotency_key, idempotency_key),
                 reason=body.reason,
             )
         ]

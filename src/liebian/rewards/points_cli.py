@@ -6,8 +6,9 @@ from __future__ import annotations
 import typer
 
 from liebian.db.session import session_scope
-from liebian.output import Format, console, emit
+from liebian.output import Format, emit
 from liebian.rewards import points
+from liebian.rewards.cli import report_verify
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -43,18 +44,9 @@ def verify(fmt: Format = typer.Option(Format.table, "--format", help="table, jso
     """Check the points chain and the balance projection; exit 1 naming the first bad entry."""
     with session_scope() as s:
         result = points.verify(s)
-    if fmt is not Format.table:
-        emit(result.as_dict(), fmt)
-    elif result.ok:
-        console.print(
-            f"[green]points OK[/green]: {result.entries_checked} entries, head at {result.head_seq}"
-        )
-    else:
-        where = f"first bad entry: seq {result.first_bad_seq}" if result.first_bad_seq else "entries OK"
-        console.print(f"[red]points NOT OK[/red] — {where}\n{result.reason}")
-        for m in result.projection_mismatches[:20]:
-            console.print(
-                f"  lot {m['earn_seq']}: {m['field']} is {m['found']!r}, entries say {m['expected']!r}"
-            )
-    if not result.ok:
-        raise typer.Exit(1)
+    report_verify(
+        result,
+        fmt,
+        "points",
+        lambda m: f"lot {m['earn_seq']}: {m['field']} is {m['found']!r}, entries say {m['expected']!r}",
+    )

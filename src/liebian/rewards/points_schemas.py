@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from liebian.rewards.points import MAX_POINTS
+from liebian.rewards.schemas import VerifyResult
 from liebian.schemas import Int64, Request, UtcDateTime
 
 
@@ -63,10 +64,4 @@ class PointsBalance(BaseModel):
     expiring: list[Expiring] = Field(description="the points of the balance by expiry, soonest first")
 
 
-class PointsVerify(BaseModel):
-    ok: bool
-    entries_checked: int
-    head_seq: int
-    first_bad_seq: int | None = None
-    reason: str = ""
-    projection_mismatches: list[dict] = Field(default_factory=list)
+PointsVerify = VerifyResult  # one verify report for both hash-chained ledgers

@@ -21,14 +21,13 @@ Hash chain (the canonical form, its versions and the reward seal: rewards/ledger
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, RowMapping, bindparam, or_, select
+from sqlalchemy import Row, RowMapping, Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from liebian import ports
@@ -36,8 +35,8 @@ from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.errors import DomainError
 from liebian.identity import service as identity
-from liebian.rewards.chain import GENESIS, key_problem, lock_head
 from liebian.rewards.chain import Head as _Head
+from liebian.rewards.chain import VerifyResult, key_problem, lock_head, walk_chain
 from liebian.rewards.chain import transaction_of as transaction_of  # re-exported (webhooks)
 from liebian.rewards.ledger_hash import (
     ENTRY_VERSION,
@@ -96,20 +95,6 @@ class RewardView:
         return asdict(self)
 
 
-@dataclass
-class VerifyResult:
-    ok: bool
-    entries_checked: int
-    head_seq: int
-    first_bad_seq: int | None = None
-    reason: str = ""
-    # rewards rows that disagree with the replay of the entries (the projection was edited)
-    projection_mismatches: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 # --- helpers ---------------------------------------------------------------------------------
 
 
@@ -133,7 +118,6 @@ def _view(r: Mapping[str, Any] | RowMapping) -> RewardView:
 
 # Statements built once: constructing SQLAlchemy expressions costs more than running them here.
 _R, _E, _H = table_of(Reward), table_of(LedgerEntry), table_of(LedgerHead)
-_HEAD = select(_H.c.seq, _H.c.hash).where(_H.c.id == 1)
 _HEAD_SET = _H.update().where(_H.c.id == 1).values(seq=bindparam("b_seq"), hash=bindparam("b_hash"))
 _ENTRY_BY_KEY = select(_E.c.reward_id, _E.c.kind, _E.c.to_state).where(
     _E.c.idempotency_key == bindparam("b_key")
@@ -142,6 +126,12 @@ _INSERT_ENTRY = _E.insert()
 _REWARD_BY_ID = select(_R).where(_R.c.id == bindparam("b_id"))
 _REWARD_BY_KEY = select(_R).where(_R.c.idempotency_key == bindparam("b_key"))
 _INSERT_REWARD = _R.insert().returning(_R.c.id)
+# A grant's two idempotency checks in one round trip (both keys are unique): the reward made with
+# the key, and an entry of another operation that used it.
+_KEY_USED = select(
+    select(_R.c.id).where(_R.c.idempotency_key == bindparam("b_key")).scalar_subquery().label("reward"),
+    select(_E.c.seq).where(_E.c.idempotency_key == bindparam("b_key")).scalar_subquery().label("entry"),
+)
 _MOVE = (
     _R.update()
     .where(_R.c.id == bindparam("b_id"), _R.c.state == bindparam("b_from"))
@@ -242,6 +232,18 @@ def _check_grant(campaign_id: str, person_id: int, reward_code: str, value_fen: 
         raise LedgerError("invalid", "; ".join(problems), 422)
 
 
+def _replayed(session: Session, idempotency_key: str, values: tuple[Any, ...]) -> RewardView:
+    """The reward a grant's key made before: the same one again, or a conflict if its values differ."""
+    existing = session.execute(_REWARD_BY_KEY, {"b_key": idempotency_key}).mappings().one()
+    same = tuple(existing[k] for k in ("campaign_id", "person_id", "reward_code", "value_fen", "source_ref"))
+    if same != values:
+        raise LedgerError(
+            "idempotency_conflict",
+            f"idempotency_key {idempotency_key!r} was used for reward {existing['id']} with other values",
+        )
+    return _view(existing)
+
+
 def grant(
     session: Session,
     *,
@@ -263,18 +265,12 @@ def grant(
     _check_grant(campaign_id, person_id, reward_code, value_fen, source_ref, hold_until)
 
     head = _lock_head(session)
-    existing = session.execute(_REWARD_BY_KEY, {"b_key": idempotency_key}).mappings().first()
-    if existing is not None:
-        same = tuple(
-            existing[k] for k in ("campaign_id", "person_id", "reward_code", "value_fen", "source_ref")
+    used = session.execute(_KEY_USED, {"b_key": idempotency_key}).one()
+    if used.reward is not None:
+        return _replayed(
+            session, idempotency_key, (campaign_id, person_id, reward_code, value_fen, source_ref)
         )
-        if same != (campaign_id, person_id, reward_code, value_fen, source_ref):
-            raise LedgerError(
-                "idempotency_conflict",
-                f"idempotency_key {idempotency_key!r} was used for reward {existing['id']} with other values",
-            )
-        return _view(existing)
-    if _entry_by_key(session, idempotency_key) is not None:
+    if used.entry is not None:
         raise LedgerError(
             "idempotency_conflict",
             f"idempotency_key {idempotency_key!r} was already used by another operation",
@@ -505,6 +501,17 @@ def rewards_for(session: Session, person_id: int) -> list[RewardView]:
     return [_view(r) for r in rows]
 
 
+def _filtered(query: Select[Any], state: str | None, campaign_id: str | None) -> Select[Any]:
+    """`query` over rewards narrowed to a state and a campaign (either may be None: all)."""
+    if state:
+        if state not in STATES:
+            raise LedgerError("invalid", f"state: {state!r} is not one of {', '.join(STATES)}", 422)
+        query = query.where(_R.c.state == state)
+    if campaign_id:
+        query = query.where(_R.c.campaign_id == campaign_id)
+    return query
+
+
 def list_rewards(
     session: Session,
     *,
@@ -515,18 +522,24 @@ def list_rewards(
     limit: int = 100,
     offset: int = 0,
 ) -> list[RewardView]:
-    query = select(_R).order_by(_R.c.id)
-    if state:
-        if state not in STATES:
-            raise LedgerError("invalid", f"state: {state!r} is not one of {', '.join(STATES)}", 422)
-        query = query.where(_R.c.state == state)
-    if campaign_id:
-        query = query.where(_R.c.campaign_id == campaign_id)
+    query = _filtered(select(_R).order_by(_R.c.id), state, campaign_id)
     if person_id is not None:
         query = query.where(_R.c.person_id == person_id)
     if source_ref:
         query = query.where(_R.c.source_ref == source_ref)
     return [_view(r) for r in session.execute(query.limit(limit).offset(offset)).mappings()]
+
+
+def count_rewards(session: Session, *, state: str | None = None, campaign_id: str | None = None) -> int:
+    """How many rewards `list_rewards` pages through with these filters."""
+    return int(
+        session.execute(_filtered(select(func.count()).select_from(_R), state, campaign_id)).scalar_one()
+    )
+
+
+def reward_campaigns(session: Session) -> list[str]:
+    """The campaigns that have rewards, by id."""
+    return list(session.scalars(select(_R.c.campaign_id).distinct().order_by(_R.c.campaign_id)))
 
 
 def entries(
@@ -665,42 +678,10 @@ def _replay(e: RowMapping, replay: dict[int, dict[str, Any]]) -> str | None:
 def verify_chain(session: Session) -> VerifyResult:
     """Replay the chain: sequence, links, HMACs, legal moves; then compare the rewards table."""
     key = chain_key()
-    head = session.execute(_HEAD).first()
-    head_seq = int(head[0]) if head else 0
-    prev, expected, checked = GENESIS, 1, 0
     replay: dict[int, dict[str, Any]] = {}
-
-    def bad(seq: int, reason: str) -> VerifyResult:
-        return VerifyResult(False, checked, head_seq, seq, reason)
-
-    rows = session.execute(select(_E).order_by(_E.c.seq).execution_options(yield_per=5000)).mappings()
-    for e in rows:
-        seq = e["seq"]
-        if seq != expected:
-            return bad(expected, f"entry {expected} is missing: the next entry found is {seq} (deleted)")
-        if e["prev_hash"] != prev:
-            return bad(seq, f"entry {seq} does not link to entry {seq - 1} (inserted, deleted or reordered)")
-        if not hmac.compare_digest(entry_hash(e, key), e["hash"]):
-            return bad(seq, f"entry {seq}: hash does not match its content (edited or forged)")
-        problem = _replay(e, replay)
-        if problem is not None:
-            return bad(seq, problem)
-        prev, expected, checked = e["hash"], expected + 1, checked + 1
-
-    if head_seq > checked:
-        return bad(
-            checked + 1,
-            f"entries {checked + 1}…{head_seq} are missing: the head is at {head_seq} (chain truncated)",
-        )
-    if head_seq < checked:
-        return bad(
-            head_seq + 1,
-            f"entry {head_seq + 1} lies beyond the ledger head ({head_seq}): appended outside the ledger",
-        )
-    if head is not None and head[1] != prev:
-        return bad(head_seq, f"the ledger head's hash does not match entry {head_seq}")
-
-    result = VerifyResult(True, checked, head_seq)
+    result = walk_chain(session, _E, _H, lambda e: entry_hash(e, key), lambda e: _replay(e, replay), "ledger")
+    if not result.ok:
+        return result
     result.projection_mismatches.extend(_projection_mismatches(session, replay))
     if result.projection_mismatches:
         result.ok = False

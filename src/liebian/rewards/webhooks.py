@@ -32,6 +32,7 @@ from liebian.db.session import rowcount
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from liebian.rewards.schemas import Delivery, DeliveryDetail
 from liebian.rewards.service import LedgerError, transaction_of
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class EndpointView:
     description: str
     created_at: datetime
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -73,7 +74,7 @@ def _endpoint_view(e: WebhookEndpoint) -> EndpointView:
     return EndpointView(e.id, e.url, e.event_types.split(","), e.active, e.description, e.created_at)
 
 
-def event_type_for(entry: dict) -> str:
+def event_type_for(entry: dict[str, Any]) -> str:
     if entry["kind"] == "grant":
         return "reward.granted"
     if entry["kind"] == "hold":
@@ -201,13 +202,14 @@ def _active_endpoints(session: Session) -> Sequence[Row[Any, Any]]:
     tx = transaction_of(session)
     held = session.info.get(_ENDPOINTS_KEY)
     if held is not None and tx is not None and held[0] is tx:
-        return held[1]
+        cached: Sequence[Row[Any, Any]] = held[1]
+        return cached
     endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
     session.info[_ENDPOINTS_KEY] = (transaction_of(session), endpoints)
     return endpoints
 
 
-def enqueue_for_entry(session: Session, entry: dict, reward: dict) -> int:
+def enqueue_for_entry(session: Session, entry: dict[str, Any], reward: dict[str, Any]) -> int:
     """Queue one delivery per active endpoint subscribed to this entry's event (same transaction)."""
     endpoints = _active_endpoints(session)
     event_type = event_type_for(entry)
@@ -386,7 +388,7 @@ def _attempt(
         delivery.next_attempt_at = now + backoff(delivery.tries_in_round)
 
 
-def replay(session: Session, delivery_id: int, now: datetime | None = None) -> dict:
+def replay(session: Session, delivery_id: int, now: datetime | None = None) -> Delivery:
     """Queue a delivery again (delivered, dead or cancelled): same id and body, a fresh retry round."""
     delivery = session.get(WebhookDelivery, delivery_id)
     if delivery is None:
@@ -398,51 +400,39 @@ def replay(session: Session, delivery_id: int, now: datetime | None = None) -> d
     delivery.tries_in_round = 0
     delivery.next_attempt_at = now or utcnow()
     session.flush()
-    return delivery_dict(delivery)
+    return delivery_view(delivery)
 
 
-def delivery_dict(d: WebhookDelivery, attempts: list[WebhookAttempt] | None = None) -> dict:
-    out = {
-        "id": d.id,
-        "delivery_uid": d.delivery_uid,
-        "endpoint_id": d.endpoint_id,
-        "event_type": d.event_type,
-        "ledger_seq": d.ledger_seq,
-        "status": d.status,
-        "attempts": d.attempts,
-        "next_attempt_at": d.next_attempt_at,
-        "last_status_code": d.last_status_code,
-        "last_error": d.last_error,
-        "created_at": d.created_at,
-        "delivered_at": d.delivered_at,
-    }
-    if attempts is not None:
-        out["payload"] = json.loads(d.payload)
-        out["log"] = [
-            {
-                "attempt_no": a.attempt_no,
-                "at": a.at,
-                "status_code": a.status_code,
-                "error": a.error,
-                "duration_ms": a.duration_ms,
-            }
-            for a in attempts
-        ]
-    return out
+def delivery_view(d: WebhookDelivery) -> Delivery:
+    return Delivery(
+        id=d.id,
+        delivery_uid=d.delivery_uid,
+        endpoint_id=d.endpoint_id,
+        event_type=d.event_type,
+        ledger_seq=d.ledger_seq,
+        status=d.status,
+        attempts=d.attempts,
+        next_attempt_at=d.next_attempt_at,
+        last_status_code=d.last_status_code,
+        last_error=d.last_error,
+        created_at=d.created_at,
+        delivered_at=d.delivered_at,
+    )
 
 
 def list_deliveries(
     session: Session, *, status: str | None = None, endpoint_id: int | None = None, limit: int = 100
-) -> list[dict]:
+) -> list[Delivery]:
     query = select(WebhookDelivery).order_by(WebhookDelivery.id.desc()).limit(limit)
     if status:
         query = query.where(WebhookDelivery.status == status)
     if endpoint_id is not None:
         query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
-    return [delivery_dict(d) for d in session.execute(query).scalars()]
+    return [delivery_view(d) for d in session.execute(query).scalars()]
 
 
-def get_delivery(session: Session, delivery_id: int) -> dict:
+def get_delivery(session: Session, delivery_id: int) -> DeliveryDetail:
+    """A delivery with its body and the log of its attempts."""
     d = session.get(WebhookDelivery, delivery_id)
     if d is None:
         raise LedgerError("not_found", f"delivery {delivery_id} does not exist", 404)
@@ -455,4 +445,9 @@ def get_delivery(session: Session, delivery_id: int) -> dict:
         .scalars()
         .all()
     )
-    return delivery_dict(d, list(attempts))
+    log = [
+        {"attempt_no": a.attempt_no, "at": a.at, "status_code": a.status_code, "error": a.error,
+         "duration_ms": a.duration_ms}
+        for a in attempts
+    ]  # fmt: skip
+    return DeliveryDetail(**dict(delivery_view(d)), payload=json.loads(d.payload), log=log)

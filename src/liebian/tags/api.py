@@ -29,7 +29,7 @@ def validate(body: RuleIn):
 
 
 @router.get("", response_model=list[schemas.Tag])
-def list_tags(all_versions: bool = False) -> list[dict]:
+def list_tags(all_versions: bool = False) -> list[schemas.Tag]:
     with session_scope() as session:
         return service.list_tags(session, all_versions)
 
@@ -37,15 +37,15 @@ def list_tags(all_versions: bool = False) -> list[dict]:
 @router.post("", status_code=201, response_model=schemas.Tag)
 def define(body: TagIn):
     with session_scope() as session:
-        return service._tag_dict(
+        return service.tag_view(
             service.define_tag(session, body.name, body.rule, body.level, body.description)
         )
 
 
 @router.post("/defaults", response_model=list[schemas.Tag])
-def install_defaults() -> list[dict]:
+def install_defaults() -> list[schemas.Tag]:
     with session_scope() as session:
-        return [service._tag_dict(t) for t in service.install_defaults(session)]
+        return [service.tag_view(t) for t in service.install_defaults(session)]
 
 
 @router.post("/recompute", response_model=schemas.Recompute)
@@ -55,7 +55,7 @@ def recompute():
 
 
 @router.get("/runs", response_model=list[schemas.Run])
-def runs(limit: int = Query(20, ge=1, le=1000)) -> list[dict]:
+def runs(limit: int = Query(20, ge=1, le=1000)) -> list[schemas.Run]:
     with session_scope() as session:
         return service.runs(session, limit)
 
@@ -87,4 +87,4 @@ def members(name: str, limit: int = Query(1000, ge=1, le=100000), offset: int = 
 @router.delete("/{name}", response_model=schemas.Tag)
 def retire(name: str):
     with session_scope() as session:
-        return service._tag_dict(service.retire_tag(session, name))
+        return service.tag_view(service.retire_tag(session, name))

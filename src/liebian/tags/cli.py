@@ -50,7 +50,10 @@ def define_cmd(
     """Create a tag, or a new version of it when the rule changes."""
     try:
         with session_scope() as session:
-            emit(service._tag_dict(service.define_tag(session, name, rule, level, description, "cli")), fmt)
+            emit(
+                dict(service.tag_view(service.define_tag(session, name, rule, level, description, "cli"))),
+                fmt,
+            )
     except TagError as exc:
         _fail(exc)
 
@@ -60,7 +63,7 @@ def retire_cmd(name: str = typer.Argument(...), fmt: Format = FMT) -> None:
     """Stop computing a tag (its history stays)."""
     try:
         with session_scope() as session:
-            emit(service._tag_dict(service.retire_tag(session, name)), fmt)
+            emit(dict(service.tag_view(service.retire_tag(session, name))), fmt)
     except TagError as exc:
         _fail(exc)
 
@@ -69,14 +72,14 @@ def retire_cmd(name: str = typer.Argument(...), fmt: Format = FMT) -> None:
 def list_cmd(all_versions: bool = typer.Option(False, "--all-versions"), fmt: Format = FMT) -> None:
     """Tag definitions (latest versions) and their member counts."""
     with session_scope() as session:
-        emit(service.list_tags(session, all_versions), fmt, "tags")
+        emit([dict(tag) for tag in service.list_tags(session, all_versions)], fmt, "tags")
 
 
 @app.command("init")
 def init_cmd(fmt: Format = FMT) -> None:
     """Install the default three-level tags (those not defined yet)."""
     with session_scope() as session:
-        emit([service._tag_dict(t) for t in service.install_defaults(session)], fmt)
+        emit([dict(service.tag_view(t)) for t in service.install_defaults(session)], fmt)
 
 
 @app.command("recompute")
@@ -115,7 +118,7 @@ def history_cmd(
     """When persons gained and lost tags."""
     try:
         with session_scope() as session:
-            emit(service.history(session, tag, person, limit), fmt, "tag history")
+            emit([dict(row) for row in service.history(session, tag, person, limit)], fmt, "tag history")
     except TagError as exc:
         _fail(exc)
 
@@ -130,6 +133,6 @@ def person_cmd(person_id: int = typer.Argument(...), fmt: Format = FMT) -> None:
     except TagError as exc:
         _fail(exc)
     if fmt is Format.json:
-        emit({"person_id": person_id, "tags": tags, "health": health}, fmt)
+        emit({"person_id": person_id, "tags": [dict(t) for t in tags], "health": health}, fmt)
     else:
-        emit({**health, "tags": ", ".join(f"{t['tag']}({t['level']})" for t in tags)}, fmt)
+        emit({**health, "tags": ", ".join(f"{t.tag}({t.level})" for t in tags)}, fmt)

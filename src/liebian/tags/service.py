@@ -11,7 +11,7 @@ rows are the tag history.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from liebian.predict.common import jsonable
 from liebian.predict.results import current_snapshot, latest, select_persons
 from liebian.tags.models import TagAssignment, TagDefinition, TagRun
 from liebian.tags.rules import Rule, RuleError, parse_rule
+from liebian.tags.schemas import HistoryRow, PersonTag, Run, Tag
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,6 +37,10 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     pd = lazy_import("pandas")
 
 LEVELS = ("attribute", "behaviour", "value")
+# A segment saved from a list of persons (the console's drop-off list): its members are the list,
+# never re-evaluated by `recompute` (its rule `false` is a placeholder for the rule column).
+LIST_LEVEL = "list"
+MAX_LIST_MEMBERS = 1_000_000
 TIERS = ("新手", "活跃", "高价值", "沉默")
 HEALTH_WEIGHTS = {"interaction": 0.4, "spending": 0.3, "active_time": 0.3}
 
@@ -273,6 +278,36 @@ def define_tag(
     return tag
 
 
+def save_list_segment(
+    session: Session, name: str, person_ids: Sequence[int], description: str = "", created_by: str = ""
+) -> TagDefinition:
+    """A segment (tag) whose members are exactly `person_ids`, e.g. the persons who dropped at a
+    funnel step; filters and journeys use it by name like any tag. A name in use is refused."""
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise TagError("name: 1–64 characters", field="name")
+    if _latest(session, name) is not None:
+        raise TagError(f"name: a tag named {name!r} exists already", status=409, field="name")
+    people = sorted({int(p) for p in person_ids})
+    if not people or len(people) > MAX_LIST_MEMBERS:
+        raise TagError(f"persons: 1–{MAX_LIST_MEMBERS} persons", field="persons")
+    tag = TagDefinition(
+        name=name, version=1, level=LIST_LEVEL, rule="false", description=description, created_by=created_by
+    )
+    session.add(tag)
+    session.flush()
+    now = utcnow()
+    for chunk in _chunks(people, 5000):
+        session.execute(
+            table_of(TagAssignment).insert(),
+            [
+                {"tag_name": name, "version": 1, "person_id": p, "assigned_at": now, "run_id": 0}
+                for p in chunk
+            ],
+        )
+    return tag
+
+
 def retire_tag(session: Session, name: str) -> TagDefinition:
     """Stop computing a tag; the next recomputation closes its open assignments."""
     latest = _latest(session, name)
@@ -295,7 +330,7 @@ def tag_names(session: Session) -> list[str]:
     return list(session.scalars(select(TagDefinition.name).distinct().order_by(TagDefinition.name)))
 
 
-def list_tags(session: Session, all_versions: bool = False) -> list[dict[str, Any]]:
+def list_tags(session: Session, all_versions: bool = False) -> list[Tag]:
     rows = session.scalars(select(TagDefinition).order_by(TagDefinition.name, TagDefinition.version)).all()
     if not all_versions:
         latest: dict[str, TagDefinition] = {}
@@ -309,23 +344,23 @@ def list_tags(session: Session, all_versions: bool = False) -> list[dict[str, An
             .group_by(TagAssignment.tag_name)
         ).all()
     )
-    return [_tag_dict(r, counts.get(r.name, 0)) for r in rows]
+    return [tag_view(r, counts.get(r.name, 0)) for r in rows]
 
 
-def _tag_dict(t: TagDefinition, members: int | None = None) -> dict[str, Any]:
-    out = {
-        "name": t.name,
-        "version": t.version,
-        "level": t.level,
-        "rule": t.rule,
-        "description": t.description,
-        "created_by": t.created_by,
-        "created_at": t.created_at.isoformat() if t.created_at else None,
-        "retired_at": t.retired_at.isoformat() if t.retired_at else None,
-    }
-    if members is not None:
-        out["members"] = members
-    return out
+def tag_view(t: TagDefinition, members: int | None = None) -> Tag:
+    """A tag version as the API and the CLI show it; listings add `members` (its member count)."""
+    counted = {} if members is None else {"members": members}
+    return Tag(
+        name=t.name,
+        version=t.version,
+        level=t.level,
+        rule=t.rule,
+        description=t.description,
+        created_by=t.created_by,
+        created_at=t.created_at.isoformat() if t.created_at else None,
+        retired_at=t.retired_at.isoformat() if t.retired_at else None,
+        **counted,
+    )
 
 
 def _chunks(items: list[int], size: int = 500) -> Iterator[list[int]]:
@@ -348,6 +383,8 @@ def recompute(
     summary = {}
     persons = feats["person_id"].to_numpy()
     for name, tag in latest.items():
+        if tag.level == LIST_LEVEL and tag.retired_at is None:
+            continue  # a saved list keeps its members (until retired: then they leave as others do)
         open_rows = session.execute(
             select(TagAssignment.person_id, TagAssignment.version).where(
                 TagAssignment.tag_name == name, TagAssignment.removed_at.is_(None)
@@ -416,7 +453,7 @@ def members(session: Session, name: str, limit: int = 1000, offset: int = 0) -> 
 
 def history(
     session: Session, name: str | None = None, person_id: int | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
+) -> list[HistoryRow]:
     """Assignment rows (newest first) for a tag, a person, or both."""
     if name is None and person_id is None:
         raise TagError("history needs a tag name or a person id", field="query")
@@ -427,13 +464,13 @@ def history(
         q = q.where(TagAssignment.person_id == person_id)
     rows = session.scalars(q.order_by(TagAssignment.id.desc()).limit(limit)).all()
     return [
-        {"tag": r.tag_name, "version": r.version, "person_id": r.person_id, "assigned_at": r.assigned_at.isoformat(),
-         "removed_at": r.removed_at.isoformat() if r.removed_at else None, "run_id": r.run_id}
+        HistoryRow(tag=r.tag_name, version=r.version, person_id=r.person_id, assigned_at=r.assigned_at.isoformat(),
+                   removed_at=r.removed_at.isoformat() if r.removed_at else None, run_id=r.run_id)
         for r in rows
     ]  # fmt: skip
 
 
-def person_tags(session: Session, person_id: int) -> list[dict[str, Any]]:
+def person_tags(session: Session, person_id: int) -> list[PersonTag]:
     rows = session.execute(
         select(TagAssignment, TagDefinition.level)
         .join(
@@ -444,7 +481,7 @@ def person_tags(session: Session, person_id: int) -> list[dict[str, Any]]:
         .order_by(TagDefinition.level, TagAssignment.tag_name)
     ).all()
     return [
-        {"tag": a.tag_name, "version": a.version, "level": lvl, "since": a.assigned_at.isoformat()}
+        PersonTag(tag=a.tag_name, version=a.version, level=lvl, since=a.assigned_at.isoformat())
         for a, lvl in rows
     ]
 
@@ -462,10 +499,10 @@ def person_health(person_id: int, at: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def runs(session: Session, limit: int = 20) -> list[dict[str, Any]]:
+def runs(session: Session, limit: int = 20) -> list[Run]:
     rows = session.scalars(select(TagRun).order_by(TagRun.id.desc()).limit(limit)).all()
     return [
-        {"run_id": r.id, "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-         "data_at": r.data_at.isoformat() if r.data_at else None, "persons": r.persons, "tags": json.loads(r.summary)}
+        Run(run_id=r.id, started_at=r.started_at.isoformat(), finished_at=r.finished_at.isoformat() if r.finished_at else None,
+            data_at=r.data_at.isoformat() if r.data_at else None, persons=r.persons, tags=json.loads(r.summary))
         for r in rows
     ]  # fmt: skip

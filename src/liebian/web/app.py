@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,10 +13,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import exc as sa_exc
 
-from liebian import __version__
+from liebian import __version__, ports
 from liebian.auth.bootstrap import ensure_first_admin
 from liebian.auth.deps import AuditMiddleware, SecurityHeadersMiddleware, authorize
-from liebian.bootstrap import bootstrap
 from liebian.config import get_settings
 from liebian.db import migrate, pool
 from liebian.db.locks import ProcessLock
@@ -25,11 +23,13 @@ from liebian.errors import DomainError, request_lang
 from liebian.jobs import Scheduler
 from liebian.privacy import logfilter
 from liebian.shapes import Open
-from liebian.web.console import STATIC_DIR, WARM_STATUS, start_warming
+from liebian.web.apidocs import add_docs_routes
+from liebian.web.lazy_routers import LazyRouter, load_all
 from liebian.web.limits import InputLimitsMiddleware
-from liebian.web.pages.warmup import WARMERS
+from liebian.web.warmstatus import STATIC_DIR, WARM_STATUS
 
-# Each domain's api.py exposes `router`; the order is the order of the OpenAPI document.
+# Each domain's api.py exposes `router`; the order is the order of the OpenAPI document. Each is
+# imported when the route table is first read past it (web/lazy_routers.py: start-up time).
 ROUTERS = [
     "liebian.ingest.api",
     "liebian.identity.api",
@@ -50,8 +50,11 @@ ROUTERS = [
     "liebian.auth.api",
     "liebian.web.pages.login",  # the console's login form, beside the JSON login
     "liebian.wecom.api",
+    "liebian.costs.api",
+    "liebian.decisions.api",
     # console pages (web/pages); a module not written yet is skipped
     "liebian.web.pages.overview",
+    "liebian.web.pages.decisions",
     "liebian.web.pages.analytics.funnel",
     "liebian.web.pages.analytics.retention",
     "liebian.web.pages.analytics.referrals",
@@ -62,13 +65,26 @@ ROUTERS = [
     "liebian.web.pages.models.experiments",
     "liebian.web.pages.campaigns",
     "liebian.web.pages.campaign_stages",
+    "liebian.web.pages.participants",
     "liebian.web.pages.fraud",
     "liebian.web.pages.alerts",
+    "liebian.web.pages.community",
     "liebian.web.pages.reports",
     "liebian.web.pages.journeys",
     "liebian.web.pages.data",
     "liebian.web.pages.settings",
+    "liebian.complaints.api",
+    "liebian.web.pages.complaints",
+    "liebian.web.pages.costs",
+    "liebian.analytics.insights_api",
+    "liebian.web.pages.insights",
+    "liebian.web.pages.rewards",
+    "liebian.web.pages.people",
 ]
+
+# The routers that declare a lifespan (a background flusher): the app starts them at start-up, as it
+# would had it included them there (tests/web/test_lazy_routers.py checks the list against ROUTERS).
+ROUTER_LIFESPANS = ("liebian.campaigns.api", "liebian.wecom.api")
 
 
 class Health(Open):
@@ -78,25 +94,42 @@ class Health(Open):
     console_warmup: dict
 
 
-def _include_routers(app: FastAPI) -> None:
-    for module_name in ROUTERS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
-        app.include_router(module.router)
+def _include_routers(app: FastAPI) -> dict[str, LazyRouter]:
+    routers = {name: LazyRouter(name) for name in ROUTERS}
+    for router in routers.values():
+        with router.unread():  # included now, imported on first read (web/lazy_routers.py)
+            app.include_router(router)
+    return routers
 
 
-def create_app(run_migrations: bool = True) -> FastAPI:
+def _load_in_background(routers: list[LazyRouter], stop: threading.Event, warm_console: bool) -> None:
+    """The server's background start: every router included (the first visitor does not wait for
+    them), then, when asked, the console's default views computed ahead of visitors."""
+    load_all(routers)
+    if warm_console and not stop.is_set():
+        # deferred: the console and its pages import the analytics, campaign and tag services
+        # (start-up time: the worker answers before they are loaded)
+        from liebian.web.console import start_warming
+        from liebian.web.pages.warmup import WARMERS
+
+        start_warming(stop, WARMERS)
+
+
+def _lifespan(run_migrations: bool):
+    """The app's start-up and shutdown: wiring, migrations, the first admin, the scheduler, the
+    routers (loaded in the background; the lifespans of ROUTER_LIFESPANS started) and the warm-up."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        bootstrap()  # the links between the domains, before the first request and the scheduler
+        routers: dict[str, LazyRouter] = app.state.routers
+        # the links between the domains: built here, before the worker serves, so that a job or hook
+        # that does not exist stops the server at start (the import of the app stays light)
+        ports.wire_on_first_use()
+        ports.current()
         if run_migrations:
             # several workers start at once: one migrates and creates the first admin at a time
             with ProcessLock("startup"):
-                migrate.upgrade()
+                migrate.ensure_current()  # Alembic only when the store is behind (start-up time)
                 if get_settings().bootstrap_admin:
                     ensure_first_admin()
         settings = get_settings()
@@ -108,20 +141,34 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         warmup = (
             settings.console_warmup if settings.console_warmup is not None else settings.scheduler_enabled
         )
-        if warmup:
-            start_warming(stop_warming, WARMERS)
-        yield
+        threading.Thread(
+            target=_load_in_background,
+            args=(list(routers.values()), stop_warming, warmup),
+            name="app-background-start",
+            daemon=True,
+        ).start()
+        async with AsyncExitStack() as router_lifespans:
+            for name in ROUTER_LIFESPANS:
+                routers[name].load()
+                await router_lifespans.enter_async_context(routers[name].lifespan_context(app))
+            yield
         stop_warming.set()
         scheduler.stop()
 
+    return lifespan
+
+
+def create_app(run_migrations: bool = True) -> FastAPI:
     logfilter.install()  # no phone, e-mail or ID-card number in any log line
     # One gate for every route (auth.policy); a body cap for every request.
     app = FastAPI(
         title="liebian 裂变",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=_lifespan(run_migrations),
         dependencies=[Depends(authorize)],
         max_body_size=get_settings().max_request_bytes,
+        docs_url=None,  # FastAPI's own pages load Swagger UI from a CDN: ours (web/apidocs.py) do not
+        redoc_url=None,
     )
     app.add_middleware(AuditMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -160,10 +207,13 @@ def create_app(run_migrations: bool = True) -> FastAPI:
         # console_warmup: how often the console's default views were computed ahead of visitors
         return {"status": "ok", "version": __version__, "pid": os.getpid(), "console_warmup": WARM_STATUS}
 
-    _include_routers(app)
-
+    add_docs_routes(app)  # Swagger UI and ReDoc from static/vendor: /docs works offline
     # The console's own CSS/JS and the vendored htmx and ECharts (no CDN: intranets have no internet).
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # After the app's own routes (no router has a path under /docs, /redoc or /static, so the order
+    # changes no match): those answer without waiting for the routers to load.
+    routers = _include_routers(app)
+    app.state.routers = routers  # by module name: which are loaded (tests, the background start)
     _document_validation_errors(app)
     return app
 
@@ -209,6 +259,28 @@ def _document_shared_errors(schema: dict) -> None:
                 responses.setdefault(status, {"description": description, **ref})
 
 
+def _hoist_local_definitions(schema: dict) -> None:
+    """Move pydantic's local `$defs` (a schema given whole in `openapi_extra`) into
+    components/schemas and point their references there: ReDoc resolves only the latter."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for name, definition in node.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+                walk(definition)
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                node["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema.get("paths", {}))
+
+
 def _document_validation_errors(app: FastAPI) -> None:
     """Make the OpenAPI document describe the 422 body the handler above really sends, and the
     refusals every operation may give (SHARED_ERRORS)."""
@@ -217,6 +289,7 @@ def _document_validation_errors(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
             _document_shared_errors(schema)
+            _hoist_local_definitions(schema)
             schemas = schema.get("components", {}).get("schemas", {})
             if "HTTPValidationError" in schemas:
                 schemas["HTTPValidationError"] = {

@@ -11,13 +11,11 @@ the console's CSP allows only its own files).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from html import escape
 from pathlib import Path
@@ -33,13 +31,17 @@ from markupsafe import Markup
 
 from liebian.analytics import service as analytics
 from liebian.analytics.common import AnalyticsError
-from liebian.auth.deps import principal_of
+from liebian.auth.deps import client_ip, principal_of
 from liebian.campaigns import service as campaign_service
-from liebian.cells import safe_row
 from liebian.db.session import session_scope
 from liebian.engine import warehouse
+from liebian.ingest import campaigns as imported_campaigns
+from liebian.privacy import watermark
 from liebian.tags import service as tags
 from liebian.tags.service import TagError
+from liebian.web import people
+from liebian.web.evidence import evidence
+from liebian.web.format import clean, code_name, format_count, format_decimal, local_time, rich_translator
 from liebian.web.i18n import (
     DEFAULT_LOCALE,
     format_money_fen,
@@ -49,10 +51,10 @@ from liebian.web.i18n import (
     locale_of,
     translator,
 )
+from liebian.web.warmstatus import WARM_STATUS
 
 logger = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
-STATIC_DIR = Path(__file__).with_name("static")
 
 
 # --- navigation -------------------------------------------------------------------------------
@@ -80,11 +82,18 @@ NAV: list[NavItem] = [
     NavItem("campaigns", "/campaigns", "campaign:read", "operations"),
     NavItem("fraud", "/fraud", "fraud:read", "operations"),
     NavItem("alerts", "/alerts", "analytics:read", "operations"),
+    NavItem("community", "/community", "analytics:read", "operations"),
     NavItem("reports", "/reports", "analytics:read", "operations"),
     NavItem("journeys", "/journeys", "campaign:read", "operations"),
+    NavItem("complaints", "/complaints", "complaints:handle", "operations"),
     NavItem("quality", "/quality", "quality:read", "data"),
     NavItem("import", "/import", "ingest:write", "data"),
     NavItem("settings", "/settings", "auth:admin", "data"),
+    NavItem("costs", "/costs", "campaign:read", "operations"),
+    NavItem("insights", "/insights", "analytics:read", "insight"),
+    NavItem("dashboards", "/dashboards", "analytics:read", "insight"),
+    NavItem("rewards", "/rewards", "rewards:read", "operations"),
+    NavItem("people", "/people", "identity:read", "insight"),
 ]
 
 
@@ -195,7 +204,6 @@ def _refresh_later(full: tuple, compute: Callable[[], Any]) -> None:
 # Each warmer fills the cache through `cached`; the list is web/pages/warmup.py WARMERS.
 WARM_POLL_SECONDS = 5.0
 WARM_INTERVAL_SECONDS = 30.0
-WARM_STATUS: dict[str, Any] = {"runs": 0, "seconds": None}  # shown by /api/v1/health
 
 
 def warm_once(warmers: Sequence[Callable[[], None]]) -> None:
@@ -301,12 +309,14 @@ def filter_options() -> dict[str, list[Any]]:
     state), campaigns and tags (read fresh: they change in the database, e.g. after a refit).
 
     Campaigns are `(id, title)` pairs: the engine's campaigns by title, then the campaigns only the
-    warehouse knows (imported data, e.g. the demo's c_invite), by their id."""
+    warehouse knows (imported data, e.g. the demo's c_invite), by their imported title (else id)."""
 
     with session_scope() as s:
         titles, segments = campaign_service.campaign_titles(s), tags.tag_names(s)
     known = {cid for cid, _ in titles}
-    imported = [(cid, cid) for cid in cached(("campaigns",), _warehouse_campaigns) if cid not in known]
+    imported = [
+        (cid, title) for cid, title in cached(("campaigns",), _warehouse_campaigns) if cid not in known
+    ]
     return {
         "channels": cached(("channels",), _warehouse_channels),
         "campaigns": titles + imported,
@@ -314,14 +324,11 @@ def filter_options() -> dict[str, list[Any]]:
     }
 
 
-def _warehouse_campaigns() -> list[str]:
+def _warehouse_campaigns() -> list[tuple[str, str]]:
 
     try:
         with warehouse.connect() as con:
-            return [r[0] for r in con.execute(
-                "SELECT campaign_id FROM events WHERE campaign_id IS NOT NULL UNION "
-                "SELECT campaign_id FROM orders WHERE campaign_id IS NOT NULL ORDER BY 1 LIMIT 500"
-            ).fetchall()]  # fmt: skip
+            return imported_campaigns.warehouse_campaigns(con)
     except Exception:  # noqa: BLE001 - an empty or missing warehouse just offers no campaigns
         return []
 
@@ -340,7 +347,9 @@ def _warehouse_channels() -> list[str]:
 # --- tables -----------------------------------------------------------------------------------
 
 # kind → how a cell is shown; exports keep raw values (numbers stay numbers in Excel).
-KINDS = ("text", "int", "float", "pct", "fen", "yuan", "date", "datetime")
+# decimal: at most 2 places, trailing zeros dropped; utc: a stored (naive UTC) time shown in the
+# display zone with its offset; datetime: a time already converted to the display zone.
+KINDS = ("text", "int", "float", "decimal", "pct", "fen", "yuan", "date", "datetime", "utc")
 
 
 @dataclass
@@ -348,10 +357,16 @@ class Column:
     key: str
     label: str  # i18n key or literal text
     kind: str = "text"
+    codes: str = ""  # a code column: each value shown by its catalogue name `<codes>.<value>`
+    data: bool = False  # values are data (titles, names, ids): shown as they are, translate="no"
+    # "person": person ids shown by name; "actor": who acted (web/people.py). Set by the key's name.
+    who: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"column {self.key}: unknown kind {self.kind!r}")
+        if not self.who:
+            self.who = "person" if self.key.endswith("person_id") else "actor" if self.key == "actor" else ""
 
 
 @dataclass
@@ -362,18 +377,34 @@ class Table:
     title: str = ""  # i18n key
     link: Callable[[dict[str, Any]], str] | None = None  # a row's drill-down URL
     link_column: str | None = None
+    # cell value (as text) → how a person or actor column shows it; filled by render (web/people.py)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def cells(self, row: dict[str, Any], locale: str) -> list[str]:
-        return [format_cell(row.get(c.key), c.kind, locale) for c in self.columns]
+        t = translator(locale)
+        return [
+            code_name(t, c.codes, row.get(c.key))
+            if c.codes and row.get(c.key) not in (None, "")
+            else self.labels.get(str(row.get(c.key)), "")
+            if c.who and str(row.get(c.key)) in self.labels
+            else format_cell(row.get(c.key), c.kind, locale)
+            for c in self.columns
+        ]
 
 
 def format_cell(value: Any, kind: str, locale: str) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "—"
+    if isinstance(value, Markup):  # a cell built with marked-up parts (data values): kept as markup
+        return value
     if kind == "int":
-        return format_number(int(value), locale)
+        return format_count(value, locale)
     if kind == "float":
-        return f"{float(value):,.2f}"
+        return f"{clean(float(value)):,.2f}"
+    if kind == "decimal":
+        return format_decimal(value)
+    if kind == "utc":
+        return local_time(value)
     if kind == "pct":
         return format_percent(float(value))
     if kind == "fen":
@@ -390,6 +421,8 @@ def format_cell(value: Any, kind: str, locale: str) -> str:
 
 
 def _export_value(value: Any) -> Any:
+    if isinstance(value, Markup):  # a cell with marked-up parts (data values): its text
+        return value.striptags()
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)
     if isinstance(value, (list, dict)):
@@ -397,40 +430,33 @@ def _export_value(value: Any) -> Any:
     return value
 
 
-def export_table(table: Table, fmt: str, locale: str) -> Response:
-    """The table's rows as CSV (UTF-8 with BOM, which Excel opens correctly) or XLSX."""
+def export_table(table: Table, fmt: str, locale: str, request: Request) -> Response:
+    """The table's rows as CSV (UTF-8 with BOM, which Excel opens correctly) or XLSX, watermarked
+    (privacy/watermark.py: who, when, which page and filters; the mark in every row, audited)."""
+    if fmt not in ("csv", "xlsx"):
+        return Response(f"format: {fmt!r} is not csv or xlsx", status_code=422, media_type="text/plain")
     t = translator(locale)
     header = [t(c.label) for c in table.columns]
     rows = [[_export_value(row.get(c.key)) for c in table.columns] for row in table.rows]
     filename = f"{table.id}.{fmt}"
     disposition = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    filters = [(k, v) for k, v in request.query_params.multi_items() if k not in ("export", "format", "lang")]
+    mark = watermark.issue_now(
+        actor=_principal(request).name,
+        what=f"console {request.url.path} table {table.id} ({fmt})",
+        filter_text=urlencode(filters, safe=":,/"),
+        rows=len(rows),
+        ip=client_ip(request),
+    )
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(header)
-        writer.writerows(safe_row(r) for r in rows)
         return Response(
-            ("\ufeff" + buf.getvalue()).encode("utf-8"),
-            media_type="text/csv; charset=utf-8",
-            headers=disposition,
+            watermark.csv_bytes(header, rows, mark), media_type="text/csv; charset=utf-8", headers=disposition
         )
-    if fmt == "xlsx":
-        # deferred: openpyxl is heavy and only XLSX exports need it (start-up time)
-        from openpyxl import Workbook
-
-        wb = Workbook(write_only=True)
-        ws = wb.create_sheet(table.id[:31])
-        ws.append(header)
-        for row in rows:
-            ws.append(safe_row(row))
-        out = io.BytesIO()
-        wb.save(out)
-        return Response(
-            out.getvalue(),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers=disposition,
-        )
-    return Response(f"format: {fmt!r} is not csv or xlsx", status_code=422, media_type="text/plain")
+    return Response(
+        watermark.xlsx_bytes(table.id, header, rows, mark),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers=disposition,
+    )
 
 
 # --- charts -----------------------------------------------------------------------------------
@@ -468,12 +494,13 @@ def render(
     if export:
         for table in tables:
             if table.id == export:
-                return export_table(table, request.query_params.get("format", "csv"), locale)
+                return export_table(table, request.query_params.get("format", "csv"), locale, request)
         return Response(f"export: no table {export!r} on this page", status_code=404, media_type="text/plain")
     principal = _principal(request)
     filters = context.get("filters") if context else None
+    people.label_tables(request, tables)  # persons by name, API keys with their names
     base: dict[str, Any] = {
-        "t": translator(locale),
+        "t": rich_translator(locale),
         "locale": locale,
         "other_locale": "en" if locale == DEFAULT_LOCALE else DEFAULT_LOCALE,
         "nav": nav_for(request, _available_paths(request).__contains__),
@@ -490,6 +517,10 @@ def render(
             "fen": lambda v: format_money_fen(v, locale),
             "yuan": lambda v: format_money_yuan(v, locale),
             "cell": lambda v, kind: format_cell(v, kind, locale),
+            "code": lambda prefix, v: code_name(translator(locale), prefix, v),
+            "evidence": lambda text: evidence(text, locale),
+            "time": local_time,
+            "decimal": format_decimal,
         },
         "export_url": lambda table_id, fmt: _export_url(request, table_id, fmt),
     }

@@ -115,10 +115,10 @@ def churn(session: Session, *, campaign_id: str, external_userid: str, referral_
             return {"outcome": "recorded", "reason": "the campaign does not count only friends who stay"}
         return {"outcome": "recorded", "reason": f"{exc.code}: {exc.message}"}
     ref = next(
-        (r for r in views.referral_tree(session, campaign_id) if r["referral_id"] == referral_id),
+        (r for r in views.referral_tree(session, campaign_id) if r.referral_id == referral_id),
         None,
     )
-    subtracted = ref is not None and ref["state"] == "refunded" and not refunded["duplicate"]
+    subtracted = ref is not None and ref.state == "refunded" and not refunded["duplicate"]
     return {
         "outcome": "subtracted" if subtracted else "recorded",
         "revoked_rewards": refunded["revoked"],

@@ -28,7 +28,7 @@ def contact_ways(campaign_id: str | None = typer.Option(None, "--campaign"), fmt
     emit(
         [
             {
-                k: r[k]
+                k: getattr(r, k)
                 for k in (
                     "state",
                     "kind",
@@ -50,4 +50,4 @@ def callbacks(limit: int = typer.Option(50, "--limit"), fmt: Format = FMT) -> No
     """Recently processed callback events and their outcome."""
     with session_scope() as s:
         rows = service.callbacks(s, limit)
-    emit([{k: v for k, v in r.items() if k != "detail"} for r in rows], fmt)
+    emit([{k: v for k, v in dict(r).items() if k != "detail"} for r in rows], fmt)

@@ -90,6 +90,10 @@ class FollowOut(Open):
     state: str | None = None
     campaign_id: str | None = None
     referral_id: int | None = None
+    welcome_code_received: bool | None = None
+    added_at: UtcDateTime | None = None
+    deleted_at: UtcDateTime | None = None
+    deleted_by: str | None = None
 
 
 class GroupMemberOut(Open):
@@ -109,3 +113,7 @@ class CallbackOut(Open):
     wecom_staff: str | None = None
     chat_id: str | None = None
     state: str | None = None
+    outcome: str | None = None
+    detail: Any = None
+    created_at: UtcDateTime | None = None
+    received_at: UtcDateTime | None = None

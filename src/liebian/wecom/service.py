@@ -28,7 +28,6 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
@@ -52,7 +51,15 @@ from liebian.wecom.models import (
     WecomOutbox,
     WecomState,
 )
-from liebian.wecom.schemas import ContactWayCreate, ContactWayUpdate, Message
+from liebian.wecom.schemas import (
+    CallbackOut,
+    ContactWayCreate,
+    ContactWayOut,
+    ContactWayUpdate,
+    FollowOut,
+    GroupMemberOut,
+    Message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -324,23 +331,23 @@ def new_state() -> str:
     return "lb" + base64.b32encode(os.urandom(8)).decode().rstrip("=").lower()[:12]
 
 
-def _state_view(st: WecomState) -> dict[str, Any]:
-    return {
-        "state": st.state,
-        "kind": st.kind,
-        "campaign_id": st.campaign_id,
-        "invite_code": st.invite_code,
-        "inviter_person_id": st.inviter_person_id,
-        "channel": st.channel,
-        "region": st.region,
-        "store": st.store,
-        "config_id": st.config_id,
-        "qr_code": st.qr_code,
-        "users": json.loads(st.staff),
-        "remark": st.remark,
-        "created_at": st.created_at,
-        "deleted_at": st.deleted_at,
-    }
+def _state_view(st: WecomState) -> ContactWayOut:
+    return ContactWayOut(
+        state=st.state,
+        kind=st.kind,
+        campaign_id=st.campaign_id,
+        invite_code=st.invite_code,
+        inviter_person_id=st.inviter_person_id,
+        channel=st.channel,
+        region=st.region,
+        store=st.store,
+        config_id=st.config_id,
+        qr_code=st.qr_code,
+        users=json.loads(st.staff),
+        remark=st.remark,
+        created_at=st.created_at,
+        deleted_at=st.deleted_at,
+    )
 
 
 def _need_client(client: WecomClient | None) -> WecomClient:
@@ -355,7 +362,7 @@ def _need_client(client: WecomClient | None) -> WecomClient:
 
 def create_contact_way(
     session: Session, req: ContactWayCreate, client: WecomClient | None = None
-) -> dict[str, Any]:
+) -> ContactWayOut:
     """A state for an inviter's invite (campaign + inviter) or a channel, and — unless
     `create_in_wecom` is false — the 联系我 code in WeCom that carries it."""
     state = req.state or new_state()
@@ -396,11 +403,11 @@ def _state(session: Session, state: str) -> WecomState:
     return st
 
 
-def get_state(session: Session, state: str) -> dict[str, Any]:
+def get_state(session: Session, state: str) -> ContactWayOut:
     return _state_view(_state(session, state))
 
 
-def list_states(session: Session, campaign_id: str | None = None) -> list[dict[str, Any]]:
+def list_states(session: Session, campaign_id: str | None = None) -> list[ContactWayOut]:
     q = select(WecomState).order_by(WecomState.id)
     if campaign_id:
         q = q.where(WecomState.campaign_id == campaign_id)
@@ -409,7 +416,7 @@ def list_states(session: Session, campaign_id: str | None = None) -> list[dict[s
 
 def update_contact_way(
     session: Session, state: str, req: ContactWayUpdate, client: WecomClient | None = None
-) -> dict[str, Any]:
+) -> ContactWayOut:
     st = _state(session, state)
     if st.deleted_at is not None:
         raise WecomError(409, "deleted", f"the contact way {state!r} was deleted", field="state")
@@ -425,7 +432,7 @@ def update_contact_way(
     return _state_view(st)
 
 
-def delete_contact_way(session: Session, state: str, client: WecomClient | None = None) -> dict[str, Any]:
+def delete_contact_way(session: Session, state: str, client: WecomClient | None = None) -> ContactWayOut:
     """Delete the code in WeCom. The mapping stays so that late callbacks are still attributed."""
     st = _state(session, state)
     if st.deleted_at is None:
@@ -439,62 +446,62 @@ def delete_contact_way(session: Session, state: str, client: WecomClient | None 
 # ---------------------------------------------------------------- reading
 
 
-def follows(session: Session, external_userid: str) -> list[dict[str, Any]]:
+def follows(session: Session, external_userid: str) -> list[FollowOut]:
     rows = session.scalars(
         select(WecomFollow).where(WecomFollow.external_userid == external_userid).order_by(WecomFollow.id)
     )
     return [
-        {
-            "external_userid": r.external_userid,
-            "wecom_staff": r.staff_userid,
-            "person_id": r.person_id,
-            "state": r.state,
-            "campaign_id": r.campaign_id,
-            "referral_id": r.referral_id,
-            "welcome_code_received": r.welcome_code_received,
-            "added_at": r.added_at,
-            "deleted_at": r.deleted_at,
-            "deleted_by": r.deleted_by,
-        }
+        FollowOut(
+            external_userid=r.external_userid,
+            wecom_staff=r.staff_userid,
+            person_id=r.person_id,
+            state=r.state,
+            campaign_id=r.campaign_id,
+            referral_id=r.referral_id,
+            welcome_code_received=r.welcome_code_received,
+            added_at=r.added_at,
+            deleted_at=r.deleted_at,
+            deleted_by=r.deleted_by,
+        )
         for r in rows
     ]
 
 
-def group_members(session: Session, chat_id: str) -> list[dict[str, Any]]:
+def group_members(session: Session, chat_id: str) -> list[GroupMemberOut]:
     rows = session.scalars(
         select(WecomGroupMember)
         .where(WecomGroupMember.chat_id == chat_id)
         .order_by(WecomGroupMember.member_id)
     )
     return [
-        {
-            "chat_id": r.chat_id,
-            "member_id": r.member_id,
-            "member_kind": r.member_kind,
-            "joined_at": r.joined_at,
-            "left_at": r.left_at,
-            "in_group": r.left_at is None and r.joined_at is not None,
-        }
+        GroupMemberOut(
+            chat_id=r.chat_id,
+            member_id=r.member_id,
+            member_kind=r.member_kind,
+            joined_at=r.joined_at,
+            left_at=r.left_at,
+            in_group=r.left_at is None and r.joined_at is not None,
+        )
         for r in rows
     ]
 
 
-def callbacks(session: Session, limit: int = 100) -> list[dict[str, Any]]:
+def callbacks(session: Session, limit: int = 100) -> list[CallbackOut]:
     rows = session.scalars(select(WecomCallback).order_by(WecomCallback.id.desc()).limit(limit))
     return [
-        {
-            "id": r.id,
-            "event": r.event,
-            "change_type": r.change_type,
-            "external_userid": r.external_userid,
-            "wecom_staff": r.staff_userid,
-            "chat_id": r.chat_id,
-            "state": r.state,
-            "outcome": r.outcome,
-            "detail": json.loads(r.detail),
-            "created_at": r.created_at,
-            "received_at": r.received_at,
-        }
+        CallbackOut(
+            id=r.id,
+            event=r.event,
+            change_type=r.change_type,
+            external_userid=r.external_userid,
+            wecom_staff=r.staff_userid,
+            chat_id=r.chat_id,
+            state=r.state,
+            outcome=r.outcome,
+            detail=json.loads(r.detail),
+            created_at=r.created_at,
+            received_at=r.received_at,
+        )
         for r in rows
     ]
 

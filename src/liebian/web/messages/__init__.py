@@ -5,9 +5,51 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from liebian.web.messages import analytics, campaigns, core, data, models, operations, stages
+from liebian.web.messages import (
+    account,
+    analytics,
+    calendar,
+    campaigns,
+    ccamp,
+    codes,
+    community,
+    complaints,
+    core,
+    costs,
+    cpeople,
+    data,
+    decisions,
+    fraud_review,
+    insights,
+    metrics,
+    models,
+    operations,
+    plans,
+    stages,
+)
 
-GROUPS = (core, analytics, models, campaigns, operations, data, stages)
+GROUPS = (
+    core,
+    analytics,
+    models,
+    campaigns,
+    operations,
+    data,
+    stages,
+    calendar,
+    metrics,
+    complaints,
+    fraud_review,
+    costs,
+    community,
+    decisions,
+    account,
+    codes,
+    insights,
+    cpeople,
+    ccamp,
+    plans,
+)
 
 # Read-only: a page that wants another message adds it to its group's module, never at run time.
 CATALOGUE: MappingProxyType[str, tuple[str, str]] = MappingProxyType(

@@ -100,14 +100,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "campaigns.f.hold_at": ("风险分达到此值时冻结待审", "Hold for review from risk score"),
     "campaigns.f.block_at": ("风险分达到此值时拦截", "Block from risk score"),
     "campaigns.f.collects": (
-        "收集的个人信息（逗号分隔，如 phone, name）",
-        "Personal data collected (comma-separated, e.g. phone, name)",
+        "收集的个人信息（逗号分隔的代码，如 `phone, name`）",
+        "Personal data collected (comma-separated codes, e.g. `phone, name`)",
     ),
     "campaigns.f.consent_step": ("有用户授权步骤", "Has a consent step"),
     "campaigns.f.reward_value_disclosed": ("已公示奖励价值", "Reward value disclosed"),
     "campaigns.f.platforms": (
-        "分享平台（wechat、wecom、app、web、douyin…；微信内适用《微信外部链接内容管理规范》）",
-        "Shared on (wechat, wecom, app, web, douyin…; WeChat's external-link rules apply in WeChat)",
+        "分享平台（代码：`wechat`、`wecom`、`app`、`web`、`douyin`…；微信内适用《微信外部链接内容管理规范》）",
+        "Shared on (codes: `wechat`, `wecom`, `app`, `web`, `douyin`…; WeChat's external-link rules apply in WeChat)",
     ),
     "campaigns.citation": ("依据", "Rule"),
     "campaigns.suggestion": ("建议", "Safer alternative"),

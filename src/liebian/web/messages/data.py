@@ -167,8 +167,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "settings.permission": ("权限", "Permission"),
     "settings.permission_meaning": ("含义", "Meaning"),
     "settings.roles_note": (
-        "权限由 auth/policy.py 定义（只读）；管理员拥有除审计日志外的全部权限。",
-        "Permissions are defined in auth/policy.py (read-only); admins hold everything but the audit log.",
+        "权限由 `auth/policy.py` 定义（只读）；管理员拥有除审计日志外的全部权限。",
+        "Permissions are defined in `auth/policy.py` (read-only); admins hold everything but the audit log.",
     ),
     "settings.key_id": ("密钥 ID", "Key id"),
     "settings.key_name": ("名称", "Name"),

@@ -119,6 +119,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "tags.level.attribute": ("属性", "attribute"),
     "tags.level.behaviour": ("行为", "behaviour"),
     "tags.level.value": ("价值", "value"),
+    "tags.level.list": ("名单", "list"),
+    "tags.rule_list": ("保存的人群名单（无规则）", "a saved list of persons (no rule)"),
     "health.none": (
         "还没有健康度。点击“重新拟合”（标签与健康度）。",
         "No health scores yet. Click Refit (tags & health).",
@@ -217,8 +219,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "exp.revenue_p": ("收入 p 值（Welch t 检验）", "Revenue p-value (Welch t-test)"),
     "exp.new": ("读出新实验", "Read out an experiment"),
     "exp.new_help": (
-        "填写每组样本数与转化数；或上传 CSV（unit_id, variant, converted, revenue_fen，每个单位一行）以同时检验收入。",
-        "Enter each variant's units and conversions; or upload a CSV (unit_id, variant, converted, revenue_fen, one row per unit) to test revenue too.",
+        "填写每组样本数与转化数；或上传 CSV（`unit_id, variant, converted, revenue_fen`，每个单位一行）以同时检验收入。",
+        "Enter each variant's units and conversions; or upload a CSV (`unit_id, variant, converted, revenue_fen`, one row per unit) to test revenue too.",
     ),
     "exp.control_name": ("对照组名称", "Control name"),
     "exp.treatment_name": ("实验组名称", "Treatment name"),

@@ -343,8 +343,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "journeys.back": ("返回旅程列表", "Back to journeys"),
     "journeys.definition": ("旅程定义（JSON）", "Definition (JSON)"),
     "journeys.definition_hint": (
-        "触发 → 步骤（wait / branch / action）→ 目标；格式见 docs/automation.md。从示例开始：",
-        "Trigger → steps (wait / branch / action) → goal; see docs/automation.md. Start from an example:",
+        "触发 → 步骤（等待 `wait`、分支 `branch`、动作 `action`）→ 目标；格式见 `docs/automation.md`。从示例开始：",
+        "Trigger → steps (`wait`, `branch`, `action`) → goal; see `docs/automation.md`. Start from an example:",
     ),
     "journeys.example.silence": ("沉默用户唤醒", "Wake up silent users"),
     "journeys.example.churn": ("流失干预", "Churn intervention"),

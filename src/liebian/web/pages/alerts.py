@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from markupsafe import Markup, escape
 
 from liebian.auth.deps import principal_of, write_refused
 from liebian.config import get_settings
@@ -20,6 +21,7 @@ from liebian.monitor import service as monitor
 from liebian.monitor.service import MonitorError
 from liebian.schemas import Int64
 from liebian.web.console import Column, Table, flash_fragment, htmx_redirect, render
+from liebian.web.format import code_name
 from liebian.web.i18n import locale_of, translator
 from liebian.web.messages import CATALOGUE
 
@@ -44,6 +46,20 @@ def _local(value: str | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M")
 
 
+def _scope_text(t, scope: dict) -> Markup:
+    """An alert's or rule's scope by name (活动 c_invite · 渠道 企业微信); ids marked as data."""
+    parts = []
+    for key, value in scope.items():
+        if not value:
+            continue
+        name = code_name(t, "alerts.scopekey", key)
+        if key == "channel":
+            parts.append(Markup("{} {}").format(name, code_name(t, "channel", value)))
+        else:
+            parts.append(Markup('{} <span translate="no">{}</span>').format(name, value))
+    return Markup(" · ").join(parts) if parts else Markup(escape(t("alerts.scope_all")))
+
+
 def _decorate(alert: dict, t, now: datetime) -> dict:
     """What the inbox shows besides the service's fields: local times, overdue, labels."""
     due = datetime.fromisoformat(alert["due_at"])
@@ -55,7 +71,7 @@ def _decorate(alert: dict, t, now: datetime) -> dict:
         "first_seen_local": _local(alert["first_seen"]),
         "acknowledged_local": _local(alert["acknowledged_at"]),
         "resolved_local": _local(alert["resolved_at"]),
-        "scope_text": ", ".join(f"{k}={v}" for k, v in scope.items()) or t("alerts.scope_all"),
+        "scope_text": _scope_text(t, scope),
         "metric_label": _metric_label(alert["metric"], t),
         "reference": alert["expected"] if alert["expected"] is not None else alert["threshold"],
         "action_label": t(f"alerts.action.{alert['suggested_action']}"),
@@ -86,9 +102,9 @@ def _rules_table(rules: list[dict], t) -> Table:
     rows = [
         r
         | {
-            "condition": f"{r['metric']} {r['op']} {r['threshold']:.2%}",
-            "scope_text": ", ".join(f"{k}={r[k]}" for k in ("campaign_id", "channel") if r.get(k))
-            or t("alerts.scope_all"),
+            "condition": f"{_metric_label(r['metric'], t)} {r['op']} {r['threshold']:.2%}",
+            "level_name": t(f"alerts.level.{LEVEL_KEYS[r['level']]}"),
+            "scope_text": _scope_text(t, {k: r.get(k) for k in ("campaign_id", "channel")}),
             "action_label": t(f"alerts.action.{r['action']}"),
             "auto": t("alerts.yes") if r["auto_adjust"] else t("alerts.no"),
             "on": t("alerts.yes") if r["enabled"] else t("alerts.no"),
@@ -98,10 +114,10 @@ def _rules_table(rules: list[dict], t) -> Table:
     return Table(
         "rules",
         [
-            Column("name", "alerts.rule.name"),
+            Column("name", "alerts.rule.name", data=True),
             Column("condition", "alerts.rule.condition"),
             Column("scope_text", "alerts.scope"),
-            Column("level", "alerts.level"),
+            Column("level_name", "alerts.level"),
             Column("action_label", "alerts.action"),
             Column("auto", "alerts.rule.auto"),
             Column("on", "alerts.rule.enabled"),

@@ -4,14 +4,19 @@ so the service's errors land on the row the user sees)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignRules
+from pydantic import ValidationError
+
+from liebian.campaigns.poster import TEMPLATES
+from liebian.campaigns.schemas import CAMPAIGN_TYPES, POSTER_PATTERNS, CampaignRules
 from liebian.config import get_settings
+from liebian.web.format import message, validation_reason
 
 # --- time and money at the edge -------------------------------------------------------------------
 
@@ -41,7 +46,8 @@ def _utc_from_local(text: str) -> str:
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
-def _fen_from_yuan(text: str) -> int:
+def fen_from_yuan(text: str) -> int:
+    """Yuan as typed (`1,234.5`, `¥12`) in whole fen; InvalidOperation when not an amount ≥ 0 with ≤ 2 decimals."""
     amount = Decimal(text.replace(",", "").replace("¥", "").strip())
     if amount < 0 or amount != amount.quantize(Decimal("0.01")):
         raise InvalidOperation(text)
@@ -81,6 +87,7 @@ class Section:
     group: str = ""  # errors about the whole group (e.g. "tiers") are shown on the section
     help: str = ""
     rows: list[tuple[str, int, list[Field]]] = field(default_factory=list)  # (label key, n, fields)
+    grow: str = ""  # the list the operator adds rows to ("tiers", "leaderboard.rewards")
 
 
 def _reward(prefix: str) -> list[Field]:
@@ -91,17 +98,30 @@ def _reward(prefix: str) -> list[Field]:
     ]
 
 
+# Tier and rank rows: the editor shows the campaign's rows (or one empty row) and adds one at a time.
+MAX_ROWS = 50
+POSTER_TEMPLATES = tuple(TEMPLATES)
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+GROWING = {"invite_task": "tiers", "leaderboard": "leaderboard.rewards"}
+
+
+def list_row(kind: str, i: int) -> tuple[str, int, list[Field]]:
+    """Row i (from 0) of a campaign type's growing list: a tier or a leaderboard rank."""
+    if kind == "invite_task":
+        fields = [
+            Field(f"tiers.{i}.threshold", "campaigns.f.threshold", "int"),
+            *_reward(f"tiers.{i}.reward"),
+        ]
+        return ("campaigns.f.tier", i + 1, fields)
+    return ("campaigns.f.rank", i + 1, _reward(f"leaderboard.rewards.{i}"))
+
+
 def _reward_section(kind: str, rows: int) -> Section:
     """The rewards of a campaign type (rows: tiers or leaderboard ranks shown)."""
-    sec = Section("campaigns.sec.rewards", [])
+    sec = Section("campaigns.sec.rewards", [], grow=GROWING.get(kind, ""))
     if kind == "invite_task":
         sec.group, sec.help = "tiers", "campaigns.tiers_help"
-        for i in range(rows):
-            fields = [
-                Field(f"tiers.{i}.threshold", "campaigns.f.threshold", "int"),
-                *_reward(f"tiers.{i}.reward"),
-            ]
-            sec.rows.append(("campaigns.f.tier", i + 1, fields))
+        sec.rows += [list_row(kind, i) for i in range(rows)]
     elif kind in ("double_sided", "share_coupon"):
         sec.group = "inviter_reward"
         sec.rows.append(("campaigns.f.inviter_reward", 0, _reward("inviter_reward")))
@@ -123,8 +143,7 @@ def _reward_section(kind: str, rows: int) -> Section:
     elif kind == "leaderboard":
         sec.group, sec.help = "leaderboard", "campaigns.ranks_help"
         sec.fields.append(Field("leaderboard.top_n", "campaigns.f.top_n", "int", required=True))
-        for i in range(rows):
-            sec.rows.append(("campaigns.f.rank", i + 1, _reward(f"leaderboard.rewards.{i}")))
+        sec.rows += [list_row(kind, i) for i in range(rows)]
     return sec
 
 
@@ -133,13 +152,6 @@ def _basics(new: bool) -> list[Field]:
         Field("type", "campaigns.type", "select", CAMPAIGN_TYPES, "campaigns.type."),
         Field("title", "campaigns.title", required=True),
         Field("rules_text", "campaigns.f.rules_text", "textarea"),
-        Field(
-            "poster_template",
-            "campaigns.f.poster_template",
-            "select",
-            ("classic", "minimal"),
-            "campaigns.poster.",
-        ),
         Field("landing_url", "campaigns.f.landing_url"),
     ]
     if new:
@@ -147,7 +159,32 @@ def _basics(new: bool) -> list[Field]:
     return basics
 
 
+def poster_section() -> Section:
+    """The share poster's design (previewed live next to the fields)."""
+    return Section(
+        "ccamp.sec.poster",
+        [
+            Field(
+                "poster_template",
+                "campaigns.f.poster_template",
+                "select",
+                POSTER_TEMPLATES,
+                "campaigns.poster.",
+            ),
+            Field("poster.background", "ccamp.f.background", "color"),
+            Field("poster.pattern", "ccamp.f.pattern", "select", POSTER_PATTERNS, "ccamp.pattern."),
+            Field("poster.brand", "ccamp.f.brand"),
+            Field("poster.reward_text", "ccamp.f.reward_text"),
+            Field("poster.show_avatar", "ccamp.f.show_avatar", "checkbox"),
+            Field("poster.show_deadline", "ccamp.f.show_deadline", "checkbox"),
+        ],
+        help="ccamp.poster_help",
+    )
+
+
 def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[Section]:
+    """The editor's sections: caps, budget and compliance come before the reward rows, so that they
+    stay in view however many tiers a campaign has; the poster comes last, beside its preview."""
     sections = [
         Section("campaigns.sec.basics", _basics(new)),
         Section(
@@ -159,6 +196,30 @@ def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[
                 Field("claim_window_days", "campaigns.f.claim_window_days", "float"),
             ],
         ),
+        Section(
+            "campaigns.sec.limits",
+            [
+                Field("per_inviter_cap", "campaigns.f.per_inviter_cap", "int"),
+                Field("per_device_cap", "campaigns.f.per_device_cap", "int"),
+                Field("per_ip_cap", "campaigns.f.per_ip_cap", "int"),
+                Field("budget_fen", "campaigns.f.budget", "yuan"),
+                Field("stock", "campaigns.f.stock", "int"),
+                Field("hold_days", "campaigns.f.hold_days", "float"),
+                Field("regions", "campaigns.f.regions", "list"),
+                Field("stores", "campaigns.f.stores", "list"),
+            ],
+        ),
+        Section(
+            "campaigns.sec.compliance",
+            [
+                Field("collects", "campaigns.f.collects", "list"),
+                Field("consent_step", "campaigns.f.consent_step", "checkbox"),
+                Field("reward_value_disclosed", "campaigns.f.reward_value_disclosed", "checkbox"),
+                Field("forced_sharing", "campaigns.f.forced_sharing", "checkbox"),
+                Field("platforms", "campaigns.f.platforms", "list"),
+            ],
+        ),
+        _reward_section(kind, rows),
         Section(
             "campaigns.sec.qualifying",
             [
@@ -182,20 +243,6 @@ def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[
                 Field("require_new_friend", "campaigns.f.require_new_friend", "checkbox"),
             ],
         ),  # fmt: skip
-        _reward_section(kind, rows),
-        Section(
-            "campaigns.sec.limits",
-            [
-                Field("per_inviter_cap", "campaigns.f.per_inviter_cap", "int"),
-                Field("per_device_cap", "campaigns.f.per_device_cap", "int"),
-                Field("per_ip_cap", "campaigns.f.per_ip_cap", "int"),
-                Field("budget_fen", "campaigns.f.budget", "yuan"),
-                Field("stock", "campaigns.f.stock", "int"),
-                Field("hold_days", "campaigns.f.hold_days", "float"),
-                Field("regions", "campaigns.f.regions", "list"),
-                Field("stores", "campaigns.f.stores", "list"),
-            ],
-        ),
         Section(
             "campaigns.sec.risk",
             [
@@ -203,16 +250,7 @@ def editor_sections(kind: str, rows: int, *, new: bool, launched: bool) -> list[
                 Field("risk_policy.block_at", "campaigns.f.block_at", "int"),
             ],
         ),
-        Section(
-            "campaigns.sec.compliance",
-            [
-                Field("collects", "campaigns.f.collects", "list"),
-                Field("consent_step", "campaigns.f.consent_step", "checkbox"),
-                Field("reward_value_disclosed", "campaigns.f.reward_value_disclosed", "checkbox"),
-                Field("forced_sharing", "campaigns.f.forced_sharing", "checkbox"),
-                Field("platforms", "campaigns.f.platforms", "list"),
-            ],
-        ),
+        poster_section(),
     ]
     if launched:
         sections[0].fields.append(Field("note", "campaigns.f.note"))
@@ -257,9 +295,17 @@ def values_from_rules(rules: dict, fields: list[Field]) -> dict[str, Any]:
             out[f.name] = ", ".join(value or [])
         elif f.kind == "checkbox":
             out[f.name] = bool(value)
+        elif f.kind == "color":
+            out[f.name] = value or template_colour(rules.get("poster_template"))
         else:
             out[f.name] = "" if value is None else str(value)
     return out
+
+
+def template_colour(template: Any) -> str:
+    """The background colour of a poster template, as a colour input shows it (#rrggbb)."""
+    design = TEMPLATES.get(str(template or "")) or TEMPLATES["classic"]
+    return "#{:02x}{:02x}{:02x}".format(*design.background)
 
 
 def default_rules() -> dict[str, Any]:
@@ -303,17 +349,22 @@ def rules_from_form(
             _set_path(doc, f.name, raw is not None)
             continue
         text = (raw or "").strip()
+        if f.kind == "color" and text.lower() == template_colour(form.get("poster_template")):
+            continue  # the template's own colour: kept unset, so a change of template changes it
         if text == "":
             if f.kind in ("text", "textarea") and f.name in ("title", "rules_text"):
                 _set_path(doc, f.name, "")
             continue  # empty: the schema's default (None / not set)
+        if f.kind == "color" and not COLOUR.fullmatch(text):
+            errors.setdefault(f.name, []).append(t("ccamp.err.color"))
+            continue
         try:
             if f.kind == "int":
                 value: Any = int(text)
             elif f.kind == "float":
                 value = float(text)
             elif f.kind == "yuan":
-                value = _fen_from_yuan(text)
+                value = fen_from_yuan(text)
             elif f.kind == "datetime":
                 value = _utc_from_local(text)
             elif f.kind == "list":
@@ -330,8 +381,44 @@ def rules_from_form(
     return doc, errors, renumbered
 
 
-def place_errors(service_errors: list[dict], renumbered: dict[str, dict[str, str]]) -> dict[str, list[str]]:
-    """The service's [{field, reason}] keyed by the form's field names (list rows as shown)."""
+# The service's reasons for contradictory rules (service.rule_problems, the strategies' `needs`),
+# English sentences, in the console's catalogue: pattern → message key (named groups fill it).
+REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), key)
+    for pattern, key in (
+        (r"the window ends before it starts", "ccamp.rp.window"),
+        (r"tier thresholds must increase", "ccamp.rp.tiers_increase"),
+        (r"a higher tier must not be worth less", "ccamp.rp.tier_value"),
+        (r"a cap of 0 allows no reward.*", "ccamp.rp.cap_zero"),
+        (r"the top tier needs (?P<need>\d+) friends but the cap is (?P<cap>\d+)", "ccamp.rp.top_tier_cap"),
+        (r"the budget \d+ is smaller than one reward \((?P<smallest>\d+) fen\)", "ccamp.rp.budget_small"),
+        (r"a stock of 0 allows no reward.*", "ccamp.rp.stock_zero"),
+        (r"order_min_amount needs a positive amount", "ccamp.rp.min_amount"),
+        (r"a custom qualifying event needs its name", "ccamp.rp.event_name"),
+        (r"\w+ campaigns need .+", "ccamp.rp.needs"),
+        (r"at least one reward is needed", "ccamp.rp.one_reward"),
+        (r"block_at must not be below hold_at", "ccamp.rp.block_hold"),
+    )
+)
+
+
+def reason_text(err: dict, locale: str) -> str:
+    """A problem the service reported, in the console's language: a validation type by the
+    catalogue's `valid.*`, a contradiction by REASONS; anything else as the service said it."""
+    reason = str(err.get("reason") or "")
+    if not err.get("type"):
+        for pattern, key in REASONS:
+            found = pattern.fullmatch(reason)
+            if found:
+                return message(locale, key, found.groupdict(), dict.fromkeys(found.groupdict(), "text"))
+    return validation_reason(err, locale)
+
+
+def place_errors(
+    service_errors: list[dict], renumbered: dict[str, dict[str, str]], locale: str = "zh-CN"
+) -> dict[str, list[str]]:
+    """The service's [{field, reason}] keyed by the form's field names (list rows as shown), each
+    reason in the console's language (`reason_text`)."""
     out: dict[str, list[str]] = {}
     for err in service_errors:
         name = str(err.get("field") or "rules")
@@ -340,15 +427,45 @@ def place_errors(service_errors: list[dict], renumbered: dict[str, dict[str, str
                 index, _, rest = name[len(prefix) + 1 :].partition(".")
                 if index in mapping:
                     name = f"{prefix}.{mapping[index]}" + (f".{rest}" if rest else "")
-        out.setdefault(name, []).append(str(err.get("reason", "")))
+        out.setdefault(name, []).append(reason_text(err, locale))
     return out
 
 
+def _row_index(key: str, prefix: str) -> int | None:
+    """The row a submitted key names (`tiers.2.threshold` → 2); None for anything else, or a row
+    beyond MAX_ROWS (a hostile `tiers.99999999.x` must not make the editor draw that many)."""
+    if not key.startswith(prefix + "."):
+        return None
+    index = key[len(prefix) + 1 :].split(".", 1)[0]
+    if not (index.isascii() and index.isdigit() and len(index) <= 3) or int(index) >= MAX_ROWS:
+        return None
+    return int(index)
+
+
 def row_count(values: dict[str, Any], prefix: str) -> int:
-    seen = [int(k[len(prefix) + 1 :].split(".")[0]) for k in values if k.startswith(prefix + ".")]
-    filled = [
-        int(k[len(prefix) + 1 :].split(".")[0])
-        for k, v in values.items()
-        if k.startswith(prefix + ".") and v not in ("", None, False)
-    ]
-    return max(3, max(filled, default=-1) + 2, max(seen, default=-1) + 1)
+    """Rows of the growing list to show for submitted values: each row the form had, at least one."""
+    rows = [i for k in values if (i := _row_index(k, prefix)) is not None]
+    return max(rows, default=0) + 1
+
+
+def rules_rows(rules: dict[str, Any], kind: str) -> int:
+    """Rows of the growing list a rules document fills (at least one, at most MAX_ROWS)."""
+    if kind == "invite_task":
+        rows = rules.get("tiers") or []
+    else:
+        rows = (rules.get("leaderboard") or {}).get("rewards") or []
+    return min(MAX_ROWS, max(1, len(rows) if isinstance(rows, list) else 1))
+
+
+def preview_rules(doc: dict[str, Any], kind: str) -> CampaignRules:
+    """Rules for the editor's poster preview from a form that may not validate yet: the whole
+    document if it does, else its title, deadline and poster design, else the title alone."""
+    base = {"type": kind, "title": str(doc.get("title") or "")[:200] or "—"}
+    poster_parts = {k: doc[k] for k in ("poster", "poster_template") if k in doc}
+    deadline = {"end_at": doc["end_at"]} if "end_at" in doc else {}
+    for candidate in (doc | base, base | poster_parts | deadline, base | poster_parts, base):
+        try:
+            return CampaignRules.model_validate(candidate)
+        except ValidationError:
+            continue
+    return CampaignRules.model_validate({"type": kind, "title": "—"})  # a title it cannot draw

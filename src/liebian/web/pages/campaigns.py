@@ -9,31 +9,39 @@ problems the service reports land next to the field they name — and shows what
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
+from html import escape
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from liebian.campaigns import invites, service
 from liebian.campaigns import views as campaign_views
 from liebian.campaigns.common import CampaignError
 from liebian.campaigns.schemas import CAMPAIGN_TYPES, CampaignCreate
+from liebian.campaigns.views import CampaignStats
 from liebian.db.session import session_scope
 from liebian.rewards import service as ledger
 from liebian.web.console import Column, ConsoleFilters, Table, flash_fragment, htmx_redirect, render
 from liebian.web.console import _principal as principal
+from liebian.web.format import validation_reason, zone_label
 from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.campaign_form import (
+    GROWING,
+    MAX_ROWS,
     all_fields,
-    brand_zone,
     default_rules,
     editor_sections,
+    list_row,
     local_time,
     place_errors,
+    preview_rules,
     row_count,
     rules_from_form,
+    rules_rows,
     values_from_rules,
 )
 from liebian.web.pages.campaign_stages import stage_section
@@ -43,6 +51,7 @@ router = APIRouter(include_in_schema=False)
 STATUSES = ("draft", "scheduled", "live", "paused", "ended")
 REFERRAL_STATES = ("accepted", "held", "blocked", "refunded", "duplicate")
 SHOWN_REFERRALS = 200  # the detail page shows the first ones; the export has them all
+IRREVERSIBLE = ("launch", "end")  # actions that need confirm=1 (a dialog in the browser)
 
 
 def channel_namer(locale: str):
@@ -68,10 +77,10 @@ def _campaign_error_page(request: Request, message: str, status: int) -> Respons
     return render(request, "campaigns/missing.html", {"message": message}, status_code=status)
 
 
-def _list_rows(t, views: list[dict], stats: dict[str, dict]) -> list[dict]:
+def _list_rows(t, views: list[dict], stats: dict[str, CampaignStats]) -> list[dict]:
     rows = []
     for v in views:
-        s = stats.get(v["id"], {})
+        s = stats.get(v["id"], CampaignStats())
         rules = v.get("rules") or {}
         budget, used = v["budget_fen"], v["budget_used_fen"]
         rows.append(
@@ -87,10 +96,10 @@ def _list_rows(t, views: list[dict], stats: dict[str, dict]) -> list[dict]:
                 "budget_fen": budget,
                 "budget_used_fen": used,
                 "budget_used_share": (used / budget) if budget else None,
-                "participants": s.get("participants", 0),
-                "referrals": s.get("referrals", 0),
-                "qualified": s.get("qualified", 0),
-                "held": s.get("states", {}).get("held", 0),
+                "participants": s.participants,
+                "referrals": s.referrals,
+                "qualified": s.qualified,
+                "held": s.states.get("held", 0),
                 "version": v["version"],
                 "created_at": local_time(v["created_at"]),
             }
@@ -133,8 +142,8 @@ def campaign_list(request: Request) -> Response:
     table = Table(
         "campaigns",
         [
-            Column("id", "campaigns.id"),
-            Column("title", "campaigns.title"),
+            Column("id", "campaigns.id", data=True),
+            Column("title", "campaigns.title", data=True),
             Column("type", "campaigns.type"),
             Column("status", "campaigns.status"),
             Column("start", "campaigns.start", "datetime"),
@@ -160,7 +169,7 @@ def campaign_list(request: Request) -> Response:
         "types": CAMPAIGN_TYPES,
         "table": table,
         "any_campaign": bool(views),
-        "zone": brand_zone().key,
+        "zone": zone_label(),
     }
     return render(request, "campaigns/list.html", context, tables=[table])
 
@@ -183,16 +192,17 @@ def _editor_context(
     kind = (values or {}).get("type") or source_rules.get("type") or "invite_task"
     if kind not in CAMPAIGN_TYPES:
         kind = "invite_task"
-    if values is None:
-        probe = editor_sections(kind, 50, new=new, launched=launched)
+    if values is None:  # the campaign's own rows (tiers, ranks), or one empty row
+        probe = editor_sections(kind, rules_rows(source_rules, kind), new=new, launched=launched)
         values = values_from_rules(source_rules, all_fields(probe))
         values["type"] = kind
-    prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
-    sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
-    fields = all_fields(sections)
+    sections = editor_sections(
+        kind, row_count(values, GROWING.get(kind, "tiers")), new=new, launched=launched
+    )
     errors = errors or {}
-    names = {f.name for f in fields} | {s.group for s in sections if s.group}
-    unplaced = [f"{name}: {'; '.join(reasons)}" for name, reasons in errors.items() if name not in names]
+    labels = _field_labels(translator(locale_of(request)), sections)
+    error_list = [(*labels[name], "; ".join(reasons)) for name, reasons in errors.items() if name in labels]
+    unplaced = [f"{name}: {'; '.join(reasons)}" for name, reasons in errors.items() if name not in labels]
     action = "/campaigns/new" if campaign is None else f"/campaigns/{campaign['id']}/edit"
     return {
         "campaign": campaign,
@@ -203,10 +213,27 @@ def _editor_context(
         "values": values,
         "errors": errors,
         "error_count": sum(len(v) for v in errors.values()),
+        "error_list": error_list,
         "unplaced": unplaced,
+        "max_rows": MAX_ROWS,
         "action": action,
         "next_version": (campaign["version"] + 1) if campaign is not None and launched else 1,
     }
+
+
+def _field_labels(t, sections) -> dict[str, tuple[str, str]]:
+    """Each field's (DOM id, label as the operator reads it: a row's field with its row), for the
+    error summary that names every field at fault."""
+    out: dict[str, tuple[str, str]] = {}
+    for sec in sections:
+        if sec.group:
+            out[sec.group] = (f"group-{sec.group.replace('.', '-')}", t(sec.legend))
+        for f in sec.fields:
+            out[f.name] = (f.dom_id, t(f.label))
+        for label, n, fields in sec.rows:
+            row = t(label).replace("{n}", str(n))
+            out |= {f.name: (f.dom_id, f"{row} · {t(f.label)}") for f in fields}
+    return out
 
 
 def _form_values(form) -> dict[str, Any]:
@@ -239,6 +266,38 @@ def _editor_page(request: Request, campaign: dict[str, Any] | None) -> Response:
     return render(request, "campaigns/editor.html", context)
 
 
+@router.get("/campaigns/editor/row")
+def editor_row(request: Request) -> Response:
+    """One more tier (or rank) row for the editor, and the "add" button moved on (htmx out-of-band)."""
+    kind = request.query_params.get("kind", "")
+    n_text = request.query_params.get("n", "")
+    n = int(n_text) if n_text.isascii() and n_text.isdigit() and len(n_text) <= 3 else MAX_ROWS
+    if kind not in GROWING or n >= MAX_ROWS:  # a full list (or a made-up request) adds nothing
+        return render(request, "campaigns/_row.html", {"row": None, "grow": GROWING.get(kind, "tiers"),
+                                                        "kind": kind, "n": MAX_ROWS, "max_rows": MAX_ROWS})  # fmt: skip
+    context = {"row": list_row(kind, n), "grow": GROWING[kind], "kind": kind, "n": n + 1, "max_rows": MAX_ROWS,
+               "values": {}, "errors": {}, "launched": False, "action": ""}  # fmt: skip
+    return render(request, "campaigns/_row.html", context)
+
+
+def _preview(request: Request, values: dict[str, Any]) -> Response:
+    """The poster as the form stands (an <img> with the PNG inline), for the editor's live preview."""
+    t = translator(locale_of(request))
+    kind = str(values.get("type")) if values.get("type") in CAMPAIGN_TYPES else "invite_task"
+    sections = editor_sections(kind, row_count(values, GROWING.get(kind, "tiers")), new=False, launched=False)
+    doc, _errors, _renumbered = rules_from_form(values, all_fields(sections), t)
+    png = invites.render_poster(preview_rules(doc, kind), "", invites.invite_link("preview"))
+    src = "data:image/png;base64," + base64.b64encode(png).decode()
+    alt = escape(t("ccamp.preview_alt"))
+    return HTMLResponse(f'<img id="poster-preview-img" src="{src}" width="300" height="440" alt="{alt}">')
+
+
+@router.post("/campaigns/editor/preview")
+async def editor_preview(request: Request) -> Response:
+    values = _form_values(await request.form())
+    return await run_in_threadpool(_preview, request, values)
+
+
 @router.get("/campaigns/new")
 def campaign_new(request: Request) -> Response:
     return _editor_page(request, None)
@@ -262,8 +321,9 @@ def _save(request: Request, campaign: dict[str, Any] | None, values: dict[str, A
     if campaign is not None and launched:
         kind = campaign["type"]  # a launched campaign keeps its type
         values["type"] = kind
-    prefix = "tiers" if kind == "invite_task" else "leaderboard.rewards"
-    sections = editor_sections(kind, row_count(values, prefix), new=new, launched=launched)
+    sections = editor_sections(
+        kind, row_count(values, GROWING.get(kind, "tiers")), new=new, launched=launched
+    )
     doc, errors, renumbered = rules_from_form(values, all_fields(sections), t)
     if campaign is not None:  # the form has no region / store-type variants: they stay as they are
         doc.setdefault("variants", campaign["rules"].get("variants", []))
@@ -274,7 +334,8 @@ def _save(request: Request, campaign: dict[str, Any] | None, values: dict[str, A
         try:
             CampaignCreate(id=campaign_id, rules={})
         except Exception as exc:  # noqa: BLE001 - pydantic says what is wrong with the slug
-            errors.setdefault("id", []).append(str(exc.errors()[0]["msg"]))  # type: ignore[attr-defined]
+            first = exc.errors()[0]  # type: ignore[attr-defined]
+            errors.setdefault("id", []).append(validation_reason(first, locale_of(request)))
     if not errors:
         actor = _principal(request).name
         try:
@@ -287,7 +348,9 @@ def _save(request: Request, campaign: dict[str, Any] | None, values: dict[str, A
                     )
             return htmx_redirect(f"/campaigns/{saved['id']}")
         except CampaignError as exc:
-            errors = place_errors(exc.errors or [{"field": "rules", "reason": exc.message}], renumbered)
+            locale = locale_of(request)
+            reason = exc.message_zh if locale == "zh-CN" else exc.message
+            errors = place_errors(exc.errors or [{"field": "rules", "reason": reason}], renumbered, locale)
     context = _editor_context(request, campaign=campaign, values=values, errors=errors)
     # 200: htmx swaps only successful answers; the form comes back with the problems marked
     return render(request, "campaigns/editor.html", context)
@@ -328,12 +391,12 @@ def _detail_tables(t, referrals: list[dict], versions: list[dict], balances: lis
         "referrals",
         [
             Column("referral_id", "campaigns.referral_id", "int"),
-            Column("inviter_person_id", "campaigns.inviter"),
-            Column("friend_person_id", "campaigns.friend"),
+            Column("inviter_person_id", "campaigns.inviter", data=True),
+            Column("friend_person_id", "campaigns.friend", data=True),
             Column("parent_referral_id", "campaigns.parent"),
             Column("generation", "campaigns.generation", "int"),
             Column("state_text", "campaigns.referral_state"),
-            Column("channel", "campaigns.channel"),
+            Column("channel", "campaigns.channel", codes="channel"),
             Column("version", "campaigns.version", "int"),
             Column("qualified_at", "campaigns.qualified_at", "datetime"),
         ],
@@ -345,7 +408,7 @@ def _detail_tables(t, referrals: list[dict], versions: list[dict], balances: lis
         [
             Column("version", "campaigns.version", "int"),
             Column("created_at", "campaigns.created", "datetime"),
-            Column("note", "campaigns.note"),
+            Column("note", "campaigns.note", data=True),
         ],
         [{**v, "created_at": local_time(v["created_at"])} for v in reversed(versions)],
         title="campaigns.versions",
@@ -364,8 +427,8 @@ def _detail_tables(t, referrals: list[dict], versions: list[dict], balances: lis
         "audit",
         [
             Column("ts", "campaigns.time", "datetime"),
-            Column("actor", "campaigns.actor"),
-            Column("action", "campaigns.action"),
+            Column("actor", "campaigns.actor", data=True),
+            Column("action", "campaigns.action", codes="campaigns.auditaction"),
         ],
         [{**a, "ts": local_time(a["ts"])} for a in audit],
         title="campaigns.audit",
@@ -384,8 +447,9 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         except CampaignError:
             return _campaign_error_page(request, campaign_id, 404)
         report = service.compliance_report(s, campaign_id)
-        stats = campaign_views.campaign_stats(s, campaign_id).get(campaign_id, {})
-        referrals = campaign_views.referral_tree(s, campaign_id, limit=None if exporting else SHOWN_REFERRALS)
+        stats = campaign_views.campaign_stats(s, campaign_id).get(campaign_id, CampaignStats())
+        tree = campaign_views.referral_tree(s, campaign_id, limit=None if exporting else SHOWN_REFERRALS)
+        referrals = [dict(node) for node in tree]  # the fields as they are (times stay datetimes)
         versions = service.versions(s, campaign_id)
         balances = ledger.balances(s, by="campaign", key=campaign_id)
         audit = service.audit_log(s, campaign_id, limit=20)
@@ -402,12 +466,12 @@ def campaign_detail(request: Request, campaign_id: str) -> Response:
         "rules": rules,
         "report": report,
         "stats": stats,
-        "held": stats.get("states", {}).get("held", 0),
+        "held": stats.states.get("held", 0),
         "start": local_time(rules.get("start_at")),
         "end": local_time(rules.get("end_at")),
-        "zone": brand_zone().key,
+        "zone": zone_label(),
         "tables": tables,
-        "referral_total": stats.get("referrals", 0),
+        "referral_total": stats.referrals,
         "shown_referrals": SHOWN_REFERRALS,
         "stages": staged,
     }
@@ -425,9 +489,17 @@ def campaign_poster(campaign_id: str) -> Response:
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
-def _lifecycle(request: Request, campaign_id: str, action: str) -> Response:
+def confirmed(form) -> bool:
+    """Whether an irreversible action was confirmed (the button's confirm dialog adds confirm=1): a
+    replayed or hand-made POST without it is refused, and says so."""
+    return form.get("confirm") == "1"
+
+
+def _lifecycle(request: Request, campaign_id: str, action: str, form=None) -> Response:
 
     fn = {"launch": service.launch, "pause": service.pause, "end": service.end}[action]
+    if action in IRREVERSIBLE and not confirmed(form or {}):
+        return flash_fragment(translator(locale_of(request))("ccamp.confirm_required"), ok=False)
     try:
         with session_scope() as s:
             fn(s, campaign_id, actor=_principal(request).name)
@@ -438,9 +510,10 @@ def _lifecycle(request: Request, campaign_id: str, action: str) -> Response:
 
 
 @router.post("/campaigns/{campaign_id}/launch")
-def campaign_launch(request: Request, campaign_id: str) -> Response:
-    """Launch after the compliance check; a failing check is refused and says why."""
-    return _lifecycle(request, campaign_id, "launch")
+async def campaign_launch(request: Request, campaign_id: str) -> Response:
+    """Launch (confirmed) after the compliance check; a failing check is refused and says why."""
+    form = await request.form()
+    return await run_in_threadpool(_lifecycle, request, campaign_id, "launch", form)
 
 
 @router.post("/campaigns/{campaign_id}/pause")
@@ -449,5 +522,7 @@ def campaign_pause(request: Request, campaign_id: str) -> Response:
 
 
 @router.post("/campaigns/{campaign_id}/end")
-def campaign_end(request: Request, campaign_id: str) -> Response:
-    return _lifecycle(request, campaign_id, "end")
+async def campaign_end(request: Request, campaign_id: str) -> Response:
+    """End the campaign (confirmed): it cannot be resumed."""
+    form = await request.form()
+    return await run_in_threadpool(_lifecycle, request, campaign_id, "end", form)

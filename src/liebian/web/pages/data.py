@@ -40,6 +40,7 @@ from liebian.ingest.normalize import KINDS
 from liebian.ingest.presets import NAMED, PRESET_NAMES
 from liebian.quality import service as quality
 from liebian.web.console import Chart, Column, ConsoleFilters, FilterError, Table, flash_fragment, render
+from liebian.web.format import code_name, local_time, message
 from liebian.web.i18n import locale_of, translator
 from liebian.web.messages import CATALOGUE
 
@@ -123,30 +124,55 @@ def _quarantine_chart(t, held) -> Chart:
     )
 
 
-def _quality_tables(report) -> list[Table]:
+def _finding_row(finding, locale: str) -> dict:
+    """A finding in the console's language: its check by name, its detail from the catalogue."""
+    t = translator(locale)
+    check, _, category = finding.check.partition(":")
+    name = code_name(t, "quality.check", check)
+    if category:
+        name = f"{name} · {code_name(t, 'quality.category', category)}"
+    params = dict(finding.params) | {"count": finding.count}
+    if "category" in params:
+        params["category"] = code_name(t, "quality.category", params["category"])
+    if "field" in params:
+        params["field"] = code_name(t, "quality.field", params["field"])
+    detail = message(locale, f"quality.finding.{check}", params, {"z": "decimal", "expected": "decimal"})
+    return finding.model_dump() | {"check": name, "detail": detail}
+
+
+def _reason_row(group, locale: str) -> dict:
+    """A quarantine group with its reason by name (the category's when the catalogue has none)."""
+    reason = _reject_reason(group.reason, locale)["reason"]
+    if reason == group.reason:
+        reason = code_name(translator(locale), "quality.category", group.category)
+    return group.model_dump() | {"reason": reason}
+
+
+def _quality_tables(report, locale: str) -> list[Table]:
     """The report's tables: findings, quarantine reasons, volume anomalies, timeliness, null rates."""
     held = report.quarantine
     findings = Table(
         "findings",
         [
             Column("check", "quality.check"),
-            Column("table", "quality.table"),
-            Column("channel", "filters.channel"),
+            Column("table", "quality.table", codes="quality.tablename"),
+            Column("channel", "filters.channel", codes="channel"),
             Column("count", "quality.count", "int"),
             Column("detail", "quality.detail"),
         ],
-        [f.model_dump() for f in report.findings],
+        [_finding_row(f, locale) for f in report.findings],
         title="quality.findings",
     )
     anomalies = Table(
         "volume_anomalies",
         [
             Column("date", "quality.date", "date"),
-            Column("table", "quality.table"),
-            Column("channel", "filters.channel"),
+            Column("table", "quality.table", codes="quality.tablename"),
+            Column("channel", "filters.channel", codes="channel"),
             Column("observed", "quality.observed", "int"),
-            Column("expected", "quality.expected", "float"),
-            Column("z", "quality.z", "float"),
+            Column("expected", "quality.expected", "decimal"),
+            Column("z", "quality.z", "decimal"),
+            Column("explained_by", "calendar.explained_by", data=True),  # holiday names are proper names
         ],
         [a.model_dump() for a in report.volume_anomalies],
         title="quality.volume_table",
@@ -154,25 +180,25 @@ def _quality_tables(report) -> list[Table]:
     reasons = Table(
         "quarantine",
         [
-            Column("kind", "quality.kind"),
-            Column("field", "quality.field"),
+            Column("kind", "quality.kind", codes="quality.tablename"),
+            Column("field", "quality.field", codes="quality.field"),
             Column("reason", "quality.reason"),
-            Column("category", "quality.category"),
+            Column("category", "quality.category", codes="quality.category"),
             Column("rows", "quality.count", "int"),
         ],
-        [g.model_dump() for g in held.by_reason],
+        [_reason_row(g, locale) for g in held.by_reason],
         title="quality.quarantine",
     )
     late = Table(
         "timeliness",
         [
-            Column("table", "quality.table"),
-            Column("channel", "filters.channel"),
+            Column("table", "quality.table", codes="quality.tablename"),
+            Column("channel", "filters.channel", codes="channel"),
             Column("rows", "quality.count", "int"),
             Column("late_rows", "quality.late_rows", "int"),
             Column("late_rate", "quality.late_rate", "pct"),
-            Column("median_delay_hours", "quality.median_delay", "float"),
-            Column("p95_delay_hours", "quality.p95_delay", "float"),
+            Column("median_delay_hours", "quality.median_delay", "decimal"),
+            Column("p95_delay_hours", "quality.p95_delay", "decimal"),
         ],
         [c.model_dump() for c in report.timeliness.channels],
         title="quality.late",
@@ -180,8 +206,8 @@ def _quality_tables(report) -> list[Table]:
     fields = Table(
         "null_rates",
         [
-            Column("table", "quality.table"),
-            Column("field", "quality.field"),
+            Column("table", "quality.table", codes="quality.tablename"),
+            Column("field", "quality.field", codes="quality.field"),
             Column("required_text", "quality.required"),
             Column("rows", "quality.count", "int"),
             Column("missing", "quality.missing", "int"),
@@ -216,13 +242,13 @@ def quality_page(request: Request) -> Response:
         _volume_chart(t, "volume-orders", "quality.volume_orders", daily, "orders", report.volume_anomalies),
         _quarantine_chart(t, report.quarantine),
     ]
-    tables = _quality_tables(report)
+    tables = _quality_tables(report, locale_of(request))
     context |= {
         "has_data": True,
         "report": report,
         "charts": charts,
         "tables": tables,
-        "generated": report.generated_at.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "generated": local_time(report.generated_at),
         "period": (af.start.isoformat() if af.start else "", af.end.isoformat() if af.end else ""),
     }
     return render(request, "data/quality.html", context, tables=tables)
@@ -295,26 +321,33 @@ def _import_options() -> dict:
     }
 
 
-def _local(at: datetime) -> datetime:
-    """A naive UTC time of the warehouse as naive local time (the brand's zone) for display."""
-
-    return at.replace(tzinfo=UTC).astimezone(ZoneInfo(get_settings().timezone)).replace(tzinfo=None)
+def _reject_reason(reason: str, locale: str) -> dict[str, str]:
+    """A reject's reason by name ("unknown channel tiktok" → 未知渠道 + the refused value "tiktok",
+    "missing user_id" → 缺少用户 ID); a reason the catalogue does not know is shown as given."""
+    t = translator(locale)
+    for prefix in (*quality.REASON_PREFIXES, "negative amount"):
+        if reason.startswith(prefix):
+            return {"reason": t(f"quality.reason.{prefix}"), "value": reason[len(prefix) :].strip(" :")}
+    if reason.startswith("missing "):
+        field = code_name(t, "quality.field", reason.removeprefix("missing ").strip())
+        return {"reason": t("quality.reason.missing").format(field=field), "value": ""}
+    return {"reason": reason, "value": ""}
 
 
 def _batches_table(batches: list[dict]) -> Table:
     return Table(
         "batches",
         [
-            Column("batch_id", "import.batch"),
-            Column("kind", "import.kind"),
-            Column("source", "import.source"),
+            Column("batch_id", "import.batch", data=True),
+            Column("kind", "import.kind", codes="import.kind"),
+            Column("source", "import.source", data=True),
             Column("rows_read", "import.rows_read", "int"),
             Column("rows_loaded", "import.rows_loaded", "int"),
             Column("rows_duplicate", "import.rows_duplicate", "int"),
             Column("rows_rejected", "import.rows_rejected", "int"),
-            Column("finished_at", "import.finished_at", "datetime"),
+            Column("finished_at", "import.finished_at", "utc"),
         ],
-        [b | {"finished_at": _local(b["finished_at"])} for b in batches],
+        batches,
         title="import.recent",
         link=lambda row: f"/import/batches/{row['batch_id']}",
         link_column="batch_id",
@@ -416,15 +449,17 @@ def batch_page(request: Request, batch_id: str) -> Response:
         batch = ingest.get_batch(con, batch_id, rejects_limit=10_000)
     if batch is None:
         return render(request, "data/batch.html", {"batch": None}, status_code=404)
+    locale = locale_of(request)
     rejects = Table(
         "rejects",
         [
             Column("line", "import.line", "int"),
-            Column("field", "quality.field"),
+            Column("field", "quality.field", codes="quality.field"),
             Column("reason", "quality.reason"),
+            Column("value", "import.reject_detail", data=True),
         ],
-        batch["rejects"],
+        [r | _reject_reason(r["reason"], locale) for r in batch["rejects"]],
         title="import.rejects",
     )
-    context = {"batch": batch, "rejects": rejects, "finished_local": _local(batch["finished_at"])}
+    context = {"batch": batch, "rejects": rejects}
     return render(request, "data/batch.html", context, tables=[rejects])

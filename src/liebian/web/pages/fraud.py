@@ -1,7 +1,10 @@
 """The fraud review queue in the console: held and flagged referrals with their risk score and
 reasons (in the reader's language), approved or rejected one by one or in bulk. Decisions are the
 fraud service's (`fraud.service.decide` / `bulk_decide`): they flow into the reward ledger, are
-idempotent and audited with the reviewer's name. Also the fraud rate per campaign."""
+idempotent and audited with the reviewer's name. Also the fraud rate per campaign.
+
+A case's page shows its evidence graph (`fraud.evidence`): the persons, the devices, addresses
+and identifiers they share and the referral links, as an ECharts graph and as a table."""
 
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from liebian.db.session import session_scope
-from liebian.fraud import service
+from liebian.fraud import evidence, service
 from liebian.schemas import Int64
-from liebian.web.console import Column, ConsoleFilters, Table, _principal, htmx_redirect, render
+from liebian.web.console import Chart, Column, ConsoleFilters, Table, _principal, htmx_redirect, render
+from liebian.web.evidence import evidence as evidence_text
 from liebian.web.i18n import locale_of, translator
 from liebian.web.pages.campaign_form import local_time
 from liebian.web.pages.campaigns import channel_namer
+from liebian.web.people import may_name, person_labels
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,15 +76,15 @@ CASE_COLUMNS = [
     Column("score", "fraud.score", "float"),
     Column("reason_codes", "fraud.reason_codes"),
     Column("reason_texts", "fraud.reasons"),
-    Column("campaign_id", "fraud.campaign"),
-    Column("channel", "fraud.channel"),
-    Column("inviter_person_id", "fraud.inviter"),
-    Column("person_id", "fraud.friend"),
+    Column("campaign_id", "fraud.campaign", data=True),
+    Column("channel", "fraud.channel", codes="channel"),
+    Column("inviter_person_id", "fraud.inviter", data=True),
+    Column("person_id", "fraud.friend", data=True),
     Column("referral_id", "fraud.referral"),
-    Column("source", "fraud.source"),
-    Column("pattern", "fraud.pattern"),
+    Column("source", "fraud.source", codes="fraud.source"),
+    Column("pattern", "fraud.pattern", codes="fraud.patternname"),
     Column("status", "fraud.status"),
-    Column("reviewer", "fraud.reviewer"),
+    Column("reviewer", "fraud.reviewer", data=True),
     Column("created_local", "fraud.created", "datetime"),
 ]
 
@@ -108,12 +113,16 @@ def _queue_page(request: Request, params: dict[str, Any], flash: tuple[str, bool
                 s, **filters, limit=PAGE_SIZE, offset=(params["page"] - 1) * PAGE_SIZE, lang=locale
             )
         rate = service.fraud_rate(s, "campaign")
+        shown = cases[:PAGE_SIZE]
+        labels = person_labels(s, [p for c in shown for p in (c["inviter_person_id"], c["person_id"]) if p is not None],
+                               may_name(request))  # fmt: skip
     rows = _case_rows(cases)
     case_table = Table("cases", CASE_COLUMNS, rows, title="fraud.cases")
     rate_table = Table(
         "fraud_rate",
         [
-            Column("campaign_id", "fraud.campaign"),
+            Column("campaign_id", "fraud.campaign", data=True),
+            Column("title", "fraud.campaign_title", data=True),
             Column("referrals", "fraud.referrals", "int"),
             Column("rejected", "fraud.rejected", "int"),
             Column("fraud_rate", "fraud.fraud_rate", "pct"),
@@ -138,6 +147,7 @@ def _queue_page(request: Request, params: dict[str, Any], flash: tuple[str, bool
         "flash": flash,
         "rate_table": rate_table,
         "channel_name": channel_namer(locale),
+        "labels": labels,
     }
     return render(request, "fraud/queue.html", context, tables=[case_table, rate_table])
 
@@ -172,6 +182,8 @@ def _decide(request: Request, form: dict[str, Any], case_ids: list[int], action:
     params = _params(form)
     if not case_ids:
         return _queue_page(request, params, (t("fraud.none_selected"), False))
+    if action == "reject" and form.get("confirm") != "1":  # irreversible: the dialog's confirm=1
+        return _queue_page(request, params, (t("ccamp.confirm_required"), False))
     with session_scope() as s:
         results = service.bulk_decide(
             s, case_ids, action, actor=_actor(request), note=form.get("note", "").strip()
@@ -255,11 +267,14 @@ def case_detail(request: Request, case_id: Int64) -> Response:
             case = service.get_case(s, case_id, locale)
         except service.FraudError:
             return render(request, "fraud/case.html", {"case": None, "case_id": case_id}, status_code=404)
+        graph = evidence.case_evidence(s, service.load_case(s, case_id))
+        people = [p for p in (case["inviter_person_id"], case["person_id"]) if p is not None]
+        labels = person_labels(s, people, may_name(request))
     audit = Table(
         "audit",
         [
             Column("ts", "fraud.time", "datetime"),
-            Column("actor", "fraud.actor"),
+            Column("actor", "fraud.actor", data=True),
             Column("action", "fraud.action"),
             Column("note", "fraud.note_col"),
             Column("effects", "fraud.effects"),
@@ -269,11 +284,67 @@ def case_detail(request: Request, case_id: Int64) -> Response:
                 **a,
                 "ts": local_time(a["ts"]),
                 "action": t(f"fraud.act.{a['action']}"),
+                "note": evidence_text(a.get("note"), locale),
                 "effects": _effects(t, a["effects"]),
             }
             for a in case["audit"]
         ],
         title="fraud.audit",
     )
-    context = {"case": case, "case_id": case_id, "audit": audit, "channel_name": channel_namer(locale)}
-    return render(request, "fraud/case.html", context, tables=[audit])
+    chart, table = _evidence_views(t, graph)
+    context = {"case": case, "case_id": case_id, "audit": audit, "channel_name": channel_namer(locale),
+               "evidence_chart": chart, "evidence_table": table, "labels": labels}  # fmt: skip
+    return render(request, "fraud/case.html", context, tables=[audit, table])
+
+
+KIND_SIZE = {"person": 34, "device": 24, "ip": 24, "identifier": 18}
+
+
+def _node_text(t, node: dict[str, Any]) -> str:
+    role = f" ({t('fraud_review.role.' + node['role'])})" if node["role"] else ""
+    return f"{t('fraud_review.kind.' + node['kind'])} {node['label']}{role}"
+
+
+def _evidence_views(t, graph: dict[str, Any]) -> tuple[Chart, Table]:
+    """The evidence graph as an ECharts graph (force layout) and as a table of its links."""
+    kinds = list(KIND_SIZE)
+    index = {n["id"]: i for i, n in enumerate(graph["nodes"])}
+    text = {n["id"]: _node_text(t, n) for n in graph["nodes"]}
+    data = [
+        {"name": n["id"], "category": kinds.index(n["kind"]), "symbolSize": KIND_SIZE[n["kind"]] + (8 if n["role"] in ("friend", "inviter", "same") else 0),
+         "label": {"show": True, "formatter": text[n["id"]].replace("{", "(").replace("}", ")")}}
+        for n in graph["nodes"]
+    ]  # fmt: skip
+    links = [
+        {"source": index[e["source"]], "target": index[e["target"]], "label": {"show": True, "formatter": t("fraud_review.rel." + e["relation"])}}
+        for e in graph["edges"]
+    ]  # fmt: skip
+    option = {
+        "legend": [{"data": [t("fraud_review.kind." + k) for k in kinds]}],
+        "tooltip": {},
+        "series": [{
+            "type": "graph", "layout": "force", "roam": True, "draggable": True, "data": data, "links": links,
+            "categories": [{"name": t("fraud_review.kind." + k)} for k in kinds],
+            "edgeSymbol": ["none", "arrow"], "force": {"repulsion": 260, "edgeLength": [60, 140]},
+            "lineStyle": {"opacity": 0.8, "width": 1.5}, "edgeLabel": {"fontSize": 10},
+        }],
+    }  # fmt: skip
+    chart = Chart("evidence-graph", option, title="fraud_review.graph", height=420)
+    rows = [
+        {"from": text[e["source"]], "relation": t("fraud_review.rel." + e["relation"]), "to": text[e["target"]],
+         "origin": _origin(t, e["origin"])}
+        for e in graph["edges"]
+    ]  # fmt: skip
+    # the ends of a link are masked identifiers, devices and addresses: data, shown as they are
+    columns = [
+        Column(k, f"fraud_review.col.{k}", data=k in ("from", "to"))
+        for k in ("from", "relation", "to", "origin")
+    ]
+    return chart, Table("evidence", columns, rows, title="fraud_review.table")
+
+
+def _origin(t, origin: str) -> str:
+    """Where a link comes from: a referral's state, the campaign's sightings, imports or OneID."""
+    if origin in ("sighting", "import", "oneid"):
+        return str(t("fraud_review.origin." + origin))
+    return str(t("campaigns.state." + origin))

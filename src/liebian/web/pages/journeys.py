@@ -13,16 +13,20 @@ from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from markupsafe import Markup, escape
 from pydantic import ValidationError
 
 from liebian.automation import service
+from liebian.automation.schemas import JourneyOut
 from liebian.automation.service import AutomationError
 from liebian.config import get_settings
 from liebian.db.session import session_scope
 from liebian.schemas import Int64
 from liebian.urlguard import UnsafeURL
 from liebian.web.console import Chart, Column, Table, flash_fragment, htmx_redirect, render
+from liebian.web.format import validation_reason
 from liebian.web.i18n import locale_of, translator
+from liebian.web.pages import journey_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,17 +84,28 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def trigger_text(t, trigger: dict) -> str:
+def _data(value: object) -> Markup:
+    return Markup('<span translate="no">{}</span>').format(value)
+
+
+def trigger_text(t, trigger: dict) -> Markup:
+    """The trigger in words; the tag and event names in it are data (marked translate="no")."""
     kind = trigger["type"]
+
+    def text(key: str, **values: Any) -> Markup:
+        return Markup(escape(t(key))).format(**values)
+
     if kind == "segment":
-        return t("journeys.trigger.segment").format(tag=trigger["tag"])
+        return text("journeys.trigger.segment", tag=_data(trigger["tag"]))
     if kind == "event":
-        return t("journeys.trigger.event").format(
-            event=trigger["event"], hours=_num(trigger.get("lookback_hours", 24))
+        return text(
+            "journeys.trigger.event",
+            event=_data(trigger["event"]),
+            hours=_num(trigger.get("lookback_hours", 24)),
         )
     if kind == "churn_risk":
-        return t("journeys.trigger.churn_risk").format(threshold=_num(trigger["threshold"]))
-    return t("journeys.trigger.silence").format(days=trigger["days"])
+        return text("journeys.trigger.churn_risk", threshold=_num(trigger["threshold"]))
+    return text("journeys.trigger.silence", days=trigger["days"])
 
 
 def flow(t, definition: dict) -> list[dict]:
@@ -156,13 +171,13 @@ def contact_rules(t, definition: dict) -> list[str]:
     ]
 
 
-def _journey_row(t, journey: dict, st: dict) -> dict:
+def _journey_row(t, journey: JourneyOut, st: dict) -> dict:
     tr, co = st["arms"]["treatment"], st["arms"]["control"]
     return {
-        "id": journey["id"],
-        "name": journey["name"],
-        "status": t(f"journeys.status.{journey['status']}"),
-        "trigger": trigger_text(t, journey["definition"]["trigger"]),
+        "id": journey.id,
+        "name": journey.name,
+        "status": t(f"journeys.status.{journey.status}"),
+        "trigger": trigger_text(t, journey.definition["trigger"]),
         "entered": tr["entered"],
         "control_entered": co["entered"],
         "actioned": tr["actioned"],
@@ -171,7 +186,7 @@ def _journey_row(t, journey: dict, st: dict) -> dict:
         "control_rate": co["conversion_rate"],
         "lift": st["lift"],
         "uplift": st["uplift"],
-        "last_scan_at": journey["last_scan_at"],
+        "last_scan_at": journey.last_scan_at,
     }
 
 
@@ -212,7 +227,7 @@ def warm_journey_stats() -> None:
     once loads what the page needs (modules, the warehouse columns of the goals) before a visitor."""
 
     with session_scope() as s:
-        service.stats_many(s, [j["id"] for j in service.list_journeys(s)])
+        service.stats_many(s, [j.id for j in service.list_journeys(s)])
 
 
 @router.get("/journeys")
@@ -221,12 +236,12 @@ def journeys_page(request: Request) -> Response:
     t = translator(locale_of(request))
     with session_scope() as s:
         journeys = service.list_journeys(s)
-        stats = service.stats_many(s, [j["id"] for j in journeys])
-    rows = [_journey_row(t, j, stats[j["id"]]) for j in journeys]
+        stats = service.stats_many(s, [j.id for j in journeys])
+    rows = [_journey_row(t, j, stats[j.id]) for j in journeys]
     table = Table(
         "journeys",
         [
-            Column("name", "journeys.name"),
+            Column("name", "journeys.name", data=True),
             Column("status", "journeys.status"),
             Column("trigger", "journeys.trigger"),
             Column("entered", "journeys.entered", "int"),
@@ -250,21 +265,88 @@ def journeys_page(request: Request) -> Response:
 
 @router.get("/journeys/new")
 def journey_new(request: Request) -> Response:
+    """The form editor (steps as forms), prefilled from an example or, with `from`, a copy of a
+    journey; `mode=json` is the raw JSON editor."""
     example = request.query_params.get("example", "silence")
-    definition = json.dumps(EXAMPLES.get(example, EXAMPLES["silence"]), ensure_ascii=False, indent=2)
-    return render(
-        request,
-        "reports/journey_new.html",
-        {"definition": definition, "examples": list(EXAMPLES), "example": example},
-    )
+    if example not in EXAMPLES:
+        example = "silence"
+    if request.query_params.get("mode") == "json":
+        definition = json.dumps(EXAMPLES[example], ensure_ascii=False, indent=2)
+        return render(
+            request,
+            "reports/journey_new.html",
+            {"definition": definition, "examples": list(EXAMPLES), "example": example},
+        )
+    state = journey_form.from_definition(EXAMPLES[example])
+    source = request.query_params.get("from", "")
+    if source.isdigit() and len(source) <= 18:
+        try:
+            with session_scope() as s:
+                journey = service.get_journey(s, int(source))
+            state = journey_form.from_definition(journey.definition, journey.name)
+        except AutomationError:
+            pass  # an unknown journey: the example instead
+    return _editor(request, state, {}, page=True, example=example)
 
 
-def _validation_text(exc) -> str:
-    """A pydantic error as 'field.path: reason; …' (the definition's own field names)."""
+def _editor(
+    request: Request, state: dict, errors: dict[str, str], *, page: bool = False, example: str = ""
+) -> Response:
+    context = {"state": state, "errors": errors, "examples": list(EXAMPLES), "example": example,
+               "triggers": journey_form.TRIGGERS, "kinds": journey_form.KINDS, "actions": journey_form.ACTIONS,
+               "max_steps": journey_form.MAX_STEPS}  # fmt: skip
+    template = "reports/journey_editor.html" if page else "reports/_journey_editor.html"
+    return render(request, template, context)
+
+
+@router.post("/journeys/editor")
+async def journey_editor(request: Request) -> Response:
+    """The form editor's operations: add, remove or move a step (the form comes back), or save
+    (through the automation service; a refused field comes back marked with its catalogued reason)."""
+    form = await request.form()
+    state = journey_form.from_form(form)
+    op = str(form.get("op", ""))[:32]
+    if op != "save":
+        return _editor(request, journey_form.apply(state, op, str(form.get("add_kind", ""))), {})
+    definition, errors = journey_form.to_definition(state)
+    if errors:
+        return _editor(request, state, errors)
+    try:
+        with session_scope() as s:
+            journey = service.create_journey(s, state["name"].strip(), definition)
+            if not state["activate"]:
+                service.set_status(s, journey.id, "paused")
+    except ValidationError as exc:
+        return _editor(
+            request,
+            state,
+            {journey_form.field_of(tuple(exc.errors()[0]["loc"])): "plans.journey.invalid.other"},
+        )
+    except UnsafeURL:
+        urls = [
+            f"steps-{i}-url"
+            for i, st in enumerate(state["steps"])
+            if st["kind"] == "action" and st["action"] == "webhook"
+        ]
+        return _editor(request, state, dict.fromkeys(urls, "plans.journey.invalid.unsafe_url"))
+    except AutomationError as exc:
+        field = exc.field or "name"
+        return _editor(
+            request,
+            state,
+            {field: "plans.journey.invalid.exists" if exc.status == 409 else "plans.journey.invalid.other"},
+        )
+    return htmx_redirect(f"/journeys/{journey.id}")
+
+
+def _validation_text(exc, locale: str) -> str:
+    """A pydantic error as 'field.path: reason; …' (the definition's own field names), each reason
+    in the console's language when its type has a message."""
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"definition.{loc}: {err['msg']}" if loc else f"definition: {err['msg']}")
+        reason = validation_reason(err, locale)
+        parts.append(f"definition.{loc}: {reason}" if loc else f"definition: {reason}")
     return "; ".join(parts)
 
 
@@ -286,12 +368,12 @@ def journey_create(
         with session_scope() as s:
             journey = service.create_journey(s, name.strip()[:128], data)
             if not activate:
-                service.set_status(s, journey["id"], "paused")
+                service.set_status(s, journey.id, "paused")
     except ValidationError as exc:
-        return flash_fragment(_validation_text(exc), ok=False)
+        return flash_fragment(_validation_text(exc, locale_of(request)), ok=False)
     except (AutomationError, UnsafeURL) as exc:
         return flash_fragment(exc.message, ok=False)
-    return htmx_redirect(f"/journeys/{journey['id']}")
+    return htmx_redirect(f"/journeys/{journey.id}")
 
 
 @router.get("/journeys/{journey_id}")
@@ -304,7 +386,7 @@ def journey_page(request: Request, journey_id: Int64) -> Response:
             st = service.stats(s, journey_id)
     except AutomationError as exc:
         return Response(exc.message, status_code=exc.status, media_type="text/plain; charset=utf-8")
-    definition = journey["definition"]
+    definition = journey.definition
     row = _journey_row(t, journey, st)
     arms = Table(
         "arms",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Form, Request
+import orjson
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from liebian.auth import service
 from liebian.auth.deps import SESSION_COOKIE, client_ip, principal_of, set_session_cookie
 from liebian.db.session import session_scope
-from liebian.web.console import TEMPLATES
+from liebian.web.console import TEMPLATES, flash_fragment, htmx_redirect
 from liebian.web.i18n import DEFAULT_LOCALE, locale_of, translator
 
 router = APIRouter(include_in_schema=False)
@@ -62,3 +63,54 @@ def logout_form(request: Request, csrf_token: str = Form("")) -> Response:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+# The first login with a one-time password (the bootstrap admin's, or one an admin set) lands here:
+# auth.deps sends every other console page to /password until the user has chosen their own.
+PASSWORD_ERRORS = {"unauthorized": "password.err.current", "throttled": "password.err.throttled"}
+
+
+@router.get("/password", response_class=HTMLResponse)
+def password_page(request: Request) -> Response:
+    principal = principal_of(request)
+    locale = locale_of(request)
+    context = {
+        "t": translator(locale),
+        "locale": locale,
+        "other_locale": "en" if locale == DEFAULT_LOCALE else DEFAULT_LOCALE,
+        "csrf_header": orjson.dumps({"X-CSRF-Token": principal.csrf_token or ""}).decode(),
+        "user": principal.name.removeprefix("user:"),
+    }
+    response = TEMPLATES.TemplateResponse(request, "password.html", context)
+    if "lang" in request.query_params:
+        response.set_cookie("lang", locale, samesite="lax", max_age=365 * 86400)
+    return response
+
+
+@router.post("/password")
+def change_password(
+    request: Request,
+    current_password: str = Form("", max_length=1024),
+    new_password: str = Form("", max_length=1024),
+    confirm_password: str = Form("", max_length=1024),
+) -> Response:
+    principal = principal_of(request)
+    if principal.kind != "session":
+        raise HTTPException(403, "only a console session changes its own password here")
+    t = translator(locale_of(request))
+    if len(new_password) < service.MIN_PASSWORD:
+        return flash_fragment(t("password.err.short"), ok=False)
+    if new_password != confirm_password:
+        return flash_fragment(t("password.err.mismatch"), ok=False)
+    if new_password == current_password:
+        return flash_fragment(t("password.err.same"), ok=False)
+    username = principal.name.removeprefix("user:")
+    error = None
+    with session_scope() as s:
+        try:
+            service.change_own_password(s, username, current_password, new_password, client_ip(request))
+        except service.AuthError as exc:
+            error = exc
+    if error is not None:
+        return flash_fragment(t(PASSWORD_ERRORS.get(error.code, "password.err.current")), ok=False)
+    return htmx_redirect("/")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
+from liebian.analytics.catalogue import display_kind
 from liebian.db.session import session_scope
 from liebian.lazy import lazy_import
 from liebian.monitor import detector
@@ -34,22 +35,12 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
 
 router = APIRouter(include_in_schema=False)
 
-# (kpi key, kind) of the cards after the north-star metric (definitions: docs/metrics.md)
-CARDS = [
-    ("k_factor", "float"),
-    ("participation_rate", "pct"),
-    ("participants", "int"),
-    ("referred_users", "int"),
-    ("invite_conversion", "pct"),
-    ("conversion_rate", "pct"),
-    ("revenue_fen", "fen"),
-    ("retention_d1", "pct"),
-    ("retention_d7", "pct"),
-    ("ltv_cac", "float"),
-    ("roi", "pct"),
-    ("new_users", "int"),
-]
+# The cards after the north-star metric: (metric, display kind), names and units from the catalogue
+CARD_METRICS = ("k_factor", "participation_rate", "participants", "referred_users", "invite_conversion",
+                "conversion_rate", "revenue_fen", "retention_d1", "retention_d7", "ltv_cac", "roi", "new_users")  # fmt: skip
+CARDS = [(key, display_kind(key)) for key in CARD_METRICS]
 TREND_LINES = ("new_users", "new_referred_users", "participants", "active_users")
+BY_CHANNEL = ("invites_sent", "k_factor", "conversion_rate", "aov_fen", "retention_d7")
 
 
 def _anomaly_marks(trend: list[dict], metric: str) -> list[dict]:
@@ -168,14 +159,8 @@ def overview(request: Request) -> Response:
     kpis, trend, chart, anomalies, by_channel, period = data
     channels = Table(
         "by_channel",
-        [
-            Column("channel", "filters.channel"),
-            Column("invites_sent", "kpi.invites_sent", "int"),
-            Column("k_factor", "kpi.k_factor", "float"),
-            Column("conversion_rate", "kpi.conversion_rate", "pct"),
-            Column("aov_fen", "kpi.aov_fen", "fen"),
-            Column("retention_d7", "kpi.retention_d7", "pct"),
-        ],
+        [Column("channel", "filters.channel", codes="channel")]
+        + [Column(m, f"kpi.{m}", display_kind(m)) for m in BY_CHANNEL],
         by_channel,
         title="overview.by_channel",
         link=lambda row: "/" + filters.query(channel=row["channel"]),
@@ -183,8 +168,8 @@ def overview(request: Request) -> Response:
     )
     daily = Table(
         "daily",
-        [Column("start", "overview.day", "date")] + [Column(m, f"kpi.{m}", "int") for m in TREND_LINES]
-        + [Column("revenue_fen", "kpi.revenue_fen", "fen")],
+        [Column("start", "overview.day", "date")]
+        + [Column(m, f"kpi.{m}", display_kind(m)) for m in (*TREND_LINES, "revenue_fen")],
         list(reversed(trend)),
         title="overview.daily",
         link=lambda row: "/" + filters.query(start=row["start"], end=row["start"]),

@@ -14,12 +14,12 @@ from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import Response
 
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
 from liebian.reports import service
-from liebian.reports.api import xlsx_response
+from liebian.reports.api import html_response, xlsx_response
 from liebian.reports.service import TARGET_METRICS, ReportError
 from liebian.schemas import Int64
 from liebian.urlguard import UnsafeURL
@@ -56,8 +56,8 @@ def metric_kind(metric: str) -> str:
 
 
 def _metric_label(t, metric: str) -> str:
-    label = t(f"kpi.{metric}")
-    return metric if label == f"kpi.{metric}" else f"{label} ({metric})"
+    label = t(f"kpi.{metric}")  # by name only: the code is the option's value
+    return metric if label == f"kpi.{metric}" else label
 
 
 def _metric_choices(t) -> list[tuple[str, str]]:
@@ -71,13 +71,13 @@ def _documents_table(documents: list[dict]) -> Table:
         "reports",
         [
             Column("id", "reports.id", "int"),
-            Column("kind", "reports.kind"),
+            Column("kind", "reports.kind", codes="reports.kind"),
             Column("period_start", "reports.period_start", "date"),
             Column("period_end", "reports.period_end", "date"),
-            Column("status", "reports.status"),
-            Column("requested_by", "reports.requested_by"),
-            Column("created_at", "reports.created_at", "datetime"),
-            Column("finished_at", "reports.finished_at", "datetime"),
+            Column("status", "reports.status", codes="reports.status"),
+            Column("requested_by", "reports.requested_by", data=True),
+            Column("created_at", "reports.created_at", "utc"),
+            Column("finished_at", "reports.finished_at", "utc"),
         ],
         documents,
         title="reports.documents",
@@ -89,13 +89,13 @@ def _targets_table(targets: list[dict]) -> Table:
         "targets",
         [
             Column("name", "reports.target_name"),
-            Column("metric", "reports.metric"),
+            Column("metric", "reports.metric", codes="kpi"),
             Column("baseline", "reports.baseline", "float"),
             Column("target", "reports.target_value", "float"),
             Column("current", "reports.current", "float"),
             Column("progress", "reports.progress", "pct"),
             Column("time_elapsed", "reports.time_elapsed", "pct"),
-            Column("status", "reports.tstatus"),
+            Column("status", "reports.tstatus", codes="reports.tstatus"),
             Column("start_date", "reports.start_date", "date"),
             Column("due_date", "reports.due_date", "date"),
             Column("owner", "reports.owner"),
@@ -251,21 +251,21 @@ def _document_report(document_id: int) -> dict | Response:
 
 
 @router.get("/reports/{document_id}/report.html")
-def report_html(document_id: Int64) -> Response:
+def report_html(request: Request, document_id: Int64) -> Response:
 
     report = _document_report(document_id)
     if isinstance(report, Response):
         return report
-    return HTMLResponse(service.render_html(report))
+    return html_response(report, request, locale_of(request))
 
 
 @router.get("/reports/{document_id}/report.xlsx")
-def report_xlsx(document_id: Int64) -> Response:
+def report_xlsx(document_id: Int64, request: Request) -> Response:
 
     report = _document_report(document_id)
     if isinstance(report, Response):
         return report
-    return xlsx_response(report)
+    return xlsx_response(report, request)
 
 
 def _target_fields(t, form: dict[str, str]) -> dict[str, Any]:

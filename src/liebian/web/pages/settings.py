@@ -21,6 +21,7 @@ from liebian.schemas import Int64
 from liebian.urlguard import UnsafeURL
 from liebian.web.console import render
 from liebian.web.i18n import locale_of, translator
+from liebian.web.pages.alerts import LEVEL_KEYS
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +43,7 @@ def _section_context(section: str) -> dict:
             return {"keys": auth.list_api_keys(s), "users": auth.list_users(s), "roles": policy.ROLES}
         if section == "channels":
             return {"channels": monitor_notifications.list_channels(s), "kinds": monitor.CHANNEL_KINDS,
-                    "levels": monitor.LEVELS}  # fmt: skip
+                    "levels": monitor.LEVELS, "level_keys": LEVEL_KEYS}  # fmt: skip
     permissions = list(policy.PERMISSIONS.items())
     return {
         "permissions": permissions,

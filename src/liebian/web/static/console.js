@@ -56,6 +56,15 @@
     });
   });
 
+  // Narrow screens: the side navigation is collapsed behind the header's menu button.
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest(".nav-toggle");
+    if (!toggle) return;
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    document.body.classList.toggle("nav-open", open);
+  });
+
   window.addEventListener("resize", function () {
     charts.forEach(function (c) { c.resize(); });
   });

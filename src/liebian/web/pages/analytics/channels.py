@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from liebian.analytics.catalogue import display_kind
 from liebian.analytics.common import AnalyticsError
 from liebian.web.console import (
     Chart,
@@ -89,8 +90,8 @@ def channels_page(request: Request) -> Response:
     }  # fmt: skip
     table = Table(
         "channels",
-        [Column("channel", "filters.channel")]
-        + [Column(a, f"kpi.{a}", {"invites_sent": "int", "aov_fen": "fen", "k_factor": "float"}.get(a, "pct"))
+        [Column("channel", "filters.channel", codes="channel")]
+        + [Column(a, f"kpi.{a}", display_kind(a))
            for a in RADAR_AXES]
         + [Column("fission_power", "channels.fission_power", "float"),
            Column("conversion_power", "channels.conversion_power", "float")],

@@ -49,9 +49,20 @@ def retention_page(request: Request) -> Response:
         result = cached_analytics("run_retention", filters.to_analytics(), unit, cohort_by)
     except (FilterError, PageError, AnalyticsError) as exc:
         return failed_page(request, template, context, exc)
+    view = retention_view(t, unit, result)
+    if view is None:
+        return render(request, template, context)
+    chart, table = view
+    context |= {"has_data": True, "charts": [chart], "tables": [table]}
+    return render(request, template, context, tables=[table])
+
+
+def retention_view(t, unit: str, result: dict) -> tuple[Chart, Table] | None:
+    """The heatmap and the matrix table of a retention result (None: no cohort); the insight
+    builder shows the same."""
     matrix = result["matrix"]
     if not matrix:
-        return render(request, template, context)
+        return None
     prefix = unit[0]
     offsets = sorted({int(k[1:]) for row in matrix for k in row if k[0] == prefix and k[1:].isdigit()})
     names = [t(f"retention.offset.{unit}").replace("{n}", str(k)) for k in offsets]
@@ -96,5 +107,4 @@ def retention_page(request: Request) -> Response:
         matrix,
         title="retention.table",
     )
-    context |= {"has_data": True, "charts": [chart], "tables": [table]}
-    return render(request, template, context, tables=[table])
+    return chart, table

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from liebian.analytics import benchmarks as bench
+from liebian.analytics.catalogue import display_kind
 from liebian.analytics.common import AnalyticsError
 from liebian.web.console import (
     Chart,
@@ -42,11 +43,6 @@ class RowKindTable(Table):
             format_cell(row.get(c.key), row["kind"] if c.key in self.row_kinds else c.kind, locale)
             for c in self.columns
         ]
-
-
-# Display kind of an indicator's value (the scorecard's and the benchmarks'); the rest are rates.
-VALUE_KINDS = {"k_factor": "float", "shares_per_active": "float", "invites_per_participant": "float",
-               "ltv_fen": "fen"}  # fmt: skip
 
 
 def _score_charts(t, card: dict, comparison: list[dict]) -> list[Chart]:
@@ -174,10 +170,10 @@ def scorecard_page(request: Request) -> Response:
         [
             r
             | {
-                "label": t(f"score.ind.{r['key']}"),
+                "label": t(f"kpi.{r['key']}"),
                 "parent": t(f"score.first.{r['parent']}"),
                 "dimension": t(f"score.dim.{r['dimension']}"),
-                "kind": VALUE_KINDS.get(r["key"], "pct"),
+                "kind": display_kind(r["key"]),
             }
             for r in card["indicators"]
         ],  # fmt: skip
@@ -193,7 +189,7 @@ def scorecard_page(request: Request) -> Response:
             Column("verdict_label", "bench.verdict"),
         ],
         [r | {"label": t(f"kpi.{r['indicator']}"), "verdict_label": t(f"bench.verdict.{r['verdict']}"),
-              "kind": VALUE_KINDS.get(r["indicator"], "pct")}
+              "kind": display_kind(r["indicator"])}
          for r in comparison],
         title="bench.table",
     )  # fmt: skip

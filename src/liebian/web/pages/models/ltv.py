@@ -210,13 +210,19 @@ def _tags_table(t, tag_rows: list[dict], by: str, filters: ConsoleFilters) -> Ta
     return Table(
         "tags",
         [
-            Column("name", "tags.name"),
+            Column("name", "tags.name", data=True),
             Column("level_label", "tags.level"),
             Column("version", "tags.version", "int"),
-            Column("rule", "tags.rule"),
+            Column("rule", "tags.rule", data=True),
             Column("members", "tags.members", "int"),
         ],
-        [r | {"level_label": t(f"tags.level.{r['level']}")} for r in tag_rows],
+        [
+            r
+            | {"level_label": t(f"tags.level.{r['level']}")}
+            # a saved list of persons has no rule: its members are the list
+            | ({"rule": t("tags.rule_list")} if r["level"] == "list" else {})
+            for r in tag_rows
+        ],
         title="tags.table",
         link=lambda row: "/ltv" + filters.query(segment=row["name"], by=by),
         link_column="name",
@@ -292,7 +298,7 @@ def ltv_page(request: Request) -> Response:
     seg = results.segment_summary(channel, person_ids)
     health = tags.health_distribution(channel, person_ids)
     with session_scope() as session:
-        tag_rows = [r for r in tags.list_tags(session) if not r["retired_at"]]
+        tag_rows = [dict(r) for r in tags.list_tags(session) if not r.retired_at]
     tables, charts = _ltv_tables(t, ltv, seg, health, tag_rows, by, filters, principal.can("segments:read"))
     ltv_entry = ltv["model"] if ltv else None
     context |= {
