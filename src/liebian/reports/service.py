@@ -498,7 +498,10 @@ def produce_later(document_id: int) -> None:
 
     def work() -> None:
         with _producing:
-            produce_document(document_id)
+            try:
+                produce_document(document_id)
+            except ReportError as exc:  # the document was deleted before or while it was built
+                log.info("report document %s not built: %s", document_id, exc)
 
     threading.Thread(target=work, name=f"report-document-{document_id}", daemon=True).start()
 
