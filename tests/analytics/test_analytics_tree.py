@@ -92,6 +92,9 @@ def test_graph_budget_keeps_whole_trees(rows, load):
     got = service.run_referral_tree(service.make_filters("2026-03-01", "2026-03-07"), max_graph_nodes=5)
     assert {n["id"] for n in got["graph"]["nodes"]} == {1, 2, 3, 4, 5}  # the largest tree only
     assert got["summary"]["graph_truncated"] is True
+    # 5 + 2 nodes: then neither two-node tree fits the one node left; of the two, 6's (smaller id) came first
+    got = service.run_referral_tree(service.make_filters("2026-03-01", "2026-03-07"), max_graph_nodes=8)
+    assert {n["id"] for n in got["graph"]["nodes"]} == {1, 2, 3, 4, 5, 6, 7}
     campaign = service.run_referral_tree(service.make_filters("2026-03-01", "2026-03-07", campaigns=["c2"]))
     assert campaign["summary"]["edges"] == 2 and campaign["summary"]["roots"] == 2  # 6 → 3 and 9 → 8
 
