@@ -194,8 +194,9 @@ def _results(results: dict, name: str) -> str:
     )
 
 
-def measure_duckdb(scale: str, store: str) -> dict:
-    """Every analysis on DuckDB over the store, in this (fresh) process."""
+def measure_duckdb(scale: str, store: str, only: str = "") -> dict:
+    """Every analysis (or those named in `only`, comma-separated) on DuckDB over the store, in this
+    (fresh) process."""
     import duckdb
     import ibis
 
@@ -222,13 +223,13 @@ def measure_duckdb(scale: str, store: str) -> dict:
     if repeat > 1:  # one run only (100M): the files were just written, so they are in the page cache
         runs["scan"]()  # the files into the page cache once for all
     results = {}
-    for name in MEASURES:
+    for name in [m for m in MEASURES if not only or m in only.split(",")]:
         with _SpillWatch(spill) as watch:
             wall, cpu, results[name] = _timed(runs[name], repeat)
         out[name] = {"wall": wall, "cpu": cpu, "spill": watch.peak, "peak_mib": peak_rss_mib()}
         out[name]["result"] = _results({**dict.fromkeys(MEASURES), name: results[name]}, name)
         out["peak_mib"], out["load_after"] = peak_rss_mib(), os.getloadavg()[0]
-        _keep(f"{scale}-duckdb.partial", out)  # what finished, should the run be cut short
+        _keep(f"{scale}-duckdb{'-' + only if only else ''}.partial", out)  # what finished, if cut short
     out["peak_mib"] = peak_rss_mib()
     out["load_after"] = os.getloadavg()[0]
     con.close()
@@ -539,6 +540,13 @@ def report(scale: str, scales: list[str], spark_at: str, found: dict[str, dict])
         )
         + "."
     )
+    for s in scales:  # analyses measured again in a run of their own (`duckdb SCALE STORE only`)
+        for m, old in found.get(f"{s}-duckdb", {}).get("replaced", {}).items():
+            report.notes.append(
+                f"{SCALES[s]:,} events, {LABELS[m]}: measured again in a run of its own ({old['why']}; "
+                f"1-minute load {old['load']:.1f}); the first run's figure, before that: {old['cpu']:.2f} CPU s, "
+                f"{_us(old, SCALES[s]):.3f} CPU µs/event."
+            )
     report.notes.append(
         "Peak RSS of the measuring process: "
         + ", ".join(
