@@ -155,7 +155,8 @@ def notes(found: dict, labels: dict[str, str], sizes: tuple[int, int]) -> list[s
         ]
         for m, label in labels.items():
             if m not in a or m not in b:
-                lines.append(f"| {label} | did not finish | | | | |")
+                why = a.get("partial") or b.get("partial") or ""
+                lines.append(f"| {label} | did not finish{': ' + why if why else ''} | | | | |")
                 continue
             x, y = a[m], b[m]
             u, v = _us(x["cpu"], sizes[0]), _us(y["cpu"], sizes[1])
@@ -169,9 +170,9 @@ def notes(found: dict, labels: dict[str, str], sizes: tuple[int, int]) -> list[s
             "**Where the cost per event grows from 10M to 100M** (each analysis once more in a fresh process, "
             "single-threaded, DuckDB's profiler on; `python -m benchmarks.bench_scale profile`). The profiler "
             "times each operator by the clock, which a loaded machine stretches, so the table gives the hash "
-            "operators' time per unit of the files' reading time of the same run: reading costs the same per "
-            "event at both scales (the same file size), so a growing ratio is the hash tables' cost per event "
-            "growing:\n\n" + "\n".join(lines)
+            "operators' time relative to the files' reading time of the same run: a growing ratio is the hash "
+            "tables' part of the work growing faster than the reading. The CPU per event is the process's, "
+            "single-threaded, one run at each scale:\n\n" + "\n".join(lines)
         )
     k = found.get("keys")
     if k and "failed" not in k:
