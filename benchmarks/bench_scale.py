@@ -25,6 +25,9 @@ LIEBIAN_BENCH_SCALE_MEMORY DuckDB's memory_limit (default 6GB: the machine is sh
 LIEBIAN_BENCH_SCALE_RESULTS a folder that keeps each finished measurement as JSON, so that a
 re-run measures only what is missing, LIEBIAN_BENCH_SCALE_TIMEOUT seconds per scale (a scale
 that does not finish in time is reported as such), LIEBIAN_BENCH_SCALE_SPARK=0 skips Spark.
+The parts run as children, also by hand (`python -m benchmarks.bench_scale generate|duckdb|spark|
+profile SCALE STORE`, `duckdb SCALE STORE tree` to measure named analyses only, `keys`); at 10M and
+100M the `profile` and the `keys` experiment of scale_profile.py give the page's why.
 """
 
 from __future__ import annotations
