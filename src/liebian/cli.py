@@ -17,6 +17,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from liebian import ports
 from liebian.click_compat import click
+from liebian.lazy import collector_paused
 
 # (module, sub-command name, help)
 DOMAINS = [
@@ -106,7 +107,8 @@ class RootGroup(TyperGroup):
         if self.listing:  # the help page only needs the name and the help
             return TyperCommand(cmd_name, help=self.listed[cmd_name])
         if self.commands[cmd_name] is None:
-            self.commands[cmd_name] = load_command(cmd_name)
+            with collector_paused():  # the domain's modules are imported now (start-up time)
+                self.commands[cmd_name] = load_command(cmd_name)
         return self.commands[cmd_name]
 
     def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -133,6 +135,12 @@ def main(
         None, "--user", envvar="LIEBIAN_USER", help="Act as this console user (or set LIEBIAN_API_KEY)."
     ),
 ) -> None:
+    with collector_paused():  # settings, the store and its migration check: imports (start-up time)
+        _start(ctx, data_dir, user)
+
+
+def _start(ctx: typer.Context, data_dir: Path | None, user: str | None) -> None:
+    """What every command needs before it runs: settings, the wiring, a store at the head."""
     # imported when a command runs, not for `liebian --help` (start-up time: settings and the store
     # bring pydantic-settings and SQLAlchemy)
     from liebian.auth import cli_guard

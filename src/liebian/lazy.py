@@ -22,13 +22,46 @@ module while it executes, so a second thread (the scheduler, a flusher, the serv
 can find attributes missing; and it cannot defer a submodule (`pyarrow.parquet`) without executing
 the parent. `importlib.import_module` holds the import lock per module: a second thread waits for
 the first to finish.
+
+`collector_paused()` pauses Python's cyclic garbage collector while a block imports modules: an
+import makes thousands of long-lived objects (classes, functions, schemas) that the collector would
+traverse again and again as they are made and find nothing to free — some 10–15 % of a command's
+start-up CPU (docs/benchmarks.md, "Start-up"). web/asgi.py does the same for the app's import.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
+import threading
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_pause_lock = threading.Lock()
+_pauses = 0  # blocks inside collector_paused() now, in any thread (the collector is per process)
+_resume = False  # whether the outermost pause found the collector enabled
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run the block with the cyclic garbage collector paused; the outermost block, in whichever
+    thread ends last, resumes it (if it was running). Nothing is frozen (gc.freeze): a server's
+    request objects made meanwhile stay collectable. For blocks that import, not for data work."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
 
 
 class _LazyModule(types.ModuleType):
@@ -39,7 +72,8 @@ class _LazyModule(types.ModuleType):
         self.__namespace = namespace
 
     def __load(self) -> types.ModuleType:
-        module = importlib.import_module(self.__name__)
+        with collector_paused():  # a heavy library's import (start-up time)
+            module = importlib.import_module(self.__name__)
         namespace, self.__namespace = self.__namespace, {}
         for key, value in list(namespace.items()):
             if value is self:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from liebian.lazy import collector_paused
+
 if TYPE_CHECKING:  # types only: importing them at run time would pull domains into this module
     import duckdb
     from sqlalchemy.orm import Session
@@ -183,7 +185,8 @@ def current() -> Wiring:
     if _current is None:
         with _build_lock:  # several threads at once (scheduler, request threads): one builds
             if _current is None and _pending is not None:
-                install(_pending())
+                with collector_paused():  # the real wiring imports every domain (start-up time)
+                    install(_pending())
     if _current is None:
         raise NotWired(
             "liebian is not wired in this process: call liebian.bootstrap.bootstrap() first "

@@ -26,6 +26,7 @@ from typer.models import CommandInfo
 
 from liebian.auth import policy
 from liebian.click_compat import click
+from liebian.lazy import collector_paused
 from liebian.output import err_console
 
 if TYPE_CHECKING:  # imported with the command, not for --help
@@ -155,11 +156,12 @@ def guarded(path: str, callback: Callable) -> Callable:
 
     @functools.wraps(callback)
     def wrapper(*args, **kwargs):
-        principal = check(path)
-        permission = policy.command_permission(path)
-        if permission not in policy.PUBLIC_SCOPES and permission != policy.ANONYMOUS:
-            # parameter names only: values can be identifiers (a phone to look up)
-            _audit(principal.name, "cli.run", f"cli:{path}", {"params": sorted(kwargs)})
+        with collector_paused():  # the first use of auth and the store imports them (start-up time)
+            principal = check(path)
+            permission = policy.command_permission(path)
+            if permission not in policy.PUBLIC_SCOPES and permission != policy.ANONYMOUS:
+                # parameter names only: values can be identifiers (a phone to look up)
+                _audit(principal.name, "cli.run", f"cli:{path}", {"params": sorted(kwargs)})
         _ACTING.append(principal)
         try:
             return callback(*args, **kwargs)

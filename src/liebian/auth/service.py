@@ -33,8 +33,6 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import event, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from liebian.auth import policy, throttle
@@ -42,6 +40,7 @@ from liebian.auth.models import ApiKey, AuditEntry, AuditHead, LoginSession, Use
 from liebian.auth.schemas import KeyOut, UserOut
 from liebian.config import get_settings
 from liebian.db.base import table_of, utcnow
+from liebian.db.dialects import upsert_insert
 from liebian.db.session import session_scope
 from liebian.errors import DomainError
 from liebian.privacy.crypto import keys
@@ -625,7 +624,7 @@ def _lock_head(session: Session) -> tuple[int, str]:
             ).first()
         if row is not None:
             return int(row[0]), row[1]
-        insert = pg_insert if pg else sqlite_insert
+        insert = upsert_insert(pg)
         session.execute(insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
     raise RuntimeError("could not create the audit head")  # pragma: no cover
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from liebian.auth.models import LoginFailures
 from liebian.config import get_settings
+from liebian.db.dialects import upsert_insert
 
 ACCOUNT_FAILURES_PER_IP_LIMIT = 3  # the account locks after 3 × the per-address limit in a window
 
@@ -51,7 +50,7 @@ def _user_key(username: str) -> str:
 def count_failure(session: Session, key: str, now: datetime) -> int:
     """Add one failure to `key`'s window (a new window when the last one is over); the count."""
     pg = session.get_bind().dialect.name == "postgresql"
-    insert = pg_insert if pg else sqlite_insert
+    insert = upsert_insert(pg)
     session.execute(
         insert(LoginFailures)
         .values(key=key, failures=0, window_start=now)

@@ -86,8 +86,21 @@ def files_head() -> str | None:
 
 def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, object]:
     """The literal values assigned to `names` at the top of a migration file."""
+    text = path.read_text(encoding="utf-8")
+    # Alembic's template assigns them before upgrade(): the header alone is parsed (a tenth of the
+    # file; every command and server start reads every migration file), the whole file if they are
+    # not all there
+    header = text.partition("\ndef ")[0]
+    try:
+        values = _literal_assignments(header, names)
+    except SyntaxError:  # the header ends inside a statement
+        values = {}
+    return values if set(names) <= values.keys() else _literal_assignments(text, names)
+
+
+def _literal_assignments(source: str, names: tuple[str, ...]) -> dict[str, object]:
     values: dict[str, object] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in ast.parse(source).body:
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:

@@ -7,6 +7,8 @@ reads the same tables as Parquet: the event store the ingest pipeline commits to
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +17,16 @@ from typing import TYPE_CHECKING
 from liebian.config import get_settings
 from liebian.engine import eventstore, warehouse
 from liebian.engine.spark import spark_backend, spark_store_backend
-from liebian.lazy import lazy_import
+from liebian.lazy import collector_paused, lazy_import
 
 if TYPE_CHECKING:
     import ibis
 else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     ibis = lazy_import("ibis")
+
+# Ibis's DuckDB backend imports these itself on first use (PyArrow for a table's schema, pandas for
+# a result): imported ahead, with the collector paused (liebian/lazy.py; start-up time of a command).
+_RESULT_LIBRARIES = ("pyarrow", "pandas")
 
 
 def parquet_dir() -> Path:
@@ -45,6 +51,7 @@ def analytics_backend(engine: str | None = None) -> Iterator[ibis.BaseBackend]:
     """An Ibis backend whose tables are events, orders, messages, referral_edges, identity_map."""
     engine = engine or get_settings().engine
     if engine == "duckdb":
+        _import_result_libraries()
         with warehouse.connect(read_only=True) as con:
             yield ibis.duckdb.from_connection(con)
     elif engine == "spark" and eventstore.configured():
@@ -55,3 +62,11 @@ def analytics_backend(engine: str | None = None) -> Iterator[ibis.BaseBackend]:
             yield backend
     else:  # pragma: no cover - settings validation prevents it
         raise ValueError(f"unknown analytics engine {engine!r}")
+
+
+def _import_result_libraries() -> None:
+    if all(name in sys.modules for name in _RESULT_LIBRARIES):
+        return
+    with collector_paused():
+        for name in _RESULT_LIBRARIES:
+            importlib.import_module(name)

@@ -82,13 +82,21 @@ def connect(read_only: bool = False, path: Path | None = None) -> Iterator[duckd
     path = Path(path or warehouse_path())
     path.parent.mkdir(parents=True, exist_ok=True)
     with WRITE_LOCK:
+        state = file_state(path)
         con = _open(path)
         try:
             con.execute("SET TimeZone = 'UTC'")
-            ensure_schema(con)
+            if state not in _CURRENT_SCHEMA and not ensure_schema(con):
+                _CURRENT_SCHEMA.add(state)  # found current, migrated nothing
             yield con
         finally:
             con.close()
+
+
+# The warehouse files this process found at the latest schema version, by their state then
+# (`file_state`): opened again unchanged, the version is not read again (a server opens the file for
+# every analysis). Any write — another process's migration included — changes the state.
+_CURRENT_SCHEMA: set[tuple] = set()
 
 
 def _open(path: Path) -> duckdb.DuckDBPyConnection:
@@ -109,10 +117,11 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
             delay = min(delay * 2, 0.5)
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the schema migrations the warehouse lacks (a no-op when it is current; `connect` holds
-    the process's lock while it runs). Raises `WarehouseTooNew` for a warehouse of a newer release."""
-    warehouse_migrations.migrate(con)
+    the process's lock while it runs); the versions applied. Raises `WarehouseTooNew` for a
+    warehouse of a newer release."""
+    return warehouse_migrations.migrate(con)
 
 
 def schema_versions(path: Path | None = None) -> tuple[int | None, int]:

@@ -28,6 +28,8 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.routing import BaseRoute
 
+from liebian.lazy import collector_paused
+
 # One lock for every lazy router: one thread imports at a time, the others wait for it.
 _LOCK = threading.RLock()
 
@@ -81,7 +83,8 @@ class LazyRouter(APIRouter):
             try:
                 module: Any = None
                 try:
-                    module = importlib.import_module(self.module_name)
+                    with collector_paused():  # a domain's modules (liebian/lazy.py; start-up time)
+                        module = importlib.import_module(self.module_name)
                 except ModuleNotFoundError as exc:
                     if exc.name != self.module_name:
                         raise
