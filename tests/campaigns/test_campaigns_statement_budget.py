@@ -21,7 +21,7 @@ from liebian.campaigns.schemas import AcceptRequest, ConversionRequest, Particip
 from liebian.db.session import get_engine, session_scope
 
 # The budgets (see the module docstring for what each request does).
-ACCEPT_STATEMENTS = 13
+ACCEPT_STATEMENTS = 10
 CONVERSION_STATEMENTS = 29
 
 RULES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from typing import Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -67,10 +67,36 @@ def _run(
             s.info["actor"] = acting
         result = fn(s, *args, **kwargs)
     if is_dataclass(result) and not isinstance(result, type):
-        result = asdict(result)
+        result = _as_dict(result)
     if status != 200:
-        return JSONResponse(status_code=status, content=encode(result))
+        return JSONResponse(status_code=status, content=_encode(result))
     return result
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    """JSON-ready as it is: what `encode` would give back unchanged (no datetimes, no models)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if kind is list:
+        return all(_plain(v) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    return False
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    """`asdict`, without its deep copy when every field is plain JSON already (an accept's result)."""
+    shallow = {f.name: getattr(result, f.name) for f in fields(result)}
+    return shallow if _plain(shallow) else asdict(result)
+
+
+def _encode(result: Any) -> Any:
+    """`encode` (jsonable_encoder), skipped for plain JSON values: it walks them at a cost per request."""
+    return result if _plain(result) else encode(result)
 
 
 def _actor(request: Request) -> str:
@@ -246,11 +272,11 @@ def accept(body: AcceptRequest, request: Request):
             content={
                 "detail": "the referral was blocked by risk checks",
                 "code": "blocked",
-                **encode(result),
+                **_encode(result),
             },
         )
     result["participant_token"] = tokens.issue_for(request, body.id_type, result["friend_person_id"])
-    return JSONResponse(status_code=201, content=encode(result))
+    return JSONResponse(status_code=201, content=_encode(result))
 
 
 @router.post(

@@ -88,6 +88,11 @@ def _risk(session: Session, ctx: RiskContext) -> Assessment:
     return assess(session, ctx, ports.current().risk_checks)
 
 
+def _signal_dicts(risk: Assessment) -> list[dict[str, Any]]:
+    """The signals as `asdict` gives them (built directly: asdict deep-copies, a cost per accept)."""
+    return [{"code": s.code, "score": s.score, "detail": s.detail} for s in risk.signals]
+
+
 def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None = None) -> AcceptResult:
     """A friend arrives through an invite (signs up): attribute, check the rules and the risk checks."""
     now = now or utcnow()
@@ -137,7 +142,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
         generation=generation,
         channel=inv.channel,
         risk_score=risk.score,
-        signals=[asdict(s) for s in risk.signals],
+        signals=_signal_dicts(risk),
     )
     if state != "blocked" and rules.qualifying_event.kind == "signup":
         ref = session.get_one(Referral, referral_id)
@@ -202,7 +207,7 @@ def _insert_referral(
             "group_id": group_id,
             "state": _STATE_OF[risk.decision],
             "risk_score": risk.score,
-            "risk_signals": to_json([asdict(s) for s in risk.signals]),
+            "risk_signals": to_json(_signal_dicts(risk)),
             "device_id": req.device_id,
             "ip": req.ip,
             "accepted_at": now,

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from liebian import fx
@@ -133,9 +133,7 @@ def record(session: Session, order: TrustedOrder, *, now: datetime | None = None
     now = now or utcnow()
     known = _upsert(session, order, now)
     changed = []
-    rows = session.scalars(
-        select(CampaignOrder).where(CampaignOrder.order_id == order.order_id).order_by(CampaignOrder.id)
-    ).all()
+    rows = session.scalars(_ORDERS_OF, {"b_order": order.order_id}).all()
     for row in rows:
         if row.status == "pending":
             changed.append(_apply(session, row, known, now))
@@ -147,17 +145,38 @@ def record(session: Session, order: TrustedOrder, *, now: datetime | None = None
     return changed
 
 
+# Statements of a conversion's path, built once (per dialect where it differs): constructing them
+# per call cost more than running them (`common.stmt` says the same of the referral hot path).
+_ORDERS_OF = (
+    select(CampaignOrder).where(CampaignOrder.order_id == bindparam("b_order")).order_by(CampaignOrder.id)
+)
+_VERIFIED_COLUMNS = (*TrustedOrder.__dataclass_fields__, "received_at", "updated_at")
+_INSERT_VERIFIED: dict[str, Executable] = {}
+
+
+def _insert_verified(session: Session) -> Executable:
+    """INSERT a trusted order unless its id is known, returning the new row (an ORM object)."""
+    dialect = session.get_bind().dialect.name
+    built = _INSERT_VERIFIED.get(dialect)
+    if built is None:
+        built = _INSERT_VERIFIED[dialect] = (
+            ins(session, VerifiedOrder)
+            .values(**{k: bindparam(f"b_{k}") for k in _VERIFIED_COLUMNS})
+            .on_conflict_do_nothing(index_elements=["order_id"])
+            .returning(VerifiedOrder)
+        )
+    return built
+
+
 def _upsert(session: Session, order: TrustedOrder, now: datetime) -> VerifiedOrder:
     """The order's one trusted record: created, or moved on from paid to refunded/cancelled (never
     back); another buyer's order under the same id is refused."""
-    values = {k: getattr(order, k) for k in TrustedOrder.__dataclass_fields__}
+    values = {f"b_{k}": getattr(order, k) for k in TrustedOrder.__dataclass_fields__}
     # a new order comes back whole from its INSERT (RETURNING): no second read; a known one is read
     # (and locked) after
     created = session.scalars(
-        ins(session, VerifiedOrder)
-        .values(**values, received_at=now, updated_at=now)
-        .on_conflict_do_nothing(index_elements=["order_id"])
-        .returning(VerifiedOrder),
+        _insert_verified(session),
+        {**values, "b_received_at": now, "b_updated_at": now},
         execution_options={"populate_existing": True},
     ).first()
     known = created

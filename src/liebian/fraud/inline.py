@@ -145,10 +145,19 @@ def _distinct_persons(sighted, kind: str, bind: str, since: str):
     )
 
 
-# Every count of earlier sightings the rules use, in one statement (each subquery uses its index).
+def _current_of(bind: str):
+    """The person a person id stands for now (its survivor if merged, else itself), in SQL: as
+    `_CURRENT` reads it, one hop (merges point at the final survivor)."""
+    merged = select(_P.c.merged_into).where(_P.c.id == bindparam(bind)).scalar_subquery()
+    return func.coalesce(merged, bindparam(bind))
+
+
+# Every count of earlier sightings the rules use, in one statement (each subquery uses its index),
+# with the current persons of friend and inviter (read here, not in a statement of their own).
 # A missing value is bound as NULL (or NONE for person ids) and matches nothing, as the rules skip
 # those cases anyway.
 _ACCEPT = _S.c.stage == "accept"
+_FRIEND_NOW, _INVITER_NOW = _current_of("friend"), _current_of("inviter")
 _COUNTS = select(
     _counting(
         _ACCEPT, _S.c.inviter_person_id == bindparam("inviter"), _S.c.ts > bindparam("velocity_since"),
@@ -174,13 +183,15 @@ _COUNTS = select(
     ).label("ip_ua"),
     _counting(
         _S.c.device_id == bindparam("device"), _S.c.person_id.is_not(None),
-        _S.c.person_id != bindparam("mine_a"), _S.c.person_id != bindparam("mine_b"),
+        _S.c.person_id != _FRIEND_NOW, _S.c.person_id != _INVITER_NOW,
     ).label("device_others"),
     select(func.count()).select_from(_K).where(
         _K.c.kind == "device", _K.c.value_hash == bindparam("device_h"),
-        _K.c.person_id != bindparam("mine_a"), _K.c.person_id != bindparam("mine_b"),
+        _K.c.person_id != _FRIEND_NOW, _K.c.person_id != _INVITER_NOW,
     ).scalar_subquery().label("device_known_others"),
     visits.self_clicks_counted("campaign", "inviter").label("self_clicks"),
+    _FRIEND_NOW.label("friend_now"),
+    _INVITER_NOW.label("inviter_now"),
 )  # fmt: skip
 
 
@@ -190,8 +201,6 @@ def _sightings(session: Session, ctx: RiskContext) -> dict[str, int]:
     cached: tuple[RiskContext, dict[str, int]] | None = session.info.get("fraud_counts")
     if cached is not None and cached[0] is ctx:
         return cached[1]
-    mine = [p for p in (_current(session, ctx.friend), _current(session, ctx.inviter)) if p is not None]
-    mine += [NONE] * (2 - len(mine))
     row = session.execute(
         _COUNTS,
         {
@@ -207,8 +216,6 @@ def _sightings(session: Session, ctx: RiskContext) -> dict[str, int]:
             "velocity_since": ctx.ts - CONFIG.velocity_window,
             "device_since": ctx.ts - CONFIG.device_burst_window,
             "ip_since": ctx.ts - CONFIG.ip_burst_window,
-            "mine_a": mine[0],
-            "mine_b": mine[1],
         },
     ).one()
     return {k: int(v or 0) for k, v in row._mapping.items()}
@@ -412,13 +419,17 @@ def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     Inviter and friend are read once (one statement for both) and the counts of earlier sightings
     once (`_sightings`, when a rule needs one), for all the rules."""
     ids = [p for p in (ctx.inviter, ctx.friend) if p is not None]
-    known = {}
-    if ids:
+    known: dict[int, int] = {}
+    counted = ctx.stage == "accept" or ctx.device_id or (ctx.ip and ctx.user_agent)
+    if counted:  # the counts bring the current persons along
+        counts = _sightings(session, ctx)
+        session.info["fraud_counts"] = (ctx, counts)
+        now = {ctx.friend: counts["friend_now"], ctx.inviter: counts["inviter_now"]}
+        known = {pid: now[pid] for pid in ids}
+    elif ids:
         known = {pid: merged or pid for pid, merged in session.execute(_CURRENT, {"ids": ids})}
     session.info["fraud_current"] = known
     try:
-        if ctx.stage == "accept" or ctx.device_id or (ctx.ip and ctx.user_agent):
-            session.info["fraud_counts"] = (ctx, _sightings(session, ctx))
         signals: list[RiskSignal] = []
         for rule in RULES:
             signals.extend(rule(session, ctx))

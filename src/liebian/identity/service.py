@@ -84,6 +84,22 @@ def _inserts_ignoring_conflicts(session: Session) -> tuple[Insert, Insert]:
     return _INSERTS[dialect]
 
 
+_INSERTS_RETURNING: dict[str, tuple[Insert, Insert]] = {}
+
+
+def _inserts_returning(session: Session) -> tuple[Insert, Insert]:
+    """As `_inserts_ignoring_conflicts`, returning the rows that went in."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in _INSERTS_RETURNING:
+        persons, identifiers = _inserts_ignoring_conflicts(session)
+        i = table_of(Identifier)
+        _INSERTS_RETURNING[dialect] = (
+            persons.returning(table_of(Person).c.id),
+            identifiers.returning(i.c.id_type, i.c.id_value, i.c.person_id),
+        )
+    return _INSERTS_RETURNING[dialect]
+
+
 def _is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -157,15 +173,71 @@ def resolve(
     found = {k: known[k] for k in keys if k in known} if known is not None else lookup(session, keys)
     new = sorted(keys - found.keys())
     if new:
-        _found_persons(session, new, raw_by_key, source, seen_at or utcnow())
-        found.update(lookup(session, new))
+        found.update(_found_persons(session, new, raw_by_key, source, seen_at or utcnow()))
     return found
 
 
 def _found_persons(
     session: Session, new: list[Key], raw_by_key: dict[Key, str], source: str, seen_at: datetime
-) -> None:
+) -> dict[Key, int]:
+    """Found a person for each new identifier; the persons of `new` (founded here, or by a
+    concurrent transaction meanwhile)."""
     wanted = {key: person_id_for(*key) for key in new}
+    if len(new) < STAGE_THRESHOLD and len(set(wanted.values())) == len(wanted):
+        return _found_directly(session, wanted, raw_by_key, source, seen_at)
+    _found_checked(session, wanted, raw_by_key, source, seen_at)
+    return lookup(session, new)
+
+
+def _found_directly(
+    session: Session, wanted: dict[Key, int], raw_by_key: dict[Key, str], source: str, seen_at: datetime
+) -> dict[Key, int]:
+    """The request path (a few identifiers, their ids distinct): insert the persons and identifiers
+    at once and learn from RETURNING which rows went in, instead of reading the ids first and the
+    identifiers again after. An id already taken (a collision, a tombstone, a concurrent founder)
+    falls back to `_found_checked` for those keys, which salts or finds them as before."""
+    insert_persons, insert_identifiers = _inserts_returning(session)
+    persons = [{"id": pid, "created_at": seen_at} for pid in wanted.values()]
+    inserted = set(session.scalars(insert_persons, persons))
+    mine = {key: pid for key, pid in wanted.items() if pid in inserted}
+    found: dict[Key, int] = {}
+    if mine:
+        rows = session.execute(insert_identifiers, _identifier_rows(mine, raw_by_key, source, seen_at))
+        found = {(t, v): pid for t, v, pid in rows}
+    rest = [key for key in wanted if key not in found]
+    if rest:  # rare: taken ids, or an identifier a concurrent transaction founded first
+        unfounded = {key: wanted[key] for key in rest if key not in mine}
+        if unfounded:
+            _found_checked(session, unfounded, raw_by_key, source, seen_at)
+        found.update(lookup(session, rest))
+    return found
+
+
+def _identifier_rows(
+    wanted: dict[Key, int], raw_by_key: dict[Key, str], source: str, seen_at: datetime
+) -> list[dict[str, Any]]:
+    idents = []
+    for key, pid in wanted.items():
+        raw = raw_by_key.get(key)
+        id_type, value = key
+        idents.append(
+            {
+                "id_type": id_type,
+                "id_value": value,
+                "person_id": pid,
+                "encrypted_value": encrypt(raw) if raw is not None and id_type in DIRECT_TYPES else None,
+                "display": display_value(id_type, raw) if raw is not None else _display_of_key(key),
+                "source": source[:64],
+                "first_seen_at": seen_at,
+            }
+        )
+    return idents
+
+
+def _found_checked(
+    session: Session, wanted: dict[Key, int], raw_by_key: dict[Key, str], source: str, seen_at: datetime
+) -> None:
+    """Found persons for `wanted` (key -> its natural id), reading which ids are taken first."""
     # A person id can only be taken already by a hash collision or by a deleted person's
     # tombstone; such identifiers get a salted id instead.
     taken: set[int] = set()
@@ -182,21 +254,7 @@ def _found_persons(
             del wanted[key]
     assign_person_ids(wanted, taken)
     persons = [{"id": pid, "created_at": seen_at} for pid in wanted.values()]
-    idents = []
-    for key, pid in wanted.items():
-        raw = raw_by_key.get(key)
-        id_type, value = key
-        idents.append(
-            {
-                "id_type": id_type,
-                "id_value": value,
-                "person_id": pid,
-                "encrypted_value": encrypt(raw) if raw is not None and id_type in DIRECT_TYPES else None,
-                "display": display_value(id_type, raw) if raw is not None else _display_of_key(key),
-                "source": source[:64],
-                "first_seen_at": seen_at,
-            }
-        )
+    idents = _identifier_rows(wanted, raw_by_key, source, seen_at)
     if len(idents) >= STAGE_THRESHOLD:
         # Thousands of new identifiers (a bulk link): one staged INSERT … SELECT per table, not a
         # statement per row (PostgreSQL ran each as its own round trip).
