@@ -201,9 +201,7 @@ def _retention_one_pass(
         return [], 0
     asof = int(found.as_of.iloc[0])
     base = asof - (MASK_UNITS - 1)
-    df = fr.execute_cached(
-        ("retention", unit, periods, base), lambda: _mask_counts(fr, unit, periods, base)
-    )
+    df = fr.execute_cached(("retention", unit, periods, base), lambda: _mask_counts(fr, unit, periods, base))
     rows = []
     older = 0
     for r in df.to_dict(orient="records"):
@@ -225,7 +223,9 @@ def _mask_counts(fr: Frame, unit: str, periods: int, base: int) -> ir.Table:
     (`k1`…), from one aggregation of the events by person (see `_retention_one_pass`)."""
     unit_of = _unit_fn(fr, unit)
     f = fr.filters
-    t = fr.in_segment(fr.table("events"))  # the segment selects the persons; return events count in any channel
+    t = fr.in_segment(
+        fr.table("events")
+    )  # the segment selects the persons; return events count in any channel
     start_ok = ibis.literal(True)
     if f.channels:
         start_ok &= t.channel.isin(list(f.channels))

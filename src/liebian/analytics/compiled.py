@@ -69,7 +69,6 @@ def execute(backend: Any, key: Hashable, build: Callable[[], ir.Expr]) -> pd.Dat
 def _run(con: Any, expr: ir.Expr, sql: str) -> pd.DataFrame:
     """`sql` (compiled from `expr`) as Ibis's DuckDB `execute` returns it (ibis/backends/duckdb)."""
     import pyarrow.types as pat
-
     from ibis.backends.duckdb.converter import DuckDBPandasData
 
     table = con.sql(sql).to_arrow_table()

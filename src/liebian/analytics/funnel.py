@@ -228,7 +228,11 @@ def _aggregate(
         return _step_counts(fr, steps, window, breakdown, build, group)
 
     # the plain ordered funnel's SQL is kept per shape; a mode's builder is a new closure per call
-    df = fr.execute_cached(("funnel", steps, window, breakdown), query) if build is None else fr.execute(query())
+    df = (
+        fr.execute_cached(("funnel", steps, window, breakdown), query)
+        if build is None
+        else fr.execute(query())
+    )
     labels = sorted(df.bd.unique()) if breakdown else [None]
     out = []
     for label in labels:
