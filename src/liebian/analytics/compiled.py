@@ -1,11 +1,13 @@
-"""Compiled analyses kept per DuckDB connection, so that a repeated analysis skips Ibis.
+"""Compiled analyses kept per process (DuckDB), so that a repeated analysis skips Ibis.
 
 Building an analysis's Ibis expression and compiling it to SQL costs about 0.1–0.3 s of Python per
 call (issue #23's profile), as much as the query itself on a million events. An analysis that asks
 for it (`Frame.execute_cached`) is built and compiled once per key — what shapes its SQL: its own
 parameters, the frame's filters and configuration — and the warehouse's schema (tables, columns and
-their types: an analysis reads the columns it finds); later calls run the kept SQL and convert the
-result the way Ibis's own `execute` does, so the values are the same. Only for DuckDB: Spark runs
+their types: an analysis reads the columns it finds). The SQL names the tables only, so it holds
+for every connection to a warehouse of that schema (each request opens its own, engine/backend.py);
+later calls run the kept SQL and convert the result the way Ibis's own `execute` does, so the
+values are the same. Only for DuckDB: Spark runs
 every call through Ibis. Expressions holding in-memory tables (a large segment) are not kept: Ibis
 registers those at execution.
 """
@@ -13,7 +15,6 @@ registers those at execution.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any
@@ -30,15 +31,14 @@ else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     ops = lazy_import("ibis.expr.operations")
     pd = lazy_import("pandas")
 
-MAX_KEPT = 64  # per connection; a dashboard asks for a few dozen shapes at most
+MAX_KEPT = 256  # a dashboard asks for a few dozen shapes; each kept entry is a few tens of KiB
 # One row that changes with any table, view, column or type of the connection's catalogue.
 _SCHEMA = (
     "SELECT count(*), sum(hash(database_name, schema_name, table_name, column_name, data_type)) "
     "FROM duckdb_columns()"
 )
 
-_kept: weakref.WeakKeyDictionary[Any, OrderedDict[Hashable, tuple[ir.Expr, str]]]
-_kept = weakref.WeakKeyDictionary()
+_kept: OrderedDict[Hashable, tuple[ir.Expr, str]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -49,19 +49,18 @@ def execute(backend: Any, key: Hashable, build: Callable[[], ir.Expr]) -> pd.Dat
     con = backend.con
     key = (key, tuple(con.execute(_SCHEMA).fetchall()[0]))
     with _lock:
-        kept = _kept.setdefault(backend, OrderedDict())
-        found = kept.get(key)
+        found = _kept.get(key)
         if found is not None:
-            kept.move_to_end(key)
+            _kept.move_to_end(key)
     if found is None:
         expr = build()
         if expr.op().find(ops.InMemoryTable):  # registered by Ibis at execution
             return backend.execute(expr)
         found = (expr, backend.compile(expr.as_table()))
         with _lock:
-            kept[key] = found
-            while len(kept) > MAX_KEPT:
-                kept.popitem(last=False)
+            _kept[key] = found
+            while len(_kept) > MAX_KEPT:
+                _kept.popitem(last=False)
     expr, sql = found
     return _run(con, expr, sql)
 
