@@ -7,9 +7,8 @@ parameters, the frame's filters and configuration — and the warehouse's schema
 their types: an analysis reads the columns it finds). The SQL names the tables only, so it holds
 for every connection to a warehouse of that schema (each request opens its own, engine/backend.py);
 later calls run the kept SQL and convert the result the way Ibis's own `execute` does, so the
-values are the same. Only for DuckDB: Spark runs
-every call through Ibis. Expressions holding in-memory tables (a large segment) are not kept: Ibis
-registers those at execution.
+values are the same. Only for DuckDB: Spark runs every call through Ibis. Expressions holding
+in-memory tables (a large segment) are not kept: Ibis registers those at execution.
 """
 
 from __future__ import annotations
