@@ -171,7 +171,7 @@ def test_one_pass_retention_equals_the_joined_calculation(
     f = service.make_filters(start, end, channels=channels, campaigns=campaigns, segment=segment)
     with service.frame(f) as fr:
         unit_of = cohorts_mod._unit_fn(fr, unit)
-        one_pass = cohorts_mod._retention_one_pass(fr, unit_of, periods, cohorts)
+        one_pass = cohorts_mod._retention_one_pass(fr, unit, periods, cohorts)
         joined = cohorts_mod._retention_joined(fr, unit_of, "first_event", periods, cohorts)
         public = cohorts_mod.retention(fr, unit, "first_event", periods, cohorts).table
     want = cohorts_mod._cells(unit, "first_event", periods, *joined).table

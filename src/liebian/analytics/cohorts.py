@@ -150,7 +150,7 @@ def retention(
     """Retention matrix: for each cohort and offset k, persons active in period cohort+k / cohort size."""
     unit_of = _unit_fn(fr, unit)
     if cohort_by == "first_event" and periods >= 1 and cohorts >= 1:
-        found = _retention_one_pass(fr, unit_of, periods, cohorts)
+        found = _retention_one_pass(fr, unit, periods, cohorts)
         if found is not None:
             return _cells(unit, cohort_by, periods, *found)
     rows, asof = _retention_joined(fr, unit_of, cohort_by, periods, cohorts)
@@ -176,7 +176,7 @@ def _cells(
 
 
 def _retention_one_pass(
-    fr: Frame, unit_of, periods: int, cohorts: int
+    fr: Frame, unit: str, periods: int, cohorts: int
 ) -> tuple[list[tuple[int, int, dict[int, int]]], int] | None:
     """First-event retention in one group-by on the person over the events, with one aggregate.
 
@@ -190,14 +190,42 @@ def _retention_one_pass(
     bit of unit c + k. Every cell that can be observed (c + k <= as_of) lies in the window when
     c does. Returns None when a cohort older than the window may be among the most recent
     `cohorts` ones: the caller then joins the events with the members (_retention_joined)."""
-    ev = fr.table("events")
-    found = fr.execute(ev.aggregate(as_of=unit_of(ev.ts.max())))
+    unit_of = _unit_fn(fr, unit)
+
+    def last_unit() -> ir.Table:
+        ev = fr.table("events")
+        return ev.aggregate(as_of=unit_of(ev.ts.max()))
+
+    found = fr.execute_cached(("as_of", unit), last_unit)
     if found.empty or pd.isna(found.as_of.iloc[0]):
         return [], 0
     asof = int(found.as_of.iloc[0])
     base = asof - (MASK_UNITS - 1)
+    df = fr.execute_cached(("retention", unit, periods, base), lambda: _mask_counts(fr, unit, periods, base))
+    rows = []
+    older = 0
+    for r in df.to_dict(orient="records"):
+        low, size = int(r["low"]), int(r["size"])
+        if low == 2:
+            older = size
+            continue
+        cohort = base + (low.bit_length() - 3) // 2
+        back = {k: int(r[f"k{k}"]) for k in range(1, min(periods, MASK_UNITS)) if cohort + k <= asof}
+        rows.append((cohort, size, back))
+    rows.sort(reverse=True)
+    if older and len(rows) < cohorts:
+        return None  # an older cohort may be among the most recent ones
+    return rows[:cohorts], asof
+
+
+def _mask_counts(fr: Frame, unit: str, periods: int, base: int) -> ir.Table:
+    """Per lowest start bit (`low`, the cohort): its size and the members back at each offset k
+    (`k1`…), from one aggregation of the events by person (see `_retention_one_pass`)."""
+    unit_of = _unit_fn(fr, unit)
     f = fr.filters
-    t = fr.in_segment(ev)  # the segment selects the persons; return events count in any channel
+    t = fr.in_segment(
+        fr.table("events")
+    )  # the segment selects the persons; return events count in any channel
     start_ok = ibis.literal(True)
     if f.channels:
         start_ok &= t.channel.isin(list(f.channels))
@@ -227,21 +255,7 @@ def _retention_one_pass(
         # the active bit of unit c + k is `low` shifted by 2k + 1, inside the mask while c + k <= as_of
         hit = (per.mask & (per.low << (2 * k + 1))) != 0
         metrics[f"k{k}"] = ibis.ifelse(per.low <= 2 ** (58 - 2 * k), hit.cast("int64"), 0).sum()
-    df = fr.execute(per.group_by("low").aggregate(**metrics))
-    rows = []
-    older = 0
-    for r in df.to_dict(orient="records"):
-        low, size = int(r["low"]), int(r["size"])
-        if low == 2:
-            older = size
-            continue
-        cohort = base + (low.bit_length() - 3) // 2
-        back = {k: int(r[f"k{k}"]) for k in range(1, min(periods, MASK_UNITS)) if cohort + k <= asof}
-        rows.append((cohort, size, back))
-    rows.sort(reverse=True)
-    if older and len(rows) < cohorts:
-        return None  # an older cohort may be among the most recent ones
-    return rows[:cohorts], asof
+    return per.group_by("low").aggregate(**metrics)
 
 
 def _retention_joined(

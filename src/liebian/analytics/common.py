@@ -10,6 +10,7 @@ are used.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -277,6 +278,13 @@ class Frame:
 
     def execute(self, expr: ir.Expr) -> pd.DataFrame:
         return self.backend.execute(expr)
+
+    def execute_cached(self, key: Hashable, build: Callable[[], ir.Expr]) -> pd.DataFrame:
+        """`execute(build())`, with the SQL kept per `key` (the analysis's own parameters), the
+        filters and the configuration, so that a repeated analysis skips Ibis (analytics/compiled.py)."""
+        from liebian.analytics import compiled
+
+        return compiled.execute(self.backend, (key, self.filters, self.config, self.offset), build)
 
 
 def ratio(num: float | None, den: float | None) -> float | None:

@@ -187,14 +187,16 @@ def funnel(
     return FunnelResult(table, medians, window.total_seconds() / 86400, breakdown)
 
 
-def _aggregate(
+def _step_counts(
     fr: Frame,
     steps: Sequence[Step],
     window: timedelta,
     breakdown: str | None,
-    build: ChainBuilder | None = None,
-) -> pd.DataFrame:
-    group = ["bd"] if breakdown else []
+    build: ChainBuilder | None,
+    group: list[str],
+) -> ir.Table:
+    """One row per step (and breakdown value): persons and the median seconds from the previous step
+    and from entry, every level aggregated in one UNION (executed as one query)."""
     parts = []
     for k, t in enumerate((build or _chain)(fr, steps, window, breakdown)):
         metrics = {"persons": t.person_id.count()}
@@ -210,7 +212,27 @@ def _aggregate(
             metrics["median_seconds_from_start"] = ibis.literal(None, "float64")
         agg = t.group_by(group).aggregate(**metrics) if group else t.aggregate(**metrics)
         parts.append(agg.mutate(step=ibis.literal(k + 1, "int64")))
-    df = fr.execute(ibis.union(*parts))
+    return ibis.union(*parts)
+
+
+def _aggregate(
+    fr: Frame,
+    steps: Sequence[Step],
+    window: timedelta,
+    breakdown: str | None,
+    build: ChainBuilder | None = None,
+) -> pd.DataFrame:
+    group = ["bd"] if breakdown else []
+
+    def query() -> ir.Table:
+        return _step_counts(fr, steps, window, breakdown, build, group)
+
+    # the plain ordered funnel's SQL is kept per shape; a mode's builder is a new closure per call
+    df = (
+        fr.execute_cached(("funnel", steps, window, breakdown), query)
+        if build is None
+        else fr.execute(query())
+    )
     labels = sorted(df.bd.unique()) if breakdown else [None]
     out = []
     for label in labels:

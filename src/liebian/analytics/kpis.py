@@ -506,7 +506,7 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     """The KPI sheet for the frame's filters: every sheet metric of the catalogue, in its order, from
     the counts of `kpi_counts` (counts, rates of two values, `DERIVED`), None where undefined."""
     costs = costs or Costs()
-    v = records(fr.execute(kpi_counts(fr)))[0]
+    v = records(fr.execute_cached("kpis", lambda: kpi_counts(fr)))[0]
     for key in ("revenue_fen", "refunded_fen", "new_user_revenue_fen"):
         v[key] = int(v[key] or 0)
     v.update(reward_cost_fen=costs.reward_cost_fen, other_cost_fen=costs.other_cost_fen)
