@@ -27,7 +27,9 @@ else:  # deferred for start-up time (liebian/lazy.py): the server imports this m
     rich_table = lazy_import("rich.table")
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors are not wrapped at the terminal's width: a message names a file and a line
+# ("…/units.csv: line 4002: …"), and a break inside it would cut the path from its line number.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class Format(StrEnum):

@@ -101,7 +101,9 @@ def test_one_worker_runs_the_scheduled_jobs(store: str, tmp_path: Path) -> None:
         while "runs the scheduled jobs" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
         time.sleep(3)  # the other workers have tried the lock by now (they retry every few seconds)
-    lines = log.read_text().splitlines()
+        # read while all four run: once the server stops, the leader lets go of the lock and a
+        # worker still shutting down may take it (as it should), which says nothing about two at once
+        lines = log.read_text().splitlines()
     leaders = [line for line in lines if "runs the scheduled jobs" in line]
     assert len(leaders) == 1, "\n".join(lines[-50:])
     # the lock was given back: a scheduler started now becomes the leader

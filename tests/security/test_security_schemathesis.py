@@ -107,14 +107,19 @@ def test_api_conforms_and_never_fails(sqlite_store, key, admin_headers, public_h
             try:
                 run()
             except (Exception, BaseExceptionGroup) as again:
-                failures.append(f"{operation.label} (again after an intermittent failure): {_described(again)}")
+                failures.append(
+                    f"{operation.label} (again after an intermittent failure): {_described(again)}"
+                )
         except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, report them all
             target = known if operation.label in KNOWN_ISSUES else failures
             target.append(f"{operation.label}: {_described(exc)}")
     assert operations > 100, "the OpenAPI document lost its operations"
     print(f"\nschemathesis ({key} key): {cases[0]} cases over {operations} operations")
     if intermittent:
-        print(f"\nintermittent (failed once, passed when run again): {len(intermittent)}\n\n" + "\n\n".join(intermittent))
+        print(
+            f"\nintermittent (failed once, passed when run again): {len(intermittent)}\n\n"
+            + "\n\n".join(intermittent)
+        )
     fixed = sorted(set(KNOWN_ISSUES) - {k.split(": ")[0] for k in known})
     if known or fixed:
         print(f"\nknown findings still failing: {len(known)}; listed but passing now (remove them): {fixed}")
