@@ -59,7 +59,12 @@ def _arrange_states() -> list[str]:
             s, f"次日留存 32%→41% {cid}", "retention_d1", 0.32, 0.41, date(2026, 9, 1), date(2027, 1, 31)
         )
         document = reports.request_document(s, "weekly", requested_by="l10n test")
+        # a week before the data: the target is not measured (status "no data")
+        empty = reports.request_document(
+            s, "weekly", date(2020, 1, 6), date(2020, 1, 12), requested_by="l10n test"
+        )
     reports.produce_document(document["id"])
+    reports.produce_document(empty["id"])
     model_pages = _arrange_models()
     with warehouse.connect() as con:
         batch = ingest.list_batches(con, limit=1)[0]
@@ -69,6 +74,7 @@ def _arrange_states() -> list[str]:
         f"/alerts?alert={alert['id']}", f"/reports?report={document['id']}",
         f"/reports/{document['id']}/report.html", f"/import/batches/{batch['batch_id']}",
         f"/people/{case['inviter_person_id']}", *model_pages,
+        f"/reports?report={empty['id']}", f"/reports/{empty['id']}/report.html",
     ]  # fmt: skip
 
 
