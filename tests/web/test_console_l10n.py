@@ -155,3 +155,8 @@ def test_every_permission_and_quality_check_has_a_name_in_both_languages():
         assert zh and en and en == PERMISSIONS[permission]
     for prefix in REASON_PREFIXES:
         assert f"quality.reason.{prefix}" in CATALOGUE
+    # a segment's traits and an experiment's conclusion are shown by code
+    from liebian.predict import experiments, segment
+
+    assert all(all(CATALOGUE[f"seg.trait.{code}"]) for code in segment.TRAITS)
+    assert all(all(CATALOGUE[f"exp.verdict.{code}"]) for code in experiments.DECISIONS)
