@@ -50,6 +50,9 @@ def test_profiles_recover_known_personas_with_readable_names():
     valuable = max(out["profiles"], key=lambda p: p["mean_spend_total_fen"])
     assert valuable["size"] == pytest.approx(400, abs=10)
     assert sum(p["share"] for p in out["profiles"]) == pytest.approx(1)
+    # every name reads back as its trait codes (the console names them in its language)
+    assert "high_value" in segment.trait_codes(valuable["name"])
+    assert all(segment.trait_codes(n) for n in names) and segment.trait_codes("某个名字") is None
 
 
 def test_refuses_below_1000_samples_unless_allowed():

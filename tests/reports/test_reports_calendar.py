@@ -24,3 +24,18 @@ def test_a_report_names_the_holidays_of_its_period(sqlite_store):
     # an ordinary week names nothing
     plain = service.build_report("weekly", date(2026, 3, 16), date(2026, 3, 22))
     assert plain["calendar"] == [] and 'id="calendar"' not in service.render_html(plain)
+
+
+def test_a_targets_status_is_named_in_the_reports_language_and_its_name_is_data(sqlite_store):
+    report = service.build_report("weekly", date(2026, 3, 16), date(2026, 3, 22))
+    target = {"name": "次日留存 32%→41%", "metric": "retention_d1", "baseline": 0.32, "target": 0.41,
+              "start_date": "2026-03-01", "due_date": "2026-04-30"}  # fmt: skip
+    # no measure: no data; 0.40 is 89% done after 21 of 60 days: on track
+    report["targets"] = [service.progress(target, current, date(2026, 3, 22)) for current in (None, 0.40)]
+    assert [x["status"] for x in report["targets"]] == ["no data", "on track"]
+    zh, en = service.render_html(report), service.render_html(report, "en")
+    assert "tstatus" not in zh + en
+    assert '"no_data">无数据<' in zh and '"on_track">按计划<' in zh
+    assert '"no_data">no data<' in en and '"on_track">on track<' in en
+    # the name an operator gave is data in the table and in the progress chart: never translated
+    assert en.count('translate="no">次日留存 32%→41%<') == 4

@@ -7,6 +7,8 @@ filters applied, a refused form."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from console_helpers import login
 from fastapi.testclient import TestClient
@@ -21,6 +23,8 @@ from liebian.engine import warehouse
 from liebian.ingest import service as ingest
 from liebian.monitor import notifications
 from liebian.monitor import rules as monitor_rules
+from liebian.predict import results as predict_results
+from liebian.predict import service as predict
 from liebian.reports import service as reports
 from liebian.tags import service as tags
 from liebian.web.app import create_app
@@ -50,8 +54,18 @@ def _arrange_states() -> list[str]:
             {"trigger": {"type": "event", "event": "signup"},
              "steps": [{"action": {"type": "tag", "name": f"流失名单-{cid}"}}]},
         )  # fmt: skip
+        # a target named in Chinese on a metric, so the kept report measures it (status and chart)
+        reports.create_target(
+            s, f"次日留存 32%→41% {cid}", "retention_d1", 0.32, 0.41, date(2026, 9, 1), date(2027, 1, 31)
+        )
         document = reports.request_document(s, "weekly", requested_by="l10n test")
+        # a week before the data: the target is not measured (status "no data")
+        empty = reports.request_document(
+            s, "weekly", date(2020, 1, 6), date(2020, 1, 12), requested_by="l10n test"
+        )
     reports.produce_document(document["id"])
+    reports.produce_document(empty["id"])
+    model_pages = _arrange_models()
     with warehouse.connect() as con:
         batch = ingest.list_batches(con, limit=1)[0]
     return [
@@ -59,8 +73,39 @@ def _arrange_states() -> list[str]:
         f"/campaigns/{cid}/participants",
         f"/alerts?alert={alert['id']}", f"/reports?report={document['id']}",
         f"/reports/{document['id']}/report.html", f"/import/batches/{batch['batch_id']}",
-        f"/people/{case['inviter_person_id']}",
+        f"/people/{case['inviter_person_id']}", *model_pages,
+        f"/reports?report={empty['id']}", f"/reports/{empty['id']}/report.html",
     ]  # fmt: skip
+
+
+def _arrange_models() -> list[str]:
+    """A fitted LTV model and segmentation, and experiment readouts in each state: the pages show
+    segment names, a readout's status and decision, whatever ran before in this store."""
+    if predict_results.latest("ltv") is None:
+        predict.fit_ltv()
+    if predict_results.latest("segments") is None:
+        predict.fit_segments()
+    control, treatment = (
+        {"name": "抽奖", "units": 1200, "conversions": 96},
+        {"name": "限时优惠", "units": 1180},
+    )
+    readouts = [
+        predict_results.record_readout(
+            name, control, treatment | {"conversions": converted}, planned_n=planned_n
+        )
+        for name, converted, planned_n in (
+            ("海报 A/B", 131, 3000),
+            ("分享文案 B", 131, None),
+            ("分享文案 C", 97, None),
+        )
+    ]
+    # a sample-ratio mismatch (planned 50/50, observed 2:1)
+    readouts.append(
+        predict_results.record_readout(
+            "分享文案 D", control, {"name": "限时优惠", "units": 600, "conversions": 50}
+        )
+    )
+    return ["/ltv?by=segment", *(f"/experiments?id={r['id']}" for r in readouts)]
 
 
 def _crawl(browser, console_url: str, locale: str, paths: list[str]) -> dict[str, dict]:
@@ -110,3 +155,8 @@ def test_every_permission_and_quality_check_has_a_name_in_both_languages():
         assert zh and en and en == PERMISSIONS[permission]
     for prefix in REASON_PREFIXES:
         assert f"quality.reason.{prefix}" in CATALOGUE
+    # a segment's traits and an experiment's conclusion are shown by code
+    from liebian.predict import experiments, segment
+
+    assert all(all(CATALOGUE[f"seg.trait.{code}"]) for code in segment.TRAITS)
+    assert all(all(CATALOGUE[f"exp.verdict.{code}"]) for code in experiments.DECISIONS)

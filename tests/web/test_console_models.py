@@ -248,7 +248,9 @@ def test_experiment_readout_form_keeps_the_readout_and_names_bad_input(operator,
         ci
         == f"[{format_cell(expected['diff_ci'][0], 'pct', 'en')}, {format_cell(expected['diff_ci'][1], 'pct', 'en')}]"
     )
-    assert expected["decision"] in page.text
+    # the conclusion in the page's language, the winning variant's name as data
+    assert experiments.verdict(expected) == "treatment_wins"  # p < 0.05 and the treatment converts more
+    assert '<strong id="exp-decision"><span translate="no">限时优惠</span> wins</strong>' in page.text
     # bad input: the field and the reason, never a crash
     bad = operator.post("/experiments", data=form | {"treatment_conversions": "2000"})
     assert bad.status_code == 200 and "treatment" in bad.text and "conversions &lt;= units" in bad.text
@@ -311,7 +313,13 @@ def test_ltv_page_refits_in_the_background_and_shows_the_service_numbers(page, c
     page.wait_for_load_state("networkidle")
     assert "by=segment" in page.url and f"channel={channel}" in page.url
     segs = results.ltv_breakdown("segment", channel)
-    assert [c[0] for c in _cells(page, "ltv_groups")] == [g["group"] for g in segs["groups"]]
+    from liebian.web.i18n import translator
+    from liebian.web.pages.models.ltv import segment_label
+
+    zh = translator("zh-CN")  # a segment by its traits' names in the page's language
+    assert [c[0] for c in _cells(page, "ltv_groups")] == [
+        segment_label(zh, g["group"]) for g in segs["groups"]
+    ]
     page.goto("/ltv?lang=en")
     tag = page.locator("table#tags tbody tr").first.locator("a")
     tag_name = tag.inner_text()

@@ -146,22 +146,33 @@ def readout(
         }
     reached = planned_n is None or min(n) >= planned_n
     out["planned_n_per_variant"] = planned_n
-    if out["srm"]["mismatch"]:
-        out["status"], out["decision"] = (
-            "invalid",
-            "样本比例失衡 sample-ratio mismatch: fix assignment before reading",
-        )
-    elif not reached:
-        out["status"], out["decision"] = (
-            "running",
-            f"未达样本量 wait until every variant has {planned_n} units",
-        )
-    elif p_z < alpha:
-        out["status"] = "final"
-        out["decision"] = f"{out['treatment']} wins" if out["diff"] > 0 else f"{out['control']} wins"
-    else:
-        out["status"], out["decision"] = "final", "no significant difference"
+    out["status"] = "invalid" if out["srm"]["mismatch"] else "final" if reached else "running"
+    out["decision"] = DECISIONS[verdict(out)].format(
+        planned_n=planned_n, treatment=out["treatment"], control=out["control"]
+    )
     return out
+
+
+# A readout's conclusion by code (verdict), and its text as the API gives it; the console shows the
+# code's message in its language.
+DECISIONS = {
+    "srm": "样本比例失衡 sample-ratio mismatch: fix assignment before reading",
+    "wait": "未达样本量 wait until every variant has {planned_n} units",
+    "treatment_wins": "{treatment} wins",
+    "control_wins": "{control} wins",
+    "no_difference": "no significant difference",
+}
+
+
+def verdict(out: dict) -> str:
+    """The conclusion of a readout (new or stored) as a DECISIONS code, from its status and test."""
+    if out["status"] == "invalid":
+        return "srm"
+    if out["status"] == "running":
+        return "wait"
+    if out["p_value_z"] < out["alpha"]:
+        return "treatment_wins" if out["diff"] > 0 else "control_wins"
+    return "no_difference"
 
 
 def summarise_units(

@@ -69,22 +69,42 @@ def choose_k(X: np.ndarray, k_range=range(2, 9), seed: int = 0, allow_small: boo
     return {"k": best, "silhouette": scores, "model": models[best], "warning": warning}
 
 
+# A segment's traits by code → their part of the stored (bilingual) name; the console shows each
+# code's name in its language (web messages `seg.trait.<code>`).
+TRAITS = {
+    "high_value": "高价值 high-value",
+    "dormant": "沉默 dormant",
+    "active": "活跃 active",
+    "sharers": "爱分享 sharers",
+    "newcomers": "新客 newcomers",
+    "referred": "裂变 referred",
+    "typical": "普通 typical",
+}
+_TRAIT_OF = {text: code for code, text in TRAITS.items()}
+
+
 def _name(z: pd.Series) -> str:
     """A readable name from the standardised centre: the strongest traits first."""
-    parts = []
+    codes = []
     if z.get("spend_total_fen", 0) > 0.8 or z.get("orders_total", 0) > 0.8:
-        parts.append("高价值 high-value")
+        codes.append("high_value")
     if z.get("recency_days", 0) > 0.8:
-        parts.append("沉默 dormant")
+        codes.append("dormant")
     elif z.get("events_30d", 0) > 0.5 or z.get("active_days_30d", 0) > 0.5:
-        parts.append("活跃 active")
+        codes.append("active")
     if z.get("invites_90d", 0) > 0.8 or z.get("shares_30d", 0) > 0.8:
-        parts.append("爱分享 sharers")
+        codes.append("sharers")
     if z.get("tenure_days", 0) < -0.8:
-        parts.append("新客 newcomers")
+        codes.append("newcomers")
     if z.get("referred", 0) > 0.8:
-        parts.append("裂变 referred")
-    return " · ".join(parts) or "普通 typical"
+        codes.append("referred")
+    return " · ".join(TRAITS[c] for c in codes or ["typical"])
+
+
+def trait_codes(name: str) -> list[str] | None:
+    """The trait codes of a segment name `_name` gave (stored fits too); None for another name."""
+    codes = [_TRAIT_OF.get(part) for part in str(name).split(" · ")]
+    return None if None in codes else [c for c in codes if c is not None]
 
 
 def kmeans_profiles(

@@ -21,6 +21,7 @@ from liebian.web.messages import (
     decisions,
     fraud_review,
     insights,
+    l10n_fix,
     metrics,
     models,
     operations,
@@ -49,6 +50,7 @@ GROUPS = (
     cpeople,
     ccamp,
     plans,
+    l10n_fix,
 )
 
 # Read-only: a page that wants another message adds it to its group's module, never at run time.

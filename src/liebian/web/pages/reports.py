@@ -88,7 +88,7 @@ def _targets_table(targets: list[dict]) -> Table:
     return Table(
         "targets",
         [
-            Column("name", "reports.target_name"),
+            Column("name", "reports.target_name", data=True),
             Column("metric", "reports.metric", codes="kpi"),
             Column("baseline", "reports.baseline", "float"),
             Column("target", "reports.target_value", "float"),
@@ -98,7 +98,7 @@ def _targets_table(targets: list[dict]) -> Table:
             Column("status", "reports.tstatus", codes="reports.tstatus"),
             Column("start_date", "reports.start_date", "date"),
             Column("due_date", "reports.due_date", "date"),
-            Column("owner", "reports.owner"),
+            Column("owner", "reports.owner", data=True),
         ],
         targets,
         title="reports.targets",

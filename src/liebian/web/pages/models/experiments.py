@@ -8,6 +8,7 @@ from html import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from markupsafe import Markup
 
 from liebian.auth.deps import principal_of
 from liebian.predict import experiments, results
@@ -23,6 +24,14 @@ def _p_text(p: float | None) -> str:
     if p is None:
         return "—"
     return "<0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+def _decision(r: dict, t) -> Markup:
+    """The readout's conclusion in the page's language; a variant's name is data (translate="no")."""
+    code = experiments.verdict(r)
+    winner = r["treatment"] if code == "treatment_wins" else r["control"]
+    name = Markup('<span translate="no">{}</span>').format(winner)
+    return Markup(escape(t(f"exp.verdict.{code}"))).format(name=name, n=r.get("planned_n_per_variant"))
 
 
 def _readout_row(entry: dict, t) -> dict:
@@ -46,7 +55,7 @@ def _readout_row(entry: dict, t) -> dict:
         "planned_n": planned,
         "progress": min(r["units"]["control"], r["units"]["treatment"]) / planned if planned else None,
         "status": t(f"exp.status.{r['status']}"),
-        "decision": r["decision"],
+        "decision": _decision(r, t),
     }
 
 
@@ -54,10 +63,10 @@ def _readouts_table(rows: list[dict]) -> Table:
     return Table(
         "experiments",
         [
-            Column("name", "exp.name"),
+            Column("name", "exp.name", data=True),
             Column("created_at", "exp.created_at", "datetime"),
-            Column("control", "exp.control"),
-            Column("treatment", "exp.treatment"),
+            Column("control", "exp.control", data=True),
+            Column("treatment", "exp.treatment", data=True),
             Column("units_control", "exp.units_c", "int"),
             Column("units_treatment", "exp.units_t", "int"),
             Column("rate_control", "exp.rate_c", "pct"),

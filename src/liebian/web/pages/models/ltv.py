@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from liebian.auth.deps import principal_of
 from liebian.db.session import session_scope
-from liebian.predict import results
+from liebian.predict import results, segment
 from liebian.predict import service as predict
 from liebian.predict.common import PredictError
 from liebian.tags import service as tags
@@ -35,6 +35,14 @@ BAND_KEYS = {"健康": "health.good", "一般": "health.fair", "预警": "health
 
 
 TIER_KEYS = {"新手": "tier.new", "活跃": "tier.active", "高价值": "tier.high", "沉默": "tier.silent"}
+
+
+def segment_label(t, name: str) -> str:
+    """A K-Means segment's name in the page's language, trait by trait (a name of another origin as it is)."""
+    if name == results.UNSEGMENTED:
+        return t("seg.trait.unsegmented")
+    codes = segment.trait_codes(name)
+    return name if codes is None else " · ".join(t(f"seg.trait.{code}") for code in codes)
 
 
 def _refit_stages(what: str) -> list[Stage]:
@@ -76,7 +84,8 @@ def _ltv_tables(t, ltv: dict | None, seg: dict | None, health: dict | None, tag_
 def _add_ltv(tables: list[Table], charts: list[Chart], t, ltv: dict, by: str, filters: ConsoleFilters,
              can_persons: bool) -> None:  # fmt: skip
     groups = [
-        g | {"label": channel_label(t, g["group"]) if by == "channel" else g["group"]} for g in ltv["groups"]
+        g | {"label": channel_label(t, g["group"]) if by == "channel" else segment_label(t, g["group"])}
+        for g in ltv["groups"]
     ]
     tables.append(
         Table(
@@ -140,14 +149,20 @@ def _add_ltv(tables: list[Table], charts: list[Chart], t, ltv: dict, by: str, fi
             Table(
                 "ltv_top",
                 top_columns,
-                [r | {"channel_label": channel_label(t, r["channel"])} for r in ltv["top"]],
+                [
+                    r
+                    | {"channel_label": channel_label(t, r["channel"])}
+                    | ({"segment": segment_label(t, r["segment"])} if by == "segment" else {})
+                    for r in ltv["top"]
+                ],
                 title="ltv.top",
             )
         )
 
 
 def _add_segments(tables: list[Table], charts: list[Chart], t, seg: dict) -> None:
-    names = [p["name"] for p in seg["profiles"]]
+    profiles = [p | {"name": segment_label(t, p["name"])} for p in seg["profiles"]]
+    names = [p["name"] for p in profiles]
     charts.append(
         Chart(
             "segment_sizes",
@@ -157,7 +172,7 @@ def _add_segments(tables: list[Table], charts: list[Chart], t, seg: dict) -> Non
                     {
                         "name": t("seg.selected"),
                         "type": "bar",
-                        "data": [p["selected"] for p in seg["profiles"]],
+                        "data": [p["selected"] for p in profiles],
                     }
                 ],
                 legend=False,
@@ -203,7 +218,7 @@ def _add_segments(tables: list[Table], charts: list[Chart], t, seg: dict) -> Non
         kind = "fen" if key.endswith("_fen") else "float"
         label = f"seg.mean_{key}" if f"seg.mean_{key}" in CATALOGUE else f"mean {key}"  # --columns
         columns.append(Column(f"mean_{key}", label, kind))
-    tables.append(Table("segments", columns, seg["profiles"], title="seg.profiles"))
+    tables.append(Table("segments", columns, profiles, title="seg.profiles"))
 
 
 def _tags_table(t, tag_rows: list[dict], by: str, filters: ConsoleFilters) -> Table:
