@@ -46,7 +46,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from benchmarks import scale_profile
-from benchmarks.common import Report, cpu_seconds, free_port, peak_rss_mib
+from benchmarks.common import Report, cpu_seconds, peak_rss_mib
+from liebian.engine.spark_cluster import start_cluster, stop_cluster
 
 SCALES = {"100k": 100_000, "1M": 1_000_000, "10M": 10_000_000, "100M": 100_000_000}
 PRESETS = {"": (["1M", "10M", "100M"], "10M"), "quick": (["100k", "1M"], "100k")}
@@ -61,7 +62,6 @@ LABELS = {
 SPAN_US = 90 * 86400 * 10**6
 LIMIT = 1.2  # issue #24: cost per event at 100M ≤ 1.2× the cost at 10M
 PROFILED = ("10M", "100M")  # the scales issue #24 compares: profiled for the why (scale_profile)
-WORKERS = 2
 ROOT = Path(__file__).resolve().parent.parent
 
 # u(i, k): a uniform draw in [0, 1) from the row number (deterministic whatever the threads)
@@ -309,67 +309,6 @@ def measure_spark(scale: str, store: str, master: str, worker_pids: list[int]) -
     out["load_after"] = os.getloadavg()[0]
     stop_spark_session()
     return out
-
-
-def start_cluster(work: Path) -> tuple[str, list[subprocess.Popen]]:
-    """A standalone master and two 1-core, 1 GiB workers from the installed pyspark on 127.0.0.1
-    (as tests/engine/conftest.py starts them); stop them with `stop_cluster`."""
-    import pyspark
-
-    home = Path(pyspark.__file__).parent
-    work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    url = f"spark://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SPARK_HOME": str(home),
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "SPARK_WORKER_DIR": str(work / "work"),
-        "PYSPARK_PYTHON": sys.executable,  # the executors' Python workers: this interpreter and path
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-    }
-    spark_class = str(home / "bin" / "spark-class")
-    commands = [
-        [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-         "--webui-port", "0"],
-        *[[spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "1",
-           "--memory", "1g", "--webui-port", "0"] for _ in range(WORKERS)],
-    ]  # fmt: skip
-    logs = [work / f"{'master' if i == 0 else f'worker{i}'}.log" for i in range(len(commands))]
-    procs: list[subprocess.Popen] = []
-
-    def wait(done) -> None:
-        deadline = time.monotonic() + 180
-        while not done():
-            if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-                stop_cluster(procs)
-                tails = "\n".join(f"--- {log}\n{log.read_text()[-2000:]}" for log in logs if log.exists())
-                raise RuntimeError(f"the Spark cluster did not start:\n{tails}")
-            time.sleep(0.2)
-
-    for i, (command, log) in enumerate(zip(commands, logs, strict=True)):
-        with log.open("wb") as sink:
-            procs.append(
-                subprocess.Popen(
-                    command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
-                )
-            )
-        if i == 0:
-            wait(lambda: "Starting Spark master" in logs[0].read_text())
-    wait(lambda: logs[0].read_text().count("Registering worker") >= WORKERS)
-    return url, procs
-
-
-def stop_cluster(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):  # workers first, then the master; each in its own process group
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 # ------------------------------------------------------------------------------------ orchestration
