@@ -56,6 +56,34 @@ def login(
     return context, page, errors
 
 
+# an htmx box polling a background task ("every 1s"): when the poll finds the work done the server
+# answers HX-Refresh and the page reloads itself, which aborts whatever navigation the test started.
+_POLLING = "[hx-trigger^='every']"
+
+
+def settle(page, timeout_s: float = 180.0) -> None:
+    """Wait until the page is loaded and no background work on it is still polling (a computed-cold
+    page reloads itself when its task is done)."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        page.wait_for_load_state("networkidle")
+        try:
+            if not page.locator(_POLLING).count():
+                return
+        except Error:  # the page reloaded while we looked: look again
+            pass
+        assert time.monotonic() < deadline, f"{page.url} still polling after {timeout_s:.0f} s"
+        page.wait_for_timeout(250)
+
+
+def open_page(page, path: str) -> None:
+    """Go to `path` and settle there (see `settle`)."""
+    page.goto(path)
+    settle(page)
+
+
 def role_page(browser, console_url: str, username: str):
     """A tab of another role (close its context yourself); errors are in tab.console_errors."""
     context, tab, errors = login(browser, console_url, username)

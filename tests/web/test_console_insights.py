@@ -10,7 +10,7 @@ import io
 import re
 
 import pytest
-from console_helpers import check_accessibility, check_page, login
+from console_helpers import check_accessibility, check_page, login, open_page
 from playwright.sync_api import expect
 
 PATIENCE_MS = 120_000  # the machine may be busy: waiting longer only slows a slow run, it asserts nothing
@@ -236,8 +236,7 @@ def test_the_insight_pages_speak_one_language(browser, console_url) -> None:
         found = {}
         for lang in ("zh-CN", "en"):
             for path in paths:
-                tab.goto(path + ("&" if "?" in path else "?") + f"lang={lang}")
-                tab.wait_for_load_state("networkidle")
+                open_page(tab, path + ("&" if "?" in path else "?") + f"lang={lang}")
                 if problems := problems_of(tab, lang):
                     found[f"{lang} {path}"] = problems
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from console_helpers import login
+from console_helpers import login, open_page
 from fastapi.testclient import TestClient
 from l10n_crawl import PAGES, problems_of
 from test_console_alerts import _raise
@@ -115,8 +115,7 @@ def _crawl(browser, console_url: str, locale: str, paths: list[str]) -> dict[str
     lang = "zh-CN" if locale == "zh-CN" else "en"
     found = {}
     for path in paths:
-        tab.goto(path + ("&" if "?" in path else "?") + f"lang={lang}")
-        tab.wait_for_load_state("networkidle")
+        open_page(tab, path + ("&" if "?" in path else "?") + f"lang={lang}")
         problems = problems_of(tab, lang)
         if problems:
             found[path] = problems

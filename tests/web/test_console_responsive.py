@@ -5,7 +5,7 @@ A full-page screenshot of every page is kept as a test artefact (test-artifacts/
 from __future__ import annotations
 
 import pytest
-from console_helpers import ARTIFACTS, login
+from console_helpers import ARTIFACTS, login, open_page
 from l10n_crawl import PAGES
 
 pytestmark = pytest.mark.browser
@@ -37,8 +37,7 @@ def test_every_page_fits_a_390_px_screen(phone):
     SHOTS.mkdir(parents=True, exist_ok=True)
     too_wide = {}
     for path in PAGES:
-        phone.goto(path)
-        phone.wait_for_load_state("networkidle")
+        open_page(phone, path)
         width, window = phone.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         if width > window:
             too_wide[path] = (width, phone.evaluate(_OVERFLOWING))
