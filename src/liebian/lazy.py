@@ -85,7 +85,9 @@ class _LazyModule(types.ModuleType):
         return module
 
     def __getattr__(self, attr: str):
-        return getattr(self.__load(), attr)
+        # the first attribute too may import (`ibis.duckdb` loads Ibis's DuckDB backend)
+        with collector_paused():
+            return getattr(self.__load(), attr)
 
     def __dir__(self) -> list[str]:
         return dir(self.__load())
