@@ -160,7 +160,7 @@ class _DeferredPackageLoader(importlib.abc.Loader):
             setattr(module, attr, value)
             return value
 
-        module.__all__ = list(names)
+        module.__all__ = list(names)  # type: ignore[attr-defined]  # a module built here
         module.__getattr__ = __getattr__  # type: ignore[method-assign]
 
 
