@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 from collections.abc import Coroutine
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -185,22 +186,39 @@ class _BackgroundStart:
             self.stop.set()
 
 
+# One thread for start-up work done beside the main thread's (the first admin).
+_BESIDE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="app-start")
+
+
+def _ensure_first_admin() -> None:
+    # several workers start at once: one creates the first admin at a time
+    with ProcessLock("startup"):
+        ensure_first_admin()
+
+
 def _lifespan(run_migrations: bool):
     """The app's start-up and shutdown: wiring, migrations and the first admin before it answers;
     the routers, their lifespans, the scheduler and the warm-up just after (_BackgroundStart)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # the links between the domains: built here, before the worker serves, so that a job or hook
-        # that does not exist stops the server at start (the import of the app stays light)
-        ports.wire_on_first_use()
-        ports.current()
+        first_admin: Future[None] | None = None
         if run_migrations:
-            # several workers start at once: one migrates and creates the first admin at a time
+            # several workers start at once: one migrates at a time
             with ProcessLock("startup"):
                 migrate.ensure_current()  # Alembic only when the store is behind (start-up time)
-                if get_settings().bootstrap_admin:
-                    ensure_first_admin()
+            if get_settings().bootstrap_admin:
+                # beside the wiring's build: the first admin's password hash (Argon2, ~0.25 s) runs
+                # in C outside the GIL, on the other core (start-up time of a first start)
+                first_admin = _BESIDE.submit(_ensure_first_admin)
+        try:
+            # the links between the domains: built here, before the worker serves, so that a job or
+            # hook that does not exist stops the server at start (the import of the app stays light)
+            ports.wire_on_first_use()
+            ports.current()
+        finally:
+            if first_admin is not None:
+                first_admin.result()  # its error, if any, stops the start as it did before
         settings = get_settings()
         scheduler = Scheduler()
         app.state.scheduler = scheduler
