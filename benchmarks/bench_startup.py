@@ -186,6 +186,15 @@ def run(scale: str) -> Report:
     size = f"{events / 1e6:g}M" if events >= 1_000_000 else f"{events // 1000}k"
     analysis = f"{ANALYSIS} on a {size}-event warehouse, end to end"
     judged = events == WAREHOUSE_EVENTS[""]
+    app_import = "python -c 'import liebian.web.asgi'"
+    report.target(
+        "importing the ASGI app (`liebian.web.asgi:app`)",
+        f"< {LIMIT_S:.0f} s",
+        f"{wall[app_import]:.2f} s wall, {cpu[app_import]:.2f} s CPU "
+        f"({cpu[app_import] / cpu[floor]:.2f} × `import fastapi`, {wall[floor]:.2f} s wall)",
+        wall[app_import] < LIMIT_S,
+        issue="#17",
+    )
     report.target(
         "`liebian --help`",
         f"≤ {HELP_LIMIT_S} s",

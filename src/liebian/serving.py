@@ -51,6 +51,7 @@ def serve(
         workers=workers,
         log_level="info",
         timeout_worker_healthcheck=healthcheck_timeout,
+        ws="none",  # no route speaks WebSocket: each worker skips importing its library (start-up time)
     )
 
 

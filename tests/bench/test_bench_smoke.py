@@ -78,6 +78,7 @@ def test_startup_benchmark_measures_every_command_beside_its_floor() -> None:
     assert "liebian analyze funnel" in [r[0] for r in _rows(out, "liebian")]
     served = [r for r in _rows(out, "liebian") if r[0].startswith("liebian serve")]
     assert len(served) == 2 and all(float(r[1].replace(",", "")) > 0 for r in served)
+    assert "- #17 importing the ASGI app (`liebian.web.asgi:app`): < 1 s; measured " in out
     assert "- #23 `liebian --help`: ≤ 0.5 s; measured " in out
     assert "- #23 the server ready after start: ≤ 3.0 s; measured " in out
 

@@ -110,3 +110,55 @@ def test_threads_using_a_stand_in_at_once_all_see_the_whole_module(tmp_path: Pat
         t.join()
     assert results == [42] * 8
     sys.modules.pop("slow_to_import", None)
+
+
+def _package(root: Path, name: str, init: str) -> None:
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text(init)
+    for sub in ("alpha", "beta"):
+        (root / name / f"{sub}.py").write_text(f"class {sub.title()}Compiler:\n    pass\n")
+
+
+def test_a_deferred_package_imports_a_submodule_when_one_of_its_names_is_used(tmp_path: Path) -> None:
+    """`defer_package` (Ibis's compilers: an analysis imports its engine's only): the package's
+    names and submodules as before, each submodule imported on first use; an __init__ that does
+    more than re-export runs as usual."""
+    reexports = (
+        '"""Doc."""\nfrom __future__ import annotations\n__all__ = ["AlphaCompiler", "BetaCompiler"]\n'
+        "from deferpkg.alpha import AlphaCompiler\nfrom deferpkg.beta import BetaCompiler\n"
+    )
+    _package(tmp_path, "deferpkg", reexports)
+    _package(tmp_path, "busypkg", reexports.replace("deferpkg", "busypkg") + "LOADED = True\n")
+    script = (
+        "import sys\nfrom liebian.lazy import defer_package\n"
+        "defer_package('deferpkg'); defer_package('busypkg')\n"
+        "import deferpkg, busypkg\n"
+        "print(sorted(m for m in sys.modules if m.startswith('deferpkg.')))\n"
+        "print(deferpkg.BetaCompiler.__module__, deferpkg.alpha.AlphaCompiler.__name__)\n"
+        "from deferpkg.beta import BetaCompiler\nprint(BetaCompiler is deferpkg.BetaCompiler)\n"
+        "print(sorted(deferpkg.__all__), hasattr(deferpkg, 'gamma'), busypkg.LOADED)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('busypkg.')))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.splitlines() == [
+        "[]",
+        "deferpkg.beta AlphaCompiler",
+        "True",
+        "['AlphaCompiler', 'BetaCompiler'] False True",
+        "['busypkg.alpha', 'busypkg.beta']",
+    ]
+
+
+def test_an_analysis_imports_only_its_engines_sql_compiler(tmp_path: Path) -> None:
+    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
+    env.pop("LIEBIAN_DATABASE_URL", None)
+    script = (
+        "import sys\nfrom liebian.engine.backend import analytics_backend\n"
+        "with analytics_backend('duckdb') as backend:\n"
+        "    backend.table('events').count().execute()\n"
+        "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules\n"
+        "             if m.startswith('ibis.backends.sql.compilers.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.splitlines()[-1] == "['_compat', 'base', 'duckdb']"

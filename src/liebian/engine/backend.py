@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import eventstore, warehouse
-from liebian.engine.spark import spark_backend, spark_store_backend
-from liebian.lazy import collector_paused, lazy_import
+from liebian.engine.spark import IBIS_COMPILERS, spark_backend, spark_store_backend
+from liebian.lazy import collector_paused, defer_package, lazy_import
 
 if TYPE_CHECKING:
     import ibis
@@ -51,6 +51,7 @@ def analytics_backend(engine: str | None = None) -> Iterator[ibis.BaseBackend]:
     """An Ibis backend whose tables are events, orders, messages, referral_edges, identity_map."""
     engine = engine or get_settings().engine
     if engine == "duckdb":
+        defer_package(IBIS_COMPILERS)  # only DuckDB's SQL compiler is imported (liebian/lazy.py)
         _import_result_libraries()
         with warehouse.connect(read_only=True) as con:
             yield ibis.duckdb.from_connection(con)

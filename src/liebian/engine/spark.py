@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING
 
 from liebian.config import get_settings
 from liebian.engine import warehouse
-from liebian.lazy import lazy_import
+from liebian.lazy import defer_package, lazy_import
 
 if TYPE_CHECKING:
     import ibis
 else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     ibis = lazy_import("ibis")
+
+# Ibis's package of SQL compilers: its __init__ imports all ~20 dialects' (start-up time)
+IBIS_COMPILERS = "ibis.backends.sql.compilers"
 
 
 @lru_cache(maxsize=1)
@@ -63,6 +66,7 @@ def spark_store_backend(files: dict[str, list[str]]) -> Iterator[ibis.BaseBacken
     if "events" not in files:
         raise FileNotFoundError("the event store has no events table yet: import events first")
     session = spark_session()
+    defer_package(IBIS_COMPILERS)  # only Spark's SQL compiler is imported (liebian/lazy.py)
     backend = ibis.pyspark.connect(session)
     for table, urls in files.items():
         read_store_table(session, urls).createOrReplaceTempView(table)
@@ -78,6 +82,7 @@ def spark_backend(parquet_dir: Path) -> Iterator[ibis.BaseBackend]:
             "`liebian analyze export-parquet` first"
         )
     session = spark_session()
+    defer_package(IBIS_COMPILERS)  # only Spark's SQL compiler is imported (liebian/lazy.py)
     backend = ibis.pyspark.connect(session)
     for table in warehouse.TABLES:
         path = parquet_dir / f"{table}.parquet"
