@@ -321,6 +321,10 @@ class WarehouseAnchor:
             self.close()
         return moved
 
+    @property
+    def holding(self) -> bool:
+        return self._con is not None
+
     def hold(self, path: Any) -> None:
         """Called by a flush with the warehouse open (so the instance is live: cheap)."""
         if self._con is None:
