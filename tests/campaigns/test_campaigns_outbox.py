@@ -87,3 +87,36 @@ def test_conversions_add_one_order_row_per_order_id_and_refunds_mark_it(store) -
         conversions = con.execute("SELECT count(*) FROM events WHERE event = 'conversion'").fetchall()[0][0]
     assert rows == [("imp-1", "youzan", "c-1", 5000, "paid"), ("new-1", "campaign", "c-1", 9900, "refunded")]
     assert conversions == 3
+
+
+def test_the_servers_flusher_keeps_the_warehouse_open_while_busy_and_lets_it_go_when_idle(
+    sqlite_store,
+) -> None:
+    """The flusher's anchor: rounds with rows keep the DuckDB file open (cheap flushes); the first
+    round that finds nothing closes it, so another process can open the warehouse again."""
+    import subprocess
+    import sys
+
+    def queue(k: int) -> None:
+        with session_scope() as s:
+            for i in range(k):
+                outbox.record_event(
+                    s, event="invite_accept", ts=datetime(2026, 11, 3), person_id=i + 1, campaign_id="c-1",
+                    code=None, channel="wecom_group", key=f"a{k}-{i}", referrer=99, edge=True,
+                )  # fmt: skip
+
+    anchor = outbox.WarehouseAnchor()
+    queue(3)
+    assert anchor.drain() == 6  # an event and an edge each
+    assert anchor.holding
+    queue(2)
+    assert anchor.drain() == 4
+    assert anchor.holding
+    assert anchor.drain() == 0  # idle: the file is let go
+    assert not anchor.holding
+    opened = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(warehouse.warehouse_path())!r})"
+         ".execute('SELECT count(*) FROM events').fetchone()[0])"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert opened.stdout.strip() == "5", opened.stderr

@@ -163,3 +163,26 @@ def test_four_workers_under_a_burst_answer_no_5xx_but_503(store, tmp_path: Path)
     assert codes[200] > 0, codes
     print(f"burst: {dict(codes)}; peak connections {peak[0]} (budget {BUDGET} + this test's 2)")
     assert peak[0] <= BUDGET + 2  # the four pools fit what the server gives liebian
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_at_checkout(store, monkeypatch) -> None:
+    """No ping per request, but a pooled connection idle past PING_IDLE_SECONDS is checked first:
+    one the server terminated meanwhile (a restart, a firewall) is replaced, never handed out."""
+    from liebian.db import session as db_session
+
+    dispose_engines()
+    with session_scope() as s:
+        backend = s.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with session_scope() as s:  # in steady use: the same connection comes back
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() == backend
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    outside = create_engine(get_settings().sqlalchemy_url, poolclass=NullPool)
+    with outside.connect() as other:  # the server drops the idle one
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+        other.commit()
+    outside.dispose()
+    monkeypatch.setattr(db_session, "PING_IDLE_SECONDS", 0.0)
+    with session_scope() as s:
+        assert s.execute(text("SELECT pg_backend_pid()")).scalar_one() != backend

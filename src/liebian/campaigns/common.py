@@ -231,12 +231,18 @@ def rules_of(session: Session, campaign_id: str, version: int, *, cache: bool = 
     return rules
 
 
+_CAMPAIGN_BY_ID = select(Campaign).where(Campaign.id == bindparam("b_id"))
+
+
 def load_campaign(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
     if lock:
         q = select(Campaign).where(Campaign.id == campaign_id).with_for_update()
         c = session.scalar(q.execution_options(populate_existing=True))
-    else:  # sessions live for one request: the identity map (filled by verify_code) is fresh
+    elif (Campaign, (campaign_id,), None) in session.identity_map:
+        # sessions live for one request: the identity map (filled by verify_code) is fresh
         c = session.get(Campaign, campaign_id)
+    else:  # a statement built once: Session.get builds its SELECT on every call
+        c = session.scalars(_CAMPAIGN_BY_ID, {"b_id": campaign_id}).first()
     if c is None:
         raise CampaignError(404, "unknown_campaign", f"no campaign {campaign_id!r}", field="campaign_id")
     return c

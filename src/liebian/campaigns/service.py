@@ -26,7 +26,7 @@ from liebian.campaigns.common import (
 )
 from liebian.campaigns.compliance import Compliance, check_rules
 from liebian.campaigns.models import Campaign, CampaignAudit, CampaignVersion
-from liebian.campaigns.outbox import drain_warehouse
+from liebian.campaigns.outbox import WarehouseAnchor
 from liebian.campaigns.schemas import CampaignRules
 from liebian.campaigns.strategies import strategy_for
 from liebian.db.base import utcnow
@@ -357,4 +357,5 @@ def close_due(session: Session, now: datetime | None = None) -> list[str]:
 def warehouse_flusher(interval: float = 1.0) -> OutboxFlusher:
     """The server's campaign thread: queued warehouse events every `interval` seconds. Closing
     campaigns past their end and releasing budget are scheduled jobs (`campaigns.jobs`)."""
-    return OutboxFlusher("campaign-warehouse-flush", drain_warehouse, interval=interval)
+    anchor = WarehouseAnchor()  # the warehouse stays open between busy rounds (see its docstring)
+    return OutboxFlusher("campaign-warehouse-flush", anchor.drain, interval=interval, on_stop=anchor.close)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from liebian.config import get_settings
@@ -108,6 +109,9 @@ def get_engine(url: str | None = None) -> Engine:
                 engine = create_engine(
                     url,
                     connect_args={"check_same_thread": False, "timeout": 30, "factory": _SqliteConnection},
+                    # a file database: QueuePool; its default of 5 kept open closed and reopened the
+                    # connections above 5 (a connect and four PRAGMAs each) for a server's 40 threads
+                    **({} if ":memory:" in url or url in ("sqlite://", "sqlite:///") else SQLITE_POOL),
                 )
                 lock = _sqlite_write_locks.setdefault(url, threading.Lock())
 
@@ -123,6 +127,37 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
 
 
+# Connections the SQLite engine keeps open, and opens beyond them at peaks (the server's thread pool
+# runs up to 40 requests at once; writes queue on the write lock above whatever the pool).
+SQLITE_POOL = {"pool_size": 20, "max_overflow": 30}
+# A pooled server connection idle longer than this is pinged at checkout (a restarted server or a
+# firewall drops idle connections); one in steady use is not: a ping on every checkout cost a round
+# trip per request. A connection that fails in use is still caught: SQLAlchemy invalidates the pool
+# on a disconnect error, so the connections checked out after it are new.
+PING_IDLE_SECONDS = 10.0
+
+
+def _ping_idle(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_IDLE_SECONDS:
+            return  # new, or in steady use
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+            dbapi_connection.rollback()
+        except Exception as error:  # the pool discards it and checks out another (up to 3 times)
+            raise exc.DisconnectionError(f"an idle pooled connection was dropped: {error}") from error
+
+
 def _server_engine(url: str) -> Engine:
     """A pooled engine for a database server; on PostgreSQL the pool fits its max_connections
     (db.pool.plan_pool: derived from the workers, or the settings checked)."""
@@ -132,9 +167,9 @@ def _server_engine(url: str) -> Engine:
     if url.startswith("postgresql"):
         plan = pool.plan_pool(settings, pool.server_limits(url))
         size, overflow = plan.pool_size, plan.max_overflow
-    return create_engine(
-        url, pool_size=size, max_overflow=overflow, pool_timeout=settings.db_pool_timeout, pool_pre_ping=True
-    )
+    engine = create_engine(url, pool_size=size, max_overflow=overflow, pool_timeout=settings.db_pool_timeout)
+    _ping_idle(engine)
+    return engine
 
 
 # The default store's URL per settings object: `Settings.sqlalchemy_url` resolves the data

@@ -19,8 +19,16 @@ class OutboxFlusher:
     """Calls `drain` every `interval` seconds; `drain` moves everything queued, in as many
     transactions as it likes."""
 
-    def __init__(self, name: str, drain: Callable[[], object], *, interval: float = 1.0):
+    def __init__(
+        self,
+        name: str,
+        drain: Callable[[], object],
+        *,
+        interval: float = 1.0,
+        on_stop: Callable[[], object] | None = None,
+    ):
         self.name = name
+        self._on_stop = on_stop
         self.interval = interval
         self._drain = drain
         self._stop = threading.Event()
@@ -43,3 +51,5 @@ class OutboxFlusher:
         self._stop.set()
         self._thread.join(timeout=10)
         self.flush_once()
+        if self._on_stop is not None:
+            self._on_stop()  # what the drain kept open (the warehouse anchor)
