@@ -186,9 +186,9 @@ def test_a_first_bulk_registration_leaves_the_indexes_and_the_foreign_key_checks
             assert "ix_identifiers_person_id" in str(plan)
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Identifier)) == n
-        assert session.scalar(select(Identifier.person_id).where(Identifier.id_value == "w_7")) == person_id_for(
-            "openid", "w_7"
-        )
+        assert session.scalar(
+            select(Identifier.person_id).where(Identifier.id_value == "w_7")
+        ) == person_id_for("openid", "w_7")
     # both pooled connections (checked out at once) check foreign keys again
     with engine.connect() as first, engine.connect() as second:
         for conn in (first, second):
