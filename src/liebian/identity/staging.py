@@ -125,8 +125,9 @@ def indexes_rebuilt(conn: Connection, table: str, adding: int) -> Iterator[None]
     """SQLite, inside the caller's transaction: when `adding` rows are at least as many as the
     table holds, its non-unique indexes (identifiers: person_id, display) are dropped before the
     insert and created again after it — one sort each instead of a random B-tree insert per row
-    (with the unchecked persons, a million new identifiers register in ~8.8 CPU s instead of ~11.9). Same names and definitions (read from the schema);
-    the transaction keeps it atomic. Elsewhere nothing changes."""
+    (with `checked_persons`, a million new identifiers register in ~8.8 CPU s instead of ~11.9).
+    Same names and definitions (read from the schema); the transaction keeps it atomic.
+    Elsewhere nothing changes."""
     if conn.dialect.name != "sqlite" or not dbapi(conn).in_transaction:
         yield  # DDL outside a transaction would commit at once
         return
