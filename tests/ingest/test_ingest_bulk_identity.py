@@ -144,3 +144,56 @@ def test_many_new_identifiers_register_beside_the_load(store, tmp_path, monkeypa
 
         with warehouse.connect() as con:
             assert identity.sync_warehouse(session, con) == {"identifiers_added": 0, "merges_applied": 0}
+
+
+def _index_definitions(conn) -> set[tuple[str, str]]:
+    if conn.dialect.name == "sqlite":
+        sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'identifiers'"
+    else:
+        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'identifiers'"
+    return {(name, str(definition)) for name, definition in conn.exec_driver_sql(sql).fetchall()}
+
+
+def test_a_first_bulk_registration_leaves_the_indexes_and_the_foreign_key_checks(store, tmp_path) -> None:
+    """A large first registration on SQLite drops the identifiers' secondary indexes for its insert
+    and skips the per-row foreign-key probe of persons it has just written: afterwards the indexes
+    are there under the same definitions, the lookups use them, and every pooled connection refuses
+    an identifier of no person again."""
+    import pytest
+    from ingest_helpers import EVENT_HEADER, write_csv
+    from sqlalchemy.exc import IntegrityError
+
+    from liebian.db.session import get_engine
+    from liebian.identity.bulk import BESIDE_THRESHOLD
+    from liebian.ingest.service import import_file
+
+    engine = get_engine()
+    with engine.connect() as conn:
+        before = _index_definitions(conn)
+    n = BESIDE_THRESHOLD + 100
+    path = write_csv(
+        tmp_path / "many.csv", EVENT_HEADER,
+        [[f"m{i}", "2026-11-03 10:00:00", f"w_{i}", "openid", "view", "app"] for i in range(n)],
+    )  # fmt: skip
+    result = import_file(path, "events")
+    assert result.rows_loaded == n and "registering identities (beside loading)" in result.timings
+    with engine.connect() as conn:
+        assert _index_definitions(conn) == before
+        if conn.dialect.name == "sqlite":
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM identifiers WHERE person_id = 1"
+            ).fetchall()
+            assert "ix_identifiers_person_id" in str(plan)
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Identifier)) == n
+        assert session.scalar(
+            select(Identifier.person_id).where(Identifier.id_value == "w_7")
+        ) == person_id_for("openid", "w_7")
+    # both pooled connections (checked out at once) check foreign keys again
+    with engine.connect() as first, engine.connect() as second:
+        for conn in (first, second):
+            with pytest.raises(IntegrityError), conn.begin():
+                conn.exec_driver_sql(
+                    "INSERT INTO identifiers (id_type, id_value, person_id, display, source, first_seen_at) "
+                    "VALUES ('openid', 'orphan', 12345, 'o*', '', '2026-11-03 10:00:00')"
+                )

@@ -312,11 +312,10 @@ ANTI JOIN identity_map m ON m.id_type = p.id_type AND m.id_value = p.id_value
 BESIDE_THRESHOLD = BULK_THRESHOLD
 
 
-def _store_plain(session: Session, staged: pa.Table | Path, source: str, seen_at: datetime) -> int | None:
+def _store_plain(conn: Connection, staged: pa.Table | Path, source: str, seen_at: datetime) -> int | None:
     """`store` for the common case only, without touching DuckDB: every planned id is free and
     every identifier new. Returns how many identifiers were inserted, or None when that is not so
     (the caller rolls back and registers with `store`)."""
-    conn = session.connection()
     stamp = staging.stamp(conn, seen_at)
     staging.tune_sqlite(conn)
     staging.empty_staging(conn)
@@ -327,7 +326,9 @@ def _store_plain(session: Session, staged: pa.Table | Path, source: str, seen_at
     n = conn.exec_driver_sql("SELECT count(*) FROM bulk_new").scalar()
     if staging.insert_persons(conn, stamp) != n:
         return None
-    inserted = staging.insert_identifiers(conn, source, stamp)
+    # Every person of bulk_new is in (counted above): see staging.checked_persons.
+    with staging.indexes_rebuilt(conn, "identifiers", n):
+        inserted = staging.insert_identifiers(conn, source, stamp)
     if inserted != n:
         return None
     conn.exec_driver_sql("DELETE FROM bulk_new")
@@ -364,12 +365,13 @@ class Registration:
     def _run(self, staged: pa.Table | Path) -> None:
         started = time.perf_counter()
         try:
-            with session_scope() as session:
-                inserted = _store_plain(session, staged, self.source, self.seen_at)
+            with get_engine().connect() as conn, staging.checked_persons(conn):
+                inserted = _store_plain(conn, staged, self.source, self.seen_at)
                 if inserted is None:
-                    session.rollback()
+                    conn.rollback()
                     self._result = (None, 0, 0)
                     return
+                conn.commit()
             with session_scope() as session:
                 count, top = session.execute(
                     select(func.count(), func.max(Identifier.id)).where(Identifier.id > self.last)
