@@ -352,6 +352,12 @@ def _retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
     # (Measured at 10M events: cheaper than joining the events with the cohort on the person and
     # keeping the days N after, which carries every event of the cohort out of the join.)
     back_ev = _active(fr, fr.in_segment(fr.table("events")))
+    # The cohort started in the period: only the days N after it can match (a filter in the scan).
+    f = fr.filters
+    if days and f.start:
+        back_ev = back_ev.filter(back_ev.ts >= fr.utc_bound(f.start + timedelta(days=min(days))))
+    if days and f.end:
+        back_ev = back_ev.filter(back_ev.ts < fr.utc_bound(f.end + timedelta(days=max(days) + 1)))
     back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts))
     targets = ibis.union(*(cohort.mutate(n=ibis.literal(n, "int64")) for n in days))
     targets = targets.filter(targets.first_day + targets.n <= targets.as_of)
