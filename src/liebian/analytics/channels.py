@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from liebian.analytics.common import Frame, clean, ratio
+from liebian.analytics.common import Frame, clean, passive, ratio
 from liebian.analytics.kpis import Costs, k_factor_inputs, reached_buyers, registrations_by_channel
 from liebian.lazy import lazy_import
 
@@ -78,7 +78,7 @@ def channel_counts(fr: Frame) -> ir.Table:
     cohort = new.mutate(first_day=fr.day_of(new.first_ts)).join(as_of, "channel")
     eligible = cohort.filter(cohort.first_day + RETENTION_DAY <= cohort.as_of)
     back_ev = fr.in_segment(fr.table("events"))
-    back_ev = back_ev.filter(~back_ev.event.isin(list(ev.passive)))
+    back_ev = back_ev.filter(~passive(fr, back_ev.event))
     back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts)).distinct()
     back = eligible.semi_join(
         back_days,

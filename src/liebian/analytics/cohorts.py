@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from liebian.analytics.common import AnalyticsError, Frame, clean
+from liebian.analytics.common import AnalyticsError, Frame, clean, passive
 from liebian.lazy import lazy_import
 from liebian.scalars import as_int
 
@@ -237,7 +237,7 @@ def _mask_counts(fr: Frame, unit: str, periods: int, base: int) -> ir.Table:
         # a NULL channel/campaign makes the test NULL: false here, or the row's active bit is lost too
         start=(start_ok & fr.period_mask(t.ts)).fill_null(False),
         before=(start_ok & before).fill_null(False),
-        active=~t.event.isin(list(fr.ev.passive)),
+        active=~passive(fr, t.event),
         rel=unit_of(t.ts) - base,  # 0 .. MASK_UNITS - 1 inside the window
     )
     # bits 2 + 2·rel (start) and 3 + 2·rel (active) of the unit, from TOP_BIT (bit 62)
@@ -264,7 +264,7 @@ def _retention_joined(
     """Retention from the members joined with their active events (any cohort definition)."""
     members, sizes, as_of = _cohorts(fr, unit_of, cohort_by, periods, cohorts)
     ev = fr.table("events")
-    act = ev.filter(~ev.event.isin(list(fr.ev.passive)))
+    act = ev.filter(~passive(fr, ev.event))
     j = act.join(members, "person_id")
     j = j.mutate(offset=unit_of(j.ts) - j.cohort)
     j = j.filter((j.offset > 0) & (j.offset < periods))

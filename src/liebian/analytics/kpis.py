@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any
 from liebian.analytics import catalogue
 from liebian.analytics.cohorts import bit_count as _bit_count
 from liebian.analytics.cohorts import bit_or as _bit_or
-from liebian.analytics.common import DAY, AnalyticsError, Frame, analysable, clean, ratio, records
+from liebian.analytics.common import (
+    DAY,
+    AnalyticsError,
+    Frame,
+    analysable,
+    clean,
+    one_of,
+    passive,
+    ratio,
+    records,
+)
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -38,7 +48,7 @@ class Costs:
 
 
 def _active(fr: Frame, t: ir.Table) -> ir.Table:
-    return t.filter(~t.event.isin(list(fr.ev.passive)))
+    return t.filter(~passive(fr, t.event))
 
 
 def first_seen(fr: Frame, dims: bool = True) -> ir.Table:
@@ -74,10 +84,21 @@ def _registration_channels(fr: Frame) -> ir.Table:
     return reg.select(reg_channel=reg.channel).distinct()
 
 
-def _registers(fr: Frame, t: ir.Table, events: bool) -> ir.BooleanValue:
-    """Whether a row of the events (`events`) or of the orders is one of `_registration_rows`."""
-    bare = (~t.channel.isin(_registration_channels(fr).reg_channel)).fill_null(True)  # as the anti-join
+def _registers(
+    fr: Frame, t: ir.Table, events: bool, channels: tuple[str, ...] | None = None
+) -> ir.BooleanValue:
+    """Whether a row of the events (`events`) or of the orders is one of `_registration_rows`;
+    `channels`: those that have a registration event, when they were read before (`_known_channels`),
+    so that the query tests a list instead of joining every row with a subquery over the events."""
+    reg = _registration_channels(fr).reg_channel if channels is None else list(channels)
+    bare = (~t.channel.isin(reg)).fill_null(True)  # as the anti-join
     return t.event.isin(list(fr.ev.registration)) | bare if events else bare
+
+
+def _known_channels(fr: Frame) -> tuple[str, ...]:
+    """The channels that have a registration event, read now (a small query of its own)."""
+    df = fr.execute_cached("registration_channels", lambda: _registration_channels(fr))
+    return tuple(sorted({str(c) for c in df.reg_channel if clean(c) is not None}))
 
 
 def first_registrations(fr: Frame) -> ir.Table:
@@ -135,12 +156,12 @@ def new_users(fr: Frame) -> ir.Table:
     return fr.in_period(first, "first_ts")
 
 
-def _new_users_from(fr: Frame, per: ir.Table) -> ir.Table:
+def _new_users_from(fr: Frame, per: ir.Table, channels: tuple[str, ...] | None = None) -> ir.Table:
     """new_users(fr) without filters, the events' side of each first registration taken from `per`
     (the sheet's aggregation of every event by person, with `reg_ts`): the events are grouped by
     person once instead of twice; the orders' side is added from its own, smaller, aggregation."""
     od = fr.table("orders")
-    od = od.filter(_registers(fr, od, events=False))
+    od = od.filter(_registers(fr, od, events=False, channels=channels))
     from_orders = od.group_by("person_id").aggregate(reg_ts=od.ts.min())
     both = ibis.union(per.select("person_id", "reg_ts"), from_orders)
     first = both.group_by("person_id").aggregate(first_ts=both.reg_ts.min())
@@ -149,23 +170,28 @@ def _new_users_from(fr: Frame, per: ir.Table) -> ir.Table:
 
 
 def _reference_day(fr: Frame) -> ir.Table:
-    """One row: as_of (last local day with data) and ref_day (the period end, else as_of)."""
+    """One row: last_ts (the last time with data), as_of (its local day) and ref_day (the period end,
+    else as_of)."""
     t = _events_where(fr, None, period=False)
-    ref = t.aggregate(as_of=fr.day_of(t.ts.max()))
+    ref = t.aggregate(last_ts=t.ts.max())
+    ref = ref.mutate(as_of=fr.day_of(ref.last_ts))
     end = fr.filters.end
     return ref.mutate(ref_day=ibis.literal(fr.day_number(end), "int64") if end else ref.as_of)
 
 
-def _events_where(fr: Frame, names: list[str] | None, period: bool = True) -> ir.Table:
+def _events_where(
+    fr: Frame, names: list[str] | None, period: bool = True, columns: tuple[str, ...] = ()
+) -> ir.Table:
     """The events (filtered like `fr.events`) named one of `names` (when None: all of them, with the
-    columns person_id, ts, channel and campaign_id only), as their own relation: not the one the sheet's aggregation by person reads, so
-    that the engine scans the table again (cheap, the filter is pushed into the scan) instead of
-    keeping every column of every event in memory for a second reader."""
+    columns person_id, ts, channel and campaign_id and those of `columns` that the table has), as
+    their own relation: not the one the sheet's aggregation by person reads, so that the engine scans
+    the table again (cheap, the filter is pushed into the scan) instead of keeping every column of
+    every event in memory for a second reader."""
     t = fr.backend.table("events")
     if names is None:  # a node of its own: the columns `fr.events` filters on and the time only
-        t = t.select("person_id", "ts", "channel", "campaign_id")
+        t = t.select("person_id", "ts", "channel", "campaign_id", *(c for c in columns if c in t.columns))
     else:  # likewise (filtered on the name before the times)
-        t = t.filter(t.event.isin(names))
+        t = t.filter(one_of(t.event, names))
     t = analysable(t)
     t = fr.with_dims(t)
     return fr.in_period(t) if period else t
@@ -209,16 +235,28 @@ def _person_flags(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[st
     """Per person, in the period: seen; reached by a campaign (an event of a campaign, or joining one);
     active (a non-passive event); joined; sent an invite (and active). Each subset flag implies its
     base, so every rate over them is a probability by construction."""
+    return {name: row.any() for name, row in _flag_rows(fr, t, in_period).items()}
+
+
+def _flag_rows(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.BooleanValue]:
+    """The rows that set each flag of `_person_flags` (a person has the flag when any row does)."""
     ev = fr.ev
     joined = in_period & (t.event == ev.join)
     shared = in_period & (t.event == ev.invite_share)
     return {
-        "seen": in_period.any(),
-        "reached_c": (in_period & t.campaign_id.notnull() | joined).any(),
-        "active": (in_period & ~t.event.isin(list(ev.passive))).any(),
-        "joined": joined.any(),
-        "shared": (shared & ~t.event.isin(list(ev.passive))).any(),
+        "seen": in_period,
+        "reached_c": in_period & t.campaign_id.notnull() | joined,
+        "active": in_period & ~passive(fr, t.event),
+        "joined": joined,
+        "shared": shared & ~passive(fr, t.event),
     }
+
+
+# The sheet packs each person's flags (`_flag_rows`) into one integer, above the 30 day bits of
+# `_activity_flags`, so that its aggregation by person keeps one BIT_OR instead of one aggregate per
+# flag (each aggregate costs the engine a pass over every event's group state).
+FLAG_BIT = {"seen": 32, "reached_c": 33, "active": 34, "joined": 35, "shared": 36}
+DAY_BITS = 2**30 - 1
 
 
 def _person_counts(per: ir.Table) -> dict[str, ir.Value]:
@@ -311,7 +349,15 @@ def _retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
     )
     # Coming back counts in any channel or campaign (the filters chose who was acquired): a semi-join
     # of (person, first day + N) with the events' (person, day), no distinct over all person-days.
+    # (Measured at 10M events: cheaper than joining the events with the cohort on the person and
+    # keeping the days N after, which carries every event of the cohort out of the join.)
     back_ev = _active(fr, fr.in_segment(fr.table("events")))
+    # The cohort started in the period: only the days N after it can match (a filter in the scan).
+    f = fr.filters
+    if days and f.start:
+        back_ev = back_ev.filter(back_ev.ts >= fr.utc_bound(f.start + timedelta(days=min(days))))
+    if days and f.end:
+        back_ev = back_ev.filter(back_ev.ts < fr.utc_bound(f.end + timedelta(days=max(days) + 1)))
     back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts))
     targets = ibis.union(*(cohort.mutate(n=ibis.literal(n, "int64")) for n in days))
     targets = targets.filter(targets.first_day + targets.n <= targets.as_of)
@@ -323,21 +369,40 @@ def _retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
     return out
 
 
-def _activity_flags(fr: Frame, t: ir.Table, ref: ir.Table) -> dict[str, ir.Value]:
-    """Per person, from their events `t` (all time): the active days among the 30 days to the reference
-    day (the period end, else the last data day) as bits of one integer (bit i: day ref_day - i), and,
-    with a period start, the time of their last active event before it (silent, reactivated users).
-    Folded into the sheet's aggregation by person: no distinct over all (person, day) pairs."""
-    active = ~t.event.isin(list(fr.ev.passive))
+def _activity_flags(
+    fr: Frame, t: ir.Table, ref: ir.Table, flags: dict[str, ir.BooleanValue]
+) -> dict[str, ir.Value]:
+    """Per person, from their events `t` (all time): `mask`, the active days among the 30 days to the
+    reference day (the period end, else the last data day) as its bits 0..29 (bit i: day ref_day - i)
+    and the `flags` rows' as the bits of FLAG_BIT; with a period start, the time of their last active
+    event before it (silent, reactivated users). Folded into the sheet's aggregation by person: no
+    distinct over all (person, day) pairs."""
+    active = ~passive(fr, t.event)
     end = fr.filters.end
     ref_day = ibis.literal(fr.day_number(end), "int64") if end else ref.ref_day.as_scalar()
     back = ref_day - fr.day_of(t.ts)  # 0 .. 29 inside the window
-    bit = ibis.ifelse(active & (back >= 0) & (back < 30), ibis.literal(1, "int64") << back, 0)
-    out: dict[str, ir.Value] = {"days_30": _bit_or()(bit.cast("int64"))}
+    bit = ibis.ifelse((back >= 0) & (back < 30), ibis.literal(1, "int64") << back, 0)
+    # A comparison of times first, so that the day arithmetic runs on the rows near the window only
+    # (its days begin after the last time with data, or the period end, less 31 days).
+    near = (
+        t.ts >= fr.utc_bound(end - timedelta(days=31))
+        if end
+        else t.ts >= ref.last_ts.as_scalar() - ibis.interval(days=31)
+    )
+    bits = ibis.ifelse(active & near, bit, 0)
+    for name, row in flags.items():  # BIGINT literals: a small one would be a 32-bit INT on Spark
+        bits += ibis.ifelse(row, ibis.literal(1 << FLAG_BIT[name], "int64"), ibis.literal(0, "int64"))
+    out: dict[str, ir.Value] = {"mask": _bit_or()(bits.cast("int64"))}
     start = fr.filters.start
     if start:
         out["last_active_before"] = t.ts.max(where=active & (t.ts < fr.utc_bound(start)))
     return out
+
+
+def _unpacked(per: ir.Table) -> ir.Table:
+    """The sheet's aggregation by person with its packed `mask` as `days_30` and one column per flag."""
+    bit = {name: ibis.literal(1 << b, "int64") for name, b in FLAG_BIT.items()}
+    return per.mutate(days_30=per.mask & DAY_BITS, **{name: (per.mask & b) != 0 for name, b in bit.items()})
 
 
 def _activity_counts(fr: Frame, per: ir.Table) -> dict[str, ir.Value]:
@@ -355,31 +420,6 @@ def _activity_counts(fr: Frame, per: ir.Table) -> dict[str, ir.Value]:
         out["silent_users"] = per.person_id.count(where=silent)
         out["reactivated_users"] = per.person_id.count(where=silent & per.active)
     return out
-
-
-def _sheet_rows(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, ir.Value]:
-    """Per person, the period's rows that `_row_counts` counts (summed over persons by the sheet); the
-    clicks naming their inviter are counted apart (`_named_clicks`), being distinct visitor pairs."""
-    ev = fr.ev
-    unnamed = (t.event == ev.invite_click) & t.referrer_person_id.isnull()
-    if "props" in t.columns:  # as in `_invite_clicks`
-        unnamed = ibis.ifelse(unnamed, ~t.props.fill_null("").re_search(_NOT_A_NEW_VISITOR), False)
-    return {
-        "n_invites_sent": t.event_id.count(where=in_period & (t.event == ev.invite_share)),
-        "n_unnamed_clicks": t.event_id.count(where=in_period & unnamed),
-        "n_shares": t.event_id.count(where=in_period & t.event.isin([ev.share, ev.invite_share])),
-        "n_events": t.event_id.count(where=in_period),
-    }
-
-
-def _named_clicks(fr: Frame) -> ir.Table:
-    """One row: the distinct (visitor, inviter, campaign) of the period's clicks naming their inviter."""
-    e = _events_where(fr, [fr.ev.invite_click])
-    named = e.filter(e.referrer_person_id.notnull() & (e.person_id != e.referrer_person_id))
-    pair = named.person_id.cast("string").concat(
-        "|", named.referrer_person_id.cast("string"), "|", named.campaign_id.fill_null("")
-    )
-    return named.aggregate(named_clicks=pair.nunique())
 
 
 def _new_user_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
@@ -402,8 +442,9 @@ def _new_user_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
     return parts + _retention_counts(fr, cohort)
 
 
-def kpi_counts(fr: Frame) -> ir.Table:
-    """One row with every count the KPI sheet divides."""
+def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Table:
+    """One row with every count the KPI sheet divides; `reg_channels`: the channels that have a
+    registration event, when read before (`_known_channels`)."""
     # One aggregation per person over the events of all time (filtered by channel, campaign,
     # segment) gives their first event (new users) and what they did in the period.
     t = fr.events(period=False)
@@ -411,26 +452,27 @@ def kpi_counts(fr: Frame) -> ir.Table:
     # Without filters these are all the events: the same aggregation finds each person's first
     # registration among them (`_new_users_from`), sparing a second group-by of every event.
     shared = not (f.channels or f.campaigns or f.segment is not None)
-    reg = {"reg_ts": t.ts.min(where=_registers(fr, t, events=True))} if shared else {}
+    reg = (
+        {"reg_ts": t.ts.min(where=_registers(fr, t, events=True, channels=reg_channels))}
+        if shared and reg_channels != ()
+        else {}
+    )
     ref = _reference_day(fr)
     in_period = fr.period_mask(t.ts)
-    # The period's row counts, stickiness and silent users come out of the same aggregation: every
-    # other reader of the events reads its own, pre-filtered rows (`_events_where`).
+    # The persons' flags, stickiness and silent users come out of the same aggregation, with as few
+    # aggregates as can be (`_activity_flags` packs the flags); every other reader of the events reads
+    # its own, pre-filtered rows (`_events_where`).
     per = t.group_by("person_id").aggregate(
-        first_ts=t.ts.min(),
-        **_person_flags(fr, t, in_period),
-        **reg,
-        **_sheet_rows(fr, t, in_period),
-        **_activity_flags(fr, t, ref),
+        first_ts=t.ts.min(), **reg, **_activity_flags(fr, t, ref, _flag_rows(fr, t, in_period))
     )
-    rows = {k: ibis.coalesce(per[f"n_{k}"].sum(), 0) for k in ("invites_sent", "shares", "events")}
+    per = _unpacked(per)
+    if shared and reg_channels == ():  # no registration event: every event registers
+        per = per.mutate(reg_ts=per.first_ts)
+    # The period's row counts: summed over the rows, with no group state to keep per person.
+    e = _events_where(fr, None, columns=("event_id", "event", "referrer_person_id", "props"))
     parts: list[ir.Table] = [
-        per.aggregate(
-            **_person_counts(per),
-            **rows,
-            unnamed_clicks=ibis.coalesce(per.n_unnamed_clicks.sum(), 0),
-            **_activity_counts(fr, per),
-        ).cross_join(_named_clicks(fr))
+        per.aggregate(**_person_counts(per), **_activity_counts(fr, per)),
+        e.aggregate(**{k: ibis.coalesce(v, 0) for k, v in _row_counts(fr, e).items()}),
     ]
 
     edges = fr.edges()
@@ -460,14 +502,13 @@ def kpi_counts(fr: Frame) -> ir.Table:
         refunded.aggregate(refunded_orders=refunded.order_id.count(), refunded_fen=refunded.amount_fen.sum())
     )
 
-    new = _new_users_from(fr, per) if shared else new_users(fr)
+    new = _new_users_from(fr, per, reg_channels) if shared else new_users(fr)
     parts += _new_user_counts(fr, new.mutate(first_day=fr.day_of(new.first_ts)).cross_join(ref))
 
     out = parts[0]
     for part in parts[1:]:
         out = out.cross_join(part)
-    out = out.mutate(invite_clicks=out.unnamed_clicks + out.named_clicks)
-    return out.drop("unnamed_clicks", "named_clicks")
+    return out
 
 
 def k_factor_inputs(r: dict[str, Any]) -> dict[str, Any]:
@@ -506,7 +547,12 @@ def kpis(fr: Frame, costs: Costs | None = None) -> dict[str, Any]:
     """The KPI sheet for the frame's filters: every sheet metric of the catalogue, in its order, from
     the counts of `kpi_counts` (counts, rates of two values, `DERIVED`), None where undefined."""
     costs = costs or Costs()
-    v = records(fr.execute_cached("kpis", lambda: kpi_counts(fr)))[0]
+    f = fr.filters
+    # Without filters the sheet's registrations read the channels that have a registration event
+    # (a small query), so that its aggregation by person tests them as a list.
+    shared = not (f.channels or f.campaigns or f.segment is not None)
+    reg = _known_channels(fr) if shared else None
+    v = records(fr.execute_cached(("kpis", reg), lambda: kpi_counts(fr, reg)))[0]
     for key in ("revenue_fen", "refunded_fen", "new_user_revenue_fen"):
         v[key] = int(v[key] or 0)
     v.update(reward_cost_fen=costs.reward_cost_fen, other_cost_fen=costs.other_cost_fen)
