@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -23,6 +25,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def fresh_python(script: str, data_dir: Path) -> list[str]:
+    """Run `script` in a new interpreter on its own data directory (SQLite, the default store), as a
+    command or a worker starts; its output lines (it must succeed: its stderr is shown if not)."""
+    env = dict(os.environ, LIEBIAN_DATA_DIR=str(data_dir))
+    env.pop("LIEBIAN_DATABASE_URL", None)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
 
 
 def make_api_key(kind: str = "service", role: str | None = "admin", scopes: list[str] | None = None) -> str:

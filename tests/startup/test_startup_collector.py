@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from liebian.lazy import collector_paused, lazy_import
+from shared_helpers import fresh_python
 
 
 def test_a_deferred_import_runs_with_the_collector_paused_and_resumes_it(tmp_path: Path, monkeypatch) -> None:
@@ -68,20 +67,15 @@ def test_a_cli_command_runs_with_the_collector_running(data_dir: Path) -> None:
         "acli.app.command('gc-probe')(probe)\n"
         "from liebian.cli import app\nsys.argv = ['liebian', 'analyze', 'gc-probe']\napp()"
     )
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(data_dir))
-    env.pop("LIEBIAN_DATABASE_URL", None)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.splitlines()[-1]) == {"collecting": True}
+    lines = fresh_python(script, data_dir)
+    assert json.loads(lines[-1]) == {"collecting": True}
 
 
 def test_the_app_and_the_cli_guard_do_not_import_postgresqls_dialect_on_sqlite(tmp_path: Path) -> None:
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
-    env.pop("LIEBIAN_DATABASE_URL", None)
     script = (
         "import sys, json\nimport liebian.web.asgi\nfrom liebian.auth import service, throttle\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.'))))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    dialects = json.loads(out.stdout.splitlines()[-1])
+    lines = fresh_python(script, tmp_path / "data")
+    dialects = json.loads(lines[-1])
     assert not [d for d in dialects if d.startswith("sqlalchemy.dialects.postgresql")], dialects

@@ -13,20 +13,19 @@ from pathlib import Path
 from test_startup_cli import HEAVY
 
 from liebian.lazy import lazy_import
+from shared_helpers import fresh_python
 
 
 def test_the_app_imports_no_heavy_library(tmp_path: Path) -> None:
     """What uvicorn's workers import before they answer: the app without its routers' domains (they
     load on the route table's first read, web/lazy_routers.py); once loaded, still no heavy library."""
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
-    env.pop("LIEBIAN_DATABASE_URL", None)
     script = (
         "import sys, json\nimport liebian.web.asgi as asgi\nprint(json.dumps(sorted(sys.modules)))\n"
         "from fastapi.routing import iter_route_contexts\n"
         "print(len(list(iter_route_contexts(asgi.app.routes))))\nprint(json.dumps(sorted(sys.modules)))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    at_import, routes, after = out.stdout.splitlines()[-3:]
+    lines = fresh_python(script, tmp_path / "data")
+    at_import, routes, after = lines[-3:]
     imported = set(json.loads(at_import))
     domains = sorted(
         m
@@ -47,15 +46,13 @@ def test_the_app_is_built_with_the_collector_paused_then_resumed(tmp_path: Path)
     """web/asgi.py pauses the cyclic collector while the app is built (start-up time): afterwards it
     runs again, the app's objects sit in the permanent generation, and the CLI-only libraries (Typer,
     Rich's tables and progress bars) were not imported."""
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
-    env.pop("LIEBIAN_DATABASE_URL", None)
     script = (
         "import gc, sys, json\nimport liebian.web.asgi as asgi\n"
         "print(json.dumps([gc.isenabled(), gc.get_freeze_count(), type(asgi.app).__name__,"
         " sorted(m for m in sys.modules if m in ('typer', 'rich.table', 'rich.progress'))]))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    enabled, frozen, app_type, cli_only = json.loads(out.stdout.splitlines()[-1])
+    lines = fresh_python(script, tmp_path / "data")
+    enabled, frozen, app_type, cli_only = json.loads(lines[-1])
     assert enabled is True and app_type == "FastAPI"
     assert frozen > 10_000  # the schemas, tables and routes built at import
     assert cli_only == []
@@ -140,8 +137,10 @@ def test_a_deferred_package_imports_a_submodule_when_one_of_its_names_is_used(tm
         "print(sorted(m for m in sys.modules if m.startswith('busypkg.')))\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.splitlines() == [
+    lines = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
+    ).stdout.splitlines()
+    assert lines == [
         "[]",
         "deferpkg.beta AlphaCompiler",
         "True",
@@ -151,8 +150,6 @@ def test_a_deferred_package_imports_a_submodule_when_one_of_its_names_is_used(tm
 
 
 def test_an_analysis_imports_only_its_engines_sql_compiler(tmp_path: Path) -> None:
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(tmp_path / "data"))
-    env.pop("LIEBIAN_DATABASE_URL", None)
     script = (
         "import sys\nfrom liebian.engine.backend import analytics_backend\n"
         "with analytics_backend('duckdb') as backend:\n"
@@ -160,5 +157,5 @@ def test_an_analysis_imports_only_its_engines_sql_compiler(tmp_path: Path) -> No
         "print(sorted(m.rsplit('.', 1)[1] for m in sys.modules\n"
         "             if m.startswith('ibis.backends.sql.compilers.')))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    assert out.stdout.splitlines()[-1] == "['_compat', 'base', 'duckdb']"
+    lines = fresh_python(script, tmp_path / "data")
+    assert lines[-1] == "['_compat', 'base', 'duckdb']"

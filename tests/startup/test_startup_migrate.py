@@ -4,15 +4,13 @@ query and the head from the migration files, without Alembic: both agree with Al
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import text
 
 from liebian.db import migrate
 from liebian.db.session import get_engine
+from shared_helpers import fresh_python
 
 
 def test_the_files_head_is_alembics_head() -> None:
@@ -30,11 +28,9 @@ def test_the_stored_revision_is_alembics_on_a_fresh_and_a_migrated_store(data_di
 
 def test_a_store_at_the_head_is_checked_without_alembic(data_dir: Path) -> None:
     migrate.ensure_current()
-    env = dict(os.environ, LIEBIAN_DATA_DIR=str(data_dir))
-    env.pop("LIEBIAN_DATABASE_URL", None)
     script = (
         "import sys, json\nfrom liebian.db import migrate\nmigrate.ensure_current()\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic')))"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
-    assert json.loads(out.stdout.splitlines()[-1]) == []
+    lines = fresh_python(script, data_dir)
+    assert json.loads(lines[-1]) == []
