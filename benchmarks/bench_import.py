@@ -198,7 +198,7 @@ def run(scale: str = "") -> Report:
             "Growing faster than the data: "
             + ("; ".join(steep) if steep else "none")
             + ". Where it does, the step timings above show why: registering the new users (N/10) in the "
-            "store's B-tree indexes slows as they grow (random 63-bit person ids), and the deduplicating "
+            "store's B-tree indexes slows as they grow (random 53-bit person ids), and the deduplicating "
             "hash tables of 10M event ids spill past the import's memory bound."
         )
     last = sqlite[-1]
