@@ -116,3 +116,29 @@ def test_hashes_timestamps_and_order_numbers_are_no_identifiers():
     hmacs = [identifier_hmac(f"1390000{i:04d}") for i in range(3000)]
     assert pii.clear_identifiers(hmacs) == []  # 64 hex characters: digit runs inside are no phones
     assert pii.find("ts 1714550400000, order 20240501123456789012, id 123456789012345678") == []
+
+
+def test_a_batch_after_a_closed_connection_is_scrubbed_while_the_warehouse_stays_open(data_dir, sqlite_store):
+    """The server keeps the warehouse open between flushes (campaigns.outbox.WarehouseAnchor), so
+    every batch's connection shares one DuckDB catalogue. The scrub function of a batch whose
+    connection has closed must not be what the next batch calls: that crashed the process."""
+    import duckdb
+
+    from liebian.engine.warehouse import warehouse_path
+
+    ingest_items("messages", [])  # creates the warehouse file
+    anchor = duckdb.connect(str(warehouse_path()))
+    try:
+        for n in range(3):
+            items = [{"message_id": f"m{n}", "ts": "2024-05-01T10:00:00+08:00", "group_id": "g1",
+                      "user_id": f"u{n}", "id_type": "openid", "text": f"加我 {PHONE}"}]  # fmt: skip
+            assert [o.status for o in ingest_items("messages", items)[1]] == ["accepted"]
+        left = anchor.execute(
+            "SELECT function_name FROM duckdb_functions() WHERE function_name LIKE 'liebian_pii%'"
+        ).fetchall()
+    finally:
+        anchor.close()
+    assert left == []  # each batch removed its function
+    texts = [t for (t,) in rows("SELECT text FROM messages ORDER BY message_id")]
+    assert len(texts) == 3 and all("[phone:" in t for t in texts)
+    _assert_no_clear_identifiers(texts)

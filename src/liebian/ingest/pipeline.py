@@ -102,6 +102,22 @@ def run_pipeline(
     steps: Steps,
     want_lines: bool = False,
 ) -> Outcome:
+    # The scrub function stays registered until the load: `staged` may be a view that calls it.
+    with pii.scrubber(con) as scrub_udf:
+        return _run_pipeline(con, kind, preset, raw_file, source, batch_id, steps, want_lines, scrub_udf)
+
+
+def _run_pipeline(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    preset: Preset,
+    raw_file: RawFile,
+    source: str,
+    batch_id: str,
+    steps: Steps,
+    want_lines: bool,
+    scrub_udf: str,
+) -> Outcome:
     # Row order matters only for reading (rowid = line); from here every row carries its _line.
     con.execute("SET preserve_insertion_order = false")
     with steps.step("normalising"):
@@ -125,7 +141,7 @@ def run_pipeline(
         if kind == "orders":
             currency.convert_orders(con)  # to CNY; a row without a rate gets its error here
         _collect_rejects(con, raw_file)
-        pii.scrub_batch(con, kind)  # identifiers in properties, message text and rejects
+        pii.scrub_batch(con, kind, scrub_udf)  # identifiers in properties, message text and rejects
     with steps.step("hashing identifiers"):
         _hash_direct_identifiers(con, kind)
     if kind == "identities":

@@ -24,6 +24,8 @@ identifier; only those reach Python.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -164,34 +166,47 @@ def clear_identifiers(values: Iterable[object]) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------- DuckDB
 
 UDF = "liebian_pii_scrub"
+_SERIAL = itertools.count(1)
 
 
-def register(con: duckdb.DuckDBPyConnection) -> str:
-    """Make `liebian_pii_scrub(VARCHAR) -> VARCHAR` callable on `con` (once per connection)."""
-    exists = con.execute("SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [UDF]).fetchall()[
-        0
-    ][0]
-    if not exists:
-        policy = get_settings().pii_policy
-        con.create_function(UDF, lambda s: scrub(s, policy), ["VARCHAR"], "VARCHAR", side_effects=False)
-    return UDF
+@contextlib.contextmanager
+def scrubber(con: duckdb.DuckDBPyConnection) -> Iterator[str]:
+    """Make a `VARCHAR -> VARCHAR` scrub function callable on `con` for one unit of work; its name.
+
+    Each unit gets a name of its own and removes the function after it. DuckDB puts a Python
+    function into the database's catalog, which every connection to the file shares, while the
+    Python object lives only as long as the connection that registered it: a later connection (the
+    process keeps the database open between units, `campaigns.outbox.WarehouseAnchor`) that found
+    the name registered called a freed object and crashed the process.
+    """
+    import duckdb
+
+    name = f"{UDF}_{next(_SERIAL)}"
+    policy = get_settings().pii_policy
+    con.create_function(name, lambda s: scrub(s, policy), ["VARCHAR"], "VARCHAR", side_effects=False)
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a failed unit may have closed the connection
+            con.remove_function(name)
 
 
-def scrub_sql(expr: str) -> str:
-    """SQL over `expr` that leaves values without a candidate as they are and scrubs the rest."""
-    return f"(CASE WHEN regexp_matches({expr}, '{CANDIDATE_SQL}') THEN {UDF}({expr}) ELSE {expr} END)"
+def scrub_sql(expr: str, udf: str) -> str:
+    """SQL over `expr` that leaves values without a candidate as they are and scrubs the rest with
+    the function `udf` (from `scrubber`)."""
+    return f"(CASE WHEN regexp_matches({expr}, '{CANDIDATE_SQL}') THEN {udf}({expr}) ELSE {expr} END)"
 
 
-def scrub_batch(con: duckdb.DuckDBPyConnection, kind: str) -> None:
-    """Scrub one ingest batch in place: `staged` (properties, message text) and `batch_rejects`
-    (the raw row and the reason, which may quote a value).
+def scrub_batch(con: duckdb.DuckDBPyConnection, kind: str, udf: str) -> None:
+    """Scrub one ingest batch in place with the function `udf` (from `scrubber`, open until the
+    batch is loaded): `staged` (properties, message text) and `batch_rejects` (the raw row and the
+    reason, which may quote a value).
 
     `staged` is a table or a view (the CSV reader normalised while reading); a view is redefined
     over the renamed original so that no copy of the batch is made.
     """
-    register(con)
     con.execute(
-        f"UPDATE batch_rejects SET raw = {scrub_sql('raw')}, reason = {scrub_sql('reason')}"
+        f"UPDATE batch_rejects SET raw = {scrub_sql('raw', udf)}, reason = {scrub_sql('reason', udf)}"
         f" WHERE regexp_matches(coalesce(raw, '') || ' ' || coalesce(reason, ''), '{CANDIDATE_SQL}')"
     )
     columns = ["_props"] + (["text"] if kind == "messages" else [])
@@ -202,12 +217,12 @@ def scrub_batch(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         ).fetchall()
     )
     if kinds.get("staged") == "VIEW":
-        replaced = ", ".join(f"{scrub_sql(c)} AS {c}" for c in columns)
+        replaced = ", ".join(f"{scrub_sql(c, udf)} AS {c}" for c in columns)
         if "staged_unscrubbed" in kinds:
             con.execute("DROP VIEW staged_unscrubbed")
         con.execute("ALTER VIEW staged RENAME TO staged_unscrubbed")
         con.execute(f"CREATE TEMP VIEW staged AS SELECT * REPLACE ({replaced}) FROM staged_unscrubbed")
         return
-    sets = ", ".join(f"{c} = {scrub_sql(c)}" for c in columns)
+    sets = ", ".join(f"{c} = {scrub_sql(c, udf)}" for c in columns)
     where = " OR ".join(f"regexp_matches({c}, '{CANDIDATE_SQL}')" for c in columns)
     con.execute(f"UPDATE staged SET {sets} WHERE {where}")
