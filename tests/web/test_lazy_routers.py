@@ -104,7 +104,14 @@ def test_threads_reading_the_table_at_once_all_see_all_of_it(data_dir) -> None:
 
 def _route_matches(app: FastAPI, path: str, method: str) -> list:
     """How each entry of the app's route table matches a request (FULL, PARTIAL: another method, NONE)."""
-    scope = {"type": "http", "path": path, "root_path": "", "method": method, "headers": [], "query_string": b""}
+    scope = {
+        "type": "http",
+        "path": path,
+        "root_path": "",
+        "method": method,
+        "headers": [],
+        "query_string": b"",
+    }
     return [route.matches(dict(scope))[0] for route in app.router.routes]
 
 

@@ -216,7 +216,11 @@ def _audit_denied(request: Request, detail: dict[str, str | None]) -> None:
     method, template = request.method, _route_template(request)
     with session_scope() as s:
         service.audit(
-            s, principal_of(request).name, "access.denied", f"{method} {request.url.path}", detail,
+            s,
+            principal_of(request).name,
+            "access.denied",
+            f"{method} {request.url.path}",
+            detail,
             client_ip(request),
         )
     raise HTTPException(
