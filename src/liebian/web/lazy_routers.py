@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute, Match, Route, get_route_path
 from starlette.types import Scope
 
@@ -121,7 +120,7 @@ def _literal_prefixes(router: APIRouter | None) -> tuple[str, ...]:
         return ()
     prefixes = []
     for route in router.routes:
-        if type(route) not in (APIRoute, Route):
+        if not isinstance(route, Route):  # FastAPI's APIRoute is one
             return ()
         prefixes.append(route.path.split("{", 1)[0])
     return tuple(prefixes)
