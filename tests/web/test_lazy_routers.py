@@ -6,6 +6,7 @@ table at once all see all of it."""
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 
 from fastapi import Depends, FastAPI
@@ -14,7 +15,9 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from liebian.auth.deps import authorize
+from liebian.web import lazy_routers
 from liebian.web.app import ROUTER_LIFESPANS, ROUTERS, create_app
+from liebian.web.lazy_routers import load_all
 
 
 def _eager_app() -> FastAPI:
@@ -97,3 +100,38 @@ def test_threads_reading_the_table_at_once_all_see_all_of_it(data_dir) -> None:
     for thread in threads:
         thread.join()
     assert len(set(counts)) == 1 and counts[0] > 300
+
+
+def _route_matches(app: FastAPI, path: str, method: str) -> list:
+    """How each entry of the app's route table matches a request (FULL, PARTIAL: another method, NONE)."""
+    scope = {
+        "type": "http",
+        "path": path,
+        "root_path": "",
+        "method": method,
+        "headers": [],
+        "query_string": b"",
+    }
+    return [route.matches(dict(scope))[0] for route in app.router.routes]
+
+
+def test_the_path_prefilter_changes_no_match(data_dir, monkeypatch) -> None:
+    # a router skips a path that starts with none of its routes' literal parts (issue #23): every
+    # route's path (parameters filled in, with and without a trailing slash, with its own method and
+    # another) matches the app's table exactly as it does without the filter
+    filtered, unfiltered = create_app(run_migrations=False), create_app(run_migrations=False)
+    load_all(list(filtered.state.routers.values()))
+    load_all(list(unfiltered.state.routers.values()))
+    _route_matches(filtered, "/", "GET")  # each router computes its prefixes on its first match
+    monkeypatch.setattr(lazy_routers, "_literal_prefixes", lambda router: ())
+    paths = {"/api/v1/no-such-thing", "/", "/api/v1/campaigns/x/conversions", "/api/v1/invites/accept"}
+    for rc in iter_route_contexts(filtered.routes):
+        path = re.sub(r"\{[^}:]+:path\}", "a/b", rc.path)
+        paths.add(re.sub(r"\{[^}]+\}", "x", path))
+    assert len(paths) > 250
+    for path in sorted(paths):
+        for variant in (path, path.rstrip("/") + "/" if path != "/" else path):
+            for method in ("GET", "POST"):
+                expected = _route_matches(unfiltered, variant, method)
+                assert _route_matches(filtered, variant, method) == expected, (variant, method)
+    assert any(router._prefixes for router in filtered.state.routers.values())  # the filter was on

@@ -123,14 +123,50 @@ def _route_template(request: Request) -> str:
     return getattr(route, "path", None) or request.url.path
 
 
-def authorize(
+def _principal_at_hand(request: Request) -> bool:
+    """Whether the caller is known without the store (no credential, or a key the process verified
+    a moment ago); if so, `principal_of` answers from the request from now on."""
+    if getattr(request.state, "principal", None) is not None:
+        return True
+    key = _presented_key(request)
+    if key is None:
+        if request.cookies.get(SESSION_COOKIE):
+            return False
+        principal: Principal | None = ANONYMOUS_PRINCIPAL
+    else:
+        principal = service.cached_key_principal(key)
+    if principal is None:
+        return False
+    request.state.principal = principal
+    return True
+
+
+async def authorize(
     request: Request,
     _bearer=Depends(bearer_scheme),
     _key=Depends(api_key_scheme),
     _cookie=Depends(cookie_scheme),
 ) -> None:
     """The one gate every API and console route passes (see auth.policy). The three schemes are
-    declared so that the OpenAPI document says how to authenticate; the checks are below."""
+    declared so that the OpenAPI document says how to authenticate; the checks are in `_authorize`.
+    On the event loop when the caller is known without the store (a cached key, no credential):
+    a worker thread per request costs more than the check (issue #23); otherwise in one."""
+    if _principal_at_hand(request):
+        denied = _authorize(request)
+    else:
+        denied = await run_in_threadpool(_authorize_in_thread, request)
+    if denied is not None:
+        await run_in_threadpool(_audit_denied, request, denied)
+
+
+def _authorize_in_thread(request: Request) -> dict[str, str | None] | None:
+    principal_of(request)  # looked up in the store (a session, a key not in the cache)
+    return _authorize(request)
+
+
+def _authorize(request: Request) -> dict[str, str | None] | None:
+    """The checks: None when the request may proceed; for a known caller refused, the audit detail
+    of the refusal (`_audit_denied` writes it, in a worker thread, and refuses)."""
     template = _route_template(request)
     method = request.method
     permission = policy.route_permission(method, template)
@@ -147,13 +183,7 @@ def authorize(
             if method == "GET" and template == "/":
                 raise HTTPException(303, "login required", headers={"Location": "/login"})
             raise HTTPException(401, "authentication required", headers={"WWW-Authenticate": "Bearer"})
-        with session_scope() as s:
-            service.audit(
-                s, principal.name, "access.denied", f"{method} {request.url.path}", {"needs": permission}, ip
-            )
-        raise HTTPException(
-            403, f"forbidden: {method} {template} needs the permission {permission or 'admin'}"
-        )
+        return {"needs": permission}
     if principal.kind == "session" and principal.must_change_password and permission != policy.ANONYMOUS:
         _require_password_change(method, template)
     if principal.kind == "session" and method in UNSAFE and permission != policy.ANONYMOUS:
@@ -161,10 +191,10 @@ def authorize(
         if not sent or not principal.csrf_token or not _same(sent, principal.csrf_token):
             raise HTTPException(403, f"missing or wrong CSRF token (send it in {CSRF_HEADER})")
     if permission in policy.PUBLIC_SCOPES or permission == policy.ANONYMOUS:
-        return
+        return None
     if method in UNSAFE or permission in AUDITED_READS:
         # written by AuditMiddleware once the answer is known: a write that failed changed nothing
-        # and is not an action (refusals by the gate are audited above); reads of person-level
+        # and is not an action (refusals by the gate: `_audit_denied`); reads of person-level
         # data are recorded whatever they found (a miss is a probe too)
         request.state.liebian_audit = {
             "actor": principal.name,
@@ -178,6 +208,24 @@ def authorize(
             "ip": ip,
             "read": method not in UNSAFE,
         }
+    return None
+
+
+def _audit_denied(request: Request, detail: dict[str, str | None]) -> None:
+    """Audit a refusal by the gate of a known caller, then refuse (403)."""
+    method, template = request.method, _route_template(request)
+    with session_scope() as s:
+        service.audit(
+            s,
+            principal_of(request).name,
+            "access.denied",
+            f"{method} {request.url.path}",
+            detail,
+            client_ip(request),
+        )
+    raise HTTPException(
+        403, f"forbidden: {method} {template} needs the permission {detail['needs'] or 'admin'}"
+    )
 
 
 def write_refused(request: Request) -> None:

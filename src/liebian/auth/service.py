@@ -539,6 +539,13 @@ def forget_verified_keys(session: Session | None = None) -> None:
         event.listen(session, "after_commit", after_commit, once=True)
 
 
+def cached_key_principal(plaintext: str) -> Principal | None:
+    """The principal of a key verified a moment ago (the process's cache), without the store."""
+    if not plaintext or not plaintext.startswith("lb_"):
+        return None
+    return _verified.get(_sha256(plaintext))
+
+
 def verified_key_principal(plaintext: str) -> Principal | None:
     """`key_principal` in its own transaction, through the process's cache of verified keys."""
     if not plaintext or not plaintext.startswith("lb_"):

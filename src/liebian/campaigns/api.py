@@ -6,8 +6,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, fields, is_dataclass
+from functools import partial
 from typing import Any
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -71,6 +74,25 @@ def _run(
     if status != 200:
         return JSONResponse(status_code=status, content=_encode(result))
     return result
+
+
+# The front ends' hot routes (accept, conversion) wait for a place on the event loop, not in a worker
+# thread: the store serialises their writes (SQLite: one writer; PostgreSQL: the ledger head and the
+# counters) and the interpreter their Python, so 40 threads at once (anyio's default) only add
+# thread switches, ~20 per request at 50 in flight, and the CPU they cost (issue #23).
+AT_ONCE = 4
+_limiter: RunVar[CapacityLimiter] = RunVar("liebian_campaign_transactions")  # one per event loop
+
+
+async def _run_queued(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`_run` in a worker thread, at most AT_ONCE of them at once. Being a coroutine, the route also
+    validates its response on the event loop (FastAPI sends a sync route's to a thread as well)."""
+    try:
+        limiter = _limiter.get()
+    except LookupError:
+        limiter = CapacityLimiter(AT_ONCE)
+        _limiter.set(limiter)
+    return await to_thread.run_sync(partial(_run, fn, *args, **kwargs), limiter=limiter)
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
@@ -261,11 +283,11 @@ def click(
     response_model=AcceptView,
     responses={403: {"model": AcceptBlocked, "description": "blocked by the risk checks (kept)"}},
 )
-def accept(body: AcceptRequest, request: Request):
+async def accept(body: AcceptRequest, request: Request):
     """A friend accepts an invite (signs up through it). A blocked referral answers 403 and is kept."""
     if body.ip is None and request.client:
         body.ip = request.client.host
-    result = _run(flows.accept_invite, body, acting=_actor(request))
+    result = await _run_queued(flows.accept_invite, body, acting=_actor(request))
     if result["state"] == "blocked":
         return JSONResponse(
             status_code=403,
@@ -284,14 +306,14 @@ def accept(body: AcceptRequest, request: Request):
     response_model=ConversionView,
     response_model_exclude_unset=True,  # a note says why a role got nothing: role and state only
 )
-def report_conversion(campaign_id: str, body: ConversionRequest, request: Request):
+async def report_conversion(campaign_id: str, body: ConversionRequest, request: Request):
     """Report an order or custom event; the same order_id again changes nothing (duplicate: true).
 
     With the public front-end key the conversion is `pending` until a trusted source confirms the
     order (the operator's order feed, a signed shop callback, an import); its amount, currency and
     status then come from the trusted order. Any other key is trusted: judged at once."""
     trusted = principal_of(request).kind != "public"
-    return _run(verification.report, campaign_id, body, trusted=trusted, acting=_actor(request))
+    return await _run_queued(verification.report, campaign_id, body, trusted=trusted, acting=_actor(request))
 
 
 @router.post("/api/v1/campaigns/{campaign_id}/refunds", response_model=RefundView)

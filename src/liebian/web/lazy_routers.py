@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Match, Route, get_route_path
+from starlette.types import Scope
 
 from liebian.lazy import collector_paused
 
@@ -45,6 +46,7 @@ class LazyRouter(APIRouter):
         self._loader = None
         self.module_name = module_name
         self.router: APIRouter | None = None  # the module's router, once loaded (None: no module)
+        self._prefixes: tuple[str, ...] | None = None  # see `matches`
 
     @property  # a list attribute in Starlette's Router
     def routes(self) -> list[BaseRoute]:
@@ -96,9 +98,32 @@ class LazyRouter(APIRouter):
                 self._loader = None
         return self.router
 
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """FastAPI asks every router in turn, and each tries its routes one by one (twice for the
+        one that matches): ~60 route matches for a campaign request (issue #23). A path that starts
+        with no route's literal part (before its first parameter) matches none of them."""
+        if self._loaded and self._prefixes is None:
+            self._prefixes = _literal_prefixes(self.router)
+        if self._prefixes and not get_route_path(scope).startswith(self._prefixes):
+            return Match.NONE, {}
+        return super().matches(scope)
+
     def __repr__(self) -> str:
         state = "loaded" if self._loaded else "not loaded"
         return f"<LazyRouter {self.module_name} ({state})>"
+
+
+def _literal_prefixes(router: APIRouter | None) -> tuple[str, ...]:
+    """The literal start of each route's path; empty (no filter) unless every route is a plain
+    route (no mount, no included router, no low-priority route), whose path its pattern anchors."""
+    if router is None or router._low_priority_routes:
+        return ()
+    prefixes = []
+    for route in router.routes:
+        if not isinstance(route, Route):  # FastAPI's APIRoute is one
+            return ()
+        prefixes.append(route.path.split("{", 1)[0])
+    return tuple(prefixes)
 
 
 def load_all(routers: list[LazyRouter]) -> None:

@@ -88,7 +88,8 @@ class InputLimitsMiddleware:
                 break
         body = b"".join(chunks)
         limit = settings.max_json_depth
-        if json_depth(body) > limit:
+        # no deeper than its count of opening brackets: most bodies need no scan (numpy costs ~40 µs)
+        if body.count(b"[") + body.count(b"{") > limit and json_depth(body) > limit:
             await _refuse(send, "body", f"the JSON body is nested deeper than {limit} levels")
             return
         replay = [{"type": "http.request", "body": body, "more_body": False}]
