@@ -31,15 +31,20 @@ def _numbers() -> _Numbers:
     return (int, float, Decimal, np.integer, np.floating, np.bool_)
 
 
+def _is_number(value: object) -> bool:
+    # Python's own numbers first: naming NumPy's types would import NumPy (start-up time)
+    return isinstance(value, int | float | Decimal) or isinstance(value, _numbers())
+
+
 def as_int(value: object) -> int:
     """int() of a numeric cell: Python, numpy and Decimal numbers (NaN raises, as int() does)."""
-    if isinstance(value, _numbers()):
+    if _is_number(value):
         return int(value)
     raise TypeError(f"expected a number, got {value!r}")
 
 
 def as_float(value: object) -> float:
     """float() of a numeric cell: Python, numpy and Decimal numbers."""
-    if isinstance(value, _numbers()):
+    if _is_number(value):
         return float(value)
     raise TypeError(f"expected a number, got {value!r}")
