@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from liebian.lazy import lazy_import
 
@@ -31,9 +31,12 @@ def _numbers() -> _Numbers:
     return (int, float, Decimal, np.integer, np.floating, np.bool_)
 
 
-def _is_number(value: object) -> bool:
-    # Python's own numbers first: naming NumPy's types would import NumPy (start-up time)
-    return isinstance(value, int | float | Decimal) or isinstance(value, _numbers())
+def _is_number(
+    value: object,
+) -> TypeGuard[int | float | Decimal | np.integer[Any] | np.floating[Any] | np.bool_]:
+    if isinstance(value, int | float | Decimal):  # first: naming NumPy's types imports NumPy
+        return True
+    return isinstance(value, _numbers())
 
 
 def as_int(value: object) -> int:
