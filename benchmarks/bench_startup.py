@@ -12,7 +12,9 @@ of 7. With `BENCH_STARTUP_BASELINE=<another tree's src directory>` (e.g. `git ar
 before a change) the app's import from that tree is measured in the same rounds, for a before/after.
 
 The CLI analysis (`liebian analyze funnel`) runs end to end on a warehouse of 1M events (the analytics
-benchmark's synthetic data, 100k with `--scale quick`) made before the rounds. The server's time to
+benchmark's synthetic data, 100k with `--scale quick`) made before the rounds: as a repeated command
+runs it, its SQL kept on disk by an earlier call (analytics/compiled.py), and as the first call of
+its shape, the kept SQL removed before each run (built and compiled with Ibis, then kept). The server's time to
 ready is from starting `liebian serve` to the first answer of /api/v1/health, on the same data
 directory (its first start, which creates the store, and then restarts, median), after a warm-up
 start on another data directory (byte-code, as an installed package has it).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -32,11 +35,13 @@ from pathlib import Path
 import httpx
 
 from benchmarks.common import Report, cpu_seconds, free_port, stop
+from liebian.analytics.compiled import CACHE_DIR
 
 ROUNDS = {"": 7, "quick": 2}
 LIMIT_S = 1.0
 WAREHOUSE_EVENTS = {"": 1_000_000, "quick": 100_000}
 ANALYSIS = "liebian analyze funnel"
+ANALYSIS_FIRST = "liebian analyze funnel, first call of its shape (no kept SQL)"
 # issue #23's limits, seconds of wall time
 HELP_LIMIT_S, ANALYSIS_LIMIT_S, READY_LIMIT_S = 0.5, 1.5, 3.0
 READY_WAIT_S = 300  # a shared machine under heavy load has taken 90 s for a first start
@@ -57,6 +62,7 @@ def commands() -> list[tuple[str, list[str]]]:
         ("liebian --help", [*_liebian(), "--help"]),
         ("liebian campaign --help", [*_liebian(), "campaign", "--help"]),
         ("python -c 'import liebian.web.asgi'", [python, "-c", "import liebian.web.asgi"]),
+        (ANALYSIS_FIRST, [*_liebian(), "analyze", "funnel", "--format", "json"]),
         (ANALYSIS, [*_liebian(), "analyze", "funnel", "--format", "json"]),
         *_baseline(python),
     ]
@@ -76,8 +82,10 @@ def _baseline(python: str) -> list[tuple[str, list[str]]]:
     ]
 
 
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _run(command: list[str], env: dict[str, str], label: str = "") -> tuple[float, float]:
     """Wall and CPU seconds (user + system) of one run of `command` to its exit."""
+    if label == ANALYSIS_FIRST:  # the SQL the previous run kept, removed (not timed)
+        shutil.rmtree(Path(env["LIEBIAN_DATA_DIR"]) / CACHE_DIR, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
@@ -144,8 +152,8 @@ def run(scale: str) -> Report:
         # the server on a data directory of its own: its first start makes an administrator, and the
         # CLI then asks who runs it
         serve_env = env | {"LIEBIAN_DATA_DIR": str(Path(tmp) / "serve")}
-        for _label, command in todo:  # warm-up: byte-code written, files in the page cache
-            _run(command, env)
+        for label, command in todo:  # warm-up: byte-code written, files in the page cache
+            _run(command, env, label)
         # and the server's own modules (uvicorn, the routers, Alembic's migration scripts), on a data
         # directory of its own: the first start below is a first start, not a first compile
         _ready_s(env | {"LIEBIAN_DATA_DIR": str(Path(tmp) / "warm-up")})
@@ -153,7 +161,7 @@ def run(scale: str) -> Report:
         times: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in todo}
         for _ in range(rounds):
             for label, command in todo:
-                times[label].append(_run(command, env))
+                times[label].append(_run(command, env, label))
         ready += [_ready_s(serve_env) for _ in range(rounds)]
     wall = {label: statistics.median(w for w, _ in runs) for label, runs in times.items()}
     cpu = {label: statistics.median(c for _, c in runs) for label, runs in times.items()}
@@ -203,7 +211,9 @@ def run(scale: str) -> Report:
     )
     report.target(
         "a CLI analysis on a 1M-event warehouse", f"≤ {ANALYSIS_LIMIT_S} s end to end",
-        f"{wall[ANALYSIS]:.2f} s ({analysis})", wall[ANALYSIS] <= ANALYSIS_LIMIT_S if judged else None,
+        f"{wall[ANALYSIS]:.2f} s, CPU {cpu[ANALYSIS]:.2f} s ({analysis}, its SQL kept by an earlier call); "
+        f"the first call of its shape {wall[ANALYSIS_FIRST]:.2f} s, CPU {cpu[ANALYSIS_FIRST]:.2f} s",
+        wall[ANALYSIS] <= ANALYSIS_LIMIT_S if judged else None,
     )  # fmt: skip
     report.target(
         "the server ready after start", f"≤ {READY_LIMIT_S} s",
@@ -211,7 +221,11 @@ def run(scale: str) -> Report:
         max(ready[0][0], restart) <= READY_LIMIT_S,
     )  # fmt: skip
     report.notes.append(
-        f"{ANALYSIS}: {analysis}. Server: `liebian serve` (one worker, SQLite store) on the same data "
+        f"{ANALYSIS}: {analysis}, as a repeated command runs it: the funnel's compiled SQL kept on disk "
+        "by an earlier call (under the data directory, keyed by the analysis's shape, the warehouse's "
+        "schema and the code that writes the SQL; analytics/compiled.py) runs on DuckDB's connection "
+        "without Ibis, PyArrow or pandas. The first call of a shape (the kept SQL removed before each "
+        "run) builds and compiles it with Ibis, then keeps it. Server: `liebian serve` (one worker, SQLite store) on the same data "
         "directory, timed from the process start to the first 200 of /api/v1/health."
     )
     report.notes.append(

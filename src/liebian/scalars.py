@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from liebian.lazy import lazy_import
 
@@ -31,15 +31,23 @@ def _numbers() -> _Numbers:
     return (int, float, Decimal, np.integer, np.floating, np.bool_)
 
 
+def _is_number(
+    value: object,
+) -> TypeGuard[int | float | Decimal | np.integer[Any] | np.floating[Any] | np.bool_]:
+    if isinstance(value, int | float | Decimal):  # first: naming NumPy's types imports NumPy
+        return True
+    return isinstance(value, _numbers())
+
+
 def as_int(value: object) -> int:
     """int() of a numeric cell: Python, numpy and Decimal numbers (NaN raises, as int() does)."""
-    if isinstance(value, _numbers()):
+    if _is_number(value):
         return int(value)
     raise TypeError(f"expected a number, got {value!r}")
 
 
 def as_float(value: object) -> float:
     """float() of a numeric cell: Python, numpy and Decimal numbers."""
-    if isinstance(value, _numbers()):
+    if _is_number(value):
         return float(value)
     raise TypeError(f"expected a number, got {value!r}")

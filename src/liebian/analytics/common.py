@@ -10,6 +10,7 @@ are used.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -296,7 +297,18 @@ class Frame:
         filters and the configuration, so that a repeated analysis skips Ibis (analytics/compiled.py)."""
         from liebian.analytics import compiled
 
-        return compiled.execute(self.backend, (key, self.filters, self.config, self.offset), build)
+        return compiled.execute(self.backend, self._shape(key), build)
+
+    def execute_cached_rows(self, key: Hashable, build: Callable[[], ir.Expr]) -> list[dict[str, Any]]:
+        """`execute_cached` as rows (dicts of plain values, to read through `clean`/`as_int`), the SQL
+        also kept on disk: a new process (a CLI command) runs it without Ibis or pandas."""
+        from liebian.analytics import compiled
+
+        return compiled.rows(self.backend, self._shape(key), build)
+
+    def _shape(self, key: Hashable) -> Hashable:
+        """What shapes an analysis's SQL: its own parameters, the filters and the configuration."""
+        return (key, self.filters, self.config, self.offset)
 
 
 def ratio(num: float | None, den: float | None) -> float | None:
@@ -315,7 +327,9 @@ def _nan(value: Any) -> bool:
 
 def clean(value: Any) -> Any:
     """Plain Python values (numpy scalars, NaN → None) so JSON and comparisons behave."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None:
+        return None
+    if "pandas" in sys.modules and (value is pd.NA or value is pd.NaT):  # only pandas makes them
         return None
     if hasattr(value, "item"):
         value = value.item()

@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from liebian.analytics.common import AnalyticsError, Frame, clean, ratio
+from liebian.analytics.common import AnalyticsError, Frame, clean, ratio, records
 from liebian.lazy import lazy_import
 from liebian.scalars import as_int
 
@@ -77,13 +77,18 @@ def parse_steps(spec: str | Sequence[str] | None) -> tuple[Step, ...]:
 
 @dataclass
 class FunnelResult:
-    steps: pd.DataFrame  # one row per (breakdown value,) step
+    table: list[dict[str, Any]]  # one row per (breakdown value,) step
     median_seconds_to_convert: dict[str, float | None]
     window_days: float
     breakdown: str | None
 
     def rows(self) -> list[dict]:
-        return [{k: clean(v) for k, v in r.items()} for r in self.steps.to_dict(orient="records")]
+        return [{k: clean(v) for k, v in r.items()} for r in self.table]
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        """The rows as a frame (pandas is imported for it: the CLI and the API use `rows()`)."""
+        return pd.DataFrame(self.table)
 
 
 def _step_rows(fr: Frame, step: Step, first: bool) -> ir.Table:
@@ -167,23 +172,19 @@ def funnel(
     if breakdown == "segment":
         if not segments:
             raise AnalyticsError("breakdown=segment needs segments (name → person ids)")
-        frames = []
+        table = []
         for name, ids in segments.items():
             sub = Frame(fr.backend, replace(fr.filters, segment=frozenset(ids)), fr.config)
-            part = _aggregate(sub, steps, window, None, build)
-            part.insert(0, "breakdown", name)
-            frames.append(part)
-        table = pd.concat(frames, ignore_index=True)
+            table += [{"breakdown": name, **row} for row in _aggregate(sub, steps, window, None, build)]
     else:
         table = _aggregate(fr, steps, window, breakdown, build)
-    if table.empty:  # a breakdown over no entries
-        return FunnelResult(table, {}, window.total_seconds() / 86400, breakdown)
-    last = table[table.step == len(steps)]
-    medians = (
-        {str(b): clean(v) for b, v in zip(last.breakdown, last.median_seconds_from_start, strict=True)}
-        if "breakdown" in table
-        else {"all": clean(last.median_seconds_from_start.iloc[0])}
-    )
+    last = [row for row in table if row["step"] == len(steps)]
+    if not last:  # a breakdown over no entries
+        medians = {}
+    elif "breakdown" in last[0]:
+        medians = {str(row["breakdown"]): clean(row["median_seconds_from_start"]) for row in last}
+    else:
+        medians = {"all": clean(last[0]["median_seconds_from_start"])}
     return FunnelResult(table, medians, window.total_seconds() / 86400, breakdown)
 
 
@@ -221,28 +222,28 @@ def _aggregate(
     window: timedelta,
     breakdown: str | None,
     build: ChainBuilder | None = None,
-) -> pd.DataFrame:
+) -> list[dict[str, Any]]:
     group = ["bd"] if breakdown else []
 
     def query() -> ir.Table:
         return _step_counts(fr, steps, window, breakdown, build, group)
 
-    # the plain ordered funnel's SQL is kept per shape; a mode's builder is a new closure per call
-    df = (
-        fr.execute_cached(("funnel", steps, window, breakdown), query)
+    # the plain ordered funnel's SQL is kept per shape (on disk too: a CLI command runs it without
+    # Ibis or pandas); a mode's builder is a new closure per call
+    counts = (
+        fr.execute_cached_rows(("funnel", steps, window, breakdown), query)
         if build is None
-        else fr.execute(query())
+        else records(fr.execute(query()))
     )
-    labels = sorted(df.bd.unique()) if breakdown else [None]
-    out = []
+    labels = sorted({r["bd"] for r in counts}) if breakdown else [None]
+    out: list[dict[str, Any]] = []
     for label in labels:
-        sub = df[df.bd == label] if breakdown else df
-        by_step = {as_int(r.step): r for r in sub.itertuples()}
-        first = as_int(by_step[1].persons) if 1 in by_step else 0
+        by_step = {as_int(r["step"]): r for r in counts if not breakdown or r["bd"] == label}
+        first = as_int(by_step[1]["persons"]) if 1 in by_step else 0
         prev = first  # read from step 2 on, after each step sets it
         for k, step in enumerate(steps, 1):
             r = by_step.get(k)
-            persons = as_int(r.persons) if r is not None else 0
+            persons = as_int(r["persons"]) if r is not None else 0
             row = {"breakdown": label} if breakdown else {}
             row.update(
                 step=k,
@@ -253,16 +254,16 @@ def _aggregate(
                 conversion_from_start=ratio(persons, first),
                 dropped=0 if k == 1 else prev - persons,
                 drop_off_rate=None if k == 1 else ratio(prev - persons, prev),
-                median_seconds_from_prev=clean(r.median_seconds_from_prev)
+                median_seconds_from_prev=clean(r["median_seconds_from_prev"])
                 if r is not None and k > 1
                 else None,
-                median_seconds_from_start=clean(r.median_seconds_from_start)
+                median_seconds_from_start=clean(r["median_seconds_from_start"])
                 if r is not None and k > 1
                 else None,
             )
             out.append(row)
             prev = persons
-    return pd.DataFrame(out)
+    return out
 
 
 def dropped_persons(
