@@ -6,8 +6,8 @@ to a top day into two BIGINT bit sets (`day_words`). Without channel, campaign o
 those are every event's, so day N of a new user is a bit test (`retention_counts`), and only new
 users whose day N lies outside the bit sets are looked up in the events (a semi-join of (person,
 day N) with the active events' (person, day)); under filters the aggregation reads the filtered
-events while a return counts in any channel, so every day N is looked up. (At 10M events the
-semi-join of every new user cost about 0.5 CPU s; the bit sets, sharing the aggregation, 0.1 s.)
+events while a return counts in any channel, so every day N is looked up. (At 10M events the bit
+sets cost the sheet about a tenth less CPU than the semi-join of every new user: docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
 
 def _looked_up(fr: Frame, cohort: ir.Table, days: tuple[int, ...], bitmaps: bool) -> ir.Table:
     """d{N}_back of `cohort` from the events: a semi-join of (person, first day + N) with the active
-    events' (person, day); with `bitmaps`, only for the days N before those of `day_words`."""
+    events' (person, day); with `bitmaps`, only for the days N outside those of `day_words`."""
     # Coming back counts in any channel or campaign (the filters chose who was acquired): no distinct
     # over all person-days. (Measured at 10M events: cheaper than joining the events with the cohort
     # on the person and keeping the days N after, which carries every event of the cohort out of the

@@ -429,7 +429,9 @@ def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Tab
         else {}
     )
     ref = _reference_day(fr)
-    in_period = fr.period_mask(t.ts)
+    # Every analysable row has a time (`analysable`): without a period, every row is in it (a constant
+    # the engine folds, rather than a NULL test in each flag of every event).
+    in_period = fr.period_mask(t.ts) if f.start or f.end else ibis.literal(True)
     # The persons' flags, stickiness and silent users come out of the same aggregation, with as few
     # aggregates as can be (`_activity_flags` packs the flags); every other reader of the events reads
     # its own, pre-filtered rows (`_events_where`).
