@@ -165,11 +165,14 @@ def _new_users_from(fr: Frame, per: ir.Table, channels: tuple[str, ...] | None =
     person once instead of twice; the orders' side is added from its own, smaller, aggregation."""
     od = fr.table("orders")
     od = od.filter(_registers(fr, od, events=False, channels=channels))
-    words = {c: ibis.null("int64") for c in WORD_COLUMNS}  # the active days (`day_words`)
-    from_orders = od.group_by("person_id").aggregate(reg_ts=od.ts.min()).mutate(**words)
-    both = ibis.union(per.select("person_id", "reg_ts", *words), from_orders)
-    first = both.group_by("person_id").aggregate(
-        first_ts=both.reg_ts.min(), **{c: both[c].max() for c in words}
+    from_orders = od.group_by(buyer=od.person_id).aggregate(order_ts=od.ts.min())
+    # A full join, not a union aggregated by person: the orders' side (a few buyers) is the hash
+    # table, every person probes it once; a person may have events only, or orders only.
+    both = per.outer_join(from_orders, per.person_id == from_orders.buyer)
+    first = both.select(
+        person_id=ibis.coalesce(both.person_id, both.buyer),
+        first_ts=ibis.least(both.reg_ts, both.order_ts),  # LEAST skips NULLs (DuckDB and Spark)
+        **{c: both[c] for c in WORD_COLUMNS},  # the active days (`day_words`), NULL without events
     )
     first = first.filter(first.first_ts.notnull())  # persons without any registration row
     return fr.in_period(_without_members(fr, first), "first_ts")
