@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from liebian.analytics import catalogue
 from liebian.analytics.cohorts import bit_count as _bit_count
-from liebian.analytics.cohorts import bit_or as _bit_or
 from liebian.analytics.common import (
     DAY,
     AnalyticsError,
@@ -24,6 +23,14 @@ from liebian.analytics.common import (
     passive,
     ratio,
     records,
+)
+from liebian.analytics.kpi_retention import (
+    FLAG_BASE,
+    STICKY_DAYS,
+    WORD_COLUMNS,
+    day_words,
+    retention_counts,
+    top_shift,
 )
 from liebian.lazy import lazy_import
 
@@ -45,10 +52,6 @@ class Costs:
     @property
     def total_fen(self) -> int:
         return self.reward_cost_fen + self.other_cost_fen
-
-
-def _active(fr: Frame, t: ir.Table) -> ir.Table:
-    return t.filter(~passive(fr, t.event))
 
 
 def first_seen(fr: Frame, dims: bool = True) -> ir.Table:
@@ -162,9 +165,15 @@ def _new_users_from(fr: Frame, per: ir.Table, channels: tuple[str, ...] | None =
     person once instead of twice; the orders' side is added from its own, smaller, aggregation."""
     od = fr.table("orders")
     od = od.filter(_registers(fr, od, events=False, channels=channels))
-    from_orders = od.group_by("person_id").aggregate(reg_ts=od.ts.min())
-    both = ibis.union(per.select("person_id", "reg_ts"), from_orders)
-    first = both.group_by("person_id").aggregate(first_ts=both.reg_ts.min())
+    from_orders = od.group_by(buyer=od.person_id).aggregate(order_ts=od.ts.min())
+    # A full join, not a union aggregated by person: the orders' side (a few buyers) is the hash
+    # table, every person probes it once; a person may have events only, or orders only.
+    both = per.outer_join(from_orders, per.person_id == from_orders.buyer)
+    first = both.select(
+        person_id=ibis.coalesce(both.person_id, both.buyer),
+        first_ts=ibis.least(both.reg_ts, both.order_ts),  # LEAST skips NULLs (DuckDB and Spark)
+        **{c: both[c] for c in WORD_COLUMNS},  # the active days (`day_words`), NULL without events
+    )
     first = first.filter(first.first_ts.notnull())  # persons without any registration row
     return fr.in_period(_without_members(fr, first), "first_ts")
 
@@ -252,11 +261,11 @@ def _flag_rows(fr: Frame, t: ir.Table, in_period: ir.BooleanValue) -> dict[str, 
     }
 
 
-# The sheet packs each person's flags (`_flag_rows`) into one integer, above the 30 day bits of
-# `_activity_flags`, so that its aggregation by person keeps one BIT_OR instead of one aggregate per
-# flag (each aggregate costs the engine a pass over every event's group state).
-FLAG_BIT = {"seen": 32, "reached_c": 33, "active": 34, "joined": 35, "shared": 36}
-DAY_BITS = 2**30 - 1
+# The sheet packs each person's flags (`_flag_rows`) into the top bits of the active-day bit set
+# `days_1` (kpi_retention.day_words), so that its aggregation by person keeps two BIT_ORs instead of
+# one aggregate per flag (each aggregate costs the engine a pass over every event's group state).
+FLAG_BIT = {name: FLAG_BASE + i for i, name in enumerate(("seen", "reached_c", "active", "joined", "shared"))}
+DAY_BITS = 2**STICKY_DAYS - 1
 
 
 def _person_counts(per: ir.Table) -> dict[str, ir.Value]:
@@ -336,73 +345,38 @@ def _rate(counts: dict[str, Any], name: str) -> float | None:
     return ratio(counts[num], counts[den])
 
 
-def _retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
-    """Day-N retention of the period's new users (`cohort`: person_id, first_day, as_of): the base and
-    who came back, per N."""
-    out: list[ir.Table] = []
-    # Retention on day N after the first day; only cohorts whose day N is already in the data count.
-    days = fr.config.retention_days
-    out.append(
-        cohort.aggregate(
-            **{f"d{n}_base": cohort.person_id.count(where=cohort.first_day + n <= cohort.as_of) for n in days}
-        )
-    )
-    # Coming back counts in any channel or campaign (the filters chose who was acquired): a semi-join
-    # of (person, first day + N) with the events' (person, day), no distinct over all person-days.
-    # (Measured at 10M events: cheaper than joining the events with the cohort on the person and
-    # keeping the days N after, which carries every event of the cohort out of the join.)
-    back_ev = _active(fr, fr.in_segment(fr.table("events")))
-    # The cohort started in the period: only the days N after it can match (a filter in the scan).
-    f = fr.filters
-    if days and f.start:
-        back_ev = back_ev.filter(back_ev.ts >= fr.utc_bound(f.start + timedelta(days=min(days))))
-    if days and f.end:
-        back_ev = back_ev.filter(back_ev.ts < fr.utc_bound(f.end + timedelta(days=max(days) + 1)))
-    back_days = back_ev.select("person_id", day=fr.day_of(back_ev.ts))
-    targets = ibis.union(*(cohort.mutate(n=ibis.literal(n, "int64")) for n in days))
-    targets = targets.filter(targets.first_day + targets.n <= targets.as_of)
-    came = targets.semi_join(
-        back_days,
-        [targets.person_id == back_days.person_id, targets.first_day + targets.n == back_days.day],
-    )
-    out.append(came.aggregate(**{f"d{n}_back": came.person_id.count(where=came.n == n) for n in days}))
-    return out
+def _ref_day(fr: Frame, ref: ir.Table) -> ir.IntegerValue:
+    """The reference day (`_reference_day`) as a value for the aggregation by person."""
+    end = fr.filters.end
+    return ibis.literal(fr.day_number(end), "int64") if end else ref.ref_day.as_scalar()
 
 
 def _activity_flags(
     fr: Frame, t: ir.Table, ref: ir.Table, flags: dict[str, ir.BooleanValue]
 ) -> dict[str, ir.Value]:
-    """Per person, from their events `t` (all time): `mask`, the active days among the 30 days to the
-    reference day (the period end, else the last data day) as its bits 0..29 (bit i: day ref_day - i)
-    and the `flags` rows' as the bits of FLAG_BIT; with a period start, the time of their last active
-    event before it (silent, reactivated users). Folded into the sheet's aggregation by person: no
-    distinct over all (person, day) pairs."""
-    active = ~passive(fr, t.event)
-    end = fr.filters.end
-    ref_day = ibis.literal(fr.day_number(end), "int64") if end else ref.ref_day.as_scalar()
-    back = ref_day - fr.day_of(t.ts)  # 0 .. 29 inside the window
-    bit = ibis.ifelse((back >= 0) & (back < 30), ibis.literal(1, "int64") << back, 0)
-    # A comparison of times first, so that the day arithmetic runs on the rows near the window only
-    # (its days begin after the last time with data, or the period end, less 31 days).
-    near = (
-        t.ts >= fr.utc_bound(end - timedelta(days=31))
-        if end
-        else t.ts >= ref.last_ts.as_scalar() - ibis.interval(days=31)
-    )
-    bits = ibis.ifelse(active & near, bit, 0)
+    """Per person, from their events `t` (all time): their active days (kpi_retention.day_words, whose
+    `days_0` holds the 30 days to the reference day: the period end, else the last data day) with the
+    `flags` rows' as the bits of FLAG_BIT; with a period start, the time of their last active event
+    before it (silent, reactivated users). Folded into the sheet's aggregation by person: no distinct
+    over all (person, day) pairs."""
+    bits = ibis.literal(0, "int64")
     for name, row in flags.items():  # BIGINT literals: a small one would be a 32-bit INT on Spark
         bits += ibis.ifelse(row, ibis.literal(1 << FLAG_BIT[name], "int64"), ibis.literal(0, "int64"))
-    out: dict[str, ir.Value] = {"mask": _bit_or()(bits.cast("int64"))}
+    out = day_words(fr, t, _ref_day(fr, ref), bits)
     start = fr.filters.start
     if start:
+        active = ~passive(fr, t.event)
         out["last_active_before"] = t.ts.max(where=active & (t.ts < fr.utc_bound(start)))
     return out
 
 
-def _unpacked(per: ir.Table) -> ir.Table:
-    """The sheet's aggregation by person with its packed `mask` as `days_30` and one column per flag."""
+def _unpacked(fr: Frame, per: ir.Table) -> ir.Table:
+    """The sheet's aggregation by person with `days_30` (the active days of the 30 to the reference day)
+    and one column per flag."""
+    flags = per[WORD_COLUMNS[1]]
     bit = {name: ibis.literal(1 << b, "int64") for name, b in FLAG_BIT.items()}
-    return per.mutate(days_30=per.mask & DAY_BITS, **{name: (per.mask & b) != 0 for name, b in bit.items()})
+    days_30 = (per[WORD_COLUMNS[0]] >> top_shift(fr)) & DAY_BITS
+    return per.mutate(days_30=days_30, **{name: (flags & b) != 0 for name, b in bit.items()})
 
 
 def _activity_counts(fr: Frame, per: ir.Table) -> dict[str, ir.Value]:
@@ -439,7 +413,7 @@ def _new_user_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
     all_paid = all_paid.filter(all_paid.status == "paid")
     new_rev = all_paid.semi_join(cohort, all_paid.person_id == cohort.person_id)
     parts.append(new_rev.aggregate(new_user_revenue_fen=new_rev.amount_fen.sum()))
-    return parts + _retention_counts(fr, cohort)
+    return parts + retention_counts(fr, cohort)
 
 
 def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Table:
@@ -458,14 +432,16 @@ def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Tab
         else {}
     )
     ref = _reference_day(fr)
-    in_period = fr.period_mask(t.ts)
+    # Every analysable row has a time (`analysable`): without a period, every row is in it (a constant
+    # the engine folds, rather than a NULL test in each flag of every event).
+    in_period = fr.period_mask(t.ts) if f.start or f.end else ibis.literal(True)
     # The persons' flags, stickiness and silent users come out of the same aggregation, with as few
     # aggregates as can be (`_activity_flags` packs the flags); every other reader of the events reads
     # its own, pre-filtered rows (`_events_where`).
     per = t.group_by("person_id").aggregate(
         first_ts=t.ts.min(), **reg, **_activity_flags(fr, t, ref, _flag_rows(fr, t, in_period))
     )
-    per = _unpacked(per)
+    per = _unpacked(fr, per)
     if shared and reg_channels == ():  # no registration event: every event registers
         per = per.mutate(reg_ts=per.first_ts)
     # The period's row counts: summed over the rows, with no group state to keep per person.
