@@ -184,3 +184,35 @@ def test_endpoint_validation(sqlite_store):
         with pytest.raises(LedgerError) as err:
             webhooks.get_endpoint(s, view.id)
         assert err.value.status == 404
+
+
+def test_endpoints_created_changed_or_deleted_between_grants_get_the_next_grants(store):
+    """The active endpoints are read once per transaction: an endpoint created, changed or deleted
+    after a grant (in a later transaction, or in the same one) is seen by the next grant."""
+    with Receiver() as a, Receiver() as b, Receiver() as c:
+        first = _endpoint(a.url)
+        with session_scope() as s:
+            g1 = grant(s, "g1")
+        _endpoint(b.url)  # created after a first grant, in its own transaction
+        with session_scope() as s:
+            g2 = grant(s, "g2")
+        with session_scope() as s:  # created and changed inside a transaction that granted already
+            g3 = grant(s, "g3")
+            webhooks.create_endpoint(s, c.url, secret=SECRET)
+            g4 = grant(s, "g4")
+            webhooks.update_endpoint(s, first, event_types=["reward.issued"])
+            g5 = grant(s, "g5")
+            webhooks.update_endpoint(s, first, event_types=["reward.granted"])
+            g6 = grant(s, "g6")
+        _deliver(utcnow())  # before the delete, which cancels the endpoint's pending deliveries
+        with session_scope() as s:
+            webhooks.delete_endpoint(s, first)
+            g7 = grant(s, "g7")
+        _deliver(utcnow())
+
+        def got(rx: Receiver) -> list[int]:
+            return sorted(json.loads(q["body"])["data"]["reward_id"] for q in rx.requests)
+
+        assert got(a) == [g1.id, g2.id, g3.id, g4.id, g6.id]
+        assert got(b) == [g2.id, g3.id, g4.id, g5.id, g6.id, g7.id]
+        assert got(c) == [g4.id, g5.id, g6.id, g7.id]
