@@ -366,3 +366,39 @@ def test_ledger_keeps_working_after_verify(ledger):
         service.transition(s, r.id, "approved", idempotency_key="after-a", actor="op")
     result = _verify()
     assert result.ok and result.entries_checked == 11
+
+
+class _Undo(Exception):
+    """Rolls a savepoint back in the test below."""
+
+
+def test_savepoints_and_rollbacks_keep_the_head_row_on_the_last_entry(store):
+    """The head row is written once per transaction (or savepoint) before it commits: a savepoint
+    rolled back drops its entries and leaves the outer transaction's head; one released keeps both."""
+    with session_scope() as s:
+        kept = [grant(s, "outer-1").id]
+        with pytest.raises(_Undo), s.begin_nested():
+            grant(s, "undone-1")
+            raise _Undo
+        with s.begin_nested():
+            kept.append(grant(s, "nested-kept").id)
+            with pytest.raises(_Undo), s.begin_nested():
+                grant(s, "undone-2")
+                raise _Undo
+        kept.append(grant(s, "outer-2").id)
+        with s.begin_nested():  # a savepoint without ledger writes: its release writes the head row
+            pass
+        kept.append(grant(s, "outer-3").id)
+        assert service.verify_chain(s).ok  # inside the transaction too
+        kept.append(grant(s, "outer-4").id)
+    with pytest.raises(_Undo), session_scope() as s:
+        grant(s, "rolled-back")
+        raise _Undo
+    with session_scope() as s:
+        kept.append(grant(s, "after").id)
+        entries = service.entries(s)
+        assert [e["reward_id"] for e in entries] == kept  # one grant entry each, in order
+        assert [r.id for r in service.list_rewards(s)] == kept
+        result = service.verify_chain(s)
+        assert result.ok and result.entries_checked == len(kept) == 6
+    assert raw("SELECT seq, hash FROM ledger_head") == [(entries[-1]["seq"], entries[-1]["hash"])]
