@@ -373,8 +373,8 @@ class _Undo(Exception):
 
 
 def test_savepoints_and_rollbacks_keep_the_head_row_on_the_last_entry(store):
-    """The head row is written once per transaction (or savepoint) before it commits: a savepoint
-    rolled back drops its entries and leaves the outer transaction's head; one released keeps both."""
+    """A savepoint rolled back drops its entries and leaves the head on the outer transaction's last
+    entry; one released keeps both; the chain verifies after each kind."""
     with session_scope() as s:
         kept = [grant(s, "outer-1").id]
         with pytest.raises(_Undo), s.begin_nested():
@@ -386,7 +386,7 @@ def test_savepoints_and_rollbacks_keep_the_head_row_on_the_last_entry(store):
                 grant(s, "undone-2")
                 raise _Undo
         kept.append(grant(s, "outer-2").id)
-        with s.begin_nested():  # a savepoint without ledger writes: its release writes the head row
+        with s.begin_nested():  # a savepoint without ledger writes changes nothing
             pass
         kept.append(grant(s, "outer-3").id)
         assert service.verify_chain(s).ok  # inside the transaction too
