@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from liebian.campaigns.models import (
     Campaign,
@@ -64,7 +65,7 @@ class CampaignError(DomainError):
 # ---------------------------------------------------------------- small helpers
 
 
-def ins(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+def ins(session: Session, model: type[Base] | Table) -> postgresql.Insert | sqlite.Insert:
     """INSERT for the session's dialect (both have `on_conflict_do_nothing`/`_do_update`)."""
     return (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(model)
 
@@ -238,7 +239,7 @@ def load_campaign(session: Session, campaign_id: str, *, lock: bool = False) -> 
     if lock:
         q = select(Campaign).where(Campaign.id == campaign_id).with_for_update()
         c = session.scalar(q.execution_options(populate_existing=True))
-    elif (Campaign, (campaign_id,), None) in session.identity_map:
+    elif identity_key(Campaign, campaign_id) in session.identity_map:
         # sessions live for one request: the identity map (filled by verify_code) is fresh
         c = session.get(Campaign, campaign_id)
     else:  # a statement built once: Session.get builds its SELECT on every call

@@ -30,8 +30,6 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from sqlalchemy import Executable, Row, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from liebian import fx
@@ -167,7 +165,7 @@ def _insert_verified(session: Session) -> Executable:
     built = _INSERT_VERIFIED.get(dialect)
     if built is None:
         built = _INSERT_VERIFIED[dialect] = (
-            (pg_insert if dialect == "postgresql" else sqlite_insert)(_VO)
+            ins(session, _VO)  # the table, not the entity: Core rows come back, no ORM bulk path
             .values(**{k: bindparam(f"b_{k}") for k in _VERIFIED_COLUMNS})
             .on_conflict_do_nothing(index_elements=["order_id"])
             .returning(*_VO.c)
