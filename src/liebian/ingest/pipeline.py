@@ -104,64 +104,50 @@ def run_pipeline(
 ) -> Outcome:
     # The scrub function stays registered until the load: `staged` may be a view that calls it.
     with pii.scrubber(con) as scrub_udf:
-        return _run_pipeline(con, kind, preset, raw_file, source, batch_id, steps, want_lines, scrub_udf)
-
-
-def _run_pipeline(
-    con: duckdb.DuckDBPyConnection,
-    kind: str,
-    preset: Preset,
-    raw_file: RawFile,
-    source: str,
-    batch_id: str,
-    steps: Steps,
-    want_lines: bool,
-    scrub_udf: str,
-) -> Outcome:
-    # Row order matters only for reading (rowid = line); from here every row carries its _line.
-    con.execute("SET preserve_insertion_order = false")
-    with steps.step("normalising"):
-        if raw_file.normalised:
-            # The reader normalised the rows as it read them (CSV); raw numbers them.
-            if raw_file.parse_rejects:  # the numbering runs a subquery per row: once, not per use
-                con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM raw")
+        # Row order matters only for reading (rowid = line); from here every row carries its _line.
+        con.execute("SET preserve_insertion_order = false")
+        with steps.step("normalising"):
+            if raw_file.normalised:
+                # The reader normalised the rows as it read them (CSV); raw numbers them.
+                if raw_file.parse_rejects:  # the numbering runs a subquery per row: once, not per use
+                    con.execute("CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM raw")
+                    con.execute("DROP VIEW raw")
+                    con.execute("DROP TABLE raw0")
+                else:
+                    con.execute("CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM raw")
+            else:
+                mapping = mapping_sql(preset, kind, raw_file.headers, keep_raw=True)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW mapped AS {mapping.sql}")
+                query = normalize_query(kind, "mapped", raw_row=True)
+                con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {query.sql}")
+                con.execute("DROP VIEW mapped")
                 con.execute("DROP VIEW raw")
                 con.execute("DROP TABLE raw0")
-            else:
-                con.execute("CREATE OR REPLACE TEMP VIEW staged AS SELECT * FROM raw")
-        else:
-            mapping = mapping_sql(preset, kind, raw_file.headers, keep_raw=True)
-            con.execute(f"CREATE OR REPLACE TEMP VIEW mapped AS {mapping.sql}")
-            query = normalize_query(kind, "mapped", raw_row=True)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS {query.sql}")
-            con.execute("DROP VIEW mapped")
-            con.execute("DROP VIEW raw")
-            con.execute("DROP TABLE raw0")
-        con.execute("DROP TABLE IF EXISTS line_shifts")
-        if kind == "orders":
-            currency.convert_orders(con)  # to CNY; a row without a rate gets its error here
-        _collect_rejects(con, raw_file)
-        pii.scrub_batch(con, kind, scrub_udf)  # identifiers in properties, message text and rejects
-    with steps.step("hashing identifiers"):
-        _hash_direct_identifiers(con, kind)
-    if kind == "identities":
-        return load_identities(con, source, batch_id, raw_file, steps)
-    with steps.step("deduplicating"):
-        if kind == "orders":
-            _orders_candidates(con)
-            _drop_staged(con)
-        elif _candidates(con, kind, stored_checked=raw_file.known is not None):
-            _drop_staged(con)  # else to_load is a view over it
-    with steps.step("resolving identities"):
-        registration = _register_identities(con, kind, source)
-    try:
-        with steps.step("loading"):
-            outcome = load(con, kind, source, batch_id, raw_file, want_lines, registration)
-    finally:
-        if registration is not None:
-            registration.abandon()  # joined already unless the load failed
-            steps.timings["registering identities (beside loading)"] = round(registration.seconds, 3)
-    return outcome
+            con.execute("DROP TABLE IF EXISTS line_shifts")
+            if kind == "orders":
+                currency.convert_orders(con)  # to CNY; a row without a rate gets its error here
+            _collect_rejects(con, raw_file)
+            pii.scrub_batch(con, kind, scrub_udf)  # identifiers in properties, message text and rejects
+        with steps.step("hashing identifiers"):
+            _hash_direct_identifiers(con, kind)
+        if kind == "identities":
+            return load_identities(con, source, batch_id, raw_file, steps)
+        with steps.step("deduplicating"):
+            if kind == "orders":
+                _orders_candidates(con)
+                _drop_staged(con)
+            elif _candidates(con, kind, stored_checked=raw_file.known is not None):
+                _drop_staged(con)  # else to_load is a view over it
+        with steps.step("resolving identities"):
+            registration = _register_identities(con, kind, source)
+        try:
+            with steps.step("loading"):
+                outcome = load(con, kind, source, batch_id, raw_file, want_lines, registration)
+        finally:
+            if registration is not None:
+                registration.abandon()  # joined already unless the load failed
+                steps.timings["registering identities (beside loading)"] = round(registration.seconds, 3)
+        return outcome
 
 
 def _collect_rejects(con: duckdb.DuckDBPyConnection, raw_file: RawFile) -> None:
