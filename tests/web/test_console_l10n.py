@@ -58,6 +58,9 @@ def _arrange_states() -> list[str]:
         reports.create_target(
             s, f"次日留存 32%→41% {cid}", "retention_d1", 0.32, 0.41, date(2026, 9, 1), date(2027, 1, 31)
         )
+    # A new transaction: a request reads the warehouse, which the console server's flusher may hold
+    # while it waits for this process's store writes to commit.
+    with session_scope() as s:
         document = reports.request_document(s, "weekly", requested_by="l10n test")
         # a week before the data: the target is not measured (status "no data")
         empty = reports.request_document(

@@ -307,7 +307,8 @@ class WarehouseAnchor:
     connection checkpoints and drops the instance, and the next open loads the catalogue again:
     about half of a flush's CPU. While this connection is open, those opens and closes are cheap.
     It is opened by a round that moved rows, closed by a round that found none (an idle server
-    leaves the file to other processes) and after ANCHOR_SECONDS (then the round after reopens it).
+    leaves the file to other processes), by a round that failed, and after ANCHOR_SECONDS (then the
+    round after reopens it).
     """
 
     def __init__(self, hold_seconds: float = ANCHOR_SECONDS):
@@ -316,7 +317,13 @@ class WarehouseAnchor:
         self._opened = 0.0
 
     def drain(self) -> int:
-        moved = drain_warehouse(anchor=self)
+        try:
+            moved = drain_warehouse(anchor=self)
+        except BaseException:
+            # A failed round lets the file go too: the failure may be another process holding the
+            # store (SQLite's lock) while it waits for this warehouse, and both would wait forever.
+            self.close()
+            raise
         if not moved or time.monotonic() - self._opened > self.hold_seconds:
             self.close()
         return moved
