@@ -96,8 +96,6 @@ def test_the_servers_flusher_keeps_the_warehouse_open_while_busy_and_lets_it_go_
 ) -> None:
     """The flusher's anchor: rounds with rows keep the DuckDB file open (cheap flushes); the first
     round that finds nothing closes it, so another process can open the warehouse again."""
-    import subprocess
-    import sys
 
     def queue(k: int) -> None:
         with session_scope() as s:
@@ -116,20 +114,12 @@ def test_the_servers_flusher_keeps_the_warehouse_open_while_busy_and_lets_it_go_
     assert anchor.holding
     assert anchor.drain() == 0  # idle: the file is let go
     assert not anchor.holding
-    opened = subprocess.run(
-        [sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(warehouse.warehouse_path())!r})"
-         ".execute('SELECT count(*) FROM events').fetchone()[0])"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert opened.stdout.strip() == "5", opened.stderr
+    assert _events_seen_by_another_process() == "5"
 
 
 def test_a_failed_flush_lets_the_warehouse_go(sqlite_store) -> None:
     """A round that fails after opening the warehouse must not keep it: the failure may be another
     process holding the store while it waits for the warehouse (the console tests met that)."""
-    import subprocess
-    import sys
-
     with session_scope() as s:
         outbox.record_event(
             s, event="invite_accept", ts=datetime(2026, 11, 3), person_id=1, campaign_id="c-1",
@@ -143,11 +133,20 @@ def test_a_failed_flush_lets_the_warehouse_go(sqlite_store) -> None:
     with pytest.raises(Exception):  # noqa: B017 - whichever error DuckDB gives, the round fails
         anchor.drain()
     assert not anchor.holding
+    assert _events_seen_by_another_process() == "1"
+    with session_scope() as s:  # the bad row stays queued for an operator: nothing was dropped
+        assert s.query(Outbox).count() == 1
+
+
+def _events_seen_by_another_process() -> str:
+    """Open the warehouse from a new process (it fails while this one holds the file); its event count."""
+    import subprocess
+    import sys
+
     opened = subprocess.run(
         [sys.executable, "-c", f"import duckdb; print(duckdb.connect({str(warehouse.warehouse_path())!r})"
          ".execute('SELECT count(*) FROM events').fetchone()[0])"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert opened.stdout.strip() == "1", opened.stderr
-    with session_scope() as s:  # the bad row stays queued for an operator: nothing was dropped
-        assert s.query(Outbox).count() == 1
+    assert opened.returncode == 0, opened.stderr
+    return opened.stdout.strip()
