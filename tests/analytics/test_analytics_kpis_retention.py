@@ -150,3 +150,22 @@ def test_the_edge_persons_count_as_meant() -> None:
     # D30 base: 102 (180), 103 (150), 104 (200 > 199: no), 105 (50), 107 (30), 109 (165): back 103, 105
     assert got["retention_d30"] == pytest.approx(2 / 5)
     assert got == {**got, **reference(events, orders, Filters(), (1, 7, 30))}
+
+
+def test_without_day_n_retention_the_new_users_still_count() -> None:
+    """The new users' counts share one aggregation with their day-N retention (retention_counts'
+    `also`): with no day N configured they are still counted, the same as with them."""
+    events, orders = data(0)
+    con = backend(
+        [(p, t - OFFSET, name, c, None) for p, t, name, c in events],
+        [(p, t - OFFSET, 1000, "paid", c, None) for p, t, c in orders],
+        [(101, 102, at(150), "douyin", None)],
+    )
+    for f in (Filters(), FILTERS[4]):
+        with_days = kpis(Frame(con, f, MetricConfig(timezone="Asia/Shanghai")))
+        without = kpis(Frame(con, f, MetricConfig(timezone="Asia/Shanghai", retention_days=())))
+        assert "retention_d1" not in without
+        for key in ("new_users", "new_referred_users", "referred_share_of_new", "ltv_fen"):
+            assert without[key] == with_days[key], (key, f)
+        assert with_days["new_users"] > 0
+    assert with_days["new_referred_users"] == 1  # 102 (in douyin), invited by 101

@@ -47,12 +47,20 @@ def top_shift(fr: Frame) -> int:
     return min(max(0, *days), WORD_DAYS[0] - STICKY_DAYS)
 
 
-def day_words(
-    fr: Frame, t: ir.Table, ref_day: ir.IntegerValue, flags: ir.IntegerValue
-) -> dict[str, ir.Value]:
-    """Per person (aggregates over their events `t`): the active days as the bits of WORD_COLUMNS,
-    relative to the top day (`ref_day` + `top_shift`), and `flags` (a BIGINT per event) in `days_1`."""
-    back = ref_day + top_shift(fr) - fr.day_of(t.ts)
+BACK = "day_back"  # the column `with_day_back` adds: days from an event's local day to the top day
+
+
+def with_day_back(fr: Frame, t: ir.Table, ref_day: ir.IntegerValue) -> ir.Table:
+    """`t` with BACK, the days from each row's local day back to the top day (`ref_day` + `top_shift`):
+    computed once per row in a projection, which `day_words` reads in each of its bit tests (inlined,
+    the engine would compute the day of every event once per test)."""
+    return t.mutate(**{BACK: ref_day + top_shift(fr) - fr.day_of(t.ts)})
+
+
+def day_words(fr: Frame, t: ir.Table, flags: ir.IntegerValue) -> dict[str, ir.Value]:
+    """Per person (aggregates over their events `t`, with BACK: `with_day_back`): the active days as the
+    bits of WORD_COLUMNS, relative to the top day, and `flags` (a BIGINT per event) in `days_1`."""
+    back = t[BACK]
     active = ~passive(fr, t.event)
     # 1 << k as TOP_BIT >> (62 - k): a literal 1 would be a 32-bit INT on Spark, whose shift wraps at 32
     top_bit, zero = ibis.literal(TOP_BIT, "int64"), ibis.literal(0, "int64")
@@ -68,17 +76,19 @@ def day_words(
     return out
 
 
-def retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
+def retention_counts(fr: Frame, cohort: ir.Table, also: dict[str, ir.Value] | None = None) -> list[ir.Table]:
     """d{N}_base and d{N}_back of the new users (`cohort`: person_id, first_day, as_of, ref_day and,
-    when the sheet folded them in, WORD_COLUMNS)."""
+    when the sheet folded them in, WORD_COLUMNS), with `also` (other aggregates over `cohort`) in the
+    same aggregation: one pass over the new users instead of one per count."""
+    also = also or {}
     days = fr.config.retention_days
     if not days:
-        return []
+        return [cohort.aggregate(**also)] if also else []
     # Only new users whose day N is already in the data count.
     due = {n: cohort.first_day + n <= cohort.as_of for n in days}
-    base = cohort.aggregate(**{f"d{n}_base": cohort.person_id.count(where=due[n]) for n in days})
+    base = {f"d{n}_base": cohort.person_id.count(where=due[n]) for n in days}
     if WORD_COLUMNS[0] not in cohort.columns:
-        return [base, _looked_up(fr, cohort, days, bitmaps=False)]
+        return [cohort.aggregate(**also, **base), _looked_up(fr, cohort, days, bitmaps=False)]
     top = cohort.ref_day + top_shift(fr)
     found: dict[str, ir.Value] = {}
     for n in days:
@@ -90,12 +100,14 @@ def retention_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
             hit |= ibis.ifelse(inside, (cohort[name] >> (back - low)) & 1, 0).fill_null(0) == 1
             low += width
         found[f"d{n}_bits"] = cohort.person_id.count(where=due[n] & hit)
-    bits = cohort.aggregate(**found)
+    counts = cohort.aggregate(**also, **base, **found)
     # Days N outside the bit sets are looked up (none when every new user is recent enough).
     since = top - cohort.first_day
     looked = _looked_up(fr, cohort.filter((since - min(days) >= DAYS) | (since - max(days) < 0)), days, True)
-    both = bits.cross_join(looked)
-    return [base, both.select(**{f"d{n}_back": both[f"d{n}_bits"] + both[f"d{n}_back"] for n in days})]
+    both = counts.cross_join(looked)
+    return [
+        both.select(*also, *base, **{f"d{n}_back": both[f"d{n}_bits"] + both[f"d{n}_back"] for n in days})
+    ]
 
 
 def _looked_up(fr: Frame, cohort: ir.Table, days: tuple[int, ...], bitmaps: bool) -> ir.Table:

@@ -31,6 +31,7 @@ from liebian.analytics.kpi_retention import (
     day_words,
     retention_counts,
     top_shift,
+    with_day_back,
 )
 from liebian.lazy import lazy_import
 
@@ -208,14 +209,15 @@ def _events_where(
 
 # The counts of the period that add up per day or hour: one definition each, used by the KPI sheet
 # (whole period) and by the series (per local day or hour).
-def _row_counts(fr: Frame, e: ir.Table) -> dict[str, ir.Value]:
+def _row_counts(fr: Frame, e: ir.Table, clicks: bool = True) -> dict[str, ir.Value]:
+    """`clicks=False`: without `invite_clicks` (the sheet counts them over the clicks alone)."""
     ev = fr.ev
-    return {
+    out = {
         "invites_sent": e.event_id.count(where=e.event == ev.invite_share),
-        "invite_clicks": _invite_clicks(fr, e),
         "shares": e.event_id.count(where=e.event.isin([ev.share, ev.invite_share])),
         "events": e.event_id.count(),
     }
+    return {**out, "invite_clicks": _invite_clicks(fr, e)} if clicks else out
 
 
 # An engine click that was not a new visitor (campaigns/visits.py: a repeat, or the inviter's own).
@@ -295,9 +297,12 @@ def invite_recipients(fr: Frame, e: ir.Table, edges: ir.Table, bucket: int | Non
     return ibis.union(opened, inv, distinct=True)
 
 
-def reached_buyers(per: ir.Table, paid: ir.Table, keys: tuple[str, ...] = ("person_id",)) -> ir.Table:
-    """The distinct buyers (per `keys`) among the persons a campaign reached."""
-    buyers = paid.select(*keys).distinct()
+def reached_buyers(
+    per: ir.Table, paid: ir.Table, keys: tuple[str, ...] = ("person_id",), distinct: bool = True
+) -> ir.Table:
+    """The distinct buyers (per `keys`) among the persons a campaign reached; `distinct=False`: `paid`
+    holds one row per `keys` already."""
+    buyers = paid.select(*keys).distinct() if distinct else paid.select(*keys)
     reached = per.filter(per.reached_c)
     return buyers.semi_join(reached, [buyers[k] == reached[k] for k in keys])
 
@@ -321,12 +326,10 @@ def _edge_counts(edges: ir.Table) -> dict[str, ir.Value]:
     }
 
 
-def _paid_counts(paid: ir.Table) -> dict[str, ir.Value]:
-    return {
-        "buyers": paid.person_id.nunique(),
-        "paid_orders": paid.order_id.count(),
-        "revenue_fen": paid.amount_fen.sum(),
-    }
+def _paid_counts(paid: ir.Table, buyers: bool = True) -> dict[str, ir.Value]:
+    """`buyers=False`: without `buyers` (the sheet counts them from its aggregation by buyer)."""
+    out = {"paid_orders": paid.order_id.count(), "revenue_fen": paid.amount_fen.sum()}
+    return {"buyers": paid.person_id.nunique(), **out} if buyers else out
 
 
 def referred_new(fr: Frame, new: ir.Table) -> ir.Table:
@@ -351,18 +354,16 @@ def _ref_day(fr: Frame, ref: ir.Table) -> ir.IntegerValue:
     return ibis.literal(fr.day_number(end), "int64") if end else ref.ref_day.as_scalar()
 
 
-def _activity_flags(
-    fr: Frame, t: ir.Table, ref: ir.Table, flags: dict[str, ir.BooleanValue]
-) -> dict[str, ir.Value]:
-    """Per person, from their events `t` (all time): their active days (kpi_retention.day_words, whose
-    `days_0` holds the 30 days to the reference day: the period end, else the last data day) with the
-    `flags` rows' as the bits of FLAG_BIT; with a period start, the time of their last active event
-    before it (silent, reactivated users). Folded into the sheet's aggregation by person: no distinct
-    over all (person, day) pairs."""
+def _activity_flags(fr: Frame, t: ir.Table, flags: dict[str, ir.BooleanValue]) -> dict[str, ir.Value]:
+    """Per person, from their events `t` (all time, with kpi_retention.BACK): their active days
+    (kpi_retention.day_words, whose `days_0` holds the 30 days to the reference day: the period end,
+    else the last data day) with the `flags` rows' as the bits of FLAG_BIT; with a period start, the
+    time of their last active event before it (silent, reactivated users). Folded into the sheet's
+    aggregation by person: no distinct over all (person, day) pairs."""
     bits = ibis.literal(0, "int64")
     for name, row in flags.items():  # BIGINT literals: a small one would be a 32-bit INT on Spark
         bits += ibis.ifelse(row, ibis.literal(1 << FLAG_BIT[name], "int64"), ibis.literal(0, "int64"))
-    out = day_words(fr, t, _ref_day(fr, ref), bits)
+    out = day_words(fr, t, bits)
     start = fr.filters.start
     if start:
         active = ~passive(fr, t.event)
@@ -402,18 +403,17 @@ def _new_user_counts(fr: Frame, cohort: ir.Table) -> list[ir.Table]:
     engine computes once): `referred_new` as a condition (IN), not a semi-join that would expand the
     new users again."""
     invitees = fr.table("referral_edges").invitee_person_id
-    parts = [
-        cohort.aggregate(
-            new_users=cohort.person_id.count(),
-            new_referred_users=cohort.person_id.count(where=cohort.person_id.isin(invitees)),
-        )
-    ]
+    counts = {
+        "new_users": cohort.person_id.count(),
+        "new_referred_users": cohort.person_id.count(where=cohort.person_id.isin(invitees)),
+    }
     # Observed LTV: every paid order of the period's new users, in any channel, to date.
     all_paid = fr.table("orders")
     all_paid = all_paid.filter(all_paid.status == "paid")
     new_rev = all_paid.semi_join(cohort, all_paid.person_id == cohort.person_id)
-    parts.append(new_rev.aggregate(new_user_revenue_fen=new_rev.amount_fen.sum()))
-    return parts + retention_counts(fr, cohort)
+    parts = [new_rev.aggregate(new_user_revenue_fen=new_rev.amount_fen.sum())]
+    # the counts over the new users themselves in one aggregation with their day-N retention
+    return parts + retention_counts(fr, cohort, counts)
 
 
 def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Table:
@@ -421,7 +421,8 @@ def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Tab
     registration event, when read before (`_known_channels`)."""
     # One aggregation per person over the events of all time (filtered by channel, campaign,
     # segment) gives their first event (new users) and what they did in the period.
-    t = fr.events(period=False)
+    ref = _reference_day(fr)
+    t = with_day_back(fr, fr.events(period=False), _ref_day(fr, ref))
     f = fr.filters
     # Without filters these are all the events: the same aggregation finds each person's first
     # registration among them (`_new_users_from`), sparing a second group-by of every event.
@@ -431,7 +432,6 @@ def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Tab
         if shared and reg_channels != ()
         else {}
     )
-    ref = _reference_day(fr)
     # Every analysable row has a time (`analysable`): without a period, every row is in it (a constant
     # the engine folds, rather than a NULL test in each flag of every event).
     in_period = fr.period_mask(t.ts) if f.start or f.end else ibis.literal(True)
@@ -439,16 +439,20 @@ def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Tab
     # aggregates as can be (`_activity_flags` packs the flags); every other reader of the events reads
     # its own, pre-filtered rows (`_events_where`).
     per = t.group_by("person_id").aggregate(
-        first_ts=t.ts.min(), **reg, **_activity_flags(fr, t, ref, _flag_rows(fr, t, in_period))
+        first_ts=t.ts.min(), **reg, **_activity_flags(fr, t, _flag_rows(fr, t, in_period))
     )
     per = _unpacked(fr, per)
     if shared and reg_channels == ():  # no registration event: every event registers
         per = per.mutate(reg_ts=per.first_ts)
     # The period's row counts: summed over the rows, with no group state to keep per person.
-    e = _events_where(fr, None, columns=("event_id", "event", "referrer_person_id", "props"))
+    e = _events_where(fr, None, columns=("event_id", "event"))
+    # The clicks' distinct count over the clicks alone: beside the other counts, a distinct count
+    # makes the engine keep every event's row for a second reader.
+    clicks = _events_where(fr, [fr.ev.invite_click])
     parts: list[ir.Table] = [
         per.aggregate(**_person_counts(per), **_activity_counts(fr, per)),
-        e.aggregate(**{k: ibis.coalesce(v, 0) for k, v in _row_counts(fr, e).items()}),
+        e.aggregate(**{k: ibis.coalesce(v, 0) for k, v in _row_counts(fr, e, clicks=False).items()}),
+        clicks.aggregate(invite_clicks=ibis.coalesce(_invite_clicks(fr, clicks), 0)),
     ]
 
     edges = fr.edges()
@@ -467,11 +471,18 @@ def kpi_counts(fr: Frame, reg_channels: tuple[str, ...] | None = None) -> ir.Tab
     parts.append(cyc.aggregate(viral_cycle_seconds=cyc.secs.median()))
 
     paid = fr.orders()
-    parts.append(paid.aggregate(**_paid_counts(paid)))
-    rb = reached_buyers(per, paid)
-    parts.append(rb.aggregate(reached_buyers=rb.person_id.count()))
+    parts.append(paid.aggregate(**_paid_counts(paid, buyers=False)))
+    # Buyers, repeat buyers and reached buyers from one aggregation of the paid orders by buyer, not
+    # a distinct count, a distinct and a group-by of them each (a hash table of the buyers each).
     per_buyer = paid.group_by("person_id").aggregate(n=paid.order_id.count())
-    parts.append(per_buyer.aggregate(repeat_buyers=per_buyer.person_id.count(where=per_buyer.n >= 2)))
+    parts.append(
+        per_buyer.aggregate(
+            buyers=per_buyer.person_id.count(),
+            repeat_buyers=per_buyer.person_id.count(where=per_buyer.n >= 2),
+        )
+    )
+    rb = reached_buyers(per, per_buyer, distinct=False)
+    parts.append(rb.aggregate(reached_buyers=rb.person_id.count()))
     refunded = fr.orders(paid=False)
     refunded = refunded.filter(refunded.status == "refunded")
     parts.append(
