@@ -216,6 +216,7 @@ def test_columns_a_file_lacks_come_apart_as_one_row_with_the_same_values(kind: s
     absent = frozenset([*cols[len(cols) // 2 :], "_props"])
     records = [{c: v for c, v in row.items() if c in present} for row in ([{**ORDER, "amount": "1"}] * 2)]
     records += [{c: f"{c} {i}" for c in present} for i in range(3)]
+    records.append({c: v for c, v in {"id_type": "phone", "user_id": "13800138000"}.items() if c in present})
     table = {
         "_line": pa.array(range(len(records)), pa.int64()),
         "_props": pa.array([None] * len(records), pa.string()),

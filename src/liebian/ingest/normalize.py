@@ -276,23 +276,32 @@ class _Builder:
         self.errors: list[str] = []  # error expressions over cleaned columns and n_* values
         self.conditions: list[str] = []
         self.lookups: dict[str, tuple[str, dict[str, str]]] = {}
+        self.null_without: dict[str, str] = {}  # output -> the input column it is NULL without
 
     def lookup(self, name: str, key_expr: str, mapping: dict[str, str]) -> str:
         """Translate `key_expr` through `mapping` with a hash join (a MAP literal is a linear scan)."""
         self.lookups[name] = (key_expr, mapping)
         return ident(f"__lk_{name}")
 
-    def value(self, name: str, expr: str) -> str:
+    def value(self, name: str, expr: str, null_without: str | None = None) -> str:
+        """The output `name` computed as `expr`; `null_without`: an input column without which
+        the output is NULL (whatever the other inputs are)."""
         self.values[name] = expr
+        if null_without is not None:
+            self.null_without[name] = null_without
         return ident(f"n_{name}")
 
     def error(self, condition: str, field: str, reason_sql: str) -> None:
         self.errors.append(f"CASE WHEN {condition} THEN {{'field': {q(field)}, 'reason': {reason_sql}}} END")
         self.conditions.append(f"coalesce({condition}, false)")
 
-    def _constant(self, expr: str) -> bool:
-        """Whether `expr` reads only absent input columns (no lookup, no helper column)."""
+    def _constant(self, name: str) -> bool:
+        """Whether output `name` is the same in every row: it reads only absent input columns (no
+        lookup, no helper column), or is NULL without an absent one."""
+        expr = self.values[name]
         read = {c for c in generic_columns(self.kind) if ident(c) in expr}
+        if self.null_without.get(name) in self.absent:
+            return "__" not in expr
         return bool(read) and read <= self.absent and "__" not in expr
 
     def _constants(self, cols: list[str], constant: list[str]) -> str | None:
@@ -302,14 +311,15 @@ class _Builder:
             selected.append("NULL::VARCHAR AS _props")
         if not selected:
             return None
-        inputs = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in cols if c in self.absent)
-        return f"SELECT {', '.join(selected)} FROM (SELECT {inputs or '1 AS _'})"
+        # every input NULL: the absent ones are, and the constant outputs ignore the others
+        inputs = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in cols)
+        return f"SELECT {', '.join(selected)} FROM (SELECT {inputs})"
 
     def sql(self, source: str, raw_row: bool = False) -> NormalizedQuery:
         cols = generic_columns(self.kind)
         cleaned = ", ".join(f"{clean_sql(ident(c))} AS {ident(c)}" for c in cols)
         computed = ", ".join(f"{expr} AS {ident('n_' + name)}" for name, expr in self.values.items())
-        constant = [name for name, expr in self.values.items() if self._constant(expr)]
+        constant = [name for name in self.values if self._constant(name)]
         outputs = ", ".join(
             f"{ident('n_' + name)} AS {ident(name)}" for name in self.values if name not in constant
         )
@@ -424,8 +434,8 @@ def _event_columns(b: _Builder) -> None:
     for col in ("campaign_id", "invite_code", "device_id", "ip"):
         b.value(col, ident(col))
     ref_type = 'lower(coalesce("referrer_id_type", "id_type"))'
-    b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END')
-    b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"))
+    b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END', "referrer_id")
+    b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"), "referrer_id")
     b.error(
         f'"referrer_id" IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {ref_type})',
         "referrer_id_type",
