@@ -257,9 +257,9 @@ def _read_csv(
     if parsed is None:  # transcoded from GB18030, and still its header line is no UTF-8
         raise FileImportError(f"{path}: the header line is neither UTF-8 nor GB18030")
     headers, parse_rejects, good, _invalid, n_known, constants = parsed
-    # raw0 holds the file's records in order (rowid); a transform's result has a placeholder _line,
-    # or, when known records were left out, each record's number (0-based among good records)
-    star = ("* EXCLUDE (_line)" if transform is not None else "*") + constants
+    # raw0 holds the file's records in order (rowid); a transform's result keeps its _line only
+    # when known records were left out: each record's number (0-based among good records)
+    star = ("* EXCLUDE (_line)" if transform is not None and n_known else "*") + constants
     record = "raw0._line" if n_known else "raw0.rowid"
     if parse_rejects:
         # Good record r (0-based) sits after every rejected record whose "good rows before it" is
@@ -353,6 +353,8 @@ def _csv_into(
             select = f"SELECT * FROM ({select}) LIMIT 0"
         else:
             _drop_reject_tables(con)  # the first pass's: this pass finds the very same records
+        if transform is not None and not n_known:  # the placeholder _line: rowid numbers the records
+            select = f"SELECT * EXCLUDE (_line) FROM ({select})"
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS {select}")
         if some_new and known is not None and n_known is not None:
             _check_aligned(con, known, good - n_known)
