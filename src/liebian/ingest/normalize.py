@@ -9,6 +9,7 @@ direct identifiers (phones) are HMACs. Every input column arrives as text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime as _dt
 from zoneinfo import ZoneInfo
@@ -304,7 +305,7 @@ class _Builder:
             return "__" not in expr
         return bool(read) and read <= self.absent and "__" not in expr
 
-    def _constants(self, cols: list[str], constant: list[str]) -> str | None:
+    def _constants(self, cols: Sequence[str], constant: list[str]) -> str | None:
         """One row of the constant outputs, computed as the batch would compute them."""
         selected = [f"{self.values[n]} AS {ident(n)}" for n in constant]
         if "_props" in self.absent:
