@@ -147,20 +147,27 @@ def test_many_new_identifiers_register_beside_the_load(store, tmp_path, monkeypa
 
 
 def _index_definitions(conn) -> set[tuple[str, str]]:
+    """The identifiers' indexes (and on PostgreSQL its validated constraints, foreign key included)."""
     if conn.dialect.name == "sqlite":
         sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'identifiers'"
     else:
-        sql = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'identifiers'"
+        sql = (
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'identifiers' UNION ALL "
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = 'identifiers'::regclass AND convalidated"
+        )
     return {(name, str(definition)) for name, definition in conn.exec_driver_sql(sql).fetchall()}
 
 
 def test_a_first_bulk_registration_leaves_the_indexes_and_the_foreign_key_checks(store, tmp_path) -> None:
-    """A large first registration on SQLite drops the identifiers' secondary indexes for its insert
-    and skips the per-row foreign-key probe of persons it has just written: afterwards the indexes
-    are there under the same definitions, the lookups use them, and every pooled connection refuses
-    an identifier of no person again."""
+    """A large first registration drops the identifiers' secondary indexes for its insert and skips
+    the per-row foreign-key check of the persons it has just written (SQLite: the pragma;
+    PostgreSQL: the constraint, added back): afterwards the indexes and constraints are there under
+    the same definitions, the lookups use them, and every pooled connection refuses an identifier
+    of no person again."""
     import pytest
     from ingest_helpers import EVENT_HEADER, write_csv
+    from sqlalchemy import event
     from sqlalchemy.exc import IntegrityError
 
     from liebian.db.session import get_engine
@@ -175,8 +182,21 @@ def test_a_first_bulk_registration_leaves_the_indexes_and_the_foreign_key_checks
         tmp_path / "many.csv", EVENT_HEADER,
         [[f"m{i}", "2026-11-03 10:00:00", f"w_{i}", "openid", "view", "app"] for i in range(n)],
     )  # fmt: skip
-    result = import_file(path, "events")
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        result = import_file(path, "events")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
     assert result.rows_loaded == n and "registering identities (beside loading)" in result.timings
+    # the insert ran without the secondary indexes (and, on PostgreSQL, without the foreign key)
+    assert any(s.startswith('DROP INDEX "ix_identifiers_person_id"') for s in statements)
+    if engine.dialect.name == "postgresql":
+        assert any("DROP CONSTRAINT" in s for s in statements)
     with engine.connect() as conn:
         assert _index_definitions(conn) == before
         if conn.dialect.name == "sqlite":

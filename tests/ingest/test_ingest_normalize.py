@@ -204,3 +204,36 @@ def test_values_are_trimmed_and_phones_reduced_to_digits() -> None:
         "13800138000",
         "wecom",
     )
+
+
+@pytest.mark.parametrize("kind", ["events", "orders", "messages", "identities"])
+def test_columns_a_file_lacks_come_apart_as_one_row_with_the_same_values(kind: str) -> None:
+    """A file without some columns: the outputs computed from those alone leave the batch's
+    table (they are the same in every row) and come back as one row; together they give what the
+    full query gives, row by row, and the columns read from the file stay in the table."""
+    cols = generic_columns(kind)
+    present = cols[: len(cols) // 2]
+    absent = frozenset([*cols[len(cols) // 2 :], "_props"])
+    records = [{c: v for c, v in row.items() if c in present} for row in ([{**ORDER, "amount": "1"}] * 2)]
+    records += [{c: f"{c} {i}" for c in present} for i in range(3)]
+    records.append({c: v for c, v in {"id_type": "phone", "user_id": "13800138000"}.items() if c in present})
+    table = {
+        "_line": pa.array(range(len(records)), pa.int64()),
+        "_props": pa.array([None] * len(records), pa.string()),
+    }
+    table |= {c: pa.array([r.get(c) for r in records], pa.string()) for c in cols}
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("src", pa.table(table))
+    full = normalize_query(kind, "src", Settings())
+    split = normalize_query(kind, "src", Settings(), absent=absent)
+    assert split.constants is not None
+    constant = [d[0] for d in con.execute(split.constants).description]
+    assert "_props" in constant and not set(constant) & set(present)
+    kept = con.execute(f"SELECT * FROM ({split.sql}) ORDER BY _line")
+    assert not set(constant) & {d[0] for d in kept.description}
+    joined = con.execute(f"SELECT * FROM ({split.sql}) s, ({split.constants}) c ORDER BY _line").fetchall()
+    names = [d[0] for d in con.execute(f"SELECT * FROM ({split.sql}) s, ({split.constants}) c").description]
+    expected = con.execute(f"SELECT {', '.join(names)} FROM ({full.sql}) ORDER BY _line").fetchall()
+    assert joined == expected
+    assert normalize_query(kind, "src", Settings()).constants is None  # nothing absent: nothing apart

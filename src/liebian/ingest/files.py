@@ -30,7 +30,7 @@ import orjson
 
 from liebian.config import get_settings
 from liebian.errors import Invalid
-from liebian.ingest.normalize import q
+from liebian.ingest.normalize import ident, q
 from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
@@ -137,9 +137,10 @@ class KnownKeys:
     column: str  # the transform's output column holding the key (checked against the first pass)
 
 
-# headers -> a SELECT over the view `raw` (the file's columns as text, `_line` still NULL); its
-# result must start with `_line`, which the reader then fills in
-Transform = Callable[[list[str]], str]
+# headers -> a SELECT over the view `raw` (the file's columns as text, `_line` still NULL), whose
+# result must start with `_line`, which the reader then fills in; and a one-row SELECT of columns
+# with one value in every row (or None), which `raw` adds as literals instead of storing them
+Transform = Callable[[list[str]], tuple[str, str | None]]
 
 
 def detect_format(path: Path) -> str:
@@ -255,10 +256,10 @@ def _read_csv(
             parsed = _csv_into(con, path, path, keep_invalid=True, transform=transform, known=known)
     if parsed is None:  # transcoded from GB18030, and still its header line is no UTF-8
         raise FileImportError(f"{path}: the header line is neither UTF-8 nor GB18030")
-    headers, parse_rejects, good, _invalid, n_known = parsed
-    # raw0 holds the file's records in order (rowid); a transform's result has a placeholder _line,
-    # or, when known records were left out, each record's number (0-based among good records)
-    star = "* EXCLUDE (_line)" if transform is not None else "*"
+    headers, parse_rejects, good, _invalid, n_known, constants = parsed
+    # raw0 holds the file's records in order (rowid); a transform's result keeps its _line only
+    # when known records were left out: each record's number (0-based among good records)
+    star = ("* EXCLUDE (_line)" if transform is not None and n_known else "*") + constants
     record = "raw0._line" if n_known else "raw0.rowid"
     if parse_rejects:
         # Good record r (0-based) sits after every rejected record whose "good rows before it" is
@@ -313,11 +314,12 @@ def _csv_into(
     keep_invalid: bool = False,
     transform: Transform | None = None,
     known: KnownKeys | None = None,
-) -> tuple[list[str], list[tuple[int, str, str, str]], int, int, int | None]:
+) -> tuple[list[str], list[tuple[int, str, str, str]], int, int, int | None, str]:
     """Read `source` (UTF-8) into raw0 (through `transform` if given): headers, the records DuckDB
     could not parse, the good record count, how many records held invalid UTF-8 (without
     `keep_invalid`, their rejects are not collected: the caller reads the file again in the right
-    encoding), and how many good records `known` recognised as stored (left out of raw0)."""
+    encoding), how many good records `known` recognised as stored (left out of raw0), and the
+    transform's constant columns as a select-list suffix (", <literal> AS col, …", or "")."""
     headers, delim = _csv_header(source, path)
     # The header is read here, not sniffed: DuckDB's sniffer gives up on small files with a broken row.
     columns = "{" + ", ".join(f"{q(h)}: 'VARCHAR'" for h in headers) + "}"
@@ -331,6 +333,7 @@ def _csv_into(
     con.execute("SET preserve_insertion_order = true")
     n_known: int | None = None
     good = -1
+    constants = ""
     try:
         if transform is not None and known is not None:
             n_known, good = _known_first(con, read, headers, known)
@@ -344,11 +347,14 @@ def _csv_into(
         elif transform is not None:
             con.execute(f"CREATE OR REPLACE TEMP VIEW raw AS SELECT NULL::BIGINT AS _line, * FROM {read}")
         if transform is not None:
-            select = transform(headers)
+            select, one_row = transform(headers)
+            constants = _literals(con, one_row) if one_row else ""
         if n_known and n_known == good:  # every record is stored already: nothing to read again
             select = f"SELECT * FROM ({select}) LIMIT 0"
         else:
             _drop_reject_tables(con)  # the first pass's: this pass finds the very same records
+        if transform is not None and not n_known:  # the placeholder _line: rowid numbers the records
+            select = f"SELECT * EXCLUDE (_line) FROM ({select})"
         con.execute(f"CREATE OR REPLACE TEMP TABLE raw0 AS {select}")
         if some_new and known is not None and n_known is not None:
             _check_aligned(con, known, good - n_known)
@@ -363,7 +369,17 @@ def _csv_into(
     _drop_reject_tables(con)
     if good < 0:
         good = con.execute("SELECT count(*) FROM raw0").fetchall()[0][0]
-    return headers, parse_rejects, good, invalid, n_known
+    return headers, parse_rejects, good, invalid, n_known, constants
+
+
+def _literals(con: duckdb.DuckDBPyConnection, one_row: str) -> str:
+    """The columns of the one-row SELECT `one_row` as typed literals: ", <literal> AS col, …"."""
+    types = [(name, kind) for name, kind, *_ in con.execute(f"DESCRIBE {one_row}").fetchall()]
+    values = con.execute(one_row).fetchall()[0]
+    return "".join(
+        f", {'NULL' if v is None else q(str(v))}::{kind} AS {ident(name)}"
+        for (name, kind), v in zip(types, values, strict=True)
+    )
 
 
 def _parse_rejects(

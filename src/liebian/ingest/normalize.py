@@ -9,6 +9,7 @@ direct identifiers (phones) are HMACs. Every input column arrives as text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime as _dt
 from zoneinfo import ZoneInfo
@@ -254,40 +255,75 @@ DIRECT_TYPES_SQL = "[" + ", ".join(q(t) for t in sorted(DIRECT_TYPES)) + "]"
 
 @dataclass
 class NormalizedQuery:
-    """SELECT producing the normalised columns, `_line`, `_props` and `_errors` (list of structs)."""
+    """SELECT producing the normalised columns, `_line`, `_props` and `_errors` (list of structs).
+
+    With `absent` input columns, the outputs computed from those alone (the same value in every
+    row, mostly NULL) are left out of `sql`: `constants` is a one-row SELECT of them, for the
+    reader to add back as literals (a million rows of a NULL column held 16 MB in the batch's
+    table, and the batch outgrew the import's memory bound)."""
 
     sql: str
     columns: tuple[str, ...]
+    constants: str | None = None
 
 
 class _Builder:
     """Three layers: cleaned text (c) -> normalised values (n_*) -> values and errors."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, absent: frozenset[str] = frozenset()):
         self.kind = kind
+        self.absent = absent  # input columns NULL in every row (the file lacks them)
         self.values: dict[str, str] = {}  # output column -> expression over the cleaned layer
         self.errors: list[str] = []  # error expressions over cleaned columns and n_* values
         self.conditions: list[str] = []
         self.lookups: dict[str, tuple[str, dict[str, str]]] = {}
+        self.null_without: dict[str, str] = {}  # output -> the input column it is NULL without
 
     def lookup(self, name: str, key_expr: str, mapping: dict[str, str]) -> str:
         """Translate `key_expr` through `mapping` with a hash join (a MAP literal is a linear scan)."""
         self.lookups[name] = (key_expr, mapping)
         return ident(f"__lk_{name}")
 
-    def value(self, name: str, expr: str) -> str:
+    def value(self, name: str, expr: str, null_without: str | None = None) -> str:
+        """The output `name` computed as `expr`; `null_without`: an input column without which
+        the output is NULL (whatever the other inputs are)."""
         self.values[name] = expr
+        if null_without is not None:
+            self.null_without[name] = null_without
         return ident(f"n_{name}")
 
     def error(self, condition: str, field: str, reason_sql: str) -> None:
         self.errors.append(f"CASE WHEN {condition} THEN {{'field': {q(field)}, 'reason': {reason_sql}}} END")
         self.conditions.append(f"coalesce({condition}, false)")
 
+    def _constant(self, name: str) -> bool:
+        """Whether output `name` is the same in every row: it reads only absent input columns (no
+        lookup, no helper column), or is NULL without an absent one."""
+        expr = self.values[name]
+        read = {c for c in generic_columns(self.kind) if ident(c) in expr}
+        if self.null_without.get(name) in self.absent:
+            return "__" not in expr
+        return bool(read) and read <= self.absent and "__" not in expr
+
+    def _constants(self, cols: Sequence[str], constant: list[str]) -> str | None:
+        """One row of the constant outputs, computed as the batch would compute them."""
+        selected = [f"{self.values[n]} AS {ident(n)}" for n in constant]
+        if "_props" in self.absent:
+            selected.append("NULL::VARCHAR AS _props")
+        if not selected:
+            return None
+        # every input NULL: the absent ones are, and the constant outputs ignore the others
+        inputs = ", ".join(f"NULL::VARCHAR AS {ident(c)}" for c in cols)
+        return f"SELECT {', '.join(selected)} FROM (SELECT {inputs})"
+
     def sql(self, source: str, raw_row: bool = False) -> NormalizedQuery:
         cols = generic_columns(self.kind)
         cleaned = ", ".join(f"{clean_sql(ident(c))} AS {ident(c)}" for c in cols)
         computed = ", ".join(f"{expr} AS {ident('n_' + name)}" for name, expr in self.values.items())
-        outputs = ", ".join(f"{ident('n_' + name)} AS {ident(name)}" for name in self.values)
+        constant = [name for name in self.values if self._constant(name)]
+        outputs = ", ".join(
+            f"{ident('n_' + name)} AS {ident(name)}" for name in self.values if name not in constant
+        )
         # Building the list of problems costs more than the rest of the row: only bad rows pay it.
         bad = " OR ".join(self.conditions)
         errors = (
@@ -305,8 +341,9 @@ class _Builder:
             )
             lk_cols += f", {ident('lk_' + name)}.v AS {ident('__lk_' + name)}"
         passed = "_line, _props, _rawrow" if raw_row else "_line, _props"
+        kept = passed.replace(", _props", "") if "_props" in self.absent else passed
         sql = (
-            f"SELECT {passed}, {outputs}, {errors} AS _errors FROM (\n"
+            f"SELECT {kept}, {outputs}, {errors} AS _errors FROM (\n"
             f"  SELECT *, {computed} FROM (\n"
             f"    SELECT i.*{lk_cols} FROM (\n"
             f"      SELECT *{extra} FROM (SELECT {passed}, {cleaned} FROM {source})\n"
@@ -319,7 +356,7 @@ class _Builder:
                 "SELECT * EXCLUDE (_rawrow), CASE WHEN len(_errors) > 0 THEN to_json(_rawrow)::VARCHAR END"
                 f" AS _raw FROM (\n{sql}\n)"
             )
-        return NormalizedQuery(sql=sql, columns=tuple(self.values))
+        return NormalizedQuery(sql=sql, columns=tuple(self.values), constants=self._constants(cols, constant))
 
 
 def _identifier_checks(
@@ -398,8 +435,8 @@ def _event_columns(b: _Builder) -> None:
     for col in ("campaign_id", "invite_code", "device_id", "ip"):
         b.value(col, ident(col))
     ref_type = 'lower(coalesce("referrer_id_type", "id_type"))'
-    b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END')
-    b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"))
+    b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END', "referrer_id")
+    b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"), "referrer_id")
     b.error(
         f'"referrer_id" IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {ref_type})',
         "referrer_id_type",
@@ -448,18 +485,22 @@ def _order_columns(b: _Builder) -> None:
 
 
 def normalize_query(
-    kind: str, source: str, settings: Settings | None = None, raw_row: bool = False
+    kind: str,
+    source: str,
+    settings: Settings | None = None,
+    raw_row: bool = False,
+    absent: frozenset[str] = frozenset(),
 ) -> NormalizedQuery:
     """Build the normalising SELECT over `source`, a relation holding the generic columns as text.
 
     `source` must have `_line` (BIGINT), `_props` (JSON text or NULL) and every generic column of
     `kind` (NULL where the input lacked it). With `raw_row`, `source` also has `_rawrow` (the
     input row as a struct, `mapping_sql(keep_raw=True)`) and the query adds `_raw`: that row as
-    JSON text where the row has errors, else NULL.
+    JSON text where the row has errors, else NULL. `absent`: see NormalizedQuery.
     """
     settings = settings or get_settings()
     tz = settings.timezone
-    b = _Builder(kind)
+    b = _Builder(kind, absent)
     bounds = time_bounds(settings)
     _text_checks(b, kind)
     if kind == "identities":

@@ -57,12 +57,14 @@ def drop_temp(con: duckdb.DuckDBPyConnection, names: Sequence[str] = TEMP_OBJECT
             con.execute(f"DROP {'VIEW' if kinds[name] == 'VIEW' else 'TABLE'} {name}")
 
 
-def normaliser(kind: str, preset: Preset) -> Callable[[list[str]], str]:
-    """The reader's transform: map the file's columns and normalise them while reading (CSV)."""
+def normaliser(kind: str, preset: Preset) -> Callable[[list[str]], tuple[str, str | None]]:
+    """The reader's transform: map the file's columns and normalise them while reading (CSV);
+    the columns the file has nothing for come apart, as one row (`NormalizedQuery.constants`)."""
 
-    def transform(headers: list[str]) -> str:
+    def transform(headers: list[str]) -> tuple[str, str | None]:
         mapping = mapping_sql(preset, kind, headers, keep_raw=True)
-        return normalize_query(kind, f"({mapping.sql})", raw_row=True).sql
+        query = normalize_query(kind, f"({mapping.sql})", raw_row=True, absent=mapping.absent)
+        return query.sql, query.constants
 
     return transform
 

@@ -184,6 +184,8 @@ class Mapping:
     sql: str
     used_headers: list[str]
     prop_headers: list[str]
+    # generic columns (and `_props`) the SELECT fills with NULL: the file has nothing for them
+    absent: frozenset[str] = frozenset()
 
 
 def _missing_columns(preset: Preset, kind: str, headers: list[str], missing: list[str]) -> PresetError:
@@ -270,4 +272,5 @@ def mapping_sql(
         sql=f"SELECT _line,\n  {body},\n  {props} AS _props\nFROM {raw}",
         used_headers=sorted(used),
         prop_headers=prop_headers + list(extra_props),
+        absent=frozenset(c for c, sql in {**select, "_props": props}.items() if sql == "NULL::VARCHAR"),
     )
