@@ -73,3 +73,14 @@ def test_a_burst_of_accepts_and_conversions_is_answered_in_full_a_few_at_once(
     for wrapped in (accepts, reports):
         assert 1 <= wrapped.most <= campaigns_api.at_once()
         assert wrapped.threads == {"AnyIO worker thread"}  # in worker threads, not on the event loop
+
+
+def test_the_hot_routes_are_tried_first_and_match_as_before(store, admin_headers) -> None:
+    """Accept and conversion lead the campaign routes (a request tries them in order, issue #23);
+    the paths they share with later routes still reach those for other methods."""
+    paths = [getattr(route, "path", None) for route in campaigns_api.router.routes[:2]]
+    assert paths == ["/api/v1/invites/accept", "/api/v1/campaigns/{campaign_id}/conversions"]
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
+        # GET of the accept path is the invite-info route's, for a code "accept" (malformed)
+        assert client.get("/api/v1/invites/accept").json()["code"] == "malformed_code"
+        assert client.get("/api/v1/campaigns/none/conversions").status_code == 405
