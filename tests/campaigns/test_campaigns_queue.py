@@ -1,6 +1,7 @@
 """The front ends' hot routes (accept, conversion) run their transactions in worker threads, at most
-`AT_ONCE` at once per event loop (issue #23): a burst larger than that is answered in full, each
-request as it would be alone, and no more transactions than that overlap."""
+`at_once()` at once per event loop (issue #23: `AT_ONCE` on PostgreSQL, one on SQLite): a burst larger
+than that is answered in full, each request as it would be alone, and no more transactions than that
+overlap."""
 
 from __future__ import annotations
 
@@ -68,6 +69,18 @@ def test_a_burst_of_accepts_and_conversions_is_answered_in_full_a_few_at_once(
     assert Counter(r.json()["status"] for r in converted) == {"qualified": N}
     # each friend's reward and the inviter's, once each
     assert sum(len(r.json()["grants"]) for r in converted) == 2 * N
+    assert campaigns_api.at_once() == (1 if store == "sqlite" else campaigns_api.AT_ONCE)
     for wrapped in (accepts, reports):
-        assert 1 <= wrapped.most <= campaigns_api.AT_ONCE
+        assert 1 <= wrapped.most <= campaigns_api.at_once()
         assert wrapped.threads == {"AnyIO worker thread"}  # in worker threads, not on the event loop
+
+
+def test_the_hot_routes_are_tried_first_and_match_as_before(store, admin_headers) -> None:
+    """Accept and conversion lead the campaign routes (a request tries them in order, issue #23);
+    the paths they share with later routes still reach those for other methods."""
+    paths = [getattr(route, "path", None) for route in campaigns_api.router.routes[:2]]
+    assert paths == ["/api/v1/invites/accept", "/api/v1/campaigns/{campaign_id}/conversions"]
+    with TestClient(create_app(run_migrations=False), headers=admin_headers) as client:
+        # GET of the accept path is the invite-info route's, for a code "accept" (malformed)
+        assert client.get("/api/v1/invites/accept").json()["code"] == "malformed_code"
+        assert client.get("/api/v1/campaigns/none/conversions").status_code == 405

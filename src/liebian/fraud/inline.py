@@ -111,31 +111,35 @@ def _current(session: Session, person: int | None) -> int | None:
 
 
 _P, _S, _K = table_of(Person), table_of(FraudSighting), table_of(FraudKnownUse)
+# The statement of counts below names its tables by short aliases: with the full names its text on
+# PostgreSQL is over 4 KiB, which psycopg does not keep parsed (it parsed it again on every accept,
+# ~0.1 ms: issue #23, tests/campaigns/test_campaigns_statement_budget.py).
+_SA, _KA, _PA = _S.alias("fs"), _K.alias("fk"), _P.alias("pe")
 _CURRENT = select(_P.c.id, _P.c.merged_into).where(_P.c.id.in_(bindparam("ids", expanding=True)))
 NONE = -1  # stands for a missing person id in the counts below (person ids are positive)
 
 
 def _counting(*where, distinct_persons: bool = False):
-    what = func.count(func.distinct(_S.c.person_id)) if distinct_persons else func.count()
-    return select(what).select_from(_S).where(*where).scalar_subquery()
+    what = func.count(func.distinct(_SA.c.person_id)) if distinct_persons else func.count()
+    return select(what).select_from(_SA).where(*where).scalar_subquery()
 
 
 def _distinct_persons(sighted, kind: str, bind: str, since: str):
     """Distinct other persons on a device or an address inside a window: sighted by the campaign
     engine, or seen in imported events (a known use whose span overlaps the window)."""
     persons = union(
-        select(_S.c.person_id.label("p")).where(
+        select(_SA.c.person_id.label("p")).where(
             _ACCEPT,
             sighted == bindparam(bind),
-            _S.c.ts > bindparam(since),
-            _S.c.ts <= bindparam("ts"),
+            _SA.c.ts > bindparam(since),
+            _SA.c.ts <= bindparam("ts"),
         ),
-        select(_K.c.person_id.label("p")).where(
-            _K.c.kind == kind,
-            _K.c.value_hash == bindparam(f"{bind}_h"),
-            _K.c.last_seen > bindparam(since),
-            _K.c.first_seen <= bindparam("ts"),
-            _K.c.person_id != bindparam("friend"),
+        select(_KA.c.person_id.label("p")).where(
+            _KA.c.kind == kind,
+            _KA.c.value_hash == bindparam(f"{bind}_h"),
+            _KA.c.last_seen > bindparam(since),
+            _KA.c.first_seen <= bindparam("ts"),
+            _KA.c.person_id != bindparam("friend"),
         ),
     ).subquery()
     return (
@@ -148,7 +152,7 @@ def _distinct_persons(sighted, kind: str, bind: str, since: str):
 def _current_of(bind: str):
     """The person a person id stands for now (its survivor if merged, else itself), in SQL: as
     `_CURRENT` reads it, one hop (merges point at the final survivor)."""
-    merged = select(_P.c.merged_into).where(_P.c.id == bindparam(bind)).scalar_subquery()
+    merged = select(_PA.c.merged_into).where(_PA.c.id == bindparam(bind)).scalar_subquery()
     return func.coalesce(merged, bindparam(bind))
 
 
@@ -156,38 +160,38 @@ def _current_of(bind: str):
 # with the current persons of friend and inviter (read here, not in a statement of their own).
 # A missing value is bound as NULL (or NONE for person ids) and matches nothing, as the rules skip
 # those cases anyway.
-_ACCEPT = _S.c.stage == "accept"
+_ACCEPT = _SA.c.stage == "accept"
 _FRIEND_NOW, _INVITER_NOW = _current_of("friend"), _current_of("inviter")
 _COUNTS = select(
     _counting(
-        _ACCEPT, _S.c.inviter_person_id == bindparam("inviter"), _S.c.ts > bindparam("velocity_since"),
-        _S.c.ts <= bindparam("ts"),
+        _ACCEPT, _SA.c.inviter_person_id == bindparam("inviter"), _SA.c.ts > bindparam("velocity_since"),
+        _SA.c.ts <= bindparam("ts"),
     ).label("velocity"),
-    _distinct_persons(_S.c.device_id, "device", "device", "device_since").label("device_burst"),
-    _distinct_persons(_S.c.ip, "ip", "ip", "ip_since").label("ip_burst"),
+    _distinct_persons(_SA.c.device_id, "device", "device", "device_since").label("device_burst"),
+    _distinct_persons(_SA.c.ip, "ip", "ip", "ip_since").label("ip_burst"),
     _counting(
-        _ACCEPT, _S.c.ip == bindparam("ip"), _S.c.ua_hash == bindparam("ua"), _S.c.person_id != bindparam("friend"),
-        _S.c.ts > bindparam("ip_since"), _S.c.ts <= bindparam("ts"), distinct_persons=True,
+        _ACCEPT, _SA.c.ip == bindparam("ip"), _SA.c.ua_hash == bindparam("ua"), _SA.c.person_id != bindparam("friend"),
+        _SA.c.ts > bindparam("ip_since"), _SA.c.ts <= bindparam("ts"), distinct_persons=True,
     ).label("ip_ua_cluster"),
     _counting(
-        _ACCEPT, _S.c.campaign_id == bindparam("campaign"), _S.c.inviter_person_id == bindparam("inviter")
+        _ACCEPT, _SA.c.campaign_id == bindparam("campaign"), _SA.c.inviter_person_id == bindparam("inviter")
     ).label("cap"),
     _counting(
-        _ACCEPT, _S.c.inviter_person_id == bindparam("friend"), _S.c.person_id == bindparam("inviter")
+        _ACCEPT, _SA.c.inviter_person_id == bindparam("friend"), _SA.c.person_id == bindparam("inviter")
     ).label("circular"),
-    _counting(_S.c.person_id == bindparam("inviter"), _S.c.device_id == bindparam("device")).label(
+    _counting(_SA.c.person_id == bindparam("inviter"), _SA.c.device_id == bindparam("device")).label(
         "inviter_device"
     ),
     _counting(
-        _S.c.person_id == bindparam("inviter"), _S.c.ip == bindparam("ip"), _S.c.ua_hash == bindparam("ua")
+        _SA.c.person_id == bindparam("inviter"), _SA.c.ip == bindparam("ip"), _SA.c.ua_hash == bindparam("ua")
     ).label("ip_ua"),
     _counting(
-        _S.c.device_id == bindparam("device"), _S.c.person_id.is_not(None),
-        _S.c.person_id != _FRIEND_NOW, _S.c.person_id != _INVITER_NOW,
+        _SA.c.device_id == bindparam("device"), _SA.c.person_id.is_not(None),
+        _SA.c.person_id != _FRIEND_NOW, _SA.c.person_id != _INVITER_NOW,
     ).label("device_others"),
-    select(func.count()).select_from(_K).where(
-        _K.c.kind == "device", _K.c.value_hash == bindparam("device_h"),
-        _K.c.person_id != _FRIEND_NOW, _K.c.person_id != _INVITER_NOW,
+    select(func.count()).select_from(_KA).where(
+        _KA.c.kind == "device", _KA.c.value_hash == bindparam("device_h"),
+        _KA.c.person_id != _FRIEND_NOW, _KA.c.person_id != _INVITER_NOW,
     ).scalar_subquery().label("device_known_others"),
     visits.self_clicks_counted("campaign", "inviter").label("self_clicks"),
     _FRIEND_NOW.label("friend_now"),
