@@ -49,12 +49,16 @@ def test_the_app_is_built_with_the_collector_paused_then_resumed(tmp_path: Path)
     script = (
         "import gc, sys, json\nimport liebian.web.asgi as asgi\n"
         "print(json.dumps([gc.isenabled(), gc.get_freeze_count(), type(asgi.app).__name__,"
-        " sorted(m for m in sys.modules if m in ('typer', 'rich.table', 'rich.progress'))]))"
+        " sorted(m for m in sys.modules if m in ('typer', 'rich.table', 'rich.progress')),"
+        " gc.get_threshold()[0], asgi.app.state.freeze_after_start]))"
     )
     lines = fresh_python(script, tmp_path / "data")
-    enabled, frozen, app_type, cli_only = json.loads(lines[-1])
+    enabled, frozen, app_type, cli_only, young, freezes_routers = json.loads(lines[-1])
     assert enabled is True and app_type == "FastAPI"
     assert frozen > 10_000  # the schemas, tables and routes built at import
+    # a worker collects its young objects less often than CPython's default (700), and freezes the
+    # routers it loads after the start (issue #23: the referral loop's pauses)
+    assert young >= 5_000 and freezes_routers is True
     assert cli_only == []
 
 
