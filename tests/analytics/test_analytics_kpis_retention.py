@@ -14,7 +14,7 @@ import random
 from datetime import date, datetime, timedelta
 
 import pytest
-from tests.analytics.test_analytics_properties import backend
+from warehouse_helpers import backend
 
 from liebian.analytics.common import Filters, Frame, MetricConfig
 from liebian.analytics.kpis import kpis
