@@ -46,7 +46,8 @@ def login(
         "console",
         lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None,
     )
-    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    # with the script's stack: a page error seen once in CI must say where it came from
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}\n{exc.stack}"))
     page.goto("/login")
     page.get_by_label("用户名" if locale == "zh-CN" else "Username").fill(username)
     page.get_by_label("密码" if locale == "zh-CN" else "Password").fill(password)

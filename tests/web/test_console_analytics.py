@@ -152,6 +152,10 @@ def test_referral_graph_is_capped_and_spreaders_match_the_api(client):
     assert 0 < len(nodes) <= GRAPH_NODES
     ids = {n["id"] for n in nodes}
     assert all(link["source"] in ids and link["target"] in ids for link in links)
+    # laid out here (one ring per generation), so the browser runs no layout of its own
+    assert option["series"][0]["layout"] == "none"
+    place = {n["id"]: (n["x"], n["y"]) for n in nodes}
+    assert len(set(place.values())) == len(nodes)
     assert f"最多 {GRAPH_NODES} 人" in page  # the cap is said on the page
     api = client.get(
         "/api/v1/analytics/referral-tree", params={"top": 20, "max_graph_nodes": GRAPH_NODES}

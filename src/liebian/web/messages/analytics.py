@@ -81,7 +81,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- web/pages/analytics/referrals.py
     # referrals
     "referrals.heading": ("裂变关系图", "Referral graph"),
-    "referrals.graph": ("最大的几棵邀请树（力导向布局）", "The largest referral trees (force layout)"),
+    "referrals.graph": (
+        "最大的几棵邀请树（由内向外一圈一代）",
+        "The largest referral trees (one ring per generation)",
+    ),
     "referrals.cap": (
         "为保证速度，关系图只画规模最大的完整邀请树，最多 {n} 人；全部数据见下方表格和导出。",
         "For speed the graph draws only the largest whole trees, at most {n} persons; the tables and exports cover everyone.",

@@ -325,10 +325,12 @@ def _evidence_views(t, graph: dict[str, Any]) -> tuple[Chart, Table]:
         "series": [{
             "type": "graph", "layout": "force", "roam": True, "draggable": True, "data": data, "links": links,
             "categories": [{"name": t("fraud_review.kind." + k)} for k in kinds],
-            "edgeSymbol": ["none", "arrow"], "force": {"repulsion": 260, "edgeLength": [60, 140]},
+            "edgeSymbol": ["none", "arrow"], "force": {"repulsion": 260, "edgeLength": [60, 140], "layoutAnimation": False},
             "lineStyle": {"opacity": 0.8, "width": 1.5}, "edgeLabel": {"fontSize": 10},
         }],
     }  # fmt: skip
+    # a few dozen nodes: laid out to the end before the first paint, not stepped on timers for
+    # seconds afterwards (a step racing a redraw threw in the browser on the referral graph)
     chart = Chart("evidence-graph", option, title="fraud_review.graph", height=420)
     rows = [
         {"from": text[e["source"]], "relation": t("fraud_review.rel." + e["relation"]), "to": text[e["target"]],

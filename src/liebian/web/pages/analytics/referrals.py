@@ -27,12 +27,55 @@ GRAPH_NODES = 300  # persons drawn in the referral graph (the largest whole tree
 TOP_SPREADERS = 20
 
 
+def radial_tree_layout(graph: dict) -> dict[str, tuple[float, float]]:
+    """Each person's place in the drawing: one ring per generation below its tree's root, and
+    each person's invitees side by side within the person's own slice of the circle, the slice
+    sized by the number of people in the subtree (a radial tree layout, computed once here rather
+    than animated in the browser). Several trees share the circle, their roots on the inner ring;
+    places are keyed by person id as drawn (a string)."""
+    generation = {str(n["id"]): n["generation"] for n in graph["nodes"]}
+    size = dict.fromkeys(generation, 1)
+    invitees: dict[str, list[str]] = {person: [] for person in generation}
+    for edge in graph["edges"]:
+        inviter, invitee = str(edge["source"]), str(edge["target"])
+        # a tree edge; the way back round a cycle (A invited B, B invited A) ends at a root
+        if generation[invitee] == generation[inviter] + 1:
+            invitees[inviter].append(invitee)
+    roots = [person for person, g in generation.items() if g == 0]
+    order: list[str] = []  # parents before their invitees
+    stack = list(reversed(roots))
+    while stack:
+        person = stack.pop()
+        order.append(person)
+        stack.extend(reversed(invitees[person]))
+    for person in reversed(order):  # subtree sizes, leaves first
+        size[person] += sum(size[i] for i in invitees[person])
+    root_ring = 1.0 if len(roots) > 1 else 0.0
+    slice_of = {}
+    start = 0.0
+    for root in roots:
+        slice_of[root] = (start, start + 2 * math.pi * size[root] / len(order), root_ring)
+        start = slice_of[root][1]
+    places: dict[str, tuple[float, float]] = {}
+    for person in order:
+        begin, end, ring = slice_of[person]
+        angle = (begin + end) / 2
+        places[person] = (round(ring * math.cos(angle), 4), round(ring * math.sin(angle), 4))
+        below = sum(size[i] for i in invitees[person])
+        for invitee in invitees[person]:
+            share = (end - begin) * size[invitee] / below
+            slice_of[invitee] = (begin, begin + share, ring + 1)
+            begin += share
+    return places
+
+
 def _graph_chart(t, graph: dict) -> Chart:
     gens = 4  # generation 0, 1, 2 and 3+ as legend categories
     categories = [t("referrals.gen0")] + [
         t("referrals.gen").replace("{n}", str(g)) for g in range(1, gens - 1)
     ]
     categories.append(t("referrals.gen_more").replace("{n}", str(gens - 1)))
+    places = radial_tree_layout(graph)
     nodes = [
         {
             "id": str(n["id"]),
@@ -40,6 +83,8 @@ def _graph_chart(t, graph: dict) -> Chart:
             "category": min(n["generation"], gens - 1),
             "symbolSize": round(min(40.0, 5 + 2.5 * math.sqrt(n["descendants"])), 1),
             "value": n["descendants"],
+            "x": places[str(n["id"])][0],
+            "y": places[str(n["id"])][1],
         }
         for n in graph["nodes"]
     ]
@@ -53,13 +98,14 @@ def _graph_chart(t, graph: dict) -> Chart:
             {
                 "name": t("referrals.heading"),
                 "type": "graph",
-                "layout": "force",
+                # placed here, not by ECharts' force layout: that one keeps stepping on timers
+                # after the page is drawn, and a step racing a redraw threw in the browser
+                "layout": "none",
                 "roam": True,
                 "data": nodes,
                 "links": links,
                 "categories": [{"name": c} for c in categories],
                 "top": 40,
-                "force": {"repulsion": 40, "gravity": 0.08, "edgeLength": 12, "layoutAnimation": True},
                 "lineStyle": {"color": "#8c959f", "width": 0.8},
                 "emphasis": {"focus": "adjacency"},
             }
