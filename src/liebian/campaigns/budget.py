@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Integer, Update, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 
 from liebian.campaigns.common import audit, expire_campaign, stmt
 from liebian.campaigns.models import Campaign, CapCounter, Reservation
 from liebian.campaigns.schemas import Reward
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.rewards import service as ledger
 
@@ -159,6 +159,28 @@ def _grant_one(session: Session, campaign_id: str, ask: Ask) -> Grant:
     return Grant(ask.person_id, ask.role, ask.reward.code, ask.reward.value_fen, view.id, "granted")
 
 
+_naming: dict[int, Update] = {}
+
+
+def _name_rewards(session: Session, pairs: list[tuple[int, int]]) -> None:
+    """Set the reward of each (reservation, reward) in one UPDATE (an executemany is a statement per
+    row on PostgreSQL, see `db.session.insert_rows`)."""
+    n = len(pairs)
+    if n not in _naming:
+        res = table_of(Reservation)
+        ids = [bindparam(f"b_id{i}", type_=Integer) for i in range(n)]
+        rewards = [bindparam(f"b_reward{i}", type_=Integer) for i in range(n)]
+        _naming[n] = (
+            update(res)
+            .where(res.c.id.in_(ids))
+            .values(reward_id=case(*((res.c.id == i, r) for i, r in zip(ids, rewards, strict=True))))
+        )
+    params = {}
+    for i, (reservation_id, reward_id) in enumerate(pairs):
+        params[f"b_id{i}"], params[f"b_reward{i}"] = reservation_id, reward_id
+    session.execute(_naming[n], params)
+
+
 def grant_all(session: Session, campaign_id: str, asks: list[Ask]) -> list[Grant]:
     """`grant` for each ask in turn, with the same results, in a few statements when the budget has
     room for all of them (the rewards of one qualification, issue #23): one INSERT of the
@@ -181,8 +203,7 @@ def grant_all(session: Session, campaign_id: str, asks: list[Ask]) -> list[Grant
     views = ledger.grant_all(session, [_ledger_args(campaign_id, ask) for ask in asks])
     reward_of = {ask.key: view.id for ask, view in zip(asks, views, strict=True)}
     if fresh:
-        named = [{"b_id": res_id, "b_reward": reward_of[ask.key]} for ask, res_id in fresh]
-        session.execute(stmt(session, "reservation_reward"), named)
+        _name_rewards(session, [(res_id, reward_of[ask.key]) for ask, res_id in fresh])
         for ask, res_id in fresh:
             _reserved(session, campaign_id, ask, res_id, reward_of[ask.key])
     return [

@@ -36,6 +36,7 @@ from liebian.campaigns.models import (
 )
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.base import Base, table_of, utcnow
+from liebian.db.session import insert_rows
 from liebian.errors import DomainError
 
 LAUNCHED = ("scheduled", "live")
@@ -193,7 +194,7 @@ def _write_audit(session: Session) -> None:
     session.info.pop("campaign_refs", None)
     rows = session.info.pop("campaign_audit", None)
     if rows:
-        session.execute(table_of(CampaignAudit).insert(), rows)
+        insert_rows(session, table_of(CampaignAudit), rows)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from liebian import ports
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import insert_rows, rowcount
 from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.rewards.chain import Head as _Head
@@ -122,7 +122,6 @@ _HEAD_SET = _H.update().where(_H.c.id == 1).values(seq=bindparam("b_seq"), hash=
 _ENTRY_BY_KEY = select(_E.c.reward_id, _E.c.kind, _E.c.to_state).where(
     _E.c.idempotency_key == bindparam("b_key")
 )
-_INSERT_ENTRY = _E.insert()
 _REWARD_BY_ID = select(_R).where(_R.c.id == bindparam("b_id"))
 _REWARD_BY_KEY = select(_R).where(_R.c.idempotency_key == bindparam("b_key"))
 _INSERT_REWARD = _R.insert().returning(_R.c.id)
@@ -196,7 +195,7 @@ def _write(session: Session, head: _Head, written: list[tuple[dict[str, Any], di
     """Write entries that follow the head in order (one INSERT), move the head past the last and
     tell the wired ledger subscribers (webhooks, campaign budgets) of each, in this transaction."""
     entries = [entry for entry, _ in written]
-    session.execute(_INSERT_ENTRY, entries if len(entries) > 1 else entries[0])
+    insert_rows(session, _E, entries)
     last = entries[-1]
     session.execute(_HEAD_SET, {"b_seq": last["seq"], "b_hash": last["hash"]})
     head.seq, head.hash = last["seq"], last["hash"]
