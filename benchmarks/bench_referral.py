@@ -371,8 +371,9 @@ def run(scale: str) -> Report:
         f"Server CPU per request is the ratio the targets mean: the minimal endpoint costs "
         f"{base['cpu_ms']:.2f} ms of server CPU per request in this run, and one worker's throughput is "
         "bounded by CPU per request. Each referral request runs one transaction (code look-up, OneID "
-        "founding of the friend, the inline risk checks, the referral row, progress, reward grants through "
-        "the ledger, the warehouse outbox written at commit in one INSERT); its server CPU also carries the "
+        "founding of the friend, the inline risk checks, the referral row, progress, the rewards granted "
+        "together through the ledger, the audit rows and the warehouse outbox written at commit in one INSERT "
+        "each); its server CPU also carries the "
         "warehouse flusher thread's share (DuckDB)."
     )
     report.notes.append(

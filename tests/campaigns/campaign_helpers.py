@@ -68,6 +68,17 @@ TYPE_RULES: dict[str, dict[str, Any]] = {
     },
 }
 
+# The referral loop's common case (the statement budgets, the batched grants): a new friend's first
+# order rewards both sides (INV 1,000 fen to the inviter, NEW 500 to the friend).
+FIRST_ORDER_DOUBLE_SIDED: dict[str, Any] = {
+    **TYPE_RULES["double_sided"],
+    "title": "邀友有礼",
+    "rules_text": "每邀请一位新朋友完成首单，双方各得奖励。",
+    "per_inviter_cap": 100,
+    "hold_days": 7,
+    "qualifying_event": {"kind": "first_order"},
+}
+
 
 def rules(kind: str, **overrides: Any) -> dict[str, Any]:
     out = copy.deepcopy(BASE_RULES)

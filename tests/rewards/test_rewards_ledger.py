@@ -402,3 +402,53 @@ def test_savepoints_and_rollbacks_keep_the_head_row_on_the_last_entry(store):
         result = service.verify_chain(s)
         assert result.ok and result.entries_checked == len(kept) == 6
     assert raw("SELECT seq, hash FROM ledger_head") == [(entries[-1]["seq"], entries[-1]["hash"])]
+
+
+def _asks(*keys: str, held: tuple[str, ...] = ()) -> list[dict]:
+    return [
+        {
+            "campaign_id": "c1",
+            "person_id": i + 1,
+            "reward_code": "coupon-5",
+            "value_fen": 500,
+            "reason": "invited a friend who bought",
+            "source_ref": f"order-{key}",
+            "idempotency_key": key,
+            "hold_until": None,
+            "held_for_review": key in held,
+        }
+        for i, key in enumerate(keys)
+    ]
+
+
+def test_grant_all_writes_what_grants_one_by_one_write(store):
+    """The rewards of one qualification granted together: the same rewards, entries (a hold entry
+    after its grant), chain and replays as `grant` called for each in turn."""
+    with session_scope() as s:
+        made = service.grant_all(s, _asks("b1", "b2", "b3", held=("b2",)))
+    assert [(r.person_id, r.source_ref) for r in made] == [
+        (1, "order-b1"),
+        (2, "order-b2"),
+        (3, "order-b3"),
+    ]
+    assert [r.held_for_review for r in made] == [False, True, False]
+    with session_scope() as s:
+        written = [(e["reward_id"], e["kind"], e["idempotency_key"]) for e in service.entries(s)]
+        assert written == [
+            (made[0].id, "grant", "b1"),
+            (made[1].id, "grant", "b2"),
+            (made[1].id, "hold", "b2:hold"),
+            (made[2].id, "grant", "b3"),
+        ]
+        assert service.verify_chain(s).ok
+        # a retry, alone or beside a new key, returns the same rewards and writes them once
+        assert service.grant_all(s, _asks("b1", "b2", "b3", held=("b2",))) == made
+        again = service.grant_all(s, _asks("b1", "b4"))
+        assert again[0] == made[0] and again[1].source_ref == "order-b4"
+        with pytest.raises(LedgerError) as err:  # a used key with other values is no retry
+            service.grant_all(s, [*_asks("b5"), {**_asks("b1")[0], "value_fen": 999}])
+        assert err.value.code == "idempotency_conflict"
+    with session_scope() as s:  # b4, and b5 granted before the conflict (as one by one)
+        keys = [e["idempotency_key"] for e in service.entries(s)]
+        assert keys == ["b1", "b2", "b2:hold", "b3", "b4", "b5"]
+        assert service.verify_chain(s).ok

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Integer, Update, bindparam, case, delete, select, update
 from sqlalchemy.orm import Session
 
 from liebian.campaigns.common import audit, expire_campaign, stmt
 from liebian.campaigns.models import Campaign, CapCounter, Reservation
 from liebian.campaigns.schemas import Reward
-from liebian.db.base import utcnow
+from liebian.db.base import table_of, utcnow
 from liebian.db.session import rowcount
 from liebian.rewards import service as ledger
 
@@ -57,6 +58,20 @@ class Grant:
     state: str  # granted | budget_exhausted
 
 
+@dataclass(frozen=True)
+class Ask:
+    """One reward to grant in a campaign (`grant`'s arguments)."""
+
+    person_id: int
+    reward: Reward
+    role: str
+    key: str
+    source_ref: str
+    hold_until: datetime | None
+    held: bool
+    reason: str
+
+
 def grant(
     session: Session,
     campaign_id: str,
@@ -71,61 +86,130 @@ def grant(
     reason: str,
 ) -> Grant:
     """Reserve budget and stock atomically, then grant through the ledger (idempotent by key)."""
-    idem = f"{campaign_id}:{key}"
-    row = session.execute(
-        stmt(session, "reserve"),
-        {
-            "campaign_id": campaign_id,
-            "idempotency_key": idem,
-            "value_fen": reward.value_fen,
-            "released": False,
-            "created_at": utcnow(),
-        },
-    ).first()
-    if row is not None:  # first time: take budget and stock or give the reservation back
-        took = rowcount(
-            session.execute(stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": reward.value_fen})
-        )
-        expire_campaign(session, campaign_id)
-        if not took:
-            session.execute(delete(Reservation).where(Reservation.id == row[0]))
-            audit(
-                session,
-                "reward.budget_exhausted",
-                campaign_id,
-                {"key": key, "person_id": person_id},
-                entity="reservation",
-            )
-            return Grant(person_id, role, reward.code, reward.value_fen, None, "budget_exhausted")
-    view = ledger.grant(
-        session,
-        campaign_id=campaign_id,
-        person_id=person_id,
-        reward_code=reward.code,
-        value_fen=reward.value_fen,
-        reason=reason,
-        source_ref=source_ref,
-        idempotency_key=idem,
-        hold_until=hold_until,
-        held_for_review=held,
+    ask = Ask(person_id, reward, role, key, source_ref, hold_until, held, reason)
+    return _grant_one(session, campaign_id, ask)
+
+
+def _reservation(campaign_id: str, ask: Ask) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign_id,
+        "idempotency_key": f"{campaign_id}:{ask.key}",
+        "value_fen": ask.reward.value_fen,
+        "released": False,
+        "created_at": utcnow(),
+    }
+
+
+def _take(session: Session, campaign_id: str, value_fen: int, n: int) -> bool:
+    took = rowcount(
+        session.execute(stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": value_fen, "b_n": n})
     )
-    if row is not None:
-        session.execute(stmt(session, "reservation_reward"), {"b_id": row[0], "b_reward": view.id})
+    expire_campaign(session, campaign_id)
+    return bool(took)
+
+
+def _ledger_args(campaign_id: str, ask: Ask) -> dict[str, Any]:
+    return {
+        "campaign_id": campaign_id,
+        "person_id": ask.person_id,
+        "reward_code": ask.reward.code,
+        "value_fen": ask.reward.value_fen,
+        "reason": ask.reason,
+        "source_ref": ask.source_ref,
+        "idempotency_key": f"{campaign_id}:{ask.key}",
+        "hold_until": ask.hold_until,
+        "held_for_review": ask.held,
+    }
+
+
+def _reserved(session: Session, campaign_id: str, ask: Ask, reservation_id: int, reward_id: int) -> None:
+    audit(
+        session,
+        "reward.reserve",
+        campaign_id,
+        {
+            "key": ask.key,
+            "person_id": ask.person_id,
+            "value_fen": ask.reward.value_fen,
+            "reward_id": reward_id,
+            "held": ask.held,
+        },
+        entity="reservation",
+        entity_id=reservation_id,
+    )
+
+
+def _grant_one(session: Session, campaign_id: str, ask: Ask) -> Grant:
+    row = session.execute(stmt(session, "reserve"), _reservation(campaign_id, ask)).first()
+    if row is not None and not _take(session, campaign_id, ask.reward.value_fen, 1):
+        # first time and no room: give the reservation back
+        session.execute(delete(Reservation).where(Reservation.id == row[0]))
         audit(
             session,
-            "reward.reserve",
+            "reward.budget_exhausted",
             campaign_id,
-            {
-                "key": key,
-                "person_id": person_id,
-                "value_fen": reward.value_fen,
-                "reward_id": view.id,
-                "held": held,
-            },
+            {"key": ask.key, "person_id": ask.person_id},
             entity="reservation",
-            entity_id=row[0],
         )
-    return Grant(person_id, role, reward.code, reward.value_fen, view.id, "granted")
+        return Grant(ask.person_id, ask.role, ask.reward.code, ask.reward.value_fen, None, "budget_exhausted")
+    view = ledger.grant(session, **_ledger_args(campaign_id, ask))
+    if row is not None:
+        session.execute(stmt(session, "reservation_reward"), {"b_id": row[0], "b_reward": view.id})
+        _reserved(session, campaign_id, ask, row[0], view.id)
+    return Grant(ask.person_id, ask.role, ask.reward.code, ask.reward.value_fen, view.id, "granted")
+
+
+_naming: dict[int, Update] = {}
+
+
+def _name_rewards(session: Session, pairs: list[tuple[int, int]]) -> None:
+    """Set the reward of each (reservation, reward) in one UPDATE (an executemany is a statement per
+    row on PostgreSQL, see `db.session.insert_rows`)."""
+    n = len(pairs)
+    if n not in _naming:
+        res = table_of(Reservation)
+        ids = [bindparam(f"b_id{i}", type_=Integer) for i in range(n)]
+        rewards = [bindparam(f"b_reward{i}", type_=Integer) for i in range(n)]
+        _naming[n] = (
+            update(res)
+            .where(res.c.id.in_(ids))
+            .values(reward_id=case(*((res.c.id == i, r) for i, r in zip(ids, rewards, strict=True))))
+        )
+    params = {}
+    for i, (reservation_id, reward_id) in enumerate(pairs):
+        params[f"b_id{i}"], params[f"b_reward{i}"] = reservation_id, reward_id
+    session.execute(_naming[n], params)
+
+
+def grant_all(session: Session, campaign_id: str, asks: list[Ask]) -> list[Grant]:
+    """`grant` for each ask in turn, with the same results, in a few statements when the budget has
+    room for all of them (the rewards of one qualification, issue #23): one INSERT of the
+    reservations, one UPDATE taking their budget and stock, the ledger's `grant_all`, one statement
+    naming the rewards in the reservations. Without room for all, the reservations are given back
+    and the asks granted one by one, in order (the first ones get what is left)."""
+    keys = {ask.key for ask in asks}
+    if len(asks) < 2 or len(keys) < len(asks):
+        return [_grant_one(session, campaign_id, ask) for ask in asks]
+    rows = [_reservation(campaign_id, ask) for ask in asks]
+    new: dict[str, int] = dict(session.execute(stmt(session, "reserve_keyed"), rows).tuples().all())
+    fresh = [
+        (ask, new[row["idempotency_key"]])
+        for ask, row in zip(asks, rows, strict=True)
+        if row["idempotency_key"] in new
+    ]
+    if fresh and not _take(session, campaign_id, sum(ask.reward.value_fen for ask, _ in fresh), len(fresh)):
+        session.execute(delete(Reservation).where(Reservation.id.in_(list(new.values()))))
+        return [_grant_one(session, campaign_id, ask) for ask in asks]
+    views = ledger.grant_all(session, [_ledger_args(campaign_id, ask) for ask in asks])
+    reward_of = {ask.key: view.id for ask, view in zip(asks, views, strict=True)}
+    if fresh:
+        _name_rewards(session, [(res_id, reward_of[ask.key]) for ask, res_id in fresh])
+        for ask, res_id in fresh:
+            _reserved(session, campaign_id, ask, res_id, reward_of[ask.key])
+    return [
+        Grant(ask.person_id, ask.role, ask.reward.code, ask.reward.value_fen, view.id, "granted")
+        for ask, view in zip(asks, views, strict=True)
+    ]
 
 
 def release(session: Session, reward_id: int, *, wait: bool = True) -> bool:

@@ -36,6 +36,7 @@ from liebian.campaigns.models import (
 )
 from liebian.campaigns.schemas import CampaignRules
 from liebian.db.base import Base, table_of, utcnow
+from liebian.db.session import insert_rows
 from liebian.errors import DomainError
 
 LAUNCHED = ("scheduled", "live")
@@ -105,13 +106,16 @@ def _build_statements(
             _CNT.c.used
         ),
         "reserve": insert(_RES).on_conflict_do_nothing().returning(_RES.c.id),
+        # several reservations in one INSERT: the new ones come back with their keys
+        "reserve_keyed": insert(_RES).on_conflict_do_nothing().returning(_RES.c.idempotency_key, _RES.c.id),
+        # b_value fen and b_n units of stock, all or nothing
         "take_budget": update(_C)
         .where(
             _C.c.id == b("b_cid"),
             or_(_C.c.budget_fen.is_(None), _C.c.budget_used_fen + b("b_value") <= _C.c.budget_fen),
-            or_(_C.c.stock.is_(None), _C.c.stock_used + 1 <= _C.c.stock),
+            or_(_C.c.stock.is_(None), _C.c.stock_used + b("b_n") <= _C.c.stock),
         )
-        .values(budget_used_fen=_C.c.budget_used_fen + b("b_value"), stock_used=_C.c.stock_used + 1),
+        .values(budget_used_fen=_C.c.budget_used_fen + b("b_value"), stock_used=_C.c.stock_used + b("b_n")),
         "reservation_reward": update(_RES).where(_RES.c.id == b("b_id")).values(reward_id=b("b_reward")),
         "qualify": update(_REF)
         .where(_REF.c.id == b("b_id"), _REF.c.qualified_at.is_(None))
@@ -190,7 +194,7 @@ def _write_audit(session: Session) -> None:
     session.info.pop("campaign_refs", None)
     rows = session.info.pop("campaign_audit", None)
     if rows:
-        session.execute(table_of(CampaignAudit).insert(), rows)
+        insert_rows(session, table_of(CampaignAudit), rows)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from liebian import ports
 from liebian.campaigns import followers, outbox, stages, variants
-from liebian.campaigns.budget import Grant, bump, grant, release, unbump
+from liebian.campaigns.budget import Ask, Grant, bump, grant_all, release, unbump
 from liebian.campaigns.common import (
     CampaignError,
     audit,
@@ -325,7 +325,8 @@ LEDGER_FINAL_BAD = (ledger.REJECTED, ledger.REVOKED)
 
 @dataclass
 class _Giver:
-    """Grants the awards of one qualification, in the order the strategy hands them over."""
+    """Grants the awards of one qualification, in the order the strategy hands them over: collected,
+    then granted together by `flush` (`budget.grant_all`: a few statements for all of them)."""
 
     session: Session
     campaign_id: str
@@ -335,11 +336,13 @@ class _Giver:
     held: bool
     grants: list[Grant] = field(default_factory=list)
     live: dict[int, set[str]] = field(default_factory=dict)  # person → reasons of live rewards
+    asks: list[Ask] = field(default_factory=list)  # handed over, not granted yet
 
     def holds_live(self, person_id: int, reason: str) -> bool:
         """A live reward of this reason in the campaign? (Qualifications of one inviter queue on the
         inviter's counter row, locked by this one.)"""
         if person_id not in self.live:
+            self.flush()  # the rewards asked for so far are among those read
             self.live[person_id] = {
                 r.reason
                 for r in ledger.rewards_for(self.session, person_id)
@@ -355,20 +358,26 @@ class _Giver:
             if self.holds_live(award.person_id, reason):
                 return
             self.live[award.person_id].add(reason)
-        self.grants.append(
-            grant(
-                self.session,
-                self.campaign_id,
+        held = self.held if award.held is None else award.held
+        self.asks.append(
+            Ask(
                 award.person_id,
                 award.reward,
-                role=award.role,
-                key=award.key,
-                source_ref=self.source_ref,
-                hold_until=self.hold_until,
-                held=self.held if award.held is None else award.held,
-                reason=reason,
+                award.role,
+                award.key,
+                self.source_ref,
+                self.hold_until,
+                held,
+                reason,
             )
         )
+
+    def flush(self) -> list[Grant]:
+        """Grant the awards handed over since the last flush; returns every grant so far."""
+        if self.asks:
+            asks, self.asks = self.asks, []
+            self.grants += grant_all(self.session, self.campaign_id, asks)
+        return self.grants
 
 
 def _count_inviter(
@@ -425,6 +434,7 @@ def _qualify(
     if count is not None:
         kind.on_counted(rules, ref, count, give)
     kind.after_qualify(session, ref, rules, give, now)
+    give.flush()
     followers.qualified(session, ref, rules, source_ref, order_id, ordered)
     outbox.qualified(session, ref, order_id, now)
     audit(

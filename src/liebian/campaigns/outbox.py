@@ -23,7 +23,7 @@ from liebian.campaigns.common import to_json
 from liebian.campaigns.models import CampaignOrder, Invite, Outbox, Referral
 from liebian.campaigns.schemas import ConversionRequest
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import session_scope
+from liebian.db.session import insert_rows, session_scope
 from liebian.engine import eventstore, warehouse
 
 
@@ -70,7 +70,7 @@ def _write(session: Session, rows: list[dict[str, Any]]) -> None:
     (a conversion queues five: one statement instead of five on the hot path), and dropped with its
     rollback. Inside a savepoint they are written at once, so that its rollback takes them back."""
     if session.in_nested_transaction():
-        session.execute(table_of(Outbox).insert(), rows)
+        insert_rows(session, table_of(Outbox), rows)
     else:
         session.info.setdefault(_PENDING, []).extend(rows)
 
@@ -82,7 +82,7 @@ _PENDING = "campaign_outbox"
 def _write_pending(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if rows:
-        session.execute(table_of(Outbox).insert(), rows)
+        insert_rows(session, table_of(Outbox), rows)
 
 
 @event.listens_for(Session, "after_rollback")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event, exc
+from sqlalchemy import CursorResult, Engine, Executable, Result, Table, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from liebian.config import get_settings
@@ -231,3 +231,25 @@ def rowcount(result: Result[Any]) -> int:
     if not isinstance(result, CursorResult):
         raise TypeError(f"a {type(result).__name__} has no row count")
     return result.rowcount
+
+
+_multi_row_inserts: dict[Table, Executable] = {}
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows into `table` in one statement.
+
+    psycopg runs an executemany as a pipeline of one statement per row, which costs the process
+    more CPU than one multi-row VALUES statement (~45 µs more per call for three rows, measured on
+    the referral loop's audit rows); SQLAlchemy writes the latter ("insertmanyvalues") for an
+    INSERT … RETURNING, so on PostgreSQL the rows come back as their keys, unused. On SQLite the
+    driver's executemany, a loop in C, is the cheaper one."""
+    if len(rows) == 1:
+        session.execute(table.insert(), rows[0])
+    elif len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+        insert = _multi_row_inserts.get(table)
+        if insert is None:
+            insert = _multi_row_inserts[table] = table.insert().returning(*table.primary_key.columns)
+        session.execute(insert, rows)
+    elif rows:
+        session.execute(table.insert(), rows)

@@ -22,7 +22,7 @@ Hash chain (the canonical form, its versions and the reward seal: rewards/ledger
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from liebian import ports
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import insert_rows, rowcount
 from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.rewards.chain import Head as _Head
@@ -122,7 +122,6 @@ _HEAD_SET = _H.update().where(_H.c.id == 1).values(seq=bindparam("b_seq"), hash=
 _ENTRY_BY_KEY = select(_E.c.reward_id, _E.c.kind, _E.c.to_state).where(
     _E.c.idempotency_key == bindparam("b_key")
 )
-_INSERT_ENTRY = _E.insert()
 _REWARD_BY_ID = select(_R).where(_R.c.id == bindparam("b_id"))
 _REWARD_BY_KEY = select(_R).where(_R.c.idempotency_key == bindparam("b_key"))
 _INSERT_REWARD = _R.insert().returning(_R.c.id)
@@ -132,6 +131,14 @@ _KEY_USED = select(
     select(_R.c.id).where(_R.c.idempotency_key == bindparam("b_key")).scalar_subquery().label("reward"),
     select(_E.c.seq).where(_E.c.idempotency_key == bindparam("b_key")).scalar_subquery().label("entry"),
 )
+# grant_all: any of several keys used by a reward or an entry; the new rewards' ids by key
+_KEYS_USED = (
+    select(_R.c.id)
+    .where(_R.c.idempotency_key.in_(bindparam("b_keys", expanding=True)))
+    .union_all(select(_E.c.seq).where(_E.c.idempotency_key.in_(bindparam("b_keys", expanding=True))))
+    .limit(1)
+)
+_INSERT_REWARD_KEYED = _R.insert().returning(_R.c.idempotency_key, _R.c.id)
 _MOVE = (
     _R.update()
     .where(_R.c.id == bindparam("b_id"), _R.c.state == bindparam("b_from"))
@@ -150,9 +157,8 @@ def _lock_head(session: Session) -> _Head:
     return lock_head(session, _H, "ledger_head")
 
 
-def _append(
-    session: Session,
-    head: _Head,
+def _entry(
+    prev: tuple[int, str],
     reward: dict[str, Any],
     *,
     kind: str,
@@ -163,10 +169,9 @@ def _append(
     note: str,
     idempotency_key: str,
 ) -> dict[str, Any]:
-    """Append one entry after the head (the caller holds the head lock) and tell the wired ledger
-    subscribers (webhooks, campaign budgets) in this same transaction."""
+    """The entry after `prev` (the seq and hash it follows), hashed, not written yet."""
     entry = {
-        "seq": head.seq + 1,
+        "seq": prev[0] + 1,
         "reward_id": reward["id"],
         "kind": kind,
         "from_state": from_state,
@@ -178,16 +183,31 @@ def _append(
         "note": note,
         "ts": utcnow(),
         "idempotency_key": idempotency_key,
-        "prev_hash": head.hash,
+        "prev_hash": prev[1],
         "v": ENTRY_VERSION,
         "reward_after": seal(reward),
     }
     entry["hash"] = entry_hash(entry)
-    session.execute(_INSERT_ENTRY, entry)
-    session.execute(_HEAD_SET, {"b_seq": entry["seq"], "b_hash": entry["hash"]})
-    head.seq, head.hash = entry["seq"], entry["hash"]
-    for subscriber in ports.current().ledger_subscribers:
-        subscriber(session, entry, reward)
+    return entry
+
+
+def _write(session: Session, head: _Head, written: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Write entries that follow the head in order (one INSERT), move the head past the last and
+    tell the wired ledger subscribers (webhooks, campaign budgets) of each, in this transaction."""
+    entries = [entry for entry, _ in written]
+    insert_rows(session, _E, entries)
+    last = entries[-1]
+    session.execute(_HEAD_SET, {"b_seq": last["seq"], "b_hash": last["hash"]})
+    head.seq, head.hash = last["seq"], last["hash"]
+    for entry, reward in written:
+        for subscriber in ports.current().ledger_subscribers:
+            subscriber(session, entry, reward)
+
+
+def _append(session: Session, head: _Head, reward: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Append one entry after the head (the caller holds the head lock); `fields` as `_entry`'s."""
+    entry = _entry((head.seq, head.hash), reward, **fields)
+    _write(session, head, [(entry, reward)])
     return entry
 
 
@@ -275,8 +295,18 @@ def grant(
             "idempotency_conflict",
             f"idempotency_key {idempotency_key!r} was already used by another operation",
         )
+    reward = _new_reward(campaign_id, person_id, reward_code, value_fen, reason, source_ref,
+                         idempotency_key, hold_until, held_for_review)  # fmt: skip
+    reward["id"] = session.execute(_INSERT_REWARD, reward).scalar_one()
+    _write(session, head, _grant_entries((head.seq, head.hash), reward))
+    return _view(reward)
+
+
+def _new_reward(campaign_id: str, person_id: int, reward_code: str, value_fen: int, reason: str,
+                source_ref: str, idempotency_key: str, hold_until: datetime | None,
+                held_for_review: bool) -> dict[str, Any]:  # fmt: skip
     now = utcnow()
-    reward = {
+    return {
         "campaign_id": campaign_id,
         "person_id": person_id,
         "reward_code": reward_code,
@@ -290,33 +320,50 @@ def grant(
         "created_at": now,
         "updated_at": now,
     }
-    reward["id"] = session.execute(_INSERT_REWARD, reward).scalar_one()
-    _append(
-        session,
-        head,
-        reward,
-        kind="grant",
-        from_state=None,
-        to_state=PENDING,
-        amount_fen=value_fen,
-        actor="system:grant",
-        note=reason or "",
-        idempotency_key=idempotency_key,
-    )
-    if held_for_review:
-        _append(
-            session,
-            head,
-            reward,
-            kind="hold",
-            from_state=PENDING,
-            to_state=PENDING,
-            amount_fen=0,
-            actor="system:grant",
-            note="held for review at grant",
-            idempotency_key=f"{idempotency_key}:hold",
-        )
-    return _view(reward)
+
+
+def _grant_entries(
+    prev: tuple[int, str], reward: dict[str, Any]
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """A new reward's entries after `prev`: the grant, and the hold when it is held for review."""
+    key = reward["idempotency_key"]
+    first = _entry(prev, reward, kind="grant", from_state=None, to_state=PENDING, amount_fen=reward["value_fen"],
+                   actor="system:grant", note=reward["reason"], idempotency_key=key)  # fmt: skip
+    if not reward["held_for_review"]:
+        return [(first, reward)]
+    hold = _entry((first["seq"], first["hash"]), reward, kind="hold", from_state=PENDING, to_state=PENDING,
+                  amount_fen=0, actor="system:grant", note="held for review at grant",
+                  idempotency_key=f"{key}:hold")  # fmt: skip
+    return [(first, reward), (hold, reward)]
+
+
+def grant_all(session: Session, grants: Sequence[Mapping[str, Any]]) -> list[RewardView]:
+    """`grant(**g)` for each of `grants` in turn, with the same result, in a few statements when
+    none of their keys was used before: one look-up of all keys, one INSERT of the rewards, one of
+    their entries, one move of the head (the rewards of one qualification, issue #23). A used key
+    (a replay, a conflict) takes the one-by-one path, which answers it as `grant` does."""
+    for g in grants:
+        _check_key(g["idempotency_key"])
+        _check_grant(g["campaign_id"], g["person_id"], g["reward_code"], g["value_fen"], g["source_ref"],
+                     g["hold_until"])  # fmt: skip
+    head = _lock_head(session)
+    keys = [g["idempotency_key"] for g in grants]
+    if len(grants) < 2 or len(set(keys)) < len(keys) or session.execute(_KEYS_USED, {"b_keys": keys}).first():
+        return [grant(session, **g) for g in grants]
+    rewards = [
+        _new_reward(g["campaign_id"], g["person_id"], g["reward_code"], g["value_fen"], g["reason"],
+                    g["source_ref"], g["idempotency_key"], g["hold_until"], g.get("held_for_review", False))
+        for g in grants
+    ]  # fmt: skip
+    ids: dict[str, int] = dict(session.execute(_INSERT_REWARD_KEYED, rewards).tuples().all())
+    written: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    prev = (head.seq, head.hash)
+    for reward in rewards:
+        reward["id"] = ids[reward["idempotency_key"]]
+        written += _grant_entries(prev, reward)
+        prev = (written[-1][0]["seq"], written[-1][0]["hash"])
+    _write(session, head, written)
+    return [_view(r) for r in rewards]
 
 
 def _transition_locked(
