@@ -4,16 +4,19 @@ Every analysis is an Ibis expression over the warehouse tables, executed on whic
 is given (DuckDB embedded, PySpark scale-out). To keep one code path that gives identical answers
 on both, times are turned into integer day numbers with `epoch_seconds` arithmetic (both backends
 floor it the same way) instead of backend-specific time-zone functions, and only exact aggregates
-are used.
+are used. On DuckDB the same numbers come from integer microseconds (`Frame.bucket_of`), which
+costs less per event.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -23,10 +26,12 @@ from liebian.lazy import lazy_import
 
 if TYPE_CHECKING:
     import ibis
+    import ibis.expr.datatypes as dt
     import ibis.expr.types as ir
     import pandas as pd
 else:  # deferred for start-up time: imported on first use (liebian/lazy.py)
     ibis = lazy_import("ibis")
+    dt = lazy_import("ibis.expr.datatypes")
     ir = lazy_import("ibis.expr.types")
     pd = lazy_import("pandas")
 
@@ -38,6 +43,22 @@ MIN_DAY_NUMBER, MAX_DAY_NUMBER = (date.min - EPOCH).days, (date.max - EPOCH).day
 # any zone stays within what both backends and Python's dates can hold.
 ANALYSABLE = (datetime(1970, 1, 2), datetime(2200, 1, 1))
 TIMED_TABLES = ("events", "orders", "referral_edges", "messages")
+
+
+@functools.cache
+def duckdb_fn() -> Any:
+    """DuckDB's EPOCH_US (microseconds since the epoch, BIGINT) and DIVIDE (integer division,
+    truncating) as Ibis builtins, made on first use (declaring them would import Ibis at start-up)."""
+
+    @ibis.udf.scalar.builtin
+    def epoch_us(ts: dt.timestamp) -> dt.int64:
+        """Microseconds since 1970-01-01 (DuckDB)."""
+
+    @ibis.udf.scalar.builtin
+    def divide(a: dt.int64, b: dt.int64) -> dt.int64:
+        """a // b on integers (DuckDB), truncated towards zero."""
+
+    return SimpleNamespace(epoch_us=epoch_us, divide=divide)
 
 
 def analysable_views(con: Any) -> None:
@@ -183,15 +204,33 @@ class Frame:
         self.config = config or MetricConfig()
         self.ev = self.config.events
         self.offset = zone_offset_seconds(self.config.zone)
+        # integer time arithmetic with DuckDB's own functions (the same numbers; Spark: portable)
+        self.integer_time = getattr(backend, "name", "") == "duckdb"
 
     # --- time ---------------------------------------------------------------------------------
+    # The day, week and bucket numbers are for analysable times (`ANALYSABLE`: every time read
+    # through `table`, and what is computed from them); `day_of_any` takes any time.
     def day_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
         """Local calendar day as an integer (days since 1970-01-01 in the display zone)."""
         return self.bucket_of(ts, DAY)
 
-    def bucket_of(self, ts: ir.TimestampValue, seconds: int) -> ir.IntegerValue:
-        """Local time bucket of `seconds` (a day, an hour) as an integer since 1970-01-01 local."""
-        return ((ts.epoch_seconds() + self.offset) // seconds).cast("int64")
+    def day_of_any(self, ts: ir.TimestampValue) -> ir.IntegerValue:
+        """`day_of` for a time that may lie before ANALYSABLE (e.g. an imported `member_since`)."""
+        return self.bucket_of(ts, DAY, portable=True)
+
+    def bucket_of(
+        self, ts: ir.TimestampValue, seconds: int, shift: int = 0, portable: bool = False
+    ) -> ir.IntegerValue:
+        """Local time bucket of `seconds` (a day, an hour) as an integer since 1970-01-01 local
+        (`shift`: seconds added first, e.g. to start weeks on a Monday)."""
+        if self.integer_time and not portable:
+            # DuckDB: integer microseconds and integer division, the same numbers as the portable
+            # double EPOCH, FLOOR and CAST, which cost about a tenth of a one-pass aggregation of
+            # every event (retention, 10M events). DIVIDE truncates, the floor for the times at
+            # or after ANALYSABLE's start, whose local microseconds are positive in every zone.
+            n = duckdb_fn().epoch_us(ts) + (self.offset + shift) * 10**6
+            return duckdb_fn().divide(n, seconds * 10**6)
+        return ((ts.epoch_seconds() + self.offset + shift) // seconds).cast("int64")
 
     @staticmethod
     def bucket_start(number: int, seconds: int) -> datetime:
@@ -204,7 +243,9 @@ class Frame:
         return ts.epoch_seconds().floor().cast("int64")
 
     def week_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:
-        # 1970-01-01 was a Thursday: +3 makes weeks start on Monday.
+        # 1970-01-01 was a Thursday: +3 days makes weeks start on Monday.
+        if self.integer_time:  # floor((day + 3) / 7) in one division
+            return self.bucket_of(ts, 7 * DAY, shift=3 * DAY)
         return ((self.day_of(ts) + 3) // 7).cast("int64")
 
     def month_of(self, ts: ir.TimestampValue) -> ir.IntegerValue:

@@ -124,7 +124,7 @@ def _without_members(fr: Frame, first: ir.Table) -> ir.Table:
             members,
             [
                 first.person_id == members.person_id,
-                fr.day_of(members.member_since) < fr.day_of(first.first_ts),
+                fr.day_of_any(members.member_since) < fr.day_of(first.first_ts),
             ],
         )
     baseline = fr.config.baseline
