@@ -405,12 +405,14 @@ def _ts_checks(b: _Builder, name: str, required: bool, bounds: tuple[_dt, _dt]) 
     )
 
 
-def _text_checks(b: _Builder, kind: str) -> None:
-    """No generic column may hold a NUL character (PostgreSQL refuses them) or be absurdly long."""
+def _text_checks(b: _Builder, kind: str, nul_free: bool = False) -> None:
+    """No generic column may hold a NUL character (PostgreSQL refuses them) or be absurdly long.
+    `nul_free`: the source cannot hold one (skips a scan of every value)."""
     for name in generic_columns(kind):
         col = ident(name)
         limit = MAX_TEXT_BYTES if name == "text" else MAX_VALUE_BYTES
-        b.error(f"contains({col}, chr(0))", name, q(f"{name} contains a NUL character"))
+        if not nul_free:
+            b.error(f"contains({col}, chr(0))", name, q(f"{name} contains a NUL character"))
         b.error(f"strlen({col}) > {limit}", name, q(f"{name} longer than {limit} bytes"))
 
 
@@ -490,19 +492,22 @@ def normalize_query(
     settings: Settings | None = None,
     raw_row: bool = False,
     absent: frozenset[str] = frozenset(),
+    nul_free: bool = False,
 ) -> NormalizedQuery:
     """Build the normalising SELECT over `source`, a relation holding the generic columns as text.
 
     `source` must have `_line` (BIGINT), `_props` (JSON text or NULL) and every generic column of
     `kind` (NULL where the input lacked it). With `raw_row`, `source` also has `_rawrow` (the
     input row as a struct, `mapping_sql(keep_raw=True)`) and the query adds `_raw`: that row as
-    JSON text where the row has errors, else NULL. `absent`: see NormalizedQuery.
+    JSON text where the row has errors, else NULL. `absent`: see NormalizedQuery. `nul_free`:
+    `source` holds no NUL character (a CSV file: its reader refuses any file with a NUL byte), so
+    no value is searched for one.
     """
     settings = settings or get_settings()
     tz = settings.timezone
     b = _Builder(kind, absent)
     bounds = time_bounds(settings)
-    _text_checks(b, kind)
+    _text_checks(b, kind, nul_free)
     if kind == "identities":
         _identity_pair_columns(b, tz, bounds)
         return b.sql(source, raw_row)
