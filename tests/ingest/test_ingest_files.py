@@ -320,6 +320,11 @@ def test_unreadable_files_are_clear_errors(sqlite_store, tmp_path: Path) -> None
     latin1.write_bytes(",".join(EVENT_HEADER).encode() + b"\ne1,2026-11-03,caf\xe9,openid,view,app\n")
     with pytest.raises(FileImportError, match="neither UTF-8"):
         import_file(latin1, "events")
+    # A NUL byte in one field refuses the whole file: the normaliser then need not look for one.
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(",".join(EVENT_HEADER).encode() + b"\ne1,2026-11-03,u\x001,openid,view,app\n")
+    with pytest.raises(FileImportError, match="neither UTF-8"):
+        import_file(nul, "events")
     utf16 = tmp_path / "utf16.csv"
     utf16.write_text(",".join(EVENT_HEADER), encoding="utf-16")
     with pytest.raises(FileImportError, match="UTF-16"):

@@ -362,24 +362,25 @@ class _Builder:
 def _identifier_checks(
     b: _Builder, type_col: str, value_col: str, field_type: str, field_value: str, digits: str
 ) -> None:
-    """`digits` names the n_* column holding the phone digits (_raw_value_sql)."""
-    t, v = ident(type_col), ident(value_col)
+    """`digits` names the n_* column holding the phone digits (_raw_value_sql); the type is read
+    lower-cased from its n_* column (lower() once a row, not once per check)."""
+    t, v, lowered = ident(type_col), ident(value_col), ident(f"n_{type_col}")
     b.error(f"{v} IS NULL", field_value, q(f"missing {field_value}"))
     b.error(f"{t} IS NULL", field_type, q(f"missing {field_type}"))
     b.error(
-        f"{t} IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, lower({t}))",
+        f"{t} IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {lowered})",
         field_type,
         f"'unknown id_type ' || {t}",
     )
     # CASE, not AND: only CASE skips the regex for rows that are no phones (AND evaluates both sides).
     b.error(
-        f"CASE WHEN lower({t}) = 'phone' AND {v} IS NOT NULL"
+        f"CASE WHEN {lowered} = 'phone' AND {v} IS NOT NULL"
         f" THEN NOT regexp_full_match({ident(digits)}, '\\d{{7,15}}') ELSE false END",
         field_value,
         q("not a phone number"),
     )
     b.error(
-        f"lower({t}) <> 'phone' AND length({v}) > {MAX_ID_LENGTH}",
+        f"{lowered} <> 'phone' AND length({v}) > {MAX_ID_LENGTH}",
         field_value,
         q(f"{field_value} longer than {MAX_ID_LENGTH} characters"),
     )
@@ -405,12 +406,14 @@ def _ts_checks(b: _Builder, name: str, required: bool, bounds: tuple[_dt, _dt]) 
     )
 
 
-def _text_checks(b: _Builder, kind: str) -> None:
-    """No generic column may hold a NUL character (PostgreSQL refuses them) or be absurdly long."""
+def _text_checks(b: _Builder, kind: str, nul_free: bool = False) -> None:
+    """No generic column may hold a NUL character (PostgreSQL refuses them) or be absurdly long.
+    `nul_free`: the source cannot hold one (skips a scan of every value)."""
     for name in generic_columns(kind):
         col = ident(name)
         limit = MAX_TEXT_BYTES if name == "text" else MAX_VALUE_BYTES
-        b.error(f"contains({col}, chr(0))", name, q(f"{name} contains a NUL character"))
+        if not nul_free:
+            b.error(f"contains({col}, chr(0))", name, q(f"{name} contains a NUL character"))
         b.error(f"strlen({col}) > {limit}", name, q(f"{name} longer than {limit} bytes"))
 
 
@@ -435,15 +438,20 @@ def _event_columns(b: _Builder) -> None:
     for col in ("campaign_id", "invite_code", "device_id", "ip"):
         b.value(col, ident(col))
     ref_type = 'lower(coalesce("referrer_id_type", "id_type"))'
-    b.value("referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END', "referrer_id")
-    b.value("referrer_raw", _raw_value_sql(ref_type, "referrer_id"), "referrer_id")
+    # NULL without a referrer: the checks read it, never lower() every row again (a file without
+    # referrers then checks none at all)
+    n_ref_type = b.value(
+        "referrer_id_type", f'CASE WHEN "referrer_id" IS NOT NULL THEN {ref_type} END', "referrer_id"
+    )
+    referrer_raw = _raw_value_sql(ref_type, "referrer_id")
+    b.value("referrer_raw", f'CASE WHEN "referrer_id" IS NOT NULL THEN {referrer_raw} END', "referrer_id")
     b.error(
-        f'"referrer_id" IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {ref_type})',
+        f'"referrer_id" IS NOT NULL AND NOT list_contains({ID_TYPES_SQL}, {n_ref_type})',
         "referrer_id_type",
         f"'unknown id_type ' || coalesce({ref_type}, '')",
     )
     b.error(
-        f"CASE WHEN \"referrer_id\" IS NOT NULL AND {ref_type} = 'phone'"
+        f"CASE WHEN {n_ref_type} = 'phone'"
         " THEN NOT regexp_full_match(\"n_referrer_raw\", '\\d{7,15}') ELSE false END",
         "referrer_id",
         q("not a phone number"),
@@ -490,19 +498,22 @@ def normalize_query(
     settings: Settings | None = None,
     raw_row: bool = False,
     absent: frozenset[str] = frozenset(),
+    nul_free: bool = False,
 ) -> NormalizedQuery:
     """Build the normalising SELECT over `source`, a relation holding the generic columns as text.
 
     `source` must have `_line` (BIGINT), `_props` (JSON text or NULL) and every generic column of
     `kind` (NULL where the input lacked it). With `raw_row`, `source` also has `_rawrow` (the
     input row as a struct, `mapping_sql(keep_raw=True)`) and the query adds `_raw`: that row as
-    JSON text where the row has errors, else NULL. `absent`: see NormalizedQuery.
+    JSON text where the row has errors, else NULL. `absent`: see NormalizedQuery. `nul_free`:
+    `source` holds no NUL character (a CSV file: its reader refuses any file with a NUL byte), so
+    no value is searched for one.
     """
     settings = settings or get_settings()
     tz = settings.timezone
     b = _Builder(kind, absent)
     bounds = time_bounds(settings)
-    _text_checks(b, kind)
+    _text_checks(b, kind, nul_free)
     if kind == "identities":
         _identity_pair_columns(b, tz, bounds)
         return b.sql(source, raw_row)

@@ -63,7 +63,8 @@ def normaliser(kind: str, preset: Preset) -> Callable[[list[str]], tuple[str, st
 
     def transform(headers: list[str]) -> tuple[str, str | None]:
         mapping = mapping_sql(preset, kind, headers, keep_raw=True)
-        query = normalize_query(kind, f"({mapping.sql})", raw_row=True, absent=mapping.absent)
+        # nul_free: the CSV reader refuses a file holding a NUL byte (files._looks_utf8, detect_encoding)
+        query = normalize_query(kind, f"({mapping.sql})", raw_row=True, absent=mapping.absent, nul_free=True)
         return query.sql, query.constants
 
     return transform
