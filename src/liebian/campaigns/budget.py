@@ -19,7 +19,7 @@ from liebian.campaigns.common import audit, expire_campaign, stmt
 from liebian.campaigns.models import Campaign, CapCounter, Reservation
 from liebian.campaigns.schemas import Reward
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import core, rowcount
 from liebian.rewards import service as ledger
 
 
@@ -29,9 +29,9 @@ def bump(session: Session, campaign_id: str, scope: str, key: str, cap: int | No
         return None
     params = {"b_cid": campaign_id, "b_scope": scope, "b_key": key, "b_n": n, "b_now": utcnow()}
     if cap is None:
-        row = session.execute(stmt(session, "bump_uncapped"), params).first()
+        row = core(session, stmt(session, "bump_uncapped"), params).first()
     else:
-        row = session.execute(stmt(session, "bump"), {**params, "b_cap": cap}).first()
+        row = core(session, stmt(session, "bump"), {**params, "b_cap": cap}).first()
     return None if row is None else row[0]
 
 
@@ -102,7 +102,7 @@ def _reservation(campaign_id: str, ask: Ask) -> dict[str, Any]:
 
 def _take(session: Session, campaign_id: str, value_fen: int, n: int) -> bool:
     took = rowcount(
-        session.execute(stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": value_fen, "b_n": n})
+        core(session, stmt(session, "take_budget"), {"b_cid": campaign_id, "b_value": value_fen, "b_n": n})
     )
     expire_campaign(session, campaign_id)
     return bool(took)
@@ -140,7 +140,7 @@ def _reserved(session: Session, campaign_id: str, ask: Ask, reservation_id: int,
 
 
 def _grant_one(session: Session, campaign_id: str, ask: Ask) -> Grant:
-    row = session.execute(stmt(session, "reserve"), _reservation(campaign_id, ask)).first()
+    row = core(session, stmt(session, "reserve"), _reservation(campaign_id, ask)).first()
     if row is not None and not _take(session, campaign_id, ask.reward.value_fen, 1):
         # first time and no room: give the reservation back
         session.execute(delete(Reservation).where(Reservation.id == row[0]))
@@ -154,7 +154,7 @@ def _grant_one(session: Session, campaign_id: str, ask: Ask) -> Grant:
         return Grant(ask.person_id, ask.role, ask.reward.code, ask.reward.value_fen, None, "budget_exhausted")
     view = ledger.grant(session, **_ledger_args(campaign_id, ask))
     if row is not None:
-        session.execute(stmt(session, "reservation_reward"), {"b_id": row[0], "b_reward": view.id})
+        core(session, stmt(session, "reservation_reward"), {"b_id": row[0], "b_reward": view.id})
         _reserved(session, campaign_id, ask, row[0], view.id)
     return Grant(ask.person_id, ask.role, ask.reward.code, ask.reward.value_fen, view.id, "granted")
 
@@ -178,7 +178,7 @@ def _name_rewards(session: Session, pairs: list[tuple[int, int]]) -> None:
     params = {}
     for i, (reservation_id, reward_id) in enumerate(pairs):
         params[f"b_id{i}"], params[f"b_reward{i}"] = reservation_id, reward_id
-    session.execute(_naming[n], params)
+    core(session, _naming[n], params)
 
 
 def grant_all(session: Session, campaign_id: str, asks: list[Ask]) -> list[Grant]:
@@ -191,7 +191,7 @@ def grant_all(session: Session, campaign_id: str, asks: list[Ask]) -> list[Grant
     if len(asks) < 2 or len(keys) < len(asks):
         return [_grant_one(session, campaign_id, ask) for ask in asks]
     rows = [_reservation(campaign_id, ask) for ask in asks]
-    new: dict[str, int] = dict(session.execute(stmt(session, "reserve_keyed"), rows).tuples().all())
+    new: dict[str, int] = dict(core(session, stmt(session, "reserve_keyed"), rows).tuples().all())
     fresh = [
         (ask, new[row["idempotency_key"]])
         for ask, row in zip(asks, rows, strict=True)

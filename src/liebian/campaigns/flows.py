@@ -43,7 +43,7 @@ from liebian.campaigns.schemas import (
 )
 from liebian.campaigns.strategies import Award, strategy_for
 from liebian.db.base import utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import core, rowcount
 from liebian.identity import service as identity
 from liebian.rewards import service as ledger
 from liebian.risk import Assessment, RiskContext, assess
@@ -110,7 +110,7 @@ def accept_invite(session: Session, req: AcceptRequest, *, now: datetime | None 
     friend = resolve_person(session, req, source=f"campaign:{c.id}", device_id=req.device_id, known=known)
     if friend == inviter:
         raise _own_invite()
-    parent = session.execute(stmt(session, "parent"), {"b_cid": c.id, "b_pid": inviter}).first()
+    parent = core(session, stmt(session, "parent"), {"b_cid": c.id, "b_pid": inviter}).first()
     group_id = strategy_for(rules.type).group_for(session, rules, inviter, parent, inv, now)
     ctx = RiskContext(
         stage="accept",
@@ -193,7 +193,8 @@ def _insert_referral(
 ) -> int:
     """The referral row, in the state the risk decision gives; a concurrent accept of the same
     friend that won the unique key makes this one `already_accepted`."""
-    row = session.execute(
+    row = core(
+        session,
         stmt(session, "insert_referral"),
         {
             "campaign_id": c.id,
@@ -394,7 +395,7 @@ def _count_inviter(
         if count is None:
             notes.append({"role": "inviter", "state": "inviter_cap_reached"})
     if count is None:
-        session.execute(stmt(session, "uncount"), {"b_id": ref.id})
+        core(session, stmt(session, "uncount"), {"b_id": ref.id})
         set_committed_value(ref, "counted", False)
     return count
 
@@ -416,8 +417,10 @@ def _qualify(
     kind = strategy_for(rules.type)
     counts = kind.counts_inviter
     won = rowcount(
-        session.execute(
-            stmt(session, "qualify"), {"b_id": ref.id, "b_now": now, "b_order": order_id, "b_counted": counts}
+        core(
+            session,
+            stmt(session, "qualify"),
+            {"b_id": ref.id, "b_now": now, "b_order": order_id, "b_counted": counts},
         )
     )
     if not won:
@@ -516,7 +519,8 @@ def conclude_order(
     grants: list[dict[str, Any]] = []
     if ref is not None:
         status, reason, grants = _judge_and_qualify(session, c, ref, req, person, ts, now)
-    o = session.execute(
+    o = core(
+        session,
         stmt(session, "order_outcome"),
         {"b_id": rec.order_pk, "b_status": status, "b_reason": reason, "b_ref": ref.id if ref else None},
     ).one()  # RETURNING the order's view columns
@@ -545,7 +549,8 @@ def _insert_order(
 ) -> int | dict[str, Any]:
     """The order's row id; for an order id reported before, that order's view (or 409 when it was
     reported for another participant)."""
-    row = session.execute(
+    row = core(
+        session,
         stmt(session, "insert_order"),
         {
             "campaign_id": c.id,

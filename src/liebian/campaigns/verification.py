@@ -40,7 +40,7 @@ from liebian.campaigns.participants import resolve_person
 from liebian.campaigns.schemas import ConversionRequest, OrderCallback
 from liebian.config import get_settings
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import core, rowcount
 from liebian.engine import warehouse
 from liebian.identity import service as identity
 from liebian.privacy.crypto import decrypt, encrypt
@@ -179,8 +179,8 @@ def _upsert(session: Session, order: TrustedOrder, now: datetime) -> Known:
     values = {f"b_{k}": getattr(order, k) for k in TrustedOrder.__dataclass_fields__}
     # a new order comes back whole from its INSERT (RETURNING): no second read; a known one is read
     # (and locked) after, as an ORM object (it may move on below)
-    created = session.execute(
-        _insert_verified(session), {**values, "b_received_at": now, "b_updated_at": now}
+    created = core(
+        session, _insert_verified(session), {**values, "b_received_at": now, "b_updated_at": now}
     ).first()
     if created is not None:  # new: the buyer is this order's
         _audit_verified(session, order, created.status, created.id)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from liebian.campaigns.models import Invite, InviteVisit
 from liebian.config import get_settings
+from liebian.db.base import table_of
 from liebian.identity import service as identity
 from liebian.identity.keys import IdentifierError
 from liebian.privacy.crypto import identifier_hmac
@@ -197,12 +198,13 @@ _SELF_CLICKS = select(func.coalesce(func.sum(InviteVisit.clicks), 0)).where(
 def self_clicks_counted(campaign: str, inviter: str) -> ScalarSelect[Any]:
     """`self_clicks` as a scalar subquery with the named bind parameters (the inline risk checks
     read it in their one statement of counts)."""
+    visits = table_of(InviteVisit)  # table columns: the statement stays a Core one (`db.session.core`)
     return (
-        select(func.coalesce(func.sum(InviteVisit.clicks), 0))
+        select(func.coalesce(func.sum(visits.c.clicks), 0))
         .where(
-            InviteVisit.campaign_id == bindparam(campaign),
-            InviteVisit.inviter_person_id == bindparam(inviter),
-            InviteVisit.own.is_(True),
+            visits.c.campaign_id == bindparam(campaign),
+            visits.c.inviter_person_id == bindparam(inviter),
+            visits.c.own.is_(True),
         )
         .scalar_subquery()
     )

@@ -233,6 +233,15 @@ def rowcount(result: Result[Any]) -> int:
     return result.rowcount
 
 
+def core(session: Session, statement: Executable, params: Any = None) -> CursorResult[*tuple[Any, ...]]:
+    """Run a Core statement (over tables, not ORM entities) on the session's connection, in its
+    transaction. `Session.execute` costs ~10 µs more per statement (its bind look-up, execution
+    options and events, measured on SQLite: 50 -> 40 µs for a one-row SELECT), for an ORM step
+    such a statement never takes: no autoflush, no loading into the identity map (issue #23).
+    An ORM-enabled statement (`select(Model)`, `Model.column`) keeps `Session.execute`."""
+    return session.connection().execute(statement, params)
+
+
 _multi_row_inserts: dict[Table, Executable] = {}
 
 
@@ -245,11 +254,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     INSERT … RETURNING, so on PostgreSQL the rows come back as their keys, unused. On SQLite the
     driver's executemany, a loop in C, is the cheaper one."""
     if len(rows) == 1:
-        session.execute(table.insert(), rows[0])
+        core(session, table.insert(), rows[0])
     elif len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
         insert = _multi_row_inserts.get(table)
         if insert is None:
             insert = _multi_row_inserts[table] = table.insert().returning(*table.primary_key.columns)
-        session.execute(insert, rows)
+        core(session, insert, rows)
     elif rows:
-        session.execute(table.insert(), rows)
+        core(session, table.insert(), rows)

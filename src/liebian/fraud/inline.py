@@ -35,6 +35,7 @@ from liebian.campaigns.budget import bump
 from liebian.campaigns.models import Referral
 from liebian.config import get_settings
 from liebian.db.base import table_of
+from liebian.db.session import core
 from liebian.fraud.known import value_hash
 from liebian.fraud.models import FraudKnownUse, FraudSighting
 from liebian.fraud.reasons import REASONS
@@ -116,6 +117,7 @@ _P, _S, _K = table_of(Person), table_of(FraudSighting), table_of(FraudKnownUse)
 # ~0.1 ms: issue #23, tests/campaigns/test_campaigns_statement_budget.py).
 _SA, _KA, _PA = _S.alias("fs"), _K.alias("fk"), _P.alias("pe")
 _CURRENT = select(_P.c.id, _P.c.merged_into).where(_P.c.id.in_(bindparam("ids", expanding=True)))
+_INSERT_SIGHTING = _S.insert()
 NONE = -1  # stands for a missing person id in the counts below (person ids are positive)
 
 
@@ -205,7 +207,8 @@ def _sightings(session: Session, ctx: RiskContext) -> dict[str, int]:
     cached: tuple[RiskContext, dict[str, int]] | None = session.info.get("fraud_counts")
     if cached is not None and cached[0] is ctx:
         return cached[1]
-    row = session.execute(
+    row = core(
+        session,
         _COUNTS,
         {
             "inviter": NONE if ctx.inviter is None else ctx.inviter,
@@ -431,7 +434,7 @@ def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
         now = {ctx.friend: counts["friend_now"], ctx.inviter: counts["inviter_now"]}
         known = {pid: now[pid] for pid in ids}
     elif ids:
-        known = {pid: merged or pid for pid, merged in session.execute(_CURRENT, {"ids": ids})}
+        known = {pid: merged or pid for pid, merged in core(session, _CURRENT, {"ids": ids})}
     session.info["fraud_current"] = known
     try:
         signals: list[RiskSignal] = []
@@ -440,8 +443,9 @@ def inline_check(session: Session, ctx: RiskContext) -> list[RiskSignal]:
     finally:
         session.info.pop("fraud_current", None)
         session.info.pop("fraud_counts", None)
-    session.execute(
-        _S.insert(),
+    core(
+        session,
+        _INSERT_SIGHTING,
         {
             "ts": ctx.ts,
             "stage": ctx.stage,

@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session, SessionTransaction
 
+from liebian.db.session import core
 from liebian.privacy.crypto import keys
 
 GENESIS = "0" * 64
@@ -68,7 +69,7 @@ def lock_head(session: Session, head_table: Table, info_key: str) -> Head:
     for _ in range(2):
         # SQLite: a write as the first statement — pysqlite opens the transaction here and SQLite hands
         # out its single write lock (waiting on busy_timeout), so every later read sees the newest data.
-        row = session.execute(for_update if pg else touch).first()
+        row = core(session, for_update if pg else touch).first()
         if row is not None:
             head = Head(int(row[0]), row[1])
             session.info[info_key] = (transaction_of(session), head)

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from liebian import ports
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import insert_rows, rowcount
+from liebian.db.session import core, insert_rows, rowcount
 from liebian.errors import DomainError
 from liebian.identity import service as identity
 from liebian.rewards.chain import Head as _Head
@@ -197,7 +197,7 @@ def _write(session: Session, head: _Head, written: list[tuple[dict[str, Any], di
     entries = [entry for entry, _ in written]
     insert_rows(session, _E, entries)
     last = entries[-1]
-    session.execute(_HEAD_SET, {"b_seq": last["seq"], "b_hash": last["hash"]})
+    core(session, _HEAD_SET, {"b_seq": last["seq"], "b_hash": last["hash"]})
     head.seq, head.hash = last["seq"], last["hash"]
     for entry, reward in written:
         for subscriber in ports.current().ledger_subscribers:
@@ -212,7 +212,7 @@ def _append(session: Session, head: _Head, reward: dict[str, Any], **fields: Any
 
 
 def _load(session: Session, reward_id: int) -> dict[str, Any]:
-    row = session.execute(_REWARD_BY_ID, {"b_id": reward_id}).mappings().first()
+    row = core(session, _REWARD_BY_ID, {"b_id": reward_id}).mappings().first()
     if row is None:
         raise LedgerError("not_found", f"reward {reward_id} does not exist", 404)
     return dict(row)
@@ -226,7 +226,7 @@ def _check_key(idempotency_key: str) -> str:
 
 
 def _entry_by_key(session: Session, key: str) -> Row[Any, Any, Any] | None:
-    return session.execute(_ENTRY_BY_KEY, {"b_key": key}).first()
+    return core(session, _ENTRY_BY_KEY, {"b_key": key}).first()
 
 
 # --- the seam ----------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ def _check_grant(campaign_id: str, person_id: int, reward_code: str, value_fen: 
 
 def _replayed(session: Session, idempotency_key: str, values: tuple[Any, ...]) -> RewardView:
     """The reward a grant's key made before: the same one again, or a conflict if its values differ."""
-    existing = session.execute(_REWARD_BY_KEY, {"b_key": idempotency_key}).mappings().one()
+    existing = core(session, _REWARD_BY_KEY, {"b_key": idempotency_key}).mappings().one()
     same = tuple(existing[k] for k in ("campaign_id", "person_id", "reward_code", "value_fen", "source_ref"))
     if same != values:
         raise LedgerError(
@@ -285,7 +285,7 @@ def grant(
     _check_grant(campaign_id, person_id, reward_code, value_fen, source_ref, hold_until)
 
     head = _lock_head(session)
-    used = session.execute(_KEY_USED, {"b_key": idempotency_key}).one()
+    used = core(session, _KEY_USED, {"b_key": idempotency_key}).one()
     if used.reward is not None:
         return _replayed(
             session, idempotency_key, (campaign_id, person_id, reward_code, value_fen, source_ref)
@@ -297,7 +297,7 @@ def grant(
         )
     reward = _new_reward(campaign_id, person_id, reward_code, value_fen, reason, source_ref,
                          idempotency_key, hold_until, held_for_review)  # fmt: skip
-    reward["id"] = session.execute(_INSERT_REWARD, reward).scalar_one()
+    reward["id"] = core(session, _INSERT_REWARD, reward).scalar_one()
     _write(session, head, _grant_entries((head.seq, head.hash), reward))
     return _view(reward)
 
@@ -348,14 +348,14 @@ def grant_all(session: Session, grants: Sequence[Mapping[str, Any]]) -> list[Rew
                      g["hold_until"])  # fmt: skip
     head = _lock_head(session)
     keys = [g["idempotency_key"] for g in grants]
-    if len(grants) < 2 or len(set(keys)) < len(keys) or session.execute(_KEYS_USED, {"b_keys": keys}).first():
+    if len(grants) < 2 or len(set(keys)) < len(keys) or core(session, _KEYS_USED, {"b_keys": keys}).first():
         return [grant(session, **g) for g in grants]
     rewards = [
         _new_reward(g["campaign_id"], g["person_id"], g["reward_code"], g["value_fen"], g["reason"],
                     g["source_ref"], g["idempotency_key"], g["hold_until"], g.get("held_for_review", False))
         for g in grants
     ]  # fmt: skip
-    ids: dict[str, int] = dict(session.execute(_INSERT_REWARD_KEYED, rewards).tuples().all())
+    ids: dict[str, int] = dict(core(session, _INSERT_REWARD_KEYED, rewards).tuples().all())
     written: list[tuple[dict[str, Any], dict[str, Any]]] = []
     prev = (head.seq, head.hash)
     for reward in rewards:
@@ -400,7 +400,7 @@ def _transition_locked(
         )
     now = utcnow()
     changed = rowcount(
-        session.execute(_MOVE, {"b_id": reward_id, "b_from": from_state, "b_to": to_state, "b_now": now})
+        core(session, _MOVE, {"b_id": reward_id, "b_from": from_state, "b_to": to_state, "b_now": now})
     )
     if changed != 1:  # pragma: no cover - the head lock makes this unreachable; kept as a guard
         raise LedgerError("concurrent_change", f"reward {reward_id} changed while being moved to {to_state}")
@@ -508,7 +508,7 @@ def set_review_hold(session: Session, reward_id: int, held: bool, *, actor: str,
             "illegal_transition", f"reward {reward_id} is {reward['state']}; a review hold no longer applies"
         )
     now = utcnow()
-    session.execute(_SET_HOLD, {"b_id": reward_id, "b_held": bool(held), "b_now": now})
+    core(session, _SET_HOLD, {"b_id": reward_id, "b_held": bool(held), "b_now": now})
     reward["held_for_review"], reward["updated_at"] = bool(held), now
     _append(
         session,

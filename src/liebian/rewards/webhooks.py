@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from liebian import urlguard
 from liebian.db.base import table_of, utcnow
-from liebian.db.session import rowcount
+from liebian.db.session import core, rowcount
 from liebian.lazy import lazy_import
 from liebian.privacy.crypto import decrypt, encrypt
 from liebian.rewards.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -204,7 +204,7 @@ def _active_endpoints(session: Session) -> Sequence[Row[Any, Any]]:
     if held is not None and tx is not None and held[0] is tx:
         cached: Sequence[Row[Any, Any]] = held[1]
         return cached
-    endpoints = session.execute(_ACTIVE_ENDPOINTS).all()
+    endpoints = core(session, _ACTIVE_ENDPOINTS).all()
     session.info[_ENDPOINTS_KEY] = (transaction_of(session), endpoints)
     return endpoints
 
