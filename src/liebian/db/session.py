@@ -253,12 +253,10 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     the referral loop's audit rows); SQLAlchemy writes the latter ("insertmanyvalues") for an
     INSERT … RETURNING, so on PostgreSQL the rows come back as their keys, unused. On SQLite the
     driver's executemany, a loop in C, is the cheaper one."""
-    if len(rows) == 1:
-        core(session, table.insert(), rows[0])
-    elif len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
+    if len(rows) > 1 and session.get_bind().dialect.name == "postgresql":
         insert = _multi_row_inserts.get(table)
         if insert is None:
             insert = _multi_row_inserts[table] = table.insert().returning(*table.primary_key.columns)
         core(session, insert, rows)
     elif rows:
-        core(session, table.insert(), rows)
+        core(session, table.insert(), rows[0] if len(rows) == 1 else rows)
